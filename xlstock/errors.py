@@ -1,0 +1,122 @@
+"""One error tree for xlstock.
+
+Every error carries the exit status the contract gives it and a message that names
+the sheet, cell, SKU or URL at fault and says what to do. Adapters translate foreign
+exceptions (openpyxl, zipfile, requests, urllib3, sqlite3) into this tree at one
+place each, ``raise ... from exc``, so that the CLI and the Excel buttons only ever
+show these messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_SHEET = 1
+EXIT_USAGE = 2
+EXIT_CONFLICT = 3
+EXIT_SERVICE = 4
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One problem with one row of sheet Stock (``row`` is the sheet row number)."""
+
+    row: int | None
+    sku: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = []
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.sku:
+            where.append(f"SKU {self.sku!r}")
+        prefix = f"Stock {', '.join(where)}: " if where else "Stock: "
+        return prefix + self.message
+
+
+class XlstockError(Exception):
+    """Base of every error xlstock reports to a merchant."""
+
+    exit_code = EXIT_SHEET
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(XlstockError):
+    """The command was called wrongly (a missing file, a bad option, a bad setting)."""
+
+    exit_code = EXIT_USAGE
+
+
+class WorkbookError(XlstockError):
+    """The workbook file cannot be read or written safely (corrupt, hostile, locked)."""
+
+    exit_code = EXIT_SHEET
+
+
+class SheetError(XlstockError):
+    """Rows of sheet Stock are wrong; nothing was sent. ``problems`` names each row."""
+
+    exit_code = EXIT_SHEET
+
+    def __init__(self, message: str, problems: Sequence[RowProblem] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+    def __str__(self) -> str:
+        lines = [self.message]
+        lines.extend(f"  {p}" for p in self.problems[:50])
+        if len(self.problems) > 50:
+            lines.append(f"  ... and {len(self.problems) - 50} more (see column Status)")
+        return "\n".join(lines)
+
+
+class ConflictError(SheetError):
+    """Strict policy found rows changed online since Sync, or a race retries could not
+    resolve; nothing was sent."""
+
+    exit_code = EXIT_CONFLICT
+
+
+class MassChangeError(XlstockError):
+    """An action would blank or rewrite most of the shop at once; it needs an explicit
+    ``--allow-mass-change`` (in Excel, a confirmation)."""
+
+    exit_code = EXIT_SHEET
+
+
+class ServiceError(XlstockError):
+    """The stock service could not be reached, or refused the request; nothing was sent
+    (or, for :class:`OutcomeUnknown`, the outcome is recoverable by the next publish)."""
+
+    exit_code = EXIT_SERVICE
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class ServiceUnreachable(ServiceError):
+    """No answer: connection refused, DNS, TLS, timeout, or a broken response."""
+
+
+class ServiceRefused(ServiceError):
+    """The service answered with an error (401, 403, 404, 413, 422, 5xx ...)."""
+
+
+class StaleVersion(ServiceError):
+    """412: the live levels changed since they were read; re-read and re-plan."""
+
+
+class OutcomeUnknown(ServiceError):
+    """A publish was sent but its answer never arrived. The workbook keeps the pending
+    key; the next ``xlstock publish`` asks the service what happened and finishes."""

@@ -1,0 +1,174 @@
+"""The pure core's vocabulary: stock items, snapshots, and the rules for SKUs,
+quantities and shop URLs. No I/O, no Excel library, no HTTP.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from xlstock.cells import CellError, Formula, NO_CACHE
+
+MAX_SKU_LENGTH = 100
+MAX_NAME_LENGTH = 500
+MAX_LEVEL = 1_000_000_000
+"""The largest level or change xlstock accepts; anything larger is a typing slip."""
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+@dataclass(frozen=True)
+class StockItem:
+    """One product or option as the shop knows it: its key, names and live level."""
+
+    sku: str
+    name: str = ""
+    variant: str = ""
+    qty: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The live levels of one shop at one moment, with the service's version tag
+    (an opaque ``ETag``) that a conditional publish must quote."""
+
+    shop: str
+    version: str
+    items: Mapping[str, StockItem] = field(default_factory=dict)
+    generated_at: str = ""
+
+    def levels(self) -> dict[str, int]:
+        return {sku: item.qty for sku, item in self.items.items()}
+
+
+class ValueProblem(ValueError):
+    """A cell value broke a rule; the message says what is wrong and the fix."""
+
+
+def has_control_characters(text: str) -> bool:
+    return bool(_CONTROL.search(text))
+
+
+def clean_sku(value: Any) -> str | None:
+    """The SKU a cell holds, as text, or ``None`` for a blank cell.
+
+    Rules (documented in docs/reliability.md): surrounding spaces are dropped; a
+    number typed without text format becomes its digits (``123.0`` -> ``"123"``);
+    case is kept and matters; control characters, formulas without a cached value,
+    errors and over-long SKUs are refused.
+    """
+    if isinstance(value, Formula):
+        if value.cached is NO_CACHE:
+            raise ValueProblem(
+                "SKU is a formula with no saved result; open and save the file in Excel, "
+                "or type the SKU as text"
+            )
+        value = value.cached
+    if value is None:
+        return None
+    if isinstance(value, CellError):
+        raise ValueProblem(f"SKU is the error {value.code}; type the SKU as text")
+    if isinstance(value, bool):
+        raise ValueProblem(f"SKU is {str(value).upper()}; type the SKU as text")
+    if isinstance(value, (_dt.date, _dt.time, _dt.timedelta)):
+        raise ValueProblem("SKU is a date; format column SKU as Text and type it again")
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise ValueProblem(f"SKU {value!r} is not a product key; type the SKU as text")
+        value = int(value)
+    text = str(value).strip()
+    if not text:
+        return None
+    if has_control_characters(text):
+        raise ValueProblem("SKU holds a control character (line break, tab...); retype it")
+    if len(text) > MAX_SKU_LENGTH:
+        raise ValueProblem(f"SKU is {len(text)} characters long; the limit is {MAX_SKU_LENGTH}")
+    return unicodedata.normalize("NFC", text)
+
+
+def parse_quantity(value: Any, *, what: str, minimum: int | None = None) -> int | None:
+    """A whole number from a cell, or ``None`` for a blank one.
+
+    Accepted: integers, floats with no fractional part (``12.0``), text holding a whole
+    number (``" 12 "``, as CSV imports leave it), and a formula's cached result.
+    Refused with a message naming the fix: fractions, booleans, dates, error values,
+    formulas without a cached result, numbers beyond one billion, and values below
+    ``minimum``.
+    """
+    if isinstance(value, Formula):
+        if value.cached is NO_CACHE:
+            raise ValueProblem(
+                f"{what} is a formula with no saved result; open and save the file in Excel "
+                "so that its value is stored, or type the number"
+            )
+        value = value.cached
+    if value is None:
+        return None
+    if isinstance(value, CellError):
+        raise ValueProblem(f"{what} is the error {value.code}; type a whole number")
+    if isinstance(value, bool):
+        raise ValueProblem(f"{what} is {str(value).upper()}; type a whole number")
+    if isinstance(value, (_dt.date, _dt.time, _dt.timedelta)):
+        raise ValueProblem(f"{what} is a date; format the cell as Number and type a whole number")
+    if isinstance(value, str):
+        text = value.strip().replace("\u00a0", "")
+        if not text:
+            return None
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise ValueProblem(f"{what} {value.strip()[:40]!r} is not a whole number; type one")
+        number: int | float = int(text)
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueProblem(f"{what} is not a number; type a whole number")
+        if value != int(value):
+            raise ValueProblem(f"{what} {value:g} is not a whole number; type one")
+        number = int(value)
+    else:
+        raise ValueProblem(f"{what} {str(value)[:40]!r} is not a whole number; type one")
+    if abs(number) > MAX_LEVEL:
+        raise ValueProblem(
+            f"{what} {number} is beyond {MAX_LEVEL:,}; check for a typing slip"
+        )
+    if minimum is not None and number < minimum:
+        raise ValueProblem(f"{what} {number} is below {minimum}; type {minimum} or more")
+    return int(number)
+
+
+def clean_text(value: Any, *, limit: int = MAX_NAME_LENGTH) -> str:
+    """Shop-supplied text made safe to show: control characters become spaces, the
+    length is capped. It is written to cells as literal text, never as a formula."""
+    if value is None:
+        return ""
+    text = _CONTROL.sub(" ", str(value)).strip()
+    return text[:limit]
+
+
+def normalise_shop_url(url: str) -> str:
+    """The canonical form of a shop's address: ``https://shop.example/path``.
+
+    Scheme and host lower-cased, default port and trailing slash dropped, no query or
+    fragment. Raises :class:`ValueProblem` when it is not an http(s) URL.
+    """
+    text = (url or "").strip()
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueProblem(
+            f"shop URL {text!r} is not a web address; write it like https://shop.example"
+        )
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    return urlunsplit((scheme, host, path, "", ""))

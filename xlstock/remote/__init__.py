@@ -1,0 +1,1 @@
+"""The stock-service client on requests: timeouts, retries, ETag, idempotency keys."""

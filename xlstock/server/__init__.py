@@ -1,0 +1,1 @@
+"""The reference stock service (``xlstock serve``): the shop's online side on one machine."""

@@ -1,0 +1,88 @@
+"""The stock file: the one document Publish uploads, and Sync downloads.
+
+Format ``xlstock.stock`` version 1, JSON, UTF-8::
+
+    {"format": "xlstock.stock", "format_version": 1, "shop": "https://shop.example",
+     "items": [{"sku": "A-1", "qty": 5}, ...]}
+
+What the service answers on a read adds ``version`` (the same tag as the ``ETag``),
+``generated_at``, and ``name`` / ``variant`` on each item. Serialisation is
+deterministic: items sorted by SKU, keys sorted, no insignificant white space, one
+trailing newline, so that the same levels always give the same bytes (and the same
+idempotency check on the service).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from xlstock.errors import ServiceError
+from xlstock.model import Snapshot, StockItem
+
+FORMAT_NAME = "xlstock.stock"
+FORMAT_VERSION = 1
+MEDIA_TYPE = "application/json"
+
+
+def dumps(shop: str, levels: Mapping[str, int]) -> bytes:
+    """The stock file for ``levels`` (SKU -> level), as deterministic bytes."""
+    document = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "shop": shop,
+        "items": [{"qty": int(levels[sku]), "sku": sku} for sku in sorted(levels)],
+    }
+    return (
+        json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    ).encode("utf-8")
+
+
+def loads_levels(data: bytes) -> dict[str, int]:
+    """SKU -> level from a stock file made by :func:`dumps` (for checks and tests)."""
+    document = json.loads(data.decode("utf-8"))
+    return {item["sku"]: int(item["qty"]) for item in document["items"]}
+
+
+def snapshot_from_document(document: Any, *, etag: str, source: str) -> Snapshot:
+    """A :class:`Snapshot` from the service's JSON answer to a read of the levels.
+
+    ``source`` names where the document came from (a URL) for error messages.
+    Raises :class:`ServiceError` when the document is not a stock file this version
+    understands.
+    """
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise ServiceError(
+            f"{source} did not answer with a stock file (format {FORMAT_NAME!r}); "
+            "check the Stock service setting"
+        )
+    if document.get("format_version") != FORMAT_VERSION:
+        raise ServiceError(
+            f"{source} speaks stock file version {document.get('format_version')!r}; "
+            f"this xlstock understands version {FORMAT_VERSION}: upgrade xlstock"
+        )
+    raw_items = document.get("items")
+    if not isinstance(raw_items, list):
+        raise ServiceError(f"{source} sent a stock file without an item list")
+    items: dict[str, StockItem] = {}
+    for raw in raw_items:
+        try:
+            sku = str(raw["sku"])
+            qty = raw["qty"]
+            if isinstance(qty, bool) or not isinstance(qty, int):
+                raise TypeError(qty)
+            items[sku] = StockItem(
+                sku=sku,
+                name=str(raw.get("name") or ""),
+                variant=str(raw.get("variant") or ""),
+                qty=qty,
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ServiceError(f"{source} sent a malformed item {str(raw)[:80]}") from exc
+    return Snapshot(
+        shop=str(document.get("shop", "")),
+        version=etag,
+        items=items,
+        generated_at=str(document.get("generated_at", "")),
+    )

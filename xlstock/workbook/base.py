@@ -1,0 +1,67 @@
+"""The workbook adapter interface: what every engine (openpyxl, xlwings) provides.
+
+Deliberately tiny (after httpx's two-method transport): read a sheet as a grid,
+write a rectangular block, add a sheet, save. Everything about *which* cells mean
+what lives once in :mod:`xlstock.workbook.layout`, on top of any adapter.
+
+Values crossing this interface are plain Python values (``str``, ``int``, ``float``,
+``bool``, ``datetime``, ``None``) plus :class:`xlstock.cells.Formula` and
+:class:`xlstock.cells.CellError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+Grid = list[list[Any]]
+
+STOCK_SHEET = "Stock"
+SETTINGS_SHEET = "Settings"
+LOG_SHEET = "Log"
+HOWTO_SHEET = "How to"
+STATE_SHEET = "_xlstock"
+
+MAX_ROWS = 200_000
+"""Rows a sheet may use before xlstock refuses to read it (a stray cell far below)."""
+MAX_COLUMNS = 256
+"""Columns a sheet may use before xlstock refuses to read it (a stray cell far right)."""
+
+
+class WorkbookAdapter(Protocol):
+    """One open workbook. Adapters raise :class:`xlstock.errors.WorkbookError` (with
+    the sheet or cell named) for anything they cannot do."""
+
+    @property
+    def label(self) -> str:
+        """How messages name this workbook (its file path, or its Excel name)."""
+        ...
+
+    def sheet_names(self) -> list[str]:
+        """Names of all sheets, hidden ones included, in workbook order."""
+        ...
+
+    def read_sheet(self, name: str) -> Grid:
+        """The used part of sheet ``name`` as rows of values, row 1 first, trimmed of
+        empty trailing rows and columns (an empty sheet gives ``[]``). Formula cells
+        come as ``Formula(text, cached)``; error values as ``CellError``. Raises
+        ``WorkbookError`` if the sheet is missing or uses more than ``MAX_ROWS`` rows
+        or ``MAX_COLUMNS`` columns (naming the far cell)."""
+        ...
+
+    def write_block(self, name: str, top: int, left: int, rows: Sequence[Sequence[Any]]) -> None:
+        """Write a rectangle of values with its top-left cell at (``top``, ``left``),
+        both 1-based. ``str`` values are always stored as literal text, never as a
+        formula (a product called ``=HYPERLINK(...)`` stays text). ``None`` clears a
+        cell's value (its formatting stays). Other cells are not touched."""
+        ...
+
+    def add_sheet(self, name: str, *, hidden: bool = False) -> None:
+        """Add an empty sheet at the end (``hidden``: very hidden, for tool state)."""
+        ...
+
+    def save(self) -> None:
+        """Make the changes durable. File adapters save atomically (temporary file in
+        the same folder, flushed, renamed over the original); on any failure the
+        original is untouched and ``WorkbookError`` says why."""
+        ...
