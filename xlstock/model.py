@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from xlstock.cells import CellError, Formula, NO_CACHE
+from xlstock.cells import NO_CACHE, CellError, Formula
 
 MAX_SKU_LENGTH = 100
 MAX_NAME_LENGTH = 500

@@ -4,6 +4,21 @@ and the hidden state, on top of any :class:`~xlstock.workbook.base.WorkbookAdapt
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xlstock.cells import NO_CACHE, Formula
+from xlstock.errors import SheetError, UsageError, WorkbookError
+from xlstock.workbook.base import (
+    LOG_SHEET,
+    SETTINGS_SHEET,
+    STATE_SHEET,
+    STOCK_SHEET,
+    WorkbookAdapter,
+)
+
 SKU = "SKU"
 PRODUCT = "Product"
 VARIANT = "Variant"
@@ -32,3 +47,236 @@ DEFAULT_SERVICE = "http://127.0.0.1:8765"
 POLICIES = ("rebase", "strict")
 
 LOG_HEADERS = ("When", "Action", "Online version", "Rows changed", "Units", "Result")
+
+STATE_FORMAT = 1
+_STATE_CHUNK = 30_000
+"""Characters per state cell: under Excel's 32,767-character cell limit."""
+
+
+def _header_key(value: Any) -> str:
+    return " ".join(str(value).split()).casefold() if value is not None else ""
+
+
+_KNOWN = {_header_key(h): h for h in STOCK_HEADERS}
+
+
+def column_letter(index: int) -> str:
+    """``1 -> 'A'``, ``28 -> 'AB'``."""
+    letters = ""
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+@dataclass
+class StockTable:
+    """Sheet Stock as read: where each known column is, and the data rows.
+
+    ``columns`` maps a canonical header (``layout.ONLINE``...) to its 1-based column;
+    ``rows[i]`` is sheet row ``i + 2``, padded to the table's width.
+    """
+
+    columns: dict[str, int]
+    rows: list[list[Any]]
+    width: int
+
+    def value(self, index: int, header: str) -> Any:
+        column = self.columns.get(header)
+        if column is None:
+            return None
+        row = self.rows[index]
+        return row[column - 1] if column <= len(row) else None
+
+    @staticmethod
+    def sheet_row(index: int) -> int:
+        return index + 2
+
+    def cell(self, index: int, header: str) -> str:
+        """The A1 name of a cell, for messages: ``Stock!E7``."""
+        return f"{STOCK_SHEET}!{column_letter(self.columns[header])}{index + 2}"
+
+
+def read_stock(book: WorkbookAdapter) -> StockTable:
+    """Sheet Stock, its columns found by header text (case and spaces ignored).
+
+    Raises :class:`SheetError` naming the missing or doubled header and the fix.
+    """
+    if STOCK_SHEET not in book.sheet_names():
+        raise SheetError(
+            f"{book.label} has no sheet named {STOCK_SHEET!r}; add it with the headers "
+            f"{', '.join(STOCK_HEADERS)} in row 1 (or start from `xlstock new`)"
+        )
+    grid = book.read_sheet(STOCK_SHEET)
+    header = grid[0] if grid else []
+    columns: dict[str, int] = {}
+    for index, value in enumerate(header, start=1):
+        known = _KNOWN.get(_header_key(value))
+        if known is None:
+            continue
+        if known in columns:
+            raise SheetError(
+                f"sheet {STOCK_SHEET}: columns {column_letter(columns[known])} and "
+                f"{column_letter(index)} are both headed {known!r}; rename or delete one"
+            )
+        columns[known] = index
+    missing = [h for h in REQUIRED_HEADERS if h not in columns]
+    if missing:
+        raise SheetError(
+            f"sheet {STOCK_SHEET} has no column headed {', '.join(repr(m) for m in missing)} "
+            f"in row 1; add it (the template's row 1 is: {', '.join(STOCK_HEADERS)})"
+        )
+    width = max(len(header), 1)
+    rows = [list(r) + [None] * (width - len(r)) for r in grid[1:]]
+    for row in rows:
+        del row[width:]
+    return StockTable(columns=columns, rows=rows, width=width)
+
+
+def ensure_columns(book: WorkbookAdapter, table: StockTable, headers: Sequence[str]) -> None:
+    """Give the table the written columns it lacks (Product, Variant, Change, Status),
+    as new headed columns after the last one; one write, only when needed."""
+    missing = [h for h in headers if h not in table.columns]
+    if not missing:
+        return
+    start = table.width + 1
+    book.write_block(STOCK_SHEET, 1, start, [missing])
+    for offset, header in enumerate(missing):
+        table.columns[header] = start + offset
+    table.width += len(missing)
+    for row in table.rows:
+        row.extend([None] * len(missing))
+
+
+def write_column(
+    book: WorkbookAdapter, table: StockTable, header: str, values: Sequence[Any], *, first: int = 0
+) -> None:
+    """Write ``values`` down column ``header`` from data row ``first`` (0-based), in one
+    block, and keep ``table`` in step."""
+    if not values:
+        return
+    column = table.columns[header]
+    book.write_block(STOCK_SHEET, first + 2, column, [[v] for v in values])
+    for offset, value in enumerate(values):
+        index = first + offset
+        while index >= len(table.rows):
+            table.rows.append([None] * table.width)
+        table.rows[index][column - 1] = value
+
+
+@dataclass
+class Settings:
+    """Sheet Settings: the values the actions need, and where each label sits."""
+
+    service_url: str
+    shop_url: str
+    policy: str
+    rows: dict[str, int]
+    values: dict[str, Any]
+    next_row: int
+
+
+def read_settings(book: WorkbookAdapter) -> Settings:
+    """Sheet Settings (labels in column A, values in B). Raises :class:`UsageError` for
+    a missing sheet, shop URL or an unknown conflict policy, naming the cell."""
+    if SETTINGS_SHEET not in book.sheet_names():
+        raise UsageError(
+            f"{book.label} has no sheet {SETTINGS_SHEET!r}; add it with labels in column A "
+            f"({', '.join(SETTING_LABELS[:3])}) and values in column B"
+        )
+    grid = book.read_sheet(SETTINGS_SHEET)
+    rows: dict[str, int] = {}
+    values: dict[str, Any] = {}
+    by_key = {_header_key(label): label for label in SETTING_LABELS}
+    for number, line in enumerate(grid, start=1):
+        label = by_key.get(_header_key(line[0] if line else None))
+        if label and label not in rows:
+            rows[label] = number
+            values[label] = line[1] if len(line) > 1 else None
+    service = _setting_text(values.get(SETTING_SERVICE)) or DEFAULT_SERVICE
+    shop = _setting_text(values.get(SETTING_SHOP))
+    policy = (_setting_text(values.get(SETTING_POLICY)) or "rebase").casefold()
+    if policy not in POLICIES:
+        where = f"{SETTINGS_SHEET}!B{rows[SETTING_POLICY]}"
+        raise UsageError(
+            f"{where}: conflict policy {policy!r} is unknown; write rebase or strict"
+        )
+    return Settings(
+        service_url=service, shop_url=shop, policy=policy, rows=rows, values=values,
+        next_row=len(grid) + 1,
+    )
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, Formula):
+        value = value.cached if value.cached is not NO_CACHE else None
+    return "" if value is None else str(value).strip()
+
+
+def write_settings(book: WorkbookAdapter, settings: Settings, updates: dict[str, Any]) -> None:
+    """Set the values of some labels; labels the sheet lacks are added below the
+    last row. One block write over the span of rows involved."""
+    for label in updates:
+        if label not in settings.rows:
+            settings.rows[label] = settings.next_row
+            book.write_block(SETTINGS_SHEET, settings.next_row, 1, [[label]])
+            settings.next_row += 1
+    by_row = {settings.rows[label]: value for label, value in updates.items()}
+    kept = {row: settings.values.get(label) for label, row in settings.rows.items()}
+    top, bottom = min(by_row), max(by_row)
+    span = range(top, bottom + 1)
+    if any(isinstance(kept.get(row), Formula) for row in span if row not in by_row):
+        for row, value in by_row.items():  # never overwrite a merchant's formula
+            book.write_block(SETTINGS_SHEET, row, 2, [[value]])
+    else:
+        block = [[by_row[row] if row in by_row else kept.get(row)] for row in span]
+        book.write_block(SETTINGS_SHEET, top, 2, block)
+    for label, value in updates.items():
+        settings.values[label] = value
+
+
+def append_log(book: WorkbookAdapter, entry: Sequence[Any]) -> None:
+    """Append one row to sheet Log (when, action, online version, rows, units, result)."""
+    if LOG_SHEET not in book.sheet_names():
+        book.add_sheet(LOG_SHEET)
+    grid = book.read_sheet(LOG_SHEET)
+    if not grid:
+        book.write_block(LOG_SHEET, 1, 1, [list(LOG_HEADERS), list(entry)])
+    else:
+        book.write_block(LOG_SHEET, len(grid) + 1, 1, [list(entry)])
+
+
+def read_state(book: WorkbookAdapter) -> dict[str, Any]:
+    """The tool's own memory (levels at the last Sync, a pending publish), kept as JSON
+    in column A of the very hidden sheet ``_xlstock``; ``{}`` when there is none."""
+    if STATE_SHEET not in book.sheet_names():
+        return {}
+    grid = book.read_sheet(STATE_SHEET)
+    text = "".join(str(r[0]) for r in grid if r and isinstance(r[0], str))
+    if not text:
+        return {}
+    try:
+        state = json.loads(text)
+    except ValueError as exc:
+        raise WorkbookError(
+            f"{book.label}: the hidden sheet {STATE_SHEET} is damaged; "
+            "run `xlstock sync` to rebuild it (edits in Received/New level are kept)"
+        ) from exc
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        return {}
+    return state
+
+
+def write_state(book: WorkbookAdapter, state: dict[str, Any]) -> None:
+    """Store the state, replacing the previous one, in one block write."""
+    if STATE_SHEET not in book.sheet_names():
+        book.add_sheet(STATE_SHEET, hidden=True)
+        previous = 0
+    else:
+        previous = len(book.read_sheet(STATE_SHEET))
+    text = json.dumps({**state, "format": STATE_FORMAT}, sort_keys=True, separators=(",", ":"))
+    chunks: list[list[Any]] = [
+        [text[i : i + _STATE_CHUNK]] for i in range(0, len(text), _STATE_CHUNK)
+    ]
+    chunks.extend([None] for _ in range(max(0, previous - len(chunks))))
+    book.write_block(STATE_SHEET, 1, 1, chunks)
