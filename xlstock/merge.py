@@ -1,0 +1,279 @@
+"""Plan a publish from the sheet's edits, the levels seen at the last Sync and the live
+levels (contract section 2b). Pure: no I/O, no Excel, no HTTP.
+
+For each SKU, with B its level at the last Sync and R its live level now:
+
+=================  =======================  ===========================
+the row has        policy ``rebase``        policy ``strict``
+=================  =======================  ===========================
+nothing            R                        R
+Received = d       R + d                    R + d
+New level = L      L + (R - B)              L if R = B, else a conflict
+=================  =======================  ===========================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from xlstock.errors import RowProblem
+from xlstock.model import MAX_LEVEL, ValueProblem, clean_sku, parse_quantity
+
+REBASE = "rebase"
+STRICT = "strict"
+
+STATUS_OK = "ok"
+STATUS_CHANGED = "changed"
+STATUS_NOT_ONLINE = "not in the shop online"
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    """One data row of sheet Stock after parsing: the SKU and the merchant's edits."""
+
+    row: int
+    sku: str | None
+    received: int | None = None
+    new_level: int | None = None
+
+    @property
+    def has_edit(self) -> bool:
+        return self.received is not None or self.new_level is not None
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One data row as the sheet holds it (cell values, not yet checked)."""
+
+    row: int
+    sku: Any
+    received: Any = None
+    new_level: Any = None
+
+
+def parse_rows(raw_rows: Iterable[RawRow]) -> tuple[list[SheetRow], list[RowProblem]]:
+    """Check every row's SKU and quantities; return the parsed rows and every problem.
+
+    Row-local rules: SKU text rules (:func:`xlstock.model.clean_sku`), whole numbers,
+    New level not below zero, not both Received and New level, no edit without a SKU.
+    Sheet-wide: a SKU on two rows is a problem on both.
+    """
+    rows: list[SheetRow] = []
+    problems: list[RowProblem] = []
+    for raw in raw_rows:
+        sku_text = raw.sku if isinstance(raw.sku, str) else None
+        try:
+            sku = clean_sku(raw.sku)
+        except ValueProblem as exc:
+            problems.append(RowProblem(raw.row, sku_text, str(exc)))
+            continue
+        try:
+            received = parse_quantity(raw.received, what="Received")
+            new_level = parse_quantity(raw.new_level, what="New level", minimum=0)
+        except ValueProblem as exc:
+            problems.append(RowProblem(raw.row, sku, str(exc)))
+            continue
+        if sku is None:
+            if received is not None or new_level is not None:
+                problems.append(RowProblem(
+                    raw.row, None,
+                    "Received/New level filled but SKU is blank; type the SKU or clear the row",
+                ))
+            continue
+        if received is not None and new_level is not None:
+            problems.append(RowProblem(
+                raw.row, sku,
+                "both Received and New level are filled; keep one (Received adds a delivery, "
+                "New level sets a counted level)",
+            ))
+            continue
+        rows.append(SheetRow(raw.row, sku, received, new_level))
+    problems.extend(_duplicates(rows))
+    return rows, problems
+
+
+def _duplicates(rows: Sequence[SheetRow]) -> list[RowProblem]:
+    seen: dict[str, list[int]] = {}
+    for row in rows:
+        assert row.sku is not None
+        seen.setdefault(row.sku, []).append(row.row)
+    problems = []
+    for row in rows:
+        assert row.sku is not None
+        numbers = seen[row.sku]
+        if len(numbers) > 1:
+            others = ", ".join(str(n) for n in numbers if n != row.row)
+            problems.append(RowProblem(
+                row.row, row.sku, f"SKU is also on row {others}; keep one row per SKU"
+            ))
+    return problems
+
+
+def sku_hint(sku: str, online: Iterable[str]) -> str:
+    """A hint for a SKU the shop does not know: a near miss in case or leading zeros."""
+    folded = sku.casefold()
+    stripped = sku.lstrip("0")
+    for candidate in online:
+        if candidate.casefold() == folded:
+            return f"; the shop has {candidate!r} (case differs): type it exactly so"
+        if sku.isdigit() and candidate.isdigit() and candidate.lstrip("0") == stripped:
+            return (
+                f"; the shop has {candidate!r}: format column SKU as Text and type {candidate}"
+            )
+    return "; check the spelling, or add the product to the shop first"
+
+
+class RowConflict(RowProblem):
+    """A row whose level moved online since Sync, under policy ``strict``."""
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    """What Publish would do to one row."""
+
+    row: int
+    sku: str
+    base: int | None
+    live: int | None
+    target: int | None
+    note: str = ""
+    status: str = STATUS_OK
+
+    @property
+    def change(self) -> int:
+        if self.target is None or self.live is None:
+            return 0
+        return self.target - self.live
+
+
+@dataclass
+class Plan:
+    """The publish plan: one :class:`PlannedRow` per sheet row, the problems and
+    conflicts that block it, and the stock file's levels."""
+
+    rows: list[PlannedRow] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)
+    conflicts: list[RowProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.conflicts
+
+    @property
+    def levels(self) -> dict[str, int]:
+        """SKU -> level to publish, for every sheet SKU the shop knows."""
+        return {r.sku: r.target for r in self.rows if r.target is not None}
+
+    @property
+    def changed(self) -> list[PlannedRow]:
+        return [r for r in self.rows if r.change]
+
+    @property
+    def units_added(self) -> int:
+        return sum(r.change for r in self.rows if r.change > 0)
+
+    @property
+    def units_removed(self) -> int:
+        return -sum(r.change for r in self.rows if r.change < 0)
+
+    @property
+    def online_sales(self) -> int:
+        """Units that left the shop online since Sync (on the rows of the sheet)."""
+        return sum(
+            r.base - r.live
+            for r in self.rows
+            if r.base is not None and r.live is not None and r.live < r.base
+        )
+
+
+def plan_publish(
+    rows: Sequence[SheetRow],
+    base: Mapping[str, int],
+    live: Mapping[str, int],
+    *,
+    policy: str = REBASE,
+    problems: Sequence[RowProblem] = (),
+) -> Plan:
+    """Apply the table of contract 2b to every row.
+
+    ``base`` holds the levels at the last Sync, ``live`` the levels now; ``problems``
+    are those :func:`parse_rows` found, carried into the plan. A SKU the shop does not
+    know is a problem when its row has an edit; without one it is only flagged.
+    """
+    if policy not in (REBASE, STRICT):
+        raise ValueError(f"unknown conflict policy {policy!r}")
+    plan = Plan(problems=list(problems))
+    blocked = {p.row for p in problems}
+    for row in rows:
+        assert row.sku is not None
+        if row.row in blocked:
+            continue
+        b = base.get(row.sku)
+        r = live.get(row.sku)
+        if r is None:
+            if row.has_edit:
+                plan.problems.append(RowProblem(
+                    row.row, row.sku, "SKU is not in the shop online" + sku_hint(row.sku, live)
+                ))
+            else:
+                plan.rows.append(PlannedRow(
+                    row.row, row.sku, b, None, None, status=STATUS_NOT_ONLINE,
+                    note="kept; not published",
+                ))
+            continue
+        planned = _plan_row(row, b, r, policy)
+        if isinstance(planned, RowConflict):
+            plan.conflicts.append(planned)
+        elif isinstance(planned, RowProblem):
+            plan.problems.append(planned)
+        else:
+            plan.rows.append(planned)
+    plan.problems.sort(key=lambda p: p.row or 0)
+    return plan
+
+
+def _plan_row(row: SheetRow, b: int | None, r: int, policy: str) -> PlannedRow | RowProblem:
+    assert row.sku is not None
+    sold = "" if b is None or b == r else _online_move(b, r)
+    if row.received is not None:
+        target = r + row.received
+        if target < 0:
+            return RowProblem(
+                row.row, row.sku,
+                f"Received {row.received} would leave {target} in stock (online now {r}); "
+                "correct Received",
+            )
+        note = f"+{row.received} received" if row.received >= 0 else f"{row.received} removed"
+    elif row.new_level is not None:
+        if b is None:
+            target = row.new_level
+            note = "counted level (no earlier Sync of this SKU)"
+        elif policy == STRICT and r != b:
+            return RowConflict(
+                row.row, row.sku,
+                f"conflict: online level moved from {b} to {r} since Sync; "
+                "Sync and recount, or publish with policy rebase",
+            )
+        else:
+            target = row.new_level + (r - b)
+            note = f"counted {row.new_level}" + (f", {sold}" if sold else "")
+            if target < 0:
+                return RowProblem(
+                    row.row, row.sku,
+                    f"counted level {row.new_level} {sold} gives {target}, below zero; recount",
+                )
+    else:
+        target = r
+        note = ""
+    if target > MAX_LEVEL:
+        return RowProblem(row.row, row.sku, f"the level would be {target}, beyond {MAX_LEVEL:,}")
+    status = STATUS_CHANGED if target != r else STATUS_OK
+    return PlannedRow(row.row, row.sku, b, r, target, note=note, status=status)
+
+
+def _online_move(b: int, r: int) -> str:
+    if r < b:
+        return f"less {b - r} sold online since Sync"
+    return f"plus {r - b} added online since Sync"
