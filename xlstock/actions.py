@@ -1,0 +1,666 @@
+"""The merchant's four actions, written once: sync, preview, publish and validate.
+
+Each takes an open workbook adapter (openpyxl file or live Excel) and, for the online
+actions, a stock-service client; it reads the sheet once, asks the pure core what to
+do, and writes back a constant number of blocks. The CLI and the Excel buttons are
+thin skins over these functions.
+
+Failure rule: when an action fails, only column Status, the Log and the hidden state
+change (to say why and to remember an interrupted publish); levels, edits and the
+merchant's columns stay as they were.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from xlstock import failpoints
+from xlstock.cells import Formula
+from xlstock.errors import (
+    EXIT_CONFLICT,
+    EXIT_OK,
+    EXIT_SHEET,
+    ConflictError,
+    MassChangeError,
+    OutcomeUnknown,
+    RowProblem,
+    ServiceError,
+    SheetError,
+    StaleVersion,
+    UsageError,
+    XlstockError,
+)
+from xlstock.merge import (
+    STATUS_CHANGED,
+    STATUS_NOT_ONLINE,
+    STRICT,
+    Plan,
+    RawRow,
+    SheetRow,
+    parse_rows,
+    plan_publish,
+    sku_hint,
+)
+from xlstock.model import Snapshot, ValueProblem, clean_sku, clean_text
+from xlstock.stockfile import dumps
+from xlstock.workbook import layout
+from xlstock.workbook.base import WorkbookAdapter
+
+Progress = Callable[[str, "float | None"], None]
+
+MAX_PUBLISH_ATTEMPTS = 3
+"""How many times a publish re-reads and re-plans after the levels moved (412)."""
+MASS_CHANGE_MIN_ROWS = 20
+"""A publish or sync touching at least this many rows *and* most of the shop needs
+``allow_mass_change``."""
+
+
+class PublishOutcome(Protocol):
+    key: str
+    version: str
+    applied: bool
+
+
+class StockServiceClient(Protocol):
+    """What the actions need of the stock-service client (:mod:`xlstock.remote`)."""
+
+    def read_levels(self) -> Snapshot: ...
+
+    def publish(self, body: bytes, if_match: str, key: str) -> Any: ...
+
+    def publish_outcome(self, key: str) -> Any: ...
+
+
+@dataclass
+class Report:
+    """What an action did, for the CLI to print and the buttons to show."""
+
+    action: str
+    summary: str
+    lines: list[str] = field(default_factory=list)
+    exit_code: int = EXIT_OK
+    table: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    """Preview/publish rows: SKU, online, change, level to publish, note."""
+
+
+@dataclass(frozen=True)
+class PublishSummary:
+    """What a publish is about to send, for a confirmation."""
+
+    shop: str
+    rows: int
+    units_added: int
+    units_removed: int
+    online_sales: int
+
+    def text(self) -> str:
+        lines = [
+            f"Publish new stock levels to {self.shop}?",
+            f"{self.rows} row(s) change: {self.units_added} unit(s) added, "
+            f"{self.units_removed} removed.",
+        ]
+        if self.online_sales:
+            lines.append(
+                f"{self.online_sales} unit(s) sold online since your last Sync are taken "
+                "into account."
+            )
+        return "\n".join(lines)
+
+
+def _noop(message: str, fraction: float | None) -> None:
+    return None
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def service_for(book: WorkbookAdapter) -> Any:
+    """The stock-service client for the workbook's Settings (token from the
+    environment or the keyring, never from the workbook)."""
+    settings = layout.read_settings(book)
+    _require_shop(settings)
+    from xlstock.remote.client import StockService
+
+    return StockService.from_settings(settings.service_url, settings.shop_url)
+
+
+def _require_shop(settings: layout.Settings) -> None:
+    if not settings.shop_url:
+        row = settings.rows.get(layout.SETTING_SHOP)
+        where = f"{layout.SETTINGS_SHEET}!B{row}" if row else f"sheet {layout.SETTINGS_SHEET}"
+        raise UsageError(
+            f"{where}: Shop URL is empty; write your shop's address as registered with the "
+            "stock service (e.g. https://shop.example)"
+        )
+
+
+# --- reading the sheet -------------------------------------------------------------
+
+
+@dataclass
+class _Sheet:
+    book: WorkbookAdapter
+    table: layout.StockTable
+    settings: layout.Settings
+    state: dict[str, Any]
+
+    @classmethod
+    def read(cls, book: WorkbookAdapter) -> _Sheet:
+        table = layout.read_stock(book)
+        settings = layout.read_settings(book)
+        state = layout.read_state(book)
+        if state.get("shop") not in (None, settings.shop_url):
+            state = {}  # the workbook now points at another shop: its memory is void
+        return cls(book, table, settings, state)
+
+    def raw_rows(self) -> list[RawRow]:
+        t = self.table
+        return [
+            RawRow(
+                t.sheet_row(i),
+                t.value(i, layout.SKU),
+                t.value(i, layout.RECEIVED),
+                t.value(i, layout.NEW_LEVEL),
+            )
+            for i in range(len(t.rows))
+        ]
+
+    def sku_of(self, index: int) -> str | None:
+        try:
+            return clean_sku(self.table.value(index, layout.SKU))
+        except ValueProblem:
+            return None
+
+    @property
+    def base(self) -> dict[str, int]:
+        return dict(self.state.get("base") or {})
+
+    def column(self, header: str) -> list[Any]:
+        return [self.table.value(i, header) for i in range(len(self.table.rows))]
+
+    def write(self, header: str, values: Sequence[Any], first: int = 0) -> None:
+        layout.ensure_columns(self.book, self.table, [header])
+        layout.write_column(self.book, self.table, header, values, first=first)
+
+    def write_statuses(self, by_row: Mapping[int, str]) -> None:
+        self.write(
+            layout.STATUS,
+            [by_row.get(self.table.sheet_row(i), "") or None for i in range(len(self.table.rows))],
+        )
+
+    def log(self, action: str, rows: int | str, units: int | str, result: str) -> None:
+        version = self.state.get("version") or self.settings.values.get(layout.SETTING_VERSION)
+        layout.append_log(self.book, [_now(), action, version or "", rows, units, result])
+
+    def save_state(self) -> None:
+        self.state["shop"] = self.settings.shop_url
+        layout.write_state(self.book, self.state)
+
+
+def _fail(sheet: _Sheet, action: str, error: XlstockError, statuses: Mapping[int, str]) -> None:
+    """Say why an action failed in Status and the Log, and save; levels untouched."""
+    try:
+        if statuses:
+            sheet.write_statuses(statuses)
+        sheet.log(action, "", "", "failed: " + error.message.splitlines()[0][:300])
+        sheet.book.save()
+    except XlstockError:
+        pass  # the original error is what the merchant needs to see
+
+
+def _problem_statuses(problems: Sequence[RowProblem]) -> dict[int, str]:
+    statuses: dict[int, str] = {}
+    for problem in problems:
+        if problem.row is not None:
+            statuses[problem.row] = "error: " + problem.message
+    return statuses
+
+
+# --- pending publish (crash safety) ---------------------------------------------------
+
+
+def _settle_pending(sheet: _Sheet, service: StockServiceClient, progress: Progress) -> str:
+    """Finish the bookkeeping of a publish interrupted after its upload, or forget one
+    that never reached the shop. Sends no levels. Returns a line for the report."""
+    pending = sheet.state.get("pending")
+    if not pending:
+        return ""
+    progress("Checking an interrupted publish with the stock service", None)
+    outcome = service.publish_outcome(pending["key"])
+    if outcome is None or not outcome.applied:
+        sheet.state["pending"] = None
+        sheet.save_state()
+        return "An interrupted publish never reached the shop; it was dropped (nothing sent)."
+    _record_publish(
+        sheet,
+        levels=pending["levels"],
+        changes=pending["changes"],
+        edits=pending["edits"],
+        version=outcome.version,
+    )
+    sheet.log("publish (recovered)", len(pending["changes"]),
+              sum(abs(c) for c in pending["changes"].values()),
+              "finished an interrupted publish (applied once)")
+    return (
+        "An interrupted publish had reached the shop; its bookkeeping is now done "
+        "(nothing was sent twice)."
+    )
+
+
+def _record_publish(
+    sheet: _Sheet,
+    *,
+    levels: Mapping[str, int],
+    changes: Mapping[str, int],
+    edits: Mapping[str, Sequence[Any]],
+    version: str,
+) -> None:
+    """Write what a publish sent: Online, cleared edits, Change, Status, state."""
+    online, received, new_level = (
+        sheet.column(layout.ONLINE), sheet.column(layout.RECEIVED), sheet.column(layout.NEW_LEVEL)
+    )
+    change_col, status_col = sheet.column(layout.CHANGE), sheet.column(layout.STATUS)
+    for i in range(len(sheet.table.rows)):
+        sku = sheet.sku_of(i)
+        if sku is None or sku not in levels:
+            continue
+        online[i] = levels[sku]
+        change = changes.get(sku, 0)
+        change_col[i] = change
+        status_col[i] = STATUS_CHANGED if change else "ok"
+        sent = list(edits.get(sku, (None, None)))
+        now = [_edit_value(received[i]), _edit_value(new_level[i])]
+        if now == sent:
+            received[i] = new_level[i] = None
+        elif any(v is not None for v in now):
+            status_col[i] = (
+                f"check: published {_describe_edit(sent)} before this edit changed; "
+                "the edit shown was NOT sent"
+            )
+    sheet.write(layout.ONLINE, online)
+    sheet.write(layout.RECEIVED, received)
+    sheet.write(layout.NEW_LEVEL, new_level)
+    sheet.write(layout.CHANGE, change_col)
+    sheet.write(layout.STATUS, status_col)
+    base = sheet.base
+    base.update(levels)
+    sheet.state.update(base=base, version=version, pending=None)
+    sheet.save_state()
+    layout.write_settings(sheet.book, sheet.settings, {
+        layout.SETTING_LAST_PUBLISH: _now(), layout.SETTING_VERSION: version,
+    })
+
+
+def _edit_value(value: Any) -> Any:
+    if isinstance(value, Formula):
+        value = value.cached
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        value = value.strip()
+        return int(value) if value.lstrip("+-").isdigit() else (value or None)
+    return value
+
+
+def _describe_edit(edit: Sequence[Any]) -> str:
+    received, new_level = (list(edit) + [None, None])[:2]
+    if received is not None:
+        return f"Received {received}"
+    if new_level is not None:
+        return f"New level {new_level}"
+    return "nothing"
+
+
+# --- sync -----------------------------------------------------------------------------
+
+
+def sync(
+    book: WorkbookAdapter,
+    service: StockServiceClient,
+    *,
+    allow_mass_change: bool = False,
+    progress: Progress | None = None,
+) -> Report:
+    """Pull the live levels into sheet Stock (contract 2b, Sync)."""
+    progress = progress or _noop
+    sheet = _Sheet.read(book)
+    _require_shop(sheet.settings)
+    try:
+        recovered = _settle_pending(sheet, service, progress)
+        progress("Reading the live levels", 0.2)
+        snapshot = service.read_levels()
+        report = _apply_sync(sheet, snapshot, allow_mass_change, progress)
+    except XlstockError as error:
+        _fail(sheet, "sync", error, {})
+        raise
+    if recovered:
+        report.lines.insert(0, recovered)
+    progress("Saving the workbook", 0.9)
+    book.save()
+    progress("Sync done", 1.0)
+    return report
+
+
+def _apply_sync(
+    sheet: _Sheet, snapshot: Snapshot, allow_mass_change: bool, progress: Progress
+) -> Report:
+    live = snapshot.items
+    table = sheet.table
+    n = len(table.rows)
+    skus = [sheet.sku_of(i) for i in range(n)]
+    on_sheet = [s for s in skus if s is not None]
+    vanished = [s for s in on_sheet if s not in live]
+    if not allow_mass_change and on_sheet and (
+        not live or (len(vanished) >= MASS_CHANGE_MIN_ROWS and 2 * len(vanished) > len(on_sheet))
+    ):
+        raise MassChangeError(
+            f"the stock service lists {len(live)} product(s) for {sheet.settings.shop_url}; "
+            f"{len(vanished)} of the {len(on_sheet)} SKUs on sheet Stock would be flagged as "
+            "gone. Check the Shop URL setting; if this is right, run again with "
+            "--allow-mass-change"
+        )
+    progress("Writing the live levels into sheet Stock", 0.6)
+    layout.ensure_columns(sheet.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
+                                              layout.STATUS])
+    known = set(on_sheet)
+    new_skus = [sku for sku in live if sku not in known]
+    online = sheet.column(layout.ONLINE)
+    product, variant = sheet.column(layout.PRODUCT), sheet.column(layout.VARIANT)
+    status: list[Any] = []
+    for i, sku in enumerate(skus):
+        raw = table.value(i, layout.SKU)
+        if sku is None:
+            status.append(_sku_status(raw))
+            continue
+        item = live.get(sku)
+        if item is None:
+            status.append(STATUS_NOT_ONLINE + " (row kept)" + sku_hint(sku, live))
+            continue
+        online[i] = item.qty
+        product[i] = clean_text(item.name)
+        variant[i] = clean_text(item.variant)
+        status.append(None)
+    for sku in new_skus:
+        item = live[sku]
+        online.append(item.qty)
+        product.append(clean_text(item.name))
+        variant.append(clean_text(item.variant))
+        status.append("new")
+    sheet.write(layout.SKU, new_skus, first=n)
+    sheet.write(layout.PRODUCT, product)
+    sheet.write(layout.VARIANT, variant)
+    sheet.write(layout.ONLINE, online)
+    sheet.write(layout.CHANGE, [None] * len(online))
+    sheet.write(layout.STATUS, status)
+    sheet.state.update(
+        base={sku: item.qty for sku, item in live.items()}, version=snapshot.version
+    )
+    sheet.save_state()
+    layout.write_settings(sheet.book, sheet.settings, {
+        layout.SETTING_LAST_SYNC: _now(), layout.SETTING_VERSION: snapshot.version,
+    })
+    units = sum(item.qty for item in live.values())
+    summary = (
+        f"Synced {len(live)} SKU(s) from {sheet.settings.shop_url}: "
+        f"{len(new_skus)} new, {len(vanished)} no longer online."
+    )
+    sheet.log("sync", len(live), units, summary)
+    lines = [f"New rows: {', '.join(new_skus[:20])}" + (" ..." if len(new_skus) > 20 else "")
+             ] if new_skus else []
+    if vanished:
+        lines.append(f"Not in the shop online (rows kept, flagged in Status): "
+                     f"{', '.join(vanished[:20])}" + (" ..." if len(vanished) > 20 else ""))
+    return Report("sync", summary, lines)
+
+
+def _sku_status(raw: Any) -> str | None:
+    try:
+        clean_sku(raw)
+    except ValueProblem as exc:
+        return "error: " + str(exc)
+    return None
+
+
+# --- preview and publish -------------------------------------------------------------------
+
+
+def _plan(sheet: _Sheet, snapshot: Snapshot, strict: bool | None) -> tuple[Plan, list[SheetRow]]:
+    rows, problems = parse_rows(sheet.raw_rows())
+    policy = STRICT if strict else (sheet.settings.policy if strict is None else "rebase")
+    plan = plan_publish(rows, sheet.base, snapshot.levels(), policy=policy, problems=problems)
+    return plan, rows
+
+
+def _plan_table(plan: Plan) -> list[tuple[str, str, str, str, str]]:
+    table = []
+    for row in plan.rows:
+        if row.change or row.status == STATUS_NOT_ONLINE:
+            table.append((
+                row.sku,
+                "" if row.live is None else str(row.live),
+                f"{row.change:+d}" if row.change else "",
+                "" if row.target is None else str(row.target),
+                row.note or row.status,
+            ))
+    return table
+
+
+def _plan_statuses(plan: Plan) -> dict[int, str]:
+    statuses = {r.row: r.status for r in plan.rows}
+    statuses.update(_problem_statuses(plan.problems))
+    statuses.update(_problem_statuses(plan.conflicts))
+    return statuses
+
+
+def _plan_error(plan: Plan) -> SheetError:
+    if plan.problems:
+        return SheetError(
+            f"{len(plan.problems)} row(s) of sheet Stock need fixing; nothing was sent",
+            plan.problems + plan.conflicts,
+        )
+    return ConflictError(
+        f"{len(plan.conflicts)} row(s) changed online since Sync (policy strict); nothing was "
+        "sent. Sync and recount, or publish with policy rebase",
+        plan.conflicts,
+    )
+
+
+def preview(
+    book: WorkbookAdapter,
+    service: StockServiceClient,
+    *,
+    strict: bool | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """What Publish would send, checked against the live levels; uploads nothing.
+    Writes Change and Status. ``exit_code`` is 1 for sheet errors, 3 for conflicts."""
+    progress = progress or _noop
+    sheet = _Sheet.read(book)
+    _require_shop(sheet.settings)
+    try:
+        recovered = _settle_pending(sheet, service, progress)
+        progress("Reading the live levels", 0.3)
+        snapshot = service.read_levels()
+    except XlstockError as error:
+        _fail(sheet, "preview", error, {})
+        raise
+    plan, _ = _plan(sheet, snapshot, strict)
+    changes = {r.row: (r.change or None) for r in plan.rows}
+    sheet.write(layout.CHANGE, [changes.get(sheet.table.sheet_row(i))
+                                for i in range(len(sheet.table.rows))])
+    sheet.write_statuses(_plan_statuses(plan))
+    progress("Saving the workbook", 0.9)
+    book.save()
+    lines = [recovered] if recovered else []
+    if plan.ok:
+        summary = (
+            f"Publish would change {len(plan.changed)} row(s): +{plan.units_added} / "
+            f"-{plan.units_removed} units"
+            + (f", after {plan.online_sales} unit(s) sold online since Sync." if
+               plan.online_sales else ".")
+        )
+        if not plan.changed:
+            summary = "Nothing to publish: the sheet has no edits that change a level."
+        return Report("preview", summary, lines, EXIT_OK, _plan_table(plan))
+    error = _plan_error(plan)
+    lines.extend(str(p) for p in plan.problems + plan.conflicts)
+    return Report("preview", error.message, lines,
+                  EXIT_SHEET if plan.problems else EXIT_CONFLICT, _plan_table(plan))
+
+
+def publish(
+    book: WorkbookAdapter,
+    service: StockServiceClient,
+    *,
+    strict: bool | None = None,
+    allow_mass_change: bool = False,
+    confirm: Callable[[PublishSummary], bool] | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Upload the stock file: the levels the plan gives every SKU on the sheet, with
+    ``If-Match`` on the levels it was planned against and a fresh idempotency key
+    saved in the workbook before the upload (contract 2b, Publish)."""
+    progress = progress or _noop
+    sheet = _Sheet.read(book)
+    _require_shop(sheet.settings)
+    lines: list[str] = []
+    try:
+        recovered = _settle_pending(sheet, service, progress)
+        if recovered:
+            lines.append(recovered)
+            book.save()
+            sheet = _Sheet.read(book)
+        for attempt in range(1, MAX_PUBLISH_ATTEMPTS + 1):
+            progress("Reading the live levels", 0.1)
+            snapshot = service.read_levels()
+            plan, rows = _plan(sheet, snapshot, strict)
+            if not plan.ok:
+                error = _plan_error(plan)
+                _fail(sheet, "publish", error, _plan_statuses(plan))
+                raise error
+            if not plan.changed:
+                sheet.write_statuses(_plan_statuses(plan))
+                sheet.log("publish", 0, 0, "nothing to send")
+                book.save()
+                return Report("publish", "Nothing to publish: no edit changes a level; "
+                              "nothing was sent.", lines)
+            _guard_mass_publish(plan, snapshot, allow_mass_change)
+            summary = PublishSummary(sheet.settings.shop_url, len(plan.changed),
+                                     plan.units_added, plan.units_removed, plan.online_sales)
+            if confirm is not None and attempt == 1 and not confirm(summary):
+                return Report("publish", "Publish cancelled; nothing was sent.", lines)
+            result = _upload(sheet, service, plan, rows, snapshot, progress)
+            if result is None:
+                lines.append(f"The live levels moved during publish (try {attempt}); "
+                             "re-planned on the new levels.")
+                continue
+            sheet.log("publish", len(plan.changed),
+                      plan.units_added + plan.units_removed,
+                      f"published {len(plan.changed)} change(s)")
+            progress("Saving the workbook", 0.9)
+            book.save()
+            failpoints.reach("after_bookkeeping")
+            progress("Publish done", 1.0)
+            return Report(
+                "publish",
+                f"Published {len(plan.changed)} change(s) to {sheet.settings.shop_url}: "
+                f"+{plan.units_added} / -{plan.units_removed} units.",
+                lines, EXIT_OK, _plan_table(plan),
+            )
+        error = ConflictError(
+            f"the shop's levels kept changing during {MAX_PUBLISH_ATTEMPTS} tries; nothing "
+            "was sent. Publish again in a moment"
+        )
+        _fail(sheet, "publish", error, {})
+        raise error
+    except (MassChangeError, ServiceError) as error:
+        _fail(sheet, "publish", error, {})
+        raise
+
+
+def _guard_mass_publish(plan: Plan, snapshot: Snapshot, allow: bool) -> None:
+    changed = len(plan.changed)
+    if allow or changed < MASS_CHANGE_MIN_ROWS or 2 * changed <= len(snapshot.items):
+        return
+    zeroed = sum(1 for r in plan.changed if r.target == 0)
+    raise MassChangeError(
+        f"this publish would change {changed} of the shop's {len(snapshot.items)} levels "
+        f"({zeroed} to zero); nothing was sent. If that is intended (a full stocktake), "
+        "publish again with --allow-mass-change"
+    )
+
+
+def _upload(
+    sheet: _Sheet,
+    service: StockServiceClient,
+    plan: Plan,
+    rows: Sequence[SheetRow],
+    snapshot: Snapshot,
+    progress: Progress,
+) -> Any:
+    """Save the pending key, send, and do the bookkeeping. ``None`` after a 412."""
+    levels = plan.levels
+    body = dumps(sheet.settings.shop_url, levels)
+    key = uuid.uuid4().hex
+    changes = {r.sku: r.change for r in plan.rows if r.change}
+    edits = {r.sku: [r.received, r.new_level] for r in rows if r.has_edit and r.sku}
+    sheet.state["pending"] = {
+        "key": key, "at": _now(), "if_match": snapshot.version,
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "levels": levels, "changes": changes, "edits": edits,
+    }
+    sheet.save_state()
+    progress("Saving the publish key in the workbook", 0.3)
+    sheet.book.save()
+    failpoints.reach("before_upload")
+    progress(f"Publishing {len(changes)} change(s)", 0.5)
+    try:
+        result = service.publish(body, snapshot.version, key)
+    except StaleVersion:
+        sheet.state["pending"] = None
+        sheet.save_state()
+        return None
+    except OutcomeUnknown:
+        raise
+    except ServiceError:
+        sheet.state["pending"] = None  # the service answered: the key was not applied
+        sheet.save_state()
+        raise
+    failpoints.reach("after_upload")
+    _record_publish(sheet, levels=levels, changes=changes, edits=edits, version=result.version)
+    return result
+
+
+# --- validate ---------------------------------------------------------------------------
+
+
+def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Report:
+    """Check sheet Stock offline (no service): every rule that does not need the live
+    levels, and the results against the levels of the last Sync. Writes nothing."""
+    progress = progress or _noop
+    sheet = _Sheet.read(book)
+    progress("Checking sheet Stock", 0.5)
+    rows, problems = parse_rows(sheet.raw_rows())
+    base = sheet.base
+    lines: list[str] = []
+    if base:
+        known = {r.sku for r in rows if r.sku in base}
+        plan = plan_publish([r for r in rows if r.sku in known], base, base, problems=problems)
+        problems = plan.problems
+        unsynced = [r.sku for r in rows if r.sku not in base and r.has_edit]
+        if unsynced:
+            lines.append("Not seen at the last Sync (checked at publish): "
+                         + ", ".join(str(s) for s in unsynced[:20]))
+    else:
+        lines.append("No Sync yet: levels are checked against the shop at publish.")
+    edits = sum(1 for r in rows if r.has_edit)
+    if problems:
+        error = SheetError(f"{len(problems)} row(s) of sheet Stock need fixing", problems)
+        return Report("validate", error.message, lines + [str(p) for p in problems], EXIT_SHEET)
+    return Report("validate", f"Sheet Stock is valid: {len(rows)} SKU(s), {edits} edit(s).", lines)
