@@ -1,0 +1,313 @@
+"""The ``xlstock`` command line: thin click commands over :mod:`xlstock.actions`.
+
+Every command opens what it needs, calls one action, prints its report, and turns an
+:class:`~xlstock.errors.XlstockError` into its message on stderr and the contract's
+exit status (0 done, 1 sheet errors, 2 usage, 3 conflict, 4 stock service).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from xlstock import __version__, actions
+from xlstock.errors import UsageError, XlstockError
+from xlstock.reporting import format_report
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(func: F) -> F:
+    """Turn an XlstockError into a one-line message (no traceback) and its exit status."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except XlstockError as error:
+            click.echo(f"xlstock: {error}", err=True)
+            sys.exit(error.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class Progress:
+    """Progress on stderr: a bar on a terminal, one line per stage otherwise."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self._last = ""
+
+    def __call__(self, message: str, fraction: float | None) -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            width = 24
+            done = int(width * (fraction or 0))
+            bar = "#" * done + "-" * (width - done)
+            pct = f"{int(100 * fraction):3d}%" if fraction is not None else "    "
+            line = f"\r[{bar}] {pct} {message}"[:100]
+            click.echo(line.ljust(len(self._last)), err=True, nl=False)
+            self._last = line
+            if fraction is not None and fraction >= 1.0:
+                click.echo(err=True)
+                self._last = ""
+        elif message != self._last:
+            click.echo(f"xlstock: {message}", err=True)
+            self._last = message
+
+    def close(self) -> None:
+        if self.tty and self._last:
+            click.echo(err=True)
+            self._last = ""
+
+
+@contextlib.contextmanager
+def open_workbook(path: str) -> Iterator[Any]:
+    """Open a workbook file with the openpyxl adapter (locked while in use)."""
+    from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
+
+    if not Path(path).exists():
+        raise UsageError(f"{path}: no such workbook; create one with `xlstock new {path}`")
+    with OpenpyxlWorkbook.open(path) as book:
+        yield book
+
+
+def print_report(report: actions.Report) -> None:
+    """The report on stdout."""
+    click.echo(format_report(report))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="xlstock")
+def main() -> None:
+    """Keep shop stock in Excel: sync live levels, edit, preview, publish.
+
+    \b
+    The daily loop:
+      xlstock sync stock.xlsx      # pull today's live levels
+      (type a delivery into Received, or a count into New level)
+      xlstock preview stock.xlsx   # see what would change
+      xlstock publish stock.xlsx   # upload the stock file; online sales are kept
+
+    The API token comes from XLSTOCK_TOKEN or the system keyring (service "xlstock",
+    user = the shop URL); it is never stored in the workbook.
+    """
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--service", "service_url", metavar="URL",
+              help="Base URL of the stock service (Settings: Stock service).")
+@click.option("--shop", "shop_url", metavar="URL",
+              help="The shop's address as registered with the stock service.")
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@reports_errors
+def new(path: str, service_url: str | None, shop_url: str | None, force: bool) -> None:
+    """Create a fresh workbook from the template.
+
+    PATH ending in .xlsm gets the Excel buttons (Sync, Preview, Publish).
+
+    \b
+    Example:
+      xlstock new stock.xlsx --service https://stock.example --shop https://shop.example
+    """
+    target = Path(path)
+    if target.suffix.lower() not in (".xlsx", ".xlsm"):
+        raise UsageError(f"{path}: name the workbook .xlsx (or .xlsm for Excel buttons)")
+    if target.exists() and not force:
+        raise UsageError(f"{path} exists already; pick another name or add --force")
+    if shop_url:
+        from xlstock.model import ValueProblem, normalise_shop_url
+
+        try:
+            shop_url = normalise_shop_url(shop_url)
+        except ValueProblem as exc:
+            raise UsageError(f"--shop: {exc}") from exc
+    if target.suffix.lower() == ".xlsm":
+        from xlstock.workbook.xlsm import build_macro_workbook
+
+        build_macro_workbook(target, service_url=service_url, shop_url=shop_url)
+    else:
+        from xlstock.workbook.template import build_workbook
+
+        build_workbook(target, service_url=service_url, shop_url=shop_url)
+    click.echo(f"Created {target}. Next: xlstock sync {target}")
+
+
+def _workbook_command(func: F) -> F:
+    """The PATH argument and --quiet flag every online command shares."""
+    func = click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")(func)
+    return click.argument("path", type=click.Path(dir_okay=False))(func)  # type: ignore[return-value]
+
+
+@main.command()
+@_workbook_command
+@click.option("--allow-mass-change", is_flag=True,
+              help="Go on even if the shop seems to have lost most of its products.")
+@reports_errors
+def sync(path: str, quiet: bool, allow_mass_change: bool) -> None:
+    """Pull the live stock levels into sheet Stock.
+
+    Online takes the live levels, new SKUs are appended, vanished ones are flagged;
+    Received, New level and your own columns are kept.
+
+    \b
+    Example:
+      XLSTOCK_TOKEN=... xlstock sync stock.xlsx
+    """
+    progress = Progress(quiet)
+    with open_workbook(path) as book:
+        report = actions.sync(book, actions.service_for(book),
+                              allow_mass_change=allow_mass_change, progress=progress)
+    progress.close()
+    print_report(report)
+
+
+@main.command()
+@_workbook_command
+@click.option("--strict", is_flag=True, default=None,
+              help="Use policy strict for this run (a row changed online is a conflict).")
+@reports_errors
+def preview(path: str, quiet: bool, strict: bool | None) -> None:
+    """Show what Publish would send, checked against the live levels; upload nothing.
+
+    Writes column Change and Status.
+
+    \b
+    Example:
+      xlstock preview stock.xlsx
+    """
+    progress = Progress(quiet)
+    with open_workbook(path) as book:
+        report = actions.preview(book, actions.service_for(book), strict=strict or None,
+                                 progress=progress)
+    progress.close()
+    print_report(report)
+    sys.exit(report.exit_code)
+
+
+@main.command()
+@_workbook_command
+@click.option("--strict", is_flag=True, default=None,
+              help="Use policy strict for this run (a row changed online is a conflict).")
+@click.option("--allow-mass-change", is_flag=True,
+              help="Allow a publish that changes most of the shop's levels at once.")
+@reports_errors
+def publish(path: str, quiet: bool, strict: bool | None, allow_mass_change: bool) -> None:
+    """Upload the stock file (only the stock levels), keeping online sales.
+
+    Each level is planned against the live level at publish time (policy rebase:
+    a counted New level is moved by what sold online since Sync). Any error or
+    conflict publishes nothing.
+
+    \b
+    Example:
+      xlstock publish stock.xlsx
+      xlstock publish stock.xlsx --strict
+    """
+    progress = Progress(quiet)
+    with open_workbook(path) as book:
+        report = actions.publish(book, actions.service_for(book), strict=strict or None,
+                                 allow_mass_change=allow_mass_change, progress=progress)
+    progress.close()
+    print_report(report)
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@reports_errors
+def validate(path: str) -> None:
+    """Check sheet Stock offline, without the stock service; writes nothing.
+
+    \b
+    Example (in a scheduled job, before publish):
+      xlstock validate stock.xlsx && xlstock publish stock.xlsx
+    """
+    with open_workbook(path) as book:
+        report = actions.validate(book)
+    print_report(report)
+    sys.exit(report.exit_code)
+
+
+@main.command()
+@click.option("--service", "service_url", required=True, metavar="URL",
+              help="Base URL of the stock service.")
+@click.option("--shop", "shop_url", required=True, metavar="URL", help="The shop's URL.")
+@click.option("--reference", help="The storefront's order number.")
+@click.argument("lines", nargs=-1, required=True, metavar="SKU=QTY...")
+@reports_errors
+def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[str, ...]) -> None:
+    """Place a storefront order through the stock service (token from XLSTOCK_TOKEN).
+
+    All lines are taken together or not at all: a line short of stock refuses the order.
+
+    \b
+    Example:
+      XLSTOCK_TOKEN=... xlstock order --service http://127.0.0.1:8765 \\
+          --shop https://shop.example woo-hoodie-red=1 woo-cap=2
+    """
+    from xlstock.remote.client import StockService
+
+    wanted: dict[str, int] = {}
+    for line in lines:
+        sku, sep, qty = line.rpartition("=")
+        if not sep or not sku.strip() or not qty.strip().isdigit() or int(qty) < 1:
+            raise UsageError(f"order line {line!r}: write SKU=QTY with a whole QTY of 1 or more")
+        wanted[sku.strip()] = wanted.get(sku.strip(), 0) + int(qty)
+    token = os.environ.get("XLSTOCK_TOKEN")
+    if not token:
+        raise UsageError("set XLSTOCK_TOKEN to the shop's API token (from `xlstock shop add`)")
+    service = StockService(service_url, shop_url, token)
+    result = service.place_order(wanted, reference=reference)
+    for sku, qty in wanted.items():
+        click.echo(f"{sku}: -{qty}")
+    click.echo(f"Order placed; the shop is now at version {result.version}.")
+
+
+@main.command()
+@click.option("--serve", "keep_serving", is_flag=True,
+              help="Keep the embedded stock service running afterwards, to try the workbook "
+                   "by hand (Ctrl-C stops it).")
+@click.option("--dir", "folder", type=click.Path(file_okay=False), default=".",
+              help="Where to write the demo workbook (default: the current folder).")
+@reports_errors
+def demo(keep_serving: bool, folder: str) -> None:
+    """Run the whole daily loop against an embedded stock service.
+
+    Starts a stock service on a free loopback port with a sample shop, creates a
+    workbook, syncs, records a delivery and a stocktake, places an online sale,
+    previews and publishes, then prints what happened.
+
+    \b
+    Example:
+      xlstock demo
+      xlstock demo --serve
+    """
+    from xlstock.demo import run_demo
+
+    run_demo(Path(folder), keep_serving=keep_serving, echo=click.echo)
+
+
+def _register_server_commands() -> None:
+    try:
+        from xlstock.server.commands import serve_command, shop_group
+    except ImportError:  # pragma: no cover - the server package is part of xlstock
+        return
+    main.add_command(serve_command, "serve")
+    main.add_command(shop_group, "shop")
+
+
+_register_server_commands()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""``xlstock demo``: the whole daily loop on one machine, against an embedded service.
+
+A merchant (or a reviewer) sees in one command what xlstock promises: a sale made
+online between Sync and Publish is kept, a delivery is added once, a stocktake is
+moved by what sold since it was counted.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+from xlstock import actions
+from xlstock.reporting import format_report
+from xlstock.workbook import layout
+from xlstock.workbook.base import WorkbookAdapter
+
+DEMO_SHOP = "https://demo-shop.example"
+WORKBOOK_NAME = "xlstock-demo.xlsx"
+DELIVERY = ("woo-hoodie-blue", 12)
+STOCKTAKE = ("woo-beanie", 9)
+SALE = {"woo-beanie": 2, "woo-tshirt": 1}
+
+
+def sample_catalogue() -> Path:
+    """The sample shop's catalogue shipped with xlstock (WooCommerce's sample data)."""
+    return Path(str(resources.files("xlstock") / "data" / "sample_catalogue.csv"))
+
+
+def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -> Path:
+    """Run the loop; return the workbook's path. With ``keep_serving``, block until
+    Ctrl-C with the service still up, so the workbook can be tried by hand."""
+    from xlstock.remote.client import StockService
+    from xlstock.server import read_catalogue_csv, start_background_server
+    from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
+    from xlstock.workbook.template import build_workbook
+
+    folder.mkdir(parents=True, exist_ok=True)
+    workbook = folder / WORKBOOK_NAME
+    with tempfile.TemporaryDirectory(prefix="xlstock-demo-") as tmp, \
+            start_background_server(Path(tmp) / "shop.db", port=0) as server:
+        items = read_catalogue_csv(sample_catalogue())
+        token = server.store.add_shop(DEMO_SHOP, items)
+        echo(f"1. Started a stock service at {server.url} with the shop {DEMO_SHOP} "
+             f"({len(items)} SKUs, WooCommerce's sample catalogue).")
+        if workbook.exists():
+            workbook.unlink()
+        build_workbook(workbook, service_url=server.url, shop_url=DEMO_SHOP)
+        echo(f"2. Created the workbook {workbook}.")
+        service = StockService(server.url, DEMO_SHOP, token)
+
+        with OpenpyxlWorkbook.open(workbook) as book:
+            report = actions.sync(book, service)
+        echo(f"3. Sync: {report.summary}")
+
+        with OpenpyxlWorkbook.open(workbook) as book:
+            _type_edits(book)
+        echo(f"4. Typed a delivery (Received {DELIVERY[1]} on {DELIVERY[0]}) and a stocktake "
+             f"(New level {STOCKTAKE[1]} on {STOCKTAKE[0]}) into sheet Stock.")
+
+        service.place_order(SALE, reference="demo-1001")
+        echo("5. Meanwhile a customer bought online: "
+             + ", ".join(f"{qty} x {sku}" for sku, qty in SALE.items()) + ".")
+
+        with OpenpyxlWorkbook.open(workbook) as book:
+            report = actions.preview(book, service)
+        echo("6. Preview:")
+        echo(format_report(report, indent="   "))
+
+        with OpenpyxlWorkbook.open(workbook) as book:
+            report = actions.publish(book, service)
+        echo(f"7. Publish: {report.summary}")
+        levels = service.read_levels().levels()
+        echo(
+            f"   Online now: {DELIVERY[0]} {levels[DELIVERY[0]]}, "
+            f"{STOCKTAKE[0]} {levels[STOCKTAKE[0]]} (counted {STOCKTAKE[1]}, less the "
+            f"{SALE[STOCKTAKE[0]]} sold online since Sync), woo-tshirt {levels['woo-tshirt']} "
+            "(the online sale is kept)."
+        )
+        echo(f"\nThe workbook is {workbook.resolve()}")
+        if keep_serving:
+            echo(
+                f"\nThe stock service keeps running at {server.url} (Ctrl-C stops it).\n"
+                f"Try it by hand:\n"
+                f"  export XLSTOCK_TOKEN={token}\n"
+                f"  xlstock sync {workbook}\n"
+                f"  xlstock order --service {server.url} --shop {DEMO_SHOP} woo-cap=1\n"
+                f"  xlstock preview {workbook}\n"
+                f"  xlstock publish {workbook}"
+            )
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                echo("Stopped the stock service.")
+    return workbook
+
+
+def _type_edits(book: WorkbookAdapter) -> None:
+    """What the merchant types: a delivery and a counted level."""
+    table = layout.read_stock(book)
+    for sku, qty, header in ((*DELIVERY, layout.RECEIVED), (*STOCKTAKE, layout.NEW_LEVEL)):
+        index = next(i for i in range(len(table.rows)) if table.value(i, layout.SKU) == sku)
+        book.write_block(layout.STOCK_SHEET, table.sheet_row(index), table.columns[header],
+                         [[qty]])
+    book.save()
