@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install everything the tests need, from scratch, then run them.
+# Usage: bash scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# LibreOffice (headless) opens the generated .xlsm in the tests; Debian/Ubuntu only.
+if ! command -v soffice >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+        && [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends libreoffice-calc-nogui python3-uno
+fi
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/ruff check xlstock tests bench
+.venv/bin/python -m pytest "$@"
