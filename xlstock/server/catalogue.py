@@ -1,0 +1,226 @@
+"""Reading a shop's product catalogue from CSV, for ``xlstock shop add --catalogue``.
+
+Two shapes are understood, told apart by their header:
+
+- the contract's own: columns ``sku``, ``name``, ``variant`` (optional) and ``qty``,
+  case ignored, any other column ignored;
+- a WooCommerce product export (columns ``Type``, ``SKU``, ``Name``, ``Parent`` and
+  ``Attribute N name`` / ``Attribute N value(s)``): simple products and variations hold
+  stock; variable parents, virtual or downloadable, grouped and external products do
+  not and are skipped. A variation is named after its parent, its variant is its
+  attribute values joined by ``" / "``, and its level comes from a ``Stock`` column
+  when there is one (blank is 0).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xlstock.errors import UsageError
+from xlstock.model import (
+    MAX_NAME_LENGTH,
+    StockItem,
+    ValueProblem,
+    clean_sku,
+    has_control_characters,
+    parse_quantity,
+)
+
+MAX_PROBLEMS_SHOWN = 20
+_ATTRIBUTE_VALUE = re.compile(r"attribute (\d+) value\(s\)")
+
+
+@dataclass
+class Catalogue:
+    """The products read from a catalogue file, and the rows skipped (with why)."""
+
+    items: list[StockItem] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    kind: str = "xlstock"
+
+
+def read_catalogue_csv(path: str | Path) -> list[StockItem]:
+    """The products in the catalogue CSV at ``path``; :class:`UsageError` names every
+    bad line and its fix."""
+    return read_catalogue(path).items
+
+
+def read_catalogue(path: str | Path) -> Catalogue:
+    """Like :func:`read_catalogue_csv`, also telling which rows were skipped and why."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read the catalogue {path} ({exc.strerror or exc}); check the file name"
+        ) from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path} is not UTF-8 text (byte {exc.start}); save it as 'CSV UTF-8' and try again"
+        ) from exc
+    first_line = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=first_line.count)
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise UsageError(
+            f"{path} has no header row; its first line must name the columns sku, name, "
+            "variant, qty"
+        )
+    header = [cell.strip().lower() for cell in rows[0]]
+    if {"type", "sku", "name", "parent"} <= set(header):
+        return _read_woocommerce(path, header, rows[1:])
+    return _read_contract(path, header, rows[1:])
+
+
+def _column(header: list[str], name: str) -> int | None:
+    return header.index(name) if name in header else None
+
+
+def _cell(row: Sequence[str], index: int | None) -> str:
+    return row[index] if index is not None and index < len(row) else ""
+
+
+def _fail(path: Path, problems: list[str]) -> UsageError:
+    shown = problems[:MAX_PROBLEMS_SHOWN]
+    more = len(problems) - len(shown)
+    lines = [f"the catalogue {path} has {len(problems)} problem(s); nothing was loaded:"]
+    lines += [f"  {p}" for p in shown]
+    if more:
+        lines.append(f"  ... and {more} more")
+    return UsageError("\n".join(lines))
+
+
+def _text(value: str, *, what: str, where: str, problems: list[str]) -> str:
+    text = value.strip()
+    if has_control_characters(text):
+        problems.append(f"{where}: {what} holds a control character (line break, tab...); "
+                        "retype it on one line")
+    elif len(text) > MAX_NAME_LENGTH:
+        problems.append(f"{where}: {what} is {len(text)} characters long; the limit is "
+                        f"{MAX_NAME_LENGTH}")
+    return text
+
+
+def _read_contract(path: Path, header: list[str], rows: list[list[str]]) -> Catalogue:
+    missing = [name for name in ("sku", "name", "qty") if name not in header]
+    if missing:
+        raise UsageError(
+            f"{path} line 1: the header lacks the column(s) {', '.join(missing)}; a catalogue "
+            f"needs sku, name, variant (may be empty) and qty (found: {', '.join(header)})"
+        )
+    sku_col, name_col, qty_col = (header.index(n) for n in ("sku", "name", "qty"))
+    variant_col = _column(header, "variant")
+    catalogue = Catalogue(kind="xlstock")
+    problems: list[str] = []
+    first_line: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        where = f"line {line}"
+        try:
+            sku = clean_sku(_cell(row, sku_col))
+        except ValueProblem as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if sku is None:
+            problems.append(f"{where}: the sku is empty; give every product its SKU")
+            continue
+        where = f"line {line} (SKU {sku!r})"
+        if sku in first_line:
+            problems.append(f"{where}: SKU listed again (first on line {first_line[sku]}); "
+                            "keep one line per SKU")
+            continue
+        first_line[sku] = line
+        name = _text(_cell(row, name_col), what="name", where=where, problems=problems)
+        variant = _text(_cell(row, variant_col), what="variant", where=where, problems=problems)
+        raw_qty = _cell(row, qty_col)
+        if not raw_qty.strip():
+            problems.append(f"{where}: qty is empty; type the level (0 for none)")
+            continue
+        try:
+            qty = parse_quantity(raw_qty, what="qty", minimum=0)
+        except ValueProblem as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        catalogue.items.append(StockItem(sku=sku, name=name, variant=variant, qty=qty or 0))
+    if problems:
+        raise _fail(path, problems)
+    return catalogue
+
+
+def _read_woocommerce(path: Path, header: list[str], rows: list[list[str]]) -> Catalogue:
+    columns = {name: header.index(name) for name in ("id", "type", "sku", "name", "parent")
+               if name in header}
+    stock_col = _column(header, "stock")
+    if stock_col is None:
+        stock_col = _column(header, "qty")
+    attribute_cols = sorted(
+        (int(match.group(1)), index)
+        for index, name in enumerate(header)
+        if (match := _ATTRIBUTE_VALUE.fullmatch(name))
+    )
+    names_by_parent: dict[str, str] = {}
+    for row in rows:
+        name = _cell(row, columns["name"]).strip()
+        for key in (_cell(row, columns["sku"]).strip(),
+                    "id:" + _cell(row, columns.get("id")).strip()):
+            if key and key != "id:":
+                names_by_parent.setdefault(key, name)
+    catalogue = Catalogue(kind="woocommerce")
+    problems: list[str] = []
+    first_line: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        kinds = {part.strip().lower() for part in _cell(row, columns["type"]).split(",")}
+        label = _cell(row, columns["sku"]).strip() or _cell(row, columns["name"]).strip()
+        if not kinds & {"simple", "variation"}:
+            catalogue.skipped.append(f"line {line} {label!r}: type {', '.join(sorted(kinds))} "
+                                     "holds no stock of its own")
+            continue
+        if kinds & {"virtual", "downloadable"}:
+            catalogue.skipped.append(f"line {line} {label!r}: virtual or downloadable, "
+                                     "no stock to count")
+            continue
+        try:
+            sku = clean_sku(_cell(row, columns["sku"]))
+        except ValueProblem as exc:
+            problems.append(f"line {line}: {exc}")
+            continue
+        if sku is None:
+            catalogue.skipped.append(f"line {line} {label!r}: no SKU; give it one in "
+                                     "WooCommerce to manage its stock with xlstock")
+            continue
+        where = f"line {line} (SKU {sku!r})"
+        if sku in first_line:
+            problems.append(f"{where}: SKU listed again (first on line {first_line[sku]}); "
+                            "keep one line per SKU")
+            continue
+        first_line[sku] = line
+        own_name = _cell(row, columns["name"])
+        variant = ""
+        name = own_name
+        if "variation" in kinds:
+            parent = _cell(row, columns["parent"]).strip()
+            name = names_by_parent.get(parent, own_name)
+            values = [_cell(row, index).strip() for _, index in attribute_cols]
+            variant = " / ".join(value for value in values if value)
+        name = _text(name, what="name", where=where, problems=problems)
+        variant = _text(variant, what="variant", where=where, problems=problems)
+        raw_qty = _cell(row, stock_col)
+        try:
+            qty = parse_quantity(raw_qty, what="Stock", minimum=0) or 0
+        except ValueProblem as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        catalogue.items.append(StockItem(sku=sku, name=name, variant=variant, qty=qty))
+    if problems:
+        raise _fail(path, problems)
+    return catalogue
