@@ -1,0 +1,950 @@
+"""The stock service client: :class:`StockService`.
+
+One object per (service, shop). Every call has a connect and read timeout and an
+overall deadline that bounds the whole answer (all attempts, every byte). Reads are
+retried with exponential backoff and jitter; a publish is only ever re-sent with its
+same idempotency key, and when its answer is lost the client asks the service for the
+outcome instead of guessing. Redirects are never followed. Plain ``http://`` is only
+accepted for a loopback host and TLS is always verified. The token goes into the
+``Authorization`` header of each request and nowhere else: not in URLs, messages,
+logs or ``repr()``.
+
+Versions (``Snapshot.version``, ``PublishResult.version``, ``OrderResult.version``)
+are always in entity-tag form, with their double quotes (``"v12"``), exactly as the
+``ETag`` header carries them; methods taking a version accept it with or without the
+quotes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import ipaddress
+import json
+import logging
+import os
+import random
+import re
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, NamedTuple
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+import requests.auth
+from requests.structures import CaseInsensitiveDict
+
+from xlstock import __version__
+from xlstock.errors import (
+    OutcomeUnknown,
+    ServiceError,
+    ServiceRefused,
+    ServiceUnreachable,
+    StaleVersion,
+    UsageError,
+)
+from xlstock.model import Snapshot, StockItem, ValueProblem, normalise_shop_url
+from xlstock.remote.transport import (
+    Deadline,
+    NotJson,
+    WatchedAdapter,
+    decode_json,
+    mapped_errors,
+    read_body,
+)
+from xlstock.stockfile import snapshot_from_document
+
+log = logging.getLogger("xlstock.remote")
+
+TOKEN_ENV = "XLSTOCK_TOKEN"
+KEYRING_SERVICE = "xlstock"
+USER_AGENT = f"xlstock/{__version__}"
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+"""Largest answer accepted, after inflation: far above any real catalogue."""
+GZIP_THRESHOLD = 64 * 1024
+"""Stock files larger than this are uploaded gzip-compressed."""
+
+_RETRY_READ_STATUSES = frozenset({429, 500, 502, 503, 504})
+_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,200}")
+_TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
+_ITEMS_IN_MESSAGE = 20
+
+
+class Change(NamedTuple):
+    """One SKU's level before and after a publish (or an order)."""
+
+    sku: str
+    before: int
+    after: int
+
+
+class OrderLine(NamedTuple):
+    """One line of a placed order: the SKU, the units sold, the level left."""
+
+    sku: str
+    qty: int
+    level: int
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What became of a publish.
+
+    ``version`` is the shop's new version tag (ETag form). ``replayed`` is true when the
+    service had already applied this key before this answer (an idempotent replay, or a
+    record read back with :meth:`StockService.publish_outcome`); ``recovered`` is true
+    when the result was read back because the publish's own answer was lost.
+
+    ``applied`` is false only for a result from :meth:`StockService.publish_outcome`
+    about a publish the service refused (e.g. 412 or 422): then ``status`` is the status
+    it got and ``refusal`` is the error its answer would have raised
+    (:class:`~xlstock.errors.StaleVersion` or :class:`~xlstock.errors.ServiceRefused`).
+    """
+
+    key: str
+    version: str
+    published_at: str
+    changes: tuple[Change, ...]
+    replayed: bool = False
+    applied: bool = True
+    status: int = 200
+    recovered: bool = False
+    refusal: ServiceError | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """A storefront sale the service accepted; ``version`` is the shop's new tag."""
+
+    order: str
+    version: str
+    lines: tuple[OrderLine, ...]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One version of a shop's levels: who made it (publish, order, catalogue) and what
+    it changed. ``version`` is in ETag form."""
+
+    version: str
+    number: int
+    at: str
+    source: str
+    reference: str
+    changes: tuple[Change, ...]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: CaseInsensitiveDict[str]
+    body: bytes
+    what: str
+
+
+class _Bearer(requests.auth.AuthBase):
+    """The token on one request; its repr never shows the token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "<bearer token>"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ::1 (plain http is allowed only there)."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def check_service_url(url: str) -> str:
+    """The stock service's base URL in canonical form, or :class:`UsageError`.
+
+    Refuses anything but http(s), user names or passwords in the URL, a query or
+    fragment, and plain ``http://`` to a host other than this computer.
+    """
+    text = (url or "").strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(
+            "Settings, Stock service: the address is not a valid URL; write it like "
+            "https://stock.example or http://127.0.0.1:8765"
+        ) from exc
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"Settings, Stock service: {text[:100]!r} is not a web address; write it like "
+            "https://stock.example or http://127.0.0.1:8765"
+        )
+    host = parts.hostname.lower()
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(
+            f"Settings, Stock service: the address for {host} holds a user name or "
+            f"password; remove it (the API token goes in {TOKEN_ENV} or the system keyring)"
+        )
+    if parts.query or parts.fragment:
+        raise UsageError(
+            f"Settings, Stock service: {text[:100]!r} has a '?' or '#' part; write only the "
+            "service's base address, e.g. https://stock.example"
+        )
+    if scheme == "http" and not is_loopback_host(host):
+        raise UsageError(
+            f"Settings, Stock service: {text[:100]!r} uses plain http:// to another "
+            "computer; use https:// (plain http is accepted only for 127.0.0.1, ::1 and "
+            "localhost)"
+        )
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def as_etag(version: str) -> str:
+    """``version`` in entity-tag form (double-quoted), as If-Match and If-None-Match need."""
+    text = (version or "").strip()
+    if text.startswith('"') or text.startswith('W/"'):
+        tag = text
+    else:
+        tag = f'"{text}"'
+    inner = tag[3:-1] if tag.startswith("W/") else tag[1:-1]
+    if len(tag) < 2 or not tag.endswith('"') or not re.fullmatch(r"[\x21\x23-\x7e]*", inner):
+        raise ValueError(f"{version!r} is not a version tag the stock service gave")
+    return tag
+
+
+def resolve_token(shop_url: str) -> str | None:
+    """The API token for ``shop_url``: ``$XLSTOCK_TOKEN``, else the system keyring
+    (service ``xlstock``, user = the normalised shop URL, then the URL as written).
+    A missing or failing keyring counts as no token."""
+    from_env = os.environ.get(TOKEN_ENV, "").strip()
+    if from_env:
+        return from_env
+    users = [shop_url.strip()]
+    with contextlib.suppress(ValueProblem):
+        users.insert(0, normalise_shop_url(shop_url))
+    try:
+        import keyring
+    except Exception:  # noqa: BLE001 - a broken keyring install means "no keyring"
+        return None
+    for user in dict.fromkeys(users):
+        try:
+            secret = keyring.get_password(KEYRING_SERVICE, user)
+        except Exception:  # noqa: BLE001 - any backend failure means "no token there"
+            log.debug("keyring lookup failed for %s", user, exc_info=True)
+            continue
+        if secret and secret.strip():
+            return secret.strip()
+    return None
+
+
+def _no_token_message(shop_url: str) -> str:
+    return (
+        f"no API token for shop {shop_url}: set the environment variable {TOKEN_ENV}, or "
+        f"store it in the system keyring with `keyring set {KEYRING_SERVICE} {shop_url}` "
+        "(`xlstock shop add` prints the token when it registers the shop)"
+    )
+
+
+class StockService:
+    """Client of the stock service for one shop.
+
+    ``timeout`` is (connect, read) seconds, or one number for both; ``deadline`` bounds
+    each whole call; ``read_retries`` is how many times a read is retried after a
+    connection error, 429, 500, 502, 503 or 504. ``publish_attempts`` bounds how many
+    times one publish (or order) is sent, always with the same key. ``backoff_base``,
+    ``backoff_max`` and ``retry_after_cap`` (the longest ``Retry-After`` honoured) and
+    ``max_body`` (the largest answer, inflated) rarely need changing.
+
+    A ``session`` given by the caller is used as is, except that the client mounts its
+    own transport adapter on it (the adapter enforces the deadline); the caller closes it.
+    """
+
+    def __init__(
+        self,
+        service_url: str,
+        shop_url: str,
+        token: str | None = None,
+        *,
+        timeout: float | tuple[float, float] = (5, 30),
+        deadline: float = 120.0,
+        read_retries: int = 3,
+        session: requests.Session | None = None,
+        publish_attempts: int = 3,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+        retry_after_cap: float = 30.0,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        self.service_url = check_service_url(service_url)
+        try:
+            self.shop_url = normalise_shop_url(shop_url)
+        except ValueProblem as exc:
+            raise UsageError(f"Settings, Shop URL: {exc}") from exc
+        if token is not None:
+            token = token.strip()
+            if not _TOKEN_PATTERN.fullmatch(token):
+                raise UsageError(
+                    f"the API token for shop {self.shop_url} holds spaces or control "
+                    "characters; copy it again from the output of `xlstock shop add`"
+                )
+        self._token = token or None
+        if isinstance(timeout, (int, float)):
+            self.connect_timeout = self.read_timeout = float(timeout)
+        else:
+            self.connect_timeout, self.read_timeout = (float(t) for t in timeout)
+        self.deadline = float(deadline)
+        self.read_retries = max(0, int(read_retries))
+        self.publish_attempts = max(1, int(publish_attempts))
+        self.backoff_base = float(backoff_base)
+        self.backoff_max = float(backoff_max)
+        self.retry_after_cap = float(retry_after_cap)
+        self.max_body = int(max_body)
+        self._own_session = session is None
+        self._session = session if session is not None else requests.Session()
+        adapter = WatchedAdapter()
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        host = urlsplit(self.service_url).hostname or ""
+        self._proxies: dict[str, str | None] | None = None
+        if is_loopback_host(host):
+            self._proxies = {"http": None, "https": None, "all": None}
+
+    @classmethod
+    def from_settings(cls, service_url: str, shop_url: str, **options: Any) -> StockService:
+        """A client whose token comes from ``$XLSTOCK_TOKEN`` or the system keyring
+        (see :func:`resolve_token`); :class:`UsageError` saying how to set one if none."""
+        try:
+            shop = normalise_shop_url(shop_url)
+        except ValueProblem as exc:
+            raise UsageError(f"Settings, Shop URL: {exc}") from exc
+        token = resolve_token(shop_url)
+        if token is None:
+            raise UsageError(_no_token_message(shop))
+        return cls(service_url, shop, token, **options)
+
+    def __repr__(self) -> str:
+        return f"StockService(service_url={self.service_url!r}, shop_url={self.shop_url!r})"
+
+    def close(self) -> None:
+        """Close the HTTP session if this client made it."""
+        if self._own_session:
+            self._session.close()
+
+    def __enter__(self) -> StockService:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- public calls
+
+    def health(self) -> dict[str, Any]:
+        """``GET /v1/health``: ``{"status": "ok", "version": ...}`` (no token needed)."""
+        deadline = Deadline(self.deadline)
+        answer = self._read("/v1/health", deadline, auth=False, params={})
+        if answer.status != 200:
+            raise self._refusal(answer, deadline)
+        document = self._json(answer, deadline)
+        if not isinstance(document, dict) or document.get("status") != "ok":
+            raise ServiceRefused(
+                f"{answer.what} did not answer like the stock service; check the Stock "
+                "service setting"
+            )
+        return document
+
+    def read_levels(self, if_none_match: str | None = None) -> Snapshot | None:
+        """The shop's live levels (one ``GET /v1/stock``), with the ``ETag`` as
+        ``Snapshot.version``.
+
+        With ``if_none_match`` (a version from an earlier read) the service may answer
+        304 Not Modified: then this returns ``None``, meaning the levels are still those
+        of that version.
+        """
+        deadline = Deadline(self.deadline)
+        headers = {}
+        if if_none_match:
+            headers["If-None-Match"] = as_etag(if_none_match)
+        answer = self._read("/v1/stock", deadline, headers=headers)
+        if answer.status == 304:
+            return None
+        if answer.status != 200:
+            raise self._refusal(answer, deadline)
+        document = self._json(answer, deadline)
+        etag = answer.headers.get("ETag", "").strip()
+        if not etag and isinstance(document, dict) and document.get("version"):
+            with self._parsing(answer.what):
+                etag = as_etag(str(document["version"]))
+        if not etag:
+            raise ServiceRefused(
+                f"{answer.what} sent levels without a version tag (ETag), so they cannot be "
+                "published safely; check the Stock service setting"
+            )
+        snapshot = snapshot_from_document(document, etag=etag, source=answer.what)
+        self._check_shop(snapshot.shop, answer.what)
+        return snapshot
+
+    def publish(self, body: bytes, if_match: str, key: str) -> PublishResult:
+        """Upload the stock file ``body`` (``PUT /v1/stock``) if the shop is still at
+        version ``if_match``, under the idempotency key ``key``.
+
+        Raises :class:`StaleVersion` (412; ``.current_version`` holds the live tag when
+        the service sent it), :class:`ServiceRefused` (422 with ``.items``, a redirect,
+        401/403 ...), :class:`ServiceUnreachable` when nothing reached the service, and
+        :class:`OutcomeUnknown` when the request may have been applied but neither its
+        answer nor its recorded outcome could be obtained (keep ``key``: the next
+        publish asks :meth:`publish_outcome`). When the answer is lost but the service
+        can be asked, the recorded outcome is returned (``recovered=True``) or raised.
+        The request is only ever re-sent with the same key and body, which the service
+        replays instead of applying twice.
+        """
+        _check_key(key)
+        headers = {
+            "If-Match": as_etag(if_match),
+            "Idempotency-Key": key,
+            "Content-Type": "application/json",
+        }
+        payload = body
+        if len(body) > GZIP_THRESHOLD:
+            payload = gzip.compress(body, compresslevel=6, mtime=0)
+            headers["Content-Encoding"] = "gzip"
+        self._require_token()
+        deadline = Deadline(self.deadline)
+        sends = 0
+        while True:
+            sends += 1
+            try:
+                answer = self._exchange("PUT", "/v1/stock", deadline, headers=headers, data=payload)
+            except ServiceError as exc:
+                arrived = getattr(exc, "may_have_arrived", None)
+                if arrived is None:
+                    raise
+                if arrived:
+                    outcome = self._outcome_after_loss(key, exc)
+                    if outcome is not None:
+                        return self._settle(outcome)
+                if self._resend_pause(deadline, sends, None):
+                    continue
+                if arrived:
+                    raise self._outcome_unknown(key, exc) from exc
+                raise
+            status = answer.status
+            if status == 200:
+                return self._publish_result(answer, deadline, key)
+            if status in (429, 502, 503, 504) and self._resend_pause(
+                deadline, sends, _retry_after(answer)
+            ):
+                continue
+            refusal = self._refusal(answer, deadline)
+            if status in (500, 502, 503, 504):
+                outcome = self._outcome_after_loss(key, refusal)
+                if outcome is not None:
+                    return self._settle(outcome)
+                if status in (502, 504):
+                    raise self._outcome_unknown(key, refusal) from refusal
+            raise refusal
+
+    def publish_outcome(self, key: str) -> PublishResult | None:
+        """What the service recorded for the publish with idempotency key ``key``
+        (``GET /v1/publishes/<key>``).
+
+        ``None``: the service never saw that key for this shop (nothing was applied).
+        Otherwise a :class:`PublishResult` with ``recovered=True``: ``applied=True`` with
+        the publish's result, or ``applied=False`` with the recorded ``status`` and the
+        ``refusal`` that answer meant. It never raises for a refused publish; it raises
+        only when the service itself cannot be asked.
+        """
+        _check_key(key)
+        deadline = Deadline(self.deadline)
+        answer = self._read(f"/v1/publishes/{quote(key, safe='')}", deadline)
+        if answer.status == 404:
+            try:
+                document = decode_json(answer.body, answer.headers.get("Content-Type", ""))
+            except NotJson:
+                document = None
+            error = document.get("error") if isinstance(document, dict) else None
+            if isinstance(error, dict) and error.get("code") == "not_found":
+                return None
+        if answer.status != 200:
+            raise self._refusal(answer, deadline)
+        document = self._json(answer, deadline)
+        with self._parsing(answer.what):
+            status = int(document["status"])
+            applied = document["applied"]
+            if not isinstance(applied, bool):
+                raise TypeError(applied)
+            response = document.get("response")
+            if str(document.get("key", key)) != key:
+                raise ValueError("the outcome names another key")
+        if applied:
+            result = self._result_from_document(response, {}, answer.what, key)
+            return PublishResult(
+                key=result.key,
+                version=result.version,
+                published_at=result.published_at,
+                changes=result.changes,
+                replayed=True,
+                applied=True,
+                status=status,
+                recovered=True,
+            )
+        refusal = self._refusal_from(
+            status, response, CaseInsensitiveDict(), f"PUT {self.service_url}/v1/stock ({key})"
+        )
+        return PublishResult(
+            key=key,
+            version="",
+            published_at="",
+            changes=(),
+            replayed=True,
+            applied=False,
+            status=status,
+            recovered=True,
+            refusal=refusal,
+        )
+
+    def place_order(
+        self, lines: Mapping[str, int], reference: str | None = None, *, key: str | None = None
+    ) -> OrderResult:
+        """A storefront sale (``POST /v1/orders``): every line decremented at once, or
+        none. Raises :class:`ServiceRefused` with ``code == "insufficient_stock"`` and
+        ``.items`` naming each short SKU (409), or ``code == "invalid_document"`` (422).
+
+        Each order carries an idempotency key (``key``, or a fresh one), so a lost answer
+        is re-sent safely with the same key, a bounded number of times.
+        """
+        key = key or f"order-{uuid.uuid4()}"
+        _check_key(key)
+        document: dict[str, Any] = {
+            "lines": [{"sku": sku, "qty": qty} for sku, qty in lines.items()]
+        }
+        if reference is not None:
+            document["reference"] = reference
+        payload = json.dumps(document, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
+        self._require_token()
+        deadline = Deadline(self.deadline)
+        sends = 0
+        while True:
+            sends += 1
+            try:
+                answer = self._exchange(
+                    "POST", "/v1/orders", deadline, headers=headers, data=payload
+                )
+            except ServiceError as exc:
+                arrived = getattr(exc, "may_have_arrived", None)
+                if arrived is None:
+                    raise
+                if self._resend_pause(deadline, sends, None):
+                    continue
+                if arrived:
+                    raise type(exc)(
+                        f"{exc.message} The order may or may not have been recorded: look at "
+                        "the shop's history before ordering again."
+                    ) from exc
+                raise
+            if answer.status in (429, 502, 503, 504) and self._resend_pause(
+                deadline, sends, _retry_after(answer)
+            ):
+                continue
+            if answer.status not in (200, 201):
+                raise self._refusal(answer, deadline)
+            body = self._json(answer, deadline)
+            with self._parsing(answer.what):
+                return OrderResult(
+                    order=str(body["order"]),
+                    version=answer.headers.get("ETag", "").strip() or as_etag(body["version"]),
+                    lines=tuple(
+                        OrderLine(str(line["sku"]), _whole(line["qty"]), _whole(line["level"]))
+                        for line in body["lines"]
+                    ),
+                    replayed=_replayed(answer),
+                )
+
+    def history(self, limit: int = 50, before: int | None = None) -> list[HistoryEntry]:
+        """The shop's versions, newest first (``GET /v1/history``), at most ``limit``
+        (1..500); ``before`` pages back from a version number."""
+        params: dict[str, Any] = {"limit": int(limit)}
+        if before is not None:
+            params["before"] = int(before)
+        deadline = Deadline(self.deadline)
+        answer = self._read("/v1/history", deadline, extra_params=params)
+        if answer.status != 200:
+            raise self._refusal(answer, deadline)
+        document = self._json(answer, deadline)
+        with self._parsing(answer.what):
+            return [
+                HistoryEntry(
+                    version=as_etag(str(entry["version"])),
+                    number=_whole(entry["number"]),
+                    at=str(entry.get("at", "")),
+                    source=str(entry.get("source", "")),
+                    reference=str(entry.get("reference") or ""),
+                    changes=_changes(entry.get("changes") or []),
+                )
+                for entry in document["versions"]
+            ]
+
+    def storefront(self, if_none_match: str | None = None) -> Snapshot | None:
+        """The published stock file as shop pages see it (``GET /v1/storefront``, no
+        token): SKUs and live levels only. ``None`` on 304, as :meth:`read_levels`."""
+        deadline = Deadline(self.deadline)
+        headers = {}
+        if if_none_match:
+            headers["If-None-Match"] = as_etag(if_none_match)
+        answer = self._read("/v1/storefront", deadline, headers=headers, auth=False)
+        if answer.status == 304:
+            return None
+        if answer.status != 200:
+            raise self._refusal(answer, deadline)
+        document = self._json(answer, deadline)
+        with self._parsing(answer.what):
+            etag = answer.headers.get("ETag", "").strip() or as_etag(str(document["version"]))
+            items = {}
+            for raw in document["items"]:
+                sku = str(raw["sku"])
+                items[sku] = StockItem(sku=sku, qty=_whole(raw["qty"]))
+            shop = str(document.get("shop", ""))
+        self._check_shop(shop, answer.what)
+        return Snapshot(shop=shop, version=etag, items=items)
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _require_token(self) -> None:
+        if self._token is None:
+            raise UsageError(_no_token_message(self.shop_url))
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        deadline: Deadline,
+        *,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        auth: bool = True,
+        extra_params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> _Answer:
+        """One request and its whole answer, within ``deadline``; any status comes back.
+        Transport failures raise mapped errors carrying ``may_have_arrived``."""
+        if auth:
+            self._require_token()
+        url = self.service_url + path
+        what = f"{method} {url}"
+        all_headers = {
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip",
+        }
+        all_headers.update(headers or {})
+        query = dict(params) if params is not None else {"shop": self.shop_url}
+        query.update(extra_params or {})
+        started = time.monotonic()
+        with mapped_errors(what, deadline, max_body=self.max_body, secret=self._token):
+            with deadline.watching():
+                remaining = max(deadline.remaining(), 0.001)
+                response = self._session.request(
+                    method,
+                    url,
+                    params=query,
+                    headers=all_headers,
+                    data=data,
+                    auth=_Bearer(self._token) if auth and self._token else None,
+                    timeout=(
+                        min(self.connect_timeout, remaining),
+                        min(self.read_timeout, remaining),
+                    ),
+                    allow_redirects=False,
+                    stream=True,
+                    verify=True,
+                    proxies=self._proxies,
+                )
+                try:
+                    body = read_body(response, deadline, self.max_body)
+                finally:
+                    response.close()
+        log.debug(
+            "%s -> %s (%d bytes, %.3f s)",
+            what,
+            response.status_code,
+            len(body),
+            time.monotonic() - started,
+        )
+        return _Answer(response.status_code, response.headers, body, what)
+
+    def _read(
+        self,
+        path: str,
+        deadline: Deadline,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: bool = True,
+        extra_params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> _Answer:
+        """A GET, retried with backoff on connection errors and 429/5xx answers."""
+        attempt = 0
+        while True:
+            try:
+                answer = self._exchange(
+                    "GET",
+                    path,
+                    deadline,
+                    headers=headers,
+                    auth=auth,
+                    extra_params=extra_params,
+                    params=params,
+                )
+            except ServiceUnreachable:
+                if not self._pause(deadline, attempt, None, limit=self.read_retries):
+                    raise
+                attempt += 1
+                continue
+            if answer.status in _RETRY_READ_STATUSES and self._pause(
+                deadline, attempt, _retry_after(answer), limit=self.read_retries
+            ):
+                attempt += 1
+                continue
+            return answer
+
+    def _pause(
+        self, deadline: Deadline, attempt: int, retry_after: float | None, *, limit: int
+    ) -> bool:
+        """Sleep before retry number ``attempt + 1`` of at most ``limit``; False when no
+        retry is left or the wait would pass the deadline. A ``Retry-After`` is honoured
+        up to ``retry_after_cap``; otherwise exponential backoff with jitter."""
+        if attempt >= limit:
+            return False
+        if retry_after is not None:
+            delay = min(max(retry_after, 0.0), self.retry_after_cap)
+        else:
+            ceiling = min(self.backoff_max, self.backoff_base * (2**attempt))
+            delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        if delay >= deadline.remaining():
+            return False
+        time.sleep(delay)
+        return True
+
+    def _resend_pause(self, deadline: Deadline, sends: int, retry_after: float | None) -> bool:
+        """Wait before sending a publish or order again (same key), if allowed."""
+        return self._pause(deadline, sends - 1, retry_after, limit=self.publish_attempts - 1)
+
+    def _json(self, answer: _Answer, deadline: Deadline) -> Any:
+        with mapped_errors(answer.what, deadline, max_body=self.max_body, secret=self._token):
+            return decode_json(answer.body, answer.headers.get("Content-Type", ""))
+
+    @contextlib.contextmanager
+    def _parsing(self, what: str) -> Iterator[None]:
+        """An answer that is JSON but not the shape this xlstock expects."""
+        try:
+            yield
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ServiceRefused(
+                f"{what} sent an answer this xlstock does not understand ({type(exc).__name__}:"
+                f" {str(exc)[:80]}); upgrade xlstock, or check the Stock service setting"
+            ) from exc
+
+    def _check_shop(self, shop: str, what: str) -> None:
+        try:
+            same = normalise_shop_url(shop) == self.shop_url
+        except ValueProblem:
+            same = False
+        if not same:
+            raise ServiceRefused(
+                f"{what} answered for shop {shop[:100]!r}, not {self.shop_url}; check the "
+                "Stock service and Shop URL settings"
+            )
+
+    def _publish_result(self, answer: _Answer, deadline: Deadline, key: str) -> PublishResult:
+        document = self._json(answer, deadline)
+        result = self._result_from_document(document, answer.headers, answer.what, key)
+        if _replayed(answer):
+            return PublishResult(
+                key=result.key,
+                version=result.version,
+                published_at=result.published_at,
+                changes=result.changes,
+                replayed=True,
+            )
+        return result
+
+    def _result_from_document(
+        self, document: Any, headers: Mapping[str, str], what: str, key: str
+    ) -> PublishResult:
+        with self._parsing(what):
+            if str(document["key"]) != key:
+                raise ValueError(f"the answer is for key {str(document['key'])[:40]!r}")
+            version = headers.get("ETag", "").strip() or as_etag(str(document["version"]))
+            return PublishResult(
+                key=key,
+                version=version,
+                published_at=str(document.get("published_at", "")),
+                changes=_changes(document.get("changes") or []),
+            )
+
+    def _outcome_after_loss(self, key: str, cause: ServiceError) -> PublishResult | None:
+        """Ask the service what became of publish ``key`` after its answer was lost;
+        :class:`OutcomeUnknown` when the service cannot be asked either."""
+        log.debug("publish %s: answer lost (%s); asking for its outcome", key, cause.message)
+        try:
+            return self.publish_outcome(key)
+        except (ServiceError, UsageError) as exc:
+            raise self._outcome_unknown(key, exc) from cause
+
+    def _outcome_unknown(self, key: str, cause: Exception) -> OutcomeUnknown:
+        error = OutcomeUnknown(
+            f"the answer to publish {key} (PUT {self.service_url}/v1/stock) never arrived "
+            f"and the outcome could not be confirmed ({cause}). The outcome is unknown: the "
+            "next `xlstock publish` will find out; nothing will be counted twice.",
+            code="outcome_unknown",
+        )
+        error.key = key  # type: ignore[attr-defined]
+        return error
+
+    @staticmethod
+    def _settle(outcome: PublishResult) -> PublishResult:
+        if outcome.applied:
+            return outcome
+        assert outcome.refusal is not None
+        raise outcome.refusal
+
+    def _refusal(self, answer: _Answer, deadline: Deadline) -> ServiceError:
+        """The error an unsuccessful answer means (never raised here)."""
+        if 300 <= answer.status < 400:
+            location = answer.headers.get("Location", "").strip() or "(no Location given)"
+            return ServiceRefused(
+                f"{answer.what} answered with a redirect ({answer.status}) to {location[:200]}; "
+                "xlstock never follows redirects: put the right address in the Stock service "
+                "setting",
+                status=answer.status,
+                code="redirect",
+            )
+        content_type = answer.headers.get("Content-Type", "")
+        try:
+            document = decode_json(answer.body, content_type)
+        except NotJson as exc:
+            if exc.content_type.startswith("text/html"):
+                return ServiceRefused(
+                    f"{answer.what} answered a web page ({answer.status}), not the stock "
+                    "service; check the Stock service setting",
+                    status=answer.status,
+                )
+            document = None
+        return self._refusal_from(answer.status, document, answer.headers, answer.what)
+
+    def _refusal_from(
+        self, status: int, document: Any, headers: Mapping[str, str], what: str
+    ) -> ServiceError:
+        error = document.get("error") if isinstance(document, dict) else None
+        code: str | None = None
+        message = ""
+        items: list[dict[str, Any]] = []
+        if isinstance(error, dict):
+            code = str(error.get("code") or "") or None
+            message = str(error.get("message") or "")
+            raw_items = error.get("items")
+            if isinstance(raw_items, list):
+                items = [item for item in raw_items if isinstance(item, dict)]
+        text = f"{what} was refused ({status}{' ' + code if code else ''})"
+        if message:
+            text += f": {message.rstrip('.')}"
+        lines = [text + ". " + self._hint(status, code, message)]
+        for item in items[:_ITEMS_IN_MESSAGE]:
+            lines.append(f"  SKU {str(item.get('sku', '?'))[:100]!r}: {item.get('problem', '')}")
+        if len(items) > _ITEMS_IN_MESSAGE:
+            lines.append(f"  ... and {len(items) - _ITEMS_IN_MESSAGE} more")
+        full = "\n".join(lines)
+        if self._token:
+            full = full.replace(self._token, "***")
+        kind = StaleVersion if status == 412 else ServiceRefused
+        refusal = kind(full, status=status, code=code)
+        refusal.items = items  # type: ignore[attr-defined]
+        if status == 412:
+            current = headers.get("ETag", "").strip()
+            refusal.current_version = current or None  # type: ignore[attr-defined]
+        return refusal
+
+    def _hint(self, status: int, code: str | None, message: str) -> str:
+        if status == 401:
+            return (
+                f"Check the API token: set {TOKEN_ENV}, or run `keyring set {KEYRING_SERVICE} "
+                f"{self.shop_url}` (`xlstock shop add` prints the token)"
+            )
+        if status == 403:
+            if "xlstock shop add" in message:
+                return "Register the shop, then try again"
+            return f"Ask the shop to register: xlstock shop add {self.shop_url} --db FILE"
+        if status == 404:
+            return "Check the Stock service setting (the service's base address) and Shop URL"
+        if status == 409:
+            return "Nothing was sold; the shop has too few in stock"
+        if status == 412:
+            return "The live levels changed since they were read; sync again (nothing was changed)"
+        if status == 413:
+            return "The stock file is larger than the service accepts"
+        if status == 422:
+            return "Nothing was changed; fix what is listed and try again"
+        if status == 429:
+            return "The stock service is busy; try again in a minute"
+        if status >= 500:
+            return "The stock service failed; try again later, or look at the service's log"
+        return "Upgrade xlstock, or check the Stock service setting"
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not _KEY_PATTERN.fullmatch(key):
+        raise ValueError("an idempotency key is 1 to 200 printable ASCII characters, no spaces")
+
+
+def _replayed(answer: _Answer) -> bool:
+    return answer.headers.get("Idempotent-Replayed", "").strip().lower() == "true"
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{value!r} is not a whole number")
+    return value
+
+
+def _changes(raw: Any) -> tuple[Change, ...]:
+    return tuple(
+        Change(str(change["sku"]), _whole(change["before"]), _whole(change["after"]))
+        for change in raw
+    )
+
+
+def _retry_after(answer: _Answer) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
+    if answer.status not in (429, 503):
+        return None
+    value = answer.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,391 @@
+"""The HTTP plumbing under :class:`~xlstock.remote.client.StockService`.
+
+Three things live here, apart from the protocol logic:
+
+* :class:`Deadline`, an overall time limit for one call. A watchdog timer shuts the
+  call's sockets down when it passes, so that a server dripping one byte a second (in
+  the headers or in the body) is cut off at the deadline, not only by the per-read
+  timeout that each byte resets.
+* :class:`WatchedAdapter`, a ``requests`` transport adapter whose urllib3 connections
+  register their sockets with the current deadline.
+* :func:`mapped_errors`, the one place where requests, urllib3, socket, zlib and JSON
+  exceptions become the :mod:`xlstock.errors` tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
+import urllib3.exceptions
+
+from xlstock.errors import ServiceError, ServiceRefused, ServiceUnreachable
+
+_LOCAL = threading.local()
+_CHUNK = 64 * 1024
+
+
+class DeadlineExceeded(Exception):
+    """Internal: the overall deadline of a call passed (mapped by :func:`mapped_errors`)."""
+
+
+class BodyTooLarge(Exception):
+    """Internal: an answer grew past the size cap (mapped by :func:`mapped_errors`)."""
+
+
+class NotJson(Exception):
+    """Internal: an answer that should be JSON is not (mapped by :func:`mapped_errors`)."""
+
+    def __init__(self, content_type: str, cause: Exception | None = None) -> None:
+        super().__init__(content_type)
+        self.content_type = content_type
+        self.cause = cause
+
+
+class Deadline:
+    """The moment a whole call (all its attempts, every byte of every answer) must end.
+
+    While :meth:`watching` is active, sockets that urllib3 connects or reuses in this
+    thread are registered; when the deadline passes a timer thread shuts them down, which
+    wakes any blocked read. ``expired`` is set before the sockets are shut, so a reader
+    that sees an early end of data can tell a cut from a genuine end.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer: threading.Timer | None = None
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def check(self) -> None:
+        if self.expired or self.remaining() <= 0:
+            self.expired = True
+            raise DeadlineExceeded()
+
+    def register(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            if self.expired:
+                _shut(sock)
+            elif sock not in self._sockets:
+                self._sockets.append(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[Deadline]:
+        """Arm the watchdog for the code in the ``with`` block (one exchange)."""
+        self.check()
+        previous = getattr(_LOCAL, "deadline", None)
+        _LOCAL.deadline = self
+        timer = threading.Timer(max(self.remaining(), 0.0), self._fire)
+        timer.daemon = True
+        self._timer = timer
+        timer.start()
+        try:
+            yield self
+        finally:
+            timer.cancel()
+            _LOCAL.deadline = previous
+            with self._lock:
+                self._sockets.clear()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _register_current(sock: socket.socket | None) -> None:
+    deadline = getattr(_LOCAL, "deadline", None)
+    if deadline is not None:
+        deadline.register(sock)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _register_current(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _register_current(self.sock)
+        super().request(*args, **kwargs)
+
+    def getresponse(self) -> Any:
+        _register_current(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _register_current(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _register_current(self.sock)
+        super().request(*args, **kwargs)
+
+    def getresponse(self) -> Any:
+        _register_current(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class WatchedAdapter(requests.adapters.HTTPAdapter):
+    """A requests adapter whose connections obey the current :class:`Deadline`.
+
+    urllib3 never retries on its own here (``max_retries=0``): the client decides what
+    may be retried, because a publish must never be re-sent blindly.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
+
+
+def read_body(response: requests.Response, deadline: Deadline, max_body: int) -> bytes:
+    """The whole body of a streamed ``response``, inflated, at most ``max_body`` bytes.
+
+    Reads with ``read1`` so that the clock is checked after every arrival of data, and
+    inflates gzip/deflate itself with a bounded output size, so a small compressed body
+    cannot expand past the cap (a zip bomb) before it is refused.
+    """
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    decoder: Any = None
+    if encoding in ("gzip", "x-gzip"):
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        decoder = zlib.decompressobj()
+    elif encoding not in ("", "identity"):
+        raise NotJson(f"content encoded as {encoding!r}")
+    if not decoder:
+        declared = response.headers.get("Content-Length", "").strip()
+        if declared.isdigit() and int(declared) > max_body:
+            raise BodyTooLarge()
+    parts: list[bytes] = []
+    size = 0
+    raw = response.raw
+    while True:
+        deadline.check()
+        chunk = raw.read1(_CHUNK, decode_content=False)
+        if not chunk:
+            break
+        if decoder is None:
+            size += len(chunk)
+            if size > max_body:
+                raise BodyTooLarge()
+            parts.append(chunk)
+            continue
+        pending = chunk
+        while pending:
+            out = decoder.decompress(pending, max_body - size + 1)
+            size += len(out)
+            if size > max_body:
+                raise BodyTooLarge()
+            parts.append(out)
+            pending = decoder.unconsumed_tail
+    deadline.check()
+    if decoder is not None:
+        tail = decoder.flush()
+        size += len(tail)
+        if size > max_body:
+            raise BodyTooLarge()
+        parts.append(tail)
+        if not decoder.eof and size:
+            raise zlib.error("compressed answer ends early")
+    return b"".join(parts)
+
+
+def decode_json(body: bytes, content_type: str) -> Any:
+    """The JSON value of an answer body; :class:`NotJson` when it is anything else."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind and kind != "application/json" and not kind.endswith("+json"):
+        raise NotJson(kind)
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise NotJson(kind or "an unlabelled body", exc) from exc
+
+
+def _connect_failed(exc: BaseException) -> bool:
+    """True when ``exc`` shows the request never left this machine (no connection)."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, urllib3.exceptions.ConnectTimeoutError):
+            return True
+        if isinstance(item, urllib3.exceptions.MaxRetryError) and item.reason is not None:
+            stack.append(item.reason)
+        stack.extend(a for a in getattr(item, "args", ()) if isinstance(a, BaseException))
+        for linked in (item.__cause__, item.__context__):
+            if linked is not None:
+                stack.append(linked)
+    return False
+
+
+def unreachable(message: str, *, may_have_arrived: bool) -> ServiceUnreachable:
+    """A :class:`ServiceUnreachable` that also says whether the request may have been
+    received (``may_have_arrived``); a publish that may have arrived is never called
+    failed without asking the service for its outcome."""
+    error = ServiceUnreachable(message)
+    error.may_have_arrived = may_have_arrived  # type: ignore[attr-defined]
+    return error
+
+
+@contextlib.contextmanager
+def mapped_errors(
+    what: str, deadline: Deadline, *, max_body: int, secret: str | None = None
+) -> Iterator[None]:
+    """Translate every foreign exception raised in the block into the error tree.
+
+    ``what`` names the request for messages, e.g. ``"GET http://127.0.0.1:8765/v1/stock"``
+    (never with the token). Each message says what to do.
+    """
+    try:
+        yield
+    except ServiceError:
+        raise
+    except DeadlineExceeded as exc:
+        raise mapped_deadline(what, deadline) from exc
+    except BodyTooLarge as exc:
+        error = ServiceRefused(
+            f"{what} sent an answer larger than {max_body // (1024 * 1024)} MiB, far larger "
+            "than any catalogue; it is not the stock service: check the Stock service setting"
+        )
+        error.may_have_arrived = True  # type: ignore[attr-defined]
+        raise error from exc
+    except NotJson as exc:
+        if exc.content_type.startswith("text/html"):
+            detail = "answered a web page, not the stock service"
+        else:
+            detail = f"answered {exc.content_type}, not the stock service's JSON"
+        raise ServiceRefused(f"{what} {detail}; check the Stock service setting") from exc
+    except (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError) as exc:
+        if deadline.expired:
+            raise unreachable(
+                f"{what}: no connection within the deadline of {deadline.seconds:g} s; is the "
+                "stock service running (`xlstock serve`)? check the Stock service setting",
+                may_have_arrived=False,
+            ) from exc
+        raise unreachable(
+            f"{what}: could not connect in time; is the stock service running "
+            "(`xlstock serve`)? check the Stock service setting and the network",
+            may_have_arrived=False,
+        ) from exc
+    except requests.exceptions.SSLError as exc:
+        raise unreachable(
+            f"{what}: the TLS certificate could not be verified ({_brief(exc, secret)}); "
+            "xlstock always verifies TLS: fix the service's certificate, or check the Stock "
+            "service setting",
+            may_have_arrived=False,
+        ) from exc
+    except (
+        requests.exceptions.ReadTimeout,
+        urllib3.exceptions.ReadTimeoutError,
+        TimeoutError,
+    ) as exc:
+        if deadline.expired:
+            raise mapped_deadline(what, deadline) from exc
+        raise unreachable(
+            f"{what}: the stock service stopped answering (read timeout); try again later, "
+            "and check that `xlstock serve` is healthy",
+            may_have_arrived=True,
+        ) from exc
+    except zlib.error as exc:
+        if deadline.expired:
+            raise mapped_deadline(what, deadline) from exc
+        raise unreachable(
+            f"{what} sent a damaged compressed answer ({_brief(exc, secret)}); try again, "
+            "and check the Stock service setting",
+            may_have_arrived=True,
+        ) from exc
+    except (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.HTTPError,
+        http.client.HTTPException,
+        OSError,
+    ) as exc:
+        if deadline.expired:
+            raise mapped_deadline(what, deadline) from exc
+        if _connect_failed(exc):
+            raise unreachable(
+                f"{what}: could not connect; is the stock service running (`xlstock serve`)? "
+                "check the Stock service setting",
+                may_have_arrived=False,
+            ) from exc
+        raise unreachable(
+            f"{what}: the connection broke before the whole answer arrived "
+            f"({_brief(exc, secret)}); try again, and check the Stock service setting",
+            may_have_arrived=True,
+        ) from exc
+    except requests.exceptions.RequestException as exc:
+        raise unreachable(
+            f"{what} failed ({_brief(exc, secret)}); check the Stock service setting",
+            may_have_arrived=False,
+        ) from exc
+
+
+def mapped_deadline(what: str, deadline: Deadline) -> ServiceUnreachable:
+    return unreachable(
+        f"{what} did not finish answering within {deadline.seconds:g} s; the stock "
+        "service is too slow or stuck: try again later, and check the Stock service setting",
+        may_have_arrived=True,
+    )
+
+
+def _brief(exc: BaseException, secret: str | None) -> str:
+    """A short, token-free description of a low-level error for a message."""
+    inner: BaseException = exc
+    while True:
+        reason = getattr(inner, "reason", None)
+        if isinstance(reason, BaseException):
+            inner = reason
+            continue
+        args = getattr(inner, "args", ())
+        if args and isinstance(args[0], BaseException) and args[0] is not inner:
+            inner = args[0]
+            continue
+        break
+    text = str(inner) or type(inner).__name__
+    if secret:
+        text = text.replace(secret, "***")
+    return text[:200]
