@@ -1,0 +1,280 @@
+"""End to end: the CLI on real .xlsx files against the real stock service on loopback."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pytest
+import requests
+from click.testing import CliRunner
+
+from xlstock.cli import main
+from xlstock.model import StockItem
+
+CATALOGUE = [
+    StockItem("A-1", "Hoodie", "Red / L", 10),
+    StockItem("B-2", "Cap", "", 5),
+    StockItem("C-3", "Belt", "", 8),
+    StockItem("00123", "Socks", "Blue", 3),
+]
+_shop_numbers = itertools.count(1)
+
+
+class Shop:
+    """One registered shop on the session's stock service, and a workbook for it."""
+
+    def __init__(self, server, tmp_path: Path, items=CATALOGUE) -> None:
+        self.server = server
+        self.url = f"https://e2e-{next(_shop_numbers)}.shop.example"
+        self.token = server.store.add_shop(self.url, list(items))
+        self.workbook = tmp_path / "stock.xlsx"
+        self.env = {"XLSTOCK_TOKEN": self.token}
+
+    def run(self, *args: str, expect: int | None = 0):
+        result = CliRunner().invoke(main, list(args), env=self.env, catch_exceptions=False)
+        if expect is not None:
+            assert result.exit_code == expect, result.output
+        return result
+
+    def new(self) -> None:
+        self.run("new", str(self.workbook), "--service", self.server.url, "--shop", self.url)
+
+    def edit(self, **cells_by_sku: dict[str, object]) -> None:
+        wb = openpyxl.load_workbook(self.workbook)
+        ws = wb["Stock"]
+        headers = {c.value: c.column for c in ws[1] if c.value}
+        for row in range(2, ws.max_row + 1):
+            sku = ws.cell(row, headers["SKU"]).value
+            for header, value in cells_by_sku.get(sku, {}).items():
+                ws.cell(row, headers[header]).value = value
+        wb.save(self.workbook)
+
+    def sheet(self) -> dict[str, dict[str, object]]:
+        wb = openpyxl.load_workbook(self.workbook)
+        ws = wb["Stock"]
+        headers = [c.value for c in ws[1]]
+        rows = {}
+        for values in ws.iter_rows(min_row=2, values_only=True):
+            record = dict(zip(headers, values))
+            if record.get("SKU") is not None:
+                rows[record["SKU"]] = record
+        return rows
+
+    def live(self) -> dict[str, int]:
+        answer = requests.get(
+            f"{self.server.url}/v1/stock", params={"shop": self.url},
+            headers={"Authorization": f"Bearer {self.token}"}, timeout=10,
+        )
+        answer.raise_for_status()
+        return {item["sku"]: item["qty"] for item in answer.json()["items"]}
+
+    def sell(self, **lines: int) -> None:
+        answer = requests.post(
+            f"{self.server.url}/v1/orders", params={"shop": self.url},
+            headers={"Authorization": f"Bearer {self.token}"},
+            json={"lines": [{"sku": sku.replace("_", "-"), "qty": qty}
+                            for sku, qty in lines.items()]},
+            timeout=10,
+        )
+        assert answer.status_code == 201, answer.text
+
+    def history_count(self) -> int:
+        answer = requests.get(
+            f"{self.server.url}/v1/history", params={"shop": self.url, "limit": 500},
+            headers={"Authorization": f"Bearer {self.token}"}, timeout=10,
+        )
+        return len(answer.json()["versions"])
+
+
+@pytest.fixture
+def shop(stock_service, tmp_path):
+    shop = Shop(stock_service, tmp_path)
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    return shop
+
+
+def test_sync_fills_the_sheet_keeping_text_skus(shop):
+    rows = shop.sheet()
+    assert set(rows) == {"A-1", "B-2", "C-3", "00123"}
+    assert rows["A-1"]["Online"] == 10
+    assert rows["A-1"]["Variant"] == "Red / L"
+    assert rows["00123"]["Product"] == "Socks"
+
+
+# contract 2b, one row per case: (edit, sale between Sync and Publish, policy, expected)
+CASES = [
+    ({}, 0, "rebase", 10),
+    ({}, 3, "rebase", 7),
+    ({"Received": 4}, 0, "rebase", 14),
+    ({"Received": 4}, 3, "rebase", 11),
+    ({"New level": 6}, 0, "rebase", 6),
+    ({"New level": 6}, 3, "rebase", 3),
+    ({}, 3, "strict", 7),
+    ({"Received": 4}, 3, "strict", 11),
+    ({"New level": 6}, 0, "strict", 6),
+]
+
+
+@pytest.mark.parametrize(("edit", "sold", "policy", "expected"), CASES)
+def test_contract_2b_rows(shop, edit, sold, policy, expected):
+    shop.edit(**{"A-1": edit})
+    if sold:
+        shop.sell(A_1=sold)
+    args = ["publish", str(shop.workbook)] + (["--strict"] if policy == "strict" else [])
+    shop.run(*args)
+    assert shop.live()["A-1"] == expected
+    row = shop.sheet()["A-1"]
+    assert row["Online"] == expected
+    assert row["Received"] is None and row["New level"] is None
+
+
+def test_strict_conflict_exits_3_and_sends_nothing(shop):
+    shop.edit(**{"A-1": {"New level": 6}, "B-2": {"Received": 1}})
+    shop.sell(A_1=2)
+    versions = shop.history_count()
+    result = shop.run("publish", str(shop.workbook), "--strict", expect=3)
+    assert "A-1" in result.output
+    assert shop.live() == {"A-1": 8, "B-2": 5, "C-3": 8, "00123": 3}
+    assert shop.history_count() == versions
+    rows = shop.sheet()
+    assert rows["A-1"]["New level"] == 6 and rows["B-2"]["Received"] == 1
+    assert "conflict" in rows["A-1"]["Status"]
+
+
+def test_sheet_errors_exit_1_name_rows_and_send_nothing(shop):
+    shop.edit(**{"A-1": {"Received": 2, "New level": 4}, "B-2": {"Received": -9}})
+    before = shop.live()
+    result = shop.run("publish", str(shop.workbook), expect=1)
+    assert "row 2" in result.output and "B-2" in result.output
+    assert shop.live() == before
+    rows = shop.sheet()
+    assert rows["A-1"]["Received"] == 2 and rows["A-1"]["New level"] == 4
+    assert rows["B-2"]["Status"].startswith("error")
+
+
+def test_second_publish_sends_nothing(shop):
+    shop.edit(**{"C-3": {"Received": 2}})
+    shop.run("publish", str(shop.workbook))
+    versions = shop.history_count()
+    result = shop.run("publish", str(shop.workbook))
+    assert "Nothing to publish" in result.output
+    assert shop.history_count() == versions
+
+
+def test_preview_shows_the_plan_and_uploads_nothing(shop):
+    shop.edit(**{"A-1": {"New level": 6}, "B-2": {"Received": 3}})
+    shop.sell(A_1=1)
+    versions = shop.history_count()
+    result = shop.run("preview", str(shop.workbook))
+    assert "A-1" in result.output and "-5" in result.output and "+3" in result.output
+    assert shop.history_count() == versions
+    rows = shop.sheet()
+    assert rows["A-1"]["Change"] == -5 and rows["B-2"]["Change"] == 3
+
+
+def test_offline_editing_then_publish_when_the_service_is_back(tmp_path, stock_service):
+    shop = Shop(stock_service, tmp_path)
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    shop.edit(**{"B-2": {"Received": 7}})
+    shop.run("validate", str(shop.workbook))
+    wb = openpyxl.load_workbook(shop.workbook)
+    settings = wb["Settings"]
+    for row in settings.iter_rows():
+        if row[0].value == "Stock service":
+            row[1].value = "http://127.0.0.1:9"  # nothing listens there
+    wb.save(shop.workbook)
+    result = shop.run("publish", str(shop.workbook), expect=4)
+    assert "127.0.0.1:9" in result.output
+    assert shop.sheet()["B-2"]["Received"] == 7
+    wb = openpyxl.load_workbook(shop.workbook)
+    for row in wb["Settings"].iter_rows():
+        if row[0].value == "Stock service":
+            row[1].value = stock_service.url
+    wb.save(shop.workbook)
+    shop.run("publish", str(shop.workbook))
+    assert shop.live()["B-2"] == 12
+
+
+def test_new_skus_are_appended_and_vanished_ones_flagged(stock_service, tmp_path):
+    shop = Shop(stock_service, tmp_path)
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    stock_service.store.add_shop(shop.url, [StockItem("D-4", "Scarf", "", 2)])
+    wb = openpyxl.load_workbook(shop.workbook)
+    ws = wb["Stock"]
+    ws.append(["GONE-1", "Old thing", None, 1])
+    wb.save(shop.workbook)
+    shop.run("sync", str(shop.workbook))
+    rows = shop.sheet()
+    assert rows["D-4"]["Online"] == 2 and rows["D-4"]["Status"] == "new"
+    assert "not in the shop online" in rows["GONE-1"]["Status"]
+
+
+def test_missing_token_is_a_usage_error(shop):
+    result = CliRunner().invoke(main, ["sync", str(shop.workbook)],
+                                env={"XLSTOCK_TOKEN": ""}, catch_exceptions=False)
+    assert result.exit_code in (2, 4)
+    assert "XLSTOCK_TOKEN" in result.output
+
+
+def test_workbook_never_holds_the_token(shop):
+    shop.edit(**{"A-1": {"Received": 1}})
+    shop.run("publish", str(shop.workbook))
+    import zipfile
+
+    with zipfile.ZipFile(shop.workbook) as archive:
+        for name in archive.namelist():
+            assert shop.token.encode() not in archive.read(name)
+
+
+def test_order_command(shop):
+    result = shop.run("order", "--service", shop.server.url, "--shop", shop.url, "B-2=2")
+    assert "version" in result.output
+    assert shop.live()["B-2"] == 3
+    result = shop.run("order", "--service", shop.server.url, "--shop", shop.url, "B-2=9",
+                      expect=4)
+    assert "B-2" in result.output
+    assert shop.live()["B-2"] == 3
+
+
+@pytest.mark.slow
+def test_five_thousand_skus_sync_and_publish(stock_service, tmp_path):
+    items = [StockItem(f"SKU-{n:05d}", f"Product {n}", "", n % 50) for n in range(5000)]
+    shop = Shop(stock_service, tmp_path, items)
+    shop.new()
+    shop.run("sync", str(shop.workbook), "-q")
+    assert len(shop.sheet()) == 5000
+    shop.edit(**{f"SKU-{n:05d}": {"Received": 5} for n in range(0, 5000, 500)})
+    shop.run("publish", str(shop.workbook), "-q")
+    live = shop.live()
+    assert live["SKU-00500"] == 500 % 50 + 5
+    assert sum(live.values()) == sum(item.qty for item in items) + 10 * 5
+
+
+# --- crash safety: a real publish process killed at each moment -------------------------
+
+FAILPOINTS = ["before_upload", "after_upload", "after_bookkeeping"]
+
+
+@pytest.mark.parametrize("failpoint", FAILPOINTS)
+def test_killed_publish_never_counts_a_delivery_twice(shop, failpoint):
+    shop.edit(**{"A-1": {"Received": 5}})
+    env = {**os.environ, **shop.env, "XLSTOCK_FAILPOINT": failpoint}
+    killed = subprocess.run(
+        [sys.executable, "-m", "xlstock.cli", "publish", str(shop.workbook), "-q"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert killed.returncode != 0, killed.stdout + killed.stderr
+    for _ in range(2):
+        shop.run("publish", str(shop.workbook))
+    assert shop.live()["A-1"] == 15
+    row = shop.sheet()["A-1"]
+    assert row["Online"] == 15 and row["Received"] is None
+    assert not list(shop.workbook.parent.glob("*.tmp*"))
