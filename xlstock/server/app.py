@@ -1,0 +1,342 @@
+"""The stock service's HTTP API (protocol v1, docs/protocol.md) as a Flask application.
+
+HTTP only: headers, bodies, status codes. What a publish or an order does, and the
+answer it gets, is decided by :class:`xlstock.server.storage.StockStore`. Every answer
+is JSON, errors included (``{"error": {"code", "message", "items"?}}``), so that no
+shop-supplied text is ever rendered as HTML.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import re
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
+from urllib.parse import parse_qs
+
+from xlstock import __version__
+from xlstock.errors import UsageError
+from xlstock.model import ValueProblem, normalise_shop_url
+from xlstock.server.documents import error_body
+from xlstock.server.storage import HISTORY_LIMIT_MAX, Outcome, StockStore, UnknownShop
+
+try:
+    from flask import Flask, Response, request
+    from werkzeug.exceptions import HTTPException
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise UsageError(
+        "the stock service needs Flask and waitress, which are not installed: "
+        "pip install 'xlstock[server]'"
+    ) from exc
+
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+GZIP_MIN_SIZE = 1024
+"""Answers smaller than this are sent as they are: gzip would save nothing worth a CPU."""
+JSON_TYPE = "application/json"
+KEY_PATTERN = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?")
+
+log = logging.getLogger("xlstock.server")
+
+_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "shop_not_registered", 404: "not_found",
+    405: "method_not_allowed", 409: "insufficient_stock", 412: "stale_version",
+    413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_document",
+    428: "precondition_required", 500: "internal_error",
+}
+
+
+class ApiError(Exception):
+    """An error answer: status, stable code, human message, optional extra headers."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    response = Response(data, status=status, mimetype=JSON_TYPE)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-cache"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def inflate(data: bytes, cap: int) -> bytes:
+    """The gzip ``data`` inflated, refusing with 413 as soon as the output passes ``cap``
+    (a small body that would inflate to gigabytes is never inflated whole)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = bytearray()
+    pending = data
+    try:
+        while not inflater.eof:
+            chunk = inflater.decompress(pending, cap + 1 - len(out))
+            out += chunk
+            if len(out) > cap:
+                raise ApiError(
+                    413, "payload_too_large",
+                    f"the body inflates past the limit of {cap:,} bytes; nothing was read",
+                )
+            pending = inflater.unconsumed_tail
+            if not chunk and not pending:
+                break
+    except zlib.error as exc:
+        raise ApiError(400, "bad_request", f"the gzip body is corrupt ({exc})") from exc
+    if not inflater.eof:
+        raise ApiError(400, "bad_request", "the gzip body is cut short; send it whole")
+    if inflater.unused_data:
+        raise ApiError(400, "bad_request", "the body holds data after its gzip stream")
+    return bytes(out)
+
+
+def _clean_for_log(text: str) -> str:
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)[:300]
+
+
+def _logged(app: Callable, logger: logging.Logger) -> Callable:
+    """WSGI middleware: one log line per request (method, path, shop, status, time).
+    The token travels in a header and is never logged."""
+
+    def middleware(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        started = time.perf_counter()
+        status: list[str] = []
+
+        def recording_start_response(code: str, headers: list, exc_info: Any = None) -> Any:
+            status.append(code.split(" ", 1)[0])
+            return start_response(code, headers, exc_info)
+
+        try:
+            return app(environ, recording_start_response)
+        finally:
+            shop = parse_qs(environ.get("QUERY_STRING", "")).get("shop", [""])[0]
+            logger.info(
+                "%s %s%s %s %.1fms",
+                environ.get("REQUEST_METHOD", "?"),
+                _clean_for_log(environ.get("PATH_INFO", "")),
+                f" shop={_clean_for_log(shop)}" if shop else "",
+                status[0] if status else "-",
+                (time.perf_counter() - started) * 1000,
+            )
+
+    return middleware
+
+
+def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
+    """The WSGI application serving protocol v1 from ``store``.
+
+    ``max_body`` caps request bodies, after gzip inflation (413 beyond it).
+    """
+    app = Flask("xlstock.server")
+    app.url_map.strict_slashes = False
+
+    def fail(status: int, message: str, code: str | None = None, **headers: str) -> NoReturn:
+        raise ApiError(status, code or _CODES[status], message, headers=headers)
+
+    def shop_parameter() -> str:
+        raw = request.args.get("shop")
+        if not raw:
+            fail(400, "the shop parameter is missing; add ?shop=<the shop's URL>")
+        try:
+            return normalise_shop_url(raw)
+        except ValueProblem as exc:
+            fail(400, f"the shop parameter is wrong: {exc}")
+
+    def authorised_shop() -> str:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        challenge = {"WWW-Authenticate": 'Bearer realm="xlstock"'}
+        if scheme.lower() != "bearer" or not token:
+            fail(401, "no API token: send the header 'Authorization: Bearer <token>' with the "
+                 "token 'xlstock shop add' printed", **challenge)
+        token_shop = store.authenticate(token)
+        if token_shop is None:
+            fail(401, "this API token is not known to the stock service; use the token "
+                 "'xlstock shop add <shop URL> --db FILE' printed", **challenge)
+        shop = shop_parameter()
+        if token_shop != shop:
+            fail(403, f"the shop {shop} is not registered for this API token; register it "
+                 f"with: xlstock shop add {shop} --db FILE, and use the token it prints")
+        return shop
+
+    def idempotency_key(*, required: bool) -> str | None:
+        key = request.headers.get("Idempotency-Key")
+        if key is None and not required:
+            return None
+        if key is None or not KEY_PATTERN.fullmatch(key):
+            fail(400, "send an 'Idempotency-Key' header of 1 to 200 printable ASCII "
+                 "characters (a new UUID for each new request, the same one for a retry)",
+                 code="idempotency_key_required")
+        return key
+
+    def request_body() -> bytes:
+        if request.mimetype != JSON_TYPE:
+            fail(415, f"the body must be JSON sent as Content-Type: {JSON_TYPE} "
+                 f"(got {request.mimetype or 'none'!r})")
+        charset = request.mimetype_params.get("charset", "utf-8").lower()
+        if charset not in ("utf-8", "utf8"):
+            fail(415, f"the body must be UTF-8 (got charset {charset!r})")
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("identity", "", "gzip", "x-gzip"):
+            fail(415, f"Content-Encoding {encoding!r} is not supported; send gzip or "
+                 "no encoding")
+        if request.content_length is not None and request.content_length > max_body:
+            fail(413, f"the body is {request.content_length:,} bytes; the limit is "
+                 f"{max_body:,}")
+        data = request.stream.read(max_body + 1)
+        if len(data) > max_body:
+            fail(413, f"the body is over the limit of {max_body:,} bytes")
+        if encoding in ("gzip", "x-gzip"):
+            data = inflate(data, max_body)
+        return data
+
+    def outcome_response(outcome: Outcome) -> Response:
+        headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+        response = json_response(outcome.status, outcome.body, headers)
+        if outcome.etag:
+            response.set_etag(outcome.etag)
+        return response
+
+    def tagged(tag: str, read: Callable[[], dict]) -> Response:
+        if request.if_none_match.contains_weak(tag) or request.if_none_match.star_tag:
+            response = Response(status=304)
+            response.set_etag(tag)
+            return response
+        document = read()
+        response = json_response(200, document)
+        response.set_etag(document["version"])
+        return response
+
+    @app.get("/v1/health")
+    def health() -> Response:
+        return json_response(200, {"status": "ok", "version": __version__},
+                             {"Access-Control-Allow-Origin": "*"})
+
+    @app.get("/v1/stock")
+    def read_levels() -> Response:
+        shop = authorised_shop()
+        return tagged(store.current_tag(shop), lambda: store.read_levels(shop))
+
+    @app.put("/v1/stock")
+    def publish() -> Response:
+        shop = authorised_shop()
+        key = idempotency_key(required=True)
+        assert key is not None
+        if "If-Match" not in request.headers:
+            fail(428, "a publish needs 'If-Match: \"<version>\"' with the ETag of the levels "
+                 "it was planned on; read GET /v1/stock first")
+        if request.if_match.star_tag:
+            fail(428, "'If-Match: *' would overwrite sales made since the levels were read; "
+                 "quote the ETag of the levels the publish was planned on")
+        body = request_body()
+        outcome = store.publish(
+            shop, key=key, body=body, if_match=request.if_match.as_set(include_weak=False)
+        )
+        return outcome_response(outcome)
+
+    @app.get("/v1/publishes/<path:key>")
+    def publish_outcome(key: str) -> Response:
+        shop = authorised_shop()
+        outcome = store.publish_outcome(shop, key)
+        if outcome is None:
+            fail(404, f"the stock service never received a publish with Idempotency-Key "
+                 f"{key!r} for {shop}; it was not applied: publish again")
+        return json_response(200, outcome)
+
+    @app.post("/v1/orders")
+    def order() -> Response:
+        shop = authorised_shop()
+        key = idempotency_key(required=False)
+        body = request_body()
+        return outcome_response(store.order(shop, body=body, key=key))
+
+    @app.get("/v1/storefront")
+    def storefront() -> Response:
+        shop = shop_parameter()
+        try:
+            tag = store.current_tag(shop)
+        except UnknownShop:
+            fail(404, f"no shop {shop} is registered with this stock service")
+        response = tagged(tag, lambda: store.storefront(shop))
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    @app.get("/v1/history")
+    def history() -> Response:
+        shop = authorised_shop()
+        limit = _integer_parameter("limit", 50, minimum=1, maximum=HISTORY_LIMIT_MAX)
+        before = _integer_parameter("before", None, minimum=1, maximum=None)
+        return json_response(200, store.history(shop, limit=limit or 50, before=before))
+
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError) -> Response:
+        return json_response(error.status, error_body(error.code, error.message), error.headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        headers = {}
+        if status == 404:
+            message = (f"there is no {request.path!r} on this stock service; the API is under "
+                       "/v1 (see docs/protocol.md)")
+        elif status == 405:
+            allowed = ", ".join(sorted(getattr(error, "valid_methods", None) or []))
+            message = f"{request.method} is not allowed on {request.path}; use {allowed}"
+            headers["Allow"] = allowed
+        else:
+            message = error.description or error.name
+        return json_response(status, error_body(_CODES.get(status, "bad_request"), message),
+                             headers)
+
+    @app.errorhandler(Exception)
+    def internal_error(error: Exception) -> Response:
+        log.exception("internal error on %s %s", request.method, request.path)
+        return json_response(500, error_body(
+            "internal_error",
+            "the stock service failed on this request and applied nothing; try again, and "
+            "if it persists see the service's log",
+        ))
+
+    @app.after_request
+    def compress(response: Response) -> Response:
+        response.vary.add("Accept-Encoding")
+        if (
+            response.direct_passthrough
+            or response.status_code < 200 or response.status_code in (204, 304)
+            or "Content-Encoding" in response.headers
+            or request.accept_encodings["gzip"] <= 0
+        ):
+            return response
+        data = response.get_data()
+        if len(data) < GZIP_MIN_SIZE:
+            return response
+        response.set_data(gzip.compress(data, compresslevel=6, mtime=0))
+        response.headers["Content-Encoding"] = "gzip"
+        return response
+
+    app.wsgi_app = _logged(app.wsgi_app, log)  # type: ignore[method-assign]
+    return app
+
+
+def _integer_parameter(
+    name: str, default: int | None, *, minimum: int, maximum: int | None
+) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not re.fullmatch(r"\d{1,12}", raw) or int(raw) < minimum or (
+        maximum is not None and int(raw) > maximum
+    ):
+        bound = f"{minimum}..{maximum}" if maximum is not None else f"{minimum} or more"
+        raise ApiError(400, "bad_request", f"the {name} parameter must be a whole number "
+                       f"{bound} (got {raw[:20]!r})")
+    return int(raw)
