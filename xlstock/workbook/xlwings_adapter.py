@@ -1,0 +1,294 @@
+"""The workbook adapter for a workbook open in Excel, through xlwings.
+
+Every call to Excel crosses a process boundary (COM on Windows, Apple events on macOS),
+so this adapter only moves cells in bulk: reading a sheet is one read of the used
+range's values and one of its formulas, whatever its size; writing a block is one
+write. (For very large blocks xlwings itself splits a transfer into chunks of 100,000
+cells written, 4,000,000 read, to stay within Excel's limits.)
+
+Two Excel habits are handled here, once:
+
+- Excel reads a string assigned to a cell the way it reads typing: ``=...`` becomes a
+  formula, ``00123`` the number 123, ``1/2`` a date, ``TRUE`` a boolean. Every string
+  is therefore written with a leading apostrophe, Excel's own "this is text" prefix: it
+  is not part of the value (``Range.Value`` and ``Range.Formula`` leave it out) and the
+  cell's number format is left alone, so a product called ``=HYPERLINK(...)`` or a SKU
+  ``00123`` stays exactly that text.
+- xlwings turns error cells into ``None`` unless asked; the adapter reads with
+  ``err_to_str=True`` and maps the codes (and the COM error numbers that xlwings leaves
+  as integers for the newer errors such as ``#SPILL!``) to :class:`CellError`. Text that
+  is exactly an error code, such as ``#N/A``, cannot be told apart from the error
+  through xlwings and is read as the error.
+
+Saving is Excel's own ``Book.save()``: the open file is never written behind Excel's back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from xlstock.cells import EXCEL_ERRORS, CellError, Formula
+from xlstock.errors import WorkbookError, XlstockError
+from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, Grid, WorkbookAdapter
+
+if TYPE_CHECKING:
+    import xlwings as xw
+
+EXCEL_MAX_ROWS = 1_048_576
+EXCEL_MAX_COLUMNS = 16_384
+XL_SHEET_VERY_HIDDEN = 2
+"""COM's ``XlSheetVisibility.xlSheetVeryHidden``: hidden, and not listed under Unhide."""
+
+_COM_ERROR_BASE = -2146828288
+"""``0x800A0000`` as a signed 32-bit integer: COM reports an error cell as this plus
+Excel's ``CVErr`` number."""
+_CVERR_NUMBERS = {
+    2000: "#NULL!", 2007: "#DIV/0!", 2015: "#VALUE!", 2023: "#REF!", 2029: "#NAME?",
+    2036: "#NUM!", 2042: "#N/A", 2043: "#GETTING_DATA", 2045: "#SPILL!", 2046: "#CONNECT!",
+    2047: "#BLOCKED!", 2048: "#UNKNOWN!", 2049: "#FIELD!", 2050: "#CALC!", 2051: "#BUSY!",
+}
+_EXACT_FLOAT = 2**53
+
+_BUSY = {-2147418111, -2147417846, -1712}
+"""COM ``RPC_E_CALL_REJECTED`` / ``RPC_E_SERVERCALL_RETRYLATER``, Apple event timeout."""
+_NOT_ALLOWED = {-1743}
+"""Apple event refused: the user has not allowed Python to control Excel."""
+
+
+def column_name(index: int) -> str:
+    """``1 -> 'A'``, ``28 -> 'AB'``."""
+    letters = ""
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def _rows_2d(raw: Any) -> list[list[Any]]:
+    """COM gives one cell as a scalar and a range as a tuple of tuples (a flat tuple
+    on some engines for one row)."""
+    if not isinstance(raw, (list, tuple)):
+        return [[raw]]
+    if raw and not isinstance(raw[0], (list, tuple)):
+        return [list(raw)]
+    return [list(row) for row in raw]
+
+
+def _from_excel(value: Any) -> Any:
+    """One cleaned xlwings value as xlstock's cell value."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return CellError(value) if value in EXCEL_ERRORS else value
+    if isinstance(value, int):
+        code = _CVERR_NUMBERS.get(value - _COM_ERROR_BASE)
+        return CellError(code) if code else value
+    if isinstance(value, Decimal):  # a Currency-formatted cell over COM
+        value = float(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_FLOAT:
+        return int(value)
+    return value
+
+
+def _merge(value: Any, formula: Any) -> Any:
+    """A cell from its value and its ``Range.Formula`` text. The formula text of a
+    constant is the constant, and of a text cell the text without its apostrophe, so a
+    cell holding the text ``=x`` reads as value ``'=x'`` and formula ``'=x'``: text."""
+    cell = _from_excel(value)
+    if (
+        isinstance(formula, str)
+        and formula.startswith("=")
+        and not (isinstance(value, str) and value == formula)
+    ):
+        return Formula(formula, cell)
+    return cell
+
+
+def _to_excel(value: Any) -> Any:
+    """One xlstock value as it must be assigned to an Excel cell."""
+    if value is None or isinstance(value, (bool, int, float, dt.date, dt.time)):
+        return value
+    if isinstance(value, str):
+        return "'" + value if value else None
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, Formula):
+        return value.text
+    if isinstance(value, CellError):
+        return value.code
+    raise TypeError(f"cannot write a {type(value).__name__} to Excel: {value!r}")
+
+
+def _trim(grid: Grid) -> Grid:
+    while grid and all(v is None for v in grid[-1]):
+        grid.pop()
+    width = max((i + 1 for row in grid for i, v in enumerate(row) if v is not None), default=0)
+    return [row[:width] for row in grid]
+
+
+def _error_number(exc: BaseException) -> int | None:
+    number = getattr(exc, "errornumber", None)  # appscript's CommandError
+    if isinstance(number, int):
+        return number
+    args = getattr(exc, "args", ())
+    if len(args) >= 3 and isinstance(args[2], tuple) and len(args[2]) >= 6:
+        scode = args[2][5]  # pywin32 com_error: (hresult, text, excepinfo, argerror)
+        if isinstance(scode, int) and scode:
+            return scode
+    if args and isinstance(args[0], int):
+        return args[0]
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    if len(args) >= 3 and isinstance(args[2], tuple) and len(args[2]) >= 3 and args[2][2]:
+        return " ".join(str(args[2][2]).split())
+    if len(args) >= 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        return args[1]
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _fix_for(exc: BaseException) -> str:
+    number = _error_number(exc)
+    if number in _BUSY:
+        return ("Excel is busy: finish editing the cell (press Enter or Esc) or close the "
+                "open dialog box, then press the button again")
+    if number in _NOT_ALLOWED:
+        return ("macOS did not let Python control Excel: allow it in System Settings > "
+                "Privacy & Security > Automation (see docs/excel.md), then try again")
+    return "check that the workbook is open, not read-only and its sheets not protected"
+
+
+class XlwingsWorkbook(WorkbookAdapter):
+    """A workbook open in Excel, wrapped around an ``xw.Book``; see the module notes."""
+
+    def __init__(self, book: xw.Book) -> None:
+        self._book = book
+        try:
+            self._label = str(book.name)
+        except Exception:
+            self._label = "the Excel workbook"
+
+    @property
+    def book(self) -> xw.Book:
+        """The wrapped xlwings book."""
+        return self._book
+
+    @property
+    def label(self) -> str:
+        """The workbook's name in Excel, e.g. ``stock.xlsm``."""
+        return self._label
+
+    @contextmanager
+    def _excel(self, doing: str) -> Iterator[None]:
+        """Every call into xlwings runs in here: whatever Excel, COM, appscript or
+        xlwings raise becomes one :class:`WorkbookError` naming what was being done."""
+        try:
+            yield
+        except XlstockError:
+            raise
+        except Exception as exc:
+            raise WorkbookError(
+                f"{self._label}: Excel could not {doing}: {_describe(exc)}; {_fix_for(exc)}"
+            ) from exc
+
+    def sheet_names(self) -> list[str]:
+        """Names of all sheets, very hidden ones included, in workbook order."""
+        with self._excel("list its sheets"):
+            return [str(sheet.name) for sheet in self._book.sheets]
+
+    def _sheet(self, name: str) -> xw.Sheet:
+        if name not in self.sheet_names():
+            raise WorkbookError(
+                f"{self._label} has no sheet named {name!r}; add it (or start from "
+                "`xlstock new`)"
+            )
+        with self._excel(f"find sheet {name}"):
+            return self._book.sheets[name]
+
+    def read_sheet(self, name: str) -> Grid:
+        """Sheet ``name`` from A1 to its last used cell: one bulk read of the values and
+        one of the formulas, trimmed of empty trailing rows and columns."""
+        sheet = self._sheet(name)
+        with self._excel(f"read sheet {name}"):
+            used = sheet.used_range
+            top, left = used.row, used.column
+            rows, columns = used.shape
+        self._refuse_far(name, top + rows - 1, left + columns - 1)
+        with self._excel(f"read sheet {name}"):
+            values = used.options(ndim=2, err_to_str=True).value
+            formulas = _rows_2d(used.formula)
+        grid: Grid = [[None] * (left + columns - 1) for _ in range(top - 1)]
+        for value_row, formula_row in zip(values, formulas, strict=True):
+            grid.append([None] * (left - 1) + [
+                _merge(v, f) for v, f in zip(value_row, formula_row, strict=True)
+            ])
+        return _trim(grid)
+
+    def _refuse_far(self, name: str, last_row: int, last_column: int) -> None:
+        if last_row > MAX_ROWS:
+            far, limit = f"{name}!{column_name(last_column)}{last_row}", f"{MAX_ROWS:,} rows"
+        elif last_column > MAX_COLUMNS:
+            far, limit = (f"{name}!{column_name(last_column)}{last_row}",
+                          f"{MAX_COLUMNS} columns (up to {column_name(MAX_COLUMNS)})")
+        else:
+            return
+        raise WorkbookError(
+            f"{self._label}: sheet {name} is used as far as cell {far}, beyond the "
+            f"{limit} xlstock reads; delete the stray rows or columns past the table "
+            "(select them, right-click, Delete) and try again"
+        )
+
+    def write_block(self, name: str, top: int, left: int, rows: Sequence[Sequence[Any]]) -> None:
+        """Write a rectangle of values in one range write; strings stay literal text and
+        ``None`` clears a cell's value (its formatting stays)."""
+        if not rows or not rows[0]:
+            return
+        width = len(rows[0])
+        if any(len(row) != width for row in rows):
+            raise ValueError("write_block needs rows of equal length")
+        bottom, right = top + len(rows) - 1, left + width - 1
+        if top < 1 or left < 1 or bottom > EXCEL_MAX_ROWS or right > EXCEL_MAX_COLUMNS:
+            raise WorkbookError(
+                f"{self._label}: cannot write {name}!{column_name(max(left, 1))}{top}:"
+                f"{column_name(min(right, EXCEL_MAX_COLUMNS))}{bottom}: outside Excel's "
+                f"{EXCEL_MAX_ROWS:,} rows by {EXCEL_MAX_COLUMNS:,} columns"
+            )
+        data = [[_to_excel(v) for v in row] for row in rows]
+        sheet = self._sheet(name)
+        where = f"{name}!{column_name(left)}{top}:{column_name(right)}{bottom}"
+        with self._excel(f"write {where}"):
+            sheet.range((top, left)).value = data
+
+    def add_sheet(self, name: str, *, hidden: bool = False) -> None:
+        """Add an empty sheet at the end (``hidden``: very hidden); the merchant stays
+        on the sheet they were on."""
+        with self._excel(f"add sheet {name}"):
+            sheets = self._book.sheets
+            active = sheets.active
+            added = sheets.add(name, after=sheets[len(sheets) - 1])
+            if hidden:
+                _hide_very(added)
+            # Sheet.activate() would also bring the Excel app to the front, which fails
+            # with "Could not activate App" when another Excel instance is in front.
+            active.impl.activate()
+
+    def save(self) -> None:
+        """Have Excel save the workbook where it is, in its own format."""
+        with self._excel("save the workbook"):
+            self._book.save()
+
+
+def _hide_very(sheet: xw.Sheet) -> None:
+    if sys.platform == "darwin" and sheet.book.app.engine.name == "excel":
+        from appscript import k  # installed with xlwings on macOS
+
+        sheet.api.visible.set(k.sheet_very_hidden)
+    else:
+        sheet.visible = XL_SHEET_VERY_HIDDEN  # type: ignore[assignment]
