@@ -1,0 +1,158 @@
+"""The stock service's CLI commands, ``xlstock serve`` and ``xlstock shop add``.
+
+Thin: each builds the library object and calls one function. ``serve`` imports the
+web parts (the ``server`` extra) only when run, so that ``xlstock shop add`` and the
+rest of the CLI work without Flask and waitress.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from xlstock.errors import XlstockError
+
+DEFAULT_DB = "xlstock-shop.db"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def click_error(error: XlstockError) -> click.ClickException:
+    """``error`` as a click error: its message after ``Error:``, its exit status."""
+    failure = click.ClickException(str(error))
+    failure.exit_code = error.exit_code
+    return failure
+
+
+def reporting_errors(command: F) -> F:
+    """Turn any :class:`XlstockError` the command raises into :func:`click_error`."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except XlstockError as error:
+            raise click_error(error) from error
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+db_option = click.option(
+    "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DB, show_default=True,
+    help="The stock database (SQLite; created on first use).",
+)
+
+
+@click.command("serve")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Keep the loopback address unless a reverse proxy "
+                   "with HTTPS stands in front.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to listen on (0: any free port, printed at start).")
+@reporting_errors
+def serve_command(db_path: Path, host: str, port: int) -> None:
+    """Run the stock service: the shop's online side, on this machine.
+
+    It holds the live levels, takes storefront orders, answers Sync and accepts Publish
+    (protocol: docs/protocol.md). One log line per request goes to stderr. Stop it with
+    Ctrl-C or SIGTERM.
+
+    \b
+    Example:
+      xlstock shop add https://shop.example --db shop.db --catalogue products.csv
+      xlstock serve --db shop.db
+    """
+    from xlstock.server.runner import serve
+
+    _configure_logging()
+    if not _is_loopback(host):
+        click.echo(
+            f"Warning: listening on {host}: tokens and levels travel unencrypted over plain "
+            "HTTP; put an HTTPS reverse proxy in front.", err=True,
+        )
+    serve(db_path, host=host, port=port)
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.set_name("xlstock-serve")
+    for name in ("xlstock.server", "waitress"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        if not any(h.get_name() == "xlstock-serve" for h in logger.handlers):
+            logger.addHandler(handler)
+        logger.propagate = False
+
+
+@click.group("shop")
+def shop_group() -> None:
+    """Manage the shops a stock service knows (for ``xlstock serve``)."""
+
+
+@shop_group.command("add")
+@click.argument("shop_url")
+@db_option
+@click.option("--catalogue", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV of products: columns sku, name, variant, qty (case ignored, other "
+                   "columns ignored), or a WooCommerce product export.")
+@reporting_errors
+def shop_add_command(shop_url: str, db_path: Path, catalogue: Path | None) -> None:
+    """Register SHOP_URL with the stock service and print a new API token.
+
+    Loads the products of --catalogue if given. Running it again for the same shop
+    issues another token (earlier ones keep working) and updates the listed products:
+    names, variants and levels (the change is kept in the history); products missing
+    from the catalogue are kept. The token is printed alone on the last line.
+
+    \b
+    Example:
+      xlstock shop add https://shop.example --db shop.db --catalogue products.csv
+      export XLSTOCK_TOKEN=$(xlstock shop add https://shop.example --db shop.db | tail -n 1)
+    """
+    from xlstock.server.catalogue import Catalogue, read_catalogue
+    from xlstock.server.storage import StockStore
+
+    loaded = read_catalogue(catalogue) if catalogue is not None else Catalogue()
+    store = StockStore(db_path)
+    try:
+        done = store.register_shop(
+            shop_url, loaded.items,
+            reference=f"catalogue {catalogue.name}" if catalogue is not None else "catalogue",
+        )
+    finally:
+        store.close()
+    click.echo(f"{'Registered' if done.created else 'Updated'} shop {done.shop} in {db_path}.")
+    if catalogue is not None:
+        click.echo(
+            f"Catalogue {catalogue} ({loaded.kind}): {len(loaded.items)} product(s) read; "
+            f"{len(done.added)} new, {len(done.levels_changed)} level(s) changed, "
+            f"{len(done.renamed)} renamed."
+        )
+        if loaded.skipped:
+            click.echo(f"Skipped {len(loaded.skipped)} row(s) that hold no stock:")
+            for reason in loaded.skipped:
+                click.echo(f"  {reason}")
+    click.echo(f"The shop has {done.products} product(s); version {done.version}.")
+    click.echo("API token (shown once, keep it secret; give it to xlstock as XLSTOCK_TOKEN "
+               "or in the system keyring):")
+    click.echo(done.token)
