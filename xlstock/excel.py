@@ -1,0 +1,197 @@
+"""The Excel buttons: Sync, Preview and Publish, called from the workbook's macros.
+
+Each button's macro runs ``RunPython "import xlstock.excel; xlstock.excel.sync()"``
+(or ``preview()``, ``publish()``); xlwings starts Python and these functions find the
+workbook with ``xw.Book.caller()``. They run the same actions as the command line,
+on the live workbook through :class:`~xlstock.workbook.xlwings_adapter.XlwingsWorkbook`,
+with what a desktop user expects around them:
+
+- Excel's screen updating and automatic calculation are off while the action runs,
+  and come back afterwards even after an error (``App.properties``);
+- the status bar says what is happening and how far along it is;
+- Publish shows what it is about to send and waits for Yes;
+- a change to most of the shop at once asks before going on;
+- every outcome, good or bad, ends in a message box in plain words, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xlstock import actions
+from xlstock.errors import MassChangeError, SheetError, UsageError, XlstockError
+from xlstock.workbook.xlwings_adapter import XlwingsWorkbook
+
+if TYPE_CHECKING:
+    import xlwings as xw
+
+log = logging.getLogger(__name__)
+
+TITLE = "xlstock"
+MAX_ALERT_LINES = 12
+"""Detail lines a message box shows before pointing at column Status for the rest."""
+
+
+def sync() -> None:
+    """Button Sync: pull the live online levels into sheet Stock."""
+    _run("Sync", lambda click: actions.sync(
+        click.book, click.service, allow_mass_change=click.allow_mass_change,
+        progress=click.progress))
+
+
+def preview() -> None:
+    """Button Preview: show in Change and Status what Publish would send; sends nothing."""
+    _run("Preview", lambda click: actions.preview(
+        click.book, click.service, progress=click.progress))
+
+
+def publish() -> None:
+    """Button Publish: after a Yes to its summary, upload the stock file."""
+    _run("Publish", lambda click: actions.publish(
+        click.book, click.service, allow_mass_change=click.allow_mass_change,
+        confirm=click.confirm_publish, progress=click.progress))
+
+
+@dataclass
+class _Click:
+    """One button press: the workbook, the stock service, and the ways to talk back."""
+
+    book: XlwingsWorkbook
+    service: Any
+    app: xw.App
+    progress: actions.Progress
+    allow_mass_change: bool = False
+
+    def confirm_publish(self, summary: actions.PublishSummary) -> bool:
+        return _ask(self.app, "Publish", summary.text())
+
+
+class _StatusBar:
+    """Progress on Excel's status bar; unchanged text is not sent again."""
+
+    def __init__(self, app: xw.App, action: str) -> None:
+        self.app = app
+        self.action = action
+        self.last = ""
+
+    def __call__(self, message: str, fraction: float | None) -> None:
+        text = f"xlstock {self.action}: {message}"
+        if fraction is not None:
+            text += f" ({min(max(fraction, 0.0), 1.0):.0%})"
+        if text != self.last:
+            self.app.status_bar = text
+            self.last = text
+
+
+def _run(action: str, run: Callable[[_Click], actions.Report]) -> None:
+    """What every button does around its action: Excel's settings off and back on,
+    progress, the mass-change question, and one message box with the outcome."""
+    import_xlwings()
+    import xlwings as xw
+
+    book = xw.Book.caller()
+    app = book.app
+    try:
+        with app.properties(screen_updating=False, calculation="manual",
+                            status_bar=f"xlstock {action}: starting"):
+            report = _press(action, run, book, app)
+    except XlstockError as exc:
+        _tell(app, action, _error_text(exc), critical=True)
+        return
+    except Exception as exc:
+        log.exception("xlstock %s stopped on an unexpected error", action)
+        _tell(app, action, (
+            f"{action} stopped on an unexpected problem ({type(exc).__name__}: {exc}).\n\n"
+            "If the sheet looks wrong, close the workbook without saving. Please report "
+            "this problem to whoever set up xlstock for you."
+        ), critical=True, original=exc)
+        return
+    if report is not None:
+        _tell(app, action, _report_text(report), critical=report.exit_code != 0)
+
+
+def _press(action: str, run: Callable[[_Click], actions.Report], book: xw.Book,
+           app: xw.App) -> actions.Report | None:
+    adapter = XlwingsWorkbook(book)
+    progress = _StatusBar(app, action)
+    progress("connecting to the stock service", None)
+    click = _Click(adapter, actions.service_for(adapter), app, progress)
+    try:
+        return run(click)
+    except MassChangeError as exc:
+        if not _ask(app, action, _mass_change_question(exc)):
+            return None
+        click.allow_mass_change = True
+        return run(click)
+
+
+def _ask(app: xw.App, action: str, question: str) -> bool:
+    answer = app.alert(question, title=f"{TITLE}: {action}", buttons="yes_no", mode="info")
+    return str(answer).lower() == "yes"
+
+
+def _tell(app: xw.App, action: str, text: str, *, critical: bool,
+          original: BaseException | None = None) -> None:
+    try:
+        app.alert(text, title=f"{TITLE}: {action}", mode="critical" if critical else "info")
+    except Exception:
+        log.exception("could not show the message box: %s", text)
+        if original is not None:
+            raise original from None
+        raise
+
+
+_CLI_COMMAND = re.compile(r"`xlstock (sync|preview|publish|validate)\b[^`]*`"
+                          r"|\bxlstock (sync|preview|publish|validate)\b")
+_CLI_FLAG = re.compile(r"[^.;]*--allow-mass-change[^.;]*[.;]?")
+
+
+def excel_words(message: str) -> str:
+    """A message written for the command line, as said to someone in Excel:
+    ``run `xlstock sync` `` becomes ``press Sync``."""
+    message = re.sub(r"\brun (?=`?xlstock )", "press ", message)
+    message = _CLI_COMMAND.sub(lambda m: (m.group(1) or m.group(2)).capitalize(), message)
+    if re.match(r"[a-z]+ ", message):  # a sentence, not a file or cell name
+        message = message[:1].upper() + message[1:]
+    return message
+
+
+def _mass_change_question(exc: MassChangeError) -> str:
+    text = _CLI_FLAG.sub("", exc.message).strip().rstrip(";,. ")
+    return (
+        f"{excel_words(text)}.\n\nGo on anyway? Yes goes on; No leaves the shop and the "
+        "sheet as they are."
+    )
+
+
+def _error_text(exc: XlstockError) -> str:
+    lines = [excel_words(exc.message)]
+    problems = exc.problems if isinstance(exc, SheetError) else []
+    lines += [f"  {p}" for p in problems[:MAX_ALERT_LINES]]
+    if len(problems) > MAX_ALERT_LINES:
+        lines.append(f"  ... and {len(problems) - MAX_ALERT_LINES} more: see column Status")
+    return "\n".join(lines)
+
+
+def _report_text(report: actions.Report) -> str:
+    lines = [excel_words(report.summary)]
+    details = [excel_words(line) for line in report.lines]
+    lines += details[:MAX_ALERT_LINES]
+    if len(details) > MAX_ALERT_LINES:
+        lines.append(f"... and {len(details) - MAX_ALERT_LINES} more: see column Status")
+    return "\n".join(lines)
+
+
+def import_xlwings() -> None:
+    """Raise :class:`UsageError` saying how to install xlwings if it is missing."""
+    try:
+        import xlwings  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(
+            "the Excel buttons need xlwings: run  pip install 'xlstock[excel]'  and then "
+            "xlwings addin install (see docs/excel.md)"
+        ) from exc
