@@ -1,0 +1,173 @@
+"""The stock file: deterministic bytes for Publish, and the checks on what Sync reads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from xlstock.errors import ServiceError
+from xlstock.model import StockItem
+from xlstock.stockfile import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    dumps,
+    loads_levels,
+    snapshot_from_document,
+)
+
+SHOP = "https://shop.example"
+SOURCE = "http://127.0.0.1:5000/v1/shops/levels"
+
+
+def test_dumps_exact_bytes() -> None:
+    data = dumps(SHOP, {"B-2": 0, "A-1": 12})
+    assert data == (
+        b'{"format":"xlstock.stock","format_version":1,"items":'
+        b'[{"qty":12,"sku":"A-1"},{"qty":0,"sku":"B-2"}],"shop":"https://shop.example"}\n'
+    )
+
+
+def test_dumps_empty() -> None:
+    assert json.loads(dumps(SHOP, {})) == {
+        "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "shop": SHOP, "items": []
+    }
+
+
+def test_dumps_is_the_same_whatever_the_insertion_order() -> None:
+    levels = {"b": 1, "a": 2, "C": 3, "00123": 4, "123": 5}
+    reordered = dict(reversed(list(levels.items())))
+    assert dumps(SHOP, levels) == dumps(SHOP, reordered)
+
+
+def test_dumps_sorts_by_code_point_and_keeps_case_and_zeros() -> None:
+    levels = {"b": 1, "B": 2, "0012": 3, "12": 4, "\u00e9": 5, "e": 6}
+    skus = [item["sku"] for item in json.loads(dumps(SHOP, levels))["items"]]
+    assert skus == ["0012", "12", "B", "b", "e", "\u00e9"]
+
+
+def test_dumps_writes_unicode_as_utf8_not_escapes() -> None:
+    data = dumps(SHOP, {"Caf\u00e9-\U0001f600": 1})
+    assert "Caf\u00e9-\U0001f600".encode() in data
+    assert b"\\u" not in data
+
+
+def test_dumps_escapes_what_json_must() -> None:
+    sku = 'quote " backslash \\ slash /'
+    data = dumps(SHOP, {sku: 1})
+    assert loads_levels(data) == {sku: 1}
+    assert data.count(b"\n") == 1
+    assert data.endswith(b"}\n")
+
+
+def test_dumps_writes_whole_numbers() -> None:
+    document = json.loads(dumps(SHOP, {"A": 3}))
+    assert document["items"][0]["qty"] == 3
+    assert isinstance(document["items"][0]["qty"], int)
+
+
+def test_loads_levels_round_trip() -> None:
+    levels = {"A-1": 0, "a-1": 5, "00123": 1_000_000_000, " spaced ": 7}
+    assert loads_levels(dumps(SHOP, levels)) == levels
+
+
+# --- what Sync reads --------------------------------------------------------------------
+
+def _document(**overrides: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "shop": SHOP,
+        "version": '"v7"',
+        "generated_at": "2024-05-01T10:00:00Z",
+        "items": [
+            {"sku": "A-1", "name": "Shirt", "variant": "Red / XL", "qty": 4},
+            {"sku": "B-2", "name": "Mug", "variant": None, "qty": 0},
+            {"sku": "C-3", "qty": 9},
+        ],
+    }
+    document.update(overrides)
+    return document
+
+
+def test_snapshot_from_document() -> None:
+    snap = snapshot_from_document(_document(), etag='"v7"', source=SOURCE)
+    assert snap.shop == SHOP
+    assert snap.version == '"v7"'
+    assert snap.generated_at == "2024-05-01T10:00:00Z"
+    assert snap.items == {
+        "A-1": StockItem("A-1", "Shirt", "Red / XL", 4),
+        "B-2": StockItem("B-2", "Mug", "", 0),
+        "C-3": StockItem("C-3", "", "", 9),
+    }
+    assert snap.levels() == {"A-1": 4, "B-2": 0, "C-3": 9}
+
+
+def test_snapshot_reads_what_dumps_writes() -> None:
+    levels = {"A": 1, "B": 2}
+    document = json.loads(dumps(SHOP, levels))
+    assert snapshot_from_document(document, etag="e", source=SOURCE).levels() == levels
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ([], "did not answer with a stock file (format 'xlstock.stock')"),
+        ("<html>", "did not answer with a stock file"),
+        (None, "did not answer with a stock file"),
+        ({"items": []}, "did not answer with a stock file"),
+        (_document(format="other"), "did not answer with a stock file"),
+        (_document(format_version=2), "speaks stock file version 2; this xlstock understands "
+                                      "version 1: upgrade xlstock"),
+        (_document(format_version="1"), "speaks stock file version '1'"),
+        (_document(items=None), "sent a stock file without an item list"),
+        (_document(items={"A": 1}), "sent a stock file without an item list"),
+        (_document(items=[{"qty": 1}]), "sent a malformed item {'qty': 1}"),
+        (_document(items=[{"sku": "A"}]), "sent a malformed item"),
+        (_document(items=[{"sku": "A", "qty": "3"}]), "sent a malformed item"),
+        (_document(items=[{"sku": "A", "qty": 3.0}]), "sent a malformed item"),
+        (_document(items=[{"sku": "A", "qty": True}]), "sent a malformed item"),
+        (_document(items=[{"sku": "A", "qty": None}]), "sent a malformed item"),
+        (_document(items=["A"]), "sent a malformed item"),
+        (_document(items=[7]), "sent a malformed item"),
+    ],
+    ids=lambda v: None if isinstance(v, str) else repr(v)[:40],
+)
+def test_snapshot_refuses_what_is_not_a_stock_file(document: Any, message: str) -> None:
+    with pytest.raises(ServiceError) as caught:
+        snapshot_from_document(document, etag="e", source=SOURCE)
+    assert str(caught.value).startswith(SOURCE + " ")
+    assert message in str(caught.value)
+
+
+def test_snapshot_malformed_item_quote_is_short() -> None:
+    document = _document(items=[{"sku": "A", "qty": "x" * 10_000}])
+    with pytest.raises(ServiceError) as caught:
+        snapshot_from_document(document, etag="e", source=SOURCE)
+    assert len(str(caught.value)) < len(SOURCE) + 150
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="snapshot_from_document takes str() of any SKU (null becomes a product 'None', "
+    "a number loses its leading zeros), and accepts negative or huge levels and repeated "
+    "SKUs (the last silently wins): a misbehaving service's answer reaches the sheet "
+    "and the plan instead of being refused with the URL named",
+)
+@pytest.mark.parametrize(
+    "items",
+    [
+        [{"sku": None, "qty": 1}],
+        [{"sku": 123, "qty": 1}],
+        [{"sku": "A", "qty": -1}],
+        [{"sku": "A", "qty": 10**12}],
+        [{"sku": "A", "qty": 1}, {"sku": "A", "qty": 2}],
+        [{"sku": "A\nB", "qty": 1}],
+    ],
+    ids=["null sku", "number sku", "negative level", "huge level", "repeated sku",
+         "control character"],
+)
+def test_snapshot_refuses_items_the_service_must_never_send(items: list[Any]) -> None:
+    with pytest.raises(ServiceError, match=SOURCE):
+        snapshot_from_document(_document(items=items), etag="e", source=SOURCE)
