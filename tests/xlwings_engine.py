@@ -566,7 +566,8 @@ class Sheet(base_classes.Sheet):
         """Place a cell as Excel would have it after calculating (for test set-up)."""
         (row, column), _ = utils.a1_to_tuples(address)
         if formula is not None:
-            self.data[(row, column)] = Cell(value=_stored(value).value, formula=formula)
+            cached = value if isinstance(value, Error) else _stored(value).value
+            self.data[(row, column)] = Cell(value=cached, formula=formula)
         elif isinstance(value, Error):
             self.data[(row, column)] = Cell(value=value)
         elif isinstance(value, str):

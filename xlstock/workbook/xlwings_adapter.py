@@ -2,9 +2,10 @@
 
 Every call to Excel crosses a process boundary (COM on Windows, Apple events on macOS),
 so this adapter only moves cells in bulk: reading a sheet is one read of the used
-range's values and one of its formulas, whatever its size; writing a block is one
-write. (For very large blocks xlwings itself splits a transfer into chunks of 100,000
-cells written, 4,000,000 read, to stay within Excel's limits.)
+range's values and one of its formulas (and a third, of the values with errors named,
+only when the sheet shows an error), whatever its size; writing a block is one write.
+(For very large blocks xlwings itself splits a transfer into chunks of 100,000 cells
+written, 4,000,000 read, to stay within Excel's limits.)
 
 Two Excel habits are handled here, once:
 
@@ -14,11 +15,12 @@ Two Excel habits are handled here, once:
   is not part of the value (``Range.Value`` and ``Range.Formula`` leave it out) and the
   cell's number format is left alone, so a product called ``=HYPERLINK(...)`` or a SKU
   ``00123`` stays exactly that text.
-- xlwings turns error cells into ``None`` unless asked; the adapter reads with
-  ``err_to_str=True`` and maps the codes (and the COM error numbers that xlwings leaves
-  as integers for the newer errors such as ``#SPILL!``) to :class:`CellError`. Text that
-  is exactly an error code, such as ``#N/A``, cannot be told apart from the error
-  through xlwings and is read as the error.
+- xlwings reads error cells as ``None`` unless asked for ``err_to_str``, which in turn
+  reads them as text such as ``"#N/A"``, like a cell holding that text. The adapter
+  reads values without it and formulas: an empty value under a non-empty formula text
+  is an error (or a formula showing ""), and only then is the ``err_to_str`` read made
+  to name it. COM error numbers that xlwings leaves as integers (the newer errors such
+  as ``#SPILL!``) are named here too. Errors come out as :class:`CellError`.
 
 Saving is Excel's own ``Book.save()``: the open file is never written behind Excel's back.
 """
@@ -84,7 +86,7 @@ def _from_excel(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, str):
-        return CellError(value) if value in EXCEL_ERRORS else value
+        return value
     if isinstance(value, int):
         code = _CVERR_NUMBERS.get(value - _COM_ERROR_BASE)
         return CellError(code) if code else value
@@ -95,11 +97,17 @@ def _from_excel(value: Any) -> Any:
     return value
 
 
-def _merge(value: Any, formula: Any) -> Any:
-    """A cell from its value and its ``Range.Formula`` text. The formula text of a
-    constant is the constant, and of a text cell the text without its apostrophe, so a
-    cell holding the text ``=x`` reads as value ``'=x'`` and formula ``'=x'``: text."""
-    cell = _from_excel(value)
+def _merge(value: Any, formula: Any, named: Any) -> Any:
+    """A cell from its value (errors as ``None``), its ``Range.Formula`` text and, for
+    cells that may hold an error, its value read with ``err_to_str`` (else ``None``).
+
+    The formula text of a constant is the constant, and of a text cell the text
+    without its apostrophe: a cell holding the text ``=x`` has value ``'=x'`` and
+    formula ``'=x'``, and is text."""
+    if value is None and isinstance(named, str) and named in EXCEL_ERRORS:
+        cell: Any = CellError(named)
+    else:
+        cell = _from_excel(value)
     if (
         isinstance(formula, str)
         and formula.startswith("=")
@@ -213,8 +221,8 @@ class XlwingsWorkbook(WorkbookAdapter):
             return self._book.sheets[name]
 
     def read_sheet(self, name: str) -> Grid:
-        """Sheet ``name`` from A1 to its last used cell: one bulk read of the values and
-        one of the formulas, trimmed of empty trailing rows and columns."""
+        """Sheet ``name`` from A1 to its last used cell, trimmed of empty trailing rows
+        and columns: two bulk reads (values, formulas), three if it shows an error."""
         sheet = self._sheet(name)
         with self._excel(f"read sheet {name}"):
             used = sheet.used_range
@@ -222,12 +230,19 @@ class XlwingsWorkbook(WorkbookAdapter):
             rows, columns = used.shape
         self._refuse_far(name, top + rows - 1, left + columns - 1)
         with self._excel(f"read sheet {name}"):
-            values = used.options(ndim=2, err_to_str=True).value
+            values = used.options(ndim=2).value
             formulas = _rows_2d(used.formula)
+            maybe_error = any(
+                v is None and f for vs, fs in zip(values, formulas, strict=True)
+                for v, f in zip(vs, fs, strict=True)
+            )
+            named = used.options(ndim=2, err_to_str=True).value if maybe_error else None
         grid: Grid = [[None] * (left + columns - 1) for _ in range(top - 1)]
-        for value_row, formula_row in zip(values, formulas, strict=True):
+        for r, (value_row, formula_row) in enumerate(zip(values, formulas, strict=True)):
+            named_row = named[r] if named else [None] * len(value_row)
             grid.append([None] * (left - 1) + [
-                _merge(v, f) for v, f in zip(value_row, formula_row, strict=True)
+                _merge(v, f, e)
+                for v, f, e in zip(value_row, formula_row, named_row, strict=True)
             ])
         return _trim(grid)
 
