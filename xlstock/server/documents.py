@@ -108,8 +108,8 @@ def _check_count(raw: Any, *, what: str, minimum: int) -> str | None:
 
 
 def _item_problem(index: int, sku: Any, problem: str) -> dict[str, Any]:
-    label = sku if isinstance(sku, str) else None
-    return {"sku": label, "problem": f"item {index + 1}: {problem}" if label is None else problem}
+    """A problem with an item whose SKU cannot be used; it is named by its position."""
+    return {"sku": sku if isinstance(sku, str) else None, "problem": f"item {index + 1}: {problem}"}
 
 
 def check_stock_file(document: Any, *, shop: str, known_skus: Collection[str]) -> Checked:

@@ -1,0 +1,111 @@
+"""Shared fixtures: one real stock service on a free loopback port for the whole session,
+and a way to register a fresh shop on it for each test (tests stay independent)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from xlstock.model import StockItem
+from xlstock.server.runner import RunningServer, start_background_server
+
+DEFAULT_ITEMS = (
+    StockItem("A-1", "Hoodie", "Red / XL", 5),
+    StockItem("B-2", "Cap", "", 10),
+    StockItem("00123", "Socks", "Blue", 0),
+)
+
+
+@pytest.fixture(scope="session")
+def stock_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The stock service, running for real (waitress, SQLite) in a background thread."""
+    db = tmp_path_factory.mktemp("stock-service") / "service.db"
+    with start_background_server(db) as running:
+        yield running
+
+
+ShopFactory = Callable[..., tuple[str, str]]
+
+
+@pytest.fixture
+def shop_factory(stock_service: RunningServer) -> ShopFactory:
+    """``shop_factory(items=DEFAULT_ITEMS) -> (shop_url, token)``: a newly registered shop
+    with its own unique URL on the session's service."""
+
+    def register(items: Iterable[StockItem] | None = DEFAULT_ITEMS) -> tuple[str, str]:
+        url = f"https://shop-{uuid.uuid4().hex[:12]}.example"
+        token = stock_service.store.add_shop(url, list(items) if items is not None else None)
+        return url, token
+
+    return register
+
+
+class Api:
+    """A thin requests wrapper naming the shop and the token once."""
+
+    def __init__(self, base_url: str, shop: str, token: str | None) -> None:
+        self.base_url = base_url
+        self.shop = shop
+        self.token = token
+
+    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                params: dict[str, Any] | None = None, **kwargs: Any) -> requests.Response:
+        all_headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        all_headers.update(headers or {})
+        all_params = {"shop": self.shop, **(params or {})}
+        return requests.request(method, self.base_url + path, headers=all_headers,
+                                    params=all_params, timeout=30, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def levels(self) -> tuple[str, dict[str, int]]:
+        """The current ETag and SKU -> level."""
+        answer = self.get("/v1/stock")
+        assert answer.status_code == 200, answer.text
+        return answer.headers["ETag"], {i["sku"]: i["qty"] for i in answer.json()["items"]}
+
+    def publish(self, body: bytes, *, etag: str | None, key: str | None,
+                headers: dict[str, str] | None = None) -> requests.Response:
+        all_headers = {"Content-Type": "application/json"}
+        if etag is not None:
+            all_headers["If-Match"] = etag
+        if key is not None:
+            all_headers["Idempotency-Key"] = key
+        all_headers.update(headers or {})
+        return self.request("PUT", "/v1/stock", headers=all_headers, data=body)
+
+    def order(self, lines: dict[str, int], *, key: str | None = None,
+              reference: str | None = None) -> requests.Response:
+        body: dict[str, Any] = {"lines": [{"sku": s, "qty": q} for s, q in lines.items()]}
+        if reference is not None:
+            body["reference"] = reference
+        headers = {"Idempotency-Key": key} if key else {}
+        return self.request("POST", "/v1/orders", json=body, headers=headers)
+
+    def history(self, **params: Any) -> list[dict[str, Any]]:
+        answer = self.get("/v1/history", params=params)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["versions"]
+
+
+@pytest.fixture
+def api(stock_service: RunningServer, shop_factory: ShopFactory) -> Api:
+    """An :class:`Api` for a fresh shop holding :data:`DEFAULT_ITEMS`."""
+    url, token = shop_factory()
+    return Api(stock_service.url, url, token)
+
+
+@pytest.fixture
+def make_api(stock_service: RunningServer, shop_factory: ShopFactory) -> Callable[..., Api]:
+    """``make_api(items)``: an :class:`Api` for a fresh shop holding ``items``."""
+
+    def make(items: Iterable[StockItem] = DEFAULT_ITEMS) -> Api:
+        url, token = shop_factory(items)
+        return Api(stock_service.url, url, token)
+
+    return make

@@ -1,0 +1,536 @@
+"""The stock service's HTTP API (docs/protocol.md), against the real service on loopback."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+
+import pytest
+import requests
+from conftest import Api
+
+from xlstock import __version__, stockfile
+from xlstock.model import MAX_LEVEL, StockItem
+from xlstock.server.runner import start_background_server
+
+
+def new_key() -> str:
+    return str(uuid.uuid4())
+
+
+def error_of(answer: requests.Response) -> dict:
+    assert answer.headers["Content-Type"].startswith("application/json"), answer.text
+    return answer.json()["error"]
+
+
+# --- health, errors that are not the API's ---------------------------------------------
+
+
+def test_health_needs_no_token(stock_service):
+    answer = requests.get(stock_service.url + "/v1/health", timeout=10)
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok", "version": __version__}
+
+
+def test_unknown_path_is_a_json_404(stock_service):
+    answer = requests.get(stock_service.url + "/v2/stock?<script>", timeout=10)
+    assert answer.status_code == 404
+    assert error_of(answer)["code"] == "not_found"
+    assert "<" not in answer.headers["Content-Type"]
+
+
+def test_wrong_method_is_a_json_405_naming_the_allowed_ones(stock_service):
+    answer = requests.delete(stock_service.url + "/v1/stock", timeout=10)
+    assert answer.status_code == 405
+    assert error_of(answer)["code"] == "method_not_allowed"
+    assert "PUT" in answer.headers["Allow"] and "GET" in answer.headers["Allow"]
+
+
+def test_internal_failure_is_a_json_500(tmp_path):
+    with start_background_server(tmp_path / "broken.db") as running:
+        token = running.store.add_shop("https://broken.example", [StockItem("A", qty=1)])
+        running.store.close()
+        answer = requests.get(
+            running.url + "/v1/stock", params={"shop": "https://broken.example"},
+            headers={"Authorization": f"Bearer {token}"}, timeout=10,
+        )
+    assert answer.status_code == 500
+    assert error_of(answer)["code"] == "internal_error"
+    assert "Traceback" not in answer.text
+
+
+# --- auth ----------------------------------------------------------------------------
+
+
+def test_missing_token_is_401(api):
+    api.token = None
+    answer = api.get("/v1/stock")
+    assert answer.status_code == 401
+    assert error_of(answer)["code"] == "unauthorized"
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_unknown_token_is_401_on_every_private_endpoint(api):
+    api.token = "xls_not-a-real-token"
+    for method, path in [("GET", "/v1/stock"), ("PUT", "/v1/stock"),
+                         ("GET", "/v1/history"), ("POST", "/v1/orders"),
+                         ("GET", "/v1/publishes/some-key")]:
+        answer = api.request(method, path)
+        assert answer.status_code == 401, (method, path)
+        assert error_of(answer)["code"] == "unauthorized"
+
+
+def test_shop_not_registered_for_the_token_is_403_saying_how_to_register(api):
+    api.shop = "https://never-registered.example/"
+    answer = api.get("/v1/stock")
+    assert answer.status_code == 403
+    error = error_of(answer)
+    assert error["code"] == "shop_not_registered"
+    assert "xlstock shop add https://never-registered.example" in error["message"]
+
+
+def test_another_shops_token_is_403(api, shop_factory):
+    _, other_token = shop_factory()
+    api.token = other_token
+    assert api.get("/v1/stock").status_code == 403
+
+
+def test_missing_shop_parameter_is_400(stock_service, api):
+    answer = requests.get(stock_service.url + "/v1/stock", timeout=10,
+                          headers={"Authorization": f"Bearer {api.token}"})
+    assert answer.status_code == 400
+    assert error_of(answer)["code"] == "bad_request"
+
+
+def test_shop_url_is_normalised(api):
+    api.shop = api.shop.upper().replace("HTTPS://", "HTTPS://") + "/"
+    assert api.get("/v1/stock").status_code == 200
+
+
+# --- reading levels --------------------------------------------------------------------
+
+
+def test_read_levels_returns_the_stock_document(api):
+    answer = api.get("/v1/stock")
+    assert answer.status_code == 200
+    document = answer.json()
+    assert document["format"] == stockfile.FORMAT_NAME
+    assert document["format_version"] == stockfile.FORMAT_VERSION
+    assert document["shop"] == api.shop
+    assert answer.headers["ETag"] == f'"{document["version"]}"'
+    assert document["generated_at"].endswith("Z")
+    assert document["items"] == [
+        {"sku": "00123", "name": "Socks", "variant": "Blue", "qty": 0},
+        {"sku": "A-1", "name": "Hoodie", "variant": "Red / XL", "qty": 5},
+        {"sku": "B-2", "name": "Cap", "variant": "", "qty": 10},
+    ]
+    snapshot = stockfile.snapshot_from_document(document, etag=document["version"], source="t")
+    assert snapshot.levels() == {"00123": 0, "A-1": 5, "B-2": 10}
+
+
+def test_if_none_match_with_the_current_tag_is_304_until_the_levels_change(api):
+    etag, _ = api.levels()
+    again = api.get("/v1/stock", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["ETag"] == etag
+    assert api.order({"A-1": 1}).status_code == 201
+    changed = api.get("/v1/stock", headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["ETag"] != etag
+
+
+def test_same_version_reads_as_the_same_bytes(api):
+    assert api.get("/v1/stock").content == api.get("/v1/stock").content
+
+
+def test_large_answers_are_gzipped_when_accepted_small_ones_are_not(make_api):
+    items = [StockItem(f"SKU-{n:04d}", f"Product {n}", "", n) for n in range(300)]
+    big = make_api(items)
+    zipped = big.get("/v1/stock", headers={"Accept-Encoding": "gzip"}, stream=True)
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    raw = zipped.raw.read(decode_content=False)
+    assert len(raw) < len(gzip.decompress(raw))
+    assert len(json.loads(gzip.decompress(raw))["items"]) == 300
+    plain = big.get("/v1/stock", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers
+    assert "Accept-Encoding" in plain.headers["Vary"]
+    small = make_api([StockItem("A", qty=1)])
+    assert "Content-Encoding" not in small.get(
+        "/v1/stock", headers={"Accept-Encoding": "gzip"}).headers
+
+
+# --- publishing --------------------------------------------------------------------------
+
+
+def test_publish_sets_listed_levels_and_keeps_the_others(api):
+    etag, _ = api.levels()
+    key = new_key()
+    answer = api.publish(stockfile.dumps(api.shop, {"A-1": 7, "B-2": 10}), etag=etag, key=key)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["key"] == key
+    assert body["changes"] == [{"sku": "A-1", "before": 5, "after": 7}]
+    assert answer.headers["ETag"] == f'"{body["version"]}"' != etag
+    new_etag, levels = api.levels()
+    assert new_etag == answer.headers["ETag"]
+    assert levels == {"A-1": 7, "B-2": 10, "00123": 0}
+
+
+def test_publish_ignores_names_on_items(api):
+    etag, _ = api.levels()
+    body = json.dumps({"format": "xlstock.stock", "format_version": 1, "shop": api.shop,
+                       "items": [{"sku": "A-1", "qty": 1, "name": "Renamed", "variant": "x"}]})
+    assert api.publish(body.encode(), etag=etag, key=new_key()).status_code == 200
+    item = next(i for i in api.get("/v1/stock").json()["items"] if i["sku"] == "A-1")
+    assert item == {"sku": "A-1", "name": "Hoodie", "variant": "Red / XL", "qty": 1}
+
+
+def test_publish_that_changes_nothing_succeeds_and_keeps_the_version(api):
+    etag, levels = api.levels()
+    answer = api.publish(stockfile.dumps(api.shop, levels), etag=etag, key=new_key())
+    assert answer.status_code == 200
+    assert answer.json()["changes"] == []
+    assert answer.headers["ETag"] == etag
+    assert api.levels()[0] == etag
+
+
+def test_publish_without_if_match_is_428(api):
+    answer = api.publish(stockfile.dumps(api.shop, {"A-1": 1}), etag=None, key=new_key())
+    assert answer.status_code == 428
+    assert error_of(answer)["code"] == "precondition_required"
+    star = api.publish(stockfile.dumps(api.shop, {"A-1": 1}), etag="*", key=new_key())
+    assert star.status_code == 428
+    assert api.levels()[1]["A-1"] == 5
+
+
+@pytest.mark.parametrize("key", [None, "", "x" * 201, "caf\u00e9", "tab\there"])
+def test_publish_without_a_valid_idempotency_key_is_400(api, key):
+    etag, _ = api.levels()
+    headers = {"Idempotency-Key": key.encode("utf-8").decode("latin-1")} if key else {}
+    answer = api.publish(stockfile.dumps(api.shop, {"A-1": 1}), etag=etag, key=None,
+                         headers=headers)
+    assert answer.status_code == 400
+    assert error_of(answer)["code"] == "idempotency_key_required"
+
+
+def test_stale_tag_is_412_and_changes_nothing(api):
+    etag, _ = api.levels()
+    assert api.order({"A-1": 2}).status_code == 201
+    current, before = api.levels()
+    answer = api.publish(stockfile.dumps(api.shop, {"A-1": 50, "B-2": 50}), etag=etag,
+                         key=new_key())
+    assert answer.status_code == 412
+    assert error_of(answer)["code"] == "stale_version"
+    assert answer.headers["ETag"] == current
+    assert api.levels() == (current, before)
+    weak = api.publish(stockfile.dumps(api.shop, {"A-1": 50}), etag="W/" + current,
+                       key=new_key())
+    assert weak.status_code == 412
+
+
+def test_replayed_publish_returns_the_first_answer_and_applies_once(api):
+    etag, _ = api.levels()
+    body = stockfile.dumps(api.shop, {"B-2": 4})
+    key = new_key()
+    first = api.publish(body, etag=etag, key=key)
+    assert api.order({"B-2": 1}).status_code == 201
+    second = api.publish(body, etag=etag, key=key)
+    assert first.status_code == second.status_code == 200
+    assert second.json() == first.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert api.levels()[1]["B-2"] == 3
+    sources = [v["source"] for v in api.history()]
+    assert sources == ["order", "publish", "catalogue"]
+
+
+def test_replay_of_a_gzipped_body_matches_the_plain_one(api):
+    etag, _ = api.levels()
+    body = stockfile.dumps(api.shop, {"B-2": 4})
+    key = new_key()
+    assert api.publish(body, etag=etag, key=key).status_code == 200
+    again = api.publish(gzip.compress(body), etag=etag, key=key,
+                        headers={"Content-Encoding": "gzip"})
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_replay_holds_for_a_first_answer_that_was_412_or_422(api):
+    stale_key, bad_key = new_key(), new_key()
+    etag, _ = api.levels()
+    api.order({"A-1": 1})
+    body = stockfile.dumps(api.shop, {"A-1": 9})
+    assert api.publish(body, etag=etag, key=stale_key).status_code == 412
+    fresh, _ = api.levels()
+    replay = api.publish(body, etag=fresh, key=stale_key)
+    assert replay.status_code == 412
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    bad = stockfile.dumps(api.shop, {"NOPE": 1})
+    assert api.publish(bad, etag=fresh, key=bad_key).status_code == 422
+    assert api.publish(bad, etag=fresh, key=bad_key).headers["Idempotent-Replayed"] == "true"
+    assert api.levels()[1]["A-1"] == 4
+
+
+def test_same_key_with_another_body_is_422_key_reused(api):
+    etag, _ = api.levels()
+    key = new_key()
+    assert api.publish(stockfile.dumps(api.shop, {"A-1": 1}), etag=etag, key=key).ok
+    fresh, _ = api.levels()
+    answer = api.publish(stockfile.dumps(api.shop, {"A-1": 2}), etag=fresh, key=key)
+    assert answer.status_code == 422
+    assert error_of(answer)["code"] == "idempotency_key_reused"
+    assert api.levels()[1]["A-1"] == 1
+
+
+def test_publish_outcome_can_be_asked_for_later(api):
+    etag, _ = api.levels()
+    key = "publish/2026-11-27 #1"
+    answer = api.publish(stockfile.dumps(api.shop, {"A-1": 3}), etag=etag, key=key)
+    outcome = api.get("/v1/publishes/" + requests.utils.quote(key, safe=""))
+    assert outcome.status_code == 200, outcome.text
+    record = outcome.json()
+    assert record["key"] == key
+    assert record["status"] == 200
+    assert record["applied"] is True
+    assert record["response"] == answer.json()
+    assert record["received_at"].endswith("Z")
+    stale_key = new_key()
+    api.publish(stockfile.dumps(api.shop, {"A-1": 4}), etag=etag, key=stale_key)
+    stale = api.get(f"/v1/publishes/{stale_key}").json()
+    assert (stale["status"], stale["applied"]) == (412, False)
+    assert stale["response"]["error"]["code"] == "stale_version"
+
+
+def test_publish_outcome_of_an_unknown_key_is_404(api, shop_factory):
+    etag, _ = api.levels()
+    key = new_key()
+    api.publish(stockfile.dumps(api.shop, {"A-1": 3}), etag=etag, key=key)
+    missing = api.get(f"/v1/publishes/{new_key()}")
+    assert missing.status_code == 404
+    assert error_of(missing)["code"] == "not_found"
+    other_url, other_token = shop_factory()
+    other = Api(api.base_url, other_url, other_token)
+    assert other.get(f"/v1/publishes/{key}").status_code == 404
+
+
+def test_invalid_stock_file_is_422_listing_every_bad_item_and_applies_nothing(api):
+    etag, before = api.levels()
+    document = {
+        "format": "xlstock.stock", "format_version": 1, "shop": api.shop,
+        "items": [
+            {"sku": "A-1", "qty": 8},
+            {"sku": "UNKNOWN", "qty": 1},
+            {"sku": "B-2", "qty": -1},
+            {"sku": "00123", "qty": 1.5},
+            {"sku": "A-1", "qty": 2},
+            {"sku": "", "qty": 1},
+            {"sku": "bad\nsku", "qty": 1},
+            {"sku": "B-2", "qty": True},
+            {"qty": 3},
+            "not an object",
+        ],
+    }
+    answer = api.publish(json.dumps(document).encode(), etag=etag, key=new_key())
+    assert answer.status_code == 422
+    error = error_of(answer)
+    assert error["code"] == "invalid_document"
+    problems = [(item["sku"], item["problem"]) for item in error["items"]]
+    skus = [sku for sku, _ in problems]
+    assert "UNKNOWN" in skus and "B-2" in skus and "00123" in skus and "A-1" in skus
+    assert any("below 0" in p for s, p in problems if s == "B-2")
+    assert any("not a whole number" in p for s, p in problems if s == "00123")
+    assert any("more than once" in p for s, p in problems if s == "A-1")
+    assert any("true is not a whole number" in p for s, p in problems if s == "B-2")
+    assert any("item 6" in p and "empty" in p for s, p in problems)
+    assert any("item 7" in p and "control" in p for s, p in problems)
+    assert any("item 9" in p for s, p in problems)
+    assert any("item 10" in p for s, p in problems)
+    assert api.levels() == (etag, before)
+
+
+def test_level_over_the_limit_is_422(api):
+    etag, _ = api.levels()
+    answer = api.publish(stockfile.dumps(api.shop, {"A-1": MAX_LEVEL + 1}), etag=etag,
+                         key=new_key())
+    assert answer.status_code == 422
+    assert error_of(answer)["items"][0]["sku"] == "A-1"
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"format": "other.thing"}, "format is"),
+    ({"format_version": 2}, "format_version"),
+    ({"shop": "https://elsewhere.example"}, "does not match"),
+    ({"items": {"A-1": 1}}, "items"),
+])
+def test_wrong_document_header_is_422(api, change, fragment):
+    etag, _ = api.levels()
+    document = {"format": "xlstock.stock", "format_version": 1, "shop": api.shop,
+                "items": [{"sku": "A-1", "qty": 1}], **change}
+    answer = api.publish(json.dumps(document).encode(), etag=etag, key=new_key())
+    assert answer.status_code == 422
+    assert fragment in error_of(answer)["message"]
+
+
+def test_body_that_is_not_json_is_422(api):
+    etag, _ = api.levels()
+    answer = api.publish(b"{not json", etag=etag, key=new_key())
+    assert answer.status_code == 422
+    assert "not JSON" in error_of(answer)["message"]
+
+
+def test_publish_body_must_be_json_media_type(api):
+    etag, _ = api.levels()
+    answer = api.publish(stockfile.dumps(api.shop, {"A-1": 1}), etag=etag, key=new_key(),
+                         headers={"Content-Type": "text/plain"})
+    assert answer.status_code == 415
+    assert error_of(answer)["code"] == "unsupported_media_type"
+    brotli = api.publish(stockfile.dumps(api.shop, {"A-1": 1}), etag=etag, key=new_key(),
+                         headers={"Content-Encoding": "br"})
+    assert brotli.status_code == 415
+
+
+def test_gzip_request_body_is_accepted(api):
+    etag, _ = api.levels()
+    answer = api.publish(gzip.compress(stockfile.dumps(api.shop, {"A-1": 2})), etag=etag,
+                         key=new_key(), headers={"Content-Encoding": "gzip"})
+    assert answer.status_code == 200, answer.text
+    assert api.levels()[1]["A-1"] == 2
+
+
+def test_corrupt_gzip_body_is_400(api):
+    etag, _ = api.levels()
+    data = gzip.compress(stockfile.dumps(api.shop, {"A-1": 2}))
+    answer = api.publish(data[: len(data) // 2], etag=etag, key=new_key(),
+                         headers={"Content-Encoding": "gzip"})
+    assert answer.status_code == 400
+    assert api.levels()[1]["A-1"] == 5
+
+
+def test_body_over_the_cap_is_413(api):
+    etag, _ = api.levels()
+    answer = api.publish(b" " * (16 * 1024 * 1024 + 1), etag=etag, key=new_key())
+    assert answer.status_code == 413
+    assert error_of(answer)["code"] == "payload_too_large"
+
+
+def test_gzip_body_inflating_past_the_cap_is_413(api):
+    etag, _ = api.levels()
+    bomb = gzip.compress(b" " * (40 * 1024 * 1024), compresslevel=9)
+    assert len(bomb) < 100_000
+    answer = api.publish(bomb, etag=etag, key=new_key(), headers={"Content-Encoding": "gzip"})
+    assert answer.status_code == 413
+    assert error_of(answer)["code"] == "payload_too_large"
+
+
+# --- orders ------------------------------------------------------------------------------
+
+
+def test_order_decrements_every_line_and_makes_a_new_version(api):
+    etag, _ = api.levels()
+    answer = api.order({"A-1": 2, "B-2": 3}, reference="web-1001")
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert isinstance(body["order"], int)
+    assert body["lines"] == [{"sku": "A-1", "qty": 2, "level": 3},
+                             {"sku": "B-2", "qty": 3, "level": 7}]
+    assert answer.headers["ETag"] == f'"{body["version"]}"' != etag
+    assert api.levels()[1] == {"A-1": 3, "B-2": 7, "00123": 0}
+    stale = api.publish(stockfile.dumps(api.shop, {"A-1": 9}), etag=etag, key=new_key())
+    assert stale.status_code == 412
+
+
+def test_order_short_of_stock_is_409_and_decrements_nothing(api):
+    etag, before = api.levels()
+    answer = api.order({"B-2": 1, "A-1": 6})
+    assert answer.status_code == 409
+    error = error_of(answer)
+    assert error["code"] == "insufficient_stock"
+    assert error["items"] == [{"sku": "A-1", "problem": "ordered 6, 5 in stock",
+                               "requested": 6, "available": 5}]
+    assert api.levels() == (etag, before)
+
+
+def test_bad_order_is_422_listing_every_line(api):
+    answer = api.order({"A-1": 0, "NOPE": 1, "B-2": 2})
+    assert answer.status_code == 422
+    skus = sorted(item["sku"] for item in error_of(answer)["items"])
+    assert skus == ["A-1", "NOPE"]
+    assert api.levels()[1]["B-2"] == 10
+    empty = api.request("POST", "/v1/orders", json={"lines": []})
+    assert empty.status_code == 422
+
+
+def test_order_with_an_idempotency_key_is_taken_once(api):
+    key = new_key()
+    first = api.order({"A-1": 1}, key=key)
+    second = api.order({"A-1": 1}, key=key)
+    assert first.status_code == second.status_code == 201
+    assert second.json() == first.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert api.levels()[1]["A-1"] == 4
+    assert api.order({"A-1": 2}, key=key).status_code == 422
+
+
+# --- storefront and history -----------------------------------------------------------------
+
+
+def test_storefront_needs_no_token_and_shows_only_sku_and_level(stock_service, api):
+    answer = requests.get(stock_service.url + "/v1/storefront", params={"shop": api.shop},
+                          timeout=10)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["shop"] == api.shop
+    assert body["items"] == [{"sku": "00123", "qty": 0}, {"sku": "A-1", "qty": 5},
+                             {"sku": "B-2", "qty": 10}]
+    assert answer.headers["ETag"] == f'"{body["version"]}"'
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    again = requests.get(stock_service.url + "/v1/storefront", params={"shop": api.shop},
+                         headers={"If-None-Match": answer.headers["ETag"]}, timeout=10)
+    assert again.status_code == 304
+    api.order({"A-1": 5})
+    after = requests.get(stock_service.url + "/v1/storefront", params={"shop": api.shop},
+                         timeout=10).json()
+    assert after["items"][1] == {"sku": "A-1", "qty": 0}
+
+
+def test_storefront_of_an_unknown_shop_is_404(stock_service):
+    answer = requests.get(stock_service.url + "/v1/storefront",
+                          params={"shop": "https://nobody.example"}, timeout=10)
+    assert answer.status_code == 404
+    assert error_of(answer)["code"] == "not_found"
+
+
+def test_history_lists_versions_newest_first_with_their_changes(api):
+    etag, _ = api.levels()
+    key = new_key()
+    api.publish(stockfile.dumps(api.shop, {"A-1": 8}), etag=etag, key=key)
+    order = api.order({"B-2": 4}, reference="web-7").json()
+    versions = api.history()
+    assert [v["source"] for v in versions] == ["order", "publish", "catalogue"]
+    assert [v["number"] for v in versions] == [3, 2, 1]
+    assert versions[0]["version"] == order["version"]
+    assert versions[0]["reference"] == "web-7"
+    assert versions[0]["changes"] == [{"sku": "B-2", "before": 10, "after": 6}]
+    assert versions[1]["reference"] == key
+    assert versions[1]["changes"] == [{"sku": "A-1", "before": 5, "after": 8}]
+    assert {"sku": "A-1", "before": None, "after": 5} in versions[2]["changes"]
+    assert all(v["at"].endswith("Z") for v in versions)
+    assert [v["number"] for v in api.history(limit=1)] == [3]
+    assert [v["number"] for v in api.history(before=3, limit=1)] == [2]
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 501}, {"limit": "ten"},
+                                    {"before": "-1"}])
+def test_history_rejects_bad_parameters(api, params):
+    answer = api.get("/v1/history", params=params)
+    assert answer.status_code == 400
+    assert error_of(answer)["code"] == "bad_request"
+
+
+def test_text_from_the_shop_comes_back_as_json_never_markup(make_api):
+    hostile = make_api([StockItem("<b>X</b>", '<script>alert("x")</script>', "a&b", 1)])
+    answer = hostile.get("/v1/stock")
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert answer.json()["items"][0]["name"] == '<script>alert("x")</script>'
