@@ -196,18 +196,43 @@ def decrypt_project_data(text: str, project_id: str | None = None) -> bytes:
 class VbaModule:
     """One module of the project. ``source`` is the module's text as VBA stores it,
     ``Attribute VB_Name`` line first, lines ending in CRLF. ``kind`` is ``"document"``
-    for ThisWorkbook and the sheet modules, ``"procedural"`` for standard modules."""
+    for ThisWorkbook and the sheet modules, ``"class"`` for class modules and
+    ``"procedural"`` for standard modules."""
 
     name: str
     source: str
-    kind: Literal["document", "procedural"] = "procedural"
+    kind: Literal["document", "class", "procedural"] = "procedural"
 
+
+CLASS_BASE = "0{FCFB3D2A-A0FA-1068-A738-08002B3371B5}"
+"""``VB_Base`` that the VBA editor gives a class module when it imports a ``.cls`` file."""
 
 DOCUMENT_BASES = {
     "workbook": "0{00020819-0000-0000-C000-000000000046}",
     "worksheet": "0{00020820-0000-0000-C000-000000000046}",
 }
 """``VB_Base`` class IDs of Excel's Workbook and Worksheet document modules."""
+
+
+def class_module_from_export(text: str) -> VbaModule:
+    """A class module from the text of an exported ``.cls`` file, stored the way the
+    VBA editor stores an imported one: the ``VERSION``/``BEGIN``...``END`` header
+    dropped, ``VB_Base``, ``VB_TemplateDerived`` and ``VB_Customizable`` added."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines and lines[0].startswith("VERSION "):
+        try:
+            lines = lines[lines.index("END") + 1 :]
+        except ValueError as exc:
+            raise ValueError("exported class has a VERSION header without END") from exc
+    if not lines or not lines[0].startswith('Attribute VB_Name = "'):
+        raise ValueError("exported class does not start with its Attribute VB_Name line")
+    name = lines[0].split('"')[1]
+    body = [lines[0], f'Attribute VB_Base = "{CLASS_BASE}"']
+    for line in lines[1:]:
+        body.append(line)
+        if line.startswith("Attribute VB_Exposed = "):
+            body += ["Attribute VB_TemplateDerived = False", "Attribute VB_Customizable = False"]
+    return VbaModule(name, "\r\n".join(body), "class")
 
 
 def document_module(name: str, base: Literal["workbook", "worksheet"]) -> VbaModule:
@@ -268,7 +293,7 @@ def _dir_stream(modules: Sequence[VbaModule]) -> bytes:
         out += _record(0x0031, struct.pack("<I", 0))  # MODULEOFFSET: source at offset 0
         out += _record(0x001E, struct.pack("<I", 0))  # MODULEHELPCONTEXT
         out += _record(0x002C, struct.pack("<H", 0xFFFF))  # MODULECOOKIE
-        out += _record(0x0022 if module.kind == "document" else 0x0021, b"")  # MODULETYPE
+        out += _record(0x0021 if module.kind == "procedural" else 0x0022, b"")  # MODULETYPE
         out += _record(0x002B, b"")  # module terminator
     out += _record(0x0010, b"")  # dir terminator (its 4 "size" bytes are the Reserved field)
     return bytes(out)
@@ -288,6 +313,8 @@ def _project_stream(modules: Sequence[VbaModule], project_id: str) -> bytes:
     for module in modules:
         if module.kind == "document":
             lines.append(f"Document={module.name}/&H00000000")
+        elif module.kind == "class":
+            lines.append(f"Class={module.name}")
         else:
             lines.append(f"Module={module.name}")
     lines += [
