@@ -661,6 +661,7 @@ def _apply_controls(package: _Package, sheet: str, xml: str, shapes: dict[str, E
                 kept.append(entry)
         xml = xml[: block.start()] + xml[block.end() :]
 
+    _drop_orphan_ctrl_props(package)
     new_entries = []
     overrides = {}
     for index, button in enumerate(BUTTONS):
@@ -692,6 +693,23 @@ def _apply_controls(package: _Package, sheet: str, xml: str, shapes: dict[str, E
         + "</controls></mc:Choice></mc:AlternateContent>"
     )
     return _insert_sheet_child(xml, "controls", controls)
+
+
+def _drop_orphan_ctrl_props(package: _Package) -> None:
+    """Remove ctrlProp parts no relationship points at (openpyxl keeps the parts of a
+    file it loaded with ``keep_vba`` but not the relationships to them)."""
+    referenced = set()
+    for name in list(package.parts):
+        if name.endswith(".rels"):
+            folder = posixpath.dirname(posixpath.dirname(name))
+            source = posixpath.join(folder, posixpath.basename(name)[: -len(".rels")])
+            for rel in package.rels(source):
+                if rel.get("TargetMode") != "External":
+                    referenced.add(package.resolve(source, rel["Target"]))
+    for name in list(package.parts):
+        if name.startswith("xl/ctrlProps/") and name not in referenced:
+            del package.parts[name]
+            package.remove_override("/" + name)
 
 
 _CTRL_PROP_XML = (
