@@ -207,8 +207,8 @@ class StockStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
-        conn = self._conn()
         try:
+            conn = self._conn()
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise UsageError(
@@ -241,13 +241,13 @@ class StockStore:
                 f"cannot open the stock database {self.path} ({exc}); check that its folder "
                 "exists and is writable"
             ) from exc
+        with self._lock:
+            self._connections.append(conn)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = FULL")
         self._local.conn = conn
-        with self._lock:
-            self._connections.append(conn)
         return conn
 
     @contextmanager
