@@ -67,13 +67,21 @@ def read_catalogue(path: str | Path) -> Catalogue:
         ) from exc
     first_line = text.split("\n", 1)[0]
     delimiter = max(",;\t", key=first_line.count)
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-    if not rows or not any(cell.strip() for cell in rows[0]):
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        line = 1
+        for row in reader:
+            rows.append((line, row))
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise UsageError(f"{path} line {reader.line_num}: {exc}; check the quotes") from exc
+    if not rows or not any(cell.strip() for cell in rows[0][1]):
         raise UsageError(
             f"{path} has no header row; its first line must name the columns sku, name, "
             "variant, qty"
         )
-    header = [cell.strip().lower() for cell in rows[0]]
+    header = [cell.strip().lower() for cell in rows[0][1]]
     if {"type", "sku", "name", "parent"} <= set(header):
         return _read_woocommerce(path, header, rows[1:])
     return _read_contract(path, header, rows[1:])
@@ -108,7 +116,11 @@ def _text(value: str, *, what: str, where: str, problems: list[str]) -> str:
     return text
 
 
-def _read_contract(path: Path, header: list[str], rows: list[list[str]]) -> Catalogue:
+Rows = list[tuple[int, list[str]]]
+"""CSV records with the file line each starts on (a quoted cell may span lines)."""
+
+
+def _read_contract(path: Path, header: list[str], rows: Rows) -> Catalogue:
     missing = [name for name in ("sku", "name", "qty") if name not in header]
     if missing:
         raise UsageError(
@@ -120,7 +132,7 @@ def _read_contract(path: Path, header: list[str], rows: list[list[str]]) -> Cata
     catalogue = Catalogue(kind="xlstock")
     problems: list[str] = []
     first_line: dict[str, int] = {}
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         if not any(cell.strip() for cell in row):
             continue
         where = f"line {line}"
@@ -155,7 +167,7 @@ def _read_contract(path: Path, header: list[str], rows: list[list[str]]) -> Cata
     return catalogue
 
 
-def _read_woocommerce(path: Path, header: list[str], rows: list[list[str]]) -> Catalogue:
+def _read_woocommerce(path: Path, header: list[str], rows: Rows) -> Catalogue:
     columns = {name: header.index(name) for name in ("id", "type", "sku", "name", "parent")
                if name in header}
     stock_col = _column(header, "stock")
@@ -167,7 +179,7 @@ def _read_woocommerce(path: Path, header: list[str], rows: list[list[str]]) -> C
         if (match := _ATTRIBUTE_VALUE.fullmatch(name))
     )
     names_by_parent: dict[str, str] = {}
-    for row in rows:
+    for _, row in rows:
         name = _cell(row, columns["name"]).strip()
         for key in (_cell(row, columns["sku"]).strip(),
                     "id:" + _cell(row, columns.get("id")).strip()):
@@ -176,7 +188,7 @@ def _read_woocommerce(path: Path, header: list[str], rows: list[list[str]]) -> C
     catalogue = Catalogue(kind="woocommerce")
     problems: list[str] = []
     first_line: dict[str, int] = {}
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         if not any(cell.strip() for cell in row):
             continue
         kinds = {part.strip().lower() for part in _cell(row, columns["type"]).split(",")}
