@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import select
 import socket
 import struct
 import threading
@@ -394,3 +395,90 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
             return True
         time.sleep(0.01)
     return predicate()
+
+
+class DroppingProxy:
+    """A TCP relay in front of a real server that lets chosen requests reach it but
+    swallows their answers: when a request starting with one of ``drop_prefixes``
+    (e.g. ``b"PUT /v1/stock"``) has been relayed and the server starts answering, the
+    relay hangs up on the client instead. ``drops`` caps how many answers are lost
+    (``None``: every one); ``dropped`` counts them.
+    """
+
+    def __init__(
+        self, upstream_port: int, drop_prefixes: tuple[bytes, ...], drops: int | None = 1
+    ) -> None:
+        self.upstream_port = upstream_port
+        self.drop_prefixes = drop_prefixes
+        self.drops = drops
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._threads: list[threading.Thread] = []
+        self._accepter = threading.Thread(target=self._accept, daemon=True)
+        self._accepter.start()
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=self._relay, args=(client,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _take_drop(self, data: bytes) -> bool:
+        with self._lock:
+            if not data.startswith(self.drop_prefixes):
+                return False
+            if self.drops is not None and self.dropped >= self.drops:
+                return False
+            self.dropped += 1
+            return True
+
+    def _relay(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+        dropping = False
+        try:
+            while not self._stopping.is_set():
+                readable, _, _ = select.select([client, upstream], [], [], 0.05)
+                for side in readable:
+                    data = side.recv(65536)
+                    if not data:
+                        return
+                    if side is client:
+                        dropping = dropping or self._take_drop(data)
+                        upstream.sendall(data)
+                    elif dropping:
+                        return
+                    else:
+                        client.sendall(data)
+        except OSError:
+            return
+        finally:
+            for sock in (client, upstream):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._listener.close()
+        self._accepter.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> DroppingProxy:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

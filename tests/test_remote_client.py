@@ -27,7 +27,7 @@ from xlstock.errors import (
     StaleVersion,
     UsageError,
 )
-from xlstock.remote import Change, StockService, as_etag, check_service_url
+from xlstock.remote import Change, HistoryChange, StockService, as_etag, check_service_url
 from xlstock.stockfile import dumps
 
 SHOP = "https://shop.example"
@@ -779,16 +779,25 @@ def test_history_and_storefront(server: FaultServer, make_client: MakeClient) ->
                 "source": "publish",
                 "reference": "key-1",
                 "changes": [{"sku": "A-1", "before": 5, "after": 7}],
-            }
+            },
+            {
+                "version": "v1",
+                "number": 1,
+                "at": "2026-11-27T09:00:00Z",
+                "source": "catalogue",
+                "reference": "catalogue",
+                "changes": [{"sku": "A-1", "before": None, "after": 5}],
+            },
         ],
     }
     server.on("GET", "/v1/history", Reply(200, json=history))
     front = {"shop": SHOP, "version": "v2", "items": [{"sku": "A-1", "qty": 7}]}
     server.on("GET", "/v1/storefront", Reply(200, json=front, headers={"ETag": '"v2"'}))
     client = make_client()
-    [entry] = client.history(limit=10)
+    entry, first = client.history(limit=10)
+    assert first.changes == (HistoryChange("A-1", None, 5),)
     assert entry.version == '"v2"' and entry.number == 2 and entry.source == "publish"
-    assert entry.changes == (Change("A-1", 5, 7),)
+    assert entry.changes == (HistoryChange("A-1", 5, 7),)
     assert server.seen[0].query == {"shop": SHOP, "limit": "10"}
     snapshot = client.storefront()
     assert snapshot is not None and snapshot.levels() == {"A-1": 7}

@@ -6,6 +6,7 @@ the token in ``$XLSTOCK_TOKEN`` or the system keyring).
 
 from xlstock.remote.client import (
     Change,
+    HistoryChange,
     HistoryEntry,
     OrderLine,
     OrderResult,
@@ -19,6 +20,7 @@ from xlstock.remote.client import (
 
 __all__ = [
     "Change",
+    "HistoryChange",
     "HistoryEntry",
     "OrderLine",
     "OrderResult",

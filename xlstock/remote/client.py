@@ -81,6 +81,15 @@ class Change(NamedTuple):
     after: int
 
 
+class HistoryChange(NamedTuple):
+    """One SKU's level before and after a version in the history; ``None`` when the SKU
+    did not exist on that side (e.g. added by a catalogue load)."""
+
+    sku: str
+    before: int | None
+    after: int | None
+
+
 class OrderLine(NamedTuple):
     """One line of a placed order: the SKU, the units sold, the level left."""
 
@@ -135,7 +144,7 @@ class HistoryEntry:
     at: str
     source: str
     reference: str
-    changes: tuple[Change, ...]
+    changes: tuple[HistoryChange, ...]
 
 
 @dataclass(frozen=True)
@@ -598,7 +607,14 @@ class StockService:
                     at=str(entry.get("at", "")),
                     source=str(entry.get("source", "")),
                     reference=str(entry.get("reference") or ""),
-                    changes=_changes(entry.get("changes") or []),
+                    changes=tuple(
+                        HistoryChange(
+                            str(change["sku"]),
+                            _whole_or_none(change.get("before")),
+                            _whole_or_none(change.get("after")),
+                        )
+                        for change in entry.get("changes") or []
+                    ),
                 )
                 for entry in document["versions"]
             ]
@@ -923,6 +939,10 @@ def _whole(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{value!r} is not a whole number")
     return value
+
+
+def _whole_or_none(value: Any) -> int | None:
+    return None if value is None else _whole(value)
 
 
 def _changes(raw: Any) -> tuple[Change, ...]:
