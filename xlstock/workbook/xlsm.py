@@ -879,6 +879,14 @@ def carry_over_xlsm_parts(original_path: str | os.PathLike[str],
     original = _Package(_read(original_path, str(original_path)), str(original_path))
     if VBA_PART not in original.parts:
         return False
+    foreign = _foreign_controls(original)
+    if foreign:
+        raise WorkbookError(
+            f"{original_path} has form controls or shapes other than xlstock's buttons "
+            f"(on sheet {', '.join(repr(s) for s in foreign)}) that xlstock cannot keep when "
+            "it saves the file; move them to another workbook, or use the buttons only, "
+            "and try again"
+        )
     saved = _Package(_read(saved_path, str(saved_path)), str(saved_path))
 
     preferred = {}
@@ -923,3 +931,48 @@ def _carry_code_names(package: _Package, preferred: dict[str, str]) -> None:
                 package.text(part), "sheetPr", "worksheet", code, f"{package.label} ({part})"
             ).encode()
 
+
+
+def _foreign_controls(package: _Package) -> list[str]:
+    """Sheets whose VML drawings hold anything but notes and xlstock's own buttons."""
+    sheets = []
+    for name, part in package.sheets():
+        for rel in package.rels(part):
+            if rel.get("Type") != REL_VML:
+                continue
+            target = package.resolve(part, rel["Target"])
+            if target not in package.parts:
+                continue
+            root = _parse_vml(package, target)
+            ours = set(map(id, _button_shapes(root).values())) if name == STOCK_SHEET else set()
+            for shape in root.iter(f"{{{V_NS}}}shape"):
+                data = shape.find(f"{{{X_NS}}}ClientData")
+                kind = None if data is None else data.attrib.get("ObjectType")
+                if kind != "Note" and id(shape) not in ours and name not in sheets:
+                    sheets.append(name)
+    return sheets
+
+
+KEEPER_NAME = "xlsm"
+KEEPER_PATTERNS = (
+    r"xl/vbaProject\.bin",
+    r"xl/ctrlProps/ctrlProp\d+\.xml",
+    r"xl/drawings/vmlDrawing\d+\.vml",
+)
+"""The parts :func:`carry_over_xlsm_parts` carries over, for the openpyxl adapter."""
+
+
+def _keep(original: Path, saved: Path) -> None:
+    carry_over_xlsm_parts(original, saved)
+
+
+def register_keeper() -> None:
+    """Register :func:`carry_over_xlsm_parts` with the openpyxl adapter's save
+    (:func:`xlstock.workbook.safety.register_keeper`). Done when this module is
+    imported; calling it again is harmless."""
+    from xlstock.workbook import safety
+
+    safety.register_keeper(KEEPER_NAME, KEEPER_PATTERNS, _keep)
+
+
+register_keeper()
