@@ -575,6 +575,13 @@ class Sheet(base_classes.Sheet):
         else:
             self.data[(row, column)] = _stored(value)
 
+    def fill(self, rows: list[list[Any]], top: int = 1, left: int = 1) -> None:
+        """Place a block of values (text as text), uncounted (for test set-up)."""
+        for r, row in enumerate(rows, start=top):
+            for c, value in enumerate(row, start=left):
+                if value is not None:
+                    self.put(f"{utils.col_name(c)}{r}", value)
+
     def get(self, address: str) -> Cell | None:
         (row, column), _ = utils.a1_to_tuples(address)
         return self.data.get((row, column))
