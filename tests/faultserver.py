@@ -97,10 +97,8 @@ class FaultServer:
         self._routes: dict[tuple[str, str], list[Responder]] = {}
         self._lock = threading.Lock()
         self.stopping = threading.Event()
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.fault_server = self  # type: ignore[attr-defined]
-        server.handle_error = lambda request, address: None  # type: ignore[method-assign]
+        server = _QuietServer(("127.0.0.1", 0), _Handler)
+        server.fault_server = self
         self._server = server
         self.port = server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -150,6 +148,16 @@ class FaultServer:
                 return error_reply(404, "not_found", f"no route {seen.method} {seen.path}")
             responder = queue.pop(0) if len(queue) > 1 else queue[0]
         return responder(seen) if callable(responder) else responder
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Handler threads are daemons; a client hanging up is expected, not an error."""
+
+    daemon_threads = True
+    fault_server: FaultServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -153,7 +153,7 @@ def test_token_is_not_in_repr_and_bad_tokens_are_not_echoed() -> None:
 
 
 class _MemoryKeyring(keyring.backend.KeyringBackend):
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self, secrets: dict[tuple[str, str], str]) -> None:
         super().__init__()

@@ -333,7 +333,7 @@ class StockService:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         host = urlsplit(self.service_url).hostname or ""
-        self._proxies: dict[str, str | None] | None = None
+        self._proxies: Any = None
         if is_loopback_host(host):
             self._proxies = {"http": None, "https": None, "all": None}
 
@@ -892,7 +892,7 @@ class StockService:
         if self._token:
             full = full.replace(self._token, "***")
         kind = StaleVersion if status == 412 else ServiceRefused
-        refusal = kind(full, status=status, code=code)
+        refusal: ServiceError = kind(full, status=status, code=code)
         refusal.items = items  # type: ignore[attr-defined]
         if status == 412:
             current = headers.get("ETag", "").strip()
