@@ -672,6 +672,23 @@ def test_an_internal_error_asks_for_the_outcome(
     assert len(server.requests_to("PUT", "/v1/stock")) == 1
 
 
+def test_an_unreadable_success_answer_is_checked_with_the_outcome(
+    server: FaultServer, make_client: MakeClient
+) -> None:
+    stock = FakeStock(SHOP, {"A-1": 5}).install(server)
+
+    def apply_then_garble(seen: Seen) -> Reply:
+        stock.publish(seen)
+        return Reply(200, body=b"<html>OK</html>", content_type="text/html")
+
+    server.on("PUT", "/v1/stock", apply_then_garble)
+    result = make_client().publish(BODY, stock.etag, "key-garbled")
+    assert result.applied and result.recovered and stock.applications == 1
+    server.on("GET", "/v1/publishes/*", error_reply(404, "not_found", "never seen"))
+    with pytest.raises(OutcomeUnknown):
+        make_client().publish(BODY, stock.etag, "key-garbled-2")
+
+
 def test_publish_to_nothing_listening_says_nothing_was_sent() -> None:
     client = StockService("http://127.0.0.1:9", SHOP, TOKEN, backoff_base=0.01)
     try:

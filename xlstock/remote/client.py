@@ -457,7 +457,13 @@ class StockService:
                 raise
             status = answer.status
             if status == 200:
-                return self._publish_result(answer, deadline, key)
+                try:
+                    return self._publish_result(answer, deadline, key)
+                except ServiceRefused as exc:
+                    outcome = self._outcome_after_loss(key, exc)
+                    if outcome is not None:
+                        return self._settle(outcome)
+                    raise self._outcome_unknown(key, exc) from exc
             if status in (429, 502, 503, 504) and self._resend_pause(
                 deadline, sends, _retry_after(answer)
             ):
