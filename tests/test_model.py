@@ -192,6 +192,7 @@ QUANTITY_REFUSED = [
     pytest.param("12.0", "'12.0' is not a whole number", id="whole float as text"),
     pytest.param("1,000", "'1,000' is not a whole number", id="comma thousands"),
     pytest.param("1 000", "'1 000' is not a whole number", id="space thousands"),
+    pytest.param("1\u202f000", "is not a whole number", id="narrow no-break space thousands"),
     pytest.param("1e3", "'1e3' is not a whole number", id="exponent text"),
     pytest.param("twelve", "'twelve' is not a whole number", id="words"),
     pytest.param("12 boxes", "'12 boxes' is not a whole number", id="number and unit"),
