@@ -1,0 +1,590 @@
+"""Checks on a workbook file before openpyxl parses any of it, and the list of parts
+an openpyxl save would lose.
+
+:func:`check_file` refuses, with a one-line message naming the file and the fix:
+
+- anything that is not an Office Open XML zip: an empty file, an old ``.xls`` renamed
+  ``.xlsx`` and a password-protected workbook (both OLE2 compound files, told apart by
+  their stream names), a binary ``.xlsb``, a Strict Open XML workbook (openpyxl would
+  read it as empty and a save would wipe it), any other file;
+- a truncated or damaged zip;
+- a zip bomb, judged from the zip's own directory before anything is inflated: too many
+  parts, a total uncompressed size over a cap, a part that inflates more than a ratio
+  cap, a compression method Office never writes, zip-level encryption, duplicate part
+  names. The declared sizes cannot lie past these caps: Python's ``zipfile`` stops every
+  read at the size the directory declares and fails the CRC check if the data goes on;
+- any XML part with a document type declaration (``<!DOCTYPE``). Entities can only be
+  declared inside one, so this refuses billion-laughs and external-entity (XXE) parts
+  outright. Office Open XML forbids DTDs in a package (ECMA-376 Part 2, OPC), so no
+  genuine workbook is refused. Each part's prolog is read by expat, the parser openpyxl
+  itself uses, so the check sees the encoding (UTF-8, UTF-16, BOM or none) exactly as
+  the later parse will; it stops at the root element, which keeps it cheap.
+
+openpyxl additionally parses through ``defusedxml`` when it is installed (it is one of
+xlstock's dependencies); ``bench/bench_open.py`` measures what that costs.
+
+:func:`lost_parts` lists the parts of a package that an openpyxl round trip drops, from
+the data-driven table :data:`LOSS_RULES`. A *keeper* (:func:`register_keeper`) can
+claim parts it knows how to carry over: its function is called with the original file
+and the freshly saved temporary file, before that replaces the original.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import struct
+import xml.parsers.expat
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from xml.etree import ElementTree
+
+from xlstock.errors import WorkbookError
+
+MiB = 1024 * 1024
+
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ZIP_MAGIC = b"PK\x03\x04"
+_EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+_EOCD = b"PK\x05\x06"
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_ZIP64_EOCD = b"PK\x06\x06"
+_CD_ENTRY_MIN = 46
+"""Bytes of a central-directory entry without its name, extra field and comment."""
+
+CONTENT_TYPES_PART = "[Content_Types].xml"
+_STRICT_NS = b"http://purl.oclc.org/ooxml/spreadsheetml/main"
+_WORKBOOK_TYPES = {
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.template.main+xml",
+    "application/vnd.ms-excel.sheet.macroenabled.main+xml",
+    "application/vnd.ms-excel.template.macroenabled.main+xml",
+}
+_CT_NS = "{http://schemas.openxmlformats.org/package/2006/content-types}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps a workbook file must stay within to be parsed at all."""
+
+    max_file_bytes: int = 256 * MiB
+    max_parts: int = 10_000
+    max_total_uncompressed: int = 512 * MiB
+    max_ratio: float = 200.0
+    """Uncompressed over compressed size, for parts of at least ``ratio_min_size``.
+    Real sheets stay under 20:1 (a sheet of 2 million zeros: 17:1); zlib's most is
+    about 1,030:1."""
+    ratio_min_size: int = 1 * MiB
+    max_prolog_bytes: int = 1 * MiB
+    """Bytes of an XML part read to reach its root element."""
+
+
+LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Package:
+    """What :func:`check_file` learned about a workbook package."""
+
+    parts: tuple[str, ...]
+    content_types: dict[str, str]
+    """Each part's content type (lower case), from ``[Content_Types].xml``."""
+    workbook_part: str
+    macro_enabled: bool
+
+
+def check_file(path: str | os.PathLike[str], *, limits: Limits = LIMITS) -> Package:
+    """Refuse a file openpyxl must not parse (see the module's docstring); raises
+    :class:`WorkbookError` naming the file and the fix. Reads the zip's directory and
+    the first bytes of each part, never a whole part."""
+    path = Path(path)
+    label = path.name
+    try:
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            raise WorkbookError(f"{label} is not a file; give the path of an .xlsx workbook")
+        size = status.st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if size == 0:
+                raise WorkbookError(f"{label} is empty (0 bytes): it is not a workbook")
+            if head.startswith(OLE2_MAGIC):
+                raise WorkbookError(_describe_ole2(fh, label, limits.max_file_bytes))
+            if not head.startswith((ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
+                raise WorkbookError(
+                    f"{label} is not an .xlsx workbook; if Excel opens it, save it with "
+                    "File > Save As > Excel Workbook (.xlsx) and try again"
+                )
+            if size > limits.max_file_bytes:
+                raise WorkbookError(
+                    f"{label} is {size // MiB} MiB, over xlstock's limit of "
+                    f"{limits.max_file_bytes // MiB} MiB for a workbook"
+                )
+            _check_directory_size(fh, size, label, limits)
+        with zipfile.ZipFile(path) as zf:
+            return _check_zip(zf, label, limits)
+    except WorkbookError:
+        raise
+    except FileNotFoundError as exc:
+        raise WorkbookError(f"{label}: no such file") from exc
+    except PermissionError as exc:
+        raise WorkbookError(f"{label} cannot be read: permission denied") from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+        raise WorkbookError(_damaged(label, exc)) from exc
+    except OSError as exc:
+        raise WorkbookError(f"{label} cannot be read: {exc.strerror or exc}") from exc
+
+
+def _damaged(label: str, exc: BaseException) -> str:
+    return (
+        f"{label} is damaged ({exc}); if Excel can still open it, save a fresh copy "
+        "with File > Save As, or restore it from a backup"
+    )
+
+
+def _describe_ole2(fh: IO[bytes], label: str, max_bytes: int) -> str:
+    """An OLE2 compound file: an encrypted OOXML package or an old binary workbook.
+    Stream names are stored in UTF-16LE in the directory; a byte search finds them."""
+    names = {
+        "encrypted": ("EncryptionInfo".encode("utf-16-le"),
+                      "EncryptedPackage".encode("utf-16-le")),
+        "xls": ("Workbook\0".encode("utf-16-le"), "Book\0".encode("utf-16-le")),
+    }
+    overlap = 64
+    tail = b""
+    found: set[str] = set()
+    fh.seek(0)
+    while fh.tell() < max_bytes:
+        chunk = fh.read(4 * MiB)
+        if not chunk:
+            break
+        data = tail + chunk
+        for kind, needles in names.items():
+            if any(n in data for n in needles):
+                found.add(kind)
+        tail = data[-overlap:]
+    if "encrypted" in found:
+        return (
+            f"{label} is password-protected: remove the password in Excel "
+            "(File > Info > Protect Workbook > Encrypt with Password, clear it, save) "
+            "and try again"
+        )
+    if "xls" in found:
+        return (
+            f"{label} is an old .xls file: open it in Excel and use File > Save As > "
+            "Excel Workbook (.xlsx), then try again with the .xlsx"
+        )
+    return (
+        f"{label} is an old-format Office file, not an .xlsx workbook; open it in Excel "
+        "and save it as Excel Workbook (.xlsx)"
+    )
+
+
+def _check_directory_size(fh: IO[bytes], size: int, label: str, limits: Limits) -> None:
+    """Read the zip's end record ourselves, so that a directory of millions of entries
+    is refused before ``zipfile`` builds an object for each."""
+    tail_len = min(size, 22 + 65_535)
+    fh.seek(size - tail_len)
+    tail = fh.read(tail_len)
+    at = tail.rfind(_EOCD)
+    if at < 0 or len(tail) - at < 22:
+        raise WorkbookError(
+            f"{label} is incomplete or damaged (the end of the file is missing, as after "
+            "an interrupted copy or download); restore it from a backup"
+        )
+    entries, cd_size = struct.unpack_from("<HI", tail, at + 10)
+    if entries == 0xFFFF or cd_size == 0xFFFFFFFF:
+        locator = at - 20
+        if locator >= 0 and tail[locator:locator + 4] == _ZIP64_LOCATOR:
+            (eocd64_offset,) = struct.unpack_from("<Q", tail, locator + 8)
+            if eocd64_offset + 56 <= size:
+                fh.seek(eocd64_offset)
+                record = fh.read(56)
+                if record[:4] == _ZIP64_EOCD:
+                    entries, cd_size = struct.unpack_from("<QQ", record, 32)
+    if entries > limits.max_parts or cd_size > limits.max_parts * (_CD_ENTRY_MIN + 1024):
+        raise WorkbookError(
+            f"{label} holds {entries} parts, more than any workbook xlstock accepts "
+            f"({limits.max_parts}); it may be a zip bomb"
+        )
+
+
+def _check_zip(zf: zipfile.ZipFile, label: str, limits: Limits) -> Package:
+    infos = zf.infolist()
+    if len(infos) > limits.max_parts:
+        raise WorkbookError(
+            f"{label} holds {len(infos)} parts, more than any workbook xlstock accepts "
+            f"({limits.max_parts}); it may be a zip bomb"
+        )
+    seen: set[str] = set()
+    total = 0
+    for info in infos:
+        name = info.filename
+        if name in seen:
+            raise WorkbookError(f"{label} is damaged: part {name} appears twice")
+        seen.add(name)
+        if info.flag_bits & 0x1:
+            raise WorkbookError(
+                f"{label} is an encrypted zip, not an Excel workbook; save it from Excel "
+                "as Excel Workbook (.xlsx)"
+            )
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise WorkbookError(
+                f"{label}: part {name} uses a compression Excel never writes; open the "
+                "file in Excel and save it again"
+            )
+        total += info.file_size
+        if total > limits.max_total_uncompressed:
+            raise WorkbookError(
+                f"{label} would inflate to more than {limits.max_total_uncompressed // MiB}"
+                f" MiB, far more than a stock workbook; it may be a zip bomb"
+            )
+        if (
+            info.file_size >= limits.ratio_min_size
+            and info.file_size > limits.max_ratio * max(info.compress_size, 1)
+        ):
+            ratio = info.file_size / max(info.compress_size, 1)
+            raise WorkbookError(
+                f"{label}: part {name} inflates {ratio:,.0f} times its stored size (a "
+                f"workbook's parts stay under {limits.max_ratio:,.0f}); it may be a zip bomb"
+            )
+    if CONTENT_TYPES_PART not in seen:
+        if "xl/workbook.bin" in seen:
+            raise WorkbookError(
+                f"{label} is a binary workbook (.xlsb); open it in Excel and save it as "
+                "Excel Workbook (.xlsx)"
+            )
+        raise WorkbookError(
+            f"{label} is a zip file but not an .xlsx workbook (it has no "
+            f"{CONTENT_TYPES_PART}); save the workbook from Excel as Excel Workbook (.xlsx)"
+        )
+    for info in infos:
+        if not info.is_dir():
+            _check_prolog(zf, info, label, limits)
+    content_types = _content_types(zf, infos, label)
+    workbook_part = next(
+        (p for p, ct in content_types.items() if ct in _WORKBOOK_TYPES), None
+    )
+    if workbook_part is None:
+        if "xl/workbook.bin" in seen:
+            raise WorkbookError(
+                f"{label} is a binary workbook (.xlsb); open it in Excel and save it as "
+                "Excel Workbook (.xlsx)"
+            )
+        raise WorkbookError(
+            f"{label} is an Office file but not an Excel workbook; open it in Excel and "
+            "save it as Excel Workbook (.xlsx)"
+        )
+    with zf.open(workbook_part) as src:
+        start = src.read(4096)
+    if _STRICT_NS in start:
+        raise WorkbookError(
+            f"{label} is saved as Strict Open XML Spreadsheet, which xlstock cannot keep "
+            "intact; in Excel use File > Save As > Excel Workbook (.xlsx)"
+        )
+    return Package(
+        parts=tuple(i.filename for i in infos if not i.is_dir()),
+        content_types=content_types,
+        workbook_part=workbook_part,
+        macro_enabled="macroenabled" in content_types[workbook_part],
+    )
+
+
+class _Doctype(Exception):
+    pass
+
+
+class _RootReached(Exception):
+    pass
+
+
+def _refuse_doctype(*_args: object) -> None:
+    raise _Doctype
+
+
+def _root_reached(*_args: object) -> None:
+    raise _RootReached
+
+
+def _looks_xml(name: str) -> bool:
+    return name.lower().endswith((".xml", ".rels", ".vml"))
+
+
+def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str,
+                  limits: Limits) -> None:
+    """Feed the part to expat up to its root element: refuse a DTD, and an XML-named
+    part expat cannot read. A part expat rejects at once is binary (an image, VBA):
+    openpyxl's parser would reject it the same way, so no DTD in it can ever act."""
+    parser = xml.parsers.expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.EntityDeclHandler = _refuse_doctype
+    parser.StartElementHandler = _root_reached
+    read = 0
+    with zf.open(info) as src:
+        try:
+            while read < limits.max_prolog_bytes:
+                chunk = src.read(min(64 * 1024, limits.max_prolog_bytes - read))
+                if not chunk:
+                    if read:
+                        parser.Parse(b"", True)
+                    return
+                read += len(chunk)
+                parser.Parse(chunk, False)
+        except _RootReached:
+            return
+        except _Doctype:
+            raise WorkbookError(
+                f"{label}: part {info.filename} declares a DTD (<!DOCTYPE>), which no "
+                "Excel workbook contains and which can hide an XML attack; xlstock will "
+                "not read this file"
+            ) from None
+        except xml.parsers.expat.ExpatError as exc:
+            if _looks_xml(info.filename):
+                raise WorkbookError(
+                    f"{label}: part {info.filename} is not well-formed XML ({exc}); if "
+                    "Excel opens the file, save a fresh copy with File > Save As"
+                ) from None
+            return
+    raise WorkbookError(
+        f"{label}: part {info.filename} has no XML element in its first "
+        f"{limits.max_prolog_bytes // 1024} KiB; xlstock will not read this file"
+    )
+
+
+def _content_types(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo],
+                   label: str) -> dict[str, str]:
+    """Part name -> content type (lower case). Runs after the DTD check, on a part
+    capped by the zip checks."""
+    try:
+        root = ElementTree.fromstring(zf.read(CONTENT_TYPES_PART))
+    except ElementTree.ParseError as exc:
+        raise WorkbookError(
+            f"{label}: {CONTENT_TYPES_PART} is damaged ({exc}); save a fresh copy from Excel"
+        ) from None
+    defaults: dict[str, str] = {}
+    overrides: dict[str, str] = {}
+    for node in root:
+        content_type = (node.get("ContentType") or "").lower()
+        if node.tag == f"{_CT_NS}Default" and node.get("Extension"):
+            defaults[node.get("Extension", "").lower()] = content_type
+        elif node.tag == f"{_CT_NS}Override" and node.get("PartName"):
+            overrides[node.get("PartName", "").lstrip("/").lower()] = content_type
+    result: dict[str, str] = {}
+    for info in infos:
+        if info.is_dir():
+            continue
+        name = info.filename
+        extension = name.rsplit(".", 1)[-1].lower() if "." in name.rsplit("/", 1)[-1] else ""
+        result[name] = overrides.get(name.lower(), defaults.get(extension, ""))
+    return result
+
+
+# --- parts an openpyxl save would lose ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LossRule:
+    """A kind of part that openpyxl does not write back. A part matches when its content
+    type is one of ``content_types`` or its name matches ``names`` (a regular expression
+    over the whole part name); with ``only_if`` set, its first 256 KiB must also match
+    that pattern."""
+
+    what: str
+    content_types: frozenset[str] = frozenset()
+    names: str | None = None
+    only_if: bytes | None = None
+    kept_with_vba: bool = False
+    """openpyxl copies these parts over when it loads with ``keep_vba`` (``.xlsm``)."""
+
+
+_SS = "application/vnd.openxmlformats-officedocument.spreadsheetml."
+_MS = "application/vnd.ms-excel."
+_VML_CONTROL = rb'ObjectType="(?!Note")'
+LOSS_RULES: tuple[LossRule, ...] = (
+    # openpyxl re-creates charts and pictures it understands and silently drops shapes,
+    # text boxes, SmartArt and chart styling; any drawing is refused rather than mangled.
+    LossRule("a drawing (pictures, charts, shapes or text boxes)",
+             frozenset({"application/vnd.openxmlformats-officedocument.drawing+xml"})),
+    LossRule("a chart", frozenset({
+        "application/vnd.openxmlformats-officedocument.drawingml.chart+xml",
+        _SS + "chartsheet+xml",
+        "application/vnd.ms-office.chartstyle+xml",
+        "application/vnd.ms-office.chartcolorstyle+xml",
+    })),
+    LossRule("a picture", names=r"xl/media/.*\.emf", kept_with_vba=True),
+    LossRule("a picture", names=r"xl/media/.*"),
+    LossRule("SmartArt", frozenset({
+        "application/vnd.openxmlformats-officedocument.drawingml.diagramdata+xml",
+        "application/vnd.openxmlformats-officedocument.drawingml.diagramlayout+xml",
+    })),
+    LossRule("a pivot table", frozenset({
+        _SS + "pivottable+xml", _SS + "pivotcachedefinition+xml",
+        _SS + "pivotcacherecords+xml",
+    })),
+    LossRule("a slicer", frozenset({_MS + "slicer+xml", _MS + "slicercache+xml"})),
+    LossRule("a timeline", frozenset({_MS + "timeline+xml", _MS + "timelinecache+xml"})),
+    LossRule("a form control (button, check box, drop-down)",
+             frozenset({_MS + "controlproperties+xml"})),
+    # openpyxl copies VML drawings named like this one back when it keeps VBA, and the
+    # sheet's link to them (other names it would link to a part it never writes).
+    LossRule("a form control (button, check box, drop-down)",
+             names=r"xl/drawings/.*vmlDrawing\d\.vml", only_if=_VML_CONTROL,
+             kept_with_vba=True),
+    LossRule("a form control (button, check box, drop-down)",
+             names=r"xl/drawings/.*\.vml", only_if=_VML_CONTROL),
+    # With keep_vba openpyxl copies ctrlProps and activeX parts but drops the sheet's
+    # <controls> element and relationships that place them, so they are lost either way.
+    LossRule("an ActiveX control", frozenset({
+        "application/vnd.ms-office.activex+xml", "application/vnd.ms-office.activex",
+    }), names=r"xl/activeX/.*"),
+    LossRule("macros (VBA)", frozenset({"application/vnd.ms-office.vbaproject"}),
+             names=r"xl/vba.*", kept_with_vba=True),
+    LossRule("a custom ribbon", names=r"customUI/.*", kept_with_vba=True),
+    LossRule("an embedded object", frozenset({
+        "application/vnd.openxmlformats-officedocument.oleobject",
+    }), names=r"xl/embeddings/.*"),
+    LossRule("a data connection or query", frozenset({
+        _SS + "connections+xml", _SS + "querytable+xml",
+    })),
+    LossRule("a Power Query", names=r"customXml/item\d*\.xml", only_if=rb"DataMashup"),
+    LossRule("a data model", names=r"xl/model/.*"),
+    LossRule("threaded comments", frozenset({
+        _MS + "threadedcomments+xml", _MS + "person+xml",
+    })),
+    LossRule("dynamic array formulas (such as FILTER or UNIQUE)",
+             frozenset({_SS + "sheetmetadata+xml"})),
+    LossRule("pictures in cells or linked data types", names=r"xl/richData/.*"),
+    LossRule("shared-workbook change history", frozenset({
+        _SS + "revisionheaders+xml", _SS + "revisionlog+xml", _SS + "usernames+xml",
+    })),
+    LossRule("an Excel 4 macro or dialog sheet", frozenset({
+        _MS + "macrosheet+xml", _MS + "intlmacrosheet+xml", _SS + "dialogsheet+xml",
+    })),
+    LossRule("an Office add-in", names=r"xl/webextensions/.*"),
+)
+"""What an openpyxl save loses. Deliberately absent, because losing them is harmless:
+``xl/calcChain.xml`` (Excel rebuilds it), ``xl/printerSettings/*`` (the page setup
+itself is kept), ``docProps/thumbnail.*``; and what openpyxl keeps: sheets, styles,
+shared strings, defined names, tables, comments (notes; their boxes take default sizes),
+external links, custom document properties."""
+
+_WARNING_LOSS = re.compile(r"removed|discarded|lost|ignored|dropped", re.IGNORECASE)
+"""openpyxl's load warnings that announce a loss (an unsupported sheet extension such
+as cross-sheet drop-down lists or data bars, a rule it could not read...)."""
+
+
+def warning_is_loss(message: str) -> bool:
+    """Whether an openpyxl load warning announces that something will not be saved."""
+    return bool(_WARNING_LOSS.search(message))
+
+
+@dataclass(frozen=True)
+class LostPart:
+    """A part that an openpyxl save of the workbook would drop."""
+
+    part: str
+    what: str
+
+
+def lost_parts(path: str | os.PathLike[str], package: Package, *,
+               keep_vba: bool) -> list[LostPart]:
+    """The parts of ``path`` (already passed through :func:`check_file`, which gave
+    ``package``) that an openpyxl save would drop, per :data:`LOSS_RULES`; parts a
+    registered keeper claims are left out."""
+    lost: list[LostPart] = []
+    with zipfile.ZipFile(path) as zf:
+        for part in package.parts:
+            content_type = package.content_types.get(part, "")
+            for rule in LOSS_RULES:
+                if not _rule_matches(rule, part, content_type):
+                    continue
+                if rule.only_if is not None:
+                    with zf.open(part) as src:
+                        if not re.search(rule.only_if, src.read(256 * 1024)):
+                            continue
+                if rule.kept_with_vba and keep_vba:
+                    break
+                if keeper_for(part) is None:
+                    lost.append(LostPart(part, rule.what))
+                break
+    return lost
+
+
+def _rule_matches(rule: LossRule, part: str, content_type: str) -> bool:
+    if content_type and content_type in rule.content_types:
+        return True
+    return rule.names is not None and re.fullmatch(rule.names, part) is not None
+
+
+def describe_losses(label: str, lost: Iterable[LostPart]) -> str:
+    """One line naming what would be lost and the fix."""
+    kinds: dict[str, list[str]] = {}
+    for item in lost:
+        kinds.setdefault(item.what, []).append(item.part)
+    listed = "; ".join(
+        f"{what} ({parts[0]}{f' and {len(parts) - 1} more part(s)' if len(parts) > 1 else ''})"
+        for what, parts in kinds.items()
+    )
+    return (
+        f"{label} holds content that xlstock cannot keep when it saves the file: {listed}. "
+        "Move it to another workbook (or delete it), or keep the stock sheets in a "
+        "workbook of their own, and try again"
+    )
+
+
+# --- keepers: carrying over parts openpyxl drops ----------------------------------------
+
+KeepFunction = Callable[[Path, Path], None]
+
+
+@dataclass(frozen=True)
+class Keeper:
+    """Carries parts matching ``patterns`` (regular expressions over the whole part
+    name) from the original workbook into the saved one. ``keep(original, saved)``
+    rewrites ``saved`` in place (a temporary file in the workbook's folder) and runs
+    before ``saved`` replaces ``original``; whatever it raises aborts the save and
+    leaves the original untouched."""
+
+    name: str
+    patterns: tuple[str, ...]
+    keep: KeepFunction = field(compare=False)
+
+    def covers(self, part: str) -> bool:
+        """Whether this keeper carries ``part`` over."""
+        return any(re.fullmatch(p, part) for p in self.patterns)
+
+
+_KEEPERS: list[Keeper] = []
+
+
+def register_keeper(name: str, patterns: Iterable[str], keep: KeepFunction) -> Keeper:
+    """Register a keeper (replacing any of the same ``name``) and return it."""
+    keeper = Keeper(name, tuple(patterns), keep)
+    unregister_keeper(name)
+    _KEEPERS.append(keeper)
+    return keeper
+
+
+def unregister_keeper(name: str) -> None:
+    """Forget the keeper called ``name``, if any."""
+    _KEEPERS[:] = [k for k in _KEEPERS if k.name != name]
+
+
+def keepers() -> list[Keeper]:
+    """The registered keepers, in registration order."""
+    return list(_KEEPERS)
+
+
+def keeper_for(part: str) -> Keeper | None:
+    """The first registered keeper that covers ``part``."""
+    return next((k for k in _KEEPERS if k.covers(part)), None)
+
+
+def keepers_for(parts: Iterable[str]) -> list[Keeper]:
+    """The registered keepers that cover at least one of ``parts``, in order."""
+    parts = list(parts)
+    return [k for k in _KEEPERS if any(k.covers(p) for p in parts)]
