@@ -160,6 +160,7 @@ def test_strict_only_turns_moved_counts_into_conflicts(case: Case) -> None:
     assert {p.row for p in strict.problems} <= {p.row for p in rebase.problems}
     raw = {r.row: r for r in case.raw}
     for conflict in strict.conflicts:
+        assert conflict.row is not None
         edit = raw[conflict.row]
         assert edit.new_level is not None
         assert case.base[edit.sku] != case.live[edit.sku]
