@@ -136,7 +136,7 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
 
     ``max_body`` caps request bodies, after gzip inflation (413 beyond it).
     """
-    app = Flask("xlstock.server")
+    app = Flask("xlstock.server", static_folder=None)
     app.url_map.strict_slashes = False
 
     def fail(status: int, message: str, code: str | None = None, **headers: str) -> NoReturn:
