@@ -151,7 +151,7 @@ def test_snapshot_malformed_item_quote_is_short() -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="snapshot_from_document takes str() of any SKU (null becomes a product 'None', "
-    "a number loses its leading zeros), and accepts negative or huge levels and repeated "
+    "a JSON number becomes text), and accepts negative or huge levels and repeated "
     "SKUs (the last silently wins): a misbehaving service's answer reaches the sheet "
     "and the plan instead of being refused with the URL named",
 )
