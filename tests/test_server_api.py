@@ -534,3 +534,25 @@ def test_text_from_the_shop_comes_back_as_json_never_markup(make_api):
     assert answer.headers["Content-Type"] == "application/json"
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
     assert answer.json()["items"][0]["name"] == '<script>alert("x")</script>'
+
+
+def test_a_gzip_bomb_is_refused_without_being_inflated_whole():
+    import tracemalloc
+    import zlib
+
+    from xlstock.server.app import ApiError, inflate
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = b"\0" * (1024 * 1024)
+    bomb = b"".join(packer.compress(block) for _ in range(256)) + packer.flush()
+    assert len(bomb) < 1024 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(ApiError) as refused:
+            inflate(bomb, 4 * 1024 * 1024)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert refused.value.status == 413
+    assert peak < 32 * 1024 * 1024
+    assert inflate(gzip.compress(b"{}"), 10) == b"{}"

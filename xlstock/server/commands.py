@@ -27,8 +27,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def click_error(error: XlstockError) -> click.ClickException:
     """``error`` as a click error: its message after ``Error:``, its exit status."""
-    failure = click.ClickException(str(error))
-    failure.exit_code = error.exit_code
+    kind = type("XlstockFailure", (click.ClickException,), {"exit_code": error.exit_code})
+    failure: click.ClickException = kind(str(error))
     return failure
 
 
