@@ -422,7 +422,7 @@ class OpenpyxlWorkbook:
         """Write ``rows`` with its top-left cell at (``top``, ``left``), 1-based.
 
         ``str`` is always literal text (never a formula, whatever it starts with);
-        ``None`` clears a value and keeps the cell's formatting; ``Formula`` writes its
+        ``None`` (and ``""``) clears a value and keeps the cell's formatting; ``Formula`` writes its
         text as a formula; ``CellError`` an error value. A cell created here takes its
         row's or column's style, as one typed into in Excel would. Text Excel cannot hold
         (control characters, over 32,767 characters) and cells inside merged ranges are
@@ -445,7 +445,7 @@ class OpenpyxlWorkbook:
             for j, value in enumerate(values):
                 column = left + j
                 cell = cells.get((row, column))
-                if value is None:
+                if value is None or value == "":
                     if cell is not None and not isinstance(cell, MergedCell):
                         cell.value = None
                     continue

@@ -1,0 +1,143 @@
+"""The merchant's workbook template: built by code, deterministic, and what it holds."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from xlstock.workbook import layout
+from xlstock.workbook.base import HOWTO_SHEET, LOG_SHEET, SETTINGS_SHEET, STATE_SHEET, STOCK_SHEET
+from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
+from xlstock.workbook.template import build_workbook, main, workbook_bytes
+
+REPO = Path(__file__).resolve().parents[1]
+COMMITTED = REPO / "workbook_template.xlsx"
+
+
+def test_committed_template_is_exactly_what_the_code_builds() -> None:
+    assert COMMITTED.read_bytes() == workbook_bytes(), (
+        "workbook_template.xlsx is out of date: regenerate it with "
+        "`python -m xlstock.workbook.template workbook_template.xlsx` and commit it"
+    )
+
+
+def test_builds_are_byte_identical_with_fixed_dates(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.xlsx", tmp_path / "b.xlsx"
+    build_workbook(first, service_url="https://stock.example", shop_url="https://shop.example")
+    build_workbook(second, service_url="https://stock.example", shop_url="https://shop.example")
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as zf:
+        assert {info.date_time for info in zf.infolist()} == {(2026, 1, 1, 0, 0, 0)}
+        assert {info.create_system for info in zf.infolist()} == {0}
+        core = zf.read("docProps/core.xml").decode()
+    assert "2026-01-01T00:00:00Z" in core
+    assert core.count("2026-01-01T00:00:00Z") == 2  # created and modified
+
+
+def test_new_workbook_carries_the_given_addresses(tmp_path: Path) -> None:
+    path = tmp_path / "stock.xlsx"
+    build_workbook(path, service_url="https://stock.example", shop_url="https://shop.example")
+    with OpenpyxlWorkbook.open(path) as book:
+        settings = layout.read_settings(book)
+    assert settings.service_url == "https://stock.example"
+    assert settings.shop_url == "https://shop.example"
+    assert settings.policy == "rebase"
+    assert workbook_bytes(service_url="https://stock.example") != workbook_bytes()
+
+
+def test_template_opens_through_the_adapter_without_losses(tmp_path: Path) -> None:
+    path = tmp_path / "stock.xlsx"
+    path.write_bytes(workbook_bytes())
+    with OpenpyxlWorkbook.open(path) as book:
+        assert book.sheet_names() == [STOCK_SHEET, SETTINGS_SHEET, LOG_SHEET, HOWTO_SHEET,
+                                      STATE_SHEET]
+        assert book.read_sheet(STOCK_SHEET) == [list(layout.STOCK_HEADERS)]
+        assert book.read_sheet(LOG_SHEET) == [list(layout.LOG_HEADERS)]
+        assert book.read_sheet(STATE_SHEET) == []
+        assert layout.read_state(book) == {}
+        settings = layout.read_settings(book)
+    assert settings.service_url == layout.DEFAULT_SERVICE
+    assert settings.shop_url == ""
+    assert set(settings.rows) == set(layout.SETTING_LABELS)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory):
+    path = tmp_path_factory.mktemp("template") / "stock.xlsx"
+    path.write_bytes(workbook_bytes())
+    return load_workbook(path)
+
+
+def test_stock_sheet_layout(template) -> None:
+    stock = template[STOCK_SHEET]
+    headers = [c.value for c in stock[1]]
+    assert headers == list(layout.STOCK_HEADERS)
+    assert all(c.font.bold and c.fill.fill_type == "solid" for c in stock[1])
+    assert stock.freeze_panes == "B2"
+    column = {h: chr(ord("A") + i) for i, h in enumerate(layout.STOCK_HEADERS)}
+    assert stock.column_dimensions[column[layout.SKU]].number_format == "@"
+    for header in layout.STOCK_HEADERS:
+        assert stock.column_dimensions[column[header]].width >= 9
+
+
+def test_stock_validations_refuse_bad_quantities(template) -> None:
+    stock = template[STOCK_SHEET]
+    column = {h: chr(ord("A") + i) for i, h in enumerate(layout.STOCK_HEADERS)}
+    by_range = {str(dv.sqref): dv for dv in stock.data_validations.dataValidation}
+    received = by_range[f"{column[layout.RECEIVED]}2:{column[layout.RECEIVED]}1048576"]
+    assert (received.type, received.operator) == ("whole", "between")
+    assert (float(received.formula1), float(received.formula2)) == (-1e9, 1e9)
+    new_level = by_range[f"{column[layout.NEW_LEVEL]}2:{column[layout.NEW_LEVEL]}1048576"]
+    assert (new_level.type, new_level.operator, new_level.formula1) == (
+        "whole", "greaterThanOrEqual", "0")
+    for dv in by_range.values():
+        assert dv.showErrorMessage and dv.allow_blank
+        assert dv.error and dv.errorTitle
+        # Excel's own limits; past them Excel reports the file as damaged.
+        assert len(dv.errorTitle) <= 32 and len(dv.error) <= 225
+        assert len(dv.promptTitle or "") <= 32 and len(dv.prompt or "") <= 255
+
+
+def test_stock_conditional_formats(template) -> None:
+    stock = template[STOCK_SHEET]
+    rules = {
+        str(cf.sqref): [r.formula[0] for r in cf.rules]
+        for cf in stock.conditional_formatting
+    }
+    assert rules["A2:I1048576"] == ['OR($E2<>"",$F2<>"")']
+    assert rules["D2:D1048576"] == ["AND(ISNUMBER($H2),ISNUMBER($D2),$D2<=$H2)"]
+    assert "I2:I1048576" in rules
+    priority = {str(cf.sqref): cf.rules[0].priority for cf in stock.conditional_formatting}
+    assert priority["D2:D1048576"] < priority["A2:I1048576"]  # low stock shows on edited rows
+
+
+def test_settings_log_howto_and_state(template) -> None:
+    settings = template[SETTINGS_SHEET]
+    labels = [settings.cell(row=r, column=1).value for r in range(1, 7)]
+    assert labels == list(layout.SETTING_LABELS)
+    assert settings["B1"].value == layout.DEFAULT_SERVICE
+    assert settings["B3"].value == "rebase"
+    assert settings["B4"].value is None and settings["B6"].value is None
+    policy = [dv for dv in settings.data_validations.dataValidation if str(dv.sqref) == "B3"]
+    assert policy and policy[0].type == "list" and policy[0].formula1 == '"rebase,strict"'
+    text = " ".join(str(c.value) for row in settings.iter_rows() for c in row if c.value)
+    assert "No token" in text
+    assert [c.value for c in template[LOG_SHEET][1]] == list(layout.LOG_HEADERS)
+    howto = " ".join(str(c.value) for row in template[HOWTO_SHEET].iter_rows() for c in row
+                     if c.value)
+    for words in ("Sync", "Received", "New level", "Preview", "Publish", "never overwritten",
+                  "XLSTOCK_TOKEN", "keyring", "yellow"):
+        assert words in howto
+    assert template[STATE_SHEET].sheet_state == "veryHidden"
+    assert template[HOWTO_SHEET].sheet_state == "visible"
+
+
+def test_module_entry_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "made.xlsx"
+    assert main([str(target)]) == 0
+    assert target.read_bytes() == workbook_bytes()
+    assert main([]) == 2
+    assert not [p for p in tmp_path.iterdir() if p.name != "made.xlsx"]

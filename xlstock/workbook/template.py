@@ -1,0 +1,318 @@
+"""The merchant's workbook, built by code: ``workbook_template.xlsx`` and ``xlstock new``.
+
+The bytes are deterministic: fixed document dates, fixed zip entry dates and
+attributes, and parts stored uncompressed (so that the bytes do not depend on the zlib
+build either). ``python -m xlstock.workbook.template workbook_template.xlsx``
+regenerates the committed template; ``tests/test_template.py`` checks it matches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import sys
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.formatting.rule import FormulaRule
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.writer.excel import ExcelWriter
+
+from xlstock.merge import STATUS_CHANGED, STATUS_OK
+from xlstock.workbook import layout
+from xlstock.workbook.base import HOWTO_SHEET, LOG_SHEET, SETTINGS_SHEET, STATE_SHEET, STOCK_SHEET
+
+FIXED_TIME = dt.datetime(2026, 1, 1)
+_ZIP_TIME = (2026, 1, 1, 0, 0, 0)
+_LAST_ROW = 1_048_576
+
+# Header fills say who writes a column: the shop (blue), the merchant (green), xlstock
+# (grey). Conditional-format fills match the "How to" legend.
+_SHOP_FILL = PatternFill("solid", start_color="FF1F4E78", end_color="FF1F4E78")
+_MERCHANT_FILL = PatternFill("solid", start_color="FF548235", end_color="FF548235")
+_TOOL_FILL = PatternFill("solid", start_color="FF595959", end_color="FF595959")
+_HEADER_FONT = Font(bold=True, color="FFFFFFFF")
+_PENDING_COLOUR = "FFFFF2CC"
+_LOW_COLOUR = "FFF8CBAD"
+_PROBLEM_COLOUR = "FFFFC7CE"
+_FINE_STATUSES = (STATUS_OK, STATUS_CHANGED, "new")
+"""Statuses that are not a problem; any other Status text is highlighted."""
+
+_WHO_WRITES = {
+    layout.SKU: _SHOP_FILL, layout.PRODUCT: _SHOP_FILL, layout.VARIANT: _SHOP_FILL,
+    layout.ONLINE: _SHOP_FILL, layout.RECEIVED: _MERCHANT_FILL,
+    layout.NEW_LEVEL: _MERCHANT_FILL, layout.LOW_AT: _MERCHANT_FILL,
+    layout.CHANGE: _TOOL_FILL, layout.STATUS: _TOOL_FILL,
+}
+_WIDTHS = {
+    layout.SKU: 16, layout.PRODUCT: 40, layout.VARIANT: 18, layout.ONLINE: 10,
+    layout.RECEIVED: 11, layout.NEW_LEVEL: 11, layout.CHANGE: 10, layout.LOW_AT: 9,
+    layout.STATUS: 44,
+}
+_NUMBER_FORMATS = {
+    layout.SKU: "@", layout.ONLINE: "0", layout.RECEIVED: "0", layout.NEW_LEVEL: "0",
+    layout.CHANGE: "+0;-0;0", layout.LOW_AT: "0",
+}
+
+HOWTO_LINES: tuple[tuple[str, str | None], ...] = (
+    ("How to keep your shop's stock in this workbook", "title"),
+    ("", None),
+    ("The daily loop", "heading"),
+    ("1. Sync: pull today's live stock levels into sheet Stock (column Online). "
+     "Run: xlstock sync <this file>  (or the Sync button in the .xlsm workbook).", None),
+    ("2. Edit: type a delivery into Received (units added; negative to take some away), "
+     "or a counted level into New level. Never both on one row.", None),
+    ("3. Preview: see exactly what Publish would change, checked against the live levels. "
+     "Run: xlstock preview <this file>. Change and Status show the result per row.", None),
+    ("4. Publish: upload the stock levels (never the whole shop). "
+     "Run: xlstock publish <this file>. Received and New level are then cleared.", None),
+    ("", None),
+    ("Online sales are never overwritten", "heading"),
+    ("Sales made online between Sync and Publish are kept: a delivery is added to the "
+     "live level, and a counted New level is moved by what sold online since your Sync "
+     "(Settings > Conflict policy: rebase). With 'strict', Publish stops instead and asks "
+     "you to sync again.", None),
+    ("", None),
+    ("What the colours mean", "heading"),
+    ("A pale yellow row has an edit waiting to be published (Received or New level).",
+     "pending"),
+    ("An orange Online cell is at or below its Low at level.", "low"),
+    ("A pink Status cell names a problem with that row; nothing is published until it "
+     "is fixed.", "problem"),
+    ("Header colours: blue columns come from the shop, green ones are yours to type in, "
+     "grey ones are written by xlstock. Add your own columns anywhere: they are kept.",
+     None),
+    ("", None),
+    ("Your access token", "heading"),
+    ("The token is never stored in this workbook. Give it in the environment variable "
+     "XLSTOCK_TOKEN, or keep it in the system keyring (service 'xlstock', user = your "
+     "shop's URL). The shop and service addresses are on sheet Settings.", None),
+)
+
+
+def build_workbook(path: str | os.PathLike[str], *, service_url: str | None = None,
+                   shop_url: str | None = None) -> None:
+    """Write a fresh merchant workbook at ``path`` (replacing it atomically if it
+    exists). The same arguments always give the same bytes."""
+    target = Path(path)
+    data = workbook_bytes(service_url=service_url, shop_url=shop_url)
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".xlstock-tmp",
+                                dir=target.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(temp, 0o666 & ~_umask())
+        os.replace(temp, target)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def workbook_bytes(*, service_url: str | None = None, shop_url: str | None = None) -> bytes:
+    """The workbook file's bytes (see :func:`build_workbook`)."""
+    wb = Workbook()
+    stock = wb.active
+    assert isinstance(stock, Worksheet)
+    stock.title = STOCK_SHEET
+    _stock_sheet(stock)
+    _settings_sheet(wb.create_sheet(SETTINGS_SHEET), service_url, shop_url)
+    _log_sheet(wb.create_sheet(LOG_SHEET))
+    _howto_sheet(wb.create_sheet(HOWTO_SHEET))
+    wb.create_sheet(STATE_SHEET).sheet_state = "veryHidden"
+    wb.active = 0
+    wb.properties.creator = "xlstock"
+    wb.properties.lastModifiedBy = None
+    wb.properties.created = FIXED_TIME
+    wb.properties.modified = FIXED_TIME
+    return _deterministic_zip(wb)
+
+
+def _header_row(sheet: Worksheet, headers: Sequence[str],
+                fills: dict[str, PatternFill] | None = None) -> None:
+    thin = Side(style="thin", color="FFBFBFBF")
+    for column, header in enumerate(headers, start=1):
+        cell = sheet.cell(row=1, column=column, value=header)
+        cell.font = _HEADER_FONT
+        cell.fill = (fills or {}).get(header, _SHOP_FILL)
+        cell.alignment = Alignment(horizontal="center", vertical="center")
+        cell.border = Border(bottom=thin)
+    sheet.row_dimensions[1].height = 20
+
+
+def _stock_sheet(sheet: Worksheet) -> None:
+    headers = layout.STOCK_HEADERS
+    _header_row(sheet, headers, _WHO_WRITES)
+    letter = {h: chr(ord("A") + i) for i, h in enumerate(headers)}
+    for header, width in _WIDTHS.items():
+        sheet.column_dimensions[letter[header]].width = width
+    for header, number_format in _NUMBER_FORMATS.items():
+        sheet.column_dimensions[letter[header]].number_format = number_format
+    sheet.freeze_panes = "B2"
+
+    def whole_column(header: str) -> str:
+        return f"{letter[header]}2:{letter[header]}{_LAST_ROW}"
+
+    received = DataValidation(
+        type="whole", operator="between", formula1="-1000000000", formula2="1000000000",
+        allow_blank=True, showErrorMessage=True, showInputMessage=True,
+        errorTitle="Received: a whole number",
+        error="Type the units received as a whole number (negative to take units away), "
+              "or leave it blank.",
+        promptTitle="Received",
+        prompt="Units added by a delivery. Whole number; leave blank for none.",
+    )
+    received.add(whole_column(layout.RECEIVED))
+    new_level = DataValidation(
+        type="whole", operator="greaterThanOrEqual", formula1="0",
+        allow_blank=True, showErrorMessage=True, showInputMessage=True,
+        errorTitle="New level: whole number >= 0",
+        error="Type the counted stock level as a whole number, 0 or more, or leave it blank.",
+        promptTitle="New level",
+        prompt="The level you counted. Whole number, 0 or more; blank for no change.",
+    )
+    new_level.add(whole_column(layout.NEW_LEVEL))
+    low_at = DataValidation(
+        type="whole", operator="greaterThanOrEqual", formula1="0",
+        allow_blank=True, showErrorMessage=True,
+        errorTitle="Low at: whole number >= 0",
+        error="Type the low-stock threshold as a whole number, 0 or more, or leave it blank.",
+    )
+    low_at.add(whole_column(layout.LOW_AT))
+    for validation in (received, new_level, low_at):
+        sheet.add_data_validation(validation)
+
+    col = {h: f"${letter[h]}2" for h in headers}
+    every_row = f"A2:{letter[headers[-1]]}{_LAST_ROW}"
+    sheet.conditional_formatting.add(
+        whole_column(layout.ONLINE),
+        FormulaRule(
+            formula=[f"AND(ISNUMBER({col[layout.LOW_AT]}),ISNUMBER({col[layout.ONLINE]}),"
+                     f"{col[layout.ONLINE]}<={col[layout.LOW_AT]})"],
+            fill=PatternFill(bgColor=_LOW_COLOUR), font=Font(bold=True, color="FF9C0006"),
+        ),
+    )
+    sheet.conditional_formatting.add(
+        whole_column(layout.STATUS),
+        FormulaRule(
+            formula=[f'AND({col[layout.STATUS]}<>"",' + ",".join(
+                f'{col[layout.STATUS]}<>"{fine}"' for fine in _FINE_STATUSES) + ")"],
+            fill=PatternFill(bgColor=_PROBLEM_COLOUR), font=Font(color="FF9C0006"),
+        ),
+    )
+    sheet.conditional_formatting.add(
+        every_row,
+        FormulaRule(
+            formula=[f'OR({col[layout.RECEIVED]}<>"",{col[layout.NEW_LEVEL]}<>"")'],
+            fill=PatternFill(bgColor=_PENDING_COLOUR),
+        ),
+    )
+
+
+def _settings_sheet(sheet: Worksheet, service_url: str | None, shop_url: str | None) -> None:
+    values = {
+        layout.SETTING_SERVICE: service_url or layout.DEFAULT_SERVICE,
+        layout.SETTING_SHOP: shop_url or None,
+        layout.SETTING_POLICY: "rebase",
+    }
+    for row, label in enumerate(layout.SETTING_LABELS, start=1):
+        label_cell = sheet.cell(row=row, column=1, value=label)
+        label_cell.font = Font(bold=True)
+        value = values.get(label)
+        if value is not None:
+            cell = sheet.cell(row=row, column=2)
+            cell._value = value  # literal text, even if a URL ever began with "="
+            cell.data_type = "s"
+    policy_row = layout.SETTING_LABELS.index(layout.SETTING_POLICY) + 1
+    policy = DataValidation(
+        type="list", formula1='"' + ",".join(layout.POLICIES) + '"', allow_blank=True,
+        showErrorMessage=True, errorTitle="Conflict policy",
+        error="Choose rebase (keep online sales, the default) or strict (stop on any "
+              "online change since Sync).",
+    )
+    policy.add(f"B{policy_row}")
+    sheet.add_data_validation(policy)
+    note_row = len(layout.SETTING_LABELS) + 2
+    note = sheet.cell(
+        row=note_row, column=1,
+        value="No token or password is stored in this workbook: xlstock reads the token "
+              "from XLSTOCK_TOKEN or the system keyring.",
+    )
+    note.font = Font(italic=True, color="FF595959")
+    sheet.column_dimensions["A"].width = 18
+    sheet.column_dimensions["B"].width = 44
+
+
+def _log_sheet(sheet: Worksheet) -> None:
+    _header_row(sheet, layout.LOG_HEADERS)
+    for index, width in enumerate((20, 10, 16, 13, 10, 60)):
+        sheet.column_dimensions[chr(ord("A") + index)].width = width
+    sheet.freeze_panes = "A2"
+
+
+def _howto_sheet(sheet: Worksheet) -> None:
+    fills = {
+        "pending": PatternFill("solid", start_color=_PENDING_COLOUR, end_color=_PENDING_COLOUR),
+        "low": PatternFill("solid", start_color=_LOW_COLOUR, end_color=_LOW_COLOUR),
+        "problem": PatternFill("solid", start_color=_PROBLEM_COLOUR, end_color=_PROBLEM_COLOUR),
+    }
+    for row, (text, kind) in enumerate(HOWTO_LINES, start=1):
+        if not text:
+            continue
+        cell = sheet.cell(row=row, column=1, value=text)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        if kind == "title":
+            cell.font = Font(bold=True, size=14)
+        elif kind == "heading":
+            cell.font = Font(bold=True, size=12)
+        elif kind in fills:
+            cell.fill = fills[kind]
+    sheet.column_dimensions["A"].width = 110
+
+
+def _deterministic_zip(wb: Workbook) -> bytes:
+    """Save through openpyxl's writer (so the modified date is not set to now), then
+    repack every part with a fixed date and attributes, uncompressed."""
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
+        ExcelWriter(wb, archive).save()
+    out = io.BytesIO()
+    with zipfile.ZipFile(raw) as source, zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            entry = zipfile.ZipInfo(info.filename, date_time=_ZIP_TIME)
+            entry.compress_type = zipfile.ZIP_STORED
+            entry.create_system = 0
+            entry.external_attr = 0
+            target.writestr(entry, source.read(info))
+    return out.getvalue()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m xlstock.workbook.template PATH``: write the template to PATH."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m xlstock.workbook.template PATH", file=sys.stderr)
+        return 2
+    build_workbook(args[0])
+    print(f"wrote {args[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
