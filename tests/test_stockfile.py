@@ -123,14 +123,14 @@ def test_snapshot_reads_what_dumps_writes() -> None:
         (_document(format_version="1"), "speaks stock file version '1'"),
         (_document(items=None), "sent a stock file without an item list"),
         (_document(items={"A": 1}), "sent a stock file without an item list"),
-        (_document(items=[{"qty": 1}]), "sent a malformed item {'qty': 1}"),
-        (_document(items=[{"sku": "A"}]), "sent a malformed item"),
-        (_document(items=[{"sku": "A", "qty": "3"}]), "sent a malformed item"),
-        (_document(items=[{"sku": "A", "qty": 3.0}]), "sent a malformed item"),
-        (_document(items=[{"sku": "A", "qty": True}]), "sent a malformed item"),
-        (_document(items=[{"sku": "A", "qty": None}]), "sent a malformed item"),
-        (_document(items=["A"]), "sent a malformed item"),
-        (_document(items=[7]), "sent a malformed item"),
+        (_document(items=[{"qty": 1}]), "sent a stock file with"),
+        (_document(items=[{"sku": "A"}]), "sent a stock file with"),
+        (_document(items=[{"sku": "A", "qty": "3"}]), "sent a stock file with"),
+        (_document(items=[{"sku": "A", "qty": 3.0}]), "sent a stock file with"),
+        (_document(items=[{"sku": "A", "qty": True}]), "sent a stock file with"),
+        (_document(items=[{"sku": "A", "qty": None}]), "sent a stock file with"),
+        (_document(items=["A"]), "sent a stock file with"),
+        (_document(items=[7]), "sent a stock file with"),
     ],
     ids=lambda v: None if isinstance(v, str) else repr(v)[:40],
 )
@@ -148,13 +148,6 @@ def test_snapshot_malformed_item_quote_is_short() -> None:
     assert len(str(caught.value)) < len(SOURCE) + 150
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="snapshot_from_document takes str() of any SKU (null becomes a product 'None', "
-    "a JSON number becomes text), and accepts negative or huge levels and repeated "
-    "SKUs (the last silently wins): a misbehaving service's answer reaches the sheet "
-    "and the plan instead of being refused with the URL named",
-)
 @pytest.mark.parametrize(
     "items",
     [

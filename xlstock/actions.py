@@ -42,9 +42,9 @@ from xlstock.merge import (
     Plan,
     RawRow,
     SheetRow,
+    SkuHints,
     parse_rows,
     plan_publish,
-    sku_hint,
 )
 from xlstock.model import Snapshot, ValueProblem, clean_sku, clean_text
 from xlstock.stockfile import dumps
@@ -373,6 +373,7 @@ def _apply_sync(
     online = sheet.column(layout.ONLINE)
     product, variant = sheet.column(layout.PRODUCT), sheet.column(layout.VARIANT)
     status: list[Any] = []
+    hint = SkuHints(live)
     for i, sku in enumerate(skus):
         raw = table.value(i, layout.SKU)
         if sku is None:
@@ -380,7 +381,7 @@ def _apply_sync(
             continue
         item = live.get(sku)
         if item is None:
-            status.append(STATUS_NOT_ONLINE + " (row kept)" + sku_hint(sku, live))
+            status.append(STATUS_NOT_ONLINE + " (row kept)" + hint(sku))
             continue
         online[i] = item.qty
         product[i] = clean_text(item.name)

@@ -32,7 +32,8 @@ class RowProblem:
         if self.row is not None:
             where.append(f"row {self.row}")
         if self.sku:
-            where.append(f"SKU {self.sku!r}")
+            shown = self.sku if len(self.sku) <= 60 else self.sku[:57] + "..."
+            where.append(f"SKU {shown!r}")
         prefix = f"Stock {', '.join(where)}: " if where else "Stock: "
         return prefix + self.message
 

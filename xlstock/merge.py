@@ -111,18 +111,36 @@ def _duplicates(rows: Sequence[SheetRow]) -> list[RowProblem]:
     return problems
 
 
-def sku_hint(sku: str, online: Iterable[str]) -> str:
-    """A hint for a SKU the shop does not know: a near miss in case or leading zeros."""
-    folded = sku.casefold()
-    stripped = sku.lstrip("0")
-    for candidate in online:
-        if candidate.casefold() == folded:
+class SkuHints:
+    """Near misses for SKUs the shop does not know: the same key in another case, or
+    the same digits without their leading zeros (a SKU typed as a number). Built once
+    per plan, so each lookup is constant time."""
+
+    def __init__(self, online: Iterable[str]) -> None:
+        self._by_case: dict[str, str] = {}
+        self._by_digits: dict[str, str] = {}
+        for candidate in online:
+            self._by_case.setdefault(candidate.casefold(), candidate)
+            if candidate.isdigit():
+                self._by_digits.setdefault(candidate.lstrip("0"), candidate)
+
+    def __call__(self, sku: str) -> str:
+        candidate = self._by_case.get(sku.casefold())
+        if candidate is not None and candidate != sku:
             return f"; the shop has {candidate!r} (case differs): type it exactly so"
-        if sku.isdigit() and candidate.isdigit() and candidate.lstrip("0") == stripped:
-            return (
-                f"; the shop has {candidate!r}: format column SKU as Text and type {candidate}"
-            )
-    return "; check the spelling, or add the product to the shop first"
+        if sku.isdigit():
+            candidate = self._by_digits.get(sku.lstrip("0"))
+            if candidate is not None and candidate != sku:
+                return (
+                    f"; the shop has {candidate!r}: format column SKU as Text and type "
+                    f"{candidate}"
+                )
+        return "; check the spelling, or add the product to the shop first"
+
+
+def sku_hint(sku: str, online: Iterable[str]) -> str:
+    """A hint for one SKU the shop does not know (see :class:`SkuHints`)."""
+    return SkuHints(online)(sku)
 
 
 class RowConflict(RowProblem):
@@ -206,6 +224,7 @@ def plan_publish(
         raise ValueError(f"unknown conflict policy {policy!r}")
     plan = Plan(problems=list(problems))
     blocked = {p.row for p in problems}
+    hint = SkuHints(live)
     for row in rows:
         assert row.sku is not None
         if row.row in blocked:
@@ -215,7 +234,7 @@ def plan_publish(
         if r is None:
             if row.has_edit:
                 plan.problems.append(RowProblem(
-                    row.row, row.sku, "SKU is not in the shop online" + sku_hint(row.sku, live)
+                    row.row, row.sku, "SKU is not in the shop online" + hint(row.sku)
                 ))
             else:
                 plan.rows.append(PlannedRow(

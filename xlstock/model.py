@@ -20,7 +20,10 @@ MAX_NAME_LENGTH = 500
 MAX_LEVEL = 1_000_000_000
 """The largest level or change xlstock accepts; anything larger is a typing slip."""
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+"""Characters refused in SKUs and replaced in names: C0/C1 controls, line separators,
+and what XML cannot hold (lone surrogates, U+FFFE, U+FFFF): such a cell would make
+the saved workbook unreadable."""
 
 
 @dataclass(frozen=True)
@@ -82,14 +85,14 @@ def clean_sku(value: Any) -> str | None:
         if not math.isfinite(value) or value != int(value):
             raise ValueProblem(f"SKU {value!r} is not a product key; type the SKU as text")
         value = int(value)
-    text = str(value).strip()
+    text = unicodedata.normalize("NFC", str(value)).strip()
     if not text:
         return None
     if has_control_characters(text):
         raise ValueProblem("SKU holds a control character (line break, tab...); retype it")
     if len(text) > MAX_SKU_LENGTH:
         raise ValueProblem(f"SKU is {len(text)} characters long; the limit is {MAX_SKU_LENGTH}")
-    return unicodedata.normalize("NFC", text)
+    return text
 
 
 def parse_quantity(value: Any, *, what: str, minimum: int | None = None) -> int | None:
@@ -122,6 +125,8 @@ def parse_quantity(value: Any, *, what: str, minimum: int | None = None) -> int 
             return None
         if not re.fullmatch(r"[+-]?\d+", text):
             raise ValueProblem(f"{what} {value.strip()[:40]!r} is not a whole number; type one")
+        if len(text.lstrip("+-").lstrip("0")) > 10:
+            raise ValueProblem(f"{what} is beyond {MAX_LEVEL:,}; check for a typing slip")
         number: int | float = int(text)
     elif isinstance(value, int):
         number = value
@@ -134,9 +139,8 @@ def parse_quantity(value: Any, *, what: str, minimum: int | None = None) -> int 
     else:
         raise ValueProblem(f"{what} {str(value)[:40]!r} is not a whole number; type one")
     if abs(number) > MAX_LEVEL:
-        raise ValueProblem(
-            f"{what} {number} is beyond {MAX_LEVEL:,}; check for a typing slip"
-        )
+        shown = f" {number}" if abs(number) < 10**20 else ""
+        raise ValueProblem(f"{what}{shown} is beyond {MAX_LEVEL:,}; check for a typing slip")
     if minimum is not None and number < minimum:
         raise ValueProblem(f"{what} {number} is below {minimum}; type {minimum} or more")
     return int(number)

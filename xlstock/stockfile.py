@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from xlstock.errors import ServiceError
-from xlstock.model import Snapshot, StockItem
+from xlstock.model import MAX_LEVEL, Snapshot, StockItem, has_control_characters
 
 FORMAT_NAME = "xlstock.stock"
 FORMAT_VERSION = 1
@@ -67,19 +67,27 @@ def snapshot_from_document(document: Any, *, etag: str, source: str) -> Snapshot
         raise ServiceError(f"{source} sent a stock file without an item list")
     items: dict[str, StockItem] = {}
     for raw in raw_items:
-        try:
-            sku = str(raw["sku"])
-            qty = raw["qty"]
-            if isinstance(qty, bool) or not isinstance(qty, int):
-                raise TypeError(qty)
-            items[sku] = StockItem(
-                sku=sku,
-                name=str(raw.get("name") or ""),
-                variant=str(raw.get("variant") or ""),
-                qty=qty,
+        sku = raw.get("sku") if isinstance(raw, dict) else None
+        qty = raw.get("qty") if isinstance(raw, dict) else None
+        problem = ""
+        if not isinstance(sku, str) or not sku or has_control_characters(sku):
+            problem = "an item without a valid SKU"
+        elif sku in items:
+            problem = f"SKU {sku[:60]!r} twice"
+        elif isinstance(qty, bool) or not isinstance(qty, int) or not 0 <= qty <= MAX_LEVEL:
+            problem = f"SKU {sku[:60]!r} with level {str(qty)[:20]!r}"
+        if problem:
+            raise ServiceError(
+                f"{source} sent a stock file with {problem}; nothing was changed. "
+                "Report this to whoever runs the stock service"
             )
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ServiceError(f"{source} sent a malformed item {str(raw)[:80]}") from exc
+        assert isinstance(sku, str) and isinstance(qty, int)
+        items[sku] = StockItem(
+            sku=sku,
+            name=str(raw.get("name") or ""),
+            variant=str(raw.get("variant") or ""),
+            qty=qty,
+        )
     return Snapshot(
         shop=str(document.get("shop", "")),
         version=etag,
