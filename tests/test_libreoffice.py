@@ -1,0 +1,215 @@
+"""LibreOffice, an office suite that is not ours, opens the macro workbook headless and
+must find the VBA modules' source and the three buttons bound to the three macros.
+
+Debian's python3-uno works with the system interpreter only, so the inspection runs
+in ``/usr/bin/python3`` in a subprocess; it starts its own ``soffice`` with a private
+profile, connects over a named pipe, reads what LibreOffice imported and prints JSON.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from openpyxl.comments import Comment
+
+from xlstock.workbook.layout import STOCK_HEADERS
+from xlstock.workbook.xlsm import BUTTONS, carry_over_xlsm_parts, write_macro_workbook
+
+pytestmark = pytest.mark.libreoffice
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+
+
+def _uno_available() -> bool:
+    if not Path(SYSTEM_PYTHON).exists():
+        return False
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import uno"], capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+if SOFFICE is None:
+    pytest.skip("LibreOffice is not installed (soffice not on PATH); install it with "
+                "apt-get install -y --no-install-recommends libreoffice-calc-nogui python3-uno",
+                allow_module_level=True)
+if not _uno_available():
+    pytest.skip(f"{SYSTEM_PYTHON} cannot import uno; install it with apt-get install -y "
+                "--no-install-recommends python3-uno", allow_module_level=True)
+
+INSPECT = r'''
+import json, os, signal, subprocess, sys, time
+import uno
+from com.sun.star.beans import PropertyValue
+from com.sun.star.connection import NoConnectException
+
+soffice, profile_url, pipe = sys.argv[1:4]
+documents = sys.argv[4:]
+proc = subprocess.Popen(
+    [soffice, "--headless", "--invisible", "--nologo", "--norestore", "--nodefault",
+     "--nolockcheck", "-env:UserInstallation=" + profile_url,
+     "--accept=pipe,name=%s;urp;StarOffice.ComponentContext" % pipe],
+    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def prop(name, value):
+    p = PropertyValue()
+    p.Name, p.Value = name, value
+    return p
+
+
+def inspect(desktop, url):
+    # MacroExecutionMode 4 (ALWAYS_EXECUTE_NO_WARN): nothing runs on load (the project
+    # has no Workbook_Open), but the VBA project and the macro bindings are imported.
+    doc = desktop.loadComponentFromURL(
+        url, "_blank", 0, (prop("Hidden", True), prop("MacroExecutionMode", 4)))
+    try:
+        found = {"libraries": list(doc.BasicLibraries.getElementNames()), "modules": {}}
+        libs = doc.BasicLibraries
+        if libs.hasByName("VBAProject"):
+            libs.loadLibrary("VBAProject")
+            lib = libs.getByName("VBAProject")
+            found["modules"] = {n: lib.getByName(n) for n in lib.getElementNames()}
+        found["code_names"] = {n: doc.Sheets.getByName(n).CodeName
+                               for n in doc.Sheets.getElementNames()}
+        page = doc.Sheets.getByName("Stock").DrawPage
+        labels = []
+        for i in range(page.Count):
+            shape = page.getByIndex(i)
+            if shape.supportsService("com.sun.star.drawing.ControlShape"):
+                model = shape.Control
+                labels.append(None if model is None else model.Label)
+        found["control_shapes"] = labels
+        controls = []
+        for f in range(page.Forms.Count):
+            form = page.Forms.getByIndex(f)
+            for j in range(form.Count):
+                events = [{"listener": e.ListenerType, "method": e.EventMethod,
+                           "type": e.ScriptType, "code": e.ScriptCode}
+                          for e in form.getScriptEvents(j)]
+                controls.append({"label": getattr(form.getByIndex(j), "Label", None),
+                                 "events": events})
+        found["controls"] = controls
+        return found
+    finally:
+        doc.close(True)
+
+
+try:
+    local = uno.getComponentContext()
+    resolver = local.ServiceManager.createInstanceWithContext(
+        "com.sun.star.bridge.UnoUrlResolver", local)
+    deadline = time.monotonic() + 40
+    while True:
+        try:
+            ctx = resolver.resolve("uno:pipe,name=%s;urp;StarOffice.ComponentContext" % pipe)
+            break
+        except NoConnectException:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("soffice did not accept a connection within 40 s")
+            time.sleep(0.2)
+    desktop = ctx.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
+    try:
+        results = [inspect(desktop, url) for url in documents]
+    finally:
+        try:
+            desktop.terminate()
+        except Exception:
+            pass  # the bridge drops as soffice exits
+    print(json.dumps(results))
+finally:
+    # soffice forks soffice.bin into the session started above: end the whole group.
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+'''
+
+
+def _workbook(path: Path) -> Path:
+    try:
+        from xlstock.workbook.template import build_workbook
+    except ImportError:
+        build_workbook = None
+    if build_workbook is not None:
+        build_workbook(path)
+        return path
+    wb = openpyxl.Workbook()
+    wb.active.title = "Stock"
+    wb.active.append(list(STOCK_HEADERS))
+    for name in ("Settings", "Log", "How to", "_xlstock"):
+        wb.create_sheet(name)
+    wb.save(path)
+    return path
+
+
+def _open_in_libreoffice(tmp_path: Path, *documents: Path) -> list[dict[str, Any]]:
+    script = tmp_path / "inspect.py"
+    script.write_text(INSPECT)
+    profile = (tmp_path / "lo-profile").as_uri()
+    pipe = f"xlstock-test-{uuid.uuid4().hex}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    result = subprocess.run(
+        [SYSTEM_PYTHON, str(script), SOFFICE or "soffice", profile, pipe,
+         *(d.resolve().as_uri() for d in documents)],
+        capture_output=True, text=True, timeout=90, env=env, cwd=tmp_path,
+    )
+    assert result.returncode == 0, f"LibreOffice inspection failed:\n{result.stderr[-3000:]}"
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _check(found: dict[str, Any]) -> None:
+    assert "VBAProject" in found["libraries"]
+    modules = found["modules"]
+    code_names = found["code_names"]
+    assert set(modules) == {"ThisWorkbook", *code_names.values(), "xlwings", "Dictionary",
+                            "xlstock"}
+    for name, source in modules.items():
+        assert "Option VBASupport 1" in source, name
+    version = importlib.metadata.version("xlwings")
+    assert f"'Version: {version}" in modules["xlwings"]
+    assert "Public Function RunPython(PythonCommand As String)" in modules["xlwings"]
+    for button in BUTTONS:
+        assert f'RunPython "{button.command}"' in modules["xlstock"]
+
+    assert sorted(found["control_shapes"]) == sorted(b.label for b in BUTTONS)
+    bound = {}
+    for control in found["controls"]:
+        (event,) = control["events"]
+        assert (event["listener"], event["method"], event["type"]) == (
+            "XActionListener", "actionPerformed", "Script")
+        bound[control["label"]] = event["code"]
+    assert bound == {
+        b.label: f"vnd.sun.star.script:VBAProject.xlstock.{b.macro}"
+                 "?language=Basic&location=document"
+        for b in BUTTONS
+    }
+
+
+def test_libreoffice_finds_the_modules_and_the_bound_buttons(tmp_path: Path) -> None:
+    fresh = tmp_path / "stock.xlsm"
+    write_macro_workbook(_workbook(tmp_path / "stock.xlsx"), fresh)
+
+    saved = tmp_path / "saved.xlsm"
+    wb = openpyxl.load_workbook(fresh, keep_vba=True)
+    wb["Stock"]["B2"].comment = Comment("counted on Monday", "merchant")
+    wb.save(saved)
+    carry_over_xlsm_parts(fresh, saved)
+
+    first, after_save = _open_in_libreoffice(tmp_path, fresh, saved)
+    _check(first)
+    _check(after_save)
+    assert after_save["code_names"] == first["code_names"]
