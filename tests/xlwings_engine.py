@@ -394,6 +394,8 @@ class Book(base_classes.Book):
         self.ops: Counter[str] = Counter()
         self.op_log: list[tuple[str, str, int]] = []
         self.saves: list[str] = []
+        self._file: Any = None
+        self._saved: dict[int, dict[tuple[int, int], Cell]] = {}
 
     def count(self, kind: str, rng: Range) -> None:
         self.ops[kind] += 1
@@ -448,17 +450,19 @@ class Book(base_classes.Book):
                         continue
                     sheet.data[key] = _loaded(c, cached.cell(c.row, c.column).value)
             self.sheet_list.append(sheet)
+            self._saved[id(sheet)] = dict(sheet.data)
+        self._file = formulas
         self.active_sheet = self.sheet_list[formulas.worksheets.index(formulas.active)]
 
     def save(self, path: str | None = None, password: str | None = None) -> None:
-        """Write the workbook to disk, keeping what openpyxl keeps of the original file."""
+        """Write the workbook to disk through openpyxl, over the file as opened (so
+        formatting openpyxl keeps is kept); only cells changed since the last save are
+        rewritten."""
         target = Path(path or self._fullname)
-        source = Path(self._fullname)
-        keep_vba = target.suffix.lower() == ".xlsm"
-        if source.is_file():
-            wb = openpyxl.load_workbook(source, keep_vba=keep_vba)
-        else:
-            wb = openpyxl.Workbook()
+        if self._file is None:
+            self._file = openpyxl.Workbook()
+            self._file.remove(self._file.active)
+        wb = self._file
         names = [s.name for s in self.sheet_list]
         for ws in list(wb.worksheets):
             if ws.title not in names:
@@ -466,12 +470,13 @@ class Book(base_classes.Book):
         for index, sheet in enumerate(self.sheet_list):
             ws = wb[sheet.name] if sheet.name in wb.sheetnames else wb.create_sheet(sheet.name)
             wb.move_sheet(ws, index - wb.worksheets.index(ws))
-            for row in ws.iter_rows():
-                for c in row:
-                    if (c.row, c.column) not in sheet.data:
-                        c.value = None
-            for (r, col), cell in sheet.data.items():
-                _save_cell(ws.cell(r, col), cell)
+            saved = self._saved.get(id(sheet), {})
+            for key in saved.keys() - sheet.data.keys():
+                ws.cell(*key).value = None
+            for key, cell in sheet.data.items():
+                if saved.get(key) is not cell:
+                    _save_cell(ws.cell(*key), cell)
+            self._saved[id(sheet)] = dict(sheet.data)
             ws.sheet_state = {True: "visible", False: "hidden"}.get(sheet._visible, "veryHidden")
         wb.active = names.index(self.active_sheet.name)
         wb.save(target)

@@ -1,0 +1,292 @@
+"""The Excel buttons, pressed through ``xw.Book.set_mock_caller()`` on the test engine
+(real xlwings objects, no Excel), against the real stock service on loopback."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+import xlwings as xw
+from conftest import Api, ShopFactory
+from xlwings_engine import Alert, book_impl, start_excel
+
+from xlstock import excel
+from xlstock.model import StockItem
+from xlstock.server.runner import RunningServer
+from xlstock.workbook import layout
+from xlstock.workbook.base import STATE_SHEET
+
+EXCEL_DEFAULTS = {
+    "screen_updating": True, "calculation": "automatic", "status_bar": False,
+    "display_alerts": True, "enable_events": True, "interactive": True, "visible": True,
+}
+
+ITEMS = [
+    StockItem("A-1", "Hoodie", "Red / XL", 5),
+    StockItem("B-2", "Cap", "", 10),
+    StockItem("00123", "=HYPERLINK(\"http://evil.example\")", "-", 0),
+]
+
+
+def new_workbook(path: Path, service_url: str, shop_url: str) -> xw.Book:
+    """A workbook laid out as the template (Stock, Settings, Log), open in fake Excel."""
+    book = start_excel().new(str(path))
+    book.sheets[0].name = "Stock"
+    settings = book.sheets.add("Settings", after=book.sheets[0])
+    log = book.sheets.add("Log", after=settings)
+    book_impl(book).active_sheet = book_impl(book).sheets("Stock")
+    book_impl(book).sheets("Stock").fill([list(layout.STOCK_HEADERS)])
+    book_impl(book).sheets(settings.name).fill([
+        [layout.SETTING_SERVICE, service_url],
+        [layout.SETTING_SHOP, shop_url],
+        [layout.SETTING_POLICY, "rebase"],
+        [layout.SETTING_LAST_SYNC], [layout.SETTING_LAST_PUBLISH], [layout.SETTING_VERSION],
+    ])
+    book_impl(book).sheets(log.name).fill([list(layout.LOG_HEADERS)])
+    return book
+
+
+class Desk:
+    """A merchant at Excel: the open workbook, the buttons, the message boxes."""
+
+    def __init__(self, book: xw.Book, api: Api) -> None:
+        self.book = book
+        self.impl = book_impl(book)
+        self.app = self.impl.app
+        self.api = api
+
+    def press(self, button: Callable[[], None], *answers: str) -> Counter[str]:
+        """Press a button, answering its questions in order; the range operations done."""
+        self.app.answers.extend(answers)
+        before = Counter(self.impl.ops)
+        self.book.set_mock_caller()
+        try:
+            button()
+        finally:
+            del xw.Book._mock_caller
+        assert not self.app.answers, f"questions not asked: {list(self.app.answers)}"
+        assert self.app.settings == EXCEL_DEFAULTS, "Excel's settings were not restored"
+        return Counter(self.impl.ops) - before
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return self.app.alerts
+
+    def last_alert(self) -> Alert:
+        assert self.alerts, "no message box was shown"
+        return self.alerts[-1]
+
+    def grid(self, sheet: str = "Stock") -> list[list[Any]]:
+        data = self.impl.sheets(sheet).data
+        if not data:
+            return []
+        rows, columns = max(r for r, _ in data), max(c for _, c in data)
+        return [[data[(r, c)].value if (r, c) in data else None
+                 for c in range(1, columns + 1)] for r in range(1, rows + 1)]
+
+    def stock(self) -> dict[str, dict[str, Any]]:
+        header, *rows = self.grid()
+        return {row[0]: dict(zip(header, row, strict=True)) for row in rows if row[0]}
+
+    def type_in(self, sku: str, header: str, value: Any) -> None:
+        """What the merchant types into the row of ``sku``."""
+        header_row, *rows = self.grid()
+        row = next(i for i, r in enumerate(rows, start=2) if r[0] == sku)
+        column = header_row.index(header) + 1
+        self.impl.sheets("Stock").put(f"{chr(64 + column)}{row}", value)
+
+
+@pytest.fixture
+def desk(tmp_path: Path, stock_service: RunningServer, shop_factory: ShopFactory,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk]:
+    url, token = shop_factory(ITEMS)
+    monkeypatch.setenv("XLSTOCK_TOKEN", token)
+    book = new_workbook(tmp_path / "stock.xlsx", stock_service.url, url)
+    yield Desk(book, Api(stock_service.url, url, token))
+    book.app.quit()
+
+
+def test_sync_fills_the_sheet(desk: Desk) -> None:
+    desk.press(excel.sync)
+    stock = desk.stock()
+    assert {sku: row["Online"] for sku, row in stock.items()} == {
+        "A-1": 5, "B-2": 10, "00123": 0,
+    }
+    assert stock["00123"]["Product"] == '=HYPERLINK("http://evil.example")'
+    assert stock["00123"]["Variant"] == "-"
+    assert desk.impl.sheets("Stock").get("A4").formula is None
+    assert desk.impl.sheets(STATE_SHEET).very_hidden
+    assert desk.book.sheets.active.name == "Stock"
+    assert desk.impl.saves, "Sync did not have Excel save the workbook"
+    alert = desk.last_alert()
+    assert (alert.title, alert.buttons, alert.mode) == ("xlstock: Sync", "ok", "info")
+    assert alert.prompt.startswith("Synced 3 SKU(s)")
+
+
+def test_work_runs_with_screen_updating_and_calculation_off(desk: Desk) -> None:
+    desk.press(excel.sync)
+    history = desk.app.history
+    assert history[:3] == [("screen_updating", False), ("calculation", "manual"),
+                           ("status_bar", "xlstock Sync: starting")]
+    progress = [v for k, v in history if k == "status_bar" and isinstance(v, str)]
+    assert any(v.startswith("xlstock Sync: Reading the live levels (") for v in progress)
+    assert progress[-1] == "xlstock Sync: Sync done (100%)"
+    assert history[-3:] == [("screen_updating", True), ("calculation", "automatic"),
+                            ("status_bar", False)]
+
+
+def test_the_saved_file_is_what_excel_saved(desk: Desk) -> None:
+    desk.press(excel.sync)
+    ws = openpyxl.load_workbook(desk.impl.fullname)["Stock"]
+    skus = [c.value for c in ws["A"]][1:]
+    assert sorted(skus) == ["00123", "A-1", "B-2"]
+    product = ws.cell(skus.index("00123") + 2, 2)
+    assert (product.value, product.data_type) == ('=HYPERLINK("http://evil.example")', "s")
+
+
+def test_publish_asks_with_a_summary_then_publishes(desk: Desk) -> None:
+    desk.press(excel.sync)
+    desk.api.order({"B-2": 2})
+    desk.type_in("A-1", "Received", 3)
+    desk.type_in("B-2", "New level", 7)
+    desk.press(excel.publish, "yes")
+    question, outcome = desk.alerts[-2:]
+    assert (question.title, question.buttons, question.answer) == (
+        "xlstock: Publish", "yes_no", "yes")
+    assert "2 row(s) change: 3 unit(s) added, 3 removed." in question.prompt
+    assert "2 unit(s) sold online since your last Sync are taken into account" in \
+        question.prompt
+    assert outcome.mode == "info" and outcome.prompt.startswith("Published 2 change(s)")
+    _, live = desk.api.levels()
+    assert live == {"A-1": 8, "B-2": 5, "00123": 0}
+    stock = desk.stock()
+    assert (stock["A-1"]["Online"], stock["A-1"]["Received"]) == (8, None)
+    assert (stock["B-2"]["Online"], stock["B-2"]["New level"]) == (5, None)
+
+
+def test_publish_answered_no_sends_nothing_and_keeps_the_edits(desk: Desk) -> None:
+    desk.press(excel.sync)
+    desk.type_in("A-1", "Received", 3)
+    history_before = len(desk.api.history())
+    desk.press(excel.publish, "no")
+    assert desk.alerts[-2].answer == "no"
+    assert "cancelled" in desk.last_alert().prompt
+    assert len(desk.api.history()) == history_before
+    _, live = desk.api.levels()
+    assert live["A-1"] == 5
+    assert desk.stock()["A-1"]["Received"] == 3
+
+
+def test_preview_shows_what_publish_would_send(desk: Desk) -> None:
+    desk.press(excel.sync)
+    desk.type_in("A-1", "Received", 4)
+    desk.press(excel.preview)
+    assert desk.stock()["A-1"]["Change"] == 4
+    alert = desk.last_alert()
+    assert alert.mode == "info" and alert.prompt.startswith("Publish would change 1 row(s)")
+    _, live = desk.api.levels()
+    assert live["A-1"] == 5
+
+
+def test_sheet_errors_show_an_alert_naming_the_rows(desk: Desk) -> None:
+    desk.press(excel.sync)
+    desk.type_in("A-1", "Received", "lots")
+    desk.press(excel.publish)
+    alert = desk.last_alert()
+    assert (alert.title, alert.mode) == ("xlstock: Publish", "critical")
+    assert "nothing was sent" in alert.prompt
+    row = [r[0] for r in desk.grid()].index("A-1") + 1
+    assert f"Stock row {row}, SKU 'A-1': Received 'lots'" in alert.prompt
+    assert "Traceback" not in alert.prompt
+    assert desk.stock()["A-1"]["Status"].startswith("error")
+    _, live = desk.api.levels()
+    assert live["A-1"] == 5
+
+
+def test_unreachable_service_shows_an_alert_and_restores_excel(
+    desk: Desk, tmp_path: Path
+) -> None:
+    desk.press(excel.sync)
+    before = desk.stock()
+    dead = "http://127.0.0.1:9"
+    desk.impl.sheets("Settings").put("B1", dead)
+    desk.press(excel.sync)
+    alert = desk.last_alert()
+    assert alert.mode == "critical" and "127.0.0.1:9" in alert.prompt
+    assert "Traceback" not in alert.prompt
+    assert ("screen_updating", False) in desk.app.history
+    after = desk.stock()
+    assert {s: r["Online"] for s, r in after.items()} == {s: r["Online"] for s, r in before.items()}
+
+
+def test_unexpected_failure_is_a_plain_alert_and_excel_comes_back(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(excel.actions, "sync", broken)
+    desk.press(excel.sync)
+    alert = desk.last_alert()
+    assert alert.mode == "critical"
+    assert "Sync stopped on an unexpected problem (RuntimeError: disk on fire)" in alert.prompt
+
+
+@pytest.mark.parametrize("answer", ["no", "yes"])
+def test_mass_change_is_asked_in_excel(
+    desk: Desk, answer: str, shop_factory: ShopFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desk.press(excel.sync)
+    empty_url, empty_token = shop_factory([])
+    monkeypatch.setenv("XLSTOCK_TOKEN", empty_token)
+    desk.impl.sheets("Settings").put("B2", empty_url)
+    desk.press(excel.sync, answer)
+    question = desk.alerts[-1] if answer == "no" else desk.alerts[-2]
+    assert question.buttons == "yes_no"
+    assert "--allow-mass-change" not in question.prompt
+    assert "Go on anyway?" in question.prompt
+    online = {s: r["Online"] for s, r in desk.stock().items()}
+    assert online == {"A-1": 5, "B-2": 10, "00123": 0}
+    statuses = [r["Status"] for r in desk.stock().values()]
+    if answer == "no":
+        assert all(not s or "not online" not in s for s in statuses)
+    else:
+        assert all(s and "online" in s for s in statuses)
+
+
+def test_only_the_caller_workbook_is_touched(desk: Desk) -> None:
+    other = start_excel().new("other.xlsx")
+    desk.press(excel.sync)
+    assert book_impl(other).ops == {}
+
+
+@pytest.mark.slow
+def test_range_operations_do_not_grow_with_the_rows(
+    tmp_path: Path, stock_service: RunningServer, shop_factory: ShopFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counts = {}
+    for rows in (10, 10_000):
+        items = [StockItem(f"SKU-{n:05d}", f"Product {n}", "", 50) for n in range(rows)]
+        url, token = shop_factory(items)
+        monkeypatch.setenv("XLSTOCK_TOKEN", token)
+        book = new_workbook(tmp_path / f"stock-{rows}.xlsx", stock_service.url, url)
+        desk = Desk(book, Api(stock_service.url, url, token))
+        first_sync = desk.press(excel.sync)
+        desk.type_in("SKU-00001", "Received", 5)
+        desk.type_in("SKU-00002", "New level", 20)
+        desk.api.order({"SKU-00003": 1})
+        preview = desk.press(excel.preview)
+        publish = desk.press(excel.publish, "yes")
+        second_sync = desk.press(excel.sync)
+        assert desk.stock()["SKU-00001"]["Online"] == 55
+        assert len(desk.stock()) == rows
+        counts[rows] = {"sync": first_sync, "preview": preview, "publish": publish,
+                        "sync again": second_sync}
+        book.app.quit()
+    assert counts[10] == counts[10_000]
+    assert all(sum(c.values()) < 40 for c in counts[10].values()), counts[10]
