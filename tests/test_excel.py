@@ -290,3 +290,33 @@ def test_range_operations_do_not_grow_with_the_rows(
         book.app.quit()
     assert counts[10] == counts[10_000]
     assert all(sum(c.values()) < 40 for c in counts[10].values()), counts[10]
+
+
+def test_the_workbook_buttons_run_these_entry_points(
+    tmp_path: Path, stock_service: RunningServer, shop_factory: ShopFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``xlstock new stock.xlsm``, opened in (fake) Excel: each button's RunPython
+    statement, run as xlwings runs it, does its action on the workbook."""
+    from xlstock.workbook.xlsm import BUTTONS, build_macro_workbook
+
+    url, token = shop_factory(ITEMS)
+    monkeypatch.setenv("XLSTOCK_TOKEN", token)
+    path = tmp_path / "stock.xlsm"
+    build_macro_workbook(path, service_url=stock_service.url, shop_url=url)
+    book = start_excel().open(path)
+    desk = Desk(book, Api(stock_service.url, url, token))
+    command = {button.label: button.command for button in BUTTONS}
+    desk.press(lambda: exec(command["Sync"], {}))
+    assert {sku: row["Online"] for sku, row in desk.stock().items()} == {
+        "A-1": 5, "B-2": 10, "00123": 0,
+    }
+    desk.type_in("A-1", "Received", 2)
+    desk.press(lambda: exec(command["Preview"], {}))
+    assert desk.stock()["A-1"]["Change"] == 2
+    desk.press(lambda: exec(command["Publish"], {}), "yes")
+    assert desk.api.levels()[1]["A-1"] == 7
+    assert [a.mode for a in desk.alerts] == ["info", "info", "info", "info"]
+    book.app.quit()
+    saved = openpyxl.load_workbook(path, keep_vba=True)
+    assert saved["Stock"]["A1"].value == "SKU"
