@@ -199,3 +199,22 @@ def test_serve_warns_off_loopback_and_names_a_database_it_cannot_open():
     assert "unencrypted" in result.stderr
     assert result.returncode == 2
     assert "/nonexistent-dir/x.db" in result.stderr
+
+
+def test_serve_run_from_a_thread_stops_through_its_server(tmp_path):
+    import queue
+    import threading
+
+    from xlstock.server.runner import serve
+
+    started: queue.Queue = queue.Queue()
+    thread = threading.Thread(target=serve, args=(tmp_path / "s.db",),
+                              kwargs={"port": 0, "ready": started.put}, daemon=True)
+    thread.start()
+    running = started.get(timeout=30)
+    assert requests.get(running.url + "/v1/health", timeout=10).status_code == 200
+    running.request_stop()
+    thread.join(30)
+    assert not thread.is_alive()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(running.url + "/v1/health", timeout=5)

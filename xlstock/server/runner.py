@@ -156,7 +156,8 @@ def serve(
     db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
     max_body: int = DEFAULT_MAX_BODY, ready: Any = None,
 ) -> None:
-    """Run the service in this (main) thread until Ctrl-C or SIGTERM.
+    """Run the service in this thread until Ctrl-C or SIGTERM (signals are caught only
+    when this is the main thread; elsewhere, stop it through ``ready``'s server).
 
     ``ready``, if given, is called with the :class:`RunningServer` once it listens.
     """
@@ -166,7 +167,9 @@ def serve(
         log.info("stopping on %s", signal.Signals(signum).name)
         running.request_stop()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         log.info("xlstock stock service on %s (database %s)", running.url, running.store.path)
         if ready is not None:
