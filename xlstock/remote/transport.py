@@ -68,7 +68,6 @@ class Deadline:
         self.expired = False
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
-        self._timer: threading.Timer | None = None
 
     def remaining(self) -> float:
         return self.end - time.monotonic()
@@ -101,7 +100,6 @@ class Deadline:
         _LOCAL.deadline = self
         timer = threading.Timer(max(self.remaining(), 0.0), self._fire)
         timer.daemon = True
-        self._timer = timer
         timer.start()
         try:
             yield self
