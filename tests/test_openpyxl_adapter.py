@@ -1,0 +1,660 @@
+"""The openpyxl workbook adapter on real .xlsx files: what it reads, what it writes, what
+a save keeps, atomic saves under injected faults, the per-workbook lock, and refusing
+workbooks a save would damage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook, load_workbook
+from openpyxl.chart import BarChart, Reference
+from xlsx_craft import (
+    SHEET1,
+    add_content_type,
+    edit_part,
+    merchant_workbook,
+    read_part,
+    rewrite,
+)
+
+import xlstock.workbook.openpyxl_adapter as adapter_module
+from xlstock.cells import NO_CACHE, CellError, Formula
+from xlstock.errors import WorkbookError
+from xlstock.workbook import safety
+from xlstock.workbook.base import MAX_ROWS, WorkbookAdapter
+from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook, excel_lock_owner
+from xlstock.workbook.template import workbook_bytes
+
+
+def leftovers(folder: Path, *keep: str) -> list[str]:
+    """Files in ``folder`` other than ``keep`` and the (permanent, hidden) lock files."""
+    return sorted(
+        p.name for p in folder.iterdir()
+        if p.name not in keep and not p.name.endswith(".xlstock-lock")
+    )
+
+
+def test_is_a_workbook_adapter(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    with OpenpyxlWorkbook.open(path) as book:
+        assert isinstance(book, OpenpyxlWorkbook)
+        adapter: WorkbookAdapter = book
+        assert adapter.label == str(path)
+        assert adapter.sheet_names() == ["Stock", "Notes"]
+
+
+# --- reading ------------------------------------------------------------------------
+
+
+def test_read_values_text_skus_dates_errors(tmp_path: Path) -> None:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Stock"
+    ws.append(["SKU", "Online", "When", "Flag", "Err", "Price"])
+    ws.append(["00123", 7, dt.datetime(2025, 3, 1, 9, 30), True, "#N/A", 2.5])
+    ws.append([123, 8.0, dt.date(2025, 3, 2), False, "#DIV/0!", 3.0])
+    ws["C4"] = dt.time(12, 30)
+    ws["H1"] = None
+    path = tmp_path / "stock.xlsx"
+    wb.save(path)
+    with OpenpyxlWorkbook.open(path) as book:
+        grid = book.read_sheet("Stock")
+    assert grid[1] == ["00123", 7, dt.datetime(2025, 3, 1, 9, 30), True, CellError("#N/A"), 2.5]
+    assert grid[2] == [123, 8, dt.datetime(2025, 3, 2), False, CellError("#DIV/0!"), 3]
+    assert isinstance(grid[2][1], int)
+    assert grid[3] == [None, None, dt.datetime(1899, 12, 30, 12, 30), None, None, None]
+    assert all(len(row) == 6 for row in grid)
+
+
+def test_read_trims_and_empty_sheet(tmp_path: Path) -> None:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Stock"
+    ws["B2"] = "x"
+    ws["D9"].number_format = "0.00"  # formatted but empty: not part of the table
+    wb.create_sheet("Empty")
+    path = tmp_path / "stock.xlsx"
+    wb.save(path)
+    with OpenpyxlWorkbook.open(path) as book:
+        assert book.read_sheet("Stock") == [[None, None], [None, "x"]]
+        assert book.read_sheet("Empty") == []
+        with pytest.raises(WorkbookError, match="has no sheet named 'Nope'"):
+            book.read_sheet("Nope")
+
+
+def test_rich_text_reads_as_plain_text_and_survives_a_save(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    edit_part(path, SHEET1, r'<c r="C2" t="inlineStr"><is><t>Product 0</t></is></c>',
+              '<c r="C2" t="inlineStr"><is><r><rPr><b/></rPr><t>Bold</t></r>'
+              '<r><t> tea</t></r></is></c>')
+    with OpenpyxlWorkbook.open(path) as book:
+        assert book.read_sheet("Stock")[1][2] == "Bold tea"
+        book.write_block("Stock", 2, 4, [[99]])
+        book.save()
+    assert b"<b" in read_part(path, SHEET1) and b"Bold" in read_part(path, SHEET1)
+
+
+def _with_cached_formulas(path: Path) -> Path:
+    """Formulas as Excel saves them: D2 with a cached number, D3 a cached error, D4 a
+    cached text, D5 none (as openpyxl or another non-calculating tool writes)."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Stock"
+    ws.append(["SKU", "Base", "Extra", "Online"])
+    ws.append(["A", 4, 3, "=B2+C2"])
+    ws.append(["B", 4, 0, "=B3/C3"])
+    ws.append(["C", 4, 0, '="n/a"'])
+    ws.append(["D", 4, 1, "=B5+C5"])
+    wb.create_sheet("Plain")["A1"] = 1
+    wb.save(path)
+    edit_part(path, SHEET1, r'(<c r="D2"[^>]*>)<f>(.*?)</f><v\s*/>', r"\1<f>\2</f><v>7</v>")
+    edit_part(path, SHEET1, r'<c r="D3"([^>]*)><f>(.*?)</f><v\s*/>',
+              r'<c r="D3" t="e"\1><f>\2</f><v>#DIV/0!</v>')
+    edit_part(path, SHEET1, r'<c r="D4"([^>]*)><f>(.*?)</f><v\s*/>',
+              r'<c r="D4" t="str"\1><f>\2</f><v>n/a</v>')
+    return path
+
+
+def test_formulas_come_with_their_cached_values(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _with_cached_formulas(tmp_path / "stock.xlsx")
+    loads: list[dict[str, object]] = []
+    real_load = adapter_module.load_workbook
+
+    def counting_load(*args: object, **kwargs: object):  # a spy: the real loader runs
+        loads.append(kwargs)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(adapter_module, "load_workbook", counting_load)
+    with OpenpyxlWorkbook.open(path) as book:
+        assert book.read_sheet("Plain") == [[1]]
+        assert len(loads) == 1  # no formulas on Plain: no second pass
+        column = [row[3] for row in book.read_sheet("Stock")[1:]]
+        assert len(loads) == 2 and loads[1].get("data_only") and loads[1].get("read_only")
+        book.read_sheet("Stock")
+        assert len(loads) == 2  # the saved values are read once per sheet
+    assert column == [
+        Formula("=B2+C2", 7),
+        Formula("=B3/C3", CellError("#DIV/0!")),
+        Formula('="n/a"', "n/a"),
+        Formula("=B5+C5", NO_CACHE),
+    ]
+
+
+def test_far_away_cell_is_refused_quickly(tmp_path: Path) -> None:
+    wb = Workbook()
+    wb.active.title = "Stock"
+    wb.active["A1"] = "SKU"
+    wb.active.cell(row=MAX_ROWS + 1, column=2, value=1)
+    path = tmp_path / "stock.xlsx"
+    wb.save(path)
+    with OpenpyxlWorkbook.open(path) as book, pytest.raises(WorkbookError) as caught:
+        book.read_sheet("Stock")
+    assert f"B{MAX_ROWS + 1}" in str(caught.value)
+    assert "delete it" in str(caught.value)
+
+
+# --- writing ------------------------------------------------------------------------
+
+
+def test_text_is_never_a_formula(tmp_path: Path) -> None:
+    path = tmp_path / "stock.xlsx"
+    path.write_bytes(workbook_bytes())
+    hostile = '=HYPERLINK("http://evil.example","click")'
+    with OpenpyxlWorkbook.open(path) as book:
+        book.write_block("Stock", 2, 1, [["00123", hostile, "+1", "-2"], ["@SUM(1)", "0042"]])
+        book.save()
+    xml = read_part(path, SHEET1).decode()
+    assert "<f>" not in xml
+    assert "HYPERLINK" in xml and 't="inlineStr"' in xml
+    with OpenpyxlWorkbook.open(path) as book:
+        grid = book.read_sheet("Stock")
+    assert grid[1][:4] == ["00123", hostile, "+1", "-2"]
+    assert grid[2][:2] == ["@SUM(1)", "0042"]
+    reopened = load_workbook(path)
+    assert reopened["Stock"]["B2"].data_type == "s"
+
+
+def test_none_clears_a_value_keeps_format_and_creates_no_cells(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    with OpenpyxlWorkbook.open(path) as book:
+        book.write_block("Stock", 2, 1, [[None]])
+        book.write_block("Stock", 40, 20, [[None, None], [None, ""]])
+        book.save()
+    wb = load_workbook(path)
+    cell = wb["Stock"]["A2"]
+    assert cell.value is None
+    assert cell.fill.start_color.rgb == "FFDDEEFF" and cell.number_format == "@"
+    assert wb["Stock"].max_row == 4 and wb["Stock"].max_column == 7
+
+
+def test_writes_numbers_dates_formulas_errors_and_new_cells_take_column_style(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "stock.xlsx"
+    path.write_bytes(workbook_bytes())
+    when = dt.datetime(2026, 2, 3, 4, 5, 6)
+    aware = dt.datetime(2026, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
+    with OpenpyxlWorkbook.open(path) as book:
+        book.write_block("Stock", 2, 1, [[123, "Tea", None, 5, -3, 0, 2.5, True]])
+        book.write_block("Log", 2, 1, [[when, aware, Formula("=1+2", NO_CACHE),
+                                        CellError("#N/A")]])
+        book.save()
+    wb = load_workbook(path)
+    stock, log = wb["Stock"], wb["Log"]
+    assert stock["A2"].number_format == "@"  # the SKU column's text format, as in Excel
+    assert stock["D2"].number_format == "0"
+    assert [stock.cell(2, c).value for c in range(1, 9)] == [123, "Tea", None, 5, -3, 0, 2.5,
+                                                             True]
+    assert log["A2"].value == when and log["A2"].is_date
+    assert log["B2"].value == aware.astimezone().replace(tzinfo=None)
+    assert log["C2"].data_type == "f" and log["C2"].value == "=1+2"
+    assert log["D2"].data_type == "e" and log["D2"].value == "#N/A"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("bad\x01text", "U+0001"),
+        ("x" * 32_768, "32,767"),
+        (float("nan"), "not a number"),
+        (float("inf"), "not a number"),
+    ],
+)
+def test_values_excel_cannot_hold_are_refused_with_the_cell(tmp_path: Path, value: object,
+                                                            message: str) -> None:
+    path = tmp_path / "stock.xlsx"
+    path.write_bytes(workbook_bytes())
+    with OpenpyxlWorkbook.open(path) as book, pytest.raises(WorkbookError) as caught:
+        book.write_block("Stock", 5, 2, [[value]])
+    assert "cell B5" in str(caught.value) and message in str(caught.value)
+
+
+def test_merged_cells_and_odd_values(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    with OpenpyxlWorkbook.open(path) as book:
+        with pytest.raises(WorkbookError, match="B1 is inside merged cells"):
+            book.write_block("Notes", 1, 2, [["x"]])
+        with pytest.raises(TypeError):
+            book.write_block("Stock", 2, 1, [[object()]])
+        with pytest.raises(WorkbookError, match="last row"):
+            book.write_block("Stock", 1_048_576, 1, [[1], [2]])
+
+
+def test_add_sheet_hidden_and_duplicates(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    with OpenpyxlWorkbook.open(path) as book:
+        book.add_sheet("_xlstock", hidden=True)
+        book.add_sheet("Log")
+        with pytest.raises(WorkbookError, match="already has a sheet"):
+            book.add_sheet("LOG")
+        with pytest.raises(WorkbookError, match="cannot name a sheet"):
+            book.add_sheet("a/b")
+        book.write_block("_xlstock", 1, 1, [["{}"]])
+        book.save()
+    wb = load_workbook(path)
+    assert wb.sheetnames == ["Stock", "Notes", "_xlstock", "Log"]
+    assert wb["_xlstock"].sheet_state == "veryHidden"
+    assert wb["Log"].sheet_state == "visible"
+
+
+# --- what a save keeps -----------------------------------------------------------------
+
+
+def test_round_trip_keeps_the_merchants_workbook(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    before = load_workbook(path)
+    with OpenpyxlWorkbook.open(path) as book:
+        grid = book.read_sheet("Stock")
+        online = grid[0].index("Online") + 1
+        book.write_block("Stock", 2, online, [[1], [2], [3]])
+        book.write_block("Stock", 5, 1, [["Acme 9", "99999", "New product", 4]])
+        book.save()
+        book.write_block("Stock", 2, online, [[11]])
+        book.save()  # a second save in one session
+    after = load_workbook(path)
+    old, new = before["Stock"], after["Stock"]
+    assert [c.value for c in new["D"]][1:5] == [11, 2, 3, 4]
+    for ref in ("A1", "A2", "B2", "C3", "G2", "G3"):
+        assert new[ref].value == old[ref].value
+        assert repr(new[ref].font) == repr(old[ref].font)
+        assert repr(new[ref].fill) == repr(old[ref].fill)
+        assert new[ref].number_format == old[ref].number_format
+    assert new["B5"].value == "99999" and new["B5"].data_type == "s"
+    assert new.column_dimensions["A"].width == 33 and new.column_dimensions["C"].width == 41
+    assert [str(dv.sqref) for dv in new.data_validations.dataValidation] == ["A2:A500"]
+    assert new.data_validations.dataValidation[0].formula1 == '"Acme 0,Acme 1,Acme 2,Other"'
+    assert [str(cf.sqref) for cf in new.conditional_formatting] == ["D2:D500"]
+    assert after.defined_names["Suppliers"].attr_text == "Stock!$A$2:$A$500"
+    assert new["G2"].comment.text == "top shelf"
+    assert new["G3"].hyperlink.target == "https://example.com/shelf"
+    assert {r.coord for r in after["Notes"].merged_cells.ranges} == {"A1:D1"}
+    assert after["Notes"]["A3"].value == dt.datetime(2025, 3, 1, 9, 30)
+    assert after.calculation.fullCalcOnLoad  # Excel recomputes what openpyxl cannot
+    assert leftovers(tmp_path, "stock.xlsx") == []
+
+
+def test_macro_workbook_keeps_its_vba_project(tmp_path: Path) -> None:
+    path = tmp_path / "stock.xlsm"
+    path.write_bytes(workbook_bytes())
+    vba = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(range(256)) * 8
+    edit_part(path, "[Content_Types].xml",
+              r"application/vnd\.openxmlformats-officedocument\.spreadsheetml\.sheet\.main\+xml",
+              "application/vnd.ms-excel.sheet.macroEnabled.main+xml")
+    add_content_type(path, default=("bin", "application/vnd.ms-office.vbaProject"))
+    edit_part(path, "xl/_rels/workbook.xml.rels", "</Relationships>",
+              '<Relationship Id="rIdVba" Type="http://schemas.microsoft.com/office/2006/'
+              'relationships/vbaProject" Target="vbaProject.bin"/></Relationships>')
+    rewrite(path, {"xl/vbaProject.bin": vba})
+    with OpenpyxlWorkbook.open(path) as book:
+        book.write_block("Stock", 2, 1, [["A1"]])
+        book.save()
+    assert read_part(path, "xl/vbaProject.bin") == vba
+    assert b"macroEnabled" in read_part(path, "[Content_Types].xml")
+    # The same package named .xlsx would lose its macros: refused.
+    renamed = tmp_path / "stock.xlsx"
+    renamed.write_bytes(path.read_bytes())
+    with pytest.raises(WorkbookError, match=r"macros \(VBA\)"):
+        OpenpyxlWorkbook.open(renamed)
+
+
+def test_save_keeps_file_mode_and_replaces_the_target_of_a_link(tmp_path: Path) -> None:
+    real = merchant_workbook(tmp_path / "real.xlsx")
+    os.chmod(real, 0o640)
+    link = tmp_path / "link.xlsx"
+    link.symlink_to(real)
+    with OpenpyxlWorkbook.open(link) as book:
+        assert book.path == real
+        book.write_block("Stock", 2, 4, [[77]])
+        book.save()
+    assert link.is_symlink()
+    assert (real.stat().st_mode & 0o777) == 0o640
+    assert load_workbook(real)["Stock"]["D2"].value == 77
+
+
+def test_read_only_opening_takes_no_lock_and_cannot_save(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    with OpenpyxlWorkbook.open(path) as writer, \
+            OpenpyxlWorkbook.open(path, writable=False) as reader:
+        assert reader.read_sheet("Stock")[0][0] == "Supplier"
+        with pytest.raises(WorkbookError, match="reading only"):
+            reader.save()
+        writer.save()
+    book = OpenpyxlWorkbook.open(path)
+    book.close()
+    book.close()
+    with pytest.raises(WorkbookError, match="was closed"):
+        book.read_sheet("Stock")
+
+
+# --- atomic saves under faults -----------------------------------------------------------
+
+
+def _failing_after(calls: int, error: BaseException):
+    state = {"left": calls}
+
+    def fail(*args: object, **kwargs: object) -> None:
+        if state["left"] == 0:
+            raise error
+        state["left"] -= 1
+
+    return fail
+
+
+SAVE_STEPS = ("temp file write", "temp file fsync", "keeper", "check of the saved copy",
+              "rename over the original")
+
+
+@pytest.mark.parametrize("step", SAVE_STEPS)
+def test_a_failure_at_any_save_step_leaves_the_original_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    original = path.read_bytes()
+    error = OSError(errno.EIO, "Input/output error")
+    if step == "temp file write":
+        real_save = Workbook.save
+
+        def half_written(self: Workbook, target: object) -> None:
+            real_save(self, target)
+            raise error
+
+        monkeypatch.setattr(Workbook, "save", half_written)
+    elif step == "temp file fsync":
+        monkeypatch.setattr(os, "fsync", _failing_after(0, error))
+    elif step == "keeper":
+        def broken_keeper(original_path: Path, saved: Path) -> None:
+            saved.write_bytes(b"half")
+            raise error
+
+        monkeypatch.setattr(safety, "_KEEPERS", [])
+        safety.register_keeper("test-broken", [r"xl/worksheets/sheet1\.xml"], broken_keeper)
+    elif step == "check of the saved copy":
+        def truncate_then_check(temp: Path, label: str) -> None:
+            temp.write_bytes(temp.read_bytes()[:100])
+            adapter_module.zipfile.ZipFile(temp)
+
+        monkeypatch.setattr(adapter_module, "_check_saved", truncate_then_check)
+    elif step == "rename over the original":
+        monkeypatch.setattr(os, "replace", _failing_after(0, error))
+    with OpenpyxlWorkbook.open(path) as book:
+        book.write_block("Stock", 2, 4, [[123]])
+        with pytest.raises(WorkbookError) as caught:
+            book.save()
+    assert "\n" not in str(caught.value)
+    assert path.read_bytes() == original
+    assert leftovers(tmp_path, "stock.xlsx") == []
+
+
+def test_interrupt_during_save_removes_the_temp_file(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    original = path.read_bytes()
+    monkeypatch.setattr(os, "replace", _failing_after(0, KeyboardInterrupt()))
+    with OpenpyxlWorkbook.open(path) as book, pytest.raises(KeyboardInterrupt):
+        book.save()
+    assert path.read_bytes() == original
+    assert leftovers(tmp_path, "stock.xlsx") == []
+
+
+def test_directory_fsync_failure_does_not_fail_a_done_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    monkeypatch.setattr(os, "fsync", _failing_after(1, OSError(errno.EINVAL, "Invalid")))
+    with OpenpyxlWorkbook.open(path) as book:
+        book.write_block("Stock", 2, 4, [[55]])
+        book.save()
+    assert load_workbook(path)["Stock"]["D2"].value == 55
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)])
+def test_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    original = path.read_bytes()
+    real_save = Workbook.save
+
+    def fill_the_disk(self: Workbook, target: object) -> None:
+        real_save(self, target)
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(Workbook, "save", fill_the_disk)
+    with OpenpyxlWorkbook.open(path) as book, pytest.raises(WorkbookError) as caught:
+        book.save()
+    assert "disk is full" in str(caught.value) and "unchanged" in str(caught.value)
+    assert path.read_bytes() == original
+    assert leftovers(tmp_path, "stock.xlsx") == []
+
+
+def _excel_owner_file(name: str) -> bytes:
+    """An Excel owner file as Excel writes it (165 bytes)."""
+    data = bytearray(b" " * 165)
+    data[0] = len(name)
+    data[1:1 + len(name)] = name.encode("cp1252")
+    data[55:57] = len(name).to_bytes(2, "little")
+    data[57:57 + 2 * len(name)] = name.encode("utf-16-le")
+    return bytes(data)
+
+
+def test_workbook_open_in_excel_names_the_owner(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    original = path.read_bytes()
+    (tmp_path / "~$stock.xlsx").write_bytes(_excel_owner_file("Zoë Ünal"))
+    monkeypatch.setattr(os, "replace", _failing_after(0, PermissionError(13, "Access denied")))
+    with OpenpyxlWorkbook.open(path) as book, pytest.raises(WorkbookError) as caught:
+        book.save()
+    message = str(caught.value)
+    assert "open in another program (Excel?)" in message
+    assert "Zoë Ünal" in message and "close it and try again" in message
+    assert path.read_bytes() == original
+    assert leftovers(tmp_path, "stock.xlsx", "~$stock.xlsx") == []
+
+
+def test_excel_owner_file_formats(tmp_path: Path) -> None:
+    book = tmp_path / "b.xlsx"
+    assert excel_lock_owner(book) is None
+    owner = tmp_path / "~$b.xlsx"
+    owner.write_bytes(_excel_owner_file("Jane Doe"))
+    assert excel_lock_owner(book) == "Jane Doe"
+    word = bytearray(162)
+    word[0] = 3
+    word[1:4] = b"Bob"
+    word[54:56] = (3).to_bytes(2, "little")
+    word[56:62] = "Bob".encode("utf-16-le")
+    owner.write_bytes(bytes(word))
+    assert excel_lock_owner(book) == "Bob"
+    owner.write_bytes(b"\x04Anna")  # cut short: the code-page copy still names her
+    assert excel_lock_owner(book) == "Anna"
+    owner.write_bytes(b"\x00garbage")
+    assert excel_lock_owner(book) is None
+
+
+def test_stale_temp_files_of_a_killed_run_are_removed(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    (tmp_path / ".stock.xlsx.deadbeef.xlstock-tmp").write_bytes(b"half a save")
+    (tmp_path / ".other.xlsx.deadbeef.xlstock-tmp").write_bytes(b"not ours")
+    with OpenpyxlWorkbook.open(path):
+        pass
+    assert leftovers(tmp_path, "stock.xlsx") == [".other.xlsx.deadbeef.xlstock-tmp"]
+
+
+# --- the per-workbook lock --------------------------------------------------------------
+
+
+def test_second_run_on_the_same_workbook_is_refused(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    with OpenpyxlWorkbook.open(path):
+        with pytest.raises(WorkbookError) as caught:
+            OpenpyxlWorkbook.open(path)
+        message = str(caught.value)
+        assert message.startswith(f"another xlstock run is working on {path} (since ")
+        assert f"pid {os.getpid()}" in message and "wait for it to finish" in message
+    with OpenpyxlWorkbook.open(path):  # released on leaving the first
+        pass
+    with pytest.raises(RuntimeError), OpenpyxlWorkbook.open(path):
+        raise RuntimeError("boom")
+    with OpenpyxlWorkbook.open(path):  # released even when the work failed
+        pass
+
+
+def test_lock_held_by_another_process(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    holder = textwrap.dedent(
+        f"""
+        import sys
+        from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
+        with OpenpyxlWorkbook.open({str(path)!r}):
+            print("locked", flush=True)
+            sys.stdin.read()
+        """
+    )
+    with subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None and proc.stdin is not None
+        try:
+            assert proc.stdout.readline().strip() == "locked"
+            with pytest.raises(WorkbookError, match=f"pid {proc.pid}"):
+                OpenpyxlWorkbook.open(path)
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=30)
+    with OpenpyxlWorkbook.open(path):
+        pass
+
+
+def test_lock_dies_with_its_process(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    holder = (
+        "import os\nfrom xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook\n"
+        f"book = OpenpyxlWorkbook.open({str(path)!r})\nos._exit(9)\n"
+    )
+    subprocess.run([sys.executable, "-c", holder], check=False, timeout=60)
+    with OpenpyxlWorkbook.open(path):  # killed holders leave no lock behind
+        pass
+
+
+# --- content a save would lose ------------------------------------------------------------
+
+
+def _chart_workbook(path: Path) -> Path:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Stock"
+    ws.append(["SKU", "Online"])
+    ws.append(["A", 3])
+    chart = BarChart()
+    chart.add_data(Reference(ws, min_col=2, min_row=1, max_row=2), titles_from_data=True)
+    ws.add_chart(chart, "D2")
+    wb.save(path)
+    return path
+
+
+def test_chart_is_refused_naming_it(tmp_path: Path) -> None:
+    path = _chart_workbook(tmp_path / "stock.xlsx")
+    original = path.read_bytes()
+    with pytest.raises(WorkbookError) as caught:
+        OpenpyxlWorkbook.open(path)
+    message = str(caught.value)
+    assert "a chart (xl/charts/chart1.xml)" in message
+    assert "a drawing" in message and "Move it to another workbook" in message
+    assert path.read_bytes() == original
+    with OpenpyxlWorkbook.open(path, writable=False) as book:  # reading is fine
+        assert book.read_sheet("Stock")[1] == ["A", 3]
+    with pytest.raises(WorkbookError, match="a chart"):  # not "another run": lock released
+        OpenpyxlWorkbook.open(path)
+
+
+def test_picture_pivot_and_slicer_parts_are_refused(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+    rewrite(path, {"xl/media/image1.png": png,
+                   "xl/pivotTables/pivotTable1.xml": b"<pivotTableDefinition/>",
+                   "xl/slicers/slicer1.xml": b"<slicers/>"})
+    add_content_type(path, default=("png", "image/png"), override=(
+        "xl/pivotTables/pivotTable1.xml",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.pivotTable+xml"))
+    add_content_type(path, override=("xl/slicers/slicer1.xml",
+                                     "application/vnd.ms-excel.slicer+xml"))
+    with pytest.raises(WorkbookError) as caught:
+        OpenpyxlWorkbook.open(path)
+    message = str(caught.value)
+    for what in ("a picture (xl/media/image1.png)",
+                 "a pivot table (xl/pivotTables/pivotTable1.xml)",
+                 "a slicer (xl/slicers/slicer1.xml)"):
+        assert what in message
+
+
+def test_form_controls_in_vml_are_refused_but_comments_are_kept(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")  # has a comment: VML with a Note
+    with OpenpyxlWorkbook.open(path):
+        pass
+    vml_name = next(n for n in zipfile.ZipFile(path).namelist() if n.endswith(".vml"))
+    vml = read_part(path, vml_name).replace(b'ObjectType="Note"', b'ObjectType="Button"')
+    rewrite(path, {vml_name: vml})
+    with pytest.raises(WorkbookError, match="a form control"):
+        OpenpyxlWorkbook.open(path)
+
+
+def test_unsupported_sheet_extension_is_refused(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    edit_part(path, SHEET1, "</worksheet>",
+              '<extLst><ext uri="{CCE6A557-97BC-4b89-ADB6-D9C93CAAB3DF}" '
+              'xmlns:x14="http://schemas.microsoft.com/office/spreadsheetml/2009/9/main">'
+              "<x14:dataValidations count=\"0\"/></ext></extLst></worksheet>")
+    with pytest.raises(WorkbookError, match="Data Validation extension"):
+        OpenpyxlWorkbook.open(path)
+
+
+def test_a_keeper_carries_parts_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _chart_workbook(tmp_path / "stock.xlsx")
+    monkeypatch.setattr(safety, "_KEEPERS", [])
+    calls: list[tuple[Path, Path, bytes]] = []
+
+    def keep_charts(original: Path, saved: Path) -> None:
+        with zipfile.ZipFile(original) as zf:
+            chart = zf.read("xl/charts/chart1.xml")
+        calls.append((original, saved, chart))
+        with zipfile.ZipFile(saved, "a") as zf:
+            zf.writestr("xl/charts/kept.xml", chart)
+
+    keeper = safety.register_keeper("charts", [r"xl/charts/.*", r"xl/drawings/.*"],
+                                    keep_charts)
+    assert safety.keepers() == [keeper] and safety.keeper_for("xl/charts/chart1.xml") is keeper
+    with OpenpyxlWorkbook.open(path) as book:
+        book.write_block("Stock", 2, 2, [[4]])
+        book.save()
+    (original, saved, chart), = calls
+    assert original == path and saved.parent == path.parent and not saved.exists()
+    assert read_part(path, "xl/charts/kept.xml") == chart
+    assert leftovers(tmp_path, "stock.xlsx") == []
+    safety.unregister_keeper("charts")
+    assert safety.keepers() == []
