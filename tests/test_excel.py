@@ -320,3 +320,16 @@ def test_the_workbook_buttons_run_these_entry_points(
     book.app.quit()
     saved = openpyxl.load_workbook(path, keep_vba=True)
     assert saved["Stock"]["A1"].value == "SKU"
+
+
+def test_docs_describe_every_button_and_its_macro() -> None:
+    from xlstock.workbook.xlsm import BUTTONS
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "excel.md").read_text()
+    for button in BUTTONS:
+        assert callable(getattr(excel, button.action)), button
+        assert f"- **{button.label}**" in docs, f"docs/excel.md does not describe {button.label}"
+    assert f'RunPython "{BUTTONS[0].command}"' in docs
+    for command in ("xlwings addin install", "xlwings runpython install",
+                    "xlwings config create --force", "keyring set xlstock"):
+        assert command in docs, command
