@@ -33,6 +33,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape, quoteattr
 
@@ -425,7 +426,7 @@ class _Anchor:
         numbers = tuple(int(part) for part in text.replace(" ", "").split(","))
         if len(numbers) != 8:
             raise ValueError(text)
-        return cls(numbers)  # type: ignore[arg-type]
+        return cls(numbers)
 
     def vml(self) -> str:
         return ", ".join(str(v) for v in self.values)
@@ -721,7 +722,7 @@ _CTRL_PROP_XML = (
 # ------------------------------------------------------------ code names, VBA
 
 
-def _valid_code_name(name: str | None) -> bool:
+def _valid_code_name(name: str | None) -> TypeGuard[str]:
     return name is not None and re.fullmatch(r"[A-Za-z]\w{0,30}", name) is not None
 
 
@@ -732,20 +733,19 @@ def _apply_code_names(package: _Package,
     sheets' code names in workbook order."""
     workbook = package.workbook_part()
     wb_xml = package.text(workbook)
-    book_name = _code_name_of(wb_xml, "workbookPr")
-    if not _valid_code_name(book_name):
-        book_name = WORKBOOK_CODE_NAME
+    found = _code_name_of(wb_xml, "workbookPr")
+    book_name = found if _valid_code_name(found) else WORKBOOK_CODE_NAME
     package.parts[workbook] = _set_code_name(
         wb_xml, "workbookPr", "workbook", book_name, f"{package.label} ({workbook})"
     ).encode()
 
     sheets = package.sheets()
-    current = {}
+    current: dict[str, str | None] = {}
     for name, part in sheets:
         code = (preferred or {}).get(name) or _code_name_of(package.text(part), "sheetPr")
         current[name] = code if _valid_code_name(code) else None
     used = {book_name.upper()} | {c.upper() for c in current.values() if c}
-    codes = []
+    codes: list[str] = []
     for position, (name, part) in enumerate(sheets, 1):
         code = current[name]
         if code is None or code.upper() in {c.upper() for c in codes}:
@@ -889,7 +889,7 @@ def carry_over_xlsm_parts(original_path: str | os.PathLike[str],
         )
     saved = _Package(_read(saved_path, str(saved_path)), str(saved_path))
 
-    preferred = {}
+    preferred: dict[str, str] = {}
     for name, part in original.sheets():
         code = _code_name_of(original.text(part), "sheetPr")
         if _valid_code_name(code):
@@ -898,8 +898,7 @@ def carry_over_xlsm_parts(original_path: str | os.PathLike[str],
     if _valid_code_name(book_code):
         workbook = saved.workbook_part()
         saved.parts[workbook] = _set_code_name(
-            saved.text(workbook), "workbookPr", "workbook", book_code or WORKBOOK_CODE_NAME,
-            str(saved_path),
+            saved.text(workbook), "workbookPr", "workbook", book_code, str(saved_path),
         ).encode()
     _carry_code_names(saved, preferred)
     _apply_vba(saved, saved.parts.get(VBA_PART) or original.parts[VBA_PART])
