@@ -143,7 +143,7 @@ def _error_number(exc: BaseException) -> int | None:
     number = getattr(exc, "errornumber", None)  # appscript's CommandError
     if isinstance(number, int):
         return number
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = exc.args
     if len(args) >= 3 and isinstance(args[2], tuple) and len(args[2]) >= 6:
         scode = args[2][5]  # pywin32 com_error: (hresult, text, excepinfo, argerror)
         if isinstance(scode, int) and scode:
@@ -154,7 +154,7 @@ def _error_number(exc: BaseException) -> int | None:
 
 
 def _describe(exc: BaseException) -> str:
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = exc.args
     if len(args) >= 3 and isinstance(args[2], tuple) and len(args[2]) >= 3 and args[2][2]:
         return " ".join(str(args[2][2]).split())
     if len(args) >= 2 and isinstance(args[0], int) and isinstance(args[1], str):
