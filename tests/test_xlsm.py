@@ -343,3 +343,26 @@ def test_registered_as_the_adapters_keeper_for_its_parts() -> None:
         found = safety.keeper_for(part)
         assert found is not None and found.name == KEEPER_NAME
     assert safety.keeper_for("xl/drawings/drawing1.xml") is None
+
+
+def test_the_openpyxl_adapter_keeps_the_project_and_the_buttons(xlsm: Path) -> None:
+    """Headless commands save through the openpyxl adapter; twice, to be sure nothing
+    accumulates or fades."""
+    from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
+
+    original = _zip(xlsm)
+    modules = _modules(xlsm)
+    for round_trip in range(2):
+        with OpenpyxlWorkbook.open(xlsm) as book:
+            book.write_block("Stock", 3, 1, [[f"SKU-{round_trip}", "Cap", "", 7]])
+            book.save()
+        parts = _zip(xlsm)
+        assert parts[VBA_PART] == original[VBA_PART]
+        assert _code_names(parts)[1]["Stock"] == _code_names(original)[1]["Stock"]
+        sheet = parts["xl/worksheets/sheet1.xml"].decode()
+        assert sheet.count("<control ") == 3 and "<legacyDrawing" in sheet
+        assert sorted(n for n in parts if n.startswith("xl/ctrlProps/")) == sorted(
+            n for n in original if n.startswith("xl/ctrlProps/"))
+    assert _modules(xlsm) == modules
+    with OpenpyxlWorkbook.open(xlsm, writable=False) as book:
+        assert book.read_sheet("Stock")[2][:4] == ["SKU-1", "Cap", None, 7]
