@@ -151,7 +151,7 @@ def test_sheet_errors_exit_1_name_rows_and_send_nothing(shop):
     shop.edit(**{"A-1": {"Received": 2, "New level": 4}, "B-2": {"Received": -9}})
     before = shop.live()
     result = shop.run("publish", str(shop.workbook), expect=1)
-    assert "row 2" in result.output and "B-2" in result.output
+    assert "row 3, SKU 'A-1'" in result.output and "row 4, SKU 'B-2'" in result.output
     assert shop.live() == before
     rows = shop.sheet()
     assert rows["A-1"]["Received"] == 2 and rows["A-1"]["New level"] == 4
@@ -172,10 +172,11 @@ def test_preview_shows_the_plan_and_uploads_nothing(shop):
     shop.sell(A_1=1)
     versions = shop.history_count()
     result = shop.run("preview", str(shop.workbook))
-    assert "A-1" in result.output and "-5" in result.output and "+3" in result.output
+    # counted 6 at Sync (10), 1 sold since: publish 6 + (9 - 10) = 5, a change of -4
+    assert "A-1" in result.output and "-4" in result.output and "+3" in result.output
     assert shop.history_count() == versions
     rows = shop.sheet()
-    assert rows["A-1"]["Change"] == -5 and rows["B-2"]["Change"] == 3
+    assert rows["A-1"]["Change"] == -4 and rows["B-2"]["Change"] == 3
 
 
 def test_offline_editing_then_publish_when_the_service_is_back(tmp_path, stock_service):

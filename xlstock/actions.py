@@ -260,8 +260,11 @@ def _record_publish(
     changes: Mapping[str, int],
     edits: Mapping[str, Sequence[Any]],
     version: str,
+    sent: bool = True,
 ) -> None:
-    """Write what a publish sent: Online, cleared edits, Change, Status, state."""
+    """Write what a publish sent: Online, cleared edits, Change, Status, state.
+    With ``sent=False`` (nothing to send) only Online and the memory of the levels
+    catch up with the live levels of the rows given."""
     online, received, new_level = (
         sheet.column(layout.ONLINE), sheet.column(layout.RECEIVED), sheet.column(layout.NEW_LEVEL)
     )
@@ -292,9 +295,10 @@ def _record_publish(
     base.update(levels)
     sheet.state.update(base=base, version=version, pending=None)
     sheet.save_state()
-    layout.write_settings(sheet.book, sheet.settings, {
-        layout.SETTING_LAST_PUBLISH: _now(), layout.SETTING_VERSION: version,
-    })
+    updates: dict[str, Any] = {layout.SETTING_VERSION: version}
+    if sent:
+        updates[layout.SETTING_LAST_PUBLISH] = _now()
+    layout.write_settings(sheet.book, sheet.settings, updates)
 
 
 def _edit_value(value: Any) -> Any:
@@ -546,6 +550,12 @@ def publish(
                 _fail(sheet, "publish", error, _plan_statuses(plan))
                 raise error
             if not plan.changed:
+                edited = {r.sku for r in rows if r.has_edit}
+                _record_publish(
+                    sheet,
+                    levels={s: q for s, q in plan.levels.items() if s not in edited},
+                    changes={}, edits={}, version=snapshot.version, sent=False,
+                )
                 sheet.write_statuses(_plan_statuses(plan))
                 sheet.log("publish", 0, 0, "nothing to send")
                 book.save()
