@@ -127,6 +127,10 @@ def _press(action: str, run: Callable[[_Click], actions.Report], book: xw.Book,
             return None
         click.allow_mass_change = True
         return run(click)
+    finally:
+        close = getattr(click.service, "close", None)
+        if close is not None:
+            close()
 
 
 def _ask(app: xw.App, action: str, question: str) -> bool:
