@@ -2,93 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import sys
-from pathlib import Path
+import zipfile
 
 import openpyxl
 import pytest
-import requests
 from click.testing import CliRunner
+from shopkit import Shop
 
 from xlstock.cli import main
 from xlstock.model import StockItem
-
-CATALOGUE = [
-    StockItem("A-1", "Hoodie", "Red / L", 10),
-    StockItem("B-2", "Cap", "", 5),
-    StockItem("C-3", "Belt", "", 8),
-    StockItem("00123", "Socks", "Blue", 3),
-]
-_shop_numbers = itertools.count(1)
-
-
-class Shop:
-    """One registered shop on the session's stock service, and a workbook for it."""
-
-    def __init__(self, server, tmp_path: Path, items=CATALOGUE) -> None:
-        self.server = server
-        self.url = f"https://e2e-{next(_shop_numbers)}.shop.example"
-        self.token = server.store.add_shop(self.url, list(items))
-        self.workbook = tmp_path / "stock.xlsx"
-        self.env = {"XLSTOCK_TOKEN": self.token}
-
-    def run(self, *args: str, expect: int | None = 0):
-        result = CliRunner().invoke(main, list(args), env=self.env, catch_exceptions=False)
-        if expect is not None:
-            assert result.exit_code == expect, result.output
-        return result
-
-    def new(self) -> None:
-        self.run("new", str(self.workbook), "--service", self.server.url, "--shop", self.url)
-
-    def edit(self, **cells_by_sku: dict[str, object]) -> None:
-        wb = openpyxl.load_workbook(self.workbook)
-        ws = wb["Stock"]
-        headers = {c.value: c.column for c in ws[1] if c.value}
-        for row in range(2, ws.max_row + 1):
-            sku = ws.cell(row, headers["SKU"]).value
-            for header, value in cells_by_sku.get(sku, {}).items():
-                ws.cell(row, headers[header]).value = value
-        wb.save(self.workbook)
-
-    def sheet(self) -> dict[str, dict[str, object]]:
-        wb = openpyxl.load_workbook(self.workbook)
-        ws = wb["Stock"]
-        headers = [c.value for c in ws[1]]
-        rows = {}
-        for values in ws.iter_rows(min_row=2, values_only=True):
-            record = dict(zip(headers, values))
-            if record.get("SKU") is not None:
-                rows[record["SKU"]] = record
-        return rows
-
-    def live(self) -> dict[str, int]:
-        answer = requests.get(
-            f"{self.server.url}/v1/stock", params={"shop": self.url},
-            headers={"Authorization": f"Bearer {self.token}"}, timeout=10,
-        )
-        answer.raise_for_status()
-        return {item["sku"]: item["qty"] for item in answer.json()["items"]}
-
-    def sell(self, **lines: int) -> None:
-        answer = requests.post(
-            f"{self.server.url}/v1/orders", params={"shop": self.url},
-            headers={"Authorization": f"Bearer {self.token}"},
-            json={"lines": [{"sku": sku.replace("_", "-"), "qty": qty}
-                            for sku, qty in lines.items()]},
-            timeout=10,
-        )
-        assert answer.status_code == 201, answer.text
-
-    def history_count(self) -> int:
-        answer = requests.get(
-            f"{self.server.url}/v1/history", params={"shop": self.url, "limit": 500},
-            headers={"Authorization": f"Bearer {self.token}"}, timeout=10,
-        )
-        return len(answer.json()["versions"])
 
 
 @pytest.fixture
@@ -228,8 +153,6 @@ def test_missing_token_is_a_usage_error(shop):
 def test_workbook_never_holds_the_token(shop):
     shop.edit(**{"A-1": {"Received": 1}})
     shop.run("publish", str(shop.workbook))
-    import zipfile
-
     with zipfile.ZipFile(shop.workbook) as archive:
         for name in archive.namelist():
             assert shop.token.encode() not in archive.read(name)
