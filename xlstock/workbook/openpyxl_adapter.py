@@ -1,10 +1,11 @@
 """The workbook adapter for an ``.xlsx``/``.xlsm`` file, through openpyxl (no Excel).
 
 Opening a workbook, in order: take the per-workbook lock (two xlstock runs never
-interleave on one file), refuse hostile or foreign files before any XML is parsed
-(:mod:`xlstock.workbook.safety`), load it with openpyxl (formulas kept, VBA kept for
-``.xlsm``), and refuse to go on if a save would drop part of it (charts, pictures,
-pivot tables...), unless a registered keeper carries that part over.
+interleave on one file), read the file's bytes once, refuse hostile or foreign files
+before any XML is parsed (:mod:`xlstock.workbook.safety`), load those same bytes with
+openpyxl (formulas kept, VBA kept for ``.xlsm``), and refuse to go on if a save would
+drop part of it (charts, pictures, pivot tables...), unless a registered keeper carries
+that part over.
 
 Saving is atomic: the workbook is written to a temporary file in the same folder,
 flushed to disk, checked, then renamed over the original, and the folder entry flushed.
@@ -20,6 +21,7 @@ import contextlib
 import copy
 import datetime as dt
 import errno
+import io
 import json
 import math
 import os
@@ -241,9 +243,10 @@ class OpenpyxlWorkbook:
             book.save()
     """
 
-    def __init__(self, path: Path, label: str, workbook: Workbook, package: safety.Package,
-                 *, writable: bool, lock: _RunLock | None) -> None:
+    def __init__(self, path: Path, label: str, workbook: Workbook, data: bytes,
+                 package: safety.Package, *, writable: bool, lock: _RunLock | None) -> None:
         self._path = path
+        self._data = data
         self._label = label
         self._wb = workbook
         self._package = package
@@ -281,16 +284,17 @@ class OpenpyxlWorkbook:
               lock: _RunLock | None) -> OpenpyxlWorkbook:
         if writable:
             _remove_stale_temp_files(real)
-        package = safety.check_file(real)
+        data, package = safety.read_checked(real)
         keep_vba = real.suffix.lower() in _MACRO_SUFFIXES
         with _translate(label, real, "read the workbook"), warnings.catch_warnings(
             record=True
         ) as caught:
             warnings.simplefilter("always")
-            workbook = load_workbook(real, keep_vba=keep_vba, rich_text=True, keep_links=True)
-        book = cls(real, label, workbook, package, writable=writable, lock=lock)
+            workbook = load_workbook(io.BytesIO(data), keep_vba=keep_vba, rich_text=True,
+                                     keep_links=True)
+        book = cls(real, label, workbook, data, package, writable=writable, lock=lock)
         if writable:
-            lost = safety.lost_parts(real, package, keep_vba=keep_vba)
+            lost = safety.lost_parts(io.BytesIO(data), package, keep_vba=keep_vba)
             lost.extend(
                 safety.LostPart("(sheet contents)", str(w.message).rstrip("."))
                 for w in caught
@@ -402,7 +406,7 @@ class OpenpyxlWorkbook:
         with _translate(self._label, self._path, f"read the saved values of sheet {name}"), \
                 warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            readonly = load_workbook(self._path, read_only=True, data_only=True,
+            readonly = load_workbook(io.BytesIO(self._data), read_only=True, data_only=True,
                                      keep_links=False)
             try:
                 if name in readonly.sheetnames:

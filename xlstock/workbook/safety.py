@@ -31,13 +31,15 @@ and the freshly saved temporary file, before that replaces the original.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import stat
 import struct
 import xml.parsers.expat
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -102,31 +104,28 @@ def check_file(path: str | os.PathLike[str], *, limits: Limits = LIMITS) -> Pack
     :class:`WorkbookError` naming the file and the fix. Reads the zip's directory and
     the first bytes of each part, never a whole part."""
     path = Path(path)
-    label = path.name
-    try:
-        status = path.stat()
-        if not stat.S_ISREG(status.st_mode):
-            raise WorkbookError(f"{label} is not a file; give the path of an .xlsx workbook")
-        size = status.st_size
+    with _reading(path.name):
+        size = _checked_size(path, limits)
         with open(path, "rb") as fh:
-            head = fh.read(8)
-            if size == 0:
-                raise WorkbookError(f"{label} is empty (0 bytes): it is not a workbook")
-            if head.startswith(OLE2_MAGIC):
-                raise WorkbookError(_describe_ole2(fh, label, limits.max_file_bytes))
-            if not head.startswith((ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
-                raise WorkbookError(
-                    f"{label} is not an .xlsx workbook; if Excel opens it, save it with "
-                    "File > Save As > Excel Workbook (.xlsx) and try again"
-                )
-            if size > limits.max_file_bytes:
-                raise WorkbookError(
-                    f"{label} is {size // MiB} MiB, over xlstock's limit of "
-                    f"{limits.max_file_bytes // MiB} MiB for a workbook"
-                )
-            _check_directory_size(fh, size, label, limits)
-        with zipfile.ZipFile(path) as zf:
-            return _check_zip(zf, label, limits)
+            return _check_stream(fh, size, path.name, limits)
+
+
+def read_checked(path: str | os.PathLike[str], *,
+                 limits: Limits = LIMITS) -> tuple[bytes, Package]:
+    """The file's bytes, read once, and what :func:`check_file` finds in them. Parsing
+    these same bytes afterwards leaves no gap between the check and the parse in which
+    the file could change."""
+    path = Path(path)
+    with _reading(path.name):
+        _checked_size(path, limits)
+        data = path.read_bytes()
+        return data, _check_stream(io.BytesIO(data), len(data), path.name, limits)
+
+
+@contextlib.contextmanager
+def _reading(label: str) -> Iterator[None]:
+    try:
+        yield
     except WorkbookError:
         raise
     except FileNotFoundError as exc:
@@ -137,6 +136,35 @@ def check_file(path: str | os.PathLike[str], *, limits: Limits = LIMITS) -> Pack
         raise WorkbookError(_damaged(label, exc)) from exc
     except OSError as exc:
         raise WorkbookError(f"{label} cannot be read: {exc.strerror or exc}") from exc
+
+
+def _checked_size(path: Path, limits: Limits) -> int:
+    status = path.stat()
+    if not stat.S_ISREG(status.st_mode):
+        raise WorkbookError(f"{path.name} is not a file; give the path of an .xlsx workbook")
+    if status.st_size > limits.max_file_bytes:
+        raise WorkbookError(
+            f"{path.name} is {status.st_size // MiB} MiB, over xlstock's limit of "
+            f"{limits.max_file_bytes // MiB} MiB for a workbook"
+        )
+    return status.st_size
+
+
+def _check_stream(fh: IO[bytes], size: int, label: str, limits: Limits) -> Package:
+    head = fh.read(8)
+    if size == 0:
+        raise WorkbookError(f"{label} is empty (0 bytes): it is not a workbook")
+    if head.startswith(OLE2_MAGIC):
+        raise WorkbookError(_describe_ole2(fh, label, limits.max_file_bytes))
+    if not head.startswith((ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
+        raise WorkbookError(
+            f"{label} is not an .xlsx workbook; if Excel opens it, save it with "
+            "File > Save As > Excel Workbook (.xlsx) and try again"
+        )
+    _check_directory_size(fh, size, label, limits)
+    fh.seek(0)
+    with zipfile.ZipFile(fh) as zf:
+        return _check_zip(zf, label, limits)
 
 
 def _damaged(label: str, exc: BaseException) -> str:
@@ -490,13 +518,13 @@ class LostPart:
     what: str
 
 
-def lost_parts(path: str | os.PathLike[str], package: Package, *,
+def lost_parts(source: str | os.PathLike[str] | IO[bytes], package: Package, *,
                keep_vba: bool) -> list[LostPart]:
-    """The parts of ``path`` (already passed through :func:`check_file`, which gave
-    ``package``) that an openpyxl save would drop, per :data:`LOSS_RULES`; parts a
-    registered keeper claims are left out."""
+    """The parts of the package ``source`` (a path or a binary file, already passed
+    through :func:`check_file`, which gave ``package``) that an openpyxl save would
+    drop, per :data:`LOSS_RULES`; parts a registered keeper claims are left out."""
     lost: list[LostPart] = []
-    with zipfile.ZipFile(path) as zf:
+    with zipfile.ZipFile(source) as zf:
         for part in package.parts:
             content_type = package.content_types.get(part, "")
             for rule in LOSS_RULES:
