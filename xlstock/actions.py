@@ -277,13 +277,13 @@ def _record_publish(
         change = changes.get(sku, 0)
         change_col[i] = change
         status_col[i] = STATUS_CHANGED if change else "ok"
-        sent = list(edits.get(sku, (None, None)))
+        published_edit = list(edits.get(sku, (None, None)))
         now = [_edit_value(received[i]), _edit_value(new_level[i])]
-        if now == sent:
+        if now == published_edit:
             received[i] = new_level[i] = None
         elif any(v is not None for v in now):
             status_col[i] = (
-                f"check: published {_describe_edit(sent)} before this edit changed; "
+                f"check: published {_describe_edit(published_edit)} before this edit changed; "
                 "the edit shown was NOT sent"
             )
     sheet.write(layout.ONLINE, online)
@@ -366,8 +366,7 @@ def _apply_sync(
         raise MassChangeError(
             f"the stock service lists {len(live)} product(s) for {sheet.settings.shop_url}; "
             f"{len(vanished)} of the {len(on_sheet)} SKUs on sheet Stock would be flagged as "
-            "gone. Check the Shop URL setting; if this is right, run again with "
-            "--allow-mass-change"
+            "gone (check the Shop URL setting)"
         )
     progress("Writing the live levels into sheet Stock", 0.6)
     layout.ensure_columns(sheet.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
@@ -513,9 +512,9 @@ def preview(
         if not plan.changed:
             summary = "Nothing to publish: the sheet has no edits that change a level."
         return Report("preview", summary, lines, EXIT_OK, _plan_table(plan))
-    error = _plan_error(plan)
+    blocked = _plan_error(plan)
     lines.extend(str(p) for p in plan.problems + plan.conflicts)
-    return Report("preview", error.message, lines,
+    return Report("preview", blocked.message, lines,
                   EXIT_SHEET if plan.problems else EXIT_CONFLICT, _plan_table(plan))
 
 
@@ -602,8 +601,7 @@ def _guard_mass_publish(plan: Plan, snapshot: Snapshot, allow: bool) -> None:
     zeroed = sum(1 for r in plan.changed if r.target == 0)
     raise MassChangeError(
         f"this publish would change {changed} of the shop's {len(snapshot.items)} levels "
-        f"({zeroed} to zero); nothing was sent. If that is intended (a full stocktake), "
-        "publish again with --allow-mass-change"
+        f"({zeroed} to zero)"
     )
 
 

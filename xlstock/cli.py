@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -146,7 +145,7 @@ def new(path: str, service_url: str | None, shop_url: str | None, force: bool) -
 def _workbook_command(func: F) -> F:
     """The PATH argument and --quiet flag every online command shares."""
     func = click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")(func)
-    return click.argument("path", type=click.Path(dir_okay=False))(func)  # type: ignore[return-value]
+    return click.argument("path", type=click.Path(dir_okay=False))(func)
 
 
 @main.command()
@@ -246,7 +245,9 @@ def validate(path: str) -> None:
 @click.argument("lines", nargs=-1, required=True, metavar="SKU=QTY...")
 @reports_errors
 def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[str, ...]) -> None:
-    """Place a storefront order through the stock service (token from XLSTOCK_TOKEN).
+    """Place a storefront order through the stock service.
+
+    The token comes from XLSTOCK_TOKEN or the keyring, as for the other commands.
 
     All lines are taken together or not at all: a line short of stock refuses the order.
 
@@ -263,13 +264,10 @@ def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[s
         if not sep or not sku.strip() or not qty.strip().isdigit() or int(qty) < 1:
             raise UsageError(f"order line {line!r}: write SKU=QTY with a whole QTY of 1 or more")
         wanted[sku.strip()] = wanted.get(sku.strip(), 0) + int(qty)
-    token = os.environ.get("XLSTOCK_TOKEN")
-    if not token:
-        raise UsageError("set XLSTOCK_TOKEN to the shop's API token (from `xlstock shop add`)")
-    service = StockService(service_url, shop_url, token)
-    result = service.place_order(wanted, reference=reference)
-    for sku, qty in wanted.items():
-        click.echo(f"{sku}: -{qty}")
+    with StockService.from_settings(service_url, shop_url) as service:
+        result = service.place_order(wanted, reference=reference)
+    for sku, count in wanted.items():
+        click.echo(f"{sku}: -{count}")
     click.echo(f"Order placed; the shop is now at version {result.version}.")
 
 

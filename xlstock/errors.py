@@ -89,9 +89,19 @@ class ConflictError(SheetError):
 
 class MassChangeError(XlstockError):
     """An action would blank or rewrite most of the shop at once; it needs an explicit
-    ``--allow-mass-change`` (in Excel, a confirmation)."""
+    ``--allow-mass-change`` (in Excel, a confirmation).
+
+    ``situation`` says what would happen, without the command-line way out, so that
+    the Excel buttons can ask it as a question."""
 
     exit_code = EXIT_SHEET
+
+    def __init__(self, situation: str) -> None:
+        super().__init__(
+            f"{situation}; nothing was changed. If that is intended, run again with "
+            "--allow-mass-change"
+        )
+        self.situation = situation
 
 
 class ServiceError(XlstockError):

@@ -151,7 +151,6 @@ def _tell(app: xw.App, action: str, text: str, *, critical: bool,
 
 _CLI_COMMAND = re.compile(r"`xlstock (sync|preview|publish|validate)\b[^`]*`"
                           r"|\bxlstock (sync|preview|publish|validate)\b")
-_CLI_FLAG = re.compile(r"[^.;]*--allow-mass-change[^.;]*[.;]?")
 
 
 def excel_words(message: str) -> str:
@@ -165,9 +164,8 @@ def excel_words(message: str) -> str:
 
 
 def _mass_change_question(exc: MassChangeError) -> str:
-    text = _CLI_FLAG.sub("", exc.message).strip().rstrip(";,. ")
     return (
-        f"{excel_words(text)}.\n\nGo on anyway? Yes goes on; No leaves the shop and the "
+        f"{excel_words(exc.situation)}.\n\nGo on anyway? Yes goes on; No leaves the shop and the "
         "sheet as they are."
     )
 

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -379,6 +379,12 @@ class StockService:
                 "service setting"
             )
         return document
+
+    @overload
+    def read_levels(self) -> Snapshot: ...
+
+    @overload
+    def read_levels(self, if_none_match: str | None) -> Snapshot | None: ...
 
     def read_levels(self, if_none_match: str | None = None) -> Snapshot | None:
         """The shop's live levels (one ``GET /v1/stock``), with the ``ETag`` as
