@@ -617,7 +617,8 @@ def test_form_controls_in_vml_are_refused_but_comments_are_kept(tmp_path: Path) 
     path = merchant_workbook(tmp_path / "stock.xlsx")  # has a comment: VML with a Note
     with OpenpyxlWorkbook.open(path):
         pass
-    vml_name = next(n for n in zipfile.ZipFile(path).namelist() if n.endswith(".vml"))
+    with zipfile.ZipFile(path) as zf:
+        vml_name = next(n for n in zf.namelist() if n.endswith(".vml"))
     vml = read_part(path, vml_name).replace(b'ObjectType="Note"', b'ObjectType="Button"')
     rewrite(path, {vml_name: vml})
     with pytest.raises(WorkbookError, match="a form control"):
