@@ -39,6 +39,15 @@ LAUGHS = (
 )
 
 
+@pytest.fixture(autouse=True)
+def only_the_keepers_a_test_registers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keepers registered elsewhere (the .xlsm buttons') are set aside, so that each
+    test sees the adapter's own rules; the built-in ones are loaded first, into the
+    real registry, so that setting them aside here cannot lose them for other tests."""
+    safety.load_builtin_keepers()
+    monkeypatch.setattr(safety, "_KEEPERS", [])
+
+
 def _template(folder: Path, name: str = "stock.xlsx") -> Path:
     path = folder / name
     path.write_bytes(workbook_bytes())

@@ -34,6 +34,15 @@ from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook, excel_lock_owner
 from xlstock.workbook.template import workbook_bytes
 
 
+@pytest.fixture(autouse=True)
+def only_the_keepers_a_test_registers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keepers registered elsewhere (the .xlsm buttons') are set aside, so that each
+    test sees the adapter's own rules; the built-in ones are loaded first, into the
+    real registry, so that setting them aside here cannot lose them for other tests."""
+    safety.load_builtin_keepers()
+    monkeypatch.setattr(safety, "_KEEPERS", [])
+
+
 def leftovers(folder: Path, *keep: str) -> list[str]:
     """Files in ``folder`` other than ``keep`` and the (permanent, hidden) lock files."""
     return sorted(

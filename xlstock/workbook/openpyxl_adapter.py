@@ -294,6 +294,7 @@ class OpenpyxlWorkbook:
                                      keep_links=True)
         book = cls(real, label, workbook, data, package, writable=writable, lock=lock)
         if writable:
+            safety.load_builtin_keepers()
             lost = safety.lost_parts(io.BytesIO(data), package, keep_vba=keep_vba)
             lost.extend(
                 safety.LostPart("(sheet contents)", str(w.message).rstrip("."))

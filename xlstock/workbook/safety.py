@@ -32,6 +32,7 @@ and the freshly saved temporary file, before that replaces the original.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 import re
@@ -587,6 +588,20 @@ class Keeper:
 
 
 _KEEPERS: list[Keeper] = []
+
+BUILTIN_KEEPER_MODULES = ("xlstock.workbook.xlsm",)
+"""Modules that register xlstock's own keepers when imported (the ``.xlsm`` buttons)."""
+
+
+def load_builtin_keepers() -> None:
+    """Import :data:`BUILTIN_KEEPER_MODULES` so that their keepers are registered
+    before a workbook is judged; a module that is not installed is skipped."""
+    for module in BUILTIN_KEEPER_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
 
 
 def register_keeper(name: str, patterns: Iterable[str], keep: KeepFunction) -> Keeper:
