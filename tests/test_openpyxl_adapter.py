@@ -92,6 +92,8 @@ def test_read_trims_and_empty_sheet(tmp_path: Path) -> None:
     wb.create_sheet("Empty")
     path = tmp_path / "stock.xlsx"
     wb.save(path)
+    edit_part(path, SHEET1, "</sheetData>",  # empty text far out: blank, not the table's
+              '<row r="12"><c r="K12" t="inlineStr"><is><t></t></is></c></row></sheetData>')
     with OpenpyxlWorkbook.open(path) as book:
         assert book.read_sheet("Stock") == [[None, None], [None, "x"]]
         assert book.read_sheet("Empty") == []
@@ -347,6 +349,17 @@ def test_save_keeps_file_mode_and_replaces_the_target_of_a_link(tmp_path: Path) 
     assert link.is_symlink()
     assert (real.stat().st_mode & 0o777) == 0o640
     assert load_workbook(real)["Stock"]["D2"].value == 77
+
+
+def test_unwritable_folder_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+
+    def refuse(self: object, timeout: float = 0) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(adapter_module.FileLock, "acquire", refuse)
+    with pytest.raises(WorkbookError, match="cannot write in the workbook's folder"):
+        OpenpyxlWorkbook.open(path)
 
 
 def test_read_only_opening_takes_no_lock_and_cannot_save(tmp_path: Path) -> None:

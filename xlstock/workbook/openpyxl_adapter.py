@@ -155,6 +155,12 @@ class _RunLock:
             self._lock.acquire(timeout=0)
         except Timeout:
             raise WorkbookError(self._busy_message()) from None
+        except OSError as exc:
+            raise WorkbookError(
+                f"{self.label}: xlstock cannot write in the workbook's folder "
+                f"({self.lock_path.parent}: {exc.strerror or exc}); move the workbook to a "
+                "folder you can save in and try again"
+            ) from exc
         self.held = True
         owner = {
             "pid": os.getpid(),
@@ -357,7 +363,7 @@ class OpenpyxlWorkbook:
         cached)`` with ``text`` starting ``=``; ``cached`` is read from the file's saved
         values (a second, read-only pass over this sheet, made only when it has
         formulas) or ``NO_CACHE``. Dates and times come as ``datetime``; whole floats as
-        ``int``; rich text as its plain ``str``."""
+        ``int``; rich text as its plain ``str``; empty text as ``None``."""
         sheet = self._worksheet(name)
         cells: dict[tuple[int, int], Cell] = sheet._cells  # the sparse map openpyxl keeps
         last_row = last_column = 0
@@ -365,7 +371,7 @@ class OpenpyxlWorkbook:
         far_column: tuple[int, int] | None = None
         formulas: list[tuple[int, int]] = []
         for (row, column), cell in cells.items():
-            if cell._value is None:
+            if cell._value is None or cell._value == "":
                 continue
             if row > last_row:
                 last_row, far_row = row, (row, column)
@@ -381,7 +387,7 @@ class OpenpyxlWorkbook:
         grid: Grid = [[None] * last_column for _ in range(last_row)]
         for (row, column), cell in cells.items():
             value = cell._value
-            if value is None:
+            if value is None or value == "":
                 continue
             if cell.data_type == "f":
                 grid[row - 1][column - 1] = Formula(
