@@ -490,9 +490,10 @@ def test_workbook_open_in_excel_names_the_owner(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     path = merchant_workbook(tmp_path / "stock.xlsx")
     original = path.read_bytes()
-    (tmp_path / "~$stock.xlsx").write_bytes(_excel_owner_file("Zoë Ünal"))
     monkeypatch.setattr(os, "replace", _failing_after(0, PermissionError(13, "Access denied")))
     with OpenpyxlWorkbook.open(path) as book, pytest.raises(WorkbookError) as caught:
+        # Excel opened the workbook while xlstock was working on it
+        (tmp_path / "~$stock.xlsx").write_bytes(_excel_owner_file("Zoë Ünal"))
         book.save()
     message = str(caught.value)
     assert "open in another program (Excel?)" in message
@@ -681,3 +682,20 @@ def test_a_keeper_carries_parts_over(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert leftovers(tmp_path, "stock.xlsx") == []
     safety.unregister_keeper("charts")
     assert safety.keepers() == []
+
+
+def test_a_workbook_open_in_excel_is_not_written_behind_its_back(tmp_path):
+    from xlstock.workbook.template import build_workbook
+
+    path = tmp_path / "stock.xlsx"
+    build_workbook(path)
+    name = "Marie"
+    owner = bytes([len(name)]) + name.encode("cp1252")
+    owner = owner.ljust(55, b" ") + len(name).to_bytes(2, "little") + name.encode("utf-16-le")
+    (tmp_path / "~$stock.xlsx").write_bytes(owner)
+    before = path.read_bytes()
+    with pytest.raises(WorkbookError, match=r"open in Excel by Marie.*delete ~\$stock\.xlsx"):
+        OpenpyxlWorkbook.open(path)
+    with OpenpyxlWorkbook.open(path, writable=False) as book:  # reading is fine
+        assert "Stock" in book.sheet_names()
+    assert path.read_bytes() == before

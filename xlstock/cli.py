@@ -70,13 +70,14 @@ class Progress:
 
 
 @contextlib.contextmanager
-def open_workbook(path: str) -> Iterator[Any]:
-    """Open a workbook file with the openpyxl adapter (locked while in use)."""
+def open_workbook(path: str, *, writable: bool = True) -> Iterator[Any]:
+    """Open a workbook file with the openpyxl adapter (locked while in use when
+    ``writable``; read-only runs accept workbooks a save would damage)."""
     from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
 
     if not Path(path).exists():
         raise UsageError(f"{path}: no such workbook; create one with `xlstock new {path}`")
-    with OpenpyxlWorkbook.open(path) as book:
+    with OpenpyxlWorkbook.open(path, writable=writable) as book:
         yield book
 
 
@@ -231,7 +232,7 @@ def validate(path: str) -> None:
     Example (in a scheduled job, before publish):
       xlstock validate stock.xlsx && xlstock publish stock.xlsx
     """
-    with open_workbook(path) as book:
+    with open_workbook(path, writable=False) as book:
         report = actions.validate(book)
     print_report(report)
     sys.exit(report.exit_code)

@@ -238,6 +238,21 @@ def _formula_text(value: Any) -> str:
     return str(value)
 
 
+def _refuse_if_open_in_excel(real: Path, label: str) -> None:
+    """Excel keeps an owner file ``~$name`` beside a workbook it has open. Saving the
+    file behind Excel's back would be lost at Excel's next save (on a Mac, where Excel
+    does not lock the file) or fail (on Windows), so a writing run stops first."""
+    owner_file = real.with_name("~$" + real.name)
+    if not owner_file.exists():
+        return
+    owner = excel_lock_owner(real)
+    by = f" by {owner}" if owner else ""
+    raise WorkbookError(
+        f"{label} is open in Excel{by}: close it there first, or use the Sync, Preview and "
+        f"Publish buttons inside Excel. If Excel is not running, delete {owner_file.name}"
+    )
+
+
 class OpenpyxlWorkbook:
     """One workbook file, open through openpyxl; see the module's docstring.
 
@@ -274,6 +289,8 @@ class OpenpyxlWorkbook:
         reading, and refuses :meth:`save`."""
         label = os.fspath(path)
         real = Path(os.path.realpath(path))
+        if writable:
+            _refuse_if_open_in_excel(real, label)
         lock = _RunLock(real, label) if writable else None
         if lock is not None:
             with _translate(label, real, "lock the workbook"):
