@@ -202,3 +202,55 @@ def test_killed_publish_never_counts_a_delivery_twice(shop, failpoint):
     row = shop.sheet()["A-1"]
     assert row["Online"] == 15 and row["Received"] is None
     assert not list(shop.workbook.parent.glob("*.tmp*"))
+
+
+class RacingService:
+    """The real client, with a storefront sale landing just after each of the first
+    ``races`` reads of the levels: the publish planned on that read is stale (412)."""
+
+    def __init__(self, shop, races: int) -> None:
+        from xlstock.remote.client import StockService
+
+        self.client = StockService(shop.server.url, shop.url, shop.token)
+        self.shop = shop
+        self.races = races
+
+    def read_levels(self):
+        snapshot = self.client.read_levels()
+        if self.races:
+            self.races -= 1
+            self.shop.sell(A_1=1)
+        return snapshot
+
+    def publish(self, body, if_match, key):
+        return self.client.publish(body, if_match, key)
+
+    def publish_outcome(self, key):
+        return self.client.publish_outcome(key)
+
+
+def test_a_sale_during_publish_is_replanned_not_overwritten(shop):
+    from xlstock import actions
+    from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
+
+    shop.edit(**{"A-1": {"New level": 6}, "B-2": {"Received": 2}})
+    with OpenpyxlWorkbook.open(shop.workbook) as book:
+        report = actions.publish(book, RacingService(shop, races=2))
+    assert "moved during publish" in "\n".join(report.lines)
+    # counted 6 at Sync (10); two sales of 1 raced the publish: 6 + (8 - 10) = 4
+    assert shop.live()["A-1"] == 4 and shop.live()["B-2"] == 7
+    assert shop.sheet()["A-1"]["Online"] == 4
+
+
+def test_a_publish_that_keeps_losing_the_race_is_a_conflict(shop):
+    from xlstock import actions
+    from xlstock.errors import ConflictError
+    from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
+
+    shop.edit(**{"B-2": {"Received": 2}})
+    versions = shop.history_count()
+    with OpenpyxlWorkbook.open(shop.workbook) as book, pytest.raises(ConflictError) as caught:
+        actions.publish(book, RacingService(shop, races=actions.MAX_PUBLISH_ATTEMPTS))
+    assert caught.value.exit_code == 3
+    assert shop.history_count() == versions + actions.MAX_PUBLISH_ATTEMPTS  # the sales only
+    assert shop.live()["B-2"] == 5 and shop.sheet()["B-2"]["Received"] == 2
