@@ -18,7 +18,7 @@ import olefile
 import pytest
 from msoffcrypto.format.ooxml import OOXMLFile
 from openpyxl import Workbook
-from xlsx_craft import SHEET1, edit_part, read_part, rewrite, set_declared_size
+from xlsx_craft import LAUGHS, SHEET1, edit_part, read_part, rewrite, set_declared_size
 
 from xlstock.errors import SheetError, WorkbookError, XlstockError
 from xlstock.workbook import layout, safety
@@ -28,15 +28,6 @@ from xlstock.workbook.vba.cfb import write_compound_file
 
 SECONDS = 5.0
 MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-
-LAUGHS = (
-    '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
-    + "".join(
-        f' <!ENTITY lol{i} "{f"&lol{i - 1};" * 10 if i > 1 else "&lol;" * 10}">\n'
-        for i in range(1, 10)
-    )
-    + "]>\n"
-)
 
 
 @pytest.fixture(autouse=True)

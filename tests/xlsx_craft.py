@@ -21,6 +21,15 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from xlstock.workbook import layout
 
 SHEET1 = "xl/worksheets/sheet1.xml"
+LAUGHS = (
+    '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
+    + "".join(
+        f' <!ENTITY lol{i} "{f"&lol{i - 1};" * 10 if i > 1 else "&lol;" * 10}">\n'
+        for i in range(1, 10)
+    )
+    + "]>\n"
+)
+"""The billion-laughs prolog: ``&lol9;`` expands to 10**9 "lol"s."""
 
 
 def merchant_workbook(path: Path, rows: int = 3) -> Path:
