@@ -24,8 +24,8 @@ from xlwings_engine import Error, book_impl, start_excel
 
 from xlstock.cells import NO_CACHE, CellError, Formula
 from xlstock.errors import WorkbookError
-from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, WorkbookAdapter
-from xlstock.workbook.xlwings_adapter import XlwingsWorkbook, column_name
+from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, WorkbookAdapter, column_letter
+from xlstock.workbook.xlwings_adapter import XlwingsWorkbook
 
 FILL = "fill"
 """A cell spec: formatted (a yellow fill), no value."""
@@ -291,7 +291,7 @@ def test_far_row_is_refused_naming_the_cell(harness: Harness) -> None:
 
 
 def test_far_column_is_refused_naming_the_cell(harness: Harness) -> None:
-    far = f"{column_name(MAX_COLUMNS + 1)}3"
+    far = f"{column_letter(MAX_COLUMNS + 1)}3"
     book = harness.open({"Stock": {"A1": "SKU", far: 1}})
     with pytest.raises(WorkbookError, match=rf"\b{far}\b"):
         book.read_sheet("Stock")

@@ -57,6 +57,17 @@ class UsageError(XlstockError):
     exit_code = EXIT_USAGE
 
 
+class MissingExtra(UsageError):
+    """An optional part of xlstock is used without its extra installed."""
+
+    def __init__(self, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the {extra!r} extra, which is not installed: "
+            f"pip install 'xlstock[{extra}]'"
+        )
+        self.extra = extra
+
+
 class WorkbookError(XlstockError):
     """The workbook file cannot be read or written safely (corrupt, hostile, locked)."""
 

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qs
 
 from xlstock import __version__
-from xlstock.errors import UsageError
+from xlstock.errors import MissingExtra
 from xlstock.model import ValueProblem, normalise_shop_url
 from xlstock.server.documents import error_body
 from xlstock.server.storage import HISTORY_LIMIT_MAX, Outcome, StockStore, UnknownShop
@@ -28,10 +28,7 @@ try:
     from flask import Flask, Response, request
     from werkzeug.exceptions import HTTPException
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise UsageError(
-        "the stock service needs Flask and waitress, which are not installed: "
-        "pip install 'xlstock[server]'"
-    ) from exc
+    raise MissingExtra("server", "the stock service (Flask and waitress)") from exc
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 GZIP_MIN_SIZE = 1024

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from xlstock.errors import UsageError
+from xlstock.errors import MissingExtra, UsageError
 from xlstock.server.app import DEFAULT_MAX_BODY, create_app
 from xlstock.server.storage import StockStore
 
@@ -24,10 +24,7 @@ try:
     from waitress import wasyncore
     from waitress.server import create_server
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise UsageError(
-        "the stock service needs Flask and waitress, which are not installed: "
-        "pip install 'xlstock[server]'"
-    ) from exc
+    raise MissingExtra("server", "the stock service (Flask and waitress)") from exc
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

@@ -28,6 +28,15 @@ MAX_COLUMNS = 256
 """Columns a sheet may use before xlstock refuses to read it (a stray cell far right)."""
 
 
+def column_letter(index: int) -> str:
+    """``1 -> 'A'``, ``28 -> 'AB'``."""
+    letters = ""
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
 class WorkbookAdapter(Protocol):
     """One open workbook. Adapters raise :class:`xlstock.errors.WorkbookError` (with
     the sheet or cell named) for anything they cannot do."""

@@ -17,6 +17,7 @@ from xlstock.workbook.base import (
     STATE_SHEET,
     STOCK_SHEET,
     WorkbookAdapter,
+    column_letter,
 )
 
 SKU = "SKU"
@@ -58,15 +59,6 @@ def _header_key(value: Any) -> str:
 
 
 _KNOWN = {_header_key(h): h for h in STOCK_HEADERS}
-
-
-def column_letter(index: int) -> str:
-    """``1 -> 'A'``, ``28 -> 'AB'``."""
-    letters = ""
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 @dataclass

@@ -39,7 +39,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import defusedxml.ElementTree as SafeET
 
-from xlstock.errors import UsageError, WorkbookError
+from xlstock.errors import MissingExtra, UsageError, WorkbookError
 from xlstock.workbook.base import STOCK_SHEET
 from xlstock.workbook.layout import STOCK_HEADERS
 from xlstock.workbook.ovba import (
@@ -108,10 +108,7 @@ _BUTTON_SHAPETYPE = "_x0000_t201"
 def _xlwings_dir() -> Path:
     spec = importlib.util.find_spec("xlwings")
     if spec is None or spec.origin is None:
-        raise UsageError(
-            "A workbook with Excel buttons needs xlwings, which is not installed here. "
-            "Install it with: pip install 'xlstock[excel]'"
-        )
+        raise MissingExtra("excel", "a workbook with Excel buttons (xlwings)")
     return Path(spec.origin).parent
 
 

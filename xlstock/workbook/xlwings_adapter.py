@@ -36,7 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from xlstock.cells import EXCEL_ERRORS, CellError, Formula
 from xlstock.errors import WorkbookError, XlstockError
-from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, Grid, WorkbookAdapter
+from xlstock.workbook.base import (
+    MAX_COLUMNS,
+    MAX_ROWS,
+    Grid,
+    WorkbookAdapter,
+    column_letter,
+)
 
 if TYPE_CHECKING:
     import xlwings as xw
@@ -60,15 +66,6 @@ _BUSY = {-2147418111, -2147417846, -1712}
 """COM ``RPC_E_CALL_REJECTED`` / ``RPC_E_SERVERCALL_RETRYLATER``, Apple event timeout."""
 _NOT_ALLOWED = {-1743}
 """Apple event refused: the user has not allowed Python to control Excel."""
-
-
-def column_name(index: int) -> str:
-    """``1 -> 'A'``, ``28 -> 'AB'``."""
-    letters = ""
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 def _rows_2d(raw: Any) -> list[list[Any]]:
@@ -248,10 +245,10 @@ class XlwingsWorkbook(WorkbookAdapter):
 
     def _refuse_far(self, name: str, last_row: int, last_column: int) -> None:
         if last_row > MAX_ROWS:
-            far, limit = f"{name}!{column_name(last_column)}{last_row}", f"{MAX_ROWS:,} rows"
+            far, limit = f"{name}!{column_letter(last_column)}{last_row}", f"{MAX_ROWS:,} rows"
         elif last_column > MAX_COLUMNS:
-            far, limit = (f"{name}!{column_name(last_column)}{last_row}",
-                          f"{MAX_COLUMNS} columns (up to {column_name(MAX_COLUMNS)})")
+            far, limit = (f"{name}!{column_letter(last_column)}{last_row}",
+                          f"{MAX_COLUMNS} columns (up to {column_letter(MAX_COLUMNS)})")
         else:
             return
         raise WorkbookError(
@@ -271,13 +268,13 @@ class XlwingsWorkbook(WorkbookAdapter):
         bottom, right = top + len(rows) - 1, left + width - 1
         if top < 1 or left < 1 or bottom > EXCEL_MAX_ROWS or right > EXCEL_MAX_COLUMNS:
             raise WorkbookError(
-                f"{self._label}: cannot write {name}!{column_name(max(left, 1))}{top}:"
-                f"{column_name(min(right, EXCEL_MAX_COLUMNS))}{bottom}: outside Excel's "
+                f"{self._label}: cannot write {name}!{column_letter(max(left, 1))}{top}:"
+                f"{column_letter(min(right, EXCEL_MAX_COLUMNS))}{bottom}: outside Excel's "
                 f"{EXCEL_MAX_ROWS:,} rows by {EXCEL_MAX_COLUMNS:,} columns"
             )
         data = [[_to_excel(v) for v in row] for row in rows]
         sheet = self._sheet(name)
-        where = f"{name}!{column_name(left)}{top}:{column_name(right)}{bottom}"
+        where = f"{name}!{column_letter(left)}{top}:{column_letter(right)}{bottom}"
         with self._excel(f"write {where}"):
             sheet.range((top, left)).value = data
 
