@@ -321,6 +321,23 @@ def _describe_edit(edit: Sequence[Any]) -> str:
     return "nothing"
 
 
+def _begin_online(
+    book: WorkbookAdapter, service: StockServiceClient, action: str, progress: Progress
+) -> tuple[_Sheet, str, Snapshot]:
+    """Read the sheet, settle an interrupted publish, read the live levels; a failure
+    is recorded in the Log before it is raised."""
+    sheet = _Sheet.read(book)
+    _require_shop(sheet.settings)
+    try:
+        recovered = _settle_pending(sheet, service, progress)
+        progress("Reading the live levels", 0.2)
+        snapshot = service.read_levels()
+    except XlstockError as error:
+        _fail(sheet, action, error, {})
+        raise
+    return sheet, recovered, snapshot
+
+
 # --- sync -----------------------------------------------------------------------------
 
 
@@ -333,12 +350,8 @@ def sync(
 ) -> Report:
     """Pull the live levels into sheet Stock (contract 2b, Sync)."""
     progress = progress or _noop
-    sheet = _Sheet.read(book)
-    _require_shop(sheet.settings)
+    sheet, recovered, snapshot = _begin_online(book, service, "sync", progress)
     try:
-        recovered = _settle_pending(sheet, service, progress)
-        progress("Reading the live levels", 0.2)
-        snapshot = service.read_levels()
         report = _apply_sync(sheet, snapshot, allow_mass_change, progress)
     except XlstockError as error:
         _fail(sheet, "sync", error, {})
@@ -485,15 +498,7 @@ def preview(
     """What Publish would send, checked against the live levels; uploads nothing.
     Writes Change and Status. ``exit_code`` is 1 for sheet errors, 3 for conflicts."""
     progress = progress or _noop
-    sheet = _Sheet.read(book)
-    _require_shop(sheet.settings)
-    try:
-        recovered = _settle_pending(sheet, service, progress)
-        progress("Reading the live levels", 0.3)
-        snapshot = service.read_levels()
-    except XlstockError as error:
-        _fail(sheet, "preview", error, {})
-        raise
+    sheet, recovered, snapshot = _begin_online(book, service, "preview", progress)
     plan, _ = _plan(sheet, snapshot, strict)
     changes = {r.row: (r.change or None) for r in plan.rows}
     sheet.write(layout.CHANGE, [changes.get(sheet.table.sheet_row(i))
