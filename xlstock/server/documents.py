@@ -144,28 +144,11 @@ def check_stock_file(document: Any, *, shop: str, known_skus: Collection[str]) -
     if not isinstance(items, list):
         result.document_problems.append("items is missing or not a list")
         return result
-    seen: set[str] = set()
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            result.item_problems.append(_item_problem(index, None, "is not a JSON object"))
-            continue
-        sku, problem = _check_sku(item.get("sku"))
-        if sku is None:
-            result.item_problems.append(_item_problem(index, item.get("sku"), problem or ""))
-            continue
-        problems = []
-        if sku in seen:
-            problems.append("listed more than once; keep one line per SKU")
-        elif sku not in known_skus:
-            problems.append("unknown to the shop; add the product in the shop first")
-        seen.add(sku)
-        qty_problem = _check_count(item.get("qty"), what="level", minimum=0)
-        if qty_problem:
-            problems.append(qty_problem)
-        for text in problems:
-            result.item_problems.append({"sku": sku, "problem": text})
-        if not problems:
-            result.levels[sku] = item["qty"]
+    _check_lines(
+        result, items, known_skus, what="level", minimum=0,
+        repeated="listed more than once; keep one line per SKU",
+        unknown="unknown to the shop; add the product in the shop first",
+    )
     return result
 
 
@@ -191,6 +174,20 @@ def check_order(document: Any, *, known_skus: Collection[str]) -> Checked:
     if not isinstance(lines, list) or not lines:
         result.document_problems.append("lines is missing, empty or not a list")
         return result
+    _check_lines(
+        result, lines, known_skus, what="quantity", minimum=1,
+        repeated="ordered on more than one line; put the total on one line",
+        unknown="unknown to the shop",
+    )
+    return result
+
+
+def _check_lines(
+    result: Checked, lines: list[Any], known_skus: Collection[str], *, what: str,
+    minimum: int, repeated: str, unknown: str,
+) -> None:
+    """Check each ``{"sku", "qty"}`` line, recording every problem and, for good lines,
+    SKU -> quantity in ``result.levels``."""
     seen: set[str] = set()
     for index, line in enumerate(lines):
         if not isinstance(line, dict):
@@ -202,15 +199,14 @@ def check_order(document: Any, *, known_skus: Collection[str]) -> Checked:
             continue
         problems = []
         if sku in seen:
-            problems.append("ordered on more than one line; put the total on one line")
+            problems.append(repeated)
         elif sku not in known_skus:
-            problems.append("unknown to the shop")
+            problems.append(unknown)
         seen.add(sku)
-        qty_problem = _check_count(line.get("qty"), what="quantity", minimum=1)
+        qty_problem = _check_count(line.get("qty"), what=what, minimum=minimum)
         if qty_problem:
             problems.append(qty_problem)
         for text in problems:
             result.item_problems.append({"sku": sku, "problem": text})
         if not problems:
             result.levels[sku] = line["qty"]
-    return result
