@@ -121,32 +121,31 @@ def _register_current(sock: socket.socket | None) -> None:
         deadline.register(sock)
 
 
-class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+class _Watched:
+    """Mixin for urllib3 connections: hand the socket to the call's deadline watchdog
+    at every step, so that a stalled peer is cut off when the deadline passes."""
+
+    sock: Any
+
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         _register_current(self.sock)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _register_current(self.sock)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
     def getresponse(self) -> Any:
         _register_current(self.sock)
-        return super().getresponse()
+        return super().getresponse()  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _register_current(self.sock)
+class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _register_current(self.sock)
-        super().request(*args, **kwargs)
 
-    def getresponse(self) -> Any:
-        _register_current(self.sock)
-        return super().getresponse()
+class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
