@@ -506,6 +506,7 @@ def preview(
     sheet.write_statuses(_plan_statuses(plan))
     progress("Saving the workbook", 0.9)
     book.save()
+    progress("Preview done", 1.0)
     lines = [recovered] if recovered else []
     if plan.ok:
         summary = (
@@ -563,6 +564,7 @@ def publish(
                 sheet.write_statuses(_plan_statuses(plan))
                 sheet.log("publish", 0, 0, "nothing to send")
                 book.save()
+                progress("Nothing to publish", 1.0)
                 return Report("publish", "Nothing to publish: no edit changes a level; "
                               "nothing was sent.", lines)
             _guard_mass_publish(plan, snapshot, allow_mass_change)
