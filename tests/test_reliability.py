@@ -20,19 +20,22 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pytest
 from click.testing import CliRunner, Result
+from faultserver import DroppingProxy, FakeStock, FaultServer, Reply
 from msoffcrypto.format.ooxml import OOXMLFile
 from shopkit import Shop
 from xlsx_craft import LAUGHS, SHEET1, read_part, rewrite, set_declared_size
 
 from xlstock.cli import main
+from xlstock.remote import client as client_module
 from xlstock.workbook import layout
+from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
 from xlstock.workbook.vba.cfb import write_compound_file
 
 SECONDS = 5.0
@@ -56,18 +59,16 @@ def merchant(stock_service: Any, tmp_path: Path) -> Shop:
 
 class World:
     """What must not change when an action fails: the shop online, the workbook, its
-    folder."""
+    folder. ``data`` (with ``with_data``) is the workbook's cells outside column Status
+    and sheet Log, for actions that may record why they failed."""
 
-    def __init__(self, shop: Shop) -> None:
+    def __init__(self, shop: Shop, *, with_data: bool = False) -> None:
         self.shop = shop
         self.live = shop.live()
         self.history = shop.history_count()
-        self.workbook = shop.workbook.read_bytes() if shop.workbook.exists() else b""
+        self.workbook = shop.workbook.read_bytes()
         self.folder = _listing(shop.workbook.parent)
-
-    def data(self) -> dict[str, Any]:
-        """Every cell of the workbook outside column Status and sheet Log."""
-        return _data_outside_status_and_log(self.shop.workbook)
+        self.data = _data_outside_status_and_log(shop.workbook) if with_data else None
 
 
 def _listing(folder: Path) -> list[str]:
@@ -75,16 +76,21 @@ def _listing(folder: Path) -> list[str]:
 
 
 def _data_outside_status_and_log(path: Path) -> dict[str, Any]:
+    """Every cell outside column Status and sheet Log; the hidden state as what it
+    means (an interrupted publish forgotten reads as no pending publish)."""
     wb = openpyxl.load_workbook(path)
     data: dict[str, Any] = {}
     for ws in wb.worksheets:
-        if ws.title == layout.LOG_SHEET:
+        if ws.title in (layout.LOG_SHEET, layout.STATE_SHEET):
             continue
         rows = [list(r) for r in ws.iter_rows(values_only=True)]
         if ws.title == layout.STOCK_SHEET and rows:
             status = [i for i, h in enumerate(rows[0]) if h == layout.STATUS]
             rows = [[v for i, v in enumerate(r) if i not in status] for r in rows]
         data[ws.title] = rows
+    with OpenpyxlWorkbook.open(path, writable=False) as book:
+        state = layout.read_state(book)
+    data[layout.STATE_SHEET] = {k: v for k, v in state.items() if v is not None}
     return data
 
 
@@ -111,16 +117,10 @@ def assert_safe(result: Result, before: World, *, status: int, says: str | list[
     if bytes_unchanged:
         assert shop.workbook.read_bytes() == before.workbook, "the workbook was written"
     else:
-        assert _data_outside_status_and_log(shop.workbook) == before.data_at_start
+        assert before.data is not None, "take World(shop, with_data=True)"
+        assert _data_outside_status_and_log(shop.workbook) == before.data
     assert _listing(shop.workbook.parent) == before.folder, "files were left behind"
     return message
-
-
-def world(shop: Shop) -> World:
-    """The world before an action, with the workbook's data for :func:`assert_safe`."""
-    state = World(shop)
-    state.data_at_start = state.data() if shop.workbook.exists() else {}  # type: ignore[attr-defined]
-    return state
 
 
 # --- issue point 2: hostile workbooks -------------------------------------------------------
@@ -211,7 +211,7 @@ def test_hostile_workbook_is_safe_for_every_command(merchant: Shop, case: str,
                                                     command: str) -> None:
     damage, expected = HOSTILE[case]
     damage(merchant.workbook)
-    before = world_of_files(merchant)
+    before = World(merchant)
     args = [command, str(merchant.workbook)] + (["-q"] if command != "validate" else [])
     started = time.perf_counter()
     result = run(merchant, *args)
@@ -219,11 +219,6 @@ def test_hostile_workbook_is_safe_for_every_command(merchant: Shop, case: str,
     message = assert_safe(result, before, status=1, says=expected)
     assert "stock.xlsx" in message or "sheet Stock" in message
     assert elapsed < SECONDS, f"{case}: {command} took {elapsed:.1f} s"
-
-
-def world_of_files(shop: Shop) -> World:
-    """:class:`World` for a workbook that may not even be a workbook any more."""
-    return World(shop)
 
 
 @pytest.mark.parametrize("case", ["billion laughs", "zip bomb (inflated size)",
@@ -251,3 +246,180 @@ def test_hostile_workbook_cannot_exhaust_a_real_process(merchant: Shop, case: st
     assert elapsed < 15, f"{case} took {elapsed:.1f} s"
     assert merchant.workbook.read_bytes() == before.workbook
     assert merchant.history_count() == before.history
+
+
+# --- issue point 4: a misbehaving service ----------------------------------------------------
+
+QUICK = {"timeout": (2.0, 2.0), "deadline": 3.0, "backoff_base": 0.01, "backoff_max": 0.05,
+         "retry_after_cap": 0.5}
+"""The client's timings for these tests: the same code paths as the defaults (5 s / 30 s
+timeouts, a 120 s deadline, Retry-After capped at 30 s), scaled down to keep them fast."""
+
+
+@pytest.fixture
+def quick_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's stock-service client with :data:`QUICK` timings."""
+    original = client_module.StockService.from_settings.__func__  # type: ignore[attr-defined]
+
+    def from_settings(cls: type, service_url: str, shop_url: str, **options: Any) -> Any:
+        return original(cls, service_url, shop_url, **{**QUICK, **options})
+
+    monkeypatch.setattr(client_module.StockService, "from_settings", classmethod(from_settings))
+
+
+class ScriptedShop:
+    """A shop on a :class:`FaultServer` (its honest part a :class:`FakeStock`), with the
+    same face as :class:`Shop` for :class:`World` and :func:`assert_safe`."""
+
+    url = "https://scripted.shop.example"
+
+    def __init__(self, server: FaultServer, tmp_path: Path) -> None:
+        self.server = server
+        self.stock = FakeStock(self.url, {"A-1": 10, "B-2": 5, "00123": 3}).install(server)
+        self.workbook = tmp_path / "stock.xlsx"
+        self.env = {"XLSTOCK_TOKEN": "scripted-token"}
+
+    def live(self) -> dict[str, int]:
+        return dict(self.stock.levels)
+
+    def history_count(self) -> int:
+        return self.stock.applications
+
+
+@pytest.fixture
+def scripted(tmp_path: Path, quick_client: None) -> Iterator[ScriptedShop]:
+    """A synced workbook with a delivery and a count typed in, on a scripted service."""
+    with FaultServer() as server:
+        shop = ScriptedShop(server, tmp_path)
+        for args in (["new", str(shop.workbook), "--service", server.url, "--shop", shop.url],
+                     ["sync", str(shop.workbook), "-q"]):
+            assert run(shop, *args).exit_code == 0  # type: ignore[arg-type]
+        Shop.edit(shop, **{"A-1": {"Received": 2}, "B-2": {"New level": 1}})  # type: ignore[arg-type]
+        yield shop
+
+
+def _big_body() -> Iterator[bytes]:
+    yield b'{"format": "xlstock.stock", "items": ['
+    for _ in range(65 * 16):  # 65 MiB, past the 64 MiB cap
+        yield b" " * 65536
+
+
+def _html() -> Reply:
+    return Reply(200, body=b"<html><body>Welcome to our shop!</body></html>",
+                 content_type="text/html; charset=utf-8")
+
+
+def _document(reply: Callable[..., Reply], **options: Any) -> Callable[[ScriptedShop], Reply]:
+    return lambda shop: reply(json=shop.stock.document(), **options)
+
+
+def _redirect(shop: ScriptedShop) -> Reply:
+    return Reply(307, headers={"Location": f"{shop.server.url}/v2/stock"})
+
+
+FAULTY: dict[str, tuple[str, Callable[[ScriptedShop], Reply]]] = {
+    "connection dropped mid-body": ("GET", _document(Reply, fault="drop_mid_body")),
+    "truncated body": ("GET", _document(Reply, fault="truncate")),
+    "bytes dripping slowly": ("GET", _document(Reply, fault="drip_body", drip_interval=0.2)),
+    "HTML instead of JSON": ("GET", lambda shop: _html()),
+    "a body far larger than any catalogue": (
+        "GET", lambda shop: Reply(body=_big_body(), framing="chunked")),
+    "a redirect on publish": ("PUT", _redirect),
+    "500 on publish, never applied": (
+        "PUT", lambda shop: Reply(500, json={"error": {"code": "internal", "message": "boom"}})),
+}
+FAULT_MESSAGES = {
+    "connection dropped mid-body": ["the connection broke before the whole answer arrived",
+                                    "try again"],
+    "truncated body": ["the connection broke before the whole answer arrived", "try again"],
+    "bytes dripping slowly": ["did not finish answering within 3 s", "try again later"],
+    "HTML instead of JSON": ["answered a web page, not the stock service",
+                             "check the Stock service setting"],
+    "a body far larger than any catalogue": ["larger than 64 MiB",
+                                             "check the Stock service setting"],
+    "a redirect on publish": ["redirect (307)", "never follows redirects",
+                              "put the right address in the Stock service setting"],
+    "500 on publish, never applied": ["refused (500 internal)", "try again later"],
+}
+FAULT_RUNS = [(fault, command) for fault, (method, _) in FAULTY.items()
+              for command in ("sync", "preview", "publish")
+              if method == "GET" or command == "publish"]
+
+
+@pytest.mark.parametrize(("fault", "command"), FAULT_RUNS)
+def test_a_misbehaving_service_is_safe(scripted: ScriptedShop, fault: str, command: str) -> None:
+    method, reply = FAULTY[fault]
+    scripted.server.on(method, "/v1/stock", reply(scripted))
+    before = World(scripted, with_data=True)  # type: ignore[arg-type]
+    started = time.perf_counter()
+    result = run(scripted, command, str(scripted.workbook), "-q")  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - started
+    message = assert_safe(result, before, status=4, says=FAULT_MESSAGES[fault],
+                          bytes_unchanged=False)
+    assert scripted.url in message or scripted.server.url in message
+    assert elapsed < QUICK["deadline"] * 2 + 2, f"{fault}: {command} took {elapsed:.1f} s"
+    assert scripted.server.requests_to("PUT", "/v2/stock") == []
+    log = openpyxl.load_workbook(scripted.workbook)[layout.LOG_SHEET]
+    last = [c.value for c in log[log.max_row]]
+    assert last[1] == command and str(last[-1]).startswith("failed: "), last
+
+
+@pytest.mark.parametrize("answer", [
+    Reply(500, json={"error": {"code": "internal", "message": "boom"}}),
+    Reply(429, json={"error": {"code": "rate_limited", "message": "slow down"}},
+          headers={"Retry-After": "1000000"}),
+    Reply(503, json={"error": {"code": "busy", "message": "busy"}}, headers={"Retry-After": "2"}),
+], ids=["500 then 200", "429 with a huge Retry-After", "503 with Retry-After"])
+def test_a_read_refused_once_is_retried(scripted: ScriptedShop, answer: Reply) -> None:
+    scripted.server.on("GET", "/v1/stock", answer, scripted.stock.read)
+    started = time.perf_counter()
+    result = run(scripted, "publish", str(scripted.workbook), "-q")  # type: ignore[arg-type]
+    assert result.exit_code == 0, result.output
+    assert time.perf_counter() - started < 3, "Retry-After was not capped"
+    assert scripted.stock.levels == {"A-1": 12, "B-2": 1, "00123": 3}
+    assert scripted.stock.applications == 1
+
+
+def _set_setting(path: Path, label: str, value: str) -> None:
+    wb = openpyxl.load_workbook(path)
+    for row in wb[layout.SETTINGS_SHEET].iter_rows():
+        if row[0].value == label:
+            row[1].value = value
+    wb.save(path)
+
+
+def test_a_publish_applied_whose_answer_never_arrived_is_applied_once(
+    merchant: Shop, quick_client: None
+) -> None:
+    history = merchant.history_count()
+    with DroppingProxy(merchant.server.port, (b"PUT /v1/stock",)) as proxy:
+        _set_setting(merchant.workbook, layout.SETTING_SERVICE, proxy.url)
+        result = run(merchant, "publish", str(merchant.workbook), "-q")
+        assert proxy.dropped == 1
+    assert result.exit_code == 0, result.output
+    assert merchant.history_count() == history + 1
+    assert merchant.live()["A-1"] == 12 and merchant.live()["B-2"] == 1
+    row = merchant.sheet()["A-1"]
+    assert row["Online"] == 12 and row["Received"] is None
+
+
+def test_a_publish_whose_outcome_cannot_be_learnt_is_finished_by_the_next_run(
+    merchant: Shop, quick_client: None
+) -> None:
+    history = merchant.history_count()
+    lost = (b"PUT /v1/stock", b"GET /v1/publishes/")
+    with DroppingProxy(merchant.server.port, lost, drops=None) as proxy:
+        _set_setting(merchant.workbook, layout.SETTING_SERVICE, proxy.url)
+        first = run(merchant, "publish", str(merchant.workbook), "-q")
+        assert first.exit_code == 4, first.output
+        assert "nothing will be counted twice" in first.stderr
+        assert len(first.stderr.splitlines()) == 1
+        assert merchant.sheet()["A-1"]["Received"] == 2  # not recorded as sent yet
+        proxy.drop_prefixes = ()  # the network is back
+        second = run(merchant, "publish", str(merchant.workbook), "-q")
+    assert second.exit_code == 0, second.output
+    assert "had reached the shop" in second.output
+    assert merchant.history_count() == history + 1
+    assert merchant.live()["A-1"] == 12 and merchant.live()["B-2"] == 1
+    row = merchant.sheet()["A-1"]
+    assert row["Online"] == 12 and row["Received"] is None
