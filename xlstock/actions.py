@@ -275,7 +275,7 @@ def _record_publish(
             continue
         online[i] = levels[sku]
         change = changes.get(sku, 0)
-        change_col[i] = change
+        change_col[i] = change or None
         status_col[i] = STATUS_CHANGED if change else "ok"
         published_edit = list(edits.get(sku, (None, None)))
         now = [_edit_value(received[i]), _edit_value(new_level[i])]

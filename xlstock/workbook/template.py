@@ -51,7 +51,7 @@ _WHO_WRITES = {
     layout.CHANGE: _TOOL_FILL, layout.STATUS: _TOOL_FILL,
 }
 _WIDTHS = {
-    layout.SKU: 16, layout.PRODUCT: 40, layout.VARIANT: 18, layout.ONLINE: 10,
+    layout.SKU: 24, layout.PRODUCT: 36, layout.VARIANT: 18, layout.ONLINE: 10,
     layout.RECEIVED: 11, layout.NEW_LEVEL: 11, layout.CHANGE: 10, layout.LOW_AT: 9,
     layout.STATUS: 44,
 }
