@@ -13,6 +13,7 @@ docs/reliability.md lists every case with the test that proves it.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -35,6 +36,7 @@ from xlsx_craft import LAUGHS, SHEET1, read_part, rewrite, set_declared_size
 from xlstock.cli import main
 from xlstock.remote import client as client_module
 from xlstock.workbook import layout
+from xlstock.workbook import openpyxl_adapter as adapter_module
 from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
 from xlstock.workbook.vba.cfb import write_compound_file
 
@@ -423,3 +425,126 @@ def test_a_publish_whose_outcome_cannot_be_learnt_is_finished_by_the_next_run(
     assert merchant.live()["A-1"] == 12 and merchant.live()["B-2"] == 1
     row = merchant.sheet()["A-1"]
     assert row["Online"] == 12 and row["Received"] is None
+
+
+# --- issue point 5: crash and disk faults ----------------------------------------------------
+
+
+def _fail_on_save(monkeypatch: pytest.MonkeyPatch, step: str, error: BaseException,
+                  after: int = 0) -> None:
+    """Make step ``step`` of the workbook's save fail, from save number ``after + 1`` on
+    (the faults a full disk, a dying USB stick or a pulled cable give)."""
+    calls = {"n": 0}
+
+    def failing(real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            outcome = real(*args, **kwargs)
+            if calls["n"] > after:
+                raise error
+            return outcome
+        return wrapper
+
+    if step == "rename over the original":
+        real_replace = os.replace
+
+        def replace(src: Any, dst: Any) -> None:
+            calls["n"] += 1
+            if calls["n"] > after:
+                raise error
+            real_replace(src, dst)
+
+        monkeypatch.setattr(adapter_module.os, "replace", replace)
+        return
+    target = {"temp file write": "_write_temp", "check of the saved copy": "_check_saved"}[step]
+    monkeypatch.setattr(adapter_module, target, failing(getattr(adapter_module, target)))
+
+
+SAVE_STEPS = ("temp file write", "check of the saved copy", "rename over the original")
+
+
+@pytest.mark.parametrize("command", ["sync", "preview", "publish"])
+@pytest.mark.parametrize("step", SAVE_STEPS)
+def test_a_failure_at_any_save_step_keeps_the_workbook_and_publishes_nothing(
+    merchant: Shop, monkeypatch: pytest.MonkeyPatch, step: str, command: str
+) -> None:
+    before = World(merchant)
+    _fail_on_save(monkeypatch, step, OSError(errno.EIO, "Input/output error"))
+    result = run(merchant, command, str(merchant.workbook), "-q")
+    assert_safe(result, before, status=1, says=["stock.xlsx", "could not save the workbook",
+                                                "Input/output error"])
+
+
+@pytest.mark.parametrize("command", ["sync", "publish"])
+def test_the_disk_full(merchant: Shop, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    before = World(merchant)
+    _fail_on_save(monkeypatch, "temp file write", OSError(errno.ENOSPC, "No space left on device"))
+    result = run(merchant, command, str(merchant.workbook), "-q")
+    assert_safe(result, before, status=1, says=["the disk is full", "it is unchanged",
+                                                "free some space and try again"])
+
+
+def test_the_disk_full_after_the_upload(merchant: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The levels reached the shop but the workbook cannot record it: the merchant is
+    told so, and the next publish (with space freed) records it without sending twice."""
+    history = merchant.history_count()
+    _fail_on_save(monkeypatch, "temp file write",
+                  OSError(errno.ENOSPC, "No space left on device"), after=1)
+    result = run(merchant, "publish", str(merchant.workbook), "-q")
+    monkeypatch.undo()
+    assert result.exit_code == 1, result.output
+    message = result.stderr.strip()
+    assert "\n" not in message and "the disk is full" in message, message
+    assert "The levels WERE published to" in message, message
+    assert "run publish again" in message and "sends nothing twice" in message
+    assert merchant.history_count() == history + 1
+    assert _listing(merchant.workbook.parent) == [".stock.xlsx.xlstock-lock", "stock.xlsx"]
+    again = run(merchant, "publish", str(merchant.workbook), "-q")
+    assert again.exit_code == 0, again.output
+    assert "had reached the shop" in again.output
+    assert merchant.history_count() == history + 1
+    assert merchant.live()["A-1"] == 12
+    row = merchant.sheet()["A-1"]
+    assert row["Online"] == 12 and row["Received"] is None
+
+
+def _excel_owner_file(name: str) -> bytes:
+    data = bytearray(b" " * 165)
+    data[0] = len(name)
+    data[1:1 + len(name)] = name.encode("cp1252")
+    data[55:57] = len(name).to_bytes(2, "little")
+    data[57:57 + 2 * len(name)] = name.encode("utf-16-le")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("command", ["sync", "preview", "publish"])
+def test_a_workbook_open_in_excel_names_its_owner(merchant: Shop, command: str) -> None:
+    (merchant.workbook.parent / "~$stock.xlsx").write_bytes(_excel_owner_file("Zoë Ünal"))
+    before = World(merchant)
+    result = run(merchant, command, str(merchant.workbook), "-q")
+    assert_safe(result, before, status=1, says=["is open in Excel by Zoë Ünal",
+                                                "close it there first"])
+    assert run(merchant, "validate", str(merchant.workbook)).exit_code == 0  # reading is fine
+
+
+@pytest.mark.parametrize("command", ["sync", "preview", "publish"])
+def test_two_runs_on_one_workbook(merchant: Shop, command: str) -> None:
+    holder = (
+        "import sys\nfrom xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook\n"
+        f"with OpenpyxlWorkbook.open({str(merchant.workbook)!r}):\n"
+        "    print('locked', flush=True)\n    sys.stdin.read()\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) as other_run:
+        assert other_run.stdout is not None and other_run.stdin is not None
+        try:
+            assert other_run.stdout.readline().strip() == "locked"
+            before = World(merchant)
+            result = run(merchant, command, str(merchant.workbook), "-q")
+            assert_safe(result, before, status=1, says=[
+                "another xlstock run is working on", f"pid {other_run.pid}",
+                "wait for it to finish and try again"])
+        finally:
+            other_run.stdin.close()
+            other_run.wait(timeout=30)
+    assert run(merchant, command, str(merchant.workbook), "-q").exit_code == 0

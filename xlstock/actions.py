@@ -33,6 +33,7 @@ from xlstock.errors import (
     SheetError,
     StaleVersion,
     UsageError,
+    WorkbookError,
     XlstockError,
 )
 from xlstock.merge import (
@@ -581,7 +582,10 @@ def publish(
                       plan.units_added + plan.units_removed,
                       f"published {len(plan.changed)} change(s)")
             progress("Saving the workbook", 0.9)
-            book.save()
+            try:
+                book.save()
+            except WorkbookError as error:
+                raise _published_not_recorded(sheet, error) from error
             failpoints.reach("after_bookkeeping")
             progress("Publish done", 1.0)
             return Report(
@@ -649,8 +653,24 @@ def _upload(
         sheet.save_state()
         raise
     failpoints.reach("after_upload")
-    _record_publish(sheet, levels=levels, changes=changes, edits=edits, version=result.version)
+    try:
+        _record_publish(sheet, levels=levels, changes=changes, edits=edits,
+                        version=result.version)
+    except WorkbookError as error:
+        raise _published_not_recorded(sheet, error) from error
     return result
+
+
+def _published_not_recorded(sheet: _Sheet, error: WorkbookError) -> WorkbookError:
+    """The upload was applied but the workbook cannot record it: say that the levels
+    did reach the shop, so that the merchant does not publish them again by hand (the
+    pending key saved before the upload lets the next publish record it, sending
+    nothing twice)."""
+    return WorkbookError(
+        f"{error.message}. The levels WERE published to {sheet.settings.shop_url}: once "
+        "that is fixed, run publish again; it records this publish in the workbook and "
+        "sends nothing twice"
+    )
 
 
 # --- validate ---------------------------------------------------------------------------
