@@ -13,18 +13,22 @@ docs/reliability.md lists every case with the test that proves it.
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import io
 import os
 import re
 import resource
+import ssl
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import openpyxl
 import pytest
 from click.testing import CliRunner, Result
@@ -548,3 +552,218 @@ def test_two_runs_on_one_workbook(merchant: Shop, command: str) -> None:
             other_run.stdin.close()
             other_run.wait(timeout=30)
     assert run(merchant, command, str(merchant.workbook), "-q").exit_code == 0
+
+
+# --- issue point 3: hostile cells, through publish ---------------------------------------------
+
+
+@pytest.fixture
+def synced(stock_service: Any, tmp_path: Path) -> Shop:
+    """A registered shop and its freshly synced workbook, nothing typed in yet."""
+    shop = Shop(stock_service, tmp_path)
+    shop.new()
+    shop.run("sync", str(shop.workbook), "-q")
+    return shop
+
+
+def _set_cells(path: Path, sku: str, values: dict[str, Any]) -> int:
+    """Type ``values`` (header -> value) into the row of ``sku``; returns its row."""
+    wb = openpyxl.load_workbook(path)
+    ws = wb[layout.STOCK_SHEET]
+    headers = {c.value: c.column for c in ws[1] if c.value}
+    for row in range(2, ws.max_row + 1):
+        if ws.cell(row, headers[layout.SKU]).value == sku:
+            for header, value in values.items():
+                ws.cell(row, headers[header]).value = value
+            wb.save(path)
+            return row
+    raise AssertionError(f"{sku} not on the sheet")
+
+
+ACCEPTED_CELLS = [
+    ("Received", "7", 17), ("Received", " 12 ", 22), ("Received", -3, 7),
+    ("Received", 2.0, 12), ("New level", "007", 7), ("New level", 0, 0),
+]
+REFUSED_CELLS = [
+    ("Received", "12 boxes", "Received '12 boxes' is not a whole number; type one"),
+    ("Received", 2.5, "Received 2.5 is not a whole number; type one"),
+    ("Received", True, "Received is TRUE; type a whole number"),
+    ("Received", dt.datetime(2026, 3, 12), "Received is a date; format the cell as Number"),
+    ("Received", 99_999_999_999, "is beyond 1,000,000,000; check for a typing slip"),
+    ("Received", "#N/A", "Received is the error #N/A; type a whole number"),
+    ("Received", "=A2*0+5", "Received is a formula with no saved result"),
+    ("Received", -11, "Received -11 would leave -1 in stock"),
+    ("New level", -3, "New level -3 is below 0; type 0 or more"),
+]
+
+
+@pytest.mark.parametrize(("column", "value", "level"), ACCEPTED_CELLS)
+def test_a_quantity_cell_accepted_by_a_rule(synced: Shop, column: str, value: Any,
+                                            level: int) -> None:
+    _set_cells(synced.workbook, "A-1", {column: value})
+    result = run(synced, "publish", str(synced.workbook), "-q")
+    assert result.exit_code == 0, result.output
+    assert synced.live()["A-1"] == level
+    row = synced.sheet()["A-1"]
+    assert row["Online"] == level and row[column] is None
+
+
+@pytest.mark.parametrize(("column", "value", "says"), REFUSED_CELLS)
+def test_a_quantity_cell_refused_names_its_row(synced: Shop, column: str, value: Any,
+                                               says: str) -> None:
+    row = _set_cells(synced.workbook, "A-1", {column: value})
+    before = World(synced, with_data=True)
+    result = run(synced, "publish", str(synced.workbook), "-q")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    first, *rows = result.stderr.splitlines()
+    assert first == "xlstock: 1 row(s) of sheet Stock need fixing; nothing was sent"
+    assert len(rows) == 1 and rows[0].startswith(f"  Stock row {row}, SKU 'A-1': ")
+    assert says in rows[0], rows[0]
+    assert synced.live() == before.live and synced.history_count() == before.history
+    assert _data_outside_status_and_log(synced.workbook) == before.data
+    assert synced.sheet()["A-1"]["Status"].startswith("error: ")
+
+
+@pytest.mark.parametrize(("typed", "outcome"), [
+    (" A-1 ", 12),
+    ("A-1\u00a0", 12),
+    ("a-1", "(case differs): type it exactly so"),
+    (123, "the shop has '00123': format column SKU as Text and type 00123"),
+])
+def test_a_sku_cell_matches_only_the_shops_key(synced: Shop, typed: Any,
+                                               outcome: int | str) -> None:
+    sku = "00123" if typed == 123 else "A-1"
+    _set_cells(synced.workbook, sku, {layout.SKU: typed, layout.RECEIVED: 2})
+    before = World(synced)
+    result = run(synced, "publish", str(synced.workbook), "-q")
+    if isinstance(outcome, int):
+        assert result.exit_code == 0, result.output
+        assert synced.live()["A-1"] == outcome
+        return
+    assert result.exit_code == 1, result.output
+    assert "is not in the shop online" in result.stderr and outcome in result.stderr
+    assert synced.live() == before.live and synced.history_count() == before.history
+
+
+def test_names_from_a_service_are_text_cleaned_and_capped(tmp_path: Path,
+                                                          quick_client: None) -> None:
+    """A service that is not the reference one (which refuses such names) sends control
+    characters, a formula and 5,000 characters: the sheet gets plain, clean, capped text."""
+    with FaultServer() as server:
+        shop = ScriptedShop(server, tmp_path)
+        document = shop.stock.document()
+        document["items"][0].update(name="=HYPERLINK(\"http://evil.example\",\"Click\")",
+                                    variant="Red\x1b[31m\r\nXL\u2028")
+        document["items"][1].update(name="N" * 5000)
+        server.on("GET", "/v1/stock", Reply(json=document, headers={"ETag": '"v1"'}))
+        run(shop, "new", str(shop.workbook), "--service", server.url,  # type: ignore[arg-type]
+            "--shop", shop.url)
+        result = run(shop, "sync", str(shop.workbook), "-q")  # type: ignore[arg-type]
+    assert result.exit_code == 0, result.output
+    ws = openpyxl.load_workbook(shop.workbook)[layout.STOCK_SHEET]
+    rows = {r[0].value: r for r in ws.iter_rows(min_row=2)}
+    product, variant = rows["00123"][1], rows["00123"][2]
+    assert product.data_type == "s" and product.value.startswith("=HYPERLINK")
+    assert variant.value == "Red [31m  XL"
+    assert len(rows["A-1"][1].value) == 500
+
+
+# --- issue point 7: security ----------------------------------------------------------------
+
+
+def _every_command(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click.Command]]:
+    for name, command in group.commands.items():
+        yield f"{prefix}{name}", command
+        if isinstance(command, click.Group):
+            yield from _every_command(command, f"{prefix}{name} ")
+
+
+def test_no_command_takes_the_token_as_an_argument() -> None:
+    """Process arguments are visible to every user of the computer (ps, /proc): the
+    token is only ever read from XLSTOCK_TOKEN or the keyring."""
+    commands = dict(_every_command(main))
+    assert {"sync", "preview", "publish", "order", "shop add"} <= set(commands)
+    for name, command in commands.items():
+        for param in command.params:
+            words = " ".join([param.name or "", *getattr(param, "opts", [])]).lower()
+            assert not re.search(r"token|passw|secret|credential|api.?key", words), (name, words)
+
+
+def test_tls_verification_cannot_be_turned_off_in_the_code() -> None:
+    turned_off = re.compile(
+        r"verify\s*=\s*(False|0|None)\b|CERT_NONE|check_hostname\s*=\s*False"
+        r"|_create_unverified_context|disable_warnings|InsecureRequestWarning"
+    )
+    sources = sorted((REPO / "xlstock").rglob("*.py"))
+    assert len(sources) > 20
+    for source in sources:
+        for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
+            assert not turned_off.search(line), f"{source.relative_to(REPO)}:{number}: {line}"
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
+
+
+@pytest.mark.parametrize("environment", [{}, {"CURL_CA_BUNDLE": "", "REQUESTS_CA_BUNDLE": "",
+                                               "PYTHONHTTPSVERIFY": "0"}],
+                         ids=["plain", "environment asking to skip verification"])
+def test_a_self_signed_certificate_is_refused(merchant: Shop, self_signed: tuple[Path, Path],
+                                              environment: dict[str, str]) -> None:
+    cert, key = self_signed
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with FaultServer() as server:
+        server._server.socket = context.wrap_socket(server._server.socket, server_side=True)
+        url = f"https://127.0.0.1:{server.port}"
+        _set_setting(merchant.workbook, layout.SETTING_SERVICE, url)
+        merchant.env = {**merchant.env, **environment}
+        before = World(merchant, with_data=True)
+        result = run(merchant, "publish", str(merchant.workbook), "-q")
+        assert server.seen == []
+    assert_safe(result, before, status=4, bytes_unchanged=False, says=[
+        url, "the TLS certificate could not be verified", "xlstock always verifies TLS"])
+
+
+@pytest.mark.parametrize("url", ["http://stock.example", "http://10.0.0.7:8765",
+                                 "http://[2001:db8::1]/", "http://127.0.0.1.example"])
+def test_plain_http_to_another_computer_is_refused(merchant: Shop, url: str) -> None:
+    _set_setting(merchant.workbook, layout.SETTING_SERVICE, url)
+    before = World(merchant, with_data=True)
+    result = run(merchant, "sync", str(merchant.workbook), "-q")
+    assert_safe(result, before, status=2, bytes_unchanged=False, says=[
+        "uses plain http:// to another computer", "use https://"])
+    ordered = run(merchant, "order", "--service", url, "--shop", merchant.url, "A-1=1")
+    assert ordered.exit_code == 2 and "use https://" in ordered.stderr
+
+
+def test_the_token_is_not_echoed_from_a_service_answer(tmp_path: Path,
+                                                       quick_client: None) -> None:
+    """A service (or a proxy before it) that echoes the Authorization header into its
+    error message cannot make xlstock print the token."""
+    with FaultServer() as server:
+        shop = ScriptedShop(server, tmp_path)
+        run(shop, "new", str(shop.workbook), "--service", server.url,  # type: ignore[arg-type]
+            "--shop", shop.url)
+
+        def echo(seen: Any) -> Reply:
+            said = f"token {seen.headers.get('authorization')} is not valid"
+            return Reply(401, json={"error": {"code": "unauthorized", "message": said}})
+
+        server.on("GET", "/v1/stock", echo)
+        result = run(shop, "sync", str(shop.workbook), "-q")  # type: ignore[arg-type]
+    assert result.exit_code == 4, result.output
+    assert "scripted-token" not in result.output
+    with zipfile.ZipFile(shop.workbook) as archive:
+        for name in archive.namelist():
+            assert b"scripted-token" not in archive.read(name), name
