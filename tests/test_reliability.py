@@ -767,3 +767,29 @@ def test_the_token_is_not_echoed_from_a_service_answer(tmp_path: Path,
     with zipfile.ZipFile(shop.workbook) as archive:
         for name in archive.namelist():
             assert b"scripted-token" not in archive.read(name), name
+
+
+# --- the page that lists all this -------------------------------------------------------------
+
+
+def test_the_reliability_page_names_real_tests_and_every_test_here() -> None:
+    """docs/reliability.md names tests as `tests/file.py::name` (or `::name` after a
+    file): each must exist, and every test of this file must be on the page."""
+    page = (REPO / "docs" / "reliability.md").read_text(encoding="utf-8")
+    named: set[tuple[str, str]] = set()
+    current = ""
+    for file, name in re.findall(r"(tests/\w+\.py)?::([A-Za-z_]\w*)", page):
+        current = file or current
+        assert current, f"::{name} follows no file on the page"
+        named.add((current, name))
+    missing = []
+    for file, name in sorted(named):
+        source = (REPO / file).read_text(encoding="utf-8")
+        if not re.search(rf"^def {name}\(", source, re.MULTILINE):
+            missing.append(f"{file}::{name}")
+    assert missing == []
+    here = re.findall(r"^def (test_\w+)\(", Path(__file__).read_text(encoding="utf-8"),
+                      re.MULTILINE)
+    listed = {name for file, name in named if file == "tests/test_reliability.py"}
+    this = "test_the_reliability_page_names_real_tests_and_every_test_here"
+    assert sorted(set(here) - listed - {this}) == []
