@@ -772,24 +772,35 @@ def test_the_token_is_not_echoed_from_a_service_answer(tmp_path: Path,
 # --- the page that lists all this -------------------------------------------------------------
 
 
-def test_the_reliability_page_names_real_tests_and_every_test_here() -> None:
-    """docs/reliability.md names tests as `tests/file.py::name` (or `::name` after a
-    file): each must exist, and every test of this file must be on the page."""
-    page = (REPO / "docs" / "reliability.md").read_text(encoding="utf-8")
+def _tests_named(page: str) -> set[tuple[str, str]]:
+    """(file, function) for each `tests/file.py::name` on a page; `::name` goes with the
+    file named last."""
     named: set[tuple[str, str]] = set()
     current = ""
     for file, name in re.findall(r"(tests/\w+\.py)?::([A-Za-z_]\w*)", page):
         current = file or current
         assert current, f"::{name} follows no file on the page"
         named.add((current, name))
-    missing = []
-    for file, name in sorted(named):
-        source = (REPO / file).read_text(encoding="utf-8")
-        if not re.search(rf"^def {name}\(", source, re.MULTILINE):
-            missing.append(f"{file}::{name}")
+    return named
+
+
+@pytest.mark.parametrize("page", ["docs/reliability.md", "SECURITY.md"])
+def test_the_pages_name_real_tests(page: str) -> None:
+    named = _tests_named((REPO / page).read_text(encoding="utf-8"))
+    assert len(named) > 10
+    missing = [
+        f"{file}::{name}" for file, name in sorted(named)
+        if not re.search(rf"^def {name}\(", (REPO / file).read_text(encoding="utf-8"),
+                         re.MULTILINE)
+    ]
     assert missing == []
-    here = re.findall(r"^def (test_\w+)\(", Path(__file__).read_text(encoding="utf-8"),
-                      re.MULTILINE)
+
+
+def test_the_reliability_page_lists_every_test_here() -> None:
+    named = _tests_named((REPO / "docs" / "reliability.md").read_text(encoding="utf-8"))
     listed = {name for file, name in named if file == "tests/test_reliability.py"}
-    this = "test_the_reliability_page_names_real_tests_and_every_test_here"
-    assert sorted(set(here) - listed - {this}) == []
+    here = set(re.findall(r"^def (test_\w+)\(", Path(__file__).read_text(encoding="utf-8"),
+                          re.MULTILINE))
+    about_the_pages = {"test_the_pages_name_real_tests",
+                       "test_the_reliability_page_lists_every_test_here"}
+    assert sorted(here - listed - about_the_pages) == []
