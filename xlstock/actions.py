@@ -584,8 +584,8 @@ def publish(
             progress("Saving the workbook", 0.9)
             try:
                 book.save()
-            except WorkbookError as error:
-                raise _published_not_recorded(sheet, error) from error
+            except WorkbookError as not_saved:
+                raise _published_not_recorded(sheet, not_saved) from not_saved
             failpoints.reach("after_bookkeeping")
             progress("Publish done", 1.0)
             return Report(
