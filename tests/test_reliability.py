@@ -256,8 +256,8 @@ def test_hostile_workbook_cannot_exhaust_a_real_process(merchant: Shop, case: st
 
 # --- issue point 4: a misbehaving service ----------------------------------------------------
 
-QUICK = {"timeout": (2.0, 2.0), "deadline": 3.0, "backoff_base": 0.01, "backoff_max": 0.05,
-         "retry_after_cap": 0.5}
+QUICK: dict[str, Any] = {"timeout": (2.0, 2.0), "deadline": 3.0, "backoff_base": 0.01,
+                         "backoff_max": 0.05, "retry_after_cap": 0.5}
 """The client's timings for these tests: the same code paths as the defaults (5 s / 30 s
 timeouts, a 120 s deadline, Retry-After capped at 30 s), scaled down to keep them fast."""
 
@@ -622,7 +622,7 @@ def test_a_quantity_cell_refused_names_its_row(synced: Shop, column: str, value:
     assert says in rows[0], rows[0]
     assert synced.live() == before.live and synced.history_count() == before.history
     assert _data_outside_status_and_log(synced.workbook) == before.data
-    assert synced.sheet()["A-1"]["Status"].startswith("error: ")
+    assert str(synced.sheet()["A-1"]["Status"]).startswith("error: ")
 
 
 @pytest.mark.parametrize(("typed", "outcome"), [
