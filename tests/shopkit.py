@@ -4,6 +4,7 @@ merchant would (shared by the end-to-end tests)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from pathlib import Path
 
 import openpyxl
@@ -41,7 +42,7 @@ class Shop:
     def new(self) -> None:
         self.run("new", str(self.workbook), "--service", self.server.url, "--shop", self.url)
 
-    def edit(self, **cells_by_sku: dict[str, object]) -> None:
+    def edit(self, **cells_by_sku: Mapping[str, object]) -> None:
         wb = openpyxl.load_workbook(self.workbook)
         ws = wb["Stock"]
         headers = {c.value: c.column for c in ws[1] if c.value}
@@ -82,7 +83,7 @@ class Shop:
 
     def history_count(self) -> int:
         answer = requests.get(
-            f"{self.server.url}/v1/history", params={"shop": self.url, "limit": 500},
+            f"{self.server.url}/v1/history", params={"shop": self.url, "limit": "500"},
             headers={"Authorization": f"Bearer {self.token}"}, timeout=10,
         )
         return len(answer.json()["versions"])

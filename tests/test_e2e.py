@@ -254,3 +254,11 @@ def test_a_publish_that_keeps_losing_the_race_is_a_conflict(shop):
     assert caught.value.exit_code == 3
     assert shop.history_count() == versions + actions.MAX_PUBLISH_ATTEMPTS  # the sales only
     assert shop.live()["B-2"] == 5 and shop.sheet()["B-2"]["Received"] == 2
+
+
+def test_new_refuses_plain_http_to_another_computer(tmp_path):
+    result = CliRunner().invoke(
+        main, ["new", str(tmp_path / "s.xlsx"), "--service", "http://stock.example"]
+    )
+    assert result.exit_code == 2 and "https" in result.output
+    assert not (tmp_path / "s.xlsx").exists()

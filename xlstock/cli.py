@@ -125,6 +125,10 @@ def new(path: str, service_url: str | None, shop_url: str | None, force: bool) -
         raise UsageError(f"{path}: name the workbook .xlsx (or .xlsm for Excel buttons)")
     if target.exists() and not force:
         raise UsageError(f"{path} exists already; pick another name or add --force")
+    if service_url:
+        from xlstock.remote.client import check_service_url
+
+        service_url = check_service_url(service_url)
     if shop_url:
         from xlstock.model import ValueProblem, normalise_shop_url
 
