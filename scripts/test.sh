@@ -16,4 +16,5 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 .venv/bin/ruff check xlstock tests bench
+.venv/bin/mypy xlstock
 .venv/bin/python -m pytest "$@"
