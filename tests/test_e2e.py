@@ -262,3 +262,37 @@ def test_new_refuses_plain_http_to_another_computer(tmp_path):
     )
     assert result.exit_code == 2 and "https" in result.output
     assert not (tmp_path / "s.xlsx").exists()
+
+
+def _kill_publish_at(shop, failpoint: str) -> None:
+    env = {**os.environ, **shop.env, "XLSTOCK_FAILPOINT": failpoint}
+    killed = subprocess.run(
+        [sys.executable, "-m", "xlstock", "publish", str(shop.workbook), "-q"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert killed.returncode != 0, killed.stdout + killed.stderr
+
+
+def test_sync_and_preview_leave_an_unsent_publish_for_publish_to_finish(shop):
+    shop.edit(**{"A-1": {"Received": 5}})
+    _kill_publish_at(shop, "before_upload")  # the key is saved, nothing was sent
+    for command in ("sync", "preview"):
+        result = shop.run(command, str(shop.workbook))
+        assert "Publish will finish it" in result.output
+        assert shop.live()["A-1"] == 10
+    result = shop.run("publish", str(shop.workbook))
+    assert "interrupted publish was finished" in result.output
+    assert shop.live()["A-1"] == 15 and shop.sheet()["A-1"]["Received"] is None
+
+
+def test_an_unsent_publish_overtaken_by_a_sale_is_spent_and_planned_afresh(shop):
+    shop.edit(**{"A-1": {"Received": 5}})
+    _kill_publish_at(shop, "before_upload")
+    shop.sell(A_1=2)  # the levels move: the saved publish can never apply now
+    result = shop.run("publish", str(shop.workbook))
+    assert "dropped, and the sheet is planned afresh" in result.output
+    assert shop.live()["A-1"] == 8 + 5
+    # its key is spent: the service answers a late copy of it with the refusal
+    history = shop.history_count()
+    shop.run("publish", str(shop.workbook))
+    assert shop.history_count() == history

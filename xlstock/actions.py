@@ -226,18 +226,35 @@ def _problem_statuses(problems: Sequence[RowProblem]) -> dict[int, str]:
 # --- pending publish (crash safety) ---------------------------------------------------
 
 
-def _settle_pending(sheet: _Sheet, service: StockServiceClient, progress: Progress) -> str:
-    """Finish the bookkeeping of a publish interrupted after its upload, or forget one
-    that never reached the shop. Sends no levels. Returns a line for the report."""
+def _settle_pending(
+    sheet: _Sheet, service: StockServiceClient, progress: Progress, *, may_send: bool
+) -> str:
+    """Settle a publish that was interrupted after its key was saved. Returns a line
+    for the report ("" when there was none).
+
+    The service is asked what it recorded under the key. Applied: the bookkeeping is
+    finished (nothing is sent). Refused: the publish is forgotten. Never seen: the
+    request may still be on its way, so the key is never dropped on that answer;
+    Publish (``may_send``) sends the very same body with the same key and ``If-Match``
+    once more: the service applies it once, or refuses it for good if the levels have
+    moved (then it is planned afresh). Sync and Preview leave it for Publish.
+    """
     pending = sheet.state.get("pending")
     if not pending:
         return ""
     progress("Checking an interrupted publish with the stock service", None)
     outcome = service.publish_outcome(pending["key"])
+    resent = outcome is None
+    if outcome is None:
+        if not may_send:
+            return ("An interrupted publish has not reached the shop yet; Publish will "
+                    "finish it (nothing is counted twice).")
+        outcome = _resend_pending(sheet, service, pending, progress)
     if outcome is None or not outcome.applied:
         sheet.state["pending"] = None
         sheet.save_state()
-        return "An interrupted publish never reached the shop; it was dropped (nothing sent)."
+        return ("An interrupted publish never reached the shop and the levels have moved "
+                "since; it was dropped, and the sheet is planned afresh.")
     _record_publish(
         sheet,
         levels=pending["levels"],
@@ -248,10 +265,31 @@ def _settle_pending(sheet: _Sheet, service: StockServiceClient, progress: Progre
     sheet.log("publish (recovered)", len(pending["changes"]),
               sum(abs(c) for c in pending["changes"].values()),
               "finished an interrupted publish (applied once)")
-    return (
-        "An interrupted publish had reached the shop; its bookkeeping is now done "
-        "(nothing was sent twice)."
-    )
+    if resent:
+        return ("An interrupted publish was finished: the shop has it once, and the workbook "
+                "now records it.")
+    return ("An interrupted publish had reached the shop; its bookkeeping is now done "
+            "(nothing was sent twice).")
+
+
+def _resend_pending(
+    sheet: _Sheet, service: StockServiceClient, pending: Mapping[str, Any], progress: Progress
+) -> Any:
+    """Send an interrupted publish again, byte for byte, under its own key. ``None``
+    when the service refuses it for good (the levels moved, or the stock file is no
+    longer valid): its key is then spent, so a late copy can never apply either."""
+    body = dumps(sheet.settings.shop_url, pending["levels"])
+    if hashlib.sha256(body).hexdigest() != pending["sha256"]:
+        return None  # not the bytes that may be on their way: never send them
+    progress("Finishing an interrupted publish", 0.1)
+    try:
+        return service.publish(body, pending["if_match"], pending["key"])
+    except StaleVersion:
+        return None
+    except ServiceError as error:
+        if error.status in (409, 422):
+            return None
+        raise
 
 
 def _record_publish(
@@ -330,7 +368,7 @@ def _begin_online(
     sheet = _Sheet.read(book)
     _require_shop(sheet.settings)
     try:
-        recovered = _settle_pending(sheet, service, progress)
+        recovered = _settle_pending(sheet, service, progress, may_send=False)
         progress("Reading the live levels", 0.2)
         snapshot = service.read_levels()
     except XlstockError as error:
@@ -542,7 +580,7 @@ def publish(
     _require_shop(sheet.settings)
     lines: list[str] = []
     try:
-        recovered = _settle_pending(sheet, service, progress)
+        recovered = _settle_pending(sheet, service, progress, may_send=True)
         if recovered:
             lines.append(recovered)
             book.save()
