@@ -10,18 +10,23 @@ file. Pieces:
   by the ``dir`` stream and every module stream;
 - :func:`encrypt_project_data` / :func:`decrypt_project_data`: the 2.4.3 data
   "encryption" that hides the ``CMG``, ``DPB`` and ``GC`` values of the PROJECT stream;
-- :func:`build_vba_project`: the whole compound file for a list of :class:`VbaModule`.
+- :func:`build_vba_project`: the whole compound file for a list of :class:`VbaModule`;
+- :func:`read_vba_project`: the modules' source (and what a rebuild must carry over)
+  from a ``vbaProject.bin`` Excel wrote, read with olefile.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import io
 import struct
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from xlstock.errors import MissingExtra
 from xlstock.workbook.vba.cfb import write_compound_file
 
 CHUNK = 4096
@@ -96,9 +101,10 @@ def compress(data: bytes) -> bytes:
     return bytes(out)
 
 
-def decompress(container: bytes) -> bytes:
+def decompress(container: bytes, max_size: int | None = None) -> bytes:
     """Decompress an MS-OVBA CompressedContainer (2.4.1.3.1). Raises ``ValueError``
-    for a bad signature or a chunk that runs past the data."""
+    for a bad signature, a chunk that runs past the data, or (with ``max_size``)
+    output longer than ``max_size`` bytes: a hostile container inflates about 700-fold."""
     if not container or container[0] != 0x01:
         raise ValueError("not an MS-OVBA compressed container (first byte must be 0x01)")
     out = bytearray()
@@ -143,6 +149,10 @@ def decompress(container: bytes) -> bytes:
                 source = len(out) - offset
                 for index in range(length):
                     out.append(out[source + index])
+                if max_size is not None and len(out) > max_size:
+                    raise ValueError(f"decompressed data is longer than {max_size} bytes")
+    if max_size is not None and len(out) > max_size:
+        raise ValueError(f"decompressed data is longer than {max_size} bytes")
     return bytes(out)
 
 
@@ -256,39 +266,55 @@ LCID = 0x0409
 PROJECT_NAME = "VBAProject"
 
 
+@dataclass(frozen=True)
+class ProjectInfo:
+    """Project-wide settings of a project: its name, the Windows code page of its text,
+    and its references as the raw ``dir`` stream records (2.3.4.2.2). A project rebuilt
+    from source carries these over so that its modules still compile."""
+
+    name: str = PROJECT_NAME
+    codepage: int = CODEPAGE
+    references: bytes = b""
+
+    @property
+    def encoding(self) -> str:
+        """The Python codec of :attr:`codepage`."""
+        return f"cp{self.codepage}"
+
+
 def _record(record_id: int, payload: bytes) -> bytes:
     return struct.pack("<HI", record_id, len(payload)) + payload
-
-
-def _text(value: str) -> bytes:
-    return value.encode(f"cp{CODEPAGE}")
 
 
 def _unicode(value: str) -> bytes:
     return value.encode("utf-16-le")
 
 
-def _dir_stream(modules: Sequence[VbaModule]) -> bytes:
-    """The decompressed ``dir`` stream (2.3.4.2): project information, no references
-    (Excel's host library and VBA's own are implicit), then one record set per module."""
+def _dir_stream(modules: Sequence[VbaModule], info: ProjectInfo) -> bytes:
+    """The decompressed ``dir`` stream (2.3.4.2): project information, the references
+    of ``info`` (none for a new project: Excel's host library and VBA's own are
+    implicit), then one record set per module."""
+    encoding = info.encoding
     out = bytearray()
     out += _record(0x0001, struct.pack("<I", 3))  # PROJECTSYSKIND: 64-bit Windows
     out += _record(0x004A, struct.pack("<I", 5))  # PROJECTCOMPATVERSION
     out += _record(0x0002, struct.pack("<I", LCID))  # PROJECTLCID
     out += _record(0x0014, struct.pack("<I", LCID))  # PROJECTLCIDINVOKE
-    out += _record(0x0003, struct.pack("<H", CODEPAGE))  # PROJECTCODEPAGE
-    out += _record(0x0004, _text(PROJECT_NAME))  # PROJECTNAME
+    out += _record(0x0003, struct.pack("<H", info.codepage))  # PROJECTCODEPAGE
+    out += _record(0x0004, info.name.encode(encoding))  # PROJECTNAME
     out += _record(0x0005, b"") + _record(0x0040, b"")  # PROJECTDOCSTRING
     out += _record(0x0006, b"") + _record(0x003D, b"")  # PROJECTHELPFILEPATH
     out += _record(0x0007, struct.pack("<I", 0))  # PROJECTHELPCONTEXT
     out += _record(0x0008, struct.pack("<I", 0))  # PROJECTLIBFLAGS
     out += struct.pack("<HIIH", 0x0009, 4, 1, 0)  # PROJECTVERSION (fixed-size record)
     out += _record(0x000C, b"") + _record(0x003C, b"")  # PROJECTCONSTANTS
+    out += info.references
     out += _record(0x000F, struct.pack("<H", len(modules)))  # PROJECTMODULES
     out += _record(0x0013, struct.pack("<H", 0xFFFF))  # PROJECTCOOKIE
     for module in modules:
-        out += _record(0x0019, _text(module.name)) + _record(0x0047, _unicode(module.name))
-        out += _record(0x001A, _text(module.name)) + _record(0x0032, _unicode(module.name))
+        name = module.name.encode(encoding)
+        out += _record(0x0019, name) + _record(0x0047, _unicode(module.name))
+        out += _record(0x001A, name) + _record(0x0032, _unicode(module.name))
         out += _record(0x001C, b"") + _record(0x0048, b"")  # MODULEDOCSTRING
         out += _record(0x0031, struct.pack("<I", 0))  # MODULEOFFSET: source at offset 0
         out += _record(0x001E, struct.pack("<I", 0))  # MODULEHELPCONTEXT
@@ -306,7 +332,7 @@ def _project_id(modules: Sequence[VbaModule]) -> str:
     return "{" + str(uuid.UUID(bytes=digest.digest()[:16], version=4)).upper() + "}"
 
 
-def _project_stream(modules: Sequence[VbaModule], project_id: str) -> bytes:
+def _project_stream(modules: Sequence[VbaModule], project_id: str, info: ProjectInfo) -> bytes:
     """The PROJECT stream (2.3.1): module list, name, unprotected and visible."""
     seed = int(project_id[1:3], 16)
     lines = [f'ID="{project_id}"']
@@ -318,7 +344,7 @@ def _project_stream(modules: Sequence[VbaModule], project_id: str) -> bytes:
         else:
             lines.append(f"Module={module.name}")
     lines += [
-        f'Name="{PROJECT_NAME}"',
+        f'Name="{info.name}"',
         'HelpContextID="0"',
         'VersionCompatible32="393222000"',
         f'CMG="{encrypt_project_data(bytes(4), project_id, seed)}"',
@@ -331,18 +357,25 @@ def _project_stream(modules: Sequence[VbaModule], project_id: str) -> bytes:
         "[Workspace]",
     ]
     lines += [f"{module.name}=0, 0, 0, 0, C" for module in modules]
-    return _text("\r\n".join(lines) + "\r\n")
+    return ("\r\n".join(lines) + "\r\n").encode(info.encoding)
 
 
-def _project_wm(modules: Sequence[VbaModule]) -> bytes:
+def _project_wm(modules: Sequence[VbaModule], info: ProjectInfo) -> bytes:
     """The PROJECTwm stream (2.3.3): each module name in MBCS and in UTF-16."""
     out = bytearray()
     for module in modules:
-        out += _text(module.name) + b"\0" + _unicode(module.name) + b"\0\0"
+        out += module.name.encode(info.encoding) + b"\0" + _unicode(module.name) + b"\0\0"
     return bytes(out + b"\0\0")
 
 
-def _check_modules(modules: Sequence[VbaModule]) -> None:
+def _check_modules(modules: Sequence[VbaModule], info: ProjectInfo) -> None:
+    try:
+        codecs.lookup(info.encoding)
+    except LookupError as exc:
+        raise ValueError(f"VBA project code page {info.codepage} is not one Python knows") from exc
+    if not info.name or len(info.name) > 128 or not info.name.isidentifier():
+        raise ValueError(f"VBA project name {info.name!r} must be an identifier of 1-128 "
+                         "letters, digits or underscores")
     seen: set[str] = set()
     for module in modules:
         if not module.name or len(module.name) > 31 or not module.name.isidentifier():
@@ -352,25 +385,195 @@ def _check_modules(modules: Sequence[VbaModule]) -> None:
             raise ValueError(f"two VBA modules are named {module.name!r}")
         seen.add(module.name.upper())
         try:
-            _text(module.source)
+            module.name.encode(info.encoding)
+            module.source.encode(info.encoding)
         except UnicodeEncodeError as exc:
             raise ValueError(f"VBA module {module.name!r} has characters outside code page "
-                             f"{CODEPAGE}: {exc}") from exc
+                             f"{info.codepage}: {exc}") from exc
 
 
-def build_vba_project(modules: Sequence[VbaModule]) -> bytes:
-    """The bytes of a ``vbaProject.bin`` holding ``modules`` as source only.
+def build_vba_project(modules: Sequence[VbaModule], info: ProjectInfo | None = None) -> bytes:
+    """The bytes of a ``vbaProject.bin`` holding ``modules`` as source only, with the
+    name, code page and references of ``info`` (default: a new project).
 
     Deterministic: the same modules always give the same bytes (the project ID is
     derived from the modules, the CFB has no timestamps)."""
-    _check_modules(modules)
+    info = info or ProjectInfo()
+    _check_modules(modules, info)
     project_id = _project_id(modules)
     streams = {
-        "PROJECT": _project_stream(modules, project_id),
-        "PROJECTwm": _project_wm(modules),
+        "PROJECT": _project_stream(modules, project_id, info),
+        "PROJECTwm": _project_wm(modules, info),
         "VBA/_VBA_PROJECT": b"\xcc\x61\xff\xff\x00\x01\x00",
-        "VBA/dir": compress(_dir_stream(modules)),
+        "VBA/dir": compress(_dir_stream(modules, info)),
     }
     for module in modules:
-        streams[f"VBA/{module.name}"] = compress(_text(module.source))
+        streams[f"VBA/{module.name}"] = compress(module.source.encode(info.encoding))
     return write_compound_file(streams)
+
+
+# ------------------------------------------------------------------------ reading
+
+MAX_MODULE_BYTES = 16 * 1024 * 1024
+"""The longest module source :func:`read_vba_project` decompresses (real ones: < 1 MB)."""
+
+_REFERENCE_RECORDS = frozenset({0x0016, 0x003E, 0x0033, 0x002F, 0x0030, 0x000D, 0x000E})
+"""``dir`` record IDs of REFERENCENAME, REFERENCEORIGINAL, REFERENCECONTROL,
+REFERENCEREGISTERED and REFERENCEPROJECT (2.3.4.2.2)."""
+
+
+@dataclass(frozen=True)
+class ProjectSource:
+    """What :func:`read_vba_project` finds: the modules with their source (in the
+    project's order), the settings a rebuild carries over, the UserForms (designer
+    modules, whose forms live outside the source and are not read), and
+    ``protection``: why the project may not be rebuilt (``None`` when it may)."""
+
+    modules: tuple[VbaModule, ...]
+    info: ProjectInfo
+    designers: tuple[str, ...]
+    protection: str | None
+
+
+@dataclass
+class _DirModule:
+    name: str
+    stream: str
+    offset: int = 0
+    procedural: bool = False
+
+
+def _dir_records(data: bytes) -> Iterator[tuple[int, bytes, int, int]]:
+    """``(id, payload, start, end)`` of each record of a decompressed ``dir`` stream."""
+    position = 0
+    while position < len(data):
+        if position + 6 > len(data):
+            raise ValueError(f"dir stream: truncated record at byte {position}")
+        record_id, size = struct.unpack_from("<HI", data, position)
+        if record_id == 0x0009:  # PROJECTVERSION: its "size" is Reserved, 6 bytes follow
+            size = 6
+        end = position + 6 + size
+        if end > len(data):
+            raise ValueError(f"dir stream: record 0x{record_id:04X} runs past the end")
+        yield record_id, data[position + 6 : end], position, end
+        if record_id == 0x0010:
+            return
+        position = end
+
+
+def _parse_dir(data: bytes) -> tuple[ProjectInfo, list[_DirModule]]:
+    codepage, name, references = CODEPAGE, PROJECT_NAME, bytearray()
+    modules: list[_DirModule] = []
+    current: _DirModule | None = None
+    in_modules = False
+    for record_id, payload, start, end in _dir_records(data):
+        encoding = f"cp{codepage}"
+        if record_id == 0x0003 and len(payload) == 2:
+            (codepage,) = struct.unpack("<H", payload)
+        elif record_id == 0x0004:
+            name = payload.decode(encoding)
+        elif record_id == 0x000F:
+            in_modules = True
+        elif not in_modules and record_id in _REFERENCE_RECORDS:
+            references += data[start:end]
+        elif record_id == 0x0019:
+            text = payload.decode(encoding)
+            current = _DirModule(text, text)
+        elif current is None:
+            continue
+        elif record_id == 0x0047:
+            current.name = payload.decode("utf-16-le")
+        elif record_id == 0x001A:
+            current.stream = payload.decode(encoding)
+        elif record_id == 0x0032:
+            current.stream = payload.decode("utf-16-le")
+        elif record_id == 0x0031 and len(payload) == 4:
+            (current.offset,) = struct.unpack("<I", payload)
+        elif record_id == 0x0021:
+            current.procedural = True
+        elif record_id == 0x002B:
+            modules.append(current)
+            current = None
+    return ProjectInfo(name, codepage, bytes(references)), modules
+
+
+def _parse_project(text: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Module kinds by name, and the ``CMG``/``DPB``/``GC`` values, from the PROJECT stream."""
+    kinds: dict[str, str] = {}
+    keys: dict[str, str] = {}
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if line.startswith("["):
+            break
+        key, _, value = line.partition("=")
+        if key == "Document":
+            kinds[value.split("/", 1)[0]] = "document"
+        elif key == "Module":
+            kinds[value] = "procedural"
+        elif key == "Class":
+            kinds[value] = "class"
+        elif key == "BaseClass":
+            kinds[value] = "designer"
+        elif key in ("CMG", "DPB", "GC"):
+            keys[key] = value.strip('"')
+    return kinds, keys
+
+
+def _protection(keys: dict[str, str]) -> str | None:
+    """Why the project is protected (2.3.1.15-17), or ``None``."""
+    try:
+        state = decrypt_project_data(keys["CMG"]) if "CMG" in keys else bytes(4)
+        password = decrypt_project_data(keys["DPB"]) if "DPB" in keys else bytes(1)
+        visible = decrypt_project_data(keys["GC"]) if "GC" in keys else b"\xff"
+    except ValueError:
+        return "protected (its protection settings cannot be read)"
+    if visible != b"\xff":
+        return "locked for viewing"
+    if password != bytes(1) or any(state):
+        return "protected with a password"
+    return None
+
+
+def read_vba_project(data: bytes) -> ProjectSource:
+    """Read the source of every module of ``vbaProject.bin`` bytes, with the project's
+    name, code page and references. Raises ``ValueError`` for bytes that are not a
+    readable VBA project. A protected project is read as far as it can be: see
+    :attr:`ProjectSource.protection`."""
+    try:
+        import olefile
+    except ImportError as exc:
+        raise MissingExtra("excel", "Reading the VBA project of an .xlsm (olefile)") from exc
+    try:
+        ole = olefile.OleFileIO(io.BytesIO(data))
+    except Exception as exc:  # olefile raises OSError, or whatever its parser meets
+        raise ValueError(f"not a VBA project (compound file): {exc}") from exc
+    try:
+        if not ole.exists("VBA/dir") or not ole.exists("PROJECT"):
+            raise ValueError("the compound file has no VBA/dir or PROJECT stream")
+        info, entries = _parse_dir(decompress(ole.openstream("VBA/dir").read(), 1024 * 1024))
+        codecs.lookup(info.encoding)
+        kinds, keys = _parse_project(ole.openstream("PROJECT").read().decode(info.encoding,
+                                                                            "replace"))
+        modules: list[VbaModule] = []
+        designers: list[str] = []
+        for entry in entries:
+            kind = kinds.get(entry.name) or ("procedural" if entry.procedural else "class")
+            if kind == "designer":
+                designers.append(entry.name)
+                continue
+            path = f"VBA/{entry.stream}"
+            if not ole.exists(path):
+                raise ValueError(f"module {entry.name!r} has no stream {path}")
+            raw = ole.openstream(path).read()
+            source = decompress(raw[entry.offset :], MAX_MODULE_BYTES).decode(info.encoding)
+            modules.append(VbaModule(entry.name, source,
+                                     "document" if kind == "document" else
+                                     "procedural" if kind == "procedural" else "class"))
+    except ValueError:
+        raise
+    except LookupError as exc:
+        raise ValueError(f"unknown code page: {exc}") from exc
+    except Exception as exc:  # a damaged compound file fails inside olefile in many ways
+        raise ValueError(f"damaged VBA project: {exc}") from exc
+    finally:
+        ole.close()
+    return ProjectSource(tuple(modules), info, tuple(designers), _protection(keys))

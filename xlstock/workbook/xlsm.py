@@ -23,11 +23,14 @@ them) from the file as it was before the save. Both functions are idempotent.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib.util
 import io
 import os
 import posixpath
 import re
+import stat
 import tempfile
 import zipfile
 from collections.abc import Sequence
@@ -98,6 +101,8 @@ CT_CTRL_PROP = "application/vnd.ms-excel.controlproperties+xml"
 
 VBA_PART = "xl/vbaProject.bin"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+_TEMP_SUFFIX = ".xlstock-tmp"
+"""As the openpyxl adapter's temporary files, so that its clean-up removes ours too."""
 _EMU_PER_PIXEL = 9525
 _BUTTON_SHAPETYPE = "_x0000_t201"
 
@@ -152,9 +157,9 @@ def xlstock_vba_source() -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-def vba_modules(sheet_code_names: Sequence[str]) -> list[VbaModule]:
-    """Every module of the generated project: ``ThisWorkbook``, one document module
-    per sheet code name, xlwings (module and ``Dictionary`` class) and xlstock."""
+def own_modules() -> list[VbaModule]:
+    """The modules xlstock puts in (and replaces in) a project: xlwings' module and its
+    ``Dictionary`` class from the installed xlwings, and xlstock's own module."""
     xlwings_text = xlwings_vba_source()
     first = xlwings_text.split("\r\n", 1)[0]
     if first != 'Attribute VB_Name = "xlwings"':
@@ -163,11 +168,19 @@ def vba_modules(sheet_code_names: Sequence[str]) -> list[VbaModule]:
             "this xlwings version is not supported. Reinstall xlwings."
         )
     return [
-        document_module(WORKBOOK_CODE_NAME, "workbook"),
-        *(document_module(name, "worksheet") for name in sheet_code_names),
         VbaModule("xlwings", xlwings_text, "procedural"),
         class_module_from_export(xlwings_dictionary_source()),
         VbaModule(XLSTOCK_MODULE, xlstock_vba_source(), "procedural"),
+    ]
+
+
+def vba_modules(sheet_code_names: Sequence[str]) -> list[VbaModule]:
+    """Every module of the generated project: ``ThisWorkbook``, one document module
+    per sheet code name, xlwings (module and ``Dictionary`` class) and xlstock."""
+    return [
+        document_module(WORKBOOK_CODE_NAME, "workbook"),
+        *(document_module(name, "worksheet") for name in sheet_code_names),
+        *own_modules(),
     ]
 
 
@@ -439,11 +452,31 @@ class _Anchor:
         return corner("from", c1, dx1, r1, dy1) + corner("to", c2, dx2, r2, dy2)
 
 
-def _default_anchor(index: int) -> _Anchor:
+def _default_anchor(index: int, first_column: int) -> _Anchor:
     """Buttons sit in row 1 (the frozen header row stays in view), one column each,
-    right of the template's columns with one empty column between."""
-    column = len(STOCK_HEADERS) + 1 + index
+    from the 0-based ``first_column`` on."""
+    column = first_column + index
     return _Anchor((column, 4, 0, 2, column + 1, 0, 1, 0))
+
+
+def _column_number(letters: str) -> int:
+    number = 0
+    for letter in letters.upper():
+        number = number * 26 + ord(letter) - ord("A") + 1
+    return number
+
+
+def _first_free_column(sheet_xml: str) -> int:
+    """The 0-based column for the first button: right of the last header cell in row 1
+    (the template's columns and the merchant's own), with one empty column between."""
+    row = re.search(r"<row\b[^>]*?\sr=\"1\"[^>]*?(?:/>|>(.*?)</row>)", sheet_xml, re.S)
+    last = 0
+    for cell in re.finditer(r"<c\b([^>]*?)(?:/>|>(.*?)</c>)", (row and row.group(1)) or "", re.S):
+        reference = _attribute(cell.group(1), "r")
+        letters = re.match(r"[A-Za-z]{1,3}", reference or "")
+        if letters and re.search(r"<(?:v|is|f)\b", cell.group(2) or ""):
+            last = max(last, _column_number(letters.group(0)))
+    return (last or len(STOCK_HEADERS)) + 1
 
 
 def _macro_of(formula: str) -> str:
@@ -572,6 +605,7 @@ def _apply_buttons(package: _Package, donor_shapes: dict[str, Element] | None = 
         rel_id = package.add_rel(sheet, REL_VML, vml_part)
         xml = _insert_sheet_child(xml, "legacyDrawing", f'<legacyDrawing r:id="{rel_id}"/>')
 
+    first_column = _first_free_column(xml)
     vml_root = _parse_vml(package, vml_part)
     present = _button_shapes(vml_root)
     numbers = {n for s in vml_root.iter(f"{{{V_NS}}}shape") if (n := _shape_number(s))}
@@ -582,7 +616,8 @@ def _apply_buttons(package: _Package, donor_shapes: dict[str, Element] | None = 
         if button.macro in present:
             continue
         donor = (donor_shapes or {}).get(button.macro)
-        anchor = (_shape_anchor(donor) if donor is not None else None) or _default_anchor(index)
+        anchor = ((_shape_anchor(donor) if donor is not None else None)
+                  or _default_anchor(index, first_column))
         missing_xml.append(_button_shape_xml(button, next_number, anchor, z_index))
         next_number += 1
         z_index += 1
@@ -604,7 +639,7 @@ def _apply_buttons(package: _Package, donor_shapes: dict[str, Element] | None = 
         vml_root = _parse_vml(package, vml_part)
         present = _button_shapes(vml_root)
 
-    xml = _apply_controls(package, sheet, xml, present, label)
+    xml = _apply_controls(package, sheet, xml, present, label, first_column)
     package.parts[sheet] = xml.encode()
 
 
@@ -640,7 +675,7 @@ def _remove_rel(package: _Package, part: str, rel_id: str) -> None:
 
 
 def _apply_controls(package: _Package, sheet: str, xml: str, shapes: dict[str, Element],
-                    label: str) -> str:
+                    label: str, first_column: int) -> str:
     """The sheet's ``<controls>`` with one Form Control entry (and ctrlProp part) per
     button shape; entries of other controls are kept as they were, stale entries of
     our buttons (and their ctrlProp parts) are replaced."""
@@ -667,7 +702,7 @@ def _apply_controls(package: _Package, sheet: str, xml: str, shapes: dict[str, E
         if shape is None:
             continue
         number = _shape_number(shape)
-        anchor = _shape_anchor(shape) or _default_anchor(index)
+        anchor = _shape_anchor(shape) or _default_anchor(index, first_column)
         ctrl_part = package.new_name("xl/ctrlProps/ctrlProp{}.xml")
         package.parts[ctrl_part] = _CTRL_PROP_XML
         rel_id = package.add_rel(sheet, REL_CTRL_PROP, ctrl_part)
@@ -789,11 +824,13 @@ def _read(source: str | os.PathLike[str] | bytes, label: str) -> bytes:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, so that
-    a failure leaves ``path`` as it was."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder (flushed
+    to the disk, then renamed over ``path``), so that a failure leaves ``path`` as it
+    was. A file replaced keeps its permissions."""
     folder = path.parent if str(path.parent) else Path(".")
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX,
+                                             dir=folder)
     except OSError as exc:
         raise WorkbookError(f"Cannot write {path}: {exc.strerror}") from exc
     try:
@@ -801,9 +838,16 @@ def _write_atomic(path: Path, data: bytes) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        with contextlib.suppress(OSError):
+            os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
         os.replace(temporary, path)
-    except OSError as exc:
+    except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise WorkbookError(f"Cannot write {path}: the disk is full ({path.name} is "
+                                "unchanged); free some space and try again") from exc
         raise WorkbookError(
             f"Cannot write {path}: {exc.strerror}. If the file is open in Excel, close it "
             "and try again."
