@@ -84,6 +84,15 @@ def test_shop_add_with_a_bad_url_exits_2(tmp_path):
     assert "write it like https://shop.example" in result.output
 
 
+def test_shop_add_errors_read_like_every_other_command(tmp_path):
+    result = CliRunner().invoke(shop_group, ["add", "https://s.example", "--db",
+                                             str(tmp_path / "shop.db"), "--catalogue",
+                                             str(tmp_path / "missing.csv")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("xlstock: cannot read the catalogue "), result.stderr
+    assert "Error:" not in result.output
+
+
 @pytest.mark.parametrize("command", [serve_command, shop_group.commands["add"]])
 def test_commands_have_help_with_an_example(command):
     result = CliRunner().invoke(command, ["--help"])
@@ -151,7 +160,7 @@ def test_serve_on_a_busy_port_says_so(stock_service, tmp_path):
     result = run_python(SERVE, "--db", str(tmp_path / "s.db"), "--port",
                         str(stock_service.port))
     assert result.returncode == 2
-    assert f"cannot listen on 127.0.0.1:{stock_service.port}" in result.stderr
+    assert result.stderr.startswith(f"xlstock: cannot listen on 127.0.0.1:{stock_service.port}")
 
 
 BLOCK_WEB = (

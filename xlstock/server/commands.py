@@ -25,9 +25,17 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _XlstockFailure(click.ClickException):
+    """A click error shown as every other xlstock command shows its errors:
+    ``xlstock: <message>`` on stderr."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"xlstock: {self.format_message()}", file=file, err=True)
+
+
 def click_error(error: XlstockError) -> click.ClickException:
-    """``error`` as a click error: its message after ``Error:``, its exit status."""
-    kind = type("XlstockFailure", (click.ClickException,), {"exit_code": error.exit_code})
+    """``error`` as a click error: ``xlstock: <message>`` on stderr, its exit status."""
+    kind = type("XlstockFailure", (_XlstockFailure,), {"exit_code": error.exit_code})
     failure: click.ClickException = kind(str(error))
     return failure
 
