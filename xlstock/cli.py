@@ -33,8 +33,20 @@ def reports_errors(func: F) -> F:
         except XlstockError as error:
             click.echo(f"xlstock: {error}", err=True)
             sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            if sys.stderr.isatty():
+                click.echo(err=True)
+            click.echo(f"xlstock: {INTERRUPTED}", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
+
+
+EXIT_INTERRUPTED = 130
+INTERRUPTED = (
+    "stopped by Ctrl-C. The workbook is as it was or completely saved; a publish that "
+    "was under way is finished by the next `xlstock publish`, which sends nothing twice"
+)
 
 
 class Progress:
@@ -145,6 +157,31 @@ def new(path: str, service_url: str | None, shop_url: str | None, force: bool) -
 
         build_workbook(target, service_url=service_url, shop_url=shop_url)
     click.echo(f"Created {target}. Next: xlstock sync {target}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--out", metavar="OUT", type=click.Path(dir_okay=False),
+              help="Write to OUT (.xlsm) instead (default: PATH with .xlsm for an .xlsx, "
+                   "PATH itself for an .xlsm).")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@reports_errors
+def buttons(path: str, out: str | None, force: bool) -> None:
+    """Add the Excel buttons to a workbook, or bring an .xlsm's up to date.
+
+    An .xlsx becomes an .xlsm with the Sync, Preview and Publish buttons; every sheet,
+    value and format is kept. An .xlsm gets the installed xlwings' VBA module (run it
+    after upgrading xlwings) and any missing button; your own macros are kept.
+
+    \b
+    Example:
+      xlstock buttons stock.xlsx      # writes stock.xlsm
+      xlstock buttons stock.xlsm      # after pip install --upgrade xlwings
+    """
+    from xlstock.workbook.xlsm import install_buttons
+
+    for line in install_buttons(path, out, force=force).lines():
+        click.echo(line)
 
 
 def _workbook_command(func: F) -> F:

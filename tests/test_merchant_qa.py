@@ -1,0 +1,41 @@
+"""Regressions from a merchant's QA pass over the command line: what a merchant sees
+when they interrupt a run, mistype the shop or misread a message."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from xlstock.cli import main
+
+
+def test_ctrl_c_during_sync_says_what_state_things_are_in(tmp_path: Path) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        service = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        workbook = tmp_path / "stock.xlsx"
+        made = CliRunner().invoke(main, ["new", str(workbook), "--service", service,
+                                         "--shop", "https://shop.example"])
+        assert made.exit_code == 0, made.output
+        before = workbook.read_bytes()
+        env = {**os.environ, "XLSTOCK_TOKEN": "xls_test"}
+        with subprocess.Popen([sys.executable, "-m", "xlstock", "sync", str(workbook)],
+                              stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=env) as run:
+            assert run.stderr is not None
+            for line in run.stderr:
+                if "Reading the live levels" in line:
+                    break
+            run.send_signal(signal.SIGINT)
+            _, stderr = run.communicate(timeout=30)
+    assert run.returncode == 130
+    assert stderr.startswith("xlstock: stopped by Ctrl-C. The workbook is as it was"), stderr
+    assert "Traceback" not in stderr and "Aborted!" not in stderr
+    assert workbook.read_bytes() == before
