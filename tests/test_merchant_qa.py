@@ -39,3 +39,20 @@ def test_ctrl_c_during_sync_says_what_state_things_are_in(tmp_path: Path) -> Non
     assert stderr.startswith("xlstock: stopped by Ctrl-C. The workbook is as it was"), stderr
     assert "Traceback" not in stderr and "Aborted!" not in stderr
     assert workbook.read_bytes() == before
+
+
+def test_a_typo_in_the_shop_url_is_named_and_not_registered(stock_service, shop_factory,
+                                                            tmp_path: Path) -> None:
+    shop, token = shop_factory()
+    typo = shop.replace("https://", "https://x")
+    workbook = tmp_path / "stock.xlsx"
+    runner = CliRunner()
+    made = runner.invoke(main, ["new", str(workbook), "--service", stock_service.url,
+                                "--shop", typo])
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(main, ["sync", str(workbook), "-q"], env={"XLSTOCK_TOKEN": token})
+    assert result.exit_code == 4
+    assert f"this API token is for the shop {shop}, not {typo}" in result.stderr
+    assert "Register the shop, then try again" not in result.stderr
+    assert f"Check the shop URL {typo}, or use the token of that shop" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -82,12 +82,15 @@ def test_unknown_token_is_401_on_every_private_endpoint(api):
 
 
 def test_shop_not_registered_for_the_token_is_403_saying_how_to_register(api):
+    own_shop = api.shop
     api.shop = "https://never-registered.example/"
     answer = api.get("/v1/stock")
     assert answer.status_code == 403
     error = error_of(answer)
     assert error["code"] == "shop_not_registered"
     assert "xlstock shop add https://never-registered.example" in error["message"]
+    assert error["message"].startswith(
+        f"this API token is for the shop {own_shop}, not https://never-registered.example")
 
 
 def test_another_shops_token_is_403(api, shop_factory):

@@ -919,7 +919,7 @@ class StockService:
             )
         if status == 403:
             if "xlstock shop add" in message:
-                return "Register the shop, then try again"
+                return f"Check the shop URL {self.shop_url}, or use the token of that shop"
             return f"Ask the shop to register: xlstock shop add {self.shop_url} --db FILE"
         if status == 404:
             return "Check the Stock service setting (the service's base address) and Shop URL"

@@ -161,8 +161,9 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
                  "'xlstock shop add <shop URL> --db FILE' printed", **challenge)
         shop = shop_parameter()
         if token_shop != shop:
-            fail(403, f"the shop {shop} is not registered for this API token; register it "
-                 f"with: xlstock shop add {shop} --db FILE, and use the token it prints")
+            fail(403, f"this API token is for the shop {token_shop}, not {shop}: check the "
+                 f"shop's address for a typing slip, or register {shop} with: xlstock shop "
+                 f"add {shop} --db FILE, and use the token it prints")
         return shop
 
     def idempotency_key(*, required: bool) -> str | None:
