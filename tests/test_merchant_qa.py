@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+from shopkit import Shop
 
+from xlstock.actions import units_moved
 from xlstock.cli import main
 
 
@@ -56,3 +58,23 @@ def test_a_typo_in_the_shop_url_is_named_and_not_registered(stock_service, shop_
     assert "Register the shop, then try again" not in result.stderr
     assert f"Check the shop URL {typo}, or use the token of that shop" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_units_moved_leaves_out_a_side_that_is_zero() -> None:
+    assert units_moved(12, 6) == "+12 / -6 units"
+    assert units_moved(3, 0) == "+3 units"
+    assert units_moved(0, 4) == "-4 units"
+    assert units_moved(0, 0) == "0 units"
+
+
+def test_a_delivery_alone_reports_its_units_without_a_minus_zero(stock_service,
+                                                                 tmp_path: Path) -> None:
+    shop = Shop(stock_service, tmp_path)
+    shop.new()
+    shop.run("sync", str(shop.workbook), "-q")
+    shop.edit(**{"A-1": {"Received": 3}})
+    previewed = shop.run("preview", str(shop.workbook), "-q")
+    assert "Publish would change 1 row(s): +3 units." in previewed.stdout
+    published = shop.run("publish", str(shop.workbook), "-q")
+    assert f"Published 1 change(s) to {shop.url}: +3 units." in published.stdout
+    assert "-0" not in previewed.stdout + published.stdout

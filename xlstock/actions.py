@@ -113,6 +113,12 @@ class PublishSummary:
         return "\n".join(lines)
 
 
+def units_moved(added: int, removed: int) -> str:
+    """``+12 / -6 units``; a side that is zero is left out (``+3 units``, not ``+3 / -0``)."""
+    parts = ([f"+{added}"] if added else []) + ([f"-{removed}"] if removed else [])
+    return " / ".join(parts or ["0"]) + " units"
+
+
 def _noop(message: str, fraction: float | None) -> None:
     return None
 
@@ -549,8 +555,8 @@ def preview(
     lines = [recovered] if recovered else []
     if plan.ok:
         summary = (
-            f"Publish would change {len(plan.changed)} row(s): +{plan.units_added} / "
-            f"-{plan.units_removed} units"
+            f"Publish would change {len(plan.changed)} row(s): "
+            f"{units_moved(plan.units_added, plan.units_removed)}"
             + (f", after {plan.online_sales} unit(s) sold online since Sync." if
                plan.online_sales else ".")
         )
@@ -629,7 +635,7 @@ def publish(
             return Report(
                 "publish",
                 f"Published {len(plan.changed)} change(s) to {sheet.settings.shop_url}: "
-                f"+{plan.units_added} / -{plan.units_removed} units.",
+                f"{units_moved(plan.units_added, plan.units_removed)}.",
                 lines, EXIT_OK, _plan_table(plan),
             )
         error = ConflictError(
