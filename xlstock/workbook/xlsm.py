@@ -46,10 +46,12 @@ from xlstock.errors import MissingExtra, UsageError, WorkbookError
 from xlstock.workbook.base import STOCK_SHEET
 from xlstock.workbook.layout import STOCK_HEADERS
 from xlstock.workbook.ovba import (
+    ProjectSource,
     VbaModule,
     build_vba_project,
     class_module_from_export,
     document_module,
+    read_vba_project,
 )
 
 
@@ -329,7 +331,8 @@ class _Package:
                 return part
         raise WorkbookError(
             f"{self.label} has no worksheet named {sheet_name!r}; the buttons go on sheet "
-            f"{sheet_name!r}. Start from a workbook made by 'xlstock new'."
+            f"{sheet_name!r}. Rename the sheet that holds your stock to {sheet_name!r}, or "
+            "start from a workbook made by 'xlstock new'."
         )
 
 
@@ -991,6 +994,235 @@ def _foreign_controls(package: _Package) -> list[str]:
                 if kind != "Note" and id(shape) not in ours and name not in sheets:
                     sheets.append(name)
     return sheets
+
+
+# ------------------------------------------------------------- xlstock buttons
+
+
+@dataclass(frozen=True)
+class ButtonsReport:
+    """What :func:`install_buttons` did to ``path``: one line per change (empty when
+    the workbook was up to date and left as it was), and the merchant's own modules
+    that were kept."""
+
+    path: Path
+    changes: tuple[str, ...]
+    kept: tuple[str, ...]
+
+    @property
+    def written(self) -> bool:
+        """Whether ``path`` was written."""
+        return bool(self.changes)
+
+    def lines(self) -> list[str]:
+        """The report for the merchant."""
+        lines = list(self.changes)
+        if self.kept:
+            lines.append("kept your modules: " + ", ".join(self.kept))
+        if self.written:
+            lines.append(f"Wrote {self.path}. Open it in Excel and enable macros (Enable "
+                         "Content) to use the Sync, Preview and Publish buttons.")
+        else:
+            version = _module_version(xlwings_vba_source()) or "installed"
+            lines.append(f"{self.path} is up to date (xlwings module {version}, buttons in "
+                         "place); nothing to change.")
+        return lines
+
+
+def _module_version(source: str) -> str | None:
+    match = re.search(r"^'Version: *(\S+)", source, re.M)
+    return match.group(1) if match else None
+
+
+def _has_code(module: VbaModule) -> bool:
+    return any(line.strip() and not line.startswith("Attribute ")
+               for line in module.source.splitlines())
+
+
+def _describe(old: VbaModule | None, new: VbaModule) -> list[str]:
+    if old is not None and old.source == new.source:
+        return []
+    if new.name == "xlwings":
+        version = _module_version(new.source)
+        if old is None:
+            return [f"xlwings module {version} added"]
+        before = _module_version(old.source) or "(no version line)"
+        if before == version:
+            return [f"xlwings module {version} replaced by the installed copy"]
+        return [f"xlwings module {before} -> {version}"]
+    what = "xlstock module" if new.name == XLSTOCK_MODULE else f"{new.name} class (xlwings)"
+    return [f"{what} {'added' if old is None else 'updated'}"]
+
+
+def _existing_project(package: _Package) -> ProjectSource | None:
+    data = package.parts.get(VBA_PART)
+    if data is None:
+        return None
+    label = package.label
+    try:
+        project = read_vba_project(data)
+    except ValueError as exc:
+        raise WorkbookError(
+            f"{label}: its VBA project ({VBA_PART}) cannot be read ({exc}); open the workbook "
+            "in Excel, save it, and try again"
+        ) from exc
+    if project.protection:
+        raise WorkbookError(
+            f"{label}: its VBA project is {project.protection}, so xlstock cannot read your "
+            "macros to keep them. In Excel, open the VBA editor (Alt+F11; on a Mac, Tools > "
+            "Macro > Visual Basic Editor), Tools > VBAProject Properties > Protection: untick "
+            "'Lock project for viewing', clear both password boxes, OK; save and close the "
+            "workbook, run xlstock buttons again, then protect the project again if you wish"
+        )
+    if project.designers:
+        raise WorkbookError(
+            f"{label}: its VBA project has UserForms ({', '.join(project.designers)}), which "
+            "xlstock cannot rebuild. In the VBA editor, right-click each form > Export File, "
+            "then Remove it; save, run xlstock buttons again, and import the forms back "
+            "(File > Import File)"
+        )
+    return project
+
+
+def _merged_modules(package: _Package, existing: ProjectSource | None, book_code: str,
+                    sheet_codes: Sequence[str]) -> tuple[list[VbaModule], list[str], list[str]]:
+    """The refreshed project's modules, the changes, and the merchant's modules kept:
+    document modules kept (code included) or added for sheets that have none, xlwings'
+    and xlstock's modules replaced by the current ones (or added), every other module
+    kept as it is, all in the project's order."""
+    old = list(existing.modules) if existing is not None else []
+    documents = {m.name.casefold(): m for m in old if m.kind == "document"}
+    modules: list[VbaModule] = []
+    changes: list[str] = []
+    kept: list[str] = []
+    sheet_names = [name for name, _ in package.sheets()]
+    places = [(book_code, "workbook", None), *((code, "worksheet", name) for code, name
+                                              in zip(sheet_codes, sheet_names, strict=True))]
+    for code, base, sheet_name in places:
+        found = documents.pop(code.casefold(), None)
+        if found is None:
+            found = document_module(code, "workbook" if base == "workbook" else "worksheet")
+            if existing is not None:
+                changes.append(f"module {code} added for "
+                               + (f"sheet {sheet_name!r}" if sheet_name else "the workbook"))
+        elif _has_code(found):
+            kept.append(found.name)
+        modules.append(found)
+    orphans = [m.name for m in documents.values() if _has_code(m)]
+    if orphans:
+        raise WorkbookError(
+            f"{package.label}: the VBA project has code in {', '.join(orphans)}, the module of "
+            "a sheet that is no longer in the workbook; in the VBA editor, move that code into "
+            "a standard module (Insert > Module), save, and try again"
+        )
+    own = {m.name.casefold(): m for m in own_modules()}
+    for module in old:
+        if module.kind == "document":
+            continue
+        replacement = own.pop(module.name.casefold(), None)
+        if replacement is None:
+            modules.append(module)
+            kept.append(module.name)
+        else:
+            modules.append(replacement)
+            changes += _describe(module, replacement)
+    for module in own.values():
+        modules.append(module)
+        changes += _describe(None, module)
+    return modules, changes, kept
+
+
+def _buttons_in_place(package: _Package, sheet: str) -> set[str]:
+    """Labels of our buttons that have both their shape and their control entry."""
+    controls = set(re.findall(r"<control\b[^>]*?\sshapeId=\"(\d+)\"", package.text(sheet)))
+    found: set[str] = set()
+    for rel in package.rels(sheet):
+        part = package.resolve(sheet, rel["Target"])
+        if rel.get("Type") == REL_VML and part in package.parts:
+            for macro, shape in _button_shapes(_parse_vml(package, part)).items():
+                if str(_shape_number(shape)) in controls:
+                    found.add(macro)
+    return {button.label for button in BUTTONS if button.macro in found}
+
+
+def refreshed_macro_workbook(data: bytes, label: str) -> tuple[bytes, list[str], list[str]]:
+    """The ``.xlsm`` bytes for the workbook ``data`` (an ``.xlsx`` or an ``.xlsm``),
+    with the changes made and the merchant's modules kept.
+
+    The VBA project is rebuilt from source: the installed xlwings' module and
+    ``Dictionary`` class and xlstock's module replace the ones there (or are added);
+    every other module, the project's name, code page and references are kept. The
+    three buttons are added to sheet Stock where missing. Every other part of the
+    package is kept as it is. Deterministic, and a second pass changes nothing."""
+    package = _Package(data, label)
+    stock = package.sheet_part(STOCK_SHEET)
+    buttons_before = _buttons_in_place(package, stock)
+    existing = _existing_project(package)
+    book_code, sheet_codes = _apply_code_names(package)
+    modules, changes, kept = _merged_modules(package, existing, book_code, sheet_codes)
+    try:
+        project = build_vba_project(modules, existing.info if existing else None)
+    except ValueError as exc:
+        raise WorkbookError(
+            f"{label}: the VBA project cannot be rebuilt ({exc}); fix that module in Excel's "
+            "VBA editor, save, and try again"
+        ) from exc
+    _apply_vba(package, project)
+    _apply_buttons(package)
+    missing = [button.label for button in BUTTONS if button.label not in buttons_before]
+    if missing:
+        changes.append("buttons added: " + ", ".join(missing))
+    return package.to_bytes(), changes, kept
+
+
+def install_buttons(path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
+                    *, force: bool = False) -> ButtonsReport:
+    """``xlstock buttons PATH [--out OUT]``: give an ``.xlsx`` the Excel buttons (written
+    as ``OUT``, by default ``PATH`` with ``.xlsm``), or bring an ``.xlsm``'s xlwings and
+    xlstock modules up to date and put back missing buttons (in place, or as ``OUT``).
+    See :func:`refreshed_macro_workbook`. An up-to-date ``.xlsm`` is left untouched.
+
+    The target is locked against other xlstock runs and refused while Excel has it
+    open; it is replaced atomically, so that a failure leaves it as it was."""
+    from xlstock.workbook import safety
+    from xlstock.workbook.openpyxl_adapter import _refuse_if_open_in_excel, _RunLock
+
+    source = Path(path)
+    suffix = source.suffix.lower()
+    if suffix in (".xlsb", ".xls"):
+        raise UsageError(
+            f"{path} is a binary Excel workbook ({suffix}), which xlstock cannot edit: open it "
+            "in Excel, File > Save As > Excel Macro-Enabled Workbook (*.xlsm), then run: "
+            f"xlstock buttons {source.with_suffix('.xlsm')}"
+        )
+    if suffix not in (".xlsx", ".xlsm"):
+        raise UsageError(f"{path}: name an .xlsx workbook (to get a copy with the buttons) or "
+                         "an .xlsm (to bring its buttons and xlwings module up to date)")
+    if not source.is_file():
+        raise UsageError(f"{path}: no such workbook; create one with "
+                         f"`xlstock new {source.with_suffix('.xlsm')}`")
+    target = Path(out) if out is not None else (
+        source if suffix == ".xlsm" else source.with_suffix(".xlsm"))
+    if target.suffix.lower() != ".xlsm":
+        raise UsageError(f"--out {target}: a workbook with macros must be named .xlsm")
+    in_place = target.exists() and os.path.samefile(source, target)
+    if target.exists() and not in_place and not force:
+        raise UsageError(f"{target} exists already; pick another name with --out, or add "
+                         "--force to replace it")
+    real = Path(os.path.realpath(target))
+    _refuse_if_open_in_excel(real, str(target))
+    lock = _RunLock(real, str(target))
+    lock.acquire()
+    try:
+        data, _ = safety.read_checked(source)
+        result, changes, kept = refreshed_macro_workbook(data, str(path))
+        if not in_place and not changes:
+            changes = [f"copied {path} with its buttons and modules up to date"]
+        if changes:
+            _write_atomic(real, result)
+    finally:
+        lock.release()
+    return ButtonsReport(target, tuple(changes), tuple(kept))
 
 
 KEEPER_NAME = "xlsm"
