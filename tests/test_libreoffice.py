@@ -20,9 +20,15 @@ from typing import Any
 import openpyxl
 import pytest
 from openpyxl.comments import Comment
+from vba_craft import old_macro_workbook
 
 from xlstock.workbook.layout import STOCK_HEADERS
-from xlstock.workbook.xlsm import BUTTONS, carry_over_xlsm_parts, write_macro_workbook
+from xlstock.workbook.xlsm import (
+    BUTTONS,
+    carry_over_xlsm_parts,
+    install_buttons,
+    write_macro_workbook,
+)
 
 pytestmark = pytest.mark.libreoffice
 
@@ -171,12 +177,12 @@ def _open_in_libreoffice(tmp_path: Path, *documents: Path) -> list[dict[str, Any
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def _check(found: dict[str, Any]) -> None:
+def _check(found: dict[str, Any], *, own: tuple[str, ...] = ()) -> None:
     assert "VBAProject" in found["libraries"]
     modules = found["modules"]
     code_names = found["code_names"]
     assert set(modules) == {"ThisWorkbook", *code_names.values(), "xlwings", "Dictionary",
-                            "xlstock"}
+                            "xlstock", *own}
     for name, source in modules.items():
         assert "Option VBASupport 1" in source, name
     version = importlib.metadata.version("xlwings")
@@ -200,6 +206,8 @@ def _check(found: dict[str, Any]) -> None:
 
 
 def test_libreoffice_finds_the_modules_and_the_bound_buttons(tmp_path: Path) -> None:
+    """A fresh workbook, the same after an openpyxl save, and one made with an older
+    xlwings and refreshed by ``xlstock buttons``, in one LibreOffice session."""
     fresh = tmp_path / "stock.xlsm"
     write_macro_workbook(_workbook(tmp_path / "stock.xlsx"), fresh)
 
@@ -209,7 +217,13 @@ def test_libreoffice_finds_the_modules_and_the_bound_buttons(tmp_path: Path) -> 
     wb.save(saved)
     carry_over_xlsm_parts(fresh, saved)
 
-    first, after_save = _open_in_libreoffice(tmp_path, fresh, saved)
+    refreshed = old_macro_workbook(tmp_path / "stock.xlsx", tmp_path / "old.xlsm")
+    assert install_buttons(refreshed).written
+
+    first, after_save, after_refresh = _open_in_libreoffice(tmp_path, fresh, saved, refreshed)
     _check(first)
     _check(after_save)
     assert after_save["code_names"] == first["code_names"]
+    _check(after_refresh, own=("Module1",))
+    assert "Public Sub Report()" in after_refresh["modules"]["Module1"]
+    assert "Private Sub Workbook_Open()" in after_refresh["modules"]["ThisWorkbook"]
