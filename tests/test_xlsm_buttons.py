@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import importlib.metadata
 import io
+import random
 import re
 import warnings
 from pathlib import Path
@@ -372,3 +373,33 @@ def test_a_rebuilt_project_keeps_its_name_and_code_page() -> None:
     assert project.info == ProjectInfo(name="Shop", codepage=1251)
     assert project.modules == (module,)
     assert build_vba_project(project.modules, project.info) == data
+
+
+def test_a_damaged_project_is_refused_as_such() -> None:
+    """Truncated or scribbled-on projects (Excel's and ours) raise ValueError, which the
+    command turns into 'cannot be read', never another exception."""
+    rng = random.Random(20261127)
+    originals = [parts_of(QUICKSTART)[VBA_PART],
+                 build_vba_project([VbaModule("Module1", MODULE1)])]
+    for original in originals:
+        for case in range(80):
+            data = bytearray(original)
+            if case % 4 == 0:
+                del data[rng.randrange(len(data)):]
+            else:
+                for _ in range(rng.randrange(1, 20)):
+                    data[rng.randrange(len(data))] = rng.randrange(256)
+            try:
+                read_vba_project(bytes(data))
+            except ValueError:
+                pass
+
+
+def test_a_workbook_with_a_damaged_project_is_left_alone(old_xlsm: Path) -> None:
+    parts = parts_of(old_xlsm)
+    parts[VBA_PART] = parts[VBA_PART][:1500]
+    write_parts(old_xlsm, parts)
+    before = old_xlsm.read_bytes()
+    code, output = _run(str(old_xlsm))
+    assert code == 1 and "its VBA project (xl/vbaProject.bin) cannot be read" in output
+    assert old_xlsm.read_bytes() == before

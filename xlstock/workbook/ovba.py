@@ -279,7 +279,11 @@ class ProjectInfo:
     @property
     def encoding(self) -> str:
         """The Python codec of :attr:`codepage`."""
-        return f"cp{self.codepage}"
+        return _CODECS.get(self.codepage, f"cp{self.codepage}")
+
+
+_CODECS = {10000: "mac_roman", 65001: "utf-8"}
+"""Code pages whose Python codec is not ``cp<number>`` (Excel for Mac's Mac Roman)."""
 
 
 def _record(record_id: int, payload: bytes) -> bytes:
