@@ -141,3 +141,34 @@ def test_module_entry_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert target.read_bytes() == workbook_bytes()
     assert main([]) == 2
     assert not [p for p in tmp_path.iterdir() if p.name != "made.xlsx"]
+
+
+def test_every_font_is_named_so_headers_do_not_fall_back_to_a_serif(template) -> None:
+    for sheet in (template[STOCK_SHEET], template[SETTINGS_SHEET], template[LOG_SHEET],
+                  template[HOWTO_SHEET]):
+        for row in sheet.iter_rows():
+            for cell in row:
+                if cell.value is not None:
+                    assert cell.font.name == "Calibri", (sheet.title, cell.coordinate)
+
+
+def test_sheets_print_one_page_wide_with_the_header_on_every_page(template) -> None:
+    for name in (STOCK_SHEET, SETTINGS_SHEET, LOG_SHEET, HOWTO_SHEET):
+        sheet = template[name]
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage, name
+        assert (sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight) == (1, 0), name
+    for name in (STOCK_SHEET, LOG_SHEET):
+        assert template[name].page_setup.orientation == "landscape"
+        assert template[name].print_title_rows == "$1:$1"
+
+
+def test_howto_rows_are_tall_enough_for_their_wrapped_text(template) -> None:
+    howto = template[HOWTO_SHEET]
+    width = howto.column_dimensions["A"].width
+    assert width <= 80  # fits a portrait A4 or Letter page at 100%
+    for row in howto.iter_rows():
+        cell = row[0]
+        if cell.value is None:
+            continue
+        lines = -(-len(cell.value) // int(width * 1.15))  # ~95 fit at width 75 in LibreOffice
+        assert howto.row_dimensions[cell.row].height >= lines * 14, cell.coordinate

@@ -21,6 +21,7 @@ from openpyxl import Workbook
 from openpyxl.formatting.rule import FormulaRule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.writer.excel import ExcelWriter
 
@@ -37,7 +38,10 @@ _LAST_ROW = 1_048_576
 _SHOP_FILL = PatternFill("solid", start_color="FF1F4E78", end_color="FF1F4E78")
 _MERCHANT_FILL = PatternFill("solid", start_color="FF548235", end_color="FF548235")
 _TOOL_FILL = PatternFill("solid", start_color="FF595959", end_color="FF595959")
-_HEADER_FONT = Font(bold=True, color="FFFFFFFF")
+# Every font names Calibri 11 (the workbook's body font): a font with no name falls back
+# to the application's default (a serif in LibreOffice), so headers looked foreign.
+_FONT = "Calibri"
+_HEADER_FONT = Font(name=_FONT, sz=11, bold=True, color="FFFFFFFF")
 _PENDING_COLOUR = "FFFFF2CC"
 _LOW_COLOUR = "FFF8CBAD"
 _PROBLEM_COLOUR = "FFFFC7CE"
@@ -59,6 +63,13 @@ _NUMBER_FORMATS = {
     layout.SKU: "@", layout.ONLINE: "0", layout.RECEIVED: "0", layout.NEW_LEVEL: "0",
     layout.CHANGE: "+0;-0;0", layout.LOW_AT: "0",
 }
+
+
+# Sheet How to fits a portrait A4 or Letter page; each row carries the height of its
+# wrapped text (LibreOffice does not grow a row to fit when it opens the file).
+_HOWTO_WIDTH = 75
+_HOWTO_CHARS_PER_LINE = 80
+_HOWTO_SIZES = {"title": 14, "heading": 12}
 
 HOWTO_LINES: tuple[tuple[str, str | None], ...] = (
     ("How to keep your shop's stock in this workbook", "title"),
@@ -165,6 +176,7 @@ def _stock_sheet(sheet: Worksheet) -> None:
     for header, number_format in _NUMBER_FORMATS.items():
         sheet.column_dimensions[letter[header]].number_format = number_format
     sheet.freeze_panes = "B2"
+    _print_setup(sheet, landscape=True, title_row=True)
 
     def whole_column(header: str) -> str:
         return f"{letter[header]}2:{letter[header]}{_LAST_ROW}"
@@ -233,7 +245,7 @@ def _settings_sheet(sheet: Worksheet, service_url: str | None, shop_url: str | N
     }
     for row, label in enumerate(layout.SETTING_LABELS, start=1):
         label_cell = sheet.cell(row=row, column=1, value=label)
-        label_cell.font = Font(bold=True)
+        label_cell.font = Font(name=_FONT, sz=11, bold=True)
         value = values.get(label)
         if value is not None:
             cell = sheet.cell(row=row, column=2)
@@ -249,14 +261,15 @@ def _settings_sheet(sheet: Worksheet, service_url: str | None, shop_url: str | N
     policy.add(f"B{policy_row}")
     sheet.add_data_validation(policy)
     note_row = len(layout.SETTING_LABELS) + 2
-    note = sheet.cell(
-        row=note_row, column=1,
-        value="No token or password is stored in this workbook: xlstock reads the token "
-              "from XLSTOCK_TOKEN or the system keyring.",
-    )
-    note.font = Font(italic=True, color="FF595959")
+    for offset, line in enumerate((  # two lines that fit columns A and B, on screen and paper
+        "No token or password is stored in this workbook:",
+        "xlstock reads the token from XLSTOCK_TOKEN or the system keyring.",
+    )):
+        note = sheet.cell(row=note_row + offset, column=1, value=line)
+        note.font = Font(name=_FONT, sz=11, italic=True, color="FF595959")
     sheet.column_dimensions["A"].width = 18
     sheet.column_dimensions["B"].width = 44
+    _print_setup(sheet)
 
 
 def _log_sheet(sheet: Worksheet) -> None:
@@ -264,6 +277,7 @@ def _log_sheet(sheet: Worksheet) -> None:
     for index, width in enumerate((20, 10, 16, 13, 10, 60)):
         sheet.column_dimensions[chr(ord("A") + index)].width = width
     sheet.freeze_panes = "A2"
+    _print_setup(sheet, landscape=True, title_row=True)
 
 
 def _howto_sheet(sheet: Worksheet) -> None:
@@ -277,13 +291,27 @@ def _howto_sheet(sheet: Worksheet) -> None:
             continue
         cell = sheet.cell(row=row, column=1, value=text)
         cell.alignment = Alignment(wrap_text=True, vertical="top")
-        if kind == "title":
-            cell.font = Font(bold=True, size=14)
-        elif kind == "heading":
-            cell.font = Font(bold=True, size=12)
-        elif kind in fills:
+        size = _HOWTO_SIZES.get(kind or "", 11)
+        cell.font = Font(name=_FONT, sz=size, bold=size > 11)
+        if kind in fills:
             cell.fill = fills[kind]
-    sheet.column_dimensions["A"].width = 110
+        lines = -(-len(text) // _HOWTO_CHARS_PER_LINE)
+        sheet.row_dimensions[row].height = lines * round(size * 1.35) + 2
+    sheet.column_dimensions["A"].width = _HOWTO_WIDTH
+    _print_setup(sheet)
+
+
+
+def _print_setup(sheet: Worksheet, *, landscape: bool = False, title_row: bool = False) -> None:
+    """Print the sheet one page wide (as many pages down as it takes), with row 1
+    repeated on every page when ``title_row``."""
+    sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    if landscape:
+        sheet.page_setup.orientation = "landscape"
+    if title_row:
+        sheet.print_title_rows = "1:1"
 
 
 def _deterministic_zip(wb: Workbook) -> bytes:
