@@ -78,3 +78,31 @@ def test_a_delivery_alone_reports_its_units_without_a_minus_zero(stock_service,
     published = shop.run("publish", str(shop.workbook), "-q")
     assert f"Published 1 change(s) to {shop.url}: +3 units." in published.stdout
     assert "-0" not in previewed.stdout + published.stdout
+
+
+def test_demo_serve_commands_work_typed_in_another_terminal(tmp_path: Path) -> None:
+    demo_dir, elsewhere = tmp_path / "my demo", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with subprocess.Popen([sys.executable, "-m", "xlstock", "demo", "--serve", "--dir",
+                           str(demo_dir)], stdout=subprocess.PIPE, text=True) as demo:
+        try:
+            assert demo.stdout is not None
+            commands = []
+            for line in demo.stdout:
+                if line.startswith("  export XLSTOCK_TOKEN="):
+                    commands.append(line.strip())
+                elif commands:
+                    commands.append(line.strip())
+                    if line.strip().startswith("xlstock publish"):
+                        break
+            assert commands[1] == f"cd '{demo_dir.resolve()}'"
+            script = "set -e\n" + "\n".join(
+                c.replace("xlstock ", f"{sys.executable} -m xlstock ", 1) for c in commands)
+            typed = subprocess.run(["bash", "-c", script], cwd=elsewhere, capture_output=True,
+                                   text=True, timeout=120)
+        finally:
+            demo.send_signal(signal.SIGINT)
+            rest, _ = demo.communicate(timeout=30)
+    assert typed.returncode == 0, typed.stderr
+    assert "Synced 19 SKU(s)" in typed.stdout and "Order placed" in typed.stdout
+    assert "Stopped the stock service." in rest

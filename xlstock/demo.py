@@ -7,6 +7,7 @@ moved by what sold since it was counted.
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 import threading
 from collections.abc import Callable
@@ -84,18 +85,28 @@ def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -
         if keep_serving:
             echo(
                 f"\nThe stock service keeps running at {server.url} (Ctrl-C stops it).\n"
-                f"Try it by hand:\n"
-                f"  export XLSTOCK_TOKEN={token}\n"
-                f"  xlstock sync {workbook}\n"
-                f"  xlstock order --service {server.url} --shop {DEMO_SHOP} woo-cap=1\n"
-                f"  xlstock preview {workbook}\n"
-                f"  xlstock publish {workbook}"
+                "Try it by hand, in another terminal:\n"
+                + "\n".join(f"  {line}" for line in hand_commands(server.url, token, workbook))
             )
             try:
                 threading.Event().wait()
             except KeyboardInterrupt:
                 echo("Stopped the stock service.")
     return workbook
+
+
+def hand_commands(service_url: str, token: str, workbook: Path) -> list[str]:
+    """The commands ``demo --serve`` prints; they start with a ``cd`` to the workbook's
+    folder, so that they work from a new terminal wherever it opens."""
+    name = shlex.quote(workbook.name)
+    return [
+        f"export XLSTOCK_TOKEN={token}",
+        f"cd {shlex.quote(str(workbook.resolve().parent))}",
+        f"xlstock sync {name}",
+        f"xlstock order --service {service_url} --shop {DEMO_SHOP} woo-cap=1",
+        f"xlstock preview {name}",
+        f"xlstock publish {name}",
+    ]
 
 
 def _type_edits(book: WorkbookAdapter) -> None:
