@@ -106,3 +106,13 @@ def test_demo_serve_commands_work_typed_in_another_terminal(tmp_path: Path) -> N
     assert typed.returncode == 0, typed.stderr
     assert "Synced 19 SKU(s)" in typed.stdout and "Order placed" in typed.stdout
     assert "Stopped the stock service." in rest
+
+
+def test_a_missing_workbook_names_the_folder_looked_in(tmp_path: Path,
+                                                       monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["sync", "stock.xlsx"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"xlstock: stock.xlsx: no such workbook in {tmp_path}; check the folder and the file "
+        "name, or create one with `xlstock new stock.xlsx`\n")

@@ -88,7 +88,10 @@ def open_workbook(path: str, *, writable: bool = True) -> Iterator[Any]:
     from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
 
     if not Path(path).exists():
-        raise UsageError(f"{path}: no such workbook; create one with `xlstock new {path}`")
+        raise UsageError(
+            f"{path}: no such workbook in {Path(path).absolute().parent}; check the folder "
+            f"and the file name, or create one with `xlstock new {path}`"
+        )
     with OpenpyxlWorkbook.open(path, writable=writable) as book:
         yield book
 
