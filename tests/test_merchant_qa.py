@@ -116,3 +116,15 @@ def test_a_missing_workbook_names_the_folder_looked_in(tmp_path: Path,
     assert result.stderr == (
         f"xlstock: stock.xlsx: no such workbook in {tmp_path}; check the folder and the file "
         "name, or create one with `xlstock new stock.xlsx`\n")
+
+
+def test_an_order_short_of_stock_is_one_line_naming_the_sku(stock_service,
+                                                             shop_factory) -> None:
+    shop, token = shop_factory()
+    result = CliRunner().invoke(
+        main, ["order", "--service", stock_service.url, "--shop", shop, "A-1=500"],
+        env={"XLSTOCK_TOKEN": token})
+    assert result.exit_code == 4
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "A-1: ordered 500, " in lines[0] and "Nothing was sold" in lines[0]

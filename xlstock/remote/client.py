@@ -896,10 +896,11 @@ class StockService:
         if message:
             text += f": {message.rstrip('.')}"
         lines = [text + ". " + self._hint(status, code, message)]
-        for item in items[:_ITEMS_IN_MESSAGE]:
+        unnamed = [item for item in items if not _named_in(message, item)]
+        for item in unnamed[:_ITEMS_IN_MESSAGE]:
             lines.append(f"  SKU {str(item.get('sku', '?'))[:100]!r}: {item.get('problem', '')}")
-        if len(items) > _ITEMS_IN_MESSAGE:
-            lines.append(f"  ... and {len(items) - _ITEMS_IN_MESSAGE} more")
+        if len(unnamed) > _ITEMS_IN_MESSAGE:
+            lines.append(f"  ... and {len(unnamed) - _ITEMS_IN_MESSAGE} more")
         full = "\n".join(lines)
         if self._token:
             full = full.replace(self._token, "***")
@@ -941,6 +942,13 @@ class StockService:
 def _check_key(key: str) -> None:
     if not isinstance(key, str) or not _KEY_PATTERN.fullmatch(key):
         raise ValueError("an idempotency key is 1 to 200 printable ASCII characters, no spaces")
+
+
+def _named_in(message: str, item: Mapping[str, Any]) -> bool:
+    """Whether the service's message already names this item's SKU and problem (so that
+    listing it again under the message would only repeat it)."""
+    sku, problem = str(item.get("sku", "")), str(item.get("problem", ""))
+    return f"{sku}: {problem}" in message or f"{sku!r}: {problem}" in message
 
 
 def _replayed(answer: _Answer) -> bool:
