@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -128,3 +129,17 @@ def test_an_order_short_of_stock_is_one_line_naming_the_sku(stock_service,
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert "A-1: ordered 500, " in lines[0] and "Nothing was sold" in lines[0]
+
+
+def test_an_ods_given_as_the_workbook_says_how_to_save_it_as_xlsx(tmp_path: Path) -> None:
+    ods = tmp_path / "stock.ods"
+    with zipfile.ZipFile(ods, "w") as package:
+        package.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        package.writestr("content.xml", "<office:document-content/>")
+        package.writestr("META-INF/manifest.xml", "<manifest:manifest/>")
+    result = CliRunner().invoke(main, ["validate", str(ods)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"xlstock: {ods.name} is an OpenDocument spreadsheet (.ods), not an .xlsx workbook; "
+        "in LibreOffice use File > Save As > Excel 2007-365 (.xlsx), then try again with the "
+        ".xlsx\n")

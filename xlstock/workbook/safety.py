@@ -169,6 +169,13 @@ def _check_stream(fh: IO[bytes], size: int, label: str, limits: Limits) -> Packa
         return _check_zip(zf, label, limits)
 
 
+def _is_opendocument(zf: zipfile.ZipFile, names: set[str]) -> bool:
+    """An OpenDocument package (LibreOffice's .ods): its ``mimetype`` part says so."""
+    if "mimetype" not in names or zf.getinfo("mimetype").file_size > 200:
+        return False
+    return zf.read("mimetype").startswith(b"application/vnd.oasis.opendocument.")
+
+
 def _damaged(label: str, exc: BaseException) -> str:
     return (
         f"{label} is damaged ({exc}); if Excel can still open it, save a fresh copy "
@@ -287,6 +294,12 @@ def _check_zip(zf: zipfile.ZipFile, label: str, limits: Limits) -> Package:
             raise WorkbookError(
                 f"{label} is a binary workbook (.xlsb); open it in Excel and save it as "
                 "Excel Workbook (.xlsx)"
+            )
+        if _is_opendocument(zf, seen):
+            raise WorkbookError(
+                f"{label} is an OpenDocument spreadsheet (.ods), not an .xlsx workbook; in "
+                "LibreOffice use File > Save As > Excel 2007-365 (.xlsx), then try again "
+                "with the .xlsx"
             )
         raise WorkbookError(
             f"{label} is a zip file but not an .xlsx workbook (it has no "
