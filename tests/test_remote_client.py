@@ -824,3 +824,17 @@ def test_history_and_storefront(server: FaultServer, make_client: MakeClient) ->
     snapshot = client.storefront()
     assert snapshot is not None and snapshot.levels() == {"A-1": 7}
     assert "authorization" not in server.seen[1].headers
+
+
+def test_no_token_on_a_computer_without_a_keyring_does_not_suggest_one(
+    monkeypatch: pytest.MonkeyPatch, restore_keyring: None
+) -> None:
+    from keyring.backends import fail
+
+    monkeypatch.delenv("XLSTOCK_TOKEN", raising=False)
+    keyring.set_keyring(fail.Keyring())
+    with pytest.raises(UsageError) as caught:
+        StockService.from_settings("http://127.0.0.1:8765", "https://Shop.example")
+    message = str(caught.value)
+    assert "set the environment variable XLSTOCK_TOKEN" in message
+    assert "no system keyring" in message and "keyring set" not in message

@@ -266,11 +266,31 @@ def resolve_token(shop_url: str) -> str | None:
 
 
 def _no_token_message(shop_url: str) -> str:
+    if not _keyring_usable():
+        return (
+            f"no API token for shop {shop_url}: set the environment variable {TOKEN_ENV} "
+            "(this computer has no system keyring to keep it in; `xlstock shop add` prints "
+            "the token when it registers the shop)"
+        )
     return (
         f"no API token for shop {shop_url}: set the environment variable {TOKEN_ENV}, or "
         f"store it in the system keyring with `keyring set {KEYRING_SERVICE} {shop_url}` "
         "(`xlstock shop add` prints the token when it registers the shop)"
     )
+
+
+def _keyring_usable() -> bool:
+    """Whether a system keyring backend exists (a headless Linux server often has none,
+    and `keyring set` then fails with a traceback)."""
+    try:
+        import keyring
+        from keyring.backends import fail
+    except Exception:  # noqa: BLE001 - a broken keyring install means "no keyring"
+        return False
+    try:
+        return not isinstance(keyring.get_keyring(), fail.Keyring)
+    except Exception:  # noqa: BLE001 - a backend that cannot even be found is none
+        return False
 
 
 class StockService:
