@@ -172,3 +172,19 @@ def test_howto_rows_are_tall_enough_for_their_wrapped_text(template) -> None:
             continue
         lines = -(-len(cell.value) // int(width * 1.15))  # ~95 fit at width 75 in LibreOffice
         assert howto.row_dimensions[cell.row].height >= lines * 14, cell.coordinate
+
+
+def test_new_workbooks_get_the_usual_permissions_not_owner_only(tmp_path):
+    import os
+    import stat
+
+    from xlstock.workbook.xlsm import build_macro_workbook
+
+    mask = os.umask(0o022)
+    try:
+        build_workbook(tmp_path / "a.xlsx")
+        build_macro_workbook(tmp_path / "b.xlsm")
+    finally:
+        os.umask(mask)
+    for name in ("a.xlsx", "b.xlsm"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name

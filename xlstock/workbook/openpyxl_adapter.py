@@ -50,6 +50,7 @@ from xlstock.cells import NO_CACHE, CellError, Formula
 from xlstock.errors import WorkbookError
 from xlstock.workbook import safety
 from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, Grid
+from xlstock.workbook.files import TEMP_SUFFIX
 
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_COLUMNS = 16_384
@@ -57,7 +58,7 @@ EXCEL_MAX_TEXT = 32_767
 _EXACT_FLOAT = 2**53
 _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 _MACRO_SUFFIXES = (".xlsm", ".xltm")
-_TEMP_SUFFIX = ".xlstock-tmp"
+_TEMP_SUFFIX = TEMP_SUFFIX
 _ILLEGAL_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 """Characters an XML 1.0 document, hence an .xlsx cell, cannot hold."""
 

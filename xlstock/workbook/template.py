@@ -12,10 +12,8 @@ import datetime as dt
 import io
 import os
 import sys
-import tempfile
 import zipfile
 from collections.abc import Sequence
-from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.formatting.rule import FormulaRule
@@ -28,6 +26,7 @@ from openpyxl.writer.excel import ExcelWriter
 from xlstock.merge import STATUS_CHANGED, STATUS_OK
 from xlstock.workbook import layout
 from xlstock.workbook.base import HOWTO_SHEET, LOG_SHEET, SETTINGS_SHEET, STATE_SHEET, STOCK_SHEET
+from xlstock.workbook.files import write_atomic
 
 FIXED_TIME = dt.datetime(2026, 1, 1)
 _ZIP_TIME = (2026, 1, 1, 0, 0, 0)
@@ -111,29 +110,7 @@ def build_workbook(path: str | os.PathLike[str], *, service_url: str | None = No
                    shop_url: str | None = None) -> None:
     """Write a fresh merchant workbook at ``path`` (replacing it atomically if it
     exists). The same arguments always give the same bytes."""
-    target = Path(path)
-    data = workbook_bytes(service_url=service_url, shop_url=shop_url)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".xlstock-tmp",
-                                dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(temp, 0o666 & ~_umask())
-        os.replace(temp, target)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write_atomic(path, workbook_bytes(service_url=service_url, shop_url=shop_url))
 
 
 def workbook_bytes(*, service_url: str | None = None, shop_url: str | None = None) -> bytes:

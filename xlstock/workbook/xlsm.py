@@ -23,15 +23,11 @@ them) from the file as it was before the save. Both functions are idempotent.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import importlib.util
 import io
 import os
 import posixpath
 import re
-import stat
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +40,7 @@ import defusedxml.ElementTree as SafeET
 
 from xlstock.errors import MissingExtra, UsageError, WorkbookError
 from xlstock.workbook.base import STOCK_SHEET
+from xlstock.workbook.files import write_atomic
 from xlstock.workbook.layout import STOCK_HEADERS
 from xlstock.workbook.ovba import (
     ProjectSource,
@@ -103,8 +100,6 @@ CT_CTRL_PROP = "application/vnd.ms-excel.controlproperties+xml"
 
 VBA_PART = "xl/vbaProject.bin"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-_TEMP_SUFFIX = ".xlstock-tmp"
-"""As the openpyxl adapter's temporary files, so that its clean-up removes ours too."""
 _EMU_PER_PIXEL = 9525
 _BUTTON_SHAPETYPE = "_x0000_t201"
 
@@ -826,37 +821,6 @@ def _read(source: str | os.PathLike[str] | bytes, label: str) -> bytes:
         raise WorkbookError(f"Cannot read {source}: {exc.strerror}") from exc
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder (flushed
-    to the disk, then renamed over ``path``), so that a failure leaves ``path`` as it
-    was. A file replaced keeps its permissions."""
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX,
-                                             dir=folder)
-    except OSError as exc:
-        raise WorkbookError(f"Cannot write {path}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        with contextlib.suppress(OSError):
-            os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
-        os.replace(temporary, path)
-    except BaseException as exc:
-        Path(temporary).unlink(missing_ok=True)
-        if not isinstance(exc, OSError):
-            raise
-        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-            raise WorkbookError(f"Cannot write {path}: the disk is full ({path.name} is "
-                                "unchanged); free some space and try again") from exc
-        raise WorkbookError(
-            f"Cannot write {path}: {exc.strerror}. If the file is open in Excel, close it "
-            "and try again."
-        ) from exc
-
-
 def macro_workbook_bytes(source: str | os.PathLike[str] | bytes, *,
                          label: str = "workbook") -> bytes:
     """The ``.xlsm`` bytes for the ``.xlsx`` (path or bytes) ``source``: same sheets,
@@ -880,24 +844,17 @@ def write_macro_workbook(source: str | os.PathLike[str] | bytes,
     to ``out_path`` atomically. See :func:`macro_workbook_bytes`."""
     out = Path(out_path)
     label = str(source) if not isinstance(source, bytes) else str(out)
-    _write_atomic(out, macro_workbook_bytes(source, label=label))
+    write_atomic(out, macro_workbook_bytes(source, label=label))
 
 
 def build_macro_workbook(path: str | os.PathLike[str], service_url: str | None = None,
                          shop_url: str | None = None) -> None:
     """``xlstock new PATH.xlsm``: the template workbook with the Excel buttons."""
-    from xlstock.workbook.template import build_workbook
+    from xlstock.workbook.template import workbook_bytes
 
     out = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".xlsx",
-                                         dir=out.parent if str(out.parent) else ".")
-    os.close(handle)
-    try:
-        build_workbook(temporary, service_url=service_url, shop_url=shop_url)
-        data = Path(temporary).read_bytes()
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    _write_atomic(out, macro_workbook_bytes(data, label=str(out)))
+    data = workbook_bytes(service_url=service_url, shop_url=shop_url)
+    write_atomic(out, macro_workbook_bytes(data, label=str(out)))
 
 
 def has_macro_parts(source: str | os.PathLike[str] | bytes) -> bool:
@@ -960,7 +917,7 @@ def carry_over_xlsm_parts(original_path: str | os.PathLike[str],
                     donors.update(_button_shapes(_parse_vml(original, part)))
     if donors:
         _apply_buttons(saved, donors)
-    _write_atomic(Path(saved_path), saved.to_bytes())
+    write_atomic(Path(saved_path), saved.to_bytes())
     return True
 
 
@@ -1219,7 +1176,7 @@ def install_buttons(path: str | os.PathLike[str], out: str | os.PathLike[str] | 
         if not in_place and not changes:
             changes = [f"copied {path} with its buttons and modules up to date"]
         if changes:
-            _write_atomic(real, result)
+            write_atomic(real, result)
     finally:
         lock.release()
     return ButtonsReport(target, tuple(changes), tuple(kept))

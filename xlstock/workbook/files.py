@@ -1,0 +1,69 @@
+"""Writing a whole workbook file atomically: the one way xlstock puts bytes it made
+(a new workbook, a macro workbook, a refreshed VBA project) on the disk."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from xlstock.errors import WorkbookError
+
+TEMP_SUFFIX = ".xlstock-tmp"
+"""Temporary files end so; the openpyxl adapter removes those a killed run left."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, flushed
+    to the disk and renamed over ``path``: a failure leaves ``path`` as it was and no
+    temporary file behind. A replaced file keeps its permissions; a new one gets the
+    usual ones (the umask's), not the temporary file's owner-only mode."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
+                                             dir=folder)
+    except OSError as exc:
+        raise _translate(path, exc) from exc
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError:
+            mode = 0o666 & ~_umask()
+        with contextlib.suppress(OSError):
+            os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException as exc:
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _translate(path, exc) from exc
+        raise
+    with contextlib.suppress(OSError):
+        directory = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def _translate(path: Path, exc: OSError) -> WorkbookError:
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return WorkbookError(f"Cannot write {path}: the disk is full ({path.name} is "
+                             "unchanged); free some space and try again")
+    return WorkbookError(
+        f"Cannot write {path}: {exc.strerror}. If the file is open in Excel, close it "
+        "and try again."
+    )
