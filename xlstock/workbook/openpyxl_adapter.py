@@ -139,7 +139,7 @@ def _translate(label: str, path: Path, doing: str) -> Iterator[None]:
         ) from exc
 
 
-class _RunLock:
+class RunLock:
     """The per-workbook lock: an OS file lock (``filelock``) on ``.<name>.xlstock-lock``
     beside the workbook, with the holder's pid and start time in ``.<name>.xlstock-owner``
     for the message a second run gets. The OS drops the lock if the holder dies."""
@@ -239,7 +239,7 @@ def _formula_text(value: Any) -> str:
     return str(value)
 
 
-def _refuse_if_open_in_excel(real: Path, label: str) -> None:
+def refuse_if_open_in_excel(real: Path, label: str) -> None:
     """Excel keeps an owner file ``~$name`` beside a workbook it has open. Saving the
     file behind Excel's back would be lost at Excel's next save (on a Mac, where Excel
     does not lock the file) or fail (on Windows), so a writing run stops first."""
@@ -266,7 +266,7 @@ class OpenpyxlWorkbook:
     """
 
     def __init__(self, path: Path, label: str, workbook: Workbook, data: bytes,
-                 package: safety.Package, *, writable: bool, lock: _RunLock | None) -> None:
+                 package: safety.Package, *, writable: bool, lock: RunLock | None) -> None:
         self._path = path
         self._data = data
         self._label = label
@@ -291,8 +291,8 @@ class OpenpyxlWorkbook:
         label = os.fspath(path)
         real = Path(os.path.realpath(path))
         if writable:
-            _refuse_if_open_in_excel(real, label)
-        lock = _RunLock(real, label) if writable else None
+            refuse_if_open_in_excel(real, label)
+        lock = RunLock(real, label) if writable else None
         if lock is not None:
             with _translate(label, real, "lock the workbook"):
                 lock.acquire()
@@ -305,7 +305,7 @@ class OpenpyxlWorkbook:
 
     @classmethod
     def _load(cls, real: Path, label: str, *, writable: bool,
-              lock: _RunLock | None) -> OpenpyxlWorkbook:
+              lock: RunLock | None) -> OpenpyxlWorkbook:
         if writable:
             _remove_stale_temp_files(real)
         data, package = safety.read_checked(real)
