@@ -84,6 +84,13 @@ def test_file_that_is_not_utf8_says_how_to_save_it(tmp_path):
         read_catalogue_csv(path)
 
 
+@pytest.mark.parametrize("line", ['"A,Hat,,3', 'A,"Hat"s,,3'])
+def test_a_broken_quote_is_named_not_read_as_one_long_sku(tmp_path, line):
+    path = write(tmp_path, f"sku,name,variant,qty\n{line}\nB,Cap,,1\n")
+    with pytest.raises(UsageError, match=r"catalogue.csv line [23]: .*; check the quotes"):
+        read_catalogue_csv(path)
+
+
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(UsageError, match="nowhere.csv"):
         read_catalogue_csv(tmp_path / "nowhere.csv")
