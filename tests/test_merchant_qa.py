@@ -11,6 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import openpyxl
 from click.testing import CliRunner
 from shopkit import Shop
 
@@ -143,3 +144,16 @@ def test_an_ods_given_as_the_workbook_says_how_to_save_it_as_xlsx(tmp_path: Path
         f"xlstock: {ods.name} is an OpenDocument spreadsheet (.ods), not an .xlsx workbook; "
         "in LibreOffice use File > Save As > Excel 2007-365 (.xlsx), then try again with the "
         ".xlsx\n")
+
+
+def test_sync_does_not_call_a_typed_sku_that_never_was_online_gone(stock_service,
+                                                                     tmp_path: Path) -> None:
+    shop = Shop(stock_service, tmp_path)
+    shop.new()
+    shop.run("sync", str(shop.workbook), "-q")
+    wb = openpyxl.load_workbook(shop.workbook)
+    wb["Stock"].append(["NEW-ONE", None, None, None, 4])
+    wb.save(shop.workbook)
+    synced = shop.run("sync", str(shop.workbook), "-q")
+    assert "0 new, 1 not in the shop online." in synced.stdout
+    assert "no longer" not in synced.stdout

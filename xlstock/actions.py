@@ -470,7 +470,7 @@ def _apply_sync(
     units = sum(item.qty for item in live.values())
     summary = (
         f"Synced {len(live)} SKU(s) from {sheet.settings.shop_url}: "
-        f"{len(new_skus)} new, {len(vanished)} no longer online."
+        f"{len(new_skus)} new, {len(vanished)} not in the shop online."
     )
     sheet.log("sync", len(live), units, summary)
     lines = [f"New rows: {', '.join(new_skus[:20])}" + (" ..." if len(new_skus) > 20 else "")
