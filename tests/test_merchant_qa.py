@@ -17,6 +17,7 @@ from shopkit import Shop
 
 from xlstock.actions import units_moved
 from xlstock.cli import main
+from xlstock.reporting import format_table
 
 
 def test_ctrl_c_during_sync_says_what_state_things_are_in(tmp_path: Path) -> None:
@@ -157,3 +158,14 @@ def test_sync_does_not_call_a_typed_sku_that_never_was_online_gone(stock_service
     synced = shop.run("sync", str(shop.workbook), "-q")
     assert "0 new, 1 not in the shop online." in synced.stdout
     assert "no longer" not in synced.stdout
+
+
+def test_preview_notes_are_never_cut_and_a_long_sku_is_cut_visibly() -> None:
+    note = "counted 120, less 12 sold online since Sync"
+    long_sku = "S" * 60
+    lines = format_table([("A-1", "132", "-12", "120", note),
+                          (long_sku, "5", "+1", "6", "+1 received")])
+    assert lines[0].split() == ["SKU", "Online", "Change", "Publish", "Note"]
+    assert lines[1].endswith(note)
+    assert lines[2].startswith("S" * 37 + "...  ") and lines[2].endswith("+1 received")
+    assert lines[1].index("-12") + 3 == lines[2].index("+1") + 2  # numbers right-aligned

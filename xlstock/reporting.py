@@ -9,19 +9,22 @@ MAX_TABLE_ROWS = 500
 
 
 def format_table(rows: list[tuple[str, str, str, str, str]], indent: str = "") -> list[str]:
-    """Aligned columns: SKU and note left, numbers right; long cells cut at 40."""
-    widths = [
-        min(40, max(len(TABLE_HEADERS[c]), *(len(row[c]) for row in rows))) for c in range(5)
-    ]
+    """Aligned columns: SKU and note left, numbers right. A SKU over 40 characters is
+    cut with "..."; the note, last on the line, is never cut."""
+    shown = [(_cut(row[0]), *row[1:]) for row in rows[:MAX_TABLE_ROWS]]
+    widths = [max(len(TABLE_HEADERS[c]), *(len(row[c]) for row in shown)) for c in range(4)]
     fmt = "  ".join(
-        f"{{:<{w}}}" if c in (0, 4) else f"{{:>{w}}}" for c, w in enumerate(widths)
-    )
+        f"{{:<{w}}}" if c == 0 else f"{{:>{w}}}" for c, w in enumerate(widths)
+    ) + "  {}"
     lines = [indent + fmt.format(*TABLE_HEADERS).rstrip()]
-    lines += [indent + fmt.format(*(cell[:40] for cell in row)).rstrip()
-              for row in rows[:MAX_TABLE_ROWS]]
+    lines += [indent + fmt.format(*row).rstrip() for row in shown]
     if len(rows) > MAX_TABLE_ROWS:
         lines.append(f"{indent}... and {len(rows) - MAX_TABLE_ROWS} more rows (see the workbook)")
     return lines
+
+
+def _cut(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def format_report(report: Report, indent: str = "") -> str:
