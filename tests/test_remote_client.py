@@ -838,3 +838,18 @@ def test_no_token_on_a_computer_without_a_keyring_does_not_suggest_one(
     message = str(caught.value)
     assert "set the environment variable XLSTOCK_TOKEN" in message
     assert "no system keyring" in message and "keyring set" not in message
+
+
+@pytest.mark.parametrize("has_keyring", [True, False])
+def test_a_refused_token_suggests_the_keyring_only_where_there_is_one(
+    server: FaultServer, make_client: MakeClient, restore_keyring: None, has_keyring: bool
+) -> None:
+    from keyring.backends import fail
+
+    keyring.set_keyring(_MemoryKeyring({}) if has_keyring else fail.Keyring())
+    server.on("GET", "/v1/stock", error_reply(401, "unauthorized", "unknown token"))
+    with pytest.raises(ServiceRefused) as refused:
+        make_client().read_levels()
+    message = str(refused.value)
+    assert "XLSTOCK_TOKEN" in message
+    assert ("keyring set xlstock" in message) is has_keyring

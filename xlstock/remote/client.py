@@ -934,6 +934,8 @@ class StockService:
 
     def _hint(self, status: int, code: str | None, message: str) -> str:
         if status == 401:
+            if not _keyring_usable():
+                return f"Check the API token in {TOKEN_ENV} (`xlstock shop add` prints it)"
             return (
                 f"Check the API token: set {TOKEN_ENV}, or run `keyring set {KEYRING_SERVICE} "
                 f"{self.shop_url}` (`xlstock shop add` prints the token)"
