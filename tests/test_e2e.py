@@ -296,3 +296,23 @@ def test_an_unsent_publish_overtaken_by_a_sale_is_spent_and_planned_afresh(shop)
     history = shop.history_count()
     shop.run("publish", str(shop.workbook))
     assert shop.history_count() == history
+
+
+def test_versions_show_without_etag_quotes(shop):
+    wb = openpyxl.load_workbook(shop.workbook)
+    settings = {row[0].value: row[1].value for row in wb["Settings"].iter_rows()}
+    shown = settings["Online version"]
+    assert shown and '"' not in shown
+    log = list(wb["Log"].iter_rows(values_only=True))
+    assert log[-1][2] == shown
+
+
+def test_validate_points_at_near_miss_skus_offline(shop):
+    wb = openpyxl.load_workbook(shop.workbook)
+    ws = wb["Stock"]
+    ws.append(["a-1", None, None, None, 2])
+    ws.append([123, None, None, None, 1])
+    wb.save(shop.workbook)
+    result = shop.run("validate", str(shop.workbook))
+    assert "the shop has 'A-1' (case differs)" in result.output
+    assert "the shop has '00123'" in result.output

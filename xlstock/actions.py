@@ -119,6 +119,14 @@ def units_moved(added: int, removed: int) -> str:
     return " / ".join(parts or ["0"]) + " units"
 
 
+def shown_version(version: Any) -> str:
+    """A version tag as a merchant reads it: ``"6.0c50"`` (an ETag) shows as ``6.0c50``."""
+    text = "" if version is None else str(version)
+    if text.startswith("W/"):
+        text = text[2:]
+    return text.strip('"')
+
+
 def _noop(message: str, fraction: float | None) -> None:
     return None
 
@@ -203,7 +211,8 @@ class _Sheet:
 
     def log(self, action: str, rows: int | str, units: int | str, result: str) -> None:
         version = self.state.get("version") or self.settings.values.get(layout.SETTING_VERSION)
-        layout.append_log(self.book, [_now(), action, version or "", rows, units, result])
+        layout.append_log(self.book, [_now(), action, shown_version(version), rows, units,
+                                      result])
 
     def save_state(self) -> None:
         self.state["shop"] = self.settings.shop_url
@@ -340,7 +349,7 @@ def _record_publish(
     base.update(levels)
     sheet.state.update(base=base, version=version, pending=None)
     sheet.save_state()
-    updates: dict[str, Any] = {layout.SETTING_VERSION: version}
+    updates: dict[str, Any] = {layout.SETTING_VERSION: shown_version(version)}
     if sent:
         updates[layout.SETTING_LAST_PUBLISH] = _now()
     layout.write_settings(sheet.book, sheet.settings, updates)
@@ -465,7 +474,7 @@ def _apply_sync(
     )
     sheet.save_state()
     layout.write_settings(sheet.book, sheet.settings, {
-        layout.SETTING_LAST_SYNC: _now(), layout.SETTING_VERSION: snapshot.version,
+        layout.SETTING_LAST_SYNC: _now(), layout.SETTING_VERSION: shown_version(snapshot.version),
     })
     units = sum(item.qty for item in live.values())
     summary = (
@@ -733,10 +742,12 @@ def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Repo
         known = {r.sku for r in rows if r.sku in base}
         plan = plan_publish([r for r in rows if r.sku in known], base, base, problems=problems)
         problems = plan.problems
-        unsynced = [r.sku for r in rows if r.sku not in base and r.has_edit]
-        if unsynced:
-            lines.append("Not seen at the last Sync (checked at publish): "
-                         + ", ".join(str(s) for s in unsynced[:20]))
+        unsynced = [r for r in rows if r.sku not in base and r.has_edit]
+        hint = SkuHints(base)
+        for row in unsynced[:20]:
+            assert row.sku is not None
+            lines.append(f"Stock row {row.row}, SKU {row.sku!r}: not seen at the last Sync "
+                         f"(checked at publish){hint.near_miss(row.sku)}")
     else:
         lines.append("No Sync yet: levels are checked against the shop at publish.")
     edits = sum(1 for r in rows if r.has_edit)

@@ -313,7 +313,7 @@ def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[s
         result = service.place_order(wanted, reference=reference)
     for sku, count in wanted.items():
         click.echo(f"{sku}: -{count}")
-    click.echo(f"Order placed; the shop is now at version {result.version}.")
+    click.echo(f"Order placed; the shop is now at version {actions.shown_version(result.version)}.")
 
 
 @main.command()

@@ -125,6 +125,12 @@ class SkuHints:
                 self._by_digits.setdefault(candidate.lstrip("0"), candidate)
 
     def __call__(self, sku: str) -> str:
+        return self.near_miss(sku) or (
+            "; check the spelling, or add the product to the shop first"
+        )
+
+    def near_miss(self, sku: str) -> str:
+        """The hint for a near miss, or "" when the shop has nothing close."""
         candidate = self._by_case.get(sku.casefold())
         if candidate is not None and candidate != sku:
             return f"; the shop has {candidate!r} (case differs): type it exactly so"
@@ -135,7 +141,7 @@ class SkuHints:
                     f"; the shop has {candidate!r}: format column SKU as Text and type "
                     f"{candidate}"
                 )
-        return "; check the spelling, or add the product to the shop first"
+        return ""
 
 
 def sku_hint(sku: str, online: Iterable[str]) -> str:
