@@ -316,3 +316,16 @@ def test_validate_points_at_near_miss_skus_offline(shop):
     result = shop.run("validate", str(shop.workbook))
     assert "the shop has 'A-1' (case differs)" in result.output
     assert "the shop has '00123'" in result.output
+
+
+def test_the_log_counts_what_each_action_moved(shop):
+    shop.sell(A_1=3)
+    shop.run("sync", str(shop.workbook))
+    shop.edit(**{"B-2": {"Received": 4}})
+    shop.run("publish", str(shop.workbook))
+    rows = list(openpyxl.load_workbook(shop.workbook)["Log"].iter_rows(values_only=True))
+    header, first_sync, second_sync, published = rows[0], rows[1], rows[-2], rows[-1]
+    assert header[:6] == ("When", "Action", "Online version", "Rows changed", "Units", "Result")
+    assert first_sync[1:2] + first_sync[3:5] == ("sync", 4, 10 + 5 + 8 + 3)  # all new rows
+    assert second_sync[1:2] + second_sync[3:5] == ("sync", 1, 3)  # A-1 sold 3 online
+    assert published[1:2] + published[3:5] == ("publish", 1, 4)

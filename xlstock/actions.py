@@ -444,6 +444,7 @@ def _apply_sync(
     product, variant = sheet.column(layout.PRODUCT), sheet.column(layout.VARIANT)
     status: list[Any] = []
     hint = SkuHints(live)
+    moved_rows = moved_units = 0
     for i, sku in enumerate(skus):
         raw = table.value(i, layout.SKU)
         if sku is None:
@@ -453,6 +454,10 @@ def _apply_sync(
         if item is None:
             status.append(STATUS_NOT_ONLINE + " (row kept)" + hint(sku))
             continue
+        before = _edit_value(online[i])
+        if before != item.qty:
+            moved_rows += 1
+            moved_units += abs(item.qty - before) if isinstance(before, int) else item.qty
         online[i] = item.qty
         product[i] = clean_text(item.name)
         variant[i] = clean_text(item.variant)
@@ -476,12 +481,13 @@ def _apply_sync(
     layout.write_settings(sheet.book, sheet.settings, {
         layout.SETTING_LAST_SYNC: _now(), layout.SETTING_VERSION: shown_version(snapshot.version),
     })
-    units = sum(item.qty for item in live.values())
+    moved_rows += len(new_skus)
+    moved_units += sum(live[sku].qty for sku in new_skus)
     summary = (
         f"Synced {len(live)} SKU(s) from {sheet.settings.shop_url}: "
         f"{len(new_skus)} new, {len(vanished)} not in the shop online."
     )
-    sheet.log("sync", len(live), units, summary)
+    sheet.log("sync", moved_rows, moved_units, summary)
     lines = [f"New rows: {', '.join(new_skus[:20])}" + (" ..." if len(new_skus) > 20 else "")
              ] if new_skus else []
     if vanished:
