@@ -62,9 +62,13 @@ MASS_CHANGE_MIN_ROWS = 20
 
 
 class PublishOutcome(Protocol):
-    key: str
-    version: str
-    applied: bool
+    """What the actions read of a publish's result (:class:`xlstock.remote.PublishResult`)."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def applied(self) -> bool: ...
 
 
 class StockServiceClient(Protocol):
@@ -72,9 +76,9 @@ class StockServiceClient(Protocol):
 
     def read_levels(self) -> Snapshot: ...
 
-    def publish(self, body: bytes, if_match: str, key: str) -> Any: ...
+    def publish(self, body: bytes, if_match: str, key: str) -> PublishOutcome: ...
 
-    def publish_outcome(self, key: str) -> Any: ...
+    def publish_outcome(self, key: str) -> PublishOutcome | None: ...
 
 
 @dataclass
@@ -289,7 +293,7 @@ def _settle_pending(
 
 def _resend_pending(
     sheet: _Sheet, service: StockServiceClient, pending: Mapping[str, Any], progress: Progress
-) -> Any:
+) -> PublishOutcome | None:
     """Send an interrupted publish again, byte for byte, under its own key. ``None``
     when the service refuses it for good (the levels moved, or the stock file is no
     longer valid): its key is then spent, so a late copy can never apply either."""
@@ -682,7 +686,7 @@ def _upload(
     rows: Sequence[SheetRow],
     snapshot: Snapshot,
     progress: Progress,
-) -> Any:
+) -> PublishOutcome | None:
     """Save the pending key, send, and do the bookkeeping. ``None`` after a 412."""
     levels = plan.levels
     body = dumps(sheet.settings.shop_url, levels)
