@@ -10,29 +10,28 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from xlstock import __version__, actions
-from xlstock.errors import UsageError, XlstockError
+from xlstock.cli_errors import F
+from xlstock.cli_errors import reports_errors as base_reports_errors
+from xlstock.errors import UsageError
 from xlstock.reporting import format_report
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def reports_errors(func: F) -> F:
-    """Turn an XlstockError into a one-line message (no traceback) and its exit status."""
+    """Errors as every command reports them (:mod:`xlstock.cli_errors`), and Ctrl-C
+    said in the merchant's words with exit status 130."""
+    reporting = base_reports_errors(func)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
-        except XlstockError as error:
-            click.echo(f"xlstock: {error}", err=True)
-            sys.exit(error.exit_code)
+            return reporting(*args, **kwargs)
         except KeyboardInterrupt:
             if sys.stderr.isatty():
                 click.echo(err=True)

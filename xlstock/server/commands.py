@@ -10,48 +10,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from xlstock.errors import XlstockError
+from xlstock.cli_errors import reports_errors
 
 DEFAULT_DB = "xlstock-shop.db"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class _XlstockFailure(click.ClickException):
-    """A click error shown as every other xlstock command shows its errors:
-    ``xlstock: <message>`` on stderr."""
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"xlstock: {self.format_message()}", file=file, err=True)
-
-
-def click_error(error: XlstockError) -> click.ClickException:
-    """``error`` as a click error: ``xlstock: <message>`` on stderr, its exit status."""
-    kind = type("XlstockFailure", (_XlstockFailure,), {"exit_code": error.exit_code})
-    failure: click.ClickException = kind(str(error))
-    return failure
-
-
-def reporting_errors(command: F) -> F:
-    """Turn any :class:`XlstockError` the command raises into :func:`click_error`."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except XlstockError as error:
-            raise click_error(error) from error
-
-    return wrapper  # type: ignore[return-value]
-
 
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -76,7 +42,7 @@ db_option = click.option(
                    "with HTTPS stands in front.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to listen on (0: any free port, printed at start).")
-@reporting_errors
+@reports_errors
 def serve_command(db_path: Path, host: str, port: int) -> None:
     """Run the stock service: the shop's online side, on this machine.
 
@@ -123,7 +89,7 @@ def shop_group() -> None:
 @click.option("--catalogue", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV of products: columns sku, name, variant, qty (case ignored, other "
                    "columns ignored), or a WooCommerce product export.")
-@reporting_errors
+@reports_errors
 def shop_add_command(shop_url: str, db_path: Path, catalogue: Path | None) -> None:
     """Register SHOP_URL with the stock service and print a new API token.
 
