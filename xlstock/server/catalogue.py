@@ -145,11 +145,8 @@ def _read_contract(path: Path, header: list[str], rows: Rows) -> Catalogue:
             problems.append(f"{where}: the sku is empty; give every product its SKU")
             continue
         where = f"line {line} (SKU {sku!r})"
-        if sku in first_line:
-            problems.append(f"{where}: SKU listed again (first on line {first_line[sku]}); "
-                            "keep one line per SKU")
+        if not _first_listing(sku, line, where, first_line, problems):
             continue
-        first_line[sku] = line
         name = _text(_cell(row, name_col), what="name", where=where, problems=problems)
         variant = _text(_cell(row, variant_col), what="variant", where=where, problems=problems)
         raw_qty = _cell(row, qty_col)
@@ -211,11 +208,8 @@ def _read_woocommerce(path: Path, header: list[str], rows: Rows) -> Catalogue:
                                      "WooCommerce to manage its stock with xlstock")
             continue
         where = f"line {line} (SKU {sku!r})"
-        if sku in first_line:
-            problems.append(f"{where}: SKU listed again (first on line {first_line[sku]}); "
-                            "keep one line per SKU")
+        if not _first_listing(sku, line, where, first_line, problems):
             continue
-        first_line[sku] = line
         own_name = _cell(row, columns["name"])
         variant = ""
         name = own_name
@@ -236,3 +230,14 @@ def _read_woocommerce(path: Path, header: list[str], rows: Rows) -> Catalogue:
     if problems:
         raise _fail(path, problems)
     return catalogue
+
+
+def _first_listing(sku: str, line: int, where: str, first_line: dict[str, int],
+                   problems: list[str]) -> bool:
+    """Record where ``sku`` is first listed; a second listing is a problem."""
+    if sku in first_line:
+        problems.append(f"{where}: SKU listed again (first on line {first_line[sku]}); "
+                        "keep one line per SKU")
+        return False
+    first_line[sku] = line
+    return True
