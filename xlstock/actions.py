@@ -606,10 +606,9 @@ def publish(
     lines: list[str] = []
     try:
         recovered = _settle_pending(sheet, service, progress, may_send=True)
-        if recovered:
+        if recovered:  # the sheet, settings and state objects were kept in step
             lines.append(recovered)
             book.save()
-            sheet = _Sheet.read(book)
         for attempt in range(1, MAX_PUBLISH_ATTEMPTS + 1):
             progress("Reading the live levels", 0.1)
             snapshot = service.read_levels()
