@@ -231,10 +231,10 @@ class RacingService:
 
 def test_a_sale_during_publish_is_replanned_not_overwritten(shop):
     from xlstock import actions
-    from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
+    from xlstock.workbook.xlsx_file import XlsxFile
 
     shop.edit(**{"A-1": {"New level": 6}, "B-2": {"Received": 2}})
-    with OpenpyxlWorkbook.open(shop.workbook) as book:
+    with XlsxFile.open(shop.workbook) as book:
         report = actions.publish(book, RacingService(shop, races=2))
     assert "moved during publish" in "\n".join(report.lines)
     # counted 6 at Sync (10); two sales of 1 raced the publish: 6 + (8 - 10) = 4
@@ -245,11 +245,11 @@ def test_a_sale_during_publish_is_replanned_not_overwritten(shop):
 def test_a_publish_that_keeps_losing_the_race_is_a_conflict(shop):
     from xlstock import actions
     from xlstock.errors import ConflictError
-    from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
+    from xlstock.workbook.xlsx_file import XlsxFile
 
     shop.edit(**{"B-2": {"Received": 2}})
     versions = shop.history_count()
-    with OpenpyxlWorkbook.open(shop.workbook) as book, pytest.raises(ConflictError) as caught:
+    with XlsxFile.open(shop.workbook) as book, pytest.raises(ConflictError) as caught:
         actions.publish(book, RacingService(shop, races=actions.MAX_PUBLISH_ATTEMPTS))
     assert caught.value.exit_code == 3
     assert shop.history_count() == versions + actions.MAX_PUBLISH_ATTEMPTS  # the sales only

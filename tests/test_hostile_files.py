@@ -22,21 +22,12 @@ from xlsx_craft import LAUGHS, SHEET1, edit_part, read_part, rewrite, set_declar
 
 from xlstock.errors import SheetError, WorkbookError, XlstockError
 from xlstock.workbook import layout, safety
-from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
 from xlstock.workbook.template import workbook_bytes
 from xlstock.workbook.vba.cfb import write_compound_file
+from xlstock.workbook.xlsx_file import XlsxFile
 
 SECONDS = 5.0
 MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-
-
-@pytest.fixture(autouse=True)
-def only_the_keepers_a_test_registers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keepers registered elsewhere (the .xlsm buttons') are set aside, so that each
-    test sees the adapter's own rules; the built-in ones are loaded first, into the
-    real registry, so that setting them aside here cannot lose them for other tests."""
-    safety.load_builtin_keepers()
-    monkeypatch.setattr(safety, "_KEEPERS", [])
 
 
 def _template(folder: Path, name: str = "stock.xlsx") -> Path:
@@ -300,7 +291,7 @@ CORPUS: dict[str, tuple[Callable[[Path], Path], str]] = {
 
 def _use(path: Path) -> None:
     """What a sync does first: open, read every sheet, find the Stock columns."""
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         for name in book.sheet_names():
             book.read_sheet(name)
         layout.read_stock(book)

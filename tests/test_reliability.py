@@ -40,9 +40,9 @@ from xlsx_craft import LAUGHS, SHEET1, read_part, rewrite, set_declared_size
 from xlstock.cli import main
 from xlstock.remote import client as client_module
 from xlstock.workbook import layout
-from xlstock.workbook import openpyxl_adapter as adapter_module
-from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
+from xlstock.workbook import xlsx_file as adapter_module
 from xlstock.workbook.vba.cfb import write_compound_file
+from xlstock.workbook.xlsx_file import XlsxFile
 
 SECONDS = 5.0
 """Every hostile workbook is refused within this (most take a few milliseconds)."""
@@ -94,7 +94,7 @@ def _data_outside_status_and_log(path: Path) -> dict[str, Any]:
             status = [i for i, h in enumerate(rows[0]) if h == layout.STATUS]
             rows = [[v for i, v in enumerate(r) if i not in status] for r in rows]
         data[ws.title] = rows
-    with OpenpyxlWorkbook.open(path, writable=False) as book:
+    with XlsxFile.open(path, writable=False) as book:
         state = layout.read_state(book)
     data[layout.STATE_SHEET] = {k: v for k, v in state.items() if v is not None}
     return data
@@ -534,8 +534,8 @@ def test_a_workbook_open_in_excel_names_its_owner(merchant: Shop, command: str) 
 @pytest.mark.parametrize("command", ["sync", "preview", "publish"])
 def test_two_runs_on_one_workbook(merchant: Shop, command: str) -> None:
     holder = (
-        "import sys\nfrom xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook\n"
-        f"with OpenpyxlWorkbook.open({str(merchant.workbook)!r}):\n"
+        "import sys\nfrom xlstock.workbook.xlsx_file import XlsxFile\n"
+        f"with XlsxFile.open({str(merchant.workbook)!r}):\n"
         "    print('locked', flush=True)\n    sys.stdin.read()\n"
     )
     with subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE,

@@ -10,8 +10,8 @@ from openpyxl import load_workbook
 
 from xlstock.workbook import layout
 from xlstock.workbook.base import HOWTO_SHEET, LOG_SHEET, SETTINGS_SHEET, STATE_SHEET, STOCK_SHEET
-from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
 from xlstock.workbook.template import build_workbook, main, workbook_bytes
+from xlstock.workbook.xlsx_file import XlsxFile
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "workbook_template.xlsx"
@@ -40,7 +40,7 @@ def test_builds_are_byte_identical_with_fixed_dates(tmp_path: Path) -> None:
 def test_new_workbook_carries_the_given_addresses(tmp_path: Path) -> None:
     path = tmp_path / "stock.xlsx"
     build_workbook(path, service_url="https://stock.example", shop_url="https://shop.example")
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         settings = layout.read_settings(book)
     assert settings.service_url == "https://stock.example"
     assert settings.shop_url == "https://shop.example"
@@ -51,7 +51,7 @@ def test_new_workbook_carries_the_given_addresses(tmp_path: Path) -> None:
 def test_template_opens_through_the_adapter_without_losses(tmp_path: Path) -> None:
     path = tmp_path / "stock.xlsx"
     path.write_bytes(workbook_bytes())
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         assert book.sheet_names() == [STOCK_SHEET, SETTINGS_SHEET, LOG_SHEET, HOWTO_SHEET,
                                       STATE_SHEET]
         assert book.read_sheet(STOCK_SHEET) == [list(layout.STOCK_HEADERS)]

@@ -15,17 +15,13 @@ import olefile
 import openpyxl
 import pytest
 from defusedxml import ElementTree
-from openpyxl.comments import Comment
 
 from xlstock.errors import WorkbookError
-from xlstock.workbook import safety
 from xlstock.workbook.layout import STOCK_HEADERS
 from xlstock.workbook.ovba import decompress
 from xlstock.workbook.xlsm import (
     BUTTONS,
-    KEEPER_NAME,
     VBA_PART,
-    carry_over_xlsm_parts,
     macro_workbook_bytes,
     write_macro_workbook,
     xlwings_vba_source,
@@ -253,107 +249,15 @@ def test_refuses_a_workbook_without_sheet_stock_or_not_a_workbook(tmp_path: Path
 # --- after an openpyxl save ---------------------------------------------------------------
 
 
-def _save_with_openpyxl(source: Path, target: Path, *, keep_vba: bool) -> None:
-    wb = openpyxl.load_workbook(source, keep_vba=keep_vba)
-    wb["Stock"]["A3"] = "B-2"
-    wb["Stock"]["B3"].comment = Comment("counted on Monday", "merchant")
-    wb.save(target)
-
-
-@pytest.mark.parametrize("keep_vba", [True, False])
-def test_carry_over_restores_what_an_openpyxl_save_dropped(
-    xlsm: Path, tmp_path: Path, keep_vba: bool
-) -> None:
-    saved = tmp_path / "saved.xlsm"
-    _save_with_openpyxl(xlsm, saved, keep_vba=keep_vba)
-    lost = _zip(saved)
-    assert "<controls>" not in lost["xl/worksheets/sheet1.xml"].decode()
-
-    assert carry_over_xlsm_parts(xlsm, saved) is True
-    repaired = _zip(saved)
-    original = _zip(xlsm)
-    assert repaired[VBA_PART] == original[VBA_PART]
-    assert _code_names(repaired) == _code_names(original)
-    assert set(_modules(saved)) == set(_modules(xlsm))
-    sheet = repaired["xl/worksheets/sheet1.xml"].decode()
-    assert sheet.count("<control ") == 3 and "<legacyDrawing" in sheet
-    for button in BUTTONS:
-        assert f'macro="[0]!{button.macro}"' in sheet
-    assert len([n for n in repaired if n.startswith("xl/ctrlProps/")]) == 3
-    wb = openpyxl.load_workbook(saved, keep_vba=True)
-    assert wb["Stock"]["A3"].value == "B-2"
-    assert wb["Stock"]["B3"].comment.text == "counted on Monday"
-
-    before = saved.read_bytes()
-    carry_over_xlsm_parts(xlsm, saved)
-    assert saved.read_bytes() == before
-
-
-def test_carry_over_keeps_buttons_where_the_merchant_moved_them(
-    xlsm: Path, tmp_path: Path
-) -> None:
-    parts = _zip(xlsm)
-    moved = parts["xl/drawings/vmlDrawing1.vml"].replace(
-        b"<x:Anchor>10, 4, 0, 2, 11, 0, 1, 0</x:Anchor>",
-        b"<x:Anchor>1, 0, 20, 0, 3, 0, 22, 0</x:Anchor>",
-    )
-    assert moved != parts["xl/drawings/vmlDrawing1.vml"]
-    edited = tmp_path / "edited.xlsm"
-    with zipfile.ZipFile(edited, "w") as archive:
-        for name, data in parts.items():
-            archive.writestr(name, moved if name.endswith("vmlDrawing1.vml") else data)
-    saved = tmp_path / "saved.xlsm"
-    _save_with_openpyxl(edited, saved, keep_vba=False)
-    carry_over_xlsm_parts(edited, saved)
-    repaired = _zip(saved)
-    vml = next(repaired[n] for n in repaired if n.endswith(".vml"))
-    assert b"1, 0, 20, 0, 3, 0, 22, 0" in vml
-    sheet = repaired["xl/worksheets/sheet1.xml"].decode()
-    assert "<from><xdr:col>1</xdr:col><xdr:colOff>0</xdr:colOff><xdr:row>20</xdr:row>" in sheet
-
-
-def test_carry_over_ignores_a_workbook_without_macros(xlsx: Path, tmp_path: Path) -> None:
-    saved = tmp_path / "saved.xlsx"
-    _save_with_openpyxl(xlsx, saved, keep_vba=False)
-    before = saved.read_bytes()
-    assert carry_over_xlsm_parts(xlsx, saved) is False
-    assert saved.read_bytes() == before
-
-
-def test_carry_over_refuses_form_controls_it_cannot_keep(xlsm: Path, tmp_path: Path) -> None:
-    parts = _zip(xlsm)
-    extra = parts["xl/drawings/vmlDrawing1.vml"].replace(
-        b"</xml>",
-        b'<v:shape id="_x0000_s1100" type="#_x0000_t201"><x:ClientData ObjectType="Checkbox">'
-        b"<x:Anchor>1, 0, 5, 0, 2, 0, 6, 0</x:Anchor></x:ClientData></v:shape></xml>",
-    )
-    other = tmp_path / "checkbox.xlsm"
-    with zipfile.ZipFile(other, "w") as archive:
-        for name, data in parts.items():
-            archive.writestr(name, extra if name.endswith("vmlDrawing1.vml") else data)
-    saved = tmp_path / "saved.xlsm"
-    _save_with_openpyxl(other, saved, keep_vba=True)
-    with pytest.raises(WorkbookError, match="form controls or shapes other than xlstock's "
-                                            "buttons \\(on sheet 'Stock'\\)"):
-        carry_over_xlsm_parts(other, saved)
-
-
-def test_registered_as_the_adapters_keeper_for_its_parts() -> None:
-    for part in ("xl/vbaProject.bin", "xl/ctrlProps/ctrlProp2.xml", "xl/drawings/vmlDrawing1.vml"):
-        found = safety.keeper_for(part)
-        assert found is not None and found.name == KEEPER_NAME
-    assert safety.keeper_for("xl/drawings/drawing1.xml") is None
-
-
-def test_the_openpyxl_adapter_keeps_the_project_and_the_buttons(xlsm: Path) -> None:
-    """Headless commands save through the openpyxl adapter; twice, to be sure nothing
+def test_the_file_adapter_keeps_the_project_and_the_buttons(xlsm: Path) -> None:
+    """Headless commands save through the file adapter; twice, to be sure nothing
     accumulates or fades."""
-    from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
+    from xlstock.workbook.xlsx_file import XlsxFile
 
     original = _zip(xlsm)
     modules = _modules(xlsm)
     for round_trip in range(2):
-        with OpenpyxlWorkbook.open(xlsm) as book:
+        with XlsxFile.open(xlsm) as book:
             book.write_block("Stock", 3, 1, [[f"SKU-{round_trip}", "Cap", "", 7]])
             book.save()
         parts = _zip(xlsm)
@@ -364,5 +268,5 @@ def test_the_openpyxl_adapter_keeps_the_project_and_the_buttons(xlsm: Path) -> N
         assert sorted(n for n in parts if n.startswith("xl/ctrlProps/")) == sorted(
             n for n in original if n.startswith("xl/ctrlProps/"))
     assert _modules(xlsm) == modules
-    with OpenpyxlWorkbook.open(xlsm, writable=False) as book:
+    with XlsxFile.open(xlsm, writable=False) as book:
         assert book.read_sheet("Stock")[2][:4] == ["SKU-1", "Cap", None, 7]

@@ -84,14 +84,14 @@ class Progress:
 def open_workbook(path: str, *, writable: bool = True) -> Iterator[Any]:
     """Open a workbook file with the openpyxl adapter (locked while in use when
     ``writable``; read-only runs accept workbooks a save would damage)."""
-    from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
+    from xlstock.workbook.xlsx_file import XlsxFile
 
     if not Path(path).exists():
         raise UsageError(
             f"{path}: no such workbook in {Path(path).absolute().parent}; check the folder "
             f"and the file name, or create one with `xlstock new {path}`"
         )
-    with OpenpyxlWorkbook.open(path, writable=writable) as book:
+    with XlsxFile.open(path, writable=writable) as book:
         yield book
 
 

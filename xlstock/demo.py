@@ -36,8 +36,8 @@ def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -
     Ctrl-C with the service still up, so the workbook can be tried by hand."""
     from xlstock.remote.client import StockService
     from xlstock.server import read_catalogue_csv, start_background_server
-    from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
     from xlstock.workbook.template import build_workbook
+    from xlstock.workbook.xlsx_file import XlsxFile
 
     folder.mkdir(parents=True, exist_ok=True)
     workbook = folder / WORKBOOK_NAME
@@ -53,11 +53,11 @@ def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -
         echo(f"2. Created the workbook {workbook}.")
         service = StockService(server.url, DEMO_SHOP, token)
 
-        with OpenpyxlWorkbook.open(workbook) as book:
+        with XlsxFile.open(workbook) as book:
             report = actions.sync(book, service)
         echo(f"3. Sync: {report.summary}")
 
-        with OpenpyxlWorkbook.open(workbook) as book:
+        with XlsxFile.open(workbook) as book:
             _type_edits(book)
         echo(f"4. Typed a delivery (Received {DELIVERY[1]} on {DELIVERY[0]}) and a stocktake "
              f"(New level {STOCKTAKE[1]} on {STOCKTAKE[0]}) into sheet Stock.")
@@ -66,12 +66,12 @@ def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -
         echo("5. Meanwhile a customer bought online: "
              + ", ".join(f"{qty} x {sku}" for sku, qty in SALE.items()) + ".")
 
-        with OpenpyxlWorkbook.open(workbook) as book:
+        with XlsxFile.open(workbook) as book:
             report = actions.preview(book, service)
         echo("6. Preview:")
         echo(format_report(report, indent="   "))
 
-        with OpenpyxlWorkbook.open(workbook) as book:
+        with XlsxFile.open(workbook) as book:
             report = actions.publish(book, service)
         echo(f"7. Publish: {report.summary}")
         levels = service.read_levels().levels()

@@ -1,5 +1,4 @@
-"""Checks on a workbook file before openpyxl parses any of it, and the list of parts
-an openpyxl save would lose.
+"""Checks on a workbook file before any of its XML is parsed.
 
 :func:`check_file` refuses, with a one-line message naming the file and the fix:
 
@@ -20,29 +19,23 @@ an openpyxl save would lose.
   itself uses, so the check sees the encoding (UTF-8, UTF-16, BOM or none) exactly as
   the later parse will; it stops at the root element, which keeps it cheap.
 
-openpyxl additionally parses through ``defusedxml`` when it is installed (it is one of
-xlstock's dependencies), a second line of defence that costs 10-30% of the parse
-(``bench/bench_open.py``); the DTD check costs about a millisecond.
-
-:func:`lost_parts` lists the parts of a package that an openpyxl round trip drops, from
-the data-driven table :data:`LOSS_RULES`. A *keeper* (:func:`register_keeper`) can
-claim parts it knows how to carry over: its function is called with the original file
-and the freshly saved temporary file, before that replaces the original.
+Behind these checks, the small parts xlstock edits are parsed by lxml with entities
+unresolved and no network (:data:`xlstock.workbook.package.XML_PARSER`), and sheets are
+read as bytes (:mod:`xlstock.workbook.sheetxml`), so no DTD or entity can act even if
+one got past. The checks cost about a millisecond.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import os
-import re
 import stat
 import struct
 import xml.parsers.expat
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 from xml.etree import ElementTree
@@ -424,224 +417,3 @@ def _content_types(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo],
         extension = name.rsplit(".", 1)[-1].lower() if "." in name.rsplit("/", 1)[-1] else ""
         result[name] = overrides.get(name.lower(), defaults.get(extension, ""))
     return result
-
-
-# --- parts an openpyxl save would lose ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LossRule:
-    """A kind of part that openpyxl does not write back. A part matches when its content
-    type is one of ``content_types`` or its name matches ``names`` (a regular expression
-    over the whole part name); with ``only_if`` set, its first 256 KiB must also match
-    that pattern."""
-
-    what: str
-    content_types: frozenset[str] = frozenset()
-    names: str | None = None
-    only_if: bytes | None = None
-    kept_with_vba: bool = False
-    """openpyxl copies these parts over when it loads with ``keep_vba`` (``.xlsm``)."""
-
-
-_SS = "application/vnd.openxmlformats-officedocument.spreadsheetml."
-_MS = "application/vnd.ms-excel."
-_VML_CONTROL = rb'ObjectType="(?!Note")'
-LOSS_RULES: tuple[LossRule, ...] = (
-    # openpyxl re-creates charts and pictures it understands and silently drops shapes,
-    # text boxes, SmartArt and chart styling; any drawing is refused rather than mangled.
-    LossRule("a drawing (pictures, charts, shapes or text boxes)",
-             frozenset({"application/vnd.openxmlformats-officedocument.drawing+xml"})),
-    LossRule("a chart", frozenset({
-        "application/vnd.openxmlformats-officedocument.drawingml.chart+xml",
-        _SS + "chartsheet+xml",
-        "application/vnd.ms-office.chartstyle+xml",
-        "application/vnd.ms-office.chartcolorstyle+xml",
-    })),
-    LossRule("a picture", names=r"xl/media/.*\.emf", kept_with_vba=True),
-    LossRule("a picture", names=r"xl/media/.*"),
-    LossRule("SmartArt", frozenset({
-        "application/vnd.openxmlformats-officedocument.drawingml.diagramdata+xml",
-        "application/vnd.openxmlformats-officedocument.drawingml.diagramlayout+xml",
-    })),
-    LossRule("a pivot table", frozenset({
-        _SS + "pivottable+xml", _SS + "pivotcachedefinition+xml",
-        _SS + "pivotcacherecords+xml",
-    })),
-    LossRule("a slicer", frozenset({_MS + "slicer+xml", _MS + "slicercache+xml"})),
-    LossRule("a timeline", frozenset({_MS + "timeline+xml", _MS + "timelinecache+xml"})),
-    LossRule("a form control (button, check box, drop-down)",
-             frozenset({_MS + "controlproperties+xml"})),
-    # openpyxl copies VML drawings named like this one back when it keeps VBA, and the
-    # sheet's link to them (other names it would link to a part it never writes).
-    LossRule("a form control (button, check box, drop-down)",
-             names=r"xl/drawings/.*vmlDrawing\d\.vml", only_if=_VML_CONTROL,
-             kept_with_vba=True),
-    LossRule("a form control (button, check box, drop-down)",
-             names=r"xl/drawings/.*\.vml", only_if=_VML_CONTROL),
-    # With keep_vba openpyxl copies ctrlProps and activeX parts but drops the sheet's
-    # <controls> element and relationships that place them, so they are lost either way.
-    LossRule("an ActiveX control", frozenset({
-        "application/vnd.ms-office.activex+xml", "application/vnd.ms-office.activex",
-    }), names=r"xl/activeX/.*"),
-    LossRule("macros (VBA)", frozenset({"application/vnd.ms-office.vbaproject"}),
-             names=r"xl/vba.*", kept_with_vba=True),
-    LossRule("a custom ribbon", names=r"customUI/.*", kept_with_vba=True),
-    LossRule("an embedded object", frozenset({
-        "application/vnd.openxmlformats-officedocument.oleobject",
-    }), names=r"xl/embeddings/.*"),
-    LossRule("a data connection or query", frozenset({
-        _SS + "connections+xml", _SS + "querytable+xml",
-    })),
-    LossRule("a Power Query", names=r"customXml/item\d*\.xml", only_if=rb"DataMashup"),
-    LossRule("a data model", names=r"xl/model/.*"),
-    LossRule("threaded comments", frozenset({
-        _MS + "threadedcomments+xml", _MS + "person+xml",
-    })),
-    LossRule("dynamic array formulas (such as FILTER or UNIQUE)",
-             frozenset({_SS + "sheetmetadata+xml"})),
-    LossRule("pictures in cells or linked data types", names=r"xl/richData/.*"),
-    LossRule("shared-workbook change history", frozenset({
-        _SS + "revisionheaders+xml", _SS + "revisionlog+xml", _SS + "usernames+xml",
-    })),
-    LossRule("an Excel 4 macro or dialog sheet", frozenset({
-        _MS + "macrosheet+xml", _MS + "intlmacrosheet+xml", _SS + "dialogsheet+xml",
-    })),
-    LossRule("an Office add-in", names=r"xl/webextensions/.*"),
-)
-"""What an openpyxl save loses. Deliberately absent, because losing them is harmless:
-``xl/calcChain.xml`` (Excel rebuilds it), ``xl/printerSettings/*`` (the page setup
-itself is kept), ``docProps/thumbnail.*``; and what openpyxl keeps: sheets, styles,
-shared strings, defined names, tables, comments (notes; their boxes take default sizes),
-external links, custom document properties."""
-
-_WARNING_LOSS = re.compile(r"removed|discarded|lost|ignored|dropped", re.IGNORECASE)
-"""openpyxl's load warnings that announce a loss (an unsupported sheet extension such
-as cross-sheet drop-down lists or data bars, a rule it could not read...)."""
-
-
-def warning_is_loss(message: str) -> bool:
-    """Whether an openpyxl load warning announces that something will not be saved."""
-    return bool(_WARNING_LOSS.search(message))
-
-
-@dataclass(frozen=True)
-class LostPart:
-    """A part that an openpyxl save of the workbook would drop."""
-
-    part: str
-    what: str
-
-
-def lost_parts(source: str | os.PathLike[str] | IO[bytes], package: Package, *,
-               keep_vba: bool) -> list[LostPart]:
-    """The parts of the package ``source`` (a path or a binary file, already passed
-    through :func:`check_file`, which gave ``package``) that an openpyxl save would
-    drop, per :data:`LOSS_RULES`; parts a registered keeper claims are left out."""
-    lost: list[LostPart] = []
-    with zipfile.ZipFile(source) as zf:
-        for part in package.parts:
-            content_type = package.content_types.get(part, "")
-            for rule in LOSS_RULES:
-                if not _rule_matches(rule, part, content_type):
-                    continue
-                if rule.only_if is not None:
-                    with zf.open(part) as src:
-                        if not re.search(rule.only_if, src.read(256 * 1024)):
-                            continue
-                if rule.kept_with_vba and keep_vba:
-                    break
-                if keeper_for(part) is None:
-                    lost.append(LostPart(part, rule.what))
-                break
-    return lost
-
-
-def _rule_matches(rule: LossRule, part: str, content_type: str) -> bool:
-    if content_type and content_type in rule.content_types:
-        return True
-    return rule.names is not None and re.fullmatch(rule.names, part) is not None
-
-
-def describe_losses(label: str, lost: Iterable[LostPart]) -> str:
-    """One line naming what would be lost and the fix."""
-    kinds: dict[str, list[str]] = {}
-    for item in lost:
-        kinds.setdefault(item.what, []).append(item.part)
-    listed = "; ".join(
-        f"{what} ({parts[0]}{f' and {len(parts) - 1} more part(s)' if len(parts) > 1 else ''})"
-        for what, parts in kinds.items()
-    )
-    return (
-        f"{label} holds content that xlstock cannot keep when it saves the file: {listed}. "
-        "Move it to another workbook (or delete it), or keep the stock sheets in a "
-        "workbook of their own, and try again"
-    )
-
-
-# --- keepers: carrying over parts openpyxl drops ----------------------------------------
-
-KeepFunction = Callable[[Path, Path], None]
-
-
-@dataclass(frozen=True)
-class Keeper:
-    """Carries parts matching ``patterns`` (regular expressions over the whole part
-    name) from the original workbook into the saved one. ``keep(original, saved)``
-    rewrites ``saved`` in place (a temporary file in the workbook's folder) and runs
-    before ``saved`` replaces ``original``; whatever it raises aborts the save and
-    leaves the original untouched."""
-
-    name: str
-    patterns: tuple[str, ...]
-    keep: KeepFunction = field(compare=False)
-
-    def covers(self, part: str) -> bool:
-        """Whether this keeper carries ``part`` over."""
-        return any(re.fullmatch(p, part) for p in self.patterns)
-
-
-_KEEPERS: list[Keeper] = []
-
-BUILTIN_KEEPER_MODULES = ("xlstock.workbook.xlsm",)
-"""Modules that register xlstock's own keepers when imported (the ``.xlsm`` buttons)."""
-
-
-def load_builtin_keepers() -> None:
-    """Import :data:`BUILTIN_KEEPER_MODULES` so that their keepers are registered
-    before a workbook is judged; a module that is not installed is skipped."""
-    for module in BUILTIN_KEEPER_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-
-
-def register_keeper(name: str, patterns: Iterable[str], keep: KeepFunction) -> Keeper:
-    """Register a keeper (replacing any of the same ``name``) and return it."""
-    keeper = Keeper(name, tuple(patterns), keep)
-    unregister_keeper(name)
-    _KEEPERS.append(keeper)
-    return keeper
-
-
-def unregister_keeper(name: str) -> None:
-    """Forget the keeper called ``name``, if any."""
-    _KEEPERS[:] = [k for k in _KEEPERS if k.name != name]
-
-
-def keepers() -> list[Keeper]:
-    """The registered keepers, in registration order."""
-    return list(_KEEPERS)
-
-
-def keeper_for(part: str) -> Keeper | None:
-    """The first registered keeper that covers ``part``."""
-    return next((k for k in _KEEPERS if k.covers(part)), None)
-
-
-def keepers_for(parts: Iterable[str]) -> list[Keeper]:
-    """The registered keepers that cover at least one of ``parts``, in order."""
-    parts = list(parts)
-    return [k for k in _KEEPERS if any(k.covers(p) for p in parts)]

@@ -867,60 +867,6 @@ def has_macro_parts(source: str | os.PathLike[str] | bytes) -> bool:
         return False
 
 
-def carry_over_xlsm_parts(original_path: str | os.PathLike[str],
-                          saved_path: str | os.PathLike[str]) -> bool:
-    """Put back into ``saved_path`` the macro parts of ``original_path`` that a save
-    by openpyxl dropped: the VBA project (with its relationship, content type and
-    code names) and the three buttons on sheet Stock (VML shapes where the merchant
-    left them, ctrlProp parts, ``<legacyDrawing>`` and ``<controls>``).
-
-    Does nothing (and returns ``False``) when the original has no VBA project.
-    Idempotent: a file that already has everything is rewritten to the same content.
-    Returns ``True`` when ``saved_path`` was rewritten."""
-    original = _Package(_read(original_path, str(original_path)), str(original_path))
-    if VBA_PART not in original.parts:
-        return False
-    foreign = _foreign_controls(original)
-    if foreign:
-        raise WorkbookError(
-            f"{original_path} has form controls or shapes other than xlstock's buttons "
-            f"(on sheet {', '.join(repr(s) for s in foreign)}) that xlstock cannot keep when "
-            "it saves the file; move them to another workbook, or use the buttons only, "
-            "and try again"
-        )
-    saved = _Package(_read(saved_path, str(saved_path)), str(saved_path))
-
-    preferred: dict[str, str] = {}
-    for name, part in original.sheets():
-        code = _code_name_of(original.text(part), "sheetPr")
-        if _valid_code_name(code):
-            preferred[name] = code
-    book_code = _code_name_of(original.text(original.workbook_part()), "workbookPr")
-    if _valid_code_name(book_code):
-        workbook = saved.workbook_part()
-        saved.parts[workbook] = _set_code_name(
-            saved.text(workbook), "workbookPr", "workbook", book_code, str(saved_path),
-        ).encode()
-    _carry_code_names(saved, preferred)
-    _apply_vba(saved, saved.parts.get(VBA_PART) or original.parts[VBA_PART])
-
-    donors: dict[str, Element] = {}
-    try:
-        stock = original.sheet_part(STOCK_SHEET)
-    except WorkbookError:
-        stock = None
-    if stock is not None:
-        for rel in original.rels(stock):
-            if rel.get("Type") == REL_VML:
-                part = original.resolve(stock, rel["Target"])
-                if part in original.parts:
-                    donors.update(_button_shapes(_parse_vml(original, part)))
-    if donors:
-        _apply_buttons(saved, donors)
-    write_atomic(Path(saved_path), saved.to_bytes())
-    return True
-
-
 def _carry_code_names(package: _Package, preferred: dict[str, str]) -> None:
     """Give the sheets the original's code names; a sheet that is new keeps none
     (Excel makes its module when it opens the file)."""
@@ -1142,7 +1088,7 @@ def install_buttons(path: str | os.PathLike[str], out: str | os.PathLike[str] | 
     The target is locked against other xlstock runs and refused while Excel has it
     open; it is replaced atomically, so that a failure leaves it as it was."""
     from xlstock.workbook import safety
-    from xlstock.workbook.openpyxl_adapter import RunLock, refuse_if_open_in_excel
+    from xlstock.workbook.locking import RunLock, refuse_if_open_in_excel
 
     source = Path(path)
     suffix = source.suffix.lower()
@@ -1180,28 +1126,3 @@ def install_buttons(path: str | os.PathLike[str], out: str | os.PathLike[str] | 
     finally:
         lock.release()
     return ButtonsReport(target, tuple(changes), tuple(kept))
-
-
-KEEPER_NAME = "xlsm"
-KEEPER_PATTERNS = (
-    r"xl/vbaProject\.bin",
-    r"xl/ctrlProps/ctrlProp\d+\.xml",
-    r"xl/drawings/vmlDrawing\d+\.vml",
-)
-"""The parts :func:`carry_over_xlsm_parts` carries over, for the openpyxl adapter."""
-
-
-def _keep(original: Path, saved: Path) -> None:
-    carry_over_xlsm_parts(original, saved)
-
-
-def register_keeper() -> None:
-    """Register :func:`carry_over_xlsm_parts` with the openpyxl adapter's save
-    (:func:`xlstock.workbook.safety.register_keeper`). Done when this module is
-    imported; calling it again is harmless."""
-    from xlstock.workbook import safety
-
-    safety.register_keeper(KEEPER_NAME, KEEPER_PATTERNS, _keep)
-
-
-register_keeper()

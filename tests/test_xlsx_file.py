@@ -1,6 +1,6 @@
-"""The openpyxl workbook adapter on real .xlsx files: what it reads, what it writes, what
-a save keeps, atomic saves under injected faults, the per-workbook lock, and refusing
-workbooks a save would damage."""
+"""The workbook file adapter on real .xlsx files: what it reads, what it writes, what a
+save keeps (every part it does not own, byte for byte), atomic saves under injected
+faults, and the per-workbook lock."""
 
 from __future__ import annotations
 
@@ -25,22 +25,14 @@ from xlsx_craft import (
     rewrite,
 )
 
-import xlstock.workbook.openpyxl_adapter as adapter_module
+import xlstock.workbook.xlsx_file as adapter_module
 from xlstock.cells import NO_CACHE, CellError, Formula
 from xlstock.errors import WorkbookError
-from xlstock.workbook import safety
+from xlstock.workbook import locking
 from xlstock.workbook.base import MAX_ROWS, WorkbookAdapter
-from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook, excel_lock_owner
+from xlstock.workbook.locking import excel_lock_owner
 from xlstock.workbook.template import workbook_bytes
-
-
-@pytest.fixture(autouse=True)
-def only_the_keepers_a_test_registers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keepers registered elsewhere (the .xlsm buttons') are set aside, so that each
-    test sees the adapter's own rules; the built-in ones are loaded first, into the
-    real registry, so that setting them aside here cannot lose them for other tests."""
-    safety.load_builtin_keepers()
-    monkeypatch.setattr(safety, "_KEEPERS", [])
+from xlstock.workbook.xlsx_file import XlsxFile
 
 
 def leftovers(folder: Path, *keep: str) -> list[str]:
@@ -53,8 +45,8 @@ def leftovers(folder: Path, *keep: str) -> list[str]:
 
 def test_is_a_workbook_adapter(tmp_path: Path) -> None:
     path = merchant_workbook(tmp_path / "stock.xlsx")
-    with OpenpyxlWorkbook.open(path) as book:
-        assert isinstance(book, OpenpyxlWorkbook)
+    with XlsxFile.open(path) as book:
+        assert isinstance(book, XlsxFile)
         adapter: WorkbookAdapter = book
         assert adapter.label == str(path)
         assert adapter.sheet_names() == ["Stock", "Notes"]
@@ -74,7 +66,7 @@ def test_read_values_text_skus_dates_errors(tmp_path: Path) -> None:
     ws["H1"] = None
     path = tmp_path / "stock.xlsx"
     wb.save(path)
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         grid = book.read_sheet("Stock")
     assert grid[1] == ["00123", 7, dt.datetime(2025, 3, 1, 9, 30), True, CellError("#N/A"), 2.5]
     assert grid[2] == [123, 8, dt.datetime(2025, 3, 2), False, CellError("#DIV/0!"), 3]
@@ -94,7 +86,7 @@ def test_read_trims_and_empty_sheet(tmp_path: Path) -> None:
     wb.save(path)
     edit_part(path, SHEET1, "</sheetData>",  # empty text far out: blank, not the table's
               '<row r="12"><c r="K12" t="inlineStr"><is><t></t></is></c></row></sheetData>')
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         assert book.read_sheet("Stock") == [[None, None], [None, "x"]]
         assert book.read_sheet("Empty") == []
         with pytest.raises(WorkbookError, match="has no sheet named 'Nope'"):
@@ -106,7 +98,7 @@ def test_rich_text_reads_as_plain_text_and_survives_a_save(tmp_path: Path) -> No
     edit_part(path, SHEET1, r'<c r="C2" t="inlineStr"><is><t>Product 0</t></is></c>',
               '<c r="C2" t="inlineStr"><is><r><rPr><b/></rPr><t>Bold</t></r>'
               '<r><t> tea</t></r></is></c>')
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         assert book.read_sheet("Stock")[1][2] == "Bold tea"
         book.write_block("Stock", 2, 4, [[99]])
         book.save()
@@ -126,32 +118,20 @@ def _with_cached_formulas(path: Path) -> Path:
     ws.append(["D", 4, 1, "=B5+C5"])
     wb.create_sheet("Plain")["A1"] = 1
     wb.save(path)
-    edit_part(path, SHEET1, r'(<c r="D2"[^>]*>)<f>(.*?)</f><v\s*/>', r"\1<f>\2</f><v>7</v>")
-    edit_part(path, SHEET1, r'<c r="D3"([^>]*)><f>(.*?)</f><v\s*/>',
+    edit_part(path, SHEET1, r'(<c r="D2"[^>]*>)<f>(.*?)</f>(?:<v\s*/>|<v></v>)',
+              r"\1<f>\2</f><v>7</v>")
+    edit_part(path, SHEET1, r'<c r="D3"([^>]*)><f>(.*?)</f>(?:<v\s*/>|<v></v>)',
               r'<c r="D3" t="e"\1><f>\2</f><v>#DIV/0!</v>')
-    edit_part(path, SHEET1, r'<c r="D4"([^>]*)><f>(.*?)</f><v\s*/>',
+    edit_part(path, SHEET1, r'<c r="D4"([^>]*)><f>(.*?)</f>(?:<v\s*/>|<v></v>)',
               r'<c r="D4" t="str"\1><f>\2</f><v>n/a</v>')
     return path
 
 
-def test_formulas_come_with_their_cached_values(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_formulas_come_with_their_cached_values(tmp_path: Path) -> None:
     path = _with_cached_formulas(tmp_path / "stock.xlsx")
-    loads: list[dict[str, object]] = []
-    real_load = adapter_module.load_workbook
-
-    def counting_load(*args: object, **kwargs: object):  # a spy: the real loader runs
-        loads.append(kwargs)
-        return real_load(*args, **kwargs)
-
-    monkeypatch.setattr(adapter_module, "load_workbook", counting_load)
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         assert book.read_sheet("Plain") == [[1]]
-        assert len(loads) == 1  # no formulas on Plain: no second pass
         column = [row[3] for row in book.read_sheet("Stock")[1:]]
-        assert len(loads) == 2 and loads[1].get("data_only") and loads[1].get("read_only")
-        book.read_sheet("Stock")
-        assert len(loads) == 2  # the saved values are read once per sheet
     assert column == [
         Formula("=B2+C2", 7),
         Formula("=B3/C3", CellError("#DIV/0!")),
@@ -167,7 +147,7 @@ def test_far_away_cell_is_refused_quickly(tmp_path: Path) -> None:
     wb.active.cell(row=MAX_ROWS + 1, column=2, value=1)
     path = tmp_path / "stock.xlsx"
     wb.save(path)
-    with OpenpyxlWorkbook.open(path) as book, pytest.raises(WorkbookError) as caught:
+    with XlsxFile.open(path) as book, pytest.raises(WorkbookError) as caught:
         book.read_sheet("Stock")
     assert f"B{MAX_ROWS + 1}" in str(caught.value)
     assert "delete it" in str(caught.value)
@@ -180,13 +160,13 @@ def test_text_is_never_a_formula(tmp_path: Path) -> None:
     path = tmp_path / "stock.xlsx"
     path.write_bytes(workbook_bytes())
     hostile = '=HYPERLINK("http://evil.example","click")'
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         book.write_block("Stock", 2, 1, [["00123", hostile, "+1", "-2"], ["@SUM(1)", "0042"]])
         book.save()
     xml = read_part(path, SHEET1).decode()
     assert "<f>" not in xml
     assert "HYPERLINK" in xml and 't="inlineStr"' in xml
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         grid = book.read_sheet("Stock")
     assert grid[1][:4] == ["00123", hostile, "+1", "-2"]
     assert grid[2][:2] == ["@SUM(1)", "0042"]
@@ -196,7 +176,7 @@ def test_text_is_never_a_formula(tmp_path: Path) -> None:
 
 def test_none_clears_a_value_keeps_format_and_creates_no_cells(tmp_path: Path) -> None:
     path = merchant_workbook(tmp_path / "stock.xlsx")
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         book.write_block("Stock", 2, 1, [[None]])
         book.write_block("Stock", 40, 20, [[None, None], [None, ""]])
         book.save()
@@ -214,7 +194,7 @@ def test_writes_numbers_dates_formulas_errors_and_new_cells_take_column_style(
     path.write_bytes(workbook_bytes())
     when = dt.datetime(2026, 2, 3, 4, 5, 6)
     aware = dt.datetime(2026, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         book.write_block("Stock", 2, 1, [[123, "Tea", None, 5, -3, 0, 2.5, True]])
         book.write_block("Log", 2, 1, [[when, aware, Formula("=1+2", NO_CACHE),
                                         CellError("#N/A")]])
@@ -244,14 +224,14 @@ def test_values_excel_cannot_hold_are_refused_with_the_cell(tmp_path: Path, valu
                                                             message: str) -> None:
     path = tmp_path / "stock.xlsx"
     path.write_bytes(workbook_bytes())
-    with OpenpyxlWorkbook.open(path) as book, pytest.raises(WorkbookError) as caught:
+    with XlsxFile.open(path) as book, pytest.raises(WorkbookError) as caught:
         book.write_block("Stock", 5, 2, [[value]])
     assert "cell B5" in str(caught.value) and message in str(caught.value)
 
 
 def test_merged_cells_and_odd_values(tmp_path: Path) -> None:
     path = merchant_workbook(tmp_path / "stock.xlsx")
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         with pytest.raises(WorkbookError, match="B1 is inside merged cells"):
             book.write_block("Notes", 1, 2, [["x"]])
         with pytest.raises(TypeError):
@@ -262,7 +242,7 @@ def test_merged_cells_and_odd_values(tmp_path: Path) -> None:
 
 def test_add_sheet_hidden_and_duplicates(tmp_path: Path) -> None:
     path = merchant_workbook(tmp_path / "stock.xlsx")
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         book.add_sheet("_xlstock", hidden=True)
         book.add_sheet("Log")
         with pytest.raises(WorkbookError, match="already has a sheet"):
@@ -283,7 +263,7 @@ def test_add_sheet_hidden_and_duplicates(tmp_path: Path) -> None:
 def test_round_trip_keeps_the_merchants_workbook(tmp_path: Path) -> None:
     path = merchant_workbook(tmp_path / "stock.xlsx")
     before = load_workbook(path)
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         grid = book.read_sheet("Stock")
         online = grid[0].index("Online") + 1
         book.write_block("Stock", 2, online, [[1], [2], [3]])
@@ -325,16 +305,18 @@ def test_macro_workbook_keeps_its_vba_project(tmp_path: Path) -> None:
               '<Relationship Id="rIdVba" Type="http://schemas.microsoft.com/office/2006/'
               'relationships/vbaProject" Target="vbaProject.bin"/></Relationships>')
     rewrite(path, {"xl/vbaProject.bin": vba})
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         book.write_block("Stock", 2, 1, [["A1"]])
         book.save()
     assert read_part(path, "xl/vbaProject.bin") == vba
     assert b"macroEnabled" in read_part(path, "[Content_Types].xml")
-    # The same package named .xlsx would lose its macros: refused.
+    # The same package named .xlsx keeps them too: no part is dropped, whatever the name.
     renamed = tmp_path / "stock.xlsx"
     renamed.write_bytes(path.read_bytes())
-    with pytest.raises(WorkbookError, match=r"macros \(VBA\)"):
-        OpenpyxlWorkbook.open(renamed)
+    with XlsxFile.open(renamed) as book:
+        book.write_block("Stock", 2, 1, [["A2"]])
+        book.save()
+    assert read_part(renamed, "xl/vbaProject.bin") == vba
 
 
 def test_save_keeps_file_mode_and_replaces_the_target_of_a_link(tmp_path: Path) -> None:
@@ -342,7 +324,7 @@ def test_save_keeps_file_mode_and_replaces_the_target_of_a_link(tmp_path: Path) 
     os.chmod(real, 0o640)
     link = tmp_path / "link.xlsx"
     link.symlink_to(real)
-    with OpenpyxlWorkbook.open(link) as book:
+    with XlsxFile.open(link) as book:
         assert book.path == real
         book.write_block("Stock", 2, 4, [[77]])
         book.save()
@@ -357,20 +339,20 @@ def test_unwritable_folder_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     def refuse(self: object, timeout: float = 0) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(adapter_module.FileLock, "acquire", refuse)
+    monkeypatch.setattr(locking.FileLock, "acquire", refuse)
     with pytest.raises(WorkbookError, match="cannot write in the workbook's folder"):
-        OpenpyxlWorkbook.open(path)
+        XlsxFile.open(path)
 
 
 def test_read_only_opening_takes_no_lock_and_cannot_save(tmp_path: Path) -> None:
     path = merchant_workbook(tmp_path / "stock.xlsx")
-    with OpenpyxlWorkbook.open(path) as writer, \
-            OpenpyxlWorkbook.open(path, writable=False) as reader:
+    with XlsxFile.open(path) as writer, \
+            XlsxFile.open(path, writable=False) as reader:
         assert reader.read_sheet("Stock")[0][0] == "Supplier"
         with pytest.raises(WorkbookError, match="reading only"):
             reader.save()
         writer.save()
-    book = OpenpyxlWorkbook.open(path)
+    book = XlsxFile.open(path)
     book.close()
     book.close()
     with pytest.raises(WorkbookError, match="was closed"):
@@ -391,8 +373,19 @@ def _failing_after(calls: int, error: BaseException):
     return fail
 
 
-SAVE_STEPS = ("temp file write", "temp file fsync", "keeper", "check of the saved copy",
+SAVE_STEPS = ("temp file write", "temp file fsync", "check of the saved copy",
               "rename over the original")
+
+
+def _half_written(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    """The temporary file gets written, then the write fails (a full disk, a bad sector)."""
+    real_write = adapter_module._write_temp
+
+    def half_written(temp: Path, data: bytes) -> None:
+        real_write(temp, data[: len(data) // 2])
+        raise error
+
+    monkeypatch.setattr(adapter_module, "_write_temp", half_written)
 
 
 @pytest.mark.parametrize("step", SAVE_STEPS)
@@ -403,22 +396,9 @@ def test_a_failure_at_any_save_step_leaves_the_original_intact(
     original = path.read_bytes()
     error = OSError(errno.EIO, "Input/output error")
     if step == "temp file write":
-        real_save = Workbook.save
-
-        def half_written(self: Workbook, target: object) -> None:
-            real_save(self, target)
-            raise error
-
-        monkeypatch.setattr(Workbook, "save", half_written)
+        _half_written(monkeypatch, error)
     elif step == "temp file fsync":
         monkeypatch.setattr(os, "fsync", _failing_after(0, error))
-    elif step == "keeper":
-        def broken_keeper(original_path: Path, saved: Path) -> None:
-            saved.write_bytes(b"half")
-            raise error
-
-        monkeypatch.setattr(safety, "_KEEPERS", [])
-        safety.register_keeper("test-broken", [r"xl/worksheets/sheet1\.xml"], broken_keeper)
     elif step == "check of the saved copy":
         def truncate_then_check(temp: Path, label: str) -> None:
             temp.write_bytes(temp.read_bytes()[:100])
@@ -427,7 +407,7 @@ def test_a_failure_at_any_save_step_leaves_the_original_intact(
         monkeypatch.setattr(adapter_module, "_check_saved", truncate_then_check)
     elif step == "rename over the original":
         monkeypatch.setattr(os, "replace", _failing_after(0, error))
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         book.write_block("Stock", 2, 4, [[123]])
         with pytest.raises(WorkbookError) as caught:
             book.save()
@@ -441,7 +421,8 @@ def test_interrupt_during_save_removes_the_temp_file(tmp_path: Path,
     path = merchant_workbook(tmp_path / "stock.xlsx")
     original = path.read_bytes()
     monkeypatch.setattr(os, "replace", _failing_after(0, KeyboardInterrupt()))
-    with OpenpyxlWorkbook.open(path) as book, pytest.raises(KeyboardInterrupt):
+    with XlsxFile.open(path) as book, pytest.raises(KeyboardInterrupt):
+        book.write_block("Stock", 2, 4, [[8]])
         book.save()
     assert path.read_bytes() == original
     assert leftovers(tmp_path, "stock.xlsx") == []
@@ -452,7 +433,7 @@ def test_directory_fsync_failure_does_not_fail_a_done_save(
 ) -> None:
     path = merchant_workbook(tmp_path / "stock.xlsx")
     monkeypatch.setattr(os, "fsync", _failing_after(1, OSError(errno.EINVAL, "Invalid")))
-    with OpenpyxlWorkbook.open(path) as book:
+    with XlsxFile.open(path) as book:
         book.write_block("Stock", 2, 4, [[55]])
         book.save()
     assert load_workbook(path)["Stock"]["D2"].value == 55
@@ -462,14 +443,9 @@ def test_directory_fsync_failure_does_not_fail_a_done_save(
 def test_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
     path = merchant_workbook(tmp_path / "stock.xlsx")
     original = path.read_bytes()
-    real_save = Workbook.save
-
-    def fill_the_disk(self: Workbook, target: object) -> None:
-        real_save(self, target)
-        raise OSError(code, os.strerror(code))
-
-    monkeypatch.setattr(Workbook, "save", fill_the_disk)
-    with OpenpyxlWorkbook.open(path) as book, pytest.raises(WorkbookError) as caught:
+    _half_written(monkeypatch, OSError(code, os.strerror(code)))
+    with XlsxFile.open(path) as book, pytest.raises(WorkbookError) as caught:
+        book.write_block("Stock", 2, 4, [[8]])
         book.save()
     assert "disk is full" in str(caught.value) and "unchanged" in str(caught.value)
     assert path.read_bytes() == original
@@ -491,9 +467,10 @@ def test_workbook_open_in_excel_names_the_owner(tmp_path: Path,
     path = merchant_workbook(tmp_path / "stock.xlsx")
     original = path.read_bytes()
     monkeypatch.setattr(os, "replace", _failing_after(0, PermissionError(13, "Access denied")))
-    with OpenpyxlWorkbook.open(path) as book, pytest.raises(WorkbookError) as caught:
+    with XlsxFile.open(path) as book, pytest.raises(WorkbookError) as caught:
         # Excel opened the workbook while xlstock was working on it
         (tmp_path / "~$stock.xlsx").write_bytes(_excel_owner_file("Zoë Ünal"))
+        book.write_block("Stock", 2, 4, [[8]])
         book.save()
     message = str(caught.value)
     assert "open in another program (Excel?)" in message
@@ -525,7 +502,7 @@ def test_stale_temp_files_of_a_killed_run_are_removed(tmp_path: Path) -> None:
     path = merchant_workbook(tmp_path / "stock.xlsx")
     (tmp_path / ".stock.xlsx.deadbeef.xlstock-tmp").write_bytes(b"half a save")
     (tmp_path / ".other.xlsx.deadbeef.xlstock-tmp").write_bytes(b"not ours")
-    with OpenpyxlWorkbook.open(path):
+    with XlsxFile.open(path):
         pass
     assert leftovers(tmp_path, "stock.xlsx") == [".other.xlsx.deadbeef.xlstock-tmp"]
 
@@ -535,17 +512,17 @@ def test_stale_temp_files_of_a_killed_run_are_removed(tmp_path: Path) -> None:
 
 def test_second_run_on_the_same_workbook_is_refused(tmp_path: Path) -> None:
     path = merchant_workbook(tmp_path / "stock.xlsx")
-    with OpenpyxlWorkbook.open(path):
+    with XlsxFile.open(path):
         with pytest.raises(WorkbookError) as caught:
-            OpenpyxlWorkbook.open(path)
+            XlsxFile.open(path)
         message = str(caught.value)
         assert message.startswith(f"another xlstock run is working on {path} (since ")
         assert f"pid {os.getpid()}" in message and "wait for it to finish" in message
-    with OpenpyxlWorkbook.open(path):  # released on leaving the first
+    with XlsxFile.open(path):  # released on leaving the first
         pass
-    with pytest.raises(RuntimeError), OpenpyxlWorkbook.open(path):
+    with pytest.raises(RuntimeError), XlsxFile.open(path):
         raise RuntimeError("boom")
-    with OpenpyxlWorkbook.open(path):  # released even when the work failed
+    with XlsxFile.open(path):  # released even when the work failed
         pass
 
 
@@ -554,8 +531,8 @@ def test_lock_held_by_another_process(tmp_path: Path) -> None:
     holder = textwrap.dedent(
         f"""
         import sys
-        from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
-        with OpenpyxlWorkbook.open({str(path)!r}):
+        from xlstock.workbook.xlsx_file import XlsxFile
+        with XlsxFile.open({str(path)!r}):
             print("locked", flush=True)
             sys.stdin.read()
         """
@@ -566,26 +543,26 @@ def test_lock_held_by_another_process(tmp_path: Path) -> None:
         try:
             assert proc.stdout.readline().strip() == "locked"
             with pytest.raises(WorkbookError, match=f"pid {proc.pid}"):
-                OpenpyxlWorkbook.open(path)
+                XlsxFile.open(path)
         finally:
             proc.stdin.close()
             proc.wait(timeout=30)
-    with OpenpyxlWorkbook.open(path):
+    with XlsxFile.open(path):
         pass
 
 
 def test_lock_dies_with_its_process(tmp_path: Path) -> None:
     path = merchant_workbook(tmp_path / "stock.xlsx")
     holder = (
-        "import os\nfrom xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook\n"
-        f"book = OpenpyxlWorkbook.open({str(path)!r})\nos._exit(9)\n"
+        "import os\nfrom xlstock.workbook.xlsx_file import XlsxFile\n"
+        f"book = XlsxFile.open({str(path)!r})\nos._exit(9)\n"
     )
     subprocess.run([sys.executable, "-c", holder], check=False, timeout=60)
-    with OpenpyxlWorkbook.open(path):  # killed holders leave no lock behind
+    with XlsxFile.open(path):  # killed holders leave no lock behind
         pass
 
 
-# --- content a save would lose ------------------------------------------------------------
+# --- content only Excel and LibreOffice understand is kept, byte for byte --------------
 
 
 def _chart_workbook(path: Path) -> Path:
@@ -601,22 +578,27 @@ def _chart_workbook(path: Path) -> Path:
     return path
 
 
-def test_chart_is_refused_naming_it(tmp_path: Path) -> None:
+def _parts(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def test_a_chart_is_kept_byte_for_byte(tmp_path: Path) -> None:
     path = _chart_workbook(tmp_path / "stock.xlsx")
-    original = path.read_bytes()
-    with pytest.raises(WorkbookError) as caught:
-        OpenpyxlWorkbook.open(path)
-    message = str(caught.value)
-    assert "a chart (xl/charts/chart1.xml)" in message
-    assert "a drawing" in message and "Move it to another workbook" in message
-    assert path.read_bytes() == original
-    with OpenpyxlWorkbook.open(path, writable=False) as book:  # reading is fine
-        assert book.read_sheet("Stock")[1] == ["A", 3]
-    with pytest.raises(WorkbookError, match="a chart"):  # not "another run": lock released
-        OpenpyxlWorkbook.open(path)
+    before = _parts(path)
+    with XlsxFile.open(path) as book:
+        book.write_block("Stock", 2, 2, [[4]])
+        book.save()
+    after = _parts(path)
+    for name in ("xl/charts/chart1.xml", "xl/drawings/drawing1.xml",
+                 "xl/drawings/_rels/drawing1.xml.rels", "xl/worksheets/_rels/sheet1.xml.rels"):
+        assert after[name] == before[name], name
+    with XlsxFile.open(path, writable=False) as book:
+        assert book.read_sheet("Stock")[1] == ["A", 4]
+    assert leftovers(tmp_path, "stock.xlsx") == []
 
 
-def test_picture_pivot_and_slicer_parts_are_refused(tmp_path: Path) -> None:
+def test_pictures_pivots_slicers_form_controls_and_extensions_are_kept(tmp_path: Path) -> None:
     path = merchant_workbook(tmp_path / "stock.xlsx")
     png = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
     rewrite(path, {"xl/media/image1.png": png,
@@ -627,61 +609,42 @@ def test_picture_pivot_and_slicer_parts_are_refused(tmp_path: Path) -> None:
         "application/vnd.openxmlformats-officedocument.spreadsheetml.pivotTable+xml"))
     add_content_type(path, override=("xl/slicers/slicer1.xml",
                                      "application/vnd.ms-excel.slicer+xml"))
-    with pytest.raises(WorkbookError) as caught:
-        OpenpyxlWorkbook.open(path)
-    message = str(caught.value)
-    for what in ("a picture (xl/media/image1.png)",
-                 "a pivot table (xl/pivotTables/pivotTable1.xml)",
-                 "a slicer (xl/slicers/slicer1.xml)"):
-        assert what in message
-
-
-def test_form_controls_in_vml_are_refused_but_comments_are_kept(tmp_path: Path) -> None:
-    path = merchant_workbook(tmp_path / "stock.xlsx")  # has a comment: VML with a Note
-    with OpenpyxlWorkbook.open(path):
-        pass
     with zipfile.ZipFile(path) as zf:
         vml_name = next(n for n in zf.namelist() if n.endswith(".vml"))
     vml = read_part(path, vml_name).replace(b'ObjectType="Note"', b'ObjectType="Button"')
     rewrite(path, {vml_name: vml})
-    with pytest.raises(WorkbookError, match="a form control"):
-        OpenpyxlWorkbook.open(path)
-
-
-def test_unsupported_sheet_extension_is_refused(tmp_path: Path) -> None:
-    path = merchant_workbook(tmp_path / "stock.xlsx")
-    edit_part(path, SHEET1, "</worksheet>",
-              '<extLst><ext uri="{CCE6A557-97BC-4b89-ADB6-D9C93CAAB3DF}" '
-              'xmlns:x14="http://schemas.microsoft.com/office/spreadsheetml/2009/9/main">'
-              "<x14:dataValidations count=\"0\"/></ext></extLst></worksheet>")
-    with pytest.raises(WorkbookError, match="Data Validation extension"):
-        OpenpyxlWorkbook.open(path)
-
-
-def test_a_keeper_carries_parts_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _chart_workbook(tmp_path / "stock.xlsx")
-    monkeypatch.setattr(safety, "_KEEPERS", [])
-    calls: list[tuple[Path, Path, bytes]] = []
-
-    def keep_charts(original: Path, saved: Path) -> None:
-        with zipfile.ZipFile(original) as zf:
-            chart = zf.read("xl/charts/chart1.xml")
-        calls.append((original, saved, chart))
-        with zipfile.ZipFile(saved, "a") as zf:
-            zf.writestr("xl/charts/kept.xml", chart)
-
-    keeper = safety.register_keeper("charts", [r"xl/charts/.*", r"xl/drawings/.*"],
-                                    keep_charts)
-    assert safety.keepers() == [keeper] and safety.keeper_for("xl/charts/chart1.xml") is keeper
-    with OpenpyxlWorkbook.open(path) as book:
-        book.write_block("Stock", 2, 2, [[4]])
+    extension = ('<extLst><ext uri="{CCE6A557-97BC-4b89-ADB6-D9C93CAAB3DF}" '
+                 'xmlns:x14="http://schemas.microsoft.com/office/spreadsheetml/2009/9/main">'
+                 '<x14:dataValidations count="0"/></ext></extLst></worksheet>')
+    edit_part(path, SHEET1, "</worksheet>", extension)
+    before = _parts(path)
+    with XlsxFile.open(path) as book:
+        grid = book.read_sheet("Stock")
+        book.write_block("Stock", 2, grid[0].index("Online") + 1, [[77]])
         book.save()
-    (original, saved, chart), = calls
-    assert original == path and saved.parent == path.parent and not saved.exists()
-    assert read_part(path, "xl/charts/kept.xml") == chart
-    assert leftovers(tmp_path, "stock.xlsx") == []
-    safety.unregister_keeper("charts")
-    assert safety.keepers() == []
+    after = _parts(path)
+    changed = {name for name in before if after.get(name) != before[name]}
+    assert SHEET1 in changed and changed <= {SHEET1, "xl/workbook.xml"}  # + fullCalcOnLoad
+    assert extension.encode() in after[SHEET1]
+
+
+def test_only_the_written_cells_change(tmp_path: Path) -> None:
+    path = merchant_workbook(tmp_path / "stock.xlsx")
+    with XlsxFile.open(path) as book:  # a first save sets fullCalcOnLoad once
+        book.write_block("Stock", 2, 4, [[1]])
+        book.save()
+    before = read_part(path, SHEET1)
+    with XlsxFile.open(path) as book:
+        book.write_block("Stock", 2, 4, [[2]])
+        book.save()
+    after = read_part(path, SHEET1)
+    assert len(after) == len(before)
+    difference = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert len(difference) == 1  # the one digit of D2
+    with XlsxFile.open(path) as book:  # writing what is there already changes nothing
+        book.write_block("Stock", 2, 4, [[2]])
+        book.save()
+    assert read_part(path, SHEET1) == after
 
 
 def test_a_workbook_open_in_excel_is_not_written_behind_its_back(tmp_path):
@@ -695,7 +658,7 @@ def test_a_workbook_open_in_excel_is_not_written_behind_its_back(tmp_path):
     (tmp_path / "~$stock.xlsx").write_bytes(owner)
     before = path.read_bytes()
     with pytest.raises(WorkbookError, match=r"open in Excel by Marie.*delete ~\$stock\.xlsx"):
-        OpenpyxlWorkbook.open(path)
-    with OpenpyxlWorkbook.open(path, writable=False) as book:  # reading is fine
+        XlsxFile.open(path)
+    with XlsxFile.open(path, writable=False) as book:  # reading is fine
         assert "Stock" in book.sheet_names()
     assert path.read_bytes() == before

@@ -1,0 +1,930 @@
+"""Reading and patching one worksheet part (``xl/worksheets/sheetN.xml``) as bytes.
+
+A sheet of 100,000 rows is 20 MB of XML. Building a tree of it (openpyxl, lxml) costs
+seconds and hundreds of MB, and writing a tree back rewrites every byte of the
+merchant's sheet. So this module works on the bytes: :func:`scan_rows` finds each
+``<row>`` with a regular expression (rows never nest, and ``<`` cannot appear
+unescaped in XML text), :func:`read_grid` reads the cells' values, and :func:`patch`
+copies the part unchanged except the rows that hold a written cell, where only those
+cells are replaced. Everything else, attributes, extLst, formulas and their saved
+results, stays as it was to the byte.
+
+This is hand-written because no maintained library reads a sheet with its formulas,
+saved results and byte positions, or patches single cells in place. Before a part is
+read here, :mod:`xlstock.workbook.safety` has refused DTDs (so the only entities are
+XML's five and character references), and :func:`normalise` has given any part with
+comments, CDATA, processing instructions or a non-UTF-8 encoding (none of which Excel
+or LibreOffice write inside a sheet) a canonical form through lxml.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import functools
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lxml import etree
+
+from xlstock.cells import NO_CACHE, CellError, Formula
+from xlstock.workbook.base import column_letter
+from xlstock.workbook.package import MAIN_NS
+
+_EXACT_FLOAT = 2**53
+_ATTRIBUTES = rb"(?:\s+[^\s=>/]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*"
+_ATTRIBUTE = re.compile(rb"([^\s=]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+_REF = re.compile(r"([A-Z]{1,3})(\d{1,7})$")
+_RANGE = re.compile(r"\$?([A-Z]{1,3})\$?(\d{1,7})(?::\$?([A-Z]{1,3})\$?(\d{1,7}))?$")
+_ENTITY = re.compile(r"&(#x[0-9a-fA-F]+|#[0-9]+|lt|gt|amp|quot|apos);")
+_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+_XSTRING = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_NEEDS_XSTRING_ESCAPE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
+
+
+class SheetXmlError(ValueError):
+    """The part is not a worksheet xlstock can read (the message says what is wrong)."""
+
+
+def column_number(letters: str) -> int:
+    """``'A' -> 1``, ``'AB' -> 28``."""
+    number = 0
+    for char in letters:
+        number = number * 26 + ord(char) - 64
+    return number
+
+
+def parse_ref(ref: str) -> tuple[int, int]:
+    """``'B7' -> (7, 2)``: row and column."""
+    found = _REF.match(ref.upper())
+    if not found:
+        raise SheetXmlError(f"bad cell reference {ref!r}")
+    return int(found.group(2)), column_number(found.group(1))
+
+
+def parse_range(ref: str) -> tuple[int, int, int, int] | None:
+    """``'A1:C9' -> (1, 1, 9, 3)`` (top, left, bottom, right); ``None`` if unreadable."""
+    found = _RANGE.match(ref.strip().upper())
+    if not found:
+        return None
+    left, top = column_number(found.group(1)), int(found.group(2))
+    if found.group(3):
+        right, bottom = column_number(found.group(3)), int(found.group(4))
+    else:
+        right, bottom = left, top
+    return min(top, bottom), min(left, right), max(top, bottom), max(left, right)
+
+
+def range_text(top: int, left: int, bottom: int, right: int) -> str:
+    """``(1, 1, 9, 3) -> 'A1:C9'``."""
+    first = f"{column_letter(left)}{top}"
+    last = f"{column_letter(right)}{bottom}"
+    return first if first == last else f"{first}:{last}"
+
+
+def unescape(text: str) -> str:
+    """XML text as the parser would give it: line ends folded, entities replaced,
+    then Office's ``_xHHHH_`` escapes (ST_Xstring) decoded."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "&" in text:
+        text = _ENTITY.sub(_entity, text)
+    if "_x" in text:
+        text = _XSTRING.sub(lambda m: chr(int(m.group(1), 16)), text)
+    return text
+
+
+def _entity(found: re.Match[str]) -> str:
+    name = found.group(1)
+    if name[0] == "#":
+        return chr(int(name[2:], 16) if name[1] in "xX" else int(name[1:]))
+    return _NAMED[name]
+
+
+def escape_text(text: str) -> str:
+    """Text for an element: markup escaped, a CR kept as a character reference (a
+    parser would fold a raw one), a literal ``_xHHHH_`` protected from decoding."""
+    if "_x" in text:
+        text = _NEEDS_XSTRING_ESCAPE.sub("_x005F_", text)
+    if "&" in text or "<" in text or ">" in text or "\r" in text:
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        text = text.replace("\r", "&#13;")
+    return text
+
+
+def escape_attribute(text: str) -> str:
+    """Text for a double-quoted attribute."""
+    return escape_text(text).replace('"', "&quot;").replace("\n", "&#10;").replace(
+        "\t", "&#9;")
+
+
+# --- the patterns, per namespace prefix ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Patterns:
+    prefix: bytes
+    row: re.Pattern[bytes]
+    cell: re.Pattern[bytes]
+    formula: re.Pattern[bytes]
+    value: re.Pattern[bytes]
+    inline: re.Pattern[bytes]
+    text: re.Pattern[bytes]
+    phonetic: re.Pattern[bytes]
+    sheet_data: re.Pattern[bytes]
+    sheet_data_end: re.Pattern[bytes]
+    dimension: re.Pattern[bytes]
+    cols: re.Pattern[bytes]
+    merge: re.Pattern[bytes]
+    autofilter: re.Pattern[bytes]
+    table_part: re.Pattern[bytes]
+
+
+@functools.lru_cache(maxsize=8)
+def _patterns(prefix: bytes) -> _Patterns:
+    p = re.escape(prefix)
+
+    def element(name: bytes) -> re.Pattern[bytes]:
+        return re.compile(
+            rb"<" + p + name + rb"(" + _ATTRIBUTES + rb")\s*(?:/>|>(.*?)</" + p + name
+            + rb"\s*>)", re.S)
+
+    return _Patterns(
+        prefix=prefix,
+        row=element(b"row"),
+        # Attributes r, s and t captured by name; any other attribute passed over.
+        cell=re.compile(
+            rb"<" + p + rb"c((?:\s+(?:r\s*=\s*[\"']([A-Za-z]{1,3})([0-9]{1,7})[\"']"
+            rb"|s\s*=\s*[\"']([0-9]+)[\"']|t\s*=\s*[\"']([A-Za-z]+)[\"']"
+            rb"|[^\s=>/]+\s*=\s*(?:\"[^\"]*\"|'[^']*')))*)\s*(?:/>|>(.*?)</" + p
+            + rb"c\s*>)", re.S),
+        formula=element(b"f"),
+        value=re.compile(rb"<" + p + rb"v(?:\s[^>]*)?(?:/>|>(.*?)</" + p + rb"v\s*>)", re.S),
+        inline=re.compile(rb"<" + p + rb"is(?:\s[^>]*)?(?:/>|>(.*?)</" + p + rb"is\s*>)",
+                          re.S),
+        text=re.compile(rb"<" + p + rb"t(?:\s[^>]*)?(?:/>|>(.*?)</" + p + rb"t\s*>)", re.S),
+        phonetic=re.compile(rb"<" + p + rb"rPh\b.*?</" + p + rb"rPh\s*>", re.S),
+        sheet_data=re.compile(rb"<" + p + rb"sheetData(" + _ATTRIBUTES + rb")\s*(/?)>"),
+        sheet_data_end=re.compile(rb"</" + p + rb"sheetData\s*>"),
+        dimension=re.compile(rb"<" + p + rb"dimension\s+ref\s*=\s*[\"']([^\"']*)[\"']"),
+        cols=element(b"col"),
+        merge=re.compile(rb"<" + p + rb"mergeCell\s+ref\s*=\s*[\"']([^\"']*)[\"']"),
+        autofilter=re.compile(rb"<" + p + rb"autoFilter\b(" + _ATTRIBUTES + rb")"),
+        table_part=re.compile(rb"<" + p + rb"tablePart\b"),
+    )
+
+
+_ROOT = re.compile(rb"<(?:([A-Za-z_][\w.-]*):)?worksheet[\s>]")
+
+# The form Excel, LibreOffice and openpyxl write (no prefix, double quotes, r then s then
+# t first): read with one findall. A sheet where any cell is in another form is read by
+# the general patterns instead (the counts of "<c " tell).
+_FAST_CELL = re.compile(
+    rb'<c r="([A-Z]{1,3})([0-9]{1,7})"(?: s="([0-9]+)")?(?: t="([a-zA-Z]+)")?(?: [^>]*?)?'
+    rb"(?:/>|><v>([^<]*)</v></c>|><is><t>([^<]*)</t></is></c>|>(.*?)</c>)", re.S)
+_STYLE_ATTRIBUTE = re.compile(rb' s="([0-9]+)"')
+_FAST_CELL_RAW = re.compile(
+    rb'(<c r="([A-Z]{1,3})[0-9]{1,7}"(?: s="([0-9]+)")?(?: [^>]*?)?(?:/>|>.*?</c>))', re.S)
+_FAST_ROW = re.compile(rb'<row r="([0-9]{1,7})"')
+_COLUMNS: dict[bytes, int] = {}
+
+
+def _column_of(letters: bytes) -> int:
+    number = _COLUMNS.get(letters)
+    if number is None:
+        number = _COLUMNS[letters] = column_number(letters.decode().upper())
+    return number
+
+
+def _attributes(raw: bytes) -> dict[str, str]:
+    return {
+        m.group(1).decode(): unescape((m.group(2) if m.group(2) is not None
+                                        else m.group(3)).decode())
+        for m in _ATTRIBUTE.finditer(raw)
+    }
+
+
+def text_of(item: bytes, patterns: _Patterns) -> str:
+    """The text of a string item (``<si>`` or ``<is>`` content): its ``<t>`` runs
+    joined, phonetic runs (``<rPh>``) left out."""
+    if b"<" + patterns.prefix + b"rPh" in item:
+        item = patterns.phonetic.sub(b"", item)
+    return "".join(unescape((m.group(1) or b"").decode()) for m in patterns.text.finditer(item))
+
+
+# --- normalising the rare forms --------------------------------------------------------
+
+
+def needs_normalising(data: bytes) -> bool:
+    """Whether the part has a form the byte scanner does not read: comments, CDATA,
+    processing instructions past the declaration, or an encoding other than UTF-8."""
+    head = data[:200]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        return True
+    declaration = re.match(rb"\s*<\?xml[^>]*encoding\s*=\s*[\"']([^\"']+)", head)
+    if declaration and declaration.group(1).lower().replace(b"_", b"-") not in (
+            b"utf-8", b"utf8"):
+        return True
+    return b"<!--" in data or b"<![CDATA[" in data or data.count(b"<?") > (
+        1 if data.lstrip().startswith(b"<?xml") else 0)
+
+
+def normalise(data: bytes) -> bytes:
+    """The part re-serialised by lxml in UTF-8, without comments or processing
+    instructions, CDATA as text. Only for parts :func:`needs_normalising`."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True,
+                             remove_pis=True, strip_cdata=True, huge_tree=True)
+    root = etree.fromstring(data, parser)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+# --- the scanned sheet --------------------------------------------------------------------
+
+
+@dataclass
+class RowSpan:
+    """One ``<row>``: its number and where it sits in the part."""
+
+    number: int
+    start: int
+    end: int
+
+
+@dataclass
+class Sheet:
+    """A worksheet part, scanned: where sheetData and each row are."""
+
+    data: bytes
+    patterns: _Patterns
+    data_start: int
+    """Just after ``<sheetData ...>`` (or at ``<sheetData/>``)."""
+    data_end: int
+    """At ``</sheetData>`` (or just after ``<sheetData/>``)."""
+    empty_tag: bool
+    _rows: list[RowSpan] | None = None
+
+    @property
+    def rows(self) -> list[RowSpan]:
+        """Every ``<row>``, in order (found when first asked for: reading does not need
+        them, patching does)."""
+        if self._rows is None:
+            self._rows = self._find_rows()
+        return self._rows
+
+    def _find_rows(self) -> list[RowSpan]:
+        data, start, end = self.data, self.data_start, self.data_end
+        rows: list[RowSpan] = []
+        if self.empty_tag:
+            return rows
+        previous = 0
+        if not self.patterns.prefix:
+            starts = [(int(m.group(1)), m.start()) for m in _FAST_ROW.finditer(data, start, end)]
+            if len(starts) == data.count(b"<row", start, end):
+                # Each row runs to the next one's start (the blank between goes with it).
+                for index, (number, at) in enumerate(starts):
+                    if number <= previous:
+                        raise SheetXmlError(
+                            f"row {number} comes after row {previous} (rows out of order)")
+                    stop = starts[index + 1][1] if index + 1 < len(starts) else end
+                    rows.append(RowSpan(number, at, stop))
+                    previous = number
+                return rows
+        for match in self.patterns.row.finditer(data, start, end):
+            number_text = _row_number(match.group(1))
+            number = int(number_text) if number_text else previous + 1
+            if number <= previous:
+                raise SheetXmlError(
+                    f"row {number} comes after row {previous} (rows out of order)")
+            rows.append(RowSpan(number, match.start(), match.end()))
+            previous = number
+        return rows
+
+    @classmethod
+    def scan(cls, data: bytes) -> Sheet:
+        """Find the prefix, sheetData and the rows. Raises :class:`SheetXmlError`."""
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        if needs_normalising(data):
+            data = normalise(data)
+        root = _ROOT.search(data, 0, 4096)
+        if root is None:
+            raise SheetXmlError("the part has no <worksheet> element")
+        prefix = root.group(1)
+        if prefix:
+            declared = re.search(rb"xmlns:" + re.escape(prefix) + rb"\s*=\s*[\"']([^\"']*)",
+                                 data[:8192])
+            if declared is None or declared.group(1).decode() != MAIN_NS:
+                raise SheetXmlError("the worksheet is not in the SpreadsheetML namespace")
+        patterns = _patterns(prefix + b":" if prefix else b"")
+        opening = patterns.sheet_data.search(data)
+        if opening is None:
+            raise SheetXmlError("the worksheet has no <sheetData> element")
+        if opening.group(2):
+            return cls(data, patterns, opening.start(), opening.end(), True)
+        closing = patterns.sheet_data_end.search(data, opening.end())
+        if closing is None:
+            raise SheetXmlError("the worksheet's <sheetData> is not closed")
+        return cls(data, patterns, opening.end(), closing.start(), False)
+
+    def head(self) -> bytes:
+        """The part before sheetData's rows."""
+        return self.data[:self.data_start]
+
+    def tail(self) -> bytes:
+        """The part after sheetData's rows."""
+        return self.data[self.data_end:]
+
+    def dimension(self) -> tuple[int, int, int, int] | None:
+        found = self.patterns.dimension.search(self.data, 0, self.data_start)
+        return parse_range(found.group(1).decode()) if found else None
+
+    def column_styles(self) -> dict[int, str]:
+        """Column -> the style index a whole column is formatted with (``<cols>``)."""
+        styles: dict[int, str] = {}
+        for match in self.patterns.cols.finditer(self.data, 0, self.data_start):
+            attrs = _attributes(match.group(1))
+            style = attrs.get("style")
+            if not style or style == "0":
+                continue
+            first = int(attrs.get("min", "0") or 0)
+            last = min(int(attrs.get("max", first) or first), first + 16_384)
+            for column in range(first, last + 1):
+                styles[column] = style
+        return styles
+
+    def merged_cells(self) -> set[tuple[int, int]]:
+        """The cells inside merged ranges other than each range's first (which holds
+        the value): a write there would be hidden."""
+        covered: set[tuple[int, int]] = set()
+        for match in self.patterns.merge.finditer(self.data, self.data_end):
+            area = parse_range(match.group(1).decode())
+            if area is None:
+                continue
+            top, left, bottom, right = area
+            if (bottom - top + 1) * (right - left + 1) > 1_000_000:
+                continue
+            for row in range(top, bottom + 1):
+                for column in range(left, right + 1):
+                    if (row, column) != (top, left):
+                        covered.add((row, column))
+        return covered
+
+
+def _row_number(attrs: bytes) -> bytes | None:
+    found = re.search(rb"(?:^|\s)r\s*=\s*[\"']([0-9]+)[\"']", attrs)
+    return found.group(1) if found else None
+
+
+# --- reading values -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What reading a sheet's values needs from the rest of the workbook."""
+
+    shared_strings: Callable[[], list[str]]
+    date_styles: frozenset[str]
+    """Style indexes whose number format shows a date or time."""
+    to_datetime: Callable[[float], dt.datetime]
+
+
+class FarCell(Exception):
+    """A value beyond the limits (the caller names it)."""
+
+    def __init__(self, row: int, column: int) -> None:
+        super().__init__(row, column)
+        self.row = row
+        self.column = column
+
+
+def read_cells(sheet: Sheet, context: Context, max_rows: int, max_columns: int) -> list[list[Any]]:
+    """The sheet's values as rows of cells (row 1 first; rows are as long as their last
+    cell, empty rows ``[]``; see :func:`cell_value`). Raises :class:`FarCell` at the
+    first value past ``max_rows`` or ``max_columns``."""
+    if not sheet.patterns.prefix and not sheet.empty_tag:
+        found = _FAST_CELL.findall(sheet.data, sheet.data_start, sheet.data_end)
+        cells = sheet.data.count(b"<c ", sheet.data_start, sheet.data_end)
+        if len(found) == cells and b"<c>" not in sheet.data[sheet.data_start:sheet.data_end]:
+            return _read_fast(found, sheet.patterns, context, max_rows, max_columns)
+    patterns = sheet.patterns
+    data = sheet.data
+    grid: list[list[Any]] = []
+    shared: dict[str, tuple[str, int, int]] = {}
+    cell_pattern = patterns.cell
+    for span in sheet.rows:
+        number = span.number
+        start = data.index(b">", span.start) + 1
+        if data[start - 2:start] == b"/>":
+            continue
+        row: list[Any] = []
+        column = 0
+        for match in cell_pattern.finditer(data, start, span.end):
+            letters = match.group(2)
+            if letters is not None:
+                column = column_number(letters.decode().upper())
+                if int(match.group(3)) != number:
+                    raise SheetXmlError(
+                        f"cell {letters.decode()}{match.group(3).decode()} stands in row "
+                        f"{number}")
+            else:
+                column += 1
+            inner = match.group(6)
+            if not inner:
+                continue
+            value = cell_value(inner, match.group(4), match.group(5), context, patterns,
+                               shared, number, column)
+            if value is None:
+                continue
+            if number > max_rows or column > max_columns:
+                raise FarCell(number, column)
+            if column > len(row):
+                row.extend([None] * (column - len(row)))
+            row[column - 1] = value
+        if row:
+            if number > len(grid):
+                grid.extend([] for _ in range(number - len(grid)))
+            grid[number - 1] = row
+    return grid
+
+
+def _read_fast(found: list[tuple[bytes, ...]], patterns: _Patterns, context: Context,
+               max_rows: int, max_columns: int) -> list[list[Any]]:
+    """:func:`read_cells` over the cells of a sheet in the usual form, found at once. The
+    plain number and the plain inline string, most cells, have groups of their own."""
+    grid: list[list[Any]] = []
+    shared: dict[str, tuple[str, int, int]] = {}
+    date_styles = {style.encode() for style in context.date_styles}
+    columns = _COLUMNS
+    row: list[Any] = []
+    digits_now = b""
+    number = 0
+    for letters, digits, style, kind, number_text, inline_text, inner in found:
+        if number_text:
+            if not kind and (not style or style not in date_styles):
+                try:
+                    value: Any = int(number_text)
+                except ValueError:
+                    value = _plain(number_text, None, None, context)
+            else:
+                value = _plain(number_text, style or None, kind or None, context)
+        elif inline_text:
+            value = unescape(inline_text.decode())
+        elif inner:
+            value = cell_value(inner, style or None, kind or None, context, patterns, shared,
+                               int(digits), columns.get(letters) or _column_of(letters))
+        else:
+            continue
+        if value is None:
+            continue
+        if digits != digits_now:
+            previous = number
+            number = int(digits)
+            if number < previous:
+                raise SheetXmlError(f"row {number} comes after row {previous} (rows out of order)")
+            if number > len(grid):
+                grid.extend([] for _ in range(number - len(grid)))
+            row = grid[number - 1]
+            digits_now = digits
+        column = columns.get(letters) or _column_of(letters)
+        if number > max_rows or column > max_columns:
+            raise FarCell(number, column)
+        size = len(row)
+        if column == size + 1:
+            row.append(value)
+        elif column > size:
+            row.extend([None] * (column - size - 1))
+            row.append(value)
+        else:
+            row[column - 1] = value
+    return grid
+
+
+def cell_value(inner: bytes, style: bytes | None, kind: bytes | None, context: Context,
+               patterns: _Patterns, shared: dict[str, tuple[str, int, int]], row: int,
+               column: int) -> Any:
+    """A cell's value from its content: ``None`` for none, a ``Formula`` for a formula
+    (with its saved result, or ``NO_CACHE`` when the file has none), else the plain
+    value."""
+    p = patterns.prefix
+    if inner.startswith(b"<" + p + b"v>") and inner.endswith(b"</" + p + b"v>") and \
+            inner.count(b"<") == 2:
+        return _plain(inner[len(p) + 3:-(len(p) + 4)], style, kind, context)
+    if kind == b"inlineStr":
+        inline = patterns.inline.search(inner)
+        return (text_of(inline.group(1) or b"", patterns) or None) if inline else None
+    formula_match = patterns.formula.search(inner)
+    value_match = patterns.value.search(inner)
+    raw = (value_match.group(1) or b"") if value_match else None
+    if formula_match is None:
+        return None if raw is None else _plain(raw, style, kind, context)
+    formula = _formula(formula_match, shared, row, column)
+    if raw is None or (not raw and kind in (None, b"n")):  # openpyxl writes <v></v>
+        return Formula(formula, NO_CACHE)
+    cached = _plain(raw, style, kind, context)
+    return Formula(formula, "" if cached is None else cached)
+
+
+def _plain(raw: bytes, style: bytes | None, kind: bytes | None, context: Context) -> Any:
+    if kind is None or kind == b"n":
+        text = raw.strip()
+        if not text:
+            return None
+        try:
+            number: float | int = int(text)
+        except ValueError:
+            number = float(text)
+            if number.is_integer() and abs(number) < _EXACT_FLOAT:
+                number = int(number)
+        if style is not None and style.decode() in context.date_styles:
+            return context.to_datetime(float(number))
+        return number
+    if kind == b"s":
+        index = int(raw)
+        strings = context.shared_strings()
+        if not 0 <= index < len(strings):
+            raise SheetXmlError(f"shared string {index} does not exist")
+        return strings[index] or None
+    if kind == b"str" or kind == b"inlineStr":
+        return unescape(raw.decode()) or None
+    if kind == b"b":
+        return raw.strip() in (b"1", b"true")
+    if kind == b"e":
+        return CellError(unescape(raw.decode()).strip())
+    if kind == b"d":
+        iso = raw.decode().strip()
+        if not iso:
+            return None
+        return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).replace(tzinfo=None)
+    raise SheetXmlError(f"unknown cell type {kind.decode()!r}")
+
+
+def _formula(match: re.Match[bytes], shared: dict[str, tuple[str, int, int]], row: int,
+             column: int) -> str:
+    attrs = _attributes(match.group(1))
+    text = unescape((match.group(2) or b"").decode())
+    kind = attrs.get("t", "normal")
+    if kind == "dataTable":
+        return "=TABLE()"
+    if kind == "shared" and "si" in attrs:
+        if text:
+            shared[attrs["si"]] = (text, row, column)
+        elif attrs["si"] in shared:
+            from openpyxl.formula.translate import Translator
+
+            master, top, left = shared[attrs["si"]]
+            origin = f"{column_letter(left)}{top}"
+            return Translator("=" + master, origin).translate_formula(
+                f"{column_letter(column)}{row}")
+    return "=" + text
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DateSerial:
+    """A date written as Excel stores it: a serial number in a date-formatted cell."""
+
+    serial: float
+
+
+@dataclass
+class PatchContext:
+    """What patching needs: styles for cells that did not exist, and a date style."""
+
+    column_styles: Mapping[int, str]
+    date_style: Callable[[str | None], str]
+
+
+def cell_xml(row: int, column: int, style: str | None, value: Any,
+             date_style: Callable[[str | None], str]) -> bytes:
+    """One ``<c>`` element for ``value`` (``None``: the style alone, or nothing)."""
+    ref = f"{column_letter(column)}{row}"
+    if isinstance(value, DateSerial):
+        style = date_style(style)
+    s = f' s="{style}"' if style and style != "0" else ""
+    if value is None:
+        return f'<c r="{ref}"{s}/>'.encode() if s else b""
+    if isinstance(value, str):
+        space = ' xml:space="preserve"' if value != value.strip() or "\n" in value else ""
+        return (f'<c r="{ref}"{s} t="inlineStr"><is><t{space}>{escape_text(value)}</t></is>'
+                "</c>").encode()
+    if isinstance(value, bool):
+        return f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>'.encode()
+    if isinstance(value, int):
+        return f'<c r="{ref}"{s}><v>{value}</v></c>'.encode()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value} is not a number a cell can hold")
+        return f'<c r="{ref}"{s}><v>{value!r}</v></c>'.encode()
+    if isinstance(value, DateSerial):
+        return f'<c r="{ref}"{s}><v>{value.serial!r}</v></c>'.encode()
+    if isinstance(value, Formula):
+        text = value.text[1:] if value.text.startswith("=") else value.text
+        return f'<c r="{ref}"{s}><f>{escape_text(text)}</f></c>'.encode()
+    if isinstance(value, CellError):
+        return f'<c r="{ref}"{s} t="e"><v>{escape_text(value.code)}</v></c>'.encode()
+    raise TypeError(f"cannot write a {type(value).__name__}: {value!r}")
+
+
+def _with_prefix(xml: bytes, prefix: bytes) -> bytes:
+    if not prefix:
+        return xml
+    return re.sub(rb"<(/?)(c|is|t|v|f)\b", rb"<\1" + prefix + rb"\2", xml)
+
+
+def patch(sheet: Sheet, writes: Mapping[int, Mapping[int, Any]], context: PatchContext) -> bytes:
+    """The part with the cells of ``writes`` (row -> column -> value) replaced, created
+    or cleared, every other byte as it was. A new cell takes its row's style, or the
+    style of the same column in the nearest data row above, or its column's; a new row
+    the attributes of the data row above it. ``<dimension>`` grows to cover new cells."""
+    data = sheet.data
+    patterns = sheet.patterns
+    pieces: list[bytes] = [data[:sheet.data_start]]
+    if sheet.empty_tag:  # <sheetData/>: open it, and close it after the new rows
+        pieces.append(b"<" + patterns.prefix + b"sheetData>")
+        position = sheet.data_end
+    else:
+        position = sheet.data_start
+    locate = _locate_fast if _usual_form(sheet) else _locate_generic(sheet)
+    for number in sorted(writes):
+        span, insert_at, template = locate(sheet, number, position)
+        if span is not None:
+            pieces.append(data[position:span.start])
+            pieces.append(_rewrite_row(sheet, span, writes[number], context))
+            position = span.end
+            continue
+        if insert_at > position:
+            pieces.append(data[position:insert_at])
+            position = insert_at
+        new_row = _new_row(sheet, number, template, writes[number], context)
+        if new_row:
+            pieces.append(new_row)
+    if sheet.empty_tag:
+        pieces.append(b"</" + patterns.prefix + b"sheetData>")
+        pieces.append(data[sheet.data_end:])
+    else:
+        pieces.append(data[position:])
+    result = b"".join(pieces)
+    return _grow_dimension(result, sheet, writes)
+
+
+Locator = Callable[[Sheet, int, int], tuple["RowSpan | None", int, "RowSpan | None"]]
+"""``locate(sheet, number, position)``: the row numbered ``number`` at or after byte
+``position`` (or ``None``), where a new row of that number goes, and the data row above
+that place (a new row's model)."""
+
+
+def _usual_form(sheet: Sheet) -> bool:
+    """No prefix, and every row carries its number first (as Excel, LibreOffice and
+    openpyxl write): rows can be found by their start tags alone."""
+    if sheet.patterns.prefix or sheet.empty_tag:
+        return False
+    start, end = sheet.data_start, sheet.data_end
+    return sheet.data.count(b"<row", start, end) == sheet.data.count(b'<row r="', start, end)
+
+
+def _locate_fast(sheet: Sheet, number: int, position: int
+                 ) -> tuple[RowSpan | None, int, RowSpan | None]:
+    data, end = sheet.data, sheet.data_end
+    needle = b'<row r="%d"' % number
+    at = data.find(needle, position, end)
+    if at >= 0:
+        following = data.find(b"<row ", at + len(needle), end)
+        return RowSpan(number, at, following if following >= 0 else end), at, None
+    insert_at = end
+    for match in _FAST_ROW.finditer(data, position, end):
+        if int(match.group(1)) > number:
+            insert_at = match.start()
+            break
+    template = None
+    above = data.rfind(b'<row r="', sheet.data_start, insert_at)
+    if above >= 0:
+        found = _FAST_ROW.match(data, above)
+        if found is not None and int(found.group(1)) >= 2:
+            template = RowSpan(int(found.group(1)), above, insert_at)
+    return None, insert_at, template
+
+
+def _locate_generic(sheet: Sheet) -> Locator:
+    rows = sheet.rows
+    numbers = [row.number for row in rows]
+
+    def locate(sheet: Sheet, number: int, position: int
+               ) -> tuple[RowSpan | None, int, RowSpan | None]:
+        index = bisect.bisect_left(numbers, number)
+        if index < len(rows) and numbers[index] == number:
+            return rows[index], rows[index].start, None
+        insert_at = rows[index].start if index < len(rows) else sheet.data_end
+        above = index - 1
+        template = rows[above] if above >= 0 and numbers[above] >= 2 else None
+        return None, insert_at, template
+
+    return locate
+
+
+def _grow_dimension(result: bytes, sheet: Sheet, writes: Mapping[int, Mapping[int, Any]]
+                    ) -> bytes:
+    found = sheet.patterns.dimension.search(result, 0, sheet.data_start)
+    if found is None:
+        return result
+    current = parse_range(found.group(1).decode())
+    written = [(r, c) for r, cells in writes.items() for c, v in cells.items()
+               if v is not None]
+    if current is None or not written:
+        return result
+    top, left, bottom, right = current
+    if (top, left, bottom, right) == (1, 1, 1, 1) and not sheet.rows:
+        top = min(r for r, _ in written)
+        left = min(c for _, c in written)
+        bottom, right = top, left
+    new = (min([top] + [r for r, _ in written]), min([left] + [c for _, c in written]),
+           max([bottom] + [r for r, _ in written]), max([right] + [c for _, c in written]))
+    if new == current:
+        return result
+    return (result[:found.start(1)] + range_text(*new).encode() + result[found.end(1):])
+
+
+def _cells_of(sheet: Sheet, span: RowSpan) -> tuple[bytes, list[tuple[int, str | None, bytes]]]:
+    """A row's start tag attributes and its cells (column, style, bytes)."""
+    data = sheet.data
+    if not sheet.patterns.prefix:
+        tag_end = data.index(b">", span.start)
+        if data[tag_end - 1:tag_end] == b"/":
+            return data[span.start + 4:tag_end - 1], []
+        close = data.find(b"</row>", tag_end, span.end)
+        if close >= 0:
+            found = _FAST_CELL_RAW.findall(data, tag_end + 1, close)
+            if len(found) == data.count(b"<c", tag_end + 1, close):
+                return data[span.start + 4:tag_end], [
+                    (_column_of(letters), style.decode() if style else None, raw)
+                    for raw, letters, style in found
+                ]
+    match = sheet.patterns.row.match(data, span.start, span.end)
+    if match is None:
+        raise SheetXmlError(f"row {span.number} is not well formed")
+    attrs = match.group(1)
+    cells: list[tuple[int, str | None, bytes]] = []
+    inner = match.group(2)
+    if inner is None:
+        return attrs, cells
+    base = match.start(2)
+    column = 0
+    for cell in sheet.patterns.cell.finditer(data, base, match.end(2)):
+        letters = cell.group(2)
+        column = column_number(letters.decode().upper()) if letters is not None else column + 1
+        style = cell.group(4).decode() if cell.group(4) is not None else None
+        raw = cell.group(0)
+        if letters is None:  # give it a reference, now that cells around it may move
+            tag = b"<" + sheet.patterns.prefix + b"c"
+            raw = tag + f' r="{column_letter(column)}{span.number}"'.encode() + raw[len(tag):]
+        cells.append((column, style, raw))
+    return attrs, cells
+
+
+def _row_style(attrs: dict[str, str]) -> str | None:
+    if attrs.get("customFormat") in ("1", "true") and attrs.get("s"):
+        return attrs["s"]
+    return None
+
+
+def _patch_row_fast(sheet: Sheet, span: RowSpan, writes: Mapping[int, Any],
+                    context: PatchContext) -> bytes | None:
+    """The row with ``writes`` spliced in cell by cell, found by their references; ``None``
+    when a new cell would go between existing ones (then the row is rebuilt)."""
+    row = sheet.data[span.start:span.end]
+    suffix = f"{span.number}".encode()
+    row_style: str | None | bool = False
+    for column in sorted(writes):
+        letters = column_letter(column).encode()
+        at = row.find(b'<c r="' + letters + suffix + b'"')
+        if at >= 0:
+            tag_end = row.index(b">", at)
+            end = tag_end + 1 if row[tag_end - 1] == 47 else row.index(b"</c>", tag_end) + 4
+            style_match = _STYLE_ATTRIBUTE.search(row, at, tag_end)
+            style = style_match.group(1).decode() if style_match else None
+            row = row[:at] + cell_xml(span.number, column, style, writes[column],
+                                      context.date_style) + row[end:]
+            continue
+        if writes[column] is None:
+            continue
+        close = row.rfind(b"</row>")
+        if close < 0:  # <row .../>: open it
+            tag_end = row.index(b">")
+            row = row[:tag_end - 1].rstrip() + b"></row>" + row[tag_end + 1:]
+            close = row.rfind(b"</row>")
+        last = row.rfind(b'<c r="', 0, close)
+        if last >= 0:
+            found = re.match(rb'<c r="([A-Z]{1,3})', row[last:last + 12])
+            if found is None or _column_of(found.group(1)) > column:
+                return None
+        if row_style is False:
+            tag = row[:row.index(b">")]
+            row_style = _row_style(_attributes(tag[4:])) if b"customFormat" in tag else None
+        style = (row_style if isinstance(row_style, str) else None) or \
+            context.column_styles.get(column)
+        row = row[:close] + cell_xml(span.number, column, style, writes[column],
+                                     context.date_style) + row[close:]
+    return row
+
+
+def _rewrite_row(sheet: Sheet, span: RowSpan, writes: Mapping[int, Any],
+                 context: PatchContext) -> bytes:
+    if not sheet.patterns.prefix:
+        fast = _patch_row_fast(sheet, span, writes, context)
+        if fast is not None:
+            return fast
+    raw_attrs, cells = _cells_of(sheet, span)
+    row_style = _row_style(_attributes(raw_attrs)) if b"customFormat" in raw_attrs else None
+    existing = {column: (style, raw) for column, style, raw in cells}
+    out: list[bytes] = []
+    prefix = sheet.patterns.prefix
+    columns = list(existing) + [c for c in writes if c not in existing]
+    if len(columns) > len(existing) or any(
+            a > b for a, b in zip(columns, columns[1:], strict=False)):
+        columns.sort()
+    for column in columns:
+        if column not in writes:
+            out.append(existing[column][1])
+            continue
+        if column in existing:
+            style = existing[column][0]
+        else:
+            style = row_style or context.column_styles.get(column)
+        out.append(_with_prefix(cell_xml(span.number, column, style, writes[column],
+                                         context.date_style), prefix))
+    if b"spans" in raw_attrs:
+        raw_attrs = _widen_spans(raw_attrs, [c for c in columns if c in existing or
+                                             writes.get(c) is not None])
+    start_tag = b"<" + prefix + b"row" + raw_attrs
+    return start_tag + b">" + b"".join(out) + b"</" + prefix + b"row>"
+
+
+def _widen_spans(raw_attrs: bytes, columns: Iterable[int]) -> bytes:
+    found = re.search(rb"(\sspans\s*=\s*[\"'])([0-9]+):([0-9]+)([\"'])", raw_attrs)
+    columns = list(columns)
+    if found is None or not columns:
+        return raw_attrs
+    first = min(int(found.group(2)), min(columns))
+    last = max(int(found.group(3)), max(columns))
+    return (raw_attrs[:found.start()] + found.group(1) + f"{first}:{last}".encode()
+            + found.group(4) + raw_attrs[found.end():])
+
+
+_ROW_ATTRIBUTES_KEPT = ("s", "customFormat", "ht", "customHeight", "x14ac:dyDescent")
+
+
+def _new_row(sheet: Sheet, number: int, template: RowSpan | None, writes: Mapping[int, Any],
+             context: PatchContext) -> bytes:
+    """A row that did not exist, styled after ``template`` (the data row above)."""
+    template_styles: dict[int, str | None] = {}
+    attrs: dict[str, str] = {}
+    if template is not None:
+        raw_attrs, cells = _cells_of(sheet, template)
+        attrs = _attributes(raw_attrs)
+        template_styles = {column: style for column, style, _ in cells}
+    row_style = _row_style(attrs)
+    out: list[bytes] = []
+    for column in sorted(writes):
+        style = template_styles.get(column) or row_style or context.column_styles.get(column)
+        out.append(cell_xml(number, column, style, writes[column], context.date_style))
+    body = b"".join(out)
+    if not body:
+        return b""
+    kept = "".join(f' {name}="{escape_attribute(attrs[name])}"'
+                   for name in _ROW_ATTRIBUTES_KEPT if name in attrs)
+    return _with_prefix(f'<row r="{number}"{kept}>'.encode(), sheet.patterns.prefix) + \
+        _with_prefix(body, sheet.patterns.prefix) + b"</" + sheet.patterns.prefix + b"row>"
+
+
+def new_sheet_xml(writes: Mapping[int, Mapping[int, Any]], context: PatchContext) -> bytes:
+    """A whole new worksheet part holding ``writes``."""
+    rows = []
+    cells = [(r, c) for r, row in writes.items() for c, v in row.items() if v is not None]
+    for number in sorted(writes):
+        body = b"".join(cell_xml(number, column, None, value, context.date_style)
+                        for column, value in sorted(writes[number].items()))
+        if body:
+            rows.append(f'<row r="{number}">'.encode() + body + b"</row>")
+    dimension = "A1"
+    if cells:
+        dimension = range_text(min(r for r, _ in cells), min(c for _, c in cells),
+                               max(r for r, _ in cells), max(c for _, c in cells))
+    return (
+        b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        + f'<worksheet xmlns="{MAIN_NS}" xmlns:r="http://schemas.openxmlformats.org/'
+          f'officeDocument/2006/relationships"><dimension ref="{dimension}"/>'
+          '<sheetData>'.encode()
+        + b"".join(rows) + b"</sheetData></worksheet>"
+    )
+
+
+def grow_ref(ref: str, bottom: int) -> str | None:
+    """``ref`` with its last row moved down to ``bottom``; ``None`` if unchanged."""
+    area = parse_range(ref)
+    if area is None or area[2] >= bottom:
+        return None
+    return range_text(area[0], area[1], bottom, area[3])

@@ -1,0 +1,829 @@
+"""The workbook adapter for an ``.xlsx``/``.xlsm`` file, with no Excel: read what an
+action needs, and patch only what xlstock owns.
+
+Opening, in order: take the per-workbook lock (two xlstock runs never interleave on one
+file), refuse a workbook open in Excel or LibreOffice, read the file's bytes once, and
+refuse hostile or foreign files before any XML is parsed
+(:mod:`xlstock.workbook.safety`). Then only ``xl/workbook.xml``, its relationships and
+the styles' number formats are read; a sheet is read when an action asks for it, from
+its own part (:mod:`xlstock.workbook.sheetxml`), with the shared strings when it uses
+them.
+
+Saving writes a new package (:mod:`xlstock.workbook.package`) in which every part is
+copied as stored, byte for byte, except: the sheets written to (only their written
+cells and rows change, see :func:`xlstock.workbook.sheetxml.patch`), ``xl/workbook.xml``
+(a sheet added; ``fullCalcOnLoad`` so that Excel recalculates the merchant's formulas;
+an autofilter's range grown), the relationships and content types of a new sheet, an
+Excel table or autofilter over a sheet whose rows grew, ``xl/styles.xml`` when a date
+needs a date format, and ``xl/calcChain.xml``, dropped when a formula cell was
+overwritten (Excel rebuilds it). Charts, pictures, pivot tables, macros, comments,
+extLst content and every other part come out as they went in.
+
+The save is atomic: the package goes to a temporary file in the same folder, flushed
+to disk and checked, then renamed over the original, and the folder entry flushed. If
+any step fails, the temporary file is removed and the original is as it was.
+
+Every foreign exception (zipfile, XML, OS) becomes a :class:`~xlstock.errors.WorkbookError`
+in :func:`_translate`, and only there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import io
+import math
+import os
+import re
+import stat
+import uuid
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from lxml import etree
+from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
+from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel, to_excel
+
+from xlstock.cells import CellError, Formula
+from xlstock.errors import WorkbookError
+from xlstock.workbook import safety, sheetxml
+from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, Grid, column_letter
+from xlstock.workbook.files import TEMP_SUFFIX
+from xlstock.workbook.locking import RunLock, locked_message, refuse_if_open_in_excel
+from xlstock.workbook.package import (
+    CT_NS,
+    DOC_REL_NS,
+    MAIN_NS,
+    REL_NS,
+    Package,
+    parse_xml,
+    rels_part,
+    serialize_xml,
+    write_package,
+)
+
+EXCEL_MAX_ROWS = 1_048_576
+EXCEL_MAX_COLUMNS = 16_384
+EXCEL_MAX_TEXT = 32_767
+_EXCEL_EPOCH = dt.datetime(1899, 12, 30)
+_ILLEGAL_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""Characters an XML 1.0 document, hence an .xlsx cell, cannot hold."""
+_SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+
+_M = f"{{{MAIN_NS}}}"
+_REL_TYPE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+_WORKSHEET_TYPE = _REL_TYPE + "worksheet"
+_CHARTSHEET_TYPE = _REL_TYPE + "chartsheet"
+_TABLE_TYPE = _REL_TYPE + "table"
+_WORKSHEET_CONTENT = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+_CALC_CHAIN_CONTENT = "application/vnd.openxmlformats-officedocument.spreadsheetml.calcChain+xml"
+_DATE_FORMAT_ID = "22"
+"""Excel's built-in ``m/d/yyyy h:mm``: the format a written date gets in a plain cell."""
+_ASIAN_DATE_FORMATS = frozenset({*range(27, 37), *range(50, 59)})
+"""Built-in formats that Excel shows as dates in East Asian locales."""
+_WORKBOOK_ORDER = (
+    "fileVersion", "fileSharing", "workbookPr", "AlternateContent", "workbookProtection",
+    "bookViews", "sheets", "functionGroups", "externalReferences", "definedNames", "calcPr",
+)
+"""CT_Workbook's children up to calcPr, in schema order (ECMA-376 Part 1, 18.2.27)."""
+
+
+@contextlib.contextmanager
+def _translate(label: str, path: Path, doing: str) -> Iterator[None]:
+    """The one place where foreign exceptions become :class:`WorkbookError`."""
+    try:
+        yield
+    except WorkbookError:
+        raise
+    except PermissionError as exc:
+        raise WorkbookError(locked_message(label, path)) from exc
+    except FileNotFoundError as exc:
+        raise WorkbookError(f"{label}: no such file (while trying to {doing})") from exc
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise WorkbookError(
+                f"{label}: the disk is full, so the workbook could not be saved (it is "
+                "unchanged); free some space and try again"
+            ) from exc
+        raise WorkbookError(f"{label}: could not {doing}: {exc.strerror or exc}") from exc
+    except MemoryError as exc:
+        raise WorkbookError(f"{label} is too large to {doing} in this computer's memory") from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
+        raise WorkbookError(safety._damaged(label, exc)) from exc
+    except (sheetxml.SheetXmlError, etree.XMLSyntaxError, ValueError, KeyError,
+            IndexError, UnicodeDecodeError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WorkbookError(
+            f"{label}: could not {doing} ({detail}); if Excel opens the workbook, save a "
+            "fresh copy with File > Save As and try again"
+        ) from exc
+
+
+@dataclass
+class _SheetEntry:
+    """A sheet as ``xl/workbook.xml`` lists it, and what this session did to it."""
+
+    name: str
+    part: str
+    chart: bool = False
+    new: bool = False
+    hidden: bool = False
+    scanned: sheetxml.Sheet | None = None
+    grid: Grid | None = None
+    """Values as read, with this session's writes applied (rows may be ragged)."""
+    last_row: int = 0
+    """The last row holding a value when the sheet was first read."""
+    writes: dict[int, dict[int, Any]] = field(default_factory=dict)
+    merged: set[tuple[int, int]] | None = None
+
+
+class _Styles:
+    """The number formats of ``xl/styles.xml``: which cell styles show dates, and a
+    date style added on demand."""
+
+    def __init__(self, package: Package, part: str | None) -> None:
+        self.part = part
+        self._root: etree._Element | None = None
+        self.changed = False
+        self._formats: list[str] = []
+        self._date_variant: dict[str | None, str] = {}
+        if part is not None and part in package:
+            self._root = parse_xml(package.read(part))
+            custom = {node.get("numFmtId"): node.get("formatCode", "")
+                      for node in self._root.iter(f"{_M}numFmt")}
+            xfs = self._root.find(f"{_M}cellXfs")
+            for xf in (xfs if xfs is not None else []):
+                if xf.tag != f"{_M}xf":
+                    continue
+                number_format = xf.get("numFmtId", "0")
+                self._formats.append(number_format)
+                self._custom = custom
+            self._custom = custom
+        else:
+            self._custom = {}
+        self.date_styles = frozenset(
+            str(index) for index, fmt in enumerate(self._formats) if self._is_date(fmt))
+
+    def _is_date(self, number_format: str) -> bool:
+        try:
+            number = int(number_format)
+        except ValueError:
+            return False
+        if number in _ASIAN_DATE_FORMATS:
+            return True
+        code = self._custom.get(number_format) or BUILTIN_FORMATS.get(number)
+        return bool(code) and is_date_format(code)
+
+    def date_style(self, style: str | None) -> str:
+        """A style index like ``style`` (or the default) that shows a date and time."""
+        if style is not None and style in self.date_styles:
+            return style
+        if style in self._date_variant:
+            return self._date_variant[style]
+        if self._root is None:
+            raise WorkbookError("the workbook has no styles part, so a date cannot be written")
+        xfs = self._root.find(f"{_M}cellXfs")
+        if xfs is None:
+            raise WorkbookError("the workbook's styles have no cell formats")
+        models = [x for x in xfs if x.tag == f"{_M}xf"]
+        index = int(style) if style and style.isdigit() and int(style) < len(models) else 0
+        clone = etree.fromstring(etree.tostring(models[index])) if models else etree.Element(
+            f"{_M}xf")
+        clone.set("numFmtId", _DATE_FORMAT_ID)
+        clone.set("applyNumberFormat", "1")
+        clone.tail = None
+        xfs.append(clone)
+        xfs.set("count", str(len(models) + 1))
+        new_index = str(len(models))
+        self._formats.append(_DATE_FORMAT_ID)
+        self.date_styles = self.date_styles | {new_index}
+        self._date_variant[style] = new_index
+        self.changed = True
+        return new_index
+
+    def to_bytes(self) -> bytes:
+        assert self._root is not None
+        return serialize_xml(self._root)
+
+
+class XlsxFile:
+    """One workbook file; see the module's docstring.
+
+    Use :meth:`open` (a context manager: leaving it releases the lock)::
+
+        with XlsxFile.open("stock.xlsx") as book:
+            grid = book.read_sheet("Stock")
+            book.write_block("Stock", 2, 4, [[12], [7]])
+            book.save()
+    """
+
+    def __init__(self, path: Path, label: str, data: bytes, workbook_part: str, *,
+                 writable: bool, lock: RunLock | None) -> None:
+        self._path = path
+        self._label = label
+        self._writable = writable
+        self._lock = lock
+        self._closed = False
+        self._formulas_overwritten = False
+        self._workbook_part = workbook_part
+        self._load(data)
+
+    def _load(self, data: bytes) -> None:
+        with _translate(self._label, self._path, "read the workbook"):
+            self._package = Package(data)
+            self._workbook_rels = self._package.relationships(self._workbook_part)
+            root = parse_xml(self._package.read(self._workbook_part))
+            by_id = {r.id: r for r in self._workbook_rels}
+            self._sheets: list[_SheetEntry] = []
+            sheets = root.find(f"{_M}sheets")
+            for node in (sheets if sheets is not None else []):
+                if node.tag != f"{_M}sheet":
+                    continue
+                rel = by_id.get(node.get(f"{{{DOC_REL_NS}}}id", ""))
+                if rel is None:
+                    continue
+                self._sheets.append(_SheetEntry(
+                    node.get("name", ""), rel.target, chart=rel.type == _CHARTSHEET_TYPE,
+                    hidden=node.get("state", "visible") != "visible"))
+            properties = root.find(f"{_M}workbookPr")
+            date1904 = properties is not None and properties.get("date1904") in ("1", "true")
+            self._epoch = CALENDAR_MAC_1904 if date1904 else CALENDAR_WINDOWS_1900
+            kinds = {r.type.rsplit("/", 1)[-1]: r.target for r in self._workbook_rels}
+            self._shared_strings_part = kinds.get("sharedStrings")
+            self._styles = _Styles(self._package, kinds.get("styles"))
+            self._shared_strings: list[str] | None = None
+
+    # --- opening and closing ----------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, writable: bool = True) -> XlsxFile:
+        """Open the workbook at ``path``.
+
+        With ``writable`` (the default) the workbook is locked against other xlstock
+        runs until :meth:`close`, a workbook open in an office program is refused, and
+        temporary files a killed run left behind are removed. ``writable=False`` takes
+        no lock and refuses :meth:`save`."""
+        label = os.fspath(path)
+        real = Path(os.path.realpath(path))
+        if writable:
+            refuse_if_open_in_excel(real, label)
+        lock = RunLock(real, label) if writable else None
+        if lock is not None:
+            with _translate(label, real, "lock the workbook"):
+                lock.acquire()
+        try:
+            if writable:
+                _remove_stale_temp_files(real)
+            data, checked = safety.read_checked(real)
+            return cls(real, label, data, checked.workbook_part, writable=writable, lock=lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    def close(self) -> None:
+        """Release the lock (the workbook is not saved). Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self) -> XlsxFile:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # --- the WorkbookAdapter protocol ---------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        """The workbook's path as it was given to :meth:`open`."""
+        return self._label
+
+    @property
+    def path(self) -> Path:
+        """The workbook file (symbolic links resolved: the file a save replaces)."""
+        return self._path
+
+    def sheet_names(self) -> list[str]:
+        """All sheet names, hidden ones and chart sheets included, in workbook order."""
+        return [entry.name for entry in self._sheets]
+
+    def _entry(self, name: str) -> _SheetEntry:
+        self._check_open()
+        for entry in self._sheets:
+            if entry.name == name:
+                if entry.chart:
+                    raise WorkbookError(
+                        f"{self._label}: sheet {name!r} is a chart sheet, not a sheet of cells")
+                return entry
+        raise WorkbookError(f"{self._label} has no sheet named {name!r}")
+
+    def _scanned(self, entry: _SheetEntry) -> sheetxml.Sheet:
+        if entry.scanned is None:
+            with _translate(self._label, self._path, f"read sheet {entry.name}"):
+                entry.scanned = sheetxml.Sheet.scan(self._package.read(entry.part))
+        return entry.scanned
+
+    def _grid(self, entry: _SheetEntry) -> Grid:
+        if entry.grid is None:
+            if entry.new:
+                entry.grid = []
+                return entry.grid
+            sheet = self._scanned(entry)
+            context = sheetxml.Context(self._strings, self._styles.date_styles,
+                                       self._to_datetime)
+            with _translate(self._label, self._path, f"read sheet {entry.name}"):
+                try:
+                    entry.grid = sheetxml.read_cells(sheet, context, MAX_ROWS, MAX_COLUMNS)
+                except sheetxml.FarCell as far:
+                    why = (f"more than {MAX_ROWS:,} rows" if far.row > MAX_ROWS
+                           else f"more than {MAX_COLUMNS} columns")
+                    raise WorkbookError(
+                        f"{self._label}: sheet {entry.name} has a value at "
+                        f"{column_letter(far.column)}{far.row}, far outside the table "
+                        f"({why}); delete it and try again") from None
+            entry.last_row = _last_row(entry.grid)
+        return entry.grid
+
+    def _strings(self) -> list[str]:
+        if self._shared_strings is None:
+            part = self._shared_strings_part
+            if part is None or part not in self._package:
+                self._shared_strings = []
+            else:
+                self._shared_strings = _read_shared_strings(self._package.read(part))
+        return self._shared_strings
+
+    def _to_datetime(self, serial: float) -> dt.datetime:
+        value = from_excel(serial, self._epoch)
+        if isinstance(value, dt.datetime):
+            return value
+        if isinstance(value, dt.time):
+            return dt.datetime.combine(_EXCEL_EPOCH.date(), value)
+        return _EXCEL_EPOCH + dt.timedelta(days=serial)
+
+    def read_sheet(self, name: str) -> Grid:
+        """The used part of sheet ``name`` (see :class:`~xlstock.workbook.base.WorkbookAdapter`).
+
+        Reads the sheet's own part as bytes, so a lone value far away costs nothing
+        before it is refused. Formula cells come as ``Formula(text, cached)`` with
+        ``text`` starting ``=`` and ``cached`` the result saved in the file (or
+        ``NO_CACHE``). Dates and times come as ``datetime``; whole numbers as ``int``;
+        rich text as its plain ``str``; empty text as ``None``."""
+        grid = self._grid(self._entry(name))
+        height = _last_row(grid)
+        width = max((_row_width(row) for row in grid[:height]), default=0)
+        return [row[:width] + [None] * (width - len(row)) if len(row) < width else row[:width]
+                for row in grid[:height]]
+
+    def write_block(self, name: str, top: int, left: int, rows: Sequence[Sequence[Any]]) -> None:
+        """Write ``rows`` with its top-left cell at (``top``, ``left``), 1-based.
+
+        ``str`` is always literal text (never a formula, whatever it starts with);
+        ``None`` (and ``""``) clears a value and keeps the cell's formatting; ``Formula``
+        writes its text as a formula; ``CellError`` an error value. A cell that already
+        holds the value is left alone, so an unchanged sheet is saved byte for byte. A
+        cell created here takes its row's or column's style, as one typed into in Excel
+        would. Text Excel cannot hold (control characters, over 32,767 characters) and
+        cells inside merged ranges are refused with the cell named."""
+        entry = self._entry(name)
+        if top < 1 or left < 1:
+            raise ValueError(f"write_block at row {top}, column {left}: both start at 1")
+        height = len(rows)
+        width = max((len(r) for r in rows), default=0)
+        if top + height - 1 > EXCEL_MAX_ROWS or left + width - 1 > EXCEL_MAX_COLUMNS:
+            raise WorkbookError(
+                f"{self._label}: sheet {name} cannot grow past Excel's last row or column "
+                f"(writing {height} rows from row {top})"
+            )
+        grid = self._grid(entry)
+        for i, values in enumerate(rows):
+            row = top + i
+            for j, value in enumerate(values):
+                column = left + j
+                value = self._checked(name, row, column, value)
+                line = grid[row - 1] if row <= len(grid) else None
+                current = line[column - 1] if line is not None and column <= len(line) else None
+                if _same(current, value):
+                    continue
+                self._refuse_merged(entry, row, column)
+                if isinstance(current, Formula):
+                    self._formulas_overwritten = True
+                entry.writes.setdefault(row, {})[column] = (
+                    sheetxml.DateSerial(to_excel(value, self._epoch))
+                    if isinstance(value, dt.datetime) else value)
+                if line is None:
+                    grid.extend([] for _ in range(row - len(grid)))
+                    line = grid[row - 1]
+                if column > len(line):
+                    line.extend([None] * (column - len(line)))
+                line[column - 1] = value
+
+    def _checked(self, name: str, row: int, column: int, value: Any) -> Any:
+        """``value`` as it will be stored, or a refusal naming the cell."""
+        cell = f"{column_letter(column)}{row}"
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            bad = _ILLEGAL_TEXT.search(value)
+            if bad:
+                raise WorkbookError(
+                    f"{self._label}: sheet {name} cell {cell}: the text holds a character an "
+                    f"Excel cell cannot store (U+{ord(bad.group()):04X}); remove it at its "
+                    "source"
+                )
+            if len(value) > EXCEL_MAX_TEXT:
+                raise WorkbookError(
+                    f"{self._label}: sheet {name} cell {cell}: the text is {len(value):,} "
+                    f"characters, over Excel's {EXCEL_MAX_TEXT:,} per cell"
+                )
+            return value
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise WorkbookError(
+                    f"{self._label}: sheet {name} cell {cell}: {value} is not a number Excel "
+                    "can store"
+                )
+            return value
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is not None:  # Excel has no time zones
+                return value.astimezone().replace(tzinfo=None)
+            return value
+        if isinstance(value, dt.date):
+            return dt.datetime.combine(value, dt.time())
+        if isinstance(value, dt.time):
+            return dt.datetime.combine(_EXCEL_EPOCH.date(), value.replace(tzinfo=None))
+        if isinstance(value, (Formula, CellError)):
+            return value
+        raise TypeError(
+            f"cannot write a {type(value).__name__} to sheet {name} cell {cell}: {value!r}")
+
+    def _refuse_merged(self, entry: _SheetEntry, row: int, column: int) -> None:
+        if entry.new:
+            return
+        if entry.merged is None:
+            entry.merged = self._scanned(entry).merged_cells()
+        if (row, column) in entry.merged:
+            raise WorkbookError(
+                f"{self._label}: sheet {entry.name} cell {column_letter(column)}{row} is "
+                "inside merged cells; unmerge them (Home > Merge & Center) and try again"
+            )
+
+    def add_sheet(self, name: str, *, hidden: bool = False) -> None:
+        """Add an empty sheet at the end; ``hidden`` makes it very hidden (not listed
+        under Unhide in Excel). Refuses a name the workbook already has (Excel compares
+        sheet names ignoring case) and a name Excel does not allow."""
+        self._check_open()
+        if any(entry.name.casefold() == name.casefold() for entry in self._sheets):
+            raise WorkbookError(f"{self._label} already has a sheet named {name!r}")
+        if not name or len(name) > 31 or _SHEET_NAME_FORBIDDEN.search(name) or \
+                name.startswith("'") or name.endswith("'"):
+            raise WorkbookError(
+                f"{self._label}: {name!r} cannot name a sheet (1 to 31 characters, none of "
+                "[ ] : * ? / \\, not starting or ending with ')")
+        taken = set(self._package.names()) | {e.part for e in self._sheets}
+        number = 1
+        while f"xl/worksheets/sheet{number}.xml" in taken:
+            number += 1
+        self._sheets.append(_SheetEntry(name, f"xl/worksheets/sheet{number}.xml", new=True,
+                                        hidden=hidden, grid=[]))
+
+    def save(self) -> None:
+        """Save atomically over the original (see the module's docstring). A session
+        that changed nothing leaves the file untouched."""
+        self._check_open()
+        if not self._writable:
+            raise WorkbookError(f"{self._label} was opened for reading only; it was not saved")
+        if not any(e.writes or e.new for e in self._sheets):
+            return
+        temp = self._path.with_name(f".{self._path.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+        try:
+            with _translate(self._label, self._path, "save the workbook"):
+                data = self._package_bytes()
+                _write_temp(temp, data)
+                _check_saved(temp, self._label)
+                _copy_mode(self._path, temp)
+                os.replace(temp, self._path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        _fsync_directory(self._path.parent)
+        self._after_save(data)
+
+    def _after_save(self, data: bytes) -> None:
+        """The saved file is the new original: later writes patch it."""
+        grids = {e.name: (e.grid, e.last_row) for e in self._sheets}
+        self._load(data)
+        for entry in self._sheets:
+            if entry.name in grids:
+                entry.grid, entry.last_row = grids[entry.name]
+                if entry.grid is not None:
+                    entry.last_row = _last_row(entry.grid)
+        self._formulas_overwritten = False
+
+    # --- building the new package ------------------------------------------------------
+
+    def _package_bytes(self) -> bytes:
+        package = self._package
+        replaced: dict[str, bytes] = {}
+        added: list[tuple[str, bytes]] = []
+        dropped: list[str] = []
+        context_for = self._patch_context
+        grown: dict[str, int] = {}
+        for entry in self._sheets:
+            if entry.new:
+                added.append((entry.part, sheetxml.new_sheet_xml(entry.writes,
+                                                                 context_for(None))))
+            elif entry.writes:
+                sheet = self._scanned(entry)
+                replaced[entry.part] = sheetxml.patch(sheet, entry.writes, context_for(sheet))
+                new_last = max((r for r, cells in entry.writes.items()
+                                if any(v is not None for v in cells.values())), default=0)
+                if new_last > entry.last_row:
+                    grown[entry.name] = new_last
+                    replaced.update(self._grown_tables(entry, sheet, new_last))
+                    if entry.part in replaced:
+                        replaced[entry.part] = _grow_autofilter(
+                            replaced[entry.part], sheet, entry.last_row, new_last)
+        new_sheets = [e for e in self._sheets if e.new]
+        calc_chain = self._calc_chain_part()
+        drop_chain = calc_chain is not None and self._formulas_overwritten
+        if drop_chain and calc_chain is not None:
+            dropped.append(calc_chain)
+        workbook = self._patched_workbook(new_sheets, grown)
+        if workbook is not None:
+            replaced[self._workbook_part] = workbook
+        if new_sheets or drop_chain:
+            rels_name = rels_part(self._workbook_part)
+            replaced[rels_name] = self._patched_workbook_rels(new_sheets, drop_chain)
+            replaced[safety.CONTENT_TYPES_PART] = self._patched_content_types(
+                new_sheets, calc_chain if drop_chain else None)
+        if self._styles.changed and self._styles.part is not None:
+            replaced[self._styles.part] = self._styles.to_bytes()
+        out = io.BytesIO()
+        write_package(out, package, replaced, dropped, added)
+        return out.getvalue()
+
+    def _patch_context(self, sheet: sheetxml.Sheet | None) -> sheetxml.PatchContext:
+        return sheetxml.PatchContext(sheet.column_styles() if sheet is not None else {},
+                                     self._styles.date_style)
+
+    def _calc_chain_part(self) -> str | None:
+        for rel in self._workbook_rels:
+            if rel.type.endswith("/calcChain") and rel.target in self._package:
+                return rel.target
+        return None
+
+    def _grown_tables(self, entry: _SheetEntry, sheet: sheetxml.Sheet,
+                      new_last: int) -> dict[str, bytes]:
+        """The Excel tables on the sheet that reached its last row, grown to ``new_last``."""
+        grown: dict[str, bytes] = {}
+        for rel in self._package.relationships(entry.part):
+            if rel.type != _TABLE_TYPE or rel.external or rel.target not in self._package:
+                continue
+            root = parse_xml(self._package.read(rel.target))
+            area = sheetxml.parse_range(root.get("ref", ""))
+            if area is None or int(root.get("totalsRowCount", "0") or 0) > 0:
+                continue
+            if area[2] < entry.last_row or area[2] >= new_last:
+                continue
+            root.set("ref", sheetxml.range_text(area[0], area[1], new_last, area[3]))
+            autofilter = root.find(f"{_M}autoFilter")
+            if autofilter is not None:
+                bigger = sheetxml.grow_ref(autofilter.get("ref", ""), new_last)
+                if bigger:
+                    autofilter.set("ref", bigger)
+            grown[rel.target] = serialize_xml(root)
+        return grown
+
+    def _patched_workbook(self, new_sheets: list[_SheetEntry],
+                          grown: dict[str, int]) -> bytes | None:
+        """``xl/workbook.xml`` with the new sheets, ``fullCalcOnLoad`` and grown filter
+        ranges; ``None`` when it needs no change."""
+        root = parse_xml(self._package.read(self._workbook_part))
+        changed = False
+        calc = root.find(f"{_M}calcPr")
+        if calc is None:
+            calc = etree.Element(f"{_M}calcPr")
+            _insert_in_order(root, calc, "calcPr")
+        if calc.get("fullCalcOnLoad") not in ("1", "true"):
+            calc.set("fullCalcOnLoad", "1")
+            changed = True
+        if new_sheets:
+            sheets = root.find(f"{_M}sheets")
+            if sheets is None:
+                raise WorkbookError(f"{self._label}: xl/workbook.xml lists no sheets")
+            ids = [int(s.get("sheetId", "0") or 0) for s in sheets]
+            next_id = max(ids, default=0) + 1
+            for entry, rel_id in zip(new_sheets, self._new_rel_ids(len(new_sheets)),
+                                     strict=True):
+                node = etree.SubElement(sheets, f"{_M}sheet")
+                node.set("name", entry.name)
+                node.set("sheetId", str(next_id))
+                if entry.hidden:
+                    node.set("state", "veryHidden")
+                node.set(f"{{{DOC_REL_NS}}}id", rel_id)
+                next_id += 1
+            changed = True
+        names = root.find(f"{_M}definedNames")
+        if grown and names is not None:
+            order = [e.name for e in self._sheets]
+            for defined in names:
+                if defined.get("name", "").lower() != "_xlnm._filterdatabase":
+                    continue
+                try:
+                    sheet_name = order[int(defined.get("localSheetId", "-1"))]
+                except (ValueError, IndexError):
+                    continue
+                if sheet_name not in grown or not defined.text or "!" not in defined.text:
+                    continue
+                where, ref = defined.text.rsplit("!", 1)
+                area = sheetxml.parse_range(ref)
+                if area is None or area[2] >= grown[sheet_name]:
+                    continue
+                top, left, _, right = area
+                defined.text = (f"{where}!${column_letter(left)}${top}:"
+                                f"${column_letter(right)}${grown[sheet_name]}")
+                changed = True
+        return serialize_xml(root) if changed else None
+
+    def _new_rel_ids(self, count: int) -> list[str]:
+        taken = {r.id for r in self._workbook_rels}
+        ids: list[str] = []
+        number = 1
+        while len(ids) < count:
+            candidate = f"rId{number}"
+            if candidate not in taken:
+                ids.append(candidate)
+            number += 1
+        return ids
+
+    def _patched_workbook_rels(self, new_sheets: list[_SheetEntry], drop_chain: bool) -> bytes:
+        name = rels_part(self._workbook_part)
+        root = parse_xml(self._package.read(name)) if name in self._package else etree.Element(
+            f"{{{REL_NS}}}Relationships", nsmap={None: REL_NS})
+        if drop_chain:
+            for node in list(root):
+                if node.get("Type", "").endswith("/calcChain"):
+                    root.remove(node)
+        folder = self._workbook_part.rsplit("/", 1)[0] + "/" if "/" in self._workbook_part \
+            else ""
+        for entry, rel_id in zip(new_sheets, self._new_rel_ids(len(new_sheets)), strict=True):
+            node = etree.SubElement(root, f"{{{REL_NS}}}Relationship")
+            node.set("Id", rel_id)
+            node.set("Type", _WORKSHEET_TYPE)
+            node.set("Target", entry.part[len(folder):] if entry.part.startswith(folder)
+                     else "/" + entry.part)
+        return serialize_xml(root)
+
+    def _patched_content_types(self, new_sheets: list[_SheetEntry],
+                               dropped_chain: str | None) -> bytes:
+        root = parse_xml(self._package.read(safety.CONTENT_TYPES_PART))
+        if dropped_chain is not None:
+            for node in list(root):
+                if node.get("PartName", "").lstrip("/").lower() == dropped_chain.lower():
+                    root.remove(node)
+        for entry in new_sheets:
+            node = etree.SubElement(root, f"{{{CT_NS}}}Override")
+            node.set("PartName", "/" + entry.part)
+            node.set("ContentType", _WORKSHEET_CONTENT)
+        return serialize_xml(root)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WorkbookError(f"{self._label} was closed; open it again")
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _same(current: Any, value: Any) -> bool:
+    """Whether writing ``value`` over ``current`` changes nothing."""
+    if value is None:
+        return current is None
+    return type(current) is type(value) and current == value
+
+
+def _row_width(row: list[Any]) -> int:
+    for index in range(len(row) - 1, -1, -1):
+        if row[index] is not None:
+            return index + 1
+    return 0
+
+
+def _last_row(grid: Grid) -> int:
+    for index in range(len(grid) - 1, -1, -1):
+        if any(v is not None for v in grid[index]):
+            return index + 1
+    return 0
+
+
+def _read_shared_strings(data: bytes) -> list[str]:
+    """The shared string table, in order (phonetic runs left out)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if sheetxml.needs_normalising(data):
+        data = sheetxml.normalise(data)
+    root = re.search(rb"<(?:([A-Za-z_][\w.-]*):)?sst[\s>]", data[:4096])
+    prefix = (root.group(1) + b":") if root and root.group(1) else b""
+    patterns = sheetxml._patterns(prefix)
+    item = re.compile(rb"<" + re.escape(prefix) + rb"si(?:\s[^>]*)?(?:/>|>(.*?)</"
+                      + re.escape(prefix) + rb"si\s*>)", re.S)
+    simple = re.compile(rb"<" + re.escape(prefix) + rb"t(?: xml:space=\"preserve\")?>([^<]*)</"
+                        + re.escape(prefix) + rb"t>$")
+    strings = []
+    for match in item.finditer(data):
+        inner = match.group(1) or b""
+        quick = simple.match(inner)
+        if quick:
+            strings.append(sheetxml.unescape(quick.group(1).decode()))
+        else:
+            strings.append(sheetxml.text_of(inner, patterns))
+    return strings
+
+
+def _insert_in_order(root: etree._Element, element: etree._Element, name: str) -> None:
+    """Put ``element`` where CT_Workbook's order wants it."""
+    before = set(_WORKBOOK_ORDER[:_WORKBOOK_ORDER.index(name)])
+    position = 0
+    for index, child in enumerate(root):
+        local = etree.QName(child).localname if isinstance(child.tag, str) else ""
+        if local in before:
+            position = index + 1
+    root.insert(position, element)
+
+
+def _grow_autofilter(data: bytes, sheet: sheetxml.Sheet, last_row: int, new_last: int) -> bytes:
+    """The sheet's own autofilter, grown to ``new_last`` when it reached its last row."""
+    found = re.search(rb"<" + re.escape(sheet.patterns.prefix)
+                      + rb"autoFilter\b[^>]*?\sref\s*=\s*[\"']([^\"']*)[\"']", data)
+    if found is None:
+        return data
+    area = sheetxml.parse_range(found.group(1).decode())
+    if area is None or area[2] < last_row or area[2] >= new_last:
+        return data
+    ref = sheetxml.range_text(area[0], area[1], new_last, area[3]).encode()
+    return data[:found.start(1)] + ref + data[found.end(1):]
+
+
+def _write_temp(temp: Path, data: bytes) -> None:
+    """Write the new package to a new file ``temp`` and flush it to the disk."""
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _check_saved(temp: Path, label: str) -> None:
+    """The saved file must be a readable package with a workbook in it, every part
+    whole (CRC checked)."""
+    with zipfile.ZipFile(temp) as zf:
+        names = set(zf.namelist())
+        bad = zf.testzip()
+    if bad is not None or safety.CONTENT_TYPES_PART not in names or not any(
+        n.startswith("xl/workbook") for n in names
+    ):
+        raise WorkbookError(f"{label}: the saved copy came out incomplete; the original is kept")
+
+
+def _copy_mode(original: Path, temp: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.chmod(temp, stat.S_IMODE(original.stat().st_mode))
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make the rename durable where the OS allows it (not on Windows); a failure here
+    cannot undo the save, which has happened, so it is ignored."""
+    if os.name == "nt":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """Temporary files of this workbook that a killed run left (we hold the lock, so no
+    live run owns one)."""
+    prefix = f".{path.name}."
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            if entry.name.startswith(prefix) and entry.name.endswith(TEMP_SUFFIX):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
