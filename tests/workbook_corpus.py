@@ -499,34 +499,36 @@ def _constructed(folder: Path, template: Path) -> dict[str, Path]:
     from openpyxl.worksheet.table import Table, TableStyleInfo
 
     made = {}
+    last = 1 + len(MERCHANT_ROWS)
     for name in ("constructed-table.xlsx", "constructed-autofilter.xlsx"):
         path = folder / name
         shutil.copyfile(template, path)
         wb = openpyxl.load_workbook(path)
         ws = wb["Stock"]
         ws[f"{NOTE_COLUMN}1"], ws[f"{DOUBLE_COLUMN}1"] = "Note", "Double"
-        for number, (sku, product, variant, note) in enumerate(MERCHANT_ROWS, start=2):
-            ws.cell(number, 1).value, ws.cell(number, 2).value = sku, product
-            ws.cell(number, 3).value, ws.cell(number, 4).value = variant, STALE_ONLINE
-            ws[f"{NOTE_COLUMN}{number}"] = note
-            ws[f"{NOTE_COLUMN}{number}"].data_type = "s"  # "=not a formula" stays text
-        last = f"{DOUBLE_COLUMN}{1 + len(MERCHANT_ROWS)}"
         if name == "constructed-table.xlsx":
-            table = Table(displayName="StockTable", ref=f"A1:{last}")
+            table = Table(displayName="StockTable", ref=f"A1:{DOUBLE_COLUMN}{last}")
             table.tableStyleInfo = TableStyleInfo(name="TableStyleMedium2", showRowStripes=True)
             ws.add_table(table)
         else:
-            ws.auto_filter.ref = f"A1:{last}"
+            ws.auto_filter.ref = f"A1:{DOUBLE_COLUMN}{last}"
         wb.save(path)
-        set_cells(path, "Stock", {
-            f"{DOUBLE_COLUMN}{number}": FormulaCell(f"D{number}*2", STALE_ONLINE * 2)
-            for number in range(2, 2 + len(MERCHANT_ROWS))
-        })
+        set_cells(path, "Stock", _merchant_cells())  # typed as in Excel: the column's style
         made[name] = path
     macros = folder / "constructed-macros.xlsm"
     _xlstock_new(macros)
     made[macros.name] = macros
     return made
+
+
+def _merchant_cells() -> dict[str, Any]:
+    """The merchant's rows 2-4 as cells for :func:`set_cells`."""
+    cells: dict[str, Any] = {}
+    for number, (sku, product, variant, note) in enumerate(MERCHANT_ROWS, start=2):
+        cells.update({f"A{number}": sku, f"B{number}": product, f"C{number}": variant,
+                      f"D{number}": STALE_ONLINE, f"{NOTE_COLUMN}{number}": note,
+                      f"{DOUBLE_COLUMN}{number}": FormulaCell(f"D{number}*2", STALE_ONLINE * 2)})
+    return {ref: value for ref, value in cells.items() if value is not None}
 
 
 def _libreoffice(folder: Path, template: Path, profile: Path) -> dict[str, Path]:
