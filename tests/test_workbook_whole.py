@@ -918,7 +918,11 @@ def libreoffice_views(loops: Loops, libreoffice_profile: Path,
 def test_libreoffice_opens_the_result_and_shows_the_new_levels(name, loops, libreoffice_views):
     """LibreOffice headless opens the last file: Stock shows the published levels, N-9's
     name as text, the merchant's formulas; every sheet keeps its charts, shapes, pivot
-    tables and comments."""
+    tables and comments.
+
+    Not asserted: that =D2*2 shows the new level. With its default setting (Recalculation
+    on File Load: never) LibreOffice shows the saved result and ignores calcPr
+    fullCalcOnLoad; Excel honours it (unless calcMode is manual)."""
     loop = loops[name]
     loop.assert_complete()
     before, after = libreoffice_views[loop.original], libreoffice_views[loop.final]
