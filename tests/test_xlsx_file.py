@@ -662,3 +662,25 @@ def test_a_workbook_open_in_excel_is_not_written_behind_its_back(tmp_path):
     with XlsxFile.open(path, writable=False) as book:  # reading is fine
         assert "Stock" in book.sheet_names()
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(("code", "is_date"), [
+    ("yyyy-mm-dd", True), ("d-mmm", True), ("[h]:mm:ss", True), ("[$-409]d/m/yy h:mm", True),
+    ("0.00", False), ('"days" 0', False), ("[Red]#,##0", False), ("General", False),
+    ("0%", False), ('0 "m"', False),
+])
+def test_date_formats_are_told_apart(code: str, is_date: bool) -> None:
+    assert adapter_module.is_date_format(code) is is_date
+
+
+@pytest.mark.parametrize(("serial", "when"), [
+    (0.25, dt.datetime(1899, 12, 30, 6)),  # a time alone
+    (1, dt.datetime(1900, 1, 1)),
+    (59, dt.datetime(1900, 2, 28)),  # before Excel's 29 February 1900 that never was
+    (61, dt.datetime(1900, 3, 1)),
+    (45000.5, dt.datetime(2023, 3, 15, 12)),
+])
+def test_serial_dates_both_ways(serial: float, when: dt.datetime) -> None:
+    epoch = adapter_module._WINDOWS_EPOCH
+    assert adapter_module.serial_to_datetime(serial, epoch) == when
+    assert adapter_module.datetime_to_serial(when, epoch) == serial

@@ -324,6 +324,10 @@ class Sheet:
             raise SheetXmlError("the worksheet has no <sheetData> element")
         if opening.group(2):
             return cls(data, patterns, opening.start(), opening.end(), True)
+        if not prefix:  # the usual form: one closing tag, found from the end
+            close = data.rfind(b"</sheetData>")
+            if close > opening.end():
+                return cls(data, patterns, opening.end(), close, False)
         closing = patterns.sheet_data_end.search(data, opening.end())
         if closing is None:
             raise SheetXmlError("the worksheet's <sheetData> is not closed")

@@ -47,8 +47,6 @@ from types import TracebackType
 from typing import Any
 
 from lxml import etree
-from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
-from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel, to_excel
 
 from xlstock.cells import CellError, Formula
 from xlstock.errors import WorkbookError
@@ -85,8 +83,42 @@ _WORKSHEET_CONTENT = "application/vnd.openxmlformats-officedocument.spreadsheetm
 _CALC_CHAIN_CONTENT = "application/vnd.openxmlformats-officedocument.spreadsheetml.calcChain+xml"
 _DATE_FORMAT_ID = "22"
 """Excel's built-in ``m/d/yyyy h:mm``: the format a written date gets in a plain cell."""
-_ASIAN_DATE_FORMATS = frozenset({*range(27, 37), *range(50, 59)})
-"""Built-in formats that Excel shows as dates in East Asian locales."""
+_BUILTIN_DATE_FORMATS = frozenset({*range(14, 23), 45, 46, 47, *range(27, 37), *range(50, 59)})
+"""Built-in number formats that show a date or time (ECMA-376 Part 1, 18.8.30; 27-36
+and 50-58 in East Asian locales)."""
+_NOT_IN_DATE_TEST = re.compile(r'"[^"]*"|\\.|\[(?![hms]+\])[^\]]*\]|_.|\*.', re.IGNORECASE)
+_DATE_PARTS = re.compile(r"[dmyhs]", re.IGNORECASE)
+_WINDOWS_EPOCH = dt.datetime(1899, 12, 30)
+_MAC_EPOCH = dt.datetime(1904, 1, 1)
+_LOTUS_LEAP_DAY = 60
+"""Excel's 1900 date system counts a 29 February 1900 that never was (serial 60)."""
+
+
+# Reading a date is two small rules, written here rather than taken from openpyxl:
+# importing openpyxl costs 0.15 s, a third of a small command's time.
+
+
+def is_date_format(code: str) -> bool:
+    """Whether a number format shows a date or time: a d, m, y, h or s outside quoted
+    text, escapes, colours and conditions (``[h]`` elapsed hours count)."""
+    return bool(_DATE_PARTS.search(_NOT_IN_DATE_TEST.sub("", code)))
+
+
+def serial_to_datetime(serial: float, epoch: dt.datetime) -> dt.datetime:
+    """An Excel serial date as a datetime (a time alone falls on 1899-12-30)."""
+    day, fraction = divmod(serial, 1)
+    if epoch == _WINDOWS_EPOCH and 1 <= serial < _LOTUS_LEAP_DAY:
+        day += 1
+    return epoch + dt.timedelta(days=day, milliseconds=round(fraction * 86_400_000))
+
+
+def datetime_to_serial(value: dt.datetime, epoch: dt.datetime) -> float:
+    """A datetime as the serial number Excel stores."""
+    delta = value - epoch
+    serial = delta.days + (delta.seconds + delta.microseconds / 1e6) / 86_400
+    if epoch == _WINDOWS_EPOCH and 1 <= serial < _LOTUS_LEAP_DAY + 1:
+        serial -= 1
+    return serial
 _WORKBOOK_ORDER = (
     "fileVersion", "fileSharing", "workbookPr", "AlternateContent", "workbookProtection",
     "bookViews", "sheets", "functionGroups", "externalReferences", "definedNames", "calcPr",
@@ -175,10 +207,9 @@ class _Styles:
             number = int(number_format)
         except ValueError:
             return False
-        if number in _ASIAN_DATE_FORMATS:
-            return True
-        code = self._custom.get(number_format) or BUILTIN_FORMATS.get(number)
-        return bool(code) and is_date_format(code)
+        if number_format in self._custom:
+            return is_date_format(self._custom[number_format])
+        return number in _BUILTIN_DATE_FORMATS
 
     def date_style(self, style: str | None) -> str:
         """A style index like ``style`` (or the default) that shows a date and time."""
@@ -253,7 +284,7 @@ class XlsxFile:
                     hidden=node.get("state", "visible") != "visible"))
             properties = root.find(f"{_M}workbookPr")
             date1904 = properties is not None and properties.get("date1904") in ("1", "true")
-            self._epoch = CALENDAR_MAC_1904 if date1904 else CALENDAR_WINDOWS_1900
+            self._epoch = _MAC_EPOCH if date1904 else _WINDOWS_EPOCH
             kinds = {r.type.rsplit("/", 1)[-1]: r.target for r in self._workbook_rels}
             self._shared_strings_part = kinds.get("sharedStrings")
             self._styles = _Styles(self._package, kinds.get("styles"))
@@ -365,12 +396,7 @@ class XlsxFile:
         return self._shared_strings
 
     def _to_datetime(self, serial: float) -> dt.datetime:
-        value = from_excel(serial, self._epoch)
-        if isinstance(value, dt.datetime):
-            return value
-        if isinstance(value, dt.time):
-            return dt.datetime.combine(_EXCEL_EPOCH.date(), value)
-        return _EXCEL_EPOCH + dt.timedelta(days=serial)
+        return serial_to_datetime(serial, self._epoch)
 
     def read_sheet(self, name: str) -> Grid:
         """The used part of sheet ``name`` (see :class:`~xlstock.workbook.base.WorkbookAdapter`).
@@ -420,7 +446,7 @@ class XlsxFile:
                 if isinstance(current, Formula):
                     self._formulas_overwritten = True
                 entry.writes.setdefault(row, {})[column] = (
-                    sheetxml.DateSerial(to_excel(value, self._epoch))
+                    sheetxml.DateSerial(datetime_to_serial(value, self._epoch))
                     if isinstance(value, dt.datetime) else value)
                 if line is None:
                     grid.extend([] for _ in range(row - len(grid)))
@@ -524,14 +550,18 @@ class XlsxFile:
         self._after_save(data)
 
     def _after_save(self, data: bytes) -> None:
-        """The saved file is the new original: later writes patch it."""
-        grids = {e.name: (e.grid, e.last_row) for e in self._sheets}
+        """The saved file is the new original: later writes patch it. What was read
+        stays; a sheet that was not written keeps its scan (its part is the same)."""
+        before = {e.name: e for e in self._sheets}
         self._load(data)
         for entry in self._sheets:
-            if entry.name in grids:
-                entry.grid, entry.last_row = grids[entry.name]
-                if entry.grid is not None:
-                    entry.last_row = _last_row(entry.grid)
+            old = before.get(entry.name)
+            if old is None:
+                continue
+            entry.grid = old.grid
+            entry.last_row = _last_row(old.grid) if old.grid is not None else 0
+            if not old.writes and not old.new:
+                entry.scanned, entry.merged = old.scanned, old.merged
         self._formulas_overwritten = False
 
     # --- building the new package ------------------------------------------------------
