@@ -50,7 +50,7 @@ from xlstock.merge import (
 from xlstock.model import Snapshot, ValueProblem, clean_sku, clean_text
 from xlstock.stockfile import dumps
 from xlstock.workbook import layout
-from xlstock.workbook.base import WorkbookAdapter
+from xlstock.workbook.base import MAX_ROWS, WorkbookAdapter
 
 Progress = Callable[[str, "float | None"], None]
 
@@ -439,11 +439,12 @@ def _apply_sync(
             f"{len(vanished)} of the {len(on_sheet)} SKUs on sheet Stock would be flagged as "
             "gone (check the Shop URL setting)"
         )
+    known = set(on_sheet)
+    new_skus = [sku for sku in live if sku not in known]
+    _refuse_more_rows_than_a_sheet_holds(sheet, len(live), len(new_skus))
     progress("Writing the live levels into sheet Stock", 0.6)
     layout.ensure_columns(sheet.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
                                               layout.STATUS])
-    known = set(on_sheet)
-    new_skus = [sku for sku in live if sku not in known]
     online = sheet.column(layout.ONLINE)
     product, variant = sheet.column(layout.PRODUCT), sheet.column(layout.VARIANT)
     status: list[Any] = []
@@ -498,6 +499,28 @@ def _apply_sync(
         lines.append(f"Not in the shop online (rows kept, flagged in Status): "
                      f"{', '.join(vanished[:20])}" + (" ..." if len(vanished) > 20 else ""))
     return Report("sync", summary, lines)
+
+
+def _refuse_more_rows_than_a_sheet_holds(sheet: _Sheet, listed: int, new: int) -> None:
+    """Sync never writes a sheet that no command could read back (its last row is
+    :data:`~xlstock.workbook.base.MAX_ROWS`, for reading and writing alike): refused
+    before anything is written."""
+    room = MAX_ROWS - 1  # the rows below the header
+    if listed > room:
+        raise ServiceError(
+            f"the stock service lists {listed:,} SKUs for {sheet.settings.shop_url}, more "
+            f"than sheet Stock can hold: xlstock reads and writes at most {room:,} rows "
+            f"below the header (row {MAX_ROWS:,} is the last); nothing was changed"
+        )
+    rows = len(sheet.table.rows)
+    if rows + new > room:
+        raise SheetError(
+            f"sheet Stock uses {rows:,} rows below the header and the stock service lists "
+            f"{new:,} SKUs new to it: {rows + new:,} rows, more than the {room:,} xlstock "
+            f"reads and writes (row {MAX_ROWS:,} is the last); nothing was changed. Delete "
+            "rows you no longer need (those flagged 'not in the shop online', or stray "
+            "cells far below the table) and sync again"
+        )
 
 
 def _sku_status(raw: Any) -> str | None:
