@@ -169,3 +169,37 @@ def test_preview_notes_are_never_cut_and_a_long_sku_is_cut_visibly() -> None:
     assert lines[1].endswith(note)
     assert lines[2].startswith("S" * 37 + "...  ") and lines[2].endswith("+1 received")
     assert lines[1].index("-12") + 3 == lines[2].index("+1") + 2  # numbers right-aligned
+
+
+def test_rows_at_fault_go_to_stderr_in_every_command(stock_service, tmp_path: Path) -> None:
+    """docs/cli.md: the rows at fault are named on stderr. Preview and validate printed
+    them on stdout, publish on stderr; now every command prints them alike, under the
+    one-line summary, and stdout keeps only the report (a preview's table)."""
+    shop = Shop(stock_service, tmp_path)
+    shop.new()
+    shop.run("sync", str(shop.workbook), "-q")
+    shop.edit(**{"A-1": {"Received": "12 boxes"}, "B-2": {"Received": 1, "New level": 4},
+                 "C-3": {"Received": 2}})
+    env = {**os.environ, **shop.env}
+    streams = {}
+    for command in ("validate", "preview", "publish"):
+        done = subprocess.run([sys.executable, "-m", "xlstock", command, str(shop.workbook),
+                               *([] if command == "validate" else ["-q"])],
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 1, done
+        streams[command] = done.stdout, done.stderr
+    rows = [
+        "  Stock row 3, SKU 'A-1': Received '12 boxes' is not a whole number; type one",
+        "  Stock row 4, SKU 'B-2': both Received and New level are filled; keep one "
+        "(Received adds a delivery, New level sets a counted level)",
+    ]
+    for command, (stdout, stderr) in streams.items():
+        first, *rest = stderr.splitlines()
+        assert first.startswith("xlstock: 2 row(s) of sheet Stock need fixing"), stderr
+        assert rest == rows, (command, stderr)
+        assert "Stock row" not in stdout and "need fixing" not in stdout, (command, stdout)
+    preview_table = streams["preview"][0]
+    assert preview_table.splitlines()[0].split() == ["SKU", "Online", "Change", "Publish",
+                                                     "Note"]
+    assert "C-3" in preview_table  # the good row's change is still shown
+    assert streams["publish"][0] == "" and streams["validate"][0] == ""

@@ -91,6 +91,9 @@ class Report:
     exit_code: int = EXIT_OK
     table: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     """Preview/publish rows: SKU, online, change, level to publish, note."""
+    error: SheetError | None = None
+    """The rows at fault, when preview or validate found some (``exit_code`` is then 1
+    or 3): reported as a failed publish reports them, on the same stream."""
 
 
 @dataclass(frozen=True)
@@ -606,9 +609,9 @@ def preview(
             summary = "Nothing to publish: the sheet has no edits that change a level."
         return Report("preview", summary, lines, EXIT_OK, _plan_table(plan))
     blocked = _plan_error(plan)
-    lines.extend(str(p) for p in plan.problems + plan.conflicts)
     return Report("preview", blocked.message, lines,
-                  EXIT_SHEET if plan.problems else EXIT_CONFLICT, _plan_table(plan))
+                  EXIT_SHEET if plan.problems else EXIT_CONFLICT, _plan_table(plan),
+                  error=blocked)
 
 
 def publish(
@@ -784,6 +787,7 @@ def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Repo
         lines.append("No Sync yet: levels are checked against the shop at publish.")
     edits = sum(1 for r in rows if r.has_edit)
     if problems:
-        error = SheetError(f"{len(problems)} row(s) of sheet Stock need fixing", problems)
-        return Report("validate", error.message, lines + [str(p) for p in problems], EXIT_SHEET)
+        error = SheetError(f"{len(problems)} row(s) of sheet Stock need fixing", problems,
+                           in_status=False)
+        return Report("validate", error.message, lines, EXIT_SHEET, error=error)
     return Report("validate", f"Sheet Stock is valid: {len(rows)} SKU(s), {edits} edit(s).", lines)
