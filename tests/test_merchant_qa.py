@@ -84,6 +84,9 @@ def test_a_delivery_alone_reports_its_units_without_a_minus_zero(stock_service,
 
 
 def test_demo_serve_commands_work_typed_in_another_terminal(tmp_path: Path) -> None:
+    """The printed loop, pasted into another terminal, goes round once: sync, the edit
+    (the command given for a machine without a spreadsheet program), a sale online,
+    a preview that shows the delivery, and a publish that sends it."""
     demo_dir, elsewhere = tmp_path / "my demo", tmp_path / "elsewhere"
     elsewhere.mkdir()
     with subprocess.Popen([sys.executable, "-m", "xlstock", "demo", "--serve", "--dir",
@@ -99,8 +102,14 @@ def test_demo_serve_commands_work_typed_in_another_terminal(tmp_path: Path) -> N
                     if line.strip().startswith("xlstock publish"):
                         break
             assert commands[1] == f"cd '{demo_dir.resolve()}'"
+            assert [c.split()[1] for c in commands if c.startswith("xlstock ")] == [
+                "sync", "order", "preview", "publish"]
+            edit = commands.index(next(c for c in commands if c.startswith("# Edit:")))
+            assert commands[edit + 2].startswith(f"{sys.executable} -c ")
+            assert "type 5 into Received on the row of woo-cap" in commands[edit]
             script = "set -e\n" + "\n".join(
-                c.replace("xlstock ", f"{sys.executable} -m xlstock ", 1) for c in commands)
+                c.replace("xlstock ", f"{sys.executable} -m xlstock ", 1)
+                if c.startswith("xlstock ") else c for c in commands)
             typed = subprocess.run(["bash", "-c", script], cwd=elsewhere, capture_output=True,
                                    text=True, timeout=120)
         finally:
@@ -108,7 +117,11 @@ def test_demo_serve_commands_work_typed_in_another_terminal(tmp_path: Path) -> N
             rest, _ = demo.communicate(timeout=30)
     assert typed.returncode == 0, typed.stderr
     assert "Synced 19 SKU(s)" in typed.stdout and "Order placed" in typed.stdout
+    assert "Publish would change 1 row(s): +5 units, after 1 unit(s) sold online since " \
+           "Sync." in typed.stdout
+    assert "Published 1 change(s) to https://demo-shop.example: +5 units." in typed.stdout
     assert "Stopped the stock service." in rest
+    assert sorted(p.name for p in demo_dir.iterdir()) == ["xlstock-demo.xlsx"]
 
 
 def test_a_missing_workbook_names_the_folder_looked_in(tmp_path: Path,
