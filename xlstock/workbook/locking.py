@@ -7,15 +7,14 @@ LibreOffice do not lock the file itself), so a writing run refuses such a workbo
 first, naming who has it open (:func:`refuse_if_open_in_a_spreadsheet`).
 
 **Other xlstock runs.** :class:`RunLock` holds an OS lock (``flock`` on Unix,
-``LockFileEx`` through ``msvcrt.locking`` on Windows) on ``.<name>.xlstock-lock``
-beside the workbook, with the holder's pid, start time and computer written inside
-it for the message a second run gets. The OS drops the lock when the holder dies, and
-the file goes when the run ends: on Unix the holder unlinks it while it still holds the
-lock, and a run that locked a file which was unlinked meanwhile (it opened it just
-before) sees that the path no longer names it and starts again; on Windows the file is
-opened delete-on-close, so it goes with the last handle. A run killed outright leaves
-the file on Unix (harmless, and without a lock on it); the next run takes it over and
-removes it.
+``msvcrt.locking`` on Windows) on ``.<name>.xlstock-lock`` beside the workbook, with the
+holder's pid, start time and computer written inside it for the message a second run
+gets. The OS drops the lock when the holder dies, and the file goes when the run ends:
+on Unix the holder unlinks it while it still holds the lock, and a run that locked a
+file which was unlinked meanwhile (it opened it just before) sees that the path no
+longer names it and starts again; on Windows the file is opened delete-on-close, so it
+goes with the last handle. A run killed outright leaves the file on Unix (harmless, and
+without a lock on it); the next run takes it over and removes it.
 """
 
 from __future__ import annotations
