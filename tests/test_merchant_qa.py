@@ -84,6 +84,9 @@ def test_a_delivery_alone_reports_its_units_without_a_minus_zero(stock_service,
 
 
 def test_demo_serve_commands_work_typed_in_another_terminal(tmp_path: Path) -> None:
+    """The printed loop, pasted into another terminal, goes round once: sync, the edit
+    (the command given for a machine without a spreadsheet program), a sale online,
+    a preview that shows the delivery, and a publish that sends it."""
     demo_dir, elsewhere = tmp_path / "my demo", tmp_path / "elsewhere"
     elsewhere.mkdir()
     with subprocess.Popen([sys.executable, "-m", "xlstock", "demo", "--serve", "--dir",
@@ -99,8 +102,14 @@ def test_demo_serve_commands_work_typed_in_another_terminal(tmp_path: Path) -> N
                     if line.strip().startswith("xlstock publish"):
                         break
             assert commands[1] == f"cd '{demo_dir.resolve()}'"
+            assert [c.split()[1] for c in commands if c.startswith("xlstock ")] == [
+                "sync", "order", "preview", "publish"]
+            edit = commands.index(next(c for c in commands if c.startswith("# Edit:")))
+            assert commands[edit + 2].startswith(f"{sys.executable} -c ")
+            assert "type 5 into Received on the row of woo-cap" in commands[edit]
             script = "set -e\n" + "\n".join(
-                c.replace("xlstock ", f"{sys.executable} -m xlstock ", 1) for c in commands)
+                c.replace("xlstock ", f"{sys.executable} -m xlstock ", 1)
+                if c.startswith("xlstock ") else c for c in commands)
             typed = subprocess.run(["bash", "-c", script], cwd=elsewhere, capture_output=True,
                                    text=True, timeout=120)
         finally:
@@ -108,7 +117,11 @@ def test_demo_serve_commands_work_typed_in_another_terminal(tmp_path: Path) -> N
             rest, _ = demo.communicate(timeout=30)
     assert typed.returncode == 0, typed.stderr
     assert "Synced 19 SKU(s)" in typed.stdout and "Order placed" in typed.stdout
+    assert "Publish would change 1 row(s): +5 units, after 1 unit(s) sold online since " \
+           "Sync." in typed.stdout
+    assert "Published 1 change(s) to https://demo-shop.example: +5 units." in typed.stdout
     assert "Stopped the stock service." in rest
+    assert sorted(p.name for p in demo_dir.iterdir()) == ["xlstock-demo.xlsx"]
 
 
 def test_a_missing_workbook_names_the_folder_looked_in(tmp_path: Path,
@@ -169,3 +182,37 @@ def test_preview_notes_are_never_cut_and_a_long_sku_is_cut_visibly() -> None:
     assert lines[1].endswith(note)
     assert lines[2].startswith("S" * 37 + "...  ") and lines[2].endswith("+1 received")
     assert lines[1].index("-12") + 3 == lines[2].index("+1") + 2  # numbers right-aligned
+
+
+def test_rows_at_fault_go_to_stderr_in_every_command(stock_service, tmp_path: Path) -> None:
+    """docs/cli.md: the rows at fault are named on stderr. Preview and validate printed
+    them on stdout, publish on stderr; now every command prints them alike, under the
+    one-line summary, and stdout keeps only the report (a preview's table)."""
+    shop = Shop(stock_service, tmp_path)
+    shop.new()
+    shop.run("sync", str(shop.workbook), "-q")
+    shop.edit(**{"A-1": {"Received": "12 boxes"}, "B-2": {"Received": 1, "New level": 4},
+                 "C-3": {"Received": 2}})
+    env = {**os.environ, **shop.env}
+    streams = {}
+    for command in ("validate", "preview", "publish"):
+        done = subprocess.run([sys.executable, "-m", "xlstock", command, str(shop.workbook),
+                               *([] if command == "validate" else ["-q"])],
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 1, done
+        streams[command] = done.stdout, done.stderr
+    rows = [
+        "  Stock row 3, SKU 'A-1': Received '12 boxes' is not a whole number; type one",
+        "  Stock row 4, SKU 'B-2': both Received and New level are filled; keep one "
+        "(Received adds a delivery, New level sets a counted level)",
+    ]
+    for command, (stdout, stderr) in streams.items():
+        first, *rest = stderr.splitlines()
+        assert first.startswith("xlstock: 2 row(s) of sheet Stock need fixing"), stderr
+        assert rest == rows, (command, stderr)
+        assert "Stock row" not in stdout and "need fixing" not in stdout, (command, stdout)
+    preview_table = streams["preview"][0]
+    assert preview_table.splitlines()[0].split() == ["SKU", "Online", "Change", "Publish",
+                                                     "Note"]
+    assert "C-3" in preview_table  # the good row's change is still shown
+    assert streams["publish"][0] == "" and streams["validate"][0] == ""

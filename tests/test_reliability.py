@@ -23,6 +23,7 @@ import ssl
 import subprocess
 import sys
 import time
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -502,7 +503,7 @@ def test_the_disk_full_after_the_upload(merchant: Shop, monkeypatch: pytest.Monk
     assert "The levels WERE published to" in message, message
     assert "run publish again" in message and "sends nothing twice" in message
     assert merchant.history_count() == history + 1
-    assert _listing(merchant.workbook.parent) == [".stock.xlsx.xlstock-lock", "stock.xlsx"]
+    assert _listing(merchant.workbook.parent) == ["stock.xlsx"]
     again = run(merchant, "publish", str(merchant.workbook), "-q")
     assert again.exit_code == 0, again.output
     assert "had reached the shop" in again.output
@@ -649,13 +650,13 @@ def test_a_sku_cell_matches_only_the_shops_key(synced: Shop, typed: Any,
 def test_names_from_a_service_are_text_cleaned_and_capped(tmp_path: Path,
                                                           quick_client: None) -> None:
     """A service that is not the reference one (which refuses such names) sends control
-    characters, a formula and 5,000 characters: the sheet gets plain, clean, capped text."""
+    characters, a formula and 40,000 characters: the sheet gets plain, clean, capped text."""
     with FaultServer() as server:
         shop = ScriptedShop(server, tmp_path)
         document = shop.stock.document()
         document["items"][0].update(name="=HYPERLINK(\"http://evil.example\",\"Click\")",
                                     variant="Red\x1b[31m\r\nXL\u2028")
-        document["items"][1].update(name="N" * 5000)
+        document["items"][1].update(name="N" * 40_000, variant="V" * 40_000)
         server.on("GET", "/v1/stock", Reply(json=document, headers={"ETag": '"v1"'}))
         run(shop, "new", str(shop.workbook), "--service", server.url,  # type: ignore[arg-type]
             "--shop", shop.url)
@@ -666,7 +667,127 @@ def test_names_from_a_service_are_text_cleaned_and_capped(tmp_path: Path,
     product, variant = rows["00123"][1], rows["00123"][2]
     assert product.data_type == "s" and product.value.startswith("=HYPERLINK")
     assert variant.value == "Red [31m  XL"
-    assert len(rows["A-1"][1].value) == 500
+    assert len(rows["A-1"][1].value) == 500 and len(rows["A-1"][2].value) == 500
+
+
+NFD = unicodedata.normalize("NFD", "Café-1")
+
+
+def _add_item(sku: str) -> Callable[[dict[str, Any]], None]:
+    return lambda document: document["items"].append(
+        {"sku": sku, "name": "From the service", "variant": "", "qty": 4})
+
+
+BAD_SERVICE_VALUES: dict[str, tuple[Callable[[dict[str, Any]], None], str, list[str]]] = {
+    "a SKU of 40,000 characters": (_add_item("S" * 40_000), '"v1"', [
+        "sent a stock file with SKU 'SSSSS", "that is 40,000 characters long; the limit is 100"]),
+    "a SKU of 101 characters": (_add_item("S" * 101), '"v1"', [
+        "that is 101 characters long; the limit is 100"]),
+    "a SKU with a line break": (_add_item("A-\n9"), '"v1"', [
+        "that holds a control character (line break, tab...)"]),
+    "one SKU in two Unicode forms": (
+        lambda d: (_add_item(NFD)(d), _add_item(unicodedata.normalize("NFC", NFD))(d)), '"v1"',
+        ["sent a stock file with SKU 'Café-1' twice (in two Unicode forms, which are one SKU)"]),
+    "a version tag of 40,000 characters": (lambda d: None, f'"{"V" * 40_000}"', [
+        "sent a version tag '\"VVVVV", "that is 40,002 characters long; the limit is 200"]),
+    "a version tag with a line break": (lambda d: None, '"v1\u00e9"', [
+        "that holds characters an HTTP version tag (ETag) cannot"]),
+}
+
+
+@pytest.mark.parametrize("command", ["sync", "preview", "publish"])
+@pytest.mark.parametrize("case", list(BAD_SERVICE_VALUES))
+def test_a_bad_value_from_the_service_is_named_as_the_services(scripted: ScriptedShop,
+                                                               case: str, command: str) -> None:
+    """Values the sheet could not hold (or would read as another SKU) are refused where
+    they arrive, naming the service, before anything is written; never blamed on a
+    cell of the workbook, which has done nothing wrong."""
+    change, etag, says = BAD_SERVICE_VALUES[case]
+    document = scripted.stock.document()
+    change(document)
+    scripted.server.on("GET", "/v1/stock", Reply(json=document, headers={"ETag": etag}))
+    before = World(scripted, with_data=True)  # type: ignore[arg-type]
+    result = run(scripted, command, str(scripted.workbook), "-q")  # type: ignore[arg-type]
+    message = assert_safe(result, before, status=4, bytes_unchanged=False, says=[
+        f"GET {scripted.server.url}/v1/stock sent ", *says,
+        "nothing was changed. Report this to whoever runs the stock service"])
+    assert "cell" not in message and "sheet" not in message.casefold(), message
+    assert scripted.server.requests_to("PUT", "/v1/stock") == []
+
+
+def test_a_bad_version_tag_in_a_publish_answer_is_named_and_never_counts_twice(
+    scripted: ScriptedShop
+) -> None:
+    """The publish was applied, but its answer carries a version tag no workbook cell can
+    hold: the outcome is reported as unknown (naming the tag), the publish key and the
+    edits stay, and once the service answers properly the next publish records it
+    without sending anything twice."""
+    stock = scripted.stock
+
+    def applied_with_a_long_tag(seen: Any) -> Reply:
+        stock.publish(seen)
+        key = seen.headers["idempotency-key"]
+        body, status, response = stock.publishes[key]
+        stock.publishes[key] = (body, status, {**response, "version": "V" * 40_000})
+        return Reply(status, json=stock.publishes[key][2])
+
+    scripted.server.on("PUT", "/v1/stock", applied_with_a_long_tag)
+    result = run(scripted, "publish", str(scripted.workbook), "-q")  # type: ignore[arg-type]
+    assert result.exit_code == 4, result.output
+    message = result.stderr.strip()
+    assert "\n" not in message and "Traceback" not in message
+    assert f"{scripted.server.url}/v1/publishes/" in message
+    assert "(ValueError: version tag is 40,002 characters long; the limit is 200)" in message
+    assert "the next `xlstock publish` will find out; nothing will be counted twice" in message
+    assert "cell" not in message
+    assert stock.applications == 1 and stock.levels["A-1"] == 12
+    assert _listing(scripted.workbook.parent) == ["stock.xlsx"]
+
+    for key, (body, status, response) in list(stock.publishes.items()):  # the service fixed
+        stock.publishes[key] = (body, status, {**response, "version": "v2"})
+    scripted.server.on("PUT", "/v1/stock", stock.publish)
+    again = run(scripted, "publish", str(scripted.workbook), "-q")  # type: ignore[arg-type]
+    assert again.exit_code == 0, again.output
+    assert "had reached the shop" in again.stdout
+    assert stock.applications == 1 and stock.levels["A-1"] == 12
+    row = Shop.sheet(scripted)["A-1"]  # type: ignore[arg-type]
+    assert row["Online"] == 12 and row["Received"] is None
+
+
+@pytest.mark.parametrize("service_form", ["NFD", "NFC"])
+def test_a_sku_in_another_unicode_form_is_the_same_row(tmp_path: Path, quick_client: None,
+                                                       service_form: str) -> None:
+    """The sheet's SKU typed in one Unicode form (a Mac types é as e + accent), the
+    service's in the other: sync keeps one row, validate accepts the sheet, and publish
+    sends the SKU in NFC, the form the service compares."""
+    nfc = unicodedata.normalize("NFC", NFD)
+    with FaultServer() as server:
+        shop = ScriptedShop(server, tmp_path)
+        stock = FakeStock(shop.url, {"A-1": 10, nfc: 4}).install(server)
+        assert run(shop, "new", str(shop.workbook), "--service", server.url,  # type: ignore[arg-type]
+                   "--shop", shop.url).exit_code == 0
+        assert run(shop, "sync", str(shop.workbook), "-q").exit_code == 0  # type: ignore[arg-type]
+        sheet_form = NFD if service_form == "NFC" else nfc
+        _set_cells(shop.workbook, nfc, {layout.SKU: sheet_form, layout.RECEIVED: 3})
+        if service_form == "NFD":
+            document = stock.document()
+            for item in document["items"]:
+                item["sku"] = unicodedata.normalize("NFD", item["sku"])
+            server.on("GET", "/v1/stock", Reply(json=document, headers={"ETag": stock.etag}),
+                      stock.read)
+        synced = run(shop, "sync", str(shop.workbook), "-q")  # type: ignore[arg-type]
+        assert synced.exit_code == 0, synced.output
+        assert "0 new, 0 not in the shop online" in synced.stdout
+        skus = [r[0].value for r in openpyxl.load_workbook(shop.workbook)[layout.STOCK_SHEET]
+                .iter_rows(min_row=2)]
+        assert len(skus) == 2
+        validated = run(shop, "validate", str(shop.workbook))  # type: ignore[arg-type]
+        assert validated.exit_code == 0, validated.output
+        published = run(shop, "publish", str(shop.workbook), "-q")  # type: ignore[arg-type]
+        assert published.exit_code == 0, published.output
+        sent = server.requests_to("PUT", "/v1/stock")[-1].json()
+        assert {"sku": nfc, "qty": 7} in sent["items"]
+        assert stock.levels[nfc] == 7
 
 
 # --- issue point 7: security ----------------------------------------------------------------

@@ -164,3 +164,37 @@ def test_snapshot_malformed_item_quote_is_short() -> None:
 def test_snapshot_refuses_items_the_service_must_never_send(items: list[Any]) -> None:
     with pytest.raises(ServiceError, match=SOURCE):
         snapshot_from_document(_document(items=items), etag="e", source=SOURCE)
+
+
+def test_snapshot_keys_skus_as_they_are_compared() -> None:
+    """NFC, without surrounding spaces: the form the sheet's SKUs are read in and the
+    service compares, so that one SKU never becomes two rows."""
+    document = _document(items=[{"sku": "Cafe\u0301-1", "qty": 3}, {"sku": " B-2 ", "qty": 1}])
+    snap = snapshot_from_document(document, etag="e", source=SOURCE)
+    assert snap.levels() == {"Caf\u00e9-1": 3, "B-2": 1}
+    assert snap.items["Caf\u00e9-1"].sku == "Caf\u00e9-1"
+
+
+@pytest.mark.parametrize(("items", "etag", "message"), [
+    ([{"sku": "Cafe\u0301", "qty": 1}, {"sku": "Caf\u00e9", "qty": 2}], "e",
+     "with SKU 'Café' twice (in two Unicode forms, which are one SKU)"),
+    ([{"sku": "A", "qty": 1}, {"sku": "A ", "qty": 2}], "e",
+     "with SKU 'A' twice (once with spaces around it, which are not part of a SKU)"),
+    ([{"sku": "   ", "qty": 1}], "e", "with an item without a SKU"),
+    ([{"sku": "S" * 101, "qty": 1}], "e",
+     f"with SKU {'S' * 37!r}... that is 101 characters long; the limit is 100"),
+    ([], "V" * 201, f"sent a version tag {'V' * 37!r}... that is 201 characters long; the "
+                    "limit is 200"),
+    ([], "", "sent a version tag '' that is empty"),
+    ([], '"v 1"', "sent a version tag '\"v 1\"' that holds characters an HTTP version tag"),
+], ids=["two Unicode forms", "spaces around", "blank", "101 characters", "long tag",
+        "empty tag", "space in tag"])
+def test_snapshot_refuses_what_no_sheet_could_hold_naming_the_service(
+    items: list[Any], etag: str, message: str
+) -> None:
+    with pytest.raises(ServiceError) as caught:
+        snapshot_from_document(_document(items=items), etag=etag, source=SOURCE)
+    assert str(caught.value).startswith(f"{SOURCE} sent ")
+    assert message in str(caught.value)
+    assert str(caught.value).endswith(
+        "; nothing was changed. Report this to whoever runs the stock service")

@@ -50,7 +50,7 @@ from xlstock.merge import (
 from xlstock.model import Snapshot, ValueProblem, clean_sku, clean_text
 from xlstock.stockfile import dumps
 from xlstock.workbook import layout
-from xlstock.workbook.base import WorkbookAdapter
+from xlstock.workbook.base import MAX_ROWS, WorkbookAdapter
 
 Progress = Callable[[str, "float | None"], None]
 
@@ -91,6 +91,9 @@ class Report:
     exit_code: int = EXIT_OK
     table: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     """Preview/publish rows: SKU, online, change, level to publish, note."""
+    error: SheetError | None = None
+    """The rows at fault, when preview or validate found some (``exit_code`` is then 1
+    or 3): reported as a failed publish reports them, on the same stream."""
 
 
 @dataclass(frozen=True)
@@ -439,11 +442,12 @@ def _apply_sync(
             f"{len(vanished)} of the {len(on_sheet)} SKUs on sheet Stock would be flagged as "
             "gone (check the Shop URL setting)"
         )
+    known = set(on_sheet)
+    new_skus = [sku for sku in live if sku not in known]
+    _refuse_more_rows_than_a_sheet_holds(sheet, len(live), len(new_skus))
     progress("Writing the live levels into sheet Stock", 0.6)
     layout.ensure_columns(sheet.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
                                               layout.STATUS])
-    known = set(on_sheet)
-    new_skus = [sku for sku in live if sku not in known]
     online = sheet.column(layout.ONLINE)
     product, variant = sheet.column(layout.PRODUCT), sheet.column(layout.VARIANT)
     status: list[Any] = []
@@ -498,6 +502,28 @@ def _apply_sync(
         lines.append(f"Not in the shop online (rows kept, flagged in Status): "
                      f"{', '.join(vanished[:20])}" + (" ..." if len(vanished) > 20 else ""))
     return Report("sync", summary, lines)
+
+
+def _refuse_more_rows_than_a_sheet_holds(sheet: _Sheet, listed: int, new: int) -> None:
+    """Sync never writes a sheet that no command could read back (its last row is
+    :data:`~xlstock.workbook.base.MAX_ROWS`, for reading and writing alike): refused
+    before anything is written."""
+    room = MAX_ROWS - 1  # the rows below the header
+    if listed > room:
+        raise ServiceError(
+            f"the stock service lists {listed:,} SKUs for {sheet.settings.shop_url}, more "
+            f"than sheet Stock can hold: xlstock reads and writes at most {room:,} rows "
+            f"below the header (row {MAX_ROWS:,} is the last); nothing was changed"
+        )
+    rows = len(sheet.table.rows)
+    if rows + new > room:
+        raise SheetError(
+            f"sheet Stock uses {rows:,} rows below the header and the stock service lists "
+            f"{new:,} SKUs new to it: {rows + new:,} rows, more than the {room:,} xlstock "
+            f"reads and writes (row {MAX_ROWS:,} is the last); nothing was changed. Delete "
+            "rows you no longer need (those flagged 'not in the shop online', or stray "
+            "cells far below the table) and sync again"
+        )
 
 
 def _sku_status(raw: Any) -> str | None:
@@ -583,9 +609,9 @@ def preview(
             summary = "Nothing to publish: the sheet has no edits that change a level."
         return Report("preview", summary, lines, EXIT_OK, _plan_table(plan))
     blocked = _plan_error(plan)
-    lines.extend(str(p) for p in plan.problems + plan.conflicts)
     return Report("preview", blocked.message, lines,
-                  EXIT_SHEET if plan.problems else EXIT_CONFLICT, _plan_table(plan))
+                  EXIT_SHEET if plan.problems else EXIT_CONFLICT, _plan_table(plan),
+                  error=blocked)
 
 
 def publish(
@@ -761,6 +787,7 @@ def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Repo
         lines.append("No Sync yet: levels are checked against the shop at publish.")
     edits = sum(1 for r in rows if r.has_edit)
     if problems:
-        error = SheetError(f"{len(problems)} row(s) of sheet Stock need fixing", problems)
-        return Report("validate", error.message, lines + [str(p) for p in problems], EXIT_SHEET)
+        error = SheetError(f"{len(problems)} row(s) of sheet Stock need fixing", problems,
+                           in_status=False)
+        return Report("validate", error.message, lines, EXIT_SHEET, error=error)
     return Report("validate", f"Sheet Stock is valid: {len(rows)} SKU(s), {edits} edit(s).", lines)

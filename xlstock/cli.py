@@ -20,7 +20,7 @@ from xlstock import __version__, actions
 from xlstock.cli_errors import F
 from xlstock.cli_errors import reports_errors as base_reports_errors
 from xlstock.errors import UsageError
-from xlstock.reporting import format_report
+from xlstock.reporting import format_output
 
 
 def reports_errors(func: F) -> F:
@@ -96,8 +96,14 @@ def open_workbook(path: str, *, writable: bool = True) -> Iterator[Any]:
 
 
 def print_report(report: actions.Report) -> None:
-    """The report on stdout."""
-    click.echo(format_report(report))
+    """The report on stdout. Rows at fault (preview, validate) are then raised as the
+    error they are: on stderr under ``xlstock:``, with the exit status, in every command
+    the same way as a refused publish (:func:`reports_errors`)."""
+    output = format_output(report)
+    if output:
+        click.echo(output)
+    if report.error is not None:
+        raise report.error
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,6 +8,7 @@ moved by what sold since it was counted.
 from __future__ import annotations
 
 import shlex
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -24,6 +25,9 @@ WORKBOOK_NAME = "xlstock-demo.xlsx"
 DELIVERY = ("woo-hoodie-blue", 12)
 STOCKTAKE = ("woo-beanie", 9)
 SALE = {"woo-beanie": 2, "woo-tshirt": 1}
+BY_HAND = ("woo-cap", 5, 1)
+"""The loop ``demo --serve`` has the merchant try: a delivery of 5 typed into Received
+on this SKU, and 1 sold online before the publish."""
 
 
 def sample_catalogue() -> Path:
@@ -83,10 +87,13 @@ def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -
         )
         echo(f"\nThe workbook is {workbook.resolve()}")
         if keep_serving:
+            with XlsxFile.open(workbook, writable=False) as book:
+                cell = _received_cell(book, BY_HAND[0])
             echo(
                 f"\nThe stock service keeps running at {server.url} (Ctrl-C stops it).\n"
-                "Try it by hand, in another terminal:\n"
-                + "\n".join(f"  {line}" for line in hand_commands(server.url, token, workbook))
+                "Try the daily loop by hand, in another terminal:\n"
+                + "\n".join(f"  {line}"
+                             for line in hand_commands(server.url, token, workbook, cell))
             )
             try:
                 threading.Event().wait()
@@ -95,18 +102,38 @@ def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -
     return workbook
 
 
-def hand_commands(service_url: str, token: str, workbook: Path) -> list[str]:
-    """The commands ``demo --serve`` prints; they start with a ``cd`` to the workbook's
-    folder, so that they work from a new terminal wherever it opens."""
+def hand_commands(service_url: str, token: str, workbook: Path, cell: str) -> list[str]:
+    """The commands ``demo --serve`` prints: the whole loop, with the edit a merchant
+    makes in a spreadsheet program between Sync and Preview (typing a delivery into
+    ``cell``, the Received cell of :data:`BY_HAND`'s SKU), or the one command that does
+    the same without one, and a sale online meanwhile. They start with a ``cd`` to the
+    workbook's folder, so that they work from a new terminal wherever it opens."""
     name = shlex.quote(workbook.name)
+    sku, received, sold = BY_HAND
+    type_it = (f'import openpyxl; book = openpyxl.load_workbook("{workbook.name}"); '
+               f'book["{layout.STOCK_SHEET}"]["{cell}"] = {received}; '
+               f'book.save("{workbook.name}")')
     return [
         f"export XLSTOCK_TOKEN={token}",
         f"cd {shlex.quote(str(workbook.resolve().parent))}",
         f"xlstock sync {name}",
-        f"xlstock order --service {service_url} --shop {DEMO_SHOP} woo-cap=1",
+        f"# Edit: open {workbook.name} in Excel or LibreOffice, type {received} into "
+        f"Received on the row of {sku}",
+        f"# (cell {cell}: a delivery), save and close it. With no spreadsheet program at "
+        "hand, this does the same:",
+        f"{shlex.quote(sys.executable)} -c {shlex.quote(type_it)}",
+        f"# Meanwhile a customer buys {sold} online:",
+        f"xlstock order --service {service_url} --shop {DEMO_SHOP} {sku}={sold}",
         f"xlstock preview {name}",
         f"xlstock publish {name}",
     ]
+
+
+def _received_cell(book: WorkbookAdapter, sku: str) -> str:
+    """The A1 name of the Received cell on ``sku``'s row of sheet Stock."""
+    table = layout.read_stock(book)
+    index = next(i for i in range(len(table.rows)) if table.value(i, layout.SKU) == sku)
+    return table.cell(index, layout.RECEIVED).split("!", 1)[1]
 
 
 def _type_edits(book: WorkbookAdapter) -> None:

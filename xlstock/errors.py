@@ -75,19 +75,24 @@ class WorkbookError(XlstockError):
 
 
 class SheetError(XlstockError):
-    """Rows of sheet Stock are wrong; nothing was sent. ``problems`` names each row."""
+    """Rows of sheet Stock are wrong; nothing was sent. ``problems`` names each row;
+    ``in_status`` says whether they are also written in column Status (not by
+    ``validate``, which writes nothing)."""
 
     exit_code = EXIT_SHEET
 
-    def __init__(self, message: str, problems: Sequence[RowProblem] = ()) -> None:
+    def __init__(self, message: str, problems: Sequence[RowProblem] = (), *,
+                 in_status: bool = True) -> None:
         super().__init__(message)
         self.problems = list(problems)
+        self.in_status = in_status
 
     def __str__(self) -> str:
         lines = [self.message]
         lines.extend(f"  {p}" for p in self.problems[:50])
         if len(self.problems) > 50:
-            lines.append(f"  ... and {len(self.problems) - 50} more (see column Status)")
+            where = " (see column Status)" if self.in_status else ""
+            lines.append(f"  ... and {len(self.problems) - 50} more{where}")
         return "\n".join(lines)
 
 

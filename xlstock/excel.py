@@ -181,7 +181,8 @@ def _error_text(exc: XlstockError) -> str:
 
 def _report_text(report: actions.Report) -> str:
     lines = [excel_words(report.summary)]
-    details = [excel_words(line) for line in report.lines]
+    problems = report.error.problems if report.error is not None else []
+    details = [excel_words(line) for line in [*report.lines, *map(str, problems)]]
     lines += details[:MAX_ALERT_LINES]
     if len(details) > MAX_ALERT_LINES:
         lines.append(f"... and {len(details) - MAX_ALERT_LINES} more: see column Status")

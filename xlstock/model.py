@@ -19,6 +19,9 @@ MAX_SKU_LENGTH = 100
 MAX_NAME_LENGTH = 500
 MAX_LEVEL = 1_000_000_000
 """The largest level or change xlstock accepts; anything larger is a typing slip."""
+MAX_VERSION_LENGTH = 200
+"""The longest version tag (ETag) xlstock takes from a stock service; the reference
+service's are a dozen characters."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 """Characters refused in SKUs and replaced in names: C0/C1 controls, line separators,
@@ -58,6 +61,38 @@ def has_control_characters(text: str) -> bool:
     return bool(_CONTROL.search(text))
 
 
+def sku_key(text: str) -> str:
+    """The form in which SKUs are compared, everywhere: Unicode NFC, without surrounding
+    spaces. ``"Cafe\u0301"`` (NFD, as a Mac may type it) and ``"Caf\u00e9"`` are one
+    SKU, as the stock service sees them."""
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def sku_problem(sku: str) -> str | None:
+    """What makes a SKU (in :func:`sku_key` form) unusable, or ``None``: empty, a
+    control character, longer than :data:`MAX_SKU_LENGTH`."""
+    if not sku:
+        return "is empty"
+    if has_control_characters(sku):
+        return "holds a control character (line break, tab...)"
+    if len(sku) > MAX_SKU_LENGTH:
+        return f"is {len(sku):,} characters long; the limit is {MAX_SKU_LENGTH}"
+    return None
+
+
+def version_problem(version: str) -> str | None:
+    """What makes a version tag from a stock service unusable, or ``None``: empty,
+    longer than :data:`MAX_VERSION_LENGTH`, or holding anything but the printable ASCII
+    an HTTP entity tag is made of."""
+    if not version:
+        return "is empty"
+    if len(version) > MAX_VERSION_LENGTH:
+        return f"is {len(version):,} characters long; the limit is {MAX_VERSION_LENGTH}"
+    if not all("\x20" < char < "\x7f" for char in version):
+        return "holds characters an HTTP version tag (ETag) cannot"
+    return None
+
+
 def clean_sku(value: Any) -> str | None:
     """The SKU a cell holds, as text, or ``None`` for a blank cell.
 
@@ -85,7 +120,7 @@ def clean_sku(value: Any) -> str | None:
         if not math.isfinite(value) or value != int(value):
             raise ValueProblem(f"SKU {value!r} is not a product key; type the SKU as text")
         value = int(value)
-    text = unicodedata.normalize("NFC", str(value)).strip()
+    text = sku_key(str(value))
     if not text:
         return None
     if has_control_characters(text):

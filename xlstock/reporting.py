@@ -28,8 +28,21 @@ def _cut(text: str, limit: int = 40) -> str:
 
 
 def format_report(report: Report, indent: str = "") -> str:
-    """The table (if any), the detail lines, then the summary."""
+    """The table (if any), the detail lines, then the summary; for a report with rows
+    at fault (``report.error``), the rows and their summary follow the lines."""
     lines = format_table(report.table, indent) if report.table else []
     lines += [indent + line for line in report.lines]
-    lines.append(indent + report.summary)
+    if report.error is not None:
+        lines += [indent + line for line in str(report.error).splitlines()]
+    else:
+        lines.append(indent + report.summary)
     return "\n".join(lines)
+
+
+def format_output(report: Report) -> str:
+    """What the command line prints on stdout: the table and the detail lines, and
+    the summary unless rows are at fault (those go to stderr, as every error does)."""
+    if report.error is None:
+        return format_report(report)
+    lines = format_table(report.table) if report.table else []
+    return "\n".join(lines + report.lines)

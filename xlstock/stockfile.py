@@ -19,7 +19,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from xlstock.errors import ServiceError
-from xlstock.model import MAX_LEVEL, Snapshot, StockItem, has_control_characters
+from xlstock.model import (
+    MAX_LEVEL,
+    Snapshot,
+    StockItem,
+    sku_key,
+    sku_problem,
+    version_problem,
+)
 
 FORMAT_NAME = "xlstock.stock"
 FORMAT_VERSION = 1
@@ -65,23 +72,38 @@ def snapshot_from_document(document: Any, *, etag: str, source: str) -> Snapshot
     raw_items = document.get("items")
     if not isinstance(raw_items, list):
         raise ServiceError(f"{source} sent a stock file without an item list")
+    problem = version_problem(etag)
+    if problem:
+        raise ServiceError(
+            f"{source} sent a version tag {_shown(etag)} that {problem}; nothing was "
+            "changed. Report this to whoever runs the stock service"
+        )
     items: dict[str, StockItem] = {}
+    as_given: dict[str, str] = {}
     for raw in raw_items:
-        sku = raw.get("sku") if isinstance(raw, dict) else None
+        given = raw.get("sku") if isinstance(raw, dict) else None
         qty = raw.get("qty") if isinstance(raw, dict) else None
+        sku = sku_key(given) if isinstance(given, str) else ""
         problem = ""
-        if not isinstance(sku, str) or not sku or has_control_characters(sku):
-            problem = "an item without a valid SKU"
+        if not isinstance(given, str) or not sku:
+            problem = "an item without a SKU"
+        elif sku_problem(sku):
+            problem = f"SKU {_shown(sku)} that {sku_problem(sku)}"
         elif sku in items:
-            problem = f"SKU {sku[:60]!r} twice"
+            problem = f"SKU {_shown(sku)} twice"
+            if as_given[sku].strip() != given.strip():
+                problem += " (in two Unicode forms, which are one SKU)"
+            elif as_given[sku] != given:
+                problem += " (once with spaces around it, which are not part of a SKU)"
         elif isinstance(qty, bool) or not isinstance(qty, int) or not 0 <= qty <= MAX_LEVEL:
-            problem = f"SKU {sku[:60]!r} with level {str(qty)[:20]!r}"
+            problem = f"SKU {_shown(sku)} with level {str(qty)[:20]!r}"
         if problem:
             raise ServiceError(
                 f"{source} sent a stock file with {problem}; nothing was changed. "
                 "Report this to whoever runs the stock service"
             )
-        assert isinstance(sku, str) and isinstance(qty, int)
+        assert isinstance(qty, int) and isinstance(given, str)
+        as_given[sku] = given
         items[sku] = StockItem(
             sku=sku,
             name=str(raw.get("name") or ""),
@@ -94,3 +116,8 @@ def snapshot_from_document(document: Any, *, etag: str, source: str) -> Snapshot
         items=items,
         generated_at=str(document.get("generated_at", "")),
     )
+
+
+def _shown(text: str) -> str:
+    """A value from the service as a message quotes it: cut after 40 characters."""
+    return repr(text) if len(text) <= 40 else f"{text[:37]!r}..."

@@ -46,7 +46,13 @@ from xlstock.errors import (
     StaleVersion,
     UsageError,
 )
-from xlstock.model import Snapshot, StockItem, ValueProblem, normalise_shop_url
+from xlstock.model import (
+    Snapshot,
+    StockItem,
+    ValueProblem,
+    normalise_shop_url,
+    version_problem,
+)
 from xlstock.remote.transport import (
     Deadline,
     NotJson,
@@ -842,6 +848,9 @@ class StockService:
             if str(document["key"]) != key:
                 raise ValueError(f"the answer is for key {str(document['key'])[:40]!r}")
             version = headers.get("ETag", "").strip() or as_etag(str(document["version"]))
+            problem = version_problem(version)
+            if problem:
+                raise ValueError(f"version tag {problem}")
             return PublishResult(
                 key=key,
                 version=version,

@@ -1,2 +1,3 @@
-"""The sheet layer: the workbook layout (``layout``) over one adapter per engine:
-openpyxl on a file (``openpyxl_adapter``) and xlwings on live Excel (``xlwings_adapter``)."""
+"""The sheet layer: the workbook layout (``layout``) over one adapter per engine: the
+file itself, read and patched as a package of parts (``xlsx_file``), and xlwings on live
+Excel (``xlwings_adapter``)."""

@@ -13,6 +13,7 @@ from xlstock.cells import NO_CACHE, Formula
 from xlstock.errors import SheetError, UsageError, WorkbookError
 from xlstock.workbook.base import (
     LOG_SHEET,
+    MAX_ROWS,
     SETTINGS_SHEET,
     STATE_SHEET,
     STOCK_SHEET,
@@ -147,6 +148,7 @@ def write_column(
     block, and keep ``table`` in step."""
     if not values:
         return
+    _refuse_past_the_last_row(book, STOCK_SHEET, first + 1 + len(values))
     column = table.columns[header]
     book.write_block(STOCK_SHEET, first + 2, column, [[v] for v in values])
     for offset, value in enumerate(values):
@@ -235,7 +237,18 @@ def append_log(book: WorkbookAdapter, entry: Sequence[Any]) -> None:
     if not grid:
         book.write_block(LOG_SHEET, 1, 1, [list(LOG_HEADERS), list(entry)])
     else:
+        _refuse_past_the_last_row(book, LOG_SHEET, len(grid) + 1)
         book.write_block(LOG_SHEET, len(grid) + 1, 1, [list(entry)])
+
+
+def _refuse_past_the_last_row(book: WorkbookAdapter, sheet: str, last: int) -> None:
+    """Never write below :data:`~xlstock.workbook.base.MAX_ROWS`: the next command could
+    not read the sheet back. (Sync checks first, with a message about the shop.)"""
+    if last > MAX_ROWS:
+        raise WorkbookError(
+            f"{book.label}: sheet {sheet} would reach row {last:,}, past row {MAX_ROWS:,}, "
+            "the last one xlstock reads. Delete rows you no longer need and try again"
+        )
 
 
 def read_state(book: WorkbookAdapter) -> dict[str, Any]:

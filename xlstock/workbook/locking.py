@@ -1,19 +1,52 @@
-"""Who else has the workbook: xlstock's own per-workbook lock (two runs never
-interleave on one file) and the owner files office programs keep beside a workbook they
-have open."""
+"""Who else is working on a workbook file: a spreadsheet program, or another xlstock run.
+
+**Spreadsheet programs.** Excel and LibreOffice leave a small file beside a workbook
+they have open: Excel ``~$stock.xlsx``, LibreOffice ``.~lock.stock.xlsx#``. Saving the
+workbook behind their back would be undone by their next save (Excel for Mac and
+LibreOffice do not lock the file itself), so a writing run refuses such a workbook
+first, naming who has it open (:func:`refuse_if_open_in_a_spreadsheet`).
+
+**Other xlstock runs.** :class:`RunLock` holds an OS lock (``flock`` on Unix,
+``msvcrt.locking`` on Windows) on ``.<name>.xlstock-lock`` beside the workbook, with the
+holder's pid, start time and computer written inside it for the message a second run
+gets. The OS drops the lock when the holder dies, and the file goes when the run ends:
+on Unix the holder unlinks it while it still holds the lock, and a run that locked a
+file which was unlinked meanwhile (it opened it just before) sees that the path no
+longer names it and starts again; on Windows the file is opened delete-on-close, so it
+goes with the last handle. A run killed outright leaves the file on Unix (harmless, and
+without a lock on it); the next run takes it over and removes it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import os
 import socket
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
-
-from filelock import FileLock, Timeout
+from types import TracebackType
 
 from xlstock.errors import WorkbookError
+
+LOCK_SUFFIX = ".xlstock-lock"
+_OLD_OWNER_SUFFIX = ".xlstock-owner"
+"""Where earlier versions kept the holder's details beside the lock; removed when seen."""
+_ATTEMPTS = 50
+"""Times a run starts again because the lock file it locked had been removed meanwhile
+(each time another run finished in between): far more than real contention gives."""
+_HOLDER_WAIT = 0.2
+"""Seconds a refused run waits for the holder to finish writing its details."""
+_WINDOWS_LOCK_OFFSET = 1 << 30
+"""Windows locks are mandatory: the byte locked lies far past the holder's details, so
+that a second run can still read them."""
+
+
+# --- spreadsheet programs ----------------------------------------------------------------
 
 
 def excel_lock_owner(path: str | os.PathLike[str]) -> str | None:
@@ -47,83 +80,276 @@ def excel_lock_owner(path: str | os.PathLike[str]) -> str | None:
     return name if name and name.isprintable() else None
 
 
-def locked_message(label: str, path: Path) -> str:
-    owner = excel_lock_owner(path)
-    who = f" (Excel says it is open by {owner})" if owner else ""
-    return (
-        f"{label}: the workbook is open in another program (Excel?){who} or read-only: "
-        "close it and try again"
-    )
+@dataclass(frozen=True)
+class LibreOfficeLock:
+    """What LibreOffice's lock file says: who, on which computer, since when."""
+
+    user: str | None
+    host: str | None
+    since: str | None
+
+
+def libreoffice_lock_file(path: str | os.PathLike[str]) -> Path:
+    """LibreOffice's lock file for the workbook ``path``: ``.~lock.<name>#`` beside it."""
+    path = Path(path)
+    return path.with_name(f".~lock.{path.name}#")
+
+
+def libreoffice_lock(path: str | os.PathLike[str]) -> LibreOfficeLock | None:
+    """LibreOffice's lock file beside ``path``, read; ``None`` when there is none.
+
+    It is one line of UTF-8, ``user name,system user,computer,dd.mm.yyyy hh:mm,profile
+    URL;``, with ``\\``, ``,`` and ``;`` escaped by a backslash inside a field (the user
+    name is the one under Tools > Options > User Data, empty when it was never set, so
+    the system user stands in for it). A file that cannot be read still counts: it says
+    the workbook is open, only not by whom."""
+    try:
+        with open(libreoffice_lock_file(path), "rb") as fh:
+            data = fh.read(4096)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return LibreOfficeLock(None, None, None)
+    fields = _lock_fields(data.decode("utf-8", errors="replace"))
+    fields += [""] * (4 - len(fields))
+
+    def shown(text: str) -> str | None:
+        text = text.strip()
+        return text if text and text.isprintable() else None
+
+    return LibreOfficeLock(shown(fields[0]) or shown(fields[1]), shown(fields[2]),
+                           shown(fields[3]))
+
+
+def _lock_fields(text: str) -> list[str]:
+    """The fields of a LibreOffice lock entry, unescaped, up to its closing ``;``."""
+    fields: list[str] = []
+    current: list[str] = []
+    escaped = False
+    for char in text:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ",":
+            fields.append("".join(current))
+            current = []
+        elif char == ";":
+            break
+        else:
+            current.append(char)
+    fields.append("".join(current))
+    return fields
+
+
+def refuse_if_open_in_a_spreadsheet(path: Path, label: str) -> None:
+    """Refuse (:class:`WorkbookError`) a workbook that Excel or LibreOffice has open,
+    naming who has it and what to do. A writing run calls this before any work: the
+    program's next save would silently undo xlstock's (on a Mac, where Excel does not
+    lock the file, and with LibreOffice everywhere), or the save would fail (Excel on
+    Windows). Reading the workbook (``validate``) is fine and does not call it."""
+    owner_file = path.with_name("~$" + path.name)
+    if owner_file.exists():
+        owner = excel_lock_owner(path)
+        by = f" by {owner}" if owner else ""
+        raise WorkbookError(
+            f"{label} is open in Excel{by}: close it there first, or use the Sync, Preview "
+            f"and Publish buttons inside Excel. If Excel is not running, delete "
+            f"{owner_file.name}"
+        )
+    office = libreoffice_lock(path)
+    if office is not None:
+        by = f" by {office.user}" if office.user else ""
+        if office.host and office.host != socket.gethostname():
+            by += f" on {office.host}"
+        if office.since:
+            by += f" (since {office.since})"
+        raise WorkbookError(
+            f"{label} is open in LibreOffice{by}: close it there first, then try again. If "
+            f"LibreOffice is not running, delete {libreoffice_lock_file(path).name}"
+        )
+
+
+# --- other xlstock runs -------------------------------------------------------------------
+
+
+def lock_file(path: Path) -> Path:
+    """The run lock's file for the workbook ``path``: ``.<name>.xlstock-lock`` beside it."""
+    return path.with_name(f".{path.name}{LOCK_SUFFIX}")
 
 
 class RunLock:
-    """The per-workbook lock: an OS file lock (``filelock``) on ``.<name>.xlstock-lock``
-    beside the workbook, with the holder's pid and start time in ``.<name>.xlstock-owner``
-    for the message a second run gets. The OS drops the lock if the holder dies."""
+    """The per-workbook lock of one xlstock run (see the module's docstring).
+
+    :meth:`acquire` never waits: a workbook another run holds is refused at once with
+    that run's pid, start time and computer. :meth:`release` removes the lock file.
+    Also a context manager."""
 
     def __init__(self, path: Path, label: str) -> None:
         self.label = label
-        self.lock_path = path.with_name(f".{path.name}.xlstock-lock")
-        self.owner_path = path.with_name(f".{path.name}.xlstock-owner")
-        self._lock = FileLock(str(self.lock_path), timeout=0)
-        self.held = False
+        self.lock_path = lock_file(path)
+        self._old_owner_path = path.with_name(f".{path.name}{_OLD_OWNER_SUFFIX}")
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def acquire(self) -> None:
+        """Take the lock, or raise :class:`WorkbookError` saying who holds it."""
+        if self._fd is not None:
+            return
         try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            raise WorkbookError(self._busy_message()) from None
+            for _ in range(_ATTEMPTS):
+                fd = _open(self.lock_path)
+                try:
+                    if not _lock(fd):
+                        raise WorkbookError(self._busy_message(_wait_for_holder(fd)))
+                    if _names(self.lock_path, fd):
+                        _write_holder(fd)
+                        self._fd = fd
+                        break
+                finally:
+                    if self._fd != fd:
+                        os.close(fd)
+            else:
+                raise WorkbookError(self._busy_message(None))
         except OSError as exc:
-            raise WorkbookError(
-                f"{self.label}: xlstock cannot write in the workbook's folder "
-                f"({self.lock_path.parent}: {exc.strerror or exc}); move the workbook to a "
-                "folder you can save in and try again"
-            ) from exc
-        self.held = True
-        owner = {
-            "pid": os.getpid(),
-            "since": dt.datetime.now().isoformat(timespec="seconds"),
-            "host": socket.gethostname(),
-        }
+            raise WorkbookError(self._cannot_lock_message(exc)) from exc
         with contextlib.suppress(OSError):
-            self.owner_path.write_text(json.dumps(owner), encoding="utf-8")
+            self._old_owner_path.unlink()
 
-    def _busy_message(self) -> str:
+    def release(self) -> None:
+        """Remove the lock file and drop the lock. Safe to call twice."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if sys.platform != "win32" and _names(self.lock_path, fd):
+                # Still holding the lock: no other run has this file locked, and one that
+                # locks it after this sees that the path no longer names it.
+                with contextlib.suppress(OSError):
+                    os.unlink(self.lock_path)
+        finally:
+            os.close(fd)  # drops the lock; on Windows, deletes the file with the handle
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
+
+    def _busy_message(self, holder: dict[str, object] | None) -> str:
         detail = ""
         try:
-            owner = json.loads(self.owner_path.read_text(encoding="utf-8"))
-            since = dt.datetime.fromisoformat(str(owner["since"]))
-            detail = f" (since {since:%Y-%m-%d %H:%M:%S}, pid {int(owner['pid'])}"
-            host = owner.get("host")
-            if host and host != socket.gethostname():
-                detail += f" on {host}"
-            detail += ")"
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+            if holder:
+                since = dt.datetime.fromisoformat(str(holder["since"]))
+                detail = f" (since {since:%Y-%m-%d %H:%M:%S}, pid {int(str(holder['pid']))}"
+                host = holder.get("host")
+                if host and host != socket.gethostname():
+                    detail += f" on {host}"
+                detail += ")"
+        except (ValueError, KeyError, TypeError):
+            detail = ""
         return (
             f"another xlstock run is working on {self.label}{detail}; wait for it to "
             "finish and try again"
         )
 
-    def release(self) -> None:
-        if not self.held:
-            return
-        with contextlib.suppress(OSError):
-            self.owner_path.unlink()
-        self._lock.release()
-        self.held = False
+    def _cannot_lock_message(self, exc: OSError) -> str:
+        folder = self.lock_path.parent
+        if exc.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP):
+            return (
+                f"{self.label}: the folder {folder} does not support file locks "
+                f"({exc.strerror or exc}), so xlstock cannot keep two runs apart there; move "
+                "the workbook to a folder on this computer's disk and try again"
+            )
+        return (
+            f"{self.label}: xlstock cannot write in the workbook's folder ({folder}: "
+            f"{exc.strerror or exc}); move the workbook to a folder you can save in and "
+            "try again"
+        )
 
 
-def refuse_if_open_in_excel(real: Path, label: str) -> None:
-    """Excel keeps an owner file ``~$name`` beside a workbook it has open. Saving the
-    file behind Excel's back would be lost at Excel's next save (on a Mac, where Excel
-    does not lock the file) or fail (on Windows), so a writing run stops first."""
-    owner_file = real.with_name("~$" + real.name)
-    if not owner_file.exists():
-        return
-    owner = excel_lock_owner(real)
-    by = f" by {owner}" if owner else ""
-    raise WorkbookError(
-        f"{label} is open in Excel{by}: close it there first, or use the Sync, Preview and "
-        f"Publish buttons inside Excel. If Excel is not running, delete {owner_file.name}"
-    )
+def _holder_details() -> bytes:
+    return json.dumps({
+        "pid": os.getpid(),
+        "since": dt.datetime.now().isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+    }).encode("utf-8")
+
+
+def _write_holder(fd: int) -> None:
+    """Only for the message a second run gets: a failure here does not stop the run."""
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, _holder_details())
+
+
+def _read_holder(fd: int) -> dict[str, object] | None:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        data = os.read(fd, 4096)
+        holder = json.loads(data.decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _wait_for_holder(fd: int) -> dict[str, object] | None:
+    """The holder's details; a run that has just taken the lock may not have written
+    them yet, so an empty or half-written file is read again for a moment."""
+    deadline = time.monotonic() + _HOLDER_WAIT
+    while True:
+        holder = _read_holder(fd)
+        if holder is not None or time.monotonic() > deadline:
+            return holder
+        time.sleep(0.01)
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+if sys.platform == "win32":  # pragma: no cover - the suite runs on Linux
+    import msvcrt
+
+    def _open(path: Path) -> int:
+        flags = os.O_RDWR | os.O_CREAT | os.O_BINARY | os.O_NOINHERIT | os.O_TEMPORARY
+        return os.open(path, flags, 0o666)
+
+    def _lock(fd: int) -> bool:
+        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EDEADLK):
+                return False
+            raise
+        return True
+
+else:
+    import fcntl
+
+    def _open(path: Path) -> int:
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+        return os.open(path, flags, 0o666)
+
+    def _lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                return False
+            raise
+        return True

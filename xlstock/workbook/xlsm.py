@@ -1088,7 +1088,7 @@ def install_buttons(path: str | os.PathLike[str], out: str | os.PathLike[str] | 
     The target is locked against other xlstock runs and refused while Excel has it
     open; it is replaced atomically, so that a failure leaves it as it was."""
     from xlstock.workbook import safety
-    from xlstock.workbook.locking import RunLock, refuse_if_open_in_excel
+    from xlstock.workbook.locking import RunLock, refuse_if_open_in_a_spreadsheet
 
     source = Path(path)
     suffix = source.suffix.lower()
@@ -1113,7 +1113,7 @@ def install_buttons(path: str | os.PathLike[str], out: str | os.PathLike[str] | 
         raise UsageError(f"{target} exists already; pick another name with --out, or add "
                          "--force to replace it")
     real = Path(os.path.realpath(target))
-    refuse_if_open_in_excel(real, str(target))
+    refuse_if_open_in_a_spreadsheet(real, str(target))
     lock = RunLock(real, str(target))
     lock.acquire()
     try:

@@ -53,7 +53,7 @@ from xlstock.errors import WorkbookError
 from xlstock.workbook import safety, sheetxml
 from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, Grid, column_letter
 from xlstock.workbook.files import TEMP_SUFFIX
-from xlstock.workbook.locking import RunLock, locked_message, refuse_if_open_in_excel
+from xlstock.workbook.locking import RunLock, excel_lock_owner, refuse_if_open_in_a_spreadsheet
 from xlstock.workbook.package import (
     CT_NS,
     DOC_REL_NS,
@@ -66,7 +66,6 @@ from xlstock.workbook.package import (
     write_package,
 )
 
-EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_COLUMNS = 16_384
 EXCEL_MAX_TEXT = 32_767
 _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
@@ -124,6 +123,16 @@ _WORKBOOK_ORDER = (
     "bookViews", "sheets", "functionGroups", "externalReferences", "definedNames", "calcPr",
 )
 """CT_Workbook's children up to calcPr, in schema order (ECMA-376 Part 1, 18.2.27)."""
+
+
+def locked_message(label: str, path: Path) -> str:
+    """A save the operating system refused: most often Excel holding the file."""
+    owner = excel_lock_owner(path)
+    who = f" (Excel says it is open by {owner})" if owner else ""
+    return (
+        f"{label}: the workbook is open in another program (Excel?){who} or read-only: "
+        "close it and try again"
+    )
 
 
 @contextlib.contextmanager
@@ -303,7 +312,7 @@ class XlsxFile:
         label = os.fspath(path)
         real = Path(os.path.realpath(path))
         if writable:
-            refuse_if_open_in_excel(real, label)
+            refuse_if_open_in_a_spreadsheet(real, label)
         lock = RunLock(real, label) if writable else None
         if lock is not None:
             with _translate(label, real, "lock the workbook"):
@@ -427,10 +436,11 @@ class XlsxFile:
             raise ValueError(f"write_block at row {top}, column {left}: both start at 1")
         height = len(rows)
         width = max((len(r) for r in rows), default=0)
-        if top + height - 1 > EXCEL_MAX_ROWS or left + width - 1 > EXCEL_MAX_COLUMNS:
+        if top + height - 1 > MAX_ROWS or left + width - 1 > EXCEL_MAX_COLUMNS:
             raise WorkbookError(
-                f"{self._label}: sheet {name} cannot grow past Excel's last row or column "
-                f"(writing {height} rows from row {top})"
+                f"{self._label}: sheet {name} cannot grow past its last row or column "
+                f"(writing {height} rows from row {top}; row {MAX_ROWS:,} is the last that "
+                "xlstock reads and writes)"
             )
         grid = self._grid(entry)
         for i, values in enumerate(rows):
