@@ -184,13 +184,10 @@ class _Sheet:
     def raw_rows(self) -> list[RawRow]:
         t = self.table
         return [
-            RawRow(
-                t.sheet_row(i),
-                t.value(i, layout.SKU),
-                t.value(i, layout.RECEIVED),
-                t.value(i, layout.NEW_LEVEL),
-            )
-            for i in range(len(t.rows))
+            RawRow(number, sku, received, new_level)
+            for number, sku, received, new_level in zip(
+                range(2, len(t.rows) + 2), t.column(layout.SKU), t.column(layout.RECEIVED),
+                t.column(layout.NEW_LEVEL), strict=True)
         ]
 
     def sku_of(self, index: int) -> str | None:
@@ -204,7 +201,7 @@ class _Sheet:
         return dict(self.state.get("base") or {})
 
     def column(self, header: str) -> list[Any]:
-        return [self.table.value(i, header) for i in range(len(self.table.rows))]
+        return self.table.column(header)
 
     def write(self, header: str, values: Sequence[Any], first: int = 0) -> None:
         layout.ensure_columns(self.book, self.table, [header])
@@ -450,6 +447,9 @@ def _apply_sync(
                                               layout.STATUS])
     online = sheet.column(layout.ONLINE)
     product, variant = sheet.column(layout.PRODUCT), sheet.column(layout.VARIANT)
+    # An "ok" stays: the row still has nothing to publish. Any other word described the
+    # last preview or publish, which the new levels make stale.
+    was = sheet.column(layout.STATUS)
     status: list[Any] = []
     hint = SkuHints(live)
     moved_rows = moved_units = 0
@@ -469,7 +469,7 @@ def _apply_sync(
         online[i] = item.qty
         product[i] = clean_text(item.name)
         variant[i] = clean_text(item.variant)
-        status.append(None)
+        status.append("ok" if was[i] == "ok" else None)
     for sku in new_skus:
         item = live[sku]
         online.append(item.qty)

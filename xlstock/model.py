@@ -65,6 +65,8 @@ def sku_key(text: str) -> str:
     """The form in which SKUs are compared, everywhere: Unicode NFC, without surrounding
     spaces. ``"Cafe\u0301"`` (NFD, as a Mac may type it) and ``"Caf\u00e9"`` are one
     SKU, as the stock service sees them."""
+    if text.isascii():  # most SKUs: NFC already
+        return text.strip()
     return unicodedata.normalize("NFC", text).strip()
 
 

@@ -81,6 +81,13 @@ class StockTable:
         row = self.rows[index]
         return row[column - 1] if column <= len(row) else None
 
+    def column(self, header: str) -> list[Any]:
+        """Every data row's value in column ``header`` (``None`` where it has none)."""
+        column = self.columns.get(header)
+        if column is None:
+            return [None] * len(self.rows)
+        return [row[column - 1] if column <= len(row) else None for row in self.rows]
+
     @staticmethod
     def sheet_row(index: int) -> int:
         return index + 2
@@ -120,9 +127,12 @@ def read_stock(book: WorkbookAdapter) -> StockTable:
             f"in row 1; add it (the template's row 1 is: {', '.join(STOCK_HEADERS)})"
         )
     width = max(len(header), 1)
-    rows = [list(r) + [None] * (width - len(r)) for r in grid[1:]]
+    rows = grid[1:]  # read_sheet's rows are the caller's own: padded or cut in place
     for row in rows:
-        del row[width:]
+        if len(row) < width:
+            row.extend([None] * (width - len(row)))
+        elif len(row) > width:
+            del row[width:]
     return StockTable(columns=columns, rows=rows, width=width)
 
 

@@ -43,6 +43,8 @@ _ENTITY = re.compile(r"&(#x[0-9a-fA-F]+|#[0-9]+|lt|gt|amp|quot|apos);")
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 _XSTRING = re.compile(r"_x([0-9A-Fa-f]{4})_")
 _NEEDS_XSTRING_ESCAPE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
+_MARKUP_DECLARATION = re.compile(rb"<[!?]")
+"""A comment, CDATA section, processing instruction or DTD: nothing a sheet holds."""
 
 
 class SheetXmlError(ValueError):
@@ -228,8 +230,8 @@ def needs_normalising(data: bytes) -> bool:
     if declaration and declaration.group(1).lower().replace(b"_", b"-") not in (
             b"utf-8", b"utf8"):
         return True
-    return b"<!--" in data or b"<![CDATA[" in data or data.count(b"<?") > (
-        1 if data.lstrip().startswith(b"<?xml") else 0)
+    body = data.find(b"?>") + 2 if data.lstrip().startswith(b"<?xml") else 0
+    return _MARKUP_DECLARATION.search(data, body) is not None
 
 
 def normalise(data: bytes) -> bytes:

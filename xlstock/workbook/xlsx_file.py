@@ -447,9 +447,11 @@ class XlsxFile:
             row = top + i
             for j, value in enumerate(values):
                 column = left + j
-                value = self._checked(name, row, column, value)
                 line = grid[row - 1] if row <= len(grid) else None
                 current = line[column - 1] if line is not None and column <= len(line) else None
+                if value is current or (type(value) is type(current) and value == current):
+                    continue  # most of a column written back as it was
+                value = self._checked(name, row, column, value)
                 if _same(current, value):
                     continue
                 self._refuse_merged(entry, row, column)
