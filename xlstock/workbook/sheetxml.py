@@ -411,10 +411,9 @@ def read_cells(sheet: Sheet, context: Context, max_rows: int, max_columns: int) 
     cell, empty rows ``[]``; see :func:`cell_value`). Raises :class:`FarCell` at the
     first value past ``max_rows`` or ``max_columns``."""
     if not sheet.patterns.prefix and not sheet.empty_tag:
-        found = _FAST_CELL.findall(sheet.data, sheet.data_start, sheet.data_end)
-        cells = sheet.data.count(b"<c ", sheet.data_start, sheet.data_end)
-        if len(found) == cells and b"<c>" not in sheet.data[sheet.data_start:sheet.data_end]:
-            return _read_fast(found, sheet.patterns, context, max_rows, max_columns)
+        fast = _read_fast(sheet, context, max_rows, max_columns)
+        if fast is not None:
+            return fast
     patterns = sheet.patterns
     data = sheet.data
     grid: list[list[Any]] = []
@@ -456,55 +455,73 @@ def read_cells(sheet: Sheet, context: Context, max_rows: int, max_columns: int) 
     return grid
 
 
-def _read_fast(found: list[tuple[bytes, ...]], patterns: _Patterns, context: Context,
-               max_rows: int, max_columns: int) -> list[list[Any]]:
-    """:func:`read_cells` over the cells of a sheet in the usual form, found at once. The
-    plain number and the plain inline string, most cells, have groups of their own."""
+_CHUNK = 1 << 20
+"""Bytes of sheetData read per findall: the cells' tuples of one chunk at a time."""
+
+
+def _read_fast(sheet: Sheet, context: Context, max_rows: int,
+               max_columns: int) -> list[list[Any]] | None:
+    """:func:`read_cells` for a sheet in the usual form, its cells found a chunk of rows
+    at a time; ``None`` when a cell is in another form (then the general patterns
+    read it). The plain number and the plain inline string, most cells, have groups of
+    their own."""
+    data, end = sheet.data, sheet.data_end
     grid: list[list[Any]] = []
     shared: dict[str, tuple[str, int, int]] = {}
     date_styles = {style.encode() for style in context.date_styles}
     columns = _COLUMNS
+    patterns = sheet.patterns
     row: list[Any] = []
     digits_now = b""
     number = 0
-    for letters, digits, style, kind, number_text, inline_text, inner in found:
-        if number_text:
-            if not kind and (not style or style not in date_styles):
-                try:
-                    value: Any = int(number_text)
-                except ValueError:
-                    value = _plain(number_text, None, None, context)
+    position = sheet.data_start
+    while position < end:
+        cut = data.find(b"<row ", position + _CHUNK, end)
+        cut = end if cut < 0 else cut
+        found = _FAST_CELL.findall(data, position, cut)
+        if len(found) != data.count(b"<c ", position, cut) or data.find(
+                b"<c>", position, cut) >= 0:
+            return None
+        position = cut
+        for letters, digits, style, kind, number_text, inline_text, inner in found:
+            if number_text:
+                if not kind and (not style or style not in date_styles):
+                    try:
+                        value: Any = int(number_text)
+                    except ValueError:
+                        value = _plain(number_text, None, None, context)
+                else:
+                    value = _plain(number_text, style or None, kind or None, context)
+            elif inline_text:
+                value = unescape(inline_text.decode())
+            elif inner:
+                value = cell_value(inner, style or None, kind or None, context, patterns,
+                                   shared, int(digits), columns.get(letters) or _column_of(letters))
             else:
-                value = _plain(number_text, style or None, kind or None, context)
-        elif inline_text:
-            value = unescape(inline_text.decode())
-        elif inner:
-            value = cell_value(inner, style or None, kind or None, context, patterns, shared,
-                               int(digits), columns.get(letters) or _column_of(letters))
-        else:
-            continue
-        if value is None:
-            continue
-        if digits != digits_now:
-            previous = number
-            number = int(digits)
-            if number < previous:
-                raise SheetXmlError(f"row {number} comes after row {previous} (rows out of order)")
-            if number > len(grid):
-                grid.extend([] for _ in range(number - len(grid)))
-            row = grid[number - 1]
-            digits_now = digits
-        column = columns.get(letters) or _column_of(letters)
-        if number > max_rows or column > max_columns:
-            raise FarCell(number, column)
-        size = len(row)
-        if column == size + 1:
-            row.append(value)
-        elif column > size:
-            row.extend([None] * (column - size - 1))
-            row.append(value)
-        else:
-            row[column - 1] = value
+                continue
+            if value is None:
+                continue
+            if digits != digits_now:
+                previous = number
+                number = int(digits)
+                if number < previous:
+                    raise SheetXmlError(
+                        f"row {number} comes after row {previous} (rows out of order)")
+                if number > len(grid):
+                    grid.extend([] for _ in range(number - len(grid)))
+                row = grid[number - 1]
+                digits_now = digits
+            column = columns.get(letters) or _column_of(letters)
+            if number > max_rows or column > max_columns:
+                raise FarCell(number, column)
+            size = len(row)
+            if column == size + 1:
+                row.append(value)
+            elif column > size:
+                row.extend([None] * (column - size - 1))
+                row.append(value)
+            else:
+                row[column - 1] = value
     return grid
 
 
