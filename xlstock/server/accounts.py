@@ -14,6 +14,7 @@ random (:mod:`secrets`) and stored as their SHA-256 hash only.
 from __future__ import annotations
 
 import base64
+import bisect
 import datetime as dt
 import hashlib
 import hmac
@@ -229,8 +230,12 @@ class HistoryPage:
     older: int | None = None
 
 
+CASELESS_LIKE = "LIKE"
+"""SQLite's LIKE ignores ASCII case; PostgreSQL's does not (there: ``ILIKE``)."""
+
+
 def _like_pattern(text: str) -> str:
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
@@ -559,51 +564,87 @@ class AccountStore:
     ) -> StockPage:
         """One page of the shop's products in SKU order: the first, the one after SKU
         ``after``, the one before SKU ``before``, or the ``last``. ``search`` keeps the
-        products whose SKU, name or variant holds it (case ignored)."""
-        where = "shop_id = ? AND active = 1"
-        params: list[Any] = [shop.id]
-        if search:
-            pattern = _like_pattern(search)
-            where += (" AND (LOWER(sku) LIKE ? ESCAPE '\\' OR LOWER(name) LIKE ? ESCAPE '\\'"
-                      " OR LOWER(variant) LIKE ? ESCAPE '\\')")
-            params += [pattern, pattern, pattern]
-        columns = "sku, name, variant, qty"
+        products whose SKU, name or variant holds it (ASCII case ignored).
+
+        Without a search a page is an index range (keyset, ``LIMIT``) and two counts on
+        the ``products_listing`` index. A search reads that index once, in SKU order,
+        keeping the matching SKUs (the count needs them all); the page is cut from those
+        in Python and its rows read by key."""
         with self._tx(write=False) as conn:
-            total = conn.execute(f"SELECT COUNT(*) FROM products WHERE {where}",
-                                 params).fetchone()[0]
-            if before is not None or last:
-                bound = " AND sku < ?" if before is not None else ""
-                rows = conn.execute(
-                    f"SELECT {columns} FROM products WHERE {where}{bound} "
-                    f"ORDER BY sku DESC LIMIT ?",
-                    [*params, *([before] if before is not None else []), size + 1],
-                ).fetchall()
-                has_previous = len(rows) > size
-                rows = list(reversed(rows[:size]))
-                has_next = not last
+            if search:
+                page = self._searched_page(conn, shop, search, after, before, last, size)
             else:
-                bound = " AND sku > ?" if after is not None else ""
-                rows = conn.execute(
-                    f"SELECT {columns} FROM products WHERE {where}{bound} ORDER BY sku LIMIT ?",
-                    [*params, *([after] if after is not None else []), size + 1],
-                ).fetchall()
-                has_next = len(rows) > size
-                rows = rows[:size]
-                has_previous = after is not None
-            first_number = 1
-            if rows and (has_previous or after is not None):
-                first_number = conn.execute(
-                    f"SELECT COUNT(*) FROM products WHERE {where} AND sku < ?",
-                    [*params, rows[0]["sku"]],
-                ).fetchone()[0] + 1
-            if not rows:
-                has_previous = has_previous and total > 0
+                page = self._listed_page(conn, shop, after, before, last, size)
+        total, first_number, rows, has_previous, has_next = page
         return StockPage(
             rows=[StockRow(r["sku"], r["name"], r["variant"], r["qty"],
                            r["qty"] <= shop.low_stock_at) for r in rows],
             total=total, first_number=first_number, has_previous=has_previous,
-            has_next=has_next and bool(rows),
+            has_next=has_next,
         )
+
+    @staticmethod
+    def _listed_page(
+        conn: Any, shop: Shop, after: str | None, before: str | None, last: bool, size: int,
+    ) -> tuple[int, int, list[Any], bool, bool]:
+        where = "shop_id = ? AND active = 1"
+        columns = "sku, name, variant, qty"
+        total = conn.execute(f"SELECT COUNT(*) FROM products WHERE {where}",
+                             (shop.id,)).fetchone()[0]
+        if before is not None or last:
+            bound, params = ((" AND sku < ?", (shop.id, before)) if before is not None
+                             else ("", (shop.id,)))
+            rows = conn.execute(
+                f"SELECT {columns} FROM products WHERE {where}{bound} ORDER BY sku DESC "
+                "LIMIT ?", (*params, size + 1)).fetchall()
+            has_previous = len(rows) > size
+            rows = list(reversed(rows[:size]))
+            has_next = bool(rows) and not last
+        else:
+            bound, params = ((" AND sku > ?", (shop.id, after)) if after is not None
+                             else ("", (shop.id,)))
+            rows = conn.execute(
+                f"SELECT {columns} FROM products WHERE {where}{bound} ORDER BY sku LIMIT ?",
+                (*params, size + 1)).fetchall()
+            has_next = len(rows) > size
+            rows = rows[:size]
+            has_previous = after is not None and total > 0
+        first_number = 1
+        if rows and has_previous:
+            first_number = conn.execute(
+                f"SELECT COUNT(*) FROM products WHERE {where} AND sku < ?",
+                (shop.id, rows[0]["sku"])).fetchone()[0] + 1
+        return total, first_number, rows, has_previous, has_next
+
+    @staticmethod
+    def _searched_page(
+        conn: Any, shop: Shop, search: str, after: str | None, before: str | None,
+        last: bool, size: int,
+    ) -> tuple[int, int, list[Any], bool, bool]:
+        pattern = _like_pattern(search)
+        matches = [row[0] for row in conn.execute(
+            f"SELECT sku FROM products WHERE shop_id = ? AND active = 1 AND "
+            f"(sku {CASELESS_LIKE} ? ESCAPE '\\' OR name {CASELESS_LIKE} ? ESCAPE '\\' "
+            f"OR variant {CASELESS_LIKE} ? ESCAPE '\\') ORDER BY sku",
+            (shop.id, pattern, pattern, pattern),
+        )]
+        total = len(matches)
+        if last:
+            start = max(0, total - size)
+        elif before is not None:
+            start = max(0, bisect.bisect_left(matches, before) - size)
+        elif after is not None:
+            start = bisect.bisect_right(matches, after)
+        else:
+            start = 0
+        chosen = matches[start:start + size]
+        rows: list[Any] = []
+        if chosen:
+            marks = ", ".join("?" * len(chosen))
+            rows = conn.execute(
+                f"SELECT sku, name, variant, qty FROM products WHERE shop_id = ? "
+                f"AND sku IN ({marks}) ORDER BY sku", (shop.id, *chosen)).fetchall()
+        return total, start + 1, rows, start > 0, start + size < total
 
     def history_page(
         self, shop: Shop, *, before: int | None = None, size: int = HISTORY_PAGE_SIZE,

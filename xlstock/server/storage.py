@@ -139,6 +139,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE shops ADD COLUMN stock_updates INTEGER NOT NULL DEFAULT 1",
         "ALTER TABLE shops ADD COLUMN low_stock_at INTEGER NOT NULL DEFAULT 5",
         "CREATE UNIQUE INDEX shops_account ON shops (account_id)",
+        # The Stock levels page counts, pages and searches a shop's products in SKU order
+        # from this index alone (levels are not in it: a publish never writes it).
+        "CREATE INDEX products_listing ON products (shop_id, active, sku, name, variant)",
         "ALTER TABLE tokens ADD COLUMN prefix TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE tokens ADD COLUMN last_used_at TEXT",
         "ALTER TABLE tokens ADD COLUMN revoked_at TEXT",
