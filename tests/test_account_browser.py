@@ -345,6 +345,8 @@ def test_another_accounts_page_is_404_and_text_is_never_markup(stock_service, vi
     assert other.page.locator("h1").inner_text() == "Page not found"
     other.shot("error-404")
     assert owner.page.goto(token_page).status == 200
+    assert owner.page.get_by_role("button", name="Revoke").is_visible()
+    owner.shot("token")
 
     stock_service.store.register_shop(other_shop, [
         StockItem("x<1>", "<script>alert('stock')</script>", "<img src=x onerror=alert(1)>", 1)])
