@@ -941,13 +941,11 @@ class StockService:
                 new = "" if "/account/tokens" in message else \
                     f"Create a new token on the API tokens page ({tokens_page}). "
                 return f"{new}Give xlstock the new token: {where}"
+            source = "" if "/account/tokens" in message else \
+                f" (the API tokens page {tokens_page} creates one; so does `xlstock shop add`)"
             if not _keyring_usable():
-                return (f"Check the API token in {TOKEN_ENV} (the API tokens page "
-                        f"{tokens_page} creates one; so does `xlstock shop add`)")
-            return (
-                f"Check the API token: {where} (the API tokens page {tokens_page} creates "
-                "one; so does `xlstock shop add`)"
-            )
+                return f"Check the API token in {TOKEN_ENV}{source}"
+            return f"Check the API token: {where}{source}"
         if status == 403 and code == "stock_updates_off":
             if "/account/services" in message:
                 return "Nothing was changed"

@@ -141,8 +141,9 @@ def create_account_blueprint(accounts: AccountStore) -> Blueprint:
 
     def render(template: str, status: int = 200, **context: Any) -> Answer:
         session: Session | None = g.session
-        args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "lang"}
         view_args = request.view_args or {}
+        args: dict[str, Any] = {k: v for k, v in request.args.items()
+                                if k != "lang" and k not in view_args}
         endpoint = request.endpoint or "account.index"
         switch = {
             code: url_for(endpoint, **view_args, **args, lang=code) if request.method == "GET"
