@@ -469,3 +469,27 @@ def test_docs_list_every_label_of_the_issue_with_its_french():
     for png in re.findall(r"\]\((account/[^)]+\.png)\)", doc):
         assert (ROOT / "docs" / png).stat().st_size < 400_000, png
     assert len(re.findall(r"\]\((account/[^)]+\.png)\)", doc)) >= 8
+
+
+def test_a_database_from_before_the_accounts_keeps_its_shops_tokens_and_updates(tmp_path):
+    import sqlite3
+
+    from xlstock.server.storage import MIGRATIONS, hash_token, migrate
+
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    migrate(conn, MIGRATIONS[:1])
+    conn.execute("INSERT INTO shops (id, url, epoch, created_at) VALUES "
+                 "(1, 'https://old.example', 'abc', '2026-01-01T00:00:00Z')")
+    conn.execute("INSERT INTO tokens (hash, shop_id, created_at) VALUES (?, 1, ?)",
+                 (hash_token("xls_old"), "2026-01-01T00:00:00Z"))
+    conn.close()
+    store = StockStore(db)
+    try:
+        assert store.schema_version() == len(MIGRATIONS)
+        assert store.authenticate("xls_old") == "https://old.example"
+        accounts = AccountStore(store)
+        assert accounts.stock_updates_on("https://old.example")
+        assert accounts.revocation("xls_old") is None
+    finally:
+        store.close()

@@ -302,12 +302,12 @@ class AccountStore:
             oldest = []
             for column, value in (("email", key), ("address", address)):
                 row = conn.execute(
-                    f"SELECT COUNT(*) AS n, MIN(at) AS first FROM sign_in_failures "
+                    f"SELECT COUNT(*) AS n, MIN(at) AS oldest FROM sign_in_failures "
                     f"WHERE {column} = ? AND at >= ?",
                     (value, since),
                 ).fetchone()
                 if row["n"] >= SIGN_IN_FAILURES_ALLOWED:
-                    oldest.append(row["first"])
+                    oldest.append(row["oldest"])
             account_row = conn.execute(
                 "SELECT id, email, password_hash, must_change_password FROM accounts "
                 "WHERE email = ?",
