@@ -12,6 +12,14 @@ if ! command -v soffice >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
     apt-get install -y -q --no-install-recommends libreoffice-calc-nogui python3-uno
 fi
 
+# Chromium (Debian's) for the account pages' browser tests, driven by Playwright; never
+# a browser download (no `playwright install`).
+if ! [ -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends chromium
+fi
+
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'

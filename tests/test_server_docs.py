@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from xlstock.server.accounts import API_CODES
 from xlstock.server.app import _CODES, create_app
 from xlstock.server.storage import StockStore
 
 PROTOCOL = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text("utf-8")
 ERROR_CODES = sorted(set(_CODES.values()) | {"idempotency_key_required",
-                                             "idempotency_key_reused"})
+                                             "idempotency_key_reused"} | set(API_CODES))
 
 
 def routes(tmp_path: Path) -> list[tuple[str, str]]:
@@ -21,6 +22,8 @@ def routes(tmp_path: Path) -> list[tuple[str, str]]:
         app = create_app(store)
         found = []
         for rule in app.url_map.iter_rules():
+            if not rule.rule.startswith("/v1/"):
+                continue  # the account pages (docs/account.md)
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                 found.append((method, path))

@@ -352,6 +352,9 @@ def _register_server_commands() -> None:
         return
     main.add_command(serve_command, "serve")
     main.add_command(shop_group, "shop")
+    from xlstock.server.account_commands import account_group
+
+    main.add_command(account_group, "account")
 
 
 _register_server_commands()

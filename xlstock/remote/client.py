@@ -942,17 +942,30 @@ class StockService:
         return refusal
 
     def _hint(self, status: int, code: str | None, message: str) -> str:
+        tokens_page = f"{self.service_url}/account/tokens"
         if status == 401:
+            where = (f"set {TOKEN_ENV}" if not _keyring_usable() else
+                     f"set {TOKEN_ENV}, or run `keyring set {KEYRING_SERVICE} {self.shop_url}`")
+            if code == "token_revoked":
+                new = "" if "/account/tokens" in message else \
+                    f"Create a new token on the API tokens page ({tokens_page}). "
+                return f"{new}Give xlstock the new token: {where}"
+            source = "" if "/account/tokens" in message else \
+                f" (the API tokens page {tokens_page} creates one; so does `xlstock shop add`)"
             if not _keyring_usable():
-                return f"Check the API token in {TOKEN_ENV} (`xlstock shop add` prints it)"
-            return (
-                f"Check the API token: set {TOKEN_ENV}, or run `keyring set {KEYRING_SERVICE} "
-                f"{self.shop_url}` (`xlstock shop add` prints the token)"
-            )
+                return f"Check the API token in {TOKEN_ENV}{source}"
+            return f"Check the API token: {where}{source}"
+        if status == 403 and code == "stock_updates_off":
+            if "/account/services" in message:
+                return "Nothing was changed"
+            return (f"Switch on 'Automatic stock level update' on the Services page "
+                    f"({self.service_url}/account/services); nothing was changed")
         if status == 403:
             if "xlstock shop add" in message:
                 return f"Check the shop URL {self.shop_url}, or use the token of that shop"
-            return f"Ask the shop to register: xlstock shop add {self.shop_url} --db FILE"
+            return (f"Register the shop URL on the Account profile page "
+                    f"({self.service_url}/account/profile), or on the service's computer: "
+                    f"xlstock shop add {self.shop_url} --db FILE")
         if status == 404:
             return "Check the Stock service setting (the service's base address) and Shop URL"
         if status == 409:

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 from xlstock import __version__
 from xlstock.errors import MissingExtra
 from xlstock.model import ValueProblem, normalise_shop_url
+from xlstock.server.accounts import AccountStore, revoked_message, updates_off_message
 from xlstock.server.documents import error_body
 from xlstock.server.storage import HISTORY_LIMIT_MAX, Outcome, StockStore, UnknownShop
 
@@ -135,6 +136,8 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
     """
     app = Flask("xlstock.server", static_folder=None)
     app.url_map.strict_slashes = False
+    accounts = AccountStore(store)
+    app.register_blueprint(_account_pages(accounts))
 
     def fail(status: int, message: str, code: str | None = None, **headers: str) -> NoReturn:
         raise ApiError(status, code or _CODES[status], message, headers=headers)
@@ -148,7 +151,9 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
         except ValueProblem as exc:
             fail(400, f"the shop parameter is wrong: {exc}")
 
-    def authorised_shop() -> str:
+    def authorised_shop(*, stock_updates: bool = False) -> str:
+        """The shop the request's token is for (401/403 otherwise); with
+        ``stock_updates``, also refused (403) while the shop's updates are off."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
         challenge = {"WWW-Authenticate": 'Bearer realm="xlstock"'}
@@ -157,13 +162,21 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
                  "token 'xlstock shop add' printed", **challenge)
         token_shop = store.authenticate(token)
         if token_shop is None:
-            fail(401, "this API token is not known to the stock service; use the token "
+            revoked_at = accounts.revocation(token)
+            if revoked_at is not None:
+                fail(401, revoked_message(revoked_at, request.host_url), code="token_revoked",
+                     **challenge)
+            fail(401, "this API token is not known to the stock service; use a token from "
+                 f"the API tokens page ({request.host_url}account/tokens) or the one "
                  "'xlstock shop add <shop URL> --db FILE' printed", **challenge)
+        accounts.note_token_used(token)
         shop = shop_parameter()
         if token_shop != shop:
             fail(403, f"this API token is for the shop {token_shop}, not {shop}: check the "
                  f"shop's address for a typing slip, or register {shop} with: xlstock shop "
                  f"add {shop} --db FILE, and use the token it prints")
+        if stock_updates and not accounts.stock_updates_on(shop):
+            fail(403, updates_off_message(shop, request.host_url), code="stock_updates_off")
         return shop
 
     def idempotency_key(*, required: bool) -> str | None:
@@ -221,12 +234,12 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
 
     @app.get("/v1/stock")
     def read_levels() -> Response:
-        shop = authorised_shop()
+        shop = authorised_shop(stock_updates=True)
         return tagged(store.current_tag(shop), lambda: store.read_levels(shop))
 
     @app.put("/v1/stock")
     def publish() -> Response:
-        shop = authorised_shop()
+        shop = authorised_shop(stock_updates=True)
         key = idempotency_key(required=True)
         assert key is not None
         if "If-Match" not in request.headers:
@@ -252,7 +265,7 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
 
     @app.post("/v1/orders")
     def order() -> Response:
-        shop = authorised_shop()
+        shop = authorised_shop(stock_updates=True)
         key = idempotency_key(required=False)
         body = request_body()
         return outcome_response(store.order(shop, body=body, key=key))
@@ -323,6 +336,13 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
 
     app.wsgi_app = _logged(app.wsgi_app, log)  # type: ignore[method-assign]
     return app
+
+
+def _account_pages(accounts: AccountStore) -> Any:
+    """The online account's pages under /account/ (a blueprint, xlstock.server.account)."""
+    from xlstock.server.account import create_account_blueprint
+
+    return create_account_blueprint(accounts)
 
 
 def _integer_parameter(

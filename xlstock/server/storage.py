@@ -100,6 +100,52 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX idempotency_received_at ON idempotency (received_at)",
     ),
+    (
+        # The online account (xlstock/server/accounts.py, issue 10): merchants, their
+        # sign-in sessions and failed sign-ins; which account holds a shop and whether
+        # its automatic stock updates are on (a shop from `shop add` stays on); what the
+        # API tokens page shows of a token, and its revocation. SQL both SQLite and
+        # PostgreSQL run; ids of new accounts are given by the writer, not the database.
+        """CREATE TABLE accounts (
+            id INTEGER NOT NULL PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            must_change_password INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            password_changed_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE account_sessions (
+            id_hash TEXT NOT NULL PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            csrf TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            seen_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX account_sessions_account ON account_sessions (account_id)",
+        "CREATE INDEX account_sessions_seen ON account_sessions (seen_at)",
+        """CREATE TABLE sign_in_failures (
+            at TEXT NOT NULL,
+            email TEXT NOT NULL,
+            address TEXT NOT NULL
+        )""",
+        "CREATE INDEX sign_in_failures_email ON sign_in_failures (email, at)",
+        "CREATE INDEX sign_in_failures_address ON sign_in_failures (address, at)",
+        "CREATE INDEX sign_in_failures_at ON sign_in_failures (at)",
+        """CREATE TABLE service_keys (
+            name TEXT NOT NULL PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
+        "ALTER TABLE shops ADD COLUMN account_id INTEGER REFERENCES accounts(id)",
+        "ALTER TABLE shops ADD COLUMN stock_updates INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE shops ADD COLUMN low_stock_at INTEGER NOT NULL DEFAULT 5",
+        "CREATE UNIQUE INDEX shops_account ON shops (account_id)",
+        # The Stock levels page counts, pages and searches a shop's products in SKU order
+        # from this index alone (levels are not in it: a publish never writes it).
+        "CREATE INDEX products_listing ON products (shop_id, active, sku, name, variant)",
+        "ALTER TABLE tokens ADD COLUMN prefix TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE tokens ADD COLUMN last_used_at TEXT",
+        "ALTER TABLE tokens ADD COLUMN revoked_at TEXT",
+    ),
 )
 """Schema steps; step N (1-based) brings a database from ``user_version`` N-1 to N.
 Append new steps, never edit a released one."""
@@ -151,6 +197,17 @@ def _utc_now() -> dt.datetime:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def new_token() -> str:
+    """A new API token: ``xls_`` and 256 random bits."""
+    return "xls_" + secrets.token_urlsafe(32)
+
+
+def token_prefix(token: str) -> str:
+    """What the API tokens page shows of a token: its first 10 characters (6 random ones,
+    enough to tell tokens apart, far too few to guess the rest)."""
+    return token[:10]
 
 
 def migrate(conn: sqlite3.Connection, steps: Sequence[Sequence[str]] = MIGRATIONS) -> int:
@@ -273,6 +330,11 @@ class StockStore:
                 pass
         self._local = threading.local()
 
+    def transaction(self, *, write: bool) -> Any:
+        """A transaction on this store's database, for the account pages' storage
+        (:mod:`xlstock.server.accounts`), which keeps its own SQL."""
+        return self._transaction(write=write)
+
     def schema_version(self) -> int:
         return int(self._conn().execute("PRAGMA user_version").fetchone()[0])
 
@@ -305,7 +367,7 @@ class StockStore:
         except ValueProblem as exc:
             raise UsageError(str(exc)) from exc
         catalogue = _check_catalogue(items or ())
-        token = "xls_" + secrets.token_urlsafe(32)
+        token = new_token()
         now = self._now()
         with self._transaction(write=True) as conn:
             try:
@@ -319,8 +381,8 @@ class StockStore:
                 shop = self._shop(conn, url)
                 created = True
             conn.execute(
-                "INSERT INTO tokens (hash, shop_id, created_at) VALUES (?, ?, ?)",
-                (hash_token(token), shop.id, now),
+                "INSERT INTO tokens (hash, shop_id, created_at, prefix) VALUES (?, ?, ?, ?)",
+                (hash_token(token), shop.id, now, token_prefix(token)),
             )
             current = {
                 row["sku"]: row
@@ -373,11 +435,12 @@ class StockStore:
         return self.register_shop(shop_url, items).token
 
     def authenticate(self, token: str) -> str | None:
-        """The normalised URL of the shop ``token`` was issued for, or ``None``."""
+        """The normalised URL of the shop ``token`` was issued for, or ``None`` (also for a
+        revoked token: :meth:`AccountStore.revocation` tells those apart)."""
         digest = hash_token(token)
         row = self._conn().execute(
             "SELECT tokens.hash, shops.url FROM tokens JOIN shops ON shops.id = tokens.shop_id "
-            "WHERE tokens.hash = ?",
+            "WHERE tokens.hash = ? AND tokens.revoked_at IS NULL",
             (digest,),
         ).fetchone()
         if row is None or not hmac.compare_digest(row["hash"], digest):

@@ -1,0 +1,418 @@
+"""The account pages under ``/account/``: a Flask blueprint rendering Jinja templates
+(autoescaped), in English or French, working without JavaScript.
+
+Security, in one place: the session cookie (``HttpOnly``, ``SameSite=Strict``, ``Secure``
+under https, path ``/account/``) names a server-side session whose id is new at every
+sign-in; every form carries a CSRF token (the session's, or for the sign-in form one
+signed with the service's key and bound to a cookie) and a POST without the right one
+is answered 400; sign-in is refused with 429 after repeated failures (see
+:meth:`AccountStore.sign_in`); objects of another account answer 404; every answer
+carries a Content-Security-Policy that allows no script at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as Answer
+
+from xlstock.server.account.strings import LANGUAGE_NAMES, LANGUAGES, number, translate
+from xlstock.server.accounts import (
+    MAX_LOW_STOCK_AT,
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    AccountStore,
+    Refused,
+    Session,
+    Shop,
+    password_problem,
+)
+
+log = logging.getLogger("xlstock.server")
+
+SESSION_COOKIE = "xlstock_session"
+FORM_COOKIE = "xlstock_form"
+LANGUAGE_COOKIE = "xlstock_lang"
+COOKIE_PATH = "/account/"
+FORM_LIMIT = 64 * 1024
+MAX_SEARCH = 200
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+MESSAGES = {
+    "not_web_address": "“{url}” is not a web address; write it like https://myshop.example.",
+    "held_by_another": "Another account holds {url}.",
+    "registered_apart": "{url} is registered already, with stock of its own; your stock "
+                        "cannot move onto it.",
+    "passwords_differ": "The two passwords differ.",
+    "password_short": "The password needs at least {count} characters.",
+    "password_long": "The password is too long (at most {count} characters).",
+    "same_password": "Choose a password other than the one-time password.",
+    "low_stock_bad": "Give a whole number from 0 to 1,000,000,000.",
+}
+DONE = {
+    "registered": "The shop {url} is registered. Next: switch on the automatic stock level "
+                  "update on the Services page.",
+    "claimed": "Your account now holds the shop {url}.",
+    "moved": "Your stock is now under {url}; the old address is no longer registered.",
+    "unchanged": "Nothing changed.",
+    "saved": "Saved.",
+    "password": "Your password is saved.",
+    "revoked": "The token is revoked: the stock service refuses it from now on.",
+    "signed_out": "You are signed out.",
+}
+SOURCES = {"publish": "Publish", "order": "Order", "catalogue": "Catalogue"}
+
+
+def _language() -> str:
+    chosen = request.args.get("lang")
+    if chosen in LANGUAGES:
+        g.save_language = chosen
+        return chosen
+    saved = request.cookies.get(LANGUAGE_COOKIE)
+    if saved in LANGUAGES:
+        return saved
+    return request.accept_languages.best_match(LANGUAGES, default="en") or "en"
+
+
+def t(text: str, **params: Any) -> str:
+    """``text`` in the page's language (see :mod:`xlstock.server.account.strings`)."""
+    return translate(text, getattr(g, "language", "en"), **params)
+
+
+def when(stamp: str | None) -> str:
+    """``2026-11-27 10:00 UTC`` from a stored ``2026-11-27T10:00:00Z``."""
+    if not stamp:
+        return t("never")
+    return stamp[:10] + " " + stamp[11:16] + " UTC"
+
+
+def create_account_blueprint(accounts: AccountStore) -> Blueprint:
+    """The account pages, on ``accounts``' database."""
+    pages = Blueprint("account", __name__, url_prefix="/account",
+                      template_folder="templates", static_folder="static",
+                      static_url_path="/static")
+
+    # -- every request -------------------------------------------------------------
+
+    @pages.before_request
+    def prepare() -> None:
+        g.language = _language()
+        request.max_content_length = FORM_LIMIT
+        g.session = accounts.session(request.cookies.get(SESSION_COOKIE, ""))
+
+    @pages.after_request
+    def protect(response: Answer) -> Answer:
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        if request.endpoint != "account.static":
+            response.headers["Cache-Control"] = "no-store"
+        chosen = getattr(g, "save_language", None)
+        if chosen:
+            response.set_cookie(LANGUAGE_COOKIE, chosen, max_age=365 * 24 * 3600,
+                                path=COOKIE_PATH, httponly=True, samesite="Strict",
+                                secure=request.is_secure)
+        return response
+
+    def set_session_cookie(response: Answer, session_id: str) -> None:
+        response.set_cookie(SESSION_COOKIE, session_id, path=COOKIE_PATH, httponly=True,
+                            samesite="Strict", secure=request.is_secure)
+
+    def form_csrf(cookie: str) -> str:
+        return hmac.new(accounts.form_key(), b"sign-in\0" + cookie.encode(),
+                        hashlib.sha256).hexdigest()
+
+    def check_csrf(expected: str) -> None:
+        sent = request.form.get("csrf_token", "")
+        if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+            abort(400)
+
+    def render(template: str, status: int = 200, **context: Any) -> Answer:
+        session: Session | None = g.session
+        view_args = request.view_args or {}
+        args: dict[str, Any] = {k: v for k, v in request.args.items()
+                                if k != "lang" and k not in view_args}
+        endpoint = request.endpoint or "account.index"
+        switch = {
+            code: url_for(endpoint, **view_args, **args, lang=code) if request.method == "GET"
+            else url_for(endpoint, **view_args, lang=code)
+            for code in LANGUAGES
+        }
+        html = render_template(
+            template, t=t, when=when, number=lambda n: number(n, g.language),
+            language=g.language, languages=LANGUAGE_NAMES, switch=switch,
+            account=session.account if session and not session.account.must_change_password
+            else None,
+            csrf=context.pop("csrf", session.csrf if session else ""),
+            current=endpoint.partition(".")[2], **context,
+        )
+        response = Response(html, status=status, mimetype="text/html")
+        return response
+
+    def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
+        """The view for a signed-in account: otherwise to Sign in; with a one-time
+        password, to the new-password page first; a POST needs the session's CSRF."""
+
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            session: Session | None = g.session
+            if session is None:
+                return redirect(url_for("account.sign_in"), 303)
+            if request.method == "POST":
+                check_csrf(session.csrf)
+            if session.account.must_change_password and view.__name__ not in (
+                    "password", "sign_out"):
+                return redirect(url_for("account.password"), 303)
+            return view(session, *args, **kwargs)
+
+        return wrapper
+
+    def shop_or_none(session: Session) -> Shop | None:
+        return accounts.shop_of(session.account)
+
+    def done_message(shop: Shop | None) -> str | None:
+        key = request.args.get("done", "")
+        if key not in DONE:
+            return None
+        return t(DONE[key], url=shop.url if shop else "")
+
+    # -- signing in and out ----------------------------------------------------------
+
+    @pages.get("/")
+    def index() -> Answer:
+        if g.session is None:
+            return redirect(url_for("account.sign_in"), 303)
+        return redirect(url_for("account.stock"), 303)
+
+    def sign_in_page(status: int, error: str | None, email: str = "") -> Answer:
+        cookie = request.cookies.get(FORM_COOKIE, "")
+        fresh = not cookie
+        if fresh:
+            cookie = secrets.token_urlsafe(24)
+        response = render("sign_in.html", status, error=error, email=email,
+                          csrf=form_csrf(cookie), done=done_message(None))
+        if fresh:
+            response.set_cookie(FORM_COOKIE, cookie, path=COOKIE_PATH, httponly=True,
+                                samesite="Strict", secure=request.is_secure)
+        return response
+
+    @pages.route("/sign-in", methods=["GET", "POST"])
+    def sign_in() -> Answer:
+        if request.method == "GET":
+            if g.session is not None:
+                return redirect(url_for("account.index"), 303)
+            return sign_in_page(200, None)
+        cookie = request.cookies.get(FORM_COOKIE, "")
+        if not cookie:
+            abort(400, description="cookies")
+        check_csrf(form_csrf(cookie))
+        email = request.form.get("email", "")[:300]
+        outcome = accounts.sign_in(email, request.form.get("password", ""),
+                                   request.remote_addr or "-")
+        if outcome.blocked:
+            response = sign_in_page(
+                429, t("Too many failed sign-ins. Try again in {seconds} seconds.",
+                       seconds=outcome.blocked), email)
+            response.headers["Retry-After"] = str(outcome.blocked)
+            return response
+        if outcome.session_id is None or outcome.account is None:
+            return sign_in_page(401, t("Wrong email or password."), email)
+        if g.session is not None:
+            accounts.end_session(g.session)
+        if outcome.account.must_change_password:
+            target = url_for("account.password")
+        elif accounts.shop_of(outcome.account) is None:
+            target = url_for("account.profile")
+        else:
+            target = url_for("account.stock")
+        response = redirect(target, 303)
+        set_session_cookie(response, outcome.session_id)
+        return response
+
+    @pages.post("/sign-out")
+    @signed_in
+    def sign_out(session: Session) -> Answer:
+        accounts.end_session(session)
+        response = redirect(url_for("account.sign_in", done="signed_out"), 303)
+        response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, httponly=True,
+                               samesite="Strict", secure=request.is_secure)
+        return response
+
+    @pages.route("/password", methods=["GET", "POST"])
+    @signed_in
+    def password(session: Session) -> Answer:
+        if not session.account.must_change_password:
+            return redirect(url_for("account.profile"), 303)
+        error = None
+        if request.method == "POST":
+            new = request.form.get("new_password", "")
+            problem = password_problem(new, request.form.get("repeat_password", ""))
+            if problem is None:
+                try:
+                    session_id = accounts.change_password(session.account, new)
+                except Refused as refused:
+                    problem = refused.key
+                else:
+                    shop = accounts.shop_of(session.account)
+                    response = redirect(url_for(
+                        "account.stock" if shop else "account.profile", done="password"), 303)
+                    set_session_cookie(response, session_id)
+                    return response
+            count = MIN_PASSWORD_LENGTH if problem == "password_short" else MAX_PASSWORD_LENGTH
+            error = t(MESSAGES[problem], count=count)
+        return render("password.html", 422 if error else 200, error=error,
+                      minimum=MIN_PASSWORD_LENGTH)
+
+    # -- the account's pages ---------------------------------------------------------
+
+    @pages.get("/stock")
+    @signed_in
+    def stock(session: Session) -> Answer:
+        shop = shop_or_none(session)
+        if shop is None:
+            return render("no_shop.html", title=t("Stock levels"))
+        search = request.args.get("search", "").strip()[:MAX_SEARCH]
+        after = request.args.get("after")
+        before = request.args.get("before")
+        page = accounts.stock_page(shop, search=search, after=after, before=before,
+                                   last=request.args.get("last") == "1")
+        keep: dict[str, Any] = {"search": search} if search else {}
+        links = {}
+        if page.has_previous:
+            links["first"] = url_for("account.stock", **keep)
+            links["previous"] = url_for("account.stock", before=page.rows[0].sku, **keep) \
+                if page.rows else url_for("account.stock", **keep)
+        if page.has_next:
+            links["next"] = url_for("account.stock", after=page.rows[-1].sku, **keep)
+            links["last"] = url_for("account.stock", last="1", **keep)
+        return render("stock.html", shop=shop, page=page, search=search, links=links,
+                      done=done_message(shop))
+
+    @pages.route("/profile", methods=["GET", "POST"])
+    @signed_in
+    def profile(session: Session) -> Answer:
+        shop = shop_or_none(session)
+        error = None
+        typed = shop.url if shop else ""
+        if request.method == "POST":
+            typed = request.form.get("shop_url", "")
+            try:
+                what, _ = accounts.save_shop_url(session.account, typed)
+            except Refused as refused:
+                error = t(MESSAGES[refused.key], **refused.params)
+            else:
+                return redirect(url_for("account.profile", done=what), 303)
+        return render("profile.html", 422 if error else 200, shop=shop, error=error,
+                      typed=typed, done=done_message(shop))
+
+    @pages.route("/services", methods=["GET", "POST"])
+    @signed_in
+    def services(session: Session) -> Answer:
+        shop = shop_or_none(session)
+        if shop is None:
+            return render("no_shop.html", title=t("Services"))
+        error = None
+        if request.method == "POST":
+            raw = request.form.get("low_stock_at", "").strip()
+            if not raw.isdigit() or int(raw) > MAX_LOW_STOCK_AT:
+                error = t(MESSAGES["low_stock_bad"])
+            else:
+                accounts.save_services(shop, stock_updates=request.form.get(
+                    "stock_updates") == "on", low_stock_at=int(raw))
+                return redirect(url_for("account.services", done="saved"), 303)
+        return render("services.html", 422 if error else 200, shop=shop, error=error,
+                      done=done_message(shop))
+
+    @pages.route("/tokens", methods=["GET", "POST"])
+    @signed_in
+    def tokens(session: Session) -> Answer:
+        shop = shop_or_none(session)
+        if shop is None:
+            return render("no_shop.html", title=t("API tokens"))
+        created = accounts.create_token(shop) if request.method == "POST" else None
+        return render("tokens.html", 201 if created else 200, shop=shop, created=created,
+                      active=accounts.tokens(shop, revoked=False),
+                      revoked=accounts.tokens(shop, revoked=True, limit=20),
+                      done=done_message(shop))
+
+    @pages.get("/tokens/<public_id>")
+    @signed_in
+    def token(session: Session, public_id: str) -> Answer:
+        shop = shop_or_none(session)
+        found = [row for revoked in (False, True)
+                 for row in (accounts.tokens(shop, revoked=revoked) if shop else [])
+                 if row.public_id == public_id]
+        if not found:
+            abort(404)
+        return render("token.html", shop=shop, row=found[0])
+
+    @pages.post("/tokens/<public_id>/revoke")
+    @signed_in
+    def revoke(session: Session, public_id: str) -> Answer:
+        shop = shop_or_none(session)
+        if shop is None or accounts.revoke_token(shop, public_id) is None:
+            abort(404)
+        return redirect(url_for("account.tokens", done="revoked"), 303)
+
+    @pages.get("/history")
+    @signed_in
+    def history(session: Session) -> Answer:
+        shop = shop_or_none(session)
+        if shop is None:
+            return render("no_shop.html", title=t("History"))
+        raw = request.args.get("before", "")
+        before = int(raw) if raw.isdigit() and len(raw) < 12 else None
+        page = accounts.history_page(shop, before=before)
+        return render("history.html", shop=shop, page=page, sources=SOURCES,
+                      newest=before is not None)
+
+    @pages.route("/<path:anything>", methods=["GET", "POST"])
+    def unknown(anything: str) -> Answer:
+        abort(404)
+
+    # -- errors, as pages ------------------------------------------------------------
+
+    @pages.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Answer:
+        status = error.code or 500
+        if status == 400:
+            title = t("Request refused")
+            message = t("This form needs cookies: allow cookies for this site, reload the "
+                        "page and try again.") if error.description == "cookies" else t(
+                "The form could not be checked: its security token is missing or out of "
+                "date. Go back, reload the page and try again.")
+        elif status == 404:
+            title, message = t("Page not found"), t("There is no such page in your account.")
+        elif status == 413:
+            title, message = t("Request refused"), t("The form is too large.")
+        else:
+            title, message = t("Request refused"), t("This page does not take that request.")
+        return page_for_error(status, title, message)
+
+    @pages.errorhandler(Exception)
+    def failure(error: Exception) -> Answer:
+        log.exception(
+            "internal error on %s %s", request.method, request.path)
+        return page_for_error(500, t("Something went wrong"), t(
+            "The stock service failed on this page; nothing was changed. Try again."))
+
+    def page_for_error(status: int, title: str, message: str) -> Answer:
+        if not hasattr(g, "language"):
+            g.language = _language()
+        if not hasattr(g, "session"):
+            g.session = None
+        return render("error.html", status, title=title, message=message)
+
+    return pages
