@@ -117,12 +117,19 @@ class SkuHints:
     per plan, so each lookup is constant time."""
 
     def __init__(self, online: Iterable[str]) -> None:
+        self._online = online
         self._by_case: dict[str, str] = {}
         self._by_digits: dict[str, str] = {}
-        for candidate in online:
+        self._built = False
+
+    def _build(self) -> None:
+        """The lookups, made at the first SKU the shop does not know (most plans have
+        none, and a shop of 100,000 SKUs costs a tenth of a second to index)."""
+        for candidate in self._online:
             self._by_case.setdefault(candidate.casefold(), candidate)
             if candidate.isdigit():
                 self._by_digits.setdefault(candidate.lstrip("0"), candidate)
+        self._built = True
 
     def __call__(self, sku: str) -> str:
         return self.near_miss(sku) or (
@@ -131,6 +138,8 @@ class SkuHints:
 
     def near_miss(self, sku: str) -> str:
         """The hint for a near miss, or "" when the shop has nothing close."""
+        if not self._built:
+            self._build()
         candidate = self._by_case.get(sku.casefold())
         if candidate is not None and candidate != sku:
             return f"; the shop has {candidate!r} (case differs): type it exactly so"

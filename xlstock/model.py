@@ -73,6 +73,8 @@ def sku_key(text: str) -> str:
 def sku_problem(sku: str) -> str | None:
     """What makes a SKU (in :func:`sku_key` form) unusable, or ``None``: empty, a
     control character, longer than :data:`MAX_SKU_LENGTH`."""
+    if sku and len(sku) <= MAX_SKU_LENGTH and sku.isascii() and sku.isprintable():
+        return None
     if not sku:
         return "is empty"
     if has_control_characters(sku):
@@ -103,6 +105,11 @@ def clean_sku(value: Any) -> str | None:
     case is kept and matters; control characters, formulas without a cached value,
     errors and over-long SKUs are refused.
     """
+    if type(value) is str and value.isascii() and value.isprintable():
+        # The usual SKU: printable ASCII holds no control character and is NFC already.
+        text = value.strip()
+        if len(text) <= MAX_SKU_LENGTH:
+            return text or None
     if isinstance(value, Formula):
         if value.cached is NO_CACHE:
             raise ValueProblem(
@@ -141,6 +148,8 @@ def parse_quantity(value: Any, *, what: str, minimum: int | None = None) -> int 
     formulas without a cached result, numbers beyond one billion, and values below
     ``minimum``.
     """
+    if value is None:  # most rows have no edit
+        return None
     if isinstance(value, Formula):
         if value.cached is NO_CACHE:
             raise ValueProblem(

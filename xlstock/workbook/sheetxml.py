@@ -194,6 +194,16 @@ _FAST_ROW = re.compile(rb'<row r="([0-9]{1,7})"')
 _COLUMNS: dict[bytes, int] = {}
 
 
+_LETTERS: dict[int, bytes] = {}
+
+
+def _letters_of(column: int) -> bytes:
+    letters = _LETTERS.get(column)
+    if letters is None:
+        letters = _LETTERS[column] = column_letter(column).encode()
+    return letters
+
+
 def _column_of(letters: bytes) -> int:
     number = _COLUMNS.get(letters)
     if number is None:
@@ -625,7 +635,7 @@ class PatchContext:
 def cell_xml(row: int, column: int, style: str | None, value: Any,
              date_style: Callable[[str | None], str]) -> bytes:
     """One ``<c>`` element for ``value`` (``None``: the style alone, or nothing)."""
-    ref = f"{column_letter(column)}{row}"
+    ref = f"{_letters_of(column).decode()}{row}"
     if isinstance(value, DateSerial):
         style = date_style(style)
     s = f' s="{style}"' if style and style != "0" else ""
@@ -822,8 +832,7 @@ def _patch_row_fast(sheet: Sheet, span: RowSpan, writes: Mapping[int, Any],
     suffix = f"{span.number}".encode()
     row_style: str | None | bool = False
     for column in sorted(writes):
-        letters = column_letter(column).encode()
-        at = row.find(b'<c r="' + letters + suffix + b'"')
+        at = row.find(b'<c r="' + _letters_of(column) + suffix + b'"')
         if at >= 0:
             tag_end = row.index(b">", at)
             end = tag_end + 1 if row[tag_end - 1] == 47 else row.index(b"</c>", tag_end) + 4
