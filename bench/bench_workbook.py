@@ -258,45 +258,55 @@ def stock_service(folder: Path, db: Path) -> Iterator[str]:
 
 
 class ShopClient:
-    """The storefront's side of the protocol, for the bench's orders and checks."""
+    """The storefront's side of the protocol, for the bench's orders and checks.
+
+    A connection per batch of calls: the service closes one left idle while a long
+    command runs."""
 
     def __init__(self, url: str, shop: str, token: str) -> None:
         parts = urlsplit(url)
-        self.connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1",
-                                                     parts.port, timeout=60)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port
         self.query = f"?shop={quote(shop, safe='')}"
         self.headers = {"Authorization": f"Bearer {token}",
                         "Content-Type": "application/json"}
 
-    def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        self.connection.request(method, path + self.query, data, self.headers)
-        response = self.connection.getresponse()
-        answer = response.read()
-        if response.status != expect:
-            raise SystemExit(f"{method} {path}: {response.status} {answer[:500]!r}")
-        return json.loads(answer)
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Callable[..., Any]]:
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
+
+        def call(method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+            data = None if body is None else json.dumps(body).encode()
+            connection.request(method, path + self.query, data, self.headers)
+            response = connection.getresponse()
+            answer = response.read()
+            if response.status != expect:
+                raise SystemExit(f"{method} {path}: {response.status} {answer[:500]!r}")
+            return json.loads(answer)
+
+        try:
+            yield call
+        finally:
+            connection.close()
 
     def levels(self) -> dict[str, int]:
-        document = self.call("GET", "/v1/stock")
+        with self.connection() as call:
+            document = call("GET", "/v1/stock")
         return {item["sku"]: item["qty"] for item in document["items"]}
 
     def place_orders(self, levels: dict[str, int], count: int, rng: random.Random) -> None:
         """``count`` storefront orders of 1-3 lines of one unit; ``levels`` follows."""
         skus = list(levels)
-        for number in range(count):
-            lines = [s for s in rng.sample(skus, rng.randint(1, 3)) if levels[s] > 0]
-            if not lines:
-                continue
-            self.call("POST", "/v1/orders", {
-                "lines": [{"sku": s, "qty": 1} for s in lines],
-                "reference": f"bench-{number}",
-            }, expect=201)
-            for sku in lines:
-                levels[sku] -= 1
-
-    def close(self) -> None:
-        self.connection.close()
+        with self.connection() as call:
+            for number in range(count):
+                lines = [s for s in rng.sample(skus, rng.randint(1, 3)) if levels[s] > 0]
+                if not lines:
+                    continue
+                call("POST", "/v1/orders", {
+                    "lines": [{"sku": s, "qty": 1} for s in lines],
+                    "reference": f"bench-{number}",
+                }, expect=201)
+                for sku in lines:
+                    levels[sku] -= 1
 
 
 # --- the workbook as a package of parts ---------------------------------------------
@@ -549,40 +559,37 @@ def bench_round(result: SizeResult, url: str, shop: str, token: str, number: int
     workbook = here / f"stock-{result.skus}.xlsx"
     env = child_env(token)
     client = ShopClient(url, shop, token)
-    try:
-        checked("xlstock new", run_measured(
-            xlstock("new", str(workbook), "--service", url, "--shop", shop),
-            env=env, cwd=here, timeout=timeout))
+    checked("xlstock new", run_measured(
+        xlstock("new", str(workbook), "--service", url, "--shop", shop),
+        env=env, cwd=here, timeout=timeout))
 
-        def command(name: str, *args: str) -> Run:
-            run = checked(f"xlstock {' '.join(args)}", run_measured(
-                xlstock(*args), env=env, cwd=here, timeout=timeout))
-            result.runs[name].append(run)
-            print(f"  {result.skus:>7,} round {number + 1} {name:<9} {run.seconds:8.2f} s "
-                  f"{run.peak_mb:6.0f} MB", file=sys.stderr, flush=True)
-            return run
+    def command(name: str, *args: str) -> Run:
+        run = checked(f"xlstock {' '.join(args)}", run_measured(
+            xlstock(*args), env=env, cwd=here, timeout=timeout))
+        result.runs[name].append(run)
+        print(f"  {result.skus:>7,} round {number + 1} {name:<9} {run.seconds:8.2f} s "
+              f"{run.peak_mb:6.0f} MB", file=sys.stderr, flush=True)
+        return run
 
-        command("sync 1", "sync", str(workbook))
-        levels = client.levels()
-        client.place_orders(levels, ORDERS, rng)
-        command("sync 2", "sync", str(workbook))
-        before = part_digests(workbook)
-        command("sync 3", "sync", str(workbook))
-        result.no_change_parts = changed_parts(before, part_digests(workbook), workbook)
-        edited = edit_stock(workbook, choose_edits(result.skus, rng))
-        command("preview", "preview", str(workbook))
-        command("publish", "publish", str(workbook))
-        expected = dict(levels)
-        for sku, (header, value) in edited.items():
-            expected[sku] = levels[sku] + value if header == layout.RECEIVED else value
-        published = client.levels()
-        wrong = [s for s in expected if published.get(s) != expected[s]]
-        if wrong:
-            raise SystemExit(f"publish left {len(wrong)} level(s) unlike the edits, e.g. "
-                             f"{wrong[0]}: {published.get(wrong[0])} not {expected[wrong[0]]}")
-        command("validate", "validate", str(workbook))
-    finally:
-        client.close()
+    command("sync 1", "sync", str(workbook))
+    levels = client.levels()
+    client.place_orders(levels, ORDERS, rng)
+    command("sync 2", "sync", str(workbook))
+    before = part_digests(workbook)
+    command("sync 3", "sync", str(workbook))
+    result.no_change_parts = changed_parts(before, part_digests(workbook), workbook)
+    edited = edit_stock(workbook, choose_edits(result.skus, rng))
+    command("preview", "preview", str(workbook))
+    command("publish", "publish", str(workbook))
+    expected = dict(levels)
+    for sku, (header, value) in edited.items():
+        expected[sku] = levels[sku] + value if header == layout.RECEIVED else value
+    published = client.levels()
+    wrong = [s for s in expected if published.get(s) != expected[s]]
+    if wrong:
+        raise SystemExit(f"publish left {len(wrong)} level(s) unlike the edits, e.g. "
+                         f"{wrong[0]}: {published.get(wrong[0])} not {expected[wrong[0]]}")
+    command("validate", "validate", str(workbook))
     return workbook
 
 
