@@ -59,8 +59,9 @@ targets are the issue's: at 100,000 SKUs a second sync (``sync 2``, ``sync 3``)
 command <= 200 MB; at 1,000 SKUs every command <= 0.5 s, start-up included; other
 sizes have none. A FAIL names what missed: ``s``, ``x`` (ratio) or ``MB``. The
 linearity block gives each command's milliseconds per 1,000 rows above the start-up
-floor at each size, and their growth from the smallest size to the largest (1.0x is
-linear).
+floor at each size, their growth from the smallest size to the largest (1.0x is
+linear; below 1.0x a fixed cost other than start-up weighs on the small size), and the
+marginal cost of 1,000 more rows between those two sizes.
 
 Measured on: (filled in below after a run)
 """
@@ -653,13 +654,19 @@ def print_table(results: list[SizeResult], startup: Run) -> None:
               "  (python -c 'import xlstock.cli')")
         print()
     sizes = sorted(results, key=lambda r: r.skus)
-    print("linearity: ms per 1,000 rows above the start-up floor"
-          + "".join(f" | {r.skus:,}" for r in sizes) + " | growth")
+    print("linearity, ms per 1,000 rows above the start-up floor at each size; growth; "
+          "marginal ms per 1,000 rows between the smallest and largest size")
+    print(f"  {'command':<9}" + "".join(f" {r.skus:>10,}" for r in sizes)
+          + f" {'growth':>7} {'marginal':>9}")
     for command in COMMANDS:
         per_k = [max(0.0, r.best(command) - startup.seconds) / (r.skus / 1000) * 1000
                  for r in sizes]
         growth = f"{per_k[-1] / per_k[0]:.1f}x" if len(per_k) > 1 and per_k[0] > 0 else "-"
-        print(f"  {command:<9}" + "".join(f" {v:>10.1f}" for v in per_k) + f"   {growth}")
+        first, last = sizes[0], sizes[-1]
+        marginal = "-" if len(sizes) < 2 else (
+            f"{(last.best(command) - first.best(command)) * 1e6 / (last.skus - first.skus):.1f}")
+        print(f"  {command:<9}" + "".join(f" {v:>10.1f}" for v in per_k)
+              + f" {growth:>7} {marginal:>9}")
     print()
     for result in sizes:
         stock_kept = not any(p.startswith(f"{STOCK_SHEET} (") for p in result.no_change_parts)
@@ -691,7 +698,7 @@ def versions() -> str:
         commit = ""
     return (f"xlstock {__version__}{f' ({commit})' if commit else ''}, Python "
             f"{sys.version.split()[0]}, openpyxl {openpyxl.__version__}{calamine}, "
-            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+            f"{os.cpu_count()} CPUs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -708,6 +715,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat: at least 1")
     print(versions(), flush=True)
+    load_at_start = os.getloadavg()[0]
     results = []
     with tempfile.TemporaryDirectory(prefix="xlstock-bench-") as tmp:
         checked("compileall", run_measured(
@@ -728,6 +736,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(folder, ignore_errors=True)
     print()
     print_table(results, startup)
+    print(f"load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+          f"({os.cpu_count()} CPUs)")
     return 0
 
 
