@@ -49,7 +49,9 @@ Floors, measured in this process on the last round's final workbook (best of
   ``calamine`` (python-calamine, when installed; not a dependency) and
   ``openpyxl r/o`` (``read_only=True``). The first one available is *the* read floor;
 - ``start-up``: ``python -c "import xlstock.cli"`` as a subprocess, the floor of
-  every command at small sizes.
+  every command at small sizes. Beside it, for scale, the seconds ``sync`` and
+  ``validate`` spend importing modules (``python -X importtime``, run once more on
+  the final workbook; all imports, the start-up floor's included).
 
 The commands that save are compared with the zip copy, ``validate`` with the read
 floor; *ratio* is seconds / floor seconds, as the issue defines it (at 1,000 SKUs it
@@ -142,6 +144,7 @@ class SizeResult:
     runs: dict[str, list[Run]] = field(default_factory=dict)
     floors: dict[str, float | str] = field(default_factory=dict)
     read_floor: str = ""
+    imports: dict[str, float] = field(default_factory=dict)
     no_change_parts: list[str] = field(default_factory=list)
     workbook_bytes: int = 0
     setup_seconds: float = 0.0
@@ -526,6 +529,20 @@ def measure_floors(result: SizeResult, workbook: Path, repeat: int) -> None:
             result.read_floor = name
 
 
+def import_seconds(args: list[str], *, env: dict[str, str], cwd: Path, timeout: float) -> float:
+    """The seconds a command spends importing modules (``python -X importtime``: the
+    cumulative time of every top-level import, start-up's own included)."""
+    run = checked(" ".join(args), run_measured(
+        [sys.executable, "-X", "importtime", *args[1:]], env=env, cwd=cwd, timeout=timeout))
+    total = 0
+    for line in run.output.splitlines():
+        parts = line.split("|")
+        if (line.startswith("import time:") and len(parts) == 3
+                and parts[1].strip().isdigit() and not parts[2][1:].startswith(" ")):
+            total += int(parts[1])
+    return total / 1e6
+
+
 # --- one size -----------------------------------------------------------------------
 
 
@@ -548,6 +565,10 @@ def bench_size(skus: int, rounds: int, timeout: float, folder: Path) -> SizeResu
             workbook = bench_round(result, url, shop, token, number, timeout, folder)
         result.workbook_bytes = workbook.stat().st_size
         measure_floors(result, workbook, max(3, rounds))
+        for command in ("sync", "validate"):
+            result.imports[command] = import_seconds(
+                xlstock(command, str(workbook)), env=child_env(tokens[-1][1]),
+                cwd=workbook.parent, timeout=timeout)
     return result
 
 
@@ -650,6 +671,9 @@ def print_table(results: list[SizeResult], startup: Run) -> None:
                 print(f"{'floor: ' + name:<24} {result.skus:>7,} {floor:>8.3f} {'':>7}")
             else:
                 print(f"{'floor: ' + name:<24} {result.skus:>7,} {floor}")
+        for command, seconds in result.imports.items():
+            print(f"{'imports in ' + command:<24} {result.skus:>7,} {seconds:>8.3f}"
+                  "          (python -X importtime, not a floor)")
         print(f"{'floor: start-up':<24} {'':>7} {startup.seconds:>8.3f} {startup.peak_mb:>7.0f}"
               "  (python -c 'import xlstock.cli')")
         print()
