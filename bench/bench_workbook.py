@@ -112,7 +112,6 @@ SECOND_SYNCS = ("sync 2", "sync 3")
 
 MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 OFFICE_DOCUMENT = REL_NS + "/officeDocument"
 
 ROW = re.compile(rb"<row\b([^>]*?)(/>|>(.*?)</row>)", re.S)
