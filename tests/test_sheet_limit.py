@@ -80,8 +80,12 @@ def test_sync_fills_a_sheet_to_the_last_row_and_every_command_reads_it(
     stock.number += 1
     synced = run("sync", str(workbook), "-q")
     assert synced.exit_code == 0, synced.output
-    ws = openpyxl.load_workbook(workbook, read_only=True)[layout.STOCK_SHEET]
-    last = list(ws.iter_rows(min_row=MAX_ROWS - 1, max_row=MAX_ROWS + 1, values_only=True))
+    book = openpyxl.load_workbook(workbook, read_only=True)
+    try:  # a read-only workbook holds its file open until closed
+        last = list(book[layout.STOCK_SHEET].iter_rows(
+            min_row=MAX_ROWS - 1, max_row=MAX_ROWS + 1, values_only=True))
+    finally:
+        book.close()
     assert [row[0] for row in last] == ["D-4", "E-5"]  # nothing below MAX_ROWS
     assert run("validate", str(workbook)).exit_code == 0  # reads it, as every command does
 
@@ -100,9 +104,13 @@ def test_sync_refuses_new_rows_that_would_pass_the_last_row(
         "lists 3 SKUs new to it: 200,000 rows, more than the 199,999 xlstock reads and "
         "writes (row 200,000 is the last); nothing was changed. Delete rows"), result.stderr
     assert run("validate", str(workbook)).exit_code == 0
-    ws = openpyxl.load_workbook(workbook, read_only=True)[layout.STOCK_SHEET]
-    assert [row[0] for row in ws.iter_rows(min_row=5, max_row=6, values_only=True)] == [
-        None, None]
+    book = openpyxl.load_workbook(workbook, read_only=True)
+    try:  # a read-only workbook holds its file open until closed
+        ws = book[layout.STOCK_SHEET]
+        assert [row[0] for row in ws.iter_rows(min_row=5, max_row=6, values_only=True)] == [
+            None, None]
+    finally:
+        book.close()
 
 
 def test_the_sheet_layer_never_writes_past_the_last_row(workbook: Path) -> None:

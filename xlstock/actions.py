@@ -447,8 +447,9 @@ def _apply_sync(
                                               layout.STATUS])
     online = sheet.column(layout.ONLINE)
     product, variant = sheet.column(layout.PRODUCT), sheet.column(layout.VARIANT)
-    # An "ok" stays: the row still has nothing to publish. Any other word described the
-    # last preview or publish, which the new levels make stale.
+    # "ok" and "new" stay: the row still has nothing to publish, or has not been
+    # previewed since a sync added it. Any other word described the last preview or
+    # publish, which the new levels make stale.
     was = sheet.column(layout.STATUS)
     status: list[Any] = []
     hint = SkuHints(live)
@@ -469,7 +470,7 @@ def _apply_sync(
         online[i] = item.qty
         product[i] = clean_text(item.name)
         variant[i] = clean_text(item.variant)
-        status.append("ok" if was[i] == "ok" else None)
+        status.append(was[i] if was[i] in ("ok", "new") else None)
     for sku in new_skus:
         item = live[sku]
         online.append(item.qty)

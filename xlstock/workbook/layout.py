@@ -155,17 +155,33 @@ def write_column(
     book: WorkbookAdapter, table: StockTable, header: str, values: Sequence[Any], *, first: int = 0
 ) -> None:
     """Write ``values`` down column ``header`` from data row ``first`` (0-based), in one
-    block, and keep ``table`` in step."""
+    block from the first value that differs from the table to the last (nothing when
+    none does), and keep ``table`` in step."""
     if not values:
         return
     _refuse_past_the_last_row(book, STOCK_SHEET, first + 1 + len(values))
     column = table.columns[header]
-    book.write_block(STOCK_SHEET, first + 2, column, [[v] for v in values])
+    rows = table.rows
+    changed = [
+        offset for offset, value in enumerate(values)
+        if not _same_cell(rows[first + offset][column - 1] if first + offset < len(rows)
+                          else None, value)
+    ]
+    if changed:
+        low, high = changed[0], changed[-1] + 1
+        book.write_block(STOCK_SHEET, first + 2 + low, column, [[v] for v in values[low:high]])
     for offset, value in enumerate(values):
         index = first + offset
         while index >= len(table.rows):
             table.rows.append([None] * table.width)
         table.rows[index][column - 1] = value
+
+
+def _same_cell(current: Any, value: Any) -> bool:
+    """Whether writing ``value`` over ``current`` would change nothing."""
+    if current is value or (type(current) is type(value) and current == value):
+        return True
+    return (current is None or current == "") and (value is None or value == "")
 
 
 @dataclass
