@@ -205,25 +205,28 @@ def test_killed_publish_never_counts_a_delivery_twice(shop, failpoint):
 
 
 class RacingService:
-    """The real client, with a storefront sale landing just after each of the first
-    ``races`` reads of the levels: the publish planned on that read is stale (412)."""
+    """The real client, with a storefront sale of one unit of ``sku`` landing between
+    the plan and each of the first ``races`` uploads: a publish changing that SKU finds
+    it moved (412)."""
 
-    def __init__(self, shop, races: int) -> None:
+    def __init__(self, shop, races: int, sku: str = "A-1") -> None:
         from xlstock.remote.client import StockService
 
         self.client = StockService(shop.server.url, shop.url, shop.token)
         self.shop = shop
         self.races = races
+        self.sku = sku
+        self.reads = 0
 
-    def read_levels(self):
-        snapshot = self.client.read_levels()
+    def read_levels(self, *args):
+        self.reads += 1
+        return self.client.read_levels(*args)
+
+    def publish(self, body, key):
         if self.races:
             self.races -= 1
-            self.shop.sell(A_1=1)
-        return snapshot
-
-    def publish(self, body, if_match, key):
-        return self.client.publish(body, if_match, key)
+            self.shop.sell(**{self.sku.replace("-", "_"): 1})
+        return self.client.publish(body, key)
 
     def publish_outcome(self, key):
         return self.client.publish_outcome(key)
@@ -234,12 +237,26 @@ def test_a_sale_during_publish_is_replanned_not_overwritten(shop):
     from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
 
     shop.edit(**{"A-1": {"New level": 6}, "B-2": {"Received": 2}})
+    racing = RacingService(shop, races=2)
     with OpenpyxlWorkbook.open(shop.workbook) as book:
-        report = actions.publish(book, RacingService(shop, races=2))
-    assert "moved during publish" in "\n".join(report.lines)
+        report = actions.publish(book, racing)
+    assert "1 SKU(s) moved during publish (try 1): A-1" in "\n".join(report.lines)
+    assert racing.reads == 1  # only the moved SKU is re-planned, on the level the 412 gave
     # counted 6 at Sync (10); two sales of 1 raced the publish: 6 + (8 - 10) = 4
     assert shop.live()["A-1"] == 4 and shop.live()["B-2"] == 7
     assert shop.sheet()["A-1"]["Online"] == 4
+
+
+def test_a_sale_of_another_sku_during_publish_does_not_stop_it(shop):
+    from xlstock import actions
+    from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
+
+    shop.edit(**{"B-2": {"Received": 2}})
+    racing = RacingService(shop, races=1, sku="C-3")
+    with OpenpyxlWorkbook.open(shop.workbook) as book:
+        report = actions.publish(book, racing)
+    assert not any("moved" in line for line in report.lines)
+    assert shop.live() == {"A-1": 10, "B-2": 7, "C-3": 7, "00123": 3}
 
 
 def test_a_publish_that_keeps_losing_the_race_is_a_conflict(shop):
@@ -249,11 +266,12 @@ def test_a_publish_that_keeps_losing_the_race_is_a_conflict(shop):
 
     shop.edit(**{"B-2": {"Received": 2}})
     versions = shop.history_count()
+    racing = RacingService(shop, races=actions.MAX_PUBLISH_ATTEMPTS, sku="B-2")
     with OpenpyxlWorkbook.open(shop.workbook) as book, pytest.raises(ConflictError) as caught:
-        actions.publish(book, RacingService(shop, races=actions.MAX_PUBLISH_ATTEMPTS))
+        actions.publish(book, racing)
     assert caught.value.exit_code == 3
     assert shop.history_count() == versions + actions.MAX_PUBLISH_ATTEMPTS  # the sales only
-    assert shop.live()["B-2"] == 5 and shop.sheet()["B-2"]["Received"] == 2
+    assert shop.live()["B-2"] == 2 and shop.sheet()["B-2"]["Received"] == 2
 
 
 def test_new_refuses_plain_http_to_another_computer(tmp_path):

@@ -163,14 +163,13 @@ def test_idempotency_keys_are_kept_a_while_then_forgotten(tmp_path):
     now = [dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)]
     store = StockStore(tmp_path / "shop.db", clock=lambda: now[0])
     store.add_shop(SHOP, [StockItem("A", qty=1)])
-    body = stockfile.dumps(SHOP, {"A": 2})
-    first = store.publish(SHOP, key="k", body=body, if_match={store.current_tag(SHOP)})
+    body = stockfile.dumps(SHOP, {"A": 2}, {"A": 1})
+    first = store.publish(SHOP, key="k", body=body)
     assert first.status == 200
     now[0] += dt.timedelta(days=7)
     assert store.publish_outcome(SHOP, "k") is not None
     now[0] += KEY_RETENTION
-    store.publish(SHOP, key="later", body=stockfile.dumps(SHOP, {"A": 2}),
-                  if_match={store.current_tag(SHOP)})
+    store.publish(SHOP, key="later", body=stockfile.dumps(SHOP, {"A": 2}, {"A": 2}))
     assert store.publish_outcome(SHOP, "k") is None
     assert store.publish_outcome(SHOP, "later") is not None
     store.close()

@@ -17,7 +17,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from xlstock import failpoints
 from xlstock.cells import Formula
@@ -55,7 +55,8 @@ from xlstock.workbook.base import WorkbookAdapter
 Progress = Callable[[str, "float | None"], None]
 
 MAX_PUBLISH_ATTEMPTS = 3
-"""How many times a publish re-reads and re-plans after the levels moved (412)."""
+"""How many times a publish is planned and sent; after a 412 only the items the service
+named as moved are re-planned, on the levels it gave."""
 MASS_CHANGE_MIN_ROWS = 20
 """A publish or sync touching at least this many rows *and* most of the shop needs
 ``allow_mass_change``."""
@@ -74,9 +75,13 @@ class PublishOutcome(Protocol):
 class StockServiceClient(Protocol):
     """What the actions need of the stock-service client (:mod:`xlstock.remote`)."""
 
+    @overload
     def read_levels(self) -> Snapshot: ...
 
-    def publish(self, body: bytes, if_match: str, key: str) -> PublishOutcome: ...
+    @overload
+    def read_levels(self, if_none_match: str | None) -> Snapshot | None: ...
+
+    def publish(self, body: bytes, key: str) -> PublishOutcome: ...
 
     def publish_outcome(self, key: str) -> PublishOutcome | None: ...
 
@@ -297,18 +302,31 @@ def _resend_pending(
     """Send an interrupted publish again, byte for byte, under its own key. ``None``
     when the service refuses it for good (the levels moved, or the stock file is no
     longer valid): its key is then spent, so a late copy can never apply either."""
-    body = dumps(sheet.settings.shop_url, pending["levels"])
-    if hashlib.sha256(body).hexdigest() != pending["sha256"]:
+    body = _pending_body(sheet.settings.shop_url, pending)
+    if body is None or hashlib.sha256(body).hexdigest() != pending["sha256"]:
         return None  # not the bytes that may be on their way: never send them
     progress("Finishing an interrupted publish", 0.1)
     try:
-        return service.publish(body, pending["if_match"], pending["key"])
+        return service.publish(body, pending["key"])
     except StaleVersion:
         return None
     except ServiceError as error:
         if error.status in (409, 422):
             return None
         raise
+
+
+def _pending_body(shop: str, pending: Mapping[str, Any]) -> bytes | None:
+    """The stock file a saved publish sent, rebuilt byte for byte from what the state
+    keeps of it (``None`` for a publish saved by an xlstock older than protocol 2)."""
+    items = pending.get("items")
+    if not isinstance(items, dict):
+        return None
+    try:
+        return dumps(shop, {sku: int(pair[1]) for sku, pair in items.items()},
+                     {sku: int(pair[0]) for sku, pair in items.items()})
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def _record_publish(
@@ -609,9 +627,11 @@ def publish(
         if recovered:  # the sheet, settings and state objects were kept in step
             lines.append(recovered)
             book.save()
+        snapshot: Snapshot | None = None
         for attempt in range(1, MAX_PUBLISH_ATTEMPTS + 1):
-            progress("Reading the live levels", 0.1)
-            snapshot = service.read_levels()
+            if snapshot is None:
+                progress("Reading the live levels", 0.1)
+                snapshot = service.read_levels()
             plan, rows = _plan(sheet, snapshot, strict)
             if not plan.ok:
                 error = _plan_error(plan)
@@ -635,10 +655,22 @@ def publish(
                                      plan.units_added, plan.units_removed, plan.online_sales)
             if confirm is not None and attempt == 1 and not confirm(summary):
                 return Report("publish", "Publish cancelled; nothing was sent.", lines)
-            result = _upload(sheet, service, plan, rows, snapshot, progress)
-            if result is None:
-                lines.append(f"The live levels moved during publish (try {attempt}); "
-                             "re-planned on the new levels.")
+            try:
+                _upload(sheet, service, plan, rows, progress)
+            except StaleVersion as stale:
+                moved: dict[str, int] | None = getattr(stale, "moved", None)
+                if moved:
+                    snapshot = snapshot.with_levels(
+                        moved, getattr(stale, "current_version", None)
+                    )
+                    shown = ", ".join(sorted(moved)[:10]) + (" ..." if len(moved) > 10 else "")
+                    lines.append(f"The live levels of {len(moved)} SKU(s) moved during publish "
+                                 f"(try {attempt}): {shown}; re-planned them on their new "
+                                 "levels.")
+                else:
+                    snapshot = None
+                    lines.append(f"The live levels moved during publish (try {attempt}); "
+                                 "re-planned on the new levels.")
                 continue
             sheet.log("publish", len(plan.changed),
                       plan.units_added + plan.units_removed,
@@ -683,17 +715,21 @@ def _upload(
     service: StockServiceClient,
     plan: Plan,
     rows: Sequence[SheetRow],
-    snapshot: Snapshot,
     progress: Progress,
-) -> PublishOutcome | None:
-    """Save the pending key, send, and do the bookkeeping. ``None`` after a 412."""
+) -> PublishOutcome:
+    """Save the pending key, send, and do the bookkeeping. The stock file lists only
+    the SKUs that change, each with the live level it was planned against; a 412 (one
+    of them moved) is raised as :class:`StaleVersion` with nothing pending."""
     levels = plan.levels
-    body = dumps(sheet.settings.shop_url, levels)
+    sent = {r.sku: [r.live, r.target] for r in plan.changed}
+    pending = {"items": sent}
+    body = _pending_body(sheet.settings.shop_url, pending)
+    assert body is not None
     key = uuid.uuid4().hex
     changes = {r.sku: r.change for r in plan.rows if r.change}
     edits = {r.sku: [r.received, r.new_level] for r in rows if r.has_edit and r.sku}
     sheet.state["pending"] = {
-        "key": key, "at": _now(), "if_match": snapshot.version,
+        "key": key, "at": _now(), "items": sent,
         "sha256": hashlib.sha256(body).hexdigest(),
         "levels": levels, "changes": changes, "edits": edits,
     }
@@ -703,11 +739,11 @@ def _upload(
     failpoints.reach("before_upload")
     progress(f"Publishing {len(changes)} change(s)", 0.5)
     try:
-        result = service.publish(body, snapshot.version, key)
+        result = service.publish(body, key)
     except StaleVersion:
-        sheet.state["pending"] = None
+        sheet.state["pending"] = None  # refused: the key was not applied
         sheet.save_state()
-        return None
+        raise
     except OutcomeUnknown:
         raise
     except ServiceError:

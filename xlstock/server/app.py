@@ -1,4 +1,5 @@
-"""The stock service's HTTP API (protocol v1, docs/protocol.md) as a Flask application.
+"""The stock service's HTTP API (protocol 2 under ``/v1``, docs/protocol.md) as a Flask
+application.
 
 HTTP only: headers, bodies, status codes. What a publish or an order does, and the
 answer it gets, is decided by :class:`xlstock.server.storage.StockStore`. Every answer
@@ -14,7 +15,7 @@ import logging
 import re
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 from urllib.parse import parse_qs
 
@@ -38,12 +39,17 @@ KEY_PATTERN = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?")
 
 log = logging.getLogger("xlstock.server")
 
+PROTOCOL_VERSION = 2
+
 _CODES = {
     400: "bad_request", 401: "unauthorized", 403: "shop_not_registered", 404: "not_found",
     405: "method_not_allowed", 409: "insufficient_stock", 412: "stale_version",
     413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_document",
-    428: "precondition_required", 500: "internal_error",
+    429: "quota_exceeded", 431: "headers_too_large", 500: "internal_error",
 }
+OTHER_CODES = ("idempotency_key_required", "idempotency_key_reused", "levels_moved",
+               "unsupported_format_version")
+"""Error codes beyond the one per status in ``_CODES``."""
 
 
 class ApiError(Exception):
@@ -59,8 +65,14 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def json_response(
+    status: int, body: Any, headers: Mapping[str, str] | None = None
+) -> Response:
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from the request: escape, never fail
+        data = json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
     response = Response(data, status=status, mimetype=JSON_TYPE)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-cache"
@@ -198,15 +210,25 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
         return data
 
     def outcome_response(outcome: Outcome) -> Response:
-        headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+        headers = dict(outcome.headers)
+        if outcome.replayed:
+            headers["Idempotent-Replayed"] = "true"
         response = json_response(outcome.status, outcome.body, headers)
         if outcome.etag:
             response.set_etag(outcome.etag)
         return response
 
     def tagged(tag: str, read: Callable[[], dict]) -> Response:
+        """The document ``read`` makes, or 304 when the client has version ``tag``; a
+        HEAD answers the tag without reading anything."""
         if request.if_none_match.contains_weak(tag) or request.if_none_match.star_tag:
             response = Response(status=304)
+            response.set_etag(tag)
+            return response
+        if request.method == "HEAD":
+            response = Response(status=200, mimetype=JSON_TYPE)
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            response.headers["Cache-Control"] = "no-cache"
             response.set_etag(tag)
             return response
         document = read()
@@ -216,7 +238,8 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
 
     @app.get("/v1/health")
     def health() -> Response:
-        return json_response(200, {"status": "ok", "version": __version__},
+        return json_response(200, {"status": "ok", "version": __version__,
+                                    "protocol": PROTOCOL_VERSION},
                              {"Access-Control-Allow-Origin": "*"})
 
     @app.get("/v1/stock")
@@ -229,17 +252,11 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
         shop = authorised_shop()
         key = idempotency_key(required=True)
         assert key is not None
-        if "If-Match" not in request.headers:
-            fail(428, "a publish needs 'If-Match: \"<version>\"' with the ETag of the levels "
-                 "it was planned on; read GET /v1/stock first")
-        if request.if_match.star_tag:
-            fail(428, "'If-Match: *' would overwrite sales made since the levels were read; "
-                 "quote the ETag of the levels the publish was planned on")
+        if_match: set[str] | None = None
+        if "If-Match" in request.headers and not request.if_match.star_tag:
+            if_match = {str(tag) for tag in request.if_match.as_set(include_weak=False)}
         body = request_body()
-        outcome = store.publish(
-            shop, key=key, body=body, if_match=request.if_match.as_set(include_weak=False)
-        )
-        return outcome_response(outcome)
+        return outcome_response(store.publish(shop, key=key, body=body, if_match=if_match))
 
     @app.get("/v1/publishes/<path:key>")
     def publish_outcome(key: str) -> Response:

@@ -42,28 +42,51 @@ db_option = click.option(
                    "with HTTPS stands in front.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to listen on (0: any free port, printed at start).")
+@click.option("--connections", type=click.IntRange(1, 100_000), default=None,
+              help="Open connections at most  [default: 1000; 500 on Windows]")
+@click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="Requests served at once.")
+@click.option("--idle-timeout", type=click.IntRange(1, 3600), default=15, show_default=True,
+              help="Seconds a connection may stay idle between requests.")
+@click.option("--header-timeout", type=click.FloatRange(0.1, 3600), default=10.0,
+              show_default=True, help="Seconds a request's headers may take to arrive.")
+@click.option("--request-timeout", type=click.FloatRange(0.1, 3600), default=60.0,
+              show_default=True, help="Seconds a whole request (headers and body) may take "
+                                      "to arrive.")
+@click.option("--daily-quota", type=click.IntRange(1, 1_000_000), default=256,
+              show_default=True, help="MiB one shop may store in a day (UTC); beyond it, its "
+                                      "publishes and orders are refused until midnight.")
 @reports_errors
-def serve_command(db_path: Path, host: str, port: int) -> None:
+def serve_command(
+    db_path: Path, host: str, port: int, connections: int | None, threads: int,
+    idle_timeout: int, header_timeout: float, request_timeout: float, daily_quota: int,
+) -> None:
     """Run the stock service: the shop's online side, on this machine.
 
     It holds the live levels, takes storefront orders, answers Sync and accepts Publish
     (protocol: docs/protocol.md). One log line per request goes to stderr. Stop it with
-    Ctrl-C or SIGTERM.
+    Ctrl-C or SIGTERM. To serve other computers, put an HTTPS reverse proxy in front
+    (docs/deploy.md).
 
     \b
     Example:
       xlstock shop add https://shop.example --db shop.db --catalogue products.csv
       xlstock serve --db shop.db
     """
-    from xlstock.server.runner import serve
+    from xlstock.server.runner import ServerSettings, serve
 
+    options = {"connections": connections} if connections is not None else {}
+    settings = ServerSettings(
+        threads=threads, idle_timeout=idle_timeout, header_timeout=header_timeout,
+        request_timeout=request_timeout, daily_quota=daily_quota * 1024 * 1024, **options,
+    )
     _configure_logging()
     if not _is_loopback(host):
         click.echo(
             f"Warning: listening on {host}: tokens and levels travel unencrypted over plain "
-            "HTTP; put an HTTPS reverse proxy in front.", err=True,
+            "HTTP; put an HTTPS reverse proxy in front (docs/deploy.md).", err=True,
         )
-    serve(db_path, host=host, port=port)
+    serve(db_path, host=host, port=port, settings=settings)
 
 
 def _configure_logging() -> None:
