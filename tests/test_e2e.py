@@ -32,6 +32,48 @@ def test_sync_fills_the_sheet_keeping_text_skus(shop):
     assert rows["00123"]["Product"] == "Socks"
 
 
+def _settings(shop) -> dict:
+    wb = openpyxl.load_workbook(shop.workbook)
+    return {row[0].value: row[1].value for row in wb["Settings"].iter_rows()}
+
+
+def test_a_sync_with_nothing_changed_online_writes_only_its_time(shop, monkeypatch):
+    from xlstock.remote.client import StockService
+
+    sent = []
+    real = StockService.read_levels
+
+    def recording(self, if_none_match=None):
+        sent.append(if_none_match)
+        return real(self, if_none_match)
+
+    monkeypatch.setattr(StockService, "read_levels", recording)
+    shop.edit(**{"A-1": {"Received": 3}})
+    before = shop.sheet()
+    first_sync = _settings(shop)["Last sync"]
+    result = shop.run("sync", str(shop.workbook))
+    assert "Nothing changed in" in result.output
+    assert sent and sent[-1] == '"' + _settings(shop)["Online version"] + '"'
+    assert shop.sheet() == before  # Status, Online, the edit: all as they were
+    assert _settings(shop)["Last sync"] >= first_sync
+    log = list(openpyxl.load_workbook(shop.workbook)["Log"].iter_rows(values_only=True))
+    assert log[-1][1] == "sync" and log[-1][3:5] == (0, 0)
+    shop.sell(B_2=1)  # the shop moves on: the next Sync reads the levels again
+    shop.run("sync", str(shop.workbook))
+    assert shop.sheet()["B-2"]["Online"] == 4
+
+
+def test_a_sheet_that_no_longer_shows_the_last_sync_is_synced_in_full(shop):
+    wb = openpyxl.load_workbook(shop.workbook)
+    ws = wb["Stock"]
+    headers = {c.value: c.column for c in ws[1] if c.value}
+    ws.cell(2, headers["Online"]).value = 999  # typed over
+    wb.save(shop.workbook)
+    result = shop.run("sync", str(shop.workbook))
+    assert "Nothing changed" not in result.output
+    assert 999 not in [row["Online"] for row in shop.sheet().values()]
+
+
 # contract 2b, one row per case: (edit, sale between Sync and Publish, policy, expected)
 CASES = [
     ({}, 0, "rebase", 10),

@@ -398,16 +398,19 @@ def _describe_edit(edit: Sequence[Any]) -> str:
 
 
 def _begin_online(
-    book: WorkbookAdapter, service: StockServiceClient, action: str, progress: Progress
-) -> tuple[_Sheet, str, Snapshot]:
+    book: WorkbookAdapter, service: StockServiceClient, action: str, progress: Progress,
+    *, conditional: bool = False,
+) -> tuple[_Sheet, str, Snapshot | None]:
     """Read the sheet, settle an interrupted publish, read the live levels; a failure
-    is recorded in the Log before it is raised."""
+    is recorded in the Log before it is raised. With ``conditional``, the levels are
+    asked for only if they changed since the last Sync (``None``: they did not)."""
     sheet = _Sheet.read(book)
     _require_shop(sheet.settings)
     try:
         recovered = _settle_pending(sheet, service, progress, may_send=False)
         progress("Reading the live levels", 0.2)
-        snapshot = service.read_levels()
+        synced = _synced_version(sheet) if conditional else None
+        snapshot = service.read_levels(synced) if synced else service.read_levels()
     except XlstockError as error:
         _fail(sheet, action, error, {})
         raise
@@ -415,6 +418,27 @@ def _begin_online(
 
 
 # --- sync -----------------------------------------------------------------------------
+
+
+def _sheet_fingerprint(skus: Sequence[Any], online: Sequence[Any], status: Sequence[Any]) -> str:
+    """What Sync writes, row by row (SKU, Online, Status), as one hash."""
+    digest = hashlib.sha256()
+    for row in zip(skus, online, status, strict=True):
+        digest.update(repr((row[0], _edit_value(row[1]), row[2] or None)).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _synced_version(sheet: _Sheet) -> str | None:
+    """The version of the last Sync, if the sheet still shows exactly what that Sync
+    wrote (no row added, deleted or moved, no Online or Status typed over): then a Sync
+    at that version would write nothing new."""
+    synced, written = sheet.state.get("synced"), sheet.state.get("synced_sheet")
+    if not synced or not written:
+        return None
+    n = len(sheet.table.rows)
+    now = _sheet_fingerprint([sheet.sku_of(i) for i in range(n)],
+                             sheet.column(layout.ONLINE), sheet.column(layout.STATUS))
+    return str(synced) if now == written else None
 
 
 def sync(
@@ -426,9 +450,13 @@ def sync(
 ) -> Report:
     """Pull the live levels into sheet Stock (contract 2b, Sync)."""
     progress = progress or _noop
-    sheet, recovered, snapshot = _begin_online(book, service, "sync", progress)
+    sheet, recovered, snapshot = _begin_online(book, service, "sync", progress,
+                                               conditional=True)
     try:
-        report = _apply_sync(sheet, snapshot, allow_mass_change, progress)
+        if snapshot is None:
+            report = _unchanged_sync(sheet)
+        else:
+            report = _apply_sync(sheet, snapshot, allow_mass_change, progress)
     except XlstockError as error:
         _fail(sheet, "sync", error, {})
         raise
@@ -438,6 +466,17 @@ def sync(
     book.save()
     progress("Sync done", 1.0)
     return report
+
+
+def _unchanged_sync(sheet: _Sheet) -> Report:
+    """The shop is still at the version of the last Sync (304): only the time of this
+    Sync is recorded."""
+    layout.write_settings(sheet.book, sheet.settings, {layout.SETTING_LAST_SYNC: _now()})
+    version = shown_version(sheet.state.get("synced"))
+    summary = (f"Nothing changed in {sheet.settings.shop_url} since the last Sync (version "
+               f"{version}); the sheet already has the live levels.")
+    sheet.log("sync", 0, 0, summary)
+    return Report("sync", summary)
 
 
 def _apply_sync(
@@ -497,7 +536,8 @@ def _apply_sync(
     sheet.write(layout.CHANGE, [None] * len(online))
     sheet.write(layout.STATUS, status)
     sheet.state.update(
-        base={sku: item.qty for sku, item in live.items()}, version=snapshot.version
+        base={sku: item.qty for sku, item in live.items()}, version=snapshot.version,
+        synced=snapshot.version, synced_sheet=_sheet_fingerprint(skus + new_skus, online, status),
     )
     sheet.save_state()
     layout.write_settings(sheet.book, sheet.settings, {
@@ -581,6 +621,7 @@ def preview(
     Writes Change and Status. ``exit_code`` is 1 for sheet errors, 3 for conflicts."""
     progress = progress or _noop
     sheet, recovered, snapshot = _begin_online(book, service, "preview", progress)
+    assert snapshot is not None
     plan, _ = _plan(sheet, snapshot, strict)
     changes = {r.row: (r.change or None) for r in plan.rows}
     sheet.write(layout.CHANGE, [changes.get(sheet.table.sheet_row(i))

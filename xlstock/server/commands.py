@@ -112,14 +112,23 @@ def shop_group() -> None:
 @click.option("--catalogue", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV of products: columns sku, name, variant, qty (case ignored, other "
                    "columns ignored), or a WooCommerce product export.")
+@click.option("--allow-level-changes", is_flag=True,
+              help="Load a catalogue that changes most of the shop's existing levels (20 or "
+                   "more): a stocktake, not a mistake.")
 @reports_errors
-def shop_add_command(shop_url: str, db_path: Path, catalogue: Path | None) -> None:
+def shop_add_command(
+    shop_url: str, db_path: Path, catalogue: Path | None, allow_level_changes: bool
+) -> None:
     """Register SHOP_URL with the stock service and print a new API token.
 
     Loads the products of --catalogue if given. Running it again for the same shop
     issues another token (earlier ones keep working) and updates the listed products:
     names, variants and levels (the change is kept in the history); products missing
-    from the catalogue are kept. The token is printed alone on the last line.
+    from the catalogue are kept. A product the file gives no quantity for (a WooCommerce
+    export without Stock, or with stock not managed) is added at 0 when new and keeps
+    its level otherwise. A catalogue that would change most of the existing levels is
+    refused unless --allow-level-changes. It says what it did to the levels; the token
+    is printed alone on the last line.
 
     \b
     Example:
@@ -135,16 +144,27 @@ def shop_add_command(shop_url: str, db_path: Path, catalogue: Path | None) -> No
         done = store.register_shop(
             shop_url, loaded.items,
             reference=f"catalogue {catalogue.name}" if catalogue is not None else "catalogue",
+            allow_level_changes=allow_level_changes,
         )
     finally:
         store.close()
     click.echo(f"{'Registered' if done.created else 'Updated'} shop {done.shop} in {db_path}.")
     if catalogue is not None:
         click.echo(
-            f"Catalogue {catalogue} ({loaded.kind}): {len(loaded.items)} product(s) read; "
-            f"{len(done.added)} new, {len(done.levels_changed)} level(s) changed, "
-            f"{len(done.renamed)} renamed."
+            f"Catalogue {catalogue} ({loaded.kind}): {len(loaded.items)} product(s) read"
+            + (f", {loaded.without_quantity} without a quantity"
+               + (f" ({loaded.no_quantities})" if loaded.no_quantities else "")
+               if loaded.without_quantity else "")
+            + "."
         )
+        click.echo(
+            f"Levels: {len(done.added)} added (new products), {len(done.levels_changed)} "
+            f"changed, {len(done.levels_left)} left as they were; {len(done.renamed)} "
+            "product(s) renamed."
+        )
+        if loaded.without_quantity:
+            click.echo("Products without a quantity start at 0 when new; existing ones keep "
+                       "their level.")
         if loaded.skipped:
             click.echo(f"Skipped {len(loaded.skipped)} row(s) that hold no stock:")
             for reason in loaded.skipped:
