@@ -366,3 +366,60 @@ def test_the_quota_answer_reaches_the_client_with_retry_after(tmp_path):
         assert refused.status_code == 429
         assert refused.json()["error"]["code"] == "quota_exceeded"
         assert int(refused.headers["Retry-After"]) > 0
+
+
+# --- publish under order load ------------------------------------------------------------------
+
+
+def test_publish_succeeds_10_of_10_while_16_threads_order_other_skus(stock_service, tmp_path):
+    """``xlstock publish`` (the CLI, on a real workbook) ten times while sixteen storefront
+    threads sell other SKUs as fast as they can: every publish goes through on its first
+    try, and every delivery and every sale is counted once."""
+    from shopkit import Shop
+
+    own = [StockItem(f"OWN-{n}", "Own", "", 100) for n in range(5)]
+    sold = [StockItem(f"SOLD-{n:02d}", "Sold", "", 1_000_000) for n in range(32)]
+    shop = Shop(stock_service, tmp_path, own + sold)
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    stop = threading.Event()
+    taken: list[int] = [0] * 16
+    during: list[int] = []
+
+    def buyer(n: int) -> None:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {shop.token}"}
+        end = time.monotonic() + 90
+        for i in range(100_000):
+            if stop.is_set() or time.monotonic() > end:
+                break
+            answer = session.post(
+                f"{stock_service.url}/v1/orders", params={"shop": shop.url}, headers=headers,
+                json={"lines": [{"sku": f"SOLD-{(n * 7 + i) % 32:02d}", "qty": 1}]}, timeout=30,
+            )
+            assert answer.status_code == 201, answer.text
+            taken[n] += 1
+        session.close()
+
+    buyers = [threading.Thread(target=buyer, args=(n,), daemon=True) for n in range(16)]
+    for thread in buyers:
+        thread.start()
+    try:
+        time.sleep(0.3)
+        for attempt in range(10):
+            sku = f"OWN-{attempt % 5}"
+            shop.edit(**{sku: {"Received": attempt + 1}})
+            before = sum(taken)
+            result = shop.run("publish", str(shop.workbook))
+            during.append(sum(taken) - before)
+            assert "moved during publish" not in result.output, result.output
+    finally:
+        stop.set()
+        for thread in buyers:
+            thread.join(60)
+    assert all(count > 0 for count in during), during  # sales landed during every publish
+    live = shop.live()
+    for n in range(5):
+        received = sum(attempt + 1 for attempt in range(10) if attempt % 5 == n)
+        assert live[f"OWN-{n}"] == 100 + received
+    assert sum(1_000_000 - live[item.sku] for item in sold) == sum(taken)
