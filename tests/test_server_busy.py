@@ -278,7 +278,7 @@ def test_a_reader_in_the_middle_of_a_read_never_holds_up_an_order(tmp_path):
         store.close()
 
 
-# --- order ids, migration ------------------------------------------------------------------------
+# --- order ids, migration ------------------------------------------------------------------
 
 
 def test_order_ids_are_counted_per_shop(make_api):
@@ -317,7 +317,7 @@ def test_a_first_release_database_is_migrated_keeping_every_order_id(tmp_path):
                                    (2, 3, "")]
 
 
-# --- bounded storage -------------------------------------------------------------------------------
+# --- bounded storage ---------------------------------------------------------------------
 
 
 def test_a_refused_15_mb_document_stores_a_few_kib(api, stock_service):
@@ -368,7 +368,7 @@ def test_the_quota_answer_reaches_the_client_with_retry_after(tmp_path):
         assert int(refused.headers["Retry-After"]) > 0
 
 
-# --- publish under order load ------------------------------------------------------------------
+# --- publish under order load -------------------------------------------------------------
 
 
 def test_publish_succeeds_10_of_10_while_16_threads_order_other_skus(stock_service, tmp_path):
