@@ -188,10 +188,14 @@ class RecordingDatabase(SQLiteDatabase):
         self.transactions: list[bool] = []
 
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[Any]:
-        self.transactions.append(write)
-        with super().transaction(write=write) as conn:
+    def read(self) -> Iterator[Any]:
+        self.transactions.append(False)
+        with super().read() as conn:
             yield _Recorder(conn, self.statements)
+
+    def write(self, job: Any) -> Any:
+        self.transactions.append(True)
+        return super().write(lambda conn: job(_Recorder(conn, self.statements)))
 
 
 def _plans(path: Any, statements: list[tuple[str, Any]]) -> list[str]:

@@ -182,3 +182,28 @@ def test_version_tags_differ_between_databases(tmp_path):
     assert one.current_tag(SHOP) != two.current_tag(SHOP)
     one.close()
     two.close()
+
+
+def test_the_json_documents_say_what_the_python_ones_say_sorted_and_escaped(tmp_path):
+    """GET /v1/stock and /v1/storefront are built by SQLite's JSON functions: the same
+    content as the Python documents, items in SKU order whatever the load order."""
+    import json
+    import random
+
+    items = [StockItem(f"SKU-{n:04d}", f'Caf\u00e9 "{n}" \\ / \U0001f600', "Red / L", n)
+             for n in range(300)]
+    items += [StockItem("00123", "", "", 0), StockItem("a", "\u2028", "", 1)]
+    random.Random(3).shuffle(items)
+    store = StockStore(tmp_path / "shop.db")
+    try:
+        store.add_shop(SHOP, items)
+        tag, data = store.stock_document(SHOP)
+        assert tag == store.current_tag(SHOP)
+        assert json.loads(data) == store.read_levels(SHOP)
+        skus = [item["sku"] for item in json.loads(data)["items"]]
+        assert skus == sorted(skus) and len(skus) == 302
+        assert store.stock_document(SHOP) == (tag, data)  # one version, the same bytes
+        front_tag, front = store.storefront_document(SHOP)
+        assert (front_tag, json.loads(front)) == (tag, store.storefront(SHOP))
+    finally:
+        store.close()

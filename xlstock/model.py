@@ -5,6 +5,7 @@ quantities and shop URLs. No I/O, no Excel library, no HTTP.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import math
 import re
 import unicodedata
@@ -18,6 +19,7 @@ from xlstock.cells import NO_CACHE, CellError, Formula
 MAX_SKU_LENGTH = 100
 MAX_NAME_LENGTH = 500
 MAX_URL_LENGTH = 2000
+_SPACE = re.compile(r"\s")
 MAX_LEVEL = 1_000_000_000
 """The largest level or change xlstock accepts; anything larger is a typing slip."""
 
@@ -183,6 +185,19 @@ def normalise_shop_url(url: str) -> str:
     Scheme and host lower-cased, default port and trailing slash dropped, no query or
     fragment. Raises :class:`ValueProblem` when it is not an http(s) URL.
     """
+    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
+        return _normalise_shop_url(url)
+    return _normalised(url)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalised(url: str) -> str:
+    """:func:`normalise_shop_url` remembered: the service normalises the shop of every
+    request (a bad address raises, and is not remembered)."""
+    return _normalise_shop_url(url)
+
+
+def _normalise_shop_url(url: str) -> str:
     text = (url or "").strip()
     shown = text[:200].encode("utf-8", "backslashreplace").decode("utf-8")
     if len(text) > MAX_URL_LENGTH:
@@ -204,7 +219,7 @@ def normalise_shop_url(url: str) -> str:
         raise ValueProblem(
             f"shop URL {shown!r} is not a web address; write it like https://shop.example"
         )
-    if has_control_characters(text) or any(ch.isspace() for ch in text):
+    if has_control_characters(text) or _SPACE.search(text):
         raise ValueProblem(
             f"shop URL {shown!r} holds spaces or control characters; write it like "
             "https://shop.example"

@@ -17,7 +17,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 from xlstock import __version__
 from xlstock.errors import MissingExtra
@@ -38,6 +38,7 @@ JSON_TYPE = "application/json"
 KEY_PATTERN = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?")
 
 log = logging.getLogger("xlstock.server")
+_SHOP_IN_QUERY = re.compile(r"(?:^|&)shop=([^&]*)")
 
 PROTOCOL_VERSION = 2
 
@@ -109,7 +110,10 @@ def inflate(data: bytes, cap: int) -> bytes:
 
 
 def _clean_for_log(text: str) -> str:
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)[:300]
+    text = text[:300]
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
 def _logged(app: Callable, logger: logging.Logger) -> Callable:
@@ -127,17 +131,25 @@ def _logged(app: Callable, logger: logging.Logger) -> Callable:
         try:
             return app(environ, recording_start_response)
         finally:
-            shop = parse_qs(environ.get("QUERY_STRING", "")).get("shop", [""])[0]
-            logger.info(
-                "%s %s%s %s %.1fms",
-                environ.get("REQUEST_METHOD", "?"),
-                _clean_for_log(environ.get("PATH_INFO", "")),
-                f" shop={_clean_for_log(shop)}" if shop else "",
-                status[0] if status else "-",
-                (time.perf_counter() - started) * 1000,
-            )
+            if logger.isEnabledFor(logging.INFO):
+                _log_request(logger, environ, status, started)
 
     return middleware
+
+
+def _log_request(logger: logging.Logger, environ: dict, status: list[str],
+                 started: float) -> None:
+    query = environ.get("QUERY_STRING", "")
+    found = _SHOP_IN_QUERY.search(query)
+    shop = unquote_plus(found.group(1)) if found else ""
+    logger.info(
+        "%s %s%s %s %.1fms",
+        environ.get("REQUEST_METHOD", "?"),
+        _clean_for_log(environ.get("PATH_INFO", "")),
+        f" shop={_clean_for_log(shop)}" if shop else "",
+        status[0] if status else "-",
+        (time.perf_counter() - started) * 1000,
+    )
 
 
 def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
@@ -218,9 +230,10 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
             response.set_etag(outcome.etag)
         return response
 
-    def tagged(tag: str, read: Callable[[], dict]) -> Response:
-        """The document ``read`` makes, or 304 when the client has version ``tag``; a
-        HEAD answers the tag without reading anything."""
+    def tagged(tag: str, read: Callable[[], tuple[str, bytes]]) -> Response:
+        """The JSON document ``read`` makes (with its own tag: it may be newer than
+        ``tag``), or 304 when the client has version ``tag``; a HEAD answers the tag
+        without reading anything."""
         if request.if_none_match.contains_weak(tag) or request.if_none_match.star_tag:
             response = Response(status=304)
             response.set_etag(tag)
@@ -231,9 +244,11 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
             response.headers["Cache-Control"] = "no-cache"
             response.set_etag(tag)
             return response
-        document = read()
-        response = json_response(200, document)
-        response.set_etag(document["version"])
+        version, document = read()
+        response = Response(document, status=200, mimetype=JSON_TYPE)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "no-cache"
+        response.set_etag(version)
         return response
 
     @app.get("/v1/health")
@@ -245,7 +260,7 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
     @app.get("/v1/stock")
     def read_levels() -> Response:
         shop = authorised_shop()
-        return tagged(store.current_tag(shop), lambda: store.read_levels(shop))
+        return tagged(store.current_tag(shop), lambda: store.stock_document(shop))
 
     @app.put("/v1/stock")
     def publish() -> Response:
@@ -281,7 +296,7 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
             tag = store.current_tag(shop)
         except UnknownShop:
             fail(404, f"no shop {shop} is registered with this stock service")
-        response = tagged(tag, lambda: store.storefront(shop))
+        response = tagged(tag, lambda: store.storefront_document(shop))
         response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
@@ -323,17 +338,16 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
 
     @app.after_request
     def compress(response: Response) -> Response:
-        response.vary.add("Accept-Encoding")
+        response.headers["Vary"] = "Accept-Encoding"
         if (
             response.direct_passthrough
             or response.status_code < 200 or response.status_code in (204, 304)
+            or (response.content_length or 0) < GZIP_MIN_SIZE
             or "Content-Encoding" in response.headers
             or request.accept_encodings["gzip"] <= 0
         ):
             return response
         data = response.get_data()
-        if len(data) < GZIP_MIN_SIZE:
-            return response
         response.set_data(gzip.compress(data, compresslevel=6, mtime=0))
         response.headers["Content-Encoding"] = "gzip"
         return response

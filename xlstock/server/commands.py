@@ -99,6 +99,9 @@ def _configure_logging() -> None:
         if not any(h.get_name() == "xlstock-serve" for h in logger.handlers):
             logger.addHandler(handler)
         logger.propagate = False
+    # waitress warns "Task queue depth is N" for every request that waits for a thread:
+    # under load that is every request, and waiting is what the queue is for.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 @click.group("shop")
