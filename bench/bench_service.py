@@ -299,10 +299,11 @@ def milliseconds(seconds: float) -> str:
 
 def publishes(service: Service, rounds: int, skus: list[str], *,
               whole_shop: bool) -> tuple[int, int, int, list[float]]:
-    """``rounds`` publishes of +1 on each of ``skus`` through the real client, re-planned
-    on the 412's levels at most 3 tries (or, ``whole_shop``, with the read's If-Match and
-    a full re-read, as protocol 1 did). Returns successes, first-try successes, tries,
-    and each successful publish's time."""
+    """``rounds`` publishes of +1 on each of ``skus`` through the real client, each
+    planned on a fresh read of the levels and re-planned, on a 412, on the levels it
+    names (at most 3 tries, as ``xlstock publish`` does); with ``whole_shop``, sent with
+    the read's version as If-Match and re-planned on a new read (protocol 1). Returns
+    successes, first-try successes, tries, and each successful publish's time."""
     client = StockService(service.url, SHOP, service.token, deadline=120)
     succeeded = first_try = tries = 0
     took: list[float] = []
@@ -310,20 +311,22 @@ def publishes(service: Service, rounds: int, skus: list[str], *,
         for _ in range(rounds):
             started = time.perf_counter()
             snapshot = client.read_levels()
+            live = {sku: snapshot.items[sku].qty for sku in skus}
+            version = snapshot.version
             for attempt in range(1, 4):
                 tries += 1
-                live = snapshot.levels()
                 body = stockfile.dumps(SHOP, {sku: live[sku] + 1 for sku in skus}, live)
                 try:
                     client.publish(body, uuid.uuid4().hex,
-                                   if_match=snapshot.version if whole_shop else None)
+                                   if_match=version if whole_shop else None)
                 except StaleVersion as stale:
                     moved = getattr(stale, "moved", None)
                     if moved and not whole_shop:
-                        snapshot = snapshot.with_levels(moved, getattr(stale, "current_version",
-                                                                       None))
+                        live.update(moved)
                     else:
-                        snapshot = client.read_levels()
+                        fresh = client.read_levels()
+                        live = {sku: fresh.items[sku].qty for sku in skus}
+                        version = fresh.version
                     continue
                 succeeded += 1
                 first_try += attempt == 1
