@@ -316,6 +316,15 @@ def test_publish_outcome_can_be_asked_for_later(api):
     assert stale["response"]["error"]["code"] == "levels_moved"
 
 
+def test_a_key_with_slashes_is_asked_for_without_a_redirect(api):
+    key = "/publish//2026/11/27"
+    answer = api.publish(api.stock_file({"A-1": 3}), key=key)
+    outcome = api.get("/v1/publishes/" + requests.utils.quote(key, safe=""),
+                      allow_redirects=False)
+    assert outcome.status_code == 200, outcome.text
+    assert outcome.json()["response"] == answer.json()
+
+
 def test_publish_outcome_of_an_unknown_key_is_404(api, shop_factory):
     key = new_key()
     api.publish(api.stock_file({"A-1": 3}), key=key)

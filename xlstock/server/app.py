@@ -28,6 +28,7 @@ from xlstock.server.storage import HISTORY_LIMIT_MAX, Outcome, StockStore, Unkno
 try:
     from flask import Flask, Response, request
     from werkzeug.exceptions import HTTPException
+    from werkzeug.routing import PathConverter
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise MissingExtra("server", "the stock service (Flask and waitress)") from exc
 
@@ -159,6 +160,8 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
     """
     app = Flask("xlstock.server", static_folder=None)
     app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False  # a key may hold "/": never answer with a redirect
+    app.url_map.converters["key"] = _KeyConverter
 
     def fail(status: int, message: str, code: str | None = None, **headers: str) -> NoReturn:
         raise ApiError(status, code or _CODES[status], message, headers=headers)
@@ -273,7 +276,7 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
         body = request_body()
         return outcome_response(store.publish(shop, key=key, body=body, if_match=if_match))
 
-    @app.get("/v1/publishes/<path:key>")
+    @app.get("/v1/publishes/<key:key>")
     def publish_outcome(key: str) -> Response:
         shop = authorised_shop()
         outcome = store.publish_outcome(shop, key)
@@ -354,6 +357,13 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
 
     app.wsgi_app = _logged(app.wsgi_app, log)  # type: ignore[method-assign]
     return app
+
+
+class _KeyConverter(PathConverter):
+    """An idempotency key in a path: any text, slashes included (even first or doubled)."""
+
+    regex = ".+"
+    part_isolating = False
 
 
 def _integer_parameter(
