@@ -2,10 +2,10 @@
 same run.
 
 Run: ``python bench/bench_service.py`` (defaults: ``--sizes 1000 100000 --clients 8 32
---seconds 10``). Needs the ``server`` extra. Everything runs on loopback: the service is
-a real ``xlstock serve`` process; the storefront clients are threads of this process,
-each with a keep-alive connection, placing one-line orders with an Idempotency-Key as
-``xlstock order`` does.
+--seconds 10 --publishes 10 --parts orders sync publish``). Needs the ``server``
+extra. Everything runs on loopback: the service is a real ``xlstock serve`` process;
+the storefront clients are threads of this process, each with a keep-alive
+connection, placing one-line orders with an Idempotency-Key as ``xlstock order`` does.
 
 It prints three tables:
 
@@ -400,12 +400,18 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--publishes", type=int, default=10)
+    parser.add_argument("--parts", nargs="+", choices=["orders", "sync", "publish"],
+                        default=["orders", "sync", "publish"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="xlstock-bench-service-") as tmp:
         folder = Path(tmp)
-        print("\n".join(bench_orders(folder, args.sizes, args.clients, args.seconds)), "\n")
-        print("\n".join(bench_sync(folder, max(args.sizes))), "\n")
-        print("\n".join(bench_publish(folder, max(args.sizes), args.publishes)))
+        if "orders" in args.parts:
+            print("\n".join(bench_orders(folder, args.sizes, args.clients, args.seconds)),
+                  "\n", flush=True)
+        if "sync" in args.parts:
+            print("\n".join(bench_sync(folder, max(args.sizes))), "\n", flush=True)
+        if "publish" in args.parts:
+            print("\n".join(bench_publish(folder, max(args.sizes), args.publishes)))
 
 
 if __name__ == "__main__":
