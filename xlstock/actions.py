@@ -259,9 +259,9 @@ def _settle_pending(
     The service is asked what it recorded under the key. Applied: the bookkeeping is
     finished (nothing is sent). Refused: the publish is forgotten. Never seen: the
     request may still be on its way, so the key is never dropped on that answer;
-    Publish (``may_send``) sends the very same body with the same key and ``If-Match``
-    once more: the service applies it once, or refuses it for good if the levels have
-    moved (then it is planned afresh). Sync and Preview leave it for Publish.
+    Publish (``may_send``) sends the very same body with the same key once more: the
+    service applies it once, or refuses it for good if its items have moved (then it
+    is planned afresh). Sync and Preview leave it for Publish.
     """
     pending = sheet.state.get("pending")
     if not pending:
@@ -656,9 +656,10 @@ def publish(
     confirm: Callable[[PublishSummary], bool] | None = None,
     progress: Progress | None = None,
 ) -> Report:
-    """Upload the stock file: the levels the plan gives every SKU on the sheet, with
-    ``If-Match`` on the levels it was planned against and a fresh idempotency key
-    saved in the workbook before the upload (contract 2b, Publish)."""
+    """Upload the stock file: the levels the plan gives the SKUs that change, each with
+    the live level it was planned against, under a fresh idempotency key saved in the
+    workbook before the upload (contract 2b, Publish). A 412 naming moved SKUs re-plans
+    them on the levels it gives, at most :data:`MAX_PUBLISH_ATTEMPTS` tries in all."""
     progress = progress or _noop
     sheet = _Sheet.read(book)
     _require_shop(sheet.settings)
