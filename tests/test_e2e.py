@@ -358,6 +358,34 @@ def test_an_unsent_publish_overtaken_by_a_sale_is_spent_and_planned_afresh(shop)
     assert shop.history_count() == history
 
 
+def test_a_publish_left_pending_by_xlstock_0_1_is_dropped_not_resent(shop):
+    """A workbook saved by xlstock 0.1 in the middle of a publish keeps a protocol 1
+    pending publish (whole-shop If-Match, every level). Its bytes cannot be rebuilt as
+    they were, so they are never sent; the service never saw the key, and refuses a
+    late copy of those bytes anyway (format 1): the sheet is planned afresh."""
+    import hashlib
+
+    from xlstock.workbook import layout
+    from xlstock.workbook.openpyxl_adapter import OpenpyxlWorkbook
+
+    shop.edit(**{"A-1": {"Received": 5}})
+    old_body = (b'{"format":"xlstock.stock","format_version":1,"items":[{"qty":15,'
+                b'"sku":"A-1"}],"shop":"' + shop.url.encode() + b'"}\n')
+    with OpenpyxlWorkbook.open(shop.workbook) as book:
+        state = layout.read_state(book)
+        state["pending"] = {
+            "key": "0f" * 16, "at": "2026-11-27 10:00:00", "if_match": state["version"],
+            "sha256": hashlib.sha256(old_body).hexdigest(), "levels": {"A-1": 15},
+            "changes": {"A-1": 5}, "edits": {"A-1": [5, None]},
+        }
+        layout.write_state(book, state)
+        book.save()
+    versions = shop.history_count()
+    result = shop.run("publish", str(shop.workbook))
+    assert "dropped, and the sheet is planned afresh" in result.output
+    assert shop.live()["A-1"] == 15 and shop.history_count() == versions + 1
+
+
 def test_versions_show_without_etag_quotes(shop):
     wb = openpyxl.load_workbook(shop.workbook)
     settings = {row[0].value: row[1].value for row in wb["Settings"].iter_rows()}
