@@ -382,7 +382,8 @@ def test_a_publish_left_pending_by_xlstock_0_1_is_dropped_not_resent(shop):
         book.save()
     versions = shop.history_count()
     result = shop.run("publish", str(shop.workbook))
-    assert "dropped, and the sheet is planned afresh" in result.output
+    assert ("An interrupted publish saved by an older xlstock never reached the shop; it "
+            "was dropped, and the sheet is planned afresh") in result.output
     assert shop.live()["A-1"] == 15 and shop.history_count() == versions + 1
 
 

@@ -277,6 +277,9 @@ def _settle_pending(
     if outcome is None or not outcome.applied:
         sheet.state["pending"] = None
         sheet.save_state()
+        if resent and _pending_body(sheet.settings.shop_url, pending) is None:
+            return ("An interrupted publish saved by an older xlstock never reached the "
+                    "shop; it was dropped, and the sheet is planned afresh.")
         return ("An interrupted publish never reached the shop and the levels have moved "
                 "since; it was dropped, and the sheet is planned afresh.")
     _record_publish(
