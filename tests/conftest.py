@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 
+from xlstock import stockfile
 from xlstock.model import StockItem
 from xlstock.server.runner import RunningServer, start_background_server
 
@@ -69,7 +70,16 @@ class Api:
         assert answer.status_code == 200, answer.text
         return answer.headers["ETag"], {i["sku"]: i["qty"] for i in answer.json()["items"]}
 
-    def publish(self, body: bytes, *, etag: str | None, key: str | None,
+    def stock_file(self, levels: dict[str, int],
+                   planned_from: dict[str, int] | None = None) -> bytes:
+        """A stock file setting ``levels``, each item planned against ``planned_from``
+        (default: the live levels now; 0 for a SKU the shop lacks)."""
+        if planned_from is None:
+            planned_from = self.levels()[1]
+        return stockfile.dumps(self.shop, levels,
+                               {sku: planned_from.get(sku, 0) for sku in levels})
+
+    def publish(self, body: bytes, *, key: str | None, etag: str | None = None,
                 headers: dict[str, str] | None = None) -> requests.Response:
         all_headers = {"Content-Type": "application/json"}
         if etag is not None:

@@ -7,7 +7,8 @@ connection before answering or in the middle of the body, drip bytes slowly, dec
 longer body than they send, answer HTML, redirect, or send far too much.
 
 :class:`FakeStock` is a small, honest model of the protocol's stock and publish
-endpoints (ETag, If-Match, idempotency keys, the outcome endpoint) whose answers can be
+endpoints (ETag, per-item ``from`` preconditions, idempotency keys, the outcome
+endpoint) whose answers can be
 lost on purpose, to prove that a publish whose answer never arrived is applied once.
 """
 
@@ -286,8 +287,8 @@ def _reason(status: int) -> str:
 
 class FakeStock:
     """An honest little model of the stock service for one shop, to install on a
-    :class:`FaultServer`: ``GET /v1/stock``, ``PUT /v1/stock`` (If-Match, idempotency
-    keys with replay) and ``GET /v1/publishes/<key>``.
+    :class:`FaultServer`: ``GET /v1/stock``, ``PUT /v1/stock`` (each item's ``from``,
+    an optional If-Match, idempotency keys with replay) and ``GET /v1/publishes/<key>``.
 
     ``lose_publish_answers`` is how many of the next publishes are applied and recorded
     but whose answer is never sent (the connection is closed instead);
@@ -317,7 +318,7 @@ class FakeStock:
     def document(self) -> dict[str, Any]:
         return {
             "format": "xlstock.stock",
-            "format_version": 1,
+            "format_version": 2,
             "shop": self.shop,
             "version": self.etag.strip('"'),
             "generated_at": "2026-11-27T10:00:00Z",
@@ -344,13 +345,25 @@ class FakeStock:
                 if status == 200:
                     headers["ETag"] = f'"{response["version"]}"'
                 return Reply(status, json=response, headers=headers)
-            if seen.headers.get("if-match") != self.etag:
+            document = seen.json()
+            moved = [
+                {"sku": item["sku"], "problem": "moved", "planned_from": item["from"],
+                 "current": self.levels[item["sku"]]}
+                for item in document["items"] if self.levels[item["sku"]] != item["from"]
+            ]
+            if_match = seen.headers.get("if-match")
+            if if_match is not None and if_match != self.etag:
                 status, response = (
                     412,
                     {"error": {"code": "stale_version", "message": "levels changed"}},
                 )
+            elif moved:
+                status, response = (
+                    412,
+                    {"error": {"code": "levels_moved", "message": "levels moved",
+                               "items": moved}},
+                )
             else:
-                document = seen.json()
                 changes = []
                 for item in document["items"]:
                     before = self.levels[item["sku"]]

@@ -411,8 +411,8 @@ def test_history_lists_publishes_and_orders_newest_first_with_their_levels(stock
         stock_service.url + "/v1/stock", params={"shop": shop}, timeout=30,
         headers={**auth, "If-Match": etag, "Idempotency-Key": "publish-1",
                  "Content-Type": "application/json"},
-        json={"format": "xlstock.stock", "format_version": 1, "shop": shop,
-              "items": [{"sku": "B-2", "qty": 20}]})
+        json={"format": "xlstock.stock", "format_version": 2, "shop": shop,
+              "items": [{"sku": "B-2", "from": 9, "qty": 20}]})
     assert published.status_code == 200, published.text
     page = merchant.get("/history").text
     rows = re.findall(r'<tr class="(\w+)">', page)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from xlstock.errors import UsageError
-from xlstock.model import StockItem
+from xlstock.model import CatalogueItem as StockItem
 from xlstock.server.catalogue import read_catalogue, read_catalogue_csv
 
 WOOCOMMERCE = Path(__file__).parent / "fixtures" / "woocommerce_sample_catalogue.csv"
@@ -107,10 +107,12 @@ def test_woocommerce_export_keeps_only_products_that_hold_stock():
     by_sku = {item.sku: item for item in catalogue.items}
     assert len(by_sku) == 19
     assert by_sku["woo-hoodie-blue-logo"] == StockItem("woo-hoodie-blue-logo", "Hoodie",
-                                                       "Blue / Yes", 0)
+                                                       "Blue / Yes", None)
     assert by_sku["woo-vneck-tee-red"] == StockItem("woo-vneck-tee-red",
-                                                    "Awesome V-Neck T-Shirt", "Red", 0)
-    assert by_sku["woo-belt"] == StockItem("woo-belt", "Belt", "", 0)
+                                                    "Awesome V-Neck T-Shirt", "Red", None)
+    assert by_sku["woo-belt"] == StockItem("woo-belt", "Belt", "", None)
+    assert catalogue.no_quantities == "the file has no Stock column"
+    assert catalogue.without_quantity == 19
     assert by_sku["woo-hoodie-with-logo"].variant == ""
     assert "Woo-tshirt-logo" in by_sku and "woo-tshirt" in by_sku
     for holds_no_stock in ("woo-vneck-tee", "woo-hoodie", "woo-album", "woo-single",
@@ -132,10 +134,19 @@ def test_woocommerce_stock_column_gives_the_levels(tmp_path):
     catalogue = read_catalogue(path)
     assert catalogue.items == [
         StockItem("tee-s", "Tee", "S", 4),
-        StockItem("tee-m", "Tee", "M", 0),
+        StockItem("tee-m", "Tee", "M", None),  # blank: stock not managed
         StockItem("mug", "Mug", "", 7),
     ]
+    assert catalogue.no_quantities == ""
     assert any("No SKU" in reason and "no SKU" in reason for reason in catalogue.skipped)
+
+
+def test_woocommerce_stock_not_managed_or_kept_by_the_parent_gives_no_quantity(tmp_path):
+    path = write(tmp_path, "Type,SKU,Name,Parent,Manage stock?,Stock\n"
+                           "simple,a,A,,1,5\n"
+                           "simple,b,B,,0,5\n"
+                           "variation,c,C,a,1,parent\n")
+    assert [item.qty for item in read_catalogue(path).items] == [5, None, None]
 
 
 def test_woocommerce_bad_stock_is_named(tmp_path):

@@ -32,6 +32,48 @@ def test_sync_fills_the_sheet_keeping_text_skus(shop):
     assert rows["00123"]["Product"] == "Socks"
 
 
+def _settings(shop) -> dict:
+    wb = openpyxl.load_workbook(shop.workbook)
+    return {row[0].value: row[1].value for row in wb["Settings"].iter_rows()}
+
+
+def test_a_sync_with_nothing_changed_online_writes_only_its_time(shop, monkeypatch):
+    from xlstock.remote.client import StockService
+
+    sent = []
+    real = StockService.read_levels
+
+    def recording(self, if_none_match=None):
+        sent.append(if_none_match)
+        return real(self, if_none_match)
+
+    monkeypatch.setattr(StockService, "read_levels", recording)
+    shop.edit(**{"A-1": {"Received": 3}})
+    before = shop.sheet()
+    first_sync = _settings(shop)["Last sync"]
+    result = shop.run("sync", str(shop.workbook))
+    assert "Nothing changed in" in result.output
+    assert sent and sent[-1] == '"' + _settings(shop)["Online version"] + '"'
+    assert shop.sheet() == before  # Status, Online, the edit: all as they were
+    assert _settings(shop)["Last sync"] >= first_sync
+    log = list(openpyxl.load_workbook(shop.workbook)["Log"].iter_rows(values_only=True))
+    assert log[-1][1] == "sync" and log[-1][3:5] == (0, 0)
+    shop.sell(B_2=1)  # the shop moves on: the next Sync reads the levels again
+    shop.run("sync", str(shop.workbook))
+    assert shop.sheet()["B-2"]["Online"] == 4
+
+
+def test_a_sheet_that_no_longer_shows_the_last_sync_is_synced_in_full(shop):
+    wb = openpyxl.load_workbook(shop.workbook)
+    ws = wb["Stock"]
+    headers = {c.value: c.column for c in ws[1] if c.value}
+    ws.cell(2, headers["Online"]).value = 999  # typed over
+    wb.save(shop.workbook)
+    result = shop.run("sync", str(shop.workbook))
+    assert "Nothing changed" not in result.output
+    assert 999 not in [row["Online"] for row in shop.sheet().values()]
+
+
 # contract 2b, one row per case: (edit, sale between Sync and Publish, policy, expected)
 CASES = [
     ({}, 0, "rebase", 10),
@@ -205,25 +247,28 @@ def test_killed_publish_never_counts_a_delivery_twice(shop, failpoint):
 
 
 class RacingService:
-    """The real client, with a storefront sale landing just after each of the first
-    ``races`` reads of the levels: the publish planned on that read is stale (412)."""
+    """The real client, with a storefront sale of one unit of ``sku`` landing between
+    the plan and each of the first ``races`` uploads: a publish changing that SKU finds
+    it moved (412)."""
 
-    def __init__(self, shop, races: int) -> None:
+    def __init__(self, shop, races: int, sku: str = "A-1") -> None:
         from xlstock.remote.client import StockService
 
         self.client = StockService(shop.server.url, shop.url, shop.token)
         self.shop = shop
         self.races = races
+        self.sku = sku
+        self.reads = 0
 
-    def read_levels(self):
-        snapshot = self.client.read_levels()
+    def read_levels(self, *args):
+        self.reads += 1
+        return self.client.read_levels(*args)
+
+    def publish(self, body, key):
         if self.races:
             self.races -= 1
-            self.shop.sell(A_1=1)
-        return snapshot
-
-    def publish(self, body, if_match, key):
-        return self.client.publish(body, if_match, key)
+            self.shop.sell(**{self.sku.replace("-", "_"): 1})
+        return self.client.publish(body, key)
 
     def publish_outcome(self, key):
         return self.client.publish_outcome(key)
@@ -234,12 +279,26 @@ def test_a_sale_during_publish_is_replanned_not_overwritten(shop):
     from xlstock.workbook.xlsx_file import XlsxFile
 
     shop.edit(**{"A-1": {"New level": 6}, "B-2": {"Received": 2}})
+    racing = RacingService(shop, races=2)
     with XlsxFile.open(shop.workbook) as book:
-        report = actions.publish(book, RacingService(shop, races=2))
-    assert "moved during publish" in "\n".join(report.lines)
+        report = actions.publish(book, racing)
+    assert "1 SKU(s) moved during publish (try 1): A-1" in "\n".join(report.lines)
+    assert racing.reads == 1  # only the moved SKU is re-planned, on the level the 412 gave
     # counted 6 at Sync (10); two sales of 1 raced the publish: 6 + (8 - 10) = 4
     assert shop.live()["A-1"] == 4 and shop.live()["B-2"] == 7
     assert shop.sheet()["A-1"]["Online"] == 4
+
+
+def test_a_sale_of_another_sku_during_publish_does_not_stop_it(shop):
+    from xlstock import actions
+    from xlstock.workbook.xlsx_file import XlsxFile
+
+    shop.edit(**{"B-2": {"Received": 2}})
+    racing = RacingService(shop, races=1, sku="C-3")
+    with XlsxFile.open(shop.workbook) as book:
+        report = actions.publish(book, racing)
+    assert not any("moved" in line for line in report.lines)
+    assert shop.live() == {"A-1": 10, "B-2": 7, "C-3": 7, "00123": 3}
 
 
 def test_a_publish_that_keeps_losing_the_race_is_a_conflict(shop):
@@ -249,11 +308,12 @@ def test_a_publish_that_keeps_losing_the_race_is_a_conflict(shop):
 
     shop.edit(**{"B-2": {"Received": 2}})
     versions = shop.history_count()
+    racing = RacingService(shop, races=actions.MAX_PUBLISH_ATTEMPTS, sku="B-2")
     with XlsxFile.open(shop.workbook) as book, pytest.raises(ConflictError) as caught:
-        actions.publish(book, RacingService(shop, races=actions.MAX_PUBLISH_ATTEMPTS))
+        actions.publish(book, racing)
     assert caught.value.exit_code == 3
     assert shop.history_count() == versions + actions.MAX_PUBLISH_ATTEMPTS  # the sales only
-    assert shop.live()["B-2"] == 5 and shop.sheet()["B-2"]["Received"] == 2
+    assert shop.live()["B-2"] == 2 and shop.sheet()["B-2"]["Received"] == 2
 
 
 def test_new_refuses_plain_http_to_another_computer(tmp_path):
@@ -296,6 +356,35 @@ def test_an_unsent_publish_overtaken_by_a_sale_is_spent_and_planned_afresh(shop)
     history = shop.history_count()
     shop.run("publish", str(shop.workbook))
     assert shop.history_count() == history
+
+
+def test_a_publish_left_pending_by_xlstock_0_1_is_dropped_not_resent(shop):
+    """A workbook saved by xlstock 0.1 in the middle of a publish keeps a protocol 1
+    pending publish (whole-shop If-Match, every level). Its bytes cannot be rebuilt as
+    they were, so they are never sent; the service never saw the key, and refuses a
+    late copy of those bytes anyway (format 1): the sheet is planned afresh."""
+    import hashlib
+
+    from xlstock.workbook import layout
+    from xlstock.workbook.xlsx_file import XlsxFile
+
+    shop.edit(**{"A-1": {"Received": 5}})
+    old_body = (b'{"format":"xlstock.stock","format_version":1,"items":[{"qty":15,'
+                b'"sku":"A-1"}],"shop":"' + shop.url.encode() + b'"}\n')
+    with XlsxFile.open(shop.workbook) as book:
+        state = layout.read_state(book)
+        state["pending"] = {
+            "key": "0f" * 16, "at": "2026-11-27 10:00:00", "if_match": state["version"],
+            "sha256": hashlib.sha256(old_body).hexdigest(), "levels": {"A-1": 15},
+            "changes": {"A-1": 5}, "edits": {"A-1": [5, None]},
+        }
+        layout.write_state(book, state)
+        book.save()
+    versions = shop.history_count()
+    result = shop.run("publish", str(shop.workbook))
+    assert ("An interrupted publish saved by an older xlstock never reached the shop; it "
+            "was dropped, and the sheet is planned afresh") in result.output
+    assert shop.live()["A-1"] == 15 and shop.history_count() == versions + 1
 
 
 def test_versions_show_without_etag_quotes(shop):

@@ -39,7 +39,7 @@ MakeClient = Callable[..., StockService]
 def stock_document(levels: dict[str, int], version: str = "v1", shop: str = SHOP) -> Any:
     return {
         "format": "xlstock.stock",
-        "format_version": 1,
+        "format_version": 2,
         "shop": shop,
         "version": version,
         "generated_at": "2026-11-27T10:00:00Z",
@@ -499,19 +499,19 @@ def test_the_token_never_reaches_the_log(
 # ------------------------------------------------------------------ publish
 
 
-BODY = dumps(SHOP, {"A-1": 7})
+BODY = dumps(SHOP, {"A-1": 7}, {"A-1": 5})
 
 
 def test_publish(server: FaultServer, make_client: MakeClient) -> None:
     server.on("PUT", "/v1/stock", publish_ok("key-1"))
-    result = make_client().publish(BODY, '"v1"', "key-1")
+    result = make_client().publish(BODY, "key-1")
     assert result.key == "key-1"
     assert result.version == '"v2"'
     assert result.published_at == "2026-11-27T10:05:00Z"
     assert result.changes == (Change("A-1", 5, 7),)
     assert result.applied and not result.replayed and not result.recovered
     seen = server.seen[0]
-    assert seen.headers["if-match"] == '"v1"'
+    assert "if-match" not in seen.headers  # each item's "from" is its precondition
     assert seen.headers["idempotency-key"] == "key-1"
     assert seen.headers["content-type"] == "application/json"
     assert "content-encoding" not in seen.headers
@@ -523,16 +523,17 @@ def test_publish_accepts_an_unquoted_version_and_reports_a_replay(
     server: FaultServer, make_client: MakeClient
 ) -> None:
     server.on("PUT", "/v1/stock", publish_ok("key-1", replayed=True))
-    result = make_client().publish(BODY, "v1", "key-1")
+    result = make_client().publish(BODY, "key-1", if_match="v1")
     assert result.replayed
     assert server.seen[0].headers["if-match"] == '"v1"'
 
 
 def test_a_large_stock_file_is_sent_gzipped(server: FaultServer, make_client: MakeClient) -> None:
-    body = dumps(SHOP, {f"SKU-{n:05d}": n for n in range(5000)})
+    levels = {f"SKU-{n:05d}": n for n in range(5000)}
+    body = dumps(SHOP, levels, levels)
     assert len(body) > 64 * 1024
     server.on("PUT", "/v1/stock", publish_ok("big"))
-    make_client().publish(body, '"v1"', "big")
+    make_client().publish(body, "big")
     seen = server.seen[0]
     assert seen.headers["content-encoding"] == "gzip"
     assert len(seen.raw_body) < len(body) / 3
@@ -544,10 +545,34 @@ def test_a_stale_version_is_refused(server: FaultServer, make_client: MakeClient
     stale.headers = {"ETag": '"v9"'}
     server.on("PUT", "/v1/stock", stale)
     with pytest.raises(StaleVersion) as caught:
-        make_client().publish(BODY, '"v1"', "key-1")
+        make_client().publish(BODY, "key-1")
     assert caught.value.current_version == '"v9"'  # type: ignore[attr-defined]
     assert caught.value.status == 412
     assert len(server.seen) == 1
+
+
+def test_moved_items_come_back_with_their_current_levels(
+    server: FaultServer, make_client: MakeClient
+) -> None:
+    stock = FakeStock(SHOP, {"A-1": 3}).install(server)
+    with pytest.raises(StaleVersion) as caught:
+        make_client().publish(BODY, "key-moved")
+    assert caught.value.code == "levels_moved"
+    assert caught.value.moved == {"A-1": 3}  # type: ignore[attr-defined]
+    assert caught.value.current_version == stock.etag  # type: ignore[attr-defined]
+    assert stock.applications == 0
+
+
+def test_a_412_that_does_not_name_every_moved_item_asks_for_a_new_read(
+    server: FaultServer, make_client: MakeClient
+) -> None:
+    items = [{"sku": "A-1", "problem": "moved", "planned_from": 5, "current": 3}]
+    cut = Reply(412, json={"error": {"code": "levels_moved", "message": "2 moved",
+                                     "items": items, "items_total": 2}})
+    server.on("PUT", "/v1/stock", cut)
+    with pytest.raises(StaleVersion) as caught:
+        make_client().publish(BODY, "key-cut")
+    assert caught.value.moved is None  # type: ignore[attr-defined]
 
 
 def test_an_invalid_document_lists_every_item(server: FaultServer, make_client: MakeClient) -> None:
@@ -557,7 +582,7 @@ def test_an_invalid_document_lists_every_item(server: FaultServer, make_client: 
     ]
     server.on("PUT", "/v1/stock", error_reply(422, "invalid_document", "2 bad items", items))
     with pytest.raises(ServiceRefused) as caught:
-        make_client().publish(BODY, '"v1"', "key-1")
+        make_client().publish(BODY, "key-1")
     assert caught.value.code == "invalid_document"
     assert caught.value.items == items  # type: ignore[attr-defined]
     message = str(caught.value)
@@ -571,7 +596,7 @@ def test_a_redirect_answering_a_publish_fails(server: FaultServer, make_client: 
     server.on("PUT", "/v1/stock", Reply(307, headers={"Location": target}))
     server.on("PUT", "/v2/stock", publish_ok("key-1"))
     with pytest.raises(ServiceRefused, match=f"redirect \\(307\\) to {target}"):
-        make_client().publish(BODY, '"v1"', "key-1")
+        make_client().publish(BODY, "key-1")
     assert server.requests_to("PUT", "/v2/stock") == []
     assert len(server.requests_to("PUT", "/v1/stock")) == 1
 
@@ -581,7 +606,7 @@ def test_publish_applied_but_answer_lost_is_recovered_once(
 ) -> None:
     stock = FakeStock(SHOP, {"A-1": 5}).install(server)
     stock.lose_publish_answers = 1
-    result = make_client().publish(BODY, stock.etag, "key-lost")
+    result = make_client().publish(BODY, "key-lost")
     assert result.applied and result.recovered
     assert result.changes == (Change("A-1", 5, 7),)
     assert result.version == stock.etag == '"v2"'
@@ -599,7 +624,7 @@ def test_outcome_unknown_when_the_service_cannot_be_asked(
     stock.outcome_faults = [Reply(fault="close_before_answer")] * 3
     client = make_client(read_retries=2)
     with pytest.raises(OutcomeUnknown) as caught:
-        client.publish(BODY, stock.etag, "key-lost")
+        client.publish(BODY, "key-lost")
     message = str(caught.value)
     assert "the outcome is unknown" in message.lower()
     assert "the next `xlstock publish` will find out" in message
@@ -609,7 +634,7 @@ def test_outcome_unknown_when_the_service_cannot_be_asked(
     assert stock.applications == 1
     later = client.publish_outcome("key-lost")
     assert later is not None and later.applied and later.changes == (Change("A-1", 5, 7),)
-    again = client.publish(BODY, '"v1"', "key-lost")  # same key and body: a replay
+    again = client.publish(BODY, "key-lost")  # same key and body: a replay
     assert again.replayed and again.changes == later.changes
     assert stock.applications == 1
 
@@ -620,7 +645,7 @@ def test_a_lost_answer_to_a_stale_publish_is_raised(
     stock = FakeStock(SHOP, {"A-1": 5}).install(server)
     stock.lose_publish_answers = 1
     with pytest.raises(StaleVersion):
-        make_client().publish(BODY, '"v0"', "key-stale")
+        make_client().publish(BODY, "key-stale", if_match='"v0"')
     assert stock.applications == 0
 
 
@@ -629,7 +654,7 @@ def test_a_publish_that_never_arrived_is_sent_again_with_its_key(
 ) -> None:
     stock = FakeStock(SHOP, {"A-1": 5}).install(server)
     server.on("PUT", "/v1/stock", Reply(fault="reset_before_answer"), stock.publish)
-    result = make_client().publish(BODY, stock.etag, "key-retry")
+    result = make_client().publish(BODY, "key-retry")
     assert result.applied and not result.recovered
     puts = server.requests_to("PUT", "/v1/stock")
     assert len(puts) == 2
@@ -650,7 +675,7 @@ def test_a_dripping_publish_answer_ends_with_the_recorded_outcome(
 
     server.on("PUT", "/v1/stock", apply_then_drip)
     started = time.monotonic()
-    result = make_client(timeout=(1, 5), deadline=0.6).publish(BODY, stock.etag, "key-drip")
+    result = make_client(timeout=(1, 5), deadline=0.6).publish(BODY, "key-drip")
     assert time.monotonic() - started < 2.0
     assert result.applied and result.recovered
     assert stock.applications == 1
@@ -662,7 +687,7 @@ def test_a_busy_publish_is_sent_again_with_the_same_key(
     busy = error_reply(503, "unavailable", "busy")
     busy.headers = {"Retry-After": "1000"}
     server.on("PUT", "/v1/stock", busy, publish_ok("key-1"))
-    assert make_client(retry_after_cap=0.1).publish(BODY, '"v1"', "key-1").applied
+    assert make_client(retry_after_cap=0.1).publish(BODY, "key-1").applied
     puts = server.requests_to("PUT", "/v1/stock")
     assert [p.headers["idempotency-key"] for p in puts] == ["key-1", "key-1"]
 
@@ -672,7 +697,7 @@ def test_an_internal_error_asks_for_the_outcome(
 ) -> None:
     server.on("PUT", "/v1/stock", error_reply(500, "internal_error", "disk I/O error"))
     with pytest.raises(ServiceRefused, match="disk I/O error"):
-        make_client().publish(BODY, '"v1"', "key-500")
+        make_client().publish(BODY, "key-500")
     assert len(server.requests_to("GET", "/v1/publishes/key-500")) == 1
     assert len(server.requests_to("PUT", "/v1/stock")) == 1
 
@@ -687,18 +712,18 @@ def test_an_unreadable_success_answer_is_checked_with_the_outcome(
         return Reply(200, body=b"<html>OK</html>", content_type="text/html")
 
     server.on("PUT", "/v1/stock", apply_then_garble)
-    result = make_client().publish(BODY, stock.etag, "key-garbled")
+    result = make_client().publish(BODY, "key-garbled")
     assert result.applied and result.recovered and stock.applications == 1
     server.on("GET", "/v1/publishes/*", error_reply(404, "not_found", "never seen"))
     with pytest.raises(OutcomeUnknown):
-        make_client().publish(BODY, stock.etag, "key-garbled-2")
+        make_client().publish(BODY, "key-garbled-2")
 
 
 def test_publish_to_nothing_listening_says_nothing_was_sent() -> None:
     client = StockService("http://127.0.0.1:9", SHOP, TOKEN, backoff_base=0.01)
     try:
         with pytest.raises(ServiceUnreachable, match="could not connect") as caught:
-            client.publish(BODY, '"v1"', "key-1")
+            client.publish(BODY, "key-1")
     finally:
         client.close()
     assert not isinstance(caught.value, OutcomeUnknown)
@@ -706,7 +731,7 @@ def test_publish_to_nothing_listening_says_nothing_was_sent() -> None:
 
 def test_publish_rejects_a_bad_key(make_client: MakeClient) -> None:
     with pytest.raises(ValueError, match="idempotency key"):
-        make_client().publish(BODY, '"v1"', "has space")
+        make_client().publish(BODY, "has space")
 
 
 # ------------------------------------------------------------------ outcome endpoint

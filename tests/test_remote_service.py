@@ -66,15 +66,16 @@ def test_publish_then_read_then_replay(connect: Connect, shop: Shop) -> None:
     client = connect(*shop)
     before = client.read_levels()
     assert before is not None
-    body = dumps(client.shop_url, {**before.levels(), "A-1": 7, "00123": 3})
-    result = client.publish(body, before.version, "pub-1")
+    live = before.levels()
+    body = dumps(client.shop_url, {"A-1": 7, "00123": 3}, live)
+    result = client.publish(body, "pub-1")
     assert result.applied and not result.replayed
     assert set(result.changes) == {Change("A-1", 5, 7), Change("00123", 0, 3)}
     after = client.read_levels()
     assert after is not None
     assert after.version == result.version != before.version
     assert after.levels() == {"A-1": 7, "B-2": 10, "00123": 3}
-    replay = client.publish(body, before.version, "pub-1")
+    replay = client.publish(body, "pub-1")
     assert replay.replayed and replay.changes == result.changes
     assert replay.version == result.version
     publishes = [entry for entry in client.history() if entry.source == "publish"]
@@ -84,16 +85,19 @@ def test_publish_then_read_then_replay(connect: Connect, shop: Shop) -> None:
     assert client.publish_outcome("never-sent") is None
 
 
-def test_a_sale_after_the_read_makes_the_publish_stale(connect: Connect, shop: Shop) -> None:
+def test_a_sale_after_the_read_makes_the_publish_of_that_sku_stale(
+    connect: Connect, shop: Shop
+) -> None:
     client = connect(*shop)
     before = client.read_levels()
     assert before is not None
     order = client.place_order({"A-1": 2}, reference="web-1")
     assert [tuple(line) for line in order.lines] == [("A-1", 2, 3)]
-    body = dumps(client.shop_url, {**before.levels(), "A-1": 9})
+    body = dumps(client.shop_url, {"A-1": 9, "B-2": 12}, before.levels())
     with pytest.raises(StaleVersion) as caught:
-        client.publish(body, before.version, "pub-stale")
+        client.publish(body, "pub-stale")
     assert caught.value.current_version == order.version  # type: ignore[attr-defined]
+    assert caught.value.moved == {"A-1": 3}  # type: ignore[attr-defined]
     now = client.read_levels()
     assert now is not None and now.levels()["A-1"] == 3
     outcome = client.publish_outcome("pub-stale")
@@ -105,9 +109,9 @@ def test_an_invalid_stock_file_names_every_bad_item(connect: Connect, shop: Shop
     client = connect(*shop)
     before = client.read_levels()
     assert before is not None
-    body = dumps(client.shop_url, {"A-1": -1, "NOPE": 3})
+    body = dumps(client.shop_url, {"A-1": -1, "NOPE": 3}, {"A-1": 5, "NOPE": 0})
     with pytest.raises(ServiceRefused) as caught:
-        client.publish(body, before.version, "pub-bad")
+        client.publish(body, "pub-bad")
     assert caught.value.status == 422 and caught.value.code == "invalid_document"
     skus = {item["sku"] for item in caught.value.items}  # type: ignore[attr-defined]
     assert skus == {"A-1", "NOPE"}
@@ -153,7 +157,7 @@ def test_a_large_catalogue_is_published_gzipped(
     before = client.read_levels()
     assert before is not None and len(before.items) == 5000
     levels = {sku: qty + 1 for sku, qty in before.levels().items()}
-    result = client.publish(dumps(client.shop_url, levels), before.version, "big-1")
+    result = client.publish(dumps(client.shop_url, levels, before.levels()), "big-1")
     assert len(result.changes) == 5000
     after = client.read_levels()
     assert after is not None and after.levels() == levels
@@ -165,9 +169,9 @@ def test_a_publish_whose_answer_is_lost_is_applied_once(
     direct = connect(*shop)
     before = direct.read_levels()
     assert before is not None
-    body = dumps(direct.shop_url, {**before.levels(), "A-1": 12})
+    body = dumps(direct.shop_url, {"A-1": 12}, before.levels())
     with DroppingProxy(stock_service.port, (b"PUT /v1/stock",)) as proxy:
-        result = connect(*shop, url=proxy.url).publish(body, before.version, "pub-lost")
+        result = connect(*shop, url=proxy.url).publish(body, "pub-lost")
         assert proxy.dropped == 1
     assert result.applied and result.recovered
     assert result.changes == (Change("A-1", 5, 12),)
@@ -184,16 +188,16 @@ def test_outcome_unknown_then_found_by_the_next_publish(
     direct = connect(*shop)
     before = direct.read_levels()
     assert before is not None
-    body = dumps(direct.shop_url, {**before.levels(), "B-2": 4})
+    body = dumps(direct.shop_url, {"B-2": 4}, before.levels())
     prefixes = (b"PUT /v1/stock", b"GET /v1/publishes/")
     with DroppingProxy(stock_service.port, prefixes, drops=None) as proxy:
         flaky = connect(*shop, url=proxy.url, read_retries=1)
         with pytest.raises(OutcomeUnknown, match="nothing will be counted twice"):
-            flaky.publish(body, before.version, "pub-unknown")
+            flaky.publish(body, "pub-unknown")
     outcome = direct.publish_outcome("pub-unknown")
     assert outcome is not None and outcome.applied
     assert outcome.changes == (Change("B-2", 10, 4),)
-    again = direct.publish(body, before.version, "pub-unknown")
+    again = direct.publish(body, "pub-unknown")
     assert again.replayed
     publishes = [entry for entry in direct.history() if entry.source == "publish"]
     assert len(publishes) == 1

@@ -13,6 +13,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from xlstock.model import StockItem
 from xlstock.server.commands import serve_command, shop_group
 from xlstock.server.storage import StockStore
 
@@ -36,7 +37,9 @@ def test_shop_add_prints_the_token_alone_on_the_last_line(tmp_path):
     token = lines[-1]
     assert re.fullmatch(r"xls_[A-Za-z0-9_-]{40,}", token)
     assert "Registered shop https://shop.example" in result.output
-    assert "19 product(s) read; 19 new" in result.output
+    assert ("19 product(s) read, 19 without a quantity (the file has no Stock column)"
+            in result.output)
+    assert "Levels: 19 added (new products), 0 changed, 0 left as they were" in result.output
     assert "Skipped 6 row(s)" in result.output
     store = StockStore(db)
     assert store.authenticate(token) == "https://shop.example"
@@ -56,7 +59,8 @@ def test_shop_add_again_gives_another_token_and_updates_the_levels(tmp_path):
     second = runner.invoke(shop_group, ["add", "https://s.example", "--db", str(db),
                                         "--catalogue", str(second_csv)])
     assert first.exit_code == second.exit_code == 0
-    assert "Updated shop" in second.output and "1 level(s) changed" in second.output
+    assert "Updated shop" in second.output
+    assert "Levels: 0 added (new products), 1 changed, 1 left as they were" in second.output
     tokens = [first.output.split()[-1], second.output.split()[-1]]
     assert tokens[0] != tokens[1]
     store = StockStore(db)
@@ -65,6 +69,59 @@ def test_shop_add_again_gives_another_token_and_updates_the_levels(tmp_path):
     assert store.history("https://s.example")["versions"][0]["reference"] == (
         "catalogue second.csv")
     store.close()
+
+
+def test_a_catalogue_without_quantities_never_zeroes_existing_levels(tmp_path):
+    """The WooCommerce sample has no Stock column: loaded again on a shop whose levels
+    moved, it adds nothing, changes no level, and says so."""
+    db = tmp_path / "shop.db"
+    runner = CliRunner()
+    first = runner.invoke(shop_group, ["add", "https://s.example", "--db", str(db),
+                                       "--catalogue", str(WOOCOMMERCE)])
+    assert first.exit_code == 0, first.output
+    store = StockStore(db)
+    token = first.output.split()[-1]
+    assert store.authenticate(token) == "https://s.example"
+    for sku in ("woo-belt", "woo-cap", "woo-hoodie-red"):
+        store.register_shop("https://s.example", [StockItem(sku, qty=7)])
+    store.close()
+    again = runner.invoke(shop_group, ["add", "https://s.example", "--db", str(db),
+                                       "--catalogue", str(WOOCOMMERCE)])
+    assert again.exit_code == 0, again.output
+    assert "Levels: 0 added (new products), 0 changed, 19 left as they were" in again.output
+    assert "existing ones keep their level" in again.output
+    store = StockStore(db)
+    levels = {i["sku"]: i["qty"] for i in store.read_levels("https://s.example")["items"]}
+    store.close()
+    assert levels["woo-belt"] == levels["woo-cap"] == levels["woo-hoodie-red"] == 7
+
+
+def test_a_catalogue_changing_most_levels_needs_allow_level_changes(tmp_path):
+    db = tmp_path / "shop.db"
+    rows = "\n".join(f"S{n},Product {n},,{n}" for n in range(30))
+    first = tmp_path / "first.csv"
+    first.write_text("sku,name,variant,qty\n" + rows + "\n")
+    zeroes = tmp_path / "zeroes.csv"
+    zeroes.write_text("sku,name,variant,qty\n"
+                      + "\n".join(f"S{n},Product {n},,0" for n in range(30)) + "\n")
+    runner = CliRunner()
+    assert runner.invoke(shop_group, ["add", "https://s.example", "--db", str(db),
+                                      "--catalogue", str(first)]).exit_code == 0
+    refused = runner.invoke(shop_group, ["add", "https://s.example", "--db", str(db),
+                                         "--catalogue", str(zeroes)])
+    assert refused.exit_code == 2
+    assert ("this catalogue would change 29 of the 30 existing levels of https://s.example "
+            "(29 to zero); nothing was changed") in refused.output
+    assert "--allow-level-changes" in refused.output
+    store = StockStore(db)
+    levels = {i["sku"]: i["qty"] for i in store.read_levels("https://s.example")["items"]}
+    assert levels["S5"] == 5
+    assert len(store.history("https://s.example")["versions"]) == 1
+    store.close()
+    allowed = runner.invoke(shop_group, ["add", "https://s.example", "--db", str(db),
+                                         "--catalogue", str(zeroes), "--allow-level-changes"])
+    assert allowed.exit_code == 0, allowed.output
+    assert "Levels: 0 added (new products), 29 changed, 1 left as they were" in allowed.output
 
 
 def test_shop_add_with_a_bad_catalogue_exits_2_naming_the_line(tmp_path):

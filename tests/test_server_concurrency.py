@@ -6,19 +6,18 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from xlstock import stockfile
 from xlstock.model import StockItem
 
 
-def test_two_clients_publishing_on_the_same_tag_exactly_one_wins(api):
-    etag, _ = api.levels()
+def test_two_clients_publishing_the_same_sku_from_the_same_level_exactly_one_wins(api):
+    _, planned = api.levels()
     start = threading.Barrier(2)
     plans = {"first": {"A-1": 11}, "second": {"A-1": 22}}
 
     def publish(name: str):
-        body = stockfile.dumps(api.shop, plans[name])
+        body = api.stock_file(plans[name], planned)
         start.wait()
-        return name, api.publish(body, etag=etag, key=str(uuid.uuid4()))
+        return name, api.publish(body, key=str(uuid.uuid4()))
 
     with ThreadPoolExecutor(2) as pool:
         answers = dict(pool.map(publish, plans))
@@ -26,7 +25,7 @@ def test_two_clients_publishing_on_the_same_tag_exactly_one_wins(api):
     assert statuses == [200, 412]
     winner = next(name for name, answer in answers.items() if answer.status_code == 200)
     loser = next(name for name in plans if name != winner)
-    assert answers[loser].json()["error"]["code"] == "stale_version"
+    assert answers[loser].json()["error"]["code"] == "levels_moved"
     assert answers[loser].headers["ETag"] == answers[winner].headers["ETag"]
     assert api.levels()[1]["A-1"] == plans[winner]["A-1"]
     assert [v["source"] for v in api.history()] == ["publish", "catalogue"]
@@ -54,17 +53,19 @@ def test_eight_threads_ordering_while_a_publish_happens_keep_exact_levels(make_a
                     refused.append(sku)
 
     def merchant() -> int:
-        """A rebase-style publish: +50 PLENTY and +5 DELIVERED on the live levels, retried
-        with a fresh read and a new key whenever an order made the tag stale."""
+        """A rebase-style publish: +50 PLENTY and +5 DELIVERED on the live levels, each
+        re-planned on the level a 412 gives for it whenever an order moved it."""
         start.wait()
+        _, live = api.levels()
         for attempt in range(1, 500):
-            etag, live = api.levels()
-            body = stockfile.dumps(api.shop, {"PLENTY": live["PLENTY"] + 50,
-                                              "DELIVERED": live["DELIVERED"] + 5})
-            answer = api.publish(body, etag=etag, key=str(uuid.uuid4()))
+            body = api.stock_file({"PLENTY": live["PLENTY"] + 50,
+                                   "DELIVERED": live["DELIVERED"] + 5}, live)
+            answer = api.publish(body, key=str(uuid.uuid4()))
             if answer.status_code == 200:
                 return attempt
             assert answer.status_code == 412, answer.text
+            live.update({item["sku"]: item["current"]
+                         for item in answer.json()["error"]["items"]})
         raise AssertionError("the publish never got through")
 
     with ThreadPoolExecutor(threads + 1) as pool:
@@ -105,14 +106,13 @@ def test_scarce_stock_is_never_oversold_under_concurrent_orders(make_api):
 
 
 def test_a_publish_replayed_concurrently_is_applied_once(api):
-    etag, _ = api.levels()
-    body = stockfile.dumps(api.shop, {"B-2": 77})
+    body = api.stock_file({"B-2": 77})
     key = str(uuid.uuid4())
     start = threading.Barrier(6)
 
     def send(_: int):
         start.wait()
-        return api.publish(body, etag=etag, key=key)
+        return api.publish(body, key=key)
 
     with ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(send, range(6)))

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from xlstock.server.accounts import API_CODES
-from xlstock.server.app import _CODES, create_app
+from xlstock.server.app import _CODES, OTHER_CODES, create_app
 from xlstock.server.storage import StockStore
 
 PROTOCOL = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text("utf-8")
-ERROR_CODES = sorted(set(_CODES.values()) | {"idempotency_key_required",
-                                             "idempotency_key_reused"} | set(API_CODES))
+ERROR_CODES = sorted(set(_CODES.values()) | set(OTHER_CODES) | set(API_CODES))
 
 
 def routes(tmp_path: Path) -> list[tuple[str, str]]:

@@ -163,14 +163,13 @@ def test_idempotency_keys_are_kept_a_while_then_forgotten(tmp_path):
     now = [dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)]
     store = StockStore(tmp_path / "shop.db", clock=lambda: now[0])
     store.add_shop(SHOP, [StockItem("A", qty=1)])
-    body = stockfile.dumps(SHOP, {"A": 2})
-    first = store.publish(SHOP, key="k", body=body, if_match={store.current_tag(SHOP)})
+    body = stockfile.dumps(SHOP, {"A": 2}, {"A": 1})
+    first = store.publish(SHOP, key="k", body=body)
     assert first.status == 200
     now[0] += dt.timedelta(days=7)
     assert store.publish_outcome(SHOP, "k") is not None
     now[0] += KEY_RETENTION
-    store.publish(SHOP, key="later", body=stockfile.dumps(SHOP, {"A": 2}),
-                  if_match={store.current_tag(SHOP)})
+    store.publish(SHOP, key="later", body=stockfile.dumps(SHOP, {"A": 2}, {"A": 2}))
     assert store.publish_outcome(SHOP, "k") is None
     assert store.publish_outcome(SHOP, "later") is not None
     store.close()
@@ -183,3 +182,28 @@ def test_version_tags_differ_between_databases(tmp_path):
     assert one.current_tag(SHOP) != two.current_tag(SHOP)
     one.close()
     two.close()
+
+
+def test_the_json_documents_say_what_the_python_ones_say_sorted_and_escaped(tmp_path):
+    """GET /v1/stock and /v1/storefront are built by SQLite's JSON functions: the same
+    content as the Python documents, items in SKU order whatever the load order."""
+    import json
+    import random
+
+    items = [StockItem(f"SKU-{n:04d}", f'Caf\u00e9 "{n}" \\ / \U0001f600', "Red / L", n)
+             for n in range(300)]
+    items += [StockItem("00123", "", "", 0), StockItem("a", "\u2028", "", 1)]
+    random.Random(3).shuffle(items)
+    store = StockStore(tmp_path / "shop.db")
+    try:
+        store.add_shop(SHOP, items)
+        tag, data = store.stock_document(SHOP)
+        assert tag == store.current_tag(SHOP)
+        assert json.loads(data) == store.read_levels(SHOP)
+        skus = [item["sku"] for item in json.loads(data)["items"]]
+        assert skus == sorted(skus) and len(skus) == 302
+        assert store.stock_document(SHOP) == (tag, data)  # one version, the same bytes
+        front_tag, front = store.storefront_document(SHOP)
+        assert (front_tag, json.loads(front)) == (tag, store.storefront(SHOP))
+    finally:
+        store.close()

@@ -21,16 +21,27 @@ SHOP = "https://shop.example"
 SOURCE = "http://127.0.0.1:5000/v1/shops/levels"
 
 
+def same(levels: dict[str, int]) -> bytes:
+    """The stock file setting ``levels``, each planned from the level it sets."""
+    return dumps(SHOP, levels, levels)
+
+
 def test_dumps_exact_bytes() -> None:
-    data = dumps(SHOP, {"B-2": 0, "A-1": 12})
+    data = dumps(SHOP, {"B-2": 0, "A-1": 12}, {"A-1": 10, "B-2": 3, "C-3": 1})
     assert data == (
-        b'{"format":"xlstock.stock","format_version":1,"items":'
-        b'[{"qty":12,"sku":"A-1"},{"qty":0,"sku":"B-2"}],"shop":"https://shop.example"}\n'
+        b'{"format":"xlstock.stock","format_version":2,"items":'
+        b'[{"from":10,"qty":12,"sku":"A-1"},{"from":3,"qty":0,"sku":"B-2"}],'
+        b'"shop":"https://shop.example"}\n'
     )
 
 
+def test_dumps_needs_the_planned_from_level_of_every_item() -> None:
+    with pytest.raises(ValueError, match="'A-1'"):
+        dumps(SHOP, {"A-1": 1}, {})
+
+
 def test_dumps_empty() -> None:
-    assert json.loads(dumps(SHOP, {})) == {
+    assert json.loads(same({})) == {
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "shop": SHOP, "items": []
     }
 
@@ -38,38 +49,38 @@ def test_dumps_empty() -> None:
 def test_dumps_is_the_same_whatever_the_insertion_order() -> None:
     levels = {"b": 1, "a": 2, "C": 3, "00123": 4, "123": 5}
     reordered = dict(reversed(list(levels.items())))
-    assert dumps(SHOP, levels) == dumps(SHOP, reordered)
+    assert same(levels) == same(reordered)
 
 
 def test_dumps_sorts_by_code_point_and_keeps_case_and_zeros() -> None:
     levels = {"b": 1, "B": 2, "0012": 3, "12": 4, "\u00e9": 5, "e": 6}
-    skus = [item["sku"] for item in json.loads(dumps(SHOP, levels))["items"]]
+    skus = [item["sku"] for item in json.loads(same(levels))["items"]]
     assert skus == ["0012", "12", "B", "b", "e", "\u00e9"]
 
 
 def test_dumps_writes_unicode_as_utf8_not_escapes() -> None:
-    data = dumps(SHOP, {"Caf\u00e9-\U0001f600": 1})
+    data = same({"Caf\u00e9-\U0001f600": 1})
     assert "Caf\u00e9-\U0001f600".encode() in data
     assert b"\\u" not in data
 
 
 def test_dumps_escapes_what_json_must() -> None:
     sku = 'quote " backslash \\ slash /'
-    data = dumps(SHOP, {sku: 1})
+    data = same({sku: 1})
     assert loads_levels(data) == {sku: 1}
     assert data.count(b"\n") == 1
     assert data.endswith(b"}\n")
 
 
 def test_dumps_writes_whole_numbers() -> None:
-    document = json.loads(dumps(SHOP, {"A": 3}))
+    document = json.loads(same({"A": 3}))
     assert document["items"][0]["qty"] == 3
     assert isinstance(document["items"][0]["qty"], int)
 
 
 def test_loads_levels_round_trip() -> None:
     levels = {"A-1": 0, "a-1": 5, "00123": 1_000_000_000, " spaced ": 7}
-    assert loads_levels(dumps(SHOP, levels)) == levels
+    assert loads_levels(same(levels)) == levels
 
 
 # --- what Sync reads --------------------------------------------------------------------
@@ -106,7 +117,7 @@ def test_snapshot_from_document() -> None:
 
 def test_snapshot_reads_what_dumps_writes() -> None:
     levels = {"A": 1, "B": 2}
-    document = json.loads(dumps(SHOP, levels))
+    document = json.loads(same(levels))
     assert snapshot_from_document(document, etag="e", source=SOURCE).levels() == levels
 
 
@@ -118,8 +129,10 @@ def test_snapshot_reads_what_dumps_writes() -> None:
         (None, "did not answer with a stock file"),
         ({"items": []}, "did not answer with a stock file"),
         (_document(format="other"), "did not answer with a stock file"),
-        (_document(format_version=2), "speaks stock file version 2; this xlstock understands "
-                                      "version 1: upgrade xlstock"),
+        (_document(format_version=3), "speaks stock file version '3'; this xlstock understands "
+                                      "version 2: upgrade xlstock"),
+        (_document(format_version=1), "speaks stock file version 1 (protocol 1); this xlstock "
+                                      "needs version 2"),
         (_document(format_version="1"), "speaks stock file version '1'"),
         (_document(items=None), "sent a stock file without an item list"),
         (_document(items={"A": 1}), "sent a stock file without an item list"),

@@ -17,7 +17,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from xlstock import failpoints
 from xlstock.cells import Formula
@@ -55,7 +55,8 @@ from xlstock.workbook.base import MAX_ROWS, WorkbookAdapter
 Progress = Callable[[str, "float | None"], None]
 
 MAX_PUBLISH_ATTEMPTS = 3
-"""How many times a publish re-reads and re-plans after the levels moved (412)."""
+"""How many times a publish is planned and sent; after a 412 only the items the service
+named as moved are re-planned, on the levels it gave."""
 MASS_CHANGE_MIN_ROWS = 20
 """A publish or sync touching at least this many rows *and* most of the shop needs
 ``allow_mass_change``."""
@@ -74,9 +75,13 @@ class PublishOutcome(Protocol):
 class StockServiceClient(Protocol):
     """What the actions need of the stock-service client (:mod:`xlstock.remote`)."""
 
+    @overload
     def read_levels(self) -> Snapshot: ...
 
-    def publish(self, body: bytes, if_match: str, key: str) -> PublishOutcome: ...
+    @overload
+    def read_levels(self, if_none_match: str | None) -> Snapshot | None: ...
+
+    def publish(self, body: bytes, key: str) -> PublishOutcome: ...
 
     def publish_outcome(self, key: str) -> PublishOutcome | None: ...
 
@@ -254,9 +259,9 @@ def _settle_pending(
     The service is asked what it recorded under the key. Applied: the bookkeeping is
     finished (nothing is sent). Refused: the publish is forgotten. Never seen: the
     request may still be on its way, so the key is never dropped on that answer;
-    Publish (``may_send``) sends the very same body with the same key and ``If-Match``
-    once more: the service applies it once, or refuses it for good if the levels have
-    moved (then it is planned afresh). Sync and Preview leave it for Publish.
+    Publish (``may_send``) sends the very same body with the same key once more: the
+    service applies it once, or refuses it for good if its items have moved (then it
+    is planned afresh). Sync and Preview leave it for Publish.
     """
     pending = sheet.state.get("pending")
     if not pending:
@@ -272,6 +277,9 @@ def _settle_pending(
     if outcome is None or not outcome.applied:
         sheet.state["pending"] = None
         sheet.save_state()
+        if resent and _pending_body(sheet.settings.shop_url, pending) is None:
+            return ("An interrupted publish saved by an older xlstock never reached the "
+                    "shop; it was dropped, and the sheet is planned afresh.")
         return ("An interrupted publish never reached the shop and the levels have moved "
                 "since; it was dropped, and the sheet is planned afresh.")
     _record_publish(
@@ -297,18 +305,31 @@ def _resend_pending(
     """Send an interrupted publish again, byte for byte, under its own key. ``None``
     when the service refuses it for good (the levels moved, or the stock file is no
     longer valid): its key is then spent, so a late copy can never apply either."""
-    body = dumps(sheet.settings.shop_url, pending["levels"])
-    if hashlib.sha256(body).hexdigest() != pending["sha256"]:
+    body = _pending_body(sheet.settings.shop_url, pending)
+    if body is None or hashlib.sha256(body).hexdigest() != pending["sha256"]:
         return None  # not the bytes that may be on their way: never send them
     progress("Finishing an interrupted publish", 0.1)
     try:
-        return service.publish(body, pending["if_match"], pending["key"])
+        return service.publish(body, pending["key"])
     except StaleVersion:
         return None
     except ServiceError as error:
         if error.status in (409, 422):
             return None
         raise
+
+
+def _pending_body(shop: str, pending: Mapping[str, Any]) -> bytes | None:
+    """The stock file a saved publish sent, rebuilt byte for byte from what the state
+    keeps of it (``None`` for a publish saved by an xlstock older than protocol 2)."""
+    items = pending.get("items")
+    if not isinstance(items, dict):
+        return None
+    try:
+        return dumps(shop, {sku: int(pair[1]) for sku, pair in items.items()},
+                     {sku: int(pair[0]) for sku, pair in items.items()})
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def _record_publish(
@@ -380,16 +401,19 @@ def _describe_edit(edit: Sequence[Any]) -> str:
 
 
 def _begin_online(
-    book: WorkbookAdapter, service: StockServiceClient, action: str, progress: Progress
-) -> tuple[_Sheet, str, Snapshot]:
+    book: WorkbookAdapter, service: StockServiceClient, action: str, progress: Progress,
+    *, conditional: bool = False,
+) -> tuple[_Sheet, str, Snapshot | None]:
     """Read the sheet, settle an interrupted publish, read the live levels; a failure
-    is recorded in the Log before it is raised."""
+    is recorded in the Log before it is raised. With ``conditional``, the levels are
+    asked for only if they changed since the last Sync (``None``: they did not)."""
     sheet = _Sheet.read(book)
     _require_shop(sheet.settings)
     try:
         recovered = _settle_pending(sheet, service, progress, may_send=False)
         progress("Reading the live levels", 0.2)
-        snapshot = service.read_levels()
+        synced = _synced_version(sheet) if conditional else None
+        snapshot = service.read_levels(synced) if synced else service.read_levels()
     except XlstockError as error:
         _fail(sheet, action, error, {})
         raise
@@ -397,6 +421,27 @@ def _begin_online(
 
 
 # --- sync -----------------------------------------------------------------------------
+
+
+def _sheet_fingerprint(skus: Sequence[Any], online: Sequence[Any], status: Sequence[Any]) -> str:
+    """What Sync writes, row by row (SKU, Online, Status), as one hash."""
+    digest = hashlib.sha256()
+    for row in zip(skus, online, status, strict=True):
+        digest.update(repr((row[0], _edit_value(row[1]), row[2] or None)).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _synced_version(sheet: _Sheet) -> str | None:
+    """The version of the last Sync, if the sheet still shows exactly what that Sync
+    wrote (no row added, deleted or moved, no Online or Status typed over): then a Sync
+    at that version would write nothing new."""
+    synced, written = sheet.state.get("synced"), sheet.state.get("synced_sheet")
+    if not synced or not written:
+        return None
+    n = len(sheet.table.rows)
+    now = _sheet_fingerprint([sheet.sku_of(i) for i in range(n)],
+                             sheet.column(layout.ONLINE), sheet.column(layout.STATUS))
+    return str(synced) if now == written else None
 
 
 def sync(
@@ -408,9 +453,13 @@ def sync(
 ) -> Report:
     """Pull the live levels into sheet Stock (contract 2b, Sync)."""
     progress = progress or _noop
-    sheet, recovered, snapshot = _begin_online(book, service, "sync", progress)
+    sheet, recovered, snapshot = _begin_online(book, service, "sync", progress,
+                                               conditional=True)
     try:
-        report = _apply_sync(sheet, snapshot, allow_mass_change, progress)
+        if snapshot is None:
+            report = _unchanged_sync(sheet)
+        else:
+            report = _apply_sync(sheet, snapshot, allow_mass_change, progress)
     except XlstockError as error:
         _fail(sheet, "sync", error, {})
         raise
@@ -420,6 +469,17 @@ def sync(
     book.save()
     progress("Sync done", 1.0)
     return report
+
+
+def _unchanged_sync(sheet: _Sheet) -> Report:
+    """The shop is still at the version of the last Sync (304): only the time of this
+    Sync is recorded."""
+    layout.write_settings(sheet.book, sheet.settings, {layout.SETTING_LAST_SYNC: _now()})
+    version = shown_version(sheet.state.get("synced"))
+    summary = (f"Nothing changed in {sheet.settings.shop_url} since the last Sync (version "
+               f"{version}); the sheet already has the live levels.")
+    sheet.log("sync", 0, 0, summary)
+    return Report("sync", summary)
 
 
 def _apply_sync(
@@ -484,7 +544,8 @@ def _apply_sync(
     sheet.write(layout.CHANGE, [None] * len(online))
     sheet.write(layout.STATUS, status)
     sheet.state.update(
-        base={sku: item.qty for sku, item in live.items()}, version=snapshot.version
+        base={sku: item.qty for sku, item in live.items()}, version=snapshot.version,
+        synced=snapshot.version, synced_sheet=_sheet_fingerprint(skus + new_skus, online, status),
     )
     sheet.save_state()
     layout.write_settings(sheet.book, sheet.settings, {
@@ -590,6 +651,7 @@ def preview(
     Writes Change and Status. ``exit_code`` is 1 for sheet errors, 3 for conflicts."""
     progress = progress or _noop
     sheet, recovered, snapshot = _begin_online(book, service, "preview", progress)
+    assert snapshot is not None
     plan, _ = _plan(sheet, snapshot, strict)
     changes = {r.row: (r.change or None) for r in plan.rows}
     sheet.write(layout.CHANGE, [changes.get(sheet.table.sheet_row(i))
@@ -624,9 +686,10 @@ def publish(
     confirm: Callable[[PublishSummary], bool] | None = None,
     progress: Progress | None = None,
 ) -> Report:
-    """Upload the stock file: the levels the plan gives every SKU on the sheet, with
-    ``If-Match`` on the levels it was planned against and a fresh idempotency key
-    saved in the workbook before the upload (contract 2b, Publish)."""
+    """Upload the stock file: the levels the plan gives the SKUs that change, each with
+    the live level it was planned against, under a fresh idempotency key saved in the
+    workbook before the upload (contract 2b, Publish). A 412 naming moved SKUs re-plans
+    them on the levels it gives, at most :data:`MAX_PUBLISH_ATTEMPTS` tries in all."""
     progress = progress or _noop
     sheet = _Sheet.read(book)
     _require_shop(sheet.settings)
@@ -636,9 +699,11 @@ def publish(
         if recovered:  # the sheet, settings and state objects were kept in step
             lines.append(recovered)
             book.save()
+        snapshot: Snapshot | None = None
         for attempt in range(1, MAX_PUBLISH_ATTEMPTS + 1):
-            progress("Reading the live levels", 0.1)
-            snapshot = service.read_levels()
+            if snapshot is None:
+                progress("Reading the live levels", 0.1)
+                snapshot = service.read_levels()
             plan, rows = _plan(sheet, snapshot, strict)
             if not plan.ok:
                 error = _plan_error(plan)
@@ -662,10 +727,22 @@ def publish(
                                      plan.units_added, plan.units_removed, plan.online_sales)
             if confirm is not None and attempt == 1 and not confirm(summary):
                 return Report("publish", "Publish cancelled; nothing was sent.", lines)
-            result = _upload(sheet, service, plan, rows, snapshot, progress)
-            if result is None:
-                lines.append(f"The live levels moved during publish (try {attempt}); "
-                             "re-planned on the new levels.")
+            try:
+                _upload(sheet, service, plan, rows, progress)
+            except StaleVersion as stale:
+                moved: dict[str, int] | None = getattr(stale, "moved", None)
+                if moved:
+                    snapshot = snapshot.with_levels(
+                        moved, getattr(stale, "current_version", None)
+                    )
+                    shown = ", ".join(sorted(moved)[:10]) + (" ..." if len(moved) > 10 else "")
+                    lines.append(f"The live levels of {len(moved)} SKU(s) moved during publish "
+                                 f"(try {attempt}): {shown}; re-planned them on their new "
+                                 "levels.")
+                else:
+                    snapshot = None
+                    lines.append(f"The live levels moved during publish (try {attempt}); "
+                                 "re-planned on the new levels.")
                 continue
             sheet.log("publish", len(plan.changed),
                       plan.units_added + plan.units_removed,
@@ -710,17 +787,21 @@ def _upload(
     service: StockServiceClient,
     plan: Plan,
     rows: Sequence[SheetRow],
-    snapshot: Snapshot,
     progress: Progress,
-) -> PublishOutcome | None:
-    """Save the pending key, send, and do the bookkeeping. ``None`` after a 412."""
+) -> PublishOutcome:
+    """Save the pending key, send, and do the bookkeeping. The stock file lists only
+    the SKUs that change, each with the live level it was planned against; a 412 (one
+    of them moved) is raised as :class:`StaleVersion` with nothing pending."""
     levels = plan.levels
-    body = dumps(sheet.settings.shop_url, levels)
+    sent = {r.sku: [r.live, r.target] for r in plan.changed}
+    pending = {"items": sent}
+    body = _pending_body(sheet.settings.shop_url, pending)
+    assert body is not None
     key = uuid.uuid4().hex
     changes = {r.sku: r.change for r in plan.rows if r.change}
     edits = {r.sku: [r.received, r.new_level] for r in rows if r.has_edit and r.sku}
     sheet.state["pending"] = {
-        "key": key, "at": _now(), "if_match": snapshot.version,
+        "key": key, "at": _now(), "items": sent,
         "sha256": hashlib.sha256(body).hexdigest(),
         "levels": levels, "changes": changes, "edits": edits,
     }
@@ -730,11 +811,11 @@ def _upload(
     failpoints.reach("before_upload")
     progress(f"Publishing {len(changes)} change(s)", 0.5)
     try:
-        result = service.publish(body, snapshot.version, key)
+        result = service.publish(body, key)
     except StaleVersion:
-        sheet.state["pending"] = None
+        sheet.state["pending"] = None  # refused: the key was not applied
         sheet.save_state()
-        return None
+        raise
     except OutcomeUnknown:
         raise
     except ServiceError:

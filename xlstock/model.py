@@ -5,11 +5,12 @@ quantities and shop URLs. No I/O, no Excel library, no HTTP.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import math
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,6 +18,8 @@ from xlstock.cells import NO_CACHE, CellError, Formula
 
 MAX_SKU_LENGTH = 100
 MAX_NAME_LENGTH = 500
+MAX_URL_LENGTH = 2000
+_SPACE = re.compile(r"\s")
 MAX_LEVEL = 1_000_000_000
 """The largest level or change xlstock accepts; anything larger is a typing slip."""
 MAX_VERSION_LENGTH = 200
@@ -40,6 +43,18 @@ class StockItem:
 
 
 @dataclass(frozen=True)
+class CatalogueItem:
+    """A product as a catalogue file lists it. ``qty`` is ``None`` when the file gives no
+    quantity (a WooCommerce export without stock, or with stock not managed): a new
+    product then starts at 0 and an existing one keeps its level."""
+
+    sku: str
+    name: str = ""
+    variant: str = ""
+    qty: int | None = None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The live levels of one shop at one moment, with the service's version tag
     (an opaque ``ETag``) that a conditional publish must quote."""
@@ -51,6 +66,15 @@ class Snapshot:
 
     def levels(self) -> dict[str, int]:
         return {sku: item.qty for sku, item in self.items.items()}
+
+    def with_levels(self, levels: Mapping[str, int], version: str | None = None) -> Snapshot:
+        """This snapshot with the levels of some SKUs replaced (the items a publish found
+        moved), and the version tag they were seen at."""
+        items = dict(self.items)
+        for sku, qty in levels.items():
+            known = items.get(sku)
+            items[sku] = replace(known, qty=qty) if known is not None else StockItem(sku, qty=qty)
+        return replace(self, items=items, version=version or self.version)
 
 
 class ValueProblem(ValueError):
@@ -207,17 +231,48 @@ def normalise_shop_url(url: str) -> str:
     Scheme and host lower-cased, default port and trailing slash dropped, no query or
     fragment. Raises :class:`ValueProblem` when it is not an http(s) URL.
     """
+    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
+        return _normalise_shop_url(url)
+    return _normalised(url)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalised(url: str) -> str:
+    """:func:`normalise_shop_url` remembered: the service normalises the shop of every
+    request (a bad address raises, and is not remembered)."""
+    return _normalise_shop_url(url)
+
+
+def _normalise_shop_url(url: str) -> str:
     text = (url or "").strip()
-    parts = urlsplit(text)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
+    shown = text[:200].encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > MAX_URL_LENGTH:
         raise ValueProblem(
-            f"shop URL {text!r} is not a web address; write it like https://shop.example"
+            f"shop URL {shown!r}... is {len(text):,} characters long; the limit is "
+            f"{MAX_URL_LENGTH:,}"
         )
-    host = parts.hostname.lower()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+        hostname = parts.hostname
+    except ValueError as exc:  # a port out of range, a broken [IPv6] host
+        raise ValueProblem(
+            f"shop URL {shown!r} is not a valid web address ({exc}); write it like "
+            "https://shop.example"
+        ) from exc
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not hostname:
+        raise ValueProblem(
+            f"shop URL {shown!r} is not a web address; write it like https://shop.example"
+        )
+    if has_control_characters(text) or _SPACE.search(text):
+        raise ValueProblem(
+            f"shop URL {shown!r} holds spaces or control characters; write it like "
+            "https://shop.example"
+        )
+    host = hostname.lower()
     if ":" in host:
         host = f"[{host}]"
-    port = parts.port
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
     path = parts.path.rstrip("/")

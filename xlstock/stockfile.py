@@ -1,15 +1,20 @@
 """The stock file: the one document Publish uploads, and Sync downloads.
 
-Format ``xlstock.stock`` version 1, JSON, UTF-8::
+Format ``xlstock.stock`` version 2 (protocol 2), JSON, UTF-8::
 
-    {"format": "xlstock.stock", "format_version": 1, "shop": "https://shop.example",
-     "items": [{"sku": "A-1", "qty": 5}, ...]}
+    {"format": "xlstock.stock", "format_version": 2, "shop": "https://shop.example",
+     "items": [{"from": 5, "qty": 7, "sku": "A-1"}, ...]}
 
-What the service answers on a read adds ``version`` (the same tag as the ``ETag``),
-``generated_at``, and ``name`` / ``variant`` on each item. Serialisation is
-deterministic: items sorted by SKU, keys sorted, no insignificant white space, one
-trailing newline, so that the same levels always give the same bytes (and the same
-idempotency check on the service).
+Each published item carries the level it sets (``qty``) and the level it was planned
+against (``from``): the service applies the file only if every listed SKU still has
+its ``from`` level, so sales of other SKUs never make a publish stale. Publish lists
+only the SKUs it changes.
+
+What the service answers on a read has no ``from``; it adds ``version`` (the same tag
+as the ``ETag``), ``generated_at``, and ``name`` / ``variant`` on each item.
+Serialisation is deterministic: items sorted by SKU, keys sorted, no insignificant
+white space, one trailing newline, so that the same levels always give the same bytes
+(and the same idempotency check on the service).
 """
 
 from __future__ import annotations
@@ -29,17 +34,24 @@ from xlstock.model import (
 )
 
 FORMAT_NAME = "xlstock.stock"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MEDIA_TYPE = "application/json"
 
 
-def dumps(shop: str, levels: Mapping[str, int]) -> bytes:
-    """The stock file for ``levels`` (SKU -> level), as deterministic bytes."""
+def dumps(shop: str, levels: Mapping[str, int], planned_from: Mapping[str, int]) -> bytes:
+    """The stock file setting ``levels`` (SKU -> level), each planned against
+    ``planned_from`` (SKU -> the level it had when planned), as deterministic bytes."""
+    missing = [sku for sku in levels if sku not in planned_from]
+    if missing:
+        raise ValueError(f"no planned-from level for {len(missing)} SKU(s), e.g. {missing[0]!r}")
     document = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "shop": shop,
-        "items": [{"qty": int(levels[sku]), "sku": sku} for sku in sorted(levels)],
+        "items": [
+            {"from": int(planned_from[sku]), "qty": int(levels[sku]), "sku": sku}
+            for sku in sorted(levels)
+        ],
     }
     return (
         json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
@@ -64,9 +76,16 @@ def snapshot_from_document(document: Any, *, etag: str, source: str) -> Snapshot
             f"{source} did not answer with a stock file (format {FORMAT_NAME!r}); "
             "check the Stock service setting"
         )
-    if document.get("format_version") != FORMAT_VERSION:
+    found = document.get("format_version")
+    if found == 1 and not isinstance(found, bool):
         raise ServiceError(
-            f"{source} speaks stock file version {document.get('format_version')!r}; "
+            f"{source} speaks stock file version 1 (protocol 1); this xlstock needs version "
+            f"{FORMAT_VERSION}, where each published item carries the level it was planned "
+            "against: upgrade the stock service"
+        )
+    if found != FORMAT_VERSION:
+        raise ServiceError(
+            f"{source} speaks stock file version {str(found)[:20]!r}; "
             f"this xlstock understands version {FORMAT_VERSION}: upgrade xlstock"
         )
     raw_items = document.get("items")

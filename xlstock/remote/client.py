@@ -443,12 +443,15 @@ class StockService:
         self._check_shop(snapshot.shop, answer.what)
         return snapshot
 
-    def publish(self, body: bytes, if_match: str, key: str) -> PublishResult:
-        """Upload the stock file ``body`` (``PUT /v1/stock``) if the shop is still at
-        version ``if_match``, under the idempotency key ``key``.
+    def publish(self, body: bytes, key: str, *, if_match: str | None = None) -> PublishResult:
+        """Upload the stock file ``body`` (``PUT /v1/stock``) under the idempotency key
+        ``key``. Each item in it carries the level it was planned against: the service
+        applies the file only if every listed SKU still has that level. ``if_match``, a
+        version, adds the stricter condition that the whole shop is still at it.
 
-        Raises :class:`StaleVersion` (412; ``.current_version`` holds the live tag when
-        the service sent it), :class:`ServiceRefused` (422 with ``.items``, a redirect,
+        Raises :class:`StaleVersion` (412; ``.moved`` maps each moved SKU to its current
+        level when the service listed them all, else ``None``; ``.current_version`` holds
+        the live tag when sent), :class:`ServiceRefused` (422 with ``.items``, a redirect,
         401/403 ...), :class:`ServiceUnreachable` when nothing reached the service, and
         :class:`OutcomeUnknown` when the request may have been applied but neither its
         answer nor its recorded outcome could be obtained (keep ``key``: the next
@@ -458,11 +461,9 @@ class StockService:
         replays instead of applying twice.
         """
         _check_key(key)
-        headers = {
-            "If-Match": as_etag(if_match),
-            "Idempotency-Key": key,
-            "Content-Type": "application/json",
-        }
+        headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+        if if_match is not None:
+            headers["If-Match"] = as_etag(if_match)
         payload = body
         if len(body) > GZIP_THRESHOLD:
             payload = gzip.compress(body, compresslevel=6, mtime=0)
@@ -939,6 +940,9 @@ class StockService:
         if status == 412:
             current = headers.get("ETag", "").strip()
             refusal.current_version = current or None  # type: ignore[attr-defined]
+            refusal.moved = _moved_levels(  # type: ignore[attr-defined]
+                code, items, error if isinstance(error, dict) else {}
+            )
         return refusal
 
     def _hint(self, status: int, code: str | None, message: str) -> str:
@@ -993,6 +997,25 @@ def _named_in(message: str, item: Mapping[str, Any]) -> bool:
     listing it again under the message would only repeat it)."""
     sku, problem = str(item.get("sku", "")), str(item.get("problem", ""))
     return f"{sku}: {problem}" in message or f"{sku!r}: {problem}" in message
+
+
+def _moved_levels(
+    code: str | None, items: list[dict[str, Any]], error: Mapping[str, Any]
+) -> dict[str, int] | None:
+    """SKU -> current level of every item a 412 ``levels_moved`` names, or ``None``
+    when the answer does not name them all (then the levels must be read again)."""
+    if code != "levels_moved" or not items:
+        return None
+    total = error.get("items_total")
+    if isinstance(total, int) and not isinstance(total, bool) and total > len(items):
+        return None
+    moved: dict[str, int] = {}
+    for item in items:
+        sku, current = item.get("sku"), item.get("current")
+        if not isinstance(sku, str) or isinstance(current, bool) or not isinstance(current, int):
+            return None
+        moved[sku] = current
+    return moved
 
 
 def _replayed(answer: _Answer) -> bool:

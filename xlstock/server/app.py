@@ -1,4 +1,5 @@
-"""The stock service's HTTP API (protocol v1, docs/protocol.md) as a Flask application.
+"""The stock service's HTTP API (protocol 2 under ``/v1``, docs/protocol.md) as a Flask
+application.
 
 HTTP only: headers, bodies, status codes. What a publish or an order does, and the
 answer it gets, is decided by :class:`xlstock.server.storage.StockStore`. Every answer
@@ -14,9 +15,9 @@ import logging
 import re
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 from xlstock import __version__
 from xlstock.errors import MissingExtra
@@ -28,6 +29,7 @@ from xlstock.server.storage import HISTORY_LIMIT_MAX, Outcome, StockStore, Unkno
 try:
     from flask import Flask, Response, request
     from werkzeug.exceptions import HTTPException
+    from werkzeug.routing import PathConverter
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise MissingExtra("server", "the stock service (Flask and waitress)") from exc
 
@@ -38,13 +40,19 @@ JSON_TYPE = "application/json"
 KEY_PATTERN = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?")
 
 log = logging.getLogger("xlstock.server")
+_SHOP_IN_QUERY = re.compile(r"(?:^|&)shop=([^&]*)")
+
+PROTOCOL_VERSION = 2
 
 _CODES = {
     400: "bad_request", 401: "unauthorized", 403: "shop_not_registered", 404: "not_found",
     405: "method_not_allowed", 409: "insufficient_stock", 412: "stale_version",
     413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_document",
-    428: "precondition_required", 500: "internal_error",
+    429: "quota_exceeded", 431: "headers_too_large", 500: "internal_error",
 }
+OTHER_CODES = ("idempotency_key_required", "idempotency_key_reused", "levels_moved",
+               "unsupported_format_version")
+"""Error codes beyond the one per status in ``_CODES``."""
 
 
 class ApiError(Exception):
@@ -60,8 +68,14 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def json_response(
+    status: int, body: Any, headers: Mapping[str, str] | None = None
+) -> Response:
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from the request: escape, never fail
+        data = json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
     response = Response(data, status=status, mimetype=JSON_TYPE)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-cache"
@@ -98,7 +112,10 @@ def inflate(data: bytes, cap: int) -> bytes:
 
 
 def _clean_for_log(text: str) -> str:
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)[:300]
+    text = text[:300]
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
 def _logged(app: Callable, logger: logging.Logger) -> Callable:
@@ -116,17 +133,25 @@ def _logged(app: Callable, logger: logging.Logger) -> Callable:
         try:
             return app(environ, recording_start_response)
         finally:
-            shop = parse_qs(environ.get("QUERY_STRING", "")).get("shop", [""])[0]
-            logger.info(
-                "%s %s%s %s %.1fms",
-                environ.get("REQUEST_METHOD", "?"),
-                _clean_for_log(environ.get("PATH_INFO", "")),
-                f" shop={_clean_for_log(shop)}" if shop else "",
-                status[0] if status else "-",
-                (time.perf_counter() - started) * 1000,
-            )
+            if logger.isEnabledFor(logging.INFO):
+                _log_request(logger, environ, status, started)
 
     return middleware
+
+
+def _log_request(logger: logging.Logger, environ: dict, status: list[str],
+                 started: float) -> None:
+    query = environ.get("QUERY_STRING", "")
+    found = _SHOP_IN_QUERY.search(query)
+    shop = unquote_plus(found.group(1)) if found else ""
+    logger.info(
+        "%s %s%s %s %.1fms",
+        environ.get("REQUEST_METHOD", "?"),
+        _clean_for_log(environ.get("PATH_INFO", "")),
+        f" shop={_clean_for_log(shop)}" if shop else "",
+        status[0] if status else "-",
+        (time.perf_counter() - started) * 1000,
+    )
 
 
 def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
@@ -138,6 +163,8 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
     app.url_map.strict_slashes = False
     accounts = AccountStore(store)
     app.register_blueprint(_account_pages(accounts))
+    app.url_map.merge_slashes = False  # a key may hold "/": never answer with a redirect
+    app.url_map.converters["key"] = _KeyConverter
 
     def fail(status: int, message: str, code: str | None = None, **headers: str) -> NoReturn:
         raise ApiError(status, code or _CODES[status], message, headers=headers)
@@ -211,50 +238,58 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
         return data
 
     def outcome_response(outcome: Outcome) -> Response:
-        headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+        headers = dict(outcome.headers)
+        if outcome.replayed:
+            headers["Idempotent-Replayed"] = "true"
         response = json_response(outcome.status, outcome.body, headers)
         if outcome.etag:
             response.set_etag(outcome.etag)
         return response
 
-    def tagged(tag: str, read: Callable[[], dict]) -> Response:
+    def tagged(tag: str, read: Callable[[], tuple[str, bytes]]) -> Response:
+        """The JSON document ``read`` makes (with its own tag: it may be newer than
+        ``tag``), or 304 when the client has version ``tag``; a HEAD answers the tag
+        without reading anything."""
         if request.if_none_match.contains_weak(tag) or request.if_none_match.star_tag:
             response = Response(status=304)
             response.set_etag(tag)
             return response
-        document = read()
-        response = json_response(200, document)
-        response.set_etag(document["version"])
+        if request.method == "HEAD":
+            response = Response(status=200, mimetype=JSON_TYPE)
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            response.headers["Cache-Control"] = "no-cache"
+            response.set_etag(tag)
+            return response
+        version, document = read()
+        response = Response(document, status=200, mimetype=JSON_TYPE)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "no-cache"
+        response.set_etag(version)
         return response
 
     @app.get("/v1/health")
     def health() -> Response:
-        return json_response(200, {"status": "ok", "version": __version__},
+        return json_response(200, {"status": "ok", "version": __version__,
+                                    "protocol": PROTOCOL_VERSION},
                              {"Access-Control-Allow-Origin": "*"})
 
     @app.get("/v1/stock")
     def read_levels() -> Response:
         shop = authorised_shop(stock_updates=True)
-        return tagged(store.current_tag(shop), lambda: store.read_levels(shop))
+        return tagged(store.current_tag(shop), lambda: store.stock_document(shop))
 
     @app.put("/v1/stock")
     def publish() -> Response:
         shop = authorised_shop(stock_updates=True)
         key = idempotency_key(required=True)
         assert key is not None
-        if "If-Match" not in request.headers:
-            fail(428, "a publish needs 'If-Match: \"<version>\"' with the ETag of the levels "
-                 "it was planned on; read GET /v1/stock first")
-        if request.if_match.star_tag:
-            fail(428, "'If-Match: *' would overwrite sales made since the levels were read; "
-                 "quote the ETag of the levels the publish was planned on")
+        if_match: set[str] | None = None
+        if "If-Match" in request.headers and not request.if_match.star_tag:
+            if_match = {str(tag) for tag in request.if_match.as_set(include_weak=False)}
         body = request_body()
-        outcome = store.publish(
-            shop, key=key, body=body, if_match=request.if_match.as_set(include_weak=False)
-        )
-        return outcome_response(outcome)
+        return outcome_response(store.publish(shop, key=key, body=body, if_match=if_match))
 
-    @app.get("/v1/publishes/<path:key>")
+    @app.get("/v1/publishes/<key:key>")
     def publish_outcome(key: str) -> Response:
         shop = authorised_shop()
         outcome = store.publish_outcome(shop, key)
@@ -277,7 +312,7 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
             tag = store.current_tag(shop)
         except UnknownShop:
             fail(404, f"no shop {shop} is registered with this stock service")
-        response = tagged(tag, lambda: store.storefront(shop))
+        response = tagged(tag, lambda: store.storefront_document(shop))
         response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
@@ -319,17 +354,16 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
 
     @app.after_request
     def compress(response: Response) -> Response:
-        response.vary.add("Accept-Encoding")
+        response.headers["Vary"] = "Accept-Encoding"
         if (
             response.direct_passthrough
             or response.status_code < 200 or response.status_code in (204, 304)
+            or (response.content_length or 0) < GZIP_MIN_SIZE
             or "Content-Encoding" in response.headers
             or request.accept_encodings["gzip"] <= 0
         ):
             return response
         data = response.get_data()
-        if len(data) < GZIP_MIN_SIZE:
-            return response
         response.set_data(gzip.compress(data, compresslevel=6, mtime=0))
         response.headers["Content-Encoding"] = "gzip"
         return response
@@ -343,6 +377,13 @@ def _account_pages(accounts: AccountStore) -> Any:
     from xlstock.server.account import create_account_blueprint
 
     return create_account_blueprint(accounts)
+
+
+class _KeyConverter(PathConverter):
+    """An idempotency key in a path: any text, slashes included (even first or doubled)."""
+
+    regex = ".+"
+    part_isolating = False
 
 
 def _integer_parameter(

@@ -8,8 +8,11 @@ Two shapes are understood, told apart by their header:
   ``Attribute N name`` / ``Attribute N value(s)``): simple products and variations hold
   stock; variable parents, virtual or downloadable, grouped and external products do
   not and are skipped. A variation is named after its parent, its variant is its
-  attribute values joined by ``" / "``, and its level comes from a ``Stock`` column
-  when there is one (blank is 0).
+  attribute values joined by ``" / "``, and its level comes from a ``Stock`` column.
+  A product gives no quantity when the export has no ``Stock`` column, when its Stock
+  is blank (WooCommerce's export of a product whose stock is not managed) or
+  ``parent``, or when a ``Manage stock?`` column says no: it is then added at 0 if new,
+  and an existing product keeps its level (a catalogue never zeroes stock by accident).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 from xlstock.errors import UsageError
 from xlstock.model import (
     MAX_NAME_LENGTH,
-    StockItem,
+    CatalogueItem,
     ValueProblem,
     clean_sku,
     has_control_characters,
@@ -37,14 +40,20 @@ _ATTRIBUTE_VALUE = re.compile(r"attribute (\d+) value\(s\)")
 
 @dataclass
 class Catalogue:
-    """The products read from a catalogue file, and the rows skipped (with why)."""
+    """The products read from a catalogue file, and the rows skipped (with why).
+    ``no_quantities`` says why the file gives no quantity at all ("" when it does)."""
 
-    items: list[StockItem] = field(default_factory=list)
+    items: list[CatalogueItem] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     kind: str = "xlstock"
+    no_quantities: str = ""
+
+    @property
+    def without_quantity(self) -> int:
+        return sum(1 for item in self.items if item.qty is None)
 
 
-def read_catalogue_csv(path: str | Path) -> list[StockItem]:
+def read_catalogue_csv(path: str | Path) -> list[CatalogueItem]:
     """The products in the catalogue CSV at ``path``; :class:`UsageError` names every
     bad line and its fix."""
     return read_catalogue(path).items
@@ -158,7 +167,7 @@ def _read_contract(path: Path, header: list[str], rows: Rows) -> Catalogue:
         except ValueProblem as exc:
             problems.append(f"{where}: {exc}")
             continue
-        catalogue.items.append(StockItem(sku=sku, name=name, variant=variant, qty=qty or 0))
+        catalogue.items.append(CatalogueItem(sku=sku, name=name, variant=variant, qty=qty or 0))
     if problems:
         raise _fail(path, problems)
     return catalogue
@@ -170,6 +179,7 @@ def _read_woocommerce(path: Path, header: list[str], rows: Rows) -> Catalogue:
     stock_col = _column(header, "stock")
     if stock_col is None:
         stock_col = _column(header, "qty")
+    managed_col = _column(header, "manage stock?")
     attribute_cols = sorted(
         (int(match.group(1)), index)
         for index, name in enumerate(header)
@@ -183,6 +193,8 @@ def _read_woocommerce(path: Path, header: list[str], rows: Rows) -> Catalogue:
             if key and key != "id:":
                 names_by_parent.setdefault(key, name)
     catalogue = Catalogue(kind="woocommerce")
+    if stock_col is None:
+        catalogue.no_quantities = "the file has no Stock column"
     problems: list[str] = []
     first_line: dict[str, int] = {}
     for line, row in rows:
@@ -220,13 +232,18 @@ def _read_woocommerce(path: Path, header: list[str], rows: Rows) -> Catalogue:
             variant = " / ".join(value for value in values if value)
         name = _text(name, what="name", where=where, problems=problems)
         variant = _text(variant, what="variant", where=where, problems=problems)
-        raw_qty = _cell(row, stock_col)
-        try:
-            qty = parse_quantity(raw_qty, what="Stock", minimum=0) or 0
-        except ValueProblem as exc:
-            problems.append(f"{where}: {exc}")
-            continue
-        catalogue.items.append(StockItem(sku=sku, name=name, variant=variant, qty=qty))
+        managed = _cell(row, managed_col).strip().lower() not in ("0", "no", "false", "")
+        raw_stock = _cell(row, stock_col).strip()
+        qty: int | None = None
+        # WooCommerce leaves Stock blank when stock is not managed, and writes "parent"
+        # for a variation whose stock its parent manages: no quantity of its own.
+        if raw_stock.lower() != "parent" and (managed_col is None or managed):
+            try:
+                qty = parse_quantity(raw_stock, what="Stock", minimum=0)
+            except ValueProblem as exc:
+                problems.append(f"{where}: {exc}")
+                continue
+        catalogue.items.append(CatalogueItem(sku=sku, name=name, variant=variant, qty=qty))
     if problems:
         raise _fail(path, problems)
     return catalogue

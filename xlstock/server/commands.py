@@ -42,28 +42,51 @@ db_option = click.option(
                    "with HTTPS stands in front.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to listen on (0: any free port, printed at start).")
+@click.option("--connections", type=click.IntRange(1, 100_000), default=None,
+              help="Open connections at most  [default: 1000; 500 on Windows]")
+@click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="Requests served at once.")
+@click.option("--idle-timeout", type=click.IntRange(1, 3600), default=15, show_default=True,
+              help="Seconds a connection may stay idle between requests.")
+@click.option("--header-timeout", type=click.FloatRange(0.1, 3600), default=10.0,
+              show_default=True, help="Seconds a request's headers may take to arrive.")
+@click.option("--request-timeout", type=click.FloatRange(0.1, 3600), default=60.0,
+              show_default=True, help="Seconds a whole request (headers and body) may take "
+                                      "to arrive.")
+@click.option("--daily-quota", type=click.IntRange(1, 1_000_000), default=256,
+              show_default=True, help="MiB one shop may store in a day (UTC); beyond it, its "
+                                      "publishes and orders are refused until midnight.")
 @reports_errors
-def serve_command(db_path: Path, host: str, port: int) -> None:
+def serve_command(
+    db_path: Path, host: str, port: int, connections: int | None, threads: int,
+    idle_timeout: int, header_timeout: float, request_timeout: float, daily_quota: int,
+) -> None:
     """Run the stock service: the shop's online side, on this machine.
 
     It holds the live levels, takes storefront orders, answers Sync and accepts Publish
     (protocol: docs/protocol.md). One log line per request goes to stderr. Stop it with
-    Ctrl-C or SIGTERM.
+    Ctrl-C or SIGTERM. To serve other computers, put an HTTPS reverse proxy in front
+    (docs/deploy.md).
 
     \b
     Example:
       xlstock shop add https://shop.example --db shop.db --catalogue products.csv
       xlstock serve --db shop.db
     """
-    from xlstock.server.runner import serve
+    from xlstock.server.runner import ServerSettings, serve
 
+    options = {"connections": connections} if connections is not None else {}
+    settings = ServerSettings(
+        threads=threads, idle_timeout=idle_timeout, header_timeout=header_timeout,
+        request_timeout=request_timeout, daily_quota=daily_quota * 1024 * 1024, **options,
+    )
     _configure_logging()
     if not _is_loopback(host):
         click.echo(
             f"Warning: listening on {host}: tokens and levels travel unencrypted over plain "
-            "HTTP; put an HTTPS reverse proxy in front.", err=True,
+            "HTTP; put an HTTPS reverse proxy in front (docs/deploy.md).", err=True,
         )
-    serve(db_path, host=host, port=port)
+    serve(db_path, host=host, port=port, settings=settings)
 
 
 def _configure_logging() -> None:
@@ -76,6 +99,9 @@ def _configure_logging() -> None:
         if not any(h.get_name() == "xlstock-serve" for h in logger.handlers):
             logger.addHandler(handler)
         logger.propagate = False
+    # waitress warns "Task queue depth is N" for every request that waits for a thread:
+    # under load that is every request, and waiting is what the queue is for.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 @click.group("shop")
@@ -89,14 +115,23 @@ def shop_group() -> None:
 @click.option("--catalogue", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV of products: columns sku, name, variant, qty (case ignored, other "
                    "columns ignored), or a WooCommerce product export.")
+@click.option("--allow-level-changes", is_flag=True,
+              help="Load a catalogue that changes most of the shop's existing levels (20 or "
+                   "more): a stocktake, not a mistake.")
 @reports_errors
-def shop_add_command(shop_url: str, db_path: Path, catalogue: Path | None) -> None:
+def shop_add_command(
+    shop_url: str, db_path: Path, catalogue: Path | None, allow_level_changes: bool
+) -> None:
     """Register SHOP_URL with the stock service and print a new API token.
 
     Loads the products of --catalogue if given. Running it again for the same shop
     issues another token (earlier ones keep working) and updates the listed products:
     names, variants and levels (the change is kept in the history); products missing
-    from the catalogue are kept. The token is printed alone on the last line.
+    from the catalogue are kept. A product the file gives no quantity for (a WooCommerce
+    export without Stock, or with stock not managed) is added at 0 when new and keeps
+    its level otherwise. A catalogue that would change most of the existing levels is
+    refused unless --allow-level-changes. It says what it did to the levels; the token
+    is printed alone on the last line.
 
     \b
     Example:
@@ -112,16 +147,27 @@ def shop_add_command(shop_url: str, db_path: Path, catalogue: Path | None) -> No
         done = store.register_shop(
             shop_url, loaded.items,
             reference=f"catalogue {catalogue.name}" if catalogue is not None else "catalogue",
+            allow_level_changes=allow_level_changes,
         )
     finally:
         store.close()
     click.echo(f"{'Registered' if done.created else 'Updated'} shop {done.shop} in {db_path}.")
     if catalogue is not None:
         click.echo(
-            f"Catalogue {catalogue} ({loaded.kind}): {len(loaded.items)} product(s) read; "
-            f"{len(done.added)} new, {len(done.levels_changed)} level(s) changed, "
-            f"{len(done.renamed)} renamed."
+            f"Catalogue {catalogue} ({loaded.kind}): {len(loaded.items)} product(s) read"
+            + (f", {loaded.without_quantity} without a quantity"
+               + (f" ({loaded.no_quantities})" if loaded.no_quantities else "")
+               if loaded.without_quantity else "")
+            + "."
         )
+        click.echo(
+            f"Levels: {len(done.added)} added (new products), {len(done.levels_changed)} "
+            f"changed, {len(done.levels_left)} left as they were; {len(done.renamed)} "
+            "product(s) renamed."
+        )
+        if loaded.without_quantity:
+            click.echo("Products without a quantity start at 0 when new; existing ones keep "
+                       "their level.")
         if loaded.skipped:
             click.echo(f"Skipped {len(loaded.skipped)} row(s) that hold no stock:")
             for reason in loaded.skipped:

@@ -1,16 +1,21 @@
 """The JSON documents the stock service accepts and answers: parsing and checking a
 published stock file or an order, and the shape of every error body.
 
-Pure: no SQL and no HTTP. The storage layer calls these inside its transaction, with
-the SKUs the shop knows at that moment, so that a document is judged against exactly
-the state it would be applied to.
+Pure: no SQL and no HTTP. A document is checked in two steps: its shape here, before
+any transaction (so that the write lock is never held while a large body is parsed),
+then against the shop inside the transaction that applies it, with
+:func:`unknown_skus` naming SKUs the shop does not have.
+
+Every text that came from the request and is echoed in an answer (a SKU, a value) is
+cut short and made encodable (:func:`echo`): an answer, and the record of it kept
+for an idempotent replay, never grows with the request.
 """
 
 from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,45 +29,95 @@ from xlstock.model import (
 from xlstock.stockfile import FORMAT_NAME, FORMAT_VERSION
 
 MAX_REFERENCE_LENGTH = 200
+MAX_ITEMS_LISTED = 100
+"""An error answer lists at most this many items (``items_total`` gives the count)."""
+MAX_ERROR_BYTES = 16 * 1024
+"""An error answer's ``items`` are cut to keep the answer under this size, so that a
+refused document stores a small, fixed amount however large it was."""
+_MAX_MESSAGE = 2000
 
 
-def error_body(code: str, message: str, items: list[dict[str, Any]] | None = None) -> dict:
-    """The body of every error answer: ``{"error": {"code", "message", "items"?}}``."""
-    error: dict[str, Any] = {"code": code, "message": message}
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice (the last one would silently win)."""
+
+
+def echo(value: Any, limit: int = MAX_SKU_LENGTH + 1) -> str:
+    """Request text as it may appear in an answer: at most ``limit`` characters, and
+    encodable as UTF-8 (a lone surrogate becomes ``\\ud800`` written out)."""
+    text = str(value)
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def error_body(code: str, message: str, items: Sequence[dict[str, Any]] | None = None) -> dict:
+    """The body of every error answer: ``{"error": {"code", "message", "items"?,
+    "items_total"?}}``. ``items`` is cut to :data:`MAX_ITEMS_LISTED` entries and
+    :data:`MAX_ERROR_BYTES`; ``items_total`` then says how many there were."""
+    error: dict[str, Any] = {"code": code, "message": echo(message, _MAX_MESSAGE)}
     if items is not None:
-        error["items"] = items
+        listed: list[dict[str, Any]] = []
+        size = len(json.dumps(error, ensure_ascii=False).encode("utf-8"))
+        for item in items[:MAX_ITEMS_LISTED]:
+            size += len(json.dumps(item, ensure_ascii=False).encode("utf-8")) + 1
+            if size > MAX_ERROR_BYTES:
+                break
+            listed.append(item)
+        error["items"] = listed
+        if len(listed) < len(items):
+            error["items_total"] = len(items)
     return {"error": error}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One good line of a document: its position, SKU (NFC), quantity or level, and for
+    a stock file the level it was planned against."""
+
+    index: int
+    sku: str
+    qty: int
+    planned_from: int | None = None
 
 
 @dataclass
 class Checked:
-    """The result of checking a document: what to apply, or every problem found."""
+    """A document checked for shape: its good lines, or every problem found."""
 
-    levels: dict[str, int] = field(default_factory=dict)
+    kind: str
+    lines: list[Line] = field(default_factory=list)
     reference: str = ""
+    code: str = "invalid_document"
     document_problems: list[str] = field(default_factory=list)
-    item_problems: list[dict[str, Any]] = field(default_factory=list)
+    item_problems: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.document_problems and not self.item_problems
 
-    def error(self, what: str) -> dict:
-        """The 422 ``invalid_document`` body naming every problem."""
-        count = len(self.document_problems) + len(self.item_problems)
+    def add(self, index: int, sku: str | None, problem: str) -> None:
+        self.item_problems.append((index, {"sku": sku, "problem": problem}))
+
+    def error(self) -> dict:
+        """The 422 body naming every problem (items in the order of the document)."""
+        items = [item for _, item in sorted(self.item_problems, key=lambda p: p[0])]
+        count = len(self.document_problems) + len(items)
         parts = list(self.document_problems)
-        if self.item_problems:
+        if items:
             parts.append(
-                f"{len(self.item_problems)} bad item(s): "
-                + "; ".join(_describe(p) for p in self.item_problems[:5])
-                + (" ..." if len(self.item_problems) > 5 else "")
+                f"{len(items)} bad item(s): "
+                + "; ".join(_describe(p) for p in items[:5])
+                + (" ..." if len(items) > 5 else "")
             )
         message = (
-            f"the {what} has {count} problem(s) and nothing was applied: "
+            f"the {self.kind} has {count} problem(s) and nothing was applied: "
             + "; ".join(parts)
             + "; fix them and send it again with a new Idempotency-Key"
         )
-        return error_body("invalid_document", message, self.item_problems)
+        return error_body(self.code, message, items)
+
+    def levels(self) -> dict[str, int]:
+        return {line.sku: line.qty for line in self.lines}
 
 
 def _describe(problem: dict[str, Any]) -> str:
@@ -70,12 +125,25 @@ def _describe(problem: dict[str, Any]) -> str:
     return f"SKU {sku!r}: {problem['problem']}" if sku is not None else problem["problem"]
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKey(key)
+        result[key] = value
+    return result
+
+
 def parse_json(body: bytes) -> tuple[Any, str | None]:
-    """The JSON value in ``body``, or ``(None, why)`` when it is not UTF-8 JSON."""
+    """The JSON value in ``body``, or ``(None, why)`` when it is not UTF-8 JSON, or an
+    object in it repeats a key."""
     try:
-        return json.loads(body.decode("utf-8")), None
+        return json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates), None
     except UnicodeDecodeError as exc:
         return None, f"the body is not UTF-8 (byte {exc.start}); send UTF-8 JSON"
+    except DuplicateKey as exc:
+        return None, (f"the body names the key {echo(exc.args[0], 40)!r} twice in one object; "
+                      "send each key once")
     except json.JSONDecodeError as exc:
         return None, f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
     except (ValueError, RecursionError):
@@ -86,11 +154,11 @@ def _check_sku(raw: Any) -> tuple[str | None, str | None]:
     """The SKU as the service keys it (NFC), or ``(None, problem)``."""
     if not isinstance(raw, str):
         return None, "sku is missing or not text"
+    if has_control_characters(raw):
+        return None, "sku holds a control character (line break, tab...)"
     sku = unicodedata.normalize("NFC", raw)
     if not sku.strip():
         return None, "sku is empty"
-    if has_control_characters(sku):
-        return None, "sku holds a control character (line break, tab...)"
     if len(sku) > MAX_SKU_LENGTH:
         return None, f"sku is {len(sku)} characters long; the limit is {MAX_SKU_LENGTH}"
     return sku, None
@@ -99,38 +167,49 @@ def _check_sku(raw: Any) -> tuple[str | None, str | None]:
 def _check_count(raw: Any, *, what: str, minimum: int) -> str | None:
     """The problem with a level or quantity, or ``None`` when it is a whole number in range."""
     if isinstance(raw, bool) or not isinstance(raw, int):
-        return f"{what} {json.dumps(raw)[:40]} is not a whole number"
+        shown = echo(json.dumps(raw, ensure_ascii=False) if raw is not None else "missing", 40)
+        return f"{what} {shown} is not a whole number"
     if raw < minimum:
         return f"{what} {raw} is below {minimum}"
     if raw > MAX_LEVEL:
-        return f"{what} {raw} is beyond {MAX_LEVEL:,}"
+        return f"{what} {echo(raw, 20)} is beyond {MAX_LEVEL:,}"
     return None
 
 
-def _item_problem(index: int, sku: Any, problem: str) -> dict[str, Any]:
-    """A problem with an item whose SKU cannot be used; it is named by its position."""
-    return {"sku": sku if isinstance(sku, str) else None, "problem": f"item {index + 1}: {problem}"}
+def _shown(value: Any, limit: int) -> str:
+    try:
+        return echo(json.dumps(value, ensure_ascii=False), limit)
+    except (TypeError, ValueError):  # pragma: no cover - parsed JSON always dumps
+        return "?"
 
 
-def check_stock_file(document: Any, *, shop: str, known_skus: Collection[str]) -> Checked:
-    """Check a published stock file whole: every bad item is listed, nothing is half-read.
-
-    ``shop`` is the normalised URL the request named; ``known_skus`` the shop's products.
-    """
-    result = Checked()
+def check_stock_file(document: Any, *, shop: str) -> Checked:
+    """Check the shape of a published stock file (protocol 2) whole: every bad item is
+    listed, nothing is half-read. ``shop`` is the normalised URL the request named."""
+    result = Checked("stock file")
     if not isinstance(document, dict):
         result.document_problems.append("the stock file is not a JSON object")
         return result
     if document.get("format") != FORMAT_NAME:
         result.document_problems.append(
-            f"format is {json.dumps(document.get('format'))[:60]}, expected {FORMAT_NAME!r}"
+            f"format is {_shown(document.get('format'), 60)}, expected {FORMAT_NAME!r}"
         )
     version = document.get("format_version")
     if isinstance(version, bool) or version != FORMAT_VERSION:
-        result.document_problems.append(
-            f"format_version is {json.dumps(version)[:20]}; this service reads version "
-            f"{FORMAT_VERSION}"
-        )
+        result.code = "unsupported_format_version"
+        if version == 1 and not isinstance(version, bool):
+            result.document_problems.append(
+                "this is a version 1 stock file, planned against the whole shop's version; "
+                f"this service speaks protocol {FORMAT_VERSION}, where each item carries the "
+                "level it was planned against ('from'): upgrade xlstock "
+                "(pip install --upgrade xlstock) and publish again"
+            )
+        else:
+            result.document_problems.append(
+                f"format_version is {_shown(version, 20)}; this service reads version "
+                f"{FORMAT_VERSION}"
+            )
+        return result
     declared = document.get("shop")
     try:
         declared_shop = normalise_shop_url(declared) if isinstance(declared, str) else None
@@ -138,23 +217,21 @@ def check_stock_file(document: Any, *, shop: str, known_skus: Collection[str]) -
         declared_shop = None
     if declared_shop != shop:
         result.document_problems.append(
-            f"shop {json.dumps(declared)[:120]} does not match the shop parameter {shop!r}"
+            f"shop {_shown(declared, 120)} does not match the shop parameter {shop!r}"
         )
     items = document.get("items")
     if not isinstance(items, list):
         result.document_problems.append("items is missing or not a list")
         return result
-    _check_lines(
-        result, items, known_skus, what="level", minimum=0,
-        repeated="listed more than once; keep one line per SKU",
-        unknown="unknown to the shop; add the product in the shop first",
-    )
+    _check_lines(result, items, what="level", minimum=0, planned=True,
+                 repeated="listed more than once; keep one line per SKU")
     return result
 
 
-def check_order(document: Any, *, known_skus: Collection[str]) -> Checked:
-    """Check a storefront order: lines of known SKUs with whole quantities of at least 1."""
-    result = Checked()
+def check_order(document: Any) -> Checked:
+    """Check the shape of a storefront order: lines of SKUs with whole quantities of at
+    least 1, an optional text reference."""
+    result = Checked("order")
     if not isinstance(document, dict):
         result.document_problems.append("the order is not a JSON object")
         return result
@@ -174,39 +251,57 @@ def check_order(document: Any, *, known_skus: Collection[str]) -> Checked:
     if not isinstance(lines, list) or not lines:
         result.document_problems.append("lines is missing, empty or not a list")
         return result
-    _check_lines(
-        result, lines, known_skus, what="quantity", minimum=1,
-        repeated="ordered on more than one line; put the total on one line",
-        unknown="unknown to the shop",
-    )
+    _check_lines(result, lines, what="quantity", minimum=1, planned=False,
+                 repeated="ordered on more than one line; put the total on one line")
     return result
 
 
 def _check_lines(
-    result: Checked, lines: list[Any], known_skus: Collection[str], *, what: str,
-    minimum: int, repeated: str, unknown: str,
+    result: Checked, lines: list[Any], *, what: str, minimum: int, planned: bool,
+    repeated: str,
 ) -> None:
-    """Check each ``{"sku", "qty"}`` line, recording every problem and, for good lines,
-    SKU -> quantity in ``result.levels``."""
+    """Check each ``{"sku", "qty"}`` line (and its ``from`` when ``planned``), recording
+    every problem and the good lines in ``result``."""
     seen: set[str] = set()
     for index, line in enumerate(lines):
         if not isinstance(line, dict):
-            result.item_problems.append(_item_problem(index, None, "is not a JSON object"))
+            result.add(index, None, f"item {index + 1}: is not a JSON object")
             continue
-        sku, problem = _check_sku(line.get("sku"))
+        raw_sku = line.get("sku")
+        sku, problem = _check_sku(raw_sku)
         if sku is None:
-            result.item_problems.append(_item_problem(index, line.get("sku"), problem or ""))
+            shown = echo(raw_sku) if isinstance(raw_sku, str) else None
+            result.add(index, shown, f"item {index + 1}: {problem}")
             continue
         problems = []
         if sku in seen:
             problems.append(repeated)
-        elif sku not in known_skus:
-            problems.append(unknown)
         seen.add(sku)
-        qty_problem = _check_count(line.get("qty"), what=what, minimum=minimum)
+        qty: Any = line.get("qty")
+        qty_problem = _check_count(qty, what=what, minimum=minimum)
         if qty_problem:
             problems.append(qty_problem)
+        planned_from = line.get("from")
+        if planned:
+            if "from" not in line:
+                problems.append("from is missing: give the level this item was planned "
+                                "against (what the last read of the levels showed)")
+            else:
+                from_problem = _check_count(planned_from, what="from", minimum=0)
+                if from_problem:
+                    problems.append(from_problem)
         for text in problems:
-            result.item_problems.append({"sku": sku, "problem": text})
+            result.add(index, sku, text)
         if not problems:
-            result.levels[sku] = line["qty"]
+            result.lines.append(Line(index, sku, qty, planned_from if planned else None))
+
+
+def unknown_skus(result: Checked, known: Collection[str], problem: str) -> None:
+    """Move the good lines whose SKU is not in ``known`` to the problems."""
+    kept = []
+    for line in result.lines:
+        if line.sku in known:
+            kept.append(line)
+        else:
+            result.add(line.index, line.sku, problem)
+    result.lines = kept

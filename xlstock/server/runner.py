@@ -4,35 +4,160 @@ Ctrl-C or SIGTERM, or in a background thread on a free port (the demo and the te
 Both run the same loop, so both stop the same way: stop accepting connections, let
 the requests in flight finish (a few seconds at most), close the sockets, close the
 database.
+
+Connections. waitress keeps every connection in one event loop and hands a request to
+a worker thread only once it has arrived whole, so idle and slow connections cost a
+socket each, never a thread. What it lacks is a limit on how long a request may take to
+arrive: its ``channel_timeout`` counts from the last byte received, so a client sending
+its headers one byte a second is never dropped, and up to ``connection_limit`` of them
+lock every other client out. No maintained WSGI server that also runs on Windows has
+such a limit either (cheroot gives each slow connection a worker thread; uvicorn's
+timeouts are also reset by every byte, and it is not WSGI), so :class:`GuardedServer`
+adds one on waitress's own hooks: a request's headers must arrive within
+``header_timeout`` of its first byte, and the whole request within ``request_timeout``,
+or the connection is closed. Connections idle between requests are closed after
+``idle_timeout``. Every error waitress answers itself (a malformed request, headers too
+large) is JSON with a code, like the application's.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import select
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
 from xlstock.errors import MissingExtra, UsageError
 from xlstock.server.app import DEFAULT_MAX_BODY, create_app
-from xlstock.server.storage import StockStore
+from xlstock.server.storage import DEFAULT_DAILY_QUOTA, StockStore
 
 try:
     from waitress import wasyncore
-    from waitress.server import create_server
+    from waitress.adjustments import Adjustments
+    from waitress.channel import HTTPChannel
+    from waitress.parser import HTTPRequestParser
+    from waitress.server import TcpWSGIServer
+    from waitress.task import ErrorTask
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise MissingExtra("server", "the stock service (Flask and waitress)") from exc
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
-THREADS = 8
 DRAIN_SECONDS = 5.0
 LOOP_TIMEOUT = 0.5
+USE_POLL = hasattr(select, "poll")
+"""poll() on POSIX: select() cannot watch sockets numbered 1024 and above."""
 
 log = logging.getLogger("xlstock.server")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How the service treats connections and what it accepts.
+
+    ``connections``: open connections at most (beyond it new ones wait in the listen
+    backlog); ``threads``: requests served at once; ``idle_timeout``: seconds a
+    connection may stay idle between requests; ``header_timeout``: seconds a request's
+    headers may take to arrive; ``request_timeout``: seconds a whole request (headers
+    and body) may take to arrive; ``max_body``: request body cap in bytes (after gzip
+    inflation); ``daily_quota``: bytes one shop may store in a UTC day.
+    """
+
+    connections: int = 1000 if USE_POLL else 500
+    threads: int = 8
+    idle_timeout: int = 15
+    header_timeout: float = 10.0
+    request_timeout: float = 60.0
+    max_body: int = DEFAULT_MAX_BODY
+    daily_quota: int = DEFAULT_DAILY_QUOTA
+
+    def __post_init__(self) -> None:
+        if not USE_POLL and self.connections > 500:
+            # Windows' select() watches at most 512 sockets (FD_SETSIZE in CPython).
+            raise UsageError("on Windows the service takes at most 500 connections; "
+                             "pass --connections 500 or fewer")
+        for name in ("connections", "threads", "idle_timeout", "header_timeout",
+                     "request_timeout", "max_body", "daily_quota"):
+            if getattr(self, name) <= 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be more than 0")
+
+
+_REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Request Entity Too Large",
+            431: "Request Header Fields Too Large", 500: "Internal Server Error"}
+_ERROR_CODES = {400: "bad_request", 413: "payload_too_large", 431: "headers_too_large",
+                500: "internal_error"}
+
+
+class _TimedParser(HTTPRequestParser):
+    """waitress's request parser, remembering when the request's first byte came."""
+
+    def __init__(self, adj: Any) -> None:
+        super().__init__(adj)
+        self.started = time.monotonic()
+
+
+class _JsonErrorTask(ErrorTask):
+    """waitress's own error answers (malformed request line or headers, headers too
+    large, a body framing it cannot read) as JSON errors with a code. A transfer coding
+    waitress does not implement (501 there) is the client's to fix: 400 here."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        status = 400 if error.code == 501 else int(error.code)
+        status = status if status in _REASONS else 400
+        detail = str(error.body or error.reason).strip()
+        if error.code == 501:
+            detail += "; send the body with Content-Length, or Transfer-Encoding: chunked"
+        body = json.dumps(
+            {"error": {"code": _ERROR_CODES.get(status, "bad_request"),
+                       "message": f"the request could not be read: {detail[:300]}"}},
+            ensure_ascii=True, separators=(",", ":"),
+        ).encode("ascii")
+        self.status = f"{status} {_REASONS[status]}"
+        self.response_headers.extend([
+            ("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff"),
+        ])
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _GuardedChannel(HTTPChannel):
+    parser_class = _TimedParser
+    error_task_class = _JsonErrorTask
+
+
+class GuardedServer(TcpWSGIServer):
+    """waitress's TCP server, also closing connections whose request does not arrive in
+    time (see the module's docstring)."""
+
+    channel_class = _GuardedChannel
+
+    def __init__(self, application: Any, *, adj: Any, header_timeout: float,
+                 request_timeout: float, **kw: Any) -> None:
+        self.header_timeout = header_timeout
+        self.request_timeout = request_timeout
+        super().__init__(application, adj=adj, **kw)
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)
+        clock = time.monotonic()
+        for channel in list(self.active_channels.values()):
+            request = channel.request
+            if request is None or channel.will_close:
+                continue
+            limit = self.request_timeout if request.headers_finished else self.header_timeout
+            waited = clock - getattr(request, "started", clock)
+            if waited > limit:
+                log.info("closing a connection from %s: its request took over %g s to arrive",
+                         channel.addr[0] if channel.addr else "?", limit)
+                channel.will_close = True
 
 
 class RunningServer:
@@ -61,11 +186,12 @@ class RunningServer:
         """Serve until :meth:`request_stop` or :meth:`stop`; then shut down cleanly."""
         try:
             while not self._stopping.is_set():
-                wasyncore.loop(timeout=LOOP_TIMEOUT, map=self._map, count=1)
+                wasyncore.loop(timeout=LOOP_TIMEOUT, map=self._map, use_poll=USE_POLL,
+                               count=1)
             self._server.accepting = False
             deadline = time.monotonic() + DRAIN_SECONDS
             while self._busy() and time.monotonic() < deadline:
-                wasyncore.loop(timeout=0.05, map=self._map, count=1)
+                wasyncore.loop(timeout=0.05, map=self._map, use_poll=USE_POLL, count=1)
         finally:
             self._server.task_dispatcher.shutdown(timeout=DRAIN_SECONDS)
             wasyncore.close_all(self._map, ignore_all=True)
@@ -105,13 +231,27 @@ class RunningServer:
         self.stop()
 
 
-def _bind(db_path: str | Path, host: str, port: int, max_body: int) -> RunningServer:
-    store = StockStore(db_path)
+def _bind(db_path: str | Path, host: str, port: int, settings: ServerSettings) -> RunningServer:
+    store = StockStore(db_path, daily_quota=settings.daily_quota)
     try:
-        server = create_server(
-            create_app(store, max_body=max_body), host=host, port=port, threads=THREADS,
-            ident="xlstock", clear_untrusted_proxy_headers=True,
+        adj = Adjustments(
+            host=host, port=port, threads=settings.threads, ident="xlstock",
+            clear_untrusted_proxy_headers=True, connection_limit=settings.connections,
+            channel_timeout=settings.idle_timeout, cleanup_interval=1,
+            asyncore_use_poll=USE_POLL, max_request_body_size=settings.max_body * 2,
         )
+        if len(adj.listen) != 1:
+            raise _SeveralAddresses()
+        server = GuardedServer(
+            create_app(store, max_body=settings.max_body), adj=adj,
+            sockinfo=adj.listen[0], map={},
+            header_timeout=settings.header_timeout, request_timeout=settings.request_timeout,
+        )
+    except _SeveralAddresses:
+        store.close()
+        raise UsageError(
+            f"{host!r} names more than one address; pass one address, e.g. --host 127.0.0.1"
+        ) from None
     except OSError as exc:
         store.close()
         raise UsageError(
@@ -123,24 +263,23 @@ def _bind(db_path: str | Path, host: str, port: int, max_body: int) -> RunningSe
         raise UsageError(
             f"cannot listen on {host!r}:{port} ({exc}); pass another --host"
         ) from exc
-    if not hasattr(server, "_map"):
-        wasyncore.close_all(server.map, ignore_all=True)
-        store.close()
-        raise UsageError(
-            f"{host!r} names more than one address; pass one address, e.g. --host 127.0.0.1"
-        )
     return RunningServer(store, server)
+
+
+class _SeveralAddresses(Exception):
+    pass
 
 
 def start_background_server(
     db_path: str | Path, host: str = DEFAULT_HOST, port: int = 0, *,
-    max_body: int = DEFAULT_MAX_BODY,
+    max_body: int = DEFAULT_MAX_BODY, settings: ServerSettings | None = None,
 ) -> RunningServer:
     """Start the service in a daemon thread (port 0: a free port) and return at once.
 
     Use ``.url`` to reach it and ``.stop()`` (or ``with``) to stop it.
     """
-    running = _bind(db_path, host, port, max_body)
+    settings = settings or ServerSettings(max_body=max_body)
+    running = _bind(db_path, host, port, settings)
     thread = threading.Thread(
         target=running.serve_forever, name=f"xlstock-service-{running.port}", daemon=True
     )
@@ -152,13 +291,14 @@ def start_background_server(
 def serve(
     db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
     max_body: int = DEFAULT_MAX_BODY, ready: Any = None,
+    settings: ServerSettings | None = None,
 ) -> None:
     """Run the service in this thread until Ctrl-C or SIGTERM (signals are caught only
     when this is the main thread; elsewhere, stop it through ``ready``'s server).
 
     ``ready``, if given, is called with the :class:`RunningServer` once it listens.
     """
-    running = _bind(db_path, host, port, max_body)
+    running = _bind(db_path, host, port, settings or ServerSettings(max_body=max_body))
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("stopping on %s", signal.Signals(signum).name)

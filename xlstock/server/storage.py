@@ -1,14 +1,22 @@
-"""The stock service's storage: one SQLite file in WAL mode.
+"""The stock service's storage: shops, tokens, products and levels, and every version
+of those levels, behind a :class:`~xlstock.server.database.Database` (SQLite by default).
 
-Every state change is one ``BEGIN IMMEDIATE`` transaction, so writers queue behind
-each other (``busy_timeout``) while readers keep reading the last committed state.
-Each thread gets its own connection. The schema carries its version in
-``PRAGMA user_version`` and is brought up to date by :data:`MIGRATIONS`, applied in
-order, on first use.
+Every state change is one short write transaction that reads and writes only what it
+needs: an order reads and writes the rows of the SKUs it names, a publish those of the
+SKUs in its stock file. Request bodies are parsed and checked for shape before the
+transaction begins. Reads (sync, storefront, history, outcomes) run in read
+transactions that never take the write lock.
 
-Publishes and orders return an :class:`Outcome` (an HTTP status and a JSON body):
-the idempotency record must hold exactly the answer the client got, so the answer is
+Publishes and orders return an :class:`Outcome` (an HTTP status and a JSON body): the
+idempotency record must hold exactly the answer the client got, so the answer is
 decided here, inside the same transaction that applies it.
+
+What a shop can store is bounded: every request body is capped (by the web layer); a
+refused request stores its key, the hash of its body, its status and its answer, whose
+error listing is capped at :data:`~xlstock.server.documents.MAX_ERROR_BYTES`; and each
+shop may write at most ``daily_quota`` bytes a day (counted from what each write
+stores), after which writes are refused with 429 until midnight UTC. Idempotency
+records older than :data:`KEY_RETENTION` are pruned.
 """
 
 from __future__ import annotations
@@ -18,163 +26,97 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
 import threading
 import unicodedata
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from xlstock.errors import UsageError
 from xlstock.model import (
     MAX_LEVEL,
     MAX_NAME_LENGTH,
     MAX_SKU_LENGTH,
-    StockItem,
     ValueProblem,
     has_control_characters,
     normalise_shop_url,
 )
-from xlstock.server.documents import check_order, check_stock_file, error_body, parse_json
+from xlstock.server.database import Database, SQLiteDatabase, migrate
+from xlstock.server.documents import (
+    Checked,
+    check_order,
+    check_stock_file,
+    error_body,
+    parse_json,
+    unknown_skus,
+)
+from xlstock.server.schema import MIGRATIONS, SCHEMA_VERSION
 from xlstock.stockfile import FORMAT_NAME, FORMAT_VERSION
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE shops (
-            id INTEGER PRIMARY KEY,
-            url TEXT NOT NULL UNIQUE,
-            epoch TEXT NOT NULL,
-            version INTEGER NOT NULL DEFAULT 0,
-            created_at TEXT NOT NULL
-        )""",
-        """CREATE TABLE tokens (
-            hash TEXT PRIMARY KEY,
-            shop_id INTEGER NOT NULL REFERENCES shops(id),
-            created_at TEXT NOT NULL
-        )""",
-        """CREATE TABLE products (
-            shop_id INTEGER NOT NULL REFERENCES shops(id),
-            sku TEXT NOT NULL,
-            name TEXT NOT NULL DEFAULT '',
-            variant TEXT NOT NULL DEFAULT '',
-            qty INTEGER NOT NULL CHECK (qty >= 0),
-            active INTEGER NOT NULL DEFAULT 1,
-            PRIMARY KEY (shop_id, sku)
-        )""",
-        """CREATE TABLE versions (
-            shop_id INTEGER NOT NULL REFERENCES shops(id),
-            number INTEGER NOT NULL,
-            at TEXT NOT NULL,
-            source TEXT NOT NULL CHECK (source IN ('catalogue', 'publish', 'order')),
-            reference TEXT NOT NULL DEFAULT '',
-            PRIMARY KEY (shop_id, number)
-        )""",
-        """CREATE TABLE changes (
-            shop_id INTEGER NOT NULL,
-            number INTEGER NOT NULL,
-            sku TEXT NOT NULL,
-            before INTEGER,
-            after INTEGER NOT NULL,
-            PRIMARY KEY (shop_id, number, sku),
-            FOREIGN KEY (shop_id, number) REFERENCES versions(shop_id, number)
-        )""",
-        """CREATE TABLE orders (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            shop_id INTEGER NOT NULL REFERENCES shops(id),
-            number INTEGER NOT NULL,
-            reference TEXT NOT NULL DEFAULT '',
-            at TEXT NOT NULL
-        )""",
-        """CREATE TABLE idempotency (
-            shop_id INTEGER NOT NULL REFERENCES shops(id),
-            key TEXT NOT NULL,
-            action TEXT NOT NULL,
-            body_sha256 TEXT NOT NULL,
-            status INTEGER NOT NULL,
-            response TEXT NOT NULL,
-            received_at TEXT NOT NULL,
-            applied INTEGER NOT NULL,
-            PRIMARY KEY (shop_id, key)
-        )""",
-        "CREATE INDEX idempotency_received_at ON idempotency (received_at)",
-    ),
-    (
-        # The online account (xlstock/server/accounts.py, issue 10): merchants, their
-        # sign-in sessions and failed sign-ins; which account holds a shop and whether
-        # its automatic stock updates are on (a shop from `shop add` stays on); what the
-        # API tokens page shows of a token, and its revocation. SQL both SQLite and
-        # PostgreSQL run; ids of new accounts are given by the writer, not the database.
-        """CREATE TABLE accounts (
-            id INTEGER NOT NULL PRIMARY KEY,
-            email TEXT NOT NULL UNIQUE,
-            password_hash TEXT NOT NULL,
-            must_change_password INTEGER NOT NULL DEFAULT 1,
-            created_at TEXT NOT NULL,
-            password_changed_at TEXT NOT NULL
-        )""",
-        """CREATE TABLE account_sessions (
-            id_hash TEXT NOT NULL PRIMARY KEY,
-            account_id INTEGER NOT NULL REFERENCES accounts(id),
-            csrf TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            seen_at TEXT NOT NULL
-        )""",
-        "CREATE INDEX account_sessions_account ON account_sessions (account_id)",
-        "CREATE INDEX account_sessions_seen ON account_sessions (seen_at)",
-        """CREATE TABLE sign_in_failures (
-            at TEXT NOT NULL,
-            email TEXT NOT NULL,
-            address TEXT NOT NULL
-        )""",
-        "CREATE INDEX sign_in_failures_email ON sign_in_failures (email, at)",
-        "CREATE INDEX sign_in_failures_address ON sign_in_failures (address, at)",
-        "CREATE INDEX sign_in_failures_at ON sign_in_failures (at)",
-        """CREATE TABLE service_keys (
-            name TEXT NOT NULL PRIMARY KEY,
-            value TEXT NOT NULL
-        )""",
-        "ALTER TABLE shops ADD COLUMN account_id INTEGER REFERENCES accounts(id)",
-        "ALTER TABLE shops ADD COLUMN stock_updates INTEGER NOT NULL DEFAULT 1",
-        "ALTER TABLE shops ADD COLUMN low_stock_at INTEGER NOT NULL DEFAULT 5",
-        "CREATE UNIQUE INDEX shops_account ON shops (account_id)",
-        # The Stock levels page counts, pages and searches a shop's products in SKU order
-        # from this index alone (levels are not in it: a publish never writes it).
-        "CREATE INDEX products_listing ON products (shop_id, active, sku, name, variant)",
-        "ALTER TABLE tokens ADD COLUMN prefix TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE tokens ADD COLUMN last_used_at TEXT",
-        "ALTER TABLE tokens ADD COLUMN revoked_at TEXT",
-    ),
-)
-"""Schema steps; step N (1-based) brings a database from ``user_version`` N-1 to N.
-Append new steps, never edit a released one."""
+__all__ = [
+    "KEY_RETENTION", "MIGRATIONS", "SCHEMA_VERSION", "DEFAULT_DAILY_QUOTA", "Outcome",
+    "Registration", "StockStore", "UnknownShop", "LevelChangesRefused", "hash_token",
+    "migrate",
+]
 
-SCHEMA_VERSION = len(MIGRATIONS)
 KEY_RETENTION = dt.timedelta(days=30)
 """How long idempotency keys and publish outcomes are kept (the protocol promises 7 days)."""
-BUSY_TIMEOUT_MS = 30_000
+PRUNE_INTERVAL = dt.timedelta(seconds=60)
+PRUNE_BATCH = 5000
+DEFAULT_DAILY_QUOTA = 256 * 1024 * 1024
+"""Bytes one shop may store in a UTC day (publishes, orders, refusals), by default."""
 HISTORY_LIMIT_MAX = 500
+LEVEL_CHANGES_MIN = 20
+"""A catalogue changing at least this many existing levels, and more than half of
+them, needs ``allow_level_changes`` (the workbook's mass-change guard, for shop add)."""
+_IN_CHUNK = 500
+_VERSION_COST = 160
+_CHANGE_COST = 64
 
 
 class UnknownShop(LookupError):
     """The shop URL is not registered in this database."""
 
 
+class LevelChangesRefused(UsageError):
+    """A catalogue would change many existing levels; it needs ``allow_level_changes``."""
+
+
+class _Item(Protocol):
+    """A catalogue product: :class:`~xlstock.model.StockItem` or
+    :class:`~xlstock.model.CatalogueItem` (whose ``qty`` may be ``None``)."""
+
+    @property
+    def sku(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def variant(self) -> str: ...
+
+    @property
+    def qty(self) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class Outcome:
     """The answer to a publish or an order: HTTP status, JSON body, the ``ETag`` to send
-    (if any), and whether it is a replay of an earlier answer to the same key."""
+    (if any), extra headers, and whether it replays an earlier answer to the same key."""
 
     status: int
     body: dict[str, Any]
     etag: str | None = None
     replayed: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Registration:
-    """What :meth:`StockStore.register_shop` did."""
+    """What :meth:`StockStore.register_shop` did. ``levels_left`` are the existing
+    products whose level the catalogue left as it was; ``without_quantity`` counts the
+    catalogue's products that gave no quantity."""
 
     shop: str
     token: str
@@ -183,6 +125,8 @@ class Registration:
     added: list[str] = field(default_factory=list)
     levels_changed: list[str] = field(default_factory=list)
     renamed: list[str] = field(default_factory=list)
+    levels_left: list[str] = field(default_factory=list)
+    without_quantity: int = 0
     version: str = ""
 
 
@@ -210,133 +154,75 @@ def token_prefix(token: str) -> str:
     return token[:10]
 
 
-def migrate(conn: sqlite3.Connection, steps: Sequence[Sequence[str]] = MIGRATIONS) -> int:
-    """Bring the database behind ``conn`` up to ``len(steps)``, one transaction for all
-    missing steps; returns the schema version. Refuses a database newer than ``steps``."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        current = conn.execute("PRAGMA user_version").fetchone()[0]
-        if current > len(steps):
-            raise UsageError(
-                f"the stock database has schema version {current}, newer than this xlstock "
-                f"understands ({len(steps)}); upgrade xlstock"
-            )
-        for number in range(current + 1, len(steps) + 1):
-            for statement in steps[number - 1]:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number:d}")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return len(steps)
-
-
 def _tag(number: int, epoch: str) -> str:
     return f"{number}.{epoch}"
 
 
-@dataclass(frozen=True)
+def _chunks(values: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+@dataclass
 class _Shop:
+    """A shop's row, read at the start of a transaction; a write changes ``version``,
+    ``order_count`` and ``stored`` here and saves them once, at the end."""
+
     id: int
     url: str
     epoch: str
     version: int
     created_at: str
+    order_count: int
+    usage_day: str
+    usage_bytes: int
+    stored: int = 0
 
     @property
     def tag(self) -> str:
         return _tag(self.version, self.epoch)
 
 
+_SHOP_COLUMNS = "id, url, epoch, version, created_at, order_count, usage_day, usage_bytes"
+
+
 class StockStore:
     """The shops, their tokens, products and levels, and every version of those levels.
 
-    Thread-safe: each thread uses its own connection to the one database file.
+    ``db`` is a database file (SQLite) or a :class:`~xlstock.server.database.Database`.
+    Thread-safe: each thread uses its own connection. ``daily_quota`` bounds the bytes
+    one shop may store in a UTC day.
     """
 
     def __init__(
-        self, db_path: str | Path, *, clock: Callable[[], dt.datetime] = _utc_now
+        self, db: str | Path | Database, *, clock: Callable[[], dt.datetime] = _utc_now,
+        daily_quota: int = DEFAULT_DAILY_QUOTA,
     ) -> None:
-        self.path = Path(db_path)
+        self._db: Database = SQLiteDatabase(db) if isinstance(db, (str, Path)) else db
+        self.path = Path(getattr(self._db, "path", "") or "")
         self._clock = clock
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._closed = False
+        self.daily_quota = int(daily_quota)
+        self._prune_lock = threading.Lock()
+        self._next_prune = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
         try:
-            conn = self._conn()
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise UsageError(
-                    f"the stock database {self.path} cannot use WAL mode (it is in {mode} "
-                    "mode); put it on a local disk"
-                )
-            migrate(conn)
-        except sqlite3.DatabaseError as exc:
-            self.close()
-            raise UsageError(
-                f"{self.path} is not a stock database xlstock can open ({exc}); "
-                "pass --db with another file name"
-            ) from exc
-
-    # -- connections and transactions ---------------------------------------------
-
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
-        if self._closed:
-            raise RuntimeError("the stock store is closed")
-        try:
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                check_same_thread=False,
-            )
-        except sqlite3.Error as exc:
-            raise UsageError(
-                f"cannot open the stock database {self.path} ({exc}); check that its folder "
-                "exists and is writable"
-            ) from exc
-        with self._lock:
-            self._connections.append(conn)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA synchronous = FULL")
-        self._local.conn = conn
-        return conn
-
-    @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            yield conn
+            self._db.migrate(MIGRATIONS)
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._db.close()
             raise
-        conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""
-        with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
-        self._local = threading.local()
+        self._db.close()
 
     def transaction(self, *, write: bool) -> Any:
         """A transaction on this store's database, for the account pages' storage
-        (:mod:`xlstock.server.accounts`), which keeps its own SQL."""
-        return self._transaction(write=write)
+        (:mod:`xlstock.server.accounts`), which keeps its own SQL. A write one runs on
+        the calling thread, outside the group commit: account pages write rarely, and
+        their code reads and writes in turn."""
+        return self._db.transaction() if write else self._db.read()
 
     def schema_version(self) -> int:
-        return int(self._conn().execute("PRAGMA user_version").fetchone()[0])
+        return self._db.schema_version()
 
     # -- shops and tokens ------------------------------------------------------------
 
@@ -344,23 +230,35 @@ class StockStore:
         return format_time(self._clock())
 
     @staticmethod
-    def _shop(conn: sqlite3.Connection, shop_url: str) -> _Shop:
+    def _shop(conn: Any, shop_url: str) -> _Shop:
         row = conn.execute(
-            "SELECT id, url, epoch, version, created_at FROM shops WHERE url = ?", (shop_url,)
+            f"SELECT {_SHOP_COLUMNS} FROM shops WHERE url = ?", (shop_url,)
         ).fetchone()
         if row is None:
             raise UnknownShop(shop_url)
         return _Shop(**dict(row))
 
+    @staticmethod
+    def _save_shop(conn: Any, shop: _Shop) -> None:
+        conn.execute(
+            "UPDATE shops SET version = ?, order_count = ?, usage_day = ?, usage_bytes = ? "
+            "WHERE id = ?",
+            (shop.version, shop.order_count, shop.usage_day, shop.usage_bytes, shop.id),
+        )
+
     def register_shop(
-        self, shop_url: str, items: Iterable[StockItem] | None = None, *,
-        reference: str = "catalogue",
+        self, shop_url: str, items: Iterable[_Item] | None = None, *,
+        reference: str = "catalogue", allow_level_changes: bool = False,
     ) -> Registration:
         """Register ``shop_url`` (or find it) with a new API token, and load ``items``.
 
-        Listed products get their name, variant and level from ``items``; products the
-        shop has that ``items`` lacks are kept as they are. Level changes and new
-        products are recorded as one ``catalogue`` version in the history.
+        Listed products get their name and variant from ``items``, and their level when
+        the item gives one (``qty`` not ``None``); a new product without a quantity
+        starts at 0. Products the shop has that ``items`` lacks are kept as they are.
+        Level changes and new products are recorded as one ``catalogue`` version.
+        A catalogue that would change at least :data:`LEVEL_CHANGES_MIN` existing levels,
+        and more than half of them, is refused (:class:`LevelChangesRefused`, nothing
+        done) unless ``allow_level_changes``.
         """
         try:
             url = normalise_shop_url(shop_url)
@@ -369,7 +267,8 @@ class StockStore:
         catalogue = _check_catalogue(items or ())
         token = new_token()
         now = self._now()
-        with self._transaction(write=True) as conn:
+
+        def register(conn: Any) -> Registration:
             try:
                 shop = self._shop(conn, url)
                 created = False
@@ -392,71 +291,97 @@ class StockStore:
             }
             added, changed, renamed = [], [], []
             level_changes: list[tuple[str, int | None, int]] = []
+            inserts, updates = [], []
             for item in catalogue:
                 old = current.get(item.sku)
                 if old is None:
+                    qty = item.qty if item.qty is not None else 0
                     added.append(item.sku)
-                    level_changes.append((item.sku, None, item.qty))
-                    conn.execute(
-                        "INSERT INTO products (shop_id, sku, name, variant, qty) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (shop.id, item.sku, item.name, item.variant, item.qty),
-                    )
+                    level_changes.append((item.sku, None, qty))
+                    inserts.append((shop.id, item.sku, item.name, item.variant, qty))
                     continue
-                level_differs = old["qty"] != item.qty
+                qty = item.qty if item.qty is not None else old["qty"]
+                level_differs = old["qty"] != qty
                 name_differs = (old["name"], old["variant"]) != (item.name, item.variant)
                 if level_differs:
                     changed.append(item.sku)
-                    level_changes.append((item.sku, old["qty"], item.qty))
+                    level_changes.append((item.sku, old["qty"], qty))
                 if name_differs:
                     renamed.append(item.sku)
                 if level_differs or name_differs:
-                    conn.execute(
-                        "UPDATE products SET name = ?, variant = ?, qty = ?, active = 1 "
-                        "WHERE shop_id = ? AND sku = ?",
-                        (item.name, item.variant, item.qty, shop.id, item.sku),
-                    )
-            number = shop.version
+                    updates.append((item.name, item.variant, qty, shop.id, item.sku))
+            changed_set = set(changed)
+            left = sorted(sku for sku in current if sku not in changed_set)
+            if (
+                not allow_level_changes and len(changed) >= LEVEL_CHANGES_MIN
+                and 2 * len(changed) > len(current)
+            ):
+                zeroed = sum(1 for sku, before, after in level_changes
+                             if before is not None and after == 0)
+                raise LevelChangesRefused(
+                    f"this catalogue would change {len(changed)} of the {len(current)} "
+                    f"existing levels of {url} ({zeroed} to zero); nothing was changed. If "
+                    "that is intended (a stocktake), run again with --allow-level-changes"
+                )
+            conn.executemany(
+                "INSERT INTO products (shop_id, sku, name, variant, qty) VALUES (?, ?, ?, ?, ?)",
+                inserts,
+            )
+            conn.executemany(
+                "UPDATE products SET name = ?, variant = ?, qty = ?, active = 1 "
+                "WHERE shop_id = ? AND sku = ?",
+                updates,
+            )
             if added or changed or renamed:
-                number = self._new_version(conn, shop, now, "catalogue", reference, level_changes)
+                self._new_version(conn, shop, now, "catalogue", reference, level_changes)
+                self._save_shop(conn, shop)
             count = conn.execute(
                 "SELECT COUNT(*) FROM products WHERE shop_id = ? AND active = 1", (shop.id,)
             ).fetchone()[0]
-        return Registration(
-            shop=url, token=token, created=created, products=count, added=added,
-            levels_changed=changed, renamed=renamed, version=_tag(number, shop.epoch),
-        )
+            return Registration(
+                shop=url, token=token, created=created, products=count, added=added,
+                levels_changed=changed, renamed=renamed, levels_left=left,
+                without_quantity=sum(1 for item in catalogue if item.qty is None),
+                version=shop.tag,
+            )
 
-    def add_shop(self, shop_url: str, items: Iterable[StockItem] | None = None) -> str:
+        return self._db.write(register)
+
+    def add_shop(self, shop_url: str, items: Iterable[_Item] | None = None) -> str:
         """Register ``shop_url`` (loading ``items`` if given) and return a new API token.
 
         Each call issues another token; earlier tokens stay valid.
         """
-        return self.register_shop(shop_url, items).token
+        return self.register_shop(shop_url, items, allow_level_changes=True).token
 
     def authenticate(self, token: str) -> str | None:
         """The normalised URL of the shop ``token`` was issued for, or ``None`` (also for a
         revoked token: :meth:`AccountStore.revocation` tells those apart)."""
         digest = hash_token(token)
-        row = self._conn().execute(
-            "SELECT tokens.hash, shops.url FROM tokens JOIN shops ON shops.id = tokens.shop_id "
-            "WHERE tokens.hash = ? AND tokens.revoked_at IS NULL",
-            (digest,),
-        ).fetchone()
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT tokens.hash, shops.url FROM tokens "
+                "JOIN shops ON shops.id = tokens.shop_id "
+                "WHERE tokens.hash = ? AND tokens.revoked_at IS NULL",
+                (digest,),
+            ).fetchone()
         if row is None or not hmac.compare_digest(row["hash"], digest):
             return None
         return str(row["url"])
 
     def shops(self) -> list[str]:
-        return [row[0] for row in self._conn().execute("SELECT url FROM shops ORDER BY url")]
+        with self._db.read() as conn:
+            return [row[0] for row in conn.execute("SELECT url FROM shops ORDER BY url")]
 
     # -- reading ---------------------------------------------------------------------
 
     def current_tag(self, shop_url: str) -> str:
         """The version tag of the shop's levels now (raises :class:`UnknownShop`)."""
-        return self._shop(self._conn(), shop_url).tag
+        with self._db.read() as conn:
+            return self._shop(conn, shop_url).tag
 
-    def _version_time(self, conn: sqlite3.Connection, shop: _Shop) -> str:
+    @staticmethod
+    def _version_time(conn: Any, shop: _Shop) -> str:
         row = conn.execute(
             "SELECT at FROM versions WHERE shop_id = ? AND number = ?", (shop.id, shop.version)
         ).fetchone()
@@ -468,12 +393,11 @@ class StockStore:
         ``generated_at`` is the time of the version, so that one version always reads
         as the same bytes (the ``ETag`` is strong).
         """
-        with self._transaction(write=False) as conn:
+        with self._db.read() as conn:
             shop = self._shop(conn, shop_url)
             items = [
-                {"sku": row["sku"], "name": row["name"], "variant": row["variant"],
-                 "qty": row["qty"]}
-                for row in conn.execute(
+                {"sku": sku, "name": name, "variant": variant, "qty": qty}
+                for sku, name, variant, qty in conn.execute(
                     "SELECT sku, name, variant, qty FROM products "
                     "WHERE shop_id = ? AND active = 1 ORDER BY sku",
                     (shop.id,),
@@ -485,13 +409,59 @@ class StockStore:
                 "items": items,
             }
 
+    def stock_document(self, shop_url: str) -> tuple[str, bytes]:
+        """The stock document of :meth:`read_levels` as JSON (UTF-8, no spaces), and its
+        version tag, read in one transaction.
+
+        SQLite builds the item list itself (``json_group_array``), three times faster
+        than Python objects and ``json.dumps`` for 100,000 SKUs; another database gets
+        the same text from :meth:`read_levels`.
+        """
+        return self._document(shop_url, "sku, name, variant, qty", self._stock_header)
+
+    def storefront_document(self, shop_url: str) -> tuple[str, bytes]:
+        """:meth:`storefront` as JSON, with its version tag (see :meth:`stock_document`)."""
+        return self._document(shop_url, "sku, qty", self._storefront_header)
+
+    def _stock_header(self, conn: Any, shop: _Shop) -> dict[str, Any]:
+        return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "shop": shop.url,
+                "version": shop.tag, "generated_at": self._version_time(conn, shop)}
+
+    @staticmethod
+    def _storefront_header(conn: Any, shop: _Shop) -> dict[str, Any]:
+        return {"shop": shop.url, "version": shop.tag}
+
+    def _document(
+        self, shop_url: str, columns: str, header: Callable[[Any, _Shop], dict[str, Any]]
+    ) -> tuple[str, bytes]:
+        names = [name.strip() for name in columns.split(",")]
+        with self._db.read() as conn:
+            shop = self._shop(conn, shop_url)
+            head = header(conn, shop)
+            if self._db.dialect == "sqlite":
+                pairs = ", ".join(f"'{name}', {name}" for name in names)
+                items = conn.execute(
+                    f"SELECT json_group_array(json_object({pairs})) FROM (SELECT {columns} "
+                    "FROM products WHERE shop_id = ? AND active = 1 ORDER BY sku)",
+                    (shop.id,),
+                ).fetchone()[0]
+            else:  # pragma: no cover - for a backend without SQLite's JSON functions
+                items = json.dumps(
+                    [dict(zip(names, row, strict=True)) for row in conn.execute(
+                        f"SELECT {columns} FROM products WHERE shop_id = ? AND active = 1 "
+                        "ORDER BY sku", (shop.id,))],
+                    ensure_ascii=False, separators=(",", ":"),
+                )
+        text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+        return shop.tag, (text[:-1] + ',"items":' + items + "}").encode("utf-8")
+
     def storefront(self, shop_url: str) -> dict[str, Any]:
         """What a shop page needs: SKU and level of every product (no names, no token)."""
-        with self._transaction(write=False) as conn:
+        with self._db.read() as conn:
             shop = self._shop(conn, shop_url)
             items = [
-                {"sku": row["sku"], "qty": row["qty"]}
-                for row in conn.execute(
+                {"sku": sku, "qty": qty}
+                for sku, qty in conn.execute(
                     "SELECT sku, qty FROM products WHERE shop_id = ? AND active = 1 "
                     "ORDER BY sku",
                     (shop.id,),
@@ -504,33 +474,35 @@ class StockStore:
     ) -> dict[str, Any]:
         """The shop's versions, newest first, each with the changes it made."""
         limit = max(1, min(limit, HISTORY_LIMIT_MAX))
-        with self._transaction(write=False) as conn:
+        with self._db.read() as conn:
             shop = self._shop(conn, shop_url)
             rows = conn.execute(
                 "SELECT number, at, source, reference FROM versions "
                 "WHERE shop_id = ? AND number < ? ORDER BY number DESC LIMIT ?",
                 (shop.id, before if before is not None else shop.version + 1, limit),
             ).fetchall()
-            versions = []
-            for row in rows:
-                changes = [
-                    {"sku": change["sku"], "before": change["before"], "after": change["after"]}
-                    for change in conn.execute(
-                        "SELECT sku, before, after FROM changes "
-                        "WHERE shop_id = ? AND number = ? ORDER BY sku",
-                        (shop.id, row["number"]),
+            changes: dict[int, list[dict[str, Any]]] = {row["number"]: [] for row in rows}
+            if rows:
+                for change in conn.execute(
+                    "SELECT number, sku, before, after FROM changes "
+                    "WHERE shop_id = ? AND number >= ? AND number <= ? ORDER BY number, sku",
+                    (shop.id, rows[-1]["number"], rows[0]["number"]),
+                ):
+                    changes[change["number"]].append(
+                        {"sku": change["sku"], "before": change["before"],
+                         "after": change["after"]}
                     )
-                ]
-                versions.append({
-                    "version": _tag(row["number"], shop.epoch), "number": row["number"],
-                    "at": row["at"], "source": row["source"], "reference": row["reference"],
-                    "changes": changes,
-                })
+            versions = [
+                {"version": _tag(row["number"], shop.epoch), "number": row["number"],
+                 "at": row["at"], "source": row["source"], "reference": row["reference"],
+                 "changes": changes[row["number"]]}
+                for row in rows
+            ]
             return {"shop": shop.url, "versions": versions}
 
     def publish_outcome(self, shop_url: str, key: str) -> dict[str, Any] | None:
         """What the publish sent with ``key`` got, or ``None`` if the key is unknown."""
-        with self._transaction(write=False) as conn:
+        with self._db.read() as conn:
             shop = self._shop(conn, shop_url)
             row = conn.execute(
                 "SELECT status, response, received_at, applied FROM idempotency "
@@ -547,32 +519,44 @@ class StockStore:
     # -- writing ---------------------------------------------------------------------
 
     def _new_version(
-        self, conn: sqlite3.Connection, shop: _Shop, now: str, source: str, reference: str,
-        changes: Iterable[tuple[str, int | None, int]],
+        self, conn: Any, shop: _Shop, now: str, source: str, reference: str,
+        changes: Sequence[tuple[str, int | None, int]],
     ) -> int:
-        number = shop.version + 1
-        conn.execute("UPDATE shops SET version = ? WHERE id = ?", (number, shop.id))
+        shop.version += 1
         conn.execute(
             "INSERT INTO versions (shop_id, number, at, source, reference) VALUES (?, ?, ?, ?, ?)",
-            (shop.id, number, now, source, reference),
+            (shop.id, shop.version, now, source, reference),
         )
         conn.executemany(
             "INSERT INTO changes (shop_id, number, sku, before, after) VALUES (?, ?, ?, ?, ?)",
-            [(shop.id, number, sku, before, after) for sku, before, after in changes],
+            [(shop.id, shop.version, sku, before, after) for sku, before, after in changes],
         )
-        return number
+        shop.stored += _VERSION_COST + _CHANGE_COST * len(changes) + len(reference)
+        return shop.version
 
-    def _levels(self, conn: sqlite3.Connection, shop: _Shop) -> dict[str, int]:
-        return {
-            row["sku"]: row["qty"]
-            for row in conn.execute(
-                "SELECT sku, qty FROM products WHERE shop_id = ? AND active = 1", (shop.id,)
-            )
-        }
+    @staticmethod
+    def _levels_of(conn: Any, shop: _Shop, skus: Iterable[str]) -> dict[str, int]:
+        """SKU -> level of the listed SKUs the shop has (the others are absent)."""
+        found: dict[str, int] = {}
+        for chunk in _chunks(sorted(set(skus))):
+            marks = ", ".join("?" * len(chunk))
+            for sku, qty in conn.execute(
+                f"SELECT sku, qty FROM products WHERE shop_id = ? AND active = 1 "
+                f"AND sku IN ({marks})",
+                (shop.id, *chunk),
+            ):
+                found[sku] = qty
+        return found
 
-    def _replay(
-        self, conn: sqlite3.Connection, shop: _Shop, key: str, action: str, digest: str
-    ) -> Outcome | None:
+    @staticmethod
+    def _set_levels(conn: Any, shop: _Shop, changes: Iterable[tuple[str, Any, int]]) -> None:
+        conn.executemany(
+            "UPDATE products SET qty = ? WHERE shop_id = ? AND sku = ?",
+            [(after, shop.id, sku) for sku, _, after in changes],
+        )
+
+    @staticmethod
+    def _replay(conn: Any, shop: _Shop, key: str, action: str, digest: str) -> Outcome | None:
         row = conn.execute(
             "SELECT action, body_sha256, status, response FROM idempotency "
             "WHERE shop_id = ? AND key = ?",
@@ -590,137 +574,214 @@ class StockStore:
         etag = body.get("version") if row["status"] < 300 else shop.tag
         return Outcome(row["status"], body, etag=etag, replayed=True)
 
-    def _remember(
-        self, conn: sqlite3.Connection, shop: _Shop, key: str, action: str, digest: str,
-        outcome: Outcome, now: str,
-    ) -> None:
-        expired = format_time(self._clock() - KEY_RETENTION)
-        conn.execute("DELETE FROM idempotency WHERE received_at < ?", (expired,))
-        conn.execute(
-            "INSERT INTO idempotency (shop_id, key, action, body_sha256, status, response, "
-            "received_at, applied) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (shop.id, key, action, digest, outcome.status,
-             json.dumps(outcome.body, ensure_ascii=False), now, int(outcome.status < 300)),
+    def _over_quota(self, shop: _Shop) -> Outcome | None:
+        today = self._clock().astimezone(dt.timezone.utc).date()
+        if shop.usage_day != today.isoformat():
+            shop.usage_day, shop.usage_bytes = today.isoformat(), 0
+        if shop.usage_bytes < self.daily_quota:
+            return None
+        midnight = dt.datetime.combine(
+            today + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc
         )
+        wait = max(1, int((midnight - self._clock()).total_seconds()))
+        return Outcome(429, error_body(
+            "quota_exceeded",
+            f"{shop.url} has stored {shop.usage_bytes:,} bytes today, its daily limit of "
+            f"{self.daily_quota:,}; nothing was applied: try again after midnight UTC (in "
+            f"{wait:,} s), or ask whoever runs the stock service to raise --daily-quota",
+        ), headers={"Retry-After": str(wait)})
 
-    def publish(
-        self, shop_url: str, *, key: str, body: bytes, if_match: Collection[str]
+    def _write(
+        self, shop_url: str, *, key: str | None, action: str, body: bytes,
+        apply: Callable[[Any, _Shop, str], Outcome],
     ) -> Outcome:
-        """Apply a published stock file if ``if_match`` holds the current tag.
-
-        The whole file is checked before anything is applied; the answer is kept under
-        ``key`` so that the same key with the same body replays it and applies nothing.
-        """
+        """One write transaction: replay a known key, refuse a shop over its quota, or
+        apply, remember the answer under the key, and save the shop's row."""
         digest = hashlib.sha256(body).hexdigest()
         now = self._now()
-        with self._transaction(write=True) as conn:
+        def job(conn: Any) -> Outcome:
             shop = self._shop(conn, shop_url)
-            replay = self._replay(conn, shop, key, "publish", digest)
-            if replay is not None:
-                return replay
-            outcome = self._publish(conn, shop, key, body, if_match, now)
-            self._remember(conn, shop, key, "publish", digest, outcome, now)
+            if key is not None:
+                replay = self._replay(conn, shop, key, action, digest)
+                if replay is not None:
+                    return replay
+            refused = self._over_quota(shop)
+            if refused is not None:
+                return refused
+            outcome = apply(conn, shop, now)
+            if key is not None:
+                response = json.dumps(outcome.body, separators=(",", ":"))
+                conn.execute(
+                    "INSERT INTO idempotency (shop_id, key, action, body_sha256, status, "
+                    "response, received_at, applied) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (shop.id, key, action, digest, outcome.status, response, now,
+                     int(outcome.status < 300)),
+                )
+                shop.stored += len(response) + len(key) + 160
+            shop.usage_bytes += shop.stored
+            self._save_shop(conn, shop)
             return outcome
 
-    def _publish(
-        self, conn: sqlite3.Connection, shop: _Shop, key: str, body: bytes,
-        if_match: Collection[str], now: str,
+        outcome = self._db.write(job)
+        self._prune()
+        return outcome
+
+    def _prune(self) -> None:
+        """Forget idempotency records older than :data:`KEY_RETENTION`, at most once a
+        :data:`PRUNE_INTERVAL`, in short transactions of its own."""
+        now = self._clock()
+        if now < self._next_prune or not self._prune_lock.acquire(blocking=False):
+            return
+        try:
+            self._next_prune = now + PRUNE_INTERVAL
+            expired = format_time(now - KEY_RETENTION)
+
+            def prune(conn: Any) -> int:
+                return int(conn.execute(
+                    "DELETE FROM idempotency WHERE (shop_id, key) IN (SELECT shop_id, key "
+                    "FROM idempotency WHERE received_at < ? LIMIT ?)",
+                    (expired, PRUNE_BATCH),
+                ).rowcount)
+
+            for _ in range(20):
+                if self._db.write(prune) < PRUNE_BATCH:
+                    break
+        finally:
+            self._prune_lock.release()
+
+    def publish(
+        self, shop_url: str, *, key: str, body: bytes, if_match: Collection[str] | None = None
     ) -> Outcome:
-        if shop.tag not in if_match:
-            quoted = ", ".join(sorted(if_match)) or "no strong tag"
+        """Apply a published stock file (protocol 2) if every item still has the level it
+        was planned against (its ``from``), and, when ``if_match`` is given, the shop is
+        still at one of those version tags.
+
+        The file is checked whole before anything is applied; the answer is kept under
+        ``key`` so that the same key with the same body replays it and applies nothing.
+        """
+        document, why = parse_json(body)
+        checked = check_stock_file(document, shop=shop_url) if why is None else None
+
+        def apply(conn: Any, shop: _Shop, now: str) -> Outcome:
+            return self._publish(conn, shop, key, now, checked, why, if_match)
+
+        return self._write(shop_url, key=key, action="publish", body=body, apply=apply)
+
+    def _publish(
+        self, conn: Any, shop: _Shop, key: str, now: str, checked: Checked | None,
+        why: str | None, if_match: Collection[str] | None,
+    ) -> Outcome:
+        if if_match is not None and shop.tag not in if_match:
+            quoted = ", ".join(sorted(str(tag) for tag in if_match)) or "no strong tag"
             return Outcome(412, error_body(
                 "stale_version",
-                f"the levels of {shop.url} changed since version {quoted} was read (now "
-                f"{shop.tag}); nothing was applied: read the levels again, re-plan and publish "
-                "with the new tag and a new Idempotency-Key",
+                f"the levels of {shop.url} changed since version {quoted[:200]} was read (now "
+                f"{shop.tag}); nothing was applied: read the levels again, or send the publish "
+                "without If-Match (each item's 'from' is its precondition), with a new "
+                "Idempotency-Key",
             ), etag=shop.tag)
-        document, why = parse_json(body)
-        if why:
-            return Outcome(422, error_body("invalid_document", why + "; nothing was applied"))
-        levels = self._levels(conn, shop)
-        checked = check_stock_file(document, shop=shop.url, known_skus=levels)
+        if checked is None:
+            return Outcome(422, error_body("invalid_document", f"{why}; nothing was applied"))
+        current = self._levels_of(conn, shop, (line.sku for line in checked.lines))
+        unknown_skus(checked, current, "unknown to the shop; add the product in the shop first")
         if not checked.ok:
-            return Outcome(422, checked.error("stock file"))
-        changes = [
-            (sku, levels[sku], qty) for sku, qty in sorted(checked.levels.items())
-            if levels[sku] != qty
+            return Outcome(422, checked.error())
+        moved = [
+            {"sku": line.sku, "problem": f"planned from {line.planned_from}, now "
+             f"{current[line.sku]}", "planned_from": line.planned_from,
+             "current": current[line.sku]}
+            for line in sorted(checked.lines, key=lambda line: line.sku)
+            if current[line.sku] != line.planned_from
         ]
-        number = shop.version
+        if moved:
+            shown = "; ".join(f"{m['sku']}: {m['problem']}" for m in moved[:5])
+            return Outcome(412, error_body(
+                "levels_moved",
+                f"{len(moved)} item(s) of the stock file moved in {shop.url} since they were "
+                f"planned; nothing was applied: {shown}{' ...' if len(moved) > 5 else ''}; "
+                "re-plan those items on their current levels and publish again with a new "
+                "Idempotency-Key",
+                moved,
+            ), etag=shop.tag)
+        changes = [
+            (line.sku, current[line.sku], line.qty)
+            for line in sorted(checked.lines, key=lambda line: line.sku)
+            if current[line.sku] != line.qty
+        ]
         if changes:
-            number = self._new_version(conn, shop, now, "publish", key, changes)
-            conn.executemany(
-                "UPDATE products SET qty = ? WHERE shop_id = ? AND sku = ?",
-                [(after, shop.id, sku) for sku, _, after in changes],
-            )
-        tag = _tag(number, shop.epoch)
+            self._new_version(conn, shop, now, "publish", key, changes)
+            self._set_levels(conn, shop, changes)
         return Outcome(200, {
-            "key": key, "version": tag, "published_at": now,
+            "key": key, "version": shop.tag, "published_at": now,
             "changes": [{"sku": s, "before": b, "after": a} for s, b, a in changes],
-        }, etag=tag)
+        }, etag=shop.tag)
 
     def order(self, shop_url: str, *, body: bytes, key: str | None = None) -> Outcome:
         """Take a storefront order: every line decremented in one transaction, or none
         if any line is short of stock (no oversell). Each order makes a new version."""
-        digest = hashlib.sha256(body).hexdigest()
-        now = self._now()
-        with self._transaction(write=True) as conn:
-            shop = self._shop(conn, shop_url)
-            if key is not None:
-                replay = self._replay(conn, shop, key, "order", digest)
-                if replay is not None:
-                    return replay
-            outcome = self._order(conn, shop, body, now)
-            if key is not None:
-                self._remember(conn, shop, key, "order", digest, outcome, now)
-            return outcome
-
-    def _order(self, conn: sqlite3.Connection, shop: _Shop, body: bytes, now: str) -> Outcome:
         document, why = parse_json(body)
-        if why:
-            return Outcome(422, error_body("invalid_document", why + "; nothing was taken"))
-        levels = self._levels(conn, shop)
-        checked = check_order(document, known_skus=levels)
+        checked = check_order(document) if why is None else None
+
+        def apply(conn: Any, shop: _Shop, now: str) -> Outcome:
+            return self._order(conn, shop, now, checked, why)
+
+        return self._write(shop_url, key=key, action="order", body=body, apply=apply)
+
+    def _order(
+        self, conn: Any, shop: _Shop, now: str, checked: Checked | None, why: str | None
+    ) -> Outcome:
+        if checked is None:
+            return Outcome(422, error_body("invalid_document", f"{why}; nothing was taken"))
+        current = self._levels_of(conn, shop, (line.sku for line in checked.lines))
+        unknown_skus(checked, current, "unknown to the shop")
         if not checked.ok:
-            return Outcome(422, checked.error("order"))
+            return Outcome(422, checked.error())
         short = [
-            {"sku": sku, "problem": f"ordered {qty}, {levels[sku]} in stock",
-             "requested": qty, "available": levels[sku]}
-            for sku, qty in checked.levels.items() if qty > levels[sku]
+            {"sku": line.sku, "problem": f"ordered {line.qty}, {current[line.sku]} in stock",
+             "requested": line.qty, "available": current[line.sku]}
+            for line in checked.lines if line.qty > current[line.sku]
         ]
         if short:
+            shown = "; ".join(f"{s['sku']}: {s['problem']}" for s in short[:5])
             return Outcome(409, error_body(
                 "insufficient_stock",
                 f"{len(short)} line(s) of the order are short of stock in {shop.url}; "
-                "nothing was taken: " + "; ".join(f"{s['sku']}: {s['problem']}" for s in short),
+                f"nothing was taken: {shown}{' ...' if len(short) > 5 else ''}",
                 short,
             ))
-        cursor = conn.execute(
-            "INSERT INTO orders (shop_id, number, reference, at) VALUES (?, ?, ?, ?)",
-            (shop.id, shop.version + 1, checked.reference, now),
-        )
-        order_id = int(cursor.lastrowid or 0)
-        changes = [(sku, levels[sku], levels[sku] - qty) for sku, qty in checked.levels.items()]
+        shop.order_count += 1
+        order_id = shop.order_count
+        changes = [(line.sku, current[line.sku], current[line.sku] - line.qty)
+                   for line in checked.lines]
         number = self._new_version(
             conn, shop, now, "order", checked.reference or f"order-{order_id}", changes
         )
-        conn.executemany(
-            "UPDATE products SET qty = ? WHERE shop_id = ? AND sku = ?",
-            [(after, shop.id, sku) for sku, _, after in changes],
+        conn.execute(
+            "INSERT INTO orders (shop_id, id, number, reference, at) VALUES (?, ?, ?, ?, ?)",
+            (shop.id, order_id, number, checked.reference, now),
         )
-        tag = _tag(number, shop.epoch)
+        self._set_levels(conn, shop, changes)
         return Outcome(201, {
-            "order": order_id, "version": tag,
-            "lines": [{"sku": sku, "qty": checked.levels[sku], "level": after}
-                      for sku, _, after in changes],
-        }, etag=tag)
+            "order": order_id, "version": shop.tag,
+            "lines": [{"sku": sku, "qty": before - after, "level": after}
+                      for sku, before, after in changes],
+        }, etag=shop.tag)
 
 
-def _check_catalogue(items: Iterable[StockItem]) -> list[StockItem]:
+@dataclass(frozen=True)
+class _CatalogueLine:
+    sku: str
+    name: str
+    variant: str
+    qty: int | None
+
+
+def _check_catalogue(items: Iterable[_Item]) -> list[_CatalogueLine]:
     """The catalogue items made canonical (NFC SKUs, trimmed text), or a
-    :class:`UsageError` naming every bad one."""
+    :class:`UsageError` naming every bad one. A ``qty`` of ``None`` means "no quantity"."""
     problems: list[str] = []
     seen: set[str] = set()
-    result: list[StockItem] = []
+    result: list[_CatalogueLine] = []
     for item in items:
         sku = unicodedata.normalize("NFC", str(item.sku).strip())
         label = f"SKU {sku!r}"
@@ -735,7 +796,9 @@ def _check_catalogue(items: Iterable[StockItem]) -> list[StockItem]:
             continue
         seen.add(sku)
         qty = item.qty
-        if isinstance(qty, bool) or not isinstance(qty, int) or not 0 <= qty <= MAX_LEVEL:
+        if qty is not None and (
+            isinstance(qty, bool) or not isinstance(qty, int) or not 0 <= qty <= MAX_LEVEL
+        ):
             problems.append(f"{label} has level {qty!r}; give a whole number 0..{MAX_LEVEL:,}")
             continue
         texts = [str(item.name or "").strip(), str(item.variant or "").strip()]
@@ -743,7 +806,7 @@ def _check_catalogue(items: Iterable[StockItem]) -> list[StockItem]:
             problems.append(f"{label} has a name or variant with control characters or over "
                             f"{MAX_NAME_LENGTH} characters")
             continue
-        result.append(StockItem(sku=sku, name=texts[0], variant=texts[1], qty=qty))
+        result.append(_CatalogueLine(sku=sku, name=texts[0], variant=texts[1], qty=qty))
     if problems:
         shown = "; ".join(problems[:20]) + (" ..." if len(problems) > 20 else "")
         raise UsageError(f"the catalogue has {len(problems)} problem(s), nothing was loaded: "

@@ -1,0 +1,281 @@
+"""The database under the stock service: connections, transactions and migrations.
+
+:class:`StockStore` (``storage.py``) holds every rule and every SQL statement; it talks
+to the database only through the small :class:`Database` interface below, so that a
+second backend (PostgreSQL, for several service processes sharing one database) needs
+only its own :class:`Database`:
+
+- ``read()`` yields a connection inside a read transaction: it sees one committed state
+  and never waits for, nor blocks, a writer.
+- ``write(job)`` runs ``job(connection)`` as one write transaction and returns what it
+  returns: all of it is applied, or (when it raises) none of it. Writes serialise with
+  every other writer of the database (SQLite: ``BEGIN IMMEDIATE``; a server database
+  would lock the rows it changes); ``write`` returns only once the job is durable.
+- SQL is written once, with ``?`` placeholders and syntax both SQLite and PostgreSQL
+  accept (row values, ``IN (...)`` lists of at most 500); a backend whose driver wants
+  ``%s`` translates the placeholders.
+- ``dialect`` names the backend for the few statements that differ (none yet).
+
+:class:`SQLiteDatabase` is the default: one file in WAL mode, the schema version in
+``PRAGMA user_version``. Reads use one connection per thread. Writes go to one writer
+thread that commits them in groups: every job waiting when a commit starts joins the
+next one, each inside its own savepoint (a job that fails is rolled back alone), and
+all of them are answered after that single commit. A commit waits for the disk
+(``synchronous = FULL``: nothing acknowledged is lost to a power cut), so committing
+one job at a time would cap the service at one order per disk flush; grouped, the
+flush is shared by every order that arrived meanwhile.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from xlstock.errors import UsageError
+
+BUSY_TIMEOUT_MS = 30_000
+GROUP_MAX = 100
+"""Most jobs committed together."""
+
+T = TypeVar("T")
+
+
+class Database(Protocol):
+    """What :class:`~xlstock.server.storage.StockStore` needs of a database."""
+
+    dialect: str
+
+    def read(self) -> Any:
+        """A context manager yielding a connection (``execute``) in a read transaction."""
+
+    def write(self, job: Callable[[Any], T]) -> T:
+        """Run ``job(connection)`` (``execute``, ``executemany``) as one write transaction,
+        durable when this returns; nothing of it is applied if it raises."""
+
+    def transaction(self) -> Any:
+        """A context manager yielding a connection in a write transaction of the calling
+        thread's own, outside the group commit: for rare writes whose code reads and
+        writes in turn."""
+
+    def migrate(self, steps: Sequence[Sequence[str]]) -> int:
+        """Bring the schema up to ``len(steps)``; returns the schema version."""
+
+    def schema_version(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def migrate(conn: sqlite3.Connection, steps: Sequence[Sequence[str]]) -> int:
+    """Bring the SQLite database behind ``conn`` up to ``len(steps)``, one transaction for
+    all missing steps; returns the schema version. Refuses a database newer than
+    ``steps``."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        if current > len(steps):
+            raise UsageError(
+                f"the stock database has schema version {current}, newer than this xlstock "
+                f"understands ({len(steps)}); upgrade xlstock"
+            )
+        for number in range(current + 1, len(steps) + 1):
+            for statement in steps[number - 1]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number:d}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return len(steps)
+
+
+class _Job:
+    """One write waiting for the writer thread, and then its result."""
+
+    def __init__(self, work: Callable[[sqlite3.Connection], Any]) -> None:
+        self.work = work
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+_STOP = object()
+
+
+class SQLiteDatabase:
+    """One SQLite file in WAL mode (see the module's docstring). Thread-safe."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._jobs: queue.Queue[Any] = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._closed = False
+        try:
+            conn = self.connection()
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise self.not_a_database(exc) from exc
+        if str(mode).lower() != "wal":
+            self.close()
+            raise UsageError(
+                f"the stock database {self.path} cannot use WAL mode (it is in {mode} "
+                "mode); put it on a local disk"
+            )
+
+    def not_a_database(self, exc: Exception) -> UsageError:
+        return UsageError(
+            f"{self.path} is not a stock database xlstock can open ({exc}); "
+            "pass --db with another file name"
+        )
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise RuntimeError("the stock database is closed")
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise UsageError(
+                f"cannot open the stock database {self.path} ({exc}); check that its folder "
+                "exists and is writable"
+            ) from exc
+        with self._lock:
+            self._connections.append(conn)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = FULL")
+        self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        conn = self.connection()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        if threading.current_thread() is self._writer:
+            raise RuntimeError("the writer thread cannot open a transaction of its own")
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")  # waits (busy timeout) while a group commits
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        if threading.current_thread() is self._writer:
+            raise RuntimeError("a write job cannot wait for another write job")
+        waiting = _Job(job)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the stock database is closed")
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_jobs, name=f"xlstock-writer-{self.path.name}",
+                    daemon=True,
+                )
+                self._writer.start()
+            self._jobs.put(waiting)
+        waiting.done.wait()
+        if waiting.error is not None:
+            raise waiting.error
+        return waiting.result
+
+    def _write_jobs(self) -> None:
+        """The writer thread: take every job waiting, run each in its own savepoint of
+        one transaction, commit once, answer them all."""
+        conn = self.connection()
+        stopping = False
+        while not stopping:
+            first = self._jobs.get()
+            if first is _STOP:
+                return
+            group = [first]
+            while len(group) < GROUP_MAX:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stopping = True
+                    break
+                group.append(more)
+            self._commit_group(conn, group)
+
+    @staticmethod
+    def _commit_group(conn: sqlite3.Connection, group: list[_Job]) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in group:
+                conn.execute("SAVEPOINT job")
+                try:
+                    job.result = job.work(conn)
+                except BaseException as exc:  # the caller gets it; its changes are undone
+                    job.error = exc
+                    conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            for job in group:
+                if job.error is None:
+                    job.error = exc
+                    job.result = None
+        finally:
+            for job in group:
+                job.done.set()
+
+    def migrate(self, steps: Sequence[Sequence[str]]) -> int:
+        try:
+            return migrate(self.connection(), steps)
+        except sqlite3.DatabaseError as exc:
+            raise self.not_a_database(exc) from exc
+
+    def schema_version(self) -> int:
+        return int(self.connection().execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        """Finish the writes under way, then close every connection (in any thread)."""
+        with self._lock:
+            self._closed = True
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                self._jobs.put(_STOP)
+        if writer is not None and writer is not threading.current_thread():
+            writer.join(30)
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()

@@ -1,0 +1,146 @@
+"""The stock database's schema, as numbered migration steps.
+
+Step N (1-based) brings a database from schema version N-1 to N; a database records
+its version (SQLite: ``PRAGMA user_version``) and gets the missing steps, in order, in
+one transaction. Append new steps, never edit a released one.
+
+Step 1 is the first release's schema and uses SQLite's types (a second backend gives
+its own equivalent for it); later steps are written in SQL that SQLite and PostgreSQL
+both run.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE shops (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,
+            epoch TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE tokens (
+            hash TEXT PRIMARY KEY,
+            shop_id INTEGER NOT NULL REFERENCES shops(id),
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE products (
+            shop_id INTEGER NOT NULL REFERENCES shops(id),
+            sku TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            variant TEXT NOT NULL DEFAULT '',
+            qty INTEGER NOT NULL CHECK (qty >= 0),
+            active INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (shop_id, sku)
+        )""",
+        """CREATE TABLE versions (
+            shop_id INTEGER NOT NULL REFERENCES shops(id),
+            number INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('catalogue', 'publish', 'order')),
+            reference TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (shop_id, number)
+        )""",
+        """CREATE TABLE changes (
+            shop_id INTEGER NOT NULL,
+            number INTEGER NOT NULL,
+            sku TEXT NOT NULL,
+            before INTEGER,
+            after INTEGER NOT NULL,
+            PRIMARY KEY (shop_id, number, sku),
+            FOREIGN KEY (shop_id, number) REFERENCES versions(shop_id, number)
+        )""",
+        """CREATE TABLE orders (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            shop_id INTEGER NOT NULL REFERENCES shops(id),
+            number INTEGER NOT NULL,
+            reference TEXT NOT NULL DEFAULT '',
+            at TEXT NOT NULL
+        )""",
+        """CREATE TABLE idempotency (
+            shop_id INTEGER NOT NULL REFERENCES shops(id),
+            key TEXT NOT NULL,
+            action TEXT NOT NULL,
+            body_sha256 TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            response TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            applied INTEGER NOT NULL,
+            PRIMARY KEY (shop_id, key)
+        )""",
+        "CREATE INDEX idempotency_received_at ON idempotency (received_at)",
+    ),
+    (
+        # Order ids are counted per shop (a global count told each shop the others'
+        # volume). Each shop continues after the highest id it was given, so an id
+        # already handed out is never handed out again.
+        "ALTER TABLE shops ADD COLUMN order_count INTEGER NOT NULL DEFAULT 0",
+        """UPDATE shops SET order_count =
+               COALESCE((SELECT MAX(orders.id) FROM orders WHERE orders.shop_id = shops.id), 0)""",
+        """CREATE TABLE shop_orders (
+            shop_id INTEGER NOT NULL REFERENCES shops(id),
+            id INTEGER NOT NULL,
+            number INTEGER NOT NULL,
+            reference TEXT NOT NULL DEFAULT '',
+            at TEXT NOT NULL,
+            PRIMARY KEY (shop_id, id)
+        )""",
+        """INSERT INTO shop_orders (shop_id, id, number, reference, at)
+               SELECT shop_id, id, number, reference, at FROM orders""",
+        "DROP TABLE orders",
+        "ALTER TABLE shop_orders RENAME TO orders",
+        # What each shop stored today, for the daily quota.
+        "ALTER TABLE shops ADD COLUMN usage_day TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE shops ADD COLUMN usage_bytes INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX tokens_shop ON tokens (shop_id)",
+    ),
+    (
+        # The online account (xlstock/server/accounts.py, issue 10): merchants, their
+        # sign-in sessions and failed sign-ins; which account holds a shop and whether
+        # its automatic stock updates are on (a shop from `shop add` stays on); what the
+        # API tokens page shows of a token, and its revocation. SQL both SQLite and
+        # PostgreSQL run; ids of new accounts are given by the writer, not the database.
+        """CREATE TABLE accounts (
+            id INTEGER NOT NULL PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            must_change_password INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            password_changed_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE account_sessions (
+            id_hash TEXT NOT NULL PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            csrf TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            seen_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX account_sessions_account ON account_sessions (account_id)",
+        "CREATE INDEX account_sessions_seen ON account_sessions (seen_at)",
+        """CREATE TABLE sign_in_failures (
+            at TEXT NOT NULL,
+            email TEXT NOT NULL,
+            address TEXT NOT NULL
+        )""",
+        "CREATE INDEX sign_in_failures_email ON sign_in_failures (email, at)",
+        "CREATE INDEX sign_in_failures_address ON sign_in_failures (address, at)",
+        "CREATE INDEX sign_in_failures_at ON sign_in_failures (at)",
+        """CREATE TABLE service_keys (
+            name TEXT NOT NULL PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
+        "ALTER TABLE shops ADD COLUMN account_id INTEGER REFERENCES accounts(id)",
+        "ALTER TABLE shops ADD COLUMN stock_updates INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE shops ADD COLUMN low_stock_at INTEGER NOT NULL DEFAULT 5",
+        "CREATE UNIQUE INDEX shops_account ON shops (account_id)",
+        # The Stock levels page counts, pages and searches a shop's products in SKU order
+        # from this index alone (levels are not in it: a publish never writes it).
+        "CREATE INDEX products_listing ON products (shop_id, active, sku, name, variant)",
+        "ALTER TABLE tokens ADD COLUMN prefix TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE tokens ADD COLUMN last_used_at TEXT",
+        "ALTER TABLE tokens ADD COLUMN revoked_at TEXT",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
