@@ -29,7 +29,7 @@ STATUS_CHANGED = "changed"
 STATUS_NOT_ONLINE = "not in the shop online"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SheetRow:
     """One data row of sheet Stock after parsing: the SKU and the merchant's edits."""
 
@@ -43,7 +43,7 @@ class SheetRow:
         return self.received is not None or self.new_level is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RawRow:
     """One data row as the sheet holds it (cell values, not yet checked)."""
 
@@ -162,7 +162,7 @@ class RowConflict(RowProblem):
     """A row whose level moved online since Sync, under policy ``strict``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedRow:
     """What Publish would do to one row."""
 

@@ -32,7 +32,7 @@ and what XML cannot hold (lone surrogates, U+FFFE, U+FFFF): such a cell would ma
 the saved workbook unreadable."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StockItem:
     """One product or option as the shop knows it: its key, names and live level."""
 
@@ -42,7 +42,7 @@ class StockItem:
     qty: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CatalogueItem:
     """A product as a catalogue file lists it. ``qty`` is ``None`` when the file gives no
     quantity (a WooCommerce export without stock, or with stock not managed): a new

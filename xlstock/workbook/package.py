@@ -18,7 +18,7 @@ import posixpath
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from lxml import etree
@@ -153,11 +153,13 @@ def _dos_time(date_time: tuple[int, int, int, int, int, int]) -> tuple[int, int]
 
 
 def write_package(out: io.BufferedIOBase | io.BytesIO, source: Package,
-                  replaced: dict[str, bytes], dropped: Iterable[str] = (),
+                  replaced: Mapping[str, bytes | Iterable[bytes | memoryview]],
+                  dropped: Iterable[str] = (),
                   added: Iterable[tuple[str, bytes]] = ()) -> None:
     """Write a package to ``out``: ``source``'s parts in their order, each copied as
-    stored unless ``replaced`` gives it new bytes (then deflated) or it is ``dropped``;
-    then the ``added`` parts. Entries keep their names and dates."""
+    stored unless ``replaced`` gives it new bytes, whole or in pieces (then deflated),
+    or it is ``dropped``; then the ``added`` parts. Entries keep their names and
+    dates."""
     skip = set(dropped)
     entries: list[_Entry] = []
     for info in source.infos:
@@ -165,7 +167,7 @@ def write_package(out: io.BufferedIOBase | io.BytesIO, source: Package,
         if name in skip:
             continue
         if name in replaced:
-            entries.append(_deflated(name, replaced[name], info.date_time))
+            entries.append(_deflated(name, replaced[name], info.date_time, info.file_size))
             continue
         info, body = source.stored(name)
         entries.append(_Entry(name, info.compress_type, info.date_time, info.CRC, body,
@@ -175,11 +177,22 @@ def write_package(out: io.BufferedIOBase | io.BytesIO, source: Package,
     _write_entries(out, entries)
 
 
-def _deflated(name: str, data: bytes, date_time: tuple[int, int, int, int, int, int]) -> _Entry:
-    level = LARGE_PART_LEVEL if len(data) > LARGE_PART else COMPRESS_LEVEL
+def _deflated(name: str, data: bytes | Iterable[bytes | memoryview],
+              date_time: tuple[int, int, int, int, int, int], size_hint: int = 0) -> _Entry:
+    """A part deflated, from its bytes or its pieces (``size_hint``: about how large it
+    is, for pieces, to pick the level)."""
+    pieces = [data] if isinstance(data, bytes) else data
+    size_guess = len(data) if isinstance(data, bytes) else size_hint
+    level = LARGE_PART_LEVEL if size_guess > LARGE_PART else COMPRESS_LEVEL
     compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
-    compressed = compressor.compress(data) + compressor.flush()
-    return _Entry(name, zipfile.ZIP_DEFLATED, date_time, zlib.crc32(data), compressed, len(data))
+    out: list[bytes] = []
+    crc = size = 0
+    for piece in pieces:
+        crc = zlib.crc32(piece, crc)
+        size += len(piece)
+        out.append(compressor.compress(piece))
+    out.append(compressor.flush())
+    return _Entry(name, zipfile.ZIP_DEFLATED, date_time, crc, b"".join(out), size)
 
 
 def _write_entries(out: io.BufferedIOBase | io.BytesIO, entries: list[_Entry]) -> None:

@@ -24,7 +24,7 @@ import datetime as dt
 import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -669,16 +669,28 @@ def _with_prefix(xml: bytes, prefix: bytes) -> bytes:
     return re.sub(rb"<(/?)(c|is|t|v|f)\b", rb"<\1" + prefix + rb"\2", xml)
 
 
-def patch(sheet: Sheet, writes: Mapping[int, Mapping[int, Any]], context: PatchContext) -> bytes:
+def patch(sheet: Sheet, writes: Mapping[int, Mapping[int, Any]], context: PatchContext,
+          *, filter_rows: tuple[int, int] | None = None) -> bytes:
+    """The part as :func:`patch_pieces` gives it, in one piece."""
+    return b"".join(patch_pieces(sheet, writes, context, filter_rows=filter_rows))
+
+
+def patch_pieces(sheet: Sheet, writes: Mapping[int, Mapping[int, Any]],
+                 context: PatchContext, *, filter_rows: tuple[int, int] | None = None
+                 ) -> Iterator[bytes | memoryview]:
     """The part with the cells of ``writes`` (row -> column -> value) replaced, created
-    or cleared, every other byte as it was. A new cell takes its row's style, or the
-    style of the same column in the nearest data row above, or its column's; a new row
-    the attributes of the data row above it. ``<dimension>`` grows to cover new cells."""
+    or cleared, every other byte as it was, in pieces (unchanged stretches are views of
+    the original, never copied). A new cell takes its row's style, or the style of the
+    same column in the nearest data row above, or its column's; a new row the
+    attributes of the data row above it. ``<dimension>`` grows to cover new cells; with
+    ``filter_rows`` ``(last, new_last)``, an autofilter that reached row ``last`` grows
+    to ``new_last``."""
     data = sheet.data
+    view = memoryview(data)
     patterns = sheet.patterns
-    pieces: list[bytes] = [data[:sheet.data_start]]
+    yield _grow_dimension(data[:sheet.data_start], sheet, writes)
     if sheet.empty_tag:  # <sheetData/>: open it, and close it after the new rows
-        pieces.append(b"<" + patterns.prefix + b"sheetData>")
+        yield b"<" + patterns.prefix + b"sheetData>"
         position = sheet.data_end
     else:
         position = sheet.data_start
@@ -686,23 +698,38 @@ def patch(sheet: Sheet, writes: Mapping[int, Mapping[int, Any]], context: PatchC
     for number in sorted(writes):
         span, insert_at, template = locate(sheet, number, position)
         if span is not None:
-            pieces.append(data[position:span.start])
-            pieces.append(_rewrite_row(sheet, span, writes[number], context))
+            yield view[position:span.start]
+            yield _rewrite_row(sheet, span, writes[number], context)
             position = span.end
             continue
         if insert_at > position:
-            pieces.append(data[position:insert_at])
+            yield view[position:insert_at]
             position = insert_at
         new_row = _new_row(sheet, number, template, writes[number], context)
         if new_row:
-            pieces.append(new_row)
+            yield new_row
     if sheet.empty_tag:
-        pieces.append(b"</" + patterns.prefix + b"sheetData>")
-        pieces.append(data[sheet.data_end:])
+        yield b"</" + patterns.prefix + b"sheetData>"
     else:
-        pieces.append(data[position:])
-    result = b"".join(pieces)
-    return _grow_dimension(result, sheet, writes)
+        yield view[position:sheet.data_end]
+    after = data[sheet.data_end:]
+    if filter_rows is not None:
+        after = _grow_autofilter(after, patterns, *filter_rows)
+    yield after
+
+
+def _grow_autofilter(after: bytes, patterns: _Patterns, last_row: int, new_last: int) -> bytes:
+    """The sheet's own autofilter (after sheetData), grown to ``new_last`` when it
+    reached the sheet's last row ``last_row``."""
+    found = re.search(rb"<" + re.escape(patterns.prefix)
+                      + rb"autoFilter\b[^>]*?\sref\s*=\s*[\"']([^\"']*)[\"']", after)
+    if found is None:
+        return after
+    area = parse_range(found.group(1).decode())
+    if area is None or area[2] < last_row or area[2] >= new_last:
+        return after
+    ref = range_text(area[0], area[1], new_last, area[3]).encode()
+    return after[:found.start(1)] + ref + after[found.end(1):]
 
 
 Locator = Callable[[Sheet, int, int], tuple["RowSpan | None", int, "RowSpan | None"]]

@@ -40,7 +40,7 @@ import stat
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -580,7 +580,7 @@ class XlsxFile:
 
     def _package_bytes(self) -> bytes:
         package = self._package
-        replaced: dict[str, bytes] = {}
+        replaced: dict[str, bytes | Iterable[bytes | memoryview]] = {}
         added: list[tuple[str, bytes]] = []
         dropped: list[str] = []
         context_for = self._patch_context
@@ -591,15 +591,18 @@ class XlsxFile:
                                                                  context_for(None))))
             elif entry.writes:
                 sheet = self._scanned(entry)
-                replaced[entry.part] = sheetxml.patch(sheet, entry.writes, context_for(sheet))
                 new_last = max((r for r, cells in entry.writes.items()
                                 if any(v is not None for v in cells.values())), default=0)
-                if new_last > entry.last_row:
+                grows = new_last > entry.last_row
+                if grows:
                     grown[entry.name] = new_last
                     replaced.update(self._grown_tables(entry, sheet, new_last))
-                    if entry.part in replaced:
-                        replaced[entry.part] = _grow_autofilter(
-                            replaced[entry.part], sheet, entry.last_row, new_last)
+                pieces = sheetxml.patch_pieces(
+                    sheet, entry.writes, context_for(sheet),
+                    filter_rows=(entry.last_row, new_last) if grows else None)
+                # Streamed into the compressor; joined now only when a date may add a
+                # style, so that styles.xml is complete before it is written.
+                replaced[entry.part] = b"".join(pieces) if _writes_dates(entry) else pieces
         new_sheets = [e for e in self._sheets if e.new]
         calc_chain = self._calc_chain_part()
         drop_chain = calc_chain is not None and self._formulas_overwritten
@@ -752,6 +755,11 @@ class XlsxFile:
 # --- helpers -----------------------------------------------------------------------------
 
 
+def _writes_dates(entry: _SheetEntry) -> bool:
+    return any(isinstance(value, sheetxml.DateSerial)
+               for cells in entry.writes.values() for value in cells.values())
+
+
 def _same(current: Any, value: Any) -> bool:
     """Whether writing ``value`` over ``current`` changes nothing."""
     if value is None:
@@ -806,19 +814,6 @@ def _insert_in_order(root: etree._Element, element: etree._Element, name: str) -
         if local in before:
             position = index + 1
     root.insert(position, element)
-
-
-def _grow_autofilter(data: bytes, sheet: sheetxml.Sheet, last_row: int, new_last: int) -> bytes:
-    """The sheet's own autofilter, grown to ``new_last`` when it reached its last row."""
-    found = re.search(rb"<" + re.escape(sheet.patterns.prefix)
-                      + rb"autoFilter\b[^>]*?\sref\s*=\s*[\"']([^\"']*)[\"']", data)
-    if found is None:
-        return data
-    area = sheetxml.parse_range(found.group(1).decode())
-    if area is None or area[2] < last_row or area[2] >= new_last:
-        return data
-    ref = sheetxml.range_text(area[0], area[1], new_last, area[3]).encode()
-    return data[:found.start(1)] + ref + data[found.end(1):]
 
 
 def _write_temp(temp: Path, data: bytes) -> None:
