@@ -194,20 +194,14 @@ class _Styles:
         self.changed = False
         self._formats: list[str] = []
         self._date_variant: dict[str | None, str] = {}
+        self._custom: dict[str | None, str] = {}
         if part is not None and part in package:
             self._root = parse_xml(package.read(part))
-            custom = {node.get("numFmtId"): node.get("formatCode", "")
-                      for node in self._root.iter(f"{_M}numFmt")}
+            self._custom = {node.get("numFmtId"): node.get("formatCode", "")
+                            for node in self._root.iter(f"{_M}numFmt")}
             xfs = self._root.find(f"{_M}cellXfs")
-            for xf in (xfs if xfs is not None else []):
-                if xf.tag != f"{_M}xf":
-                    continue
-                number_format = xf.get("numFmtId", "0")
-                self._formats.append(number_format)
-                self._custom = custom
-            self._custom = custom
-        else:
-            self._custom = {}
+            self._formats = [xf.get("numFmtId", "0") for xf in (xfs if xfs is not None else [])
+                             if xf.tag == f"{_M}xf"]
         self.date_styles = frozenset(
             str(index) for index, fmt in enumerate(self._formats) if self._is_date(fmt))
 
