@@ -14,7 +14,14 @@ only its own :class:`Database`:
 - SQL is written once, with ``?`` placeholders and syntax both SQLite and PostgreSQL
   accept (row values, ``IN (...)`` lists of at most 500); a backend whose driver wants
   ``%s`` translates the placeholders.
-- ``dialect`` names the backend for the few statements that differ (none yet).
+- ``dialect`` names the backend for the few statements that differ; ``lock_clause``
+  is what a write appends to the ``SELECT`` of the row it locks first (the shop's), so
+  that writes of one shop run one after the other on a database several processes
+  share (SQLite: nothing, its writes already run one at a time; PostgreSQL:
+  ``FOR UPDATE``).
+
+:func:`open_database` opens a file name as :class:`SQLiteDatabase` and a
+``postgresql://`` URL as :class:`~xlstock.server.postgres.PostgresDatabase`.
 
 :class:`SQLiteDatabase` is the default: one file in WAL mode, the schema version in
 ``PRAGMA user_version``. Reads use one connection per thread. Writes go to one writer
@@ -49,6 +56,10 @@ class Database(Protocol):
     """What :class:`~xlstock.server.storage.StockStore` needs of a database."""
 
     dialect: str
+    lock_clause: str
+    description: str
+    """What the database is, for messages and logs (a file name, or a URL without its
+    password)."""
 
     def read(self) -> Any:
         """A context manager yielding a connection (``execute``) in a read transaction."""
@@ -110,9 +121,11 @@ class SQLiteDatabase:
     """One SQLite file in WAL mode (see the module's docstring). Thread-safe."""
 
     dialect = "sqlite"
+    lock_clause = ""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.description = str(self.path)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -279,3 +292,13 @@ class SQLiteDatabase:
             except sqlite3.Error:
                 pass
         self._local = threading.local()
+
+
+def open_database(target: str | Path) -> Database:
+    """The database ``target`` names: a ``postgresql://`` (or ``postgres://``) URL opens
+    PostgreSQL (the ``[postgres]`` extra), anything else is an SQLite file."""
+    from xlstock.server.postgres import PostgresDatabase, is_postgres_url
+
+    if is_postgres_url(target):
+        return PostgresDatabase(str(target))
+    return SQLiteDatabase(target)
