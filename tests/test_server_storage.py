@@ -247,3 +247,19 @@ def test_a_postgresql_url_that_cannot_be_reached_is_a_usage_error_without_passwo
     with pytest.raises(UsageError, match="cannot connect") as raised:
         StockStore(url)
     assert "secret-pw" not in str(raised.value)
+
+
+def test_connections_postgresql_dropped_while_idle_are_replaced_unnoticed(pg_cluster):
+    import psycopg
+
+    url = pg_cluster.new_database()
+    store = StockStore(url)
+    try:
+        store.add_shop(SHOP, [StockItem("A", qty=5)])
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert store.order(SHOP, body=b'{"lines": [{"sku": "A", "qty": 2}]}').status == 201
+        assert store.read_levels(SHOP)["items"][0]["qty"] == 3
+    finally:
+        store.close()

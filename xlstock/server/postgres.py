@@ -125,7 +125,9 @@ class Connection:
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> Any:
         cursor = self._conn.cursor()
         rows = list(rows)
-        if rows:
+        if len(rows) == 1:  # executemany's pipeline costs more than it saves for one row
+            cursor.execute(postgres_sql(statement), tuple(rows[0]))
+        elif rows:
             cursor.executemany(postgres_sql(statement), rows)
         return cursor
 
@@ -160,7 +162,7 @@ class PostgresDatabase:
         self._pool = ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False, name="xlstock",
             kwargs={"autocommit": True, "row_factory": _row_factory},
-            check=ConnectionPool.check_connection, timeout=60,
+            timeout=60,
         )
         self._pool.open(wait=True, timeout=30)
         self._closed = False
@@ -168,8 +170,7 @@ class PostgresDatabase:
 
     @contextmanager
     def _begin(self, begin: str, *locks: int) -> Iterator[Connection]:
-        with self._pool.connection() as raw:
-            raw.execute(begin)
+        with self._connection(begin) as raw:
             try:
                 for lock in locks:
                     raw.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
@@ -179,6 +180,23 @@ class PostgresDatabase:
                     raw.execute("ROLLBACK")
                 raise
             raw.execute("COMMIT")
+
+    @contextmanager
+    def _connection(self, begin: str) -> Iterator[Any]:
+        """A pooled connection in a transaction begun with ``begin``. A connection that
+        broke while idle in the pool (PostgreSQL restarted, a proxy dropped it) fails at
+        ``begin``, before anything is sent: the pool drops it and the next one is tried."""
+        attempts = self._pool.max_size + 1  # every idle connection may have broken
+        for attempt in range(1, attempts + 1):
+            with self._pool.connection() as raw:
+                try:
+                    raw.execute(begin)
+                except self._psycopg.OperationalError:
+                    if attempt == attempts or not raw.broken:
+                        raise
+                    continue
+                yield raw
+                return
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
