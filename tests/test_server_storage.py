@@ -263,3 +263,43 @@ def test_connections_postgresql_dropped_while_idle_are_replaced_unnoticed(pg_clu
         assert store.read_levels(SHOP)["items"][0]["qty"] == 3
     finally:
         store.close()
+
+
+def test_postgresql_group_commit_a_failing_write_fails_alone(pg_cluster):
+    """Writes waiting together are committed together; one that raises is undone and
+    reported alone, the others are applied."""
+    import threading
+
+    from xlstock.server.postgres import PostgresDatabase
+
+    db = PostgresDatabase(pg_cluster.new_database())
+    try:
+        db.write(lambda conn: conn.execute("CREATE TABLE t (n BIGINT PRIMARY KEY)"))
+        start = threading.Barrier(12)
+        answers: dict[int, object] = {}
+
+        def insert(n: int) -> None:
+            def job(conn):
+                conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
+                if n == 5:
+                    raise ValueError("five")
+                return n
+
+            start.wait()
+            try:
+                answers[n] = db.write(job, lock_key=f"shop-{n % 3}")
+            except ValueError as exc:
+                answers[n] = exc
+
+        threads = [threading.Thread(target=insert, args=(n,)) for n in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert isinstance(answers.pop(5), ValueError)
+        assert answers == {n: n for n in range(12) if n != 5}
+        with db.read() as conn:
+            stored = [row[0] for row in conn.execute("SELECT n FROM t ORDER BY n")]
+        assert stored == [n for n in range(12) if n != 5]
+    finally:
+        db.close()

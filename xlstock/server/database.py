@@ -64,9 +64,11 @@ class Database(Protocol):
     def read(self) -> Any:
         """A context manager yielding a connection (``execute``) in a read transaction."""
 
-    def write(self, job: Callable[[Any], T]) -> T:
+    def write(self, job: Callable[[Any], T], *, lock_key: str | None = None) -> T:
         """Run ``job(connection)`` (``execute``, ``executemany``) as one write transaction,
-        durable when this returns; nothing of it is applied if it raises."""
+        durable when this returns; nothing of it is applied if it raises. ``lock_key``
+        names the row the job locks first (a shop's URL), if any: a backend that commits
+        jobs together runs them in that order."""
 
     def transaction(self) -> Any:
         """A context manager yielding a connection in a write transaction of the calling
@@ -199,7 +201,8 @@ class SQLiteDatabase:
             raise
         conn.execute("COMMIT")
 
-    def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+    def write(self, job: Callable[[sqlite3.Connection], T], *,
+              lock_key: str | None = None) -> T:
         if threading.current_thread() is self._writer:
             raise RuntimeError("a write job cannot wait for another write job")
         waiting = _Job(job)

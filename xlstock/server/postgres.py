@@ -21,6 +21,15 @@ per transaction, always the shop's row first: no deadlock. Writes of different s
 not wait for one another. The account pages' own writes (rare) also take a transaction
 advisory lock, so that they run one at a time as on SQLite.
 
+Writes are committed in groups, as on SQLite: a write names the shop it locks
+(``lock_key``) and goes to one of :data:`WRITERS` writer threads (a shop's always the
+same one), which runs every write waiting for it in one transaction, in the order of
+their shops' URLs, and commits once. A shop's lock then passes from process to process
+once per group rather than once per order, and one commit's disk flush serves the
+whole group. Taking locks in one global order, groups of several processes never wait
+for one another in a circle. A write that raises makes the group roll back and run
+again one write at a time (the failing one gets its error, the others their results).
+
 Reads run in ``REPEATABLE READ READ ONLY`` transactions: one committed state, no lock.
 The schema version is in the table ``schema_version``; migrations run in one
 transaction under an advisory lock, so that instances starting together migrate once.
@@ -29,12 +38,14 @@ transaction under an advisory lock, so that instances starting together migrate 
 from __future__ import annotations
 
 import functools
+import queue
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from xlstock.errors import UsageError
 
@@ -42,6 +53,10 @@ T = TypeVar("T")
 
 POOL_SIZE = 20
 """Connections one service process keeps to PostgreSQL at most."""
+WRITERS = 4
+"""Writer threads per process; each commits the writes waiting for it together."""
+GROUP_MAX = 50
+"""Most writes committed together."""
 WRITE_ATTEMPTS = 5
 """A write that meets a deadlock or a serialization failure (none are expected: one row
 lock per transaction) is rolled back and run again, at most this many times."""
@@ -111,6 +126,20 @@ def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
     return cls
 
 
+class _Job:
+    """One write waiting for a writer thread, and then its result."""
+
+    def __init__(self, work: Callable[[Any], Any], lock_key: str) -> None:
+        self.work = work
+        self.lock_key = lock_key
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+_STOP = object()
+
+
 class Connection:
     """A psycopg connection speaking the shared SQL (``execute``, ``executemany``)."""
 
@@ -167,6 +196,8 @@ class PostgresDatabase:
         self._pool.open(wait=True, timeout=30)
         self._closed = False
         self._lock = threading.Lock()
+        self._queues: list[queue.Queue[Any]] = [queue.Queue() for _ in range(WRITERS)]
+        self._writers: list[threading.Thread | None] = [None] * WRITERS
 
     @contextmanager
     def _begin(self, begin: str, *locks: int) -> Iterator[Connection]:
@@ -208,7 +239,29 @@ class PostgresDatabase:
         with self._begin("BEGIN", _ACCOUNTS_LOCK) as conn:
             yield conn
 
-    def write(self, job: Callable[[Any], T]) -> T:
+    def write(self, job: Callable[[Any], T], *, lock_key: str | None = None) -> T:
+        """Run ``job`` in a write transaction. A job that names the row it locks first
+        (``lock_key``, a shop's URL) joins the group commit of one of :data:`WRITERS`
+        writer threads (a shop's jobs always the same one); any other runs alone."""
+        if lock_key is None:
+            return self._write_alone(job)
+        waiting = _Job(job, lock_key)
+        number = zlib.crc32(lock_key.encode("utf-8")) % WRITERS
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the stock database is closed")
+            if self._writers[number] is None:
+                thread = threading.Thread(target=self._write_jobs, args=(number,),
+                                          name=f"xlstock-pg-writer-{number}", daemon=True)
+                self._writers[number] = thread
+                thread.start()
+            self._queues[number].put(waiting)
+        waiting.done.wait()
+        if waiting.error is not None:
+            raise waiting.error
+        return cast(T, waiting.result)
+
+    def _write_alone(self, job: Callable[[Any], T]) -> T:
         errors = self._psycopg.errors
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
@@ -219,6 +272,61 @@ class PostgresDatabase:
                     raise
                 time.sleep(0.01 * attempt)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write_jobs(self, number: int) -> None:
+        """Writer thread ``number``: take every job waiting, commit them together."""
+        jobs = self._queues[number]
+        stopping = False
+        while not stopping:
+            first = jobs.get()
+            if first is _STOP:
+                return
+            group = [first]
+            while len(group) < GROUP_MAX:
+                try:
+                    more = jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stopping = True
+                    break
+                group.append(more)
+            try:
+                self._commit_group(group)
+            finally:
+                for job in group:
+                    job.done.set()
+
+    def _commit_group(self, group: list[_Job]) -> None:
+        """Run ``group``'s jobs in one transaction, in the order of the rows they lock (so
+        that groups of several processes never wait for one another in a circle), and
+        commit once. When a job raises, the transaction is rolled back and each job runs
+        again alone: the failing one gets its error, the others their results."""
+        errors = self._psycopg.errors
+        group.sort(key=lambda job: job.lock_key)
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            failed: _Job | None = None
+            try:
+                with self._begin("BEGIN") as conn:
+                    for job in group:
+                        failed = job
+                        job.result = job.work(conn)
+                    failed = None
+                return
+            except (errors.DeadlockDetected, errors.SerializationFailure) as exc:
+                if attempt < WRITE_ATTEMPTS:
+                    time.sleep(0.01 * attempt)
+                    continue
+                error: BaseException = exc
+            except BaseException as exc:  # noqa: B036 - every caller gets an answer
+                error = exc
+            if failed is not None and len(group) > 1:
+                for job in group:
+                    self._commit_group([job])
+                return
+            for job in group:
+                job.result, job.error = None, error
+            return
 
     def migrate(self, steps: Sequence[Sequence[str]]) -> int:
         """Bring the schema up to ``len(steps)`` in one transaction (instances starting
@@ -245,8 +353,15 @@ class PostgresDatabase:
             return int(conn.execute("SELECT version FROM schema_version").fetchone()[0])
 
     def close(self) -> None:
+        """Finish the writes under way, then close every connection."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            writers = [thread for thread in self._writers if thread is not None]
+            for jobs in self._queues:
+                jobs.put(_STOP)
+        for thread in writers:
+            if thread is not threading.current_thread():
+                thread.join(30)
         self._pool.close()

@@ -347,7 +347,7 @@ class StockStore:
                 version=shop.tag,
             )
 
-        return self._db.write(register)
+        return self._db.write(register, lock_key=url)
 
     def add_shop(self, shop_url: str, items: Iterable[_Item] | None = None) -> str:
         """Register ``shop_url`` (loading ``items`` if given) and return a new API token.
@@ -626,7 +626,7 @@ class StockStore:
             self._save_shop(conn, shop)
             return outcome
 
-        outcome = self._db.write(job)
+        outcome = self._db.write(job, lock_key=shop_url)
         self._prune()
         return outcome
 
