@@ -2,15 +2,16 @@
 
 :class:`StockStore` (``storage.py``) holds every rule and every SQL statement; it talks
 to the database only through the small :class:`Database` interface below, so that a
-second backend (PostgreSQL, for several service processes sharing one database) needs
-only its own :class:`Database`:
+second backend (PostgreSQL, for several service processes sharing one database:
+:mod:`xlstock.server.postgres`) needs only its own :class:`Database`:
 
 - ``read()`` yields a connection inside a read transaction: it sees one committed state
   and never waits for, nor blocks, a writer.
 - ``write(job)`` runs ``job(connection)`` as one write transaction and returns what it
   returns: all of it is applied, or (when it raises) none of it. Writes serialise with
-  every other writer of the database (SQLite: ``BEGIN IMMEDIATE``; a server database
-  would lock the rows it changes); ``write`` returns only once the job is durable.
+  every other writer of the database (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: with
+  every other write of the same shop, whose row it locks first); ``write`` returns only
+  once the job is durable.
 - SQL is written once, with ``?`` placeholders and syntax both SQLite and PostgreSQL
   accept (row values, ``IN (...)`` lists of at most 500); a backend whose driver wants
   ``%s`` translates the placeholders.
