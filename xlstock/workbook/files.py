@@ -51,6 +51,14 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         if isinstance(exc, OSError):
             raise _translate(path, exc) from exc
         raise
+    fsync_directory(folder)
+
+
+def fsync_directory(folder: Path) -> None:
+    """Make a rename in ``folder`` durable where the OS allows it (not on Windows); a
+    failure here cannot undo the rename, which has happened, so it is ignored."""
+    if os.name == "nt":
+        return
     with contextlib.suppress(OSError):
         directory = os.open(folder, os.O_RDONLY)
         try:

@@ -52,7 +52,7 @@ from xlstock.cells import CellError, Formula
 from xlstock.errors import WorkbookError
 from xlstock.workbook import safety, sheetxml
 from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, Grid, column_letter
-from xlstock.workbook.files import TEMP_SUFFIX
+from xlstock.workbook.files import TEMP_SUFFIX, fsync_directory
 from xlstock.workbook.locking import RunLock, excel_lock_owner, refuse_if_open_in_a_spreadsheet
 from xlstock.workbook.package import (
     CT_NS,
@@ -558,7 +558,7 @@ class XlsxFile:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
-        _fsync_directory(self._path.parent)
+        fsync_directory(self._path.parent)
         self._after_save(data)
 
     def _after_save(self, data: bytes) -> None:
@@ -845,19 +845,6 @@ def _check_saved(temp: Path, label: str) -> None:
 def _copy_mode(original: Path, temp: Path) -> None:
     with contextlib.suppress(OSError):
         os.chmod(temp, stat.S_IMODE(original.stat().st_mode))
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Make the rename durable where the OS allows it (not on Windows); a failure here
-    cannot undo the save, which has happened, so it is ignored."""
-    if os.name == "nt":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _remove_stale_temp_files(path: Path) -> None:
