@@ -22,6 +22,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from xlstock import stockfile
 from xlstock.cli import main
 from xlstock.model import StockItem
 from xlstock.server.storage import StockStore
@@ -137,12 +138,14 @@ def test_shop_add_account_add_and_serve_take_a_postgresql_url(pg_url, tmp_path):
 
 
 def test_two_instances_with_16_threads_never_oversell_and_keep_the_books(pg_url, instances):
+    """16 threads order through two instances while a publish goes through one of them,
+    each item conditional on its level (re-planned on a 412)."""
     store = StockStore(pg_url)
     token = store.add_shop(SHOP, [StockItem("SCARCE", qty=120), StockItem("PLENTY", qty=5000),
-                                  StockItem("OTHER", qty=300)])
+                                  StockItem("OTHER", qty=300), StockItem("DELIVERED", qty=10)])
     one, two = instances(2)
     threads, orders_each = 16, 30
-    start = threading.Barrier(threads)
+    start = threading.Barrier(threads + 1)
     taken: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
     order_ids: list[int] = []
@@ -171,7 +174,32 @@ def test_two_instances_with_16_threads_never_oversell_and_keep_the_books(pg_url,
         with lock:
             shared_answers.append(shared)
 
+    publish_attempts = []
+
+    def merchant() -> None:
+        """A publish while the orders go on: +50 PLENTY and +5 DELIVERED on the live
+        levels, through the other instance, re-planned on the levels a 412 names."""
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        with requests.Session() as session:
+            start.wait()
+            live = session.get(two.url + "/v1/stock", params={"shop": SHOP},
+                               headers=headers, timeout=30).json()
+            planned = {item["sku"]: item["qty"] for item in live["items"]}
+            for attempt in range(1, 500):
+                body = stockfile.dumps(SHOP, {"PLENTY": planned["PLENTY"] + 50,
+                                              "DELIVERED": planned["DELIVERED"] + 5}, planned)
+                answer = session.put(two.url + "/v1/stock", params={"shop": SHOP}, data=body,
+                                     headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
+                                     timeout=30)
+                if answer.status_code == 200:
+                    publish_attempts.append(attempt)
+                    return
+                assert answer.status_code == 412, answer.text
+                planned.update({item["sku"]: item["current"]
+                                for item in answer.json()["error"]["items"]})
+
     workers = [threading.Thread(target=buyer, args=(n,)) for n in range(threads)]
+    workers.append(threading.Thread(target=merchant))
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -180,6 +208,9 @@ def test_two_instances_with_16_threads_never_oversell_and_keep_the_books(pg_url,
         levels, versions = books(store)
     finally:
         store.close()
+    assert publish_attempts, "the publish never got through"
+    assert levels["DELIVERED"] == 15
+    assert [v["source"] for v in versions].count("publish") == 1
     # The key sent by all 16 threads at once, through both instances, was applied once
     # and every one of them got that one answer.
     assert {a.status_code for a in shared_answers} == {201}
@@ -187,7 +218,7 @@ def test_two_instances_with_16_threads_never_oversell_and_keep_the_books(pg_url,
     assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in shared_answers) == 15
     assert levels["OTHER"] == 300 - 7
     assert levels["SCARCE"] == 120 - taken["SCARCE"] >= 0
-    assert levels["PLENTY"] == 5000 - taken["PLENTY"]
+    assert levels["PLENTY"] == 5000 + 50 - taken["PLENTY"]
     assert statuses[201] + statuses[409] == threads * orders_each and statuses[409] > 0
     assert sorted(order_ids) == list(range(2, statuses[201] + 2))  # none given twice
     assert [v["source"] for v in versions].count("order") == statuses[201] + 1
