@@ -140,6 +140,21 @@ class _Job:
 _STOP = object()
 
 
+NUL_STAND_IN = "\uffff"
+"""What a NUL character in a parameter becomes (see :func:`_without_nul`)."""
+
+
+def _without_nul(params: Sequence[Any]) -> tuple[Any, ...]:
+    """``params`` with every NUL character of a text replaced by U+FFFF (a Unicode
+    noncharacter). PostgreSQL's text cannot hold NUL and refuses the whole statement;
+    SQLite takes it. Nothing xlstock stores holds a NUL (control characters are refused
+    before), but a value a request only looks up may (a query parameter, a form field):
+    it must find nothing, as on SQLite, not fail the request."""
+    return tuple(value.replace("\x00", NUL_STAND_IN)
+                 if isinstance(value, str) and "\x00" in value else value
+                 for value in params)
+
+
 class Connection:
     """A psycopg connection speaking the shared SQL (``execute``, ``executemany``)."""
 
@@ -148,14 +163,14 @@ class Connection:
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
         cursor = self._conn.cursor()
-        cursor.execute(postgres_sql(statement), tuple(params))
+        cursor.execute(postgres_sql(statement), _without_nul(params))
         return cursor
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> Any:
         cursor = self._conn.cursor()
-        rows = list(rows)
+        rows = [_without_nul(row) for row in rows]
         if len(rows) == 1:  # executemany's pipeline costs more than it saves for one row
-            cursor.execute(postgres_sql(statement), tuple(rows[0]))
+            cursor.execute(postgres_sql(statement), rows[0])
         elif rows:
             cursor.executemany(postgres_sql(statement), rows)
         return cursor
