@@ -14,6 +14,9 @@ of a random SKU with an Idempotency-Key, spread evenly over the instances. Two S
 instances share one file on one machine (the only way SQLite has); two PostgreSQL
 instances share one database.
 
+A second table spreads the same 100,000 SKUs over ``--shops`` shops (20 by default),
+each order for a random one: what a platform of many shops asks of it.
+
 The floors are each database alone running an order's statements (shop row, key,
 level, version, change, order and key rows, level and shop updates), one order per
 commit: SQLite on the benchmark's file, PostgreSQL through psycopg with the shop's row
@@ -123,6 +126,73 @@ def measure(db: str, token: str, instances: int, clients: int, seconds: float, s
             percentile(latencies, 0.99), used / len(latencies))
 
 
+def many_shops_load(ports: list[int], shops: list[tuple[str, str]], size: int,
+                    clients: int, seconds: float) -> list[float]:
+    """Latencies of the one-line orders ``clients`` threads placed in ``seconds``, each
+    for a random SKU of a random shop of ``shops`` ((URL, token)), spread over ``ports``."""
+    import http.client
+    import json
+    import threading
+
+    end = time.monotonic() + seconds
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def client(number: int) -> None:
+        rng = random.Random(number)
+        conn = http.client.HTTPConnection("127.0.0.1", ports[number % len(ports)], timeout=60)
+        mine = []
+        while time.monotonic() < end:
+            url, token = shops[rng.randrange(len(shops))]
+            body = json.dumps({"lines": [{"sku": f"SKU-{rng.randrange(size):06d}",
+                                          "qty": 1}]}).encode()
+            started = time.perf_counter()
+            conn.request("POST", "/v1/orders?shop=" + url, body, {
+                "Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                "Idempotency-Key": uuid.uuid4().hex})
+            answer = conn.getresponse()
+            answer.read()
+            if answer.status != 201:
+                raise SystemExit(f"an order got {answer.status}")
+            mine.append(time.perf_counter() - started)
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies
+
+
+def measure_many_shops(db: str, count: int, size: int, instances: int, clients: int,
+                       seconds: float, folder: Path) -> tuple[float, float, float]:
+    """orders/s, p50 and p99 of ``instances`` on ``db`` holding ``count`` shops."""
+    store = StockStore(db)
+    try:
+        shops = []
+        for n in range(count):
+            url = f"https://shop-{n:03d}.example"
+            shops.append((url, store.add_shop(url, [
+                StockItem(f"SKU-{k:06d}", f"Product {k}", "", LEVEL) for k in range(size)])))
+    finally:
+        store.close()
+    running = [Instance(db, "", folder / f"many-{n}.log") for n in range(instances)]
+    try:
+        ports = [instance.port for instance in running]
+        many_shops_load(ports, shops, size, 2 * instances, 1.0)  # warm up
+        started = time.monotonic()
+        latencies = many_shops_load(ports, shops, size, clients, seconds)
+        elapsed = time.monotonic() - started
+    finally:
+        for instance in running:
+            instance.stop()
+    return (len(latencies) / elapsed, percentile(latencies, 0.5),
+            percentile(latencies, 0.99))
+
+
 def postgres_floor(url: str, orders: int) -> float:
     """Orders per second of bare PostgreSQL (psycopg, one connection) running an order's
     statements, the shop's row locked, one order per commit."""
@@ -169,6 +239,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--shops", type=int, default=20,
+                        help="shops of the second table (the SKUs shared among them)")
     args = parser.parse_args()
     why = why_unavailable()
     if why is not None:
@@ -188,6 +260,21 @@ def main() -> None:
                 print(f"{name}, {instances} instance(s): {rate:,.0f} orders/s", flush=True)
         floors = {"SQLite": sqlite_floor(Path(sqlite_db), 2000, 1),
                   "PostgreSQL": postgres_floor(postgres_db, 2000)}
+        many = []
+        for name, db in (("SQLite", str(folder / "many.db")),
+                         ("PostgreSQL", cluster.new_database())):
+            for instances in (1, 2):
+                if instances == 1:
+                    target = db
+                else:  # a fresh copy of the same shops, so that both runs start alike
+                    target = (str(folder / "many-2.db") if name == "SQLite"
+                              else cluster.new_database())
+                rate, p50, p99 = measure_many_shops(target, args.shops, args.size // args.shops,
+                                                    instances, args.clients, args.seconds,
+                                                    folder)
+                many.append((name, instances, rate, p50, p99))
+                print(f"{name}, {instances} instance(s), {args.shops} shops: {rate:,.0f} "
+                      "orders/s", flush=True)
     print(f"\nOrders at {args.size:,} SKUs, {args.clients} clients, one shop "
           f"(load average {load_average()})\n")
     print("| database | instances | orders/s | p50 | p99 | service CPU per order "
@@ -196,6 +283,14 @@ def main() -> None:
     for name, instances, rate, p50, p99, cpu in rows:
         print(f"| {name} | {instances} | {rate:,.0f} | {p50 * 1000:.1f} ms "
               f"| {p99 * 1000:.1f} ms | {cpu * 1000:.2f} ms | {floors[name]:,.0f}/s |")
+    print(f"\nOrders at {args.size:,} SKUs over {args.shops} shops "
+          f"({args.size // args.shops:,} each), {args.clients} clients, each order for a "
+          "random shop\n")
+    print("| database | instances | orders/s | p50 | p99 |")
+    print("|---|---:|---:|---:|---:|")
+    for name, instances, rate, p50, p99 in many:
+        print(f"| {name} | {instances} | {rate:,.0f} | {p50 * 1000:.1f} ms "
+              f"| {p99 * 1000:.1f} ms |")
 
 
 if __name__ == "__main__":
