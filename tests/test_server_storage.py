@@ -303,3 +303,42 @@ def test_postgresql_group_commit_a_failing_write_fails_alone(pg_cluster):
         assert stored == [n for n in range(12) if n != 5]
     finally:
         db.close()
+
+
+def test_a_postgresql_database_of_schema_1_is_migrated_keeping_shops_and_order_ids(
+        pg_cluster):
+    """The steps after the first run on PostgreSQL too (step 2 rebuilds the orders table
+    and counts order ids per shop)."""
+    from xlstock.server.postgres import PostgresDatabase
+
+    url = pg_cluster.new_database()
+    old = PostgresDatabase(url)
+    try:
+        assert old.migrate(MIGRATIONS[:1]) == 1
+
+        def fill(conn):
+            conn.execute("INSERT INTO shops (url, epoch, version, created_at) VALUES "
+                         "(?, 'e1', 2, '2026-01-01T00:00:00Z')", (SHOP,))
+            shop_id = conn.execute("SELECT id FROM shops").fetchone()[0]
+            conn.execute("INSERT INTO tokens (hash, shop_id, created_at) VALUES (?, ?, ?)",
+                         (hash_token("xls_old"), shop_id, "2026-01-01T00:00:00Z"))
+            conn.execute("INSERT INTO products (shop_id, sku, qty) VALUES (?, 'A', 4)",
+                         (shop_id,))
+            for number in (1, 2):
+                conn.execute("INSERT INTO versions (shop_id, number, at, source) VALUES "
+                             "(?, ?, '2026-01-01T00:00:00Z', 'order')", (shop_id, number))
+                conn.execute("INSERT INTO orders (shop_id, number, at) VALUES "
+                             "(?, ?, '2026-01-01T00:00:00Z')", (shop_id, number))
+
+        old.write(fill)
+    finally:
+        old.close()
+    store = StockStore(url)
+    try:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.authenticate("xls_old") == SHOP
+        answer = store.order(SHOP, body=b'{"lines": [{"sku": "A", "qty": 1}]}')
+        assert (answer.status, answer.body["order"]) == (201, 3)
+        assert store.read_levels(SHOP)["items"][0]["qty"] == 3
+    finally:
+        store.close()
