@@ -25,9 +25,13 @@ from click.testing import CliRunner
 from xlstock import stockfile
 from xlstock.cli import main
 from xlstock.model import StockItem
+from xlstock.server.pgcluster import PgCluster, why_unavailable
 from xlstock.server.storage import StockStore
 
 SERVE = "from xlstock.server.commands import serve_command; serve_command()"
+
+pytestmark = pytest.mark.skipif(why_unavailable() is not None,
+                                reason=str(why_unavailable()))
 SHOP = "https://several.example"
 
 
@@ -282,3 +286,22 @@ def test_an_instance_killed_under_load_loses_nothing_and_the_other_serves_on(
     assert_books_balance(levels, versions)
     health = requests.get(survivor.url + "/v1/health", timeout=10)
     assert health.status_code == 200
+
+
+def test_the_service_carries_on_after_postgresql_restarts():
+    """Every pooled connection breaks when PostgreSQL restarts; the next requests get new
+    ones instead of errors. (A server of its own: the session's stays up.)"""
+    from xlstock.server.runner import start_background_server
+
+    with PgCluster() as cluster:
+        url = cluster.new_database()
+        with start_background_server(url) as running:
+            token = running.store.add_shop(SHOP, [StockItem("A", qty=10)])
+            with requests.Session() as session:
+                for qty in (1, 2):
+                    assert order(session, running.url, token, {"A": qty}).status_code == 201
+                cluster.restart()
+                assert order(session, running.url, token, {"A": 3}).status_code == 201
+                levels = session.get(running.url + "/v1/stock", params={"shop": SHOP},
+                                     headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            assert levels.status_code == 200 and levels.json()["items"][0]["qty"] == 4

@@ -97,6 +97,11 @@ class PgCluster:
         self.running = True
         return self
 
+    def restart(self) -> None:
+        """Stop the server (its clients' connections break) and start it again."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast",
+                  "-l", str(self.folder / "server.log"), "-w", "-t", "60", "restart")
+
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
