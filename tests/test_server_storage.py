@@ -209,6 +209,9 @@ def test_the_json_documents_say_what_the_python_ones_say_sorted_and_escaped(new_
         skus = [item["sku"] for item in json.loads(data)["items"]]
         assert skus == sorted(skus) and len(skus) == 306  # code-point order
         assert store.stock_document(SHOP) == (tag, data)  # one version, the same bytes
+        compact = json.dumps(store.read_levels(SHOP), ensure_ascii=False,
+                             separators=(",", ":")).encode("utf-8")
+        assert data == compact  # the bytes json.dumps would write, on either database
         front_tag, front = store.storefront_document(SHOP)
         assert (front_tag, json.loads(front)) == (tag, store.storefront(SHOP))
     finally:
