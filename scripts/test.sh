@@ -20,6 +20,15 @@ if ! [ -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -
     apt-get install -y -q --no-install-recommends chromium
 fi
 
+# PostgreSQL's programs (Debian's) for the tests on PostgreSQL: they start a throw-away
+# server in a temporary folder, as the user nobody when run as root; never a service.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && command -v apt-get >/dev/null 2>&1 \
+        && [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends postgresql
+fi
+
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'

@@ -1,5 +1,11 @@
 """Shared fixtures: one real stock service on a free loopback port for the whole session,
-and a way to register a fresh shop on it for each test (tests stay independent)."""
+and a way to register a fresh shop on it for each test (tests stay independent).
+
+The service's own tests (:data:`BOTH_BACKENDS`) run twice: on SQLite and on PostgreSQL
+(a throw-away server the session starts in a temporary folder, see
+``xlstock/server/pgcluster.py``; skipped, saying why, when PostgreSQL is not installed).
+Every other test uses SQLite only.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,51 @@ import requests
 
 from xlstock import stockfile
 from xlstock.model import StockItem
+from xlstock.server.pgcluster import PgCluster, why_unavailable
 from xlstock.server.runner import RunningServer, start_background_server
+
+BOTH_BACKENDS = {
+    "test_server_storage", "test_server_api", "test_server_concurrency",
+    "test_account_pages", "test_server_fuzz",
+}
+"""Test modules whose ``backend`` (and so ``stock_service`` and ``new_db``) is SQLite, then
+PostgreSQL."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames and metafunc.module.__name__ in BOTH_BACKENDS:
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True,
+                             scope="session")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throw-away PostgreSQL server for the session (started on first use)."""
+    why = why_unavailable()
+    if why is not None:
+        pytest.skip(why)
+    with PgCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql`` (see :data:`BOTH_BACKENDS`)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def new_db(request: pytest.FixtureRequest, backend: str,
+           tmp_path: Any) -> Callable[[str], Any]:
+    """``new_db(name)``: a new empty stock database of this test's backend: an SQLite file
+    in ``tmp_path``, or a new database on the session's PostgreSQL server (its URL)."""
+
+    def make(name: str = "shop.db") -> Any:
+        if backend == "postgresql":
+            return request.getfixturevalue("pg_cluster").new_database()
+        return tmp_path / name
+
+    return make
 
 DEFAULT_ITEMS = (
     StockItem("A-1", "Hoodie", "Red / XL", 5),
@@ -22,9 +72,13 @@ DEFAULT_ITEMS = (
 
 
 @pytest.fixture(scope="session")
-def stock_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """The stock service, running for real (waitress, SQLite) in a background thread."""
-    db = tmp_path_factory.mktemp("stock-service") / "service.db"
+def stock_service(request: pytest.FixtureRequest, backend: str,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The stock service, running for real (waitress; SQLite or PostgreSQL) in a background
+    thread."""
+    db: Any = tmp_path_factory.mktemp("stock-service") / "service.db"
+    if backend == "postgresql":
+        db = request.getfixturevalue("pg_cluster").new_database()
     with start_background_server(db) as running:
         yield running
 

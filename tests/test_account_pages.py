@@ -206,6 +206,8 @@ def test_unknown_email_and_wrong_password_get_the_same_answer(merchant):
         merchant.base, "nobody@shop.example", requests.Session(), "")
     nobody = unknown.sign_in("not the password")
     assert wrong.status_code == nobody.status_code == 401
+    unknown.email = "no\x00body@shop.example"  # recorded as a failure, even on PostgreSQL
+    assert unknown.sign_in("not\x00the password").status_code == 401
     assert "Wrong email or password." in wrong.text and "Wrong email or password." in nobody.text
 
 
@@ -392,6 +394,10 @@ def test_stock_levels_come_in_pages_of_100_with_search_and_low_rows(stock_servic
     assert "Rows 1–11 of 11" in found  # 12, 120..129
     none = merchant.get("/stock", params={"search": "100%_"}).text
     assert "No product matches" in none
+    nul = merchant.get("/stock", params={"search": "SKU\x000"})  # no NUL in PostgreSQL text
+    assert nul.status_code == 200 and "No product matches" in nul.text
+    after_nul = merchant.get("/stock", params={"after": "SKU-0001\x00"})
+    assert after_nul.status_code == 200 and "SKU-0002" in after_nul.text
 
 
 def test_history_lists_publishes_and_orders_newest_first_with_their_levels(stock_service,

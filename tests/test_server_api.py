@@ -334,6 +334,8 @@ def test_publish_outcome_of_an_unknown_key_is_404(api, shop_factory):
     other_url, other_token = shop_factory()
     other = Api(api.base_url, other_url, other_token)
     assert other.get(f"/v1/publishes/{key}").status_code == 404
+    nul = api.get("/v1/publishes/k%00y")  # PostgreSQL's text cannot hold NUL: still a 404
+    assert nul.status_code == 404 and error_of(nul)["code"] == "not_found"
 
 
 def test_invalid_stock_file_is_422_listing_every_bad_item_and_applies_nothing(api):

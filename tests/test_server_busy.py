@@ -193,9 +193,10 @@ class RecordingDatabase(SQLiteDatabase):
         with super().read() as conn:
             yield _Recorder(conn, self.statements)
 
-    def write(self, job: Any) -> Any:
+    def write(self, job: Any, *, lock_key: str | None = None) -> Any:
         self.transactions.append(True)
-        return super().write(lambda conn: job(_Recorder(conn, self.statements)))
+        return super().write(lambda conn: job(_Recorder(conn, self.statements)),
+                             lock_key=lock_key)
 
 
 def _plans(path: Any, statements: list[tuple[str, Any]]) -> list[str]:

@@ -1,4 +1,5 @@
-"""The stock service's SQLite storage: schema and migrations, tokens, catalogue loads."""
+"""The stock service's storage: schema and migrations, tokens, catalogue loads. The tests
+taking ``new_db`` run on SQLite and on PostgreSQL (conftest.py)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ def test_an_empty_file_is_migrated_to_the_current_schema_in_wal_mode(tmp_path):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_reopening_keeps_the_data_and_applies_nothing_twice(tmp_path):
-    path = tmp_path / "shop.db"
+def test_reopening_keeps_the_data_and_applies_nothing_twice(new_db):
+    path = new_db()
     store = StockStore(path)
     token = store.add_shop(SHOP, [StockItem("A", "Hat", "", 3)])
     store.close()
@@ -92,8 +93,8 @@ def test_a_file_that_is_not_a_database_is_refused_naming_it(tmp_path):
         StockStore(path)
 
 
-def test_tokens_are_new_each_time_stored_hashed_and_all_stay_valid(tmp_path):
-    path = tmp_path / "shop.db"
+def test_tokens_are_new_each_time_stored_hashed_and_all_stay_valid(new_db):
+    path = new_db()
     store = StockStore(path)
     first = store.add_shop("HTTPS://Shop.Example/")
     second = store.add_shop(SHOP)
@@ -102,22 +103,24 @@ def test_tokens_are_new_each_time_stored_hashed_and_all_stay_valid(tmp_path):
     assert store.authenticate(first + "x") is None
     assert store.authenticate("") is None
     assert store.shops() == [SHOP]
-    store.close()
-    with sqlite3.connect(path) as conn:
+    with store.transaction(write=False) as conn:
         stored = {row[0] for row in conn.execute("SELECT hash FROM tokens")}
+        assert not conn.execute("SELECT hash FROM tokens WHERE hash = ?", (first,)).fetchall()
+    store.close()
     assert stored == {hash_token(first), hash_token(second)}
-    assert first.encode() not in path.read_bytes()
+    if store.dialect == "sqlite":
+        assert first.encode() not in path.read_bytes()
 
 
-def test_bad_shop_url_is_a_usage_error(tmp_path):
-    store = StockStore(tmp_path / "shop.db")
+def test_bad_shop_url_is_a_usage_error(new_db):
+    store = StockStore(new_db())
     with pytest.raises(UsageError, match="not a web address"):
         store.add_shop("ftp://shop.example")
     store.close()
 
 
-def test_reloading_a_catalogue_updates_products_keeps_missing_ones_and_history(tmp_path):
-    store = StockStore(tmp_path / "shop.db")
+def test_reloading_a_catalogue_updates_products_keeps_missing_ones_and_history(new_db):
+    store = StockStore(new_db())
     store.add_shop(SHOP, [StockItem("A", "Hat", "Red", 3), StockItem("B", "Cap", "", 4)])
     before = store.current_tag(SHOP)
     result = store.register_shop(
@@ -151,17 +154,17 @@ def test_reloading_a_catalogue_updates_products_keeps_missing_ones_and_history(t
     ([StockItem("A", qty=-1)], "whole number"),
     ([StockItem("A", "line\nbreak", "", 1)], "control characters"),
 ])
-def test_bad_catalogue_items_are_refused_and_nothing_is_loaded(tmp_path, items, fragment):
-    store = StockStore(tmp_path / "shop.db")
+def test_bad_catalogue_items_are_refused_and_nothing_is_loaded(new_db, items, fragment):
+    store = StockStore(new_db())
     with pytest.raises(UsageError, match=fragment):
         store.add_shop(SHOP, items)
     assert store.shops() == []
     store.close()
 
 
-def test_idempotency_keys_are_kept_a_while_then_forgotten(tmp_path):
+def test_idempotency_keys_are_kept_a_while_then_forgotten(new_db):
     now = [dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)]
-    store = StockStore(tmp_path / "shop.db", clock=lambda: now[0])
+    store = StockStore(new_db(), clock=lambda: now[0])
     store.add_shop(SHOP, [StockItem("A", qty=1)])
     body = stockfile.dumps(SHOP, {"A": 2}, {"A": 1})
     first = store.publish(SHOP, key="k", body=body)
@@ -175,8 +178,8 @@ def test_idempotency_keys_are_kept_a_while_then_forgotten(tmp_path):
     store.close()
 
 
-def test_version_tags_differ_between_databases(tmp_path):
-    one, two = StockStore(tmp_path / "one.db"), StockStore(tmp_path / "two.db")
+def test_version_tags_differ_between_databases(new_db):
+    one, two = StockStore(new_db("one.db")), StockStore(new_db("two.db"))
     one.add_shop(SHOP, [StockItem("A", qty=1)])
     two.add_shop(SHOP, [StockItem("A", qty=1)])
     assert one.current_tag(SHOP) != two.current_tag(SHOP)
@@ -184,26 +187,161 @@ def test_version_tags_differ_between_databases(tmp_path):
     two.close()
 
 
-def test_the_json_documents_say_what_the_python_ones_say_sorted_and_escaped(tmp_path):
-    """GET /v1/stock and /v1/storefront are built by SQLite's JSON functions: the same
-    content as the Python documents, items in SKU order whatever the load order."""
+def test_the_json_documents_say_what_the_python_ones_say_sorted_and_escaped(new_db):
+    """GET /v1/stock and /v1/storefront are built by SQLite's JSON functions (PostgreSQL:
+    json.dumps): the same content as the Python documents, items in SKU order (code
+    points, whatever the database's locale) whatever the load order."""
     import json
     import random
 
     items = [StockItem(f"SKU-{n:04d}", f'Caf\u00e9 "{n}" \\ / \U0001f600', "Red / L", n)
              for n in range(300)]
-    items += [StockItem("00123", "", "", 0), StockItem("a", "\u2028", "", 1)]
+    items += [StockItem("00123", "", "", 0), StockItem("a", "\u2028", "", 1),
+              StockItem("\u00c9t\u00e9", "", "", 2), StockItem("Z", "", "", 3),
+              StockItem("\U0001f600", "", "", 4), StockItem("\uff21", "", "", 5)]
     random.Random(3).shuffle(items)
-    store = StockStore(tmp_path / "shop.db")
+    store = StockStore(new_db())
     try:
         store.add_shop(SHOP, items)
         tag, data = store.stock_document(SHOP)
         assert tag == store.current_tag(SHOP)
         assert json.loads(data) == store.read_levels(SHOP)
         skus = [item["sku"] for item in json.loads(data)["items"]]
-        assert skus == sorted(skus) and len(skus) == 302
+        assert skus == sorted(skus) and len(skus) == 306  # code-point order
         assert store.stock_document(SHOP) == (tag, data)  # one version, the same bytes
+        compact = json.dumps(store.read_levels(SHOP), ensure_ascii=False,
+                             separators=(",", ":")).encode("utf-8")
+        assert data == compact  # the bytes json.dumps would write, on either database
         front_tag, front = store.storefront_document(SHOP)
         assert (front_tag, json.loads(front)) == (tag, store.storefront(SHOP))
+    finally:
+        store.close()
+
+
+def test_a_postgresql_database_from_a_newer_xlstock_is_refused(pg_cluster):
+    import psycopg
+
+    url = pg_cluster.new_database()
+    StockStore(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+    with pytest.raises(UsageError, match="upgrade xlstock"):
+        StockStore(url)
+
+
+def test_stores_opening_an_empty_postgresql_database_together_migrate_it_once(pg_cluster):
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = pg_cluster.new_database()
+    with ThreadPoolExecutor(4) as pool:
+        stores = list(pool.map(lambda _: StockStore(url), range(4)))
+    try:
+        assert {store.schema_version() for store in stores} == {SCHEMA_VERSION}
+        stores[0].add_shop(SHOP, [StockItem("A", qty=1)])
+        assert stores[3].read_levels(SHOP)["items"][0]["qty"] == 1
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_postgresql_url_that_cannot_be_reached_is_a_usage_error_without_password(
+        pg_cluster):
+    url = f"postgresql://xlstock:secret-pw@127.0.0.1:{pg_cluster.port}/no_such_database"
+    with pytest.raises(UsageError, match="cannot connect") as raised:
+        StockStore(url)
+    assert "secret-pw" not in str(raised.value)
+
+
+def test_connections_postgresql_dropped_while_idle_are_replaced_unnoticed(pg_cluster):
+    import psycopg
+
+    url = pg_cluster.new_database()
+    store = StockStore(url)
+    try:
+        store.add_shop(SHOP, [StockItem("A", qty=5)])
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert store.order(SHOP, body=b'{"lines": [{"sku": "A", "qty": 2}]}').status == 201
+        assert store.read_levels(SHOP)["items"][0]["qty"] == 3
+    finally:
+        store.close()
+
+
+def test_postgresql_group_commit_a_failing_write_fails_alone(pg_cluster):
+    """Writes waiting together are committed together; one that raises is undone and
+    reported alone, the others are applied."""
+    import threading
+
+    from xlstock.server.postgres import PostgresDatabase
+
+    db = PostgresDatabase(pg_cluster.new_database())
+    try:
+        db.write(lambda conn: conn.execute("CREATE TABLE t (n BIGINT PRIMARY KEY)"))
+        start = threading.Barrier(12)
+        answers: dict[int, object] = {}
+
+        def insert(n: int) -> None:
+            def job(conn):
+                conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
+                if n == 5:
+                    raise ValueError("five")
+                return n
+
+            start.wait()
+            try:
+                answers[n] = db.write(job, lock_key=f"shop-{n % 3}")
+            except ValueError as exc:
+                answers[n] = exc
+
+        threads = [threading.Thread(target=insert, args=(n,)) for n in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert isinstance(answers.pop(5), ValueError)
+        assert answers == {n: n for n in range(12) if n != 5}
+        with db.read() as conn:
+            stored = [row[0] for row in conn.execute("SELECT n FROM t ORDER BY n")]
+        assert stored == [n for n in range(12) if n != 5]
+    finally:
+        db.close()
+
+
+def test_a_postgresql_database_of_schema_1_is_migrated_keeping_shops_and_order_ids(
+        pg_cluster):
+    """The steps after the first run on PostgreSQL too (step 2 rebuilds the orders table
+    and counts order ids per shop)."""
+    from xlstock.server.postgres import PostgresDatabase
+
+    url = pg_cluster.new_database()
+    old = PostgresDatabase(url)
+    try:
+        assert old.migrate(MIGRATIONS[:1]) == 1
+
+        def fill(conn):
+            conn.execute("INSERT INTO shops (url, epoch, version, created_at) VALUES "
+                         "(?, 'e1', 2, '2026-01-01T00:00:00Z')", (SHOP,))
+            shop_id = conn.execute("SELECT id FROM shops").fetchone()[0]
+            conn.execute("INSERT INTO tokens (hash, shop_id, created_at) VALUES (?, ?, ?)",
+                         (hash_token("xls_old"), shop_id, "2026-01-01T00:00:00Z"))
+            conn.execute("INSERT INTO products (shop_id, sku, qty) VALUES (?, 'A', 4)",
+                         (shop_id,))
+            for number in (1, 2):
+                conn.execute("INSERT INTO versions (shop_id, number, at, source) VALUES "
+                             "(?, ?, '2026-01-01T00:00:00Z', 'order')", (shop_id, number))
+                conn.execute("INSERT INTO orders (shop_id, number, at) VALUES "
+                             "(?, ?, '2026-01-01T00:00:00Z')", (shop_id, number))
+
+        old.write(fill)
+    finally:
+        old.close()
+    store = StockStore(url)
+    try:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.authenticate("xls_old") == SHOP
+        answer = store.order(SHOP, body=b'{"lines": [{"sku": "A", "qty": 1}]}')
+        assert (answer.status, answer.body["order"]) == (201, 3)
+        assert store.read_levels(SHOP)["items"][0]["qty"] == 3
     finally:
         store.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from xlstock.cli_errors import reports_errors
-from xlstock.server.commands import db_option
+from xlstock.server.commands import db_option, describe_db
 
 
 @click.group("account")
@@ -23,7 +23,7 @@ def account_group() -> None:
 @click.argument("email")
 @db_option
 @reports_errors
-def account_add_command(email: str, db_path: Path) -> None:
+def account_add_command(email: str, db_path: str | Path) -> None:
     """Create the online account EMAIL and print a one-time password.
 
     The merchant signs in at /account/ of the stock service with EMAIL and this
@@ -47,7 +47,7 @@ def account_add_command(email: str, db_path: Path) -> None:
     finally:
         store.close()
     if created:
-        click.echo(f"Created the online account {address} in {db_path}.")
+        click.echo(f"Created the online account {address} in {describe_db(db_path)}.")
     else:
         click.echo(f"The online account {address} has a new one-time password (it was signed "
                    "out everywhere).")

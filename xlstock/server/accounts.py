@@ -230,8 +230,10 @@ class HistoryPage:
     older: int | None = None
 
 
-CASELESS_LIKE = "LIKE"
-"""SQLite's LIKE ignores ASCII case; PostgreSQL's does not (there: ``ILIKE``)."""
+CASELESS_LIKE = {"sqlite": "LIKE", "postgresql": "ILIKE"}
+"""The operator matching ignoring ASCII case, by dialect: SQLite's LIKE ignores ASCII
+case; PostgreSQL's does not, its ILIKE does (ASCII only in the "C" collation of the
+stock database's text columns)."""
 
 
 def _like_pattern(text: str) -> str:
@@ -572,7 +574,8 @@ class AccountStore:
         in Python and its rows read by key."""
         with self._tx(write=False) as conn:
             if search:
-                page = self._searched_page(conn, shop, search, after, before, last, size)
+                page = self._searched_page(conn, shop, search, after, before, last, size,
+                                           CASELESS_LIKE[self.store.dialect])
             else:
                 page = self._listed_page(conn, shop, after, before, last, size)
         total, first_number, rows, has_previous, has_next = page
@@ -619,13 +622,13 @@ class AccountStore:
     @staticmethod
     def _searched_page(
         conn: Any, shop: Shop, search: str, after: str | None, before: str | None,
-        last: bool, size: int,
+        last: bool, size: int, like: str,
     ) -> tuple[int, int, list[Any], bool, bool]:
         pattern = _like_pattern(search)
         matches = [row[0] for row in conn.execute(
             f"SELECT sku FROM products WHERE shop_id = ? AND active = 1 AND "
-            f"(sku {CASELESS_LIKE} ? ESCAPE '\\' OR name {CASELESS_LIKE} ? ESCAPE '\\' "
-            f"OR variant {CASELESS_LIKE} ? ESCAPE '\\') ORDER BY sku",
+            f"(sku {like} ? ESCAPE '\\' OR name {like} ? ESCAPE '\\' "
+            f"OR variant {like} ? ESCAPE '\\') ORDER BY sku",
             (shop.id, pattern, pattern, pattern),
         )]
         total = len(matches)

@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -28,11 +29,37 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+class DatabaseParam(click.ParamType):
+    """``--db``: a ``postgresql://`` URL (kept as text) or an SQLite file (a path)."""
+
+    name = "FILE|URL"
+
+    def __init__(self) -> None:
+        self._file = click.Path(dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str | Path:
+        from xlstock.server.postgres import is_postgres_url
+
+        if is_postgres_url(value):
+            return str(value)
+        return self._file.convert(value, param, ctx)
+
+
 db_option = click.option(
-    "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+    "--db", "db_path", type=DatabaseParam(),
     default=DEFAULT_DB, show_default=True,
-    help="The stock database (SQLite; created on first use).",
+    help="The stock database: an SQLite file (created on first use), or a PostgreSQL "
+         "URL postgresql://USER@HOST:PORT/NAME for several service processes on one "
+         "database (the tables are created on first use).",
 )
+
+
+def describe_db(db_path: str | Path) -> str:
+    """``--db`` for messages: a URL without its password."""
+    from xlstock.server.postgres import redact
+
+    return redact(str(db_path))
 
 
 @click.command("serve")
@@ -58,7 +85,7 @@ db_option = click.option(
                                       "publishes and orders are refused until midnight.")
 @reports_errors
 def serve_command(
-    db_path: Path, host: str, port: int, connections: int | None, threads: int,
+    db_path: str | Path, host: str, port: int, connections: int | None, threads: int,
     idle_timeout: int, header_timeout: float, request_timeout: float, daily_quota: int,
 ) -> None:
     """Run the stock service: the shop's online side, on this machine.
@@ -120,7 +147,7 @@ def shop_group() -> None:
                    "more): a stocktake, not a mistake.")
 @reports_errors
 def shop_add_command(
-    shop_url: str, db_path: Path, catalogue: Path | None, allow_level_changes: bool
+    shop_url: str, db_path: str | Path, catalogue: Path | None, allow_level_changes: bool
 ) -> None:
     """Register SHOP_URL with the stock service and print a new API token.
 
@@ -151,7 +178,8 @@ def shop_add_command(
         )
     finally:
         store.close()
-    click.echo(f"{'Registered' if done.created else 'Updated'} shop {done.shop} in {db_path}.")
+    click.echo(f"{'Registered' if done.created else 'Updated'} shop {done.shop} in "
+               f"{describe_db(db_path)}.")
     if catalogue is not None:
         click.echo(
             f"Catalogue {catalogue} ({loaded.kind}): {len(loaded.items)} product(s) read"

@@ -2,19 +2,27 @@
 
 :class:`StockStore` (``storage.py``) holds every rule and every SQL statement; it talks
 to the database only through the small :class:`Database` interface below, so that a
-second backend (PostgreSQL, for several service processes sharing one database) needs
-only its own :class:`Database`:
+second backend (PostgreSQL, for several service processes sharing one database:
+:mod:`xlstock.server.postgres`) needs only its own :class:`Database`:
 
 - ``read()`` yields a connection inside a read transaction: it sees one committed state
   and never waits for, nor blocks, a writer.
 - ``write(job)`` runs ``job(connection)`` as one write transaction and returns what it
   returns: all of it is applied, or (when it raises) none of it. Writes serialise with
-  every other writer of the database (SQLite: ``BEGIN IMMEDIATE``; a server database
-  would lock the rows it changes); ``write`` returns only once the job is durable.
+  every other writer of the database (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: with
+  every other write of the same shop, whose row it locks first); ``write`` returns only
+  once the job is durable.
 - SQL is written once, with ``?`` placeholders and syntax both SQLite and PostgreSQL
   accept (row values, ``IN (...)`` lists of at most 500); a backend whose driver wants
   ``%s`` translates the placeholders.
-- ``dialect`` names the backend for the few statements that differ (none yet).
+- ``dialect`` names the backend for the few statements that differ; ``lock_clause``
+  is what a write appends to the ``SELECT`` of the row it locks first (the shop's), so
+  that writes of one shop run one after the other on a database several processes
+  share (SQLite: nothing, its writes already run one at a time; PostgreSQL:
+  ``FOR UPDATE``).
+
+:func:`open_database` opens a file name as :class:`SQLiteDatabase` and a
+``postgresql://`` URL as :class:`~xlstock.server.postgres.PostgresDatabase`.
 
 :class:`SQLiteDatabase` is the default: one file in WAL mode, the schema version in
 ``PRAGMA user_version``. Reads use one connection per thread. Writes go to one writer
@@ -49,13 +57,19 @@ class Database(Protocol):
     """What :class:`~xlstock.server.storage.StockStore` needs of a database."""
 
     dialect: str
+    lock_clause: str
+    description: str
+    """What the database is, for messages and logs (a file name, or a URL without its
+    password)."""
 
     def read(self) -> Any:
         """A context manager yielding a connection (``execute``) in a read transaction."""
 
-    def write(self, job: Callable[[Any], T]) -> T:
+    def write(self, job: Callable[[Any], T], *, lock_key: str | None = None) -> T:
         """Run ``job(connection)`` (``execute``, ``executemany``) as one write transaction,
-        durable when this returns; nothing of it is applied if it raises."""
+        durable when this returns; nothing of it is applied if it raises. ``lock_key``
+        names the row the job locks first (a shop's URL), if any: a backend that commits
+        jobs together runs them in that order."""
 
     def transaction(self) -> Any:
         """A context manager yielding a connection in a write transaction of the calling
@@ -110,9 +124,11 @@ class SQLiteDatabase:
     """One SQLite file in WAL mode (see the module's docstring). Thread-safe."""
 
     dialect = "sqlite"
+    lock_clause = ""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.description = str(self.path)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -186,7 +202,8 @@ class SQLiteDatabase:
             raise
         conn.execute("COMMIT")
 
-    def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+    def write(self, job: Callable[[sqlite3.Connection], T], *,
+              lock_key: str | None = None) -> T:
         if threading.current_thread() is self._writer:
             raise RuntimeError("a write job cannot wait for another write job")
         waiting = _Job(job)
@@ -279,3 +296,13 @@ class SQLiteDatabase:
             except sqlite3.Error:
                 pass
         self._local = threading.local()
+
+
+def open_database(target: str | Path) -> Database:
+    """The database ``target`` names: a ``postgresql://`` (or ``postgres://``) URL opens
+    PostgreSQL (the ``[postgres]`` extra), anything else is an SQLite file."""
+    from xlstock.server.postgres import PostgresDatabase, is_postgres_url
+
+    if is_postgres_url(target):
+        return PostgresDatabase(str(target))
+    return SQLiteDatabase(target)

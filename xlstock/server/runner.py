@@ -308,7 +308,8 @@ def serve(
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        log.info("xlstock stock service on %s (database %s)", running.url, running.store.path)
+        log.info("xlstock stock service on %s (database %s)", running.url,
+                 running.store.description)
         if ready is not None:
             ready(running)
         running.serve_forever()

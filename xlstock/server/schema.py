@@ -1,12 +1,15 @@
 """The stock database's schema, as numbered migration steps.
 
 Step N (1-based) brings a database from schema version N-1 to N; a database records
-its version (SQLite: ``PRAGMA user_version``) and gets the missing steps, in order, in
-one transaction. Append new steps, never edit a released one.
+its version (SQLite: ``PRAGMA user_version``; PostgreSQL: the table ``schema_version``)
+and gets the missing steps, in order, in one transaction. Append new steps, never edit
+a released one. Both databases have the same version numbers.
 
-Step 1 is the first release's schema and uses SQLite's types (a second backend gives
-its own equivalent for it); later steps are written in SQL that SQLite and PostgreSQL
-both run.
+The steps are written for SQLite; PostgreSQL runs them with its own types
+(:func:`xlstock.server.postgres.postgres_step`: ``INTEGER`` is ``BIGINT``, a row id
+``INTEGER PRIMARY KEY`` an identity column, ``TEXT`` is ``TEXT COLLATE "C"``). Write a
+new step in SQL both run (``ALTER TABLE ... ADD COLUMN``, ``ON CONFLICT``, no
+``PRAGMA``), and run the tests, which migrate both.
 """
 
 from __future__ import annotations

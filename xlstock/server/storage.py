@@ -42,7 +42,7 @@ from xlstock.model import (
     has_control_characters,
     normalise_shop_url,
 )
-from xlstock.server.database import Database, SQLiteDatabase, migrate
+from xlstock.server.database import Database, migrate, open_database
 from xlstock.server.documents import (
     Checked,
     check_order,
@@ -198,8 +198,10 @@ class StockStore:
         self, db: str | Path | Database, *, clock: Callable[[], dt.datetime] = _utc_now,
         daily_quota: int = DEFAULT_DAILY_QUOTA,
     ) -> None:
-        self._db: Database = SQLiteDatabase(db) if isinstance(db, (str, Path)) else db
-        self.path = Path(getattr(self._db, "path", "") or "")
+        self._db: Database = open_database(db) if isinstance(db, (str, Path)) else db
+        self.path = Path(getattr(self._db, "path", None) or "")
+        self.description = self._db.description
+        self.dialect = self._db.dialect
         self._clock = clock
         self.daily_quota = int(daily_quota)
         self._prune_lock = threading.Lock()
@@ -230,9 +232,9 @@ class StockStore:
         return format_time(self._clock())
 
     @staticmethod
-    def _shop(conn: Any, shop_url: str) -> _Shop:
+    def _shop(conn: Any, shop_url: str, lock: str = "") -> _Shop:
         row = conn.execute(
-            f"SELECT {_SHOP_COLUMNS} FROM shops WHERE url = ?", (shop_url,)
+            f"SELECT {_SHOP_COLUMNS} FROM shops WHERE url = ?{lock}", (shop_url,)
         ).fetchone()
         if row is None:
             raise UnknownShop(shop_url)
@@ -268,17 +270,17 @@ class StockStore:
         token = new_token()
         now = self._now()
 
+        lock = self._db.lock_clause
+
         def register(conn: Any) -> Registration:
-            try:
-                shop = self._shop(conn, url)
-                created = False
-            except UnknownShop:
-                conn.execute(
-                    "INSERT INTO shops (url, epoch, created_at) VALUES (?, ?, ?)",
-                    (url, secrets.token_hex(6), now),
-                )
-                shop = self._shop(conn, url)
-                created = True
+            # ON CONFLICT: another process may register the same URL meanwhile; then its
+            # row (once committed) is the one locked below.
+            created = conn.execute(
+                "INSERT INTO shops (url, epoch, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (url) DO NOTHING",
+                (url, secrets.token_hex(6), now),
+            ).rowcount == 1
+            shop = self._shop(conn, url, lock)
             conn.execute(
                 "INSERT INTO tokens (hash, shop_id, created_at, prefix) VALUES (?, ?, ?, ?)",
                 (hash_token(token), shop.id, now, token_prefix(token)),
@@ -345,7 +347,7 @@ class StockStore:
                 version=shop.tag,
             )
 
-        return self._db.write(register)
+        return self._db.write(register, lock_key=url)
 
     def add_shop(self, shop_url: str, items: Iterable[_Item] | None = None) -> str:
         """Register ``shop_url`` (loading ``items`` if given) and return a new API token.
@@ -414,8 +416,8 @@ class StockStore:
         version tag, read in one transaction.
 
         SQLite builds the item list itself (``json_group_array``), three times faster
-        than Python objects and ``json.dumps`` for 100,000 SKUs; another database gets
-        the same text from :meth:`read_levels`.
+        than Python objects and ``json.dumps`` for 100,000 SKUs; PostgreSQL too
+        (``string_agg`` of ``to_json`` texts: its own JSON objects are spaced out).
         """
         return self._document(shop_url, "sku, name, variant, qty", self._stock_header)
 
@@ -445,7 +447,17 @@ class StockStore:
                     "FROM products WHERE shop_id = ? AND active = 1 ORDER BY sku)",
                     (shop.id,),
                 ).fetchone()[0]
-            else:  # pragma: no cover - for a backend without SQLite's JSON functions
+            elif self._db.dialect == "postgresql":
+                # PostgreSQL's own JSON text spaces it out ({"sku" : ...}); this is the
+                # compact form, each text escaped by to_json, as json.dumps would.
+                fields = " || ',' || ".join(
+                    f"'\"{name}\":' || to_json({name})::text" for name in names)
+                items = conn.execute(
+                    f"SELECT '[' || COALESCE(string_agg('{{' || {fields} || '}}', ',' "
+                    "ORDER BY sku), '') || ']' FROM products WHERE shop_id = ? AND active = 1",
+                    (shop.id,),
+                ).fetchone()[0]
+            else:
                 items = json.dumps(
                     [dict(zip(names, row, strict=True)) for row in conn.execute(
                         f"SELECT {columns} FROM products WHERE shop_id = ? AND active = 1 "
@@ -599,8 +611,10 @@ class StockStore:
         apply, remember the answer under the key, and save the shop's row."""
         digest = hashlib.sha256(body).hexdigest()
         now = self._now()
+        lock = self._db.lock_clause
+
         def job(conn: Any) -> Outcome:
-            shop = self._shop(conn, shop_url)
+            shop = self._shop(conn, shop_url, lock)
             if key is not None:
                 replay = self._replay(conn, shop, key, action, digest)
                 if replay is not None:
@@ -622,7 +636,7 @@ class StockStore:
             self._save_shop(conn, shop)
             return outcome
 
-        outcome = self._db.write(job)
+        outcome = self._db.write(job, lock_key=shop_url)
         self._prune()
         return outcome
 
