@@ -4,29 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# LibreOffice (headless) opens the generated .xlsm in the tests; Debian/Ubuntu only.
-if ! command -v soffice >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
-        && [ "$(id -u)" = 0 ]; then
+# What the tests drive for real, from Debian's packages (never a browser download):
+# LibreOffice headless (opens and saves workbooks as a merchant's would), Chromium (the
+# account pages, through Playwright) and PostgreSQL (a throw-away cluster per run).
+# One apt-get update for whatever is missing; skipped where all is there or not root.
+missing=()
+command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-calc-nogui python3-uno)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    apt-get install -y -q --no-install-recommends libreoffice-calc-nogui python3-uno
-fi
-
-# Chromium (Debian's) for the account pages' browser tests, driven by Playwright; never
-# a browser download (no `playwright install`).
-if ! [ -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends chromium
-fi
-
-# PostgreSQL's programs (Debian's) for the tests on PostgreSQL: they start a throw-away
-# server in a temporary folder, as the user nobody when run as root; never a service.
-if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && command -v apt-get >/dev/null 2>&1 \
-        && [ "$(id -u)" = 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends postgresql
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 python3 -m venv .venv
