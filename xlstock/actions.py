@@ -170,12 +170,20 @@ def _require_shop(settings: layout.Settings) -> None:
 # --- reading the sheet -------------------------------------------------------------
 
 
+def _sku_or_none(value: Any) -> str | None:
+    try:
+        return clean_sku(value)
+    except ValueProblem:
+        return None
+
+
 @dataclass
 class _Sheet:
     book: WorkbookAdapter
     table: layout.StockTable
     settings: layout.Settings
     state: dict[str, Any]
+    _skus: list[str | None] | None = field(default=None, repr=False)
 
     @classmethod
     def read(cls, book: WorkbookAdapter) -> _Sheet:
@@ -195,11 +203,15 @@ class _Sheet:
                 t.column(layout.NEW_LEVEL), strict=True)
         ]
 
+    def skus(self) -> list[str | None]:
+        """Every data row's SKU, cleaned (``None`` where blank or unusable), worked out
+        once per version of the SKU column."""
+        if self._skus is None or len(self._skus) != len(self.table.rows):
+            self._skus = [_sku_or_none(value) for value in self.table.column(layout.SKU)]
+        return self._skus
+
     def sku_of(self, index: int) -> str | None:
-        try:
-            return clean_sku(self.table.value(index, layout.SKU))
-        except ValueProblem:
-            return None
+        return self.skus()[index]
 
     @property
     def base(self) -> dict[str, int]:
@@ -211,6 +223,8 @@ class _Sheet:
     def write(self, header: str, values: Sequence[Any], first: int = 0) -> None:
         layout.ensure_columns(self.book, self.table, [header])
         layout.write_column(self.book, self.table, header, values, first=first)
+        if header == layout.SKU:
+            self._skus = None
 
     def write_statuses(self, by_row: Mapping[int, str]) -> None:
         self.write(
@@ -439,7 +453,7 @@ def _synced_version(sheet: _Sheet) -> str | None:
     if not synced or not written:
         return None
     n = len(sheet.table.rows)
-    now = _sheet_fingerprint([sheet.sku_of(i) for i in range(n)],
+    now = _sheet_fingerprint(sheet.skus()[:n],
                              sheet.column(layout.ONLINE), sheet.column(layout.STATUS))
     return str(synced) if now == written else None
 
@@ -488,7 +502,7 @@ def _apply_sync(
     live = snapshot.items
     table = sheet.table
     n = len(table.rows)
-    skus = [sheet.sku_of(i) for i in range(n)]
+    skus = list(sheet.skus())
     on_sheet = [s for s in skus if s is not None]
     vanished = [s for s in on_sheet if s not in live]
     if not allow_mass_change and on_sheet and (
