@@ -439,10 +439,13 @@ def _begin_online(
 
 def _sheet_fingerprint(skus: Sequence[Any], online: Sequence[Any], status: Sequence[Any]) -> str:
     """What Sync writes, row by row (SKU, Online, Status), as one hash."""
-    digest = hashlib.sha256()
-    for row in zip(skus, online, status, strict=True):
-        digest.update(repr((row[0], _edit_value(row[1]), row[2] or None)).encode("utf-8"))
-    return digest.hexdigest()
+    rows = list(zip(
+        skus,
+        [value if type(value) is int else _edit_value(value) for value in online],
+        [value or None for value in status],
+        strict=True,
+    ))
+    return hashlib.sha256(repr(rows).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _synced_version(sheet: _Sheet) -> str | None:
