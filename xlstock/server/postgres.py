@@ -71,8 +71,10 @@ def is_postgres_url(target: object) -> bool:
 
 
 def redact(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", url)
+    """``url`` without its password (``USER:PASSWORD@`` or ``password=`` after ``?``), for
+    messages and logs."""
+    url = re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=1024)
