@@ -264,6 +264,9 @@ def test_connections_postgresql_dropped_while_idle_are_replaced_unnoticed(pg_clu
                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         assert store.order(SHOP, body=b'{"lines": [{"sku": "A", "qty": 2}]}').status == 201
         assert store.read_levels(SHOP)["items"][0]["qty"] == 3
+        with store.transaction(write=False) as conn:  # a vanished writer frees its lock
+            assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0] \
+                == "30s"
     finally:
         store.close()
 

@@ -178,6 +178,17 @@ class Connection:
         return cursor
 
 
+IDLE_IN_TRANSACTION_TIMEOUT = "30s"
+"""How long PostgreSQL keeps a session of this process that stopped in the middle of a
+transaction (its machine vanished from the network) before ending it, releasing the
+shop lock it held. A live write never pauses that long between two statements."""
+
+
+def _configure(conn: Any) -> None:
+    conn.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                 (IDLE_IN_TRANSACTION_TIMEOUT,))
+
+
 class PostgresDatabase:
     """A PostgreSQL database through a pool of connections (see the module's docstring).
     Thread-safe."""
@@ -208,7 +219,7 @@ class PostgresDatabase:
         self._pool = ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False, name="xlstock",
             kwargs={"autocommit": True, "row_factory": _row_factory},
-            timeout=60,
+            configure=_configure, timeout=60,
         )
         self._pool.open(wait=True, timeout=30)
         self._closed = False
