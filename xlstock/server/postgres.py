@@ -11,8 +11,9 @@ the migration steps get PostgreSQL's types (:func:`postgres_step`): ``BIGINT`` f
 database's locale, and ``ILIKE`` ignores ASCII case only (as SQLite's ``LIKE``).
 
 How writes stay correct across processes (docs/deploy.md says why this way): every
-write transaction of a shop begins by locking the shop's row (``SELECT ... FOR
-UPDATE``; :class:`StockStore` asks for it through :attr:`lock_clause`). Each order and
+write transaction of a shop begins by locking the shop's row (``SELECT ... FOR NO KEY
+UPDATE``, the lock an ``UPDATE`` of the row takes, which still lets others insert rows
+that refer to the shop; :class:`StockStore` asks for it through :attr:`lock_clause`). Each order and
 publish makes a new version of the shop (its ``version`` column), so two writes of one
 shop could never run side by side anyway; holding that one row lock, a write reads the
 levels, the idempotency record and the quota as last committed (READ COMMITTED takes a
@@ -194,7 +195,7 @@ class PostgresDatabase:
     Thread-safe."""
 
     dialect = "postgresql"
-    lock_clause = " FOR UPDATE"
+    lock_clause = " FOR NO KEY UPDATE"
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
         try:
