@@ -20,7 +20,7 @@ each order for a random one: what a platform of many shops asks of it.
 The floors are each database alone running an order's statements (shop row, key,
 level, version, change, order and key rows, level and shop updates), one order per
 commit: SQLite on the benchmark's file, PostgreSQL through psycopg with the shop's row
-locked (``FOR UPDATE``) as the service does. All orders here are one shop's, so on
+locked (``FOR NO KEY UPDATE``) as the service does. All orders here are one shop's, so on
 PostgreSQL they run one after the other on that shop's row lock, each waiting for the
 last one's commit; orders of different shops do not wait for one another.
 """
@@ -208,7 +208,8 @@ def postgres_floor(url: str, orders: int) -> float:
             key, sku = uuid.uuid4().hex, f"SKU-{rng.randrange(size):06d}"
             with conn.transaction():
                 version, count = conn.execute(
-                    "SELECT version, order_count FROM shops WHERE url = %s FOR UPDATE",
+                    "SELECT version, order_count FROM shops WHERE url = %s "
+                    "FOR NO KEY UPDATE",
                     (SHOP,)).fetchone()
                 conn.execute("SELECT status FROM idempotency WHERE shop_id = %s AND key = %s",
                              (shop_id, key)).fetchone()

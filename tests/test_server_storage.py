@@ -264,6 +264,9 @@ def test_connections_postgresql_dropped_while_idle_are_replaced_unnoticed(pg_clu
                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         assert store.order(SHOP, body=b'{"lines": [{"sku": "A", "qty": 2}]}').status == 201
         assert store.read_levels(SHOP)["items"][0]["qty"] == 3
+        with store.transaction(write=False) as conn:  # a vanished writer frees its lock
+            assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0] \
+                == "30s"
     finally:
         store.close()
 
@@ -345,3 +348,29 @@ def test_a_postgresql_database_of_schema_1_is_migrated_keeping_shops_and_order_i
         assert store.read_levels(SHOP)["items"][0]["qty"] == 3
     finally:
         store.close()
+
+
+def test_a_postgresql_url_without_psycopg_says_which_extra_to_install():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['psycopg'] = None\n"
+            "from xlstock.errors import UsageError\n"
+            "from xlstock.server.storage import StockStore\n"
+            "try:\n    StockStore('postgresql://x@127.0.0.1:1/none')\n"
+            "except UsageError as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert "pip install 'xlstock[postgres]'" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://xlstock:s3cret@db.example:5432/shop",
+    "postgres://xlstock@db.example/shop?sslmode=require&password=s3cret",
+    "postgresql://xlstock@db.example/shop?PASSWORD=s3cret&sslmode=require",
+])
+def test_postgresql_urls_are_shown_without_their_password(url):
+    from xlstock.server.postgres import redact
+
+    shown = redact(url)
+    assert "s3cret" not in shown and "xlstock" in shown and "db.example" in shown

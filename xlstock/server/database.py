@@ -19,7 +19,7 @@ second backend (PostgreSQL, for several service processes sharing one database:
   is what a write appends to the ``SELECT`` of the row it locks first (the shop's), so
   that writes of one shop run one after the other on a database several processes
   share (SQLite: nothing, its writes already run one at a time; PostgreSQL:
-  ``FOR UPDATE``).
+  ``FOR NO KEY UPDATE``).
 
 :func:`open_database` opens a file name as :class:`SQLiteDatabase` and a
 ``postgresql://`` URL as :class:`~xlstock.server.postgres.PostgresDatabase`.

@@ -11,8 +11,9 @@ the migration steps get PostgreSQL's types (:func:`postgres_step`): ``BIGINT`` f
 database's locale, and ``ILIKE`` ignores ASCII case only (as SQLite's ``LIKE``).
 
 How writes stay correct across processes (docs/deploy.md says why this way): every
-write transaction of a shop begins by locking the shop's row (``SELECT ... FOR
-UPDATE``; :class:`StockStore` asks for it through :attr:`lock_clause`). Each order and
+write transaction of a shop begins by locking the shop's row (``SELECT ... FOR NO KEY
+UPDATE``, the lock an ``UPDATE`` of the row takes, which still lets others insert rows
+that refer to the shop; :class:`StockStore` asks for it through :attr:`lock_clause`). Each order and
 publish makes a new version of the shop (its ``version`` column), so two writes of one
 shop could never run side by side anyway; holding that one row lock, a write reads the
 levels, the idempotency record and the quota as last committed (READ COMMITTED takes a
@@ -71,8 +72,10 @@ def is_postgres_url(target: object) -> bool:
 
 
 def redact(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", url)
+    """``url`` without its password (``USER:PASSWORD@`` or ``password=`` after ``?``), for
+    messages and logs."""
+    url = re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -176,12 +179,23 @@ class Connection:
         return cursor
 
 
+IDLE_IN_TRANSACTION_TIMEOUT = "30s"
+"""How long PostgreSQL keeps a session of this process that stopped in the middle of a
+transaction (its machine vanished from the network) before ending it, releasing the
+shop lock it held. A live write never pauses that long between two statements."""
+
+
+def _configure(conn: Any) -> None:
+    conn.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                 (IDLE_IN_TRANSACTION_TIMEOUT,))
+
+
 class PostgresDatabase:
     """A PostgreSQL database through a pool of connections (see the module's docstring).
     Thread-safe."""
 
     dialect = "postgresql"
-    lock_clause = " FOR UPDATE"
+    lock_clause = " FOR NO KEY UPDATE"
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
         try:
@@ -206,7 +220,7 @@ class PostgresDatabase:
         self._pool = ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False, name="xlstock",
             kwargs={"autocommit": True, "row_factory": _row_factory},
-            timeout=60,
+            configure=_configure, timeout=60,
         )
         self._pool.open(wait=True, timeout=30)
         self._closed = False
