@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -683,3 +684,50 @@ def test_serial_dates_both_ways(serial: float, when: dt.datetime) -> None:
     epoch = adapter_module._WINDOWS_EPOCH
     assert adapter_module.serial_to_datetime(serial, epoch) == when
     assert adapter_module.datetime_to_serial(when, epoch) == serial
+
+
+def _unusual_forms() -> dict[str, object]:
+    """Forms of a sheet's XML that Excel, LibreOffice and openpyxl do not write but other
+    programs may: each edits the sheet text as a regular expression would."""
+    def prefixed(xml: str) -> str:
+        xml = xml.replace('xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"',
+                          'xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"')
+        return re.sub(r"<(/?)([a-zA-Z]+)([\s>/])", r"<\1x:\2\3", xml)
+
+    def without_references(xml: str) -> str:
+        return re.sub(r'<(row|c) r="[A-Z]*[0-9]+"', r"<\1", xml)
+
+    def single_quotes(xml: str) -> str:
+        return re.sub(r'(<(?:row|c)\b[^>]*)', lambda m: m.group(1).replace('"', "'"), xml)
+
+    def with_a_comment(xml: str) -> str:
+        return xml.replace("<sheetData>", "<sheetData><!-- made by hand -->")
+
+    return {"prefixed": prefixed, "without references": without_references,
+            "single quotes": single_quotes, "a comment": with_a_comment}
+
+
+@pytest.mark.parametrize("form", sorted(_unusual_forms()))
+def test_sheets_in_unusual_forms_are_read_and_patched(tmp_path: Path, form: str) -> None:
+    path = tmp_path / "stock.xlsx"
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Stock"
+    for row in (["SKU", "Online", "Note"], ["A-1", 5, "x"], ["B-2", 7, None]):
+        ws.append(row)
+    wb.save(path)
+    edit = _unusual_forms()[form]
+    rewrite(path, {SHEET1: edit(read_part(path, SHEET1).decode()).encode()})  # type: ignore[operator]
+    with XlsxFile.open(path) as book:
+        assert book.read_sheet("Stock") == [["SKU", "Online", "Note"], ["A-1", 5, "x"],
+                                            ["B-2", 7, None]]
+        book.write_block("Stock", 2, 2, [[9], [10]])
+        book.write_block("Stock", 4, 1, [["C-3", 4, "new"]])
+        book.write_block("Stock", 2, 4, [["ok"]])
+        book.save()
+    expected = [["SKU", "Online", "Note", None], ["A-1", 9, "x", "ok"],
+                ["B-2", 10, None, None], ["C-3", 4, "new", None]]
+    with XlsxFile.open(path, writable=False) as book:
+        assert book.read_sheet("Stock") == expected
+    loaded = load_workbook(path)["Stock"]
+    assert [[c.value for c in row] for row in loaded.iter_rows()] == expected

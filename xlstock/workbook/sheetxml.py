@@ -666,7 +666,7 @@ def cell_xml(row: int, column: int, style: str | None, value: Any,
 def _with_prefix(xml: bytes, prefix: bytes) -> bytes:
     if not prefix:
         return xml
-    return re.sub(rb"<(/?)(c|is|t|v|f)\b", rb"<\1" + prefix + rb"\2", xml)
+    return re.sub(rb"<(/?)(row|c|is|t|v|f)\b", rb"<\1" + prefix + rb"\2", xml)
 
 
 def patch(sheet: Sheet, writes: Mapping[int, Mapping[int, Any]], context: PatchContext,
