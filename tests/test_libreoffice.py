@@ -19,6 +19,7 @@ from typing import Any
 
 import openpyxl
 import pytest
+from office import SOFFICE, SYSTEM_PYTHON, libreoffice_missing
 from vba_craft import old_macro_workbook
 
 from xlstock.workbook.layout import STOCK_HEADERS
@@ -31,24 +32,9 @@ from xlstock.workbook.xlsx_file import XlsxFile
 
 pytestmark = pytest.mark.libreoffice
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-
-
-def _uno_available() -> bool:
-    if not Path(SYSTEM_PYTHON).exists():
-        return False
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import uno"], capture_output=True, timeout=30)
-    return probe.returncode == 0
-
-
-if SOFFICE is None:
-    pytest.skip("LibreOffice is not installed (soffice not on PATH); install it with "
-                "apt-get install -y --no-install-recommends libreoffice-calc-nogui python3-uno",
-                allow_module_level=True)
-if not _uno_available():
-    pytest.skip(f"{SYSTEM_PYTHON} cannot import uno; install it with apt-get install -y "
-                "--no-install-recommends python3-uno", allow_module_level=True)
+_MISSING = libreoffice_missing()
+if _MISSING:
+    pytest.skip(_MISSING, allow_module_level=True)
 
 INSPECT = r'''
 import json, os, signal, subprocess, sys, time

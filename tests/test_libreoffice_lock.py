@@ -10,37 +10,22 @@ from ``/usr/bin/python3`` in a subprocess, as in tests/test_libreoffice.py.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from office import SOFFICE, SYSTEM_PYTHON, libreoffice_missing
 from shopkit import Shop
 
 from xlstock.cli import main
 
 pytestmark = pytest.mark.libreoffice
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-
-
-def _uno_available() -> bool:
-    if not Path(SYSTEM_PYTHON).exists():
-        return False
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import uno"], capture_output=True, timeout=30)
-    return probe.returncode == 0
-
-
-if SOFFICE is None:
-    pytest.skip("LibreOffice is not installed (soffice not on PATH); install it with "
-                "apt-get install -y --no-install-recommends libreoffice-calc-nogui python3-uno",
-                allow_module_level=True)
-if not _uno_available():
-    pytest.skip(f"{SYSTEM_PYTHON} cannot import uno; install it with apt-get install -y "
-                "--no-install-recommends python3-uno", allow_module_level=True)
+_MISSING = libreoffice_missing()
+if _MISSING:
+    pytest.skip(_MISSING, allow_module_level=True)
 
 HOLD = r'''
 import os, signal, subprocess, sys, time

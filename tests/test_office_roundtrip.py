@@ -11,9 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from office import SOFFICE
 from shopkit import Shop
-
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 
 pytestmark = [
     pytest.mark.libreoffice,

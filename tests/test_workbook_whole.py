@@ -38,6 +38,7 @@ import openpyxl
 import pytest
 import requests
 from click.testing import CliRunner
+from office import libreoffice_missing
 from workbook_corpus import (
     CATALOGUE,
     CORPUS,
@@ -52,7 +53,6 @@ from workbook_corpus import (
     FormulaCell,
     build_corpus,
     column_letter,
-    libreoffice_missing,
     point_at,
     q,
     read_parts,

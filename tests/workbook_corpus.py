@@ -44,13 +44,12 @@ from xml.dom import minidom
 from xml.etree import ElementTree as ET
 
 from click.testing import CliRunner
+from office import SOFFICE, SYSTEM_PYTHON, libreoffice_missing
 
 from xlstock.cli import main
 from xlstock.model import StockItem
 
 FIXTURES = Path(__file__).parent / "fixtures" / "excel-corpus"
-SYSTEM_PYTHON = "/usr/bin/python3"
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 OFFICE_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -577,20 +576,6 @@ def build_corpus(folder: Path, *, profile: Path | None = None) -> dict[str, Path
 
 
 # --- LibreOffice through UNO ----------------------------------------------------------------
-
-
-def libreoffice_missing() -> str | None:
-    """Why LibreOffice cannot be driven here, or ``None`` when it can."""
-    if SOFFICE is None:
-        return ("LibreOffice is not installed (soffice not on PATH); install it with "
-                "apt-get install -y --no-install-recommends libreoffice-calc-nogui python3-uno")
-    if not Path(SYSTEM_PYTHON).exists():
-        return f"{SYSTEM_PYTHON} is missing (LibreOffice's UNO bridge runs in it)"
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import uno"], capture_output=True, timeout=30)
-    if probe.returncode != 0:
-        return (f"{SYSTEM_PYTHON} cannot import uno; install it with apt-get install -y "
-                "--no-install-recommends python3-uno")
-    return None
 
 
 UNO_SCRIPT = r'''
