@@ -43,3 +43,12 @@ EXCEL_ERRORS = frozenset(
     {"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA",
      "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!"}
 )
+
+
+def unchanged(current: Any, value: Any) -> bool:
+    """Whether writing ``value`` over a cell holding ``current`` would change nothing
+    (the same value of the same type; empty text is no value). Writes that change
+    nothing are skipped, so that an unchanged sheet is saved as it was."""
+    if current is value or (type(current) is type(value) and current == value):
+        return True
+    return (current is None or current == "") and (value is None or value == "")

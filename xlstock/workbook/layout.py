@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xlstock.cells import NO_CACHE, Formula
+from xlstock.cells import NO_CACHE, Formula, unchanged
 from xlstock.errors import SheetError, UsageError, WorkbookError
 from xlstock.workbook.base import (
     LOG_SHEET,
@@ -164,7 +164,7 @@ def write_column(
     rows = table.rows
     changed = [
         offset for offset, value in enumerate(values)
-        if not _same_cell(rows[first + offset][column - 1] if first + offset < len(rows)
+        if not unchanged(rows[first + offset][column - 1] if first + offset < len(rows)
                           else None, value)
     ]
     if changed:
@@ -175,13 +175,6 @@ def write_column(
         while index >= len(table.rows):
             table.rows.append([None] * table.width)
         table.rows[index][column - 1] = value
-
-
-def _same_cell(current: Any, value: Any) -> bool:
-    """Whether writing ``value`` over ``current`` would change nothing."""
-    if current is value or (type(current) is type(value) and current == value):
-        return True
-    return (current is None or current == "") and (value is None or value == "")
 
 
 @dataclass

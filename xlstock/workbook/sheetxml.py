@@ -2,12 +2,12 @@
 
 A sheet of 100,000 rows is 20 MB of XML. Building a tree of it (openpyxl, lxml) costs
 seconds and hundreds of MB, and writing a tree back rewrites every byte of the
-merchant's sheet. So this module works on the bytes: :func:`scan_rows` finds each
-``<row>`` with a regular expression (rows never nest, and ``<`` cannot appear
-unescaped in XML text), :func:`read_grid` reads the cells' values, and :func:`patch`
-copies the part unchanged except the rows that hold a written cell, where only those
-cells are replaced. Everything else, attributes, extLst, formulas and their saved
-results, stays as it was to the byte.
+merchant's sheet. So this module works on the bytes, with regular expressions (rows
+and cells never nest, and ``<`` cannot appear unescaped in XML text):
+:meth:`Sheet.scan` finds sheetData, :func:`read_cells` reads the cells' values, and
+:func:`patch_pieces` copies the part unchanged except the rows that hold a written
+cell, where only those cells are replaced. Everything else, attributes, extLst,
+formulas and their saved results, stays as it was to the byte.
 
 This is hand-written because no maintained library reads a sheet with its formulas,
 saved results and byte positions, or patches single cells in place. Before a part is
@@ -667,12 +667,6 @@ def _with_prefix(xml: bytes, prefix: bytes) -> bytes:
     if not prefix:
         return xml
     return re.sub(rb"<(/?)(row|c|is|t|v|f)\b", rb"<\1" + prefix + rb"\2", xml)
-
-
-def patch(sheet: Sheet, writes: Mapping[int, Mapping[int, Any]], context: PatchContext,
-          *, filter_rows: tuple[int, int] | None = None) -> bytes:
-    """The part as :func:`patch_pieces` gives it, in one piece."""
-    return b"".join(patch_pieces(sheet, writes, context, filter_rows=filter_rows))
 
 
 def patch_pieces(sheet: Sheet, writes: Mapping[int, Mapping[int, Any]],

@@ -11,7 +11,7 @@ them.
 
 Saving writes a new package (:mod:`xlstock.workbook.package`) in which every part is
 copied as stored, byte for byte, except: the sheets written to (only their written
-cells and rows change, see :func:`xlstock.workbook.sheetxml.patch`), ``xl/workbook.xml``
+cells and rows change, see :func:`xlstock.workbook.sheetxml.patch_pieces`), ``xl/workbook.xml``
 (a sheet added; ``fullCalcOnLoad`` so that Excel recalculates the merchant's formulas;
 an autofilter's range grown), the relationships and content types of a new sheet, an
 Excel table or autofilter over a sheet whose rows grew, ``xl/styles.xml`` when a date
@@ -48,7 +48,7 @@ from typing import Any
 
 from lxml import etree
 
-from xlstock.cells import CellError, Formula
+from xlstock.cells import CellError, Formula, unchanged
 from xlstock.errors import WorkbookError
 from xlstock.workbook import safety, sheetxml
 from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, Grid, column_letter
@@ -443,10 +443,10 @@ class XlsxFile:
                 column = left + j
                 line = grid[row - 1] if row <= len(grid) else None
                 current = line[column - 1] if line is not None and column <= len(line) else None
-                if value is current or (type(value) is type(current) and value == current):
+                if unchanged(current, value):
                     continue  # most of a column written back as it was
                 value = self._checked(name, row, column, value)
-                if _same(current, value):
+                if unchanged(current, value):  # the same once stored (a time zone dropped)
                     continue
                 self._refuse_merged(entry, row, column)
                 if isinstance(current, Formula):
@@ -752,13 +752,6 @@ class XlsxFile:
 def _writes_dates(entry: _SheetEntry) -> bool:
     return any(isinstance(value, sheetxml.DateSerial)
                for cells in entry.writes.values() for value in cells.values())
-
-
-def _same(current: Any, value: Any) -> bool:
-    """Whether writing ``value`` over ``current`` changes nothing."""
-    if value is None:
-        return current is None
-    return type(current) is type(value) and current == value
 
 
 def _row_width(row: list[Any]) -> int:
