@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import ipaddress
 import math
 import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from xlstock.cells import NO_CACHE, CellError, Formula
 
@@ -85,24 +86,37 @@ def has_control_characters(text: str) -> bool:
     return bool(_CONTROL.search(text))
 
 
-def sku_key(text: str) -> str:
-    """The form in which SKUs are compared, everywhere: Unicode NFC, without surrounding
-    spaces. ``"Cafe\u0301"`` (NFD, as a Mac may type it) and ``"Caf\u00e9"`` are one
-    SKU, as the stock service sees them."""
+def sku_as_sent(text: str) -> str:
+    """A SKU as the stock service keys what it is sent: Unicode NFC, compared exactly
+    (surrounding spaces are part of it). ``"Cafe\u0301"`` (NFD, as a Mac may type it)
+    and ``"Caf\u00e9"`` are one SKU."""
     if text.isascii():  # most SKUs: NFC already
-        return text.strip()
-    return unicodedata.normalize("NFC", text).strip()
+        return text
+    return unicodedata.normalize("NFC", text)
+
+
+def sku_key(text: str) -> str:
+    """The form in which SKUs typed by people (a cell, a catalogue line) are compared:
+    :func:`sku_as_sent` without surrounding spaces. What it returns, the stock service
+    keys as it is."""
+    return sku_as_sent(text).strip()
+
+
+_HOLDS_CONTROL = "holds a control character (line break, tab...)"
 
 
 def sku_problem(sku: str) -> str | None:
-    """What makes a SKU (in :func:`sku_key` form) unusable, or ``None``: empty, a
-    control character, longer than :data:`MAX_SKU_LENGTH`."""
-    if sku and len(sku) <= MAX_SKU_LENGTH and sku.isascii() and sku.isprintable():
+    """What makes a SKU (in :func:`sku_as_sent` or :func:`sku_key` form) unusable, or
+    ``None``: a control character, nothing but spaces, longer than
+    :data:`MAX_SKU_LENGTH`. The one SKU rule of the workbook, the stock file and the
+    stock service."""
+    if sku and len(sku) <= MAX_SKU_LENGTH and sku.isascii() and sku.isprintable() \
+            and not sku.isspace():
         return None
-    if not sku:
-        return "is empty"
     if has_control_characters(sku):
-        return "holds a control character (line break, tab...)"
+        return _HOLDS_CONTROL
+    if not sku.strip():
+        return "is empty"
     if len(sku) > MAX_SKU_LENGTH:
         return f"is {len(sku):,} characters long; the limit is {MAX_SKU_LENGTH}"
     return None
@@ -156,10 +170,9 @@ def clean_sku(value: Any) -> str | None:
     text = sku_key(str(value))
     if not text:
         return None
-    if has_control_characters(text):
-        raise ValueProblem("SKU holds a control character (line break, tab...); retype it")
-    if len(text) > MAX_SKU_LENGTH:
-        raise ValueProblem(f"SKU is {len(text)} characters long; the limit is {MAX_SKU_LENGTH}")
+    problem = sku_problem(text)
+    if problem:
+        raise ValueProblem(f"SKU {problem}" + ("; retype it" if problem is _HOLDS_CONTROL else ""))
     return text
 
 
@@ -252,16 +265,13 @@ def _normalise_shop_url(url: str) -> str:
             f"{MAX_URL_LENGTH:,}"
         )
     try:
-        parts = urlsplit(text)
-        port = parts.port
-        hostname = parts.hostname
+        parts, port = split_web_address(text)
     except ValueError as exc:  # a port out of range, a broken [IPv6] host
         raise ValueProblem(
             f"shop URL {shown!r} is not a valid web address ({exc}); write it like "
             "https://shop.example"
         ) from exc
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not hostname:
+    if not is_web_address(parts):
         raise ValueProblem(
             f"shop URL {shown!r} is not a web address; write it like https://shop.example"
         )
@@ -270,10 +280,46 @@ def _normalise_shop_url(url: str) -> str:
             f"shop URL {shown!r} holds spaces or control characters; write it like "
             "https://shop.example"
         )
-    host = hostname.lower()
+    return join_web_address(parts, port, keep_default_port=False)
+
+
+def split_web_address(text: str) -> tuple[SplitResult, int | None]:
+    """``text`` split as a URL, with its port; :class:`ValueError` for a port out of
+    range or a broken ``[IPv6]`` host (which ``urlsplit`` leaves to ``.port`` to find)."""
+    parts = urlsplit(text)
+    return parts, parts.port
+
+
+def is_web_address(parts: SplitResult) -> bool:
+    """True for an ``http`` or ``https`` URL that names a host."""
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def join_web_address(parts: SplitResult, port: int | None, *, keep_default_port: bool) -> str:
+    """The canonical form of a web address: scheme and host lower-cased, an IPv6 host
+    in brackets, no user name, query, fragment or trailing slash; the port kept unless
+    it is the scheme's default (or 0) and ``keep_default_port`` is false."""
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
     if ":" in host:
         host = f"[{host}]"
-    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+    default = not port or (scheme, port) in (("http", 80), ("https", 443))
+    if port is not None and (keep_default_port or not default):
         host = f"{host}:{port}"
-    path = parts.path.rstrip("/")
-    return urlunsplit((scheme, host, path, "", ""))
+    return urlunsplit((scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ::1, also written ``[::1]``,
+    ``localhost.`` or IPv4-mapped (``::ffff:127.0.0.1``): this computer, where plain
+    http is allowed and a listening service warns of nothing."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import ipaddress
 import json
 import logging
 import os
@@ -31,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, overload
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 import requests.auth
@@ -50,7 +49,11 @@ from xlstock.model import (
     Snapshot,
     StockItem,
     ValueProblem,
+    is_loopback_host,
+    is_web_address,
+    join_web_address,
     normalise_shop_url,
+    split_web_address,
     version_problem,
 )
 from xlstock.remote.transport import (
@@ -175,20 +178,6 @@ class _Bearer(requests.auth.AuthBase):
         return "<bearer token>"
 
 
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ::1 (plain http is allowed only there)."""
-    name = host.strip().strip("[]").rstrip(".").lower()
-    if name == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
-
-
 def check_service_url(url: str) -> str:
     """The stock service's base URL in canonical form, or :class:`UsageError`.
 
@@ -197,20 +186,18 @@ def check_service_url(url: str) -> str:
     """
     text = (url or "").strip()
     try:
-        parts = urlsplit(text)
-        port = parts.port
+        parts, port = split_web_address(text)
     except ValueError as exc:
         raise UsageError(
             "Settings, Stock service: the address is not a valid URL; write it like "
             "https://stock.example or http://127.0.0.1:8765"
         ) from exc
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
+    if not is_web_address(parts):
         raise UsageError(
             f"Settings, Stock service: {text[:100]!r} is not a web address; write it like "
             "https://stock.example or http://127.0.0.1:8765"
         )
-    host = parts.hostname.lower()
+    host = (parts.hostname or "").lower()
     if parts.username is not None or parts.password is not None:
         raise UsageError(
             f"Settings, Stock service: the address for {host} holds a user name or "
@@ -221,16 +208,21 @@ def check_service_url(url: str) -> str:
             f"Settings, Stock service: {text[:100]!r} has a '?' or '#' part; write only the "
             "service's base address, e.g. https://stock.example"
         )
-    if scheme == "http" and not is_loopback_host(host):
+    if parts.scheme.lower() == "http" and not is_loopback_host(host):
         raise UsageError(
             f"Settings, Stock service: {text[:100]!r} uses plain http:// to another "
             "computer; use https:// (plain http is accepted only for 127.0.0.1, ::1 and "
             "localhost)"
         )
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None:
-        netloc = f"{netloc}:{port}"
-    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
+    return join_web_address(parts, port, keep_default_port=True)
+
+
+def shop_url_setting(shop_url: str) -> str:
+    """The Shop URL setting in canonical form, or :class:`UsageError` naming the setting."""
+    try:
+        return normalise_shop_url(shop_url)
+    except ValueProblem as exc:
+        raise UsageError(f"Settings, Shop URL: {exc}") from exc
 
 
 def as_etag(version: str) -> str:
@@ -330,10 +322,7 @@ class StockService:
         max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         self.service_url = check_service_url(service_url)
-        try:
-            self.shop_url = normalise_shop_url(shop_url)
-        except ValueProblem as exc:
-            raise UsageError(f"Settings, Shop URL: {exc}") from exc
+        self.shop_url = shop_url_setting(shop_url)
         if token is not None:
             token = token.strip()
             if not _TOKEN_PATTERN.fullmatch(token):
@@ -367,10 +356,7 @@ class StockService:
     def from_settings(cls, service_url: str, shop_url: str, **options: Any) -> StockService:
         """A client whose token comes from ``$XLSTOCK_TOKEN`` or the system keyring
         (see :func:`resolve_token`); :class:`UsageError` saying how to set one if none."""
-        try:
-            shop = normalise_shop_url(shop_url)
-        except ValueProblem as exc:
-            raise UsageError(f"Settings, Shop URL: {exc}") from exc
+        shop = shop_url_setting(shop_url)
         token = resolve_token(shop_url)
         if token is None:
             raise UsageError(_no_token_message(shop))

@@ -7,7 +7,6 @@ rest of the CLI work without Flask and waitress.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -16,18 +15,10 @@ from typing import Any
 import click
 
 from xlstock.cli_errors import reports_errors
+from xlstock.model import is_loopback_host
 
 DEFAULT_DB = "xlstock-shop.db"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
 
 class DatabaseParam(click.ParamType):
     """``--db``: a ``postgresql://`` URL (kept as text) or an SQLite file (a path)."""
@@ -108,7 +99,7 @@ def serve_command(
         request_timeout=request_timeout, daily_quota=daily_quota * 1024 * 1024, **options,
     )
     _configure_logging()
-    if not _is_loopback(host):
+    if not is_loopback_host(host):
         click.echo(
             f"Warning: listening on {host}: tokens and levels travel unencrypted over plain "
             "HTTP; put an HTTPS reverse proxy in front (docs/deploy.md).", err=True,

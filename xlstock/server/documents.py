@@ -14,7 +14,6 @@ for an idempotent replay, never grows with the request.
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,8 @@ from xlstock.model import (
     ValueProblem,
     has_control_characters,
     normalise_shop_url,
+    sku_as_sent,
+    sku_problem,
 )
 from xlstock.stockfile import FORMAT_NAME, FORMAT_VERSION
 
@@ -154,14 +155,9 @@ def _check_sku(raw: Any) -> tuple[str | None, str | None]:
     """The SKU as the service keys it (NFC), or ``(None, problem)``."""
     if not isinstance(raw, str):
         return None, "sku is missing or not text"
-    if has_control_characters(raw):
-        return None, "sku holds a control character (line break, tab...)"
-    sku = unicodedata.normalize("NFC", raw)
-    if not sku.strip():
-        return None, "sku is empty"
-    if len(sku) > MAX_SKU_LENGTH:
-        return None, f"sku is {len(sku)} characters long; the limit is {MAX_SKU_LENGTH}"
-    return sku, None
+    sku = sku_as_sent(raw)
+    problem = sku_problem(sku)
+    return (None, f"sku {problem}") if problem else (sku, None)
 
 
 def _check_count(raw: Any, *, what: str, minimum: int) -> str | None:

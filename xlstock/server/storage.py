@@ -27,7 +27,6 @@ import hmac
 import json
 import secrets
 import threading
-import unicodedata
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +36,11 @@ from xlstock.errors import UsageError
 from xlstock.model import (
     MAX_LEVEL,
     MAX_NAME_LENGTH,
-    MAX_SKU_LENGTH,
     ValueProblem,
     has_control_characters,
     normalise_shop_url,
+    sku_key,
+    sku_problem,
 )
 from xlstock.server.database import Database, migrate, open_database
 from xlstock.server.documents import (
@@ -797,13 +797,14 @@ def _check_catalogue(items: Iterable[_Item]) -> list[_CatalogueLine]:
     seen: set[str] = set()
     result: list[_CatalogueLine] = []
     for item in items:
-        sku = unicodedata.normalize("NFC", str(item.sku).strip())
+        sku = sku_key(str(item.sku))
         label = f"SKU {sku!r}"
         if not sku:
             problems.append("a product has an empty SKU")
             continue
-        if has_control_characters(sku) or len(sku) > MAX_SKU_LENGTH:
-            problems.append(f"{label} has a control character or is over {MAX_SKU_LENGTH} long")
+        problem = sku_problem(sku)
+        if problem:
+            problems.append(f"{label} {problem}")
             continue
         if sku in seen:
             problems.append(f"{label} is listed twice")
