@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from accountkit import NEW_PASSWORD, Merchant, csrf_of
 from click.testing import CliRunner
+from support.accountkit import NEW_PASSWORD, Merchant, csrf_of
 
 from xlstock.cli import main
 from xlstock.model import StockItem

@@ -1,5 +1,5 @@
 """One contract, every workbook adapter: the openpyxl file adapter and the xlwings
-adapter (on a real ``xw.Book`` over the test engine in ``xlwings_engine.py``).
+adapter (on a real ``xw.Book`` over the test engine in ``support/xlwings_engine.py``).
 
 Both start from the same ``.xlsx`` file, written here with openpyxl, with the values
 Excel would have calculated for its formulas put into the file as Excel saves them.
@@ -20,7 +20,7 @@ import openpyxl
 import pytest
 from openpyxl.cell.cell import TYPE_ERROR, TYPE_STRING
 from openpyxl.styles import PatternFill
-from xlwings_engine import Error, book_impl, start_excel
+from support.xlwings_engine import Error, book_impl, start_excel
 
 from xlstock.cells import NO_CACHE, CellError, Formula
 from xlstock.errors import WorkbookError

@@ -10,7 +10,7 @@ import zipfile
 import openpyxl
 import pytest
 from click.testing import CliRunner
-from shopkit import Shop
+from support.shopkit import Shop
 
 from xlstock.cli import main
 from xlstock.model import StockItem

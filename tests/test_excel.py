@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 import xlwings as xw
 from conftest import Api, ShopFactory
-from xlwings_engine import Alert, book_impl, start_excel
+from support.xlwings_engine import Alert, book_impl, start_excel
 
 from xlstock import excel
 from xlstock.model import StockItem

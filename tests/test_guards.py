@@ -6,7 +6,7 @@ import logging
 import zipfile
 
 import openpyxl
-from shopkit import Shop
+from support.shopkit import Shop
 
 from xlstock.model import StockItem
 

@@ -18,7 +18,7 @@ import olefile
 import pytest
 from msoffcrypto.format.ooxml import OOXMLFile
 from openpyxl import Workbook
-from xlsx_craft import LAUGHS, SHEET1, edit_part, read_part, rewrite, set_declared_size
+from support.xlsx_craft import LAUGHS, SHEET1, edit_part, read_part, rewrite, set_declared_size
 
 from xlstock.errors import SheetError, WorkbookError, XlstockError
 from xlstock.workbook import layout, safety

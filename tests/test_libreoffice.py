@@ -9,18 +9,15 @@ profile, connects over a named pipe, reads what LibreOffice imported and prints 
 from __future__ import annotations
 
 import importlib.metadata
-import json
-import os
 import shutil
-import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pytest
-from office import SOFFICE, SYSTEM_PYTHON, libreoffice_missing
-from vba_craft import old_macro_workbook
+from support.office import libreoffice_missing
+from support.uno_scripts import run_uno_script, uno_script
+from support.vba_craft import old_macro_workbook
 
 from xlstock.workbook.layout import STOCK_HEADERS
 from xlstock.workbook.xlsm import (
@@ -36,27 +33,7 @@ _MISSING = libreoffice_missing()
 if _MISSING:
     pytest.skip(_MISSING, allow_module_level=True)
 
-INSPECT = r'''
-import json, os, signal, subprocess, sys, time
-import uno
-from com.sun.star.beans import PropertyValue
-from com.sun.star.connection import NoConnectException
-
-soffice, profile_url, pipe = sys.argv[1:4]
-documents = sys.argv[4:]
-proc = subprocess.Popen(
-    [soffice, "--headless", "--invisible", "--nologo", "--norestore", "--nodefault",
-     "--nolockcheck", "-env:UserInstallation=" + profile_url,
-     "--accept=pipe,name=%s;urp;StarOffice.ComponentContext" % pipe],
-    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def prop(name, value):
-    p = PropertyValue()
-    p.Name, p.Value = name, value
-    return p
-
-
+INSPECT = uno_script(r'''
 def inspect(desktop, url):
     # MacroExecutionMode 4 (ALWAYS_EXECUTE_NO_WARN): nothing runs on load (the project
     # has no Workbook_Open), but the VBA project and the macro bindings are imported.
@@ -94,40 +71,10 @@ def inspect(desktop, url):
         doc.close(True)
 
 
-try:
-    local = uno.getComponentContext()
-    resolver = local.ServiceManager.createInstanceWithContext(
-        "com.sun.star.bridge.UnoUrlResolver", local)
-    deadline = time.monotonic() + 40
-    while True:
-        try:
-            ctx = resolver.resolve("uno:pipe,name=%s;urp;StarOffice.ComponentContext" % pipe)
-            break
-        except NoConnectException:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("soffice did not accept a connection within 40 s")
-            time.sleep(0.2)
-    desktop = ctx.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
-    try:
-        results = [inspect(desktop, url) for url in documents]
-    finally:
-        try:
-            desktop.terminate()
-        except Exception:
-            pass  # the bridge drops as soffice exits
-    print(json.dumps(results))
-finally:
-    # soffice forks soffice.bin into the session started above: end the whole group.
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-'''
+with libreoffice(wait=40) as (ctx, desktop):
+    results = [inspect(desktop, url) for url in ARGS]
+print(json.dumps(results))
+''')
 
 
 def _workbook(path: Path) -> Path:
@@ -148,18 +95,9 @@ def _workbook(path: Path) -> Path:
 
 
 def _open_in_libreoffice(tmp_path: Path, *documents: Path) -> list[dict[str, Any]]:
-    script = tmp_path / "inspect.py"
-    script.write_text(INSPECT)
-    profile = (tmp_path / "lo-profile").as_uri()
-    pipe = f"xlstock-test-{uuid.uuid4().hex}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    result = subprocess.run(
-        [SYSTEM_PYTHON, str(script), SOFFICE or "soffice", profile, pipe,
-         *(d.resolve().as_uri() for d in documents)],
-        capture_output=True, text=True, timeout=90, env=env, cwd=tmp_path,
-    )
-    assert result.returncode == 0, f"LibreOffice inspection failed:\n{result.stderr[-3000:]}"
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_uno_script(INSPECT, tmp_path, tmp_path / "lo-profile",
+                          *(d.resolve().as_uri() for d in documents), timeout=90,
+                          name="inspect.py")
 
 
 def _check(found: dict[str, Any], *, own: tuple[str, ...] = ()) -> None:

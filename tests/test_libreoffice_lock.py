@@ -9,15 +9,14 @@ from ``/usr/bin/python3`` in a subprocess, as in tests/test_libreoffice.py.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from office import SOFFICE, SYSTEM_PYTHON, libreoffice_missing
-from shopkit import Shop
+from support.office import libreoffice_missing
+from support.shopkit import Shop
+from support.uno_scripts import uno_command, uno_script
 
 from xlstock.cli import main
 
@@ -27,39 +26,10 @@ _MISSING = libreoffice_missing()
 if _MISSING:
     pytest.skip(_MISSING, allow_module_level=True)
 
-HOLD = r'''
-import os, signal, subprocess, sys, time
-import uno
-from com.sun.star.beans import PropertyValue
-from com.sun.star.connection import NoConnectException
-
-soffice, profile_url, pipe, document, given, surname = sys.argv[1:7]
-proc = subprocess.Popen(
-    [soffice, "--headless", "--invisible", "--nologo", "--norestore", "--nodefault",
-     "-env:UserInstallation=" + profile_url,
-     "--accept=pipe,name=%s;urp;StarOffice.ComponentContext" % pipe],
-    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def prop(name, value):
-    p = PropertyValue()
-    p.Name, p.Value = name, value
-    return p
-
-
-try:
-    local = uno.getComponentContext()
-    resolver = local.ServiceManager.createInstanceWithContext(
-        "com.sun.star.bridge.UnoUrlResolver", local)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            ctx = resolver.resolve("uno:pipe,name=%s;urp;StarOffice.ComponentContext" % pipe)
-            break
-        except NoConnectException:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("soffice did not accept a connection within 60 s")
-            time.sleep(0.2)
+HOLD = uno_script(r'''
+document, given, surname = ARGS
+# The lock check stays on: the test is about the lock file the open workbook gets.
+with libreoffice(lock_check=True) as (ctx, desktop):
     # The user's name, as typed under Tools > Options > LibreOffice > User Data.
     provider = ctx.ServiceManager.createInstanceWithContext(
         "com.sun.star.configuration.ConfigurationProvider", ctx)
@@ -69,27 +39,12 @@ try:
     user_data.setPropertyValue("givenname", given)
     user_data.setPropertyValue("sn", surname)
     user_data.commitChanges()
-    desktop = ctx.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
     doc = desktop.loadComponentFromURL(document, "_blank", 0, (prop("Hidden", True),))
     print("open", flush=True)
     sys.stdin.read()
     doc.close(True)
     print("closed", flush=True)
-    try:
-        desktop.terminate()
-    except Exception:
-        pass  # the bridge drops as soffice exits
-finally:
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-'''
+''')
 
 
 def test_a_workbook_open_in_libreoffice_is_left_alone_until_it_is_closed(
@@ -102,13 +57,10 @@ def test_a_workbook_open_in_libreoffice_is_left_alone_until_it_is_closed(
     shop.new()
     shop.run("sync", str(shop.workbook), "-q")
     shop.edit(**{"A-1": {"Received": 3}})
-    script = office / "hold.py"
-    script.write_text(HOLD)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    command, env = uno_command(HOLD, office, office / "profile",
+                               shop.workbook.resolve().as_uri(), "Zoë", "Ünal", name="hold.py")
     with subprocess.Popen(
-        [SYSTEM_PYTHON, str(script), SOFFICE or "soffice", (office / "profile").as_uri(),
-         f"xlstock-test-{uuid.uuid4().hex}", shop.workbook.resolve().as_uri(), "Zoë", "Ünal"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=env, cwd=office,
     ) as libreoffice:
         assert libreoffice.stdout is not None and libreoffice.stdin is not None

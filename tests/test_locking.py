@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from shopkit import Shop
-from xlsx_craft import merchant_workbook
+from support.shopkit import Shop
+from support.xlsx_craft import merchant_workbook
 
 from xlstock.cli import main
 from xlstock.errors import WorkbookError

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import openpyxl
 from click.testing import CliRunner
-from shopkit import Shop
+from support.shopkit import Shop
 
 from xlstock.actions import units_moved
 from xlstock.cli import main

@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from office import SOFFICE
-from shopkit import Shop
+from support.office import SOFFICE
+from support.shopkit import Shop
 
 pytestmark = [
     pytest.mark.libreoffice,

@@ -33,10 +33,10 @@ import click
 import openpyxl
 import pytest
 from click.testing import CliRunner, Result
-from faultserver import DroppingProxy, FakeStock, FaultServer, Reply
 from msoffcrypto.format.ooxml import OOXMLFile
-from shopkit import Shop
-from xlsx_craft import LAUGHS, SHEET1, read_part, rewrite, set_declared_size
+from support.faultserver import DroppingProxy, FakeStock, FaultServer, Reply
+from support.shopkit import Shop
+from support.xlsx_craft import LAUGHS, SHEET1, read_part, rewrite, set_declared_size
 
 from xlstock.cli import main
 from xlstock.remote import client as client_module

@@ -15,7 +15,7 @@ import keyring
 import keyring.backend
 import keyring.errors
 import pytest
-from faultserver import FakeStock, FaultServer, Reply, Seen, error_reply
+from support.faultserver import FakeStock, FaultServer, Reply, Seen, error_reply
 
 from xlstock import __version__
 from xlstock.errors import (

@@ -16,7 +16,7 @@ except ImportError as exc:  # pragma: no cover - only while the service is being
         allow_module_level=True,
     )
 
-from faultserver import DroppingProxy
+from support.faultserver import DroppingProxy
 
 from xlstock.errors import OutcomeUnknown, ServiceRefused, StaleVersion
 from xlstock.model import StockItem

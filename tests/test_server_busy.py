@@ -380,7 +380,7 @@ def test_publish_succeeds_10_of_10_while_16_threads_order_other_skus(stock_servi
     """``xlstock publish`` (the CLI, on a real workbook) ten times while sixteen storefront
     threads sell other SKUs as fast as they can: every publish goes through on its first
     try, and every delivery and every sale is counted once."""
-    from shopkit import Shop
+    from support.shopkit import Shop
 
     own = [StockItem(f"OWN-{n}", "Own", "", 100) for n in range(5)]
     sold = [StockItem(f"SOLD-{n:02d}", "Sold", "", 1_000_000) for n in range(32)]

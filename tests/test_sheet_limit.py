@@ -1,6 +1,6 @@
 """One row limit for reading and writing (xlstock.workbook.base.MAX_ROWS): sync refuses,
 before writing, to grow sheet Stock past it, and a sheet sync filled to it is one that
-every command reads. Against a scripted service on loopback (tests/faultserver.py), with
+every command reads. Against a scripted service on loopback (tests/support/faultserver.py), with
 the real limit: the sheets are sparse, so that 200,000 rows cost little."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from click.testing import CliRunner, Result
-from faultserver import FakeStock, FaultServer
+from support.faultserver import FakeStock, FaultServer
 
 from xlstock.cli import main
 from xlstock.workbook import layout

@@ -1,4 +1,4 @@
-"""Every workbook of the corpus (tests/workbook_corpus.py: Excel-saved workbooks with
+"""Every workbook of the corpus (tests/support/workbook_corpus.py: Excel-saved workbooks with
 pivot tables, slicers, charts, pictures, sparklines, comments..., LibreOffice-made ones,
 an Excel table and an autofilter over Stock, the macro workbook) goes through the daily
 loop as a merchant runs it, through the real CLI against the session's stock service:
@@ -38,8 +38,8 @@ import openpyxl
 import pytest
 import requests
 from click.testing import CliRunner
-from office import libreoffice_missing
-from workbook_corpus import (
+from support.office import libreoffice_missing
+from support.workbook_corpus import (
     CATALOGUE,
     CORPUS,
     CORPUS_BY_NAME,

@@ -20,7 +20,7 @@ import xlwings
 from click.testing import CliRunner
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
-from vba_craft import (
+from support.vba_craft import (
     MODULE1,
     OLD_XLWINGS,
     WORKBOOK_OPEN,

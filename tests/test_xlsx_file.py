@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook, load_workbook
 from openpyxl.chart import BarChart, Reference
-from xlsx_craft import (
+from support.xlsx_craft import (
     SHEET1,
     add_content_type,
     edit_part,

@@ -33,7 +33,6 @@ import os
 import posixpath
 import re
 import shutil
-import subprocess
 import uuid
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -44,12 +43,13 @@ from xml.dom import minidom
 from xml.etree import ElementTree as ET
 
 from click.testing import CliRunner
-from office import SOFFICE, SYSTEM_PYTHON, libreoffice_missing
 
+from support.office import libreoffice_missing
+from support.uno_scripts import run_uno_script, uno_script
 from xlstock.cli import main
 from xlstock.model import StockItem
 
-FIXTURES = Path(__file__).parent / "fixtures" / "excel-corpus"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "excel-corpus"
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 OFFICE_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -578,28 +578,12 @@ def build_corpus(folder: Path, *, profile: Path | None = None) -> dict[str, Path
 # --- LibreOffice through UNO ----------------------------------------------------------------
 
 
-UNO_SCRIPT = r'''
-import json, os, signal, subprocess, sys, time
-import uno
+UNO_SCRIPT = uno_script(r'''
 from com.sun.star.awt import Rectangle
-from com.sun.star.beans import PropertyValue
-from com.sun.star.connection import NoConnectException
 from com.sun.star.table import CellAddress, CellRangeAddress
 
-soffice, profile_url, pipe, jobs_file = sys.argv[1:5]
-jobs = json.load(open(jobs_file))
-proc = subprocess.Popen(
-    [soffice, "--headless", "--invisible", "--nologo", "--norestore", "--nodefault",
-     "--nolockcheck", "-env:UserInstallation=" + profile_url,
-     "--accept=pipe,name=%s;urp;StarOffice.ComponentContext" % pipe],
-    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+jobs = json.load(open(ARGS[0]))
 FORMULA = 16  # com.sun.star.sheet.CellFlags.FORMULA
-
-
-def prop(name, value):
-    p = PropertyValue()
-    p.Name, p.Value = name, value
-    return p
 
 
 def area(sheet, left, top, right, bottom):
@@ -675,64 +659,27 @@ def inspect(desktop, job):
         doc.close(True)
 
 
-try:
-    local = uno.getComponentContext()
-    resolver = local.ServiceManager.createInstanceWithContext(
-        "com.sun.star.bridge.UnoUrlResolver", local)
-    deadline = time.monotonic() + 60
-    while True:
+
+results = []
+with libreoffice() as (ctx, desktop):
+    for job in jobs:
         try:
-            ctx = resolver.resolve("uno:pipe,name=%s;urp;StarOffice.ComponentContext" % pipe)
-            break
-        except NoConnectException:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("soffice did not accept a connection within 60 s")
-            time.sleep(0.2)
-    desktop = ctx.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
-    results = []
-    try:
-        for job in jobs:
-            try:
-                results.append(build(desktop, job) if "build" in job else inspect(desktop, job))
-            except Exception as exc:
-                results.append({"error": "%s: %s" % (type(exc).__name__, exc)})
-    finally:
-        try:
-            desktop.terminate()
-        except Exception:
-            pass  # the bridge drops as soffice exits
-    print(json.dumps(results))
-finally:
-    # soffice forks soffice.bin into the session started above: end the whole group.
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-'''
+            results.append(build(desktop, job) if "build" in job else inspect(desktop, job))
+        except Exception as exc:
+            results.append({"error": "%s: %s" % (type(exc).__name__, exc)})
+print(json.dumps(results))
+''')
 
 
 def run_uno(profile: Path, workdir: Path, jobs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Run ``jobs`` (``{"build": url, "store": url, "add": [...]}`` or ``{"inspect":
     url}``) in one headless LibreOffice session with the user profile ``profile``; one
     result per job (``{"error": ...}`` for a job that failed)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    script = workdir / "xlstock_uno.py"
-    script.write_text(UNO_SCRIPT, encoding="utf-8")
     jobs = list(jobs)
+    workdir.mkdir(parents=True, exist_ok=True)
     jobs_file = workdir / f"jobs-{uuid.uuid4().hex[:8]}.json"
     jobs_file.write_text(json.dumps(jobs), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    result = subprocess.run(
-        [SYSTEM_PYTHON, str(script), SOFFICE or "soffice", profile.resolve().as_uri(),
-         f"xlstock-corpus-{uuid.uuid4().hex}", str(jobs_file)],
-        capture_output=True, text=True, timeout=240, env=env, cwd=workdir,
-    )
-    assert result.returncode == 0, f"LibreOffice (UNO) failed:\n{result.stderr[-3000:]}"
-    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    answers = run_uno_script(UNO_SCRIPT, workdir, profile, str(jobs_file), timeout=240,
+                             name="xlstock_uno.py")
     assert len(answers) == len(jobs)
     return answers

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: crafted files, scripted servers, the office suites."""
