@@ -1,0 +1,207 @@
+"""Which cells mean what (xlstock.workbook.layout): sheet Stock's headers, Settings, the
+Log and the hidden state, on an in-memory workbook adapter."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support.memory_book import MemoryBook
+
+from xlstock.cells import NO_CACHE, Formula
+from xlstock.errors import SheetError, UsageError, WorkbookError
+from xlstock.workbook import layout
+from xlstock.workbook.base import MAX_ROWS
+
+
+def stock(*rows: list[object]) -> MemoryBook:
+    return MemoryBook({"Stock": [list(row) for row in rows]})
+
+
+# --- sheet Stock ------------------------------------------------------------------------
+
+
+def test_columns_are_found_by_header_text_in_any_order():
+    book = stock(["  new LEVEL ", "Note", "sku", "Online", "RECEIVED"],
+                 ["", "mine", "A-1", 5, 2],
+                 [None, None, "B-2"])
+    table = layout.read_stock(book)
+    assert table.columns == {layout.NEW_LEVEL: 1, layout.SKU: 3, layout.ONLINE: 4,
+                             layout.RECEIVED: 5}
+    assert table.rows == [["", "mine", "A-1", 5, 2], [None, None, "B-2", None, None]]
+    assert table.column(layout.SKU) == ["A-1", "B-2"]
+    assert table.column(layout.STATUS) == [None, None]
+    assert table.value(0, layout.ONLINE) == 5
+    assert table.cell(1, layout.RECEIVED) == "Stock!E3"
+
+
+@pytest.mark.parametrize(("sheets", "message"), [
+    ({"Other": [["SKU"]]}, "memory.xlsx has no sheet named 'Stock'; add it with the headers"),
+    ({"Stock": [["SKU", "Online", "Received"]]},
+     "sheet Stock has no column headed 'New level' in row 1; add it"),
+    ({"Stock": [["SKU", "Online", "Received", "New level", "sku "]]},
+     "sheet Stock: columns A and E are both headed 'SKU'; rename or delete one"),
+    ({"Stock": []}, "sheet Stock has no column headed 'SKU', 'Online', 'Received', 'New level'"),
+])
+def test_a_sheet_stock_that_cannot_be_read_says_how_to_fix_it(sheets, message):
+    with pytest.raises(SheetError) as caught:
+        layout.read_stock(MemoryBook(sheets))
+    assert str(caught.value.message).startswith(message)
+
+
+def test_missing_written_columns_are_added_after_the_last_in_one_write():
+    book = stock(["SKU", "Online", "Received", "New level", "Note"], ["A-1", 1, None, None, "x"])
+    table = layout.read_stock(book)
+    layout.ensure_columns(book, table, [layout.CHANGE, layout.SKU, layout.STATUS])
+    assert book.writes == [("Stock", 1, 6, [["Change", "Status"]])]
+    assert table.columns[layout.CHANGE] == 6 and table.columns[layout.STATUS] == 7
+    assert table.width == 7 and table.rows == [["A-1", 1, None, None, "x", None, None]]
+    layout.ensure_columns(book, table, [layout.CHANGE])
+    assert len(book.writes) == 1
+
+
+# --- write_column: one block, first changed value to last --------------------------------
+
+
+def online_table(*levels: object) -> tuple[MemoryBook, layout.StockTable]:
+    book = stock(["SKU", "Online", "Received", "New level"],
+                 *[[f"S-{n}", level] for n, level in enumerate(levels)])
+    return book, layout.read_stock(book)
+
+
+def test_write_column_writes_from_the_first_changed_value_to_the_last():
+    book, table = online_table(1, 2, 3, 4, 5)
+    layout.write_column(book, table, layout.ONLINE, [1, 9, 3, 8, 5])
+    assert book.writes == [("Stock", 3, 2, [[9], [3], [8]])]
+    assert table.column(layout.ONLINE) == [1, 9, 3, 8, 5]
+    assert book.column("Online") == [1, 9, 3, 8, 5]
+
+
+def test_write_column_writes_nothing_when_nothing_changes():
+    book, table = online_table(1, "2", None)
+    layout.write_column(book, table, layout.ONLINE, [1, "2", None])
+    layout.write_column(book, table, layout.ONLINE, [])
+    assert book.writes == []
+
+
+def test_write_column_from_a_row_and_past_the_last_one_grows_the_table():
+    book, table = online_table(1, 2)
+    layout.write_column(book, table, layout.ONLINE, [2, 7, 8], first=1)
+    assert book.writes == [("Stock", 4, 2, [[7], [8]])]
+    assert table.column(layout.ONLINE) == [1, 2, 7, 8]
+    assert len(table.rows) == 4 and all(len(row) == table.width for row in table.rows)
+
+
+def test_write_column_never_writes_below_the_last_row_xlstock_reads():
+    book, table = online_table(1)
+    with pytest.raises(WorkbookError, match=f"past row {MAX_ROWS:,}"):
+        layout.write_column(book, table, layout.ONLINE, [1, 2], first=MAX_ROWS - 2)
+    assert book.writes == []
+
+
+# --- Settings -----------------------------------------------------------------------------
+
+
+def test_settings_are_read_by_label_with_defaults():
+    book = MemoryBook({"Settings": [["  shop url", " https://shop.example "], ["Note", "x"],
+                                    ["Conflict policy", "STRICT"]]})
+    settings = layout.read_settings(book)
+    assert settings.shop_url == "https://shop.example"
+    assert settings.service_url == layout.DEFAULT_SERVICE
+    assert settings.policy == "strict"
+    assert settings.rows == {"Shop URL": 1, "Conflict policy": 3}
+    assert settings.next_row == 4
+
+
+def test_a_setting_that_is_a_formula_reads_as_its_saved_result():
+    book = MemoryBook({"Settings": [["Shop URL", Formula('="https://"&"a.example"',
+                                                         "https://a.example")],
+                                    ["Stock service", Formula("=X1", NO_CACHE)]]})
+    settings = layout.read_settings(book)
+    assert settings.shop_url == "https://a.example"
+    assert settings.service_url == layout.DEFAULT_SERVICE
+
+
+@pytest.mark.parametrize(("sheets", "message"), [
+    ({"Stock": []}, "memory.xlsx has no sheet 'Settings'; add it with labels in column A"),
+    ({"Settings": [["Shop URL", "x"], ["Conflict policy", "merge"]]},
+     "Settings!B2: conflict policy 'merge' is unknown; write rebase or strict"),
+])
+def test_settings_that_cannot_be_used_name_the_cell(sheets, message):
+    with pytest.raises(UsageError) as caught:
+        layout.read_settings(MemoryBook(sheets))
+    assert caught.value.message.startswith(message)
+
+
+def test_write_settings_adds_missing_labels_and_writes_the_span_in_one_block():
+    book = MemoryBook({"Settings": [["Shop URL", "https://shop.example"], ["Note", "mine"],
+                                    ["Last sync", "yesterday"]]})
+    settings = layout.read_settings(book)
+    layout.write_settings(book, settings, {layout.SETTING_LAST_SYNC: "today",
+                                           layout.SETTING_VERSION: "7"})
+    assert book.writes == [("Settings", 4, 1, [["Online version"]]),
+                           ("Settings", 3, 2, [["today"], ["7"]])]
+    assert book.read_sheet("Settings")[2:] == [["Last sync", "today"], ["Online version", "7"]]
+    assert settings.values["Online version"] == "7"
+
+
+def test_write_settings_never_overwrites_a_merchants_formula_between_two_values():
+    formula = Formula("=TODAY()", 46000)
+    book = MemoryBook({"Settings": [["Last sync", "a"], ["Shop URL", formula],
+                                    ["Last publish", "b"]]})
+    settings = layout.read_settings(book)
+    layout.write_settings(book, settings, {layout.SETTING_LAST_SYNC: "x",
+                                           layout.SETTING_LAST_PUBLISH: "y"})
+    assert sorted(book.writes) == [("Settings", 1, 2, [["x"]]), ("Settings", 3, 2, [["y"]])]
+    assert book.read_sheet("Settings")[1][1] is formula
+
+
+# --- the Log ------------------------------------------------------------------------------
+
+
+def test_the_log_gets_its_headers_then_one_row_per_entry():
+    book = MemoryBook({"Stock": []})
+    layout.append_log(book, ["t1", "sync", "1", 2, "+3 units", "ok"])
+    layout.append_log(book, ["t2", "publish", "2", 1, "+1 units", "ok"])
+    assert book.read_sheet("Log") == [list(layout.LOG_HEADERS),
+                                      ["t1", "sync", "1", 2, "+3 units", "ok"],
+                                      ["t2", "publish", "2", 1, "+1 units", "ok"]]
+    assert "Log" not in book.hidden
+
+
+def test_the_log_is_never_written_below_the_last_row_xlstock_reads():
+    book = MemoryBook({"Log": []})
+    book.set("Log", MAX_ROWS, 1, "last")
+    with pytest.raises(WorkbookError, match=f"sheet Log would reach row {MAX_ROWS + 1:,}"):
+        layout.append_log(book, ["t", "sync"])
+
+
+# --- the hidden state ---------------------------------------------------------------------
+
+
+def test_state_round_trips_through_a_very_hidden_sheet():
+    book = MemoryBook({"Stock": []})
+    assert layout.read_state(book) == {}
+    layout.write_state(book, {"base": {"A-1": 5}, "version": '"3"'})
+    assert "_xlstock" in book.hidden
+    assert layout.read_state(book) == {"base": {"A-1": 5}, "version": '"3"', "format": 1}
+
+
+def test_a_long_state_is_cut_into_cells_and_a_shorter_one_clears_the_rest():
+    book = MemoryBook({"Stock": []})
+    big = {"base": {f"SKU-{n:06}": n for n in range(5000)}}
+    layout.write_state(book, big)
+    cells = book.read_sheet("_xlstock")
+    assert len(cells) > 2 and all(len(row[0]) <= 30_000 for row in cells)
+    assert layout.read_state(book)["base"] == big["base"]
+    layout.write_state(book, {"base": {}})
+    assert len(book.read_sheet("_xlstock")) == 1
+    assert layout.read_state(book) == {"base": {}, "format": 1}
+
+
+def test_a_damaged_state_says_how_to_rebuild_it_and_a_foreign_one_is_ignored():
+    book = MemoryBook({"_xlstock": [["{not json"]]})
+    with pytest.raises(WorkbookError, match="run `xlstock sync` to rebuild it"):
+        layout.read_state(book)
+    book = MemoryBook({"_xlstock": [[json.dumps({"format": 99, "base": {"A": 1}})]]})
+    assert layout.read_state(book) == {}
