@@ -29,64 +29,34 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_service import (  # noqa: E402
-    SHOP,
+from bench_service import SHOP, order_load, sqlite_floor  # noqa: E402
+from loadgen import (  # noqa: E402
+    Serve,
+    catalogue,
     load_average,
-    order_load,
+    order_statements,
     percentile,
+    place_orders,
     process_cpu,
-    sqlite_floor,
+    sku_of,
 )
 
-from xlstock.model import StockItem  # noqa: E402
 from xlstock.server.pgcluster import PgCluster, why_unavailable  # noqa: E402
 from xlstock.server.storage import StockStore  # noqa: E402
-
-LEVEL = 900_000_000
-
-
-class Instance:
-    """One ``xlstock serve`` on ``db`` (log in a file), reached with ``token``."""
-
-    def __init__(self, db: str, token: str, log: Path) -> None:
-        self.token = token
-        self._log = log.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "xlstock.cli", "serve", "--db", db, "--port", "0",
-             "--daily-quota", "100000"], stdout=subprocess.DEVNULL, stderr=self._log,
-        )
-        deadline = time.monotonic() + 60
-        self.port = 0
-        while not self.port:
-            if found := re.search(r"on http://127\.0\.0\.1:(\d+)", log.read_text()):
-                self.port = int(found.group(1))
-            elif self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"xlstock serve did not start: {log.read_text()}")
-            else:
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
-        self._log.close()
 
 
 def load(db: str, size: int) -> str:
     store = StockStore(db)
     try:
-        return store.add_shop(SHOP, [StockItem(f"SKU-{n:06d}", f"Product {n}", "Blue / L",
-                                               LEVEL) for n in range(size)])
+        return store.add_shop(SHOP, catalogue(size))
     finally:
         store.close()
 
@@ -94,21 +64,21 @@ def load(db: str, size: int) -> str:
 def measure(db: str, token: str, instances: int, clients: int, seconds: float, size: int,
             folder: Path) -> tuple[float, float, float, float]:
     """orders/s, p50, p99 and service CPU per order of ``instances`` on ``db``."""
-    running = [Instance(db, token, folder / f"serve-{n}.log") for n in range(instances)]
+    running = [Serve(db, folder / f"serve-{n}.log", token=token) for n in range(instances)]
 
     def anywhere(rng: random.Random) -> str:
         return f"SKU-{rng.randrange(size):06d}"
 
     try:
         for instance in running:
-            order_load(instance, 2, 1.0, anywhere)  # type: ignore[arg-type]  # warm up
+            order_load(instance, 2, 1.0, anywhere)  # warm up
         cpu = sum(process_cpu(i.process.pid) for i in running)
         results: list[list[float]] = [[] for _ in running]
         import threading
 
         def drive(n: int) -> None:
             share = clients // instances + (1 if n < clients % instances else 0)
-            results[n] = order_load(running[n], share, seconds, anywhere)  # type: ignore[arg-type]
+            results[n] = order_load(running[n], share, seconds, anywhere)
 
         started = time.monotonic()
         drivers = [threading.Thread(target=drive, args=(n,)) for n in range(instances)]
@@ -130,41 +100,8 @@ def many_shops_load(ports: list[int], shops: list[tuple[str, str]], size: int,
                     clients: int, seconds: float) -> list[float]:
     """Latencies of the one-line orders ``clients`` threads placed in ``seconds``, each
     for a random SKU of a random shop of ``shops`` ((URL, token)), spread over ``ports``."""
-    import http.client
-    import json
-    import threading
-
-    end = time.monotonic() + seconds
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def client(number: int) -> None:
-        rng = random.Random(number)
-        conn = http.client.HTTPConnection("127.0.0.1", ports[number % len(ports)], timeout=60)
-        mine = []
-        while time.monotonic() < end:
-            url, token = shops[rng.randrange(len(shops))]
-            body = json.dumps({"lines": [{"sku": f"SKU-{rng.randrange(size):06d}",
-                                          "qty": 1}]}).encode()
-            started = time.perf_counter()
-            conn.request("POST", "/v1/orders?shop=" + url, body, {
-                "Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                "Idempotency-Key": uuid.uuid4().hex})
-            answer = conn.getresponse()
-            answer.read()
-            if answer.status != 201:
-                raise SystemExit(f"an order got {answer.status}")
-            mine.append(time.perf_counter() - started)
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies
+    return place_orders(ports, clients, seconds, lambda rng: (
+        *shops[rng.randrange(len(shops))], sku_of(rng.randrange(size))))
 
 
 def measure_many_shops(db: str, count: int, size: int, instances: int, clients: int,
@@ -175,11 +112,10 @@ def measure_many_shops(db: str, count: int, size: int, instances: int, clients: 
         shops = []
         for n in range(count):
             url = f"https://shop-{n:03d}.example"
-            shops.append((url, store.add_shop(url, [
-                StockItem(f"SKU-{k:06d}", f"Product {k}", "", LEVEL) for k in range(size)])))
+            shops.append((url, store.add_shop(url, catalogue(size, variant=""))))
     finally:
         store.close()
-    running = [Instance(db, "", folder / f"many-{n}.log") for n in range(instances)]
+    running = [Serve(db, folder / f"many-{n}.log") for n in range(instances)]
     try:
         ports = [instance.port for instance in running]
         many_shops_load(ports, shops, size, 2 * instances, 1.0)  # warm up
@@ -205,33 +141,9 @@ def postgres_floor(url: str, orders: int) -> float:
         rng = random.Random(7)
         started = time.perf_counter()
         for _ in range(orders):
-            key, sku = uuid.uuid4().hex, f"SKU-{rng.randrange(size):06d}"
+            sku = sku_of(rng.randrange(size))
             with conn.transaction():
-                version, count = conn.execute(
-                    "SELECT version, order_count FROM shops WHERE url = %s "
-                    "FOR NO KEY UPDATE",
-                    (SHOP,)).fetchone()
-                conn.execute("SELECT status FROM idempotency WHERE shop_id = %s AND key = %s",
-                             (shop_id, key)).fetchone()
-                qty = conn.execute("SELECT qty FROM products WHERE shop_id = %s AND sku IN "
-                                   "(%s)", (shop_id, sku)).fetchone()[0]
-                conn.execute("INSERT INTO versions (shop_id, number, at, source, reference) "
-                             "VALUES (%s, %s, '2026-11-27T10:00:00Z', 'order', 'o')",
-                             (shop_id, version + 1))
-                conn.execute("INSERT INTO changes (shop_id, number, sku, before, after) "
-                             "VALUES (%s, %s, %s, %s, %s)",
-                             (shop_id, version + 1, sku, qty, qty - 1))
-                conn.execute("INSERT INTO orders (shop_id, id, number, reference, at) "
-                             "VALUES (%s, %s, %s, '', '2026-11-27T10:00:00Z')",
-                             (shop_id, count + 1, version + 1))
-                conn.execute("UPDATE products SET qty = %s WHERE shop_id = %s AND sku = %s",
-                             (qty - 1, shop_id, sku))
-                conn.execute("UPDATE shops SET version = %s, order_count = %s WHERE id = %s",
-                             (version + 1, count + 1, shop_id))
-                conn.execute("INSERT INTO idempotency (shop_id, key, action, body_sha256, "
-                             "status, response, received_at, applied) VALUES (%s, %s, "
-                             "'order', %s, 201, %s, '2026-11-27T10:00:00Z', 1)",
-                             (shop_id, key, "0" * 64, "{}" * 60))
+                order_statements(conn, SHOP, shop_id, sku, mark="%s", lock=" FOR NO KEY UPDATE")
         return orders / (time.perf_counter() - started)
 
 

@@ -33,11 +33,8 @@ import argparse
 import gzip
 import http.client
 import json
-import os
 import random
-import re
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,114 +46,44 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from loadgen import (  # noqa: E402
+    Serve,
+    catalogue,
+    load_average,
+    order_statements,
+    percentile,
+    place_orders,
+    process_cpu,
+    sku_of,
+)
+
 from xlstock import stockfile  # noqa: E402
 from xlstock.errors import StaleVersion  # noqa: E402
-from xlstock.model import StockItem  # noqa: E402
 from xlstock.remote import StockService  # noqa: E402
 from xlstock.server.storage import StockStore  # noqa: E402
 
 SHOP = "https://bench.example"
-LEVEL = 900_000_000
 
 
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process ``pid`` (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Service:
+class Service(Serve):
     """``xlstock serve`` on a free loopback port, over a database holding one shop."""
 
     def __init__(self, folder: Path, size: int, name: str) -> None:
         self.db = folder / f"{name}-{size}.db"
         store = StockStore(self.db)
-        self.token = store.add_shop(
-            SHOP, [StockItem(f"SKU-{n:06d}", f"Product {n}", "Blue / L", LEVEL)
-                   for n in range(size)]
-        )
+        token = store.add_shop(SHOP, catalogue(size))
         store.close()
-        self.log = open(folder / f"{name}-{size}.log", "w")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "xlstock.cli", "serve", "--db", str(self.db), "--port", "0",
-             "--daily-quota", "100000"],
-            stderr=subprocess.PIPE, text=True,
-        )
-        assert self.process.stderr is not None
-        port = None
-        deadline = time.monotonic() + 60
-        while port is None and time.monotonic() < deadline:
-            line = self.process.stderr.readline()
-            if not line:
-                raise SystemExit("xlstock serve ended before listening")
-            if found := re.search(r"on http://127\.0\.0\.1:(\d+)", line):
-                port = int(found.group(1))
-        assert port is not None
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.log.write(line)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
-        self.log.close()
+        super().__init__(self.db, folder / f"{name}-{size}.log", token=token)
 
 
 def order_load(
-    service: Service, clients: int, seconds: float, pick: Callable[[random.Random], str],
+    service: Serve, clients: int, seconds: float, pick: Callable[[random.Random], str],
     stop: threading.Event | None = None,
 ) -> list[float]:
     """Latencies of every order ``clients`` threads placed in ``seconds`` (or until
-    ``stop``); each order is one line of one unit of the SKU ``pick`` chooses."""
-    stop = stop or threading.Event()
-    end = time.monotonic() + seconds
-    latencies: list[float] = []
-    lock = threading.Lock()
-    path = "/v1/orders?shop=" + SHOP
-    headers = {"Authorization": f"Bearer {service.token}", "Content-Type": "application/json"}
-
-    def client(number: int) -> None:
-        rng = random.Random(number)
-        conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=60)
-        mine = []
-        for _ in range(10_000_000):
-            if time.monotonic() >= end or stop.is_set():
-                break
-            body = json.dumps({"lines": [{"sku": pick(rng), "qty": 1}]}).encode()
-            started = time.perf_counter()
-            conn.request("POST", path, body, {**headers, "Idempotency-Key": uuid.uuid4().hex})
-            answer = conn.getresponse()
-            answer.read()
-            if answer.status != 201:
-                raise SystemExit(f"an order got {answer.status}")
-            mine.append(time.perf_counter() - started)
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+    ``stop``) in the bench shop; each order is one unit of the SKU ``pick`` chooses."""
+    return place_orders([service.port], clients, seconds,
+                        lambda rng: (SHOP, service.token, pick(rng)), stop)
 
 
 def sqlite_floor(db: Path, orders: int, per_commit: int) -> float:
@@ -174,28 +101,7 @@ def sqlite_floor(db: Path, orders: int, per_commit: int) -> float:
     for _ in range(0, orders, per_commit):
         conn.execute("BEGIN IMMEDIATE")
         for _order in range(per_commit):
-            key, sku = uuid.uuid4().hex, f"SKU-{rng.randrange(size):06d}"
-            version, count = conn.execute(
-                "SELECT version, order_count FROM shops WHERE url = ?", (SHOP,)).fetchone()
-            conn.execute("SELECT status FROM idempotency WHERE shop_id = ? AND key = ?",
-                         (shop_id, key)).fetchone()
-            qty = conn.execute("SELECT qty FROM products WHERE shop_id = ? AND sku IN (?)",
-                               (shop_id, sku)).fetchone()[0]
-            conn.execute("INSERT INTO versions (shop_id, number, at, source, reference) "
-                         "VALUES (?, ?, '2026-11-27T10:00:00Z', 'order', 'o')",
-                         (shop_id, version + 1))
-            conn.execute("INSERT INTO changes (shop_id, number, sku, before, after) "
-                         "VALUES (?, ?, ?, ?, ?)", (shop_id, version + 1, sku, qty, qty - 1))
-            conn.execute("INSERT INTO orders (shop_id, id, number, reference, at) "
-                         "VALUES (?, ?, ?, '', '2026-11-27T10:00:00Z')",
-                         (shop_id, count + 1, version + 1))
-            conn.execute("UPDATE products SET qty = ? WHERE shop_id = ? AND sku = ?",
-                         (qty - 1, shop_id, sku))
-            conn.execute("UPDATE shops SET version = ?, order_count = ? WHERE id = ?",
-                         (version + 1, count + 1, shop_id))
-            conn.execute("INSERT INTO idempotency (shop_id, key, action, body_sha256, status, "
-                         "response, received_at, applied) VALUES (?, ?, 'order', ?, 201, ?, "
-                         "'2026-11-27T10:00:00Z', 1)", (shop_id, key, "0" * 64, "{}" * 60))
+            order_statements(conn, SHOP, shop_id, sku_of(rng.randrange(size)))
         conn.execute("COMMIT")
     rate = (orders // per_commit * per_commit) / (time.perf_counter() - started)
     conn.close()
