@@ -438,14 +438,15 @@ def _begin_online(
 
 
 def _sheet_fingerprint(skus: Sequence[Any], online: Sequence[Any], status: Sequence[Any]) -> str:
-    """What Sync writes, row by row (SKU, Online, Status), as one hash."""
-    rows = list(zip(
-        skus,
+    """What Sync writes (SKU, Online and Status of each row), as one hash."""
+    if not len(skus) == len(online) == len(status):
+        raise ValueError("the columns of a fingerprint differ in length")
+    columns = (
+        list(skus),
         [value if type(value) is int else _edit_value(value) for value in online],
         [value or None for value in status],
-        strict=True,
-    ))
-    return hashlib.sha256(repr(rows).encode("utf-8", "surrogatepass")).hexdigest()
+    )
+    return hashlib.sha256(repr(columns).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _synced_version(sheet: _Sheet) -> str | None:
@@ -532,21 +533,25 @@ def _apply_sync(
     hint = SkuHints(live)
     moved_rows = moved_units = 0
     for i, sku in enumerate(skus):
-        raw = table.value(i, layout.SKU)
         if sku is None:
-            status.append(_sku_status(raw))
+            status.append(_sku_status(table.value(i, layout.SKU)))
             continue
         item = live.get(sku)
         if item is None:
             status.append(STATUS_NOT_ONLINE + " (row kept)" + hint(sku))
             continue
-        before = _edit_value(online[i])
+        before = online[i]
+        if type(before) is not int:
+            before = _edit_value(before)
         if before != item.qty:
             moved_rows += 1
             moved_units += abs(item.qty - before) if isinstance(before, int) else item.qty
         online[i] = item.qty
-        product[i] = clean_text(item.name)
-        variant[i] = clean_text(item.variant)
+        # Names are cleaned only when they differ from the cell's (most are the same).
+        if item.name != product[i]:
+            product[i] = clean_text(item.name)
+        if item.variant != variant[i]:
+            variant[i] = clean_text(item.variant)
         status.append(was[i] if was[i] in ("ok", "new") else None)
     for sku in new_skus:
         item = live[sku]

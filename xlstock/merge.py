@@ -69,6 +69,10 @@ def parse_rows(raw_rows: Iterable[RawRow]) -> tuple[list[SheetRow], list[RowProb
         except ValueProblem as exc:
             problems.append(RowProblem(raw.row, sku_text, str(exc)))
             continue
+        if raw.received is None and raw.new_level is None:  # most rows: no edit
+            if sku is not None:
+                rows.append(SheetRow(raw.row, sku))
+            continue
         try:
             received = parse_quantity(raw.received, what="Received")
             new_level = parse_quantity(raw.new_level, what="New level", minimum=0)
@@ -95,6 +99,8 @@ def parse_rows(raw_rows: Iterable[RawRow]) -> tuple[list[SheetRow], list[RowProb
 
 
 def _duplicates(rows: Sequence[SheetRow]) -> list[RowProblem]:
+    if len({row.sku for row in rows}) == len(rows):  # the usual sheet: none
+        return []
     seen: dict[str, list[int]] = {}
     for row in rows:
         assert row.sku is not None
@@ -189,6 +195,8 @@ class Plan:
     rows: list[PlannedRow] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
     conflicts: list[RowProblem] = field(default_factory=list)
+    _changed: list[PlannedRow] | None = field(default=None, init=False, repr=False,
+                                              compare=False)
 
     @property
     def ok(self) -> bool:
@@ -201,15 +209,19 @@ class Plan:
 
     @property
     def changed(self) -> list[PlannedRow]:
-        return [r for r in self.rows if r.change]
+        """The rows whose level changes (worked out once: :func:`plan_publish` has
+        finished the plan before anyone asks)."""
+        if self._changed is None:
+            self._changed = [r for r in self.rows if r.change]
+        return self._changed
 
     @property
     def units_added(self) -> int:
-        return sum(r.change for r in self.rows if r.change > 0)
+        return sum(r.change for r in self.changed if r.change > 0)
 
     @property
     def units_removed(self) -> int:
-        return -sum(r.change for r in self.rows if r.change < 0)
+        return -sum(r.change for r in self.changed if r.change < 0)
 
     @property
     def online_sales(self) -> int:
