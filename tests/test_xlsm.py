@@ -17,8 +17,8 @@ import pytest
 from defusedxml import ElementTree
 
 from xlstock.errors import WorkbookError
+from xlstock.macros.ovba import decompress
 from xlstock.workbook.layout import STOCK_HEADERS
-from xlstock.workbook.ovba import decompress
 from xlstock.workbook.xlsm import (
     BUTTONS,
     VBA_PART,

@@ -31,8 +31,8 @@ from vba_craft import (
 
 from xlstock.cli import main
 from xlstock.errors import WorkbookError
-from xlstock.workbook import xlsm as xlsm_module
-from xlstock.workbook.ovba import (
+from xlstock.macros.cfb import write_compound_file
+from xlstock.macros.ovba import (
     ProjectInfo,
     VbaModule,
     build_vba_project,
@@ -40,8 +40,8 @@ from xlstock.workbook.ovba import (
     encrypt_project_data,
     read_vba_project,
 )
+from xlstock.workbook import xlsm as xlsm_module
 from xlstock.workbook.template import build_workbook
-from xlstock.workbook.vba.cfb import write_compound_file
 from xlstock.workbook.xlsm import (
     BUTTONS,
     VBA_PART,

@@ -9,7 +9,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from xlstock.workbook.ovba import ProjectInfo, VbaModule, build_vba_project, document_module
+from xlstock.macros.ovba import ProjectInfo, VbaModule, build_vba_project, document_module
 from xlstock.workbook.xlsm import VBA_PART, vba_modules, write_macro_workbook
 
 OLD_XLWINGS = "0.30.0"

@@ -2,7 +2,7 @@
 
 :func:`write_macro_workbook` turns an ``.xlsx`` package into an ``.xlsm``:
 
-- ``xl/vbaProject.bin``, generated from source (:mod:`xlstock.workbook.ovba`): the
+- ``xl/vbaProject.bin``, generated from source (:mod:`xlstock.macros.ovba`): the
   ``ThisWorkbook`` and sheet document modules, the xlwings VBA module and its
   ``Dictionary`` class exactly as the installed xlwings ships them, and xlstock's
   own module with one macro per button;
@@ -39,10 +39,7 @@ from xml.sax.saxutils import escape, quoteattr
 import defusedxml.ElementTree as SafeET
 
 from xlstock.errors import MissingExtra, UsageError, WorkbookError
-from xlstock.workbook.base import STOCK_SHEET
-from xlstock.workbook.files import write_atomic
-from xlstock.workbook.layout import STOCK_HEADERS
-from xlstock.workbook.ovba import (
+from xlstock.macros.ovba import (
     ProjectSource,
     VbaModule,
     build_vba_project,
@@ -50,6 +47,9 @@ from xlstock.workbook.ovba import (
     document_module,
     read_vba_project,
 )
+from xlstock.workbook.base import STOCK_SHEET
+from xlstock.workbook.files import write_atomic
+from xlstock.workbook.layout import STOCK_HEADERS
 
 
 @dataclass(frozen=True)

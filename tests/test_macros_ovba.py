@@ -1,11 +1,11 @@
-"""MS-OVBA compression, project-data encryption, the CFB writer and the generated
-VBA project, checked against the specification's own examples and against readers
-that are not ours (oletools' decompressor, olefile, olevba, Excel's own bytes)."""
+"""MS-OVBA compression, project-data encryption and the generated VBA project
+(:mod:`xlstock.macros.ovba`), checked against the specification's own examples and
+against readers that are not ours (oletools' decompressor, olefile, olevba, Excel's own
+bytes)."""
 
 from __future__ import annotations
 
 import io
-import os
 import random
 import struct
 import warnings
@@ -22,7 +22,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from oletools.olevba import VBA_Parser, decompress_stream
 
-from xlstock.workbook.ovba import (
+from xlstock.macros.ovba import (
     VbaModule,
     build_vba_project,
     class_module_from_export,
@@ -32,7 +32,6 @@ from xlstock.workbook.ovba import (
     document_module,
     encrypt_project_data,
 )
-from xlstock.workbook.vba.cfb import write_compound_file
 
 # [MS-OVBA] 3.2.1, 3.2.2 and 3.2.3: text and the compressed bytes the spec gives.
 SPEC_EXAMPLES = {
@@ -181,61 +180,8 @@ def test_decryption_checks_the_project_key() -> None:
         decrypt_project_data(text, "{00000000-0000-0000-0000-000000000000}")
 
 
-# --- the compound file ------------------------------------------------------------------
-
-
 def _open_strict(data: bytes) -> olefile.OleFileIO:
     return olefile.OleFileIO(io.BytesIO(data), raise_defects=olefile.DEFECT_UNSURE)
-
-
-def test_compound_file_reads_back_in_olefile_strict_mode() -> None:
-    rng = random.Random(7)
-    streams = {
-        "PROJECT": b"ID=...",
-        "PROJECTwm": b"\x00\x00",
-        "VBA/_VBA_PROJECT": b"\xcc\x61\xff\xff\x00\x01\x00",
-        "VBA/dir": bytes(rng.getrandbits(8) for _ in range(828)),
-        "VBA/mini max": bytes(rng.getrandbits(8) for _ in range(4095)),
-        "VBA/cutoff": bytes(rng.getrandbits(8) for _ in range(4096)),
-        "VBA/big": bytes(rng.getrandbits(8) for _ in range(70_000)),
-        "VBA/empty": b"",
-        "Other/Deeper/leaf": b"leaf",
-    }
-    data = write_compound_file(streams)
-    assert data[:8] == bytes.fromhex("D0CF11E0A1B11AE1") and len(data) % 512 == 0
-    ole = _open_strict(data)
-    listed = {"/".join(path): ole.openstream("/".join(path)).read() for path in ole.listdir()}
-    assert listed == streams
-    assert ole.get_type("VBA") == olefile.STGTY_STORAGE
-
-
-def test_compound_file_sibling_trees_are_ordered_as_the_spec_requires() -> None:
-    names = ["dir", "a", "ThisWorkbook", "Sheet10", "Sheet2", "xlwings", "_VBA_PROJECT", "Zz"]
-    data = write_compound_file({f"VBA/{n}": n.encode() for n in names})
-    ole = _open_strict(data)
-    entries = ole.direntries
-
-    def key(entry: olefile.olefile.OleDirectoryEntry) -> tuple[int, str]:
-        return (len(entry.name), entry.name.upper())
-
-    def check(sid: int, low: tuple[int, str] | None, high: tuple[int, str] | None) -> int:
-        if sid == olefile.NOSTREAM:
-            return 0
-        entry = entries[sid]
-        assert (low is None or key(entry) > low) and (high is None or key(entry) < high)
-        return 1 + check(entry.sid_left, low, key(entry)) + check(entry.sid_right, key(entry), high)
-
-    vba = next(e for e in entries if e is not None and e.name == "VBA")
-    assert check(vba.sid_child, None, None) == len(names)
-
-
-def test_compound_file_is_deterministic_and_refuses_bad_names() -> None:
-    streams = {"A/b": b"1", "c": os.urandom(5000)}
-    assert write_compound_file(streams) == write_compound_file(dict(streams))
-    with pytest.raises(ValueError, match="invalid compound-file entry name"):
-        write_compound_file({"x" * 32: b""})
-    with pytest.raises(ValueError, match="duplicate"):
-        write_compound_file({"A/b": b"1", "a/B": b"2"})
 
 
 # --- the VBA project --------------------------------------------------------------------
