@@ -17,15 +17,10 @@ import pytest
 from defusedxml import ElementTree
 
 from xlstock.errors import WorkbookError
+from xlstock.macros.install import macro_workbook_bytes, write_macro_workbook
 from xlstock.macros.ovba import decompress
+from xlstock.macros.vba_source import BUTTONS, VBA_PART, xlwings_vba_source
 from xlstock.workbook.layout import STOCK_HEADERS
-from xlstock.workbook.xlsm import (
-    BUTTONS,
-    VBA_PART,
-    macro_workbook_bytes,
-    write_macro_workbook,
-    xlwings_vba_source,
-)
 
 with warnings.catch_warnings():
     # oletools calls a pyparsing API that pyparsing 3.2 deprecates, at import time.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import importlib.metadata
 import io
+import os
 import random
 import re
 import warnings
@@ -32,6 +33,7 @@ from vba_craft import (
 from xlstock.cli import main
 from xlstock.errors import WorkbookError
 from xlstock.macros.cfb import write_compound_file
+from xlstock.macros.install import install_buttons, macro_workbook_bytes, refreshed_macro_workbook
 from xlstock.macros.ovba import (
     ProjectInfo,
     VbaModule,
@@ -40,16 +42,8 @@ from xlstock.macros.ovba import (
     encrypt_project_data,
     read_vba_project,
 )
-from xlstock.workbook import xlsm as xlsm_module
+from xlstock.macros.vba_source import BUTTONS, VBA_PART, xlwings_vba_source
 from xlstock.workbook.template import build_workbook
-from xlstock.workbook.xlsm import (
-    BUTTONS,
-    VBA_PART,
-    install_buttons,
-    macro_workbook_bytes,
-    refreshed_macro_workbook,
-    xlwings_vba_source,
-)
 
 with warnings.catch_warnings():
     # oletools calls a pyparsing API that pyparsing 3.2 deprecates, at import time.
@@ -244,7 +238,7 @@ def test_a_failure_while_writing_leaves_the_workbook_as_it_was(
     def disk_full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(xlsm_module.os, "fsync", disk_full)
+    monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(WorkbookError, match="the disk is full"):
         install_buttons(old_xlsm)
     assert old_xlsm.read_bytes() == before

@@ -9,8 +9,9 @@ import re
 import zipfile
 from pathlib import Path
 
+from xlstock.macros.install import write_macro_workbook
 from xlstock.macros.ovba import ProjectInfo, VbaModule, build_vba_project, document_module
-from xlstock.workbook.xlsm import VBA_PART, vba_modules, write_macro_workbook
+from xlstock.macros.vba_source import VBA_PART, vba_modules
 
 OLD_XLWINGS = "0.30.0"
 
@@ -61,7 +62,7 @@ def sheet_code_names(parts: dict[str, bytes]) -> list[str]:
 def old_xlwings_source(version: str = OLD_XLWINGS) -> str:
     """The installed xlwings.bas as an older xlwings would have shipped it: its version
     line and DLL names say ``version``."""
-    from xlstock.workbook.xlsm import xlwings_vba_source
+    from xlstock.macros.vba_source import xlwings_vba_source
 
     installed = importlib.metadata.version("xlwings")
     text = xlwings_vba_source()
