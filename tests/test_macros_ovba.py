@@ -1,5 +1,5 @@
-"""MS-OVBA compression, project-data encryption and the generated VBA project
-(:mod:`xlstock.macros.ovba`), checked against the specification's own examples and
+"""MS-OVBA compression, project-data encryption, the generated VBA project and reading
+one back (:mod:`xlstock.macros.ovba`), checked against the specification's own examples and
 against readers that are not ours (oletools' decompressor, olefile, olevba, Excel's own
 bytes)."""
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import olefile
 import pytest
+import xlwings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from oletools.olevba import VBA_Parser, decompress_stream
 
+from vba_craft import MODULE1, macros_of, parts_of
+
 from xlstock.macros.ovba import (
+    ProjectInfo,
     VbaModule,
     build_vba_project,
     class_module_from_export,
@@ -31,7 +35,11 @@ from xlstock.macros.ovba import (
     decrypt_project_data,
     document_module,
     encrypt_project_data,
+    read_vba_project,
 )
+from xlstock.macros.vba_source import VBA_PART
+
+QUICKSTART = Path(xlwings.__file__).parent / "quickstart_standalone.xlsm"
 
 # [MS-OVBA] 3.2.1, 3.2.2 and 3.2.3: text and the compressed bytes the spec gives.
 SPEC_EXAMPLES = {
@@ -145,10 +153,7 @@ def test_decompress_refuses_damaged_data(bad: bytes, message: str) -> None:
 
 
 def _xlwings_quickstart_project() -> str:
-    import xlwings
-
-    path = Path(xlwings.__file__).parent / "quickstart_standalone.xlsm"
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(QUICKSTART) as archive:
         ole = olefile.OleFileIO(io.BytesIO(archive.read("xl/vbaProject.bin")))
         return ole.openstream("PROJECT").read().decode("cp1252")
 
@@ -250,3 +255,55 @@ def test_project_is_deterministic_and_checks_module_names() -> None:
         build_vba_project([VbaModule("My Module", 'Attribute VB_Name = "x"\r\n')])
     with pytest.raises(ValueError, match="code page 1252"):
         build_vba_project([VbaModule("M", "' \u2603\r\n")])
+
+
+# --- reading a project --------------------------------------------------------------------
+
+
+def _without_attributes(source: str) -> str:
+    lines = source.replace("\r\n", "\n").split("\n")
+    return "\n".join(line for line in lines if not line.startswith("Attribute VB_")).strip()
+
+
+def test_reads_a_project_excel_wrote_as_olevba_does() -> None:
+    """xlwings' quickstart_standalone.xlsm was saved by Excel: compiled code before each
+    module's source, references, an xlwings module with LF line ends."""
+    project = read_vba_project(parts_of(QUICKSTART)[VBA_PART])
+    assert project.protection is None and project.designers == ()
+    assert project.info.codepage == 1252 and project.info.name == "VBAProject"
+    assert b"MSForms" in project.info.references
+    assert b"Microsoft Office 16.0 Object Library" in project.info.references
+    expected = {name: _without_attributes(code) for name, code in macros_of(QUICKSTART).items()}
+    assert {m.name: _without_attributes(m.source) for m in project.modules} == expected
+    rebuilt = read_vba_project(build_vba_project(project.modules, project.info))
+    assert rebuilt == project
+
+
+def test_a_rebuilt_project_keeps_its_name_and_code_page() -> None:
+    source = 'Attribute VB_Name = "Lager"\r\n\' \u0421\u043a\u043b\u0430\u0434\r\n'
+    module = VbaModule("Lager", source)
+    data = build_vba_project([module], ProjectInfo(name="Shop", codepage=1251))
+    project = read_vba_project(data)
+    assert project.info == ProjectInfo(name="Shop", codepage=1251)
+    assert project.modules == (module,)
+    assert build_vba_project(project.modules, project.info) == data
+
+
+def test_a_damaged_project_is_refused_as_such() -> None:
+    """Truncated or scribbled-on projects (Excel's and ours) raise ValueError, which the
+    command turns into 'cannot be read', never another exception."""
+    rng = random.Random(20261127)
+    originals = [parts_of(QUICKSTART)[VBA_PART],
+                 build_vba_project([VbaModule("Module1", MODULE1)])]
+    for original in originals:
+        for case in range(80):
+            data = bytearray(original)
+            if case % 4 == 0:
+                del data[rng.randrange(len(data)):]
+            else:
+                for _ in range(rng.randrange(1, 20)):
+                    data[rng.randrange(len(data))] = rng.randrange(256)
+            try:
+                read_vba_project(bytes(data))
+            except ValueError:
+                pass
