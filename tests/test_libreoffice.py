@@ -22,12 +22,9 @@ import pytest
 from office import SOFFICE, SYSTEM_PYTHON, libreoffice_missing
 from vba_craft import old_macro_workbook
 
+from xlstock.macros.install import install_buttons, write_macro_workbook
+from xlstock.macros.vba_source import BUTTONS
 from xlstock.workbook.layout import STOCK_HEADERS
-from xlstock.workbook.xlsm import (
-    BUTTONS,
-    install_buttons,
-    write_macro_workbook,
-)
 from xlstock.workbook.xlsx_file import XlsxFile
 
 pytestmark = pytest.mark.libreoffice
