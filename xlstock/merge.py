@@ -29,7 +29,7 @@ STATUS_CHANGED = "changed"
 STATUS_NOT_ONLINE = "not in the shop online"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: 2x faster to make
 class SheetRow:
     """One data row of sheet Stock after parsing: the SKU and the merchant's edits."""
 
@@ -43,7 +43,7 @@ class SheetRow:
         return self.received is not None or self.new_level is not None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: 2x faster to make
 class RawRow:
     """One data row as the sheet holds it (cell values, not yet checked)."""
 
@@ -168,7 +168,7 @@ class RowConflict(RowProblem):
     """A row whose level moved online since Sync, under policy ``strict``."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: 2x faster to make
 class PlannedRow:
     """What Publish would do to one row."""
 
@@ -268,6 +268,9 @@ def plan_publish(
                     row.row, row.sku, b, None, None, status=STATUS_NOT_ONLINE,
                     note="kept; not published",
                 ))
+            continue
+        if row.received is None and row.new_level is None and 0 <= r <= MAX_LEVEL:
+            plan.rows.append(PlannedRow(row.row, row.sku, b, r, r))  # most rows: no edit
             continue
         planned = _plan_row(row, b, r, policy)
         if isinstance(planned, RowConflict):

@@ -166,7 +166,8 @@ def write_column(
     while first + len(values) > len(rows):
         rows.append([None] * table.width)
     runs: list[list[int]] = []
-    for offset, (row, value) in enumerate(zip(rows[first:first + len(values)], values)):
+    for offset, (row, value) in enumerate(zip(rows[first:first + len(values)], values,
+                                                  strict=True)):
         current = row[column]
         if current is value or unchanged(current, value):
             continue
