@@ -298,7 +298,8 @@ def test_the_workbook_buttons_run_these_entry_points(
 ) -> None:
     """``xlstock new stock.xlsm``, opened in (fake) Excel: each button's RunPython
     statement, run as xlwings runs it, does its action on the workbook."""
-    from xlstock.workbook.xlsm import BUTTONS, build_macro_workbook
+    from xlstock.macros.install import build_macro_workbook
+    from xlstock.macros.vba_source import BUTTONS
 
     url, token = shop_factory(ITEMS)
     monkeypatch.setenv("XLSTOCK_TOKEN", token)
@@ -323,7 +324,7 @@ def test_the_workbook_buttons_run_these_entry_points(
 
 
 def test_docs_describe_every_button_and_its_macro() -> None:
-    from xlstock.workbook.xlsm import BUTTONS
+    from xlstock.macros.vba_source import BUTTONS
 
     docs = (Path(__file__).resolve().parents[1] / "docs" / "excel.md").read_text()
     for button in BUTTONS:

@@ -21,9 +21,9 @@ from openpyxl import Workbook
 from support.xlsx_craft import LAUGHS, SHEET1, edit_part, read_part, rewrite, set_declared_size
 
 from xlstock.errors import SheetError, WorkbookError, XlstockError
+from xlstock.macros.cfb import write_compound_file
 from xlstock.workbook import layout, safety
 from xlstock.workbook.template import workbook_bytes
-from xlstock.workbook.vba.cfb import write_compound_file
 from xlstock.workbook.xlsx_file import XlsxFile
 
 SECONDS = 5.0

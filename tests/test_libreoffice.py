@@ -19,12 +19,9 @@ from support.office import libreoffice_missing
 from support.uno_scripts import run_uno_script, uno_script
 from support.vba_craft import old_macro_workbook
 
+from xlstock.macros.install import install_buttons, write_macro_workbook
+from xlstock.macros.vba_source import BUTTONS
 from xlstock.workbook.layout import STOCK_HEADERS
-from xlstock.workbook.xlsm import (
-    BUTTONS,
-    install_buttons,
-    write_macro_workbook,
-)
 from xlstock.workbook.xlsx_file import XlsxFile
 
 pytestmark = pytest.mark.libreoffice

@@ -39,10 +39,10 @@ from support.shopkit import Shop
 from support.xlsx_craft import LAUGHS, SHEET1, read_part, rewrite, set_declared_size
 
 from xlstock.cli import main
+from xlstock.macros.cfb import write_compound_file
 from xlstock.remote import client as client_module
 from xlstock.workbook import layout
 from xlstock.workbook import xlsx_file as adapter_module
-from xlstock.workbook.vba.cfb import write_compound_file
 from xlstock.workbook.xlsx_file import XlsxFile
 
 SECONDS = 5.0

@@ -178,7 +178,7 @@ def test_new_workbooks_get_the_usual_permissions_not_owner_only(tmp_path):
     import os
     import stat
 
-    from xlstock.workbook.xlsm import build_macro_workbook
+    from xlstock.macros.install import build_macro_workbook
 
     mask = os.umask(0o022)
     try:

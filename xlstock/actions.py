@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -189,10 +190,26 @@ class _Sheet:
     def read(cls, book: WorkbookAdapter) -> _Sheet:
         table = layout.read_stock(book)
         settings = layout.read_settings(book)
-        state = layout.read_state(book)
-        if state.get("shop") not in (None, settings.shop_url):
-            state = {}  # the workbook now points at another shop: its memory is void
-        return cls(book, table, settings, state)
+        return cls(book, table, settings, _state_of(book, settings))
+
+    @classmethod
+    def read_with_levels(
+        cls, book: WorkbookAdapter, service: StockServiceClient, *, conditional: bool = False
+    ) -> tuple[_Sheet, _LevelsRead | None]:
+        """The sheet, and the live levels asked for while sheet Stock is read (the
+        service prepares and sends them meanwhile). Settings and the state are read
+        first; ``None`` instead of a read when a publish is pending (it is settled
+        first) or Settings cannot be read (sheet Stock's own errors come first)."""
+        try:
+            settings = layout.read_settings(book)
+            state = _state_of(book, settings)
+        except XlstockError:
+            return cls.read(book), None  # raises the error, in its usual order
+        ahead = None
+        if settings.shop_url and not state.get("pending"):
+            tag = state.get("synced") if conditional and state.get("synced_sheet") else None
+            ahead = _LevelsRead(service, str(tag) if tag else None)
+        return cls(book, layout.read_stock(book), settings, state), ahead
 
     def raw_rows(self) -> list[RawRow]:
         t = self.table
@@ -240,6 +257,45 @@ class _Sheet:
     def save_state(self) -> None:
         self.state["shop"] = self.settings.shop_url
         layout.write_state(self.book, self.state)
+
+
+def _state_of(book: WorkbookAdapter, settings: layout.Settings) -> dict[str, Any]:
+    state = layout.read_state(book)
+    if state.get("shop") not in (None, settings.shop_url):
+        return {}  # the workbook now points at another shop: its memory is void
+    return state
+
+
+class _LevelsRead:
+    """One read of the live levels on a thread of its own, started before sheet Stock
+    is read: at 100,000 SKUs the service takes a fifth of a second to answer, and a
+    distant one longer. A daemon thread, so that an error in the sheet is reported at
+    once, not after the network's timeout."""
+
+    def __init__(self, service: StockServiceClient, if_none_match: str | None) -> None:
+        self.if_none_match = if_none_match
+        self._service = service
+        self._snapshot: Snapshot | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="xlstock-levels", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            if self.if_none_match:
+                self._snapshot = self._service.read_levels(self.if_none_match)
+            else:
+                self._snapshot = self._service.read_levels()
+        except BaseException as error:  # handed to the reader of the result
+            self._error = error
+
+    def result(self) -> Snapshot | None:
+        """The levels (``None``: not modified since ``if_none_match``), or the error
+        the read raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._snapshot
 
 
 def _fail(sheet: _Sheet, action: str, error: XlstockError, statuses: Mapping[int, str]) -> None:
@@ -421,13 +477,18 @@ def _begin_online(
     """Read the sheet, settle an interrupted publish, read the live levels; a failure
     is recorded in the Log before it is raised. With ``conditional``, the levels are
     asked for only if they changed since the last Sync (``None``: they did not)."""
-    sheet = _Sheet.read(book)
+    sheet, ahead = _Sheet.read_with_levels(book, service, conditional=conditional)
     _require_shop(sheet.settings)
     try:
         recovered = _settle_pending(sheet, service, progress, may_send=False)
         progress("Reading the live levels", 0.2)
         synced = _synced_version(sheet) if conditional else None
-        snapshot = service.read_levels(synced) if synced else service.read_levels()
+        if ahead is not None and (synced or None) == ahead.if_none_match:
+            snapshot = ahead.result()
+        else:  # the sheet was changed by hand since Sync: its levels are all needed
+            if ahead is not None:
+                ahead.result()
+            snapshot = service.read_levels(synced) if synced else service.read_levels()
     except XlstockError as error:
         _fail(sheet, action, error, {})
         raise
@@ -438,14 +499,15 @@ def _begin_online(
 
 
 def _sheet_fingerprint(skus: Sequence[Any], online: Sequence[Any], status: Sequence[Any]) -> str:
-    """What Sync writes, row by row (SKU, Online, Status), as one hash."""
-    rows = list(zip(
-        skus,
+    """What Sync writes (SKU, Online and Status of each row), as one hash."""
+    if not len(skus) == len(online) == len(status):
+        raise ValueError("the columns of a fingerprint differ in length")
+    columns = (
+        list(skus),
         [value if type(value) is int else _edit_value(value) for value in online],
         [value or None for value in status],
-        strict=True,
-    ))
-    return hashlib.sha256(repr(rows).encode("utf-8", "surrogatepass")).hexdigest()
+    )
+    return hashlib.sha256(repr(columns).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _synced_version(sheet: _Sheet) -> str | None:
@@ -532,21 +594,25 @@ def _apply_sync(
     hint = SkuHints(live)
     moved_rows = moved_units = 0
     for i, sku in enumerate(skus):
-        raw = table.value(i, layout.SKU)
         if sku is None:
-            status.append(_sku_status(raw))
+            status.append(_sku_status(table.value(i, layout.SKU)))
             continue
         item = live.get(sku)
         if item is None:
             status.append(STATUS_NOT_ONLINE + " (row kept)" + hint(sku))
             continue
-        before = _edit_value(online[i])
+        before = online[i]
+        if type(before) is not int:
+            before = _edit_value(before)
         if before != item.qty:
             moved_rows += 1
             moved_units += abs(item.qty - before) if isinstance(before, int) else item.qty
         online[i] = item.qty
-        product[i] = clean_text(item.name)
-        variant[i] = clean_text(item.variant)
+        # Names are cleaned only when they differ from the cell's (most are the same).
+        if item.name != product[i]:
+            product[i] = clean_text(item.name)
+        if item.variant != variant[i]:
+            variant[i] = clean_text(item.variant)
         status.append(was[i] if was[i] in ("ok", "new") else None)
     for sku in new_skus:
         item = live[sku]
@@ -708,7 +774,7 @@ def publish(
     workbook before the upload (contract 2b, Publish). A 412 naming moved SKUs re-plans
     them on the levels it gives, at most :data:`MAX_PUBLISH_ATTEMPTS` tries in all."""
     progress = progress or _noop
-    sheet = _Sheet.read(book)
+    sheet, ahead = _Sheet.read_with_levels(book, service)
     _require_shop(sheet.settings)
     lines: list[str] = []
     try:
@@ -720,7 +786,11 @@ def publish(
         for attempt in range(1, MAX_PUBLISH_ATTEMPTS + 1):
             if snapshot is None:
                 progress("Reading the live levels", 0.1)
-                snapshot = service.read_levels()
+                if ahead is not None:
+                    snapshot, ahead = ahead.result(), None
+                else:
+                    snapshot = service.read_levels()
+                assert snapshot is not None
             plan, rows = _plan(sheet, snapshot, strict)
             if not plan.ok:
                 error = _plan_error(plan)

@@ -157,7 +157,7 @@ def new(path: str, service_url: str | None, shop_url: str | None, force: bool) -
         except ValueProblem as exc:
             raise UsageError(f"--shop: {exc}") from exc
     if target.suffix.lower() == ".xlsm":
-        from xlstock.workbook.xlsm import build_macro_workbook
+        from xlstock.macros.install import build_macro_workbook
 
         build_macro_workbook(target, service_url=service_url, shop_url=shop_url)
     else:
@@ -186,7 +186,7 @@ def buttons(path: str, out: str | None, force: bool) -> None:
       xlstock buttons stock.xlsx      # writes stock.xlsm
       xlstock buttons stock.xlsm      # after pip install --upgrade xlwings
     """
-    from xlstock.workbook.xlsm import install_buttons
+    from xlstock.macros.install import install_buttons
 
     for line in install_buttons(path, out, force=force).lines():
         click.echo(line)

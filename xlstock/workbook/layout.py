@@ -154,27 +154,36 @@ def ensure_columns(book: WorkbookAdapter, table: StockTable, headers: Sequence[s
 def write_column(
     book: WorkbookAdapter, table: StockTable, header: str, values: Sequence[Any], *, first: int = 0
 ) -> None:
-    """Write ``values`` down column ``header`` from data row ``first`` (0-based), in one
-    block from the first value that differs from the table to the last (nothing when
-    none does), and keep ``table`` in step."""
+    """Write ``values`` down column ``header`` from data row ``first`` (0-based): only
+    the runs of rows whose value differs from the table (runs closer than
+    :data:`WRITE_GAP` rows go as one block, so that a live Excel gets few large writes),
+    nothing when none does; and keep ``table`` in step."""
     if not values:
         return
     _refuse_past_the_last_row(book, STOCK_SHEET, first + 1 + len(values))
-    column = table.columns[header]
+    column = table.columns[header] - 1
     rows = table.rows
-    changed = [
-        offset for offset, value in enumerate(values)
-        if not unchanged(rows[first + offset][column - 1] if first + offset < len(rows)
-                          else None, value)
-    ]
-    if changed:
-        low, high = changed[0], changed[-1] + 1
-        book.write_block(STOCK_SHEET, first + 2 + low, column, [[v] for v in values[low:high]])
-    for offset, value in enumerate(values):
-        index = first + offset
-        while index >= len(table.rows):
-            table.rows.append([None] * table.width)
-        table.rows[index][column - 1] = value
+    while first + len(values) > len(rows):
+        rows.append([None] * table.width)
+    runs: list[list[int]] = []
+    for offset, (row, value) in enumerate(zip(rows[first:first + len(values)], values,
+                                                  strict=True)):
+        current = row[column]
+        if current is value or unchanged(current, value):
+            continue
+        row[column] = value
+        if runs and offset - runs[-1][1] <= WRITE_GAP:
+            runs[-1][1] = offset + 1
+        else:
+            runs.append([offset, offset + 1])
+    for low, high in runs:
+        book.write_block(STOCK_SHEET, first + 2 + low, column + 1,
+                         [[v] for v in values[low:high]])
+
+
+WRITE_GAP = 32
+"""Rows of unchanged values that :func:`write_column` writes again rather than start
+another block."""
 
 
 @dataclass

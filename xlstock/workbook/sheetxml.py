@@ -494,22 +494,25 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int,
             return None
         position = cut
         for letters, digits, style, kind, number_text, inline_text, inner in found:
-            if number_text:
-                if not kind and (not style or style not in date_styles):
-                    try:
-                        value: Any = int(number_text)
-                    except ValueError:
-                        value = _plain(number_text, None, None, context)
-                else:
-                    value = _plain(number_text, style or None, kind or None, context)
+            if number_text and not kind and style not in date_styles:
+                try:
+                    value: Any = int(number_text)
+                except ValueError:
+                    value = _plain(number_text, None, None, context)
             elif inline_text:
-                value = unescape(inline_text.decode())
+                value = inline_text.decode()
+                if "&" in value or "\r" in value or "_x" in value:
+                    value = unescape(value)
+            elif number_text:
+                value = _plain(number_text, style or None, kind or None, context)
+                if value is None:
+                    continue
             elif inner:
                 value = cell_value(inner, style or None, kind or None, context, patterns,
                                    shared, int(digits), columns.get(letters) or _column_of(letters))
+                if value is None:
+                    continue
             else:
-                continue
-            if value is None:
                 continue
             if digits != digits_now:
                 previous = number
@@ -518,16 +521,20 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int,
                     raise SheetXmlError(
                         f"row {number} comes after row {previous} (rows out of order)")
                 if number > len(grid):
+                    if number > max_rows:
+                        raise FarCell(number, columns.get(letters) or _column_of(letters))
                     grid.extend([] for _ in range(number - len(grid)))
                 row = grid[number - 1]
                 digits_now = digits
             column = columns.get(letters) or _column_of(letters)
-            if number > max_rows or column > max_columns:
-                raise FarCell(number, column)
             size = len(row)
             if column == size + 1:
+                if column > max_columns:
+                    raise FarCell(number, column)
                 row.append(value)
             elif column > size:
+                if column > max_columns:
+                    raise FarCell(number, column)
                 row.extend([None] * (column - size - 1))
                 row.append(value)
             else:

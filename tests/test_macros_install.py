@@ -1,16 +1,19 @@
-"""``xlstock buttons``: an .xlsx gets the Excel buttons without losing anything, and an
-.xlsm made with an older xlwings gets the installed xlwings module while the merchant's
-own macros are kept byte for byte. Real files, the real CLI, read back by olevba,
-olefile and openpyxl."""
+"""The commands that give a workbook the Excel buttons (:mod:`xlstock.macros.install`).
+
+``xlstock new stock.xlsm`` makes a macro workbook that olevba, openpyxl and the file
+adapter read, deterministically. ``xlstock buttons``: an .xlsx gets the Excel buttons
+without losing anything, and an .xlsm made with an older xlwings gets the installed
+xlwings module while the merchant's own macros are kept byte for byte. Real files, the
+real CLI, read back by olevba, olefile and openpyxl."""
 
 from __future__ import annotations
 
 import errno
 import importlib.metadata
 import io
-import random
+import os
 import re
-import warnings
+import zipfile
 from pathlib import Path
 
 import olefile
@@ -24,6 +27,9 @@ from support.vba_craft import (
     MODULE1,
     OLD_XLWINGS,
     WORKBOOK_OPEN,
+    code_names,
+    macro_workbook,
+    macros_of,
     old_macro_workbook,
     parts_of,
     write_parts,
@@ -31,41 +37,24 @@ from support.vba_craft import (
 
 from xlstock.cli import main
 from xlstock.errors import WorkbookError
-from xlstock.workbook import xlsm as xlsm_module
-from xlstock.workbook.ovba import (
-    ProjectInfo,
+from xlstock.macros.cfb import write_compound_file
+from xlstock.macros.install import (
+    install_buttons,
+    macro_workbook_bytes,
+    refreshed_macro_workbook,
+    write_macro_workbook,
+)
+from xlstock.macros.ovba import (
     VbaModule,
-    build_vba_project,
     decompress,
     encrypt_project_data,
     read_vba_project,
 )
+from xlstock.macros.vba_source import BUTTONS, VBA_PART, xlwings_vba_source
 from xlstock.workbook.template import build_workbook
-from xlstock.workbook.vba.cfb import write_compound_file
-from xlstock.workbook.xlsm import (
-    BUTTONS,
-    VBA_PART,
-    install_buttons,
-    macro_workbook_bytes,
-    refreshed_macro_workbook,
-    xlwings_vba_source,
-)
-
-with warnings.catch_warnings():
-    # oletools calls a pyparsing API that pyparsing 3.2 deprecates, at import time.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from oletools.olevba import VBA_Parser
 
 XLWINGS = importlib.metadata.version("xlwings")
 QUICKSTART = Path(xlwings.__file__).parent / "quickstart_standalone.xlsm"
-
-
-def _macros(path: Path) -> dict[str, str]:
-    parser = VBA_Parser(str(path))
-    try:
-        return {name.rsplit(".", 1)[0]: code for _, _, name, code in parser.extract_macros()}
-    finally:
-        parser.close()
 
 
 def _module_bytes(path: Path, name: str) -> bytes:
@@ -83,7 +72,7 @@ def _run(*args: str) -> tuple[int, str]:
 
 
 def _check_buttons(path: Path) -> None:
-    source = _macros(path)["xlstock"]
+    source = macros_of(path)["xlstock"]
     for button in BUTTONS:
         assert f'Public Sub {button.macro}()\r\n    RunPython "{button.command}"' in source
     sheet = parts_of(path)["xl/worksheets/sheet1.xml"].decode()
@@ -131,6 +120,83 @@ def _everything(path: Path) -> dict[str, object]:
     return found
 
 
+# --- xlstock new stock.xlsm ---------------------------------------------------------------
+
+
+@pytest.fixture
+def xlsm(tmp_path: Path) -> Path:
+    return macro_workbook(tmp_path)
+
+
+@pytest.fixture
+def xlsx(xlsm: Path) -> Path:
+    return xlsm.with_suffix(".xlsx")
+
+
+def test_openpyxl_loads_it_with_keep_vba(xlsm: Path, xlsx: Path) -> None:
+    before = openpyxl.load_workbook(xlsx)
+    after = openpyxl.load_workbook(xlsm, keep_vba=True)
+    assert after.sheetnames == before.sheetnames
+    assert [[c.value for c in row] for row in after["Stock"].iter_rows()] == (
+        [[c.value for c in row] for row in before["Stock"].iter_rows()])
+    assert after.vba_archive is not None and after.code_name == "ThisWorkbook"
+
+
+def test_bytes_are_deterministic_and_reapplying_changes_nothing(xlsx: Path, tmp_path: Path) -> None:
+    first = macro_workbook_bytes(xlsx)
+    assert macro_workbook_bytes(xlsx.read_bytes()) == first
+    assert macro_workbook_bytes(first) == first
+    again = tmp_path / "again.xlsm"
+    write_macro_workbook(xlsx, again)
+    assert again.read_bytes() == first
+
+
+def test_an_existing_vba_project_is_kept(xlsm: Path) -> None:
+    parts = parts_of(xlsm)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, b"merchant's own project" if name == VBA_PART else data)
+    again = macro_workbook_bytes(out.getvalue())
+    with zipfile.ZipFile(io.BytesIO(again)) as archive:
+        assert archive.read(VBA_PART) == b"merchant's own project"
+
+
+def test_refuses_a_workbook_without_sheet_stock_or_not_a_workbook(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    wb.active.title = "Inventory"
+    wb.save(tmp_path / "other.xlsx")
+    with pytest.raises(WorkbookError, match="no worksheet named 'Stock'"):
+        write_macro_workbook(tmp_path / "other.xlsx", tmp_path / "other.xlsm")
+    (tmp_path / "notes.xlsx").write_text("not a zip")
+    with pytest.raises(WorkbookError, match="not a readable workbook"):
+        write_macro_workbook(tmp_path / "notes.xlsx", tmp_path / "notes.xlsm")
+    assert not (tmp_path / "other.xlsm").exists() and not (tmp_path / "notes.xlsm").exists()
+
+
+def test_the_file_adapter_keeps_the_project_and_the_buttons(xlsm: Path) -> None:
+    """Headless commands save through the file adapter; twice, to be sure nothing
+    accumulates or fades."""
+    from xlstock.workbook.xlsx_file import XlsxFile
+
+    original = parts_of(xlsm)
+    modules = macros_of(xlsm)
+    for round_trip in range(2):
+        with XlsxFile.open(xlsm) as book:
+            book.write_block("Stock", 3, 1, [[f"SKU-{round_trip}", "Cap", "", 7]])
+            book.save()
+        parts = parts_of(xlsm)
+        assert parts[VBA_PART] == original[VBA_PART]
+        assert code_names(parts)[1]["Stock"] == code_names(original)[1]["Stock"]
+        sheet = parts["xl/worksheets/sheet1.xml"].decode()
+        assert sheet.count("<control ") == 3 and "<legacyDrawing" in sheet
+        assert sorted(n for n in parts if n.startswith("xl/ctrlProps/")) == sorted(
+            n for n in original if n.startswith("xl/ctrlProps/"))
+    assert macros_of(xlsm) == modules
+    with XlsxFile.open(xlsm, writable=False) as book:
+        assert book.read_sheet("Stock")[2][:4] == ["SKU-1", "Cap", None, 7]
+
+
 # --- .xlsx -> .xlsm -----------------------------------------------------------------------
 
 
@@ -145,7 +211,7 @@ def test_xlsx_becomes_an_xlsm_with_the_buttons_keeping_the_merchants_data(
     assert "buttons added: Sync, Preview, Publish" in output
     assert merchant_xlsx.read_bytes() == before
     assert _everything(out) == _everything(merchant_xlsx)
-    assert set(_macros(out)) >= {"xlwings", "Dictionary", "xlstock"}
+    assert set(macros_of(out)) >= {"xlwings", "Dictionary", "xlstock"}
     _check_buttons(out)
 
     original, converted = parts_of(merchant_xlsx), parts_of(out)
@@ -194,7 +260,7 @@ def old_xlsm(tmp_path: Path) -> Path:
 def test_refresh_replaces_the_old_xlwings_module_and_keeps_the_merchants(old_xlsm: Path) -> None:
     module1_before = _module_bytes(old_xlsm, "Module1")
     assert module1_before == MODULE1.encode("cp1252")
-    assert f"'Version: {OLD_XLWINGS}" in _macros(old_xlsm)["xlwings"]
+    assert f"'Version: {OLD_XLWINGS}" in macros_of(old_xlsm)["xlwings"]
 
     code, output = _run(str(old_xlsm))
     assert code == 0, output
@@ -205,7 +271,7 @@ def test_refresh_replaces_the_old_xlwings_module_and_keeps_the_merchants(old_xls
     assert _module_bytes(old_xlsm, "Module1") == module1_before
     assert _module_bytes(old_xlsm, "ThisWorkbook").endswith(WORKBOOK_OPEN.encode())
     assert _module_bytes(old_xlsm, "xlwings").decode("cp1252") == xlwings_vba_source()
-    macros = _macros(old_xlsm)
+    macros = macros_of(old_xlsm)
     assert set(macros) == {"ThisWorkbook", "Sheet1", "Sheet2", "Sheet3", "Sheet4", "Sheet5",
                            "xlwings", "Dictionary", "Module1", "xlstock"}
     _check_buttons(old_xlsm)
@@ -244,7 +310,7 @@ def test_a_failure_while_writing_leaves_the_workbook_as_it_was(
     def disk_full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(xlsm_module.os, "fsync", disk_full)
+    monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(WorkbookError, match="the disk is full"):
         install_buttons(old_xlsm)
     assert old_xlsm.read_bytes() == before
@@ -321,25 +387,6 @@ def test_refuses_binary_missing_and_stockless_workbooks(tmp_path: Path) -> None:
 # --- a project Excel wrote ----------------------------------------------------------------
 
 
-def _without_attributes(source: str) -> str:
-    lines = source.replace("\r\n", "\n").split("\n")
-    return "\n".join(line for line in lines if not line.startswith("Attribute VB_")).strip()
-
-
-def test_reads_a_project_excel_wrote_as_olevba_does() -> None:
-    """xlwings' quickstart_standalone.xlsm was saved by Excel: compiled code before each
-    module's source, references, an xlwings module with LF line ends."""
-    project = read_vba_project(parts_of(QUICKSTART)[VBA_PART])
-    assert project.protection is None and project.designers == ()
-    assert project.info.codepage == 1252 and project.info.name == "VBAProject"
-    assert b"MSForms" in project.info.references
-    assert b"Microsoft Office 16.0 Object Library" in project.info.references
-    expected = {name: _without_attributes(code) for name, code in _macros(QUICKSTART).items()}
-    assert {m.name: _without_attributes(m.source) for m in project.modules} == expected
-    rebuilt = read_vba_project(build_vba_project(project.modules, project.info))
-    assert rebuilt == project
-
-
 def test_refreshes_a_workbook_excel_saved(tmp_path: Path) -> None:
     parts = parts_of(QUICKSTART)
     parts["xl/workbook.xml"] = parts["xl/workbook.xml"].replace(b'name="Sheet1"', b'name="Stock"')
@@ -363,36 +410,6 @@ def test_cli_help_names_the_upgrade() -> None:
     result = CliRunner().invoke(main, ["buttons", "--help"])
     assert result.exit_code == 0
     assert "xlstock buttons stock.xlsm" in result.output and "Example" in result.output
-
-
-def test_a_rebuilt_project_keeps_its_name_and_code_page() -> None:
-    source = 'Attribute VB_Name = "Lager"\r\n\' \u0421\u043a\u043b\u0430\u0434\r\n'
-    module = VbaModule("Lager", source)
-    data = build_vba_project([module], ProjectInfo(name="Shop", codepage=1251))
-    project = read_vba_project(data)
-    assert project.info == ProjectInfo(name="Shop", codepage=1251)
-    assert project.modules == (module,)
-    assert build_vba_project(project.modules, project.info) == data
-
-
-def test_a_damaged_project_is_refused_as_such() -> None:
-    """Truncated or scribbled-on projects (Excel's and ours) raise ValueError, which the
-    command turns into 'cannot be read', never another exception."""
-    rng = random.Random(20261127)
-    originals = [parts_of(QUICKSTART)[VBA_PART],
-                 build_vba_project([VbaModule("Module1", MODULE1)])]
-    for original in originals:
-        for case in range(80):
-            data = bytearray(original)
-            if case % 4 == 0:
-                del data[rng.randrange(len(data)):]
-            else:
-                for _ in range(rng.randrange(1, 20)):
-                    data[rng.randrange(len(data))] = rng.randrange(256)
-            try:
-                read_vba_project(bytes(data))
-            except ValueError:
-                pass
 
 
 def test_a_workbook_with_a_damaged_project_is_left_alone(old_xlsm: Path) -> None:

@@ -1,11 +1,11 @@
-"""MS-OVBA compression, project-data encryption, the CFB writer and the generated
-VBA project, checked against the specification's own examples and against readers
-that are not ours (oletools' decompressor, olefile, olevba, Excel's own bytes)."""
+"""MS-OVBA compression, project-data encryption, the generated VBA project and reading
+one back (:mod:`xlstock.macros.ovba`), checked against the specification's own examples and
+against readers that are not ours (oletools' decompressor, olefile, olevba, Excel's own
+bytes)."""
 
 from __future__ import annotations
 
 import io
-import os
 import random
 import struct
 import warnings
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import olefile
 import pytest
+import xlwings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from oletools.olevba import VBA_Parser, decompress_stream
 
-from xlstock.workbook.ovba import (
+from support.vba_craft import MODULE1, macros_of, parts_of
+
+from xlstock.macros.ovba import (
+    ProjectInfo,
     VbaModule,
     build_vba_project,
     class_module_from_export,
@@ -31,8 +35,11 @@ from xlstock.workbook.ovba import (
     decrypt_project_data,
     document_module,
     encrypt_project_data,
+    read_vba_project,
 )
-from xlstock.workbook.vba.cfb import write_compound_file
+from xlstock.macros.vba_source import VBA_PART
+
+QUICKSTART = Path(xlwings.__file__).parent / "quickstart_standalone.xlsm"
 
 # [MS-OVBA] 3.2.1, 3.2.2 and 3.2.3: text and the compressed bytes the spec gives.
 SPEC_EXAMPLES = {
@@ -146,10 +153,7 @@ def test_decompress_refuses_damaged_data(bad: bytes, message: str) -> None:
 
 
 def _xlwings_quickstart_project() -> str:
-    import xlwings
-
-    path = Path(xlwings.__file__).parent / "quickstart_standalone.xlsm"
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(QUICKSTART) as archive:
         ole = olefile.OleFileIO(io.BytesIO(archive.read("xl/vbaProject.bin")))
         return ole.openstream("PROJECT").read().decode("cp1252")
 
@@ -181,61 +185,8 @@ def test_decryption_checks_the_project_key() -> None:
         decrypt_project_data(text, "{00000000-0000-0000-0000-000000000000}")
 
 
-# --- the compound file ------------------------------------------------------------------
-
-
 def _open_strict(data: bytes) -> olefile.OleFileIO:
     return olefile.OleFileIO(io.BytesIO(data), raise_defects=olefile.DEFECT_UNSURE)
-
-
-def test_compound_file_reads_back_in_olefile_strict_mode() -> None:
-    rng = random.Random(7)
-    streams = {
-        "PROJECT": b"ID=...",
-        "PROJECTwm": b"\x00\x00",
-        "VBA/_VBA_PROJECT": b"\xcc\x61\xff\xff\x00\x01\x00",
-        "VBA/dir": bytes(rng.getrandbits(8) for _ in range(828)),
-        "VBA/mini max": bytes(rng.getrandbits(8) for _ in range(4095)),
-        "VBA/cutoff": bytes(rng.getrandbits(8) for _ in range(4096)),
-        "VBA/big": bytes(rng.getrandbits(8) for _ in range(70_000)),
-        "VBA/empty": b"",
-        "Other/Deeper/leaf": b"leaf",
-    }
-    data = write_compound_file(streams)
-    assert data[:8] == bytes.fromhex("D0CF11E0A1B11AE1") and len(data) % 512 == 0
-    ole = _open_strict(data)
-    listed = {"/".join(path): ole.openstream("/".join(path)).read() for path in ole.listdir()}
-    assert listed == streams
-    assert ole.get_type("VBA") == olefile.STGTY_STORAGE
-
-
-def test_compound_file_sibling_trees_are_ordered_as_the_spec_requires() -> None:
-    names = ["dir", "a", "ThisWorkbook", "Sheet10", "Sheet2", "xlwings", "_VBA_PROJECT", "Zz"]
-    data = write_compound_file({f"VBA/{n}": n.encode() for n in names})
-    ole = _open_strict(data)
-    entries = ole.direntries
-
-    def key(entry: olefile.olefile.OleDirectoryEntry) -> tuple[int, str]:
-        return (len(entry.name), entry.name.upper())
-
-    def check(sid: int, low: tuple[int, str] | None, high: tuple[int, str] | None) -> int:
-        if sid == olefile.NOSTREAM:
-            return 0
-        entry = entries[sid]
-        assert (low is None or key(entry) > low) and (high is None or key(entry) < high)
-        return 1 + check(entry.sid_left, low, key(entry)) + check(entry.sid_right, key(entry), high)
-
-    vba = next(e for e in entries if e is not None and e.name == "VBA")
-    assert check(vba.sid_child, None, None) == len(names)
-
-
-def test_compound_file_is_deterministic_and_refuses_bad_names() -> None:
-    streams = {"A/b": b"1", "c": os.urandom(5000)}
-    assert write_compound_file(streams) == write_compound_file(dict(streams))
-    with pytest.raises(ValueError, match="invalid compound-file entry name"):
-        write_compound_file({"x" * 32: b""})
-    with pytest.raises(ValueError, match="duplicate"):
-        write_compound_file({"A/b": b"1", "a/B": b"2"})
 
 
 # --- the VBA project --------------------------------------------------------------------
@@ -304,3 +255,55 @@ def test_project_is_deterministic_and_checks_module_names() -> None:
         build_vba_project([VbaModule("My Module", 'Attribute VB_Name = "x"\r\n')])
     with pytest.raises(ValueError, match="code page 1252"):
         build_vba_project([VbaModule("M", "' \u2603\r\n")])
+
+
+# --- reading a project --------------------------------------------------------------------
+
+
+def _without_attributes(source: str) -> str:
+    lines = source.replace("\r\n", "\n").split("\n")
+    return "\n".join(line for line in lines if not line.startswith("Attribute VB_")).strip()
+
+
+def test_reads_a_project_excel_wrote_as_olevba_does() -> None:
+    """xlwings' quickstart_standalone.xlsm was saved by Excel: compiled code before each
+    module's source, references, an xlwings module with LF line ends."""
+    project = read_vba_project(parts_of(QUICKSTART)[VBA_PART])
+    assert project.protection is None and project.designers == ()
+    assert project.info.codepage == 1252 and project.info.name == "VBAProject"
+    assert b"MSForms" in project.info.references
+    assert b"Microsoft Office 16.0 Object Library" in project.info.references
+    expected = {name: _without_attributes(code) for name, code in macros_of(QUICKSTART).items()}
+    assert {m.name: _without_attributes(m.source) for m in project.modules} == expected
+    rebuilt = read_vba_project(build_vba_project(project.modules, project.info))
+    assert rebuilt == project
+
+
+def test_a_rebuilt_project_keeps_its_name_and_code_page() -> None:
+    source = 'Attribute VB_Name = "Lager"\r\n\' \u0421\u043a\u043b\u0430\u0434\r\n'
+    module = VbaModule("Lager", source)
+    data = build_vba_project([module], ProjectInfo(name="Shop", codepage=1251))
+    project = read_vba_project(data)
+    assert project.info == ProjectInfo(name="Shop", codepage=1251)
+    assert project.modules == (module,)
+    assert build_vba_project(project.modules, project.info) == data
+
+
+def test_a_damaged_project_is_refused_as_such() -> None:
+    """Truncated or scribbled-on projects (Excel's and ours) raise ValueError, which the
+    command turns into 'cannot be read', never another exception."""
+    rng = random.Random(20261127)
+    originals = [parts_of(QUICKSTART)[VBA_PART],
+                 build_vba_project([VbaModule("Module1", MODULE1)])]
+    for original in originals:
+        for case in range(80):
+            data = bytearray(original)
+            if case % 4 == 0:
+                del data[rng.randrange(len(data)):]
+            else:
+                for _ in range(rng.randrange(1, 20)):
+                    data[rng.randrange(len(data))] = rng.randrange(256)
+            try:
+                read_vba_project(bytes(data))
+            except ValueError:
+                pass

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from xlstock.errors import MissingExtra
-from xlstock.workbook.vba.cfb import write_compound_file
+from xlstock.macros.cfb import write_compound_file
 
 CHUNK = 4096
 _CHUNK_SIGNATURE = 0b011 << 12
