@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from xlstock import actions
-from xlstock.reporting import format_report
+from xlstock.cli.reporting import format_report
 from xlstock.workbook import layout
 from xlstock.workbook.base import WorkbookAdapter
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from xlstock.actions import Report
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xlstock.actions import Report
 
 TABLE_HEADERS = ("SKU", "Online", "Change", "Publish", "Note")
 MAX_TABLE_ROWS = 500

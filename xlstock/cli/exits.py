@@ -14,6 +14,9 @@ from xlstock.errors import XlstockError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as a shell reports a process stopped by SIGINT."""
+
 
 def reports_errors(func: F) -> F:
     """Turn an :class:`XlstockError` into its one-line message and exit status."""

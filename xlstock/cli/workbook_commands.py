@@ -1,8 +1,9 @@
-"""The ``xlstock`` command line: thin click commands over :mod:`xlstock.actions`.
+"""The workbook commands: ``new``, ``buttons``, ``sync``, ``preview``, ``publish``,
+``validate`` and ``demo``.
 
-Every command opens what it needs, calls one action, prints its report, and turns an
-:class:`~xlstock.errors.XlstockError` into its message on stderr and the contract's
-exit status (0 done, 1 sheet errors, 2 usage, 3 conflict, 4 stock service).
+Each opens the workbook (and, online, the stock-service client, with a ``with``),
+calls one action and prints its report; :mod:`xlstock.cli.exits` turns errors and
+blocked reports into the exit status.
 """
 
 from __future__ import annotations
@@ -12,19 +13,21 @@ import functools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from xlstock import __version__, actions
-from xlstock.cli_errors import F
-from xlstock.cli_errors import reports_errors as base_reports_errors
+from xlstock.cli.exits import EXIT_INTERRUPTED, F
+from xlstock.cli.exits import reports_errors as base_reports_errors
+from xlstock.cli.reporting import format_output
 from xlstock.errors import UsageError
-from xlstock.reporting import format_output
+
+if TYPE_CHECKING:
+    from xlstock import actions
 
 
 def reports_errors(func: F) -> F:
-    """Errors as every command reports them (:mod:`xlstock.cli_errors`), and Ctrl-C
+    """Errors as every command reports them (:mod:`xlstock.cli.exits`), and Ctrl-C
     said in the merchant's words with exit status 130."""
     reporting = base_reports_errors(func)
 
@@ -41,7 +44,6 @@ def reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-EXIT_INTERRUPTED = 130
 INTERRUPTED = (
     "stopped by Ctrl-C. The workbook is as it was or completely saved; a publish that "
     "was under way is finished by the next `xlstock publish`, which sends nothing twice"
@@ -106,24 +108,7 @@ def print_report(report: actions.Report) -> None:
         raise report.error
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="xlstock")
-def main() -> None:
-    """Keep shop stock in Excel: sync live levels, edit, preview, publish.
-
-    \b
-    The daily loop:
-      xlstock sync stock.xlsx      # pull today's live levels
-      (type a delivery into Received, or a count into New level)
-      xlstock preview stock.xlsx   # see what would change
-      xlstock publish stock.xlsx   # upload the stock file; online sales are kept
-
-    The API token comes from XLSTOCK_TOKEN or the system keyring (service "xlstock",
-    user = the shop URL); it is never stored in the workbook.
-    """
-
-
-@main.command()
+@click.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--service", "service_url", metavar="URL",
               help="Base URL of the stock service (Settings: Stock service).")
@@ -167,7 +152,7 @@ def new(path: str, service_url: str | None, shop_url: str | None, force: bool) -
     click.echo(f"Created {target}. Next: xlstock sync {target}")
 
 
-@main.command()
+@click.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--out", metavar="OUT", type=click.Path(dir_okay=False),
               help="Write to OUT (.xlsm) instead (default: PATH with .xlsm for an .xlsx, "
@@ -198,7 +183,7 @@ def _workbook_command(func: F) -> F:
     return click.argument("path", type=click.Path(dir_okay=False))(func)
 
 
-@main.command()
+@click.command()
 @_workbook_command
 @click.option("--allow-mass-change", is_flag=True,
               help="Go on even if the shop seems to have lost most of its products.")
@@ -213,6 +198,8 @@ def sync(path: str, quiet: bool, allow_mass_change: bool) -> None:
     Example:
       XLSTOCK_TOKEN=... xlstock sync stock.xlsx
     """
+    from xlstock import actions
+
     progress = Progress(quiet)
     with open_workbook(path) as book:
         report = actions.sync(book, actions.service_for(book),
@@ -221,7 +208,7 @@ def sync(path: str, quiet: bool, allow_mass_change: bool) -> None:
     print_report(report)
 
 
-@main.command()
+@click.command()
 @_workbook_command
 @click.option("--strict", is_flag=True, default=None,
               help="Use policy strict for this run (a row changed online is a conflict).")
@@ -235,6 +222,8 @@ def preview(path: str, quiet: bool, strict: bool | None) -> None:
     Example:
       xlstock preview stock.xlsx
     """
+    from xlstock import actions
+
     progress = Progress(quiet)
     with open_workbook(path) as book:
         report = actions.preview(book, actions.service_for(book), strict=strict or None,
@@ -244,7 +233,7 @@ def preview(path: str, quiet: bool, strict: bool | None) -> None:
     sys.exit(report.exit_code)
 
 
-@main.command()
+@click.command()
 @_workbook_command
 @click.option("--strict", is_flag=True, default=None,
               help="Use policy strict for this run (a row changed online is a conflict).")
@@ -263,6 +252,8 @@ def publish(path: str, quiet: bool, strict: bool | None, allow_mass_change: bool
       xlstock publish stock.xlsx
       xlstock publish stock.xlsx --strict
     """
+    from xlstock import actions
+
     progress = Progress(quiet)
     with open_workbook(path) as book:
         report = actions.publish(book, actions.service_for(book), strict=strict or None,
@@ -271,7 +262,7 @@ def publish(path: str, quiet: bool, strict: bool | None, allow_mass_change: bool
     print_report(report)
 
 
-@main.command()
+@click.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @reports_errors
 def validate(path: str) -> None:
@@ -281,47 +272,15 @@ def validate(path: str) -> None:
     Example (in a scheduled job, before publish):
       xlstock validate stock.xlsx && xlstock publish stock.xlsx
     """
+    from xlstock import actions
+
     with open_workbook(path, writable=False) as book:
         report = actions.validate(book)
     print_report(report)
     sys.exit(report.exit_code)
 
 
-@main.command()
-@click.option("--service", "service_url", required=True, metavar="URL",
-              help="Base URL of the stock service.")
-@click.option("--shop", "shop_url", required=True, metavar="URL", help="The shop's URL.")
-@click.option("--reference", help="The storefront's order number.")
-@click.argument("lines", nargs=-1, required=True, metavar="SKU=QTY...")
-@reports_errors
-def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[str, ...]) -> None:
-    """Place a storefront order through the stock service.
-
-    The token comes from XLSTOCK_TOKEN or the keyring, as for the other commands.
-
-    All lines are taken together or not at all: a line short of stock refuses the order.
-
-    \b
-    Example:
-      XLSTOCK_TOKEN=... xlstock order --service http://127.0.0.1:8765 \\
-          --shop https://shop.example woo-hoodie-red=1 woo-cap=2
-    """
-    from xlstock.remote.client import StockService
-
-    wanted: dict[str, int] = {}
-    for line in lines:
-        sku, sep, qty = line.rpartition("=")
-        if not sep or not sku.strip() or not qty.strip().isdigit() or int(qty) < 1:
-            raise UsageError(f"order line {line!r}: write SKU=QTY with a whole QTY of 1 or more")
-        wanted[sku.strip()] = wanted.get(sku.strip(), 0) + int(qty)
-    with StockService.from_settings(service_url, shop_url) as service:
-        result = service.place_order(wanted, reference=reference)
-    for sku, count in wanted.items():
-        click.echo(f"{sku}: -{count}")
-    click.echo(f"Order placed; the shop is now at version {actions.shown_version(result.version)}.")
-
-
-@main.command()
+@click.command()
 @click.option("--serve", "keep_serving", is_flag=True,
               help="Keep the embedded stock service running afterwards, to try the workbook "
                    "by hand (Ctrl-C stops it).")
@@ -340,25 +299,6 @@ def demo(keep_serving: bool, folder: str) -> None:
       xlstock demo
       xlstock demo --serve
     """
-    from xlstock.demo import run_demo
+    from xlstock.cli.demo import run_demo
 
     run_demo(Path(folder), keep_serving=keep_serving, echo=click.echo)
-
-
-def _register_server_commands() -> None:
-    try:
-        from xlstock.server.commands import serve_command, shop_group
-    except ImportError:  # pragma: no cover - the server package is part of xlstock
-        return
-    main.add_command(serve_command, "serve")
-    main.add_command(shop_group, "shop")
-    from xlstock.server.account_commands import account_group
-
-    main.add_command(account_group, "account")
-
-
-_register_server_commands()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
