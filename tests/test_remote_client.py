@@ -18,9 +18,8 @@ import pytest
 from faultserver import FakeStock, FaultServer, Reply, Seen, error_reply
 
 from xlstock import __version__
+from xlstock.cli.exits import EXIT_SERVICE, EXIT_USAGE, exit_status
 from xlstock.errors import (
-    EXIT_SERVICE,
-    EXIT_USAGE,
     OutcomeUnknown,
     ServiceRefused,
     ServiceUnreachable,
@@ -119,7 +118,7 @@ def test_accepted_service_urls(url: str) -> None:
 def test_plain_http_to_another_computer_is_refused() -> None:
     with pytest.raises(UsageError, match="use https://") as caught:
         StockService("http://stock.example:8765", SHOP, TOKEN)
-    assert caught.value.exit_code == EXIT_USAGE
+    assert exit_status(caught.value) == EXIT_USAGE
     with pytest.raises(UsageError, match="use https://"):
         StockService("http://10.0.0.1", SHOP, TOKEN)
 
@@ -267,7 +266,7 @@ def test_reads_give_up_after_the_retries(server: FaultServer, make_client: MakeC
     server.on("GET", "/v1/stock", error_reply(503, "unavailable", "down for maintenance"))
     with pytest.raises(ServiceRefused, match="503") as caught:
         make_client(read_retries=2).read_levels()
-    assert caught.value.exit_code == EXIT_SERVICE
+    assert exit_status(caught.value) == EXIT_SERVICE
     assert "down for maintenance" in str(caught.value)
     assert f"{server.url}/v1/stock" in str(caught.value)
     assert len(server.requests_to("GET", "/v1/stock")) == 3
@@ -445,7 +444,7 @@ def test_nothing_listening(make_client: MakeClient) -> None:
     message = str(caught.value)
     assert "http://127.0.0.1:9/v1/stock" in message
     assert "xlstock serve" in message
-    assert caught.value.exit_code == EXIT_SERVICE
+    assert exit_status(caught.value) == EXIT_SERVICE
 
 
 def test_a_redirect_is_never_followed(server: FaultServer, make_client: MakeClient) -> None:
@@ -630,7 +629,7 @@ def test_outcome_unknown_when_the_service_cannot_be_asked(
     assert "the next `xlstock publish` will find out" in message
     assert "nothing will be counted twice" in message
     assert caught.value.key == "key-lost"  # type: ignore[attr-defined]
-    assert caught.value.exit_code == EXIT_SERVICE
+    assert exit_status(caught.value) == EXIT_SERVICE
     assert stock.applications == 1
     later = client.publish_outcome("key-lost")
     assert later is not None and later.applied and later.changes == (Change("A-1", 5, 7),)

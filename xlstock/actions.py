@@ -22,9 +22,6 @@ from typing import Any, Protocol, overload
 from xlstock import failpoints
 from xlstock.cells import Formula
 from xlstock.errors import (
-    EXIT_CONFLICT,
-    EXIT_OK,
-    EXIT_SHEET,
     ConflictError,
     MassChangeError,
     OutcomeUnknown,
@@ -93,12 +90,12 @@ class Report:
     action: str
     summary: str
     lines: list[str] = field(default_factory=list)
-    exit_code: int = EXIT_OK
     table: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     """Preview/publish rows: SKU, online, change, level to publish, note."""
     error: SheetError | None = None
-    """The rows at fault, when preview or validate found some (``exit_code`` is then 1
-    or 3): reported as a failed publish reports them, on the same stream."""
+    """The rows at fault, when preview or validate found some (a :class:`ConflictError`
+    when strict policy found rows changed online): reported as a failed publish reports
+    them, on the same stream, with the same exit status."""
 
 
 @dataclass(frozen=True)
@@ -665,7 +662,8 @@ def preview(
     progress: Progress | None = None,
 ) -> Report:
     """What Publish would send, checked against the live levels; uploads nothing.
-    Writes Change and Status. ``exit_code`` is 1 for sheet errors, 3 for conflicts."""
+    Writes Change and Status. Rows at fault are in ``Report.error``: a
+    :class:`SheetError`, or a :class:`ConflictError` when only conflicts block it."""
     progress = progress or _noop
     sheet, recovered, snapshot = _begin_online(book, service, "preview", progress)
     assert snapshot is not None
@@ -687,11 +685,9 @@ def preview(
         )
         if not plan.changed:
             summary = "Nothing to publish: the sheet has no edits that change a level."
-        return Report("preview", summary, lines, EXIT_OK, _plan_table(plan))
+        return Report("preview", summary, lines, _plan_table(plan))
     blocked = _plan_error(plan)
-    return Report("preview", blocked.message, lines,
-                  EXIT_SHEET if plan.problems else EXIT_CONFLICT, _plan_table(plan),
-                  error=blocked)
+    return Report("preview", blocked.message, lines, _plan_table(plan), error=blocked)
 
 
 def publish(
@@ -775,7 +771,7 @@ def publish(
                 "publish",
                 f"Published {len(plan.changed)} change(s) to {sheet.settings.shop_url}: "
                 f"{units_moved(plan.units_added, plan.units_removed)}.",
-                lines, EXIT_OK, _plan_table(plan),
+                lines, _plan_table(plan),
             )
         error = ConflictError(
             f"the shop's levels kept changing during {MAX_PUBLISH_ATTEMPTS} tries; nothing "
@@ -888,5 +884,5 @@ def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Repo
     if problems:
         error = SheetError(f"{len(problems)} row(s) of sheet Stock need fixing", problems,
                            in_status=False)
-        return Report("validate", error.message, lines, EXIT_SHEET, error=error)
+        return Report("validate", error.message, lines, error=error)
     return Report("validate", f"Sheet Stock is valid: {len(rows)} SKU(s), {edits} edit(s).", lines)

@@ -1,7 +1,8 @@
 """One error tree for xlstock.
 
-Every error carries the exit status the contract gives it and a message that names
-the sheet, cell, SKU or URL at fault and says what to do. Adapters translate foreign
+Every error carries a message that names the sheet, cell, SKU or URL at fault and says
+what to do; its class says what kind of failure it is, and the command line alone
+turns that into an exit status (:mod:`xlstock.cli.exits`). Adapters translate foreign
 exceptions (openpyxl, zipfile, requests, urllib3, sqlite3) into this tree at one
 place each, ``raise ... from exc``, so that the CLI and the Excel buttons only ever
 show these messages.
@@ -11,12 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-EXIT_OK = 0
-EXIT_SHEET = 1
-EXIT_USAGE = 2
-EXIT_CONFLICT = 3
-EXIT_SERVICE = 4
 
 
 @dataclass(frozen=True)
@@ -41,8 +36,6 @@ class RowProblem:
 class XlstockError(Exception):
     """Base of every error xlstock reports to a merchant."""
 
-    exit_code = EXIT_SHEET
-
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
@@ -53,8 +46,6 @@ class XlstockError(Exception):
 
 class UsageError(XlstockError):
     """The command was called wrongly (a missing file, a bad option, a bad setting)."""
-
-    exit_code = EXIT_USAGE
 
 
 class MissingExtra(UsageError):
@@ -71,15 +62,11 @@ class MissingExtra(UsageError):
 class WorkbookError(XlstockError):
     """The workbook file cannot be read or written safely (corrupt, hostile, locked)."""
 
-    exit_code = EXIT_SHEET
-
 
 class SheetError(XlstockError):
     """Rows of sheet Stock are wrong; nothing was sent. ``problems`` names each row;
     ``in_status`` says whether they are also written in column Status (not by
     ``validate``, which writes nothing)."""
-
-    exit_code = EXIT_SHEET
 
     def __init__(self, message: str, problems: Sequence[RowProblem] = (), *,
                  in_status: bool = True) -> None:
@@ -100,8 +87,6 @@ class ConflictError(SheetError):
     """Strict policy found rows changed online since Sync, or a race retries could not
     resolve; nothing was sent."""
 
-    exit_code = EXIT_CONFLICT
-
 
 class MassChangeError(XlstockError):
     """An action would blank or rewrite most of the shop at once; it needs an explicit
@@ -109,8 +94,6 @@ class MassChangeError(XlstockError):
 
     ``situation`` says what would happen, without the command-line way out, so that
     the Excel buttons can ask it as a question."""
-
-    exit_code = EXIT_SHEET
 
     def __init__(self, situation: str) -> None:
         super().__init__(
@@ -123,8 +106,6 @@ class MassChangeError(XlstockError):
 class ServiceError(XlstockError):
     """The stock service could not be reached, or refused the request; nothing was sent
     (or, for :class:`OutcomeUnknown`, the outcome is recoverable by the next publish)."""
-
-    exit_code = EXIT_SERVICE
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
         super().__init__(message)

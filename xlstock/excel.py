@@ -111,7 +111,7 @@ def _run(action: str, run: Callable[[_Click], actions.Report]) -> None:
         ), critical=True, original=exc)
         return
     if report is not None:
-        _tell(app, action, _report_text(report), critical=report.exit_code != 0)
+        _tell(app, action, _report_text(report), critical=report.error is not None)
 
 
 def _press(action: str, run: Callable[[_Click], actions.Report], book: xw.Book,

@@ -1,5 +1,14 @@
-"""How every ``xlstock`` command ends on an error: the message on stderr as
-``xlstock: <message>`` (no traceback) and the contract's exit status."""
+"""How every ``xlstock`` command ends: the one place that decides the exit status.
+
+The contract's statuses (docs/cli.md): ``0`` done; ``1`` the sheet has errors (rows
+named, nothing sent); ``2`` usage error; ``3`` conflict (nothing sent); ``4`` the stock
+service could not be reached or refused. The core raises errors of the
+:mod:`xlstock.errors` tree and actions return reports; neither knows these numbers.
+An error ends a command as ``xlstock: <message>`` on stderr (no traceback) and the
+status :data:`EXIT_STATUSES` gives its class; a report that names rows at fault
+(preview, validate) carries them as such an error (``Report.error``), and ends the
+same way.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +19,46 @@ from typing import Any, TypeVar
 
 import click
 
-from xlstock.errors import XlstockError
+from xlstock.errors import (
+    ConflictError,
+    MassChangeError,
+    ServiceError,
+    SheetError,
+    UsageError,
+    WorkbookError,
+    XlstockError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+EXIT_OK = 0
+EXIT_SHEET = 1
+EXIT_USAGE = 2
+EXIT_CONFLICT = 3
+EXIT_SERVICE = 4
 EXIT_INTERRUPTED = 130
 """Ctrl-C, as a shell reports a process stopped by SIGINT."""
+
+EXIT_STATUSES: tuple[tuple[type[XlstockError], int], ...] = (
+    (ConflictError, EXIT_CONFLICT),  # a SheetError: before it
+    (SheetError, EXIT_SHEET),
+    (MassChangeError, EXIT_SHEET),
+    (WorkbookError, EXIT_SHEET),
+    (UsageError, EXIT_USAGE),  # MissingExtra, a refused catalogue ...
+    (ServiceError, EXIT_SERVICE),  # unreachable, refused, stale, outcome unknown
+    (XlstockError, EXIT_SHEET),
+)
+"""Error class -> exit status, most specific class first: the first class the error
+is an instance of decides."""
+
+
+def exit_status(error: XlstockError) -> int:
+    """The exit status for ``error``: that of the first class in :data:`EXIT_STATUSES`
+    it is an instance of."""
+    for kind, status in EXIT_STATUSES:
+        if isinstance(error, kind):
+            return status
+    raise AssertionError("EXIT_STATUSES ends with XlstockError")  # pragma: no cover
 
 
 def reports_errors(func: F) -> F:
@@ -27,6 +70,6 @@ def reports_errors(func: F) -> F:
             return func(*args, **kwargs)
         except XlstockError as error:
             click.echo(f"xlstock: {error}", err=True)
-            sys.exit(error.exit_code)
+            sys.exit(exit_status(error))
 
     return wrapper  # type: ignore[return-value]

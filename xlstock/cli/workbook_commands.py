@@ -99,8 +99,9 @@ def open_workbook(path: str, *, writable: bool = True) -> Iterator[Any]:
 
 def print_report(report: actions.Report) -> None:
     """The report on stdout. Rows at fault (preview, validate) are then raised as the
-    error they are: on stderr under ``xlstock:``, with the exit status, in every command
-    the same way as a refused publish (:func:`reports_errors`)."""
+    error they are (a :class:`~xlstock.errors.SheetError`, or a ``ConflictError``): on
+    stderr under ``xlstock:``, with the exit status its class has in
+    :mod:`xlstock.cli.exits`, the same way as a refused publish."""
     output = format_output(report)
     if output:
         click.echo(output)
@@ -230,7 +231,6 @@ def preview(path: str, quiet: bool, strict: bool | None) -> None:
                                  progress=progress)
     progress.close()
     print_report(report)
-    sys.exit(report.exit_code)
 
 
 @click.command()
@@ -277,7 +277,6 @@ def validate(path: str) -> None:
     with open_workbook(path, writable=False) as book:
         report = actions.validate(book)
     print_report(report)
-    sys.exit(report.exit_code)
 
 
 @click.command()
