@@ -545,7 +545,7 @@ def test_a_stale_version_is_refused(server: FaultServer, make_client: MakeClient
     server.on("PUT", "/v1/stock", stale)
     with pytest.raises(StaleVersion) as caught:
         make_client().publish(BODY, "key-1")
-    assert caught.value.current_version == '"v9"'  # type: ignore[attr-defined]
+    assert caught.value.current_version == '"v9"'
     assert caught.value.status == 412
     assert len(server.seen) == 1
 
@@ -557,8 +557,8 @@ def test_moved_items_come_back_with_their_current_levels(
     with pytest.raises(StaleVersion) as caught:
         make_client().publish(BODY, "key-moved")
     assert caught.value.code == "levels_moved"
-    assert caught.value.moved == {"A-1": 3}  # type: ignore[attr-defined]
-    assert caught.value.current_version == stock.etag  # type: ignore[attr-defined]
+    assert caught.value.moved == {"A-1": 3}
+    assert caught.value.current_version == stock.etag
     assert stock.applications == 0
 
 
@@ -571,7 +571,7 @@ def test_a_412_that_does_not_name_every_moved_item_asks_for_a_new_read(
     server.on("PUT", "/v1/stock", cut)
     with pytest.raises(StaleVersion) as caught:
         make_client().publish(BODY, "key-cut")
-    assert caught.value.moved is None  # type: ignore[attr-defined]
+    assert caught.value.moved is None
 
 
 def test_an_invalid_document_lists_every_item(server: FaultServer, make_client: MakeClient) -> None:
@@ -583,7 +583,7 @@ def test_an_invalid_document_lists_every_item(server: FaultServer, make_client: 
     with pytest.raises(ServiceRefused) as caught:
         make_client().publish(BODY, "key-1")
     assert caught.value.code == "invalid_document"
-    assert caught.value.items == items  # type: ignore[attr-defined]
+    assert caught.value.items == items
     message = str(caught.value)
     assert "SKU 'Z-9': unknown SKU" in message
     assert "SKU 'A-1': level -3 is below zero" in message
@@ -628,7 +628,7 @@ def test_outcome_unknown_when_the_service_cannot_be_asked(
     assert "the outcome is unknown" in message.lower()
     assert "the next `xlstock publish` will find out" in message
     assert "nothing will be counted twice" in message
-    assert caught.value.key == "key-lost"  # type: ignore[attr-defined]
+    assert caught.value.key == "key-lost"
     assert exit_status(caught.value) == EXIT_SERVICE
     assert stock.applications == 1
     later = client.publish_outcome("key-lost")
@@ -768,7 +768,7 @@ def test_outcome_of_a_refused_publish(server: FaultServer, make_client: MakeClie
     assert outcome is not None
     assert not outcome.applied and outcome.status == 422
     assert isinstance(outcome.refusal, ServiceRefused)
-    assert outcome.refusal.items == [{"sku": "Q", "problem": "unknown SKU"}]  # type: ignore[attr-defined]
+    assert outcome.refusal.items == [{"sku": "Q", "problem": "unknown SKU"}]
     assert server.seen[0].path == "/v1/publishes/k-422"
 
 
@@ -800,7 +800,7 @@ def test_an_order_short_of_stock(server: FaultServer, make_client: MakeClient) -
     with pytest.raises(ServiceRefused) as caught:
         make_client().place_order({"A-1": 3})
     assert caught.value.code == "insufficient_stock"
-    assert caught.value.items == items  # type: ignore[attr-defined]
+    assert caught.value.items == items
     assert "SKU 'A-1': ordered 3, 1 in stock" in str(caught.value)
 
 

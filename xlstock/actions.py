@@ -743,11 +743,9 @@ def publish(
             try:
                 _upload(sheet, service, plan, rows, progress)
             except StaleVersion as stale:
-                moved: dict[str, int] | None = getattr(stale, "moved", None)
+                moved = stale.moved
                 if moved:
-                    snapshot = snapshot.with_levels(
-                        moved, getattr(stale, "current_version", None)
-                    )
+                    snapshot = snapshot.with_levels(moved, stale.current_version)
                     shown = ", ".join(sorted(moved)[:10]) + (" ..." if len(moved) > 10 else "")
                     lines.append(f"The live levels of {len(moved)} SKU(s) moved during publish "
                                  f"(try {attempt}): {shown}; re-planned them on their new "

@@ -10,8 +10,9 @@ show these messages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -105,12 +106,30 @@ class MassChangeError(XlstockError):
 
 class ServiceError(XlstockError):
     """The stock service could not be reached, or refused the request; nothing was sent
-    (or, for :class:`OutcomeUnknown`, the outcome is recoverable by the next publish)."""
+    (or, for :class:`OutcomeUnknown`, the outcome is recoverable by the next publish).
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+    ``status`` and ``code`` are the HTTP status and the service's error code, when it
+    answered; ``items`` are the items its answer named (dicts with ``sku`` and
+    ``problem``, and ``current`` for a moved level). ``may_have_arrived`` is set when
+    the request failed on the way: ``False`` when it certainly never reached the
+    service, ``True`` when it may have (then a publish is never called failed without
+    asking the service for its outcome); ``None`` when the service answered.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        items: Sequence[Mapping[str, Any]] = (),
+        may_have_arrived: bool | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.items: list[dict[str, Any]] = [dict(item) for item in items]
+        self.may_have_arrived = may_have_arrived
 
 
 class ServiceUnreachable(ServiceError):
@@ -122,9 +141,32 @@ class ServiceRefused(ServiceError):
 
 
 class StaleVersion(ServiceError):
-    """412: the live levels changed since they were read; re-read and re-plan."""
+    """412: the live levels changed since they were read; re-read and re-plan.
+
+    ``moved`` maps each moved SKU to its current level when the service named them all
+    (``None``: read the levels again); ``current_version`` is the live version tag, when
+    the answer gave it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = 412,
+        code: str | None = None,
+        items: Sequence[Mapping[str, Any]] = (),
+        current_version: str | None = None,
+        moved: Mapping[str, int] | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code, items=items)
+        self.current_version = current_version
+        self.moved: dict[str, int] | None = dict(moved) if moved is not None else None
 
 
 class OutcomeUnknown(ServiceError):
     """A publish was sent but its answer never arrived. The workbook keeps the pending
-    key; the next ``xlstock publish`` asks the service what happened and finishes."""
+    key (``key``); the next ``xlstock publish`` asks the service what happened and
+    finishes."""
+
+    def __init__(self, message: str, *, key: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code, may_have_arrived=True)
+        self.key = key

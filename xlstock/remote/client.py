@@ -476,7 +476,7 @@ class StockService:
             try:
                 answer = self._exchange("PUT", "/v1/stock", deadline, headers=headers, data=payload)
             except ServiceError as exc:
-                arrived = getattr(exc, "may_have_arrived", None)
+                arrived = exc.may_have_arrived
                 if arrived is None:
                     raise
                 if arrived:
@@ -598,7 +598,7 @@ class StockService:
                     "POST", "/v1/orders", deadline, headers=headers, data=payload
                 )
             except ServiceError as exc:
-                arrived = getattr(exc, "may_have_arrived", None)
+                arrived = exc.may_have_arrived
                 if arrived is None:
                     raise
                 if self._resend_pause(deadline, sends, None):
@@ -700,7 +700,7 @@ class StockService:
         params: Mapping[str, Any] | None = None,
     ) -> _Answer:
         """One request and its whole answer, within ``deadline``; any status comes back.
-        Transport failures raise mapped errors carrying ``may_have_arrived``."""
+        Transport failures raise mapped errors that say ``may_have_arrived``."""
         if auth:
             self._require_token()
         url = self.service_url + path
@@ -869,14 +869,13 @@ class StockService:
             raise self._outcome_unknown(key, exc) from cause
 
     def _outcome_unknown(self, key: str, cause: Exception) -> OutcomeUnknown:
-        error = OutcomeUnknown(
+        return OutcomeUnknown(
             f"the answer to publish {key} (PUT {self.service_url}/v1/stock) never arrived "
             f"and the outcome could not be confirmed ({cause}). The outcome is unknown: the "
             "next `xlstock publish` will find out; nothing will be counted twice.",
+            key=key,
             code="outcome_unknown",
         )
-        error.key = key  # type: ignore[attr-defined]
-        return error
 
     @staticmethod
     def _settle(outcome: PublishResult) -> PublishResult:
@@ -934,16 +933,13 @@ class StockService:
         full = "\n".join(lines)
         if self._token:
             full = full.replace(self._token, "***")
-        kind = StaleVersion if status == 412 else ServiceRefused
-        refusal: ServiceError = kind(full, status=status, code=code)
-        refusal.items = items  # type: ignore[attr-defined]
         if status == 412:
-            current = headers.get("ETag", "").strip()
-            refusal.current_version = current or None  # type: ignore[attr-defined]
-            refusal.moved = _moved_levels(  # type: ignore[attr-defined]
-                code, items, error if isinstance(error, dict) else {}
+            return StaleVersion(
+                full, status=status, code=code, items=items,
+                current_version=headers.get("ETag", "").strip() or None,
+                moved=_moved_levels(code, items, error if isinstance(error, dict) else {}),
             )
-        return refusal
+        return ServiceRefused(full, status=status, code=code, items=items)
 
     def _hint(self, status: int, code: str | None, message: str) -> str:
         tokens_page = f"{self.service_url}/account/tokens"
