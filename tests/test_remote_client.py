@@ -26,13 +26,13 @@ from xlstock.errors import (
     StaleVersion,
     UsageError,
 )
-from xlstock.remote import Change, HistoryChange, StockService, as_etag, check_service_url
+from xlstock.remote import Change, HistoryChange, HttpStockServiceClient, as_etag, check_service_url
 from xlstock.stockfile import dumps
 
 SHOP = "https://shop.example"
 TOKEN = "tok-3f9a1c77e2b44d0a"
 
-MakeClient = Callable[..., StockService]
+MakeClient = Callable[..., HttpStockServiceClient]
 
 
 def stock_document(levels: dict[str, int], version: str = "v1", shop: str = SHOP) -> Any:
@@ -74,9 +74,9 @@ def server() -> Iterator[FaultServer]:
 
 @pytest.fixture
 def make_client(server: FaultServer) -> Iterator[MakeClient]:
-    clients: list[StockService] = []
+    clients: list[HttpStockServiceClient] = []
 
-    def make(**options: Any) -> StockService:
+    def make(**options: Any) -> HttpStockServiceClient:
         token = options.pop("token", TOKEN)
         settings: dict[str, Any] = {
             "timeout": (1.0, 2.0),
@@ -86,7 +86,7 @@ def make_client(server: FaultServer) -> Iterator[MakeClient]:
             "retry_after_cap": 0.2,
         }
         settings.update(options)
-        client = StockService(server.url, SHOP, token, **settings)
+        client = HttpStockServiceClient(server.url, SHOP, token, **settings)
         clients.append(client)
         return client
 
@@ -117,10 +117,10 @@ def test_accepted_service_urls(url: str) -> None:
 
 def test_plain_http_to_another_computer_is_refused() -> None:
     with pytest.raises(UsageError, match="use https://") as caught:
-        StockService("http://stock.example:8765", SHOP, TOKEN)
+        HttpStockServiceClient("http://stock.example:8765", SHOP, TOKEN)
     assert exit_status(caught.value) == EXIT_USAGE
     with pytest.raises(UsageError, match="use https://"):
-        StockService("http://10.0.0.1", SHOP, TOKEN)
+        HttpStockServiceClient("http://10.0.0.1", SHOP, TOKEN)
 
 
 @pytest.mark.parametrize(
@@ -128,18 +128,18 @@ def test_plain_http_to_another_computer_is_refused() -> None:
 )
 def test_malformed_service_urls_are_usage_errors(url: str) -> None:
     with pytest.raises(UsageError, match="Stock service"):
-        StockService(url, SHOP, TOKEN)
+        HttpStockServiceClient(url, SHOP, TOKEN)
 
 
 def test_password_in_service_url_is_refused_without_echoing_it() -> None:
     with pytest.raises(UsageError) as caught:
-        StockService("https://merchant:hunter2@stock.example", SHOP, TOKEN)
+        HttpStockServiceClient("https://merchant:hunter2@stock.example", SHOP, TOKEN)
     assert "hunter2" not in str(caught.value)
     assert "user name or password" in str(caught.value)
 
 
 def test_token_is_not_in_repr_and_bad_tokens_are_not_echoed() -> None:
-    client = StockService("http://127.0.0.1:1", "HTTPS://Shop.Example/", TOKEN)
+    client = HttpStockServiceClient("http://127.0.0.1:1", "HTTPS://Shop.Example/", TOKEN)
     try:
         assert TOKEN not in repr(client)
         assert TOKEN not in repr(vars(client).get("_session"))
@@ -147,7 +147,7 @@ def test_token_is_not_in_repr_and_bad_tokens_are_not_echoed() -> None:
     finally:
         client.close()
     with pytest.raises(UsageError) as caught:
-        StockService("http://127.0.0.1:1", SHOP, "abc\r\nX-Injected: 1")
+        HttpStockServiceClient("http://127.0.0.1:1", SHOP, "abc\r\nX-Injected: 1")
     assert "Injected" not in str(caught.value)
 
 
@@ -186,7 +186,8 @@ def test_token_from_environment(
     monkeypatch.setenv("XLSTOCK_TOKEN", f"  {TOKEN}\n")
     keyring.set_keyring(_MemoryKeyring({("xlstock", SHOP): "from-keyring"}))
     server.on("GET", "/v1/stock", levels_reply())
-    with StockService.from_settings(server.url, "https://Shop.Example/", deadline=3) as client:
+    with HttpStockServiceClient.from_settings(server.url, "https://Shop.Example/",
+                                              deadline=3) as client:
         client.read_levels()
     assert server.seen[0].headers["authorization"] == f"Bearer {TOKEN}"
 
@@ -197,7 +198,8 @@ def test_token_from_keyring_under_the_normalised_shop_url(
     monkeypatch.delenv("XLSTOCK_TOKEN", raising=False)
     keyring.set_keyring(_MemoryKeyring({("xlstock", SHOP): "from-keyring"}))
     server.on("GET", "/v1/stock", levels_reply())
-    with StockService.from_settings(server.url, "HTTPS://shop.example/", deadline=3) as client:
+    with HttpStockServiceClient.from_settings(server.url, "HTTPS://shop.example/",
+                                              deadline=3) as client:
         client.read_levels()
     assert server.seen[0].headers["authorization"] == "Bearer from-keyring"
 
@@ -209,14 +211,15 @@ def test_no_token_says_how_to_provide_one(
     monkeypatch.delenv("XLSTOCK_TOKEN", raising=False)
     keyring.set_keyring(backend)
     with pytest.raises(UsageError) as caught:
-        StockService.from_settings("http://127.0.0.1:8765", "https://Shop.example")
+        HttpStockServiceClient.from_settings("http://127.0.0.1:8765", "https://Shop.example")
     message = str(caught.value)
     assert "XLSTOCK_TOKEN" in message
     assert "keyring set xlstock https://shop.example" in message
 
 
 def test_a_client_without_token_refuses_authenticated_calls(server: FaultServer) -> None:
-    with StockService(server.url, SHOP) as client, pytest.raises(UsageError, match="XLSTOCK"):
+    with HttpStockServiceClient(server.url, SHOP) as client, \
+            pytest.raises(UsageError, match="XLSTOCK"):
         client.read_levels()
     assert server.seen == []
 
@@ -435,7 +438,8 @@ def test_a_compression_bomb_is_refused_at_the_default_cap(
 
 
 def test_nothing_listening(make_client: MakeClient) -> None:
-    client = StockService("http://127.0.0.1:9", SHOP, TOKEN, read_retries=1, backoff_base=0.01)
+    client = HttpStockServiceClient("http://127.0.0.1:9", SHOP, TOKEN, read_retries=1,
+                                    backoff_base=0.01)
     try:
         with pytest.raises(ServiceUnreachable) as caught:
             client.read_levels()
@@ -719,7 +723,7 @@ def test_an_unreadable_success_answer_is_checked_with_the_outcome(
 
 
 def test_publish_to_nothing_listening_says_nothing_was_sent() -> None:
-    client = StockService("http://127.0.0.1:9", SHOP, TOKEN, backoff_base=0.01)
+    client = HttpStockServiceClient("http://127.0.0.1:9", SHOP, TOKEN, backoff_base=0.01)
     try:
         with pytest.raises(ServiceUnreachable, match="could not connect") as caught:
             client.publish(BODY, "key-1")
@@ -858,7 +862,7 @@ def test_no_token_on_a_computer_without_a_keyring_does_not_suggest_one(
     monkeypatch.delenv("XLSTOCK_TOKEN", raising=False)
     keyring.set_keyring(fail.Keyring())
     with pytest.raises(UsageError) as caught:
-        StockService.from_settings("http://127.0.0.1:8765", "https://Shop.example")
+        HttpStockServiceClient.from_settings("http://127.0.0.1:8765", "https://Shop.example")
     message = str(caught.value)
     assert "set the environment variable XLSTOCK_TOKEN" in message
     assert "no system keyring" in message and "keyring set" not in message

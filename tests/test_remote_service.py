@@ -20,11 +20,11 @@ from faultserver import DroppingProxy
 
 from xlstock.errors import OutcomeUnknown, ServiceRefused, StaleVersion
 from xlstock.model import StockItem
-from xlstock.remote import Change, StockService
+from xlstock.remote import Change, HttpStockServiceClient
 from xlstock.stockfile import dumps
 
 Shop = tuple[str, str]
-Connect = Callable[..., StockService]
+Connect = Callable[..., HttpStockServiceClient]
 
 
 @pytest.fixture
@@ -34,12 +34,12 @@ def shop(shop_factory: Callable[..., Shop]) -> Shop:
 
 @pytest.fixture
 def connect(stock_service: RunningServer) -> Iterator[Connect]:
-    clients: list[StockService] = []
+    clients: list[HttpStockServiceClient] = []
 
     def make(shop_url: str, token: str | None, url: str | None = None, **options: Any):
         options.setdefault("deadline", 10)
         options.setdefault("backoff_base", 0.01)
-        client = StockService(url or stock_service.url, shop_url, token, **options)
+        client = HttpStockServiceClient(url or stock_service.url, shop_url, token, **options)
         clients.append(client)
         return client
 

@@ -33,18 +33,18 @@ from xlstock.errors import (
     WorkbookError,
     XlstockError,
 )
-from xlstock.merge import (
+from xlstock.model import Snapshot, ValueProblem, clean_sku, clean_text
+from xlstock.planner import (
     STATUS_CHANGED,
     STATUS_NOT_ONLINE,
     STRICT,
-    Plan,
+    PublishPlan,
     RawRow,
     SheetRow,
     SkuHints,
     parse_rows,
     plan_publish,
 )
-from xlstock.model import Snapshot, ValueProblem, clean_sku, clean_text
 from xlstock.stockfile import dumps
 from xlstock.workbook import layout
 from xlstock.workbook.base import MAX_ROWS, WorkbookAdapter
@@ -60,7 +60,8 @@ MASS_CHANGE_MIN_ROWS = 20
 
 
 class PublishOutcome(Protocol):
-    """What the actions read of a publish's result (:class:`xlstock.remote.PublishResult`)."""
+    """What became of a publish, as far as the actions read it: the two fields of
+    :class:`xlstock.remote.PublishOutcome` they need."""
 
     @property
     def version(self) -> str: ...
@@ -70,7 +71,8 @@ class PublishOutcome(Protocol):
 
 
 class StockServiceClient(Protocol):
-    """What the actions need of the stock-service client (:mod:`xlstock.remote`)."""
+    """What the actions need of the stock-service client
+    (:class:`xlstock.remote.HttpStockServiceClient`, or a test's fake)."""
 
     @overload
     def read_levels(self) -> Snapshot: ...
@@ -149,9 +151,9 @@ def service_for(book: WorkbookAdapter) -> Any:
     environment or the keyring, never from the workbook)."""
     settings = layout.read_settings(book)
     _require_shop(settings)
-    from xlstock.remote.client import StockService
+    from xlstock.remote.client import HttpStockServiceClient
 
-    return StockService.from_settings(settings.service_url, settings.shop_url)
+    return HttpStockServiceClient.from_settings(settings.service_url, settings.shop_url)
 
 
 def _require_shop(settings: layout.Settings) -> None:
@@ -175,7 +177,10 @@ def _sku_or_none(value: Any) -> str | None:
 
 
 @dataclass
-class _Sheet:
+class _WorkbookSession:
+    """One action's view of the workbook: sheet Stock, Settings and the hidden state,
+    each read once; writes go through it so that it stays in step with the file."""
+
     book: WorkbookAdapter
     table: layout.StockTable
     settings: layout.Settings
@@ -183,7 +188,7 @@ class _Sheet:
     _skus: list[str | None] | None = field(default=None, repr=False)
 
     @classmethod
-    def read(cls, book: WorkbookAdapter) -> _Sheet:
+    def read(cls, book: WorkbookAdapter) -> _WorkbookSession:
         table = layout.read_stock(book)
         settings = layout.read_settings(book)
         state = layout.read_state(book)
@@ -239,13 +244,15 @@ class _Sheet:
         layout.write_state(self.book, self.state)
 
 
-def _fail(sheet: _Sheet, action: str, error: XlstockError, statuses: Mapping[int, str]) -> None:
+def _fail(
+    session: _WorkbookSession, action: str, error: XlstockError, statuses: Mapping[int, str]
+) -> None:
     """Say why an action failed in Status and the Log, and save; levels untouched."""
     try:
         if statuses:
-            sheet.write_statuses(statuses)
-        sheet.log(action, "", "", "failed: " + error.message.splitlines()[0][:300])
-        sheet.book.save()
+            session.write_statuses(statuses)
+        session.log(action, "", "", "failed: " + error.message.splitlines()[0][:300])
+        session.book.save()
     except XlstockError:
         pass  # the original error is what the merchant needs to see
 
@@ -262,7 +269,7 @@ def _problem_statuses(problems: Sequence[RowProblem]) -> dict[int, str]:
 
 
 def _settle_pending(
-    sheet: _Sheet, service: StockServiceClient, progress: Progress, *, may_send: bool
+    session: _WorkbookSession, service: StockServiceClient, progress: Progress, *, may_send: bool
 ) -> str:
     """Settle a publish that was interrupted after its key was saved. Returns a line
     for the report ("" when there was none).
@@ -274,7 +281,7 @@ def _settle_pending(
     service applies it once, or refuses it for good if its items have moved (then it
     is planned afresh). Sync and Preview leave it for Publish.
     """
-    pending = sheet.state.get("pending")
+    pending = session.state.get("pending")
     if not pending:
         return ""
     progress("Checking an interrupted publish with the stock service", None)
@@ -284,23 +291,23 @@ def _settle_pending(
         if not may_send:
             return ("An interrupted publish has not reached the shop yet; Publish will "
                     "finish it (nothing is counted twice).")
-        outcome = _resend_pending(sheet, service, pending, progress)
+        outcome = _resend_pending(session, service, pending, progress)
     if outcome is None or not outcome.applied:
-        sheet.state["pending"] = None
-        sheet.save_state()
-        if resent and _pending_body(sheet.settings.shop_url, pending) is None:
+        session.state["pending"] = None
+        session.save_state()
+        if resent and _pending_body(session.settings.shop_url, pending) is None:
             return ("An interrupted publish saved by an older xlstock never reached the "
                     "shop; it was dropped, and the sheet is planned afresh.")
         return ("An interrupted publish never reached the shop and the levels have moved "
                 "since; it was dropped, and the sheet is planned afresh.")
     _record_publish(
-        sheet,
+        session,
         levels=pending["levels"],
         changes=pending["changes"],
         edits=pending["edits"],
         version=outcome.version,
     )
-    sheet.log("publish (recovered)", len(pending["changes"]),
+    session.log("publish (recovered)", len(pending["changes"]),
               sum(abs(c) for c in pending["changes"].values()),
               "finished an interrupted publish (applied once)")
     if resent:
@@ -311,12 +318,15 @@ def _settle_pending(
 
 
 def _resend_pending(
-    sheet: _Sheet, service: StockServiceClient, pending: Mapping[str, Any], progress: Progress
+    session: _WorkbookSession,
+    service: StockServiceClient,
+    pending: Mapping[str, Any],
+    progress: Progress,
 ) -> PublishOutcome | None:
     """Send an interrupted publish again, byte for byte, under its own key. ``None``
     when the service refuses it for good (the levels moved, or the stock file is no
     longer valid): its key is then spent, so a late copy can never apply either."""
-    body = _pending_body(sheet.settings.shop_url, pending)
+    body = _pending_body(session.settings.shop_url, pending)
     if body is None or hashlib.sha256(body).hexdigest() != pending["sha256"]:
         return None  # not the bytes that may be on their way: never send them
     progress("Finishing an interrupted publish", 0.1)
@@ -344,7 +354,7 @@ def _pending_body(shop: str, pending: Mapping[str, Any]) -> bytes | None:
 
 
 def _record_publish(
-    sheet: _Sheet,
+    session: _WorkbookSession,
     *,
     levels: Mapping[str, int],
     changes: Mapping[str, int],
@@ -356,11 +366,13 @@ def _record_publish(
     With ``sent=False`` (nothing to send) only Online and the memory of the levels
     catch up with the live levels of the rows given."""
     online, received, new_level = (
-        sheet.column(layout.ONLINE), sheet.column(layout.RECEIVED), sheet.column(layout.NEW_LEVEL)
+        session.column(layout.ONLINE),
+        session.column(layout.RECEIVED),
+        session.column(layout.NEW_LEVEL),
     )
-    change_col, status_col = sheet.column(layout.CHANGE), sheet.column(layout.STATUS)
-    for i in range(len(sheet.table.rows)):
-        sku = sheet.sku_of(i)
+    change_col, status_col = session.column(layout.CHANGE), session.column(layout.STATUS)
+    for i in range(len(session.table.rows)):
+        sku = session.sku_of(i)
         if sku is None or sku not in levels:
             continue
         online[i] = levels[sku]
@@ -376,19 +388,19 @@ def _record_publish(
                 f"check: published {_describe_edit(published_edit)} before this edit changed; "
                 "the edit shown was NOT sent"
             )
-    sheet.write(layout.ONLINE, online)
-    sheet.write(layout.RECEIVED, received)
-    sheet.write(layout.NEW_LEVEL, new_level)
-    sheet.write(layout.CHANGE, change_col)
-    sheet.write(layout.STATUS, status_col)
-    base = sheet.base
+    session.write(layout.ONLINE, online)
+    session.write(layout.RECEIVED, received)
+    session.write(layout.NEW_LEVEL, new_level)
+    session.write(layout.CHANGE, change_col)
+    session.write(layout.STATUS, status_col)
+    base = session.base
     base.update(levels)
-    sheet.state.update(base=base, version=version, pending=None)
-    sheet.save_state()
+    session.state.update(base=base, version=version, pending=None)
+    session.save_state()
     updates: dict[str, Any] = {layout.SETTING_VERSION: shown_version(version)}
     if sent:
         updates[layout.SETTING_LAST_PUBLISH] = _now()
-    layout.write_settings(sheet.book, sheet.settings, updates)
+    layout.write_settings(session.book, session.settings, updates)
 
 
 def _edit_value(value: Any) -> Any:
@@ -414,21 +426,21 @@ def _describe_edit(edit: Sequence[Any]) -> str:
 def _begin_online(
     book: WorkbookAdapter, service: StockServiceClient, action: str, progress: Progress,
     *, conditional: bool = False,
-) -> tuple[_Sheet, str, Snapshot | None]:
+) -> tuple[_WorkbookSession, str, Snapshot | None]:
     """Read the sheet, settle an interrupted publish, read the live levels; a failure
     is recorded in the Log before it is raised. With ``conditional``, the levels are
     asked for only if they changed since the last Sync (``None``: they did not)."""
-    sheet = _Sheet.read(book)
-    _require_shop(sheet.settings)
+    session = _WorkbookSession.read(book)
+    _require_shop(session.settings)
     try:
-        recovered = _settle_pending(sheet, service, progress, may_send=False)
+        recovered = _settle_pending(session, service, progress, may_send=False)
         progress("Reading the live levels", 0.2)
-        synced = _synced_version(sheet) if conditional else None
+        synced = _synced_version(session) if conditional else None
         snapshot = service.read_levels(synced) if synced else service.read_levels()
     except XlstockError as error:
-        _fail(sheet, action, error, {})
+        _fail(session, action, error, {})
         raise
-    return sheet, recovered, snapshot
+    return session, recovered, snapshot
 
 
 # --- sync -----------------------------------------------------------------------------
@@ -445,16 +457,16 @@ def _sheet_fingerprint(skus: Sequence[Any], online: Sequence[Any], status: Seque
     return hashlib.sha256(repr(rows).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _synced_version(sheet: _Sheet) -> str | None:
+def _synced_version(session: _WorkbookSession) -> str | None:
     """The version of the last Sync, if the sheet still shows exactly what that Sync
     wrote (no row added, deleted or moved, no Online or Status typed over): then a Sync
     at that version would write nothing new."""
-    synced, written = sheet.state.get("synced"), sheet.state.get("synced_sheet")
+    synced, written = session.state.get("synced"), session.state.get("synced_sheet")
     if not synced or not written:
         return None
-    n = len(sheet.table.rows)
-    now = _sheet_fingerprint(sheet.skus()[:n],
-                             sheet.column(layout.ONLINE), sheet.column(layout.STATUS))
+    n = len(session.table.rows)
+    now = _sheet_fingerprint(session.skus()[:n],
+                             session.column(layout.ONLINE), session.column(layout.STATUS))
     return str(synced) if now == written else None
 
 
@@ -467,15 +479,15 @@ def sync(
 ) -> Report:
     """Pull the live levels into sheet Stock (contract 2b, Sync)."""
     progress = progress or _noop
-    sheet, recovered, snapshot = _begin_online(book, service, "sync", progress,
+    session, recovered, snapshot = _begin_online(book, service, "sync", progress,
                                                conditional=True)
     try:
         if snapshot is None:
-            report = _unchanged_sync(sheet)
+            report = _unchanged_sync(session)
         else:
-            report = _apply_sync(sheet, snapshot, allow_mass_change, progress)
+            report = _apply_sync(session, snapshot, allow_mass_change, progress)
     except XlstockError as error:
-        _fail(sheet, "sync", error, {})
+        _fail(session, "sync", error, {})
         raise
     if recovered:
         report.lines.insert(0, recovered)
@@ -485,46 +497,46 @@ def sync(
     return report
 
 
-def _unchanged_sync(sheet: _Sheet) -> Report:
+def _unchanged_sync(session: _WorkbookSession) -> Report:
     """The shop is still at the version of the last Sync (304): only the time of this
     Sync is recorded."""
-    layout.write_settings(sheet.book, sheet.settings, {layout.SETTING_LAST_SYNC: _now()})
-    version = shown_version(sheet.state.get("synced"))
-    summary = (f"Nothing changed in {sheet.settings.shop_url} since the last Sync (version "
+    layout.write_settings(session.book, session.settings, {layout.SETTING_LAST_SYNC: _now()})
+    version = shown_version(session.state.get("synced"))
+    summary = (f"Nothing changed in {session.settings.shop_url} since the last Sync (version "
                f"{version}); the sheet already has the live levels.")
-    sheet.log("sync", 0, 0, summary)
+    session.log("sync", 0, 0, summary)
     return Report("sync", summary)
 
 
 def _apply_sync(
-    sheet: _Sheet, snapshot: Snapshot, allow_mass_change: bool, progress: Progress
+    session: _WorkbookSession, snapshot: Snapshot, allow_mass_change: bool, progress: Progress
 ) -> Report:
     live = snapshot.items
-    table = sheet.table
+    table = session.table
     n = len(table.rows)
-    skus = list(sheet.skus())
+    skus = list(session.skus())
     on_sheet = [s for s in skus if s is not None]
     vanished = [s for s in on_sheet if s not in live]
     if not allow_mass_change and on_sheet and (
         not live or (len(vanished) >= MASS_CHANGE_MIN_ROWS and 2 * len(vanished) > len(on_sheet))
     ):
         raise MassChangeError(
-            f"the stock service lists {len(live)} product(s) for {sheet.settings.shop_url}; "
+            f"the stock service lists {len(live)} product(s) for {session.settings.shop_url}; "
             f"{len(vanished)} of the {len(on_sheet)} SKUs on sheet Stock would be flagged as "
             "gone (check the Shop URL setting)"
         )
     known = set(on_sheet)
     new_skus = [sku for sku in live if sku not in known]
-    _refuse_more_rows_than_a_sheet_holds(sheet, len(live), len(new_skus))
+    _refuse_more_rows_than_a_sheet_holds(session, len(live), len(new_skus))
     progress("Writing the live levels into sheet Stock", 0.6)
-    layout.ensure_columns(sheet.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
+    layout.ensure_columns(session.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
                                               layout.STATUS])
-    online = sheet.column(layout.ONLINE)
-    product, variant = sheet.column(layout.PRODUCT), sheet.column(layout.VARIANT)
+    online = session.column(layout.ONLINE)
+    product, variant = session.column(layout.PRODUCT), session.column(layout.VARIANT)
     # "ok" and "new" stay: the row still has nothing to publish, or has not been
     # previewed since a sync added it. Any other word described the last preview or
     # publish, which the new levels make stale.
-    was = sheet.column(layout.STATUS)
+    was = session.column(layout.STATUS)
     status: list[Any] = []
     hint = SkuHints(live)
     moved_rows = moved_units = 0
@@ -551,27 +563,27 @@ def _apply_sync(
         product.append(clean_text(item.name))
         variant.append(clean_text(item.variant))
         status.append("new")
-    sheet.write(layout.SKU, new_skus, first=n)
-    sheet.write(layout.PRODUCT, product)
-    sheet.write(layout.VARIANT, variant)
-    sheet.write(layout.ONLINE, online)
-    sheet.write(layout.CHANGE, [None] * len(online))
-    sheet.write(layout.STATUS, status)
-    sheet.state.update(
+    session.write(layout.SKU, new_skus, first=n)
+    session.write(layout.PRODUCT, product)
+    session.write(layout.VARIANT, variant)
+    session.write(layout.ONLINE, online)
+    session.write(layout.CHANGE, [None] * len(online))
+    session.write(layout.STATUS, status)
+    session.state.update(
         base={sku: item.qty for sku, item in live.items()}, version=snapshot.version,
         synced=snapshot.version, synced_sheet=_sheet_fingerprint(skus + new_skus, online, status),
     )
-    sheet.save_state()
-    layout.write_settings(sheet.book, sheet.settings, {
+    session.save_state()
+    layout.write_settings(session.book, session.settings, {
         layout.SETTING_LAST_SYNC: _now(), layout.SETTING_VERSION: shown_version(snapshot.version),
     })
     moved_rows += len(new_skus)
     moved_units += sum(live[sku].qty for sku in new_skus)
     summary = (
-        f"Synced {len(live)} SKU(s) from {sheet.settings.shop_url}: "
+        f"Synced {len(live)} SKU(s) from {session.settings.shop_url}: "
         f"{len(new_skus)} new, {len(vanished)} not in the shop online."
     )
-    sheet.log("sync", moved_rows, moved_units, summary)
+    session.log("sync", moved_rows, moved_units, summary)
     lines = [f"New rows: {', '.join(new_skus[:20])}" + (" ..." if len(new_skus) > 20 else "")
              ] if new_skus else []
     if vanished:
@@ -580,18 +592,18 @@ def _apply_sync(
     return Report("sync", summary, lines)
 
 
-def _refuse_more_rows_than_a_sheet_holds(sheet: _Sheet, listed: int, new: int) -> None:
+def _refuse_more_rows_than_a_sheet_holds(session: _WorkbookSession, listed: int, new: int) -> None:
     """Sync never writes a sheet that no command could read back (its last row is
     :data:`~xlstock.workbook.base.MAX_ROWS`, for reading and writing alike): refused
     before anything is written."""
     room = MAX_ROWS - 1  # the rows below the header
     if listed > room:
         raise ServiceError(
-            f"the stock service lists {listed:,} SKUs for {sheet.settings.shop_url}, more "
+            f"the stock service lists {listed:,} SKUs for {session.settings.shop_url}, more "
             f"than sheet Stock can hold: xlstock reads and writes at most {room:,} rows "
             f"below the header (row {MAX_ROWS:,} is the last); nothing was changed"
         )
-    rows = len(sheet.table.rows)
+    rows = len(session.table.rows)
     if rows + new > room:
         raise SheetError(
             f"sheet Stock uses {rows:,} rows below the header and the stock service lists "
@@ -613,14 +625,16 @@ def _sku_status(raw: Any) -> str | None:
 # --- preview and publish -------------------------------------------------------------------
 
 
-def _plan(sheet: _Sheet, snapshot: Snapshot, strict: bool | None) -> tuple[Plan, list[SheetRow]]:
-    rows, problems = parse_rows(sheet.raw_rows())
-    policy = STRICT if strict else (sheet.settings.policy if strict is None else "rebase")
-    plan = plan_publish(rows, sheet.base, snapshot.levels(), policy=policy, problems=problems)
+def _plan(
+    session: _WorkbookSession, snapshot: Snapshot, strict: bool | None
+) -> tuple[PublishPlan, list[SheetRow]]:
+    rows, problems = parse_rows(session.raw_rows())
+    policy = STRICT if strict else (session.settings.policy if strict is None else "rebase")
+    plan = plan_publish(rows, session.base, snapshot.levels(), policy=policy, problems=problems)
     return plan, rows
 
 
-def _plan_table(plan: Plan) -> list[tuple[str, str, str, str, str]]:
+def _plan_table(plan: PublishPlan) -> list[tuple[str, str, str, str, str]]:
     table = []
     for row in plan.rows:
         if row.change or row.status == STATUS_NOT_ONLINE:
@@ -634,14 +648,14 @@ def _plan_table(plan: Plan) -> list[tuple[str, str, str, str, str]]:
     return table
 
 
-def _plan_statuses(plan: Plan) -> dict[int, str]:
+def _plan_statuses(plan: PublishPlan) -> dict[int, str]:
     statuses = {r.row: r.status for r in plan.rows}
     statuses.update(_problem_statuses(plan.problems))
     statuses.update(_problem_statuses(plan.conflicts))
     return statuses
 
 
-def _plan_error(plan: Plan) -> SheetError:
+def _plan_error(plan: PublishPlan) -> SheetError:
     if plan.problems:
         return SheetError(
             f"{len(plan.problems)} row(s) of sheet Stock need fixing; nothing was sent",
@@ -665,13 +679,13 @@ def preview(
     Writes Change and Status. Rows at fault are in ``Report.error``: a
     :class:`SheetError`, or a :class:`ConflictError` when only conflicts block it."""
     progress = progress or _noop
-    sheet, recovered, snapshot = _begin_online(book, service, "preview", progress)
+    session, recovered, snapshot = _begin_online(book, service, "preview", progress)
     assert snapshot is not None
-    plan, _ = _plan(sheet, snapshot, strict)
+    plan, _ = _plan(session, snapshot, strict)
     changes = {r.row: (r.change or None) for r in plan.rows}
-    sheet.write(layout.CHANGE, [changes.get(sheet.table.sheet_row(i))
-                                for i in range(len(sheet.table.rows))])
-    sheet.write_statuses(_plan_statuses(plan))
+    session.write(layout.CHANGE, [changes.get(session.table.sheet_row(i))
+                                for i in range(len(session.table.rows))])
+    session.write_statuses(_plan_statuses(plan))
     progress("Saving the workbook", 0.9)
     book.save()
     progress("Preview done", 1.0)
@@ -704,11 +718,11 @@ def publish(
     workbook before the upload (contract 2b, Publish). A 412 naming moved SKUs re-plans
     them on the levels it gives, at most :data:`MAX_PUBLISH_ATTEMPTS` tries in all."""
     progress = progress or _noop
-    sheet = _Sheet.read(book)
-    _require_shop(sheet.settings)
+    session = _WorkbookSession.read(book)
+    _require_shop(session.settings)
     lines: list[str] = []
     try:
-        recovered = _settle_pending(sheet, service, progress, may_send=True)
+        recovered = _settle_pending(session, service, progress, may_send=True)
         if recovered:  # the sheet, settings and state objects were kept in step
             lines.append(recovered)
             book.save()
@@ -717,31 +731,31 @@ def publish(
             if snapshot is None:
                 progress("Reading the live levels", 0.1)
                 snapshot = service.read_levels()
-            plan, rows = _plan(sheet, snapshot, strict)
+            plan, rows = _plan(session, snapshot, strict)
             if not plan.ok:
                 error = _plan_error(plan)
-                _fail(sheet, "publish", error, _plan_statuses(plan))
+                _fail(session, "publish", error, _plan_statuses(plan))
                 raise error
             if not plan.changed:
                 edited = {r.sku for r in rows if r.has_edit}
                 _record_publish(
-                    sheet,
+                    session,
                     levels={s: q for s, q in plan.levels.items() if s not in edited},
                     changes={}, edits={}, version=snapshot.version, sent=False,
                 )
-                sheet.write_statuses(_plan_statuses(plan))
-                sheet.log("publish", 0, 0, "nothing to send")
+                session.write_statuses(_plan_statuses(plan))
+                session.log("publish", 0, 0, "nothing to send")
                 book.save()
                 progress("Nothing to publish", 1.0)
                 return Report("publish", "Nothing to publish: no edit changes a level; "
                               "nothing was sent.", lines)
             _guard_mass_publish(plan, snapshot, allow_mass_change)
-            summary = PublishSummary(sheet.settings.shop_url, len(plan.changed),
+            summary = PublishSummary(session.settings.shop_url, len(plan.changed),
                                      plan.units_added, plan.units_removed, plan.online_sales)
             if confirm is not None and attempt == 1 and not confirm(summary):
                 return Report("publish", "Publish cancelled; nothing was sent.", lines)
             try:
-                _upload(sheet, service, plan, rows, progress)
+                _upload(session, service, plan, rows, progress)
             except StaleVersion as stale:
                 moved = stale.moved
                 if moved:
@@ -755,19 +769,19 @@ def publish(
                     lines.append(f"The live levels moved during publish (try {attempt}); "
                                  "re-planned on the new levels.")
                 continue
-            sheet.log("publish", len(plan.changed),
+            session.log("publish", len(plan.changed),
                       plan.units_added + plan.units_removed,
                       f"published {len(plan.changed)} change(s)")
             progress("Saving the workbook", 0.9)
             try:
                 book.save()
             except WorkbookError as not_saved:
-                raise _published_not_recorded(sheet, not_saved) from not_saved
+                raise _published_not_recorded(session, not_saved) from not_saved
             failpoints.reach("after_bookkeeping")
             progress("Publish done", 1.0)
             return Report(
                 "publish",
-                f"Published {len(plan.changed)} change(s) to {sheet.settings.shop_url}: "
+                f"Published {len(plan.changed)} change(s) to {session.settings.shop_url}: "
                 f"{units_moved(plan.units_added, plan.units_removed)}.",
                 lines, _plan_table(plan),
             )
@@ -775,14 +789,14 @@ def publish(
             f"the shop's levels kept changing during {MAX_PUBLISH_ATTEMPTS} tries; nothing "
             "was sent. Publish again in a moment"
         )
-        _fail(sheet, "publish", error, {})
+        _fail(session, "publish", error, {})
         raise error
     except (MassChangeError, ServiceError) as error:
-        _fail(sheet, "publish", error, {})
+        _fail(session, "publish", error, {})
         raise
 
 
-def _guard_mass_publish(plan: Plan, snapshot: Snapshot, allow: bool) -> None:
+def _guard_mass_publish(plan: PublishPlan, snapshot: Snapshot, allow: bool) -> None:
     changed = len(plan.changed)
     if allow or changed < MASS_CHANGE_MIN_ROWS or 2 * changed <= len(snapshot.items):
         return
@@ -794,9 +808,9 @@ def _guard_mass_publish(plan: Plan, snapshot: Snapshot, allow: bool) -> None:
 
 
 def _upload(
-    sheet: _Sheet,
+    session: _WorkbookSession,
     service: StockServiceClient,
-    plan: Plan,
+    plan: PublishPlan,
     rows: Sequence[SheetRow],
     progress: Progress,
 ) -> PublishOutcome:
@@ -806,49 +820,49 @@ def _upload(
     levels = plan.levels
     sent = {r.sku: [r.live, r.target] for r in plan.changed}
     pending = {"items": sent}
-    body = _pending_body(sheet.settings.shop_url, pending)
+    body = _pending_body(session.settings.shop_url, pending)
     assert body is not None
     key = uuid.uuid4().hex
     changes = {r.sku: r.change for r in plan.rows if r.change}
     edits = {r.sku: [r.received, r.new_level] for r in rows if r.has_edit and r.sku}
-    sheet.state["pending"] = {
+    session.state["pending"] = {
         "key": key, "at": _now(), "items": sent,
         "sha256": hashlib.sha256(body).hexdigest(),
         "levels": levels, "changes": changes, "edits": edits,
     }
-    sheet.save_state()
+    session.save_state()
     progress("Saving the publish key in the workbook", 0.3)
-    sheet.book.save()
+    session.book.save()
     failpoints.reach("before_upload")
     progress(f"Publishing {len(changes)} change(s)", 0.5)
     try:
         result = service.publish(body, key)
     except StaleVersion:
-        sheet.state["pending"] = None  # refused: the key was not applied
-        sheet.save_state()
+        session.state["pending"] = None  # refused: the key was not applied
+        session.save_state()
         raise
     except OutcomeUnknown:
         raise
     except ServiceError:
-        sheet.state["pending"] = None  # the service answered: the key was not applied
-        sheet.save_state()
+        session.state["pending"] = None  # the service answered: the key was not applied
+        session.save_state()
         raise
     failpoints.reach("after_upload")
     try:
-        _record_publish(sheet, levels=levels, changes=changes, edits=edits,
+        _record_publish(session, levels=levels, changes=changes, edits=edits,
                         version=result.version)
     except WorkbookError as error:
-        raise _published_not_recorded(sheet, error) from error
+        raise _published_not_recorded(session, error) from error
     return result
 
 
-def _published_not_recorded(sheet: _Sheet, error: WorkbookError) -> WorkbookError:
+def _published_not_recorded(session: _WorkbookSession, error: WorkbookError) -> WorkbookError:
     """The upload was applied but the workbook cannot record it: say that the levels
     did reach the shop, so that the merchant does not publish them again by hand (the
     pending key saved before the upload lets the next publish record it, sending
     nothing twice)."""
     return WorkbookError(
-        f"{error.message}. The levels WERE published to {sheet.settings.shop_url}: once "
+        f"{error.message}. The levels WERE published to {session.settings.shop_url}: once "
         "that is fixed, run publish again; it records this publish in the workbook and "
         "sends nothing twice"
     )
@@ -861,10 +875,10 @@ def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Repo
     """Check sheet Stock offline (no service): every rule that does not need the live
     levels, and the results against the levels of the last Sync. Writes nothing."""
     progress = progress or _noop
-    sheet = _Sheet.read(book)
+    session = _WorkbookSession.read(book)
     progress("Checking sheet Stock", 0.5)
-    rows, problems = parse_rows(sheet.raw_rows())
-    base = sheet.base
+    rows, problems = parse_rows(session.raw_rows())
+    base = session.base
     lines: list[str] = []
     if base:
         known = {r.sku for r in rows if r.sku in base}

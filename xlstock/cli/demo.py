@@ -38,7 +38,7 @@ def sample_catalogue() -> Path:
 def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -> Path:
     """Run the loop; return the workbook's path. With ``keep_serving``, block until
     Ctrl-C with the service still up, so the workbook can be tried by hand."""
-    from xlstock.remote.client import StockService
+    from xlstock.remote.client import HttpStockServiceClient
     from xlstock.server import read_catalogue_csv, start_background_server
     from xlstock.workbook.template import build_workbook
     from xlstock.workbook.xlsx_file import XlsxFile
@@ -55,7 +55,7 @@ def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -
             workbook.unlink()
         build_workbook(workbook, service_url=server.url, shop_url=DEMO_SHOP)
         echo(f"2. Created the workbook {workbook}.")
-        service = StockService(server.url, DEMO_SHOP, token)
+        service = HttpStockServiceClient(server.url, DEMO_SHOP, token)
 
         with XlsxFile.open(workbook) as book:
             report = actions.sync(book, service)

@@ -228,7 +228,7 @@ def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[s
           --shop https://shop.example woo-hoodie-red=1 woo-cap=2
     """
     from xlstock.actions import shown_version
-    from xlstock.remote.client import StockService
+    from xlstock.remote.client import HttpStockServiceClient
 
     wanted: dict[str, int] = {}
     for line in lines:
@@ -236,7 +236,7 @@ def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[s
         if not sep or not sku.strip() or not qty.strip().isdigit() or int(qty) < 1:
             raise UsageError(f"order line {line!r}: write SKU=QTY with a whole QTY of 1 or more")
         wanted[sku.strip()] = wanted.get(sku.strip(), 0) + int(qty)
-    with StockService.from_settings(service_url, shop_url) as service:
+    with HttpStockServiceClient.from_settings(service_url, shop_url) as service:
         result = service.place_order(wanted, reference=reference)
     for sku, count in wanted.items():
         click.echo(f"{sku}: -{count}")

@@ -1,4 +1,4 @@
-"""The HTTP plumbing under :class:`~xlstock.remote.client.StockService`.
+"""The HTTP plumbing under :class:`~xlstock.remote.client.HttpStockServiceClient`.
 
 Three things live here, apart from the protocol logic:
 
