@@ -17,7 +17,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from xlstock import failpoints
 from xlstock.cells import Formula
@@ -48,6 +48,9 @@ from xlstock.planner import (
 from xlstock.stockfile import dumps
 from xlstock.workbook import layout
 from xlstock.workbook.base import MAX_ROWS, WorkbookAdapter
+
+if TYPE_CHECKING:
+    from xlstock.remote.client import HttpStockServiceClient
 
 Progress = Callable[[str, "float | None"], None]
 
@@ -146,10 +149,11 @@ def _now() -> str:
     return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def service_for(book: WorkbookAdapter) -> Any:
+def service_for(settings: layout.Settings) -> HttpStockServiceClient:
     """The stock-service client for the workbook's Settings (token from the
-    environment or the keyring, never from the workbook)."""
-    settings = layout.read_settings(book)
+    environment or the keyring, never from the workbook). The caller closes it: use it
+    in a ``with`` block, and hand the same ``settings`` to the action, which then
+    neither reads nor checks them again."""
     _require_shop(settings)
     from xlstock.remote.client import HttpStockServiceClient
 
@@ -186,11 +190,15 @@ class _WorkbookSession:
     settings: layout.Settings
     state: dict[str, Any]
     _skus: list[str | None] | None = field(default=None, repr=False)
+    _log: layout.Log | None = field(default=None, repr=False)
 
     @classmethod
-    def read(cls, book: WorkbookAdapter) -> _WorkbookSession:
+    def read(
+        cls, book: WorkbookAdapter, settings: layout.Settings | None = None
+    ) -> _WorkbookSession:
+        """The session over ``book``; ``settings`` when the caller has read them."""
         table = layout.read_stock(book)
-        settings = layout.read_settings(book)
+        settings = settings if settings is not None else layout.read_settings(book)
         state = layout.read_state(book)
         if state.get("shop") not in (None, settings.shop_url):
             state = {}  # the workbook now points at another shop: its memory is void
@@ -236,8 +244,10 @@ class _WorkbookSession:
 
     def log(self, action: str, rows: int | str, units: int | str, result: str) -> None:
         version = self.state.get("version") or self.settings.values.get(layout.SETTING_VERSION)
-        layout.append_log(self.book, [_now(), action, shown_version(version), rows, units,
-                                      result])
+        if self._log is None:
+            self._log = layout.read_log(self.book)
+        layout.append_log(self.book, self._log,
+                          [_now(), action, shown_version(version), rows, units, result])
 
     def save_state(self) -> None:
         self.state["shop"] = self.settings.shop_url
@@ -308,8 +318,8 @@ def _settle_pending(
         version=outcome.version,
     )
     session.log("publish (recovered)", len(pending["changes"]),
-              sum(abs(c) for c in pending["changes"].values()),
-              "finished an interrupted publish (applied once)")
+                sum(abs(c) for c in pending["changes"].values()),
+                "finished an interrupted publish (applied once)")
     if resent:
         return ("An interrupted publish was finished: the shop has it once, and the workbook "
                 "now records it.")
@@ -423,15 +433,26 @@ def _describe_edit(edit: Sequence[Any]) -> str:
     return "nothing"
 
 
+def _online_session(
+    book: WorkbookAdapter, settings: layout.Settings | None
+) -> _WorkbookSession:
+    """The session of an online action. ``settings`` are those the caller opened the
+    client with (:func:`service_for` checked the shop URL in them); without them,
+    Settings are read and checked here."""
+    session = _WorkbookSession.read(book, settings)
+    if settings is None:
+        _require_shop(session.settings)
+    return session
+
+
 def _begin_online(
     book: WorkbookAdapter, service: StockServiceClient, action: str, progress: Progress,
-    *, conditional: bool = False,
+    *, settings: layout.Settings | None, conditional: bool = False,
 ) -> tuple[_WorkbookSession, str, Snapshot | None]:
     """Read the sheet, settle an interrupted publish, read the live levels; a failure
     is recorded in the Log before it is raised. With ``conditional``, the levels are
     asked for only if they changed since the last Sync (``None``: they did not)."""
-    session = _WorkbookSession.read(book)
-    _require_shop(session.settings)
+    session = _online_session(book, settings)
     try:
         recovered = _settle_pending(session, service, progress, may_send=False)
         progress("Reading the live levels", 0.2)
@@ -476,11 +497,13 @@ def sync(
     *,
     allow_mass_change: bool = False,
     progress: Progress | None = None,
+    settings: layout.Settings | None = None,
 ) -> Report:
-    """Pull the live levels into sheet Stock (contract 2b, Sync)."""
+    """Pull the live levels into sheet Stock (contract 2b, Sync). ``settings``: the
+    workbook's Settings, when the caller read them to open ``service``."""
     progress = progress or _noop
     session, recovered, snapshot = _begin_online(book, service, "sync", progress,
-                                               conditional=True)
+                                                 settings=settings, conditional=True)
     try:
         if snapshot is None:
             report = _unchanged_sync(session)
@@ -530,7 +553,7 @@ def _apply_sync(
     _refuse_more_rows_than_a_sheet_holds(session, len(live), len(new_skus))
     progress("Writing the live levels into sheet Stock", 0.6)
     layout.ensure_columns(session.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
-                                              layout.STATUS])
+                                                layout.STATUS])
     online = session.column(layout.ONLINE)
     product, variant = session.column(layout.PRODUCT), session.column(layout.VARIANT)
     # "ok" and "new" stay: the row still has nothing to publish, or has not been
@@ -674,17 +697,20 @@ def preview(
     *,
     strict: bool | None = None,
     progress: Progress | None = None,
+    settings: layout.Settings | None = None,
 ) -> Report:
     """What Publish would send, checked against the live levels; uploads nothing.
     Writes Change and Status. Rows at fault are in ``Report.error``: a
-    :class:`SheetError`, or a :class:`ConflictError` when only conflicts block it."""
+    :class:`SheetError`, or a :class:`ConflictError` when only conflicts block it.
+    ``settings`` as for :func:`sync`."""
     progress = progress or _noop
-    session, recovered, snapshot = _begin_online(book, service, "preview", progress)
+    session, recovered, snapshot = _begin_online(book, service, "preview", progress,
+                                                 settings=settings)
     assert snapshot is not None
     plan, _ = _plan(session, snapshot, strict)
     changes = {r.row: (r.change or None) for r in plan.rows}
     session.write(layout.CHANGE, [changes.get(session.table.sheet_row(i))
-                                for i in range(len(session.table.rows))])
+                                  for i in range(len(session.table.rows))])
     session.write_statuses(_plan_statuses(plan))
     progress("Saving the workbook", 0.9)
     book.save()
@@ -712,14 +738,15 @@ def publish(
     allow_mass_change: bool = False,
     confirm: Callable[[PublishSummary], bool] | None = None,
     progress: Progress | None = None,
+    settings: layout.Settings | None = None,
 ) -> Report:
     """Upload the stock file: the levels the plan gives the SKUs that change, each with
     the live level it was planned against, under a fresh idempotency key saved in the
     workbook before the upload (contract 2b, Publish). A 412 naming moved SKUs re-plans
-    them on the levels it gives, at most :data:`MAX_PUBLISH_ATTEMPTS` tries in all."""
+    them on the levels it gives, at most :data:`MAX_PUBLISH_ATTEMPTS` tries in all.
+    ``settings`` as for :func:`sync`."""
     progress = progress or _noop
-    session = _WorkbookSession.read(book)
-    _require_shop(session.settings)
+    session = _online_session(book, settings)
     lines: list[str] = []
     try:
         recovered = _settle_pending(session, service, progress, may_send=True)
@@ -770,8 +797,8 @@ def publish(
                                  "re-planned on the new levels.")
                 continue
             session.log("publish", len(plan.changed),
-                      plan.units_added + plan.units_removed,
-                      f"published {len(plan.changed)} change(s)")
+                        plan.units_added + plan.units_removed,
+                        f"published {len(plan.changed)} change(s)")
             progress("Saving the workbook", 0.9)
             try:
                 book.save()

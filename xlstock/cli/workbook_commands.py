@@ -24,6 +24,8 @@ from xlstock.errors import UsageError
 
 if TYPE_CHECKING:
     from xlstock import actions
+    from xlstock.remote.client import HttpStockServiceClient
+    from xlstock.workbook.layout import Settings
 
 
 def reports_errors(func: F) -> F:
@@ -95,6 +97,19 @@ def open_workbook(path: str, *, writable: bool = True) -> Iterator[Any]:
         )
     with XlsxFile.open(path, writable=writable) as book:
         yield book
+
+
+@contextlib.contextmanager
+def open_online(path: str) -> Iterator[tuple[Any, Settings, HttpStockServiceClient]]:
+    """The workbook (as :func:`open_workbook`), its Settings, read once, and the
+    stock-service client they name, closed with its HTTP session when the command ends."""
+    from xlstock import actions
+    from xlstock.workbook import layout
+
+    with open_workbook(path) as book:
+        settings = layout.read_settings(book)
+        with actions.service_for(settings) as service:
+            yield book, settings, service
 
 
 def print_report(report: actions.Report) -> None:
@@ -202,8 +217,8 @@ def sync(path: str, quiet: bool, allow_mass_change: bool) -> None:
     from xlstock import actions
 
     progress = Progress(quiet)
-    with open_workbook(path) as book:
-        report = actions.sync(book, actions.service_for(book),
+    with open_online(path) as (book, settings, service):
+        report = actions.sync(book, service, settings=settings,
                               allow_mass_change=allow_mass_change, progress=progress)
     progress.close()
     print_report(report)
@@ -226,8 +241,8 @@ def preview(path: str, quiet: bool, strict: bool | None) -> None:
     from xlstock import actions
 
     progress = Progress(quiet)
-    with open_workbook(path) as book:
-        report = actions.preview(book, actions.service_for(book), strict=strict or None,
+    with open_online(path) as (book, settings, service):
+        report = actions.preview(book, service, settings=settings, strict=strict or None,
                                  progress=progress)
     progress.close()
     print_report(report)
@@ -255,8 +270,8 @@ def publish(path: str, quiet: bool, strict: bool | None, allow_mass_change: bool
     from xlstock import actions
 
     progress = Progress(quiet)
-    with open_workbook(path) as book:
-        report = actions.publish(book, actions.service_for(book), strict=strict or None,
+    with open_online(path) as (book, settings, service):
+        report = actions.publish(book, service, settings=settings, strict=strict or None,
                                  allow_mass_change=allow_mass_change, progress=progress)
     progress.close()
     print_report(report)

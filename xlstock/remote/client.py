@@ -110,12 +110,14 @@ class PublishOutcome:
 
     ``version`` is the shop's new version tag (ETag form). ``replayed`` is true when the
     service had already applied this key before this answer (an idempotent replay, or a
-    record read back with :meth:`HttpStockServiceClient.publish_outcome`); ``recovered`` is true
-    when the result was read back because the publish's own answer was lost.
+    record read back with :meth:`HttpStockServiceClient.publish_outcome`);
+    ``recovered`` is true when the result was read back because the publish's own
+    answer was lost.
 
-    ``applied`` is false only for a result from :meth:`HttpStockServiceClient.publish_outcome`
-    about a publish the service refused (e.g. 412 or 422): then ``status`` is the status
-    it got and ``refusal`` is the error its answer would have raised
+    ``applied`` is false only for a result from
+    :meth:`HttpStockServiceClient.publish_outcome` about a publish the service refused
+    (e.g. 412 or 422): then ``status`` is the status it got and ``refusal`` is the error
+    its answer would have raised
     (:class:`~xlstock.errors.StaleVersion` or :class:`~xlstock.errors.ServiceRefused`).
     """
 
@@ -300,7 +302,9 @@ def _keyring_usable() -> bool:
 
 
 class HttpStockServiceClient:
-    """Client of the stock service for one shop.
+    """Client of the stock service for one shop, over HTTP (the actions'
+    :class:`~xlstock.actions.StockServiceClient`). Use it in a ``with`` block, or call
+    :meth:`close`: it holds a ``requests`` session and its connections.
 
     ``timeout`` is (connect, read) seconds, or one number for both; ``deadline`` bounds
     each whole call; ``read_retries`` is how many times a read is retried after a
