@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -199,6 +199,23 @@ def _workbook_command(func: F) -> F:
     return click.argument("path", type=click.Path(dir_okay=False))(func)
 
 
+_strict_option = click.option(
+    "--strict", is_flag=True, default=None,
+    help="Use policy strict for this run (a row changed online is a conflict).",
+)
+
+
+def _run_online(action: Callable[..., actions.Report], path: str, quiet: bool,
+                **options: Any) -> None:
+    """Run an online action on the workbook at ``path`` with its client, progress on
+    stderr unless ``quiet``, and print its report."""
+    progress = Progress(quiet)
+    with open_online(path) as (book, settings, service):
+        report = action(book, service, settings=settings, progress=progress, **options)
+    progress.close()
+    print_report(report)
+
+
 @click.command()
 @_workbook_command
 @click.option("--allow-mass-change", is_flag=True,
@@ -216,18 +233,12 @@ def sync(path: str, quiet: bool, allow_mass_change: bool) -> None:
     """
     from xlstock import actions
 
-    progress = Progress(quiet)
-    with open_online(path) as (book, settings, service):
-        report = actions.sync(book, service, settings=settings,
-                              allow_mass_change=allow_mass_change, progress=progress)
-    progress.close()
-    print_report(report)
+    _run_online(actions.sync, path, quiet, allow_mass_change=allow_mass_change)
 
 
 @click.command()
 @_workbook_command
-@click.option("--strict", is_flag=True, default=None,
-              help="Use policy strict for this run (a row changed online is a conflict).")
+@_strict_option
 @reports_errors
 def preview(path: str, quiet: bool, strict: bool | None) -> None:
     """Show what Publish would send, checked against the live levels; upload nothing.
@@ -240,18 +251,12 @@ def preview(path: str, quiet: bool, strict: bool | None) -> None:
     """
     from xlstock import actions
 
-    progress = Progress(quiet)
-    with open_online(path) as (book, settings, service):
-        report = actions.preview(book, service, settings=settings, strict=strict or None,
-                                 progress=progress)
-    progress.close()
-    print_report(report)
+    _run_online(actions.preview, path, quiet, strict=strict or None)
 
 
 @click.command()
 @_workbook_command
-@click.option("--strict", is_flag=True, default=None,
-              help="Use policy strict for this run (a row changed online is a conflict).")
+@_strict_option
 @click.option("--allow-mass-change", is_flag=True,
               help="Allow a publish that changes most of the shop's levels at once.")
 @reports_errors
@@ -269,12 +274,8 @@ def publish(path: str, quiet: bool, strict: bool | None, allow_mass_change: bool
     """
     from xlstock import actions
 
-    progress = Progress(quiet)
-    with open_online(path) as (book, settings, service):
-        report = actions.publish(book, service, settings=settings, strict=strict or None,
-                                 allow_mass_change=allow_mass_change, progress=progress)
-    progress.close()
-    print_report(report)
+    _run_online(actions.publish, path, quiet, strict=strict or None,
+                allow_mass_change=allow_mass_change)
 
 
 @click.command()
