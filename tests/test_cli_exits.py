@@ -7,8 +7,10 @@ import importlib
 import pkgutil
 import re
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+from click.testing import CliRunner
 
 import xlstock
 from xlstock.actions import Report
@@ -89,3 +91,25 @@ def test_the_documented_statuses_are_those_the_table_gives() -> None:
     documented = {int(status) for status in re.findall(r"^\| (\d+) \|", DOCS.read_text(),
                                                         re.MULTILINE)}
     assert documented == {0, 130} | {status for _, status in EXIT_STATUSES}
+
+
+def _interrupted(*args: object, **kwargs: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("args", [
+    ["validate", "stock.xlsx"],
+    ["sync", "stock.xlsx"],
+    ["order", "--service", "http://127.0.0.1:9", "--shop", "https://shop.example", "A-1=1"],
+], ids=lambda args: args[0])
+def test_ctrl_c_ends_a_merchant_command_with_130(
+    args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xlstock.cli import main, workbook_commands
+    from xlstock.remote.client import HttpStockServiceClient
+
+    monkeypatch.setattr(workbook_commands, "open_workbook", _interrupted)
+    monkeypatch.setattr(HttpStockServiceClient, "from_settings", _interrupted)
+    result = CliRunner().invoke(main, args, env={"XLSTOCK_TOKEN": "t"})
+    assert result.exit_code == 130, result.output
+    assert "stopped by Ctrl-C" in result.output

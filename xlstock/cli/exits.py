@@ -73,3 +73,28 @@ def reports_errors(func: F) -> F:
             sys.exit(exit_status(error))
 
     return wrapper  # type: ignore[return-value]
+
+
+def reports_errors_and_ctrl_c(func: F) -> F:
+    """Errors as every command reports them (:func:`reports_errors`), and Ctrl-C said
+    in the merchant's words with :data:`EXIT_INTERRUPTED` (the workbook and order
+    commands; ``serve`` stops on Ctrl-C by itself)."""
+    reporting = reports_errors(func)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return reporting(*args, **kwargs)
+        except KeyboardInterrupt:
+            if sys.stderr.isatty():
+                click.echo(err=True)
+            click.echo(f"xlstock: {INTERRUPTED}", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+INTERRUPTED = (
+    "stopped by Ctrl-C. The workbook is as it was or completely saved; a publish that "
+    "was under way is finished by the next `xlstock publish`, which sends nothing twice"
+)

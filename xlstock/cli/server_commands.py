@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from xlstock.cli.exits import reports_errors
+from xlstock.cli.exits import reports_errors, reports_errors_and_ctrl_c
 from xlstock.errors import UsageError
 
 DEFAULT_DB = "xlstock-shop.db"
@@ -214,7 +214,7 @@ def shop_add_command(
 @click.option("--shop", "shop_url", required=True, metavar="URL", help="The shop's URL.")
 @click.option("--reference", help="The storefront's order number.")
 @click.argument("lines", nargs=-1, required=True, metavar="SKU=QTY...")
-@reports_errors
+@reports_errors_and_ctrl_c
 def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[str, ...]) -> None:
     """Place a storefront order through the stock service.
 

@@ -9,79 +9,20 @@ blocked reports into the exit status.
 from __future__ import annotations
 
 import contextlib
-import functools
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from xlstock.cli.exits import EXIT_INTERRUPTED, F
-from xlstock.cli.exits import reports_errors as base_reports_errors
-from xlstock.cli.reporting import format_output
+from xlstock.cli.exits import F, reports_errors_and_ctrl_c
+from xlstock.cli.reporting import Progress, format_output
 from xlstock.errors import UsageError
 
 if TYPE_CHECKING:
     from xlstock import actions
     from xlstock.remote.client import HttpStockServiceClient
     from xlstock.workbook.layout import Settings
-
-
-def reports_errors(func: F) -> F:
-    """Errors as every command reports them (:mod:`xlstock.cli.exits`), and Ctrl-C
-    said in the merchant's words with exit status 130."""
-    reporting = base_reports_errors(func)
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return reporting(*args, **kwargs)
-        except KeyboardInterrupt:
-            if sys.stderr.isatty():
-                click.echo(err=True)
-            click.echo(f"xlstock: {INTERRUPTED}", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-
-    return wrapper  # type: ignore[return-value]
-
-
-INTERRUPTED = (
-    "stopped by Ctrl-C. The workbook is as it was or completely saved; a publish that "
-    "was under way is finished by the next `xlstock publish`, which sends nothing twice"
-)
-
-
-class Progress:
-    """Progress on stderr: a bar on a terminal, one line per stage otherwise."""
-
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self.tty = sys.stderr.isatty()
-        self._last = ""
-
-    def __call__(self, message: str, fraction: float | None) -> None:
-        if self.quiet:
-            return
-        if self.tty:
-            width = 24
-            done = int(width * (fraction or 0))
-            bar = "#" * done + "-" * (width - done)
-            pct = f"{int(100 * fraction):3d}%" if fraction is not None else "    "
-            line = f"\r[{bar}] {pct} {message}"[:100]
-            click.echo(line.ljust(len(self._last)), err=True, nl=False)
-            self._last = line
-            if fraction is not None and fraction >= 1.0:
-                click.echo(err=True)
-                self._last = ""
-        elif message != self._last:
-            click.echo(f"xlstock: {message}", err=True)
-            self._last = message
-
-    def close(self) -> None:
-        if self.tty and self._last:
-            click.echo(err=True)
-            self._last = ""
 
 
 @contextlib.contextmanager
@@ -131,7 +72,7 @@ def print_report(report: actions.Report) -> None:
 @click.option("--shop", "shop_url", metavar="URL",
               help="The shop's address as registered with the stock service.")
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
-@reports_errors
+@reports_errors_and_ctrl_c
 def new(path: str, service_url: str | None, shop_url: str | None, force: bool) -> None:
     """Create a fresh workbook from the template.
 
@@ -174,7 +115,7 @@ def new(path: str, service_url: str | None, shop_url: str | None, force: bool) -
               help="Write to OUT (.xlsm) instead (default: PATH with .xlsm for an .xlsx, "
                    "PATH itself for an .xlsm).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
-@reports_errors
+@reports_errors_and_ctrl_c
 def buttons(path: str, out: str | None, force: bool) -> None:
     """Add the Excel buttons to a workbook, or bring an .xlsm's up to date.
 
@@ -220,7 +161,7 @@ def _run_online(action: Callable[..., actions.Report], path: str, quiet: bool,
 @_workbook_command
 @click.option("--allow-mass-change", is_flag=True,
               help="Go on even if the shop seems to have lost most of its products.")
-@reports_errors
+@reports_errors_and_ctrl_c
 def sync(path: str, quiet: bool, allow_mass_change: bool) -> None:
     """Pull the live stock levels into sheet Stock.
 
@@ -239,7 +180,7 @@ def sync(path: str, quiet: bool, allow_mass_change: bool) -> None:
 @click.command()
 @_workbook_command
 @_strict_option
-@reports_errors
+@reports_errors_and_ctrl_c
 def preview(path: str, quiet: bool, strict: bool | None) -> None:
     """Show what Publish would send, checked against the live levels; upload nothing.
 
@@ -259,7 +200,7 @@ def preview(path: str, quiet: bool, strict: bool | None) -> None:
 @_strict_option
 @click.option("--allow-mass-change", is_flag=True,
               help="Allow a publish that changes most of the shop's levels at once.")
-@reports_errors
+@reports_errors_and_ctrl_c
 def publish(path: str, quiet: bool, strict: bool | None, allow_mass_change: bool) -> None:
     """Upload the stock file (only the stock levels), keeping online sales.
 
@@ -280,7 +221,7 @@ def publish(path: str, quiet: bool, strict: bool | None, allow_mass_change: bool
 
 @click.command()
 @click.argument("path", type=click.Path(dir_okay=False))
-@reports_errors
+@reports_errors_and_ctrl_c
 def validate(path: str) -> None:
     """Check sheet Stock offline, without the stock service; writes nothing.
 
@@ -301,7 +242,7 @@ def validate(path: str) -> None:
                    "by hand (Ctrl-C stops it).")
 @click.option("--dir", "folder", type=click.Path(file_okay=False), default=".",
               help="Where to write the demo workbook (default: the current folder).")
-@reports_errors
+@reports_errors_and_ctrl_c
 def demo(keep_serving: bool, folder: str) -> None:
     """Run the whole daily loop against an embedded stock service.
 
