@@ -438,14 +438,16 @@ def _record_publish(
         session.column(layout.NEW_LEVEL),
     )
     change_col, status_col = session.column(layout.CHANGE), session.column(layout.STATUS)
-    for i in range(len(session.table.rows)):
-        sku = session.sku_of(i)
-        if sku is None or sku not in levels:
+    for i, sku in enumerate(session.skus()):
+        level = None if sku is None else levels.get(sku)
+        if sku is None or level is None:
             continue
-        online[i] = levels[sku]
+        online[i] = level
         change = changes.get(sku, 0)
         change_col[i] = change or None
         status_col[i] = STATUS_CHANGED if change else "ok"
+        if received[i] is None and new_level[i] is None:
+            continue  # most rows: no edit to clear or to flag
         published_edit = list(edits.get(sku, (None, None)))
         now = [_edit_value(received[i]), _edit_value(new_level[i])]
         if now == published_edit:
