@@ -59,7 +59,7 @@ from loadgen import (  # noqa: E402
 
 from xlstock import stockfile  # noqa: E402
 from xlstock.errors import StaleVersion  # noqa: E402
-from xlstock.remote import StockService  # noqa: E402
+from xlstock.remote import HttpStockServiceClient  # noqa: E402
 from xlstock.server.storage import StockStore  # noqa: E402
 
 SHOP = "https://bench.example"
@@ -155,7 +155,7 @@ def best_of(repeat: int, action: Callable[[], Any]) -> float:
 def bench_sync(folder: Path, size: int) -> list[str]:
     service = Service(folder, size, "sync")
     try:
-        client = StockService(service.url, SHOP, service.token, deadline=300)
+        client = HttpStockServiceClient(service.url, SHOP, service.token, deadline=300)
         conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=300)
         sizes: dict[str, int] = {}
 
@@ -210,7 +210,7 @@ def publishes(service: Service, rounds: int, skus: list[str], *,
     names (at most 3 tries, as ``xlstock publish`` does); with ``whole_shop``, sent with
     the read's version as If-Match and re-planned on a new read (protocol 1). Returns
     successes, first-try successes, tries, and each successful publish's time."""
-    client = StockService(service.url, SHOP, service.token, deadline=120)
+    client = HttpStockServiceClient(service.url, SHOP, service.token, deadline=120)
     succeeded = first_try = tries = 0
     took: list[float] = []
     try:

@@ -7,7 +7,7 @@ import pytest
 from support.memory_book import SHOP, FakeStockService, MemoryBook
 
 from xlstock import actions
-from xlstock.errors import EXIT_CONFLICT, EXIT_SHEET, ConflictError, SheetError
+from xlstock.errors import ConflictError, SheetError
 from xlstock.workbook.layout import (
     CHANGE,
     NEW_LEVEL,
@@ -83,7 +83,7 @@ def test_preview_marks_the_changes_and_sends_nothing():
     type_in(book, "B-2", NEW_LEVEL, 7)
     service.sell("C-3", 1)
     report = actions.preview(book, service)
-    assert report.exit_code == 0
+    assert report.error is None
     assert book.column(CHANGE) == [3, 5, None]
     assert book.column(STATUS) == ["changed", "changed", "ok"]
     assert book.column(ONLINE) == [5, 2, 1]  # preview never moves a level
@@ -96,8 +96,8 @@ def test_preview_names_a_conflict_without_sending():
     type_in(book, "A-1", NEW_LEVEL, 10)
     service.sell("A-1", 1)
     report = actions.preview(book, service)
-    assert report.exit_code == EXIT_CONFLICT
-    assert report.error is not None and service.bodies == []
+    assert isinstance(report.error, ConflictError)
+    assert service.bodies == []
 
 
 # --- publish ----------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def test_publish_sends_only_the_changes_each_with_its_from_level():
     type_in(book, "B-2", NEW_LEVEL, 6)
     service.sell("A-1", 1)  # sold online since Sync: kept (rebase)
     report = actions.publish(book, service)
-    assert report.exit_code == 0, report.summary
+    assert report.error is None, report.summary
     (sent,) = service.bodies
     assert sent["items"] == [{"from": 4, "qty": 7, "sku": "A-1"},
                              {"from": 2, "qty": 6, "sku": "B-2"}]
@@ -140,9 +140,8 @@ def test_a_conflict_publishes_nothing_and_leaves_the_data_as_it_was():
     type_in(book, "B-2", RECEIVED, 1)
     service.sell("A-1", 1)
     before = data(book)
-    with pytest.raises(ConflictError) as caught:
+    with pytest.raises(ConflictError):
         actions.publish(book, service)
-    assert caught.value.exit_code == EXIT_CONFLICT
     assert service.bodies == [] and service.levels == {"A-1": 4, "B-2": 2}
     assert data(book) == before
     assert "conflict" in book.column(STATUS)[0]
@@ -156,7 +155,7 @@ def test_a_sheet_error_publishes_nothing_and_names_the_row():
     before = data(book)
     with pytest.raises(SheetError) as caught:
         actions.publish(book, service)
-    assert caught.value.exit_code == EXIT_SHEET
+    assert not isinstance(caught.value, ConflictError)
     assert [p.row for p in caught.value.problems] == [3]
     assert service.bodies == [] and data(book) == before
     assert book.column(STATUS)[1].startswith("error: ")
@@ -175,8 +174,7 @@ def test_validate_reports_bad_cells_and_writes_nothing():
         ["A\tB", "Tab", "", 1],
     ])
     report = actions.validate(book)
-    assert report.exit_code == EXIT_SHEET
-    assert report.error is not None
+    assert type(report.error) is SheetError
     problems = {p.row: p.message for p in report.error.problems}
     assert problems == {
         2: "Received 'abc' is not a whole number; type one",
@@ -193,7 +191,7 @@ def test_validate_reports_bad_cells_and_writes_nothing():
 def test_validate_passes_a_good_sheet():
     book = MemoryBook.stock([["A-1", "Cap", "", 5, 2], ["B-2", "Hat", "", 2, None, 0]])
     report = actions.validate(book)
-    assert report.exit_code == 0
+    assert report.error is None
     assert report.summary == "Sheet Stock is valid: 2 SKU(s), 2 edit(s)."
     assert book.writes == []
 

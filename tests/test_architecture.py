@@ -23,12 +23,10 @@ USES = 2
 """The actions, and the buttons builder: each uses the layers below, not the other."""
 EDGES = 3
 
-CLI = ("xlstock.cli", "xlstock.cli_errors", "xlstock.reporting", "xlstock.server.commands",
-       "xlstock.server.account_commands")
-"""The command line, in one package (``xlstock.cli``) or, before that move, in these
-files."""
-EDGE_MODULES = (*CLI, "xlstock.excel", "xlstock.demo", "xlstock.__main__")
-CORE_MODULES = ("xlstock", "xlstock.model", "xlstock.merge", "xlstock.stockfile",
+EDGE_MODULES = ("xlstock.cli", "xlstock.excel", "xlstock.__main__")
+"""The command line (one package, the demo and the service's commands included), the
+Excel buttons, ``python -m xlstock``."""
+CORE_MODULES = ("xlstock", "xlstock.model", "xlstock.planner", "xlstock.stockfile",
                 "xlstock.errors", "xlstock.cells", "xlstock.failpoints")
 ENGINES = ("openpyxl", "xlwings", "lxml", "requests", "flask", "waitress", "psycopg",
            "olefile", "click")

@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xlstock.cells import EXCEL_ERRORS, NO_CACHE, CellError, Formula
-from xlstock.merge import REBASE, STRICT, Plan, RawRow, parse_rows, plan_publish
 from xlstock.model import (
     MAX_LEVEL,
     MAX_SKU_LENGTH,
@@ -30,6 +29,7 @@ from xlstock.model import (
     has_control_characters,
     parse_quantity,
 )
+from xlstock.planner import REBASE, STRICT, PublishPlan, RawRow, parse_rows, plan_publish
 from xlstock.stockfile import dumps, loads_levels
 
 SHOP = "https://shop.example"
@@ -48,7 +48,7 @@ class Case:
     base: dict[str, int]
     live: dict[str, int]
 
-    def plan(self, policy: str) -> Plan:
+    def plan(self, policy: str) -> PublishPlan:
         rows, problems = parse_rows(self.raw)
         return plan_publish(rows, self.base, self.live, policy=policy, problems=problems)
 

@@ -38,16 +38,16 @@ def _settings(shop) -> dict:
 
 
 def test_a_sync_with_nothing_changed_online_writes_only_its_time(shop, monkeypatch):
-    from xlstock.remote.client import StockService
+    from xlstock.remote.client import HttpStockServiceClient
 
     sent = []
-    real = StockService.read_levels
+    real = HttpStockServiceClient.read_levels
 
     def recording(self, if_none_match=None):
         sent.append(if_none_match)
         return real(self, if_none_match)
 
-    monkeypatch.setattr(StockService, "read_levels", recording)
+    monkeypatch.setattr(HttpStockServiceClient, "read_levels", recording)
     shop.edit(**{"A-1": {"Received": 3}})
     before = shop.sheet()
     first_sync = _settings(shop)["Last sync"]
@@ -252,9 +252,9 @@ class RacingService:
     it moved (412)."""
 
     def __init__(self, shop, races: int, sku: str = "A-1") -> None:
-        from xlstock.remote.client import StockService
+        from xlstock.remote.client import HttpStockServiceClient
 
-        self.client = StockService(shop.server.url, shop.url, shop.token)
+        self.client = HttpStockServiceClient(shop.server.url, shop.url, shop.token)
         self.shop = shop
         self.races = races
         self.sku = sku
@@ -311,7 +311,7 @@ def test_a_publish_that_keeps_losing_the_race_is_a_conflict(shop):
     racing = RacingService(shop, races=actions.MAX_PUBLISH_ATTEMPTS, sku="B-2")
     with XlsxFile.open(shop.workbook) as book, pytest.raises(ConflictError) as caught:
         actions.publish(book, racing)
-    assert caught.value.exit_code == 3
+    assert type(caught.value) is ConflictError  # exit status 3
     assert shop.history_count() == versions + actions.MAX_PUBLISH_ATTEMPTS  # the sales only
     assert shop.live()["B-2"] == 2 and shop.sheet()["B-2"]["Received"] == 2
 

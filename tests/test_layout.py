@@ -69,12 +69,22 @@ def online_table(*levels: object) -> tuple[MemoryBook, layout.StockTable]:
     return book, layout.read_stock(book)
 
 
-def test_write_column_writes_from_the_first_changed_value_to_the_last():
+def test_write_column_writes_close_changes_as_one_block_first_changed_to_last():
     book, table = online_table(1, 2, 3, 4, 5)
     layout.write_column(book, table, layout.ONLINE, [1, 9, 3, 8, 5])
     assert book.writes == [("Stock", 3, 2, [[9], [3], [8]])]
     assert table.column(layout.ONLINE) == [1, 9, 3, 8, 5]
     assert book.column("Online") == [1, 9, 3, 8, 5]
+
+
+def test_write_column_writes_changes_far_apart_as_blocks_of_their_own():
+    far = layout.WRITE_GAP + 3  # WRITE_GAP + 1 unchanged rows between the changes
+    book, table = online_table(*range(far + 3))
+    values = list(range(far + 3))
+    values[1], values[2], values[far + 1] = -1, -2, -3
+    layout.write_column(book, table, layout.ONLINE, values)
+    assert book.writes == [("Stock", 3, 2, [[-1], [-2]]), ("Stock", far + 3, 2, [[-3]])]
+    assert book.column("Online") == values
 
 
 def test_write_column_writes_nothing_when_nothing_changes():
@@ -159,21 +169,24 @@ def test_write_settings_never_overwrites_a_merchants_formula_between_two_values(
 # --- the Log ------------------------------------------------------------------------------
 
 
-def test_the_log_gets_its_headers_then_one_row_per_entry():
+def test_the_log_gets_its_headers_then_one_row_per_entry_read_once():
     book = MemoryBook({"Stock": []})
-    layout.append_log(book, ["t1", "sync", "1", 2, "+3 units", "ok"])
-    layout.append_log(book, ["t2", "publish", "2", 1, "+1 units", "ok"])
+    log = layout.read_log(book)
+    layout.append_log(book, log, ["t1", "sync", "1", 2, "+3 units", "ok"])
+    layout.append_log(book, log, ["t2", "publish", "2", 1, "+1 units", "ok"])
     assert book.read_sheet("Log") == [list(layout.LOG_HEADERS),
                                       ["t1", "sync", "1", 2, "+3 units", "ok"],
                                       ["t2", "publish", "2", 1, "+1 units", "ok"]]
     assert "Log" not in book.hidden
+    assert layout.read_log(book).next_row == log.next_row == 4
 
 
 def test_the_log_is_never_written_below_the_last_row_xlstock_reads():
     book = MemoryBook({"Log": []})
     book.set("Log", MAX_ROWS, 1, "last")
+    log = layout.read_log(book)
     with pytest.raises(WorkbookError, match=f"sheet Log would reach row {MAX_ROWS + 1:,}"):
-        layout.append_log(book, ["t", "sync"])
+        layout.append_log(book, log, ["t", "sync"])
 
 
 # --- the hidden state ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ from support.shopkit import Shop
 
 from xlstock.actions import units_moved
 from xlstock.cli import main
-from xlstock.reporting import format_table
+from xlstock.cli.reporting import format_table
 
 
 def test_ctrl_c_during_sync_says_what_state_things_are_in(tmp_path: Path) -> None:

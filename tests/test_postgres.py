@@ -28,7 +28,7 @@ from xlstock.model import StockItem
 from xlstock.server.pgcluster import PgCluster, why_unavailable
 from xlstock.server.storage import StockStore
 
-SERVE = "from xlstock.server.commands import serve_command; serve_command()"
+SERVE = "from xlstock.cli.server_commands import serve_command; serve_command()"
 
 pytestmark = pytest.mark.skipif(why_unavailable() is not None,
                                 reason=str(why_unavailable()))

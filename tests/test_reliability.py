@@ -266,12 +266,13 @@ timeouts, a 120 s deadline, Retry-After capped at 30 s), scaled down to keep the
 @pytest.fixture
 def quick_client(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's stock-service client with :data:`QUICK` timings."""
-    original = client_module.StockService.from_settings.__func__  # type: ignore[attr-defined]
+    original = client_module.HttpStockServiceClient.from_settings.__func__  # type: ignore[attr-defined]
 
     def from_settings(cls: type, service_url: str, shop_url: str, **options: Any) -> Any:
         return original(cls, service_url, shop_url, **{**QUICK, **options})
 
-    monkeypatch.setattr(client_module.StockService, "from_settings", classmethod(from_settings))
+    monkeypatch.setattr(client_module.HttpStockServiceClient, "from_settings",
+                        classmethod(from_settings))
 
 
 class ScriptedShop:

@@ -18,22 +18,21 @@ import pytest
 from support.faultserver import FakeStock, FaultServer, Reply, Seen, error_reply
 
 from xlstock import __version__
+from xlstock.cli.exits import EXIT_SERVICE, EXIT_USAGE, exit_status
 from xlstock.errors import (
-    EXIT_SERVICE,
-    EXIT_USAGE,
     OutcomeUnknown,
     ServiceRefused,
     ServiceUnreachable,
     StaleVersion,
     UsageError,
 )
-from xlstock.remote import Change, HistoryChange, StockService, as_etag, check_service_url
+from xlstock.remote import Change, HistoryChange, HttpStockServiceClient, as_etag, check_service_url
 from xlstock.stockfile import dumps
 
 SHOP = "https://shop.example"
 TOKEN = "tok-3f9a1c77e2b44d0a"
 
-MakeClient = Callable[..., StockService]
+MakeClient = Callable[..., HttpStockServiceClient]
 
 
 def stock_document(levels: dict[str, int], version: str = "v1", shop: str = SHOP) -> Any:
@@ -75,9 +74,9 @@ def server() -> Iterator[FaultServer]:
 
 @pytest.fixture
 def make_client(server: FaultServer) -> Iterator[MakeClient]:
-    clients: list[StockService] = []
+    clients: list[HttpStockServiceClient] = []
 
-    def make(**options: Any) -> StockService:
+    def make(**options: Any) -> HttpStockServiceClient:
         token = options.pop("token", TOKEN)
         settings: dict[str, Any] = {
             "timeout": (1.0, 2.0),
@@ -87,7 +86,7 @@ def make_client(server: FaultServer) -> Iterator[MakeClient]:
             "retry_after_cap": 0.2,
         }
         settings.update(options)
-        client = StockService(server.url, SHOP, token, **settings)
+        client = HttpStockServiceClient(server.url, SHOP, token, **settings)
         clients.append(client)
         return client
 
@@ -118,10 +117,10 @@ def test_accepted_service_urls(url: str) -> None:
 
 def test_plain_http_to_another_computer_is_refused() -> None:
     with pytest.raises(UsageError, match="use https://") as caught:
-        StockService("http://stock.example:8765", SHOP, TOKEN)
-    assert caught.value.exit_code == EXIT_USAGE
+        HttpStockServiceClient("http://stock.example:8765", SHOP, TOKEN)
+    assert exit_status(caught.value) == EXIT_USAGE
     with pytest.raises(UsageError, match="use https://"):
-        StockService("http://10.0.0.1", SHOP, TOKEN)
+        HttpStockServiceClient("http://10.0.0.1", SHOP, TOKEN)
 
 
 @pytest.mark.parametrize(
@@ -129,18 +128,18 @@ def test_plain_http_to_another_computer_is_refused() -> None:
 )
 def test_malformed_service_urls_are_usage_errors(url: str) -> None:
     with pytest.raises(UsageError, match="Stock service"):
-        StockService(url, SHOP, TOKEN)
+        HttpStockServiceClient(url, SHOP, TOKEN)
 
 
 def test_password_in_service_url_is_refused_without_echoing_it() -> None:
     with pytest.raises(UsageError) as caught:
-        StockService("https://merchant:hunter2@stock.example", SHOP, TOKEN)
+        HttpStockServiceClient("https://merchant:hunter2@stock.example", SHOP, TOKEN)
     assert "hunter2" not in str(caught.value)
     assert "user name or password" in str(caught.value)
 
 
 def test_token_is_not_in_repr_and_bad_tokens_are_not_echoed() -> None:
-    client = StockService("http://127.0.0.1:1", "HTTPS://Shop.Example/", TOKEN)
+    client = HttpStockServiceClient("http://127.0.0.1:1", "HTTPS://Shop.Example/", TOKEN)
     try:
         assert TOKEN not in repr(client)
         assert TOKEN not in repr(vars(client).get("_session"))
@@ -148,7 +147,7 @@ def test_token_is_not_in_repr_and_bad_tokens_are_not_echoed() -> None:
     finally:
         client.close()
     with pytest.raises(UsageError) as caught:
-        StockService("http://127.0.0.1:1", SHOP, "abc\r\nX-Injected: 1")
+        HttpStockServiceClient("http://127.0.0.1:1", SHOP, "abc\r\nX-Injected: 1")
     assert "Injected" not in str(caught.value)
 
 
@@ -187,7 +186,8 @@ def test_token_from_environment(
     monkeypatch.setenv("XLSTOCK_TOKEN", f"  {TOKEN}\n")
     keyring.set_keyring(_MemoryKeyring({("xlstock", SHOP): "from-keyring"}))
     server.on("GET", "/v1/stock", levels_reply())
-    with StockService.from_settings(server.url, "https://Shop.Example/", deadline=3) as client:
+    with HttpStockServiceClient.from_settings(server.url, "https://Shop.Example/",
+                                              deadline=3) as client:
         client.read_levels()
     assert server.seen[0].headers["authorization"] == f"Bearer {TOKEN}"
 
@@ -198,7 +198,8 @@ def test_token_from_keyring_under_the_normalised_shop_url(
     monkeypatch.delenv("XLSTOCK_TOKEN", raising=False)
     keyring.set_keyring(_MemoryKeyring({("xlstock", SHOP): "from-keyring"}))
     server.on("GET", "/v1/stock", levels_reply())
-    with StockService.from_settings(server.url, "HTTPS://shop.example/", deadline=3) as client:
+    with HttpStockServiceClient.from_settings(server.url, "HTTPS://shop.example/",
+                                              deadline=3) as client:
         client.read_levels()
     assert server.seen[0].headers["authorization"] == "Bearer from-keyring"
 
@@ -210,14 +211,15 @@ def test_no_token_says_how_to_provide_one(
     monkeypatch.delenv("XLSTOCK_TOKEN", raising=False)
     keyring.set_keyring(backend)
     with pytest.raises(UsageError) as caught:
-        StockService.from_settings("http://127.0.0.1:8765", "https://Shop.example")
+        HttpStockServiceClient.from_settings("http://127.0.0.1:8765", "https://Shop.example")
     message = str(caught.value)
     assert "XLSTOCK_TOKEN" in message
     assert "keyring set xlstock https://shop.example" in message
 
 
 def test_a_client_without_token_refuses_authenticated_calls(server: FaultServer) -> None:
-    with StockService(server.url, SHOP) as client, pytest.raises(UsageError, match="XLSTOCK"):
+    with HttpStockServiceClient(server.url, SHOP) as client, \
+            pytest.raises(UsageError, match="XLSTOCK"):
         client.read_levels()
     assert server.seen == []
 
@@ -267,7 +269,7 @@ def test_reads_give_up_after_the_retries(server: FaultServer, make_client: MakeC
     server.on("GET", "/v1/stock", error_reply(503, "unavailable", "down for maintenance"))
     with pytest.raises(ServiceRefused, match="503") as caught:
         make_client(read_retries=2).read_levels()
-    assert caught.value.exit_code == EXIT_SERVICE
+    assert exit_status(caught.value) == EXIT_SERVICE
     assert "down for maintenance" in str(caught.value)
     assert f"{server.url}/v1/stock" in str(caught.value)
     assert len(server.requests_to("GET", "/v1/stock")) == 3
@@ -436,7 +438,8 @@ def test_a_compression_bomb_is_refused_at_the_default_cap(
 
 
 def test_nothing_listening(make_client: MakeClient) -> None:
-    client = StockService("http://127.0.0.1:9", SHOP, TOKEN, read_retries=1, backoff_base=0.01)
+    client = HttpStockServiceClient("http://127.0.0.1:9", SHOP, TOKEN, read_retries=1,
+                                    backoff_base=0.01)
     try:
         with pytest.raises(ServiceUnreachable) as caught:
             client.read_levels()
@@ -445,7 +448,7 @@ def test_nothing_listening(make_client: MakeClient) -> None:
     message = str(caught.value)
     assert "http://127.0.0.1:9/v1/stock" in message
     assert "xlstock serve" in message
-    assert caught.value.exit_code == EXIT_SERVICE
+    assert exit_status(caught.value) == EXIT_SERVICE
 
 
 def test_a_redirect_is_never_followed(server: FaultServer, make_client: MakeClient) -> None:
@@ -546,7 +549,7 @@ def test_a_stale_version_is_refused(server: FaultServer, make_client: MakeClient
     server.on("PUT", "/v1/stock", stale)
     with pytest.raises(StaleVersion) as caught:
         make_client().publish(BODY, "key-1")
-    assert caught.value.current_version == '"v9"'  # type: ignore[attr-defined]
+    assert caught.value.current_version == '"v9"'
     assert caught.value.status == 412
     assert len(server.seen) == 1
 
@@ -558,8 +561,8 @@ def test_moved_items_come_back_with_their_current_levels(
     with pytest.raises(StaleVersion) as caught:
         make_client().publish(BODY, "key-moved")
     assert caught.value.code == "levels_moved"
-    assert caught.value.moved == {"A-1": 3}  # type: ignore[attr-defined]
-    assert caught.value.current_version == stock.etag  # type: ignore[attr-defined]
+    assert caught.value.moved == {"A-1": 3}
+    assert caught.value.current_version == stock.etag
     assert stock.applications == 0
 
 
@@ -572,7 +575,7 @@ def test_a_412_that_does_not_name_every_moved_item_asks_for_a_new_read(
     server.on("PUT", "/v1/stock", cut)
     with pytest.raises(StaleVersion) as caught:
         make_client().publish(BODY, "key-cut")
-    assert caught.value.moved is None  # type: ignore[attr-defined]
+    assert caught.value.moved is None
 
 
 def test_an_invalid_document_lists_every_item(server: FaultServer, make_client: MakeClient) -> None:
@@ -584,7 +587,7 @@ def test_an_invalid_document_lists_every_item(server: FaultServer, make_client: 
     with pytest.raises(ServiceRefused) as caught:
         make_client().publish(BODY, "key-1")
     assert caught.value.code == "invalid_document"
-    assert caught.value.items == items  # type: ignore[attr-defined]
+    assert caught.value.items == items
     message = str(caught.value)
     assert "SKU 'Z-9': unknown SKU" in message
     assert "SKU 'A-1': level -3 is below zero" in message
@@ -629,8 +632,8 @@ def test_outcome_unknown_when_the_service_cannot_be_asked(
     assert "the outcome is unknown" in message.lower()
     assert "the next `xlstock publish` will find out" in message
     assert "nothing will be counted twice" in message
-    assert caught.value.key == "key-lost"  # type: ignore[attr-defined]
-    assert caught.value.exit_code == EXIT_SERVICE
+    assert caught.value.key == "key-lost"
+    assert exit_status(caught.value) == EXIT_SERVICE
     assert stock.applications == 1
     later = client.publish_outcome("key-lost")
     assert later is not None and later.applied and later.changes == (Change("A-1", 5, 7),)
@@ -720,7 +723,7 @@ def test_an_unreadable_success_answer_is_checked_with_the_outcome(
 
 
 def test_publish_to_nothing_listening_says_nothing_was_sent() -> None:
-    client = StockService("http://127.0.0.1:9", SHOP, TOKEN, backoff_base=0.01)
+    client = HttpStockServiceClient("http://127.0.0.1:9", SHOP, TOKEN, backoff_base=0.01)
     try:
         with pytest.raises(ServiceUnreachable, match="could not connect") as caught:
             client.publish(BODY, "key-1")
@@ -769,7 +772,7 @@ def test_outcome_of_a_refused_publish(server: FaultServer, make_client: MakeClie
     assert outcome is not None
     assert not outcome.applied and outcome.status == 422
     assert isinstance(outcome.refusal, ServiceRefused)
-    assert outcome.refusal.items == [{"sku": "Q", "problem": "unknown SKU"}]  # type: ignore[attr-defined]
+    assert outcome.refusal.items == [{"sku": "Q", "problem": "unknown SKU"}]
     assert server.seen[0].path == "/v1/publishes/k-422"
 
 
@@ -801,7 +804,7 @@ def test_an_order_short_of_stock(server: FaultServer, make_client: MakeClient) -
     with pytest.raises(ServiceRefused) as caught:
         make_client().place_order({"A-1": 3})
     assert caught.value.code == "insufficient_stock"
-    assert caught.value.items == items  # type: ignore[attr-defined]
+    assert caught.value.items == items
     assert "SKU 'A-1': ordered 3, 1 in stock" in str(caught.value)
 
 
@@ -859,7 +862,7 @@ def test_no_token_on_a_computer_without_a_keyring_does_not_suggest_one(
     monkeypatch.delenv("XLSTOCK_TOKEN", raising=False)
     keyring.set_keyring(fail.Keyring())
     with pytest.raises(UsageError) as caught:
-        StockService.from_settings("http://127.0.0.1:8765", "https://Shop.example")
+        HttpStockServiceClient.from_settings("http://127.0.0.1:8765", "https://Shop.example")
     message = str(caught.value)
     assert "set the environment variable XLSTOCK_TOKEN" in message
     assert "no system keyring" in message and "keyring set" not in message

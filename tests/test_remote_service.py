@@ -20,11 +20,11 @@ from support.faultserver import DroppingProxy
 
 from xlstock.errors import OutcomeUnknown, ServiceRefused, StaleVersion
 from xlstock.model import StockItem
-from xlstock.remote import Change, StockService
+from xlstock.remote import Change, HttpStockServiceClient
 from xlstock.stockfile import dumps
 
 Shop = tuple[str, str]
-Connect = Callable[..., StockService]
+Connect = Callable[..., HttpStockServiceClient]
 
 
 @pytest.fixture
@@ -34,12 +34,12 @@ def shop(shop_factory: Callable[..., Shop]) -> Shop:
 
 @pytest.fixture
 def connect(stock_service: RunningServer) -> Iterator[Connect]:
-    clients: list[StockService] = []
+    clients: list[HttpStockServiceClient] = []
 
     def make(shop_url: str, token: str | None, url: str | None = None, **options: Any):
         options.setdefault("deadline", 10)
         options.setdefault("backoff_base", 0.01)
-        client = StockService(url or stock_service.url, shop_url, token, **options)
+        client = HttpStockServiceClient(url or stock_service.url, shop_url, token, **options)
         clients.append(client)
         return client
 
@@ -96,8 +96,8 @@ def test_a_sale_after_the_read_makes_the_publish_of_that_sku_stale(
     body = dumps(client.shop_url, {"A-1": 9, "B-2": 12}, before.levels())
     with pytest.raises(StaleVersion) as caught:
         client.publish(body, "pub-stale")
-    assert caught.value.current_version == order.version  # type: ignore[attr-defined]
-    assert caught.value.moved == {"A-1": 3}  # type: ignore[attr-defined]
+    assert caught.value.current_version == order.version
+    assert caught.value.moved == {"A-1": 3}
     now = client.read_levels()
     assert now is not None and now.levels()["A-1"] == 3
     outcome = client.publish_outcome("pub-stale")
@@ -113,7 +113,7 @@ def test_an_invalid_stock_file_names_every_bad_item(connect: Connect, shop: Shop
     with pytest.raises(ServiceRefused) as caught:
         client.publish(body, "pub-bad")
     assert caught.value.status == 422 and caught.value.code == "invalid_document"
-    skus = {item["sku"] for item in caught.value.items}  # type: ignore[attr-defined]
+    skus = {item["sku"] for item in caught.value.items}
     assert skus == {"A-1", "NOPE"}
     assert "NOPE" in str(caught.value)
 
@@ -123,7 +123,7 @@ def test_an_order_short_of_stock(connect: Connect, shop: Shop) -> None:
     with pytest.raises(ServiceRefused) as caught:
         client.place_order({"A-1": 2, "B-2": 11})
     assert caught.value.code == "insufficient_stock"
-    assert [item["sku"] for item in caught.value.items] == ["B-2"]  # type: ignore[attr-defined]
+    assert [item["sku"] for item in caught.value.items] == ["B-2"]
     snapshot = client.read_levels()
     assert snapshot is not None and snapshot.levels()["A-1"] == 5
 

@@ -13,12 +13,12 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from xlstock.cli.server_commands import serve_command, shop_group
 from xlstock.model import StockItem
-from xlstock.server.commands import serve_command, shop_group
 from xlstock.server.storage import StockStore
 
 WOOCOMMERCE = Path(__file__).parent / "fixtures" / "woocommerce_sample_catalogue.csv"
-SERVE = "from xlstock.server.commands import serve_command; serve_command()"
+SERVE = "from xlstock.cli.server_commands import serve_command; serve_command()"
 
 
 def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
@@ -240,7 +240,7 @@ def test_storage_catalogue_and_shop_add_work_without_the_server_extra(tmp_path):
         BLOCK_WEB
         + "import xlstock.server.storage, xlstock.server.catalogue\n"
         + "from xlstock.server import StockStore, read_catalogue_csv\n"
-        + "from xlstock.server.commands import shop_group\n"
+        + "from xlstock.cli.server_commands import shop_group\n"
         + "shop_group(['add', 'https://s.example', '--db', sys.argv[1]])",
         str(tmp_path / "s.db"),
     )
@@ -251,7 +251,7 @@ def test_storage_catalogue_and_shop_add_work_without_the_server_extra(tmp_path):
 def test_the_server_does_not_import_the_excel_side():
     result = run_python(
         "import sys\n"
-        "import xlstock.server.runner, xlstock.server.commands, xlstock.server.catalogue\n"
+        "import xlstock.server.runner, xlstock.cli.server_commands, xlstock.server.catalogue\n"
         "bad = [m for m in sys.modules if m == 'openpyxl' or m.startswith('xlwings')\n"
         "       or m.startswith('xlstock.workbook') or m.startswith('xlstock.remote')]\n"
         "print(bad)"

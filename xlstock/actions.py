@@ -18,14 +18,11 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from xlstock import failpoints
 from xlstock.cells import Formula
 from xlstock.errors import (
-    EXIT_CONFLICT,
-    EXIT_OK,
-    EXIT_SHEET,
     ConflictError,
     MassChangeError,
     OutcomeUnknown,
@@ -37,21 +34,24 @@ from xlstock.errors import (
     WorkbookError,
     XlstockError,
 )
-from xlstock.merge import (
+from xlstock.model import Snapshot, ValueProblem, clean_sku, clean_text
+from xlstock.planner import (
     STATUS_CHANGED,
     STATUS_NOT_ONLINE,
     STRICT,
-    Plan,
+    PublishPlan,
     RawRow,
     SheetRow,
     SkuHints,
     parse_rows,
     plan_publish,
 )
-from xlstock.model import Snapshot, ValueProblem, clean_sku, clean_text
 from xlstock.stockfile import dumps
 from xlstock.workbook import layout
 from xlstock.workbook.base import MAX_ROWS, WorkbookAdapter
+
+if TYPE_CHECKING:
+    from xlstock.remote.client import HttpStockServiceClient
 
 Progress = Callable[[str, "float | None"], None]
 
@@ -64,7 +64,8 @@ MASS_CHANGE_MIN_ROWS = 20
 
 
 class PublishOutcome(Protocol):
-    """What the actions read of a publish's result (:class:`xlstock.remote.PublishResult`)."""
+    """What became of a publish, as far as the actions read it: the two fields of
+    :class:`xlstock.remote.PublishOutcome` they need."""
 
     @property
     def version(self) -> str: ...
@@ -74,7 +75,8 @@ class PublishOutcome(Protocol):
 
 
 class StockServiceClient(Protocol):
-    """What the actions need of the stock-service client (:mod:`xlstock.remote`)."""
+    """What the actions need of the stock-service client
+    (:class:`xlstock.remote.HttpStockServiceClient`, or a test's fake)."""
 
     @overload
     def read_levels(self) -> Snapshot: ...
@@ -94,12 +96,12 @@ class Report:
     action: str
     summary: str
     lines: list[str] = field(default_factory=list)
-    exit_code: int = EXIT_OK
     table: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     """Preview/publish rows: SKU, online, change, level to publish, note."""
     error: SheetError | None = None
-    """The rows at fault, when preview or validate found some (``exit_code`` is then 1
-    or 3): reported as a failed publish reports them, on the same stream."""
+    """The rows at fault, when preview or validate found some (a :class:`ConflictError`
+    when strict policy found rows changed online): reported as a failed publish reports
+    them, on the same stream, with the same exit status."""
 
 
 @dataclass(frozen=True)
@@ -148,14 +150,15 @@ def _now() -> str:
     return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def service_for(book: WorkbookAdapter) -> Any:
+def service_for(settings: layout.Settings) -> HttpStockServiceClient:
     """The stock-service client for the workbook's Settings (token from the
-    environment or the keyring, never from the workbook)."""
-    settings = layout.read_settings(book)
+    environment or the keyring, never from the workbook). The caller closes it: use it
+    in a ``with`` block, and hand the same ``settings`` to the action, which then
+    neither reads nor checks them again."""
     _require_shop(settings)
-    from xlstock.remote.client import StockService
+    from xlstock.remote.client import HttpStockServiceClient
 
-    return StockService.from_settings(settings.service_url, settings.shop_url)
+    return HttpStockServiceClient.from_settings(settings.service_url, settings.shop_url)
 
 
 def _require_shop(settings: layout.Settings) -> None:
@@ -179,32 +182,40 @@ def _sku_or_none(value: Any) -> str | None:
 
 
 @dataclass
-class _Sheet:
+class _WorkbookSession:
+    """One action's view of the workbook: sheet Stock, Settings and the hidden state,
+    each read once; writes go through it so that it stays in step with the file."""
+
     book: WorkbookAdapter
     table: layout.StockTable
     settings: layout.Settings
     state: dict[str, Any]
     _skus: list[str | None] | None = field(default=None, repr=False)
+    _log: layout.Log | None = field(default=None, repr=False)
 
     @classmethod
-    def read(cls, book: WorkbookAdapter) -> _Sheet:
+    def read(
+        cls, book: WorkbookAdapter, settings: layout.Settings | None = None
+    ) -> _WorkbookSession:
+        """The session over ``book``; ``settings`` when the caller has read them."""
         table = layout.read_stock(book)
-        settings = layout.read_settings(book)
+        settings = settings if settings is not None else layout.read_settings(book)
         return cls(book, table, settings, _state_of(book, settings))
 
     @classmethod
     def read_with_levels(
-        cls, book: WorkbookAdapter, service: StockServiceClient, *, conditional: bool = False
-    ) -> tuple[_Sheet, _LevelsRead | None]:
-        """The sheet, and the live levels asked for while sheet Stock is read (the
+        cls, book: WorkbookAdapter, service: StockServiceClient, *,
+        settings: layout.Settings | None = None, conditional: bool = False,
+    ) -> tuple[_WorkbookSession, _LevelsRead | None]:
+        """The session, and the live levels asked for while sheet Stock is read (the
         service prepares and sends them meanwhile). Settings and the state are read
         first; ``None`` instead of a read when a publish is pending (it is settled
         first) or Settings cannot be read (sheet Stock's own errors come first)."""
         try:
-            settings = layout.read_settings(book)
+            settings = settings if settings is not None else layout.read_settings(book)
             state = _state_of(book, settings)
         except XlstockError:
-            return cls.read(book), None  # raises the error, in its usual order
+            return cls.read(book, settings), None  # raises the error, in its usual order
         ahead = None
         if settings.shop_url and not state.get("pending"):
             tag = state.get("synced") if conditional and state.get("synced_sheet") else None
@@ -251,8 +262,10 @@ class _Sheet:
 
     def log(self, action: str, rows: int | str, units: int | str, result: str) -> None:
         version = self.state.get("version") or self.settings.values.get(layout.SETTING_VERSION)
-        layout.append_log(self.book, [_now(), action, shown_version(version), rows, units,
-                                      result])
+        if self._log is None:
+            self._log = layout.read_log(self.book)
+        layout.append_log(self.book, self._log,
+                          [_now(), action, shown_version(version), rows, units, result])
 
     def save_state(self) -> None:
         self.state["shop"] = self.settings.shop_url
@@ -298,13 +311,15 @@ class _LevelsRead:
         return self._snapshot
 
 
-def _fail(sheet: _Sheet, action: str, error: XlstockError, statuses: Mapping[int, str]) -> None:
+def _fail(
+    session: _WorkbookSession, action: str, error: XlstockError, statuses: Mapping[int, str]
+) -> None:
     """Say why an action failed in Status and the Log, and save; levels untouched."""
     try:
         if statuses:
-            sheet.write_statuses(statuses)
-        sheet.log(action, "", "", "failed: " + error.message.splitlines()[0][:300])
-        sheet.book.save()
+            session.write_statuses(statuses)
+        session.log(action, "", "", "failed: " + error.message.splitlines()[0][:300])
+        session.book.save()
     except XlstockError:
         pass  # the original error is what the merchant needs to see
 
@@ -321,7 +336,7 @@ def _problem_statuses(problems: Sequence[RowProblem]) -> dict[int, str]:
 
 
 def _settle_pending(
-    sheet: _Sheet, service: StockServiceClient, progress: Progress, *, may_send: bool
+    session: _WorkbookSession, service: StockServiceClient, progress: Progress, *, may_send: bool
 ) -> str:
     """Settle a publish that was interrupted after its key was saved. Returns a line
     for the report ("" when there was none).
@@ -333,7 +348,7 @@ def _settle_pending(
     service applies it once, or refuses it for good if its items have moved (then it
     is planned afresh). Sync and Preview leave it for Publish.
     """
-    pending = sheet.state.get("pending")
+    pending = session.state.get("pending")
     if not pending:
         return ""
     progress("Checking an interrupted publish with the stock service", None)
@@ -343,25 +358,25 @@ def _settle_pending(
         if not may_send:
             return ("An interrupted publish has not reached the shop yet; Publish will "
                     "finish it (nothing is counted twice).")
-        outcome = _resend_pending(sheet, service, pending, progress)
+        outcome = _resend_pending(session, service, pending, progress)
     if outcome is None or not outcome.applied:
-        sheet.state["pending"] = None
-        sheet.save_state()
-        if resent and _pending_body(sheet.settings.shop_url, pending) is None:
+        session.state["pending"] = None
+        session.save_state()
+        if resent and _pending_body(session.settings.shop_url, pending) is None:
             return ("An interrupted publish saved by an older xlstock never reached the "
                     "shop; it was dropped, and the sheet is planned afresh.")
         return ("An interrupted publish never reached the shop and the levels have moved "
                 "since; it was dropped, and the sheet is planned afresh.")
     _record_publish(
-        sheet,
+        session,
         levels=pending["levels"],
         changes=pending["changes"],
         edits=pending["edits"],
         version=outcome.version,
     )
-    sheet.log("publish (recovered)", len(pending["changes"]),
-              sum(abs(c) for c in pending["changes"].values()),
-              "finished an interrupted publish (applied once)")
+    session.log("publish (recovered)", len(pending["changes"]),
+                sum(abs(c) for c in pending["changes"].values()),
+                "finished an interrupted publish (applied once)")
     if resent:
         return ("An interrupted publish was finished: the shop has it once, and the workbook "
                 "now records it.")
@@ -370,12 +385,15 @@ def _settle_pending(
 
 
 def _resend_pending(
-    sheet: _Sheet, service: StockServiceClient, pending: Mapping[str, Any], progress: Progress
+    session: _WorkbookSession,
+    service: StockServiceClient,
+    pending: Mapping[str, Any],
+    progress: Progress,
 ) -> PublishOutcome | None:
     """Send an interrupted publish again, byte for byte, under its own key. ``None``
     when the service refuses it for good (the levels moved, or the stock file is no
     longer valid): its key is then spent, so a late copy can never apply either."""
-    body = _pending_body(sheet.settings.shop_url, pending)
+    body = _pending_body(session.settings.shop_url, pending)
     if body is None or hashlib.sha256(body).hexdigest() != pending["sha256"]:
         return None  # not the bytes that may be on their way: never send them
     progress("Finishing an interrupted publish", 0.1)
@@ -403,7 +421,7 @@ def _pending_body(shop: str, pending: Mapping[str, Any]) -> bytes | None:
 
 
 def _record_publish(
-    sheet: _Sheet,
+    session: _WorkbookSession,
     *,
     levels: Mapping[str, int],
     changes: Mapping[str, int],
@@ -415,17 +433,21 @@ def _record_publish(
     With ``sent=False`` (nothing to send) only Online and the memory of the levels
     catch up with the live levels of the rows given."""
     online, received, new_level = (
-        sheet.column(layout.ONLINE), sheet.column(layout.RECEIVED), sheet.column(layout.NEW_LEVEL)
+        session.column(layout.ONLINE),
+        session.column(layout.RECEIVED),
+        session.column(layout.NEW_LEVEL),
     )
-    change_col, status_col = sheet.column(layout.CHANGE), sheet.column(layout.STATUS)
-    for i in range(len(sheet.table.rows)):
-        sku = sheet.sku_of(i)
-        if sku is None or sku not in levels:
+    change_col, status_col = session.column(layout.CHANGE), session.column(layout.STATUS)
+    for i, sku in enumerate(session.skus()):
+        level = None if sku is None else levels.get(sku)
+        if sku is None or level is None:
             continue
-        online[i] = levels[sku]
+        online[i] = level
         change = changes.get(sku, 0)
         change_col[i] = change or None
         status_col[i] = STATUS_CHANGED if change else "ok"
+        if received[i] is None and new_level[i] is None:
+            continue  # most rows: no edit to clear or to flag
         published_edit = list(edits.get(sku, (None, None)))
         now = [_edit_value(received[i]), _edit_value(new_level[i])]
         if now == published_edit:
@@ -435,19 +457,19 @@ def _record_publish(
                 f"check: published {_describe_edit(published_edit)} before this edit changed; "
                 "the edit shown was NOT sent"
             )
-    sheet.write(layout.ONLINE, online)
-    sheet.write(layout.RECEIVED, received)
-    sheet.write(layout.NEW_LEVEL, new_level)
-    sheet.write(layout.CHANGE, change_col)
-    sheet.write(layout.STATUS, status_col)
-    base = sheet.base
+    session.write(layout.ONLINE, online)
+    session.write(layout.RECEIVED, received)
+    session.write(layout.NEW_LEVEL, new_level)
+    session.write(layout.CHANGE, change_col)
+    session.write(layout.STATUS, status_col)
+    base = session.base
     base.update(levels)
-    sheet.state.update(base=base, version=version, pending=None)
-    sheet.save_state()
+    session.state.update(base=base, version=version, pending=None)
+    session.save_state()
     updates: dict[str, Any] = {layout.SETTING_VERSION: shown_version(version)}
     if sent:
         updates[layout.SETTING_LAST_PUBLISH] = _now()
-    layout.write_settings(sheet.book, sheet.settings, updates)
+    layout.write_settings(session.book, session.settings, updates)
 
 
 def _edit_value(value: Any) -> Any:
@@ -470,19 +492,33 @@ def _describe_edit(edit: Sequence[Any]) -> str:
     return "nothing"
 
 
+def _online_session(
+    book: WorkbookAdapter, service: StockServiceClient, settings: layout.Settings | None,
+    *, conditional: bool = False,
+) -> tuple[_WorkbookSession, _LevelsRead | None]:
+    """The session of an online action, and its read of the live levels under way (see
+    :meth:`_WorkbookSession.read_with_levels`). ``settings`` are those the caller opened
+    the client with (:func:`service_for` checked the shop URL in them); without them,
+    Settings are read and checked here."""
+    session, ahead = _WorkbookSession.read_with_levels(book, service, settings=settings,
+                                                       conditional=conditional)
+    if settings is None:
+        _require_shop(session.settings)
+    return session, ahead
+
+
 def _begin_online(
     book: WorkbookAdapter, service: StockServiceClient, action: str, progress: Progress,
-    *, conditional: bool = False,
-) -> tuple[_Sheet, str, Snapshot | None]:
+    *, settings: layout.Settings | None, conditional: bool = False,
+) -> tuple[_WorkbookSession, str, Snapshot | None]:
     """Read the sheet, settle an interrupted publish, read the live levels; a failure
     is recorded in the Log before it is raised. With ``conditional``, the levels are
     asked for only if they changed since the last Sync (``None``: they did not)."""
-    sheet, ahead = _Sheet.read_with_levels(book, service, conditional=conditional)
-    _require_shop(sheet.settings)
+    session, ahead = _online_session(book, service, settings, conditional=conditional)
     try:
-        recovered = _settle_pending(sheet, service, progress, may_send=False)
+        recovered = _settle_pending(session, service, progress, may_send=False)
         progress("Reading the live levels", 0.2)
-        synced = _synced_version(sheet) if conditional else None
+        synced = _synced_version(session) if conditional else None
         if ahead is not None and (synced or None) == ahead.if_none_match:
             snapshot = ahead.result()
         else:  # the sheet was changed by hand since Sync: its levels are all needed
@@ -490,9 +526,9 @@ def _begin_online(
                 ahead.result()
             snapshot = service.read_levels(synced) if synced else service.read_levels()
     except XlstockError as error:
-        _fail(sheet, action, error, {})
+        _fail(session, action, error, {})
         raise
-    return sheet, recovered, snapshot
+    return session, recovered, snapshot
 
 
 # --- sync -----------------------------------------------------------------------------
@@ -510,16 +546,16 @@ def _sheet_fingerprint(skus: Sequence[Any], online: Sequence[Any], status: Seque
     return hashlib.sha256(repr(columns).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _synced_version(sheet: _Sheet) -> str | None:
+def _synced_version(session: _WorkbookSession) -> str | None:
     """The version of the last Sync, if the sheet still shows exactly what that Sync
     wrote (no row added, deleted or moved, no Online or Status typed over): then a Sync
     at that version would write nothing new."""
-    synced, written = sheet.state.get("synced"), sheet.state.get("synced_sheet")
+    synced, written = session.state.get("synced"), session.state.get("synced_sheet")
     if not synced or not written:
         return None
-    n = len(sheet.table.rows)
-    now = _sheet_fingerprint(sheet.skus()[:n],
-                             sheet.column(layout.ONLINE), sheet.column(layout.STATUS))
+    n = len(session.table.rows)
+    now = _sheet_fingerprint(session.skus()[:n],
+                             session.column(layout.ONLINE), session.column(layout.STATUS))
     return str(synced) if now == written else None
 
 
@@ -529,18 +565,20 @@ def sync(
     *,
     allow_mass_change: bool = False,
     progress: Progress | None = None,
+    settings: layout.Settings | None = None,
 ) -> Report:
-    """Pull the live levels into sheet Stock (contract 2b, Sync)."""
+    """Pull the live levels into sheet Stock (contract 2b, Sync). ``settings``: the
+    workbook's Settings, when the caller read them to open ``service``."""
     progress = progress or _noop
-    sheet, recovered, snapshot = _begin_online(book, service, "sync", progress,
-                                               conditional=True)
+    session, recovered, snapshot = _begin_online(book, service, "sync", progress,
+                                                 settings=settings, conditional=True)
     try:
         if snapshot is None:
-            report = _unchanged_sync(sheet)
+            report = _unchanged_sync(session)
         else:
-            report = _apply_sync(sheet, snapshot, allow_mass_change, progress)
+            report = _apply_sync(session, snapshot, allow_mass_change, progress)
     except XlstockError as error:
-        _fail(sheet, "sync", error, {})
+        _fail(session, "sync", error, {})
         raise
     if recovered:
         report.lines.insert(0, recovered)
@@ -550,46 +588,46 @@ def sync(
     return report
 
 
-def _unchanged_sync(sheet: _Sheet) -> Report:
+def _unchanged_sync(session: _WorkbookSession) -> Report:
     """The shop is still at the version of the last Sync (304): only the time of this
     Sync is recorded."""
-    layout.write_settings(sheet.book, sheet.settings, {layout.SETTING_LAST_SYNC: _now()})
-    version = shown_version(sheet.state.get("synced"))
-    summary = (f"Nothing changed in {sheet.settings.shop_url} since the last Sync (version "
+    layout.write_settings(session.book, session.settings, {layout.SETTING_LAST_SYNC: _now()})
+    version = shown_version(session.state.get("synced"))
+    summary = (f"Nothing changed in {session.settings.shop_url} since the last Sync (version "
                f"{version}); the sheet already has the live levels.")
-    sheet.log("sync", 0, 0, summary)
+    session.log("sync", 0, 0, summary)
     return Report("sync", summary)
 
 
 def _apply_sync(
-    sheet: _Sheet, snapshot: Snapshot, allow_mass_change: bool, progress: Progress
+    session: _WorkbookSession, snapshot: Snapshot, allow_mass_change: bool, progress: Progress
 ) -> Report:
     live = snapshot.items
-    table = sheet.table
+    table = session.table
     n = len(table.rows)
-    skus = list(sheet.skus())
+    skus = list(session.skus())
     on_sheet = [s for s in skus if s is not None]
     vanished = [s for s in on_sheet if s not in live]
     if not allow_mass_change and on_sheet and (
         not live or (len(vanished) >= MASS_CHANGE_MIN_ROWS and 2 * len(vanished) > len(on_sheet))
     ):
         raise MassChangeError(
-            f"the stock service lists {len(live)} product(s) for {sheet.settings.shop_url}; "
+            f"the stock service lists {len(live)} product(s) for {session.settings.shop_url}; "
             f"{len(vanished)} of the {len(on_sheet)} SKUs on sheet Stock would be flagged as "
             "gone (check the Shop URL setting)"
         )
     known = set(on_sheet)
     new_skus = [sku for sku in live if sku not in known]
-    _refuse_more_rows_than_a_sheet_holds(sheet, len(live), len(new_skus))
+    _refuse_more_rows_than_a_sheet_holds(session, len(live), len(new_skus))
     progress("Writing the live levels into sheet Stock", 0.6)
-    layout.ensure_columns(sheet.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
-                                              layout.STATUS])
-    online = sheet.column(layout.ONLINE)
-    product, variant = sheet.column(layout.PRODUCT), sheet.column(layout.VARIANT)
+    layout.ensure_columns(session.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
+                                                layout.STATUS])
+    online = session.column(layout.ONLINE)
+    product, variant = session.column(layout.PRODUCT), session.column(layout.VARIANT)
     # "ok" and "new" stay: the row still has nothing to publish, or has not been
     # previewed since a sync added it. Any other word described the last preview or
     # publish, which the new levels make stale.
-    was = sheet.column(layout.STATUS)
+    was = session.column(layout.STATUS)
     status: list[Any] = []
     hint = SkuHints(live)
     moved_rows = moved_units = 0
@@ -620,27 +658,27 @@ def _apply_sync(
         product.append(clean_text(item.name))
         variant.append(clean_text(item.variant))
         status.append("new")
-    sheet.write(layout.SKU, new_skus, first=n)
-    sheet.write(layout.PRODUCT, product)
-    sheet.write(layout.VARIANT, variant)
-    sheet.write(layout.ONLINE, online)
-    sheet.write(layout.CHANGE, [None] * len(online))
-    sheet.write(layout.STATUS, status)
-    sheet.state.update(
+    session.write(layout.SKU, new_skus, first=n)
+    session.write(layout.PRODUCT, product)
+    session.write(layout.VARIANT, variant)
+    session.write(layout.ONLINE, online)
+    session.write(layout.CHANGE, [None] * len(online))
+    session.write(layout.STATUS, status)
+    session.state.update(
         base={sku: item.qty for sku, item in live.items()}, version=snapshot.version,
         synced=snapshot.version, synced_sheet=_sheet_fingerprint(skus + new_skus, online, status),
     )
-    sheet.save_state()
-    layout.write_settings(sheet.book, sheet.settings, {
+    session.save_state()
+    layout.write_settings(session.book, session.settings, {
         layout.SETTING_LAST_SYNC: _now(), layout.SETTING_VERSION: shown_version(snapshot.version),
     })
     moved_rows += len(new_skus)
     moved_units += sum(live[sku].qty for sku in new_skus)
     summary = (
-        f"Synced {len(live)} SKU(s) from {sheet.settings.shop_url}: "
+        f"Synced {len(live)} SKU(s) from {session.settings.shop_url}: "
         f"{len(new_skus)} new, {len(vanished)} not in the shop online."
     )
-    sheet.log("sync", moved_rows, moved_units, summary)
+    session.log("sync", moved_rows, moved_units, summary)
     lines = [f"New rows: {', '.join(new_skus[:20])}" + (" ..." if len(new_skus) > 20 else "")
              ] if new_skus else []
     if vanished:
@@ -649,18 +687,18 @@ def _apply_sync(
     return Report("sync", summary, lines)
 
 
-def _refuse_more_rows_than_a_sheet_holds(sheet: _Sheet, listed: int, new: int) -> None:
+def _refuse_more_rows_than_a_sheet_holds(session: _WorkbookSession, listed: int, new: int) -> None:
     """Sync never writes a sheet that no command could read back (its last row is
     :data:`~xlstock.workbook.base.MAX_ROWS`, for reading and writing alike): refused
     before anything is written."""
     room = MAX_ROWS - 1  # the rows below the header
     if listed > room:
         raise ServiceError(
-            f"the stock service lists {listed:,} SKUs for {sheet.settings.shop_url}, more "
+            f"the stock service lists {listed:,} SKUs for {session.settings.shop_url}, more "
             f"than sheet Stock can hold: xlstock reads and writes at most {room:,} rows "
             f"below the header (row {MAX_ROWS:,} is the last); nothing was changed"
         )
-    rows = len(sheet.table.rows)
+    rows = len(session.table.rows)
     if rows + new > room:
         raise SheetError(
             f"sheet Stock uses {rows:,} rows below the header and the stock service lists "
@@ -682,14 +720,16 @@ def _sku_status(raw: Any) -> str | None:
 # --- preview and publish -------------------------------------------------------------------
 
 
-def _plan(sheet: _Sheet, snapshot: Snapshot, strict: bool | None) -> tuple[Plan, list[SheetRow]]:
-    rows, problems = parse_rows(sheet.raw_rows())
-    policy = STRICT if strict else (sheet.settings.policy if strict is None else "rebase")
-    plan = plan_publish(rows, sheet.base, snapshot.levels(), policy=policy, problems=problems)
+def _plan(
+    session: _WorkbookSession, snapshot: Snapshot, strict: bool | None
+) -> tuple[PublishPlan, list[SheetRow]]:
+    rows, problems = parse_rows(session.raw_rows())
+    policy = STRICT if strict else (session.settings.policy if strict is None else "rebase")
+    plan = plan_publish(rows, session.base, snapshot.levels(), policy=policy, problems=problems)
     return plan, rows
 
 
-def _plan_table(plan: Plan) -> list[tuple[str, str, str, str, str]]:
+def _plan_table(plan: PublishPlan) -> list[tuple[str, str, str, str, str]]:
     table = []
     for row in plan.rows:
         if row.change or row.status == STATUS_NOT_ONLINE:
@@ -703,14 +743,14 @@ def _plan_table(plan: Plan) -> list[tuple[str, str, str, str, str]]:
     return table
 
 
-def _plan_statuses(plan: Plan) -> dict[int, str]:
+def _plan_statuses(plan: PublishPlan) -> dict[int, str]:
     statuses = {r.row: r.status for r in plan.rows}
     statuses.update(_problem_statuses(plan.problems))
     statuses.update(_problem_statuses(plan.conflicts))
     return statuses
 
 
-def _plan_error(plan: Plan) -> SheetError:
+def _plan_error(plan: PublishPlan) -> SheetError:
     if plan.problems:
         return SheetError(
             f"{len(plan.problems)} row(s) of sheet Stock need fixing; nothing was sent",
@@ -729,17 +769,21 @@ def preview(
     *,
     strict: bool | None = None,
     progress: Progress | None = None,
+    settings: layout.Settings | None = None,
 ) -> Report:
     """What Publish would send, checked against the live levels; uploads nothing.
-    Writes Change and Status. ``exit_code`` is 1 for sheet errors, 3 for conflicts."""
+    Writes Change and Status. Rows at fault are in ``Report.error``: a
+    :class:`SheetError`, or a :class:`ConflictError` when only conflicts block it.
+    ``settings`` as for :func:`sync`."""
     progress = progress or _noop
-    sheet, recovered, snapshot = _begin_online(book, service, "preview", progress)
+    session, recovered, snapshot = _begin_online(book, service, "preview", progress,
+                                                 settings=settings)
     assert snapshot is not None
-    plan, _ = _plan(sheet, snapshot, strict)
+    plan, _ = _plan(session, snapshot, strict)
     changes = {r.row: (r.change or None) for r in plan.rows}
-    sheet.write(layout.CHANGE, [changes.get(sheet.table.sheet_row(i))
-                                for i in range(len(sheet.table.rows))])
-    sheet.write_statuses(_plan_statuses(plan))
+    session.write(layout.CHANGE, [changes.get(session.table.sheet_row(i))
+                                  for i in range(len(session.table.rows))])
+    session.write_statuses(_plan_statuses(plan))
     progress("Saving the workbook", 0.9)
     book.save()
     progress("Preview done", 1.0)
@@ -753,11 +797,9 @@ def preview(
         )
         if not plan.changed:
             summary = "Nothing to publish: the sheet has no edits that change a level."
-        return Report("preview", summary, lines, EXIT_OK, _plan_table(plan))
+        return Report("preview", summary, lines, _plan_table(plan))
     blocked = _plan_error(plan)
-    return Report("preview", blocked.message, lines,
-                  EXIT_SHEET if plan.problems else EXIT_CONFLICT, _plan_table(plan),
-                  error=blocked)
+    return Report("preview", blocked.message, lines, _plan_table(plan), error=blocked)
 
 
 def publish(
@@ -768,17 +810,18 @@ def publish(
     allow_mass_change: bool = False,
     confirm: Callable[[PublishSummary], bool] | None = None,
     progress: Progress | None = None,
+    settings: layout.Settings | None = None,
 ) -> Report:
     """Upload the stock file: the levels the plan gives the SKUs that change, each with
     the live level it was planned against, under a fresh idempotency key saved in the
     workbook before the upload (contract 2b, Publish). A 412 naming moved SKUs re-plans
-    them on the levels it gives, at most :data:`MAX_PUBLISH_ATTEMPTS` tries in all."""
+    them on the levels it gives, at most :data:`MAX_PUBLISH_ATTEMPTS` tries in all.
+    ``settings`` as for :func:`sync`."""
     progress = progress or _noop
-    sheet, ahead = _Sheet.read_with_levels(book, service)
-    _require_shop(sheet.settings)
+    session, ahead = _online_session(book, service, settings)
     lines: list[str] = []
     try:
-        recovered = _settle_pending(sheet, service, progress, may_send=True)
+        recovered = _settle_pending(session, service, progress, may_send=True)
         if recovered:  # the sheet, settings and state objects were kept in step
             lines.append(recovered)
             book.save()
@@ -791,37 +834,35 @@ def publish(
                 else:
                     snapshot = service.read_levels()
                 assert snapshot is not None
-            plan, rows = _plan(sheet, snapshot, strict)
+            plan, rows = _plan(session, snapshot, strict)
             if not plan.ok:
                 error = _plan_error(plan)
-                _fail(sheet, "publish", error, _plan_statuses(plan))
+                _fail(session, "publish", error, _plan_statuses(plan))
                 raise error
             if not plan.changed:
                 edited = {r.sku for r in rows if r.has_edit}
                 _record_publish(
-                    sheet,
+                    session,
                     levels={s: q for s, q in plan.levels.items() if s not in edited},
                     changes={}, edits={}, version=snapshot.version, sent=False,
                 )
-                sheet.write_statuses(_plan_statuses(plan))
-                sheet.log("publish", 0, 0, "nothing to send")
+                session.write_statuses(_plan_statuses(plan))
+                session.log("publish", 0, 0, "nothing to send")
                 book.save()
                 progress("Nothing to publish", 1.0)
                 return Report("publish", "Nothing to publish: no edit changes a level; "
                               "nothing was sent.", lines)
             _guard_mass_publish(plan, snapshot, allow_mass_change)
-            summary = PublishSummary(sheet.settings.shop_url, len(plan.changed),
+            summary = PublishSummary(session.settings.shop_url, len(plan.changed),
                                      plan.units_added, plan.units_removed, plan.online_sales)
             if confirm is not None and attempt == 1 and not confirm(summary):
                 return Report("publish", "Publish cancelled; nothing was sent.", lines)
             try:
-                _upload(sheet, service, plan, rows, progress)
+                _upload(session, service, plan, rows, progress)
             except StaleVersion as stale:
-                moved: dict[str, int] | None = getattr(stale, "moved", None)
+                moved = stale.moved
                 if moved:
-                    snapshot = snapshot.with_levels(
-                        moved, getattr(stale, "current_version", None)
-                    )
+                    snapshot = snapshot.with_levels(moved, stale.current_version)
                     shown = ", ".join(sorted(moved)[:10]) + (" ..." if len(moved) > 10 else "")
                     lines.append(f"The live levels of {len(moved)} SKU(s) moved during publish "
                                  f"(try {attempt}): {shown}; re-planned them on their new "
@@ -831,34 +872,34 @@ def publish(
                     lines.append(f"The live levels moved during publish (try {attempt}); "
                                  "re-planned on the new levels.")
                 continue
-            sheet.log("publish", len(plan.changed),
-                      plan.units_added + plan.units_removed,
-                      f"published {len(plan.changed)} change(s)")
+            session.log("publish", len(plan.changed),
+                        plan.units_added + plan.units_removed,
+                        f"published {len(plan.changed)} change(s)")
             progress("Saving the workbook", 0.9)
             try:
                 book.save()
             except WorkbookError as not_saved:
-                raise _published_not_recorded(sheet, not_saved) from not_saved
+                raise _published_not_recorded(session, not_saved) from not_saved
             failpoints.reach("after_bookkeeping")
             progress("Publish done", 1.0)
             return Report(
                 "publish",
-                f"Published {len(plan.changed)} change(s) to {sheet.settings.shop_url}: "
+                f"Published {len(plan.changed)} change(s) to {session.settings.shop_url}: "
                 f"{units_moved(plan.units_added, plan.units_removed)}.",
-                lines, EXIT_OK, _plan_table(plan),
+                lines, _plan_table(plan),
             )
         error = ConflictError(
             f"the shop's levels kept changing during {MAX_PUBLISH_ATTEMPTS} tries; nothing "
             "was sent. Publish again in a moment"
         )
-        _fail(sheet, "publish", error, {})
+        _fail(session, "publish", error, {})
         raise error
     except (MassChangeError, ServiceError) as error:
-        _fail(sheet, "publish", error, {})
+        _fail(session, "publish", error, {})
         raise
 
 
-def _guard_mass_publish(plan: Plan, snapshot: Snapshot, allow: bool) -> None:
+def _guard_mass_publish(plan: PublishPlan, snapshot: Snapshot, allow: bool) -> None:
     changed = len(plan.changed)
     if allow or changed < MASS_CHANGE_MIN_ROWS or 2 * changed <= len(snapshot.items):
         return
@@ -870,9 +911,9 @@ def _guard_mass_publish(plan: Plan, snapshot: Snapshot, allow: bool) -> None:
 
 
 def _upload(
-    sheet: _Sheet,
+    session: _WorkbookSession,
     service: StockServiceClient,
-    plan: Plan,
+    plan: PublishPlan,
     rows: Sequence[SheetRow],
     progress: Progress,
 ) -> PublishOutcome:
@@ -882,49 +923,49 @@ def _upload(
     levels = plan.levels
     sent = {r.sku: [r.live, r.target] for r in plan.changed}
     pending = {"items": sent}
-    body = _pending_body(sheet.settings.shop_url, pending)
+    body = _pending_body(session.settings.shop_url, pending)
     assert body is not None
     key = uuid.uuid4().hex
     changes = {r.sku: r.change for r in plan.rows if r.change}
     edits = {r.sku: [r.received, r.new_level] for r in rows if r.has_edit and r.sku}
-    sheet.state["pending"] = {
+    session.state["pending"] = {
         "key": key, "at": _now(), "items": sent,
         "sha256": hashlib.sha256(body).hexdigest(),
         "levels": levels, "changes": changes, "edits": edits,
     }
-    sheet.save_state()
+    session.save_state()
     progress("Saving the publish key in the workbook", 0.3)
-    sheet.book.save()
+    session.book.save()
     failpoints.reach("before_upload")
     progress(f"Publishing {len(changes)} change(s)", 0.5)
     try:
         result = service.publish(body, key)
     except StaleVersion:
-        sheet.state["pending"] = None  # refused: the key was not applied
-        sheet.save_state()
+        session.state["pending"] = None  # refused: the key was not applied
+        session.save_state()
         raise
     except OutcomeUnknown:
         raise
     except ServiceError:
-        sheet.state["pending"] = None  # the service answered: the key was not applied
-        sheet.save_state()
+        session.state["pending"] = None  # the service answered: the key was not applied
+        session.save_state()
         raise
     failpoints.reach("after_upload")
     try:
-        _record_publish(sheet, levels=levels, changes=changes, edits=edits,
+        _record_publish(session, levels=levels, changes=changes, edits=edits,
                         version=result.version)
     except WorkbookError as error:
-        raise _published_not_recorded(sheet, error) from error
+        raise _published_not_recorded(session, error) from error
     return result
 
 
-def _published_not_recorded(sheet: _Sheet, error: WorkbookError) -> WorkbookError:
+def _published_not_recorded(session: _WorkbookSession, error: WorkbookError) -> WorkbookError:
     """The upload was applied but the workbook cannot record it: say that the levels
     did reach the shop, so that the merchant does not publish them again by hand (the
     pending key saved before the upload lets the next publish record it, sending
     nothing twice)."""
     return WorkbookError(
-        f"{error.message}. The levels WERE published to {sheet.settings.shop_url}: once "
+        f"{error.message}. The levels WERE published to {session.settings.shop_url}: once "
         "that is fixed, run publish again; it records this publish in the workbook and "
         "sends nothing twice"
     )
@@ -937,10 +978,10 @@ def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Repo
     """Check sheet Stock offline (no service): every rule that does not need the live
     levels, and the results against the levels of the last Sync. Writes nothing."""
     progress = progress or _noop
-    sheet = _Sheet.read(book)
+    session = _WorkbookSession.read(book)
     progress("Checking sheet Stock", 0.5)
-    rows, problems = parse_rows(sheet.raw_rows())
-    base = sheet.base
+    rows, problems = parse_rows(session.raw_rows())
+    base = session.base
     lines: list[str] = []
     if base:
         known = {r.sku for r in rows if r.sku in base}
@@ -958,5 +999,5 @@ def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Repo
     if problems:
         error = SheetError(f"{len(problems)} row(s) of sheet Stock need fixing", problems,
                            in_status=False)
-        return Report("validate", error.message, lines, EXIT_SHEET, error=error)
+        return Report("validate", error.message, lines, error=error)
     return Report("validate", f"Sheet Stock is valid: {len(rows)} SKU(s), {edits} edit(s).", lines)

@@ -1,7 +1,8 @@
 """One error tree for xlstock.
 
-Every error carries the exit status the contract gives it and a message that names
-the sheet, cell, SKU or URL at fault and says what to do. Adapters translate foreign
+Every error carries a message that names the sheet, cell, SKU or URL at fault and says
+what to do; its class says what kind of failure it is, and the command line alone
+turns that into an exit status (:mod:`xlstock.cli.exits`). Adapters translate foreign
 exceptions (openpyxl, zipfile, requests, urllib3, sqlite3) into this tree at one
 place each, ``raise ... from exc``, so that the CLI and the Excel buttons only ever
 show these messages.
@@ -9,14 +10,9 @@ show these messages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-EXIT_OK = 0
-EXIT_SHEET = 1
-EXIT_USAGE = 2
-EXIT_CONFLICT = 3
-EXIT_SERVICE = 4
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -41,8 +37,6 @@ class RowProblem:
 class XlstockError(Exception):
     """Base of every error xlstock reports to a merchant."""
 
-    exit_code = EXIT_SHEET
-
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
@@ -53,8 +47,6 @@ class XlstockError(Exception):
 
 class UsageError(XlstockError):
     """The command was called wrongly (a missing file, a bad option, a bad setting)."""
-
-    exit_code = EXIT_USAGE
 
 
 class MissingExtra(UsageError):
@@ -71,15 +63,11 @@ class MissingExtra(UsageError):
 class WorkbookError(XlstockError):
     """The workbook file cannot be read or written safely (corrupt, hostile, locked)."""
 
-    exit_code = EXIT_SHEET
-
 
 class SheetError(XlstockError):
     """Rows of sheet Stock are wrong; nothing was sent. ``problems`` names each row;
     ``in_status`` says whether they are also written in column Status (not by
     ``validate``, which writes nothing)."""
-
-    exit_code = EXIT_SHEET
 
     def __init__(self, message: str, problems: Sequence[RowProblem] = (), *,
                  in_status: bool = True) -> None:
@@ -100,8 +88,6 @@ class ConflictError(SheetError):
     """Strict policy found rows changed online since Sync, or a race retries could not
     resolve; nothing was sent."""
 
-    exit_code = EXIT_CONFLICT
-
 
 class MassChangeError(XlstockError):
     """An action would blank or rewrite most of the shop at once; it needs an explicit
@@ -109,8 +95,6 @@ class MassChangeError(XlstockError):
 
     ``situation`` says what would happen, without the command-line way out, so that
     the Excel buttons can ask it as a question."""
-
-    exit_code = EXIT_SHEET
 
     def __init__(self, situation: str) -> None:
         super().__init__(
@@ -122,14 +106,30 @@ class MassChangeError(XlstockError):
 
 class ServiceError(XlstockError):
     """The stock service could not be reached, or refused the request; nothing was sent
-    (or, for :class:`OutcomeUnknown`, the outcome is recoverable by the next publish)."""
+    (or, for :class:`OutcomeUnknown`, the outcome is recoverable by the next publish).
 
-    exit_code = EXIT_SERVICE
+    ``status`` and ``code`` are the HTTP status and the service's error code, when it
+    answered; ``items`` are the items its answer named (dicts with ``sku`` and
+    ``problem``, and ``current`` for a moved level). ``may_have_arrived`` is set when
+    the request failed on the way: ``False`` when it certainly never reached the
+    service, ``True`` when it may have (then a publish is never called failed without
+    asking the service for its outcome); ``None`` when the service answered.
+    """
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        items: Sequence[Mapping[str, Any]] = (),
+        may_have_arrived: bool | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.items: list[dict[str, Any]] = [dict(item) for item in items]
+        self.may_have_arrived = may_have_arrived
 
 
 class ServiceUnreachable(ServiceError):
@@ -141,9 +141,32 @@ class ServiceRefused(ServiceError):
 
 
 class StaleVersion(ServiceError):
-    """412: the live levels changed since they were read; re-read and re-plan."""
+    """412: the live levels changed since they were read; re-read and re-plan.
+
+    ``moved`` maps each moved SKU to its current level when the service named them all
+    (``None``: read the levels again); ``current_version`` is the live version tag, when
+    the answer gave it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = 412,
+        code: str | None = None,
+        items: Sequence[Mapping[str, Any]] = (),
+        current_version: str | None = None,
+        moved: Mapping[str, int] | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code, items=items)
+        self.current_version = current_version
+        self.moved: dict[str, int] | None = dict(moved) if moved is not None else None
 
 
 class OutcomeUnknown(ServiceError):
     """A publish was sent but its answer never arrived. The workbook keeps the pending
-    key; the next ``xlstock publish`` asks the service what happened and finishes."""
+    key (``key``); the next ``xlstock publish`` asks the service what happened and
+    finishes."""
+
+    def __init__(self, message: str, *, key: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code, may_have_arrived=True)
+        self.key = key

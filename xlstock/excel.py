@@ -20,10 +20,11 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from xlstock import actions
 from xlstock.errors import MassChangeError, SheetError, UsageError, XlstockError
+from xlstock.workbook import layout
 from xlstock.workbook.xlwings_adapter import XlwingsWorkbook
 
 if TYPE_CHECKING:
@@ -40,28 +41,30 @@ def sync() -> None:
     """Button Sync: pull the live online levels into sheet Stock."""
     _run("Sync", lambda click: actions.sync(
         click.book, click.service, allow_mass_change=click.allow_mass_change,
-        progress=click.progress))
+        progress=click.progress, settings=click.settings))
 
 
 def preview() -> None:
     """Button Preview: show in Change and Status what Publish would send; sends nothing."""
     _run("Preview", lambda click: actions.preview(
-        click.book, click.service, progress=click.progress))
+        click.book, click.service, progress=click.progress, settings=click.settings))
 
 
 def publish() -> None:
     """Button Publish: after a Yes to its summary, upload the stock file."""
     _run("Publish", lambda click: actions.publish(
         click.book, click.service, allow_mass_change=click.allow_mass_change,
-        confirm=click.confirm_publish, progress=click.progress))
+        confirm=click.confirm_publish, progress=click.progress, settings=click.settings))
 
 
 @dataclass
 class _Click:
-    """One button press: the workbook, the stock service, and the ways to talk back."""
+    """One button press: the workbook and its Settings, the stock service, and the ways
+    to talk back."""
 
     book: XlwingsWorkbook
-    service: Any
+    settings: layout.Settings
+    service: actions.StockServiceClient
     app: xw.App
     progress: actions.Progress
     allow_mass_change: bool = False
@@ -111,7 +114,7 @@ def _run(action: str, run: Callable[[_Click], actions.Report]) -> None:
         ), critical=True, original=exc)
         return
     if report is not None:
-        _tell(app, action, _report_text(report), critical=report.exit_code != 0)
+        _tell(app, action, _report_text(report), critical=report.error is not None)
 
 
 def _press(action: str, run: Callable[[_Click], actions.Report], book: xw.Book,
@@ -119,18 +122,16 @@ def _press(action: str, run: Callable[[_Click], actions.Report], book: xw.Book,
     adapter = XlwingsWorkbook(book)
     progress = _StatusBar(app, action)
     progress("connecting to the stock service", None)
-    click = _Click(adapter, actions.service_for(adapter), app, progress)
-    try:
-        return run(click)
-    except MassChangeError as exc:
-        if not _ask(app, action, _mass_change_question(exc)):
-            return None
-        click.allow_mass_change = True
-        return run(click)
-    finally:
-        close = getattr(click.service, "close", None)
-        if close is not None:
-            close()
+    settings = layout.read_settings(adapter)
+    with actions.service_for(settings) as service:
+        click = _Click(adapter, settings, service, app, progress)
+        try:
+            return run(click)
+        except MassChangeError as exc:
+            if not _ask(app, action, _mass_change_question(exc)):
+                return None
+            click.allow_mass_change = True
+            return run(click)
 
 
 def _ask(app: xw.App, action: str, question: str) -> bool:

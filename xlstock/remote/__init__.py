@@ -1,17 +1,18 @@
 """The stock-service client on requests: timeouts, retries, ETag, idempotency keys.
 
-Use :class:`StockService` (``StockService.from_settings(service_url, shop_url)`` finds
-the token in ``$XLSTOCK_TOKEN`` or the system keyring).
+Use :class:`HttpStockServiceClient` (``HttpStockServiceClient.from_settings(service_url,
+shop_url)`` finds the token in ``$XLSTOCK_TOKEN`` or the system keyring), in a ``with``
+block so that its HTTP session is closed.
 """
 
 from xlstock.remote.client import (
     Change,
     HistoryChange,
     HistoryEntry,
+    HttpStockServiceClient,
     OrderLine,
     OrderResult,
-    PublishResult,
-    StockService,
+    PublishOutcome,
     as_etag,
     check_service_url,
     is_loopback_host,
@@ -24,8 +25,8 @@ __all__ = [
     "HistoryEntry",
     "OrderLine",
     "OrderResult",
-    "PublishResult",
-    "StockService",
+    "PublishOutcome",
+    "HttpStockServiceClient",
     "as_etag",
     "check_service_url",
     "is_loopback_host",

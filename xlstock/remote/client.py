@@ -1,4 +1,4 @@
-"""The stock service client: :class:`StockService`.
+"""The stock service client: :class:`HttpStockServiceClient`.
 
 One object per (service, shop). Every call has a connect and read timeout and an
 overall deadline that bounds the whole answer (all attempts, every byte). Reads are
@@ -9,7 +9,7 @@ accepted for a loopback host and TLS is always verified. The token goes into the
 ``Authorization`` header of each request and nowhere else: not in URLs, messages,
 logs or ``repr()``.
 
-Versions (``Snapshot.version``, ``PublishResult.version``, ``OrderResult.version``)
+Versions (``Snapshot.version``, ``PublishOutcome.version``, ``OrderResult.version``)
 are always in entity-tag form, with their double quotes (``"v12"``), exactly as the
 ``ETag`` header carries them; methods taking a version accept it with or without the
 quotes.
@@ -108,17 +108,19 @@ class OrderLine(NamedTuple):
 
 
 @dataclass(frozen=True)
-class PublishResult:
+class PublishOutcome:
     """What became of a publish.
 
     ``version`` is the shop's new version tag (ETag form). ``replayed`` is true when the
     service had already applied this key before this answer (an idempotent replay, or a
-    record read back with :meth:`StockService.publish_outcome`); ``recovered`` is true
-    when the result was read back because the publish's own answer was lost.
+    record read back with :meth:`HttpStockServiceClient.publish_outcome`);
+    ``recovered`` is true when the result was read back because the publish's own
+    answer was lost.
 
-    ``applied`` is false only for a result from :meth:`StockService.publish_outcome`
-    about a publish the service refused (e.g. 412 or 422): then ``status`` is the status
-    it got and ``refusal`` is the error its answer would have raised
+    ``applied`` is false only for a result from
+    :meth:`HttpStockServiceClient.publish_outcome` about a publish the service refused
+    (e.g. 412 or 422): then ``status`` is the status it got and ``refusal`` is the error
+    its answer would have raised
     (:class:`~xlstock.errors.StaleVersion` or :class:`~xlstock.errors.ServiceRefused`).
     """
 
@@ -291,8 +293,10 @@ def _keyring_usable() -> bool:
         return False
 
 
-class StockService:
-    """Client of the stock service for one shop.
+class HttpStockServiceClient:
+    """Client of the stock service for one shop, over HTTP (the actions'
+    :class:`~xlstock.actions.StockServiceClient`). Use it in a ``with`` block, or call
+    :meth:`close`: it holds a ``requests`` session and its connections.
 
     ``timeout`` is (connect, read) seconds, or one number for both; ``deadline`` bounds
     each whole call; ``read_retries`` is how many times a read is retried after a
@@ -353,7 +357,9 @@ class StockService:
             self._proxies = {"http": None, "https": None, "all": None}
 
     @classmethod
-    def from_settings(cls, service_url: str, shop_url: str, **options: Any) -> StockService:
+    def from_settings(
+        cls, service_url: str, shop_url: str, **options: Any
+    ) -> HttpStockServiceClient:
         """A client whose token comes from ``$XLSTOCK_TOKEN`` or the system keyring
         (see :func:`resolve_token`); :class:`UsageError` saying how to set one if none."""
         shop = shop_url_setting(shop_url)
@@ -363,14 +369,15 @@ class StockService:
         return cls(service_url, shop, token, **options)
 
     def __repr__(self) -> str:
-        return f"StockService(service_url={self.service_url!r}, shop_url={self.shop_url!r})"
+        return (f"HttpStockServiceClient(service_url={self.service_url!r}, "
+                f"shop_url={self.shop_url!r})")
 
     def close(self) -> None:
         """Close the HTTP session if this client made it."""
         if self._own_session:
             self._session.close()
 
-    def __enter__(self) -> StockService:
+    def __enter__(self) -> HttpStockServiceClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -429,7 +436,7 @@ class StockService:
         self._check_shop(snapshot.shop, answer.what)
         return snapshot
 
-    def publish(self, body: bytes, key: str, *, if_match: str | None = None) -> PublishResult:
+    def publish(self, body: bytes, key: str, *, if_match: str | None = None) -> PublishOutcome:
         """Upload the stock file ``body`` (``PUT /v1/stock``) under the idempotency key
         ``key``. Each item in it carries the level it was planned against: the service
         applies the file only if every listed SKU still has that level. ``if_match``, a
@@ -462,7 +469,7 @@ class StockService:
             try:
                 answer = self._exchange("PUT", "/v1/stock", deadline, headers=headers, data=payload)
             except ServiceError as exc:
-                arrived = getattr(exc, "may_have_arrived", None)
+                arrived = exc.may_have_arrived
                 if arrived is None:
                     raise
                 if arrived:
@@ -496,12 +503,12 @@ class StockService:
                     raise self._outcome_unknown(key, refusal) from refusal
             raise refusal
 
-    def publish_outcome(self, key: str) -> PublishResult | None:
+    def publish_outcome(self, key: str) -> PublishOutcome | None:
         """What the service recorded for the publish with idempotency key ``key``
         (``GET /v1/publishes/<key>``).
 
         ``None``: the service never saw that key for this shop (nothing was applied).
-        Otherwise a :class:`PublishResult` with ``recovered=True``: ``applied=True`` with
+        Otherwise a :class:`PublishOutcome` with ``recovered=True``: ``applied=True`` with
         the publish's result, or ``applied=False`` with the recorded ``status`` and the
         ``refusal`` that answer meant. It never raises for a refused publish; it raises
         only when the service itself cannot be asked.
@@ -530,7 +537,7 @@ class StockService:
                 raise ValueError("the outcome names another key")
         if applied:
             result = self._result_from_document(response, {}, answer.what, key)
-            return PublishResult(
+            return PublishOutcome(
                 key=result.key,
                 version=result.version,
                 published_at=result.published_at,
@@ -543,7 +550,7 @@ class StockService:
         refusal = self._refusal_from(
             status, response, CaseInsensitiveDict(), f"PUT {self.service_url}/v1/stock ({key})"
         )
-        return PublishResult(
+        return PublishOutcome(
             key=key,
             version="",
             published_at="",
@@ -584,7 +591,7 @@ class StockService:
                     "POST", "/v1/orders", deadline, headers=headers, data=payload
                 )
             except ServiceError as exc:
-                arrived = getattr(exc, "may_have_arrived", None)
+                arrived = exc.may_have_arrived
                 if arrived is None:
                     raise
                 if self._resend_pause(deadline, sends, None):
@@ -686,7 +693,7 @@ class StockService:
         params: Mapping[str, Any] | None = None,
     ) -> _Answer:
         """One request and its whole answer, within ``deadline``; any status comes back.
-        Transport failures raise mapped errors carrying ``may_have_arrived``."""
+        Transport failures raise mapped errors that say ``may_have_arrived``."""
         if auth:
             self._require_token()
         url = self.service_url + path
@@ -815,11 +822,11 @@ class StockService:
                 "Stock service and Shop URL settings"
             )
 
-    def _publish_result(self, answer: _Answer, deadline: Deadline, key: str) -> PublishResult:
+    def _publish_result(self, answer: _Answer, deadline: Deadline, key: str) -> PublishOutcome:
         document = self._json(answer, deadline)
         result = self._result_from_document(document, answer.headers, answer.what, key)
         if _replayed(answer):
-            return PublishResult(
+            return PublishOutcome(
                 key=result.key,
                 version=result.version,
                 published_at=result.published_at,
@@ -830,7 +837,7 @@ class StockService:
 
     def _result_from_document(
         self, document: Any, headers: Mapping[str, str], what: str, key: str
-    ) -> PublishResult:
+    ) -> PublishOutcome:
         with self._parsing(what):
             if str(document["key"]) != key:
                 raise ValueError(f"the answer is for key {str(document['key'])[:40]!r}")
@@ -838,14 +845,14 @@ class StockService:
             problem = version_problem(version)
             if problem:
                 raise ValueError(f"version tag {problem}")
-            return PublishResult(
+            return PublishOutcome(
                 key=key,
                 version=version,
                 published_at=str(document.get("published_at", "")),
                 changes=_changes(document.get("changes") or []),
             )
 
-    def _outcome_after_loss(self, key: str, cause: ServiceError) -> PublishResult | None:
+    def _outcome_after_loss(self, key: str, cause: ServiceError) -> PublishOutcome | None:
         """Ask the service what became of publish ``key`` after its answer was lost;
         :class:`OutcomeUnknown` when the service cannot be asked either."""
         log.debug("publish %s: answer lost (%s); asking for its outcome", key, cause.message)
@@ -855,17 +862,16 @@ class StockService:
             raise self._outcome_unknown(key, exc) from cause
 
     def _outcome_unknown(self, key: str, cause: Exception) -> OutcomeUnknown:
-        error = OutcomeUnknown(
+        return OutcomeUnknown(
             f"the answer to publish {key} (PUT {self.service_url}/v1/stock) never arrived "
             f"and the outcome could not be confirmed ({cause}). The outcome is unknown: the "
             "next `xlstock publish` will find out; nothing will be counted twice.",
+            key=key,
             code="outcome_unknown",
         )
-        error.key = key  # type: ignore[attr-defined]
-        return error
 
     @staticmethod
-    def _settle(outcome: PublishResult) -> PublishResult:
+    def _settle(outcome: PublishOutcome) -> PublishOutcome:
         if outcome.applied:
             return outcome
         assert outcome.refusal is not None
@@ -920,16 +926,13 @@ class StockService:
         full = "\n".join(lines)
         if self._token:
             full = full.replace(self._token, "***")
-        kind = StaleVersion if status == 412 else ServiceRefused
-        refusal: ServiceError = kind(full, status=status, code=code)
-        refusal.items = items  # type: ignore[attr-defined]
         if status == 412:
-            current = headers.get("ETag", "").strip()
-            refusal.current_version = current or None  # type: ignore[attr-defined]
-            refusal.moved = _moved_levels(  # type: ignore[attr-defined]
-                code, items, error if isinstance(error, dict) else {}
+            return StaleVersion(
+                full, status=status, code=code, items=items,
+                current_version=headers.get("ETag", "").strip() or None,
+                moved=_moved_levels(code, items, error if isinstance(error, dict) else {}),
             )
-        return refusal
+        return ServiceRefused(full, status=status, code=code, items=items)
 
     def _hint(self, status: int, code: str | None, message: str) -> str:
         tokens_page = f"{self.service_url}/account/tokens"

@@ -1,4 +1,4 @@
-"""The HTTP plumbing under :class:`~xlstock.remote.client.StockService`.
+"""The HTTP plumbing under :class:`~xlstock.remote.client.HttpStockServiceClient`.
 
 Three things live here, apart from the protocol logic:
 
@@ -258,15 +258,6 @@ def _connect_failed(exc: BaseException) -> bool:
     return False
 
 
-def unreachable(message: str, *, may_have_arrived: bool) -> ServiceUnreachable:
-    """A :class:`ServiceUnreachable` that also says whether the request may have been
-    received (``may_have_arrived``); a publish that may have arrived is never called
-    failed without asking the service for its outcome."""
-    error = ServiceUnreachable(message)
-    error.may_have_arrived = may_have_arrived  # type: ignore[attr-defined]
-    return error
-
-
 @contextlib.contextmanager
 def mapped_errors(
     what: str, deadline: Deadline, *, max_body: int, secret: str | None = None
@@ -274,7 +265,8 @@ def mapped_errors(
     """Translate every foreign exception raised in the block into the error tree.
 
     ``what`` names the request for messages, e.g. ``"GET http://127.0.0.1:8765/v1/stock"``
-    (never with the token). Each message says what to do.
+    (never with the token). Each message says what to do; a failure on the way says
+    whether the request may have reached the service (``may_have_arrived``).
     """
     try:
         yield
@@ -283,12 +275,11 @@ def mapped_errors(
     except DeadlineExceeded as exc:
         raise mapped_deadline(what, deadline) from exc
     except BodyTooLarge as exc:
-        error = ServiceRefused(
+        raise ServiceRefused(
             f"{what} sent an answer larger than {max_body // (1024 * 1024)} MiB, far larger "
-            "than any catalogue; it is not the stock service: check the Stock service setting"
-        )
-        error.may_have_arrived = True  # type: ignore[attr-defined]
-        raise error from exc
+            "than any catalogue; it is not the stock service: check the Stock service setting",
+            may_have_arrived=True,
+        ) from exc
     except NotJson as exc:
         if exc.content_type.startswith("text/html"):
             detail = "answered a web page, not the stock service"
@@ -297,18 +288,18 @@ def mapped_errors(
         raise ServiceRefused(f"{what} {detail}; check the Stock service setting") from exc
     except (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError) as exc:
         if deadline.expired:
-            raise unreachable(
+            raise ServiceUnreachable(
                 f"{what}: no connection within the deadline of {deadline.seconds:g} s; is the "
                 "stock service running (`xlstock serve`)? check the Stock service setting",
                 may_have_arrived=False,
             ) from exc
-        raise unreachable(
+        raise ServiceUnreachable(
             f"{what}: could not connect in time; is the stock service running "
             "(`xlstock serve`)? check the Stock service setting and the network",
             may_have_arrived=False,
         ) from exc
     except requests.exceptions.SSLError as exc:
-        raise unreachable(
+        raise ServiceUnreachable(
             f"{what}: the TLS certificate could not be verified ({_brief(exc, secret)}); "
             "xlstock always verifies TLS: fix the service's certificate, or check the Stock "
             "service setting",
@@ -321,7 +312,7 @@ def mapped_errors(
     ) as exc:
         if deadline.expired:
             raise mapped_deadline(what, deadline) from exc
-        raise unreachable(
+        raise ServiceUnreachable(
             f"{what}: the stock service stopped answering (read timeout); try again later, "
             "and check that `xlstock serve` is healthy",
             may_have_arrived=True,
@@ -329,7 +320,7 @@ def mapped_errors(
     except zlib.error as exc:
         if deadline.expired:
             raise mapped_deadline(what, deadline) from exc
-        raise unreachable(
+        raise ServiceUnreachable(
             f"{what} sent a damaged compressed answer ({_brief(exc, secret)}); try again, "
             "and check the Stock service setting",
             may_have_arrived=True,
@@ -344,25 +335,25 @@ def mapped_errors(
         if deadline.expired:
             raise mapped_deadline(what, deadline) from exc
         if _connect_failed(exc):
-            raise unreachable(
+            raise ServiceUnreachable(
                 f"{what}: could not connect; is the stock service running (`xlstock serve`)? "
                 "check the Stock service setting",
                 may_have_arrived=False,
             ) from exc
-        raise unreachable(
+        raise ServiceUnreachable(
             f"{what}: the connection broke before the whole answer arrived "
             f"({_brief(exc, secret)}); try again, and check the Stock service setting",
             may_have_arrived=True,
         ) from exc
     except requests.exceptions.RequestException as exc:
-        raise unreachable(
+        raise ServiceUnreachable(
             f"{what} failed ({_brief(exc, secret)}); check the Stock service setting",
             may_have_arrived=False,
         ) from exc
 
 
 def mapped_deadline(what: str, deadline: Deadline) -> ServiceUnreachable:
-    return unreachable(
+    return ServiceUnreachable(
         f"{what} did not finish answering within {deadline.seconds:g} s; the stock "
         "service is too slow or stuck: try again later, and check the Stock service setting",
         may_have_arrived=True,

@@ -24,7 +24,7 @@ from xlstock.errors import MissingExtra
 from xlstock.model import ValueProblem, normalise_shop_url
 from xlstock.server.accounts import AccountStore, revoked_message, updates_off_message
 from xlstock.server.documents import error_body
-from xlstock.server.storage import HISTORY_LIMIT_MAX, Outcome, StockStore, UnknownShop
+from xlstock.server.storage import HISTORY_LIMIT_MAX, StockStore, UnknownShop, WriteAnswer
 
 try:
     from flask import Flask, Response, request
@@ -237,13 +237,13 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
             data = inflate(data, max_body)
         return data
 
-    def outcome_response(outcome: Outcome) -> Response:
-        headers = dict(outcome.headers)
-        if outcome.replayed:
+    def answer_response(answer: WriteAnswer) -> Response:
+        headers = dict(answer.headers)
+        if answer.replayed:
             headers["Idempotent-Replayed"] = "true"
-        response = json_response(outcome.status, outcome.body, headers)
-        if outcome.etag:
-            response.set_etag(outcome.etag)
+        response = json_response(answer.status, answer.body, headers)
+        if answer.etag:
+            response.set_etag(answer.etag)
         return response
 
     def tagged(tag: str, read: Callable[[], tuple[str, bytes]]) -> Response:
@@ -287,7 +287,7 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
         if "If-Match" in request.headers and not request.if_match.star_tag:
             if_match = {str(tag) for tag in request.if_match.as_set(include_weak=False)}
         body = request_body()
-        return outcome_response(store.publish(shop, key=key, body=body, if_match=if_match))
+        return answer_response(store.publish(shop, key=key, body=body, if_match=if_match))
 
     @app.get("/v1/publishes/<key:key>")
     def publish_outcome(key: str) -> Response:
@@ -303,7 +303,7 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
         shop = authorised_shop(stock_updates=True)
         key = idempotency_key(required=False)
         body = request_body()
-        return outcome_response(store.order(shop, body=body, key=key))
+        return answer_response(store.order(shop, body=body, key=key))
 
     @app.get("/v1/storefront")
     def storefront() -> Response:

@@ -7,8 +7,8 @@ SKUs in its stock file. Request bodies are parsed and checked for shape before t
 transaction begins. Reads (sync, storefront, history, outcomes) run in read
 transactions that never take the write lock.
 
-Publishes and orders return an :class:`Outcome` (an HTTP status and a JSON body): the
-idempotency record must hold exactly the answer the client got, so the answer is
+Publishes and orders return a :class:`WriteAnswer` (an HTTP status and a JSON body):
+the idempotency record must hold exactly the answer the client got, so the answer is
 decided here, inside the same transaction that applies it.
 
 What a shop can store is bounded: every request body is capped (by the web layer); a
@@ -55,7 +55,7 @@ from xlstock.server.schema import MIGRATIONS, SCHEMA_VERSION
 from xlstock.stockfile import FORMAT_NAME, FORMAT_VERSION
 
 __all__ = [
-    "KEY_RETENTION", "MIGRATIONS", "SCHEMA_VERSION", "DEFAULT_DAILY_QUOTA", "Outcome",
+    "KEY_RETENTION", "MIGRATIONS", "SCHEMA_VERSION", "DEFAULT_DAILY_QUOTA", "WriteAnswer",
     "Registration", "StockStore", "UnknownShop", "LevelChangesRefused", "hash_token",
     "migrate",
 ]
@@ -101,9 +101,14 @@ class _Item(Protocol):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class WriteAnswer:
     """The answer to a publish or an order: HTTP status, JSON body, the ``ETag`` to send
-    (if any), extra headers, and whether it replays an earlier answer to the same key."""
+    (if any), extra headers, and whether it replays an earlier answer to the same key.
+
+    Not the client's :class:`~xlstock.remote.PublishOutcome` (what became of one
+    publish, read by the merchant's side): this is the service's reply on the wire, to
+    any write, refusals included, kept byte for byte under the write's idempotency key
+    so that a replay gets the very same answer."""
 
     status: int
     body: dict[str, Any]
@@ -568,7 +573,7 @@ class StockStore:
         )
 
     @staticmethod
-    def _replay(conn: Any, shop: _Shop, key: str, action: str, digest: str) -> Outcome | None:
+    def _replay(conn: Any, shop: _Shop, key: str, action: str, digest: str) -> WriteAnswer | None:
         row = conn.execute(
             "SELECT action, body_sha256, status, response FROM idempotency "
             "WHERE shop_id = ? AND key = ?",
@@ -577,16 +582,16 @@ class StockStore:
         if row is None:
             return None
         if row["action"] != action or not hmac.compare_digest(row["body_sha256"], digest):
-            return Outcome(422, error_body(
+            return WriteAnswer(422, error_body(
                 "idempotency_key_reused",
                 f"the Idempotency-Key {key!r} was already used for another {row['action']} "
                 f"of {shop.url} with a different body; send a new key for a new request",
             ))
         body = json.loads(row["response"])
         etag = body.get("version") if row["status"] < 300 else shop.tag
-        return Outcome(row["status"], body, etag=etag, replayed=True)
+        return WriteAnswer(row["status"], body, etag=etag, replayed=True)
 
-    def _over_quota(self, shop: _Shop) -> Outcome | None:
+    def _over_quota(self, shop: _Shop) -> WriteAnswer | None:
         today = self._clock().astimezone(dt.timezone.utc).date()
         if shop.usage_day != today.isoformat():
             shop.usage_day, shop.usage_bytes = today.isoformat(), 0
@@ -596,7 +601,7 @@ class StockStore:
             today + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc
         )
         wait = max(1, int((midnight - self._clock()).total_seconds()))
-        return Outcome(429, error_body(
+        return WriteAnswer(429, error_body(
             "quota_exceeded",
             f"{shop.url} has stored {shop.usage_bytes:,} bytes today, its daily limit of "
             f"{self.daily_quota:,}; nothing was applied: try again after midnight UTC (in "
@@ -605,15 +610,15 @@ class StockStore:
 
     def _write(
         self, shop_url: str, *, key: str | None, action: str, body: bytes,
-        apply: Callable[[Any, _Shop, str], Outcome],
-    ) -> Outcome:
+        apply: Callable[[Any, _Shop, str], WriteAnswer],
+    ) -> WriteAnswer:
         """One write transaction: replay a known key, refuse a shop over its quota, or
         apply, remember the answer under the key, and save the shop's row."""
         digest = hashlib.sha256(body).hexdigest()
         now = self._now()
         lock = self._db.lock_clause
 
-        def job(conn: Any) -> Outcome:
+        def job(conn: Any) -> WriteAnswer:
             shop = self._shop(conn, shop_url, lock)
             if key is not None:
                 replay = self._replay(conn, shop, key, action, digest)
@@ -665,7 +670,7 @@ class StockStore:
 
     def publish(
         self, shop_url: str, *, key: str, body: bytes, if_match: Collection[str] | None = None
-    ) -> Outcome:
+    ) -> WriteAnswer:
         """Apply a published stock file (protocol 2) if every item still has the level it
         was planned against (its ``from``), and, when ``if_match`` is given, the shop is
         still at one of those version tags.
@@ -676,7 +681,7 @@ class StockStore:
         document, why = parse_json(body)
         checked = check_stock_file(document, shop=shop_url) if why is None else None
 
-        def apply(conn: Any, shop: _Shop, now: str) -> Outcome:
+        def apply(conn: Any, shop: _Shop, now: str) -> WriteAnswer:
             return self._publish(conn, shop, key, now, checked, why, if_match)
 
         return self._write(shop_url, key=key, action="publish", body=body, apply=apply)
@@ -684,10 +689,10 @@ class StockStore:
     def _publish(
         self, conn: Any, shop: _Shop, key: str, now: str, checked: Checked | None,
         why: str | None, if_match: Collection[str] | None,
-    ) -> Outcome:
+    ) -> WriteAnswer:
         if if_match is not None and shop.tag not in if_match:
             quoted = ", ".join(sorted(str(tag) for tag in if_match)) or "no strong tag"
-            return Outcome(412, error_body(
+            return WriteAnswer(412, error_body(
                 "stale_version",
                 f"the levels of {shop.url} changed since version {quoted[:200]} was read (now "
                 f"{shop.tag}); nothing was applied: read the levels again, or send the publish "
@@ -695,11 +700,11 @@ class StockStore:
                 "Idempotency-Key",
             ), etag=shop.tag)
         if checked is None:
-            return Outcome(422, error_body("invalid_document", f"{why}; nothing was applied"))
+            return WriteAnswer(422, error_body("invalid_document", f"{why}; nothing was applied"))
         current = self._levels_of(conn, shop, (line.sku for line in checked.lines))
         unknown_skus(checked, current, "unknown to the shop; add the product in the shop first")
         if not checked.ok:
-            return Outcome(422, checked.error())
+            return WriteAnswer(422, checked.error())
         moved = [
             {"sku": line.sku, "problem": f"planned from {line.planned_from}, now "
              f"{current[line.sku]}", "planned_from": line.planned_from,
@@ -709,7 +714,7 @@ class StockStore:
         ]
         if moved:
             shown = "; ".join(f"{m['sku']}: {m['problem']}" for m in moved[:5])
-            return Outcome(412, error_body(
+            return WriteAnswer(412, error_body(
                 "levels_moved",
                 f"{len(moved)} item(s) of the stock file moved in {shop.url} since they were "
                 f"planned; nothing was applied: {shown}{' ...' if len(moved) > 5 else ''}; "
@@ -725,31 +730,31 @@ class StockStore:
         if changes:
             self._new_version(conn, shop, now, "publish", key, changes)
             self._set_levels(conn, shop, changes)
-        return Outcome(200, {
+        return WriteAnswer(200, {
             "key": key, "version": shop.tag, "published_at": now,
             "changes": [{"sku": s, "before": b, "after": a} for s, b, a in changes],
         }, etag=shop.tag)
 
-    def order(self, shop_url: str, *, body: bytes, key: str | None = None) -> Outcome:
+    def order(self, shop_url: str, *, body: bytes, key: str | None = None) -> WriteAnswer:
         """Take a storefront order: every line decremented in one transaction, or none
         if any line is short of stock (no oversell). Each order makes a new version."""
         document, why = parse_json(body)
         checked = check_order(document) if why is None else None
 
-        def apply(conn: Any, shop: _Shop, now: str) -> Outcome:
+        def apply(conn: Any, shop: _Shop, now: str) -> WriteAnswer:
             return self._order(conn, shop, now, checked, why)
 
         return self._write(shop_url, key=key, action="order", body=body, apply=apply)
 
     def _order(
         self, conn: Any, shop: _Shop, now: str, checked: Checked | None, why: str | None
-    ) -> Outcome:
+    ) -> WriteAnswer:
         if checked is None:
-            return Outcome(422, error_body("invalid_document", f"{why}; nothing was taken"))
+            return WriteAnswer(422, error_body("invalid_document", f"{why}; nothing was taken"))
         current = self._levels_of(conn, shop, (line.sku for line in checked.lines))
         unknown_skus(checked, current, "unknown to the shop")
         if not checked.ok:
-            return Outcome(422, checked.error())
+            return WriteAnswer(422, checked.error())
         short = [
             {"sku": line.sku, "problem": f"ordered {line.qty}, {current[line.sku]} in stock",
              "requested": line.qty, "available": current[line.sku]}
@@ -757,7 +762,7 @@ class StockStore:
         ]
         if short:
             shown = "; ".join(f"{s['sku']}: {s['problem']}" for s in short[:5])
-            return Outcome(409, error_body(
+            return WriteAnswer(409, error_body(
                 "insufficient_stock",
                 f"{len(short)} line(s) of the order are short of stock in {shop.url}; "
                 f"nothing was taken: {shown}{' ...' if len(short) > 5 else ''}",
@@ -775,7 +780,7 @@ class StockStore:
             (shop.id, order_id, number, checked.reference, now),
         )
         self._set_levels(conn, shop, changes)
-        return Outcome(201, {
+        return WriteAnswer(201, {
             "order": order_id, "version": shop.tag,
             "lines": [{"sku": sku, "qty": before - after, "level": after}
                       for sku, before, after in changes],

@@ -257,16 +257,32 @@ def write_settings(book: WorkbookAdapter, settings: Settings, updates: dict[str,
         settings.values[label] = value
 
 
-def append_log(book: WorkbookAdapter, entry: Sequence[Any]) -> None:
-    """Append one row to sheet Log (when, action, online version, rows, units, result)."""
+@dataclass
+class Log:
+    """Sheet Log as appending needs it: the row the next entry goes to (1 when the sheet
+    is empty or missing: the headers go first). Found once per command by
+    :func:`read_log`, then kept in step by :func:`append_log`."""
+
+    next_row: int
+
+
+def read_log(book: WorkbookAdapter) -> Log:
+    """Where sheet Log's next entry goes."""
+    if LOG_SHEET not in book.sheet_names():
+        return Log(next_row=1)
+    return Log(next_row=len(book.read_sheet(LOG_SHEET)) + 1)
+
+
+def append_log(book: WorkbookAdapter, log: Log, entry: Sequence[Any]) -> None:
+    """Append one row to sheet Log (when, action, online version, rows, units, result)
+    at ``log.next_row``, without reading the sheet again."""
     if LOG_SHEET not in book.sheet_names():
         book.add_sheet(LOG_SHEET)
-    grid = book.read_sheet(LOG_SHEET)
-    if not grid:
-        book.write_block(LOG_SHEET, 1, 1, [list(LOG_HEADERS), list(entry)])
-    else:
-        _refuse_past_the_last_row(book, LOG_SHEET, len(grid) + 1)
-        book.write_block(LOG_SHEET, len(grid) + 1, 1, [list(entry)])
+    rows = [list(entry)] if log.next_row > 1 else [list(LOG_HEADERS), list(entry)]
+    if log.next_row > 1:
+        _refuse_past_the_last_row(book, LOG_SHEET, log.next_row)
+    book.write_block(LOG_SHEET, log.next_row, 1, rows)
+    log.next_row += len(rows)
 
 
 def _refuse_past_the_last_row(book: WorkbookAdapter, sheet: str, last: int) -> None:

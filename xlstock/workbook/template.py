@@ -23,7 +23,7 @@ from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.writer.excel import ExcelWriter
 
-from xlstock.merge import STATUS_CHANGED, STATUS_OK
+from xlstock.planner import STATUS_CHANGED, STATUS_OK
 from xlstock.workbook import layout
 from xlstock.workbook.base import HOWTO_SHEET, LOG_SHEET, SETTINGS_SHEET, STATE_SHEET, STOCK_SHEET
 from xlstock.workbook.files import write_atomic

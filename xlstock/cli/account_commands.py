@@ -1,6 +1,6 @@
 """``xlstock account add``: create a merchant's online account (or reset its password).
 
-Thin, like :mod:`xlstock.server.commands`, and without the web parts: it works where
+Thin, like :mod:`xlstock.cli.server_commands`, and without the web parts: it works where
 Flask and waitress are not installed.
 """
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from xlstock.cli_errors import reports_errors
-from xlstock.server.commands import db_option, describe_db
+from xlstock.cli.exits import reports_errors
+from xlstock.cli.server_commands import db_option, describe_db
 
 
 @click.group("account")

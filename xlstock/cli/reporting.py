@@ -1,8 +1,14 @@
-"""Reports as plain text, for the terminal (CLI, demo)."""
+"""Reports as plain text, for the terminal (CLI, demo), and progress on stderr."""
 
 from __future__ import annotations
 
-from xlstock.actions import Report
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from xlstock.actions import Report
 
 TABLE_HEADERS = ("SKU", "Online", "Change", "Publish", "Note")
 MAX_TABLE_ROWS = 500
@@ -46,3 +52,35 @@ def format_output(report: Report) -> str:
         return format_report(report)
     lines = format_table(report.table) if report.table else []
     return "\n".join(lines + report.lines)
+
+
+class Progress:
+    """Progress on stderr: a bar on a terminal, one line per stage otherwise."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self._last = ""
+
+    def __call__(self, message: str, fraction: float | None) -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            width = 24
+            done = int(width * (fraction or 0))
+            bar = "#" * done + "-" * (width - done)
+            pct = f"{int(100 * fraction):3d}%" if fraction is not None else "    "
+            line = f"\r[{bar}] {pct} {message}"[:100]
+            click.echo(line.ljust(len(self._last)), err=True, nl=False)
+            self._last = line
+            if fraction is not None and fraction >= 1.0:
+                click.echo(err=True)
+                self._last = ""
+        elif message != self._last:
+            click.echo(f"xlstock: {message}", err=True)
+            self._last = message
+
+    def close(self) -> None:
+        if self.tty and self._last:
+            click.echo(err=True)
+            self._last = ""

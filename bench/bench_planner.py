@@ -1,6 +1,6 @@
 """Time the pure core on large sheets: parse_rows + plan_publish, and the stock file.
 
-Run: ``python bench/bench_merge.py`` (``--sizes 5000 50000 --repeat 5`` are the defaults).
+Run: ``python bench/bench_planner.py`` (``--sizes 5000 50000 --repeat 5`` are the defaults).
 
 For each size it prints rows per second and the ratio to a bare floor: a dict
 comprehension doing the same arithmetic on already-clean tuples, i.e. the cost of
@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xlstock.merge import RawRow, parse_rows, plan_publish  # noqa: E402
+from xlstock.planner import RawRow, parse_rows, plan_publish  # noqa: E402
 from xlstock.stockfile import dumps  # noqa: E402
 
 SHOP = "https://shop.example"

@@ -1,4 +1,5 @@
-"""The stock service's CLI commands, ``xlstock serve`` and ``xlstock shop add``.
+"""The stock service's commands: ``xlstock serve``, ``xlstock shop add`` and
+``xlstock order`` (a storefront sale, through the service).
 
 Thin: each builds the library object and calls one function. ``serve`` imports the
 web parts (the ``server`` extra) only when run, so that ``xlstock shop add`` and the
@@ -14,7 +15,8 @@ from typing import Any
 
 import click
 
-from xlstock.cli_errors import reports_errors
+from xlstock.cli.exits import reports_errors, reports_errors_and_ctrl_c
+from xlstock.errors import UsageError
 from xlstock.model import is_loopback_host
 
 DEFAULT_DB = "xlstock-shop.db"
@@ -195,3 +197,38 @@ def shop_add_command(
     click.echo("API token (shown once, keep it secret; give it to xlstock as XLSTOCK_TOKEN "
                "or in the system keyring):")
     click.echo(done.token)
+
+
+@click.command()
+@click.option("--service", "service_url", required=True, metavar="URL",
+              help="Base URL of the stock service.")
+@click.option("--shop", "shop_url", required=True, metavar="URL", help="The shop's URL.")
+@click.option("--reference", help="The storefront's order number.")
+@click.argument("lines", nargs=-1, required=True, metavar="SKU=QTY...")
+@reports_errors_and_ctrl_c
+def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[str, ...]) -> None:
+    """Place a storefront order through the stock service.
+
+    The token comes from XLSTOCK_TOKEN or the keyring, as for the other commands.
+
+    All lines are taken together or not at all: a line short of stock refuses the order.
+
+    \b
+    Example:
+      XLSTOCK_TOKEN=... xlstock order --service http://127.0.0.1:8765 \\
+          --shop https://shop.example woo-hoodie-red=1 woo-cap=2
+    """
+    from xlstock.actions import shown_version
+    from xlstock.remote.client import HttpStockServiceClient
+
+    wanted: dict[str, int] = {}
+    for line in lines:
+        sku, sep, qty = line.rpartition("=")
+        if not sep or not sku.strip() or not qty.strip().isdigit() or int(qty) < 1:
+            raise UsageError(f"order line {line!r}: write SKU=QTY with a whole QTY of 1 or more")
+        wanted[sku.strip()] = wanted.get(sku.strip(), 0) + int(qty)
+    with HttpStockServiceClient.from_settings(service_url, shop_url) as service:
+        result = service.place_order(wanted, reference=reference)
+    for sku, count in wanted.items():
+        click.echo(f"{sku}: -{count}")
+    click.echo(f"Order placed; the shop is now at version {shown_version(result.version)}.")

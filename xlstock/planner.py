@@ -188,7 +188,7 @@ class PlannedRow:
 
 
 @dataclass
-class Plan:
+class PublishPlan:
     """The publish plan: one :class:`PlannedRow` per sheet row, the problems and
     conflicts that block it, and the stock file's levels."""
 
@@ -240,7 +240,7 @@ def plan_publish(
     *,
     policy: str = REBASE,
     problems: Sequence[RowProblem] = (),
-) -> Plan:
+) -> PublishPlan:
     """Apply the table of contract 2b to every row.
 
     ``base`` holds the levels at the last Sync, ``live`` the levels now; ``problems``
@@ -249,7 +249,7 @@ def plan_publish(
     """
     if policy not in (REBASE, STRICT):
         raise ValueError(f"unknown conflict policy {policy!r}")
-    plan = Plan(problems=list(problems))
+    plan = PublishPlan(problems=list(problems))
     blocked = {p.row for p in problems}
     hint = SkuHints(live)
     for row in rows:

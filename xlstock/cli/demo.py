@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from xlstock import actions
-from xlstock.reporting import format_report
+from xlstock.cli.reporting import format_report
 from xlstock.workbook import layout
 from xlstock.workbook.base import WorkbookAdapter
 
@@ -38,7 +38,7 @@ def sample_catalogue() -> Path:
 def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -> Path:
     """Run the loop; return the workbook's path. With ``keep_serving``, block until
     Ctrl-C with the service still up, so the workbook can be tried by hand."""
-    from xlstock.remote.client import StockService
+    from xlstock.remote.client import HttpStockServiceClient
     from xlstock.server import read_catalogue_csv, start_background_server
     from xlstock.workbook.template import build_workbook
     from xlstock.workbook.xlsx_file import XlsxFile
@@ -55,36 +55,35 @@ def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -
             workbook.unlink()
         build_workbook(workbook, service_url=server.url, shop_url=DEMO_SHOP)
         echo(f"2. Created the workbook {workbook}.")
-        service = StockService(server.url, DEMO_SHOP, token)
+        with HttpStockServiceClient(server.url, DEMO_SHOP, token) as service:
+            with XlsxFile.open(workbook) as book:
+                report = actions.sync(book, service)
+            echo(f"3. Sync: {report.summary}")
 
-        with XlsxFile.open(workbook) as book:
-            report = actions.sync(book, service)
-        echo(f"3. Sync: {report.summary}")
+            with XlsxFile.open(workbook) as book:
+                _type_edits(book)
+            echo(f"4. Typed a delivery (Received {DELIVERY[1]} on {DELIVERY[0]}) and a stocktake "
+                 f"(New level {STOCKTAKE[1]} on {STOCKTAKE[0]}) into sheet Stock.")
 
-        with XlsxFile.open(workbook) as book:
-            _type_edits(book)
-        echo(f"4. Typed a delivery (Received {DELIVERY[1]} on {DELIVERY[0]}) and a stocktake "
-             f"(New level {STOCKTAKE[1]} on {STOCKTAKE[0]}) into sheet Stock.")
+            service.place_order(SALE, reference="demo-1001")
+            echo("5. Meanwhile a customer bought online: "
+                 + ", ".join(f"{qty} x {sku}" for sku, qty in SALE.items()) + ".")
 
-        service.place_order(SALE, reference="demo-1001")
-        echo("5. Meanwhile a customer bought online: "
-             + ", ".join(f"{qty} x {sku}" for sku, qty in SALE.items()) + ".")
+            with XlsxFile.open(workbook) as book:
+                report = actions.preview(book, service)
+            echo("6. Preview:")
+            echo(format_report(report, indent="   "))
 
-        with XlsxFile.open(workbook) as book:
-            report = actions.preview(book, service)
-        echo("6. Preview:")
-        echo(format_report(report, indent="   "))
-
-        with XlsxFile.open(workbook) as book:
-            report = actions.publish(book, service)
-        echo(f"7. Publish: {report.summary}")
-        levels = service.read_levels().levels()
-        echo(
-            f"   Online now: {DELIVERY[0]} {levels[DELIVERY[0]]}, "
-            f"{STOCKTAKE[0]} {levels[STOCKTAKE[0]]} (counted {STOCKTAKE[1]}, less the "
-            f"{SALE[STOCKTAKE[0]]} sold online since Sync), woo-tshirt {levels['woo-tshirt']} "
-            "(the online sale is kept)."
-        )
+            with XlsxFile.open(workbook) as book:
+                report = actions.publish(book, service)
+            echo(f"7. Publish: {report.summary}")
+            levels = service.read_levels().levels()
+            echo(
+                f"   Online now: {DELIVERY[0]} {levels[DELIVERY[0]]}, "
+                f"{STOCKTAKE[0]} {levels[STOCKTAKE[0]]} (counted {STOCKTAKE[1]}, less the "
+                f"{SALE[STOCKTAKE[0]]} sold online since Sync), woo-tshirt {levels['woo-tshirt']} "
+                "(the online sale is kept)."
+            )
         echo(f"\nThe workbook is {workbook.resolve()}")
         if keep_serving:
             with XlsxFile.open(workbook, writable=False) as book:

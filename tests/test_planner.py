@@ -12,14 +12,15 @@ import pytest
 
 from xlstock.cells import NO_CACHE, CellError, Formula
 from xlstock.errors import RowProblem
-from xlstock.merge import (
+from xlstock.model import MAX_LEVEL
+from xlstock.planner import (
     REBASE,
     STATUS_CHANGED,
     STATUS_NOT_ONLINE,
     STATUS_OK,
     STRICT,
-    Plan,
     PlannedRow,
+    PublishPlan,
     RawRow,
     RowConflict,
     SheetRow,
@@ -27,7 +28,6 @@ from xlstock.merge import (
     plan_publish,
     sku_hint,
 )
-from xlstock.model import MAX_LEVEL
 
 SKU = "A-1"
 ROW = 7
@@ -41,7 +41,7 @@ def plan_rows(
     base: dict[str, int],
     live: dict[str, int],
     policy: str = REBASE,
-) -> Plan:
+) -> PublishPlan:
     rows, problems = parse_rows(raw_rows)
     return plan_publish(rows, base, live, policy=policy, problems=problems)
 
@@ -54,12 +54,12 @@ def plan_one(
     base: int | None = 10,
     live: int = 10,
     sku: Any = SKU,
-) -> Plan:
+) -> PublishPlan:
     bases = {} if base is None else {SKU: base}
     return plan_rows([RawRow(ROW, sku, received, new_level)], bases, {SKU: live}, policy)
 
 
-def only_problem(plan: Plan) -> RowProblem:
+def only_problem(plan: PublishPlan) -> RowProblem:
     assert not plan.ok
     assert len(plan.problems) == 1, plan.problems
     assert plan.conflicts == []

@@ -1,0 +1,260 @@
+"""The workbook commands: ``new``, ``buttons``, ``sync``, ``preview``, ``publish``,
+``validate`` and ``demo``.
+
+Each opens the workbook (and, online, the stock-service client, with a ``with``),
+calls one action and prints its report; :mod:`xlstock.cli.exits` turns errors and
+blocked reports into the exit status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from xlstock.cli.exits import F, reports_errors_and_ctrl_c
+from xlstock.cli.reporting import Progress, format_output
+from xlstock.errors import UsageError
+
+if TYPE_CHECKING:
+    from xlstock import actions
+    from xlstock.remote.client import HttpStockServiceClient
+    from xlstock.workbook.layout import Settings
+
+
+@contextlib.contextmanager
+def open_workbook(path: str, *, writable: bool = True) -> Iterator[Any]:
+    """Open a workbook file with the openpyxl adapter (locked while in use when
+    ``writable``; read-only runs accept workbooks a save would damage)."""
+    from xlstock.workbook.xlsx_file import XlsxFile
+
+    if not Path(path).exists():
+        raise UsageError(
+            f"{path}: no such workbook in {Path(path).absolute().parent}; check the folder "
+            f"and the file name, or create one with `xlstock new {path}`"
+        )
+    with XlsxFile.open(path, writable=writable) as book:
+        yield book
+
+
+@contextlib.contextmanager
+def open_online(path: str) -> Iterator[tuple[Any, Settings, HttpStockServiceClient]]:
+    """The workbook (as :func:`open_workbook`), its Settings, read once, and the
+    stock-service client they name, closed with its HTTP session when the command ends."""
+    from xlstock import actions
+    from xlstock.workbook import layout
+
+    with open_workbook(path) as book:
+        settings = layout.read_settings(book)
+        with actions.service_for(settings) as service:
+            yield book, settings, service
+
+
+def print_report(report: actions.Report) -> None:
+    """The report on stdout. Rows at fault (preview, validate) are then raised as the
+    error they are (a :class:`~xlstock.errors.SheetError`, or a ``ConflictError``): on
+    stderr under ``xlstock:``, with the exit status its class has in
+    :mod:`xlstock.cli.exits`, the same way as a refused publish."""
+    output = format_output(report)
+    if output:
+        click.echo(output)
+    if report.error is not None:
+        raise report.error
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--service", "service_url", metavar="URL",
+              help="Base URL of the stock service (Settings: Stock service).")
+@click.option("--shop", "shop_url", metavar="URL",
+              help="The shop's address as registered with the stock service.")
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@reports_errors_and_ctrl_c
+def new(path: str, service_url: str | None, shop_url: str | None, force: bool) -> None:
+    """Create a fresh workbook from the template.
+
+    PATH ending in .xlsm gets the Excel buttons (Sync, Preview, Publish).
+
+    \b
+    Example:
+      xlstock new stock.xlsx --service https://stock.example --shop https://shop.example
+    """
+    target = Path(path)
+    if target.suffix.lower() not in (".xlsx", ".xlsm"):
+        raise UsageError(f"{path}: name the workbook .xlsx (or .xlsm for Excel buttons)")
+    if target.exists() and not force:
+        raise UsageError(f"{path} exists already; pick another name or add --force")
+    if service_url:
+        from xlstock.remote.client import check_service_url
+
+        service_url = check_service_url(service_url)
+    if shop_url:
+        from xlstock.model import ValueProblem, normalise_shop_url
+
+        try:
+            shop_url = normalise_shop_url(shop_url)
+        except ValueProblem as exc:
+            raise UsageError(f"--shop: {exc}") from exc
+    if target.suffix.lower() == ".xlsm":
+        from xlstock.macros.install import build_macro_workbook
+
+        build_macro_workbook(target, service_url=service_url, shop_url=shop_url)
+    else:
+        from xlstock.workbook.template import build_workbook
+
+        build_workbook(target, service_url=service_url, shop_url=shop_url)
+    click.echo(f"Created {target}. Next: xlstock sync {target}")
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--out", metavar="OUT", type=click.Path(dir_okay=False),
+              help="Write to OUT (.xlsm) instead (default: PATH with .xlsm for an .xlsx, "
+                   "PATH itself for an .xlsm).")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@reports_errors_and_ctrl_c
+def buttons(path: str, out: str | None, force: bool) -> None:
+    """Add the Excel buttons to a workbook, or bring an .xlsm's up to date.
+
+    An .xlsx becomes an .xlsm with the Sync, Preview and Publish buttons; every sheet,
+    value and format is kept. An .xlsm gets the installed xlwings' VBA module (run it
+    after upgrading xlwings) and any missing button; your own macros are kept.
+
+    \b
+    Example:
+      xlstock buttons stock.xlsx      # writes stock.xlsm
+      xlstock buttons stock.xlsm      # after pip install --upgrade xlwings
+    """
+    from xlstock.macros.install import install_buttons
+
+    for line in install_buttons(path, out, force=force).lines():
+        click.echo(line)
+
+
+def _workbook_command(func: F) -> F:
+    """The PATH argument and --quiet flag every online command shares."""
+    func = click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")(func)
+    return click.argument("path", type=click.Path(dir_okay=False))(func)
+
+
+_strict_option = click.option(
+    "--strict", is_flag=True, default=None,
+    help="Use policy strict for this run (a row changed online is a conflict).",
+)
+
+
+def _run_online(action: Callable[..., actions.Report], path: str, quiet: bool,
+                **options: Any) -> None:
+    """Run an online action on the workbook at ``path`` with its client, progress on
+    stderr unless ``quiet``, and print its report."""
+    progress = Progress(quiet)
+    with open_online(path) as (book, settings, service):
+        report = action(book, service, settings=settings, progress=progress, **options)
+    progress.close()
+    print_report(report)
+
+
+@click.command()
+@_workbook_command
+@click.option("--allow-mass-change", is_flag=True,
+              help="Go on even if the shop seems to have lost most of its products.")
+@reports_errors_and_ctrl_c
+def sync(path: str, quiet: bool, allow_mass_change: bool) -> None:
+    """Pull the live stock levels into sheet Stock.
+
+    Online takes the live levels, new SKUs are appended, vanished ones are flagged;
+    Received, New level and your own columns are kept.
+
+    \b
+    Example:
+      XLSTOCK_TOKEN=... xlstock sync stock.xlsx
+    """
+    from xlstock import actions
+
+    _run_online(actions.sync, path, quiet, allow_mass_change=allow_mass_change)
+
+
+@click.command()
+@_workbook_command
+@_strict_option
+@reports_errors_and_ctrl_c
+def preview(path: str, quiet: bool, strict: bool | None) -> None:
+    """Show what Publish would send, checked against the live levels; upload nothing.
+
+    Writes column Change and Status.
+
+    \b
+    Example:
+      xlstock preview stock.xlsx
+    """
+    from xlstock import actions
+
+    _run_online(actions.preview, path, quiet, strict=strict or None)
+
+
+@click.command()
+@_workbook_command
+@_strict_option
+@click.option("--allow-mass-change", is_flag=True,
+              help="Allow a publish that changes most of the shop's levels at once.")
+@reports_errors_and_ctrl_c
+def publish(path: str, quiet: bool, strict: bool | None, allow_mass_change: bool) -> None:
+    """Upload the stock file (only the stock levels), keeping online sales.
+
+    Each level is planned against the live level at publish time (policy rebase:
+    a counted New level is moved by what sold online since Sync). Any error or
+    conflict publishes nothing.
+
+    \b
+    Example:
+      xlstock publish stock.xlsx
+      xlstock publish stock.xlsx --strict
+    """
+    from xlstock import actions
+
+    _run_online(actions.publish, path, quiet, strict=strict or None,
+                allow_mass_change=allow_mass_change)
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@reports_errors_and_ctrl_c
+def validate(path: str) -> None:
+    """Check sheet Stock offline, without the stock service; writes nothing.
+
+    \b
+    Example (in a scheduled job, before publish):
+      xlstock validate stock.xlsx && xlstock publish stock.xlsx
+    """
+    from xlstock import actions
+
+    with open_workbook(path, writable=False) as book:
+        report = actions.validate(book)
+    print_report(report)
+
+
+@click.command()
+@click.option("--serve", "keep_serving", is_flag=True,
+              help="Keep the embedded stock service running afterwards, to try the workbook "
+                   "by hand (Ctrl-C stops it).")
+@click.option("--dir", "folder", type=click.Path(file_okay=False), default=".",
+              help="Where to write the demo workbook (default: the current folder).")
+@reports_errors_and_ctrl_c
+def demo(keep_serving: bool, folder: str) -> None:
+    """Run the whole daily loop against an embedded stock service.
+
+    Starts a stock service on a free loopback port with a sample shop, creates a
+    workbook, syncs, records a delivery and a stocktake, places an online sale,
+    previews and publishes, then prints what happened.
+
+    \b
+    Example:
+      xlstock demo
+      xlstock demo --serve
+    """
+    from xlstock.cli.demo import run_demo
+
+    run_demo(Path(folder), keep_serving=keep_serving, echo=click.echo)
