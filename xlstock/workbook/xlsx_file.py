@@ -463,20 +463,19 @@ class XlsxFile:
 
     def _checked(self, name: str, row: int, column: int, value: Any) -> Any:
         """``value`` as it will be stored, or a refusal naming the cell."""
-        cell = f"{column_letter(column)}{row}"
         if value is None or value == "":
             return None
         if isinstance(value, str):
             bad = _ILLEGAL_TEXT.search(value)
             if bad:
                 raise WorkbookError(
-                    f"{self._label}: sheet {name} cell {cell}: the text holds a character an "
+                    f"{self._cell(name, row, column)}: the text holds a character an "
                     f"Excel cell cannot store (U+{ord(bad.group()):04X}); remove it at its "
                     "source"
                 )
             if len(value) > EXCEL_MAX_TEXT:
                 raise WorkbookError(
-                    f"{self._label}: sheet {name} cell {cell}: the text is {len(value):,} "
+                    f"{self._cell(name, row, column)}: the text is {len(value):,} "
                     f"characters, over Excel's {EXCEL_MAX_TEXT:,} per cell"
                 )
             return value
@@ -485,7 +484,7 @@ class XlsxFile:
         if isinstance(value, (int, float)):
             if isinstance(value, float) and not math.isfinite(value):
                 raise WorkbookError(
-                    f"{self._label}: sheet {name} cell {cell}: {value} is not a number Excel "
+                    f"{self._cell(name, row, column)}: {value} is not a number Excel "
                     "can store"
                 )
             return value
@@ -500,7 +499,13 @@ class XlsxFile:
         if isinstance(value, (Formula, CellError)):
             return value
         raise TypeError(
-            f"cannot write a {type(value).__name__} to sheet {name} cell {cell}: {value!r}")
+            f"cannot write a {type(value).__name__} to sheet {name} cell "
+            f"{column_letter(column)}{row}: {value!r}")
+
+    def _cell(self, name: str, row: int, column: int) -> str:
+        """A cell named for a message (only when one is needed: a write may check 100,000
+        cells)."""
+        return f"{self._label}: sheet {name} cell {column_letter(column)}{row}"
 
     def _refuse_merged(self, entry: _SheetEntry, row: int, column: int) -> None:
         if entry.new:
