@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -202,26 +201,6 @@ class _WorkbookSession:
         settings = settings if settings is not None else layout.read_settings(book)
         return cls(book, table, settings, _state_of(book, settings))
 
-    @classmethod
-    def read_with_levels(
-        cls, book: WorkbookAdapter, service: StockServiceClient, *,
-        settings: layout.Settings | None = None, conditional: bool = False,
-    ) -> tuple[_WorkbookSession, _LevelsRead | None]:
-        """The session, and the live levels asked for while sheet Stock is read (the
-        service prepares and sends them meanwhile). Settings and the state are read
-        first; ``None`` instead of a read when a publish is pending (it is settled
-        first) or Settings cannot be read (sheet Stock's own errors come first)."""
-        try:
-            settings = settings if settings is not None else layout.read_settings(book)
-            state = _state_of(book, settings)
-        except XlstockError:
-            return cls.read(book, settings), None  # raises the error, in its usual order
-        ahead = None
-        if settings.shop_url and not state.get("pending"):
-            tag = state.get("synced") if conditional and state.get("synced_sheet") else None
-            ahead = _LevelsRead(service, str(tag) if tag else None)
-        return cls(book, layout.read_stock(book), settings, state), ahead
-
     def raw_rows(self) -> list[RawRow]:
         t = self.table
         return [
@@ -277,38 +256,6 @@ def _state_of(book: WorkbookAdapter, settings: layout.Settings) -> dict[str, Any
     if state.get("shop") not in (None, settings.shop_url):
         return {}  # the workbook now points at another shop: its memory is void
     return state
-
-
-class _LevelsRead:
-    """One read of the live levels on a thread of its own, started before sheet Stock
-    is read: at 100,000 SKUs the service takes a fifth of a second to answer, and a
-    distant one longer. A daemon thread, so that an error in the sheet is reported at
-    once, not after the network's timeout."""
-
-    def __init__(self, service: StockServiceClient, if_none_match: str | None) -> None:
-        self.if_none_match = if_none_match
-        self._service = service
-        self._snapshot: Snapshot | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="xlstock-levels", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            if self.if_none_match:
-                self._snapshot = self._service.read_levels(self.if_none_match)
-            else:
-                self._snapshot = self._service.read_levels()
-        except BaseException as error:  # handed to the reader of the result
-            self._error = error
-
-    def result(self) -> Snapshot | None:
-        """The levels (``None``: not modified since ``if_none_match``), or the error
-        the read raised."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._snapshot
 
 
 def _fail(
@@ -493,18 +440,15 @@ def _describe_edit(edit: Sequence[Any]) -> str:
 
 
 def _online_session(
-    book: WorkbookAdapter, service: StockServiceClient, settings: layout.Settings | None,
-    *, conditional: bool = False,
-) -> tuple[_WorkbookSession, _LevelsRead | None]:
-    """The session of an online action, and its read of the live levels under way (see
-    :meth:`_WorkbookSession.read_with_levels`). ``settings`` are those the caller opened
-    the client with (:func:`service_for` checked the shop URL in them); without them,
+    book: WorkbookAdapter, settings: layout.Settings | None
+) -> _WorkbookSession:
+    """The session of an online action. ``settings`` are those the caller opened the
+    client with (:func:`service_for` checked the shop URL in them); without them,
     Settings are read and checked here."""
-    session, ahead = _WorkbookSession.read_with_levels(book, service, settings=settings,
-                                                       conditional=conditional)
+    session = _WorkbookSession.read(book, settings)
     if settings is None:
         _require_shop(session.settings)
-    return session, ahead
+    return session
 
 
 def _begin_online(
@@ -514,17 +458,12 @@ def _begin_online(
     """Read the sheet, settle an interrupted publish, read the live levels; a failure
     is recorded in the Log before it is raised. With ``conditional``, the levels are
     asked for only if they changed since the last Sync (``None``: they did not)."""
-    session, ahead = _online_session(book, service, settings, conditional=conditional)
+    session = _online_session(book, settings)
     try:
         recovered = _settle_pending(session, service, progress, may_send=False)
         progress("Reading the live levels", 0.2)
         synced = _synced_version(session) if conditional else None
-        if ahead is not None and (synced or None) == ahead.if_none_match:
-            snapshot = ahead.result()
-        else:  # the sheet was changed by hand since Sync: its levels are all needed
-            if ahead is not None:
-                ahead.result()
-            snapshot = service.read_levels(synced) if synced else service.read_levels()
+        snapshot = service.read_levels(synced) if synced else service.read_levels()
     except XlstockError as error:
         _fail(session, action, error, {})
         raise
@@ -818,7 +757,7 @@ def publish(
     them on the levels it gives, at most :data:`MAX_PUBLISH_ATTEMPTS` tries in all.
     ``settings`` as for :func:`sync`."""
     progress = progress or _noop
-    session, ahead = _online_session(book, service, settings)
+    session = _online_session(book, settings)
     lines: list[str] = []
     try:
         recovered = _settle_pending(session, service, progress, may_send=True)
@@ -829,11 +768,7 @@ def publish(
         for attempt in range(1, MAX_PUBLISH_ATTEMPTS + 1):
             if snapshot is None:
                 progress("Reading the live levels", 0.1)
-                if ahead is not None:
-                    snapshot, ahead = ahead.result(), None
-                else:
-                    snapshot = service.read_levels()
-                assert snapshot is not None
+                snapshot = service.read_levels()
             plan, rows = _plan(session, snapshot, strict)
             if not plan.ok:
                 error = _plan_error(plan)
