@@ -55,6 +55,7 @@ class _MemoryBook:
     """A workbook adapter over a dict of grids, counting the sheets it reads."""
 
     label = "memory.xlsx"
+    scattered_writes = True
 
     def __init__(self, sheets: dict[str, Grid]) -> None:
         self.sheets = sheets

@@ -60,7 +60,7 @@ def test_missing_written_columns_are_added_after_the_last_in_one_write():
     assert len(book.writes) == 1
 
 
-# --- write_column: one block, first changed value to last --------------------------------
+# --- write_column: only the rows that change ----------------------------------------------
 
 
 def online_table(*levels: object) -> tuple[MemoryBook, layout.StockTable]:
@@ -84,6 +84,18 @@ def test_write_column_writes_changes_far_apart_as_blocks_of_their_own():
     values[1], values[2], values[far + 1] = -1, -2, -3
     layout.write_column(book, table, layout.ONLINE, values)
     assert book.writes == [("Stock", 3, 2, [[-1], [-2]]), ("Stock", far + 3, 2, [[-3]])]
+    assert book.column("Online") == values
+
+
+def test_write_column_to_live_excel_writes_one_block_however_far_apart_the_changes():
+    """Each write to Excel crosses to another process: one block, first change to last."""
+    far = layout.WRITE_GAP * 4
+    book, table = online_table(*range(far + 3))
+    book.scattered_writes = False
+    values = list(range(far + 3))
+    values[1], values[far + 1] = -1, -3
+    layout.write_column(book, table, layout.ONLINE, values)
+    assert book.writes == [("Stock", 3, 2, [[v] for v in values[1:far + 2]])]
     assert book.column("Online") == values
 
 

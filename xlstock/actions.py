@@ -1,8 +1,8 @@
 """The merchant's four actions, written once: sync, preview, publish and validate.
 
-Each takes an open workbook adapter (openpyxl file or live Excel) and, for the online
+Each takes an open workbook adapter (the file, or live Excel) and, for the online
 actions, a stock-service client; it reads the sheet once, asks the pure core what to
-do, and writes back a constant number of blocks. The CLI and the Excel buttons are
+do, and writes back only the cells that change, a column at a time. The CLI and the Excel buttons are
 thin skins over these functions.
 
 Failure rule: when an action fails, only column Status, the Log and the hidden state

@@ -57,6 +57,8 @@ class MemoryBook:
 
     # --- the adapter ---------------------------------------------------------------------
 
+    scattered_writes = True
+
     @property
     def label(self) -> str:
         return "memory.xlsx"

@@ -44,6 +44,11 @@ class WorkbookAdapter(Protocol):
     """One open workbook. Adapters raise :class:`xlstock.errors.WorkbookError` (with
     the sheet or cell named) for anything they cannot do."""
 
+    scattered_writes: bool
+    """Whether many small :meth:`write_block` calls cost about what one large one does
+    (a file patched in memory: ``True``). ``False`` where each call crosses to another
+    process (live Excel): a column is then written as one block, first change to last."""
+
     @property
     def label(self) -> str:
         """How messages name this workbook (its file path, or its Excel name)."""

@@ -154,10 +154,11 @@ def ensure_columns(book: WorkbookAdapter, table: StockTable, headers: Sequence[s
 def write_column(
     book: WorkbookAdapter, table: StockTable, header: str, values: Sequence[Any], *, first: int = 0
 ) -> None:
-    """Write ``values`` down column ``header`` from data row ``first`` (0-based): only
-    the runs of rows whose value differs from the table (runs closer than
-    :data:`WRITE_GAP` rows go as one block, so that a live Excel gets few large writes),
-    nothing when none does; and keep ``table`` in step."""
+    """Write ``values`` down column ``header`` from data row ``first`` (0-based), and
+    keep ``table`` in step. Nothing is written when no value differs from the table's.
+    To a workbook that takes scattered writes cheaply (a file) only the runs of rows
+    that differ go, runs closer than :data:`WRITE_GAP` rows as one block; to one that
+    does not (live Excel) one block from the first differing row to the last."""
     if not values:
         return
     _refuse_past_the_last_row(book, STOCK_SHEET, first + 1 + len(values))
@@ -176,6 +177,8 @@ def write_column(
             runs[-1][1] = offset + 1
         else:
             runs.append([offset, offset + 1])
+    if runs and not book.scattered_writes:
+        runs = [[runs[0][0], runs[-1][1]]]
     for low, high in runs:
         book.write_block(STOCK_SHEET, first + 2 + low, column + 1,
                          [[v] for v in values[low:high]])

@@ -338,6 +338,9 @@ class XlsxFile:
 
     # --- the WorkbookAdapter protocol ---------------------------------------------------
 
+    scattered_writes = True
+    """A write is a note in memory until :meth:`save` patches the part."""
+
     @property
     def label(self) -> str:
         """The workbook's path as it was given to :meth:`open`."""

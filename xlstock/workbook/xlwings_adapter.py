@@ -180,6 +180,9 @@ class XlwingsWorkbook(WorkbookAdapter):
         except Exception:
             self._label = "the Excel workbook"
 
+    scattered_writes = False
+    """Each write is a call into Excel, another process: few large ones."""
+
     @property
     def book(self) -> xw.Book:
         """The wrapped xlwings book."""
