@@ -732,26 +732,3 @@ def test_sheets_in_unusual_forms_are_read_and_patched(tmp_path: Path, form: str)
     loaded = load_workbook(path)["Stock"]
     assert [[c.value for c in row] for row in loaded.iter_rows()] == expected
 
-
-@pytest.mark.parametrize("threads", [1, 3])
-def test_a_large_part_deflated_in_blocks_is_one_valid_stream(
-    monkeypatch: pytest.MonkeyPatch, threads: int
-) -> None:
-    """A part larger than LARGE_PART is deflated in blocks on threads; joined, the blocks
-    inflate to the part, and the zip's CRC and size are those of the whole."""
-    from xlstock.workbook import package
-
-    monkeypatch.setattr(package, "LARGE_PART", 1000)
-    monkeypatch.setattr(package, "DEFLATE_BLOCK", 4096)
-    monkeypatch.setattr(package, "DEFLATE_THREADS", threads)
-    rows = b"".join(b'<row r="%d"><c r="A%d"><v>%d</v></c></row>' % (i, i, i * 7)
-                    for i in range(1, 3000))
-    pieces = [rows[i:i + 777] for i in range(0, len(rows), 777)]
-    entry = package._deflated("xl/worksheets/sheet1.xml", pieces, (2026, 1, 1, 0, 0, 0),
-                              len(rows))
-    assert entry.size == len(rows)
-    assert len(entry.compressed) < len(rows) // 3
-    import zlib
-
-    assert zlib.decompress(entry.compressed, -15) == rows
-    assert entry.crc == zlib.crc32(rows)

@@ -2,8 +2,8 @@
 
 Each takes an open workbook adapter (the file, or live Excel) and, for the online
 actions, a stock-service client; it reads the sheet once, asks the pure core what to
-do, and writes back only the cells that change, a column at a time. The CLI and the Excel buttons are
-thin skins over these functions.
+do, and writes back only the cells that change, a column at a time. The CLI and the
+Excel buttons are thin skins over these functions.
 
 Failure rule: when an action fails, only column Status, the Log and the hidden state
 change (to say why and to remember an interrupted publish); levels, edits and the
@@ -585,11 +585,8 @@ def _apply_sync(
             moved_rows += 1
             moved_units += abs(item.qty - before) if isinstance(before, int) else item.qty
         online[i] = item.qty
-        # Names are cleaned only when they differ from the cell's (most are the same).
-        if item.name != product[i]:
-            product[i] = clean_text(item.name)
-        if item.variant != variant[i]:
-            variant[i] = clean_text(item.variant)
+        product[i] = clean_text(item.name)
+        variant[i] = clean_text(item.variant)
         status.append(was[i] if was[i] in ("ok", "new") else None)
     for sku in new_skus:
         item = live[sku]

@@ -234,8 +234,10 @@ def clean_text(value: Any, *, limit: int = MAX_NAME_LENGTH) -> str:
     length is capped. It is written to cells as literal text, never as a formula."""
     if value is None:
         return ""
-    text = _CONTROL.sub(" ", str(value)).strip()
-    return text[:limit]
+    text = str(value)
+    if not text.isprintable():  # printable text holds none of _CONTROL: most names
+        text = _CONTROL.sub(" ", text)
+    return text.strip()[:limit]
 
 
 def normalise_shop_url(url: str) -> str:

@@ -13,14 +13,16 @@ library offers that raw copy.
 
 from __future__ import annotations
 
+import collections
 import io
+import itertools
 import os
 import posixpath
 import struct
 import zipfile
 import zlib
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from lxml import etree
@@ -169,7 +171,7 @@ def write_package(out: io.BufferedIOBase | io.BytesIO, source: Package,
         if name in skip:
             continue
         if name in replaced:
-            entries.append(_deflated(name, replaced[name], info.date_time, info.file_size))
+            entries.append(_deflated(name, replaced[name], info.date_time))
             continue
         info, body = source.stored(name)
         entries.append(_Entry(name, info.compress_type, info.date_time, info.CRC, body,
@@ -180,24 +182,26 @@ def write_package(out: io.BufferedIOBase | io.BytesIO, source: Package,
 
 
 def _deflated(name: str, data: bytes | Iterable[bytes | memoryview],
-              date_time: tuple[int, int, int, int, int, int], size_hint: int = 0) -> _Entry:
-    """A part deflated, from its bytes or its pieces (``size_hint``: about how large it
-    is, for pieces, to pick the level). A large part is deflated in blocks on
-    :data:`DEFLATE_THREADS` threads (zlib lets go of the GIL while it works)."""
-    pieces = [data] if isinstance(data, bytes) else data
-    size_guess = len(data) if isinstance(data, bytes) else size_hint
-    if size_guess > LARGE_PART:
-        crc, size, compressed = _deflate_in_blocks(pieces, LARGE_PART_LEVEL)
-        return _Entry(name, zipfile.ZIP_DEFLATED, date_time, crc, compressed, size)
-    compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
-    out: list[bytes] = []
-    crc = size = 0
+              date_time: tuple[int, int, int, int, int, int]) -> _Entry:
+    """A part deflated, from its bytes or its pieces: up to :data:`LARGE_PART` bytes at
+    :data:`COMPRESS_LEVEL`, a larger part (known once that much has streamed in) at
+    :data:`LARGE_PART_LEVEL`, in blocks on :data:`DEFLATE_THREADS` threads (zlib lets
+    go of the GIL while it works)."""
+    if isinstance(data, bytes):
+        view = memoryview(data)
+        data = [view[i:i + DEFLATE_BLOCK] for i in range(0, len(data), DEFLATE_BLOCK)]
+    pieces = iter(data)
+    head = bytearray()
     for piece in pieces:
-        crc = zlib.crc32(piece, crc)
-        size += len(piece)
-        out.append(compressor.compress(piece))
-    out.append(compressor.flush())
-    return _Entry(name, zipfile.ZIP_DEFLATED, date_time, crc, b"".join(out), size)
+        head += piece
+        if len(head) > LARGE_PART:
+            crc, size, compressed = _deflate_in_blocks(itertools.chain([head], pieces),
+                                                       LARGE_PART_LEVEL)
+            return _Entry(name, zipfile.ZIP_DEFLATED, date_time, crc, compressed, size)
+    compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
+    compressed = compressor.compress(head) + compressor.flush()
+    return _Entry(name, zipfile.ZIP_DEFLATED, date_time, zlib.crc32(head), compressed,
+                  len(head))
 
 
 DEFLATE_BLOCK = 4 * 1024 * 1024
@@ -206,18 +210,20 @@ DEFLATE_THREADS = max(1, min(4, os.cpu_count() or 1))
 _WINDOW = 32 * 1024
 
 
-def _deflate_in_blocks(pieces: Iterable[bytes | memoryview], level: int) -> tuple[int, int, bytes]:
+def _deflate_in_blocks(pieces: Iterable[bytes | bytearray | memoryview],
+                       level: int) -> tuple[int, int, bytes]:
     """(CRC, size, raw deflate stream) of the pieces, their blocks deflated in parallel.
 
     Written by hand, as pigz does it (no maintained library deflates a zip member this
     way): each block is deflated on its own, primed with the last 32 KiB of the block
     before as its dictionary, and ends with a sync flush (an empty stored block), the
     last with the final block. The blocks' streams joined are one valid deflate stream,
-    about as small as one compressor's."""
+    about as small as one compressor's. At most two blocks a thread are in flight."""
     crc = size = 0
     block = bytearray()
     previous = b""
-    streams = []
+    done: list[bytes] = []
+    in_flight: collections.deque[Future[bytes]] = collections.deque()
     with ThreadPoolExecutor(max_workers=DEFLATE_THREADS) as pool:
         for piece in pieces:
             crc = zlib.crc32(piece, crc)
@@ -226,11 +232,13 @@ def _deflate_in_blocks(pieces: Iterable[bytes | memoryview], level: int) -> tupl
             if len(block) >= DEFLATE_BLOCK:
                 data = bytes(block)
                 block.clear()
-                streams.append(pool.submit(_deflate_block, data, previous, level, False))
+                if len(in_flight) >= 2 * DEFLATE_THREADS:
+                    done.append(in_flight.popleft().result())
+                in_flight.append(pool.submit(_deflate_block, data, previous, level, False))
                 previous = data[-_WINDOW:]
-        streams.append(pool.submit(_deflate_block, bytes(block), previous, level, True))
-        compressed = b"".join(stream.result() for stream in streams)
-    return crc, size, compressed
+        in_flight.append(pool.submit(_deflate_block, bytes(block), previous, level, True))
+        done.extend(stream.result() for stream in in_flight)
+    return crc, size, b"".join(done)
 
 
 def _deflate_block(data: bytes, dictionary: bytes, level: int, last: bool) -> bytes:

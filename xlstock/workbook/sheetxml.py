@@ -499,6 +499,8 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int,
                     value: Any = int(number_text)
                 except ValueError:
                     value = _plain(number_text, None, None, context)
+                    if value is None:  # <v> </v>
+                        continue
             elif inline_text:
                 value = inline_text.decode()
                 if "&" in value or "\r" in value or "_x" in value:
