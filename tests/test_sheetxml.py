@@ -1,0 +1,85 @@
+"""xlstock.workbook.sheetxml: reading a sheet's cells from its bytes, and patching them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from xlstock.cells import Formula
+from xlstock.workbook import sheetxml
+from xlstock.workbook.sheetxml import Context, PatchContext, Sheet, read_cells
+
+NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+CONTEXT = Context(lambda: ["shared"], frozenset({"9"}), lambda serial: dt.datetime(1899, 12, 30)
+                  + dt.timedelta(days=serial))
+PATCH = PatchContext({}, lambda style: "9")
+
+
+def sheet(rows: str, *, prefix: str = "") -> bytes:
+    p = f"{prefix}:" if prefix else ""
+    xmlns = f'xmlns:{prefix}="{NS}"' if prefix else f'xmlns="{NS}"'
+    return (f'<{p}worksheet {xmlns}><{p}dimension ref="A1:C3"/><{p}sheetData>{rows}'
+            f"</{p}sheetData></{p}worksheet>").encode()
+
+
+USUAL = (
+    '<row r="1"><c r="A1" t="inlineStr"><is><t>SKU</t></is></c><c r="B1" s="1"><v>7</v></c>'
+    '</row>'
+    '<row r="2"><c r="A2" t="inlineStr"><is><t>A&amp;B_x0009_</t></is></c>'
+    '<c r="B2"><v> </v></c><c r="C2" s="9"><v>2</v></c></row>'
+    '<row r="3"><c r="A3" t="s"><v>0</v></c><c r="B3"><f>1+1</f><v>2</v></c>'
+    '<c r="C3" t="str"><f>"x"</f><v>x</v></c></row>'
+)
+EXPECTED = [
+    ["SKU", 7],
+    ["A&B\t", None, dt.datetime(1900, 1, 1)],
+    ["shared", Formula("=1+1", 2), Formula('="x"', "x")],
+]
+
+
+def test_the_usual_form_and_a_prefixed_one_read_the_same() -> None:
+    usual = read_cells(Sheet.scan(sheet(USUAL)), CONTEXT, 100, 100)
+    prefixed_rows = (USUAL.replace("<row", "<x:row").replace("</row", "</x:row")
+                     .replace("<c ", "<x:c ").replace("</c>", "</x:c>")
+                     .replace("<v>", "<x:v>").replace("</v>", "</x:v>")
+                     .replace("<f>", "<x:f>").replace("</f>", "</x:f>")
+                     .replace("<is>", "<x:is>").replace("</is>", "</x:is>")
+                     .replace("<t>", "<x:t>").replace("</t>", "</x:t>"))
+    prefixed = read_cells(Sheet.scan(sheet(prefixed_rows, prefix="x")), CONTEXT, 100, 100)
+    assert usual == prefixed == EXPECTED
+
+
+@pytest.mark.parametrize("cell", ['<c r="D2"><v>5</v></c>', '<c r="A4"><v>5</v></c>'])
+def test_a_value_beyond_the_limits_is_refused_at_once(cell: str) -> None:
+    rows = '<row r="2"><c r="A2"><v>1</v></c>' + (cell if "D2" in cell else "") + "</row>"
+    if "A4" in cell:
+        rows += f'<row r="4">{cell}</row>'
+    with pytest.raises(sheetxml.FarCell):
+        read_cells(Sheet.scan(sheet(rows)), CONTEXT, 3, 3)
+
+
+def test_an_empty_value_past_the_limits_is_no_value() -> None:
+    rows = '<row r="2"><c r="A2"><v>1</v></c><c r="Z2"><v> </v></c></row>'
+    assert read_cells(Sheet.scan(sheet(rows)), CONTEXT, 3, 3) == [[], [1]]
+
+
+def test_rows_out_of_order_are_refused() -> None:
+    rows = '<row r="3"><c r="A3"><v>1</v></c></row><row r="2"><c r="A2"><v>2</v></c></row>'
+    with pytest.raises(sheetxml.SheetXmlError, match="out of order"):
+        read_cells(Sheet.scan(sheet(rows)), CONTEXT, 100, 100)
+
+
+def test_a_patch_changes_the_cells_written_and_no_other_byte() -> None:
+    data = sheet(USUAL)
+    scanned = Sheet.scan(data)
+    patched = b"".join(sheetxml.patch_pieces(scanned, {2: {2: 40}, 5: {1: "new"}}, PATCH))
+    row1 = data[data.index(b'<row r="1"'):data.index(b'<row r="2"')]
+    row3 = data[data.index(b'<row r="3"'):data.index(b"</sheetData>")]
+    assert row1 in patched and row3 in patched
+    assert b'<c r="B2"><v>40</v></c>' in patched
+    assert patched.index(b'<row r="3"') < patched.index(b'<row r="5"')
+    assert b'<dimension ref="A1:C5"/>' in patched
+    again = read_cells(Sheet.scan(patched), CONTEXT, 100, 100)
+    assert again[1][1] == 40 and again[4] == ["new"]
+    assert again[:1] + again[2:3] == EXPECTED[:1] + EXPECTED[2:3]
