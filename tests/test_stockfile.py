@@ -6,9 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from xlstock import stockfile
 from xlstock.errors import ServiceError
-from xlstock.model import StockItem
+from xlstock.model import StockItem, sku_key, sku_problem, usual_skus
 from xlstock.stockfile import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -211,3 +214,35 @@ def test_snapshot_refuses_what_no_sheet_could_hold_naming_the_service(
     assert message in str(caught.value)
     assert str(caught.value).endswith(
         "; nothing was changed. Report this to whoever runs the stock service")
+
+
+# --- the column-at-a-time check of the usual stock file agrees with the item-by-item one
+
+
+_SKU_TEXT = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=6),
+    st.sampled_from(["A-1", " A-1", "A-1 ", "a\tb", "Cafe\u0301", "Caf\u00e9", "", "   ",
+                     "x" * 100, "x" * 101, "\u00a0B"]),
+)
+_ITEM = st.fixed_dictionaries(
+    {"sku": st.one_of(_SKU_TEXT, st.integers(0, 9), st.none())},
+    optional={"qty": st.one_of(st.integers(-2, 3), st.just(1_000_000_001), st.booleans(),
+                               st.floats(0, 3), st.just("4")),
+              "name": st.one_of(st.text(max_size=4), st.integers(0, 3), st.none()),
+              "variant": st.one_of(st.text(max_size=4), st.none())},
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_ITEM, st.integers(0, 3), st.text(max_size=3)), max_size=6))
+def test_the_usual_items_are_those_the_item_by_item_check_gives(raw: list[Any]) -> None:
+    usual = stockfile._usual_items(raw)
+    if usual is None:
+        return
+    assert usual == stockfile._checked_items(raw, "https://service.example")
+
+
+@given(st.lists(_SKU_TEXT, max_size=5))
+def test_usual_skus_are_skus_the_one_rule_accepts_as_they_are(skus: list[str]) -> None:
+    if usual_skus(skus):
+        assert all(sku_problem(sku) is None and sku_key(sku) == sku for sku in skus)
