@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from xlstock import stockfile
@@ -220,21 +220,26 @@ def test_snapshot_refuses_what_no_sheet_could_hold_naming_the_service(
 
 
 _SKU_TEXT = st.one_of(
+    st.text(alphabet="AB ", max_size=2),  # SKUs that collide, with and without spaces
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=6),
     st.sampled_from(["A-1", " A-1", "A-1 ", "a\tb", "Cafe\u0301", "Caf\u00e9", "", "   ",
                      "x" * 100, "x" * 101, "\u00a0B"]),
 )
 _ITEM = st.fixed_dictionaries(
-    {"sku": st.one_of(_SKU_TEXT, st.integers(0, 9), st.none())},
-    optional={"qty": st.one_of(st.integers(-2, 3), st.just(1_000_000_001), st.booleans(),
-                               st.floats(0, 3), st.just("4")),
-              "name": st.one_of(st.text(max_size=4), st.integers(0, 3), st.none()),
+    {"sku": st.one_of(_SKU_TEXT, _SKU_TEXT, st.integers(0, 9), st.none()),
+     "qty": st.one_of(st.integers(0, 3), st.integers(0, 3), st.just(-1),
+                      st.just(1_000_000_001), st.booleans(), st.floats(0, 3), st.just("4"))},
+    optional={"name": st.one_of(st.text(max_size=4), st.integers(0, 3), st.none()),
               "variant": st.one_of(st.text(max_size=4), st.none())},
 )
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.one_of(_ITEM, st.integers(0, 3), st.text(max_size=3)), max_size=6))
+@example([{"sku": "A", "qty": 1}, {"sku": "A", "qty": 2}])
+@example([{"sku": "A", "qty": 1_000_000_001}])
+@example([{"sku": " A", "qty": 1}])
+@given(st.lists(st.one_of(_ITEM, _ITEM, _ITEM, st.integers(0, 3), st.text(max_size=3)),
+                max_size=6))
 def test_the_usual_items_are_those_the_item_by_item_check_gives(raw: list[Any]) -> None:
     usual = stockfile._usual_items(raw)
     if usual is None:
