@@ -226,7 +226,7 @@ def publishes(service: Service, rounds: int, skus: list[str], *,
                     client.publish(body, uuid.uuid4().hex,
                                    if_match=version if whole_shop else None)
                 except StaleVersion as stale:
-                    moved = getattr(stale, "moved", None)
+                    moved = stale.moved
                     if moved and not whole_shop:
                         live.update(moved)
                     else:

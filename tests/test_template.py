@@ -20,7 +20,7 @@ COMMITTED = REPO / "workbook_template.xlsx"
 def test_committed_template_is_exactly_what_the_code_builds() -> None:
     assert COMMITTED.read_bytes() == workbook_bytes(), (
         "workbook_template.xlsx is out of date: regenerate it with "
-        "`python -m xlstock.workbook.template workbook_template.xlsx` and commit it"
+        "`xlstock new workbook_template.xlsx` (after deleting it) and commit it"
     )
 
 

@@ -190,7 +190,9 @@ class PlannedRow:
 @dataclass
 class PublishPlan:
     """The publish plan: one :class:`PlannedRow` per sheet row, the problems and
-    conflicts that block it, and the stock file's levels."""
+    conflicts that block it, and the stock file's levels. A plan is final once
+    :func:`plan_publish` returns it (``changed`` is worked out once): nothing changes
+    its lists afterwards."""
 
     rows: list[PlannedRow] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)

@@ -484,7 +484,7 @@ class HttpStockServiceClient:
             status = answer.status
             if status == 200:
                 try:
-                    return self._publish_result(answer, deadline, key)
+                    return self._publish_outcome(answer, deadline, key)
                 except ServiceRefused as exc:
                     outcome = self._outcome_after_loss(key, exc)
                     if outcome is not None:
@@ -536,7 +536,7 @@ class HttpStockServiceClient:
             if str(document.get("key", key)) != key:
                 raise ValueError("the outcome names another key")
         if applied:
-            result = self._result_from_document(response, {}, answer.what, key)
+            result = self._outcome_from_document(response, {}, answer.what, key)
             return PublishOutcome(
                 key=result.key,
                 version=result.version,
@@ -822,9 +822,9 @@ class HttpStockServiceClient:
                 "Stock service and Shop URL settings"
             )
 
-    def _publish_result(self, answer: _Answer, deadline: Deadline, key: str) -> PublishOutcome:
+    def _publish_outcome(self, answer: _Answer, deadline: Deadline, key: str) -> PublishOutcome:
         document = self._json(answer, deadline)
-        result = self._result_from_document(document, answer.headers, answer.what, key)
+        result = self._outcome_from_document(document, answer.headers, answer.what, key)
         if _replayed(answer):
             return PublishOutcome(
                 key=result.key,
@@ -835,7 +835,7 @@ class HttpStockServiceClient:
             )
         return result
 
-    def _result_from_document(
+    def _outcome_from_document(
         self, document: Any, headers: Mapping[str, str], what: str, key: str
     ) -> PublishOutcome:
         with self._parsing(what):

@@ -2,7 +2,7 @@
 
 The bytes are deterministic: fixed document dates, fixed zip entry dates and
 attributes, and parts stored uncompressed (so that the bytes do not depend on the zlib
-build either). ``python -m xlstock.workbook.template workbook_template.xlsx``
+build either). ``xlstock new workbook_template.xlsx`` (the old one deleted first)
 regenerates the committed template; ``tests/test_template.py`` checks it matches.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-import sys
 import zipfile
 from collections.abc import Sequence
 
@@ -307,17 +306,3 @@ def _deterministic_zip(wb: Workbook) -> bytes:
             target.writestr(entry, source.read(info))
     return out.getvalue()
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m xlstock.workbook.template PATH``: write the template to PATH."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m xlstock.workbook.template PATH", file=sys.stderr)
-        return 2
-    build_workbook(args[0])
-    print(f"wrote {args[0]}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
