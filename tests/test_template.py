@@ -10,7 +10,7 @@ from openpyxl import load_workbook
 
 from xlstock.workbook import layout
 from xlstock.workbook.base import HOWTO_SHEET, LOG_SHEET, SETTINGS_SHEET, STATE_SHEET, STOCK_SHEET
-from xlstock.workbook.template import build_workbook, main, workbook_bytes
+from xlstock.workbook.template import build_workbook, workbook_bytes
 from xlstock.workbook.xlsx_file import XlsxFile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,56 +135,14 @@ def test_settings_log_howto_and_state(template) -> None:
     assert template[HOWTO_SHEET].sheet_state == "visible"
 
 
-def test_module_entry_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    target = tmp_path / "made.xlsx"
-    assert main([str(target)]) == 0
+def test_xlstock_new_regenerates_the_committed_template(tmp_path: Path) -> None:
+    """`xlstock new workbook_template.xlsx` is how the committed template is made."""
+    from click.testing import CliRunner
+
+    from xlstock.cli import main
+
+    target = tmp_path / "workbook_template.xlsx"
+    result = CliRunner().invoke(main, ["new", str(target)])
+    assert result.exit_code == 0, result.output
     assert target.read_bytes() == workbook_bytes()
-    assert main([]) == 2
-    assert not [p for p in tmp_path.iterdir() if p.name != "made.xlsx"]
-
-
-def test_every_font_is_named_so_headers_do_not_fall_back_to_a_serif(template) -> None:
-    for sheet in (template[STOCK_SHEET], template[SETTINGS_SHEET], template[LOG_SHEET],
-                  template[HOWTO_SHEET]):
-        for row in sheet.iter_rows():
-            for cell in row:
-                if cell.value is not None:
-                    assert cell.font.name == "Calibri", (sheet.title, cell.coordinate)
-
-
-def test_sheets_print_one_page_wide_with_the_header_on_every_page(template) -> None:
-    for name in (STOCK_SHEET, SETTINGS_SHEET, LOG_SHEET, HOWTO_SHEET):
-        sheet = template[name]
-        assert sheet.sheet_properties.pageSetUpPr.fitToPage, name
-        assert (sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight) == (1, 0), name
-    for name in (STOCK_SHEET, LOG_SHEET):
-        assert template[name].page_setup.orientation == "landscape"
-        assert template[name].print_title_rows == "$1:$1"
-
-
-def test_howto_rows_are_tall_enough_for_their_wrapped_text(template) -> None:
-    howto = template[HOWTO_SHEET]
-    width = howto.column_dimensions["A"].width
-    assert width <= 80  # fits a portrait A4 or Letter page at 100%
-    for row in howto.iter_rows():
-        cell = row[0]
-        if cell.value is None:
-            continue
-        lines = -(-len(cell.value) // int(width * 1.15))  # ~95 fit at width 75 in LibreOffice
-        assert howto.row_dimensions[cell.row].height >= lines * 14, cell.coordinate
-
-
-def test_new_workbooks_get_the_usual_permissions_not_owner_only(tmp_path):
-    import os
-    import stat
-
-    from xlstock.macros.install import build_macro_workbook
-
-    mask = os.umask(0o022)
-    try:
-        build_workbook(tmp_path / "a.xlsx")
-        build_macro_workbook(tmp_path / "b.xlsm")
-    finally:
-        os.umask(mask)
-    for name in ("a.xlsx", "b.xlsm"):
-        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+    assert not [p for p in tmp_path.iterdir() if p.name != target.name]
