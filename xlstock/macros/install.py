@@ -10,7 +10,9 @@ other part of the package is copied as it was. Both are idempotent.
 
 from __future__ import annotations
 
+import io
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +58,21 @@ def macro_workbook_bytes(source: str | os.PathLike[str] | bytes, *,
     vba = package.parts.get(VBA_PART) or vba_project_for(book_code, sheet_codes)
     apply_vba(package, vba)
     apply_buttons(package)
-    return package.to_bytes()
+    return _checked(package.to_bytes(), label)
+
+
+def _checked(data: bytes, label: str) -> bytes:
+    """``data`` once it reads back as a whole package (every part's CRC checked), so
+    that nothing incomplete is ever written over a workbook."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError) as exc:
+        bad = str(exc)
+    if bad is not None:
+        raise WorkbookError(f"{label}: the workbook with buttons came out incomplete "
+                            f"({bad}); nothing was written")
+    return data
 
 
 def write_macro_workbook(source: str | os.PathLike[str] | bytes,
@@ -169,5 +185,5 @@ def install_buttons(path: str | os.PathLike[str], out: str | os.PathLike[str] | 
         if not in_place and not changes:
             changes = [f"copied {path} with its buttons and modules up to date"]
         if changes:
-            write_atomic(real, result)
+            write_atomic(real, _checked(result, str(target)))
     return ButtonsReport(target, tuple(changes), tuple(kept))
