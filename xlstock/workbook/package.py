@@ -204,7 +204,7 @@ def _deflated(name: str, data: bytes | Iterable[bytes | memoryview],
                   len(head))
 
 
-DEFLATE_BLOCK = 4 * 1024 * 1024
+DEFLATE_BLOCK = 2 * 1024 * 1024
 """Bytes of a large part deflated as one block."""
 DEFLATE_THREADS = max(1, min(4, os.cpu_count() or 1))
 _WINDOW = 32 * 1024
@@ -218,7 +218,8 @@ def _deflate_in_blocks(pieces: Iterable[bytes | bytearray | memoryview],
     way): each block is deflated on its own, primed with the last 32 KiB of the block
     before as its dictionary, and ends with a sync flush (an empty stored block), the
     last with the final block. The blocks' streams joined are one valid deflate stream,
-    about as small as one compressor's. At most two blocks a thread are in flight."""
+    about as small as one compressor's. At most one block a thread, and the one being
+    filled, are held at a time."""
     crc = size = 0
     block = bytearray()
     previous = b""
@@ -230,18 +231,17 @@ def _deflate_in_blocks(pieces: Iterable[bytes | bytearray | memoryview],
             size += len(piece)
             block += piece
             if len(block) >= DEFLATE_BLOCK:
-                data = bytes(block)
-                block.clear()
-                if len(in_flight) >= 2 * DEFLATE_THREADS:
+                if len(in_flight) >= DEFLATE_THREADS:
                     done.append(in_flight.popleft().result())
-                in_flight.append(pool.submit(_deflate_block, data, previous, level, False))
-                previous = data[-_WINDOW:]
-        in_flight.append(pool.submit(_deflate_block, bytes(block), previous, level, True))
+                in_flight.append(pool.submit(_deflate_block, block, previous, level, False))
+                previous = bytes(block[-_WINDOW:])
+                block = bytearray()
+        in_flight.append(pool.submit(_deflate_block, block, previous, level, True))
         done.extend(stream.result() for stream in in_flight)
     return crc, size, b"".join(done)
 
 
-def _deflate_block(data: bytes, dictionary: bytes, level: int, last: bool) -> bytes:
+def _deflate_block(data: bytearray, dictionary: bytes, level: int, last: bool) -> bytes:
     compressor = (zlib.compressobj(level, zlib.DEFLATED, -15, zdict=dictionary) if dictionary
                   else zlib.compressobj(level, zlib.DEFLATED, -15))
     return compressor.compress(data) + compressor.flush(zlib.Z_FINISH if last
