@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from xlstock.errors import UsageError
+from xlstock.server.groups import STOP, next_group
 
 BUSY_TIMEOUT_MS = 30_000
 GROUP_MAX = 100
@@ -115,9 +116,6 @@ class _Job:
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = threading.Event()
-
-
-_STOP = object()
 
 
 class SQLiteDatabase:
@@ -228,20 +226,9 @@ class SQLiteDatabase:
         conn = self.connection()
         stopping = False
         while not stopping:
-            first = self._jobs.get()
-            if first is _STOP:
-                return
-            group = [first]
-            while len(group) < GROUP_MAX:
-                try:
-                    more = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stopping = True
-                    break
-                group.append(more)
-            self._commit_group(conn, group)
+            group, stopping = next_group(self._jobs, GROUP_MAX)
+            if group:
+                self._commit_group(conn, group)
 
     @staticmethod
     def _commit_group(conn: sqlite3.Connection, group: list[_Job]) -> None:
@@ -285,7 +272,7 @@ class SQLiteDatabase:
             self._closed = True
             writer, self._writer = self._writer, None
             if writer is not None:
-                self._jobs.put(_STOP)
+                self._jobs.put(STOP)
         if writer is not None and writer is not threading.current_thread():
             writer.join(30)
         with self._lock:

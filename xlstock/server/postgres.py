@@ -49,6 +49,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from xlstock.errors import UsageError
+from xlstock.server.groups import STOP, next_group
 
 T = TypeVar("T")
 
@@ -138,9 +139,6 @@ class _Job:
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = threading.Event()
-
-
-_STOP = object()
 
 
 NUL_STAND_IN = "\uffff"
@@ -307,19 +305,9 @@ class PostgresDatabase:
         jobs = self._queues[number]
         stopping = False
         while not stopping:
-            first = jobs.get()
-            if first is _STOP:
-                return
-            group = [first]
-            while len(group) < GROUP_MAX:
-                try:
-                    more = jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stopping = True
-                    break
-                group.append(more)
+            group, stopping = next_group(jobs, GROUP_MAX)
+            if not group:
+                continue
             try:
                 self._commit_group(group)
             finally:
@@ -389,7 +377,7 @@ class PostgresDatabase:
             self._closed = True
             writers = [thread for thread in self._writers if thread is not None]
             for jobs in self._queues:
-                jobs.put(_STOP)
+                jobs.put(STOP)
         for thread in writers:
             if thread is not threading.current_thread():
                 thread.join(30)
