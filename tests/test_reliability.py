@@ -36,7 +36,14 @@ from click.testing import CliRunner, Result
 from msoffcrypto.format.ooxml import OOXMLFile
 from support.faultserver import DroppingProxy, FakeStock, FaultServer, Reply
 from support.shopkit import Shop
-from support.xlsx_craft import LAUGHS, SHEET1, read_part, rewrite, set_declared_size
+from support.xlsx_craft import (
+    LAUGHS,
+    SHEET1,
+    excel_owner_file,
+    read_part,
+    rewrite,
+    set_declared_size,
+)
 
 from xlstock.cli import main
 from xlstock.macros.cfb import write_compound_file
@@ -514,18 +521,9 @@ def test_the_disk_full_after_the_upload(merchant: Shop, monkeypatch: pytest.Monk
     assert row["Online"] == 12 and row["Received"] is None
 
 
-def _excel_owner_file(name: str) -> bytes:
-    data = bytearray(b" " * 165)
-    data[0] = len(name)
-    data[1:1 + len(name)] = name.encode("cp1252")
-    data[55:57] = len(name).to_bytes(2, "little")
-    data[57:57 + 2 * len(name)] = name.encode("utf-16-le")
-    return bytes(data)
-
-
 @pytest.mark.parametrize("command", ["sync", "preview", "publish"])
 def test_a_workbook_open_in_excel_names_its_owner(merchant: Shop, command: str) -> None:
-    (merchant.workbook.parent / "~$stock.xlsx").write_bytes(_excel_owner_file("Zoë Ünal"))
+    (merchant.workbook.parent / "~$stock.xlsx").write_bytes(excel_owner_file("Zoë Ünal"))
     before = World(merchant)
     result = run(merchant, command, str(merchant.workbook), "-q")
     assert_safe(result, before, status=1, says=["is open in Excel by Zoë Ünal",

@@ -21,6 +21,7 @@ from support.xlsx_craft import (
     SHEET1,
     add_content_type,
     edit_part,
+    excel_owner_file,
     merchant_workbook,
     read_part,
     rewrite,
@@ -452,16 +453,6 @@ def test_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -
     assert leftovers(tmp_path, "stock.xlsx") == []
 
 
-def _excel_owner_file(name: str) -> bytes:
-    """An Excel owner file as Excel writes it (165 bytes)."""
-    data = bytearray(b" " * 165)
-    data[0] = len(name)
-    data[1:1 + len(name)] = name.encode("cp1252")
-    data[55:57] = len(name).to_bytes(2, "little")
-    data[57:57 + 2 * len(name)] = name.encode("utf-16-le")
-    return bytes(data)
-
-
 def test_workbook_open_in_excel_names_the_owner(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     path = merchant_workbook(tmp_path / "stock.xlsx")
@@ -469,7 +460,7 @@ def test_workbook_open_in_excel_names_the_owner(tmp_path: Path,
     monkeypatch.setattr(os, "replace", _failing_after(0, PermissionError(13, "Access denied")))
     with XlsxFile.open(path) as book, pytest.raises(WorkbookError) as caught:
         # Excel opened the workbook while xlstock was working on it
-        (tmp_path / "~$stock.xlsx").write_bytes(_excel_owner_file("Zoë Ünal"))
+        (tmp_path / "~$stock.xlsx").write_bytes(excel_owner_file("Zoë Ünal"))
         book.write_block("Stock", 2, 4, [[8]])
         book.save()
     message = str(caught.value)
@@ -483,7 +474,7 @@ def test_excel_owner_file_formats(tmp_path: Path) -> None:
     book = tmp_path / "b.xlsx"
     assert excel_lock_owner(book) is None
     owner = tmp_path / "~$b.xlsx"
-    owner.write_bytes(_excel_owner_file("Jane Doe"))
+    owner.write_bytes(excel_owner_file("Jane Doe"))
     assert excel_lock_owner(book) == "Jane Doe"
     word = bytearray(162)
     word[0] = 3

@@ -130,3 +130,14 @@ def set_declared_size(path: Path, part: str, size: int) -> Path:
         raise AssertionError(f"{part} not in the central directory")
     path.write_bytes(bytes(data))
     return path
+
+
+def excel_owner_file(name: str) -> bytes:
+    """An Excel owner file (``~$NAME``) as Excel writes it: 165 bytes, the user's name
+    in cp1252 at 1 and in UTF-16 at 57."""
+    data = bytearray(b" " * 165)
+    data[0] = len(name)
+    data[1:1 + len(name)] = name.encode("cp1252")
+    data[55:57] = len(name).to_bytes(2, "little")
+    data[57:57 + 2 * len(name)] = name.encode("utf-16-le")
+    return bytes(data)
