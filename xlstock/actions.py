@@ -199,7 +199,10 @@ class _WorkbookSession:
         """The session over ``book``; ``settings`` when the caller has read them."""
         table = layout.read_stock(book)
         settings = settings if settings is not None else layout.read_settings(book)
-        return cls(book, table, settings, _state_of(book, settings))
+        state = layout.read_state(book)
+        if state.get("shop") not in (None, settings.shop_url):
+            state = {}  # the workbook now points at another shop: its memory is void
+        return cls(book, table, settings, state)
 
     def raw_rows(self) -> list[RawRow]:
         t = self.table
@@ -249,13 +252,6 @@ class _WorkbookSession:
     def save_state(self) -> None:
         self.state["shop"] = self.settings.shop_url
         layout.write_state(self.book, self.state)
-
-
-def _state_of(book: WorkbookAdapter, settings: layout.Settings) -> dict[str, Any]:
-    state = layout.read_state(book)
-    if state.get("shop") not in (None, settings.shop_url):
-        return {}  # the workbook now points at another shop: its memory is void
-    return state
 
 
 def _fail(

@@ -170,7 +170,7 @@ def write_column(
     for offset, (row, value) in enumerate(zip(rows[first:first + len(values)], values,
                                                   strict=True)):
         current = row[column]
-        if current is value or unchanged(current, value):
+        if unchanged(current, value):
             continue
         row[column] = value
         if runs and offset - runs[-1][1] <= WRITE_GAP:
@@ -281,9 +281,11 @@ def append_log(book: WorkbookAdapter, log: Log, entry: Sequence[Any]) -> None:
     at ``log.next_row``, without reading the sheet again."""
     if LOG_SHEET not in book.sheet_names():
         book.add_sheet(LOG_SHEET)
-    rows = [list(entry)] if log.next_row > 1 else [list(LOG_HEADERS), list(entry)]
-    if log.next_row > 1:
+    if log.next_row == 1:
+        rows = [list(LOG_HEADERS), list(entry)]
+    else:
         _refuse_past_the_last_row(book, LOG_SHEET, log.next_row)
+        rows = [list(entry)]
     book.write_block(LOG_SHEET, log.next_row, 1, rows)
     log.next_row += len(rows)
 
