@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from support.vba_craft import macro_workbook
 
 from xlstock import stockfile
 from xlstock.model import StockItem
@@ -173,3 +175,9 @@ def make_api(stock_service: RunningServer, shop_factory: ShopFactory) -> Callabl
         return Api(stock_service.url, url, token)
 
     return make
+
+
+@pytest.fixture
+def xlsm(tmp_path: Path) -> Path:
+    """A macro-enabled workbook as ``xlstock new PATH.xlsm`` makes it."""
+    return macro_workbook(tmp_path)

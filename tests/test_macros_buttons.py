@@ -7,9 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from defusedxml import ElementTree
-from support.vba_craft import macro_workbook, parts_of
+from support.vba_craft import parts_of
 
 from xlstock.macros.buttons import apply_buttons, buttons_in_place
 from xlstock.macros.package import WorkbookParts
@@ -19,11 +18,6 @@ V = "{urn:schemas-microsoft-com:vml}"
 X = "{urn:schemas-microsoft-com:office:excel}"
 VML = "xl/drawings/vmlDrawing1.vml"
 STOCK = "xl/worksheets/sheet1.xml"
-
-
-@pytest.fixture
-def xlsm(tmp_path: Path) -> Path:
-    return macro_workbook(tmp_path)
 
 
 def test_three_form_buttons_on_sheet_stock_bound_to_their_macros(xlsm: Path) -> None:

@@ -28,7 +28,6 @@ from support.vba_craft import (
     OLD_XLWINGS,
     WORKBOOK_OPEN,
     code_names,
-    macro_workbook,
     macros_of,
     old_macro_workbook,
     parts_of,
@@ -121,11 +120,6 @@ def _everything(path: Path) -> dict[str, object]:
 
 
 # --- xlstock new stock.xlsm ---------------------------------------------------------------
-
-
-@pytest.fixture
-def xlsm(tmp_path: Path) -> Path:
-    return macro_workbook(tmp_path)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from defusedxml import ElementTree
-from support.vba_craft import macro_workbook, parts_of
+from support.vba_craft import parts_of
 
 from xlstock.errors import WorkbookError
 from xlstock.macros.package import WorkbookParts, apply_code_names
@@ -19,11 +19,6 @@ from xlstock.workbook.template import workbook_bytes
 
 CT = "{http://schemas.openxmlformats.org/package/2006/content-types}"
 REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
-
-
-@pytest.fixture
-def xlsm(tmp_path: Path) -> Path:
-    return macro_workbook(tmp_path)
 
 
 def test_package_is_valid_ooxml_for_a_macro_workbook(xlsm: Path) -> None:
