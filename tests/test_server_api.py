@@ -148,6 +148,57 @@ def test_same_version_reads_as_the_same_bytes(api):
     assert api.get("/v1/stock").content == api.get("/v1/stock").content
 
 
+def test_a_version_is_made_once_and_then_served_from_the_document_cache(
+        make_api, stock_service, monkeypatch):
+    items = [StockItem(f"SKU-{n:04d}", f"Product {n}", "", n) for n in range(300)]
+    api = make_api(items)
+    made = []
+    real = stock_service.store.stock_document
+    monkeypatch.setattr(stock_service.store, "stock_document",
+                        lambda shop: made.append(shop) or real(shop))
+    first = api.get("/v1/stock", headers={"Accept-Encoding": "gzip"})
+    plain = api.get("/v1/stock", headers={"Accept-Encoding": "identity"})
+    again = api.get("/v1/stock", headers={"Accept-Encoding": "gzip"})
+    assert made == [api.shop]  # three reads of one version, one document made
+    assert first.content == plain.content == again.content
+    assert first.headers["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain.headers
+    assert first.headers["ETag"] == plain.headers["ETag"] == again.headers["ETag"]
+    assert api.order({"SKU-0005": 2}).status_code == 201
+    after = api.get("/v1/stock")
+    assert made == [api.shop, api.shop]
+    assert after.headers["ETag"] != first.headers["ETag"]
+    assert {i["sku"]: i["qty"] for i in after.json()["items"]}["SKU-0005"] == 3
+
+
+def test_a_renamed_product_is_never_served_from_an_older_cached_document(api, stock_service):
+    assert api.get("/v1/stock").json()["items"][1]["name"] == "Hoodie"
+    storefront_before = api.get("/v1/storefront").headers["ETag"]
+    stock_service.store.add_shop(api.shop, [StockItem("A-1", "Zip hoodie", "Red / XL", 5)])
+    document = api.get("/v1/stock").json()
+    assert [i["name"] for i in document["items"] if i["sku"] == "A-1"] == ["Zip hoodie"]
+    assert api.get("/v1/storefront").headers["ETag"] != storefront_before
+
+
+def test_the_document_cache_keeps_at_most_its_entries_and_bytes():
+    from xlstock.server.app import DocumentCache, _Cached
+
+    cache = DocumentCache(entries=2, max_bytes=100)
+    cache.put("stock", "https://a.example", _Cached("1.a", b"x" * 10))
+    cache.put("stock", "https://b.example", _Cached("1.b", b"x" * 10))
+    assert cache.get("stock", "https://a.example", "1.a") is not None  # a is now the newest
+    cache.put("stock", "https://c.example", _Cached("1.c", b"x" * 10))
+    assert cache.get("stock", "https://b.example", "1.b") is None  # least recently used
+    assert cache.get("stock", "https://a.example", "1.a") is not None
+    assert cache.get("stock", "https://a.example", "2.a") is None  # another version
+    assert cache.get("storefront", "https://a.example", "1.a") is None  # another kind
+    cache.put("stock", "https://d.example", _Cached("1.d", b"x" * 45))  # 90 of 100 bytes
+    assert cache.get("stock", "https://a.example", "1.a") is None
+    assert cache.get("stock", "https://c.example", "1.c") is None
+    cache.put("stock", "https://e.example", _Cached("1.e", b"x" * 60))  # over the cap: not kept
+    assert cache.get("stock", "https://e.example", "1.e") is None
+    assert cache.get("stock", "https://d.example", "1.d") is not None
+
+
 def test_large_answers_are_gzipped_when_accepted_small_ones_are_not(make_api):
     items = [StockItem(f"SKU-{n:04d}", f"Product {n}", "", n) for n in range(300)]
     big = make_api(items)
