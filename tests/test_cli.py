@@ -3,6 +3,7 @@ how sheet Log is appended to."""
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -49,6 +50,33 @@ def test_an_online_command_reads_settings_once_and_closes_its_client(
     assert reads[layout.SETTINGS_SHEET] == 1
     assert reads[LOG_SHEET] <= 1
     assert len(closed) == 1
+
+
+@pytest.mark.parametrize("command", ["sync", "preview", "publish", "validate"])
+def test_a_workbook_command_pauses_the_cycle_collector_and_turns_it_back_on(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    shop.edit(**{"A-1": {"Received": 2}})
+    collector_on: list[bool] = []
+    read_sheet = XlsxFile.read_sheet
+
+    def watched(self: XlsxFile, name: str) -> Grid:
+        collector_on.append(gc.isenabled())
+        return read_sheet(self, name)
+
+    monkeypatch.setattr(XlsxFile, "read_sheet", watched)
+    assert gc.isenabled()
+    shop.run(command, str(shop.workbook), *(["-q"] if command != "validate" else []))
+    assert collector_on and not any(collector_on)
+    assert gc.isenabled()
+
+
+def test_the_cycle_collector_is_back_on_after_a_command_that_fails(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop.edit(**{"A-1": {"Received": "two"}})
+    shop.run("publish", str(shop.workbook), "-q", expect=1)
+    assert gc.isenabled()
 
 
 class _MemoryBook:
