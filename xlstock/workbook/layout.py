@@ -4,10 +4,11 @@ and the hidden state, on top of any :class:`~xlstock.workbook.base.WorkbookAdapt
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from xlstock.cells import NO_CACHE, Formula, unchanged
 from xlstock.errors import SheetError, UsageError, WorkbookError
@@ -181,7 +182,38 @@ def write_column(
         runs = [[runs[0][0], runs[-1][1]]]
     for low, high in runs:
         book.write_block(STOCK_SHEET, first + 2 + low, column + 1,
-                         [[v] for v in values[low:high]])
+                         _OneColumn(values, low, high))
+
+
+class _OneColumn(Sequence[Sequence[Any]]):
+    """``values[low:high]`` as the rows of a one-column block, each row made when asked
+    for (a list of 100,000 one-item lists is 7 MB)."""
+
+    __slots__ = ("_values", "_low", "_high")
+
+    def __init__(self, values: Sequence[Any], low: int, high: int) -> None:
+        self._values, self._low, self._high = values, low, high
+
+    def __len__(self) -> int:
+        return self._high - self._low
+
+    def __iter__(self) -> Iterator[Sequence[Any]]:
+        return zip(itertools.islice(self._values, self._low, self._high))  # 1-tuples, in C
+
+    @overload
+    def __getitem__(self, index: int) -> Sequence[Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Sequence[Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> Sequence[Any] | Sequence[Sequence[Any]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return (self._values[self._low + index],)
 
 
 WRITE_GAP = 32
