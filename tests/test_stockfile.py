@@ -247,6 +247,43 @@ def test_the_usual_items_are_those_the_item_by_item_check_gives(raw: list[Any]) 
     assert usual == stockfile._checked_items(raw, "https://service.example")
 
 
+_ODD_OBJECT = st.sampled_from([
+    {"sku": "Q", "qty": 1, "name": "n", "colour": "red"},  # four keys, not an item's
+    {"sku": "R", "qty": 1, "name": {"sku": "x", "name": "y", "variant": "", "qty": 1},
+     "variant": ""},  # a name that looks like an item
+    {"sku": "S", "name": "n", "variant": "v", "qty": 2, "extra": 1},
+])
+
+
+@settings(max_examples=300, deadline=None)
+@example([{"sku": "A", "name": "n", "variant": "", "qty": 1}, 5])
+@given(st.lists(st.one_of(_ITEM, _ITEM, _ITEM, _ODD_OBJECT, st.integers(0, 3)), max_size=6))
+def test_compact_items_give_the_snapshot_or_the_refusal_the_dicts_give(raw: list[Any]) -> None:
+    text = json.dumps(_document(items=raw))
+
+    def outcome(document: Any) -> Any:
+        try:
+            return snapshot_from_document(document, etag="e", source=SOURCE)
+        except ServiceError as error:
+            return str(error)
+
+    plain = outcome(json.loads(text))
+    compact = outcome(json.loads(text, object_hook=stockfile.compact_item))
+    if isinstance(plain, str) or isinstance(compact, str):
+        assert compact == plain
+    else:
+        assert compact.items == plain.items
+
+
+def test_compact_item_makes_tuples_of_items_only() -> None:
+    document = json.loads(json.dumps(_document(items=[
+        {"qty": 3, "variant": "v", "name": "n", "sku": "A"},
+        {"sku": "B", "qty": 1},
+    ])), object_hook=stockfile.compact_item)
+    assert document["items"] == [("A", "n", "v", 3), {"sku": "B", "qty": 1}]
+    assert isinstance(document, dict)
+
+
 @given(st.lists(_SKU_TEXT, max_size=5))
 def test_usual_skus_are_skus_the_one_rule_accepts_as_they_are(skus: list[str]) -> None:
     if usual_skus(skus):

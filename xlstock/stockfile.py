@@ -65,6 +65,36 @@ def loads_levels(data: bytes) -> dict[str, int]:
     return {item["sku"]: int(item["qty"]) for item in document["items"]}
 
 
+_ITEM_KEYS = ("sku", "name", "variant", "qty")
+
+
+def compact_item(obj: dict[str, Any]) -> Any:
+    """A ``json.loads`` object hook for a stock document: an object with exactly the
+    keys of an item (``sku``, ``name``, ``variant``, ``qty``) becomes the tuple of its
+    values in that order, every other object stays as it is. At 100,000 SKUs the
+    decoded document is then 11 MB smaller (a tuple is a third of a dict's size).
+    :func:`snapshot_from_document` takes items in either form (a JSON array decodes
+    to a list, so a tuple can only be an item)."""
+    if len(obj) == 4:
+        try:
+            return (obj["sku"], obj["name"], obj["variant"], obj["qty"])
+        except KeyError:
+            pass
+    return obj
+
+
+def _as_decoded(value: Any) -> Any:
+    """``value`` as plain ``json.loads`` gives it: the tuples of :func:`compact_item`
+    back to objects, at any depth (for the item-by-item check and its messages)."""
+    if type(value) is tuple:
+        return {key: _as_decoded(v) for key, v in zip(_ITEM_KEYS, value, strict=True)}
+    if type(value) is list:
+        return [_as_decoded(v) for v in value]
+    if type(value) is dict:
+        return {key: _as_decoded(v) for key, v in value.items()}
+    return value
+
+
 def snapshot_from_document(document: Any, *, etag: str, source: str) -> Snapshot:
     """A :class:`Snapshot` from the service's JSON answer to a read of the levels.
 
@@ -100,7 +130,7 @@ def snapshot_from_document(document: Any, *, etag: str, source: str) -> Snapshot
         )
     items = _usual_items(raw_items)
     if items is None:
-        items = _checked_items(raw_items, source)
+        items = _checked_items(_as_decoded(raw_items), source)
     return Snapshot(
         shop=str(document.get("shop", "")),
         version=etag,
@@ -117,13 +147,21 @@ def _usual_items(raw_items: list[Any]) -> dict[str, StockItem] | None:
     and names it; both give the same items where this one gives any."""
     if not raw_items:
         return {}
-    try:
-        skus = [raw["sku"] for raw in raw_items]
-        levels = [raw["qty"] for raw in raw_items]
-        names = [raw.get("name") or "" for raw in raw_items]
-        variants = [raw.get("variant") or "" for raw in raw_items]
-    except (TypeError, KeyError, AttributeError):
-        return None
+    if type(raw_items[0]) is tuple:  # items as compact_item made them
+        if {type(raw) for raw in raw_items} != {tuple}:
+            return None  # an object in another form among them
+        skus, names, variants, levels = (list(column) for column in zip(*raw_items,
+                                                                         strict=True))
+        names = [name or "" for name in names]
+        variants = [variant or "" for variant in variants]
+    else:
+        try:
+            skus = [raw["sku"] for raw in raw_items]
+            levels = [raw["qty"] for raw in raw_items]
+            names = [raw.get("name") or "" for raw in raw_items]
+            variants = [raw.get("variant") or "" for raw in raw_items]
+        except (TypeError, KeyError, AttributeError):
+            return None
     if {type(sku) for sku in skus} != {str} or {type(qty) for qty in levels} != {int} \
             or not {type(n) for n in names} | {type(v) for v in variants} <= {str}:
         return None

@@ -26,7 +26,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, overload
@@ -64,7 +64,7 @@ from xlstock.remote.transport import (
     mapped_errors,
     read_body,
 )
-from xlstock.stockfile import snapshot_from_document
+from xlstock.stockfile import compact_item, snapshot_from_document
 
 log = logging.getLogger("xlstock.remote")
 
@@ -422,7 +422,7 @@ class HttpStockServiceClient:
             return None
         if answer.status != 200:
             raise self._refusal(answer, deadline)
-        document = self._json(answer, deadline)
+        document = self._json(answer, deadline, compact_item)
         etag = answer.headers.get("ETag", "").strip()
         if not etag and isinstance(document, dict) and document.get("version"):
             with self._parsing(answer.what):
@@ -796,9 +796,11 @@ class HttpStockServiceClient:
         """Wait before sending a publish or order again (same key), if allowed."""
         return self._pause(deadline, sends - 1, retry_after, limit=self.publish_attempts - 1)
 
-    def _json(self, answer: _Answer, deadline: Deadline) -> Any:
+    def _json(self, answer: _Answer, deadline: Deadline,
+              object_hook: Callable[[dict[str, Any]], Any] | None = None) -> Any:
         with mapped_errors(answer.what, deadline, max_body=self.max_body, secret=self._token):
-            return decode_json(answer.body, answer.headers.get("Content-Type", ""))
+            return decode_json(answer.body, answer.headers.get("Content-Type", ""),
+                               object_hook)
 
     @contextlib.contextmanager
     def _parsing(self, what: str) -> Iterator[None]:

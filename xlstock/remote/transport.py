@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
@@ -227,13 +227,15 @@ def read_body(response: requests.Response, deadline: Deadline, max_body: int) ->
     return b"".join(parts)
 
 
-def decode_json(body: bytes, content_type: str) -> Any:
-    """The JSON value of an answer body; :class:`NotJson` when it is anything else."""
+def decode_json(body: bytes, content_type: str,
+                object_hook: Callable[[dict[str, Any]], Any] | None = None) -> Any:
+    """The JSON value of an answer body (each object passed through ``object_hook``
+    when given, as :func:`json.loads` does); :class:`NotJson` when it is anything else."""
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind and kind != "application/json" and not kind.endswith("+json"):
         raise NotJson(kind)
     try:
-        return json.loads(body)
+        return json.loads(body, object_hook=object_hook)
     except (ValueError, UnicodeDecodeError) as exc:
         raise NotJson(kind or "an unlabelled body", exc) from exc
 
