@@ -242,6 +242,15 @@ def test_read_levels(server: FaultServer, make_client: MakeClient) -> None:
     assert TOKEN not in seen.path and TOKEN not in json.dumps(seen.query)
 
 
+def test_read_levels_without_names_gives_the_levels_alone(
+    server: FaultServer, make_client: MakeClient
+) -> None:
+    server.on("GET", "/v1/stock", levels_reply({"A-1": 5, "B-2": 0}, etag='"v7"', gzip=True))
+    snapshot = make_client().read_levels(names=False)
+    assert snapshot.levels() == {"A-1": 5, "B-2": 0}
+    assert {(item.name, item.variant) for item in snapshot.items.values()} == {("", "")}
+
+
 def test_not_modified_returns_none(server: FaultServer, make_client: MakeClient) -> None:
     stock = FakeStock(SHOP, {"A-1": 5}).install(server)
     client = make_client()

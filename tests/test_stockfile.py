@@ -269,10 +269,12 @@ def test_compact_items_give_the_snapshot_or_the_refusal_the_dicts_give(raw: list
 
     plain = outcome(json.loads(text))
     compact = outcome(json.loads(text, object_hook=stockfile.compact_item))
-    if isinstance(plain, str) or isinstance(compact, str):
-        assert compact == plain
+    levels_only = outcome(json.loads(text, object_hook=stockfile.compact_item_without_names))
+    if isinstance(plain, str) or isinstance(compact, str) or isinstance(levels_only, str):
+        assert compact == levels_only == plain
     else:
         assert compact.items == plain.items
+        assert levels_only.levels() == plain.levels()
 
 
 def test_compact_item_makes_tuples_of_items_only() -> None:

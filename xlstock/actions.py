@@ -78,10 +78,11 @@ class StockServiceClient(Protocol):
     (:class:`xlstock.remote.HttpStockServiceClient`, or a test's fake)."""
 
     @overload
-    def read_levels(self) -> Snapshot: ...
+    def read_levels(self, *, names: bool = True) -> Snapshot: ...
 
     @overload
-    def read_levels(self, if_none_match: str | None) -> Snapshot | None: ...
+    def read_levels(self, if_none_match: str | None, *,
+                    names: bool = True) -> Snapshot | None: ...
 
     def publish(self, body: bytes, key: str) -> PublishOutcome: ...
 
@@ -449,17 +450,19 @@ def _online_session(
 
 def _begin_online(
     book: WorkbookAdapter, service: StockServiceClient, action: str, progress: Progress,
-    *, settings: layout.Settings | None, conditional: bool = False,
+    *, settings: layout.Settings | None, conditional: bool = False, names: bool = True,
 ) -> tuple[_WorkbookSession, str, Snapshot | None]:
     """Read the sheet, settle an interrupted publish, read the live levels; a failure
     is recorded in the Log before it is raised. With ``conditional``, the levels are
-    asked for only if they changed since the last Sync (``None``: they did not)."""
+    asked for only if they changed since the last Sync (``None``: they did not);
+    ``names=False`` for an action that needs no product names."""
     session = _online_session(book, settings)
     try:
         recovered = _settle_pending(session, service, progress, may_send=False)
         progress("Reading the live levels", 0.2)
         synced = _synced_version(session) if conditional else None
-        snapshot = service.read_levels(synced) if synced else service.read_levels()
+        snapshot = (service.read_levels(synced, names=names) if synced else
+                    service.read_levels(names=names))
     except XlstockError as error:
         _fail(session, action, error, {})
         raise
@@ -710,7 +713,7 @@ def preview(
     ``settings`` as for :func:`sync`."""
     progress = progress or _noop
     session, recovered, snapshot = _begin_online(book, service, "preview", progress,
-                                                 settings=settings)
+                                                 settings=settings, names=False)
     assert snapshot is not None
     plan, _ = _plan(session, snapshot, strict)
     del snapshot, _  # at 100,000 SKUs tens of MB: let them go before the writes and the save
@@ -769,7 +772,7 @@ def publish(
         for attempt in range(1, MAX_PUBLISH_ATTEMPTS + 1):
             if snapshot is None:
                 progress("Reading the live levels", 0.1)
-                snapshot = service.read_levels()
+                snapshot = service.read_levels(names=False)
             plan, rows = _plan(session, snapshot, strict)
             if not plan.ok:
                 error = _plan_error(plan)

@@ -83,6 +83,15 @@ def compact_item(obj: dict[str, Any]) -> Any:
     return obj
 
 
+def compact_item_without_names(obj: dict[str, Any]) -> Any:
+    """:func:`compact_item` with the name and variant of an item left out (empty), for
+    an action that needs levels only. Nothing is refused for a name, so the snapshot
+    is otherwise the one :func:`compact_item` gives."""
+    if len(obj) == 4 and "sku" in obj and "name" in obj and "variant" in obj and "qty" in obj:
+        return (obj["sku"], "", "", obj["qty"])
+    return obj
+
+
 def _as_decoded(value: Any) -> Any:
     """``value`` as plain ``json.loads`` gives it: the tuples of :func:`compact_item`
     back to objects, at any depth (for the item-by-item check and its messages)."""

@@ -151,10 +151,12 @@ class FakeStockService:
         self.levels[sku] -= qty
         self.number += 1
 
-    def read_levels(self, if_none_match: str | None = None) -> Snapshot | None:
+    def read_levels(self, if_none_match: str | None = None, *,
+                    names: bool = True) -> Snapshot | None:
         if if_none_match == self.etag:
             return None
-        items = {sku: StockItem(sku, self.names.get(sku, f"Product {sku}"), "", qty)
+        items = {sku: StockItem(sku, self.names.get(sku, f"Product {sku}") if names else "",
+                                "", qty)
                  for sku, qty in sorted(self.levels.items())}
         return Snapshot(self.shop, self.etag, items)
 

@@ -64,7 +64,7 @@ from xlstock.remote.transport import (
     mapped_errors,
     read_body,
 )
-from xlstock.stockfile import compact_item, snapshot_from_document
+from xlstock.stockfile import compact_item, compact_item_without_names, snapshot_from_document
 
 log = logging.getLogger("xlstock.remote")
 
@@ -400,18 +400,21 @@ class HttpStockServiceClient:
         return document
 
     @overload
-    def read_levels(self) -> Snapshot: ...
+    def read_levels(self, *, names: bool = True) -> Snapshot: ...
 
     @overload
-    def read_levels(self, if_none_match: str | None) -> Snapshot | None: ...
+    def read_levels(self, if_none_match: str | None, *,
+                    names: bool = True) -> Snapshot | None: ...
 
-    def read_levels(self, if_none_match: str | None = None) -> Snapshot | None:
+    def read_levels(self, if_none_match: str | None = None, *,
+                    names: bool = True) -> Snapshot | None:
         """The shop's live levels (one ``GET /v1/stock``), with the ``ETag`` as
         ``Snapshot.version``.
 
         With ``if_none_match`` (a version from an earlier read) the service may answer
         304 Not Modified: then this returns ``None``, meaning the levels are still those
-        of that version.
+        of that version. ``names=False`` leaves the items' names and variants empty
+        (Preview and Publish need levels only: 12 MB less at 100,000 SKUs).
         """
         deadline = Deadline(self.deadline)
         headers = {}
@@ -422,7 +425,8 @@ class HttpStockServiceClient:
             return None
         if answer.status != 200:
             raise self._refusal(answer, deadline)
-        document = self._json(answer, deadline, compact_item)
+        document = self._json(answer, deadline,
+                              compact_item if names else compact_item_without_names)
         etag = answer.headers.get("ETag", "").strip()
         if not etag and isinstance(document, dict) and document.get("version"):
             with self._parsing(answer.what):
