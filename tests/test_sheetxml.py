@@ -83,3 +83,33 @@ def test_a_patch_changes_the_cells_written_and_no_other_byte() -> None:
     again = read_cells(Sheet.scan(patched), CONTEXT, 100, 100)
     assert again[1][1] == 40 and again[4] == ["new"]
     assert again[:1] + again[2:3] == EXPECTED[:1] + EXPECTED[2:3]
+
+
+def test_cell_writes_are_a_mapping_of_rows_to_their_cells() -> None:
+    writes = sheetxml.CellWrites()
+    assert not writes and len(writes) == 0 and writes.last_row_with_value() == 0
+    writes.set(5, 1, "new")
+    writes.set(2, 2, 40)
+    writes.set(2, 16_384, None)  # the last column Excel has, cleared
+    writes.set(9, 3, None)
+    assert list(writes) == [2, 5, 9] and len(writes) == 3
+    assert writes[2] == {2: 40, 16_384: None} and writes[5] == {1: "new"}
+    with pytest.raises(KeyError):
+        writes[3]
+    assert writes.last_row_with_value() == 5
+    assert sorted(writes.cells()) == [(2, 2, 40), (2, 16_384, None), (5, 1, "new"),
+                                      (9, 3, None)]
+    writes.set(2, 2, 41)  # written again: the last value counts
+    assert writes[2][2] == 41
+
+
+def test_a_patch_from_cell_writes_is_the_patch_from_nested_dicts() -> None:
+    scanned = Sheet.scan(sheet(USUAL))
+    writes = sheetxml.CellWrites()
+    writes.set(5, 1, "new")
+    writes.set(2, 2, 40)
+    writes.set(3, 3, None)
+    nested = {2: {2: 40}, 3: {3: None}, 5: {1: "new"}}
+    assert b"".join(sheetxml.patch_pieces(scanned, writes, PATCH)) == \
+        b"".join(sheetxml.patch_pieces(scanned, nested, PATCH))
+    assert sheetxml.new_sheet_xml(writes, PATCH) == sheetxml.new_sheet_xml(nested, PATCH)

@@ -180,7 +180,7 @@ class _SheetEntry:
     """Values as read, with this session's writes applied (rows may be ragged)."""
     last_row: int = 0
     """The last row holding a value when the sheet was first read."""
-    writes: dict[int, dict[int, Any]] = field(default_factory=dict)
+    writes: sheetxml.CellWrites = field(default_factory=sheetxml.CellWrites)
     merged: set[tuple[int, int]] | None = None
 
 
@@ -454,9 +454,9 @@ class XlsxFile:
                 self._refuse_merged(entry, row, column)
                 if isinstance(current, Formula):
                     self._formulas_overwritten = True
-                entry.writes.setdefault(row, {})[column] = (
+                entry.writes.set(row, column, (
                     sheetxml.DateSerial(datetime_to_serial(value, self._epoch))
-                    if isinstance(value, dt.datetime) else value)
+                    if isinstance(value, dt.datetime) else value))
                 if line is None:
                     grid.extend([] for _ in range(row - len(grid)))
                     line = grid[row - 1]
@@ -595,8 +595,7 @@ class XlsxFile:
                                                                  context_for(None))))
             elif entry.writes:
                 sheet = self._scanned(entry)
-                new_last = max((r for r, cells in entry.writes.items()
-                                if any(v is not None for v in cells.values())), default=0)
+                new_last = entry.writes.last_row_with_value()
                 grows = new_last > entry.last_row
                 if grows:
                     grown[entry.name] = new_last
@@ -760,8 +759,7 @@ class XlsxFile:
 
 
 def _writes_dates(entry: _SheetEntry) -> bool:
-    return any(isinstance(value, sheetxml.DateSerial)
-               for cells in entry.writes.values() for value in cells.values())
+    return any(isinstance(value, sheetxml.DateSerial) for value in entry.writes.values_written())
 
 
 def _row_width(row: list[Any]) -> int:
