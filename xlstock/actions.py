@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
@@ -205,14 +205,12 @@ class _WorkbookSession:
             state = {}  # the workbook now points at another shop: its memory is void
         return cls(book, table, settings, state)
 
-    def raw_rows(self) -> list[RawRow]:
+    def raw_rows(self) -> Iterator[RawRow]:
+        """Each data row's SKU and edits, made as the planner takes them (100,000 rows
+        held at once would be 8 MB)."""
         t = self.table
-        return [
-            RawRow(number, sku, received, new_level)
-            for number, sku, received, new_level in zip(
-                range(2, len(t.rows) + 2), t.column(layout.SKU), t.column(layout.RECEIVED),
-                t.column(layout.NEW_LEVEL), strict=True)
-        ]
+        return map(RawRow, range(2, len(t.rows) + 2), t.column(layout.SKU),
+                   t.column(layout.RECEIVED), t.column(layout.NEW_LEVEL))
 
     def skus(self) -> list[str | None]:
         """Every data row's SKU, cleaned (``None`` where blank or unusable), worked out
@@ -473,15 +471,20 @@ def _begin_online(
 
 
 def _sheet_fingerprint(skus: Sequence[Any], online: Sequence[Any], status: Sequence[Any]) -> str:
-    """What Sync writes (SKU, Online and Status of each row), as one hash."""
+    """What Sync writes (SKU, Online and Status of each row), as one hash: of the
+    ``repr`` of the three columns as a tuple, made a column at a time (the text of a
+    whole 100,000-row tuple at once is 10 MB more at Sync's peak)."""
     if not len(skus) == len(online) == len(status):
         raise ValueError("the columns of a fingerprint differ in length")
-    columns = (
-        list(skus),
-        [value if type(value) is int else _edit_value(value) for value in online],
-        [value or None for value in status],
-    )
-    return hashlib.sha256(repr(columns).encode("utf-8", "surrogatepass")).hexdigest()
+    digest = hashlib.sha256(b"(")
+    digest.update(repr(list(skus)).encode("utf-8", "surrogatepass"))
+    digest.update(b", ")
+    digest.update(repr([value if type(value) is int else _edit_value(value)
+                        for value in online]).encode("utf-8", "surrogatepass"))
+    digest.update(b", ")
+    digest.update(repr([value or None for value in status]).encode("utf-8", "surrogatepass"))
+    digest.update(b")")
+    return digest.hexdigest()
 
 
 def _synced_version(session: _WorkbookSession) -> str | None:
