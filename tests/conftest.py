@@ -31,6 +31,17 @@ BOTH_BACKENDS = {
 PostgreSQL."""
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _sheet_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The cache of sheet values (:mod:`xlstock.workbook.readcache`) in a folder of the
+    session's, never the user's; commands run as subprocesses inherit it."""
+    folder = tmp_path_factory.mktemp("sheet-cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XLSTOCK_CACHE_DIR", str(folder))
+    yield folder
+    patch.undo()
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames and metafunc.module.__name__ in BOTH_BACKENDS:
         metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True,

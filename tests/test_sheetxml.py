@@ -113,3 +113,8 @@ def test_a_patch_from_cell_writes_is_the_patch_from_nested_dicts() -> None:
     assert b"".join(sheetxml.patch_pieces(scanned, writes, PATCH)) == \
         b"".join(sheetxml.patch_pieces(scanned, nested, PATCH))
     assert sheetxml.new_sheet_xml(writes, PATCH) == sheetxml.new_sheet_xml(nested, PATCH)
+
+
+def test_a_date_cell_past_the_last_date_excel_has_reads_as_its_number() -> None:
+    rows = '<row r="1"><c r="A1" s="9"><v>2958466</v></c><c r="B1" s="9"><v>1e300</v></c></row>'
+    assert read_cells(Sheet.scan(sheet(rows)), CONTEXT, 3, 3) == [[2958466, 1e300]]

@@ -25,7 +25,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
@@ -581,7 +581,10 @@ def _plain(raw: bytes, style: bytes | None, kind: bytes | None, context: Context
             if number.is_integer() and abs(number) < _EXACT_FLOAT:
                 number = int(number)
         if style is not None and style.decode() in context.date_styles:
-            return context.to_datetime(float(number))
+            try:
+                return context.to_datetime(float(number))
+            except (OverflowError, ValueError):  # past 9999-12-31: Excel shows #####
+                return number
         return number
     if kind == b"s":
         index = int(raw)
@@ -695,10 +698,20 @@ _COLUMN_BITS = 15
 
 @dataclass
 class PatchContext:
-    """What patching needs: styles for cells that did not exist, and a date style."""
+    """What patching needs: styles for cells that did not exist, and a date style.
+    ``dated`` collects the cells where a number went into a cell formatted as a date
+    (one of ``date_styles``), which a read then gives as a date."""
 
     column_styles: Mapping[int, str]
     date_style: Callable[[str | None], str]
+    date_styles: frozenset[str] = frozenset()
+    dated: list[tuple[int, int]] = field(default_factory=list)
+
+    def cell(self, row: int, column: int, style: str | None, value: Any) -> bytes:
+        """:func:`cell_xml`, noting a number given a date style."""
+        if style in self.date_styles and type(value) in (int, float):
+            self.dated.append((row, column))
+        return cell_xml(row, column, style, value, self.date_style)
 
 
 def cell_xml(row: int, column: int, style: str | None, value: Any,
@@ -927,8 +940,7 @@ def _patch_row_fast(sheet: Sheet, span: RowSpan, writes: Mapping[int, Any],
             end = tag_end + 1 if row[tag_end - 1] == 47 else row.index(b"</c>", tag_end) + 4
             style_match = _STYLE_ATTRIBUTE.search(row, at, tag_end)
             style = style_match.group(1).decode() if style_match else None
-            row = row[:at] + cell_xml(span.number, column, style, writes[column],
-                                      context.date_style) + row[end:]
+            row = row[:at] + context.cell(span.number, column, style, writes[column]) + row[end:]
             continue
         if writes[column] is None:
             continue
@@ -947,8 +959,7 @@ def _patch_row_fast(sheet: Sheet, span: RowSpan, writes: Mapping[int, Any],
             row_style = _row_style(_attributes(tag[4:])) if b"customFormat" in tag else None
         style = (row_style if isinstance(row_style, str) else None) or \
             context.column_styles.get(column)
-        row = row[:close] + cell_xml(span.number, column, style, writes[column],
-                                     context.date_style) + row[close:]
+        row = row[:close] + context.cell(span.number, column, style, writes[column]) + row[close:]
     return row
 
 
@@ -975,8 +986,7 @@ def _rewrite_row(sheet: Sheet, span: RowSpan, writes: Mapping[int, Any],
             style = existing[column][0]
         else:
             style = row_style or context.column_styles.get(column)
-        out.append(_with_prefix(cell_xml(span.number, column, style, writes[column],
-                                         context.date_style), prefix))
+        out.append(_with_prefix(context.cell(span.number, column, style, writes[column]), prefix))
     if b"spans" in raw_attrs:
         raw_attrs = _widen_spans(raw_attrs, [c for c in columns if c in existing or
                                              writes.get(c) is not None])
@@ -1011,7 +1021,7 @@ def _new_row(sheet: Sheet, number: int, template: RowSpan | None, writes: Mappin
     out: list[bytes] = []
     for column in sorted(writes):
         style = template_styles.get(column) or row_style or context.column_styles.get(column)
-        out.append(cell_xml(number, column, style, writes[column], context.date_style))
+        out.append(context.cell(number, column, style, writes[column]))
     body = b"".join(out)
     if not body:
         return b""

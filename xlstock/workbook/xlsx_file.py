@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import functools
 import io
 import math
 import os
@@ -40,7 +41,7 @@ import stat
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -50,7 +51,7 @@ from lxml import etree
 
 from xlstock.cells import CellError, Formula, unchanged
 from xlstock.errors import WorkbookError
-from xlstock.workbook import safety, sheetxml
+from xlstock.workbook import readcache, safety, sheetxml
 from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, Grid, column_letter
 from xlstock.workbook.files import TEMP_SUFFIX, fsync_directory
 from xlstock.workbook.locking import RunLock, excel_lock_owner, refuse_if_open_in_a_spreadsheet
@@ -68,6 +69,9 @@ from xlstock.workbook.package import (
 
 EXCEL_MAX_COLUMNS = 16_384
 EXCEL_MAX_TEXT = 32_767
+_KNOWN_ON_READ = frozenset({str, int, bool, type(None)})
+"""Types of written values that a read of the saved part gives back as they are
+(an ``int`` unless its cell is date-formatted: the patch tells)."""
 _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 _ILLEGAL_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 """Characters an XML 1.0 document, hence an .xlsx cell, cannot hold."""
@@ -182,6 +186,14 @@ class _SheetEntry:
     """The last row holding a value when the sheet was first read."""
     writes: sheetxml.CellWrites = field(default_factory=sheetxml.CellWrites)
     merged: set[tuple[int, int]] | None = None
+    cache_key: str | None = None
+    """The :mod:`readcache` key of the part as read (``None``: a part too small to keep)."""
+    kept: bool = False
+    """The grid is the one the cache holds under ``cache_key``."""
+    cache_ok: bool = True
+    """This session's writes leave values the file adapter knows exactly (plain values,
+    no formula overwritten, no number in a date-formatted cell): after a save, the grid
+    is what a read of the saved part gives."""
 
 
 class _Styles:
@@ -322,12 +334,25 @@ class XlsxFile:
             raise
 
     def close(self) -> None:
-        """Release the lock (the workbook is not saved). Safe to call twice."""
+        """Release the lock (the workbook is not saved). Safe to call twice. The values
+        of large sheets read from the file and not written since go to
+        :mod:`readcache`, for the next command."""
         if self._closed:
             return
         self._closed = True
-        if self._lock is not None:
-            self._lock.release()
+        try:
+            for entry in self._sheets:
+                if entry.grid is not None and entry.cache_key and not entry.kept \
+                        and not entry.writes:
+                    readcache.store(entry.cache_key, entry.grid, self._merged(entry))
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def _merged(self, entry: _SheetEntry) -> set[tuple[int, int]]:
+        if entry.merged is None:
+            entry.merged = self._scanned(entry).merged_cells()
+        return entry.merged
 
     def __enter__(self) -> XlsxFile:
         return self
@@ -371,11 +396,33 @@ class XlsxFile:
                 entry.scanned = sheetxml.Sheet.scan(self._package.read(entry.part))
         return entry.scanned
 
+    def _cache_key(self, entry: _SheetEntry) -> str | None:
+        """The key under which :mod:`readcache` keeps this sheet's values, or ``None``
+        (the cache is off, or the part is small)."""
+        if entry.new or entry.part not in self._package or readcache.folder() is None:
+            return None
+        info, body = self._package.stored(entry.part)
+        if info.file_size < readcache.MIN_PART_BYTES:
+            return None
+        parts = [f"{info.compress_type} {info.file_size} {info.CRC}".encode(), body]
+        for other in (self._shared_strings_part, self._styles.part, self._workbook_part):
+            parts.append(self._package.stored(other)[1] if other and other in self._package
+                         else b"")
+        return readcache.key_of(parts)
+
     def _grid(self, entry: _SheetEntry) -> Grid:
         if entry.grid is None:
             if entry.new:
                 entry.grid = []
                 return entry.grid
+            key = self._cache_key(entry)
+            kept = readcache.load(key) if key is not None else None
+            if kept is not None:
+                entry.grid, entry.merged = kept
+                entry.last_row = _last_row(entry.grid)
+                entry.cache_key, entry.kept = key, True
+                return entry.grid
+            entry.cache_key = key
             sheet = self._scanned(entry)
             context = sheetxml.Context(self._strings, self._styles.date_styles,
                                        self._to_datetime)
@@ -454,6 +501,9 @@ class XlsxFile:
                 self._refuse_merged(entry, row, column)
                 if isinstance(current, Formula):
                     self._formulas_overwritten = True
+                    entry.cache_ok = False
+                if type(value) not in _KNOWN_ON_READ:
+                    entry.cache_ok = False
                 entry.writes.set(row, column, (
                     sheetxml.DateSerial(datetime_to_serial(value, self._epoch))
                     if isinstance(value, dt.datetime) else value))
@@ -513,9 +563,7 @@ class XlsxFile:
     def _refuse_merged(self, entry: _SheetEntry, row: int, column: int) -> None:
         if entry.new:
             return
-        if entry.merged is None:
-            entry.merged = self._scanned(entry).merged_cells()
-        if (row, column) in entry.merged:
+        if (row, column) in self._merged(entry):
             raise WorkbookError(
                 f"{self._label}: sheet {entry.name} cell {column_letter(column)}{row} is "
                 "inside merged cells; unmerge them (Home > Merge & Center) and try again"
@@ -565,7 +613,9 @@ class XlsxFile:
 
     def _after_save(self, data: bytes) -> None:
         """The saved file is the new original: later writes patch it. What was read
-        stays; a sheet that was not written keeps its scan (its part is the same)."""
+        stays; a sheet that was not written keeps its scan (its part is the same). The
+        values of a large sheet go to :mod:`readcache` under the saved part's key when
+        they are known exactly (see ``_SheetEntry.cache_ok``)."""
         before = {e.name: e for e in self._sheets}
         self._load(data)
         for entry in self._sheets:
@@ -574,8 +624,17 @@ class XlsxFile:
                 continue
             entry.grid = old.grid
             entry.last_row = _last_row(old.grid) if old.grid is not None else 0
+            entry.merged = old.merged
             if not old.writes and not old.new:
-                entry.scanned, entry.merged = old.scanned, old.merged
+                entry.scanned = old.scanned
+            if old.grid is None or not (old.cache_ok or not old.writes):
+                continue
+            key = self._cache_key(entry)
+            if key is None:
+                continue
+            entry.cache_key, entry.kept = key, True
+            if key != old.cache_key or not old.kept:
+                readcache.store(key, old.grid, self._merged(entry))
         self._formulas_overwritten = False
 
     # --- building the new package ------------------------------------------------------
@@ -600,12 +659,14 @@ class XlsxFile:
                 if grows:
                     grown[entry.name] = new_last
                     replaced.update(self._grown_tables(entry, sheet, new_last))
+                context = context_for(sheet)
                 pieces = sheetxml.patch_pieces(
-                    sheet, entry.writes, context_for(sheet),
+                    sheet, entry.writes, context,
                     filter_rows=(entry.last_row, new_last) if grows else None)
                 # Streamed into the compressor; joined now only when a date may add a
                 # style, so that styles.xml is complete before it is written.
-                replaced[entry.part] = b"".join(pieces) if _writes_dates(entry) else pieces
+                replaced[entry.part] = b"".join(pieces) if _writes_dates(entry) else \
+                    _then(pieces, functools.partial(_note_dated, entry, context))
         new_sheets = [e for e in self._sheets if e.new]
         calc_chain = self._calc_chain_part()
         drop_chain = calc_chain is not None and self._formulas_overwritten
@@ -627,7 +688,7 @@ class XlsxFile:
 
     def _patch_context(self, sheet: sheetxml.Sheet | None) -> sheetxml.PatchContext:
         return sheetxml.PatchContext(sheet.column_styles() if sheet is not None else {},
-                                     self._styles.date_style)
+                                     self._styles.date_style, self._styles.date_styles)
 
     def _calc_chain_part(self) -> str | None:
         for rel in self._workbook_rels:
@@ -756,6 +817,20 @@ class XlsxFile:
 
 
 # --- helpers -----------------------------------------------------------------------------
+
+
+def _then(pieces: Iterable[bytes | memoryview], done: Callable[[], None]
+          ) -> Iterator[bytes | memoryview]:
+    """``pieces``, and ``done()`` once the last has been taken."""
+    yield from pieces
+    done()
+
+
+def _note_dated(entry: _SheetEntry, context: sheetxml.PatchContext) -> None:
+    """A number written into a date-formatted cell reads back as a date: the grid
+    (which holds the number) is then not what a read of the saved part gives."""
+    if context.dated:
+        entry.cache_ok = False
 
 
 def _writes_dates(entry: _SheetEntry) -> bool:

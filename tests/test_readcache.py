@@ -1,0 +1,217 @@
+"""The cache of sheet values (xlstock.workbook.readcache): a read from the cache gives
+exactly what a read of the file gives, whatever was written and saved before, and a
+workbook changed by anything else is read from the file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openpyxl import Workbook
+from support.xlsx_craft import SHEET1, edit_part, read_part, rewrite
+
+from xlstock.cells import CellError, Formula
+from xlstock.workbook import readcache
+from xlstock.workbook.xlsx_file import XlsxFile
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache folder of this test's own, keeping sheets of any size."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("XLSTOCK_CACHE_DIR", str(folder))
+    monkeypatch.setattr(readcache, "MIN_PART_BYTES", 0)
+    return folder
+
+
+def workbook(path: Path, rows: list[list[Any]], *, date_column: int | None = None) -> Path:
+    """Sheet Stock holding ``rows`` from row 1 (openpyxl writes shared strings), with
+    column ``date_column`` formatted as a date."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Stock"
+    for row in rows:
+        ws.append(row)
+    if date_column is not None:
+        for number in range(1, len(rows) + 3):
+            ws.cell(number, date_column).number_format = "yyyy-mm-dd"
+    wb.save(path)
+    return path
+
+
+def fresh_read(path: Path, monkeypatch: pytest.MonkeyPatch, sheet: str = "Stock") -> Any:
+    """The values as the file gives them, the cache off."""
+    with monkeypatch.context() as off:
+        off.setenv("XLSTOCK_CACHE_DIR", "off")
+        with XlsxFile.open(path, writable=False) as book:
+            return book.read_sheet(sheet)
+
+
+def cached_read(path: Path, sheet: str = "Stock") -> tuple[Any, bool]:
+    """The values with the cache on, and whether they came from it."""
+    with XlsxFile.open(path, writable=False) as book:
+        grid = book.read_sheet(sheet)
+        return grid, book._entry(sheet).kept
+
+
+CORPUS = Path(__file__).parent / "fixtures" / "excel-corpus"
+ROWS = [["SKU", "Online", "Note"], ["A-1", 5, "  spaced  "], ["0012", 0, "x_x000D_y & <z>"],
+        [None, 3.5, True], ["B", None, "Café\r\nline"]]
+
+
+def test_a_read_keeps_the_values_and_the_next_read_takes_them(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = workbook(tmp_path / "w.xlsx", ROWS)
+    first, kept = cached_read(path)
+    assert not kept and len(list(cache.glob("*.json"))) == 1
+    again, kept = cached_read(path)
+    assert kept and again == first == fresh_read(path, monkeypatch)
+
+
+def test_values_saved_by_a_command_are_read_back_from_the_cache_as_the_file_gives_them(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = workbook(tmp_path / "w.xlsx", ROWS)
+    with XlsxFile.open(path) as book:
+        book.read_sheet("Stock")
+        book.write_block("Stock", 2, 2, [[7], [None], ["ok"], [True]])
+        book.write_block("Stock", 9, 1, [["new row", 4, "  "]])
+        book.save()
+    grid, kept = cached_read(path)
+    assert kept
+    assert grid == fresh_read(path, monkeypatch)
+    assert grid[8] == ["new row", 4, "  "]
+
+
+def test_a_workbook_changed_by_another_program_is_read_from_the_file(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = workbook(tmp_path / "w.xlsx", ROWS)
+    cached_read(path)
+    edit_part(path, SHEET1, r"<v>5</v>", "<v>6</v>")
+    grid, kept = cached_read(path)
+    assert not kept and grid[1][1] == 6
+
+
+def test_a_change_to_the_shared_strings_alone_is_a_change(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "excel.xlsx"
+    path.write_bytes((CORPUS / "table_comments_dv.xlsx").read_bytes())  # saved by Excel
+    sheet_before = read_part(path, SHEET1)
+    first, _ = cached_read(path, "Sheet1")
+    assert "Data Validation Tests" in str(first)
+    edit_part(path, "xl/sharedStrings.xml", "Data Validation Tests", "Stock Tests")
+    assert read_part(path, SHEET1) == sheet_before
+    grid, kept = cached_read(path, "Sheet1")
+    assert not kept and "Stock Tests" in str(grid) and grid == fresh_read(
+        path, monkeypatch, "Sheet1")
+
+
+def test_a_number_written_into_a_date_cell_is_not_kept_as_a_number(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = workbook(tmp_path / "w.xlsx", [["SKU", "When"], ["A", dt.datetime(2025, 1, 2)]],
+                    date_column=2)
+    with XlsxFile.open(path) as book:
+        book.read_sheet("Stock")
+        book.write_block("Stock", 2, 2, [[45000]])
+        book.save()
+    grid, kept = cached_read(path)
+    assert not kept
+    assert grid[1][1] == dt.datetime(2023, 3, 15) == fresh_read(path, monkeypatch)[1][1]
+
+
+def test_an_overwritten_formula_leaves_nothing_kept_for_the_saved_part(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = workbook(tmp_path / "w.xlsx", [["SKU", "Received"], ["A", "=1+2"], ["B", "=A2"]])
+    with XlsxFile.open(path) as book:
+        assert isinstance(book.read_sheet("Stock")[1][1], Formula)
+        book.write_block("Stock", 2, 2, [[None]])
+        book.save()
+    grid, kept = cached_read(path)
+    assert not kept and grid == fresh_read(path, monkeypatch)
+
+
+@pytest.mark.parametrize("damage", [
+    b"not json", b'{"format": 99}', b"[]",
+    None,  # the right key, rows of another shape: set below
+])
+def test_a_damaged_cache_file_costs_a_read_never_a_value(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, damage: bytes | None
+) -> None:
+    path = workbook(tmp_path / "w.xlsx", ROWS)
+    cached_read(path)
+    (kept_file,) = cache.glob("*.json")
+    if damage is None:
+        document = json.loads(kept_file.read_bytes())
+        document["rows"][1] = ["A-1", 5] + [None] * 300  # past the reader's columns
+        damage = json.dumps(document).encode()
+    kept_file.write_bytes(damage)
+    grid, kept = cached_read(path)
+    assert not kept and grid == fresh_read(path, monkeypatch)
+
+
+def test_special_values_are_kept_as_they_were_read(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = workbook(tmp_path / "w.xlsx", [["SKU", "Received", "When"],
+                                          ["A", "=10+2", dt.datetime(2025, 5, 6, 7, 8)]],
+                    date_column=3)
+    edit_part(path, SHEET1, r"<f>10\+2</f><v>(</v>)?", "<f>10+2</f><v>12</v>")
+    rewrite(path, {})
+    first, _ = cached_read(path)
+    grid, kept = cached_read(path)
+    assert kept and grid == first == fresh_read(path, monkeypatch)
+    assert grid[1][1] == Formula("=10+2", 12)
+    document = {"format": readcache.FORMAT, "key": "k", "merged": [],
+                "rows": [[{"e": "#N/A"}, {"f": "=1/0", "c": {"e": "#DIV/0!"}}, {"n": 1}]]}
+    assert readcache._checked_grid(document["rows"])[0][:2] == [
+        CellError("#N/A"), Formula("=1/0", CellError("#DIV/0!"))]
+
+
+def test_the_cache_off_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XLSTOCK_CACHE_DIR", "off")
+    monkeypatch.setattr(readcache, "MIN_PART_BYTES", 0)
+    path = workbook(tmp_path / "w.xlsx", ROWS)
+    assert cached_read(path) == (fresh_read(path, monkeypatch), False)
+    assert readcache.folder() is None
+
+
+def test_at_most_keep_files_are_kept(tmp_path: Path, cache: Path) -> None:
+    for number in range(readcache.KEEP + 3):
+        readcache.store(f"{number:064x}", [["v", number]], [])
+    assert len(list(cache.glob("*.json"))) == readcache.KEEP
+
+
+_TEXT = st.text(alphabet=st.sampled_from(list("aZ0 _x\r\n&<é")), max_size=6)
+_VALUE = st.one_of(st.none(), _TEXT, st.integers(-3, 10**12), st.booleans(),
+                   st.floats(-1e6, 1e6, allow_nan=False), st.just("=1+2"))
+_WRITTEN = st.one_of(st.none(), _TEXT, st.integers(-3, 10**9), st.booleans(),
+                     st.floats(0, 10, allow_nan=False), st.just(dt.datetime(2024, 2, 3)))
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(rows=st.lists(st.lists(_VALUE, min_size=1, max_size=4), min_size=1, max_size=6),
+       writes=st.lists(st.tuples(st.integers(1, 9), st.integers(1, 5),
+                                 st.lists(_WRITTEN, min_size=1, max_size=3)), max_size=5),
+       date_column=st.one_of(st.none(), st.integers(1, 4)))
+def test_whatever_is_written_the_cache_gives_what_the_file_gives(
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+        rows: list[list[Any]], writes: list[tuple[int, int, list[Any]]],
+        date_column: int | None) -> None:
+    folder = tmp_path_factory.mktemp("prop")
+    monkeypatch.setenv("XLSTOCK_CACHE_DIR", str(folder / "cache"))
+    monkeypatch.setattr(readcache, "MIN_PART_BYTES", 0)
+    path = workbook(folder / "w.xlsx", rows, date_column=date_column)
+    with XlsxFile.open(path) as book:
+        book.read_sheet("Stock")
+        for top, left, values in writes:
+            book.write_block("Stock", top, left, [[v] for v in values])
+        book.save()
+    grid, kept = cached_read(path)
+    assert grid == fresh_read(path, monkeypatch)
+    if kept:  # and a second read takes the same from the cache
+        assert cached_read(path) == (grid, True)

@@ -1,0 +1,193 @@
+"""The values of large sheets, kept between commands in the user's cache folder.
+
+Reading sheet Stock of 100,000 rows is 0.7 s of pattern matching in Python, paid by
+every command. Most commands read what the command before them saved (Sync after
+yesterday's Publish, Publish after Preview), so the file adapter keeps, for each sheet
+part over :data:`MIN_PART_BYTES`, the values a read gives, as JSON, under a key that is
+a SHA-256 of everything a read depends on: the sheet part's bytes as stored in the zip,
+those of the shared strings, styles and workbook parts (the date epoch), this module's
+format and the reader's limits. A workbook changed in any way by any other program
+gives another key, and the values are read from the file as always. Nothing is kept
+beside the workbook or inside it.
+
+What is kept is a read's result: values read from the file, or, after a save, the
+values the file adapter knows the saved part holds (it keeps them only when it knows
+them exactly: see ``XlsxFile.save``). A kept file that is unreadable, of another format
+or of a shape no read could give is ignored (read from the workbook instead), so a
+damaged cache costs time, never a value.
+
+The folder: ``XLSTOCK_CACHE_DIR`` (empty or ``off``: no cache), else
+``$XDG_CACHE_HOME/xlstock/sheets`` (``~/.cache/...``), ``%LOCALAPPDATA%\\xlstock\\Cache\\
+sheets`` on Windows, ``~/Library/Caches/xlstock/sheets`` on macOS. At most :data:`KEEP`
+files are kept, the oldest removed first. Hand-written: no maintained library caches
+the values of a worksheet part.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from xlstock.cells import NO_CACHE, CellError, Formula
+from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS
+
+FORMAT = 1
+"""Bumped whenever the reader could give another value for the same bytes."""
+MIN_PART_BYTES = 1 << 20
+"""Sheet parts smaller than this (about 4,000 rows) are read every time: fast anyway."""
+KEEP = 8
+"""Cache files kept; the oldest beyond this are removed when one is written."""
+
+log = logging.getLogger(__name__)
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def folder() -> Path | None:
+    """The cache folder, or ``None`` when the cache is off."""
+    chosen = os.environ.get("XLSTOCK_CACHE_DIR")
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "off", "0", "no") else Path(chosen)
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA")
+        return Path(base, "xlstock", "Cache", "sheets") if base else None
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "xlstock" / "sheets"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base, "xlstock", "sheets")
+
+
+def key_of(parts: Iterable[bytes]) -> str:
+    """The key of a read that depends on ``parts`` (each as stored: a part's zip entry
+    header fields and its compressed bytes, or ``b""`` for a part the workbook lacks)."""
+    digest = hashlib.sha256(f"xlstock sheet values {FORMAT} {MAX_ROWS} {MAX_COLUMNS}".encode())
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def load(key: str) -> tuple[list[list[Any]], set[tuple[int, int]]] | None:
+    """The rows of values and the merged-over cells kept under ``key``, or ``None``."""
+    where = folder()
+    if where is None:
+        return None
+    try:
+        text = (where / f"{key}.json").read_bytes()
+    except OSError:
+        return None
+    try:
+        document = json.loads(text)
+        if not isinstance(document, dict) or document.get("format") != FORMAT or \
+                document.get("key") != key:
+            return None
+        grid, merged = document["rows"], document["merged"]
+        return _checked_grid(grid), {(int(r), int(c)) for r, c in merged}
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        log.debug("sheet cache %s ignored: %s", key, exc)
+        return None
+
+
+def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, int]]) -> None:
+    """Keep ``grid`` (rows of values as a read gives them) under ``key``; a failure to
+    write is only logged (the cache is a speed-up, never needed)."""
+    where = folder()
+    if where is None:
+        return
+    rows = _normalised(grid)
+    try:
+        text = json.dumps({"format": FORMAT, "key": key, "merged": sorted(merged),
+                           "rows": [[_encoded(v) for v in row] if _special(row) else row
+                                    for row in rows]},
+                          separators=(",", ":"))
+    except (TypeError, ValueError) as exc:  # a value no read gives: keep nothing
+        log.debug("sheet cache %s not written: %s", key, exc)
+        return
+    temp = where / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        where.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temp.write_text(text, encoding="ascii")
+        os.replace(temp, where / f"{key}.json")
+        _prune(where)
+    except OSError as exc:
+        log.debug("sheet cache %s not written: %s", key, exc)
+        with contextlib.suppress(OSError):
+            temp.unlink()
+
+
+def _prune(where: Path) -> None:
+    files = sorted(where.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[KEEP:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+
+
+def _normalised(grid: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """The rows as a read gives them: each as long as its last value, the empty rows
+    after the last value left out."""
+    rows: list[Sequence[Any]] = []
+    for row in grid:
+        end = len(row)
+        while end and row[end - 1] is None:
+            end -= 1
+        rows.append(row if end == len(row) else row[:end])
+    while rows and not rows[-1]:
+        rows.pop()
+    return rows
+
+
+def _special(row: Sequence[Any]) -> bool:
+    return any(type(v) not in _PLAIN for v in row)
+
+
+def _encoded(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, Formula):
+        return {"f": value.text, "c": _encoded(value.cached)}
+    if value is NO_CACHE:
+        return {"n": 1}
+    if isinstance(value, CellError):
+        return {"e": value.code}
+    if isinstance(value, dt.datetime):
+        return {"d": value.isoformat()}
+    raise TypeError(f"no cache form for a {type(value).__name__}")
+
+
+def _decoded(value: Any) -> Any:
+    if type(value) is not dict:
+        return value
+    if "f" in value:
+        return Formula(str(value["f"]), _decoded(value["c"]))
+    if "n" in value:
+        return NO_CACHE
+    if "e" in value:
+        return CellError(str(value["e"]))
+    if "d" in value:
+        return dt.datetime.fromisoformat(str(value["d"]))
+    raise ValueError("an unknown value")
+
+
+def _checked_grid(grid: Any) -> list[list[Any]]:
+    """``grid`` if it is rows of values a read could give (within the reader's limits),
+    with the special values made again; else :class:`ValueError`."""
+    if type(grid) is not list or len(grid) > MAX_ROWS:
+        raise ValueError("not rows of values")
+    if grid and ({type(row) for row in grid} != {list}
+                 or max(len(row) for row in grid) > MAX_COLUMNS):
+        raise ValueError("not rows of values")
+    kinds = {type(value) for row in grid for value in row}
+    if not kinds <= _PLAIN | {dict}:
+        raise ValueError("a value of another kind")
+    if dict in kinds:
+        grid = [[_decoded(v) for v in row] if dict in {type(v) for v in row} else row
+                for row in grid]
+    return grid
