@@ -221,11 +221,17 @@ class SizeResult:
 # --- running a command, timed, with its own peak memory -----------------------------
 
 
+SHEET_CACHE = {"dir": "off"}
+"""``XLSTOCK_CACHE_DIR`` of the commands: a folder of the run's (``--cache on``, the
+default, as a merchant's commands have ``~/.cache/xlstock``) or ``off``."""
+
+
 def child_env(token: str | None = None) -> dict[str, str]:
     """The environment of every command: this checkout first on the path, bytecode
-    caches used as an installed package's are, the token."""
+    caches used as an installed package's are, the sheet cache of the run, the token."""
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["XLSTOCK_CACHE_DIR"] = SHEET_CACHE["dir"]
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.pop("XLSTOCK_TOKEN", None)
     if token is not None:
@@ -537,7 +543,8 @@ def readers() -> dict[str, Callable[[Path], int] | str]:
     except ImportError:
         found["read XlsxFile"] = "n/a (no xlstock.workbook.xlsx_file)"
     else:
-        def read_xlsx_file(path: Path) -> int:
+        def read_xlsx_file(path: Path) -> int:  # from the file: the cache is no floor
+            os.environ["XLSTOCK_CACHE_DIR"] = "off"
             opened = XlsxFile.open(path, writable=False)
             if hasattr(opened, "__enter__"):
                 with opened as book:
@@ -806,6 +813,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="rounds per size (default 3 up to 10,000 SKUs, 1 above)")
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds before a command is killed (default 900)")
+    parser.add_argument("--cache", choices=("on", "off"), default="on",
+                        help="the commands' cache of sheet values (default on, as installed; "
+                             "off: every command reads every sheet from the file)")
     args = parser.parse_args(argv)
     if any(n < 10 for n in args.skus):
         parser.error("--skus: at least 10 per size")
@@ -815,6 +825,8 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = os.getloadavg()[0]
     results = []
     with tempfile.TemporaryDirectory(prefix="xlstock-bench-") as tmp:
+        SHEET_CACHE["dir"] = str(Path(tmp) / "sheet-cache") if args.cache == "on" else "off"
+        print(f"sheet cache {args.cache}", flush=True)
         checked("compileall", run_measured(
             [sys.executable, "-m", "compileall", "-q", str(REPO / "xlstock")],
             env=child_env(), cwd=Path(tmp), timeout=120))

@@ -103,11 +103,11 @@ def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, i
     if where is None:
         return
     rows = _normalised(grid)
+    if not {type(value) for row in rows for value in row} <= _PLAIN:
+        rows = [[_encoded(v) for v in row] if _special(row) else row for row in rows]
     try:
         text = json.dumps({"format": FORMAT, "key": key, "merged": sorted(merged),
-                           "rows": [[_encoded(v) for v in row] if _special(row) else row
-                                    for row in rows]},
-                          separators=(",", ":"))
+                           "rows": rows}, separators=(",", ":"))
     except (TypeError, ValueError) as exc:  # a value no read gives: keep nothing
         log.debug("sheet cache %s not written: %s", key, exc)
         return

@@ -34,6 +34,7 @@ import datetime as dt
 import errno
 import functools
 import io
+import logging
 import math
 import os
 import re
@@ -69,6 +70,7 @@ from xlstock.workbook.package import (
 
 EXCEL_MAX_COLUMNS = 16_384
 EXCEL_MAX_TEXT = 32_767
+log = logging.getLogger(__name__)
 _KNOWN_ON_READ = frozenset({str, int, bool, type(None)})
 """Types of written values that a read of the saved part gives back as they are
 (an ``int`` unless its cell is date-formatted: the patch tells)."""
@@ -345,6 +347,8 @@ class XlsxFile:
                 if entry.grid is not None and entry.cache_key and not entry.kept \
                         and not entry.writes:
                     readcache.store(entry.cache_key, entry.grid, self._merged(entry))
+        except Exception as exc:  # a speed-up only: never a reason for a command to fail
+            log.debug("sheet values not kept: %s", exc)
         finally:
             if self._lock is not None:
                 self._lock.release()
@@ -629,12 +633,15 @@ class XlsxFile:
                 entry.scanned = old.scanned
             if old.grid is None or not (old.cache_ok or not old.writes):
                 continue
-            key = self._cache_key(entry)
-            if key is None:
-                continue
-            entry.cache_key, entry.kept = key, True
-            if key != old.cache_key or not old.kept:
-                readcache.store(key, old.grid, self._merged(entry))
+            try:
+                key = self._cache_key(entry)
+                if key is None:
+                    continue
+                if key != old.cache_key or not old.kept:
+                    readcache.store(key, old.grid, self._merged(entry))
+                entry.cache_key, entry.kept = key, True
+            except Exception as exc:  # the workbook is saved: the cache is only a speed-up
+                log.debug("sheet values not kept: %s", exc)
         self._formulas_overwritten = False
 
     # --- building the new package ------------------------------------------------------
