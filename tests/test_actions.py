@@ -4,6 +4,8 @@ stock service through the adapter and client Protocols, no file, no network, no 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.memory_book import SHOP, FakeStockService, MemoryBook
 
 from xlstock import actions
@@ -215,3 +217,11 @@ def test_the_sheet_fingerprint_is_the_hash_workbooks_already_hold():
              [v or None for v in status])  # the tuple earlier versions hashed whole
     assert actions._sheet_fingerprint(skus, online, status) == hashlib.sha256(
         repr(whole).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=4), st.sampled_from(
+    ["A-1", " A-1", "a\tb", "Cafe\u0301", "", "   ", "x" * 100, "x" * 101]),
+    st.integers(0, 99), st.floats(0, 99), st.booleans()), max_size=6))
+def test_a_column_of_skus_is_cleaned_as_cell_by_cell(column: list[object]) -> None:
+    assert actions._clean_skus(list(column)) == [actions._sku_or_none(v) for v in column]

@@ -106,6 +106,14 @@ def test_write_column_writes_nothing_when_nothing_changes():
     assert book.writes == []
 
 
+def test_write_column_tells_equal_values_of_other_types_apart():
+    """1 == True == 1.0 in Python, but a cell holding TRUE is not a cell holding 1."""
+    book, table = online_table(True, 2.0, "", 4)
+    layout.write_column(book, table, layout.ONLINE, [1, 2, None, 4])
+    assert book.writes == [("Stock", 2, 2, [[1], [2]])]
+    assert [type(v) for v in book.column("Online")][:2] == [int, int]
+
+
 def test_write_column_from_a_row_and_past_the_last_one_grows_the_table():
     book, table = online_table(1, 2)
     layout.write_column(book, table, layout.ONLINE, [2, 7, 8], first=1)

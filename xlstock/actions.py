@@ -33,7 +33,7 @@ from xlstock.errors import (
     WorkbookError,
     XlstockError,
 )
-from xlstock.model import Snapshot, ValueProblem, clean_sku, clean_text
+from xlstock.model import Snapshot, ValueProblem, clean_sku, clean_text, usual_skus
 from xlstock.planner import (
     STATUS_CHANGED,
     STATUS_NOT_ONLINE,
@@ -174,6 +174,15 @@ def _require_shop(settings: layout.Settings) -> None:
 # --- reading the sheet -------------------------------------------------------------
 
 
+def _clean_skus(column: list[Any]) -> list[str | None]:
+    """:func:`_sku_or_none` of each cell; a column of usual SKUs (and blanks), which
+    are their own clean form, is told so by C loops (:func:`usual_skus`)."""
+    present = [value for value in column if value is not None]
+    if {type(value) for value in present} <= {str} and usual_skus(present):
+        return column
+    return [_sku_or_none(value) for value in column]
+
+
 def _sku_or_none(value: Any) -> str | None:
     try:
         return clean_sku(value)
@@ -216,7 +225,7 @@ class _WorkbookSession:
         """Every data row's SKU, cleaned (``None`` where blank or unusable), worked out
         once per version of the SKU column."""
         if self._skus is None or len(self._skus) != len(self.table.rows):
-            self._skus = [_sku_or_none(value) for value in self.table.column(layout.SKU)]
+            self._skus = _clean_skus(self.table.column(layout.SKU))
         return self._skus
 
     def sku_of(self, index: int) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
@@ -87,7 +88,10 @@ class StockTable:
         column = self.columns.get(header)
         if column is None:
             return [None] * len(self.rows)
-        return [row[column - 1] if column <= len(row) else None for row in self.rows]
+        try:  # rows are as wide as the table (read_stock pads them): one C loop
+            return list(map(operator.itemgetter(column - 1), self.rows))
+        except IndexError:
+            return [row[column - 1] if column <= len(row) else None for row in self.rows]
 
     @staticmethod
     def sheet_row(index: int) -> int:
@@ -165,6 +169,8 @@ def write_column(
     _refuse_past_the_last_row(book, STOCK_SHEET, first + 1 + len(values))
     column = table.columns[header] - 1
     rows = table.rows
+    if first + len(values) <= len(rows) and _same(table.column(header)[first:], values):
+        return  # the usual column of a second Sync: nothing to compare row by row
     while first + len(values) > len(rows):
         rows.append([None] * table.width)
     runs: list[list[int]] = []
@@ -214,6 +220,14 @@ class _OneColumn(Sequence[Sequence[Any]]):
         if not 0 <= index < len(self):
             raise IndexError(index)
         return (self._values[self._low + index],)
+
+
+def _same(current: Sequence[Any], values: Sequence[Any]) -> bool:
+    """Whether writing ``values`` over ``current`` (as long, or longer) changes no cell,
+    told by C loops (equal values of equal types); ``False`` may still change none:
+    :func:`~xlstock.cells.unchanged` decides each cell then."""
+    head = current[:len(values)]
+    return head == list(values) and list(map(type, head)) == list(map(type, values))
 
 
 WRITE_GAP = 32
