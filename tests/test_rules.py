@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xlstock.errors import ServiceError, UsageError
@@ -19,6 +19,8 @@ from xlstock.model import (
     StockItem,
     ValueProblem,
     clean_sku,
+    clean_text,
+    clean_texts,
     is_loopback_host,
     normalise_shop_url,
     sku_key,
@@ -171,3 +173,11 @@ def test_plain_http_to_this_computer_is_accepted(url):
 def test_a_shop_url_that_is_not_a_web_address_is_refused_by_the_account_page_too(url):
     with pytest.raises(ValueProblem):
         normalise_shop_url(url)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=5), st.sampled_from(
+    [" Hoodie ", "a\tb", "x\u0085y", "\u2028", "Caf\u00e9", "n" * 300]), st.none(),
+    st.integers(0, 9)), max_size=6))
+def test_a_column_of_names_is_cleaned_as_name_by_name(values: list[object]) -> None:
+    assert clean_texts(values) == [clean_text(v) for v in values]

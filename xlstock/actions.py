@@ -33,7 +33,7 @@ from xlstock.errors import (
     WorkbookError,
     XlstockError,
 )
-from xlstock.model import Snapshot, ValueProblem, clean_sku, clean_text, usual_skus
+from xlstock.model import Snapshot, StockItem, ValueProblem, clean_sku, clean_texts, usual_skus
 from xlstock.planner import (
     STATUS_CHANGED,
     STATUS_NOT_ONLINE,
@@ -582,6 +582,8 @@ def _apply_sync(
     status: list[Any] = []
     hint = SkuHints(live)
     moved_rows = moved_units = 0
+    listed: list[int] = []  # the rows whose SKU the shop lists, and their items
+    items: list[StockItem] = []
     for i, sku in enumerate(skus):
         if sku is None:
             status.append(_sku_status(table.value(i, layout.SKU)))
@@ -597,15 +599,17 @@ def _apply_sync(
             moved_rows += 1
             moved_units += abs(item.qty - before) if isinstance(before, int) else item.qty
         online[i] = item.qty
-        product[i] = clean_text(item.name)
-        variant[i] = clean_text(item.variant)
+        listed.append(i)
+        items.append(item)
         status.append(was[i] if was[i] in ("ok", "new") else None)
-    for sku in new_skus:
-        item = live[sku]
-        online.append(item.qty)
-        product.append(clean_text(item.name))
-        variant.append(clean_text(item.variant))
-        status.append("new")
+    for i, name, option in zip(listed, clean_texts([item.name for item in items]),
+                               clean_texts([item.variant for item in items]), strict=True):
+        product[i], variant[i] = name, option
+    added = [live[sku] for sku in new_skus]
+    online.extend(item.qty for item in added)
+    product.extend(clean_texts([item.name for item in added]))
+    variant.extend(clean_texts([item.variant for item in added]))
+    status.extend("new" for _ in added)
     session.write(layout.SKU, new_skus, first=n)
     session.write(layout.PRODUCT, product)
     session.write(layout.VARIANT, variant)

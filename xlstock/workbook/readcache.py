@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -103,11 +104,14 @@ def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, i
     if where is None:
         return
     rows = _normalised(grid)
-    if not {type(value) for row in rows for value in row} <= _PLAIN:
-        rows = [[_encoded(v) for v in row] if _special(row) else row for row in rows]
+    document = {"format": FORMAT, "key": key, "merged": sorted(merged), "rows": rows}
     try:
-        text = json.dumps({"format": FORMAT, "key": key, "merged": sorted(merged),
-                           "rows": rows}, separators=(",", ":"))
+        try:
+            text = json.dumps(document, separators=(",", ":"))
+        except TypeError:  # a formula, an error value or a date among the values
+            document["rows"] = [[_encoded(v) for v in row] if _special(row) else row
+                                for row in rows]
+            text = json.dumps(document, separators=(",", ":"))
     except (TypeError, ValueError) as exc:  # a value no read gives: keep nothing
         log.debug("sheet cache %s not written: %s", key, exc)
         return
@@ -133,15 +137,17 @@ def _prune(where: Path) -> None:
 def _normalised(grid: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
     """The rows as a read gives them: each as long as its last value, the empty rows
     after the last value left out."""
-    rows: list[Sequence[Any]] = []
-    for row in grid:
-        end = len(row)
-        while end and row[end - 1] is None:
-            end -= 1
-        rows.append(row if end == len(row) else row[:end])
+    rows = [_trimmed(row) if row and row[-1] is None else row for row in grid]
     while rows and not rows[-1]:
         rows.pop()
     return rows
+
+
+def _trimmed(row: Sequence[Any]) -> Sequence[Any]:
+    end = len(row)
+    while end and row[end - 1] is None:
+        end -= 1
+    return row[:end]
 
 
 def _special(row: Sequence[Any]) -> bool:
@@ -184,7 +190,7 @@ def _checked_grid(grid: Any) -> list[list[Any]]:
     if grid and ({type(row) for row in grid} != {list}
                  or max(len(row) for row in grid) > MAX_COLUMNS):
         raise ValueError("not rows of values")
-    kinds = {type(value) for row in grid for value in row}
+    kinds = set(map(type, itertools.chain.from_iterable(grid)))
     if not kinds <= _PLAIN | {dict}:
         raise ValueError("a value of another kind")
     if dict in kinds:

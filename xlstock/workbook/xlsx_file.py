@@ -483,7 +483,7 @@ class XlsxFile:
         if top < 1 or left < 1:
             raise ValueError(f"write_block at row {top}, column {left}: both start at 1")
         height = len(rows)
-        width = max((len(r) for r in rows), default=0)
+        width = max(map(len, rows), default=0)
         if top + height - 1 > MAX_ROWS or left + width - 1 > EXCEL_MAX_COLUMNS:
             raise WorkbookError(
                 f"{self._label}: sheet {name} cannot grow past its last row or column "
