@@ -20,6 +20,7 @@ white space, one trailing newline, so that the same levels always give the same 
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -159,8 +160,8 @@ def _usual_items(raw_items: list[Any]) -> dict[str, StockItem] | None:
     if type(raw_items[0]) is tuple:  # items as compact_item made them
         if {type(raw) for raw in raw_items} != {tuple}:
             return None  # an object in another form among them
-        skus, names, variants, levels = (list(column) for column in zip(*raw_items,
-                                                                         strict=True))
+        skus, names, variants, levels = (list(map(operator.itemgetter(field), raw_items))
+                                         for field in range(4))  # C loops
         names = [name or "" for name in names]
         variants = [variant or "" for variant in variants]
     else:

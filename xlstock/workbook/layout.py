@@ -4,7 +4,6 @@ and the hidden state, on top of any :class:`~xlstock.workbook.base.WorkbookAdapt
 
 from __future__ import annotations
 
-import itertools
 import json
 import operator
 from collections.abc import Iterator, Sequence
@@ -204,7 +203,7 @@ class _OneColumn(Sequence[Sequence[Any]]):
         return self._high - self._low
 
     def __iter__(self) -> Iterator[Sequence[Any]]:
-        return zip(itertools.islice(self._values, self._low, self._high))  # 1-tuples, in C
+        return zip(self._values[self._low:self._high])  # 1-tuples, in C
 
     @overload
     def __getitem__(self, index: int) -> Sequence[Any]: ...
