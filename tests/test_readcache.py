@@ -26,6 +26,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("XLSTOCK_CACHE_DIR", str(folder))
     monkeypatch.setattr(readcache, "MIN_PART_BYTES", 0)
+    monkeypatch.setattr(readcache, "_BLOCK", 2)  # rows written in several blocks
     return folder
 
 
@@ -205,6 +206,7 @@ def test_whatever_is_written_the_cache_gives_what_the_file_gives(
     folder = tmp_path_factory.mktemp("prop")
     monkeypatch.setenv("XLSTOCK_CACHE_DIR", str(folder / "cache"))
     monkeypatch.setattr(readcache, "MIN_PART_BYTES", 0)
+    monkeypatch.setattr(readcache, "_BLOCK", 2)
     path = workbook(folder / "w.xlsx", rows, date_column=date_column)
     with XlsxFile.open(path) as book:
         book.read_sheet("Stock")

@@ -104,27 +104,37 @@ def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, i
     if where is None:
         return
     rows = _normalised(grid)
-    document = {"format": FORMAT, "key": key, "merged": sorted(merged), "rows": rows}
-    try:
-        try:
-            text = json.dumps(document, separators=(",", ":"))
-        except TypeError:  # a formula, an error value or a date among the values
-            document["rows"] = [[_encoded(v) for v in row] if _special(row) else row
-                                for row in rows]
-            text = json.dumps(document, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:  # a value no read gives: keep nothing
-        log.debug("sheet cache %s not written: %s", key, exc)
-        return
+    head = json.dumps({"format": FORMAT, "key": key, "merged": sorted(merged)},
+                      separators=(",", ":"))
     temp = where / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         where.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temp.write_text(text, encoding="ascii")
+        with open(temp, "w", encoding="ascii") as out:
+            # In blocks of rows: the text of 100,000 rows at once would be 15 MB more
+            # at the command's peak (the text, and its bytes).
+            out.write(head[:-1] + ',"rows":[')
+            for start in range(0, len(rows), _BLOCK):
+                out.write(("," if start else "") + _block_text(rows[start:start + _BLOCK]))
+            out.write("]}")
         os.replace(temp, where / f"{key}.json")
         _prune(where)
-    except OSError as exc:
+    except (OSError, TypeError, ValueError) as exc:  # a value no read gives, a full disk
         log.debug("sheet cache %s not written: %s", key, exc)
         with contextlib.suppress(OSError):
             temp.unlink()
+
+
+_BLOCK = 5_000
+
+
+def _block_text(rows: Sequence[Sequence[Any]]) -> str:
+    """The rows as JSON, without the brackets of their list."""
+    try:
+        text = json.dumps(rows, separators=(",", ":"))
+    except TypeError:  # a formula, an error value or a date among the values
+        text = json.dumps([[_encoded(v) for v in row] if _special(row) else row
+                           for row in rows], separators=(",", ":"))
+    return text[1:-1]
 
 
 def _prune(where: Path) -> None:
