@@ -467,9 +467,14 @@ def _begin_online(
     try:
         recovered = _settle_pending(session, service, progress, may_send=False)
         progress("Reading the live levels", 0.2)
-        synced = _synced_version(session) if conditional else None
-        snapshot = (service.read_levels(synced, names=names) if synced else
+        # Asked for only if they changed since the last Sync; whether the sheet still
+        # shows that Sync (a hash of three columns) is worked out only on a 304: after
+        # sales online, the usual case, the answer is the levels and it is not needed.
+        synced = session.state.get("synced") if conditional else None
+        snapshot = (service.read_levels(str(synced), names=names) if synced else
                     service.read_levels(names=names))
+        if snapshot is None and _synced_version(session) is None:
+            snapshot = service.read_levels(names=names)  # the sheet changed since
     except XlstockError as error:
         _fail(session, action, error, {})
         raise
