@@ -604,6 +604,9 @@ class XlsxFile:
         try:
             with _translate(self._label, self._path, "save the workbook"):
                 data, written = self._package_bytes()
+                for entry in self._sheets:  # patched: their old text (28 MB at 100,000
+                    if entry.writes:        # rows) is scanned again if ever needed
+                        entry.scanned = None
                 _write_temp(temp, data)
                 _check_saved(temp, self._label, written)
                 _copy_mode(self._path, temp)
