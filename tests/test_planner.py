@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xlstock.cells import NO_CACHE, CellError, Formula
 from xlstock.errors import RowProblem
@@ -24,6 +26,7 @@ from xlstock.planner import (
     RawRow,
     RowConflict,
     SheetRow,
+    parse_columns,
     parse_rows,
     plan_publish,
     sku_hint,
@@ -505,3 +508,30 @@ def test_enormous_number_text_is_a_row_problem() -> None:
     rows, problems = parse_rows([RawRow(ROW, SKU, "9" * 5000)])
     assert rows == []
     assert [p.row for p in problems] == [ROW]
+
+
+_CELL = st.one_of(st.none(), st.none(), st.sampled_from(
+    ["A-1", "B-2", " A-1", "a\tb", "", "  ", "Caf\u00e9", "x" * 101, "=1+2"]),
+    st.integers(-3, 3), st.floats(-2, 2), st.booleans(),
+    st.just(Formula("=1+1", 2)), st.just(Formula("=X", NO_CACHE)), st.just(CellError("#N/A")))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["A-1", "B-2", "C-3", "D"]),
+                                    _CELL), _CELL, _CELL), max_size=8))
+def test_rows_parsed_as_columns_are_the_rows_parsed_one_by_one(
+        rows: list[tuple[Any, Any, Any]]) -> None:
+    skus = [row[0] for row in rows]
+    received = [row[1] for row in rows]
+    new_level = [row[2] for row in rows]
+    assert parse_columns(skus, received, new_level) == parse_rows(
+        RawRow(number, *row) for number, row in enumerate(rows, start=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["A-1", "B-2", "C-3", "D"])),
+                          _CELL, _CELL), max_size=8))
+def test_usual_skus_parsed_as_columns_are_the_rows_parsed_one_by_one(
+        rows: list[tuple[Any, Any, Any]]) -> None:
+    """Every SKU usual (or blank): the column way's own path, edits of every kind."""
+    test_rows_parsed_as_columns_are_the_rows_parsed_one_by_one.hypothesis.inner_test(rows)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
@@ -39,10 +39,9 @@ from xlstock.planner import (
     STATUS_NOT_ONLINE,
     STRICT,
     PublishPlan,
-    RawRow,
     SheetRow,
     SkuHints,
-    parse_rows,
+    parse_columns,
     plan_publish,
 )
 from xlstock.stockfile import dumps
@@ -214,12 +213,11 @@ class _WorkbookSession:
             state = {}  # the workbook now points at another shop: its memory is void
         return cls(book, table, settings, state)
 
-    def raw_rows(self) -> Iterator[RawRow]:
-        """Each data row's SKU and edits, made as the planner takes them (100,000 rows
-        held at once would be 8 MB)."""
+    def parsed_rows(self) -> tuple[list[SheetRow], list[RowProblem]]:
+        """Every data row's SKU and edits, checked (:func:`parse_columns`)."""
         t = self.table
-        return map(RawRow, range(2, len(t.rows) + 2), t.column(layout.SKU),
-                   t.column(layout.RECEIVED), t.column(layout.NEW_LEVEL))
+        return parse_columns(t.column(layout.SKU), t.column(layout.RECEIVED),
+                             t.column(layout.NEW_LEVEL))
 
     def skus(self) -> list[str | None]:
         """Every data row's SKU, cleaned (``None`` where blank or unusable), worked out
@@ -680,7 +678,7 @@ def _sku_status(raw: Any) -> str | None:
 def _plan(
     session: _WorkbookSession, snapshot: Snapshot, strict: bool | None
 ) -> tuple[PublishPlan, list[SheetRow]]:
-    rows, problems = parse_rows(session.raw_rows())
+    rows, problems = session.parsed_rows()
     policy = STRICT if strict else (session.settings.policy if strict is None else "rebase")
     plan = plan_publish(rows, session.base, snapshot.levels(), policy=policy, problems=problems)
     return plan, rows
@@ -942,7 +940,7 @@ def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Repo
     progress = progress or _noop
     session = _WorkbookSession.read(book)
     progress("Checking sheet Stock", 0.5)
-    rows, problems = parse_rows(session.raw_rows())
+    rows, problems = session.parsed_rows()
     base = session.base
     lines: list[str] = []
     if base:

@@ -42,10 +42,11 @@ _UTF8_NAMES = 0x800
 _LIMIT = 0xFFFFFFFF
 COMPRESS_LEVEL = 6
 """zlib's default, for the parts xlstock rewrites..."""
-LARGE_PART = 4 * 1024 * 1024
+LARGE_PART = 1024 * 1024
 LARGE_PART_LEVEL = 1
-"""...except large ones (a sheet of 100,000 rows is 20 MB): level 1 deflates them three
-times faster, to a file about 15% larger (``bench/bench_workbook.py``)."""
+"""...except large ones (a sheet of 100,000 rows is 28 MB, xlstock's memory of their
+levels 2 MB): level 1 deflates them three times faster, to a file about 15% larger
+(``bench/bench_workbook.py``)."""
 
 XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
 """For the small parts xlstock edits (workbook, relationships, content types, styles,
