@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.memory_book import MemoryBook
 
-from xlstock.cells import NO_CACHE, Formula
+from xlstock.cells import NO_CACHE, Formula, unchanged
 from xlstock.errors import SheetError, UsageError, WorkbookError
 from xlstock.workbook import layout
 from xlstock.workbook.base import MAX_ROWS
@@ -238,3 +240,20 @@ def test_a_damaged_state_says_how_to_rebuild_it_and_a_foreign_one_is_ignored():
         layout.read_state(book)
     book = MemoryBook({"_xlstock": [[json.dumps({"format": 99, "base": {"A": 1}})]]})
     assert layout.read_state(book) == {}
+
+
+_ANY = st.one_of(st.none(), st.just(""), st.integers(0, 2), st.booleans(),
+                 st.sampled_from([0.0, 1.0, float("nan"), "1", "a"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_ANY, _ANY), min_size=1, max_size=40))
+def test_write_column_writes_exactly_the_cells_that_change(pairs: list[tuple[object, object]]):
+    now, new = [p[0] for p in pairs], [p[1] for p in pairs]
+    book, table = online_table(*now)
+    layout.write_column(book, table, layout.ONLINE, new)
+    written = {top - 2 + i for _, top, _, block in book.writes for i in range(len(block))}
+    must = {i for i, (a, b) in enumerate(pairs) if not unchanged(a, b)}
+    assert must <= written
+    assert [type(v) for v in table.column(layout.ONLINE)] == [
+        type(b) if i in must else type(a) for i, (a, b) in enumerate(pairs)]

@@ -172,13 +172,17 @@ def write_column(
         return  # the usual column of a second Sync: nothing to compare row by row
     while first + len(values) > len(rows):
         rows.append([None] * table.width)
+    current = table.column(header)[first:first + len(values)]
+    # The rows whose value differs: equal values of equal types passed over in one
+    # comprehension, the rest asked of unchanged() ("" and None are one value).
+    differ = [offset for offset, (now, value) in enumerate(zip(current, values, strict=True))
+              if now is not value and (type(now) is not type(value) or now != value)]
     runs: list[list[int]] = []
-    for offset, (row, value) in enumerate(zip(rows[first:first + len(values)], values,
-                                                  strict=True)):
-        current = row[column]
-        if unchanged(current, value):
+    for offset in differ:
+        value = values[offset]
+        if unchanged(current[offset], value):
             continue
-        row[column] = value
+        rows[first + offset][column] = value
         if runs and offset - runs[-1][1] <= WRITE_GAP:
             runs[-1][1] = offset + 1
         else:
