@@ -2,6 +2,14 @@
 floors measured in the same run (issue 8, point 5).
 
     python bench/bench_workbook.py [--skus 1000 100000] [--repeat N] [--timeout 900]
+                                   [--cache on|off]
+
+The commands keep the values of large sheets between runs in a cache folder
+(``xlstock/workbook/readcache.py``), as an installed xlstock does in the user's cache
+folder; here it is a folder of the run's, empty at the start. With it, each command
+after the first reads sheet Stock from what the command before it saved, except
+``preview``, which follows the edit made outside the timings (as a merchant's edit in
+Excel): it reads the file. ``--cache off`` runs every command on the file alone.
 
 Run it with the Python that has xlstock and its ``server`` extra installed (the
 project's ``.venv``); the commands import this checkout's ``xlstock`` (``PYTHONPATH``).
