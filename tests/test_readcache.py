@@ -217,3 +217,11 @@ def test_whatever_is_written_the_cache_gives_what_the_file_gives(
     assert grid == fresh_read(path, monkeypatch)
     if kept:  # and a second read takes the same from the cache
         assert cached_read(path) == (grid, True)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid"), reason="POSIX file modes")
+def test_kept_values_are_readable_by_their_owner_only(tmp_path: Path, cache: Path) -> None:
+    readcache.store("0" * 64, [["SKU"], ["A-1"]], [])
+    (kept,) = cache.glob("*.json")
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert cache.stat().st_mode & 0o777 == 0o700

@@ -109,7 +109,8 @@ def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, i
     temp = where / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         where.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(temp, "w", encoding="ascii") as out:
+        with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w",
+                  encoding="ascii") as out:  # the merchant's stock: for their eyes only
             # In blocks of rows: the text of 100,000 rows at once would be 15 MB more
             # at the command's peak (the text, and its bytes).
             out.write(head[:-1] + ',"rows":[')
