@@ -118,3 +118,32 @@ def test_a_patch_from_cell_writes_is_the_patch_from_nested_dicts() -> None:
 def test_a_date_cell_past_the_last_date_excel_has_reads_as_its_number() -> None:
     rows = '<row r="1"><c r="A1" s="9"><v>2958466</v></c><c r="B1" s="9"><v>1e300</v></c></row>'
     assert read_cells(Sheet.scan(sheet(rows)), CONTEXT, 3, 3) == [[2958466, 1e300]]
+
+
+@pytest.mark.parametrize(("rows", "writes", "expected"), [
+    # cells replaced where they stand, a self-closing one included, the style kept
+    ('<row r="2"><c r="A2" s="3"/><c r="B2"><v>1</v></c><c r="C2" t="inlineStr"><is><t>x'
+     '</t></is></c></row>', {2: {1: "a", 3: 7}},
+     '<row r="2"><c r="A2" s="3" t="inlineStr"><is><t>a</t></is></c><c r="B2"><v>1</v></c>'
+     '<c r="C2"><v>7</v></c></row>'),
+    # a clear: the styled cell keeps its style, the plain one goes
+    ('<row r="2"><c r="A2" s="3"><v>4</v></c><c r="B2"><v>1</v></c></row>',
+     {2: {1: None, 2: None}}, '<row r="2"><c r="A2" s="3"/></row>'),
+    # cells out of column order (no program writes them so, a hand might): each
+    # replaced by the row's own patch, where it stands
+    ('<row r="2"><c r="B2"><v>1</v></c><c r="A2"><v>2</v></c></row>', {2: {1: 5, 2: 6}},
+     '<row r="2"><c r="B2"><v>6</v></c><c r="A2"><v>5</v></c></row>'),
+    # a cell the row lacks: rebuilt, the new cell in column order
+    ('<row r="2"><c r="C2"><v>1</v></c></row>', {2: {1: 5}},
+     '<row r="2"><c r="A2"><v>5</v></c><c r="C2"><v>1</v></c></row>'),
+])
+def test_written_cells_are_spliced_in_where_they_stand(
+        rows: str, writes: dict[int, dict[int, object]], expected: str) -> None:
+    data = sheet('<row r="1"><c r="A1"><v>0</v></c></row>' + rows)
+    flat = sheetxml.CellWrites()
+    for number, cells in writes.items():
+        for column, value in cells.items():
+            flat.set(number, column, value)
+    for given in (writes, flat):
+        patched = b"".join(sheetxml.patch_pieces(Sheet.scan(data), given, PATCH))
+        assert expected.encode() in patched, patched

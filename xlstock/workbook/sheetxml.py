@@ -680,6 +680,20 @@ class CellWrites(Mapping[int, Mapping[int, Any]]):
         for key, value in self._cells.items():
             yield key >> _COLUMN_BITS, key & mask, value
 
+    def by_row(self) -> list[tuple[int, dict[int, Any]]]:
+        """Each written row, in order, with its cells (column -> value)."""
+        mask = (1 << _COLUMN_BITS) - 1
+        rows: list[tuple[int, dict[int, Any]]] = []
+        last = -1
+        cells = self._cells
+        for key in sorted(cells):
+            row = key >> _COLUMN_BITS
+            if row != last:
+                rows.append((row, {}))
+                last = row
+            rows[-1][1][key & mask] = cells[key]
+        return rows
+
     def last_row_with_value(self) -> int:
         """The last row given a value (not a clearing ``None``); 0 for none."""
         return max((key for key, value in self._cells.items() if value is not None),
@@ -770,18 +784,28 @@ def patch_pieces(sheet: Sheet, writes: Mapping[int, Mapping[int, Any]],
         position = sheet.data_end
     else:
         position = sheet.data_start
-    locate = _locate_fast if _usual_form(sheet) else _locate_generic(sheet)
-    for number in sorted(writes):
+    usual = _usual_form(sheet)
+    locate = _locate_fast if usual else _locate_generic(sheet)
+    rows = writes.by_row() if isinstance(writes, CellWrites) else \
+        [(number, writes[number]) for number in sorted(writes)]
+    for number, cells in rows:
+        if usual:
+            spliced = _splice_cells(sheet, number, cells, position, context)
+            if spliced is not None:
+                pieces, position = spliced
+                for piece in pieces:
+                    yield piece if type(piece) is bytes else view[piece[0]:piece[1]]
+                continue
         span, insert_at, template = locate(sheet, number, position)
         if span is not None:
             yield view[position:span.start]
-            yield _rewrite_row(sheet, span, writes[number], context)
+            yield _rewrite_row(sheet, span, cells, context)
             position = span.end
             continue
         if insert_at > position:
             yield view[position:insert_at]
             position = insert_at
-        new_row = _new_row(sheet, number, template, writes[number], context)
+        new_row = _new_row(sheet, number, template, cells, context)
         if new_row:
             yield new_row
     if sheet.empty_tag:
@@ -792,6 +816,45 @@ def patch_pieces(sheet: Sheet, writes: Mapping[int, Mapping[int, Any]],
     if filter_rows is not None:
         after = _grow_autofilter(after, patterns, *filter_rows)
     yield after
+
+
+def _splice_cells(sheet: Sheet, number: int, cells: Mapping[int, Any], position: int,
+                  context: PatchContext) -> tuple[list[Any], int] | None:
+    """The usual case of a row written: the row exists at or after ``position`` and
+    holds a cell for every column written, each replaced where it stands, with no
+    copy of the row. The pieces (``bytes``, or ``(start, stop)`` stretches of the
+    part) up to the last cell replaced, and the position after it; ``None`` for any
+    other case (:func:`_rewrite_row` then rebuilds the row)."""
+    data, end = sheet.data, sheet.data_end
+    at = data.find(b'<row r="%d"' % number, position, end)
+    if at < 0:
+        return None
+    row_end = data.find(b"</row>", at, end)
+    tag_end = data.find(b">", at, end)
+    if row_end < 0 or tag_end < 0 or data[tag_end - 1] == 47:  # <row .../>: no cells
+        return None
+    pieces: list[Any] = []
+    suffix = b"%d" % number
+    for column in sorted(cells):
+        cell = data.find(b'<c r="' + _letters_of(column) + suffix + b'"', tag_end, row_end)
+        if cell < position:  # missing, or cells out of column order
+            return None
+        close = data.find(b">", cell, row_end)
+        if close < 0:
+            return None
+        if data[close - 1] == 47:  # <c .../>
+            stop = close + 1
+        else:
+            stop = data.find(b"</c>", close, row_end)
+            if stop < 0:
+                return None
+            stop += 4
+        style = _STYLE_ATTRIBUTE.search(data, cell, close)
+        pieces.append((position, cell))
+        pieces.append(context.cell(number, column, style.group(1).decode() if style else None,
+                                   cells[column]))
+        position = stop
+    return pieces, position
 
 
 def _grow_autofilter(after: bytes, patterns: _Patterns, last_row: int, new_last: int) -> bytes:
