@@ -33,9 +33,9 @@ def test_an_online_command_reads_settings_once_and_closes_its_client(
     reads: Counter[str] = Counter()
     read_sheet = XlsxFile.read_sheet
 
-    def counted(self: XlsxFile, name: str) -> Grid:
+    def counted(self: XlsxFile, name: str, **options: bool) -> Grid:
         reads[name] += 1
-        return read_sheet(self, name)
+        return read_sheet(self, name, **options)
 
     closed: list[HttpStockServiceClient] = []
     close = HttpStockServiceClient.close
@@ -60,9 +60,9 @@ def test_a_workbook_command_pauses_the_cycle_collector_and_turns_it_back_on(
     collector_on: list[bool] = []
     read_sheet = XlsxFile.read_sheet
 
-    def watched(self: XlsxFile, name: str) -> Grid:
+    def watched(self: XlsxFile, name: str, **options: bool) -> Grid:
         collector_on.append(gc.isenabled())
-        return read_sheet(self, name)
+        return read_sheet(self, name, **options)
 
     monkeypatch.setattr(XlsxFile, "read_sheet", watched)
     assert gc.isenabled()
@@ -84,6 +84,7 @@ class _MemoryBook:
 
     label = "memory.xlsx"
     scattered_writes = True
+    shares_rows = False
 
     def __init__(self, sheets: dict[str, Grid]) -> None:
         self.sheets = sheets
@@ -92,7 +93,7 @@ class _MemoryBook:
     def sheet_names(self) -> list[str]:
         return list(self.sheets)
 
-    def read_sheet(self, name: str) -> Grid:
+    def read_sheet(self, name: str, *, shared: bool = False) -> Grid:
         self.reads[name] += 1
         return [list(row) for row in self.sheets[name]]
 

@@ -257,3 +257,40 @@ def test_write_column_writes_exactly_the_cells_that_change(pairs: list[tuple[obj
     assert must <= written
     assert [type(v) for v in table.column(layout.ONLINE)] == [
         type(b) if i in must else type(a) for i, (a, b) in enumerate(pairs)]
+
+
+def test_a_file_shares_its_rows_with_the_table_and_keeps_them_in_step(
+        tmp_path, monkeypatch) -> None:
+    """read_stock takes the file adapter's own rows (no copy of 100,000 rows): writes
+    keep both in step, a value past the last header is neither lost nor cut, and
+    what is saved reads back as the table has it."""
+    from openpyxl import Workbook
+
+    from xlstock.workbook import readcache
+    from xlstock.workbook.xlsx_file import XlsxFile
+
+    monkeypatch.setenv("XLSTOCK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(readcache, "MIN_PART_BYTES", 0)
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Stock"
+    for row in (["SKU", "Online", "Received", "New level"], ["A-1", 5, None, None, None, "note"],
+                ["B-2", 7]):
+        ws.append(row)
+    path = tmp_path / "w.xlsx"
+    wb.save(path)
+    with XlsxFile.open(path) as book:
+        table = layout.read_stock(book)
+        assert table.shared == 2 and table.rows[0][5] == "note"
+        layout.write_column(book, table, layout.ONLINE, [6, 7, 9])  # a new row too
+        layout.write_column(book, table, layout.SKU, ["A-1", "", "C-3"])
+        assert table.column(layout.ONLINE) == [6, 7, 9]
+        assert table.column(layout.SKU) == ["A-1", None, "C-3"]  # as the cell stores it
+        book.save()
+    with XlsxFile.open(path, writable=False) as book:
+        kept = book.read_sheet("Stock")
+    monkeypatch.setenv("XLSTOCK_CACHE_DIR", "off")
+    with XlsxFile.open(path, writable=False) as book:
+        assert book.read_sheet("Stock") == kept
+    assert kept[1:] == [["A-1", 6, None, None, None, "note"], [None, 7, None, None, None, None],
+                        ["C-3", 9, None, None, None, None]]

@@ -58,6 +58,7 @@ class MemoryBook:
     # --- the adapter ---------------------------------------------------------------------
 
     scattered_writes = True
+    shares_rows = False
 
     @property
     def label(self) -> str:
@@ -66,7 +67,7 @@ class MemoryBook:
     def sheet_names(self) -> list[str]:
         return list(self.sheets)
 
-    def read_sheet(self, name: str) -> Grid:
+    def read_sheet(self, name: str, *, shared: bool = False) -> Grid:
         cells = self._sheet(name)
         used = [key for key, value in cells.items() if value is not None]
         if not used:

@@ -44,6 +44,10 @@ class WorkbookAdapter(Protocol):
     """One open workbook. Adapters raise :class:`xlstock.errors.WorkbookError` (with
     the sheet or cell named) for anything they cannot do."""
 
+    shares_rows: bool
+    """Whether ``read_sheet(..., shared=True)`` gives the adapter's own rows (which
+    :meth:`write_block` keeps in step: a file, ``True``) or a copy (``False``)."""
+
     scattered_writes: bool
     """Whether many small :meth:`write_block` calls cost about what one large one does
     (a file patched in memory: ``True``). ``False`` where each call crosses to another
@@ -58,12 +62,17 @@ class WorkbookAdapter(Protocol):
         """Names of all sheets, hidden ones included, in workbook order."""
         ...
 
-    def read_sheet(self, name: str) -> Grid:
+    def read_sheet(self, name: str, *, shared: bool = False) -> Grid:
         """The used part of sheet ``name`` as rows of values, row 1 first, trimmed of
         empty trailing rows and columns (an empty sheet gives ``[]``). Formula cells
         come as ``Formula(text, cached)``; error values as ``CellError``. Raises
         ``WorkbookError`` if the sheet is missing or uses more than ``MAX_ROWS`` rows
-        or ``MAX_COLUMNS`` columns (naming the far cell)."""
+        or ``MAX_COLUMNS`` columns (naming the far cell).
+
+        The rows are the caller's own, unless ``shared``: then they may be the
+        adapter's (a file adapter spares a copy of 100,000 rows), rows may be of
+        unequal length, :meth:`write_block` keeps them in step, and the caller may only
+        add ``None`` at their ends."""
         ...
 
     def write_block(self, name: str, top: int, left: int, rows: Sequence[Sequence[Any]]) -> None:

@@ -74,6 +74,10 @@ class StockTable:
     columns: dict[str, int]
     rows: list[list[Any]]
     width: int
+    shared: int = 0
+    """How many of ``rows`` (from the first) are the workbook adapter's own
+    (``read_sheet(shared=True)``): its :meth:`write_block` keeps them in step, and
+    they may be longer than ``width``."""
 
     def value(self, index: int, header: str) -> Any:
         column = self.columns.get(header)
@@ -111,7 +115,7 @@ def read_stock(book: WorkbookAdapter) -> StockTable:
             f"{book.label} has no sheet named {STOCK_SHEET!r}; add it with the headers "
             f"{', '.join(STOCK_HEADERS)} in row 1 (or start from `xlstock new`)"
         )
-    grid = book.read_sheet(STOCK_SHEET)
+    grid = book.read_sheet(STOCK_SHEET, shared=True)  # 100,000 rows not copied
     header = grid[0] if grid else []
     columns: dict[str, int] = {}
     for index, value in enumerate(header, start=1):
@@ -131,13 +135,12 @@ def read_stock(book: WorkbookAdapter) -> StockTable:
             f"in row 1; add it (the template's row 1 is: {', '.join(STOCK_HEADERS)})"
         )
     width = max(len(header), 1)
-    rows = grid[1:]  # read_sheet's rows are the caller's own: padded or cut in place
-    for row in rows:
+    rows = grid[1:]
+    for row in rows:  # padded with None: all the adapter lets a caller change
         if len(row) < width:
             row.extend([None] * (width - len(row)))
-        elif len(row) > width:
-            del row[width:]
-    return StockTable(columns=columns, rows=rows, width=width)
+    return StockTable(columns=columns, rows=rows, width=width,
+                      shared=len(rows) if book.shares_rows else 0)
 
 
 def ensure_columns(book: WorkbookAdapter, table: StockTable, headers: Sequence[str]) -> None:
@@ -178,11 +181,11 @@ def write_column(
     differ = [offset for offset, (now, value) in enumerate(zip(current, values, strict=True))
               if now is not value and (type(now) is not type(value) or now != value)]
     runs: list[list[int]] = []
+    written: list[int] = []
     for offset in differ:
-        value = values[offset]
-        if unchanged(current[offset], value):
+        if unchanged(current[offset], values[offset]):
             continue
-        rows[first + offset][column] = value
+        written.append(offset)
         if runs and offset - runs[-1][1] <= WRITE_GAP:
             runs[-1][1] = offset + 1
         else:
@@ -192,6 +195,9 @@ def write_column(
     for low, high in runs:
         book.write_block(STOCK_SHEET, first + 2 + low, column + 1,
                          _OneColumn(values, low, high))
+    for offset in written:  # the adapter's own rows are in step already (as it stores)
+        if first + offset >= table.shared:
+            rows[first + offset][column] = values[offset]
 
 
 class _OneColumn(Sequence[Sequence[Any]]):

@@ -369,6 +369,8 @@ class XlsxFile:
 
     scattered_writes = True
     """A write is a note in memory until :meth:`save` patches the part."""
+    shares_rows = True
+    """``read_sheet(shared=True)`` gives the session's own rows."""
 
     @property
     def label(self) -> str:
@@ -455,8 +457,9 @@ class XlsxFile:
     def _to_datetime(self, serial: float) -> dt.datetime:
         return serial_to_datetime(serial, self._epoch)
 
-    def read_sheet(self, name: str) -> Grid:
-        """The used part of sheet ``name`` (see :class:`~xlstock.workbook.base.WorkbookAdapter`).
+    def read_sheet(self, name: str, *, shared: bool = False) -> Grid:
+        """The used part of sheet ``name`` (see :class:`~xlstock.workbook.base.WorkbookAdapter`;
+        ``shared``: the session's own rows, which :meth:`write_block` keeps in step).
 
         Reads the sheet's own part as bytes, so a lone value far away costs nothing
         before it is refused. Formula cells come as ``Formula(text, cached)`` with
@@ -465,6 +468,8 @@ class XlsxFile:
         rich text as its plain ``str``; empty text as ``None``."""
         grid = self._grid(self._entry(name))
         height = _last_row(grid)
+        if shared:
+            return grid[:height]
         width = max((_row_width(row) for row in grid[:height]), default=0)
         return [row[:width] + [None] * (width - len(row)) if len(row) < width else row[:width]
                 for row in grid[:height]]

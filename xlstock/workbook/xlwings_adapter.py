@@ -182,6 +182,8 @@ class XlwingsWorkbook(WorkbookAdapter):
 
     scattered_writes = False
     """Each write is a call into Excel, another process: few large ones."""
+    shares_rows = False
+    """Rows read are copies of Excel's values, however asked for."""
 
     @property
     def book(self) -> xw.Book:
@@ -220,9 +222,10 @@ class XlwingsWorkbook(WorkbookAdapter):
         with self._excel(f"find sheet {name}"):
             return self._book.sheets[name]
 
-    def read_sheet(self, name: str) -> Grid:
+    def read_sheet(self, name: str, *, shared: bool = False) -> Grid:
         """Sheet ``name`` from A1 to its last used cell, trimmed of empty trailing rows
-        and columns: two bulk reads (values, formulas), three if it shows an error."""
+        and columns: two bulk reads (values, formulas), three if it shows an error.
+        The rows are always the caller's own (``shared`` changes nothing)."""
         sheet = self._sheet(name)
         with self._excel(f"read sheet {name}"):
             used = sheet.used_range
