@@ -425,6 +425,7 @@ class XlsxFile:
             kept = readcache.load(key) if key is not None else None
             if kept is not None:
                 entry.grid, entry.merged = kept
+                _trim(entry.grid)
                 entry.last_row = _last_row(entry.grid)
                 entry.cache_key, entry.kept = key, True
                 return entry.grid
@@ -442,6 +443,7 @@ class XlsxFile:
                         f"{self._label}: sheet {entry.name} has a value at "
                         f"{column_letter(far.column)}{far.row}, far outside the table "
                         f"({why}); delete it and try again") from None
+            _trim(entry.grid)
             entry.last_row = _last_row(entry.grid)
         return entry.grid
 
@@ -858,6 +860,15 @@ def _row_width(row: list[Any]) -> int:
         if row[index] is not None:
             return index + 1
     return 0
+
+
+def _trim(grid: Grid) -> None:
+    """Each row made exactly as long as it is: a row grown cell by cell holds room for
+    16 cells where 9 are used (5 MB over 100,000 rows). One row at a time, so that no
+    second grid is ever held."""
+    for index, row in enumerate(grid):
+        if row:
+            grid[index] = row[:]
 
 
 def _last_row(grid: Grid) -> int:
