@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -219,9 +220,28 @@ def test_whatever_is_written_the_cache_gives_what_the_file_gives(
         assert cached_read(path) == (grid, True)
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid"), reason="POSIX file modes")
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX file modes")
 def test_kept_values_are_readable_by_their_owner_only(tmp_path: Path, cache: Path) -> None:
     readcache.store("0" * 64, [["SKU"], ["A-1"]], [])
     (kept,) = cache.glob("*.json")
     assert kept.stat().st_mode & 0o777 == 0o600
     assert cache.stat().st_mode & 0o777 == 0o700
+
+
+def test_an_interrupted_write_leaves_no_file_and_old_leftovers_are_pruned(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(rows: Any) -> str:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(readcache, "_block_text", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            readcache.store("1" * 64, [["SKU"], ["A-1"]], [])
+    assert list(cache.iterdir()) == []
+    leftover = cache / ".killed.tmp"
+    leftover.write_text("{")
+    os.utime(leftover, (0, 0))  # from a run killed long ago
+    fresh = cache / ".running.tmp"
+    fresh.write_text("{")  # another run's, under way
+    readcache.store("2" * 64, [["SKU"]], [])
+    assert sorted(p.name for p in cache.iterdir()) == [".running.tmp", "2" * 64 + ".json"]

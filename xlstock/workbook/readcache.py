@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -123,6 +124,10 @@ def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, i
         log.debug("sheet cache %s not written: %s", key, exc)
         with contextlib.suppress(OSError):
             temp.unlink()
+    except BaseException:  # Ctrl-C while writing: no half-written file stays behind
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
 
 
 _BLOCK = 5_000
@@ -139,8 +144,11 @@ def _block_text(rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _prune(where: Path) -> None:
+    """At most :data:`KEEP` files, the newest; a temporary file a killed run left behind
+    (over an hour old) goes too."""
     files = sorted(where.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in files[KEEP:]:
+    stale = [p for p in where.glob(".*.tmp") if time.time() - p.stat().st_mtime > 3600]
+    for old in files[KEEP:] + stale:
         with contextlib.suppress(OSError):
             old.unlink()
 
