@@ -33,7 +33,7 @@ from xlstock.errors import (
     WorkbookError,
     XlstockError,
 )
-from xlstock.model import Snapshot, StockItem, ValueProblem, clean_sku, clean_texts, usual_skus
+from xlstock.model import Snapshot, StockItem, ValueProblem, clean_sku, clean_texts, usual_sku_cells
 from xlstock.planner import (
     STATUS_CHANGED,
     STATUS_NOT_ONLINE,
@@ -175,9 +175,8 @@ def _require_shop(settings: layout.Settings) -> None:
 
 def _clean_skus(column: list[Any]) -> list[str | None]:
     """:func:`_sku_or_none` of each cell; a column of usual SKUs (and blanks), which
-    are their own clean form, is told so by C loops (:func:`usual_skus`)."""
-    present = [value for value in column if value is not None]
-    if {type(value) for value in present} <= {str} and usual_skus(present):
+    are their own clean form, is told so by C loops (:func:`usual_sku_cells`)."""
+    if usual_sku_cells(column):
         return column
     return [_sku_or_none(value) for value in column]
 

@@ -121,6 +121,14 @@ def usual_skus(skus: Sequence[str]) -> bool:
     return " " not in joined or not any(sku[0] == " " or sku[-1] == " " for sku in skus)
 
 
+def usual_sku_cells(cells: Sequence[Any]) -> bool:
+    """Whether every non-blank cell of a column holds a SKU in the usual form
+    (:func:`usual_skus`), which is then its own clean form: the column needs no
+    cell-by-cell rule."""
+    present = [value for value in cells if value is not None]
+    return {type(value) for value in present} <= {str} and usual_skus(present)
+
+
 def sku_problem(sku: str) -> str | None:
     """What makes a SKU (in :func:`sku_as_sent` or :func:`sku_key` form) unusable, or
     ``None``: a control character, nothing but spaces, longer than

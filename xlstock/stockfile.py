@@ -67,6 +67,7 @@ def loads_levels(data: bytes) -> dict[str, int]:
 
 
 _ITEM_KEYS = ("sku", "name", "variant", "qty")
+_ITEM_KEY_SET = frozenset(_ITEM_KEYS)
 
 
 def compact_item(obj: dict[str, Any]) -> Any:
@@ -76,11 +77,8 @@ def compact_item(obj: dict[str, Any]) -> Any:
     decoded document is then 11 MB smaller (a tuple is a third of a dict's size).
     :func:`snapshot_from_document` takes items in either form (a JSON array decodes
     to a list, so a tuple can only be an item)."""
-    if len(obj) == 4:
-        try:
-            return (obj["sku"], obj["name"], obj["variant"], obj["qty"])
-        except KeyError:
-            pass
+    if obj.keys() == _ITEM_KEY_SET:
+        return (obj["sku"], obj["name"], obj["variant"], obj["qty"])
     return obj
 
 
@@ -88,7 +86,7 @@ def compact_item_without_names(obj: dict[str, Any]) -> Any:
     """:func:`compact_item` with the name and variant of an item left out (empty), for
     an action that needs levels only. Nothing is refused for a name, so the snapshot
     is otherwise the one :func:`compact_item` gives."""
-    if len(obj) == 4 and "sku" in obj and "name" in obj and "variant" in obj and "qty" in obj:
+    if obj.keys() == _ITEM_KEY_SET:
         return (obj["sku"], "", "", obj["qty"])
     return obj
 

@@ -171,11 +171,12 @@ def write_column(
     _refuse_past_the_last_row(book, STOCK_SHEET, first + 1 + len(values))
     column = table.columns[header] - 1
     rows = table.rows
-    if first + len(values) <= len(rows) and _same(table.column(header)[first:], values):
+    current = table.column(header)[first:first + len(values)]
+    if len(current) == len(values) and _same(current, values):
         return  # the usual column of a second Sync: nothing to compare row by row
     while first + len(values) > len(rows):
         rows.append([None] * table.width)
-    current = table.column(header)[first:first + len(values)]
+    current += [None] * (len(values) - len(current))  # the rows just added
     # The rows whose value differs: equal values of equal types passed over in one
     # comprehension, the rest asked of unchanged() ("" and None are one value).
     differ = [offset for offset, (now, value) in enumerate(zip(current, values, strict=True))
@@ -231,12 +232,11 @@ class _OneColumn(Sequence[Sequence[Any]]):
         return (self._values[self._low + index],)
 
 
-def _same(current: Sequence[Any], values: Sequence[Any]) -> bool:
-    """Whether writing ``values`` over ``current`` (as long, or longer) changes no cell,
-    told by C loops (equal values of equal types); ``False`` may still change none:
+def _same(current: list[Any], values: Sequence[Any]) -> bool:
+    """Whether writing ``values`` over ``current`` (as long) changes no cell, told by C
+    loops (equal values of equal types); ``False`` may still change none:
     :func:`~xlstock.cells.unchanged` decides each cell then."""
-    head = current[:len(values)]
-    return head == list(values) and list(map(type, head)) == list(map(type, values))
+    return current == list(values) and list(map(type, current)) == list(map(type, values))
 
 
 WRITE_GAP = 32

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
-import functools
 import io
 import logging
 import math
@@ -42,7 +41,7 @@ import stat
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -641,7 +640,6 @@ class XlsxFile:
             entry.merged = old.merged
             if not old.writes and not old.new:
                 entry.scanned = old.scanned
-            old.scanned = None  # a written part's old text (28 MB at 100,000 rows) goes now
             if old.grid is None or not (old.cache_ok or not old.writes):
                 continue
             try:
@@ -666,6 +664,7 @@ class XlsxFile:
         dropped: list[str] = []
         context_for = self._patch_context
         grown: dict[str, int] = {}
+        patched: list[tuple[_SheetEntry, sheetxml.PatchContext]] = []
         for entry in self._sheets:
             if entry.new:
                 added.append((entry.part, sheetxml.new_sheet_xml(entry.writes,
@@ -678,13 +677,13 @@ class XlsxFile:
                     grown[entry.name] = new_last
                     replaced.update(self._grown_tables(entry, sheet, new_last))
                 context = context_for(sheet)
+                patched.append((entry, context))
                 pieces = sheetxml.patch_pieces(
                     sheet, entry.writes, context,
                     filter_rows=(entry.last_row, new_last) if grows else None)
                 # Streamed into the compressor; joined now only when a date may add a
                 # style, so that styles.xml is complete before it is written.
-                replaced[entry.part] = b"".join(pieces) if _writes_dates(entry) else \
-                    _then(pieces, functools.partial(_note_dated, entry, context))
+                replaced[entry.part] = b"".join(pieces) if _writes_dates(entry) else pieces
         new_sheets = [e for e in self._sheets if e.new]
         calc_chain = self._calc_chain_part()
         drop_chain = calc_chain is not None and self._formulas_overwritten
@@ -702,6 +701,9 @@ class XlsxFile:
             replaced[self._styles.part] = self._styles.to_bytes()
         out = io.BytesIO()
         write_package(out, package, replaced, dropped, added)
+        for entry, context in patched:  # every piece is written: the patch is complete
+            if context.dated:  # a number in a date-formatted cell reads back as a date,
+                entry.cache_ok = False  # not as the number the grid holds
         return out.getvalue(), set(replaced) | {name for name, _ in added}
 
     def _patch_context(self, sheet: sheetxml.Sheet | None) -> sheetxml.PatchContext:
@@ -835,20 +837,6 @@ class XlsxFile:
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def _then(pieces: Iterable[bytes | memoryview], done: Callable[[], None]
-          ) -> Iterator[bytes | memoryview]:
-    """``pieces``, and ``done()`` once the last has been taken."""
-    yield from pieces
-    done()
-
-
-def _note_dated(entry: _SheetEntry, context: sheetxml.PatchContext) -> None:
-    """A number written into a date-formatted cell reads back as a date: the grid
-    (which holds the number) is then not what a read of the saved part gives."""
-    if context.dated:
-        entry.cache_ok = False
 
 
 def _writes_dates(entry: _SheetEntry) -> bool:
