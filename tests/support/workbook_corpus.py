@@ -48,6 +48,8 @@ from support.office import libreoffice_missing
 from support.uno_scripts import run_uno_script, uno_script
 from xlstock.cli import main
 from xlstock.model import StockItem
+from xlstock.workbook.base import column_letter
+from xlstock.workbook.package import rels_part
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "excel-corpus"
 
@@ -187,12 +189,6 @@ def resolve(source_part: str, target: str) -> str:
     return posixpath.normpath(posixpath.join(posixpath.dirname(source_part), target))
 
 
-def rels_part(part: str) -> str:
-    """The relationships part of ``part``: ``xl/_rels/workbook.xml.rels``."""
-    folder, name = posixpath.split(part)
-    return posixpath.join(folder, "_rels", name + ".rels")
-
-
 @dataclass(frozen=True)
 class Relationship:
     id: str
@@ -251,14 +247,6 @@ def split_ref(ref: str) -> tuple[int, int]:
     for letter in match.group(1):
         column = column * 26 + ord(letter) - 64
     return int(match.group(2)), column
-
-
-def column_letter(index: int) -> str:
-    letters = ""
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 def split_range(ref: str) -> tuple[int, int, int, int]:
