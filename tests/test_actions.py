@@ -113,7 +113,8 @@ def test_publish_sends_only_the_changes_each_with_its_from_level():
     report = actions.publish(book, service)
     assert report.error is None, report.summary
     (sent,) = service.bodies
-    assert sent["items"] == [{"from": 4, "qty": 7, "sku": "A-1"},
+    # the delivery is a change in units (never a conflict), the count a checked level
+    assert sent["items"] == [{"add": 3, "from": 4, "qty": 7, "sku": "A-1"},
                              {"from": 2, "qty": 6, "sku": "B-2"}]
     assert service.levels == {"A-1": 7, "B-2": 6, "C-3": 8}
     assert book.column(ONLINE) == [7, 6, 8]
@@ -127,12 +128,26 @@ def test_publish_sends_only_the_changes_each_with_its_from_level():
 
 def test_a_sale_between_read_and_publish_is_replanned_never_overwritten():
     book, service = synced({"A-1": 5})
+    type_in(book, "A-1", NEW_LEVEL, 9)
+    sales = iter([2])
+    service.before_publish = lambda shop: [shop.sell("A-1", n) for n in sales]
+    actions.publish(book, service)
+    assert [d["items"] for d in service.refused] == [[{"from": 5, "qty": 9, "sku": "A-1"}]]
+    assert [d["items"] for d in service.bodies] == [[{"from": 3, "qty": 7, "sku": "A-1"}]]
+    assert service.levels == {"A-1": 7} and book.column(ONLINE) == [7]
+
+
+def test_a_delivery_lands_on_a_sale_between_read_and_publish_without_a_retry():
+    """A delivery is a change in units: a sale racing it changes nothing of the plan,
+    and Online shows the level the shop was left at, not the one planned."""
+    book, service = synced({"A-1": 5})
     type_in(book, "A-1", RECEIVED, 3)
     sales = iter([2])
     service.before_publish = lambda shop: [shop.sell("A-1", n) for n in sales]
     actions.publish(book, service)
-    assert [d["items"] for d in service.refused] == [[{"from": 5, "qty": 8, "sku": "A-1"}]]
-    assert [d["items"] for d in service.bodies] == [[{"from": 3, "qty": 6, "sku": "A-1"}]]
+    assert service.refused == []
+    assert [d["items"] for d in service.bodies] == [[{"add": 3, "from": 5, "qty": 8,
+                                                      "sku": "A-1"}]]
     assert service.levels == {"A-1": 6} and book.column(ONLINE) == [6]
 
 

@@ -264,11 +264,11 @@ class RacingService:
         self.reads += 1
         return self.client.read_levels(*args, **kwargs)
 
-    def publish(self, body, key):
+    def publish_lines(self, lines, key):
         if self.races:
             self.races -= 1
             self.shop.sell(**{self.sku.replace("-", "_"): 1})
-        return self.client.publish(body, key)
+        return self.client.publish_lines(lines, key)
 
     def publish_outcome(self, key):
         return self.client.publish_outcome(key)
@@ -306,14 +306,29 @@ def test_a_publish_that_keeps_losing_the_race_is_a_conflict(shop):
     from xlstock.errors import ConflictError
     from xlstock.workbook.xlsx_file import XlsxFile
 
-    shop.edit(**{"B-2": {"Received": 2}})
+    shop.edit(**{"B-2": {"New level": 4}})
     versions = shop.history_count()
     racing = RacingService(shop, races=actions.MAX_PUBLISH_ATTEMPTS, sku="B-2")
     with XlsxFile.open(shop.workbook) as book, pytest.raises(ConflictError) as caught:
         actions.publish(book, racing)
     assert type(caught.value) is ConflictError  # exit status 3
     assert shop.history_count() == versions + actions.MAX_PUBLISH_ATTEMPTS  # the sales only
-    assert shop.live()["B-2"] == 2 and shop.sheet()["B-2"]["Received"] == 2
+    assert shop.live()["B-2"] == 2 and shop.sheet()["B-2"]["New level"] == 4
+
+
+def test_a_delivery_of_a_sku_selling_fast_is_never_starved(shop):
+    """Every try of the count above loses to a sale; a delivery is a change in units,
+    which no sale makes stale: it is published at the first try, the sales kept."""
+    from xlstock import actions
+    from xlstock.workbook.xlsx_file import XlsxFile
+
+    shop.edit(**{"B-2": {"Received": 2}})
+    racing = RacingService(shop, races=actions.MAX_PUBLISH_ATTEMPTS, sku="B-2")
+    with XlsxFile.open(shop.workbook) as book:
+        report = actions.publish(book, racing)
+    assert report.lines == [] and racing.races == actions.MAX_PUBLISH_ATTEMPTS - 1
+    assert shop.live()["B-2"] == 5 - 1 + 2
+    assert shop.sheet()["B-2"]["Online"] == 6 and shop.sheet()["B-2"]["Received"] is None
 
 
 def test_new_refuses_plain_http_to_another_computer(tmp_path):
@@ -346,16 +361,28 @@ def test_sync_and_preview_leave_an_unsent_publish_for_publish_to_finish(shop):
 
 
 def test_an_unsent_publish_overtaken_by_a_sale_is_spent_and_planned_afresh(shop):
-    shop.edit(**{"A-1": {"Received": 5}})
+    shop.edit(**{"A-1": {"New level": 15}})
     _kill_publish_at(shop, "before_upload")
-    shop.sell(A_1=2)  # the levels move: the saved publish can never apply now
+    shop.sell(A_1=2)  # the level moves: the saved count can never apply now
     result = shop.run("publish", str(shop.workbook))
     assert "dropped, and the sheet is planned afresh" in result.output
-    assert shop.live()["A-1"] == 8 + 5
+    assert shop.live()["A-1"] == 15 - 2
     # its key is spent: the service answers a late copy of it with the refusal
     history = shop.history_count()
     shop.run("publish", str(shop.workbook))
     assert shop.history_count() == history
+
+
+def test_an_unsent_delivery_overtaken_by_a_sale_is_finished_once(shop):
+    shop.edit(**{"A-1": {"Received": 5}})
+    _kill_publish_at(shop, "before_upload")
+    shop.sell(A_1=2)  # a delivery is a change in units: the sale does not stop it
+    result = shop.run("publish", str(shop.workbook))
+    assert "interrupted publish was finished" in result.output
+    assert shop.live()["A-1"] == 8 + 5
+    assert shop.sheet()["A-1"]["Online"] == 13 and shop.sheet()["A-1"]["Received"] is None
+    shop.run("publish", str(shop.workbook))
+    assert shop.live()["A-1"] == 13
 
 
 def test_a_publish_left_pending_by_xlstock_0_1_is_dropped_not_resent(shop):

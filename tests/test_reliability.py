@@ -786,7 +786,7 @@ def test_a_sku_in_another_unicode_form_is_the_same_row(tmp_path: Path, quick_cli
         published = run(shop, "publish", str(shop.workbook), "-q")  # type: ignore[arg-type]
         assert published.exit_code == 0, published.output
         sent = server.requests_to("PUT", "/v1/stock")[-1].json()
-        assert {"sku": nfc, "from": 4, "qty": 7} in sent["items"]
+        assert {"sku": nfc, "add": 3, "from": 4, "qty": 7} in sent["items"]
         assert stock.levels[nfc] == 7
 
 

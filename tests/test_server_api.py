@@ -273,6 +273,50 @@ def test_a_moved_item_is_412_naming_it_with_its_level_and_changes_nothing(api):
     assert api.levels() == (current, before)
 
 
+def test_a_delivery_is_added_to_the_level_there_is_whatever_sold_since(api):
+    """Protocol 3: a delivery ('add') never conflicts: it lands on the level the SKU has
+    when the publish arrives, beside a count that is still checked, all in one version."""
+    _, planned = api.levels()  # A-1 5, B-2 10
+    assert api.order({"A-1": 2}).status_code == 201
+    body = stockfile.dumps(api.shop, {"A-1": 9, "B-2": 3}, planned, {"A-1": 4})
+    answer = api.publish(body, key=new_key())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["changes"] == [{"sku": "A-1", "before": 3, "after": 7},
+                                        {"sku": "B-2", "before": 10, "after": 3}]
+    assert api.levels()[1]["A-1"] == 7
+
+
+def test_a_removal_of_more_units_than_are_left_is_412_and_changes_nothing(api):
+    _, planned = api.levels()  # A-1 5
+    assert api.order({"A-1": 4}).status_code == 201
+    current, before = api.levels()
+    body = stockfile.dumps(api.shop, {"A-1": 2, "B-2": 0}, planned, {"A-1": -3})
+    answer = api.publish(body, key=new_key())
+    assert answer.status_code == 412
+    assert error_of(answer)["items"] == [{
+        "sku": "A-1", "problem": "adding -3 to 1 would leave -2, out of range",
+        "planned_from": 5, "current": 1}]
+    assert api.levels() == (current, before)
+
+
+@pytest.mark.parametrize("item, problem", [
+    ({"sku": "A-1", "from": 5, "qty": 9, "add": 3}, "add 3 from 5 gives 8, not qty 9"),
+    ({"sku": "A-1", "from": 5, "qty": 9, "add": "4"}, "is not a whole number"),
+])
+def test_a_delivery_that_does_not_add_up_is_422(api, item, problem):
+    document = {"format": "xlstock.stock", "format_version": 3, "shop": api.shop,
+                "items": [item]}
+    answer = api.publish(json.dumps(document).encode(), key=new_key())
+    assert answer.status_code == 422 and problem in answer.text
+
+
+def test_a_version_2_stock_file_cannot_carry_a_delivery(api):
+    document = {"format": "xlstock.stock", "format_version": 2, "shop": api.shop,
+                "items": [{"sku": "A-1", "from": 5, "qty": 9, "add": 4}]}
+    answer = api.publish(json.dumps(document).encode(), key=new_key())
+    assert answer.status_code == 422 and "send version 3" in answer.text
+
+
 def test_if_match_is_optional_and_honoured_when_sent(api):
     etag, _ = api.levels()
     assert api.order({"B-2": 1}).status_code == 201
@@ -438,7 +482,7 @@ def test_level_over_the_limit_is_422(api):
 
 @pytest.mark.parametrize("change, fragment", [
     ({"format": "other.thing"}, "format is"),
-    ({"format_version": 3}, "format_version is 3; this service reads version 2"),
+    ({"format_version": 4}, "format_version is 4; this service reads versions 2 and 3"),
     ({"shop": "https://elsewhere.example"}, "does not match"),
     ({"items": {"A-1": 1}}, "items"),
 ])
@@ -463,8 +507,8 @@ def test_an_old_client_is_told_to_upgrade(api):
     assert error["code"] == "unsupported_format_version"
     assert "upgrade xlstock (pip install --upgrade xlstock)" in error["message"]
     assert api.levels() == (etag, before)
-    # ... and its Sync says the same: the stock document is version 2
-    assert api.get("/v1/stock").json()["format_version"] == 2
+    # ... and its Sync says the same: the stock document is version 3
+    assert api.get("/v1/stock").json()["format_version"] == 3
 
 
 def test_body_that_is_not_json_is_422(api):

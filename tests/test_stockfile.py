@@ -32,10 +32,21 @@ def same(levels: dict[str, int]) -> bytes:
 def test_dumps_exact_bytes() -> None:
     data = dumps(SHOP, {"B-2": 0, "A-1": 12}, {"A-1": 10, "B-2": 3, "C-3": 1})
     assert data == (
-        b'{"format":"xlstock.stock","format_version":2,"items":'
+        b'{"format":"xlstock.stock","format_version":3,"items":'
         b'[{"from":10,"qty":12,"sku":"A-1"},{"from":3,"qty":0,"sku":"B-2"}],'
         b'"shop":"https://shop.example"}\n'
     )
+
+
+def test_a_delivery_is_sent_as_a_change_in_units() -> None:
+    data = dumps(SHOP, {"A-1": 12, "B-2": 0}, {"A-1": 10, "B-2": 3}, {"A-1": 2})
+    assert data == (
+        b'{"format":"xlstock.stock","format_version":3,"items":'
+        b'[{"add":2,"from":10,"qty":12,"sku":"A-1"},{"from":3,"qty":0,"sku":"B-2"}],'
+        b'"shop":"https://shop.example"}\n'
+    )
+    with pytest.raises(ValueError, match="does not add up"):
+        dumps(SHOP, {"A-1": 12}, {"A-1": 10}, {"A-1": 3})
 
 
 def test_dumps_needs_the_planned_from_level_of_every_item() -> None:
@@ -132,10 +143,10 @@ def test_snapshot_reads_what_dumps_writes() -> None:
         (None, "did not answer with a stock file"),
         ({"items": []}, "did not answer with a stock file"),
         (_document(format="other"), "did not answer with a stock file"),
-        (_document(format_version=3), "speaks stock file version '3'; this xlstock understands "
-                                      "version 2: upgrade xlstock"),
+        (_document(format_version=4), "speaks stock file version '4'; this xlstock understands "
+                                      "version 3: upgrade xlstock"),
         (_document(format_version=1), "speaks stock file version 1 (protocol 1); this xlstock "
-                                      "needs version 2"),
+                                      "needs version 3"),
         (_document(format_version="1"), "speaks stock file version '1'"),
         (_document(items=None), "sent a stock file without an item list"),
         (_document(items={"A": 1}), "sent a stock file without an item list"),

@@ -38,6 +38,7 @@ from xlstock.planner import (
     STATUS_CHANGED,
     STATUS_NOT_ONLINE,
     STRICT,
+    PublishLine,
     PublishPlan,
     SheetRow,
     SkuHints,
@@ -62,7 +63,7 @@ MASS_CHANGE_MIN_ROWS = 20
 
 
 class PublishOutcome(Protocol):
-    """What became of a publish, as far as the actions read it: the two fields of
+    """What became of a publish, as far as the actions read it: the fields of
     :class:`xlstock.remote.PublishOutcome` they need."""
 
     @property
@@ -71,10 +72,28 @@ class PublishOutcome(Protocol):
     @property
     def applied(self) -> bool: ...
 
+    @property
+    def levels_after(self) -> Mapping[str, int]:
+        """SKU -> the level the publish left, for each SKU it changed (a delivery lands
+        on whatever the level was when it arrived)."""
+        ...
+
 
 class StockServiceClient(Protocol):
-    """What the actions need of the stock-service client
-    (:class:`xlstock.remote.HttpStockServiceClient`, or a test's fake)."""
+    """What the actions need of a shop's connector: the xlstock stock service's client
+    (:class:`xlstock.remote.HttpStockServiceClient`), a platform's
+    (:mod:`xlstock.shops`), or a test's fake.
+
+    ``publish_lines`` sends the plan's lines under one idempotency key: a delivery as a
+    change in units, a count checked against the level it was planned from. A refusal
+    because levels moved is :class:`StaleVersion`, whose ``moved`` gives the moved SKUs'
+    levels and whose ``applied`` the levels left by the lines the shop did apply before
+    it refused (a platform that publishes in several calls); the same lines under the
+    same key are applied at most once. ``publish_outcome`` says what became of a key,
+    ``None`` when the shop never saw it; a connector whose platform cannot be asked sets
+    ``outcome_known = False`` and always answers ``None``: the actions then send the
+    same lines under the same key again, which the platform applies once.
+    """
 
     @overload
     def read_levels(self, *, names: bool = True) -> Snapshot: ...
@@ -83,7 +102,7 @@ class StockServiceClient(Protocol):
     def read_levels(self, if_none_match: str | None, *,
                     names: bool = True) -> Snapshot | None: ...
 
-    def publish(self, body: bytes, key: str) -> PublishOutcome: ...
+    def publish_lines(self, lines: Sequence[PublishLine], key: str) -> PublishOutcome: ...
 
     def publish_outcome(self, key: str) -> PublishOutcome | None: ...
 
@@ -299,25 +318,28 @@ def _settle_pending(
     pending = session.state.get("pending")
     if not pending:
         return ""
-    progress("Checking an interrupted publish with the stock service", None)
+    progress("Checking an interrupted publish with the shop", None)
     outcome = service.publish_outcome(pending["key"])
     resent = outcome is None
     if outcome is None:
         if not may_send:
+            if not getattr(service, "outcome_known", True):
+                return ("A publish was interrupted; Publish will finish it (the shop "
+                        "applies each of its calls once, nothing is counted twice).")
             return ("An interrupted publish has not reached the shop yet; Publish will "
                     "finish it (nothing is counted twice).")
         outcome = _resend_pending(session, service, pending, progress)
     if outcome is None or not outcome.applied:
         session.state["pending"] = None
         session.save_state()
-        if resent and _pending_body(session.settings.shop_url, pending) is None:
+        if resent and _pending_lines(session.settings.shop_url, pending) is None:
             return ("An interrupted publish saved by an older xlstock never reached the "
                     "shop; it was dropped, and the sheet is planned afresh.")
         return ("An interrupted publish never reached the shop and the levels have moved "
                 "since; it was dropped, and the sheet is planned afresh.")
     _record_publish(
         session,
-        levels=pending["levels"],
+        levels={**pending["levels"], **outcome.levels_after},
         changes=pending["changes"],
         edits=pending["edits"],
         version=outcome.version,
@@ -338,16 +360,19 @@ def _resend_pending(
     pending: Mapping[str, Any],
     progress: Progress,
 ) -> PublishOutcome | None:
-    """Send an interrupted publish again, byte for byte, under its own key. ``None``
-    when the service refuses it for good (the levels moved, or the stock file is no
-    longer valid): its key is then spent, so a late copy can never apply either."""
-    body = _pending_body(session.settings.shop_url, pending)
-    if body is None or hashlib.sha256(body).hexdigest() != pending["sha256"]:
-        return None  # not the bytes that may be on their way: never send them
+    """Send an interrupted publish again, line for line, under its own key. ``None``
+    when the shop refuses it for good (the levels moved, or the stock file is no
+    longer valid): its key is then spent, so a late copy can never apply either. Lines
+    the shop did apply before refusing the rest are recorded."""
+    lines = _pending_lines(session.settings.shop_url, pending)
+    if lines is None:
+        return None  # not the lines that may be on their way: never send them
     progress("Finishing an interrupted publish", 0.1)
     try:
-        return service.publish(body, pending["key"])
-    except StaleVersion:
+        return service.publish_lines(lines, pending["key"])
+    except StaleVersion as stale:
+        if stale.applied:
+            _record_part(session, pending, stale.applied, stale.current_version)
         return None
     except ServiceError as error:
         if error.status in (409, 422):
@@ -355,17 +380,45 @@ def _resend_pending(
         raise
 
 
-def _pending_body(shop: str, pending: Mapping[str, Any]) -> bytes | None:
-    """The stock file a saved publish sent, rebuilt byte for byte from what the state
-    keeps of it (``None`` for a publish saved by an xlstock older than protocol 2)."""
+def _pending_lines(shop: str, pending: Mapping[str, Any]) -> list[PublishLine] | None:
+    """The lines a saved publish sent, rebuilt from what the state keeps of them and
+    checked against the hash of their stock file saved with them (``None`` for a
+    publish saved by an xlstock older than protocol 2, or damaged state)."""
     items = pending.get("items")
     if not isinstance(items, dict):
         return None
     try:
-        return dumps(shop, {sku: int(pair[1]) for sku, pair in items.items()},
-                     {sku: int(pair[0]) for sku, pair in items.items()})
-    except (TypeError, ValueError, IndexError):
+        lines = [PublishLine.from_list(sku, value) for sku, value in sorted(items.items())]
+    except (TypeError, ValueError):
         return None
+    if hashlib.sha256(_stock_file(shop, lines)).hexdigest() != pending.get("sha256"):
+        return None
+    return lines
+
+
+def _stock_file(shop: str, lines: Sequence[PublishLine]) -> bytes:
+    """The lines as the stock file's deterministic bytes (what a pending publish's hash
+    is taken of, whatever the connector)."""
+    return dumps(shop, {line.sku: line.target for line in lines},
+                 {line.sku: line.planned_from for line in lines},
+                 {line.sku: line.add for line in lines if line.add is not None})
+
+
+def _record_part(
+    session: _WorkbookSession, pending: Mapping[str, Any], applied: Mapping[str, int],
+    version: str | None,
+) -> None:
+    """Record the lines of a publish that the shop applied before it refused the rest
+    (a platform that publishes in several calls): their rows are published, the others
+    keep their edits for the next plan."""
+    _record_publish(
+        session,
+        levels=dict(applied),
+        changes={sku: c for sku, c in pending["changes"].items() if sku in applied},
+        edits={sku: e for sku, e in pending["edits"].items() if sku in applied},
+        version=version or session.state.get("version") or "",
+        keep_pending=True,
+    )
 
 
 def _record_publish(
@@ -376,10 +429,12 @@ def _record_publish(
     edits: Mapping[str, Sequence[Any]],
     version: str,
     sent: bool = True,
+    keep_pending: bool = False,
 ) -> None:
     """Write what a publish sent: Online, cleared edits, Change, Status, state.
     With ``sent=False`` (nothing to send) only Online and the memory of the levels
-    catch up with the live levels of the rows given."""
+    catch up with the live levels of the rows given. ``keep_pending`` leaves the
+    pending publish to its caller (part of it was applied)."""
     online, received, new_level = (
         session.column(layout.ONLINE),
         session.column(layout.RECEIVED),
@@ -412,7 +467,9 @@ def _record_publish(
     session.write(layout.STATUS, status_col)
     base = session.base
     base.update(levels)
-    session.state.update(base=base, version=version, pending=None)
+    session.state.update(base=base, version=version)
+    if not keep_pending:
+        session.state["pending"] = None
     session.save_state()
     updates: dict[str, Any] = {layout.SETTING_VERSION: shown_version(version)}
     if sent:
@@ -787,6 +844,7 @@ def publish(
             lines.append(recovered)
             book.save()
         snapshot: Snapshot | None = None
+        published_part = 0  # rows a platform applied before it refused the rest
         for attempt in range(1, MAX_PUBLISH_ATTEMPTS + 1):
             if snapshot is None:
                 progress("Reading the live levels", 0.1)
@@ -794,6 +852,11 @@ def publish(
             plan, rows = _plan(session, snapshot, strict)
             if not plan.ok:
                 error, statuses = _plan_error(plan), _plan_statuses(plan)
+                if published_part:
+                    error.message = error.message.replace("nothing was sent", (
+                        f"the other rows were not sent; {published_part} row(s) had been "
+                        "published before the shop refused the rest (the shop takes a large "
+                        "publish in several calls) and are recorded"))
                 del plan, rows, snapshot  # tens of MB at 100,000 SKUs: gone before the save
                 _fail(session, "publish", error, statuses)
                 raise error
@@ -819,8 +882,13 @@ def publish(
                 _upload(session, service, plan, rows, progress)
             except StaleVersion as stale:
                 moved = stale.moved
+                if stale.applied:
+                    published_part += len(stale.applied)
+                    lines.append(f"{len(stale.applied)} change(s) were published before the "
+                                 "shop refused the others; they are recorded.")
                 if moved:
-                    snapshot = snapshot.with_levels(moved, stale.current_version)
+                    snapshot = snapshot.with_levels({**stale.applied, **moved},
+                                                    stale.current_version)
                     shown = ", ".join(sorted(moved)[:10]) + (" ..." if len(moved) > 10 else "")
                     lines.append(f"The live levels of {len(moved)} SKU(s) moved during publish "
                                  f"(try {attempt}): {shown}; re-planned them on their new "
@@ -881,27 +949,27 @@ def _upload(
     the SKUs that change, each with the live level it was planned against; a 412 (one
     of them moved) is raised as :class:`StaleVersion` with nothing pending."""
     levels = plan.levels
-    sent = {r.sku: [r.live, r.target] for r in plan.changed}
-    pending = {"items": sent}
-    body = _pending_body(session.settings.shop_url, pending)
-    assert body is not None
+    lines = plan.lines()
     key = uuid.uuid4().hex
     changes = {r.sku: r.change for r in plan.rows if r.change}
     edits = {r.sku: [r.received, r.new_level] for r in rows if r.has_edit and r.sku}
-    session.state["pending"] = {
-        "key": key, "at": _now(), "items": sent,
-        "sha256": hashlib.sha256(body).hexdigest(),
+    pending = {
+        "key": key, "at": _now(), "items": {line.sku: line.as_list() for line in lines},
+        "sha256": hashlib.sha256(_stock_file(session.settings.shop_url, lines)).hexdigest(),
         "levels": levels, "changes": changes, "edits": edits,
     }
+    session.state["pending"] = pending
     session.save_state()
     progress("Saving the publish key in the workbook", 0.3)
     session.book.save()
     failpoints.reach("before_upload")
     progress(f"Publishing {len(changes)} change(s)", 0.5)
     try:
-        result = service.publish(body, key)
-    except StaleVersion:
-        session.state["pending"] = None  # refused: the key was not applied
+        result = service.publish_lines(lines, key)
+    except StaleVersion as stale:
+        if stale.applied:  # a platform publishing in several calls applied some
+            _record_part(session, pending, stale.applied, stale.current_version)
+        session.state["pending"] = None  # refused: the rest of the key was not applied
         session.save_state()
         raise
     except OutcomeUnknown:
@@ -912,8 +980,8 @@ def _upload(
         raise
     failpoints.reach("after_upload")
     try:
-        _record_publish(session, levels=levels, changes=changes, edits=edits,
-                        version=result.version)
+        _record_publish(session, levels={**levels, **result.levels_after}, changes=changes,
+                        edits=edits, version=result.version)
     except WorkbookError as error:
         raise _published_not_recorded(session, error) from error
     return result

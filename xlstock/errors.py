@@ -145,7 +145,7 @@ class StaleVersion(ServiceError):
 
     ``moved`` maps each moved SKU to its current level when the service named them all
     (``None``: read the levels again); ``current_version`` is the live version tag, when
-    the answer gave it."""
+    the answer gave it; ``applied`` is what was applied all the same (see below)."""
 
     def __init__(
         self,
@@ -156,10 +156,14 @@ class StaleVersion(ServiceError):
         items: Sequence[Mapping[str, Any]] = (),
         current_version: str | None = None,
         moved: Mapping[str, int] | None = None,
+        applied: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__(message, status=status, code=code, items=items)
         self.current_version = current_version
         self.moved: dict[str, int] | None = dict(moved) if moved is not None else None
+        self.applied: dict[str, int] = dict(applied or {})
+        """SKU -> level left, for the lines a platform applied before it refused the
+        rest (one that publishes in several calls); empty for an atomic publish."""
 
 
 class OutcomeUnknown(ServiceError):

@@ -209,12 +209,62 @@ class PlannedRow:
     target: int | None
     note: str = ""
     status: str = STATUS_OK
+    delivery: bool = False
+    """The row's edit is a delivery (Received): published as a change in units."""
 
     @property
     def change(self) -> int:
         if self.target is None or self.live is None:
             return 0
         return self.target - self.live
+
+    def line(self) -> PublishLine:
+        """What a connector sends for this row (a changed row: live and target known)."""
+        assert self.live is not None and self.target is not None
+        return PublishLine(self.sku, self.live, self.target,
+                           self.target - self.live if self.delivery else None)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishLine:
+    """One SKU of a publish, as every connector sends it.
+
+    A delivery is a change in units (``add``): it is added to whatever the level is when
+    it arrives, so it never conflicts and no sale is ever overwritten by it. A count is a
+    level (``target``) checked against the level it was planned from (``planned_from``):
+    the shop applies it only if the level has not moved since (a compare-and-swap).
+    ``planned_from`` is kept for a delivery too, for the records."""
+
+    sku: str
+    planned_from: int
+    target: int
+    add: int | None = None
+
+    @property
+    def is_delta(self) -> bool:
+        return self.add is not None
+
+    def as_list(self) -> list[int | None]:
+        """The line as the workbook's hidden state keeps it: ``[from, target, add]``."""
+        return [self.planned_from, self.target, self.add]
+
+    @classmethod
+    def from_list(cls, sku: str, value: Sequence[Any]) -> PublishLine:
+        """The inverse of :meth:`as_list` (a state written before deltas has two values:
+        a checked set). Raises ``TypeError``/``ValueError`` for anything else."""
+        if not isinstance(value, (list, tuple)) or len(value) not in (2, 3):
+            raise ValueError(f"not a publish line: {value!r}")
+        planned_from, target = (_whole(v) for v in value[:2])
+        add = _whole(value[2]) if len(value) == 3 and value[2] is not None else None
+        if add is not None and add != target - planned_from:
+            raise ValueError(f"inconsistent publish line: {value!r}")
+        return cls(sku, planned_from, target, add)
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"not a whole number: {value!r}")
+    return value
 
 
 @dataclass
@@ -247,6 +297,10 @@ class PublishPlan:
             self._changed = [r for r in self.rows if r.change]
         return self._changed
 
+    def lines(self) -> list[PublishLine]:
+        """What a connector sends: one :class:`PublishLine` per changed row, by SKU."""
+        return sorted((r.line() for r in self.changed), key=_line_sku)
+
     @property
     def units_added(self) -> int:
         return sum(r.change for r in self.changed if r.change > 0)
@@ -263,6 +317,10 @@ class PublishPlan:
             for r in self.rows
             if r.base is not None and r.live is not None and r.live < r.base
         )
+
+
+def _line_sku(line: PublishLine) -> str:
+    return line.sku
 
 
 def plan_publish(
@@ -351,7 +409,8 @@ def _plan_row(row: SheetRow, b: int | None, r: int, policy: str) -> PlannedRow |
     if target > MAX_LEVEL:
         return RowProblem(row.row, row.sku, f"the level would be {target}, beyond {MAX_LEVEL:,}")
     status = STATUS_CHANGED if target != r else STATUS_OK
-    return PlannedRow(row.row, row.sku, b, r, target, note=note, status=status)
+    return PlannedRow(row.row, row.sku, b, r, target, note=note, status=status,
+                      delivery=row.received is not None)
 
 
 def _online_move(b: int, r: int) -> str:

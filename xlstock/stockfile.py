@@ -1,14 +1,18 @@
 """The stock file: the one document Publish uploads, and Sync downloads.
 
-Format ``xlstock.stock`` version 2 (protocol 2), JSON, UTF-8::
+Format ``xlstock.stock`` version 3 (protocol 3), JSON, UTF-8::
 
-    {"format": "xlstock.stock", "format_version": 2, "shop": "https://shop.example",
-     "items": [{"from": 5, "qty": 7, "sku": "A-1"}, ...]}
+    {"format": "xlstock.stock", "format_version": 3, "shop": "https://shop.example",
+     "items": [{"from": 5, "qty": 7, "sku": "A-1"},
+               {"add": 12, "from": 3, "qty": 15, "sku": "B-2"}, ...]}
 
-Each published item carries the level it sets (``qty``) and the level it was planned
-against (``from``): the service applies the file only if every listed SKU still has
-its ``from`` level, so sales of other SKUs never make a publish stale. Publish lists
-only the SKUs it changes.
+Each published item carries the level it was planned against (``from``). A count is a
+checked set: the service sets ``qty`` only if the SKU still has its ``from`` level. A
+delivery carries ``add``, a change in units: the service adds it to the level it has
+(``qty`` is then the level planned, ``from + add``, for the records), so a delivery
+never conflicts with a sale. The file is applied whole or not at all, so sales of
+other SKUs never make a publish stale. Publish lists only the SKUs it changes.
+Version 2 is version 3 without ``add``; services read both.
 
 What the service answers on a read has no ``from``; it adds ``version`` (the same tag
 as the ``ETag``), ``generated_at``, and ``name`` / ``variant`` on each item.
@@ -36,24 +40,37 @@ from xlstock.model import (
 )
 
 FORMAT_NAME = "xlstock.stock"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)
+"""Stock documents a client reads: version 2 differs only in what a publish may carry."""
 MEDIA_TYPE = "application/json"
 
 
-def dumps(shop: str, levels: Mapping[str, int], planned_from: Mapping[str, int]) -> bytes:
+def dumps(shop: str, levels: Mapping[str, int], planned_from: Mapping[str, int],
+          adds: Mapping[str, int] | None = None) -> bytes:
     """The stock file setting ``levels`` (SKU -> level), each planned against
-    ``planned_from`` (SKU -> the level it had when planned), as deterministic bytes."""
+    ``planned_from`` (SKU -> the level it had when planned), as deterministic bytes.
+    The SKUs in ``adds`` (SKU -> units) are deliveries, sent as changes in units."""
     missing = [sku for sku in levels if sku not in planned_from]
     if missing:
         raise ValueError(f"no planned-from level for {len(missing)} SKU(s), e.g. {missing[0]!r}")
+    adds = adds or {}
+    wrong = [sku for sku, add in adds.items()
+             if sku not in levels or int(planned_from[sku]) + int(add) != int(levels[sku])]
+    if wrong:
+        raise ValueError(f"a delivery that does not add up to its level: {wrong[0]!r}")
+    items: list[dict[str, Any]] = []
+    for sku in sorted(levels):
+        item: dict[str, Any] = {"from": int(planned_from[sku]), "qty": int(levels[sku]),
+                                "sku": sku}
+        if sku in adds:
+            item["add"] = int(adds[sku])
+        items.append(item)
     document = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "shop": shop,
-        "items": [
-            {"from": int(planned_from[sku]), "qty": int(levels[sku]), "sku": sku}
-            for sku in sorted(levels)
-        ],
+        "items": items,
     }
     return (
         json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
@@ -122,7 +139,7 @@ def snapshot_from_document(document: Any, *, etag: str, source: str) -> Snapshot
             f"{FORMAT_VERSION}, where each published item carries the level it was planned "
             "against: upgrade the stock service"
         )
-    if found != FORMAT_VERSION:
+    if found not in READABLE_VERSIONS or isinstance(found, bool):
         raise ServiceError(
             f"{source} speaks stock file version {str(found)[:20]!r}; "
             f"this xlstock understands version {FORMAT_VERSION}: upgrade xlstock"

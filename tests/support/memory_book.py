@@ -15,6 +15,8 @@ from typing import Any
 
 from xlstock.errors import StaleVersion, WorkbookError
 from xlstock.model import Snapshot, StockItem
+from xlstock.planner import PublishLine
+from xlstock.stockfile import dumps
 from xlstock.workbook.base import STOCK_SHEET, Grid
 from xlstock.workbook.layout import (
     SETTING_POLICY,
@@ -125,6 +127,7 @@ class Published:
 
     version: str
     applied: bool = True
+    levels_after: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -161,23 +164,30 @@ class FakeStockService:
                  for sku, qty in sorted(self.levels.items())}
         return Snapshot(self.shop, self.etag, items)
 
-    def publish(self, body: bytes, key: str) -> Published:
+    def publish_lines(self, lines: Sequence[PublishLine], key: str) -> Published:
+        """A count applies only on the level it was planned from; a delivery adds to
+        whatever the level is; all or nothing, as the stock service does."""
         if key in self.outcomes:
             return self.outcomes[key]
         if self.before_publish is not None:
             self.before_publish(self)
-        document = json.loads(body)
-        assert document["shop"] == self.shop
-        moved = [item["sku"] for item in document["items"]
-                 if self.levels.get(item["sku"]) != item["from"]]
+        document = json.loads(dumps(self.shop, {line.sku: line.target for line in lines},
+                                    {line.sku: line.planned_from for line in lines},
+                                    {line.sku: line.add for line in lines
+                                     if line.add is not None}))
+        moved = [line.sku for line in lines
+                 if line.add is None and self.levels.get(line.sku) != line.planned_from]
         if moved:
             self.refused.append(document)
             raise StaleVersion(f"the levels of {', '.join(moved)} moved", status=412)
-        for item in document["items"]:
-            self.levels[item["sku"]] = item["qty"]
+        after = {}
+        for line in lines:
+            level = self.levels[line.sku]
+            after[line.sku] = level + line.add if line.add is not None else line.target
+        self.levels.update(after)
         self.number += 1
         self.bodies.append(document)
-        self.outcomes[key] = Published(self.etag)
+        self.outcomes[key] = Published(self.etag, levels_after=after)
         return self.outcomes[key]
 
     def publish_outcome(self, key: str) -> Published | None:

@@ -26,7 +26,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, overload
@@ -56,6 +56,7 @@ from xlstock.model import (
     split_web_address,
     version_problem,
 )
+from xlstock.planner import PublishLine
 from xlstock.remote.transport import (
     Deadline,
     NotJson,
@@ -64,7 +65,12 @@ from xlstock.remote.transport import (
     mapped_errors,
     read_body,
 )
-from xlstock.stockfile import compact_item, compact_item_without_names, snapshot_from_document
+from xlstock.stockfile import (
+    compact_item,
+    compact_item_without_names,
+    dumps,
+    snapshot_from_document,
+)
 
 log = logging.getLogger("xlstock.remote")
 
@@ -133,6 +139,11 @@ class PublishOutcome:
     status: int = 200
     recovered: bool = False
     refusal: ServiceError | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def levels_after(self) -> dict[str, int]:
+        """SKU -> the level the publish left, for each SKU it changed."""
+        return {change.sku: change.after for change in self.changes}
 
 
 @dataclass(frozen=True)
@@ -439,6 +450,15 @@ class HttpStockServiceClient:
         snapshot = snapshot_from_document(document, etag=etag, source=answer.what)
         self._check_shop(snapshot.shop, answer.what)
         return snapshot
+
+    def publish_lines(self, lines: Sequence[PublishLine], key: str) -> PublishOutcome:
+        """Publish the plan's ``lines`` as one stock file (protocol 3: a delivery as a
+        change in units, a count checked against its ``from``), applied by the service
+        whole or not at all; see :meth:`publish`."""
+        body = dumps(self.shop_url, {line.sku: line.target for line in lines},
+                     {line.sku: line.planned_from for line in lines},
+                     {line.sku: line.add for line in lines if line.add is not None})
+        return self.publish(body, key)
 
     def publish(self, body: bytes, key: str, *, if_match: str | None = None) -> PublishOutcome:
         """Upload the stock file ``body`` (``PUT /v1/stock``) under the idempotency key

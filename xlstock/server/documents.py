@@ -29,6 +29,10 @@ from xlstock.model import (
 )
 from xlstock.stockfile import FORMAT_NAME, FORMAT_VERSION
 
+PUBLISHABLE_VERSIONS = (2, 3)
+"""Stock files a publish may send: version 2 (every item a checked set), and version 3,
+where a delivery is a change in units."""
+
 MAX_REFERENCE_LENGTH = 200
 MAX_ITEMS_LISTED = 100
 """An error answer lists at most this many items (``items_total`` gives the count)."""
@@ -79,6 +83,9 @@ class Line:
     sku: str
     qty: int
     planned_from: int | None = None
+    add: int | None = None
+    """A delivery's change in units (stock file version 3): added to the level the SKU
+    has, never checked against ``planned_from``."""
 
 
 @dataclass
@@ -180,7 +187,7 @@ def _shown(value: Any, limit: int) -> str:
 
 
 def check_stock_file(document: Any, *, shop: str) -> Checked:
-    """Check the shape of a published stock file (protocol 2) whole: every bad item is
+    """Check the shape of a published stock file (protocol 2 or 3) whole: every bad item is
     listed, nothing is half-read. ``shop`` is the normalised URL the request named."""
     result = Checked("stock file")
     if not isinstance(document, dict):
@@ -191,7 +198,7 @@ def check_stock_file(document: Any, *, shop: str) -> Checked:
             f"format is {_shown(document.get('format'), 60)}, expected {FORMAT_NAME!r}"
         )
     version = document.get("format_version")
-    if isinstance(version, bool) or version != FORMAT_VERSION:
+    if isinstance(version, bool) or version not in PUBLISHABLE_VERSIONS:
         result.code = "unsupported_format_version"
         if version == 1 and not isinstance(version, bool):
             result.document_problems.append(
@@ -202,8 +209,8 @@ def check_stock_file(document: Any, *, shop: str) -> Checked:
             )
         else:
             result.document_problems.append(
-                f"format_version is {_shown(version, 20)}; this service reads version "
-                f"{FORMAT_VERSION}"
+                f"format_version is {_shown(version, 20)}; this service reads versions "
+                f"2 and {FORMAT_VERSION}"
             )
         return result
     declared = document.get("shop")
@@ -220,7 +227,8 @@ def check_stock_file(document: Any, *, shop: str) -> Checked:
         result.document_problems.append("items is missing or not a list")
         return result
     _check_lines(result, items, what="level", minimum=0, planned=True,
-                 repeated="listed more than once; keep one line per SKU")
+                 repeated="listed more than once; keep one line per SKU",
+                 deltas=version >= 3)
     return result
 
 
@@ -254,7 +262,7 @@ def check_order(document: Any) -> Checked:
 
 def _check_lines(
     result: Checked, lines: list[Any], *, what: str, minimum: int, planned: bool,
-    repeated: str,
+    repeated: str, deltas: bool = False,
 ) -> None:
     """Check each ``{"sku", "qty"}`` line (and its ``from`` when ``planned``), recording
     every problem and the good lines in ``result``."""
@@ -286,10 +294,19 @@ def _check_lines(
                 from_problem = _check_count(planned_from, what="from", minimum=0)
                 if from_problem:
                     problems.append(from_problem)
+        add: Any = line.get("add") if deltas else None
+        if add is not None and not problems and isinstance(planned_from, int):
+            if isinstance(add, bool) or not isinstance(add, int):
+                problems.append(f"add {_shown(add, 40)} is not a whole number")
+            elif planned_from + add != qty:
+                problems.append(f"add {add} from {planned_from} gives {planned_from + add}, "
+                                f"not qty {qty}")
+        elif "add" in line and not deltas:
+            problems.append("add is not part of stock file version 2: send version 3")
         for text in problems:
             result.add(index, sku, text)
         if not problems:
-            result.lines.append(Line(index, sku, qty, planned_from if planned else None))
+            result.lines.append(Line(index, sku, qty, planned_from if planned else None, add))
 
 
 def unknown_skus(result: Checked, known: Collection[str], problem: str) -> None:

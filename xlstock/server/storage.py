@@ -45,6 +45,7 @@ from xlstock.model import (
 from xlstock.server.database import Database, migrate, open_database
 from xlstock.server.documents import (
     Checked,
+    Line,
     check_order,
     check_stock_file,
     error_body,
@@ -671,8 +672,9 @@ class StockStore:
     def publish(
         self, shop_url: str, *, key: str, body: bytes, if_match: Collection[str] | None = None
     ) -> WriteAnswer:
-        """Apply a published stock file (protocol 2) if every item still has the level it
-        was planned against (its ``from``), and, when ``if_match`` is given, the shop is
+        """Apply a published stock file (protocol 2 or 3) if every count still has the
+        level it was planned against (its ``from``) and every delivery (``add``, protocol
+        3) leaves a level in range, and, when ``if_match`` is given, the shop is
         still at one of those version tags.
 
         The file is checked whole before anything is applied; the answer is kept under
@@ -705,13 +707,9 @@ class StockStore:
         unknown_skus(checked, current, "unknown to the shop; add the product in the shop first")
         if not checked.ok:
             return WriteAnswer(422, checked.error())
-        moved = [
-            {"sku": line.sku, "problem": f"planned from {line.planned_from}, now "
-             f"{current[line.sku]}", "planned_from": line.planned_from,
-             "current": current[line.sku]}
-            for line in sorted(checked.lines, key=lambda line: line.sku)
-            if current[line.sku] != line.planned_from
-        ]
+        lines = sorted(checked.lines, key=lambda line: line.sku)
+        moved = [_moved(line, current[line.sku]) for line in lines
+                 if not _applies(line, current[line.sku])]
         if moved:
             shown = "; ".join(f"{m['sku']}: {m['problem']}" for m in moved[:5])
             return WriteAnswer(412, error_body(
@@ -723,9 +721,8 @@ class StockStore:
                 moved,
             ), etag=shop.tag)
         changes = [
-            (line.sku, current[line.sku], line.qty)
-            for line in sorted(checked.lines, key=lambda line: line.sku)
-            if current[line.sku] != line.qty
+            (line.sku, current[line.sku], _level_after(line, current[line.sku]))
+            for line in lines if current[line.sku] != _level_after(line, current[line.sku])
         ]
         if changes:
             self._new_version(conn, shop, now, "publish", key, changes)
@@ -793,6 +790,31 @@ class _CatalogueLine:
     name: str
     variant: str
     qty: int | None
+
+
+def _level_after(line: Line, current: int) -> int:
+    """The level a published line leaves: a delivery adds to the level there is, a count
+    sets its level."""
+    return current + line.add if line.add is not None else line.qty
+
+
+def _applies(line: Line, current: int) -> bool:
+    """Whether a line can be applied on ``current``: a count only on the level it was
+    planned from, a delivery whenever the level it leaves is in range (a removal of more
+    units than are left is refused, as an order would be)."""
+    if line.add is None:
+        return current == line.planned_from
+    return 0 <= current + line.add <= MAX_LEVEL
+
+
+def _moved(line: Line, current: int) -> dict[str, Any]:
+    if line.add is None:
+        problem = f"planned from {line.planned_from}, now {current}"
+    else:
+        problem = (f"adding {line.add:+d} to {current} would leave {current + line.add}, "
+                   "out of range")
+    return {"sku": line.sku, "problem": problem, "planned_from": line.planned_from,
+            "current": current}
 
 
 def _check_catalogue(items: Iterable[_Item]) -> list[_CatalogueLine]:
