@@ -45,6 +45,8 @@ def layer(module: str) -> tuple[int, str]:
     for group in ("xlstock.workbook", "xlstock.remote", "xlstock.server"):
         if _within(module, group):
             return SIDES, group
+    if _within(module, "xlstock.shops"):  # the platforms' connectors share remote's HTTP
+        return SIDES, "xlstock.remote"
     for group in ("xlstock.actions", "xlstock.macros"):
         if _within(module, group):
             return USES, group

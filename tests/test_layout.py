@@ -145,6 +145,20 @@ def test_settings_are_read_by_label_with_defaults():
     assert settings.next_row == 4
 
 
+@pytest.mark.parametrize(("rows", "platform"), [
+    ([["Shop URL", "https://shop.example"]], layout.XLSTOCK_SERVICE),
+    ([["Shop URL", "https://shop.example"], ["shop  PLATFORM", " shopify "]], layout.SHOPIFY),
+    ([["Shop URL", "https://Mine.MyShopify.com/"]], layout.SHOPIFY),
+    ([["Shop URL", "https://mine.myshopify.com"], ["Shop platform", "xlstock service"]],
+     layout.XLSTOCK_SERVICE),
+    ([["Shop URL", "https://shop.example"], ["Shop platform", "woocommerce"]],
+     layout.WOOCOMMERCE),
+])
+def test_the_shop_platform_is_read_and_a_myshopify_address_implies_shopify(rows, platform):
+    settings = layout.read_settings(MemoryBook({"Settings": [*rows, ["Location", " Depot "]]}))
+    assert settings.platform == platform and settings.location == "Depot"
+
+
 def test_a_setting_that_is_a_formula_reads_as_its_saved_result():
     book = MemoryBook({"Settings": [["Shop URL", Formula('="https://"&"a.example"',
                                                          "https://a.example")],
@@ -158,6 +172,9 @@ def test_a_setting_that_is_a_formula_reads_as_its_saved_result():
     ({"Stock": []}, "memory.xlsx has no sheet 'Settings'; add it with labels in column A"),
     ({"Settings": [["Shop URL", "x"], ["Conflict policy", "merge"]]},
      "Settings!B2: conflict policy 'merge' is unknown; write rebase or strict"),
+    ({"Settings": [["Shop URL", "x"], ["Shop platform", "Magento"]]},
+     "Settings!B2: shop platform 'Magento' is unknown; write one of xlstock service, "
+     "Shopify, WooCommerce"),
 ])
 def test_settings_that_cannot_be_used_name_the_cell(sheets, message):
     with pytest.raises(UsageError) as caught:

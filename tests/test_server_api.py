@@ -30,7 +30,7 @@ def error_of(answer: requests.Response) -> dict:
 def test_health_needs_no_token(stock_service):
     answer = requests.get(stock_service.url + "/v1/health", timeout=10)
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "version": __version__, "protocol": 2}
+    assert answer.json() == {"status": "ok", "version": __version__, "protocol": 3}
 
 
 def test_unknown_path_is_a_json_404(stock_service):

@@ -116,8 +116,11 @@ def test_stock_conditional_formats(template) -> None:
 
 def test_settings_log_howto_and_state(template) -> None:
     settings = template[SETTINGS_SHEET]
-    labels = [settings.cell(row=r, column=1).value for r in range(1, 7)]
+    labels = [settings.cell(row=r, column=1).value for r in range(1, 9)]
     assert labels == list(layout.SETTING_LABELS)
+    assert settings["B7"].value == "xlstock service" and settings["B8"].value is None
+    platform = [dv for dv in settings.data_validations.dataValidation if str(dv.sqref) == "B7"]
+    assert platform[0].formula1 == '"xlstock service,Shopify,WooCommerce"'
     assert settings["B1"].value == layout.DEFAULT_SERVICE
     assert settings["B3"].value == "rebase"
     assert settings["B4"].value is None and settings["B6"].value is None

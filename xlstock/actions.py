@@ -169,14 +169,16 @@ def _now() -> str:
 
 
 def service_for(settings: layout.Settings) -> HttpStockServiceClient:
-    """The stock-service client for the workbook's Settings (token from the
-    environment or the keyring, never from the workbook). The caller closes it: use it
-    in a ``with`` block, and hand the same ``settings`` to the action, which then
-    neither reads nor checks them again."""
+    """The connector for the workbook's Settings: the xlstock stock service's client,
+    or the shop platform's (``Shop platform``, chosen in :func:`xlstock.shops.connector_for`);
+    the token comes from the environment or the keyring, never from the workbook. The
+    caller closes it: use it in a ``with`` block, and hand the same ``settings`` to the
+    action, which then neither reads nor checks them again."""
     _require_shop(settings)
-    from xlstock.remote.client import HttpStockServiceClient
+    from xlstock.shops import connector_for
 
-    return HttpStockServiceClient.from_settings(settings.service_url, settings.shop_url)
+    connector: HttpStockServiceClient = connector_for(settings)
+    return connector
 
 
 def _require_shop(settings: layout.Settings) -> None:
@@ -586,6 +588,7 @@ def sync(
             report = _unchanged_sync(session)
         else:
             report = _apply_sync(session, snapshot, allow_mass_change, progress)
+            report.lines.extend(snapshot.notices)
     except XlstockError as error:
         _fail(session, "sync", error, {})
         raise
@@ -966,16 +969,13 @@ def _upload(
     progress(f"Publishing {len(changes)} change(s)", 0.5)
     try:
         result = service.publish_lines(lines, key)
-    except StaleVersion as stale:
-        if stale.applied:  # a platform publishing in several calls applied some
-            _record_part(session, pending, stale.applied, stale.current_version)
-        session.state["pending"] = None  # refused: the rest of the key was not applied
-        session.save_state()
-        raise
     except OutcomeUnknown:
         raise
-    except ServiceError:
-        session.state["pending"] = None  # the service answered: the key was not applied
+    except ServiceError as refused:  # StaleVersion too: the shop answered
+        if refused.applied:  # a platform publishing in several calls applied some
+            version = refused.current_version if isinstance(refused, StaleVersion) else None
+            _record_part(session, pending, refused.applied, version)
+        session.state["pending"] = None  # the rest of the key was not applied
         session.save_state()
         raise
     failpoints.reach("after_upload")

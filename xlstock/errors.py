@@ -130,6 +130,10 @@ class ServiceError(XlstockError):
         self.code = code
         self.items: list[dict[str, Any]] = [dict(item) for item in items]
         self.may_have_arrived = may_have_arrived
+        self.applied: dict[str, int] = {}
+        """SKU -> level left, for the lines of a publish a platform applied before it
+        refused the rest (one that publishes in several calls); empty for the xlstock
+        service, which applies a publish whole or not at all."""
 
 
 class ServiceUnreachable(ServiceError):
@@ -161,9 +165,7 @@ class StaleVersion(ServiceError):
         super().__init__(message, status=status, code=code, items=items)
         self.current_version = current_version
         self.moved: dict[str, int] | None = dict(moved) if moved is not None else None
-        self.applied: dict[str, int] = dict(applied or {})
-        """SKU -> level left, for the lines a platform applied before it refused the
-        rest (one that publishes in several calls); empty for an atomic publish."""
+        self.applied = dict(applied or {})
 
 
 class OutcomeUnknown(ServiceError):

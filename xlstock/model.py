@@ -64,6 +64,9 @@ class Snapshot:
     version: str
     items: Mapping[str, StockItem] = field(default_factory=dict)
     generated_at: str = ""
+    notices: tuple[str, ...] = ()
+    """What the shop holds that could not be read as a level (a platform's variants
+    without a SKU, SKUs on two variants...): said to the merchant, never guessed."""
 
     def levels(self) -> dict[str, int]:
         return {sku: item.qty for sku, item in self.items.items()}

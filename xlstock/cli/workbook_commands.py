@@ -91,27 +91,45 @@ def print_report(report: actions.Report) -> None:
               help="Base URL of the stock service (Settings: Stock service).")
 @click.option("--shop", "shop_url", metavar="URL",
               help="The shop's address as registered with the stock service.")
+@click.option("--shopify", "shopify_store", metavar="STORE",
+              help="The shop is a Shopify store: its address, STORE.myshopify.com.")
+@click.option("--location", metavar="NAME",
+              help="The Shopify location the workbook keeps (needed when the store has "
+                   "several).")
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 @reports_errors_and_ctrl_c
-def new(path: str, service_url: str | None, shop_url: str | None, force: bool) -> None:
+def new(path: str, service_url: str | None, shop_url: str | None, shopify_store: str | None,
+        location: str | None, force: bool) -> None:
     """Create a fresh workbook from the template.
 
     PATH ending in .xlsm gets the Excel buttons (Sync, Preview, Publish).
 
     \b
-    Example:
+    Examples:
       xlstock new stock.xlsx --service https://stock.example --shop https://shop.example
+      xlstock new stock.xlsx --shopify mystore.myshopify.com [--location "Main store"]
     """
     target = Path(path)
     if target.suffix.lower() not in (".xlsx", ".xlsm"):
         raise UsageError(f"{path}: name the workbook .xlsx (or .xlsm for Excel buttons)")
     if target.exists() and not force:
         raise UsageError(f"{path} exists already; pick another name or add --force")
-    if service_url:
+    platform = None
+    if shopify_store:
+        if service_url or shop_url:
+            raise UsageError("--shopify names the store: leave out --service and --shop")
+        from xlstock.shops.shopify import store_address
+        from xlstock.workbook.layout import SHOPIFY
+
+        service_url = shop_url = store_address(shopify_store)
+        platform = SHOPIFY
+    elif location:
+        raise UsageError("--location is for a Shopify store (--shopify STORE)")
+    elif service_url:
         from xlstock.remote.client import check_service_url
 
         service_url = check_service_url(service_url)
-    if shop_url:
+    if shop_url and not platform:
         from xlstock.model import ValueProblem, normalise_shop_url
 
         try:
@@ -121,11 +139,13 @@ def new(path: str, service_url: str | None, shop_url: str | None, force: bool) -
     if target.suffix.lower() == ".xlsm":
         from xlstock.macros.install import build_macro_workbook
 
-        build_macro_workbook(target, service_url=service_url, shop_url=shop_url)
+        build_macro_workbook(target, service_url=service_url, shop_url=shop_url,
+                             platform=platform, location=location)
     else:
         from xlstock.workbook.template import build_workbook
 
-        build_workbook(target, service_url=service_url, shop_url=shop_url)
+        build_workbook(target, service_url=service_url, shop_url=shop_url, platform=platform,
+                       location=location)
     click.echo(f"Created {target}. Next: xlstock sync {target}")
 
 

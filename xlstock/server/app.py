@@ -1,4 +1,4 @@
-"""The stock service's HTTP API (protocol 2 under ``/v1``, docs/protocol.md) as a Flask
+"""The stock service's HTTP API (protocol 3 under ``/v1``, docs/protocol.md) as a Flask
 application.
 
 HTTP only: headers, bodies, status codes. What a publish or an order does, and the
@@ -44,7 +44,7 @@ KEY_PATTERN = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?")
 log = logging.getLogger("xlstock.server")
 _SHOP_IN_QUERY = re.compile(r"(?:^|&)shop=([^&]*)")
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 _CODES = {
     400: "bad_request", 401: "unauthorized", 403: "shop_not_registered", 404: "not_found",

@@ -42,12 +42,23 @@ SETTING_POLICY = "Conflict policy"
 SETTING_LAST_SYNC = "Last sync"
 SETTING_LAST_PUBLISH = "Last publish"
 SETTING_VERSION = "Online version"
+SETTING_PLATFORM = "Shop platform"
+SETTING_LOCATION = "Location"
 SETTING_LABELS = (
     SETTING_SERVICE, SETTING_SHOP, SETTING_POLICY,
     SETTING_LAST_SYNC, SETTING_LAST_PUBLISH, SETTING_VERSION,
+    SETTING_PLATFORM, SETTING_LOCATION,
 )
 DEFAULT_SERVICE = "http://127.0.0.1:8765"
 POLICIES = ("rebase", "strict")
+
+XLSTOCK_SERVICE = "xlstock service"
+SHOPIFY = "Shopify"
+WOOCOMMERCE = "WooCommerce"
+PLATFORMS = (XLSTOCK_SERVICE, SHOPIFY, WOOCOMMERCE)
+"""What Settings' ``Shop platform`` may say, as the template's list offers it."""
+_PLATFORM_WORDS = {"": XLSTOCK_SERVICE, "xlstock": XLSTOCK_SERVICE,
+                   **{platform.casefold(): platform for platform in PLATFORMS}}
 
 LOG_HEADERS = ("When", "Action", "Online version", "Rows changed", "Units", "Result")
 
@@ -254,6 +265,10 @@ class Settings:
     rows: dict[str, int]
     values: dict[str, Any]
     next_row: int
+    platform: str = XLSTOCK_SERVICE
+    """One of :data:`PLATFORMS`: where the shop's live levels are."""
+    location: str = ""
+    """The platform's location the workbook keeps (blank: the shop's only one)."""
 
 
 def read_settings(book: WorkbookAdapter) -> Settings:
@@ -281,10 +296,34 @@ def read_settings(book: WorkbookAdapter) -> Settings:
         raise UsageError(
             f"{where}: conflict policy {policy!r} is unknown; write rebase or strict"
         )
+    platform = _platform(_setting_text(values.get(SETTING_PLATFORM)), shop,
+                         rows.get(SETTING_PLATFORM))
     return Settings(
         service_url=service, shop_url=shop, policy=policy, rows=rows, values=values,
-        next_row=len(grid) + 1,
+        next_row=len(grid) + 1, platform=platform,
+        location=_setting_text(values.get(SETTING_LOCATION)),
     )
+
+
+def _platform(text: str, shop: str, row: int | None) -> str:
+    """The platform Settings name; a blank one is the xlstock service, unless the shop's
+    address is a Shopify store's (``*.myshopify.com``)."""
+    platform = _PLATFORM_WORDS.get(" ".join(text.split()).casefold())
+    if platform is None:
+        where = f"{SETTINGS_SHEET}!B{row}"
+        raise UsageError(
+            f"{where}: shop platform {text!r} is unknown; write one of "
+            f"{', '.join(PLATFORMS)}"
+        )
+    if not text and shop_host(shop).endswith(".myshopify.com"):
+        return SHOPIFY
+    return platform
+
+
+def shop_host(url: str) -> str:
+    """The host of a shop address, lower case ("" when there is none)."""
+    rest = url.strip().split("://", 1)[-1]
+    return rest.split("/", 1)[0].split(":", 1)[0].casefold().rstrip(".")
 
 
 def _setting_text(value: Any) -> str:

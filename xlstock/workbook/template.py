@@ -106,20 +106,24 @@ HOWTO_LINES: tuple[tuple[str, str | None], ...] = (
 
 
 def build_workbook(path: str | os.PathLike[str], *, service_url: str | None = None,
-                   shop_url: str | None = None) -> None:
+                   shop_url: str | None = None, platform: str | None = None,
+                   location: str | None = None) -> None:
     """Write a fresh merchant workbook at ``path`` (replacing it atomically if it
     exists). The same arguments always give the same bytes."""
-    write_atomic(path, workbook_bytes(service_url=service_url, shop_url=shop_url))
+    write_atomic(path, workbook_bytes(service_url=service_url, shop_url=shop_url,
+                                      platform=platform, location=location))
 
 
-def workbook_bytes(*, service_url: str | None = None, shop_url: str | None = None) -> bytes:
-    """The workbook file's bytes (see :func:`build_workbook`)."""
+def workbook_bytes(*, service_url: str | None = None, shop_url: str | None = None,
+                   platform: str | None = None, location: str | None = None) -> bytes:
+    """The workbook file's bytes (see :func:`build_workbook`); ``platform`` one of
+    :data:`~xlstock.workbook.layout.PLATFORMS` (default: the xlstock service)."""
     wb = Workbook()
     stock = wb.active
     assert isinstance(stock, Worksheet)
     stock.title = STOCK_SHEET
     _stock_sheet(stock)
-    _settings_sheet(wb.create_sheet(SETTINGS_SHEET), service_url, shop_url)
+    _settings_sheet(wb.create_sheet(SETTINGS_SHEET), service_url, shop_url, platform, location)
     _log_sheet(wb.create_sheet(LOG_SHEET))
     _howto_sheet(wb.create_sheet(HOWTO_SHEET))
     wb.create_sheet(STATE_SHEET).sheet_state = "veryHidden"
@@ -213,11 +217,14 @@ def _stock_sheet(sheet: Worksheet) -> None:
     )
 
 
-def _settings_sheet(sheet: Worksheet, service_url: str | None, shop_url: str | None) -> None:
+def _settings_sheet(sheet: Worksheet, service_url: str | None, shop_url: str | None,
+                    platform: str | None, location: str | None) -> None:
     values = {
         layout.SETTING_SERVICE: service_url or layout.DEFAULT_SERVICE,
         layout.SETTING_SHOP: shop_url or None,
         layout.SETTING_POLICY: "rebase",
+        layout.SETTING_PLATFORM: platform or layout.XLSTOCK_SERVICE,
+        layout.SETTING_LOCATION: location or None,
     }
     for row, label in enumerate(layout.SETTING_LABELS, start=1):
         label_cell = sheet.cell(row=row, column=1, value=label)
@@ -236,6 +243,15 @@ def _settings_sheet(sheet: Worksheet, service_url: str | None, shop_url: str | N
     )
     policy.add(f"B{policy_row}")
     sheet.add_data_validation(policy)
+    platform_row = layout.SETTING_LABELS.index(layout.SETTING_PLATFORM) + 1
+    platforms = DataValidation(
+        type="list", formula1='"' + ",".join(layout.PLATFORMS) + '"', allow_blank=True,
+        showErrorMessage=True, errorTitle="Shop platform",
+        error="Choose where your shop's live levels are: " + ", ".join(layout.PLATFORMS)
+              + ".",
+    )
+    platforms.add(f"B{platform_row}")
+    sheet.add_data_validation(platforms)
     note_row = len(layout.SETTING_LABELS) + 2
     for offset, line in enumerate((  # two lines that fit columns A and B, on screen and paper
         "No token or password is stored in this workbook:",

@@ -1,0 +1,806 @@
+"""The Shopify connector: Sync, Preview and Publish on a Shopify store through its Admin
+GraphQL API (version :data:`API_VERSION`), never overwriting a sale.
+
+* Reading: every variant's SKU, product and variant title, inventory item and its
+  ``available`` level at the workbook's location, in pages as large as the query cost
+  limit allows, or, above :attr:`ShopifyConnector.bulk_above` variants, one bulk
+  operation whose JSONL result is parsed as it streams in. Variants without a SKU, SKUs
+  on two variants, untracked items and items not stocked at the location are left out
+  and named (:attr:`xlstock.model.Snapshot.notices`), never guessed.
+* Publishing: a delivery is ``inventoryAdjustQuantities`` (a change in units, which no
+  sale can make stale); a count is ``inventorySetQuantities`` with ``changeFromQuantity``
+  = the level it was planned from, Shopify's compare-and-swap. At most 250 quantities a
+  call; each call carries ``@idempotent(key:)`` with a key derived from the publish's
+  own key (saved in the workbook before anything is sent) and the call's position, and
+  its variables depend only on the publish's lines: a publish killed at any moment is
+  sent again, call for call, and Shopify replays the calls it had applied.
+* What is assumed where Shopify's documentation is silent: a call answered with user
+  errors applied nothing, unless its answer carries an ``inventoryAdjustmentGroup``, whose
+  changes are then taken as applied (and only the others are planned again).
+* Throttling: every answer's ``extensions.cost.throttleStatus`` paces the next request;
+  a ``THROTTLED`` answer waits ``(requested - available) / restoreRate`` and resends the
+  very same request (same key); 429 and 5xx back off with jitter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from xlstock import failpoints
+from xlstock.errors import (
+    OutcomeUnknown,
+    ServiceError,
+    ServiceRefused,
+    ServiceUnreachable,
+    StaleVersion,
+    UsageError,
+)
+from xlstock.model import Snapshot, StockItem, is_loopback_host, sku_key, sku_problem
+from xlstock.planner import PublishLine
+from xlstock.remote.client import resolve_token
+from xlstock.remote.transport import (
+    Deadline,
+    NotJson,
+    WatchedAdapter,
+    decode_json,
+    mapped_errors,
+    read_body,
+)
+
+log = logging.getLogger("xlstock.shopify")
+
+API_VERSION = "2026-04"
+"""The Admin API version every request names: the one place it is set."""
+GRAPHQL_PATH = f"/admin/api/{API_VERSION}/graphql.json"
+TOKEN_PATH = "/admin/oauth/access_token"
+MAX_QUANTITIES_PER_CALL = 250
+"""Shopify's limit of quantities (or changes) in one inventory mutation."""
+MAX_QUERY_COST = 1000
+"""Shopify's limit on the requested cost of one query."""
+SCOPES = ("read_products", "read_inventory", "write_inventory", "read_locations")
+REFERENCE_PREFIX = "gid://xlstock/Publish/"
+DELIVERY_REASON = "received"
+COUNT_REASON = "cycle_count_available"
+MAX_ANSWER = 64 * 1024 * 1024
+APP_SCOPES_PAGE = ("in Shopify's Dev Dashboard: your app > Versions > Access scopes (add "
+                   "{scopes}), release a new version, then reinstall the app on the store")
+
+_VARIANT_FIELDS = """
+    id sku title displayName
+    product { title }
+    inventoryItem {
+      id tracked
+      inventoryLevel(locationId: $location) { quantities(names: ["available"]) { quantity } }
+    }
+"""
+VARIANTS_QUERY = ("query Variants($first: Int!, $after: String, $location: ID!) {"
+                  " productVariants(first: $first, after: $after) {"
+                  f" nodes {{ {_VARIANT_FIELDS} }}"
+                  " pageInfo { hasNextPage endCursor } } }")
+COUNT_QUERY = "query VariantCount { productVariantsCount(limit: null) { count } }"
+LOCATIONS_QUERY = ("query Locations { locations(first: 250) {"
+                   " nodes { id name isActive } } }")
+LEVELS_QUERY = ("query Levels($ids: [ID!]!, $location: ID!) { nodes(ids: $ids) {"
+                " ... on InventoryItem { id inventoryLevel(locationId: $location) {"
+                " quantities(names: [\"available\"]) { quantity } } } } }")
+_GROUP = ("inventoryAdjustmentGroup { id changes { name delta quantityAfterChange"
+          " item { id } } } userErrors { code field message }")
+SET_MUTATION = ("mutation SetLevels($input: InventorySetQuantitiesInput!, $key: String!) {"
+                f" inventorySetQuantities(input: $input) @idempotent(key: $key) {{ {_GROUP} }} }}")
+ADJUST_MUTATION = ("mutation AddUnits($input: InventoryAdjustQuantitiesInput!, $key: String!) {"
+                   " inventoryAdjustQuantities(input: $input) @idempotent(key: $key) {"
+                   f" {_GROUP} }} }}")
+BULK_RUN = ("mutation Bulk($query: String!) { bulkOperationRunQuery(query: $query) {"
+            " bulkOperation { id status } userErrors { code field message } } }")
+BULK_POLL = ("query BulkStatus($id: ID!) { node(id: $id) { ... on BulkOperation {"
+             " id status errorCode objectCount url partialDataUrl } } }")
+
+_STORE = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+_REQUIRED_ACCESS = re.compile(r"Required access: `?([a-z_, `]+)`?", re.IGNORECASE)
+
+
+def store_address(text: str) -> str:
+    """A store's Admin address from what a merchant types: ``mystore``,
+    ``mystore.myshopify.com`` or ``https://mystore.myshopify.com/admin`` all give
+    ``https://mystore.myshopify.com``; ``http://127.0.0.1:PORT`` (a loopback stand-in)
+    is kept as it is. Raises :class:`UsageError` with the fix for anything else."""
+    raw = text.strip().rstrip("/")
+    if not raw:
+        raise UsageError("the Shopify store is empty; give its address, e.g. "
+                         "mystore.myshopify.com")
+    scheme, _, rest = raw.rpartition("://")
+    host_port = rest.split("/", 1)[0]
+    host = host_port.rsplit(":", 1)[0].strip("[]").lower().rstrip(".")
+    if scheme.lower() == "http" or (scheme == "" and is_loopback_host(host)):
+        if is_loopback_host(host):
+            return f"http://{host_port.lower()}"
+        raise UsageError(f"{text!r}: a Shopify store is reached over https only "
+                         f"(https://{host})")
+    if scheme and scheme.lower() != "https":
+        raise UsageError(f"{text!r} is not a web address; give mystore.myshopify.com")
+    if "." not in host:
+        host += ".myshopify.com"
+    if not _STORE.match(host):
+        raise UsageError(
+            f"{text!r} is not a Shopify store's own address: give its myshopify.com "
+            "address (Shopify admin > Settings > Domains shows it, e.g. "
+            "mystore.myshopify.com), not the shop's public domain"
+        )
+    return f"https://{host}"
+
+
+@dataclass(frozen=True)
+class ShopifyOutcome:
+    """What became of a publish on Shopify (see :class:`xlstock.actions.PublishOutcome`)."""
+
+    key: str
+    version: str
+    levels_after: dict[str, int] = field(default_factory=dict)
+    calls: int = 0
+    applied: bool = True
+
+
+@dataclass
+class _Variant:
+    sku: str
+    item: str
+    level: int
+    name: str
+    variant: str
+
+
+@dataclass
+class _Bucket:
+    """Shopify's leaky bucket of query cost, as the last answer showed it."""
+
+    maximum: float = 1000.0
+    available: float = 1000.0
+    rate: float = 50.0
+    seen: float = 0.0
+
+    def wait_for(self, cost: float, now: float) -> float:
+        """Seconds to wait before a query of ``cost`` points can run."""
+        available = min(self.maximum, self.available + self.rate * max(0.0, now - self.seen))
+        need = min(cost, self.maximum)
+        return 0.0 if available >= need else (need - available) / self.rate
+
+
+@dataclass
+class _Answer:
+    data: Any
+    errors: list[dict[str, Any]]
+    cost: dict[str, Any]
+
+
+class ShopifyConnector:
+    """A Shopify store, as Sync, Preview and Publish use it (one location)."""
+
+    outcome_known = False
+    """Shopify cannot be asked what became of an idempotency key: an interrupted
+    publish is sent again under the same keys, which Shopify replays."""
+
+    def __init__(
+        self,
+        store: str,
+        *,
+        token: str | None = None,
+        location: str = "",
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        deadline: float = 600.0,
+        bulk_above: int = 2000,
+        attempts: int = 8,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store_address(store)
+        self.shop_url = self.store
+        self.location_setting = location.strip()
+        self.bulk_above = bulk_above
+        self.deadline = deadline
+        self.attempts = attempts
+        self._credential = token.strip() if token else None
+        self._token: str | None = None
+        self._sleep = sleep
+        self._clock = clock
+        self._progress = progress or (lambda message: None)
+        self._owns_session = session is None
+        self._session = session or requests.Session()
+        if session is None:
+            self._session.mount("https://", WatchedAdapter())
+            self._session.mount("http://", WatchedAdapter())
+            self._session.trust_env = not is_loopback_host(self.store.split("://")[1]
+                                                            .rsplit(":", 1)[0])
+        self._bucket = _Bucket()
+        self._location: str | None = None
+        self._variants: dict[str, _Variant] | None = None
+        self._by_item: dict[str, str] = {}
+        self.requests = 0
+        self.waited = 0.0
+        """Seconds spent waiting for Shopify's cost bucket (for the bench)."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ShopifyConnector:
+        """The connector for a workbook's Settings: the store from Shop URL (or Stock
+        service), the credential from ``XLSTOCK_TOKEN`` or the keyring."""
+        store = settings.shop_url or settings.service_url
+        address = store_address(store)
+        return cls(address, token=resolve_token(address) or resolve_token(store),
+                   location=getattr(settings, "location", "") or "")
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> ShopifyConnector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ShopifyConnector({self.store!r})"
+
+    # ------------------------------------------------------------------ reading
+
+    def read_levels(self, if_none_match: str | None = None, *,
+                    names: bool = True) -> Snapshot | None:
+        """Every variant's level at the location (``None`` when they are exactly those
+        of version ``if_none_match``: Shopify has no version tag, so xlstock's is a hash
+        of the levels)."""
+        location = self.location()
+        count = self._variant_count()
+        if count > self.bulk_above:
+            variants, notices = self._read_bulk(location)
+        else:
+            variants, notices = self._read_pages(location, count)
+        self._variants = variants
+        self._by_item = {v.item: sku for sku, v in variants.items()}
+        version = _levels_version({sku: v.level for sku, v in variants.items()})
+        if if_none_match is not None and if_none_match == version:
+            return None
+        items = {sku: StockItem(sku, v.name if names else "", v.variant if names else "",
+                                v.level)
+                 for sku, v in sorted(variants.items())}
+        return Snapshot(self.store, version, items, notices=tuple(notices))
+
+    def location(self) -> str:
+        """The location's id: the one named in Settings, or the store's only active one;
+        with several and none named, :class:`UsageError` lists them."""
+        if self._location is not None:
+            return self._location
+        answer = self._query(LOCATIONS_QUERY, {}, cost=4)
+        nodes = answer.data["locations"]["nodes"]
+        active = [n for n in nodes if n.get("isActive", True)]
+        wanted = self.location_setting
+        if wanted:
+            chosen = [n for n in nodes if wanted in (n["id"], str(n["id"]).rsplit("/", 1)[-1])
+                      or n["name"].casefold() == wanted.casefold()]
+            if not chosen:
+                raise UsageError(
+                    f"Settings: Location {wanted!r} is not a location of {self.store}; its "
+                    f"locations are {_names(active)}: write one of them in Location"
+                )
+            self._location = str(chosen[0]["id"])
+        elif len(active) == 1:
+            self._location = str(active[0]["id"])
+        elif not active:
+            raise UsageError(f"{self.store} has no active location to keep stock at")
+        else:
+            raise UsageError(
+                f"{self.store} has {len(active)} locations ({_names(active)}); write the "
+                "one this workbook keeps in Settings, Location (one location a workbook)"
+            )
+        return self._location
+
+    def _variant_count(self) -> int:
+        answer = self._query(COUNT_QUERY, {}, cost=1)
+        return int(answer.data["productVariantsCount"]["count"])
+
+    def _read_pages(self, location: str, expected: int
+                    ) -> tuple[dict[str, _Variant], list[str]]:
+        collected = _Collector()
+        after: str | None = None
+        first = 100
+        while True:
+            answer = self._query(VARIANTS_QUERY, {"first": first, "after": after,
+                                                  "location": location},
+                                 cost=2 + first * 5)
+            page = answer.data["productVariants"]
+            for node in page["nodes"]:
+                collected.add(node)
+            requested = answer.cost.get("requestedQueryCost")
+            if isinstance(requested, (int, float)) and requested > 2:
+                per_variant = max(1.0, (requested - 2) / first)
+                first = max(1, min(250, int((MAX_QUERY_COST - 2) / per_variant)))
+            self._progress(f"Read {collected.seen:,} of {expected:,} variants from Shopify")
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        return collected.finish()
+
+    def _read_bulk(self, location: str) -> tuple[dict[str, _Variant], list[str]]:
+        query = ("{ productVariants { edges { node {"
+                 + _VARIANT_FIELDS.replace("$location", json.dumps(location)) + "} } } }")
+        answer = self._query(BULK_RUN, {"query": query}, cost=10)
+        payload = answer.data["bulkOperationRunQuery"]
+        if payload["userErrors"]:
+            raise ServiceRefused(f"{self.store} refused to read the variants in bulk: "
+                                 + _user_errors(payload["userErrors"]))
+        operation = payload["bulkOperation"]["id"]
+        pause = 0.25
+        while True:
+            status = self._query(BULK_POLL, {"id": operation}, cost=1).data["node"]
+            if status["status"] == "COMPLETED":
+                break
+            if status["status"] in ("FAILED", "CANCELED", "CANCELING", "EXPIRED"):
+                raise ServiceRefused(
+                    f"{self.store}: reading the variants in bulk ended {status['status']} "
+                    f"({status.get('errorCode') or 'no reason given'}); sync again later")
+            self._progress(f"Shopify is gathering the variants "
+                           f"({status.get('objectCount') or 0} so far)")
+            self._sleep(pause)
+            pause = min(pause * 2, 5.0)
+        collected = _Collector()
+        url = status.get("url")
+        if url:
+            for record in self._jsonl(str(url)):
+                collected.add(record)
+        return collected.finish()
+
+    def _jsonl(self, url: str) -> Iterator[dict[str, Any]]:
+        """The records of a bulk result, one JSON object a line, parsed as they stream."""
+        what = f"GET {url.split('?', 1)[0]}"
+        deadline = Deadline(self.deadline)
+        with mapped_errors(what, deadline, max_body=1 << 40), deadline.watching():
+            response = self._session.get(url, stream=True, timeout=(10, 60))
+            try:
+                if response.status_code != 200:
+                    raise ServiceRefused(f"{what} answered {response.status_code}; sync again")
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+            finally:
+                response.close()
+
+    # ---------------------------------------------------------------- publishing
+
+    def publish_lines(self, lines: Sequence[PublishLine], key: str) -> ShopifyOutcome:
+        """Send the lines in calls of at most 250: deliveries through
+        ``inventoryAdjustQuantities``, counts through ``inventorySetQuantities``
+        checked by ``changeFromQuantity``. Every call is sent even when one is refused
+        as stale; :class:`StaleVersion` then names the moved SKUs with their levels and
+        what was applied."""
+        if not lines:
+            return ShopifyOutcome(key, self._version_now(), {}, 0)
+        variants = self._variants_for(lines)
+        location = self.location()
+        applied: dict[str, int] = {}
+        stale: list[PublishLine] = []
+        refused: list[dict[str, Any]] = []
+        calls = self.calls_for(lines, key)
+        for number, (mutation, call_key, chunk) in enumerate(calls, start=1):
+            self._progress(f"Publishing call {number} of {len(calls)} to Shopify")
+            variables = _call_variables(mutation, call_key, chunk, variables_of=variants,
+                                        location=location)
+            failpoints.reach(f"shopify_before_call_{number}")
+            done, moved, problems = self._send_call(mutation, variables, chunk)
+            failpoints.reach(f"shopify_after_call_{number}")
+            applied.update(done)
+            stale.extend(moved)
+            refused.extend(problems)
+        if refused:
+            error = ServiceRefused(
+                f"{self.store} refused {len(refused)} line(s) of the publish: "
+                + "; ".join(f"SKU {p['sku']}: {p['problem']}" for p in refused[:5])
+                + (" ..." if len(refused) > 5 else ""),
+                items=refused,
+            )
+            error.applied = applied
+            raise error
+        if stale:
+            levels = self._levels_of([variants[line.sku].item for line in stale], location)
+            shown = ", ".join(line.sku for line in stale[:5])
+            raise StaleVersion(
+                f"the levels of {len(stale)} SKU(s) moved on {self.store} since they were "
+                f"read ({shown}{' ...' if len(stale) > 5 else ''})",
+                status=None, code="CHANGE_FROM_QUANTITY_STALE",
+                moved={self._by_item[item]: level for item, level in levels.items()},
+                applied=applied,
+            )
+        return ShopifyOutcome(key, "", applied, len(calls))
+
+    def publish_outcome(self, key: str) -> ShopifyOutcome | None:
+        """Shopify cannot be asked about a key (:attr:`outcome_known`): always ``None``."""
+        return None
+
+    @staticmethod
+    def calls_for(lines: Sequence[PublishLine], key: str
+                  ) -> list[tuple[str, str, list[PublishLine]]]:
+        """The publish's calls, worked out from its lines and key alone (so that a rerun
+        sends the very same calls): deliveries first, then counts, by SKU, 250 a call,
+        each keyed ``KEY-a1``, ``KEY-s1`` ..."""
+        ordered = sorted(lines, key=lambda line: line.sku)
+        deltas = [line for line in ordered if line.add is not None]
+        sets = [line for line in ordered if line.add is None]
+        calls: list[tuple[str, str, list[PublishLine]]] = []
+        for mutation, tag, group in ((ADJUST_MUTATION, "a", deltas), (SET_MUTATION, "s", sets)):
+            for start in range(0, len(group), MAX_QUANTITIES_PER_CALL):
+                number = start // MAX_QUANTITIES_PER_CALL + 1
+                calls.append((mutation, f"{key}-{tag}{number}",
+                              group[start:start + MAX_QUANTITIES_PER_CALL]))
+        return calls
+
+    def _send_call(self, mutation: str, variables: dict[str, Any], chunk: list[PublishLine]
+                   ) -> tuple[dict[str, int], list[PublishLine], list[dict[str, Any]]]:
+        """One inventory mutation: what it applied (SKU -> level after), the lines found
+        stale, and the lines refused for another reason."""
+        answer = self._query(mutation, variables, cost=10, mutation=True)
+        name = "inventoryAdjustQuantities" if mutation is ADJUST_MUTATION else \
+            "inventorySetQuantities"
+        payload = answer.data[name]
+        applied: dict[str, int] = {}
+        group = payload.get("inventoryAdjustmentGroup")
+        if group:
+            for change in group.get("changes") or []:
+                sku = self._by_item.get(str((change.get("item") or {}).get("id")))
+                after = change.get("quantityAfterChange")
+                if sku is not None and change.get("name") == "available" and after is not None:
+                    applied[sku] = int(after)
+        stale: list[PublishLine] = []
+        refused: list[dict[str, Any]] = []
+        for error in payload.get("userErrors") or []:
+            code = error.get("code")
+            line = _line_of(error, chunk)
+            if code in ("IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED",):
+                stale.extend(x for x in chunk if x.sku not in applied)  # read and plan again
+                continue
+            if line is None:
+                raise ServiceRefused(f"{self.store} refused a publish call: "
+                                     f"{_user_errors([error])}", code=code)
+            if line.sku in applied:
+                continue
+            if code == "CHANGE_FROM_QUANTITY_STALE":
+                stale.append(line)
+            else:
+                refused.append({"sku": line.sku, "code": code,
+                                "problem": _problem_text(code, error.get("message", ""))})
+        return applied, list(dict.fromkeys(stale)), refused
+
+    def _levels_of(self, items: Sequence[str], location: str) -> dict[str, int]:
+        """The live ``available`` level of some inventory items (the moved ones)."""
+        levels: dict[str, int] = {}
+        for start in range(0, len(items), 250):
+            chunk = list(items[start:start + 250])
+            answer = self._query(LEVELS_QUERY, {"ids": chunk, "location": location},
+                                 cost=2 + 3 * len(chunk))
+            for node in answer.data["nodes"]:
+                if node and node.get("inventoryLevel"):
+                    levels[str(node["id"])] = _available(node["inventoryLevel"])
+        return levels
+
+    def _variants_for(self, lines: Sequence[PublishLine]) -> dict[str, _Variant]:
+        if self._variants is None or any(line.sku not in self._variants for line in lines):
+            self.read_levels(names=False)
+        assert self._variants is not None
+        missing = [line.sku for line in lines if line.sku not in self._variants]
+        if missing:
+            raise ServiceRefused(
+                f"{len(missing)} SKU(s) of the publish are no longer variants of "
+                f"{self.store} at this location ({', '.join(missing[:5])}); sync and "
+                "publish again", items=[{"sku": s, "problem": "not in the shop"}
+                                        for s in missing])
+        return self._variants
+
+    def _version_now(self) -> str:
+        variants = self._variants or {}
+        return _levels_version({sku: v.level for sku, v in variants.items()})
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _access_token(self) -> str:
+        """The Admin API token: the one given, or one exchanged for a Dev Dashboard
+        app's ``CLIENT_ID:CLIENT_SECRET`` (the client-credentials grant, 24 hours)."""
+        if self._token is not None:
+            return self._token
+        credential = self._credential
+        if not credential:
+            raise UsageError(
+                f"no access token for {self.store}: store the app's Admin API access token "
+                f"(or CLIENT_ID:CLIENT_SECRET) in the keyring (keyring set xlstock "
+                f"{self.store}) or in XLSTOCK_TOKEN; see docs/shopify.md")
+        if ":" in credential and not credential.startswith("shp"):
+            client_id, _, secret = credential.partition(":")
+            self._token = self._exchange_credentials(client_id.strip(), secret.strip())
+        else:
+            self._token = credential
+        return self._token
+
+    def _exchange_credentials(self, client_id: str, secret: str) -> str:
+        url = self.store + TOKEN_PATH
+        deadline = Deadline(60)
+        with mapped_errors(f"POST {url}", deadline, max_body=1 << 20, secret=secret), \
+                deadline.watching():
+            response = self._session.post(url, data={
+                "grant_type": "client_credentials", "client_id": client_id,
+                "client_secret": secret}, timeout=(10, 30), allow_redirects=False)
+        if response.status_code != 200:
+            raise ServiceRefused(
+                f"{self.store} refused the app's client id and secret "
+                f"({response.status_code}): check them in the Dev Dashboard (your app > "
+                "Settings), and that the app is installed on this store", status=403)
+        try:
+            return str(response.json()["access_token"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ServiceRefused(f"POST {url} did not answer with an access token") from exc
+
+    def _query(self, query: str, variables: Mapping[str, Any], *, cost: float,
+               mutation: bool = False) -> _Answer:
+        """One GraphQL request, paced by the cost bucket, resent as it is (same
+        idempotency key) when throttled, on 429 and 5xx, and when its answer is lost."""
+        body = json.dumps({"query": query, "variables": dict(variables)}).encode()
+        url = self.store + GRAPHQL_PATH
+        what = f"POST {url}"
+        for attempt in range(self.attempts):
+            wait = self._bucket.wait_for(cost, self._clock())
+            if wait > 0:
+                self._wait(wait)
+            try:
+                status, headers, raw = self._post(url, body, what)
+            except ServiceUnreachable as lost:
+                if attempt + 1 >= self.attempts or lost.may_have_arrived is None:
+                    raise self._lost(lost, mutation) from lost
+                self._backoff(attempt, None)
+                continue
+            if status == 401:
+                raise ServiceRefused(
+                    f"{self.store} refused the access token (401): store the app's current "
+                    "Admin API access token (see docs/shopify.md)", status=401)
+            if status == 403:
+                raise ServiceRefused(self._scope_message(raw.decode("utf-8", "replace")),
+                                     status=403)
+            if status == 404:
+                raise ServiceRefused(
+                    f"{what} answered 404: is {self.store} a Shopify store, and does it "
+                    f"serve Admin API version {API_VERSION}?", status=404)
+            if status == 429 or status >= 500:
+                if attempt + 1 >= self.attempts:
+                    error = ServiceRefused(f"{what} answered {status} {self.attempts} times; "
+                                           "try again later", status=status)
+                    raise self._lost(error, mutation) if status >= 500 else error
+                self._backoff(attempt, _retry_after(headers))
+                continue
+            answer = self._decode(raw, headers, what)
+            throttled = [e for e in answer.errors
+                         if (e.get("extensions") or {}).get("code") == "THROTTLED"]
+            if throttled:
+                status_now = answer.cost.get("throttleStatus") or {}
+                requested = float(answer.cost.get("requestedQueryCost") or cost)
+                rate = float(status_now.get("restoreRate") or self._bucket.rate)
+                available = float(status_now.get("currentlyAvailable") or 0)
+                self._wait(max(0.0, (requested - available) / rate))
+                continue
+            if answer.errors:
+                raise self._graphql_refusal(answer.errors, what)
+            return answer
+        raise ServiceRefused(f"{what}: Shopify kept throttling this request; try again later")
+
+    def _post(self, url: str, body: bytes, what: str) -> tuple[int, Any, bytes]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "X-Shopify-Access-Token": self._access_token()}
+        deadline = Deadline(min(self.deadline, 120.0))
+        with mapped_errors(what, deadline, max_body=MAX_ANSWER, secret=self._token), \
+                deadline.watching():
+            response = self._session.post(url, data=body, headers=headers, stream=True,
+                                          timeout=(10, 60), allow_redirects=False)
+            try:
+                raw = read_body(response, deadline, MAX_ANSWER)
+            finally:
+                response.close()
+        self.requests += 1
+        return response.status_code, response.headers, raw
+
+    def _decode(self, raw: bytes, headers: Any, what: str) -> _Answer:
+        try:
+            document = decode_json(raw, headers.get("Content-Type", ""))
+        except NotJson as exc:
+            raise ServiceRefused(f"{what} did not answer Shopify's JSON; check the store "
+                                 "address in Settings") from exc
+        if not isinstance(document, dict):
+            raise ServiceRefused(f"{what} answered something that is not a GraphQL answer")
+        cost = (document.get("extensions") or {}).get("cost") or {}
+        throttle = cost.get("throttleStatus") or {}
+        if throttle:
+            self._bucket = _Bucket(float(throttle.get("maximumAvailable") or 1000),
+                                   float(throttle.get("currentlyAvailable") or 0),
+                                   float(throttle.get("restoreRate") or 50), self._clock())
+        errors = document.get("errors") or []
+        if isinstance(errors, str):
+            errors = [{"message": errors}]
+        return _Answer(document.get("data"), list(errors), cost)
+
+    def _graphql_refusal(self, errors: list[dict[str, Any]], what: str) -> ServiceError:
+        denied = [e for e in errors if (e.get("extensions") or {}).get("code")
+                  == "ACCESS_DENIED"]
+        if denied:
+            return ServiceRefused(self._scope_message(" ".join(e.get("message", "")
+                                                               for e in denied)), status=403)
+        text = "; ".join(str(e.get("message", ""))[:300] for e in errors[:3])
+        return ServiceRefused(f"{what} refused the request: {text}. This is a fault of "
+                              "xlstock or of Shopify, not of the workbook: report it")
+
+    def _scope_message(self, text: str) -> str:
+        found = _REQUIRED_ACCESS.search(text)
+        scopes = found.group(1).replace("`", "").strip() if found else ", ".join(SCOPES)
+        return (f"the app's access token for {self.store} lacks the scope {scopes}: grant "
+                + APP_SCOPES_PAGE.format(scopes=", ".join(SCOPES)) + f" ({text[:200]})")
+
+    def _lost(self, error: ServiceError, mutation: bool) -> ServiceError:
+        if not mutation:
+            return error
+        return OutcomeUnknown(
+            f"{error.message}. The publish may have reached Shopify: run publish again; "
+            "it sends the same calls under the same keys, which Shopify applies once")
+
+    def _wait(self, seconds: float) -> None:
+        self.waited += seconds
+        self._progress(f"Waiting {seconds:.1f} s for Shopify's rate limit")
+        self._sleep(seconds)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> None:
+        ceiling = min(30.0, 0.5 * 2 ** attempt)
+        delay = retry_after if retry_after is not None else ceiling / 2 + random.uniform(
+            0, ceiling / 2)
+        self._sleep(min(delay, 60.0))
+
+
+class _Collector:
+    """Variants as they come (a page or a JSONL line each), kept only when they can be
+    told apart and have a level; every one left out is named in the notices."""
+
+    def __init__(self) -> None:
+        self.variants: dict[str, _Variant] = {}
+        self.seen = 0
+        self.no_sku = 0
+        self.duplicates: dict[str, int] = {}
+        self.untracked: list[str] = []
+        self.unstocked: list[str] = []
+        self.bad: list[str] = []
+
+    def add(self, node: Mapping[str, Any]) -> None:
+        self.seen += 1
+        raw = node.get("sku")
+        sku = sku_key(raw) if isinstance(raw, str) else ""
+        if not sku:
+            self.no_sku += 1
+            return
+        if sku_problem(sku):
+            self.bad.append(sku[:40])
+            return
+        if sku in self.variants or sku in self.duplicates:
+            self.duplicates[sku] = self.duplicates.get(sku, 1) + 1
+            self.variants.pop(sku, None)
+            return
+        item = node.get("inventoryItem") or {}
+        if not item.get("tracked", True):
+            self.untracked.append(sku)
+            return
+        level = item.get("inventoryLevel")
+        if not level:
+            self.unstocked.append(sku)
+            return
+        title = str(node.get("title") or "")
+        self.variants[sku] = _Variant(
+            sku, str(item["id"]), _available(level),
+            str((node.get("product") or {}).get("title") or ""),
+            "" if title == "Default Title" else title)
+
+    def finish(self) -> tuple[dict[str, _Variant], list[str]]:
+        notices = []
+        if self.no_sku:
+            notices.append(f"{self.no_sku} variant(s) in Shopify have no SKU and were left "
+                           "out: give each a SKU in Shopify to keep it here")
+        for label, skus in (
+            ("on more than one variant in Shopify (left out: give each variant its own SKU)",
+             list(self.duplicates)),
+            ("not tracked by Shopify (left out: switch on 'Track quantity' to keep it here)",
+             self.untracked),
+            ("not stocked at this location (left out)", self.unstocked),
+            ("not usable as SKUs (left out)", self.bad),
+        ):
+            if skus:
+                notices.append(f"{len(skus)} SKU(s) {label}: {', '.join(skus[:10])}"
+                               + (" ..." if len(skus) > 10 else ""))
+        return self.variants, notices
+
+
+def _available(level: Mapping[str, Any]) -> int:
+    for quantity in level.get("quantities") or []:
+        if quantity.get("quantity") is not None and quantity.get("name", "available") \
+                == "available":
+            return int(quantity["quantity"])
+    return 0
+
+
+def _call_variables(mutation: str, key: str, chunk: Sequence[PublishLine], *,
+                    variables_of: Mapping[str, _Variant], location: str) -> dict[str, Any]:
+    """A call's variables, from its lines alone: the same lines give the same variables
+    (Shopify's idempotency compares them)."""
+    publish_key = key.rsplit("-", 1)[0]
+    reference = REFERENCE_PREFIX + publish_key
+    if mutation is ADJUST_MUTATION:
+        changes = [{"inventoryItemId": variables_of[line.sku].item, "locationId": location,
+                    "delta": line.add, "changeFromQuantity": None} for line in chunk]
+        payload: dict[str, Any] = {"name": "available", "reason": DELIVERY_REASON,
+                                   "referenceDocumentUri": reference, "changes": changes}
+    else:
+        quantities = [{"inventoryItemId": variables_of[line.sku].item, "locationId": location,
+                       "quantity": line.target, "changeFromQuantity": line.planned_from}
+                      for line in chunk]
+        payload = {"name": "available", "reason": COUNT_REASON,
+                   "referenceDocumentUri": reference, "quantities": quantities}
+    return {"input": payload, "key": key}
+
+
+def _line_of(error: Mapping[str, Any], chunk: Sequence[PublishLine]) -> PublishLine | None:
+    """The line a user error's field path points at (``["input", "quantities", "3",
+    ...]``), if any."""
+    path = error.get("field") or []
+    for part in path[2:3]:
+        with contextlib.suppress(ValueError, TypeError):
+            index = int(part)
+            if 0 <= index < len(chunk):
+                return chunk[index]
+    return None
+
+
+_PROBLEMS = {
+    "ITEM_NOT_STOCKED_AT_LOCATION": "not stocked at this location in Shopify; stock it there "
+                                    "(Products > the variant > Inventory) or remove the row",
+    "NON_MUTABLE_INVENTORY_ITEM": "Shopify does not let apps change this item's level (a "
+                                  "bundle?); change it in Shopify",
+    "INVALID_INVENTORY_ITEM": "no longer in Shopify; sync again",
+    "INVALID_LOCATION": "the location is gone from Shopify; check Settings, Location",
+    "INVALID_QUANTITY_NEGATIVE": "the level would be below zero; correct the row",
+    "INVALID_QUANTITY_TOO_HIGH": "the level would be above Shopify's limit; correct the row",
+    "INVALID_QUANTITY_TOO_LOW": "the level would be below Shopify's limit; correct the row",
+}
+
+
+def _problem_text(code: str | None, message: str) -> str:
+    return _PROBLEMS.get(code or "", f"Shopify refused it ({code}: {message[:200]})")
+
+
+def _user_errors(errors: Sequence[Mapping[str, Any]]) -> str:
+    return "; ".join(f"{e.get('code')}: {str(e.get('message', ''))[:200]}" for e in errors)
+
+
+def _names(nodes: Sequence[Mapping[str, Any]]) -> str:
+    return ", ".join(str(n.get("name")) for n in nodes[:10]) + (" ..." if len(nodes) > 10
+                                                               else "")
+
+
+def _levels_version(levels: Mapping[str, int]) -> str:
+    """xlstock's version tag for Shopify's levels (Shopify has none): a hash of them."""
+    digest = hashlib.sha256()
+    for sku in sorted(levels):
+        digest.update(f"{sku}\t{levels[sku]}\n".encode())
+    return "shopify:" + digest.hexdigest()[:20]
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        return float(headers.get("Retry-After"))
+    except (TypeError, ValueError):
+        return None
