@@ -106,6 +106,7 @@ from graphql import (
     validate,
     value_from_ast_untyped,
 )
+from graphql.execution.values import get_variable_values
 
 API_VERSION = "2026-04"
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "shopify" / (
@@ -735,6 +736,7 @@ class ShopifyStandIn:
         self.client_secret = "shpss_" + secrets.token_hex(16)
         self.lock = threading.RLock()
         self._keys_lock = threading.Lock()
+        self._control_lock = threading.Lock()  # calls, faults, tokens: never the store lock
         self._bucket_lock = threading.Lock()
         self._available = self.bucket_size
         self._bucket_time = clock()
@@ -757,8 +759,8 @@ class ShopifyStandIn:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="shopify-standin")
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True, name="shopify-standin")
         self._thread.start()
 
     # -- lifecycle --
@@ -900,7 +902,7 @@ class ShopifyStandIn:
 
     @property
     def calls(self) -> list[Call]:
-        with self.lock:
+        with self._control_lock:
             return list(self._calls)
 
     def before_mutation(self, callback: Callable[..., Any]) -> None:
@@ -915,13 +917,13 @@ class ShopifyStandIn:
     def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
         """The next ``times`` GraphQL requests are answered ``status`` (429 or 5xx) with
         Shopify's body, executing nothing."""
-        with self.lock:
+        with self._control_lock:
             self._faults.extend([(status, retry_after)] * times)
 
     def drop_next_answer(self) -> None:
         """The next GraphQL request is executed (a mutation IS applied) but the connection
         is closed before any byte of the answer: a lost answer."""
-        with self.lock:
+        with self._control_lock:
             self._drop_next = True
 
     def bucket_level(self) -> float:
@@ -949,9 +951,9 @@ class ShopifyStandIn:
 
     def _take(self, cost: int) -> bool:
         with self._bucket_lock:
-            if self._refill() < cost:
+            if self._refill() < cost - 1e-6:
                 return False
-            self._available -= cost
+            self._available = max(0.0, self._available - cost)
             return True
 
     def _refund(self, points: int) -> None:
@@ -966,7 +968,7 @@ class ShopifyStandIn:
             return False
         if secrets.compare_digest(token, self.token):
             return True
-        with self.lock:
+        with self._control_lock:
             expiry = self._issued.get(token)
             return expiry is not None and self.clock() < expiry
 
@@ -983,7 +985,7 @@ class ShopifyStandIn:
                          "client, no client authentication included, or unsupported "
                          "authentication method."}
         token = "shpat_" + secrets.token_hex(16)
-        with self.lock:
+        with self._control_lock:
             self._issued[token] = self.clock() + TOKEN_LIFETIME
         return 200, {"access_token": token, "scope": ",".join(sorted(self.scopes)),
                      "expires_in": TOKEN_LIFETIME}
@@ -1038,8 +1040,15 @@ class ShopifyStandIn:
         name = operation_name or (operation.name.value if operation.name else None) or ",".join(
             s.name.value for s in operation.selection_set.selections
             if isinstance(s, FieldNode))
+        coerced = get_variable_values(self.info.schema, operation.variable_definitions or (),
+                                      variables)
+        if isinstance(coerced, list):
+            self._log(name, kind, 0, 0, False, None, 200, variables)
+            return 200, {"errors": [shopify_error(e, "INVALID_VARIABLE") for e in coerced],
+                         "extensions": self._cost_extension(0, 0)}, {}
         key = self._idempotency_key(operation, variables)
-        walker = Walker(self.info, document, variables, granted(self.scopes))
+        walker = Walker(self.info, document, getattr(coerced, "coerced", coerced),
+                        granted(self.scopes))
         analysis = walker.operation(operation)
         cost = analysis.cost
         if cost > MAX_QUERY_COST:
@@ -1098,16 +1107,16 @@ class ShopifyStandIn:
 
     def _log(self, operation: str, kind: str, requested: int, actual: int | None,
              throttled: bool, key: str | None, status: int, variables: dict[str, Any]) -> None:
-        with self.lock:
+        with self._control_lock:
             self._calls.append(Call(operation, kind, requested, actual, throttled, key,
                                     status, variables))
 
     def take_fault(self) -> tuple[int, float | None] | None:
-        with self.lock:
+        with self._control_lock:
             return self._faults.pop(0) if self._faults else None
 
     def take_drop(self) -> bool:
-        with self.lock:
+        with self._control_lock:
             drop, self._drop_next = self._drop_next, False
             return drop
 
@@ -1432,21 +1441,34 @@ def _execution_code(error: GraphQLError) -> str:
 
 
 def _flatten(value: Any, parent_id: str | None, lines: list[str]) -> None:
-    """Shopify's bulk JSONL: the nodes of a connection one per line, each nested connection's
-    nodes on later lines carrying ``__parentId``."""
+    """Shopify's bulk JSONL: the nodes of a connection one per line; the nodes of a connection
+    nested anywhere inside a node (also under plain objects) on later lines, carrying that
+    node's id as ``__parentId``."""
     nodes = value.get("nodes") if isinstance(value, Mapping) else None
     if nodes is None and isinstance(value, Mapping) and "edges" in value:
         nodes = [edge.get("node") for edge in value["edges"] or []]
     for node in nodes or []:
         if node is None:
             continue
-        own = {k: v for k, v in node.items() if not _is_connection(v)}
+        nested: list[Any] = []
+        own = _without_connections(node, nested)
         if parent_id is not None:
             own["__parentId"] = parent_id
         lines.append(json.dumps(own, separators=(",", ":")))
-        for child in node.values():
-            if _is_connection(child):
-                _flatten(child, node.get("id"), lines)
+        for child in nested:
+            _flatten(child, node.get("id"), lines)
+
+
+def _without_connections(node: Mapping[str, Any], nested: list[Any]) -> dict[str, Any]:
+    own: dict[str, Any] = {}
+    for key, value in node.items():
+        if _is_connection(value):
+            nested.append(value)
+        elif isinstance(value, Mapping):
+            own[key] = _without_connections(value, nested)
+        else:
+            own[key] = value
+    return own
 
 
 def _is_connection(value: Any) -> bool:
