@@ -1541,6 +1541,15 @@ class Root:
             keys = [variant.number for variant in variants]
         return connection(info, variants, args, keys)
 
+    def productVariantsCount(self, info: Any, limit: int | None = 10_000,
+                             query: str | None = None) -> dict[str, Any]:
+        """"Count of product variants. Limited to a maximum of 10000 by default" (the
+        schema's description); ``limit: null`` counts them all."""
+        count = len(self.standin._index("variants")[0])
+        if limit is not None and count > limit:
+            return {"count": limit, "precision": "AT_LEAST"}
+        return {"count": count, "precision": "EXACT"}
+
     def productVariant(self, info: Any, id: str) -> Variant | None:
         return self.standin._variants.get(id)
 

@@ -67,6 +67,11 @@ TOKEN_PATH = "/admin/oauth/access_token"
 MAX_QUANTITIES_PER_CALL = 250
 """Shopify's limit of quantities (or changes) in one inventory mutation."""
 MAX_QUERY_COST = 1000
+BULK_ABOVE = 400
+"""Variants above which Sync reads in one bulk operation: a page of variants costs about
+5 points each, so 400 is what a full bucket of the Standard plan (2,000 points) pays for
+without waiting; past that, paging waits for the bucket (20 variants a second at 100
+points a second) where a bulk operation does not."""
 """Shopify's limit on the requested cost of one query."""
 SCOPES = ("read_products", "read_inventory", "write_inventory", "read_locations")
 REFERENCE_PREFIX = "gid://xlstock/Publish/"
@@ -88,7 +93,7 @@ VARIANTS_QUERY = ("query Variants($first: Int!, $after: String, $location: ID!) 
                   " productVariants(first: $first, after: $after) {"
                   f" nodes {{ {_VARIANT_FIELDS} }}"
                   " pageInfo { hasNextPage endCursor } } }")
-COUNT_QUERY = "query VariantCount { productVariantsCount(limit: null) { count } }"
+COUNT_QUERY = "query VariantCount { productVariantsCount { count precision } }"
 LOCATIONS_QUERY = ("query Locations { locations(first: 250) {"
                    " nodes { id name isActive } } }")
 LEVELS_QUERY = ("query Levels($ids: [ID!]!, $location: ID!) { nodes(ids: $ids) {"
@@ -200,7 +205,7 @@ class ShopifyConnector:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         deadline: float = 600.0,
-        bulk_above: int = 2000,
+        bulk_above: int = BULK_ABOVE,
         attempts: int = 8,
         progress: Callable[[str], None] | None = None,
     ) -> None:
