@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from xlstock.cli.exits import F, reports_errors_and_ctrl_c
-from xlstock.cli.reporting import Progress, format_output
+from xlstock.cli.reporting import Progress, format_output, quiet_option
 from xlstock.errors import UsageError
 
 if TYPE_CHECKING:
@@ -92,8 +92,10 @@ def print_report(report: actions.Report) -> None:
 @click.option("--shop", "shop_url", metavar="URL",
               help="The shop's address as registered with the stock service.")
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@quiet_option
 @reports_errors_and_ctrl_c
-def new(path: str, service_url: str | None, shop_url: str | None, force: bool) -> None:
+def new(path: str, service_url: str | None, shop_url: str | None, force: bool,
+        quiet: bool) -> None:
     """Create a fresh workbook from the template.
 
     PATH ending in .xlsm gets the Excel buttons (Sync, Preview, Publish).
@@ -126,7 +128,8 @@ def new(path: str, service_url: str | None, shop_url: str | None, force: bool) -
         from xlstock.workbook.template import build_workbook
 
         build_workbook(target, service_url=service_url, shop_url=shop_url)
-    click.echo(f"Created {target}. Next: xlstock sync {target}")
+    if not quiet:
+        click.echo(f"Created {target}. Next: xlstock sync {target}")
 
 
 @click.command()
@@ -135,8 +138,9 @@ def new(path: str, service_url: str | None, shop_url: str | None, force: bool) -
               help="Write to OUT (.xlsm) instead (default: PATH with .xlsm for an .xlsx, "
                    "PATH itself for an .xlsm).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@quiet_option
 @reports_errors_and_ctrl_c
-def buttons(path: str, out: str | None, force: bool) -> None:
+def buttons(path: str, out: str | None, force: bool, quiet: bool) -> None:
     """Add the Excel buttons to a workbook, or bring an .xlsm's up to date.
 
     An .xlsx becomes an .xlsm with the Sync, Preview and Publish buttons; every sheet,
@@ -150,13 +154,14 @@ def buttons(path: str, out: str | None, force: bool) -> None:
     """
     from xlstock.macros.install import install_buttons
 
-    for line in install_buttons(path, out, force=force).lines():
+    report = install_buttons(path, out, force=force)
+    for line in [] if quiet else report.lines():
         click.echo(line)
 
 
 def _workbook_command(func: F) -> F:
     """The PATH argument and --quiet flag every online command shares."""
-    func = click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")(func)
+    func = quiet_option(func)
     return click.argument("path", type=click.Path(dir_okay=False))(func)
 
 
@@ -240,9 +245,9 @@ def publish(path: str, quiet: bool, strict: bool | None, allow_mass_change: bool
 
 
 @click.command()
-@click.argument("path", type=click.Path(dir_okay=False))
+@_workbook_command
 @reports_errors_and_ctrl_c
-def validate(path: str) -> None:
+def validate(path: str, quiet: bool) -> None:
     """Check sheet Stock offline, without the stock service; writes nothing.
 
     \b
@@ -251,8 +256,10 @@ def validate(path: str) -> None:
     """
     from xlstock import actions
 
+    progress = Progress(quiet)
     with open_workbook(path, writable=False) as book:
-        report = actions.validate(book)
+        report = actions.validate(book, progress=progress)
+    progress.close()
     print_report(report)
 
 
@@ -262,8 +269,9 @@ def validate(path: str) -> None:
                    "by hand (Ctrl-C stops it).")
 @click.option("--dir", "folder", type=click.Path(file_okay=False), default=".",
               help="Where to write the demo workbook (default: the current folder).")
+@quiet_option
 @reports_errors_and_ctrl_c
-def demo(keep_serving: bool, folder: str) -> None:
+def demo(keep_serving: bool, folder: str, quiet: bool) -> None:
     """Run the whole daily loop against an embedded stock service.
 
     Starts a stock service on a free loopback port with a sample shop, creates a
@@ -277,4 +285,5 @@ def demo(keep_serving: bool, folder: str) -> None:
     """
     from xlstock.cli.demo import run_demo
 
-    run_demo(Path(folder), keep_serving=keep_serving, echo=click.echo)
+    run_demo(Path(folder), keep_serving=keep_serving,
+             echo=(lambda line: None) if quiet else click.echo)
