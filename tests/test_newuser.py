@@ -1,0 +1,152 @@
+"""Issue 19, "new user" findings: what a merchant trying xlstock for the first time ran
+into, each found by trial on main and checked here the way they met it (the command
+line, real workbooks, the real service, real LibreOffice, real apt)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import click
+import openpyxl
+import pytest
+from click.testing import CliRunner
+from support.shopkit import Shop
+
+from xlstock.cli import main
+from xlstock.workbook.layout import LOG_RESULT_LIMIT, shorten_result
+
+ROOT = Path(__file__).parents[1]
+
+
+def _leaf_commands(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
+    found: dict[str, click.Command] = {}
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found.update(_leaf_commands(command, f"{prefix}{name} "))
+        else:
+            found[prefix + name] = command
+    return found
+
+
+# --- every command takes -q ---------------------------------------------------------------
+
+
+def test_every_command_takes_q() -> None:
+    missing = [name for name, command in _leaf_commands(main).items()
+               if not any("-q" in param.opts for param in command.params)]
+    assert missing == []
+
+
+def test_validate_q_is_accepted_and_quiet(tmp_path: Path) -> None:
+    book = tmp_path / "stock.xlsx"
+    runner = CliRunner()
+    assert runner.invoke(main, ["new", str(book), "-q"]).output == ""
+    result = runner.invoke(main, ["validate", str(book), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "Sheet Stock is valid" in result.stdout
+    assert "xlstock: Checking" not in result.stderr
+
+
+# --- the Log's Result -----------------------------------------------------------------------
+
+
+def test_shorten_result_cuts_at_a_word_with_an_ellipsis() -> None:
+    text = " ".join(f"word{n}" for n in range(100))
+    cut = shorten_result(text)
+    assert len(cut) <= LOG_RESULT_LIMIT and cut.endswith("\u2026")
+    assert text.startswith(cut[:-1]) and text[len(cut) - 1] == " "
+    assert shorten_result("short") == "short"
+    long_word = "x" * 400
+    assert shorten_result(long_word) == "x" * (LOG_RESULT_LIMIT - 1) + "\u2026"
+
+
+def test_a_long_failure_in_the_log_ends_at_a_word_with_an_ellipsis(tmp_path: Path) -> None:
+    """A service address long enough that the failure's message passes 300 characters
+    (the Log used to cut it there, mid-word and without a sign)."""
+    book = tmp_path / "stock.xlsx"
+    service = "http://127.0.0.1:9/" + "stock-levels/" * 13
+    runner = CliRunner()
+    assert runner.invoke(main, ["new", str(book), "--service", service,
+                                "--shop", "https://long.shop.example"]).exit_code == 0
+    result = runner.invoke(main, ["sync", str(book), "-q"], env={"XLSTOCK_TOKEN": "t"})
+    assert result.exit_code == 4, result.output
+    message = "failed: " + result.stderr.strip().splitlines()[-1].removeprefix("xlstock: ")
+    assert len(message) > 300
+    logged = list(openpyxl.load_workbook(book)["Log"].iter_rows(values_only=True))[-1][-1]
+    assert logged.endswith("\u2026"), logged
+    kept = logged[:-1]
+    assert message.startswith(kept) and message[len(kept)] == " ", logged
+    assert len(logged) <= LOG_RESULT_LIMIT
+
+
+# --- Status after publish then sync -----------------------------------------------------------
+
+
+def test_status_after_publish_then_sync_is_ok_on_the_published_rows(stock_service,
+                                                                    tmp_path: Path) -> None:
+    shop = Shop(stock_service, tmp_path)
+    shop.new()
+    shop.run("sync", str(shop.workbook), "-q")
+    shop.edit(**{"A-1": {"Received": 3}, "B-2": {"New level": 2}})
+    shop.run("publish", str(shop.workbook), "-q")
+    assert {sku: row["Status"] for sku, row in shop.sheet().items()} == {
+        "A-1": "changed", "B-2": "changed", "C-3": "ok", "00123": "ok"}
+    shop.run("sync", str(shop.workbook), "-q")
+    assert {sku: row["Status"] for sku, row in shop.sheet().items()} == {
+        "A-1": "ok", "B-2": "ok", "C-3": "ok", "00123": "ok"}
+
+
+def test_a_previewed_change_still_waiting_is_not_called_ok_by_sync(stock_service,
+                                                                  tmp_path: Path) -> None:
+    """``changed`` from a preview, its edit not yet published: sync clears it (the edit
+    waits; the new levels make the preview stale), as before."""
+    shop = Shop(stock_service, tmp_path)
+    shop.new()
+    shop.run("sync", str(shop.workbook), "-q")
+    shop.edit(**{"A-1": {"Received": 3}})
+    shop.run("preview", str(shop.workbook), "-q")
+    assert shop.sheet()["A-1"]["Status"] == "changed"
+    shop.run("sync", str(shop.workbook), "-q")
+    assert shop.sheet()["A-1"]["Status"] is None
+    assert shop.sheet()["A-1"]["Received"] == 3
+
+
+# --- scripts/test.sh and apt's lock ------------------------------------------------------------
+
+
+APT_LOCK = Path("/var/lib/dpkg/lock-frontend")
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None or os.geteuid() != 0
+                    or not APT_LOCK.exists(), reason="needs apt-get, as root")
+def test_the_test_script_waits_for_apts_lock() -> None:
+    """Another process holds apt's lock for 2 s (as a fresh machine's own updates do):
+    the apt-get of scripts/test.sh waits for it instead of failing at once. The install
+    is of a package already there, so it needs nothing from the network."""
+    script = (ROOT / "scripts" / "test.sh").read_text()
+    assert "source scripts/apt.sh" in script and "apt-get " not in script.split(
+        "source scripts/apt.sh", 1)[1].split("fi", 1)[0]
+    installed = subprocess.run(["dpkg-query", "-W", "-f=${Package}\\n", "bash"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    held = os.open(APT_LOCK, os.O_RDWR)
+    fcntl.lockf(held, fcntl.LOCK_EX)
+    released = threading.Timer(2.0, lambda: (fcntl.lockf(held, fcntl.LOCK_UN), os.close(held)))
+    released.start()
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            ["bash", "-c", "source scripts/apt.sh && apt_get install -y -q "
+                           f"--no-install-recommends {installed}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+    finally:
+        released.join()
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started >= 1.5
