@@ -150,3 +150,83 @@ def test_the_test_script_waits_for_apts_lock() -> None:
         released.join()
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started >= 1.5
+
+
+# --- xlstock buttons on an .xlsm LibreOffice saved ---------------------------------------------
+
+
+def _libreoffice_saved(tmp_path: Path) -> Path:
+    """``xlstock new stock.xlsm``, opened and saved as .xlsm by LibreOffice headless."""
+    from support.office import SOFFICE, libreoffice_missing
+
+    why = libreoffice_missing()
+    if why:
+        pytest.skip(why)
+    assert SOFFICE is not None
+    made = tmp_path / "stock.xlsm"
+    assert CliRunner().invoke(main, ["new", str(made), "-q"]).exit_code == 0
+    out = tmp_path / "saved"
+    subprocess.run(
+        [SOFFICE, f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}", "--headless",
+         "--convert-to", "xlsm:Calc MS Excel 2007 VBA XML", "--outdir", str(out), str(made)],
+        check=True, capture_output=True, timeout=180,
+    )
+    saved = out / "stock.xlsm"
+    assert saved.exists()
+    return saved
+
+
+def _controls(path: Path) -> tuple[list[str], list[str]]:
+    """Sheet Stock's control ``shapeId``s, and the ids of the VML button shapes."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        sheet = zf.read("xl/worksheets/sheet1.xml").decode()
+        vml = "".join(zf.read(n).decode() for n in zf.namelist() if n.endswith(".vml"))
+    return (re.findall(r'<control\b[^>]*?\sshapeId="([^"]*)"', sheet),
+            re.findall(r'<v:shape\b[^>]*?\sid="([^"]*)"', vml))
+
+
+@pytest.mark.libreoffice
+def test_buttons_on_an_xlsm_libreoffice_saved_twice_changes_nothing(tmp_path: Path) -> None:
+    saved = _libreoffice_saved(tmp_path)
+    assert _controls(saved)[0] == ["1001", "1002", "1003"]  # LibreOffice's numbering
+    runner = CliRunner()
+    first = runner.invoke(main, ["buttons", str(saved)])
+    assert first.exit_code == 0, first.output
+    assert "buttons added" not in first.output
+    shape_ids, _ = _controls(saved)
+    assert shape_ids == ["1001", "1002", "1003"], shape_ids
+    once = saved.read_bytes()
+    second = runner.invoke(main, ["buttons", str(saved)])
+    assert second.exit_code == 0, second.output
+    assert "up to date" in second.output
+    assert saved.read_bytes() == once
+
+
+@pytest.mark.libreoffice
+def test_buttons_put_back_controls_of_numberless_shapes_once(tmp_path: Path) -> None:
+    """LibreOffice's shapes (``id="shape_0"``) with their control entries lost: each
+    gets a number in its id and a control naming it, and a second run changes nothing."""
+    import re
+
+    from support.workbook_corpus import read_parts, write_parts
+
+    saved = _libreoffice_saved(tmp_path)
+    parts = read_parts(saved)
+    sheet = parts["xl/worksheets/sheet1.xml"].decode()
+    sheet = re.sub(r"<mc:AlternateContent\b[^>]*><mc:Choice Requires=\"x14\"><controls>.*"
+                   r"</controls></mc:Choice></mc:AlternateContent>", "", sheet, flags=re.S)
+    parts["xl/worksheets/sheet1.xml"] = sheet.encode()
+    write_parts(saved, parts)
+    assert _controls(saved)[0] == []
+    runner = CliRunner()
+    first = runner.invoke(main, ["buttons", str(saved)])
+    assert first.exit_code == 0, first.output
+    shape_ids, vml_ids = _controls(saved)
+    assert len(shape_ids) == 3 and "None" not in shape_ids
+    assert sorted(f"_x0000_s{n}" for n in shape_ids) == sorted(vml_ids)
+    once = saved.read_bytes()
+    assert runner.invoke(main, ["buttons", str(saved)]).exit_code == 0
+    assert saved.read_bytes() == once
