@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import openpyxl
 import pytest
+import requests
 from click.testing import CliRunner
 from support.shopkit import Shop
 
@@ -230,3 +231,131 @@ def test_buttons_put_back_controls_of_numberless_shapes_once(tmp_path: Path) -> 
     once = saved.read_bytes()
     assert runner.invoke(main, ["buttons", str(saved)]).exit_code == 0
     assert saved.read_bytes() == once
+
+
+# --- xlstock init: the stock sheets in a workbook of one's own ---------------------------------
+
+EXCEL_CORPUS = Path("/work/shared/fixtures/excel-corpus")
+if not EXCEL_CORPUS.is_dir():
+    EXCEL_CORPUS = ROOT / "tests" / "fixtures" / "excel-corpus"
+REGISTERING_PARTS = ("xl/workbook.xml", "xl/_rels/workbook.xml.rels", "[Content_Types].xml")
+"""The parts that list a workbook's sheets: adding sheets has to add to them."""
+
+
+def _sheet(book: Path, name: str) -> list[list[object]]:
+    """A sheet's values, read by xlstock's own reader (openpyxl warns about, and would
+    drop, the extensions of these Excel workbooks)."""
+    from xlstock.workbook.xlsx_file import XlsxFile
+
+    with XlsxFile.open(book, writable=False) as opened:
+        return opened.read_sheet(name)
+
+
+def _excel_workbooks() -> list[Path]:
+    return sorted(EXCEL_CORPUS.glob("*.xlsx"))
+
+
+def _assert_only_added_to(before: dict[str, bytes], after: dict[str, bytes]) -> list[str]:
+    """Every part of ``before`` is in ``after`` with the same bytes, but the parts that
+    list the sheets, which keep every entry they had, in order; returns the new parts."""
+    from xml.etree import ElementTree as ET
+
+    from support.workbook_corpus import sheet_entries
+
+    for name, data in before.items():
+        if name not in REGISTERING_PARTS:
+            assert after.get(name) == data, f"{name} changed"
+    for name in REGISTERING_PARTS[1:]:
+        old = [ET.tostring(e) for e in ET.fromstring(before[name])]
+        new = [ET.tostring(e) for e in ET.fromstring(after[name])]
+        assert new[: len(old)] == old, f"{name}: an entry changed"
+    old_sheets, new_sheets = sheet_entries(before), sheet_entries(after)
+    assert new_sheets[: len(old_sheets)] == old_sheets
+    assert [(e["name"], e["state"]) for e in new_sheets[len(old_sheets):]] == [
+        ("Stock", "visible"), ("Settings", "visible"), ("Log", "visible"),
+        ("_xlstock", "veryHidden")]
+    workbook_old = ET.fromstring(before["xl/workbook.xml"])
+    workbook_new = ET.fromstring(after["xl/workbook.xml"])
+    for old_child, new_child in zip(workbook_old, workbook_new, strict=True):
+        if not old_child.tag.endswith(("}sheets", "}calcPr")):  # calcPr: fullCalcOnLoad
+            assert ET.tostring(old_child) == ET.tostring(new_child), old_child.tag
+    return [name for name in after if name not in before]
+
+
+@pytest.mark.parametrize("source", _excel_workbooks(), ids=lambda p: p.stem)
+def test_init_adds_the_sheets_and_keeps_every_part_of_an_excel_workbook(
+        source: Path, tmp_path: Path) -> None:
+    from support.workbook_corpus import read_parts
+
+    book = tmp_path / source.name
+    shutil.copyfile(source, book)
+    result = CliRunner().invoke(main, ["init", str(book), "--service", "http://127.0.0.1:9",
+                                       "--shop", "https://init.shop.example"])
+    assert result.exit_code == 0, result.output
+    added = _assert_only_added_to(read_parts(source), read_parts(book))
+    assert len(added) == 4 and all(n.startswith("xl/worksheets/sheet") for n in added)
+    assert _sheet(book, "Stock") == [[
+        "SKU", "Product", "Variant", "Online", "Received", "New level", "Change", "Low at",
+        "Status"]]
+    settings = {row[0]: row[1] if len(row) > 1 else None for row in _sheet(book, "Settings")}
+    assert settings["Stock service"] == "http://127.0.0.1:9"
+    assert settings["Shop URL"] == "https://init.shop.example"
+    assert settings["Conflict policy"] == "rebase"
+    assert _sheet(book, "Log") == [["When", "Action", "Online version", "Rows changed",
+                                    "Units", "Result"]]
+    again = read_parts(book)
+    refused = CliRunner().invoke(main, ["init", str(book)])
+    assert refused.exit_code == 2
+    assert "set up for xlstock" in refused.stderr
+    assert read_parts(book) == again
+
+
+def test_init_refuses_a_workbook_with_a_sheet_named_log(tmp_path: Path) -> None:
+    book = tmp_path / "mine.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.title = "log"  # Excel compares sheet names ignoring case
+    wb.save(book)
+    before = book.read_bytes()
+    result = CliRunner().invoke(main, ["init", str(book)])
+    assert result.exit_code == 2
+    assert "'log'" in result.stderr and "rename" in result.stderr
+    assert book.read_bytes() == before
+    missing = CliRunner().invoke(main, ["init", str(tmp_path / "none.xlsx")])
+    assert missing.exit_code == 2 and "no such workbook" in missing.stderr
+
+
+def test_sync_preview_publish_work_on_a_workbook_init_set_up(stock_service, shop_factory,
+                                                            tmp_path: Path) -> None:
+    from support.workbook_corpus import read_parts, set_cells
+
+    from xlstock.model import StockItem
+
+    source = EXCEL_CORPUS / "pivot_chart_tables.xlsx"
+    book = tmp_path / "budget.xlsx"
+    shutil.copyfile(source, book)
+    shop, token = shop_factory([StockItem("A-1", "Hoodie", "Red", 10),
+                                StockItem("B-2", "Cap", "", 5)])
+    env = {"XLSTOCK_TOKEN": token}
+    runner = CliRunner()
+
+    def run(*args: str, expect: int = 0) -> None:
+        result = runner.invoke(main, list(args), env=env)
+        assert result.exit_code == expect, result.output
+
+    run("init", str(book), "--service", stock_service.url, "--shop", shop)
+    run("sync", str(book), "-q")
+    rows = {r[0]: r for r in _sheet(book, "Stock")[1:]}
+    assert {sku: r[3] for sku, r in rows.items()} == {"A-1": 10, "B-2": 5}
+    row_of = {sku: n for n, sku in enumerate(rows, start=2)}
+    set_cells(book, "Stock", {f"E{row_of['A-1']}": 4})  # Received, typed as Excel would
+    run("preview", str(book), "-q")
+    run("publish", str(book), "-q")
+    after = {r[0]: r for r in _sheet(book, "Stock")[1:]}
+    assert after["A-1"][3] == 14 and after["A-1"][4] is None
+    assert after["A-1"][8] == "changed" and after["B-2"][8] == "ok"
+    live = requests.get(f"{stock_service.url}/v1/stock", params={"shop": shop},
+                        headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+    assert {i["sku"]: i["qty"] for i in live["items"]} == {"A-1": 14, "B-2": 5}
+    log = _sheet(book, "Log")
+    assert [row[1] for row in log[1:]] == ["sync", "publish"]
+    _assert_only_added_to(read_parts(source), read_parts(book))

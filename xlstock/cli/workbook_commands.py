@@ -1,4 +1,4 @@
-"""The workbook commands: ``new``, ``buttons``, ``sync``, ``preview``, ``publish``,
+"""The workbook commands: ``new``, ``init``, ``buttons``, ``sync``, ``preview``, ``publish``,
 ``validate`` and ``demo``.
 
 Each opens the workbook (and, online, the stock-service client, with a ``with``),
@@ -109,6 +109,22 @@ def new(path: str, service_url: str | None, shop_url: str | None, force: bool,
         raise UsageError(f"{path}: name the workbook .xlsx (or .xlsm for Excel buttons)")
     if target.exists() and not force:
         raise UsageError(f"{path} exists already; pick another name or add --force")
+    service_url, shop_url = _checked_addresses(service_url, shop_url)
+    if target.suffix.lower() == ".xlsm":
+        from xlstock.macros.install import build_macro_workbook
+
+        build_macro_workbook(target, service_url=service_url, shop_url=shop_url)
+    else:
+        from xlstock.workbook.template import build_workbook
+
+        build_workbook(target, service_url=service_url, shop_url=shop_url)
+    if not quiet:
+        click.echo(f"Created {target}. Next: xlstock sync {target}")
+
+
+def _checked_addresses(service_url: str | None,
+                       shop_url: str | None) -> tuple[str | None, str | None]:
+    """``--service`` and ``--shop`` as the workbook keeps them, or a :class:`UsageError`."""
     if service_url:
         from xlstock.remote.client import check_service_url
 
@@ -120,16 +136,36 @@ def new(path: str, service_url: str | None, shop_url: str | None, force: bool,
             shop_url = normalise_shop_url(shop_url)
         except ValueProblem as exc:
             raise UsageError(f"--shop: {exc}") from exc
-    if target.suffix.lower() == ".xlsm":
-        from xlstock.macros.install import build_macro_workbook
+    return service_url, shop_url
 
-        build_macro_workbook(target, service_url=service_url, shop_url=shop_url)
-    else:
-        from xlstock.workbook.template import build_workbook
 
-        build_workbook(target, service_url=service_url, shop_url=shop_url)
+@click.command("init")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--service", "service_url", metavar="URL",
+              help="Base URL of the stock service (Settings: Stock service).")
+@click.option("--shop", "shop_url", metavar="URL",
+              help="The shop's address as registered with the stock service.")
+@quiet_option
+@reports_errors_and_ctrl_c
+def init(path: str, service_url: str | None, shop_url: str | None, quiet: bool) -> None:
+    """Add the stock sheets to a workbook you already have.
+
+    Sheets Stock, Settings and Log (and xlstock's hidden memory) go after your own
+    sheets; everything else in the file stays exactly as it was. A workbook that has
+    them already is refused.
+
+    \b
+    Example:
+      xlstock init shop.xlsx --service https://stock.example --shop https://shop.example
+    """
+    from xlstock.workbook.template import add_stock_sheets
+
+    service_url, shop_url = _checked_addresses(service_url, shop_url)
+    with open_workbook(path) as book:
+        add_stock_sheets(book, service_url=service_url, shop_url=shop_url)
     if not quiet:
-        click.echo(f"Created {target}. Next: xlstock sync {target}")
+        click.echo(f"Added sheets Stock, Settings and Log to {path}. Next: type or paste your "
+                   f"SKUs under SKU on sheet Stock, or run xlstock sync {path}")
 
 
 @click.command()
@@ -256,10 +292,9 @@ def validate(path: str, quiet: bool) -> None:
     """
     from xlstock import actions
 
-    progress = Progress(quiet)
+    del quiet  # validate says nothing on stderr but errors: -q is taken, for scripts
     with open_workbook(path, writable=False) as book:
-        report = actions.validate(book, progress=progress)
-    progress.close()
+        report = actions.validate(book)
     print_report(report)
 
 
