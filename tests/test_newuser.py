@@ -7,9 +7,13 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -359,3 +363,106 @@ def test_sync_preview_publish_work_on_a_workbook_init_set_up(stock_service, shop
     log = _sheet(book, "Log")
     assert [row[1] for row in log[1:]] == ["sync", "publish"]
     _assert_only_added_to(read_parts(source), read_parts(book))
+
+
+# --- Ctrl-C at any moment ----------------------------------------------------------------------
+
+INTERRUPTED_LINE = "xlstock: stopped by Ctrl-C. The workbook is as it was or completely saved"
+DELAYS = (0.0, 0.0, 0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12)
+"""Seconds from the start to the Ctrl-C: loading click and the commands took about 50 ms,
+and a Ctrl-C then ended in a traceback and death by the signal."""
+READY = (
+    "import os, sys\n"
+    "import xlstock.cli as cli\n"
+    "commands = cli._run_commands\n"
+    "def announced():\n"
+    "    os.write(int(os.environ['READY_FD']), b'.')\n"
+    "    return commands()\n"
+    "cli._run_commands = announced\n"
+    "sys.exit(cli.run())\n"
+)
+"""The console script's lines (``from xlstock.cli import run``; ``sys.exit(run())``),
+saying when :func:`xlstock.cli.run` is in charge, before it loads click and the
+commands: the first moment a Ctrl-C can be xlstock's (Python's own start, 20 ms or so,
+comes before it; a Ctrl-C then stops Python before it runs any of xlstock)."""
+
+
+@pytest.fixture(scope="module")
+def silent_service() -> Iterator[str]:
+    """A stock service that takes connections and never answers: sync waits on it, so
+    that every Ctrl-C of these tests lands while the command is at work."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        yield f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+
+@pytest.fixture(scope="module")
+def long_workbook(tmp_path_factory: pytest.TempPathFactory, silent_service: str) -> Path:
+    """A workbook whose sync waits on :func:`silent_service`."""
+    book = tmp_path_factory.mktemp("ctrl-c") / "stock.xlsx"
+    made = CliRunner().invoke(main, ["new", str(book), "-q", "--service", silent_service,
+                                     "--shop", "https://ctrl-c.shop.example"])
+    assert made.exit_code == 0, made.output
+    return book
+
+
+def _interrupt(command: list[str], delay: float, *, ready: bool) -> tuple[int, str]:
+    """Run ``command``, send SIGINT ``delay`` s after it started (``ready``: after it
+    said it reached the console script's lines), and return its status and stderr."""
+    read_end, write_end = os.pipe()
+    env = {**os.environ, "READY_FD": str(write_end), "XLSTOCK_TOKEN": "xls_test"}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env, pass_fds=(write_end,)) as process:
+        os.close(write_end)
+        if ready:
+            assert os.read(read_end, 1) == b"."
+        os.close(read_end)
+        if delay:
+            time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
+
+
+@pytest.mark.parametrize("delay", DELAYS)
+def test_ctrl_c_at_any_moment_is_one_line_and_status_130(long_workbook: Path,
+                                                         delay: float) -> None:
+    status, stderr = _interrupt([sys.executable, "-c", READY, "sync", str(long_workbook),
+                                 "-q"], delay, ready=True)
+    assert (status, stderr.count("\n")) == (130, 1), stderr
+    assert stderr.startswith(INTERRUPTED_LINE), stderr
+
+
+def test_the_installed_command_is_run_and_says_ctrl_c_in_one_line(long_workbook: Path) -> None:
+    """The ``xlstock`` script pip installed calls :func:`xlstock.cli.run` (what the test
+    above interrupts), and a Ctrl-C once Python has started (its own start takes 20 ms
+    or so, far more on a busy machine: 0.3 s leaves room) ends in the one line."""
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "xlstock"]
+    assert script.value == "xlstock.cli:run"
+    status, stderr = _interrupt([str(Path(sys.executable).with_name("xlstock")), "sync",
+                                 str(long_workbook), "-q"], 0.3, ready=False)
+    assert "Traceback" not in stderr
+    assert status == 130 and stderr.count("\n") == 1, stderr
+
+
+def test_a_late_ctrl_c_leaves_the_commands_own_status(tmp_path: Path) -> None:
+    """Once the command is done, a Ctrl-C (while Python shuts down) changes nothing: the
+    status is the command's, never death by the signal."""
+    import xlstock.cli as cli
+
+    book = tmp_path / "stock.xlsx"
+    assert CliRunner().invoke(main, ["new", str(book), "-q"]).exit_code == 0
+    check = ("import os, signal, sys\n"
+             "import xlstock.cli as cli\n"
+             "try:\n"
+             "    cli.run()\n"
+             "finally:\n"
+             "    os.kill(os.getpid(), signal.SIGINT)\n")
+    done = subprocess.run([sys.executable, "-c", check, "validate", str(book)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Sheet Stock is valid" in done.stdout and done.stderr == ""
+    assert cli.EXIT_INTERRUPTED == 130
