@@ -466,3 +466,45 @@ def test_a_late_ctrl_c_leaves_the_commands_own_status(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Sheet Stock is valid" in done.stdout and done.stderr == ""
     assert cli.EXIT_INTERRUPTED == 130
+
+
+# --- installing: from a clone or a wheel, never a package index it is not on ---------------------
+
+
+def test_the_readme_installs_from_a_clone_or_a_wheel_not_from_an_index() -> None:
+    """``pip install xlstock`` finds nothing: xlstock is on no package index."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    from_index = re.findall(r"pip install [\"']?xlstock(?:\[[a-z,]+\])?[\"']?(?=[\s`]|$)", readme)
+    assert from_index == []
+    assert "python3 -m venv" in readme and "python -m build --wheel" in readme
+    assert "pip install '.[server]' && xlstock demo" in readme
+    assert "bash scripts/wheel-demo.sh" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_the_wheel_carries_what_xlstock_demo_needs(tmp_path: Path) -> None:
+    """``python -m build`` as the README says; scripts/wheel-demo.sh (run by CI) then
+    installs this wheel in a fresh venv and runs the demo from it."""
+    import zipfile
+
+    scratch = ROOT / "build"  # setuptools' scratch folder, removed if this test made it
+    had_scratch = scratch.exists()
+    built = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir",
+                            str(tmp_path), str(ROOT)], capture_output=True, text=True,
+                           timeout=600)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    if not had_scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
+    (wheel,) = tmp_path.glob("xlstock-*-py3-none-any.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        entry_points = zf.read(next(n for n in names if n.endswith("entry_points.txt")))
+        metadata = zf.read(next(n for n in names if n.endswith("/METADATA"))).decode()
+    for needed in ("xlstock/data/sample_catalogue.csv", "xlstock/workbook/template.py",
+                   "xlstock/cli/demo.py", "xlstock/server/account/templates/base.html",
+                   "xlstock/server/account/static/account.css", "xlstock/py.typed"):
+        assert needed in names, needed
+    assert b"xlstock = xlstock.cli:run" in entry_points
+    assert "Provides-Extra: server" in metadata
+    assert "WARNING `project.license`" not in built.stdout + built.stderr
