@@ -296,7 +296,7 @@ def _renumbered(vml: str, numbers: dict[str, int]) -> str:
             start = start.replace("<v:shape", f'<v:shape id="_x0000_s{number}"', 1)
         return start + shape.group(0)[len(shape.group(1)):]
 
-    return re.sub(r"(<v:shape\b[^>]*>).*?</v:shape>", renumber, vml, flags=re.S)
+    return re.sub(r"(<v:shape\b[^>]*?(?<!/)>).*?</v:shape>", renumber, vml, flags=re.S)
 
 
 def buttons_in_place(package: WorkbookParts, sheet: str) -> set[str]:
