@@ -373,18 +373,19 @@ DELAYS = (0.0, 0.0, 0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12
 and a Ctrl-C then ended in a traceback and death by the signal."""
 READY = (
     "import os, sys\n"
-    "import xlstock.cli as cli\n"
-    "commands = cli._run_commands\n"
+    "import xlstock.__main__ as entry\n"
+    "commands = entry._run_commands\n"
     "def announced():\n"
     "    os.write(int(os.environ['READY_FD']), b'.')\n"
     "    return commands()\n"
-    "cli._run_commands = announced\n"
-    "sys.exit(cli.run())\n"
+    "entry._run_commands = announced\n"
+    "sys.exit(entry.run())\n"
 )
-"""The console script's lines (``from xlstock.cli import run``; ``sys.exit(run())``),
-saying when :func:`xlstock.cli.run` is in charge, before it loads click and the
-commands: the first moment a Ctrl-C can be xlstock's (Python's own start, 20 ms or so,
-comes before it; a Ctrl-C then stops Python before it runs any of xlstock)."""
+"""The console script's lines (``from xlstock.__main__ import run``;
+``sys.exit(run())``), saying when :func:`xlstock.__main__.run` is in charge, before it
+loads click and the commands: the first moment a Ctrl-C can be xlstock's (Python's own
+start, 20 ms or so, comes before it; a Ctrl-C then stops Python before it runs any of
+xlstock)."""
 
 
 @pytest.fixture(scope="module")
@@ -435,13 +436,13 @@ def test_ctrl_c_at_any_moment_is_one_line_and_status_130(long_workbook: Path,
 
 
 def test_the_installed_command_is_run_and_says_ctrl_c_in_one_line(long_workbook: Path) -> None:
-    """The ``xlstock`` script pip installed calls :func:`xlstock.cli.run` (what the test
+    """The ``xlstock`` script pip installed calls :func:`xlstock.__main__.run` (what the test
     above interrupts), and a Ctrl-C once Python has started (its own start takes 20 ms
     or so, far more on a busy machine: 0.3 s leaves room) ends in the one line."""
     from importlib.metadata import entry_points
 
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "xlstock"]
-    assert script.value == "xlstock.cli:run"
+    assert script.value == "xlstock.__main__:run"
     status, stderr = _interrupt([str(Path(sys.executable).with_name("xlstock")), "sync",
                                  str(long_workbook), "-q"], 0.3, ready=False)
     assert "Traceback" not in stderr
@@ -451,21 +452,21 @@ def test_the_installed_command_is_run_and_says_ctrl_c_in_one_line(long_workbook:
 def test_a_late_ctrl_c_leaves_the_commands_own_status(tmp_path: Path) -> None:
     """Once the command is done, a Ctrl-C (while Python shuts down) changes nothing: the
     status is the command's, never death by the signal."""
-    import xlstock.cli as cli
+    import xlstock.__main__ as entry
 
     book = tmp_path / "stock.xlsx"
     assert CliRunner().invoke(main, ["new", str(book), "-q"]).exit_code == 0
     check = ("import os, signal, sys\n"
-             "import xlstock.cli as cli\n"
+             "import xlstock.__main__ as entry\n"
              "try:\n"
-             "    cli.run()\n"
+             "    entry.run()\n"
              "finally:\n"
              "    os.kill(os.getpid(), signal.SIGINT)\n")
     done = subprocess.run([sys.executable, "-c", check, "validate", str(book)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "Sheet Stock is valid" in done.stdout and done.stderr == ""
-    assert cli.EXIT_INTERRUPTED == 130
+    assert entry.EXIT_INTERRUPTED == 130
 
 
 # --- installing: from a clone or a wheel, never a package index it is not on ---------------------
@@ -505,6 +506,6 @@ def test_the_wheel_carries_what_xlstock_demo_needs(tmp_path: Path) -> None:
                    "xlstock/cli/demo.py", "xlstock/server/account/templates/base.html",
                    "xlstock/server/account/static/account.css", "xlstock/py.typed"):
         assert needed in names, needed
-    assert b"xlstock = xlstock.cli:run" in entry_points
+    assert b"xlstock = xlstock.__main__:run" in entry_points
     assert "Provides-Extra: server" in metadata
     assert "WARNING `project.license`" not in built.stdout + built.stderr

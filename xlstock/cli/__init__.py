@@ -1,83 +1,60 @@
-"""The ``xlstock`` command line (the commands: :mod:`xlstock.cli.commands`).
+"""The ``xlstock`` command line: thin click commands over :mod:`xlstock.actions`.
 
-The console script is :func:`run`, which this module keeps cheap to import: Python has
-to load click and the commands before any of them can catch a Ctrl-C, so :func:`run`
-loads them inside its own handler. A Ctrl-C at any moment of a run, loading included
-and after the command is done, ends it the same way: one line on stderr and status
-130 (or, once the command has finished, its own status), never a traceback and never
-death by the signal. ``from xlstock.cli import main`` gives the click group itself
-(for ``CliRunner`` and for the docs' checks).
+Every command opens what it needs, calls one action, prints its report, and turns an
+:class:`~xlstock.errors.XlstockError` or a blocked report into its message on stderr
+and the contract's exit status (:mod:`xlstock.cli.exits`, the one place that decides
+it). The commands live by what they work on:
+
+- :mod:`~xlstock.cli.workbook_commands`: ``new``, ``init``, ``buttons``, ``sync``, ``preview``,
+  ``publish``, ``validate`` and ``demo`` (the merchant's workbook);
+- :mod:`~xlstock.cli.server_commands`: ``serve``, ``shop add`` and ``order`` (the stock
+  service and its storefront);
+- :mod:`~xlstock.cli.account_commands`: ``account add`` (merchants' online accounts).
+
+Importing this package stays cheap: each command imports the workbook layer, the
+client or the web parts only when it runs, so a missing ``server`` extra fails only
+``serve``, with the ``pip install`` that fixes it.
 """
 
 from __future__ import annotations
 
-import sys  # loaded by Python itself: nothing is imported before run() is in charge
+import click
 
-INTERRUPTED = (
-    "stopped by Ctrl-C. The workbook is as it was or completely saved; a publish that "
-    "was under way is finished by the next `xlstock publish`, which sends nothing twice"
-)
-EXIT_INTERRUPTED = 130
-"""Ctrl-C, as a shell reports a process stopped by SIGINT."""
+from xlstock import __version__
+from xlstock.cli import account_commands, server_commands, workbook_commands
 
 
-def run() -> None:
-    """The ``xlstock`` command: the click group, Ctrl-C said in one line and status
-    130 wherever it comes (see the module's docstring)."""
-    status: int | str | None
-    try:
-        try:
-            status = _run_commands()
-        finally:
-            _ignore_ctrl_c()  # the outcome is decided: a late Ctrl-C cannot change it
-    except KeyboardInterrupt:
-        _ignore_ctrl_c()
-        status = _interrupted()
-    except SystemExit as done:  # the commands end with sys.exit(status)
-        status = done.code
-    sys.exit(status)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="xlstock")
+def main() -> None:
+    """Keep shop stock in Excel: sync live levels, edit, preview, publish.
+
+    \b
+    The daily loop:
+      xlstock sync stock.xlsx      # pull today's live levels
+      (type a delivery into Received, or a count into New level)
+      xlstock preview stock.xlsx   # see what would change
+      xlstock publish stock.xlsx   # upload the stock file; online sales are kept
+
+    The API token comes from XLSTOCK_TOKEN or the system keyring (service "xlstock",
+    user = the shop URL); it is never stored in the workbook.
+    """
 
 
-def _run_commands() -> int | None:
-    import click
+for _command in (
+    workbook_commands.new,
+    workbook_commands.init,
+    workbook_commands.buttons,
+    workbook_commands.sync,
+    workbook_commands.preview,
+    workbook_commands.publish,
+    workbook_commands.validate,
+    server_commands.order,
+    workbook_commands.demo,
+    server_commands.serve_command,
+    server_commands.shop_group,
+    account_commands.account_group,
+):
+    main.add_command(_command)
 
-    from xlstock.cli.commands import main
-
-    try:
-        return main.main(prog_name="xlstock", standalone_mode=False)
-    except click.exceptions.Abort:  # click's word for a Ctrl-C in its own code
-        raise KeyboardInterrupt from None
-    except click.ClickException as error:  # a usage error: click's message, status 2
-        error.show()
-        return error.exit_code
-
-
-def _ignore_ctrl_c() -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _interrupted() -> int:
-    """Say that Ctrl-C stopped the run, in one line (on a line of its own after the
-    ``^C`` a terminal echoes)."""
-    try:
-        if sys.stderr.isatty():
-            sys.stderr.write("\n")
-        sys.stderr.write(f"xlstock: {INTERRUPTED}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass  # stderr closed: the status still says it
-    return EXIT_INTERRUPTED
-
-
-def __getattr__(name: str) -> object:
-    """``main``, the click group, loaded on first use."""
-    if name == "main":
-        from xlstock.cli.commands import main
-
-        return main
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["EXIT_INTERRUPTED", "INTERRUPTED", "main", "run"]
+__all__ = ["main"]

@@ -1,5 +1,5 @@
 """``python -m xlstock.cli``: the same as the ``xlstock`` command."""
 
-from xlstock.cli import run
+from xlstock.__main__ import run
 
 run()

@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 import click
 
-from xlstock.cli import EXIT_INTERRUPTED, INTERRUPTED
 from xlstock.errors import (
     ConflictError,
     MassChangeError,
@@ -37,6 +36,8 @@ EXIT_SHEET = 1
 EXIT_USAGE = 2
 EXIT_CONFLICT = 3
 EXIT_SERVICE = 4
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as a shell reports a process stopped by SIGINT."""
 
 EXIT_STATUSES: tuple[tuple[type[XlstockError], int], ...] = (
     (ConflictError, EXIT_CONFLICT),  # a SheetError: before it
@@ -93,3 +94,7 @@ def reports_errors_and_ctrl_c(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+INTERRUPTED = (
+    "stopped by Ctrl-C. The workbook is as it was or completely saved; a publish that "
+    "was under way is finished by the next `xlstock publish`, which sends nothing twice"
+)
