@@ -14,8 +14,9 @@ command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-calc-nogui python3-u
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    source scripts/apt.sh  # apt_get waits for another apt run's lock
+    apt_get update -q
+    apt_get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 python3 -m venv .venv

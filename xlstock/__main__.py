@@ -1,5 +1,75 @@
-"""``python -m xlstock``: the same as the ``xlstock`` command."""
+"""``python -m xlstock``, and the ``xlstock`` console script (:func:`run`).
 
-from xlstock.cli import main
+Python has to load click and the commands before any of them can catch a Ctrl-C (about
+50 ms), so :func:`run`, in this module that imports nothing, loads them inside its own
+handling. A Ctrl-C at any moment of a run, loading included, ends it the same way: one
+line on stderr and status 130, never a traceback and never death by the signal; once
+the command is done, a Ctrl-C leaves its status as it is.
+"""
 
-main()
+from __future__ import annotations
+
+import sys  # loaded by Python itself: nothing is imported before run() is in charge
+
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as a shell reports a process stopped by SIGINT (``cli.exits`` says the same)."""
+
+
+def run() -> None:
+    """The ``xlstock`` command: the click group (:data:`xlstock.cli.main`), Ctrl-C said
+    in one line with status 130 wherever it comes."""
+    status: int | str | None
+    try:
+        try:
+            status = _run_commands()
+        finally:
+            _ignore_ctrl_c()  # the outcome is decided: a late Ctrl-C cannot change it
+    except KeyboardInterrupt:
+        _ignore_ctrl_c()
+        status = _interrupted()
+    except SystemExit as done:  # the commands end with sys.exit(status)
+        status = done.code
+    sys.exit(status)
+
+
+def _run_commands() -> int | None:
+    import click
+
+    from xlstock.cli import main
+
+    try:
+        return main.main(prog_name="xlstock", standalone_mode=False)
+    except click.exceptions.Abort:  # click's word for a Ctrl-C in its own code
+        raise KeyboardInterrupt from None
+    except click.ClickException as error:  # a usage error: click's message, status 2
+        error.show()
+        return error.exit_code
+
+
+def _ignore_ctrl_c() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _interrupted() -> int:
+    """Say that Ctrl-C stopped the run, in the commands' words, in one line (on a line
+    of its own after the ``^C`` a terminal echoes)."""
+    try:
+        from xlstock.cli.exits import INTERRUPTED  # loaded again if the Ctrl-C cut it short
+
+        message = INTERRUPTED
+    except Exception:  # never a traceback instead of the line
+        message = "stopped by Ctrl-C"
+    try:
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+        sys.stderr.write(f"xlstock: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # stderr closed: the status still says it
+    return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    run()

@@ -37,6 +37,7 @@ from xlstock.model import Snapshot, StockItem, ValueProblem, clean_sku, clean_te
 from xlstock.planner import (
     STATUS_CHANGED,
     STATUS_NOT_ONLINE,
+    STATUS_OK,
     STRICT,
     PublishLine,
     PublishPlan,
@@ -638,9 +639,10 @@ def _apply_sync(
     online = session.column(layout.ONLINE)
     product, variant = session.column(layout.PRODUCT), session.column(layout.VARIANT)
     # "ok" and "new" stay: the row still has nothing to publish, or has not been
-    # previewed since a sync added it. Any other word described the last preview or
-    # publish, which the new levels make stale.
-    was = session.column(layout.STATUS)
+    # previewed since a sync added it. "changed" on a row with no edit left is a row a
+    # publish sent: in step with the shop now, "ok" like the others. Any other word
+    # described the last preview or publish, which the new levels make stale.
+    was = _synced_statuses(session)
     status: list[Any] = []
     hint = SkuHints(live)
     moved_rows = moved_units = 0
@@ -699,6 +701,16 @@ def _apply_sync(
         lines.append(f"Not in the shop online (rows kept, flagged in Status): "
                      f"{', '.join(vanished[:20])}" + (" ..." if len(vanished) > 20 else ""))
     return Report("sync", summary, lines)
+
+
+def _synced_statuses(session: _WorkbookSession) -> list[Any]:
+    """Column Status as Sync reads it: ``changed`` on a row whose Received and New
+    level are blank (a publish sent it and cleared them) reads as ``ok``."""
+    received = session.column(layout.RECEIVED)
+    new_level = session.column(layout.NEW_LEVEL)
+    return [STATUS_OK if status == STATUS_CHANGED and received[i] in (None, "")
+            and new_level[i] in (None, "") else status
+            for i, status in enumerate(session.column(layout.STATUS))]
 
 
 def _refuse_more_rows_than_a_sheet_holds(session: _WorkbookSession, listed: int, new: int) -> None:

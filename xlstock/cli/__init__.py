@@ -5,7 +5,7 @@ Every command opens what it needs, calls one action, prints its report, and turn
 and the contract's exit status (:mod:`xlstock.cli.exits`, the one place that decides
 it). The commands live by what they work on:
 
-- :mod:`~xlstock.cli.workbook_commands`: ``new``, ``buttons``, ``sync``, ``preview``,
+- :mod:`~xlstock.cli.workbook_commands`: ``new``, ``init``, ``buttons``, ``sync``, ``preview``,
   ``publish``, ``validate`` and ``demo`` (the merchant's workbook);
 - :mod:`~xlstock.cli.server_commands`: ``serve``, ``shop add`` and ``order`` (the stock
   service and its storefront);
@@ -43,6 +43,7 @@ def main() -> None:
 
 for _command in (
     workbook_commands.new,
+    workbook_commands.init,
     workbook_commands.buttons,
     workbook_commands.sync,
     workbook_commands.preview,

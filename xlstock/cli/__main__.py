@@ -1,5 +1,5 @@
 """``python -m xlstock.cli``: the same as the ``xlstock`` command."""
 
-from xlstock.cli import main
+from xlstock.__main__ import run
 
-main()
+run()

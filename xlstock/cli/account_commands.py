@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from xlstock.cli.exits import reports_errors
-from xlstock.cli.server_commands import db_option, describe_db
+from xlstock.cli.reporting import quiet_option
+from xlstock.cli.server_commands import chatter, db_option, describe_db
 
 
 @click.group("account")
@@ -22,8 +23,9 @@ def account_group() -> None:
 @account_group.command("add")
 @click.argument("email")
 @db_option
+@quiet_option
 @reports_errors
-def account_add_command(email: str, db_path: str | Path) -> None:
+def account_add_command(email: str, db_path: str | Path, quiet: bool) -> None:
     """Create the online account EMAIL and print a one-time password.
 
     The merchant signs in at /account/ of the stock service with EMAIL and this
@@ -46,11 +48,12 @@ def account_add_command(email: str, db_path: str | Path) -> None:
         address, password, created = AccountStore(store).add_account(email)
     finally:
         store.close()
+    say = chatter(quiet)
     if created:
-        click.echo(f"Created the online account {address} in {describe_db(db_path)}.")
+        say(f"Created the online account {address} in {describe_db(db_path)}.")
     else:
-        click.echo(f"The online account {address} has a new one-time password (it was signed "
-                   "out everywhere).")
-    click.echo("Sign in at /account/ of the stock service (e.g. http://127.0.0.1:8765/account/) "
-               "with this one-time password; the first sign-in asks for a new one:")
+        say(f"The online account {address} has a new one-time password (it was signed "
+            "out everywhere).")
+    say("Sign in at /account/ of the stock service (e.g. http://127.0.0.1:8765/account/) "
+        "with this one-time password; the first sign-in asks for a new one:")
     click.echo(password)

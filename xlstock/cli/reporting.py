@@ -10,6 +10,12 @@ import click
 if TYPE_CHECKING:
     from xlstock.actions import Report
 
+quiet_option = click.option(
+    "-q", "--quiet", is_flag=True,
+    help="Quiet: no progress on stderr, and no chatter on stdout (errors are still said).",
+)
+"""The ``-q`` every command takes (docs/cli.md says what each one leaves out)."""
+
 TABLE_HEADERS = ("SKU", "Online", "Change", "Publish", "Note")
 MAX_TABLE_ROWS = 500
 

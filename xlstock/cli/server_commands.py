@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from xlstock.cli.exits import reports_errors, reports_errors_and_ctrl_c
+from xlstock.cli.reporting import quiet_option
 from xlstock.errors import UsageError
 from xlstock.model import is_loopback_host
 
@@ -48,6 +49,11 @@ db_option = click.option(
 )
 
 
+def chatter(quiet: bool) -> Any:
+    """``click.echo``, or nothing with ``-q``."""
+    return (lambda *args, **kwargs: None) if quiet else click.echo
+
+
 def describe_db(db_path: str | Path) -> str:
     """``--db`` for messages: a URL without its password."""
     from xlstock.server.postgres import redact
@@ -76,10 +82,12 @@ def describe_db(db_path: str | Path) -> str:
 @click.option("--daily-quota", type=click.IntRange(1, 1_000_000), default=256,
               show_default=True, help="MiB one shop may store in a day (UTC); beyond it, its "
                                       "publishes and orders are refused until midnight.")
+@quiet_option
 @reports_errors
 def serve_command(
     db_path: str | Path, host: str, port: int, connections: int | None, threads: int,
     idle_timeout: int, header_timeout: float, request_timeout: float, daily_quota: int,
+    quiet: bool,
 ) -> None:
     """Run the stock service: the shop's online side, on this machine.
 
@@ -100,7 +108,7 @@ def serve_command(
         threads=threads, idle_timeout=idle_timeout, header_timeout=header_timeout,
         request_timeout=request_timeout, daily_quota=daily_quota * 1024 * 1024, **options,
     )
-    _configure_logging()
+    _configure_logging(quiet)
     if not is_loopback_host(host):
         click.echo(
             f"Warning: listening on {host}: tokens and levels travel unencrypted over plain "
@@ -109,13 +117,14 @@ def serve_command(
     serve(db_path, host=host, port=port, settings=settings)
 
 
-def _configure_logging() -> None:
+def _configure_logging(quiet: bool = False) -> None:
+    """One line per request on stderr; with ``quiet``, warnings and errors only."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.set_name("xlstock-serve")
     for name in ("xlstock.server", "waitress"):
         logger = logging.getLogger(name)
-        logger.setLevel(logging.INFO)
+        logger.setLevel(logging.WARNING if quiet else logging.INFO)
         if not any(h.get_name() == "xlstock-serve" for h in logger.handlers):
             logger.addHandler(handler)
         logger.propagate = False
@@ -138,9 +147,11 @@ def shop_group() -> None:
 @click.option("--allow-level-changes", is_flag=True,
               help="Load a catalogue that changes most of the shop's existing levels (20 or "
                    "more): a stocktake, not a mistake.")
+@quiet_option
 @reports_errors
 def shop_add_command(
-    shop_url: str, db_path: str | Path, catalogue: Path | None, allow_level_changes: bool
+    shop_url: str, db_path: str | Path, catalogue: Path | None, allow_level_changes: bool,
+    quiet: bool,
 ) -> None:
     """Register SHOP_URL with the stock service and print a new API token.
 
@@ -171,31 +182,32 @@ def shop_add_command(
         )
     finally:
         store.close()
-    click.echo(f"{'Registered' if done.created else 'Updated'} shop {done.shop} in "
-               f"{describe_db(db_path)}.")
+    say = chatter(quiet)
+    say(f"{'Registered' if done.created else 'Updated'} shop {done.shop} in "
+        f"{describe_db(db_path)}.")
     if catalogue is not None:
-        click.echo(
+        say(
             f"Catalogue {catalogue} ({loaded.kind}): {len(loaded.items)} product(s) read"
             + (f", {loaded.without_quantity} without a quantity"
                + (f" ({loaded.no_quantities})" if loaded.no_quantities else "")
                if loaded.without_quantity else "")
             + "."
         )
-        click.echo(
+        say(
             f"Levels: {len(done.added)} added (new products), {len(done.levels_changed)} "
             f"changed, {len(done.levels_left)} left as they were; {len(done.renamed)} "
             "product(s) renamed."
         )
         if loaded.without_quantity:
-            click.echo("Products without a quantity start at 0 when new; existing ones keep "
-                       "their level.")
+            say("Products without a quantity start at 0 when new; existing ones keep "
+                "their level.")
         if loaded.skipped:
-            click.echo(f"Skipped {len(loaded.skipped)} row(s) that hold no stock:")
+            say(f"Skipped {len(loaded.skipped)} row(s) that hold no stock:")
             for reason in loaded.skipped:
-                click.echo(f"  {reason}")
-    click.echo(f"The shop has {done.products} product(s); version {done.version}.")
-    click.echo("API token (shown once, keep it secret; give it to xlstock as XLSTOCK_TOKEN "
-               "or in the system keyring):")
+                say(f"  {reason}")
+    say(f"The shop has {done.products} product(s); version {done.version}.")
+    say("API token (shown once, keep it secret; give it to xlstock as XLSTOCK_TOKEN "
+        "or in the system keyring):")
     click.echo(done.token)
 
 
@@ -205,8 +217,10 @@ def shop_add_command(
 @click.option("--shop", "shop_url", required=True, metavar="URL", help="The shop's URL.")
 @click.option("--reference", help="The storefront's order number.")
 @click.argument("lines", nargs=-1, required=True, metavar="SKU=QTY...")
+@quiet_option
 @reports_errors_and_ctrl_c
-def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[str, ...]) -> None:
+def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[str, ...],
+          quiet: bool) -> None:
     """Place a storefront order through the stock service.
 
     The token comes from XLSTOCK_TOKEN or the keyring, as for the other commands.
@@ -229,6 +243,7 @@ def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[s
         wanted[sku.strip()] = wanted.get(sku.strip(), 0) + int(qty)
     with HttpStockServiceClient.from_settings(service_url, shop_url) as service:
         result = service.place_order(wanted, reference=reference)
+    say = chatter(quiet)
     for sku, count in wanted.items():
-        click.echo(f"{sku}: -{count}")
-    click.echo(f"Order placed; the shop is now at version {shown_version(result.version)}.")
+        say(f"{sku}: -{count}")
+    say(f"Order placed; the shop is now at version {shown_version(result.version)}.")

@@ -1,4 +1,4 @@
-"""The workbook commands: ``new``, ``buttons``, ``sync``, ``preview``, ``publish``,
+"""The workbook commands: ``new``, ``init``, ``buttons``, ``sync``, ``preview``, ``publish``,
 ``validate`` and ``demo``.
 
 Each opens the workbook (and, online, the stock-service client, with a ``with``),
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from xlstock.cli.exits import F, reports_errors_and_ctrl_c
-from xlstock.cli.reporting import Progress, format_output
+from xlstock.cli.reporting import Progress, format_output, quiet_option
 from xlstock.errors import UsageError
 
 if TYPE_CHECKING:
@@ -97,9 +97,10 @@ def print_report(report: actions.Report) -> None:
               help="The Shopify location the workbook keeps (needed when the store has "
                    "several).")
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@quiet_option
 @reports_errors_and_ctrl_c
 def new(path: str, service_url: str | None, shop_url: str | None, shopify_store: str | None,
-        location: str | None, force: bool) -> None:
+        location: str | None, force: bool, quiet: bool) -> None:
     """Create a fresh workbook from the template.
 
     PATH ending in .xlsm gets the Excel buttons (Sync, Preview, Publish).
@@ -125,17 +126,8 @@ def new(path: str, service_url: str | None, shop_url: str | None, shopify_store:
         platform = SHOPIFY
     elif location:
         raise UsageError("--location is for a Shopify store (--shopify STORE)")
-    elif service_url:
-        from xlstock.remote.client import check_service_url
-
-        service_url = check_service_url(service_url)
-    if shop_url and not platform:
-        from xlstock.model import ValueProblem, normalise_shop_url
-
-        try:
-            shop_url = normalise_shop_url(shop_url)
-        except ValueProblem as exc:
-            raise UsageError(f"--shop: {exc}") from exc
+    else:
+        service_url, shop_url = _checked_addresses(service_url, shop_url)
     if target.suffix.lower() == ".xlsm":
         from xlstock.macros.install import build_macro_workbook
 
@@ -146,7 +138,54 @@ def new(path: str, service_url: str | None, shop_url: str | None, shopify_store:
 
         build_workbook(target, service_url=service_url, shop_url=shop_url, platform=platform,
                        location=location)
-    click.echo(f"Created {target}. Next: xlstock sync {target}")
+    if not quiet:
+        click.echo(f"Created {target}. Next: xlstock sync {target}")
+
+
+def _checked_addresses(service_url: str | None,
+                       shop_url: str | None) -> tuple[str | None, str | None]:
+    """``--service`` and ``--shop`` as the workbook keeps them, or a :class:`UsageError`."""
+    if service_url:
+        from xlstock.remote.client import check_service_url
+
+        service_url = check_service_url(service_url)
+    if shop_url:
+        from xlstock.model import ValueProblem, normalise_shop_url
+
+        try:
+            shop_url = normalise_shop_url(shop_url)
+        except ValueProblem as exc:
+            raise UsageError(f"--shop: {exc}") from exc
+    return service_url, shop_url
+
+
+@click.command("init")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--service", "service_url", metavar="URL",
+              help="Base URL of the stock service (Settings: Stock service).")
+@click.option("--shop", "shop_url", metavar="URL",
+              help="The shop's address as registered with the stock service.")
+@quiet_option
+@reports_errors_and_ctrl_c
+def init(path: str, service_url: str | None, shop_url: str | None, quiet: bool) -> None:
+    """Add the stock sheets to a workbook you already have.
+
+    Sheets Stock, Settings and Log (and xlstock's hidden memory) go after your own
+    sheets; everything else in the file stays exactly as it was. A workbook that has
+    them already is refused.
+
+    \b
+    Example:
+      xlstock init shop.xlsx --service https://stock.example --shop https://shop.example
+    """
+    from xlstock.workbook.template import add_stock_sheets
+
+    service_url, shop_url = _checked_addresses(service_url, shop_url)
+    with open_workbook(path) as book:
+        add_stock_sheets(book, service_url=service_url, shop_url=shop_url)
+    if not quiet:
+        click.echo(f"Added sheets Stock, Settings and Log to {path}. Next: type or paste your "
+                   f"SKUs under SKU on sheet Stock, or run xlstock sync {path}")
 
 
 @click.command()
@@ -155,8 +194,9 @@ def new(path: str, service_url: str | None, shop_url: str | None, shopify_store:
               help="Write to OUT (.xlsm) instead (default: PATH with .xlsm for an .xlsx, "
                    "PATH itself for an .xlsm).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@quiet_option
 @reports_errors_and_ctrl_c
-def buttons(path: str, out: str | None, force: bool) -> None:
+def buttons(path: str, out: str | None, force: bool, quiet: bool) -> None:
     """Add the Excel buttons to a workbook, or bring an .xlsm's up to date.
 
     An .xlsx becomes an .xlsm with the Sync, Preview and Publish buttons; every sheet,
@@ -170,13 +210,14 @@ def buttons(path: str, out: str | None, force: bool) -> None:
     """
     from xlstock.macros.install import install_buttons
 
-    for line in install_buttons(path, out, force=force).lines():
+    report = install_buttons(path, out, force=force)
+    for line in [] if quiet else report.lines():
         click.echo(line)
 
 
 def _workbook_command(func: F) -> F:
     """The PATH argument and --quiet flag every online command shares."""
-    func = click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")(func)
+    func = quiet_option(func)
     return click.argument("path", type=click.Path(dir_okay=False))(func)
 
 
@@ -260,9 +301,9 @@ def publish(path: str, quiet: bool, strict: bool | None, allow_mass_change: bool
 
 
 @click.command()
-@click.argument("path", type=click.Path(dir_okay=False))
+@_workbook_command
 @reports_errors_and_ctrl_c
-def validate(path: str) -> None:
+def validate(path: str, quiet: bool) -> None:
     """Check sheet Stock offline, without the stock service; writes nothing.
 
     \b
@@ -271,6 +312,7 @@ def validate(path: str) -> None:
     """
     from xlstock import actions
 
+    del quiet  # validate says nothing on stderr but errors: -q is taken, for scripts
     with open_workbook(path, writable=False) as book:
         report = actions.validate(book)
     print_report(report)
@@ -282,8 +324,9 @@ def validate(path: str) -> None:
                    "by hand (Ctrl-C stops it).")
 @click.option("--dir", "folder", type=click.Path(file_okay=False), default=".",
               help="Where to write the demo workbook (default: the current folder).")
+@quiet_option
 @reports_errors_and_ctrl_c
-def demo(keep_serving: bool, folder: str) -> None:
+def demo(keep_serving: bool, folder: str, quiet: bool) -> None:
     """Run the whole daily loop against an embedded stock service.
 
     Starts a stock service on a free loopback port with a sample shop, creates a
@@ -297,4 +340,5 @@ def demo(keep_serving: bool, folder: str) -> None:
     """
     from xlstock.cli.demo import run_demo
 
-    run_demo(Path(folder), keep_serving=keep_serving, echo=click.echo)
+    run_demo(Path(folder), keep_serving=keep_serving,
+             echo=(lambda line: None) if quiet else click.echo)

@@ -209,7 +209,9 @@ def apply_buttons(package: WorkbookParts) -> None:
     first_column = _first_free_column(xml)
     vml_root = _parse_vml(package, vml_part)
     present = _button_shapes(vml_root)
+    controls = _controls_by_macro(xml)
     numbers = {n for s in vml_root.iter(f"{{{V_NS}}}shape") if (n := _shape_number(s))}
+    numbers |= set(controls.values())
     missing_xml = []
     next_number = max(numbers | {1024}) + 1
     z_index = len(numbers) + 1
@@ -238,20 +240,77 @@ def apply_buttons(package: WorkbookParts) -> None:
         vml_root = _parse_vml(package, vml_part)
         present = _button_shapes(vml_root)
 
-    xml = _apply_controls(package, sheet, xml, present, label, first_column)
+    shape_ids = _shape_ids(package, vml_part, present, controls, max(numbers | {1024}) + 1)
+    xml = _apply_controls(package, sheet, xml, present, shape_ids, label, first_column)
     package.parts[sheet] = xml.encode()
+
+
+def _controls_by_macro(sheet_xml: str) -> dict[str, int]:
+    """The sheet's Form Control entries that run one of our macros: macro -> the
+    ``shapeId`` they name (LibreOffice names its VML shapes ``shape_0``, so the
+    control entry is where its buttons' numbers are)."""
+    wanted = {button.macro for button in BUTTONS}
+    found: dict[str, int] = {}
+    for entry in re.finditer(r"(<control\b[^>]*?(?<!/)>)(.*?)</control>", sheet_xml, re.S):
+        shape_id = attribute(entry.group(1), "shapeId") or ""
+        options = re.search(r"<controlPr\b[^>]*>", entry.group(2))
+        macro = _macro_of(attribute(options.group(0), "macro") or "") if options else ""
+        if macro in wanted and macro not in found and shape_id.isdigit():
+            found[macro] = int(shape_id)
+    return found
+
+
+def _shape_ids(package: WorkbookParts, vml_part: str, shapes: dict[str, Element],
+               controls: dict[str, int], next_number: int) -> dict[str, int]:
+    """Each button's shape number, the ``shapeId`` of its control entry: the number in
+    the shape's id (``_x0000_s1025``, as Excel writes it), else the one its control
+    entry already names (LibreOffice's files), else a new one, written into the
+    shape's id so that the next run finds the same."""
+    ids: dict[str, int] = {}
+    renumber: dict[str, int] = {}
+    for macro, shape in shapes.items():
+        number = _shape_number(shape) or controls.get(macro)
+        if number is None:
+            number = renumber[macro] = next_number
+            next_number += 1
+        ids[macro] = number
+    if renumber:
+        package.parts[vml_part] = _renumbered(package.text(vml_part), renumber).encode()
+    return ids
+
+
+def _renumbered(vml: str, numbers: dict[str, int]) -> str:
+    """The VML drawing with the id of each button shape for a macro in ``numbers`` set
+    to ``_x0000_s<number>``."""
+
+    def renumber(shape: re.Match[str]) -> str:
+        macro = re.search(r"<x:FmlaMacro>(.*?)</x:FmlaMacro>", shape.group(0), re.S)
+        number = numbers.get(_macro_of(macro.group(1))) if macro else None
+        if number is None:
+            return shape.group(0)
+        start = shape.group(1)
+        if attribute(start, "id") is not None:
+            start = re.sub(r"(\sid\s*=\s*)(\"[^\"]*\"|'[^']*')", rf'\g<1>"_x0000_s{number}"',
+                           start, count=1)
+        else:
+            start = start.replace("<v:shape", f'<v:shape id="_x0000_s{number}"', 1)
+        return start + shape.group(0)[len(shape.group(1)):]
+
+    return re.sub(r"(<v:shape\b[^>]*?(?<!/)>).*?</v:shape>", renumber, vml, flags=re.S)
 
 
 def buttons_in_place(package: WorkbookParts, sheet: str) -> set[str]:
     """Labels of our buttons that have both their shape and their control entry on
     the worksheet part ``sheet``."""
-    controls = set(re.findall(r"<control\b[^>]*?\sshapeId=\"(\d+)\"", package.text(sheet)))
+    xml = package.text(sheet)
+    controls = set(re.findall(r"<control\b[^>]*?\sshapeId=\"(\d+)\"", xml))
+    by_macro = _controls_by_macro(xml)
     found: set[str] = set()
     for rel in package.rels(sheet):
         part = resolve(sheet, rel["Target"])
         if rel.get("Type") == REL_VML and part in package.parts:
             for macro, shape in _button_shapes(_parse_vml(package, part)).items():
-                if str(_shape_number(shape)) in controls:
+                if str(_shape_number(shape) or by_macro.get(macro)) in controls:
                     found.add(macro)
     return {button.label for button in BUTTONS if button.macro in found}
 
@@ -290,11 +349,11 @@ def _remove_rel(package: WorkbookParts, part: str, rel_id: str) -> None:
 
 
 def _apply_controls(package: WorkbookParts, sheet: str, xml: str, shapes: dict[str, Element],
-                    label: str, first_column: int) -> str:
+                    shape_ids: dict[str, int], label: str, first_column: int) -> str:
     """The sheet's ``<controls>`` with one Form Control entry (and ctrlProp part) per
-    button shape; entries of other controls are kept as they were, stale entries of
-    our buttons (and their ctrlProp parts) are replaced."""
-    ours = {str(_shape_number(shape)) for shape in shapes.values()}
+    button shape (numbered by ``shape_ids``); entries of other controls are kept as
+    they were, stale entries of our buttons (and their ctrlProp parts) are replaced."""
+    ours = {str(number) for number in shape_ids.values()}
     kept: list[str] = []
     block = _CONTROLS_BLOCK.search(xml)
     if block is not None:
@@ -316,13 +375,13 @@ def _apply_controls(package: WorkbookParts, sheet: str, xml: str, shapes: dict[s
         shape = shapes.get(button.macro)
         if shape is None:
             continue
-        number = _shape_number(shape)
+        number = shape_ids[button.macro]
         anchor = _shape_anchor(shape) or _default_anchor(index, first_column)
         ctrl_part = package.new_name("xl/ctrlProps/ctrlProp{}.xml")
         package.parts[ctrl_part] = _CTRL_PROP_XML
         rel_id = package.add_rel(sheet, REL_CTRL_PROP, ctrl_part)
         overrides["/" + ctrl_part] = CT_CTRL_PROP
-        name = f"Button {number - 1024}" if number else f"Button {index + 1}"
+        name = f"Button {number - 1024}" if number > 1024 else f"Button {index + 1}"
         new_entries.append(
             f'<mc:AlternateContent xmlns:mc="{MC_NS}"><mc:Choice Requires="x14">'
             f'<control shapeId="{number}" r:id="{rel_id}" name="{name}">'

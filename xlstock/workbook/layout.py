@@ -370,9 +370,29 @@ def read_log(book: WorkbookAdapter) -> Log:
     return Log(next_row=len(book.read_sheet(LOG_SHEET)) + 1)
 
 
+LOG_RESULT_LIMIT = 280
+"""Characters of a Log row's Result: a longer one is cut at a word boundary and ends
+with an ellipsis (the whole message was on stderr)."""
+
+
+def shorten_result(text: str, limit: int = LOG_RESULT_LIMIT) -> str:
+    """``text`` if it fits in ``limit`` characters, else cut after its last whole word
+    that fits (mid-word only for a word longer than half the limit) with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]  # one character for the ellipsis: at most limit - 1 kept
+    space = cut.rfind(" ")
+    kept = cut[:space] if space > limit // 2 else cut[: limit - 1]
+    return kept.rstrip(" ,;:-") + "\u2026"
+
+
 def append_log(book: WorkbookAdapter, log: Log, entry: Sequence[Any]) -> None:
     """Append one row to sheet Log (when, action, online version, rows, units, result)
-    at ``log.next_row``, without reading the sheet again."""
+    at ``log.next_row``, without reading the sheet again. A Result longer than
+    :data:`LOG_RESULT_LIMIT` is cut by :func:`shorten_result`."""
+    entry = list(entry)
+    if len(entry) >= len(LOG_HEADERS) and isinstance(entry[-1], str):
+        entry[-1] = shorten_result(entry[-1])
     if LOG_SHEET not in book.sheet_names():
         book.add_sheet(LOG_SHEET)
     if log.next_row == 1:

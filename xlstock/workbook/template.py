@@ -22,9 +22,17 @@ from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.writer.excel import ExcelWriter
 
+from xlstock.errors import UsageError
 from xlstock.planner import STATUS_CHANGED, STATUS_OK
 from xlstock.workbook import layout
-from xlstock.workbook.base import HOWTO_SHEET, LOG_SHEET, SETTINGS_SHEET, STATE_SHEET, STOCK_SHEET
+from xlstock.workbook.base import (
+    HOWTO_SHEET,
+    LOG_SHEET,
+    SETTINGS_SHEET,
+    STATE_SHEET,
+    STOCK_SHEET,
+    WorkbookAdapter,
+)
 from xlstock.workbook.files import write_atomic
 
 FIXED_TIME = dt.datetime(2026, 1, 1)
@@ -112,6 +120,46 @@ def build_workbook(path: str | os.PathLike[str], *, service_url: str | None = No
     exists). The same arguments always give the same bytes."""
     write_atomic(path, workbook_bytes(service_url=service_url, shop_url=shop_url,
                                       platform=platform, location=location))
+
+
+INIT_SHEETS = (STOCK_SHEET, SETTINGS_SHEET, LOG_SHEET, STATE_SHEET)
+"""The sheets ``xlstock init`` adds to a workbook (``_xlstock`` very hidden)."""
+
+
+def add_stock_sheets(book: WorkbookAdapter, *, service_url: str | None = None,
+                     shop_url: str | None = None) -> None:
+    """``xlstock init``: give an existing workbook sheets Stock (the headers in row 1),
+    Settings (the labels in column A, the addresses and policy ``rebase`` in B), Log
+    (its headers) and the very hidden ``_xlstock``, after its own sheets, and save.
+    Nothing else of the workbook is touched (the file adapter copies every other part
+    as it was). Refuses a workbook that has any of them already, naming it."""
+    have = {name.casefold(): name for name in book.sheet_names()}
+    clash = [have[name.casefold()] for name in INIT_SHEETS if name.casefold() in have]
+    if STOCK_SHEET.casefold() in have and SETTINGS_SHEET.casefold() in have:
+        raise UsageError(
+            f"{book.label} has sheets {STOCK_SHEET} and {SETTINGS_SHEET} already: it is set "
+            f"up for xlstock; run `xlstock sync {book.label}`"
+        )
+    if clash:
+        raise UsageError(
+            f"{book.label} has a sheet named {', '.join(repr(n) for n in clash)} already, a "
+            f"name xlstock needs for its own sheets ({', '.join(INIT_SHEETS[:3])}); rename "
+            "yours (right-click its tab > Rename) and run `xlstock init` again"
+        )
+    values = {
+        layout.SETTING_SERVICE: service_url or layout.DEFAULT_SERVICE,
+        layout.SETTING_SHOP: shop_url or None,
+        layout.SETTING_POLICY: "rebase",
+    }
+    book.add_sheet(STOCK_SHEET)
+    book.write_block(STOCK_SHEET, 1, 1, [list(layout.STOCK_HEADERS)])
+    book.add_sheet(SETTINGS_SHEET)
+    book.write_block(SETTINGS_SHEET, 1, 1,
+                     [[label, values.get(label)] for label in layout.SETTING_LABELS])
+    book.add_sheet(LOG_SHEET)
+    book.write_block(LOG_SHEET, 1, 1, [list(layout.LOG_HEADERS)])
+    book.add_sheet(STATE_SHEET, hidden=True)
+    book.save()
 
 
 def workbook_bytes(*, service_url: str | None = None, shop_url: str | None = None,
