@@ -221,6 +221,8 @@ class _WorkbookSession:
     state: dict[str, Any]
     _skus: list[str | None] | None = field(default=None, repr=False)
     _log: layout.Log | None = field(default=None, repr=False)
+    recorded_part: int = 0
+    """Rows of a publish a platform applied before refusing the rest, recorded so far."""
 
     @classmethod
     def read(
@@ -338,6 +340,10 @@ def _settle_pending(
         if resent and _pending_lines(session.settings.shop_url, pending) is None:
             return ("An interrupted publish saved by an older xlstock never reached the "
                     "shop; it was dropped, and the sheet is planned afresh.")
+        if session.recorded_part:
+            return (f"An interrupted publish was partly applied: {session.recorded_part} "
+                    "change(s) reached the shop once and are now recorded; the levels of the "
+                    "others moved since, so they are planned afresh.")
         return ("An interrupted publish never reached the shop and the levels have moved "
                 "since; it was dropped, and the sheet is planned afresh.")
     _record_publish(
@@ -414,6 +420,7 @@ def _record_part(
     """Record the lines of a publish that the shop applied before it refused the rest
     (a platform that publishes in several calls): their rows are published, the others
     keep their edits for the next plan."""
+    session.recorded_part += len(applied)
     _record_publish(
         session,
         levels=dict(applied),
