@@ -234,6 +234,8 @@ class ShopifyConnector:
         self.requests = 0
         self.waited = 0.0
         """Seconds spent waiting for Shopify's cost bucket (for the bench)."""
+        self.points = 0.0
+        """Query cost Shopify charged (its ``actualQueryCost``), for the bench."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> ShopifyConnector:
@@ -625,6 +627,9 @@ class ShopifyConnector:
         if not isinstance(document, dict):
             raise ServiceRefused(f"{what} answered something that is not a GraphQL answer")
         cost = (document.get("extensions") or {}).get("cost") or {}
+        charged = cost.get("actualQueryCost")
+        if isinstance(charged, (int, float)):
+            self.points += charged
         throttle = cost.get("throttleStatus") or {}
         if throttle:
             self._bucket = _Bucket(float(throttle.get("maximumAvailable") or 1000),
