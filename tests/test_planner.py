@@ -146,12 +146,22 @@ def test_notes_explain_the_level(edit: dict[str, int], b: int, r: int, note: str
 
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("live", [0, 4, 10, 30])
-def test_new_level_without_an_earlier_sync_sets_the_count(policy: str, live: int) -> None:
+def test_new_level_without_any_baseline_is_refused_never_set_over_a_sale(
+        policy: str, live: int) -> None:
+    """Issue 19: a count with no level from a Sync (nor an Online cell) could only be
+    sent as an absolute level, over whatever sold since: refused, "Sync first"."""
     plan = plan_one(policy, new_level=6, base=None, live=live)
-    assert plan.ok
-    [row] = plan.rows
-    assert (row.base, row.target) == (None, 6)
-    assert row.note == "counted level (no earlier Sync of this SKU)"
+    assert not plan.ok and plan.rows == []
+    assert "Sync first" in plan.problems[0].message
+
+
+@pytest.mark.parametrize("live", [6, 8, 10])
+def test_new_level_planned_from_the_online_cell_says_so_and_keeps_the_sales(live) -> None:
+    row = SheetRow(7, SKU, new_level=10)
+    plan = plan_publish([row], {SKU: 8}, {SKU: live}, from_online={SKU})
+    [planned] = plan.rows
+    assert planned.target == 10 + live - 8
+    assert "planned from Online 8" in planned.note
 
 
 @pytest.mark.parametrize("policy", POLICIES)

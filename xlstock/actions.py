@@ -33,7 +33,15 @@ from xlstock.errors import (
     WorkbookError,
     XlstockError,
 )
-from xlstock.model import Snapshot, StockItem, ValueProblem, clean_sku, clean_texts, usual_sku_cells
+from xlstock.model import (
+    Snapshot,
+    StockItem,
+    ValueProblem,
+    clean_sku,
+    clean_texts,
+    parse_quantity,
+    usual_sku_cells,
+)
 from xlstock.planner import (
     STATUS_CHANGED,
     STATUS_NOT_ONLINE,
@@ -758,8 +766,36 @@ def _plan(
 ) -> tuple[PublishPlan, list[SheetRow]]:
     rows, problems = session.parsed_rows()
     policy = STRICT if strict else (session.settings.policy if strict is None else "rebase")
-    plan = plan_publish(rows, session.base, snapshot.levels(), policy=policy, problems=problems)
+    base = session.base
+    from_online = _online_baselines(session, rows, base)
+    base.update(from_online)
+    plan = plan_publish(rows, base, snapshot.levels(), policy=policy, problems=problems,
+                        from_online=from_online)
     return plan, rows
+
+
+def _online_baselines(session: _WorkbookSession, rows: Sequence[SheetRow],
+                      base: Mapping[str, int]) -> dict[str, int]:
+    """For each counted row whose SKU the memory of the last Sync lacks (the hidden
+    state was deleted, or the sheet was copied into another workbook), the whole number
+    its Online cell holds: the level the merchant counted against, the best baseline
+    left. Rows without one get none (the planner refuses them)."""
+    found: dict[str, int] = {}
+    online: list[Any] | None = None
+    for row in rows:
+        if row.new_level is None or row.sku is None or row.sku in base:
+            continue
+        if online is None:
+            online = session.column(layout.ONLINE)
+        index = row.row - session.table.sheet_row(0)
+        try:
+            level = parse_quantity(online[index] if 0 <= index < len(online) else None,
+                                   what="Online", minimum=0)
+        except ValueProblem:
+            level = None
+        if level is not None:
+            found[row.sku] = level
+    return found
 
 
 def _plan_table(plan: PublishPlan) -> list[tuple[str, str, str, str, str]]:

@@ -14,7 +14,7 @@ New level = L      L + (R - B)              L if R = B, else a conflict
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -330,12 +330,17 @@ def plan_publish(
     *,
     policy: str = REBASE,
     problems: Sequence[RowProblem] = (),
+    from_online: Collection[str] = (),
 ) -> PublishPlan:
     """Apply the table of contract 2b to every row.
 
     ``base`` holds the levels at the last Sync, ``live`` the levels now; ``problems``
     are those :func:`parse_rows` found, carried into the plan. A SKU the shop does not
     know is a problem when its row has an edit; without one it is only flagged.
+    ``from_online`` names the SKUs whose base is the sheet's Online cell because the
+    memory of the last Sync lost them (their note says so). A count for a SKU with no
+    base at all is refused: it could only be sent as an absolute level, over any sale
+    since the sheet was filled in.
     """
     if policy not in (REBASE, STRICT):
         raise ValueError(f"unknown conflict policy {policy!r}")
@@ -362,7 +367,7 @@ def plan_publish(
         if row.received is None and row.new_level is None and 0 <= r <= MAX_LEVEL:
             plan.rows.append(PlannedRow(row.row, row.sku, b, r, r))  # most rows: no edit
             continue
-        planned = _plan_row(row, b, r, policy)
+        planned = _plan_row(row, b, r, policy, row.sku in from_online)
         if isinstance(planned, RowConflict):
             plan.conflicts.append(planned)
         elif isinstance(planned, RowProblem):
@@ -373,7 +378,8 @@ def plan_publish(
     return plan
 
 
-def _plan_row(row: SheetRow, b: int | None, r: int, policy: str) -> PlannedRow | RowProblem:
+def _plan_row(row: SheetRow, b: int | None, r: int, policy: str,
+              b_from_online: bool = False) -> PlannedRow | RowProblem:
     assert row.sku is not None
     sold = "" if b is None or b == r else _online_move(b, r)
     if row.received is not None:
@@ -387,9 +393,13 @@ def _plan_row(row: SheetRow, b: int | None, r: int, policy: str) -> PlannedRow |
         note = f"+{row.received} received" if row.received >= 0 else f"{row.received} removed"
     elif row.new_level is not None:
         if b is None:
-            target = row.new_level
-            note = "counted level (no earlier Sync of this SKU)"
-        elif policy == STRICT and r != b:
+            return RowProblem(
+                row.row, row.sku,
+                "New level cannot be checked against the sales since your last Sync: "
+                "xlstock has no level from a Sync for this SKU and Online holds no whole "
+                "number. Sync first, then type the count again",
+            )
+        if policy == STRICT and r != b:
             return RowConflict(
                 row.row, row.sku,
                 f"conflict: online level moved from {b} to {r} since Sync; "
@@ -398,6 +408,8 @@ def _plan_row(row: SheetRow, b: int | None, r: int, policy: str) -> PlannedRow |
         else:
             target = row.new_level + (r - b)
             note = f"counted {row.new_level}" + (f", {sold}" if sold else "")
+            if b_from_online:
+                note += f" (planned from Online {b}: xlstock's memory of the last Sync is gone)"
             if target < 0:
                 return RowProblem(
                     row.row, row.sku,
