@@ -233,6 +233,8 @@ def _run_online(action: Callable[..., actions.Report], path: str, quiet: bool,
     stderr unless ``quiet``, and print its report."""
     progress = Progress(quiet)
     with open_online(path) as (book, settings, service):
+        if hasattr(service, "progress"):  # a platform's connector: pages, waits, calls
+            service.progress = lambda message: progress(message, None)
         report = action(book, service, settings=settings, progress=progress, **options)
     progress.close()
     print_report(report)

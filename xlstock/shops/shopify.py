@@ -219,7 +219,10 @@ class ShopifyConnector:
         self._token: str | None = None
         self._sleep = sleep
         self._clock = clock
-        self._progress = progress or (lambda message: None)
+        self.progress: Callable[[str], None] = progress or (lambda message: None)
+        """Where a long read or publish says how far it is (the CLI's progress line),
+        at most once a second."""
+        self._said_at = -1.0
         self._owns_session = session is None
         self._session = session or requests.Session()
         if session is None:
@@ -331,7 +334,7 @@ class ShopifyConnector:
             if isinstance(requested, (int, float)) and requested > 2:
                 per_variant = max(1.0, (requested - 2) / first)
                 first = max(1, min(250, int((MAX_QUERY_COST - 2) / per_variant)))
-            self._progress(f"Read {collected.seen:,} of {expected:,} variants from Shopify")
+            self._say(f"Read {collected.seen:,} of {expected:,} variants from Shopify")
             if not page["pageInfo"]["hasNextPage"]:
                 break
             after = page["pageInfo"]["endCursor"]
@@ -355,7 +358,7 @@ class ShopifyConnector:
                 raise ServiceRefused(
                     f"{self.store}: reading the variants in bulk ended {status['status']} "
                     f"({status.get('errorCode') or 'no reason given'}); sync again later")
-            self._progress(f"Shopify is gathering the variants "
+            self._say(f"Shopify is gathering the variants "
                            f"({status.get('objectCount') or 0} so far)")
             self._sleep(pause)
             pause = min(pause * 2, 5.0)
@@ -398,7 +401,7 @@ class ShopifyConnector:
         refused: list[dict[str, Any]] = []
         calls = self.calls_for(lines, key)
         for number, (mutation, call_key, chunk) in enumerate(calls, start=1):
-            self._progress(f"Publishing call {number} of {len(calls)} to Shopify")
+            self._say(f"Publishing call {number} of {len(calls)} to Shopify")
             variables = _call_variables(mutation, call_key, chunk, variables_of=variants,
                                         location=location)
             failpoints.reach(f"shopify_before_call_{number}")
@@ -663,9 +666,15 @@ class ShopifyConnector:
             f"{error.message}. The publish may have reached Shopify: run publish again; "
             "it sends the same calls under the same keys, which Shopify applies once")
 
+    def _say(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._said_at >= 1.0:
+            self._said_at = now
+            self.progress(message)
+
     def _wait(self, seconds: float) -> None:
         self.waited += seconds
-        self._progress(f"Waiting {seconds:.1f} s for Shopify's rate limit")
+        self._say(f"Waiting {seconds:.1f} s for Shopify's rate limit")
         self._sleep(seconds)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> None:
