@@ -269,3 +269,6 @@ def test_with_the_database_full_no_account_page_answers_5xx(tmp_path, monkeypatc
             assert signing_in.status_code == 429 and "storage is full" in signing_in.text
         assert merchant.get("/profile").status_code == 200
         assert fresh.sign_in().url.endswith("/account/password")  # room again: all works
+    with full_database(monkeypatch), start_background_server(tmp_path / "full.db") as again:
+        page = requests.get(again.url + "/account/sign-in", timeout=30)  # a new process
+        assert page.status_code == 200 and 'name="csrf_token"' in page.text
