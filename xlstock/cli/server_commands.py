@@ -64,7 +64,8 @@ def describe_db(db_path: str | Path) -> str:
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to listen on (0: any free port, printed at start).")
 @click.option("--connections", type=click.IntRange(1, 100_000), default=None,
-              help="Open connections at most  [default: 1000; 500 on Windows]")
+              help="Open connections at most; at it, a new client closes the connection "
+                   "idle the longest  [default: 1000; 500 on Windows]")
 @click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True,
               help="Requests served at once.")
 @click.option("--idle-timeout", type=click.IntRange(1, 3600), default=15, show_default=True,

@@ -67,12 +67,13 @@ log = logging.getLogger("xlstock.server")
 class ServerSettings:
     """How the service treats connections and what it accepts.
 
-    ``connections``: open connections at most (beyond it new ones wait in the listen
-    backlog); ``threads``: requests served at once; ``idle_timeout``: seconds a
-    connection may stay idle between requests; ``header_timeout``: seconds a request's
-    headers may take to arrive; ``request_timeout``: seconds a whole request (headers
-    and body) may take to arrive; ``max_body``: request body cap in bytes (after gzip
-    inflation); ``daily_quota``: bytes one shop may store in a UTC day.
+    ``connections``: open connections at most (at it, a new one closes the connection
+    idle the longest; with none idle, it waits in the listen backlog); ``threads``:
+    requests served at once; ``idle_timeout``: seconds a connection may stay idle
+    between requests; ``header_timeout``: seconds a request's headers may take to
+    arrive; ``request_timeout``: seconds a whole request (headers and body) may take to
+    arrive; ``max_body``: request body cap in bytes (after gzip inflation);
+    ``daily_quota``: bytes one shop may store in a UTC day.
     """
 
     connections: int = 1000 if USE_POLL else 500
