@@ -208,7 +208,7 @@ def test_a_merchant_registers_the_shop_switches_updates_on_and_syncs_with_a_toke
     assert re.fullmatch(r"xls_[A-Za-z0-9_-]{43}", token)
     assert "shown only once" in page.locator(".new-token").inner_text()
     rows = page.locator("table.tokens tbody tr")
-    assert rows.count() == 2  # this one, and the one `shop add` printed
+    assert rows.count() == 1  # `shop add --catalogue` on the registered shop made none
     merchant.shot("tokens")
     page.reload()
     assert token not in page.content()
@@ -356,3 +356,33 @@ def test_another_accounts_page_is_404_and_text_is_never_markup(stock_service, vi
     assert row.locator("td").nth(2).inner_text() == "<img src=x onerror=alert(1)>"
     assert other.page.locator("main img").count() == 0
     assert not other.dialogs
+
+
+def test_claiming_a_shop_registered_with_shop_add_asks_for_its_token(stock_service, visit,
+                                                                     tmp_path):
+    """Issue 19: any account could claim a shop `shop add` registered and read its stock.
+    The page says what to enter; the token `shop add` printed claims it."""
+    shop = f"https://scripted-{uuid.uuid4().hex[:8]}.example"
+    catalogue = tmp_path / "products.csv"
+    catalogue.write_text(CATALOGUE, encoding="utf-8")
+    added = xlstock("shop", "add", shop, "--db", str(stock_service.store.path),
+                    "--catalogue", str(catalogue))
+    token = added.stdout.rstrip("\n").split("\n")[-1]
+    email = f"claimer-{uuid.uuid4().hex[:8]}@shop.example"
+    merchant = visit()
+    merchant.start(email, new_account(stock_service, email))
+    page = merchant.page
+    page.get_by_label("Shop URL").fill(shop + ".")
+    page.get_by_role("button", name="Save").click()
+    error = page.locator("#shop-url-error").inner_text()
+    assert f"{shop} was registered with xlstock shop add" in error
+    assert "API token of the shop" in error
+    merchant.nav("Stock levels")
+    assert page.locator("table.stock").count() == 0
+    merchant.nav("Account profile")
+    page.get_by_label("Shop URL").fill(shop)
+    page.get_by_label("API token of the shop").fill(token)
+    page.get_by_role("button", name="Save").click()
+    assert f"Your account now holds the shop {shop}." in page.locator(".done").inner_text()
+    merchant.nav("Stock levels")
+    assert page.locator("table.stock tbody tr").count() == 9

@@ -3,6 +3,7 @@ the real service on loopback. The same flows in a real browser: test_account_bro
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from pathlib import Path
@@ -18,7 +19,7 @@ from xlstock.server.account.strings import FRENCH
 from xlstock.server.accounts import AccountStore, verify_password
 from xlstock.server.app import create_app
 from xlstock.server.runner import start_background_server
-from xlstock.server.storage import StockStore
+from xlstock.server.storage import StockStore, hash_token
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "xlstock" / "server" / "account" / "templates"
@@ -291,7 +292,7 @@ def test_saving_a_shop_add_url_claims_it_with_updates_left_on(stock_service, mer
     shop = f"https://{unique('scripted')}.example"
     script_token = stock_service.store.add_shop(shop, [StockItem("A-1", "Hoodie", "", 4)])
     merchant.start()
-    answer = merchant.post("/profile", {"shop_url": shop})
+    answer = merchant.post("/profile", {"shop_url": shop, "shop_token": script_token})
     assert answer.url.endswith("done=claimed")
     assert sync(stock_service.url, shop, script_token).status_code == 200  # still on
     stock = merchant.get("/stock").text
@@ -300,6 +301,37 @@ def test_saving_a_shop_add_url_claims_it_with_updates_left_on(stock_service, mer
     # shop add --catalogue keeps loading products, whoever holds the shop
     stock_service.store.register_shop(shop, [StockItem("B-2", "Cap", "", 9)])
     assert "Cap" in merchant.get("/stock").text
+
+
+def test_claiming_a_shop_add_url_takes_a_token_of_that_shop(stock_service, accounts):
+    """Issue 19: any account could claim a shop `shop add` registered, take a token and
+    read its stock; the claim now takes one of the shop's API tokens, not revoked."""
+    shop = f"https://{unique('scripted')}.example"
+    other = f"https://{unique('other')}.example"
+    script_token = stock_service.store.add_shop(shop, [StockItem("A-1", "Hoodie", "", 4)])
+    other_token = stock_service.store.add_shop(other)
+    spare = stock_service.store.add_shop(shop)
+    stranger = Merchant(stock_service.url, accounts, f"{unique('s')}@shop.example")
+    stranger.start()
+    for proof in ("", "xls_" + "0" * 40, other_token, " "):
+        answer = stranger.post("/profile", {"shop_url": shop, "shop_token": proof})
+        assert answer.status_code == 422, answer.text
+        assert "was registered with xlstock shop add" in answer.text
+        assert "API token of the shop" in answer.text  # the field the message names
+        assert "Hoodie" not in stranger.get("/stock").text
+    with stock_service.store.transaction(write=True) as conn:
+        conn.execute("UPDATE tokens SET revoked_at = '2026-01-01T00:00:00Z' WHERE hash = ?",
+                     (hash_token(spare),))
+    revoked = stranger.post("/profile", {"shop_url": shop, "shop_token": spare})
+    assert revoked.status_code == 422
+    owner = Merchant(stock_service.url, accounts, f"{unique('o')}@shop.example")
+    owner.start()
+    french = owner.post("/profile?lang=fr", {"shop_url": shop, "shop_token": ""})
+    shown = html.unescape(french.text)
+    assert "Jeton d'API de la boutique" in shown and "revendiquer" in shown
+    claimed = owner.post("/profile", {"shop_url": shop, "shop_token": f" {script_token} "})
+    assert claimed.url.endswith("done=claimed"), claimed.text
+    assert "Hoodie" in owner.get("/stock").text
 
 
 def test_changing_the_url_moves_the_stock_and_the_old_url_is_not_registered(stock_service,

@@ -9,6 +9,8 @@ import json
 import select
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -93,6 +95,69 @@ def test_idle_and_byte_a_second_connections_neither_block_a_new_client_nor_stay(
             dripper.join(5)
             for sock in idle + slow:
                 sock.close()
+
+
+RECONNECTOR = r"""
+import selectors, socket, sys, time
+port, count, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+watch = selectors.DefaultSelector()
+def open_one():
+    while True:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        except OSError:
+            time.sleep(0.01)
+            continue
+        sock.setblocking(False)
+        watch.register(sock, selectors.EVENT_READ)
+        return
+for _ in range(count):
+    open_one()
+print("open", flush=True)
+reconnects, end = 0, time.monotonic() + seconds
+while time.monotonic() < end:
+    for key, _ in watch.select(0.1):
+        try:
+            data = key.fileobj.recv(4096)
+        except OSError:
+            data = b""
+        if not data:
+            watch.unregister(key.fileobj)
+            key.fileobj.close()
+            reconnects += 1
+            open_one()
+print("reconnects", reconnects, flush=True)
+"""
+
+
+def test_past_the_cap_idle_connections_that_reconnect_never_delay_a_new_client(tmp_path):
+    """Issue 19: 1,100 idle connections that reconnect when dropped delayed new clients
+    (median 3.9 s, 2 of 5 timed out) past a cap of 1,000. Here, bounded: a cap of 100
+    and 140 idle connections from another process, each reconnecting at once when
+    dropped; 20 new clients, one after another, each answered within 1 s."""
+    settings = ServerSettings(connections=100, idle_timeout=15)
+    with start_background_server(tmp_path / "cap.db", settings=settings) as running:
+        attacker = subprocess.Popen(
+            [sys.executable, "-c", RECONNECTOR, str(running.port), "140", "30"],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert attacker.stdout is not None
+            assert attacker.stdout.readline().strip() == "open"
+            waits = []
+            for _ in range(20):
+                started = time.monotonic()
+                try:
+                    answer = requests.get(running.url + "/v1/health", timeout=5)
+                    assert answer.status_code == 200
+                    waits.append(time.monotonic() - started)
+                except requests.RequestException:
+                    waits.append(float("inf"))
+            waits.sort()
+            assert waits[-1] < 1.0, f"median {waits[10]:.3f} s, slowest {waits[-1]:.3f} s"
+            assert running._server.dropped_for_room >= 20  # the cap was reached each time
+        finally:
+            attacker.kill()
+            attacker.communicate(timeout=10)
 
 
 def test_a_body_that_never_finishes_arriving_is_dropped(tmp_path, shop_factory):

@@ -13,10 +13,13 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import uuid
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+import requests
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from xlstock.model import StockItem
@@ -204,3 +207,134 @@ def test_random_bytes_as_a_request_never_get_a_5xx(stock_service):
             assert headers.get("content-type", "").startswith("application/json"), head
 
     check()
+
+
+# --- the account pages ----------------------------------------------------------------
+
+ACCOUNT_PAGES = ["/account/", "/account/sign-in", "/account/sign-out", "/account/password",
+                 "/account/stock", "/account/profile", "/account/services",
+                 "/account/tokens", "/account/tokens/{token}", "/account/tokens/{token}/revoke",
+                 "/account/history", "/account/static/account.css", "/account/{text}"]
+ACCOUNT_FIELDS = ["csrf_token", "email", "password", "new_password", "repeat_password",
+                  "shop_url", "shop_token", "low_stock_at", "stock_updates"]
+ACCOUNT_PARAMS = ["lang", "search", "after", "before", "last", "done"]
+PAGE_FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+odd_values = st.one_of(
+    st.sampled_from(["²", "٣", "１２", "-1", "0", "1" * 30, "999999999999", "1e3", " 7 ",
+                     "on", "fr", "en", "https://x.example.", "https://[::1", "\x00", "\ud800",
+                     "%", "_", "\\", "<script>", "saved", "claimed", "1"]),
+    st.text(max_size=30),
+)
+
+
+def _account_requests() -> Any:
+    return st.tuples(
+        st.sampled_from(["GET", "POST", "POST", "HEAD", "PUT"]),
+        st.sampled_from(ACCOUNT_PAGES),
+        st.dictionaries(st.sampled_from(ACCOUNT_PARAMS), odd_values, max_size=3),
+        st.dictionaries(st.sampled_from(ACCOUNT_FIELDS), odd_values, max_size=5),
+        st.sampled_from(["session", "session", "random", "none"]),
+        st.sampled_from(["right", "right", "random", "none"]),
+        odd_values,
+    )
+
+
+def _check_page(status: int, body: bytes) -> None:
+    assert status < 500, (status, body[:500])
+
+
+def _fuzz_account_pages(stock_service: Any, full: bool, monkeypatch: Any) -> None:
+    from support.accountkit import Merchant
+
+    from xlstock.server.accounts import AccountStore
+
+    accounts = AccountStore(stock_service.store)
+    forget_failed_sign_ins(stock_service)  # those of other tests from this address
+    merchant = Merchant(stock_service.url, accounts,
+                        f"fuzz-{uuid.uuid4().hex[:8]}@shop.example")
+    merchant.start(f"https://fuzz-{uuid.uuid4().hex[:8]}.example")
+    merchant.create_token()
+    token_id = merchant.token_ids()[0]
+    password = merchant.password
+    form_page = requests.get(stock_service.url + "/account/sign-in", timeout=30)
+    form_cookie = form_page.cookies.get("xlstock_form")
+    form_csrf = form_page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    addresses = iter(range(10**6))
+
+    def new_session() -> tuple[str, str]:
+        outcome = accounts.sign_in(merchant.email, password, f"fuzz-{next(addresses)}")
+        assert outcome.session_id is not None, "the fuzz left the merchant signed out"
+        found = accounts.session(outcome.session_id)
+        assert found is not None
+        return outcome.session_id, found.csrf
+
+    session_id, csrf = new_session()
+
+    @PAGE_FUZZ
+    @given(_account_requests())
+    @example(("GET", "/account/history", {"before": "²"}, {}, "session", "right", ""))
+    @example(("POST", "/account/services", {}, {"low_stock_at": "²"}, "session", "right", ""))
+    @example(("POST", "/account/sign-in", {}, {"email": "a@b.example", "password": "x"},
+              "none", "right", ""))
+    @example(("POST", "/account/tokens", {}, {}, "session", "right", ""))
+    def check(request: tuple[Any, ...]) -> None:
+        nonlocal session_id, csrf
+        method, page, params, form, who, proof, text = request
+        if accounts.session(session_id) is None:
+            session_id, csrf = new_session()
+        path = page.replace("{token}", token_id).replace(
+            "{text}", quote(text.encode("utf-8", "surrogatepass"), safe=""))
+        cookies = {"xlstock_form": form_cookie or ""}
+        if who == "session":
+            cookies["xlstock_session"] = session_id
+        elif who == "random":
+            cookies["xlstock_session"] = "".join(
+                ch for ch in text if ch.isascii() and (ch.isalnum() or ch in "-_")) or "x"
+        data = dict(form)
+        if proof == "right":
+            data["csrf_token"] = form_csrf if page == "/account/sign-in" else csrf
+        elif proof == "none":
+            data.pop("csrf_token", None)
+        body = urlencode({k: v.encode("utf-8", "surrogatepass") for k, v in data.items()})
+        query = urlencode({k: v.encode("utf-8", "surrogatepass") for k, v in params.items()})
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items()),
+                   "Content-Type": "application/x-www-form-urlencoded"}
+        status, _, answer = _send(stock_service.port, method,
+                                  path + ("?" + query if query else ""), headers,
+                                  body.encode("ascii") if method in ("POST", "PUT") else b"")
+        _check_page(status, answer)
+
+    try:
+        if full:
+            from test_account_guards import full_database
+
+            with full_database(monkeypatch):
+                check()
+        else:
+            check()
+    finally:
+        forget_failed_sign_ins(stock_service)  # the fuzz's own: later tests sign in
+
+
+def forget_failed_sign_ins(stock_service: Any) -> None:
+    """The sign-in limit counts failures per address: every test signs in from
+    127.0.0.1 to the session's one service."""
+    with stock_service.store.transaction(write=True) as conn:
+        conn.execute("DELETE FROM sign_in_failures")
+
+
+def test_no_request_to_any_account_page_gets_a_5xx(stock_service, monkeypatch):
+    """Random forms, links and cookies on every account page, signed in or not, with the
+    right CSRF token or not: never a 5xx (on main `?before=²` on History and
+    `low_stock_at=²` on Services answered an HTML 500)."""
+    _fuzz_account_pages(stock_service, False, monkeypatch)
+
+
+def test_no_account_page_gets_a_5xx_with_the_database_full(stock_service, backend,
+                                                            monkeypatch):
+    """The same requests while every write fails as on a full disk (SQLite's
+    ``database or disk is full``, at the storage layer): on main the sign-in page
+    answered 500."""
+    if backend != "sqlite":
+        pytest.skip("the full-disk failpoint is SQLite's")
+    _fuzz_account_pages(stock_service, True, monkeypatch)

@@ -278,8 +278,10 @@ def clean_texts(values: Sequence[Any], *, limit: int = MAX_NAME_LENGTH) -> list[
 def normalise_shop_url(url: str) -> str:
     """The canonical form of a shop's address: ``https://shop.example/path``.
 
-    Scheme and host lower-cased, default port and trailing slash dropped, no query or
-    fragment. Raises :class:`ValueProblem` when it is not an http(s) URL.
+    Scheme and host lower-cased; default port, a trailing dot after the host (the
+    DNS root: ``shop.example.`` is ``shop.example``) and trailing slash dropped; no
+    query or fragment. Addresses that differ only in those are one shop. Raises
+    :class:`ValueProblem` when it is not an http(s) URL.
     """
     if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
         return _normalise_shop_url(url)
@@ -329,15 +331,17 @@ def split_web_address(text: str) -> tuple[SplitResult, int | None]:
 
 def is_web_address(parts: SplitResult) -> bool:
     """True for an ``http`` or ``https`` URL that names a host."""
-    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    return parts.scheme.lower() in ("http", "https") and bool(
+        (parts.hostname or "").rstrip("."))
 
 
 def join_web_address(parts: SplitResult, port: int | None, *, keep_default_port: bool) -> str:
     """The canonical form of a web address: scheme and host lower-cased, an IPv6 host
-    in brackets, no user name, query, fragment or trailing slash; the port kept unless
-    it is the scheme's default (or 0) and ``keep_default_port`` is false."""
+    in brackets, no user name, query, fragment, trailing dot after the host or trailing
+    slash; the port kept unless it is the scheme's default (or 0) and
+    ``keep_default_port`` is false."""
     scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
+    host = (parts.hostname or "").lower().rstrip(".")
     if ":" in host:
         host = f"[{host}]"
     default = not port or (scheme, port) in (("http", 80), ("https", 443))

@@ -9,6 +9,7 @@ rest of the CLI work without Flask and waitress.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,8 @@ def describe_db(db_path: str | Path) -> str:
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to listen on (0: any free port, printed at start).")
 @click.option("--connections", type=click.IntRange(1, 100_000), default=None,
-              help="Open connections at most  [default: 1000; 500 on Windows]")
+              help="Open connections at most; at it, a new client closes the connection "
+                   "idle the longest  [default: 1000; 500 on Windows]")
 @click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True,
               help="Requests served at once.")
 @click.option("--idle-timeout", type=click.IntRange(1, 3600), default=15, show_default=True,
@@ -147,22 +149,26 @@ def shop_group() -> None:
 @click.option("--allow-level-changes", is_flag=True,
               help="Load a catalogue that changes most of the shop's existing levels (20 or "
                    "more): a stocktake, not a mistake.")
+@click.option("--new-token", is_flag=True,
+              help="Print another API token for a shop registered already, also when "
+                   "loading a --catalogue (earlier tokens keep working).")
 @quiet_option
 @reports_errors
 def shop_add_command(
     shop_url: str, db_path: str | Path, catalogue: Path | None, allow_level_changes: bool,
-    quiet: bool,
+    new_token: bool, quiet: bool,
 ) -> None:
     """Register SHOP_URL with the stock service and print a new API token.
 
     Loads the products of --catalogue if given. Running it again for the same shop
-    issues another token (earlier ones keep working) and updates the listed products:
-    names, variants and levels (the change is kept in the history); products missing
-    from the catalogue are kept. A product the file gives no quantity for (a WooCommerce
-    export without Stock, or with stock not managed) is added at 0 when new and keeps
-    its level otherwise. A catalogue that would change most of the existing levels is
-    refused unless --allow-level-changes. It says what it did to the levels; the token
-    is printed alone on the last line.
+    updates the listed products: names, variants and levels (the change is kept in the
+    history); products missing from the catalogue are kept. Run again without
+    --catalogue, or with --new-token, it issues another token (earlier ones keep
+    working); with --catalogue alone it makes no new token. A product the file gives no
+    quantity for (a WooCommerce export without Stock, or with stock not managed) is
+    added at 0 when new and keeps its level otherwise. A catalogue that would change
+    most of the existing levels is refused unless --allow-level-changes. It says what it
+    did to the levels; a new token is printed alone on the last line.
 
     \b
     Example:
@@ -179,6 +185,7 @@ def shop_add_command(
             shop_url, loaded.items,
             reference=f"catalogue {catalogue.name}" if catalogue is not None else "catalogue",
             allow_level_changes=allow_level_changes,
+            another_token=new_token or catalogue is None,
         )
     finally:
         store.close()
@@ -206,6 +213,10 @@ def shop_add_command(
             for reason in loaded.skipped:
                 say(f"  {reason}")
     say(f"The shop has {done.products} product(s); version {done.version}.")
+    if done.token is None:
+        say("No new API token: the shop's tokens keep working (add --new-token for "
+            "another).")
+        return
     say("API token (shown once, keep it secret; give it to xlstock as XLSTOCK_TOKEN "
         "or in the system keyring):")
     click.echo(done.token)
@@ -238,7 +249,8 @@ def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[s
     wanted: dict[str, int] = {}
     for line in lines:
         sku, sep, qty = line.rpartition("=")
-        if not sep or not sku.strip() or not qty.strip().isdigit() or int(qty) < 1:
+        if not sep or not sku.strip() or not re.fullmatch(r"[0-9]{1,12}", qty.strip()) \
+                or int(qty) < 1:
             raise UsageError(f"order line {line!r}: write SKU=QTY with a whole QTY of 1 or more")
         wanted[sku.strip()] = wanted.get(sku.strip(), 0) + int(qty)
     with HttpStockServiceClient.from_settings(service_url, shop_url) as service:

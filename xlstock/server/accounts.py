@@ -28,6 +28,7 @@ from typing import Any
 
 from xlstock.errors import UsageError
 from xlstock.model import ValueProblem, has_control_characters, normalise_shop_url
+from xlstock.server.database import storage_is_full
 from xlstock.server.storage import StockStore, format_time, hash_token, new_token, token_prefix
 
 log = logging.getLogger("xlstock.server")
@@ -279,13 +280,24 @@ class AccountStore:
                     (next_id, address, hashed, now, now),
                 )
                 return address, password, True
-            conn.execute(
-                "UPDATE accounts SET password_hash = ?, must_change_password = 1, "
-                "password_changed_at = ? WHERE id = ?",
-                (hashed, now, row["id"]),
-            )
-            conn.execute("DELETE FROM account_sessions WHERE account_id = ?", (row["id"],))
+            self._set_password(conn, row["id"], hashed, now, one_time=True)
             return address, password, False
+
+    @staticmethod
+    def _set_password(conn: Any, account_id: int, hashed: str, now: str, *,
+                      one_time: bool) -> int:
+        """Store a new password and end every session of the account: those open now are
+        deleted, and the generation moves on, so that a session a sign-in opens with the
+        old password meanwhile is refused too. Returns the new generation."""
+        conn.execute(
+            "UPDATE accounts SET password_hash = ?, must_change_password = ?, "
+            "password_changed_at = ?, session_generation = session_generation + 1 "
+            "WHERE id = ?",
+            (hashed, int(one_time), now, account_id),
+        )
+        conn.execute("DELETE FROM account_sessions WHERE account_id = ?", (account_id,))
+        return int(conn.execute("SELECT session_generation FROM accounts WHERE id = ?",
+                                (account_id,)).fetchone()[0])
 
     # -- signing in and out ----------------------------------------------------------
 
@@ -294,50 +306,68 @@ class AccountStore:
 
         Refused (``blocked`` seconds) after :data:`SIGN_IN_FAILURES_ALLOWED` failures in
         :data:`SIGN_IN_WINDOW` for this email or this network address, whatever the
-        password. The password is checked outside any transaction (scrypt is slow on
-        purpose; the database's write lock is not held meanwhile)."""
+        password. The limit is counted and the try recorded as a failure in one write
+        transaction (writes of the accounts run one at a time), so parallel tries cannot
+        pass it together; a right password takes its record back. The password is
+        checked outside any transaction (scrypt is slow on purpose; the database's write
+        lock is not held meanwhile). A password reset or change between the check and
+        the new session refuses the sign-in (the password checked is no longer the
+        account's)."""
         key = (email or "").strip().lower()[:MAX_EMAIL_LENGTH]
         now = self._clock()
-        since = format_time(now - SIGN_IN_WINDOW)
-        with self._tx(write=False) as conn:
-            oldest = []
-            for column, value in (("email", key), ("address", address)):
-                row = conn.execute(
-                    f"SELECT COUNT(*) AS n, MIN(at) AS oldest FROM sign_in_failures "
-                    f"WHERE {column} = ? AND at >= ?",
-                    (value, since),
-                ).fetchone()
-                if row["n"] >= SIGN_IN_FAILURES_ALLOWED:
-                    oldest.append(row["oldest"])
+        attempt = secrets.token_hex(16)
+        with self._tx(write=True) as conn:
+            blocked = self._blocked(conn, now, key, address)
+            if blocked:
+                return SignIn(blocked=blocked)
+            conn.execute("DELETE FROM sign_in_failures WHERE at < ?",
+                         (format_time(now - SIGN_IN_WINDOW),))
+            conn.execute(
+                "INSERT INTO sign_in_failures (at, email, address, attempt) "
+                "VALUES (?, ?, ?, ?)",
+                (format_time(now), key, address, attempt),
+            )
             account_row = conn.execute(
-                "SELECT id, email, password_hash, must_change_password FROM accounts "
-                "WHERE email = ?",
+                "SELECT id, email, password_hash, must_change_password, session_generation "
+                "FROM accounts WHERE email = ?",
                 (key,),
             ).fetchone()
-        if oldest:
-            first = dt.datetime.strptime(min(oldest), "%Y-%m-%dT%H:%M:%SZ").replace(
-                tzinfo=dt.timezone.utc)
-            wait = (first + SIGN_IN_WINDOW - now).total_seconds()
-            return SignIn(blocked=max(1, int(wait) + 1))
         stored = account_row["password_hash"] if account_row is not None else _DUMMY_HASH
         good = verify_password(password[:MAX_PASSWORD_LENGTH], stored) and account_row is not None
-        stamp = format_time(now)
         if not good:
-            with self._tx(write=True) as conn:
-                conn.execute("DELETE FROM sign_in_failures WHERE at < ?", (since,))
-                conn.execute(
-                    "INSERT INTO sign_in_failures (at, email, address) VALUES (?, ?, ?)",
-                    (stamp, key, address),
-                )
             return SignIn()
         assert account_row is not None
         account = Account(account_row["id"], account_row["email"],
                           bool(account_row["must_change_password"]))
         with self._tx(write=True) as conn:
-            session_id = self._open_session(conn, account.id)
+            current = conn.execute("SELECT session_generation FROM accounts WHERE id = ?",
+                                   (account.id,)).fetchone()
+            if current is None or current[0] != account_row["session_generation"]:
+                return SignIn()  # reset meanwhile: the attempt stays a failure
+            conn.execute("DELETE FROM sign_in_failures WHERE attempt = ?", (attempt,))
+            session_id = self._open_session(conn, account.id, current[0])
         return SignIn(session_id=session_id, account=account)
 
-    def _open_session(self, conn: Any, account_id: int) -> str:
+    @staticmethod
+    def _blocked(conn: Any, now: dt.datetime, email: str, address: str) -> int:
+        """Seconds to wait before the next try of ``email`` from ``address`` (0: none)."""
+        since = format_time(now - SIGN_IN_WINDOW)
+        oldest = []
+        for column, value in (("email", email), ("address", address)):
+            row = conn.execute(
+                f"SELECT COUNT(*) AS n, MIN(at) AS oldest FROM sign_in_failures "
+                f"WHERE {column} = ? AND at >= ?",
+                (value, since),
+            ).fetchone()
+            if row["n"] >= SIGN_IN_FAILURES_ALLOWED:
+                oldest.append(row["oldest"])
+        if not oldest:
+            return 0
+        first = dt.datetime.strptime(min(oldest), "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=dt.timezone.utc)
+        return max(1, int((first + SIGN_IN_WINDOW - now).total_seconds()) + 1)
+
+    def _open_session(self, conn: Any, account_id: int, generation: int) -> str:
         now = self._clock()
         conn.execute(
             "DELETE FROM account_sessions WHERE seen_at < ? OR created_at < ?",
@@ -345,16 +375,17 @@ class AccountStore:
         )
         session_id = secrets.token_urlsafe(32)
         conn.execute(
-            "INSERT INTO account_sessions (id_hash, account_id, csrf, created_at, seen_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO account_sessions (id_hash, account_id, csrf, created_at, seen_at, "
+            "generation) VALUES (?, ?, ?, ?, ?, ?)",
             (hash_token(session_id), account_id, secrets.token_urlsafe(32), format_time(now),
-             format_time(now)),
+             format_time(now), generation),
         )
         return session_id
 
     def session(self, session_id: str) -> Session | None:
-        """The signed-in session ``session_id`` names, or ``None`` (unknown, or expired
-        after :data:`SESSION_IDLE` unused or :data:`SESSION_LIFETIME`)."""
+        """The signed-in session ``session_id`` names, or ``None`` (unknown, expired after
+        :data:`SESSION_IDLE` unused or :data:`SESSION_LIFETIME`, or ended by a password
+        reset or change: of an older generation than its account's)."""
         if not session_id or len(session_id) > 100:
             return None
         digest = hash_token(session_id)
@@ -363,7 +394,8 @@ class AccountStore:
             row = conn.execute(
                 "SELECT s.id_hash, s.csrf, s.created_at, s.seen_at, a.id, a.email, "
                 "a.must_change_password FROM account_sessions s "
-                "JOIN accounts a ON a.id = s.account_id WHERE s.id_hash = ?",
+                "JOIN accounts a ON a.id = s.account_id "
+                "WHERE s.id_hash = ? AND s.generation = a.session_generation",
                 (digest,),
             ).fetchone()
         if row is None or not hmac.compare_digest(row["id_hash"], digest):
@@ -372,20 +404,32 @@ class AccountStore:
                 or row["created_at"] < format_time(now - SESSION_LIFETIME)):
             return None
         if row["seen_at"] < format_time(now - SESSION_TOUCH):
+            self._touch(digest, now)
+        account = Account(row["id"], row["email"], bool(row["must_change_password"]))
+        return Session(account=account, csrf=row["csrf"], id_hash=digest)
+
+    def _touch(self, digest: str, now: dt.datetime) -> None:
+        """Note that the session was just used; a database that cannot write (its disk
+        full) leaves it as it was, and the page is served all the same."""
+        try:
             with self._tx(write=True) as conn:
                 conn.execute("UPDATE account_sessions SET seen_at = ? WHERE id_hash = ?",
                              (format_time(now), digest))
-        account = Account(row["id"], row["email"], bool(row["must_change_password"]))
-        return Session(account=account, csrf=row["csrf"], id_hash=digest)
+        except Exception as exc:
+            if not storage_is_full(exc):
+                raise
+            log.warning("could not note a session's use: the stock database is full")
 
     def end_session(self, session: Session) -> None:
         with self._tx(write=True) as conn:
             conn.execute("DELETE FROM account_sessions WHERE id_hash = ?", (session.id_hash,))
 
-    def change_password(self, account: Account, password: str) -> str:
+    def change_password(self, session: Session, password: str) -> str | None:
         """Set the account's password (no longer one-time), end all its sessions, and
-        open a new one; returns the new session id. Raises :class:`Refused`
-        ``same_password`` when it is the current password."""
+        open a new one; returns the new session id, or ``None`` when ``session`` was
+        ended meanwhile (a reset: it may not choose the password). Raises
+        :class:`Refused` ``same_password`` when it is the current password."""
+        account = session.account
         with self._tx(write=False) as conn:
             row = conn.execute("SELECT password_hash FROM accounts WHERE id = ?",
                                (account.id,)).fetchone()
@@ -393,18 +437,27 @@ class AccountStore:
             raise Refused("same_password")
         hashed = hash_password(password)
         with self._tx(write=True) as conn:
-            conn.execute(
-                "UPDATE accounts SET password_hash = ?, must_change_password = 0, "
-                "password_changed_at = ? WHERE id = ?",
-                (hashed, self._now(), account.id),
-            )
-            conn.execute("DELETE FROM account_sessions WHERE account_id = ?", (account.id,))
-            return self._open_session(conn, account.id)
+            alive = conn.execute(
+                "SELECT 1 FROM account_sessions s JOIN accounts a ON a.id = s.account_id "
+                "WHERE s.id_hash = ? AND s.generation = a.session_generation",
+                (session.id_hash,),
+            ).fetchone()
+            if alive is None:
+                return None
+            generation = self._set_password(conn, account.id, hashed, self._now(),
+                                            one_time=False)
+            return self._open_session(conn, account.id, generation)
 
     def form_key(self) -> bytes:
         """The service's key for signing the sign-in form's CSRF token (made once, kept in
         the database so that every service process shares it)."""
         if self._form_key is None:
+            with self._tx(write=False) as conn:
+                row = conn.execute("SELECT value FROM service_keys WHERE name = 'form'"
+                                   ).fetchone()
+            if row is not None:
+                self._form_key = bytes.fromhex(row[0])
+                return self._form_key
             with self._tx(write=True) as conn:
                 conn.execute(
                     "INSERT INTO service_keys (name, value) VALUES ('form', ?) "
@@ -428,13 +481,16 @@ class AccountStore:
             return None
         return Shop(row["id"], row["url"], bool(row["stock_updates"]), row["low_stock_at"])
 
-    def save_shop_url(self, account: Account, raw_url: str) -> tuple[str, str]:
+    def save_shop_url(self, account: Account, raw_url: str, proof: str = "") -> tuple[str, str]:
         """Register, claim or move the account's shop to ``raw_url``; returns
         ``(what, url)`` with ``what`` one of ``registered`` (a new shop, updates off),
         ``claimed`` (a shop ``xlstock shop add`` registered, updates as they were),
         ``moved`` (the account's stock now under the new URL) or ``unchanged``.
 
-        Raises :class:`Refused` ``not_web_address``, ``held_by_another`` or
+        Claiming takes proof that the account may hold the shop: ``proof`` must be an
+        API token of that shop, not revoked (the one ``xlstock shop add`` printed, which
+        only its operator has). Raises :class:`Refused` ``not_web_address``,
+        ``held_by_another``, ``claim_needs_token`` (no such token given) or
         ``registered_apart`` (the URL holds another shop's stock and the account already
         has stock of its own: they cannot be merged)."""
         text = (raw_url or "").strip()
@@ -455,6 +511,8 @@ class AccountStore:
                     raise Refused("held_by_another", url=url)
                 if mine is not None:
                     raise Refused("registered_apart", url=url)
+                if not self._proves(conn, there["id"], proof):
+                    raise Refused("claim_needs_token", url=url)
                 conn.execute("UPDATE shops SET account_id = ? WHERE id = ?",
                              (account.id, there["id"]))
                 return "claimed", url
@@ -467,6 +525,19 @@ class AccountStore:
                 return "registered", url
             conn.execute("UPDATE shops SET url = ? WHERE id = ?", (url, mine["id"]))
             return "moved", url
+
+    @staticmethod
+    def _proves(conn: Any, shop_id: int, proof: str) -> bool:
+        """Whether ``proof`` is an API token of the shop ``shop_id``, not revoked."""
+        proof = (proof or "").strip()
+        if not proof or len(proof) > 200:
+            return False
+        digest = hash_token(proof)
+        row = conn.execute(
+            "SELECT hash FROM tokens WHERE hash = ? AND shop_id = ? AND revoked_at IS NULL",
+            (digest, shop_id),
+        ).fetchone()
+        return row is not None and hmac.compare_digest(row["hash"], digest)
 
     def save_services(self, shop: Shop, *, stock_updates: bool, low_stock_at: int) -> None:
         with self._tx(write=True) as conn:

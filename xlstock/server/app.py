@@ -476,7 +476,7 @@ def _integer_parameter(
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not re.fullmatch(r"\d{1,12}", raw) or int(raw) < minimum or (
+    if not re.fullmatch(r"[0-9]{1,12}", raw) or int(raw) < minimum or (
         maximum is not None and int(raw) > maximum
     ):
         bound = f"{minimum}..{maximum}" if maximum is not None else f"{minimum} or more"

@@ -35,7 +35,7 @@ from xlstock.model import (
 )
 
 MAX_PROBLEMS_SHOWN = 20
-_ATTRIBUTE_VALUE = re.compile(r"attribute (\d+) value\(s\)")
+_ATTRIBUTE_VALUE = re.compile(r"attribute ([0-9]+) value\(s\)")
 
 
 @dataclass

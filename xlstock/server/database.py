@@ -85,6 +85,29 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
+SQLITE_FULL = 13
+"""SQLite's result code for "database or disk is full"."""
+POSTGRES_DISK_FULL = "53100"
+
+
+def storage_is_full(error: BaseException | None) -> bool:
+    """Whether ``error``, or an error that caused it, is the database refusing a write
+    for want of room: SQLite's ``SQLITE_FULL`` ("database or disk is full") or
+    PostgreSQL's ``disk_full`` (SQLSTATE 53100). Reads still work then."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, sqlite3.OperationalError) and (
+            (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF == SQLITE_FULL
+            or "database or disk is full" in str(error)
+        ):
+            return True
+        if getattr(error, "sqlstate", None) == POSTGRES_DISK_FULL:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def migrate(conn: sqlite3.Connection, steps: Sequence[Sequence[str]]) -> int:
     """Bring the SQLite database behind ``conn`` up to ``len(steps)``, one transaction for
     all missing steps; returns the schema version. Refuses a database newer than

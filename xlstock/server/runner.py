@@ -16,8 +16,12 @@ timeouts are also reset by every byte, and it is not WSGI), so :class:`GuardedSe
 adds one on waitress's own hooks: a request's headers must arrive within
 ``header_timeout`` of its first byte, and the whole request within ``request_timeout``,
 or the connection is closed. Connections idle between requests are closed after
-``idle_timeout``. Every error waitress answers itself (a malformed request, headers too
-large) is JSON with a code, like the application's.
+``idle_timeout``, and at ``connections`` (waitress's ``connection_limit``, past which it
+stops accepting, leaving new clients in the listen backlog behind idle clients that
+reconnect as soon as they are dropped) a new connection is accepted all the same and the
+connection idle the longest is closed to make room: a connection that is sending or
+being answered is never closed for room. Every error waitress answers itself (a
+malformed request, headers too large) is JSON with a code, like the application's.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DRAIN_SECONDS = 5.0
 LOOP_TIMEOUT = 0.5
+CAP_WARNING_INTERVAL = 60.0
+"""Seconds between two warnings that the connection cap is reached."""
 USE_POLL = hasattr(select, "poll")
 """poll() on POSIX: select() cannot watch sockets numbered 1024 and above."""
 
@@ -61,12 +67,13 @@ log = logging.getLogger("xlstock.server")
 class ServerSettings:
     """How the service treats connections and what it accepts.
 
-    ``connections``: open connections at most (beyond it new ones wait in the listen
-    backlog); ``threads``: requests served at once; ``idle_timeout``: seconds a
-    connection may stay idle between requests; ``header_timeout``: seconds a request's
-    headers may take to arrive; ``request_timeout``: seconds a whole request (headers
-    and body) may take to arrive; ``max_body``: request body cap in bytes (after gzip
-    inflation); ``daily_quota``: bytes one shop may store in a UTC day.
+    ``connections``: open connections at most (at it, a new one closes the connection
+    idle the longest; with none idle, it waits in the listen backlog); ``threads``:
+    requests served at once; ``idle_timeout``: seconds a connection may stay idle
+    between requests; ``header_timeout``: seconds a request's headers may take to
+    arrive; ``request_timeout``: seconds a whole request (headers and body) may take to
+    arrive; ``max_body``: request body cap in bytes (after gzip inflation);
+    ``daily_quota``: bytes one shop may store in a UTC day.
     """
 
     connections: int = 1000 if USE_POLL else 500
@@ -132,18 +139,71 @@ class _GuardedChannel(HTTPChannel):
     parser_class = _TimedParser
     error_task_class = _JsonErrorTask
 
+    def __init__(self, server: Any, *args: Any, **kw: Any) -> None:
+        super().__init__(server, *args, **kw)
+        server.newest_channel = self
+
+    def idle(self) -> bool:
+        """Nothing under way: no request arriving, none served, nothing left to send."""
+        return not (self.request is not None or self.requests or self.total_outbufs_len
+                    or self.will_close or self.close_when_flushed)
+
 
 class GuardedServer(TcpWSGIServer):
     """waitress's TCP server, also closing connections whose request does not arrive in
-    time (see the module's docstring)."""
+    time, and at the connection cap making room for a new client by closing the
+    connection idle the longest (see the module's docstring)."""
 
     channel_class = _GuardedChannel
+    next_channel_cleanup: float
+    in_connection_overflow: bool
 
     def __init__(self, application: Any, *, adj: Any, header_timeout: float,
                  request_timeout: float, **kw: Any) -> None:
         self.header_timeout = header_timeout
         self.request_timeout = request_timeout
+        self.newest_channel: Any = None
+        self.dropped_for_room = 0
+        self._next_cap_warning = 0.0
         super().__init__(application, adj=adj, **kw)
+
+    def readable(self) -> bool:
+        """Whether to accept connections: below the cap, or at it while some connection
+        is idle (it is closed to make room once the new one is accepted). waitress
+        stops accepting at the cap, and the new client waits in the listen backlog
+        behind idle connections that reconnect as soon as they are dropped."""
+        now = time.time()
+        if now >= self.next_channel_cleanup:
+            self.next_channel_cleanup = now + self.adj.cleanup_interval
+            self.maintenance(now)
+        if not self.accepting:
+            return False
+        full = len(self._map) >= self.adj.connection_limit
+        if full and not self.in_connection_overflow and now >= self._next_cap_warning:
+            self._next_cap_warning = now + CAP_WARNING_INTERVAL
+            log.warning("%d connections are open, the limit: each new one closes the "
+                        "connection idle the longest", len(self.active_channels))
+        self.in_connection_overflow = full
+        return not full or self._longest_idle() is not None
+
+    def handle_accept(self) -> None:
+        self.newest_channel = None
+        super().handle_accept()
+        if self.newest_channel is None or len(self._map) <= self.adj.connection_limit:
+            return
+        oldest = self._longest_idle(besides=self.newest_channel)
+        if oldest is not None:
+            self.dropped_for_room += 1
+            oldest.handle_close()
+
+    def _longest_idle(self, besides: Any = None) -> Any:
+        """The idle connection whose last byte is the oldest, or ``None``."""
+        found = None
+        for channel in list(self.active_channels.values()):
+            if channel is not besides and channel.idle() and (
+                    found is None or channel.last_activity < found.last_activity):
+                found = channel
+        return found
 
     def maintenance(self, now: float) -> None:
         super().maintenance(now)

@@ -144,6 +144,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE tokens ADD COLUMN last_used_at TEXT",
         "ALTER TABLE tokens ADD COLUMN revoked_at TEXT",
     ),
+    (
+        # Issue 19. A password reset or change ends every session, those a sign-in opens
+        # while it runs included: each session carries its account's generation, which
+        # a reset or change moves on, and a session of an older generation is ended.
+        "ALTER TABLE accounts ADD COLUMN session_generation INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE account_sessions ADD COLUMN generation INTEGER NOT NULL DEFAULT 0",
+        # A sign-in counts as a failure from the moment it is checked (so that parallel
+        # tries cannot all pass the limit); a right password takes its row back by this.
+        "ALTER TABLE sign_in_failures ADD COLUMN attempt TEXT NOT NULL DEFAULT ''",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

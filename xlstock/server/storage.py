@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -54,6 +55,8 @@ from xlstock.server.documents import (
 )
 from xlstock.server.schema import MIGRATIONS, SCHEMA_VERSION
 from xlstock.stockfile import FORMAT_NAME, FORMAT_VERSION
+
+log = logging.getLogger("xlstock.server")
 
 __all__ = [
     "KEY_RETENTION", "MIGRATIONS", "SCHEMA_VERSION", "DEFAULT_DAILY_QUOTA", "WriteAnswer",
@@ -122,10 +125,11 @@ class WriteAnswer:
 class Registration:
     """What :meth:`StockStore.register_shop` did. ``levels_left`` are the existing
     products whose level the catalogue left as it was; ``without_quantity`` counts the
-    catalogue's products that gave no quantity."""
+    catalogue's products that gave no quantity. ``token`` is the new API token, or
+    ``None`` when none was made (an existing shop, ``another_token`` false)."""
 
     shop: str
-    token: str
+    token: str | None
     created: bool
     products: int
     added: list[str] = field(default_factory=list)
@@ -214,9 +218,40 @@ class StockStore:
         self._next_prune = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
         try:
             self._db.migrate(MIGRATIONS)
+            self._normalise_old_urls()
         except BaseException:
             self._db.close()
             raise
+
+    def _normalise_old_urls(self) -> None:
+        """Give the shops registered before a trailing dot after the host was dropped
+        (``https://shop.example.``) their normal address, so that every lookup, which
+        normalises the address it is given, finds them. A shop whose normal address
+        another shop holds already keeps its row as it was (its tokens then answer 403
+        naming its old address), and a warning names both."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT id, url FROM shops WHERE url LIKE '%.' OR url LIKE '%.:%' "
+                "OR url LIKE '%./%'").fetchall()
+        for row in rows:
+            try:
+                url = normalise_shop_url(row["url"])
+            except ValueProblem:
+                continue
+            if url == row["url"]:
+                continue
+            with self._db.transaction() as conn:
+                taken = conn.execute("SELECT id FROM shops WHERE url = ?", (url,)).fetchone()
+                if taken is None:
+                    conn.execute("UPDATE shops SET url = ? WHERE id = ? AND url = ?",
+                                 (url, row["id"], row["url"]))
+            if taken is None:
+                log.info("the shop %s is now registered as %s", row["url"], url)
+            else:
+                log.warning(
+                    "the shops %s and %s are one address now; requests go to %s, and the "
+                    "stock of %s is kept but no longer reached (docs/deploy.md)",
+                    row["url"], url, url, row["url"])
 
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""
@@ -257,8 +292,10 @@ class StockStore:
     def register_shop(
         self, shop_url: str, items: Iterable[_Item] | None = None, *,
         reference: str = "catalogue", allow_level_changes: bool = False,
+        another_token: bool = True,
     ) -> Registration:
-        """Register ``shop_url`` (or find it) with a new API token, and load ``items``.
+        """Register ``shop_url`` (or find it) and load ``items``. A new shop gets an API
+        token; an existing one gets another only with ``another_token``.
 
         Listed products get their name and variant from ``items``, and their level when
         the item gives one (``qty`` not ``None``); a new product without a quantity
@@ -287,10 +324,13 @@ class StockStore:
                 (url, secrets.token_hex(6), now),
             ).rowcount == 1
             shop = self._shop(conn, url, lock)
-            conn.execute(
-                "INSERT INTO tokens (hash, shop_id, created_at, prefix) VALUES (?, ?, ?, ?)",
-                (hash_token(token), shop.id, now, token_prefix(token)),
-            )
+            issued = token if created or another_token else None
+            if issued is not None:
+                conn.execute(
+                    "INSERT INTO tokens (hash, shop_id, created_at, prefix) "
+                    "VALUES (?, ?, ?, ?)",
+                    (hash_token(issued), shop.id, now, token_prefix(issued)),
+                )
             current = {
                 row["sku"]: row
                 for row in conn.execute(
@@ -347,7 +387,7 @@ class StockStore:
                 "SELECT COUNT(*) FROM products WHERE shop_id = ? AND active = 1", (shop.id,)
             ).fetchone()[0]
             return Registration(
-                shop=url, token=token, created=created, products=count, added=added,
+                shop=url, token=issued, created=created, products=count, added=added,
                 levels_changed=changed, renamed=renamed, levels_left=left,
                 without_quantity=sum(1 for item in catalogue if item.qty is None),
                 version=shop.tag,
@@ -360,7 +400,9 @@ class StockStore:
 
         Each call issues another token; earlier tokens stay valid.
         """
-        return self.register_shop(shop_url, items, allow_level_changes=True).token
+        token = self.register_shop(shop_url, items, allow_level_changes=True).token
+        assert token is not None
+        return token
 
     def authenticate(self, token: str) -> str | None:
         """The normalised URL of the shop ``token`` was issued for, or ``None`` (also for a

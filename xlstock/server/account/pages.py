@@ -16,6 +16,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,7 @@ from xlstock.server.accounts import (
     Session,
     Shop,
     password_problem,
+    storage_is_full,
 )
 
 log = logging.getLogger("xlstock.server")
@@ -52,6 +54,9 @@ CONTENT_SECURITY_POLICY = (
 MESSAGES = {
     "not_web_address": "“{url}” is not a web address; write it like https://myshop.example.",
     "held_by_another": "Another account holds {url}.",
+    "claim_needs_token": "{url} was registered with xlstock shop add. To claim it, enter "
+                         "in “API token of the shop” a token that command printed for it "
+                         "(ask the stock service's operator).",
     "registered_apart": "{url} is registered already, with stock of its own; your stock "
                         "cannot move onto it.",
     "passwords_differ": "The two passwords differ.",
@@ -72,6 +77,15 @@ DONE = {
     "signed_out": "You are signed out.",
 }
 SOURCES = {"publish": "Publish", "order": "Order", "catalogue": "Catalogue"}
+STORAGE_FULL_RETRY = 60
+"""Seconds a page that could not save (the database full) asks the browser to wait."""
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
+
+
+def whole_number(raw: str) -> int | None:
+    """``raw`` as a whole number when it is 1 to 12 ASCII digits, else ``None``
+    (``str.isdigit`` also takes ``²`` and other digits ``int`` refuses)."""
+    return int(raw) if _WHOLE_NUMBER.fullmatch(raw) else None
 
 
 def _language() -> str:
@@ -261,10 +275,12 @@ def create_account_blueprint(accounts: AccountStore) -> Blueprint:
             problem = password_problem(new, request.form.get("repeat_password", ""))
             if problem is None:
                 try:
-                    session_id = accounts.change_password(session.account, new)
+                    session_id = accounts.change_password(session, new)
                 except Refused as refused:
                     problem = refused.key
                 else:
+                    if session_id is None:  # the password was reset meanwhile
+                        return redirect(url_for("account.sign_in"), 303)
                     shop = accounts.shop_of(session.account)
                     response = redirect(url_for(
                         "account.stock" if shop else "account.profile", done="password"), 303)
@@ -309,7 +325,8 @@ def create_account_blueprint(accounts: AccountStore) -> Blueprint:
         if request.method == "POST":
             typed = request.form.get("shop_url", "")
             try:
-                what, _ = accounts.save_shop_url(session.account, typed)
+                what, _ = accounts.save_shop_url(session.account, typed,
+                                                 request.form.get("shop_token", ""))
             except Refused as refused:
                 error = t(MESSAGES[refused.key], **refused.params)
             else:
@@ -325,12 +342,12 @@ def create_account_blueprint(accounts: AccountStore) -> Blueprint:
             return render("no_shop.html", title=t("Services"))
         error = None
         if request.method == "POST":
-            raw = request.form.get("low_stock_at", "").strip()
-            if not raw.isdigit() or int(raw) > MAX_LOW_STOCK_AT:
+            low_stock_at = whole_number(request.form.get("low_stock_at", "").strip())
+            if low_stock_at is None or low_stock_at > MAX_LOW_STOCK_AT:
                 error = t(MESSAGES["low_stock_bad"])
             else:
                 accounts.save_services(shop, stock_updates=request.form.get(
-                    "stock_updates") == "on", low_stock_at=int(raw))
+                    "stock_updates") == "on", low_stock_at=low_stock_at)
                 return redirect(url_for("account.services", done="saved"), 303)
         return render("services.html", 422 if error else 200, shop=shop, error=error,
                       done=done_message(shop))
@@ -372,8 +389,7 @@ def create_account_blueprint(accounts: AccountStore) -> Blueprint:
         shop = shop_or_none(session)
         if shop is None:
             return render("no_shop.html", title=t("History"))
-        raw = request.args.get("before", "")
-        before = int(raw) if raw.isdigit() and len(raw) < 12 else None
+        before = whole_number(request.args.get("before", ""))
         page = accounts.history_page(shop, before=before)
         return render("history.html", shop=shop, page=page, sources=SOURCES,
                       newest=before is not None)
@@ -403,6 +419,15 @@ def create_account_blueprint(accounts: AccountStore) -> Blueprint:
 
     @pages.errorhandler(Exception)
     def failure(error: Exception) -> Answer:
+        if storage_is_full(error):
+            log.error("the stock database is full: %s %s could not save",
+                      request.method, request.path)
+            answer = page_for_error(429, t("Nothing could be saved"), t(
+                "The stock service cannot save anything right now: its storage is full. "
+                "Nothing was changed. Try again in a few minutes; if it persists, tell the "
+                "stock service's operator."))
+            answer.headers["Retry-After"] = str(STORAGE_FULL_RETRY)
+            return answer
         log.exception(
             "internal error on %s %s", request.method, request.path)
         return page_for_error(500, t("Something went wrong"), t(

@@ -76,6 +76,18 @@ FRENCH: dict[str, str] = {
     "“{url}” is not a web address; write it like https://myshop.example.":
         "« {url} » n'est pas une adresse web ; écrivez-la comme https://maboutique.example.",
     "Another account holds {url}.": "Un autre compte détient {url}.",
+    "{url} was registered with xlstock shop add. To claim it, enter in “API token of the "
+    "shop” a token that command printed for it (ask the stock service's operator).":
+        "{url} a été inscrite avec xlstock shop add. Pour la revendiquer, saisissez dans "
+        "« Jeton d'API de la boutique » un jeton que cette commande a affiché pour elle "
+        "(demandez-le à l'administrateur du service de stock).",
+    "API token of the shop": "Jeton d'API de la boutique",
+    "Only to claim a shop the stock service's operator registered with xlstock shop add: "
+    "the API token that command printed for it (xlstock shop add URL --new-token prints "
+    "another). Leave it empty otherwise.":
+        "Seulement pour revendiquer une boutique que l'administrateur du service de stock a "
+        "inscrite avec xlstock shop add : le jeton d'API que cette commande a affiché pour "
+        "elle (xlstock shop add URL --new-token en affiche un autre). Sinon, laissez-le vide.",
     "{url} is registered already, with stock of its own; your stock cannot move onto it.":
         "{url} est déjà inscrite, avec son propre stock ; votre stock ne peut pas s'y "
         "déplacer.",
@@ -175,6 +187,13 @@ FRENCH: dict[str, str] = {
     "Page not found": "Page introuvable",
     "Request refused": "Requête refusée",
     "Something went wrong": "Une erreur s'est produite",
+    "Nothing could be saved": "Rien n'a pu être enregistré",
+    "The stock service cannot save anything right now: its storage is full. Nothing was "
+    "changed. Try again in a few minutes; if it persists, tell the stock service's "
+    "operator.":
+        "Le service de stock ne peut rien enregistrer pour le moment : son stockage est "
+        "plein. Rien n'a été modifié. Réessayez dans quelques minutes ; si cela persiste, "
+        "prévenez l'administrateur du service de stock.",
     "Back to your account": "Retour à votre compte",
 }
 
