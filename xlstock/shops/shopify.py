@@ -320,24 +320,30 @@ class ShopifyConnector:
 
     def _read_pages(self, location: str, expected: int
                     ) -> tuple[dict[str, _Variant], list[str]]:
+        """The variants a page at a time, each page as large as the single-query limit
+        allows (its cost per variant is learnt from the first answer), the last one cut
+        to what is left, so that no page asks the bucket for points it will not use."""
         collected = _Collector()
         after: str | None = None
-        first = 100
+        per_variant = 5.0
+        first = min(100, max(1, expected))
         while True:
             answer = self._query(VARIANTS_QUERY, {"first": first, "after": after,
                                                   "location": location},
-                                 cost=2 + first * 5)
+                                 cost=2 + first * per_variant)
             page = answer.data["productVariants"]
             for node in page["nodes"]:
                 collected.add(node)
             requested = answer.cost.get("requestedQueryCost")
             if isinstance(requested, (int, float)) and requested > 2:
                 per_variant = max(1.0, (requested - 2) / first)
-                first = max(1, min(250, int((MAX_QUERY_COST - 2) / per_variant)))
             self._say(f"Read {collected.seen:,} of {expected:,} variants from Shopify")
             if not page["pageInfo"]["hasNextPage"]:
                 break
             after = page["pageInfo"]["endCursor"]
+            largest = max(1, min(250, int((MAX_QUERY_COST - 2) / per_variant)))
+            left = expected - collected.seen
+            first = min(largest, left) if left > 0 else largest
         return collected.finish()
 
     def _read_bulk(self, location: str) -> tuple[dict[str, _Variant], list[str]]:
@@ -456,10 +462,19 @@ class ShopifyConnector:
                    ) -> tuple[dict[str, int], list[PublishLine], list[dict[str, Any]]]:
         """One inventory mutation: what it applied (SKU -> level after), the lines found
         stale, and the lines refused for another reason."""
-        answer = self._query(mutation, variables, cost=10, mutation=True)
         name = "inventoryAdjustQuantities" if mutation is ADJUST_MUTATION else \
             "inventorySetQuantities"
-        payload = answer.data[name]
+        for attempt in range(self.attempts):
+            payload = self._query(mutation, variables, cost=10, mutation=True).data[name]
+            codes = {e.get("code") for e in payload.get("userErrors") or []}
+            if "IDEMPOTENCY_CONCURRENT_REQUEST" not in codes:
+                break
+            self._backoff(attempt, None)  # the same call is still running: ask again
+        else:
+            raise OutcomeUnknown(
+                f"{self.store} was still applying a publish call after {self.attempts} "
+                "tries; run publish again: it sends the same calls under the same keys, "
+                "which Shopify applies once")
         applied: dict[str, int] = {}
         group = payload.get("inventoryAdjustmentGroup")
         if group:
