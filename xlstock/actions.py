@@ -386,7 +386,8 @@ def _resend_pending(
         return None  # not the lines that may be on their way: never send them
     progress("Finishing an interrupted publish", 0.1)
     try:
-        return service.publish_lines(lines, pending["key"])
+        resend = getattr(service, "resend", service.publish_lines)
+        return resend(lines, pending["key"])
     except StaleVersion as stale:
         if stale.applied:
             _record_part(session, pending, stale.applied, stale.current_version)
@@ -937,7 +938,7 @@ def publish(
             if confirm is not None and attempt == 1 and not confirm(summary):
                 return Report("publish", "Publish cancelled; nothing was sent.", lines)
             try:
-                _upload(session, service, plan, rows, progress)
+                outcome = _upload(session, service, plan, rows, progress)
             except StaleVersion as stale:
                 moved = stale.moved
                 if stale.applied:
@@ -956,9 +957,12 @@ def publish(
                     lines.append(f"The live levels moved during publish (try {attempt}); "
                                  "re-planned on the new levels.")
                 continue
+            slipped = _told_slips(session, outcome, lines)
             session.log("publish", len(plan.changed),
                         plan.units_added + plan.units_removed,
-                        f"published {len(plan.changed)} change(s)")
+                        f"published {len(plan.changed)} change(s)"
+                        + (f"; {len(slipped)} sale(s) may have been overwritten: "
+                           + "; ".join(p.message for p in slipped) if slipped else ""))
             report = Report(
                 "publish",
                 f"Published {len(plan.changed)} change(s) to {session.settings.shop_url}: "
@@ -973,6 +977,12 @@ def publish(
                 raise _published_not_recorded(session, not_saved) from not_saved
             failpoints.reach("after_bookkeeping")
             progress("Publish done", 1.0)
+            if slipped:
+                raise ConflictError(
+                    f"published {report.summary[len('Published '):].rstrip('.')}, but "
+                    f"{len(slipped)} sale(s) may have been overwritten (the shop has no "
+                    "conditional write); each row says so in Status. Count them again",
+                    slipped)
             return report
         error = ConflictError(
             f"the shop's levels kept changing during {MAX_PUBLISH_ATTEMPTS} tries; nothing "
@@ -983,6 +993,26 @@ def publish(
     except (MassChangeError, ServiceError) as error:
         _fail(session, "publish", error, {})
         raise
+
+
+def _told_slips(session: _WorkbookSession, outcome: Any, lines: list[str]
+                ) -> list[RowProblem]:
+    """What a platform without a conditional write (WooCommerce) said of the publish:
+    sales it overwrote and took off again (report lines), and sales that may have been
+    overwritten (each a row problem, written in Status)."""
+    lines.extend(f"Repaired: {text}" for text in getattr(outcome, "repaired", ()))
+    slips = list(getattr(outcome, "slips", ()))
+    if not slips:
+        return []
+    rows = {sku: session.table.sheet_row(i) for i, sku in enumerate(session.skus()) if sku}
+    problems = [RowProblem(rows.get(text.split(":", 1)[0]), text.split(":", 1)[0],
+                           text.split(":", 1)[1].strip()) for text in slips]
+    statuses = {p.row: "check: " + p.message for p in problems if p.row is not None}
+    status = session.column(layout.STATUS)
+    for row, text in statuses.items():
+        status[row - session.table.sheet_row(0)] = text
+    session.write(layout.STATUS, status)
+    return problems
 
 
 def _guard_mass_publish(plan: PublishPlan, snapshot: Snapshot, allow: bool) -> None:
@@ -1008,7 +1038,8 @@ def _upload(
     of them moved) is raised as :class:`StaleVersion` with nothing pending."""
     levels = plan.levels
     lines = plan.lines()
-    key = uuid.uuid4().hex
+    new_key = getattr(service, "new_key", None)  # a platform whose keys carry their time
+    key = new_key() if new_key is not None else uuid.uuid4().hex
     changes = {r.sku: r.change for r in plan.rows if r.change}
     edits = {r.sku: [r.received, r.new_level] for r in rows if r.has_edit and r.sku}
     pending = {

@@ -93,6 +93,8 @@ def print_report(report: actions.Report) -> None:
               help="The shop's address as registered with the stock service.")
 @click.option("--shopify", "shopify_store", metavar="STORE",
               help="The shop is a Shopify store: its address, STORE.myshopify.com.")
+@click.option("--woocommerce", "woocommerce_shop", metavar="URL",
+              help="The shop is a WooCommerce shop: its address, https://shop.example.")
 @click.option("--location", metavar="NAME",
               help="The Shopify location the workbook keeps (needed when the store has "
                    "several).")
@@ -100,7 +102,7 @@ def print_report(report: actions.Report) -> None:
 @quiet_option
 @reports_errors_and_ctrl_c
 def new(path: str, service_url: str | None, shop_url: str | None, shopify_store: str | None,
-        location: str | None, force: bool, quiet: bool) -> None:
+        woocommerce_shop: str | None, location: str | None, force: bool, quiet: bool) -> None:
     """Create a fresh workbook from the template.
 
     PATH ending in .xlsm gets the Excel buttons (Sync, Preview, Publish).
@@ -109,6 +111,7 @@ def new(path: str, service_url: str | None, shop_url: str | None, shopify_store:
     Examples:
       xlstock new stock.xlsx --service https://stock.example --shop https://shop.example
       xlstock new stock.xlsx --shopify mystore.myshopify.com [--location "Main store"]
+      xlstock new stock.xlsx --woocommerce https://shop.example
     """
     target = Path(path)
     if target.suffix.lower() not in (".xlsx", ".xlsm"):
@@ -116,7 +119,18 @@ def new(path: str, service_url: str | None, shop_url: str | None, shopify_store:
     if target.exists() and not force:
         raise UsageError(f"{path} exists already; pick another name or add --force")
     platform = None
-    if shopify_store:
+    if shopify_store and woocommerce_shop:
+        raise UsageError("a workbook keeps one shop: give --shopify or --woocommerce")
+    if woocommerce_shop:
+        if service_url or shop_url or location:
+            raise UsageError("--woocommerce names the shop: leave out --service, --shop and "
+                             "--location")
+        from xlstock.shops.woocommerce import shop_address
+        from xlstock.workbook.layout import WOOCOMMERCE
+
+        service_url = shop_url = shop_address(woocommerce_shop)
+        platform = WOOCOMMERCE
+    elif shopify_store:
         if service_url or shop_url:
             raise UsageError("--shopify names the store: leave out --service and --shop")
         from xlstock.shops.shopify import store_address

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from xlstock.errors import UsageError
-
 SHOPIFY = "Shopify"
 WOOCOMMERCE = "WooCommerce"
 
@@ -26,10 +24,9 @@ def connector_for(settings: Any) -> Any:
 
         return ShopifyConnector.from_settings(settings)
     if settings.platform == WOOCOMMERCE:
-        raise UsageError(
-            "Settings: Shop platform WooCommerce is not supported by this version of "
-            "xlstock yet; use the xlstock service or Shopify"
-        )
+        from xlstock.shops.woocommerce import WooCommerceConnector
+
+        return WooCommerceConnector.from_settings(settings)
     from xlstock.remote.client import HttpStockServiceClient
 
     return HttpStockServiceClient.from_settings(settings.service_url, settings.shop_url)
