@@ -354,9 +354,13 @@ def _settle_pending(
                     "others moved since, so they are planned afresh.")
         return ("An interrupted publish never reached the shop and the levels have moved "
                 "since; it was dropped, and the sheet is planned afresh.")
+    # Only the rows the publish changed: the others' levels in it are as old as its plan,
+    # and a Sync since may have brought newer ones.
+    changed = {sku: pending["levels"][sku] for sku in pending["changes"]
+               if sku in pending["levels"]}
     _record_publish(
         session,
-        levels={**pending["levels"], **outcome.levels_after},
+        levels={**changed, **outcome.levels_after},
         changes=pending["changes"],
         edits=pending["edits"],
         version=outcome.version,
