@@ -629,3 +629,23 @@ def test_a_dropped_answer_still_applies_the_mutation(shop: ShopifyStandIn) -> No
     assert replay["userErrors"] == [] and replay["inventoryAdjustmentGroup"]
     assert shop.level("RED") == 9
     assert [call.key for call in shop.calls] == ["lost", "lost"]
+
+
+def test_reads_are_answered_while_a_mutation_is_held(shop: ShopifyStandIn) -> None:
+    entered, release = threading.Event(), threading.Event()
+    shop.before_mutation(lambda standin, name, data: (entered.set(), release.wait(10)))
+    variables = {"input": set_input(shop, ("RED", 9, 5)), "key": "h1"}
+    writer = threading.Thread(target=lambda: gql(shop, SET, variables))
+    writer.start()
+    assert entered.wait(10)
+    try:
+        read = requests.post(shop.graphql_url, headers={"X-Shopify-Access-Token": shop.token},
+                             json={"query": "{ locations(first: 1) { nodes { id } } "
+                                   "productVariants(first: 5) { nodes { sku product { "
+                                   "variants(first: 5) { nodes { sku } } } } } }"},
+                             timeout=3).json()
+    finally:
+        release.set()
+        writer.join(10)
+    assert [node["sku"] for node in read["data"]["productVariants"]["nodes"]] == ["RED", "BLUE"]
+    assert shop.level("RED") == 9

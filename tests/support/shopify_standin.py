@@ -174,6 +174,11 @@ def schema_info() -> SchemaInfo:
     return SchemaInfo(schema, access)
 
 
+def _never_awaitable(value: Any) -> bool:
+    """Every resolver here is synchronous: spares graphql-core its check on each value."""
+    return False
+
+
 def _type_of(value: Any, info: Any, abstract_type: Any) -> str | None:
     if isinstance(value, Mapping):
         return value.get("__typename")
@@ -223,6 +228,10 @@ class Product:
         self.handle = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
         self.legacyResourceId = str(number)
         self.variant_list: list[Variant] = []
+
+    def variants(self, info: Any, **args: Any) -> dict[str, Any]:
+        return connection(info, self.variant_list, args,
+                          [variant.number for variant in self.variant_list])
 
 
 class InventoryLevel:
@@ -737,6 +746,9 @@ class ShopifyStandIn:
         self.lock = threading.RLock()
         self._keys_lock = threading.Lock()
         self._control_lock = threading.Lock()  # calls, faults, tokens: never the store lock
+        # the catalog (locations, variants, indexes) and bulk operations: what reads need,
+        # so that a mutation held inside ``self.lock`` never blocks a read
+        self._catalog_lock = threading.RLock()
         self._bucket_lock = threading.Lock()
         self._available = self.bucket_size
         self._bucket_time = clock()
@@ -788,7 +800,7 @@ class ShopifyStandIn:
 
     def add_location(self, name: str, active: bool = True) -> str:
         """A new location; returns its gid. The first location is where ``qty`` goes."""
-        with self.lock:
+        with self.lock, self._catalog_lock:
             location = Location(self._number(), name, active)
             if not self._locations:
                 location.isPrimary = True
@@ -800,7 +812,7 @@ class ShopifyStandIn:
         "locations"={location gid: qty}}`` (``locations`` replaces ``qty`` and says where the
         item is stocked; without it the item is stocked at the first location only).
         ``sku`` may be None or shared by two variants. Returns the product gid."""
-        with self.lock:
+        with self.lock, self._catalog_lock:
             if not self._locations:
                 self.add_location("Shop location")
             self._indexes.clear()
@@ -825,7 +837,10 @@ class ShopifyStandIn:
 
     def _index(self, table: str) -> tuple[list[Any], list[int]]:
         """Variants or inventory items in id order, with their ids (cached until a change)."""
-        with self.lock:
+        cached = self._indexes.get(table)
+        if cached is not None:  # a read needs no lock: a running mutation must not block it
+            return cached
+        with self._catalog_lock:
             cached = self._indexes.get(table)
             if cached is None:
                 rows = list((self._variants if table == "variants" else self._items).values())
@@ -1075,7 +1090,8 @@ class ShopifyStandIn:
                          "extensions": self._cost_extension(cost, None)}, {}
         result = execute(self.info.schema, document, root_value=Root(self),
                          context_value=Context(self, variables), variable_values=variables,
-                         operation_name=operation_name, type_resolver=_type_of)
+                         operation_name=operation_name, type_resolver=_type_of,
+                         is_awaitable=_never_awaitable)
         root_type = (self.info.schema.mutation_type if kind == "mutation"
                      else self.info.schema.query_type)
         if kind == "mutation":
@@ -1332,7 +1348,7 @@ class ShopifyStandIn:
         if problem is not None:
             return {"bulkOperation": None,
                     "userErrors": [_user_error("INVALID", problem, ["query"])]}
-        with self.lock:
+        with self._catalog_lock:
             running = [op for op in self._bulk.values() if self._bulk_status(op) == "RUNNING"]
             if len(running) >= BULK_QUERY_LIMIT:
                 return {"bulkOperation": None, "userErrors": [_user_error(
@@ -1397,7 +1413,8 @@ class ShopifyStandIn:
 
     def _bulk_lines(self, query: str) -> list[str]:
         result = execute(self.info.schema, parse(query), root_value=Root(self),
-                         context_value=Context(self, bulk=True), type_resolver=_type_of)
+                         context_value=Context(self, bulk=True), type_resolver=_type_of,
+                         is_awaitable=_never_awaitable)
         lines: list[str] = []
         for value in (result.data or {}).values():
             _flatten(value, None, lines)
@@ -1422,7 +1439,7 @@ class ShopifyStandIn:
         }
 
     def bulk_file(self, number: int) -> bytes | None:
-        with self.lock:
+        with self._catalog_lock:
             operation = self._bulk.get(gid("BulkOperation", number))
             if operation is None or self._bulk_status(operation) != "COMPLETED":
                 return None
@@ -1518,7 +1535,7 @@ class Root:
                 "accessScopes": scopes}
 
     def locations(self, info: Any, **args: Any) -> dict[str, Any]:
-        with self.standin.lock:
+        with self.standin._catalog_lock:
             match = search_filter(args.get("query"))
             items = [location for location in self.standin._locations.values()
                      if (location.isActive or args.get("includeInactive"))
@@ -1526,7 +1543,7 @@ class Root:
         return connection(info, items, args, [location.number for location in items])
 
     def location(self, info: Any, id: str | None = None) -> Location | None:
-        with self.standin.lock:
+        with self.standin._catalog_lock:
             return self.standin._locations.get(id or "")
 
     def productVariants(self, info: Any, **args: Any) -> dict[str, Any]:
@@ -1587,12 +1604,12 @@ class Root:
         return None
 
     def bulkOperation(self, info: Any, id: str) -> dict[str, Any] | None:
-        with self.standin.lock:
+        with self.standin._catalog_lock:
             operation = self.standin._bulk.get(id)
             return self.standin._bulk_view(operation) if operation else None
 
     def currentBulkOperation(self, info: Any, type: str = "QUERY") -> dict[str, Any] | None:
-        with self.standin.lock:
+        with self.standin._catalog_lock:
             if type != "QUERY" or not self.standin._bulk:
                 return None
             latest = max(self.standin._bulk.values(), key=lambda op: op.number)
