@@ -131,12 +131,17 @@ def test_a_misspelt_field_is_refused_by_the_real_schema(shop: ShopifyStandIn) ->
     assert error["message"] == "Field 'nme' doesn't exist on type 'Shop'"
     assert error["extensions"]["code"] == "undefinedField"
     assert error["locations"] == [{"line": 1, "column": 10}]
+    assert error["path"] == ["query", "shop", "nme"]
     assert "data" not in response.json()
 
 
 def test_an_argument_of_the_wrong_type_is_refused(shop: ShopifyStandIn) -> None:
-    literal = gql(shop, '{ locations(first: "ten") { nodes { id } } }').json()
-    assert literal["errors"][0]["extensions"]["code"] == "argumentLiteralsIncompatible"
+    literal = gql(shop, 'query Places { locations(first: "ten") { nodes { id } } }').json()
+    [error] = literal["errors"]
+    assert error["message"] == ("Argument 'first' on Field 'locations' has an invalid value "
+                                '("ten"). Expected type \'Int\'.')
+    assert error["extensions"]["code"] == "argumentLiteralsIncompatible"
+    assert error["path"] == ["query Places", "locations", "first"]
     variable = gql(shop, "query($n: Int) { locations(first: $n) { nodes { id } } }",
                    {"n": "ten"}).json()
     assert "ten" in variable["errors"][0]["message"]

@@ -668,6 +668,54 @@ def shopify_error(error: GraphQLError, default_code: str) -> dict[str, Any]:
     return formatted
 
 
+def _places(document: DocumentNode) -> dict[int, tuple[list[str], str | None, str | None]]:
+    """Where each field and argument value sits, as graphql-ruby names it in an error: the
+    path (``["query Name", "shop", "nme"]``), and for a value its argument and field."""
+    places: dict[int, tuple[list[str], str | None, str | None]] = {}
+
+    def walk(selection_set: SelectionSetNode | None, path: list[str]) -> None:
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                here = path + [selection.alias.value if selection.alias
+                               else selection.name.value]
+                places[id(selection)] = (here, None, None)
+                for argument in selection.arguments or ():
+                    places[id(argument.value)] = (here + [argument.name.value],
+                                                  argument.name.value, selection.name.value)
+                walk(selection.selection_set, here)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                walk(selection.selection_set,
+                     path + [f"... on {condition.name.value}" if condition else "..."])
+
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            label = definition.operation.value + (
+                f" {definition.name.value}" if definition.name else "")
+            walk(definition.selection_set, [label])
+        elif isinstance(definition, FragmentDefinitionNode):
+            walk(definition.selection_set, [f"fragment {definition.name.value}"])
+    return places
+
+
+def _placed(formatted: dict[str, Any], error: GraphQLError,
+            places: Mapping[int, tuple[list[str], str | None, str | None]]) -> dict[str, Any]:
+    """Adds graphql-ruby's ``path`` to a validation error, and names the argument and field of
+    a value of the wrong type as Shopify does."""
+    for node in error.nodes or ():
+        place = places.get(id(node))
+        if place is None:
+            continue
+        path, argument, field_name = place
+        formatted["path"] = path
+        if argument and formatted["extensions"].get("code") == "argumentLiteralsIncompatible":
+            formatted["message"] = formatted["message"].replace(
+                "Argument has", f"Argument '{argument}' on Field '{field_name}' has", 1)
+            formatted["extensions"].update({"typeName": "Field", "argumentName": argument})
+        break
+    return formatted
+
+
 # --- the stand-in ---------------------------------------------------------------------------
 
 
@@ -1020,8 +1068,9 @@ class ShopifyStandIn:
         else:
             errors = validate(self.info.schema, document)
             if errors:
-                result = ("errors", [shopify_error(e, "GRAPHQL_VALIDATION_FAILED")
-                                     for e in errors])
+                places = _places(document)
+                result = ("errors", [_placed(shopify_error(e, "GRAPHQL_VALIDATION_FAILED"), e,
+                                             places) for e in errors])
             else:
                 operations = [d for d in document.definitions
                               if isinstance(d, OperationDefinitionNode)]
