@@ -435,6 +435,19 @@ def test_a_key_whose_first_attempt_failed_must_not_be_reused(shop: ShopifyStandI
     assert shop.level("RED") == 4
 
 
+def test_failed_keys_rerun_lets_the_same_key_try_again(clock: Clock) -> None:
+    with ShopifyStandIn(clock=clock, failed_keys_rerun=True) as shop:
+        shop.main = shop.add_location("Main")  # type: ignore[attr-defined]
+        shop.add_product("Shirt", [{"sku": "RED", "qty": 5}])
+        shop.sell("RED", 1)
+        variables = {"input": set_input(shop, ("RED", 9, 5)), "key": "f2"}
+        assert payload(gql(shop, SET, variables))["userErrors"][0]["code"] == (
+            "CHANGE_FROM_QUANTITY_STALE")
+        shop.set_level("RED", 5)
+        assert payload(gql(shop, SET, variables))["userErrors"] == []
+        assert shop.level("RED") == 9
+
+
 def test_keys_are_forgotten_after_the_retention_window(
         shop: ShopifyStandIn, clock: Clock) -> None:
     delta = {"name": "available", "reason": "received", "changes": [

@@ -32,7 +32,8 @@ where they come from:
   ``IDEMPOTENCY_KEY_PARAMETER_MISMATCH``; a request still running under the key ->
   ``IDEMPOTENCY_CONCURRENT_REQUEST``; a key whose first request failed (userErrors, nothing
   applied) -> ``IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED`` ("Retry with a new idempotency key",
-  the enum's documented meaning). Keys are kept 24 hours (``IDEMPOTENCY_RETENTION``; the
+  the enum's documented meaning; ``failed_keys_rerun=True`` lets such a key run again, the
+  other reading some integrators report). Keys are kept 24 hours (``IDEMPOTENCY_RETENTION``; the
   implementing-idempotency page documents a retention window for these mutations, and 24
   hours is the figure quoted from it; configurable).
 - ``changeFromQuantity`` -- the input objects' descriptions in the schema and
@@ -775,6 +776,7 @@ class ShopifyStandIn:
                  restore_rate: float | None = None, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time, stale_applies_others: bool = False,
                  bulk_delay: float = 0.0, idempotency_retention: float = IDEMPOTENCY_RETENTION,
+                 failed_keys_rerun: bool = False,
                  shop_name: str = "Stand-in shop", scopes: Iterable[str] = DEFAULT_SCOPES
                  ) -> None:
         self.info = schema_info()
@@ -784,6 +786,7 @@ class ShopifyStandIn:
         self.clock = clock
         self.wall_clock = wall_clock
         self.stale_applies_others = stale_applies_others
+        self.failed_keys_rerun = failed_keys_rerun
         self.bulk_delay = bulk_delay
         self.idempotency_retention = idempotency_retention
         self.shop_name = shop_name
@@ -1248,6 +1251,9 @@ class ShopifyStandIn:
             now = self.clock()
             record = self._keys.get(key)
             if record is not None and now - record.at > self.idempotency_retention:
+                record = None
+            if (record is not None and record.state == "failed" and self.failed_keys_rerun
+                    and record.fingerprint == fingerprint):
                 record = None
             if record is None:
                 self._keys[key] = KeyRecord(fingerprint, "running", now)
