@@ -144,12 +144,10 @@ REASONS = frozenset({
 SET_NAMES = frozenset({"available", "on_hand"})
 ADJUST_NAMES = frozenset({"available", "on_hand", "damaged", "incoming", "quality_control",
                           "reserved", "safety_stock"})
-QUANTITY_NAMES = ADJUST_NAMES | {"committed"}
 INVALID_TOKEN_BODY = {
     "errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
 RATE_LIMITS_DOC = "https://shopify.dev/api/usage/rate-limits"
 ACCESS_DOC = "https://shopify.dev/api/usage/access-scopes"
-INVENTORY_MUTATIONS = ("inventorySetQuantities", "inventoryAdjustQuantities")
 
 
 # --- the schema, built once per process ---------------------------------------------------
