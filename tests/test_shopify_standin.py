@@ -131,12 +131,17 @@ def test_a_misspelt_field_is_refused_by_the_real_schema(shop: ShopifyStandIn) ->
     assert error["message"] == "Field 'nme' doesn't exist on type 'Shop'"
     assert error["extensions"]["code"] == "undefinedField"
     assert error["locations"] == [{"line": 1, "column": 10}]
+    assert error["path"] == ["query", "shop", "nme"]
     assert "data" not in response.json()
 
 
 def test_an_argument_of_the_wrong_type_is_refused(shop: ShopifyStandIn) -> None:
-    literal = gql(shop, '{ locations(first: "ten") { nodes { id } } }').json()
-    assert literal["errors"][0]["extensions"]["code"] == "argumentLiteralsIncompatible"
+    literal = gql(shop, 'query Places { locations(first: "ten") { nodes { id } } }').json()
+    [error] = literal["errors"]
+    assert error["message"] == ("Argument 'first' on Field 'locations' has an invalid value "
+                                '("ten"). Expected type \'Int\'.')
+    assert error["extensions"]["code"] == "argumentLiteralsIncompatible"
+    assert error["path"] == ["query Places", "locations", "first"]
     variable = gql(shop, "query($n: Int) { locations(first: $n) { nodes { id } } }",
                    {"n": "ten"}).json()
     assert "ten" in variable["errors"][0]["message"]
@@ -430,6 +435,19 @@ def test_a_key_whose_first_attempt_failed_must_not_be_reused(shop: ShopifyStandI
     assert shop.level("RED") == 4
 
 
+def test_failed_keys_rerun_lets_the_same_key_try_again(clock: Clock) -> None:
+    with ShopifyStandIn(clock=clock, failed_keys_rerun=True) as shop:
+        shop.main = shop.add_location("Main")  # type: ignore[attr-defined]
+        shop.add_product("Shirt", [{"sku": "RED", "qty": 5}])
+        shop.sell("RED", 1)
+        variables = {"input": set_input(shop, ("RED", 9, 5)), "key": "f2"}
+        assert payload(gql(shop, SET, variables))["userErrors"][0]["code"] == (
+            "CHANGE_FROM_QUANTITY_STALE")
+        shop.set_level("RED", 5)
+        assert payload(gql(shop, SET, variables))["userErrors"] == []
+        assert shop.level("RED") == 9
+
+
 def test_keys_are_forgotten_after_the_retention_window(
         shop: ShopifyStandIn, clock: Clock) -> None:
     delta = {"name": "available", "reason": "received", "changes": [
@@ -629,3 +647,23 @@ def test_a_dropped_answer_still_applies_the_mutation(shop: ShopifyStandIn) -> No
     assert replay["userErrors"] == [] and replay["inventoryAdjustmentGroup"]
     assert shop.level("RED") == 9
     assert [call.key for call in shop.calls] == ["lost", "lost"]
+
+
+def test_reads_are_answered_while_a_mutation_is_held(shop: ShopifyStandIn) -> None:
+    entered, release = threading.Event(), threading.Event()
+    shop.before_mutation(lambda standin, name, data: (entered.set(), release.wait(10)))
+    variables = {"input": set_input(shop, ("RED", 9, 5)), "key": "h1"}
+    writer = threading.Thread(target=lambda: gql(shop, SET, variables))
+    writer.start()
+    assert entered.wait(10)
+    try:
+        read = requests.post(shop.graphql_url, headers={"X-Shopify-Access-Token": shop.token},
+                             json={"query": "{ locations(first: 1) { nodes { id } } "
+                                   "productVariants(first: 5) { nodes { sku product { "
+                                   "variants(first: 5) { nodes { sku } } } } } }"},
+                             timeout=3).json()
+    finally:
+        release.set()
+        writer.join(10)
+    assert [node["sku"] for node in read["data"]["productVariants"]["nodes"]] == ["RED", "BLUE"]
+    assert shop.level("RED") == 9

@@ -32,7 +32,8 @@ where they come from:
   ``IDEMPOTENCY_KEY_PARAMETER_MISMATCH``; a request still running under the key ->
   ``IDEMPOTENCY_CONCURRENT_REQUEST``; a key whose first request failed (userErrors, nothing
   applied) -> ``IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED`` ("Retry with a new idempotency key",
-  the enum's documented meaning). Keys are kept 24 hours (``IDEMPOTENCY_RETENTION``; the
+  the enum's documented meaning; ``failed_keys_rerun=True`` lets such a key run again, the
+  other reading some integrators report). Keys are kept 24 hours (``IDEMPOTENCY_RETENTION``; the
   implementing-idempotency page documents a retention window for these mutations, and 24
   hours is the figure quoted from it; configurable).
 - ``changeFromQuantity`` -- the input objects' descriptions in the schema and
@@ -143,12 +144,10 @@ REASONS = frozenset({
 SET_NAMES = frozenset({"available", "on_hand"})
 ADJUST_NAMES = frozenset({"available", "on_hand", "damaged", "incoming", "quality_control",
                           "reserved", "safety_stock"})
-QUANTITY_NAMES = ADJUST_NAMES | {"committed"}
 INVALID_TOKEN_BODY = {
     "errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
 RATE_LIMITS_DOC = "https://shopify.dev/api/usage/rate-limits"
 ACCESS_DOC = "https://shopify.dev/api/usage/access-scopes"
-INVENTORY_MUTATIONS = ("inventorySetQuantities", "inventoryAdjustQuantities")
 
 
 # --- the schema, built once per process ---------------------------------------------------
@@ -172,6 +171,11 @@ def schema_info() -> SchemaInfo:
             key = (item["typeName"], item.get("fieldName") if item["type"] == "field" else None)
             access[key] = (item["requiredAccess"], tuple(item["offlineScopes"]))
     return SchemaInfo(schema, access)
+
+
+def _never_awaitable(value: Any) -> bool:
+    """Every resolver here is synchronous: spares graphql-core its check on each value."""
+    return False
 
 
 def _type_of(value: Any, info: Any, abstract_type: Any) -> str | None:
@@ -223,6 +227,10 @@ class Product:
         self.handle = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
         self.legacyResourceId = str(number)
         self.variant_list: list[Variant] = []
+
+    def variants(self, info: Any, **args: Any) -> dict[str, Any]:
+        return connection(info, self.variant_list, args,
+                          [variant.number for variant in self.variant_list])
 
 
 class InventoryLevel:
@@ -659,6 +667,54 @@ def shopify_error(error: GraphQLError, default_code: str) -> dict[str, Any]:
     return formatted
 
 
+def _places(document: DocumentNode) -> dict[int, tuple[list[str], str | None, str | None]]:
+    """Where each field and argument value sits, as graphql-ruby names it in an error: the
+    path (``["query Name", "shop", "nme"]``), and for a value its argument and field."""
+    places: dict[int, tuple[list[str], str | None, str | None]] = {}
+
+    def walk(selection_set: SelectionSetNode | None, path: list[str]) -> None:
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                here = path + [selection.alias.value if selection.alias
+                               else selection.name.value]
+                places[id(selection)] = (here, None, None)
+                for argument in selection.arguments or ():
+                    places[id(argument.value)] = (here + [argument.name.value],
+                                                  argument.name.value, selection.name.value)
+                walk(selection.selection_set, here)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                walk(selection.selection_set,
+                     path + [f"... on {condition.name.value}" if condition else "..."])
+
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            label = definition.operation.value + (
+                f" {definition.name.value}" if definition.name else "")
+            walk(definition.selection_set, [label])
+        elif isinstance(definition, FragmentDefinitionNode):
+            walk(definition.selection_set, [f"fragment {definition.name.value}"])
+    return places
+
+
+def _placed(formatted: dict[str, Any], error: GraphQLError,
+            places: Mapping[int, tuple[list[str], str | None, str | None]]) -> dict[str, Any]:
+    """Adds graphql-ruby's ``path`` to a validation error, and names the argument and field of
+    a value of the wrong type as Shopify does."""
+    for node in error.nodes or ():
+        place = places.get(id(node))
+        if place is None:
+            continue
+        path, argument, field_name = place
+        formatted["path"] = path
+        if argument and formatted["extensions"].get("code") == "argumentLiteralsIncompatible":
+            formatted["message"] = formatted["message"].replace(
+                "Argument has", f"Argument '{argument}' on Field '{field_name}' has", 1)
+            formatted["extensions"].update({"typeName": "Field", "argumentName": argument})
+        break
+    return formatted
+
+
 # --- the stand-in ---------------------------------------------------------------------------
 
 
@@ -718,6 +774,7 @@ class ShopifyStandIn:
                  restore_rate: float | None = None, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time, stale_applies_others: bool = False,
                  bulk_delay: float = 0.0, idempotency_retention: float = IDEMPOTENCY_RETENTION,
+                 failed_keys_rerun: bool = False,
                  shop_name: str = "Stand-in shop", scopes: Iterable[str] = DEFAULT_SCOPES
                  ) -> None:
         self.info = schema_info()
@@ -727,6 +784,7 @@ class ShopifyStandIn:
         self.clock = clock
         self.wall_clock = wall_clock
         self.stale_applies_others = stale_applies_others
+        self.failed_keys_rerun = failed_keys_rerun
         self.bulk_delay = bulk_delay
         self.idempotency_retention = idempotency_retention
         self.shop_name = shop_name
@@ -737,6 +795,9 @@ class ShopifyStandIn:
         self.lock = threading.RLock()
         self._keys_lock = threading.Lock()
         self._control_lock = threading.Lock()  # calls, faults, tokens: never the store lock
+        # the catalog (locations, variants, indexes) and bulk operations: what reads need,
+        # so that a mutation held inside ``self.lock`` never blocks a read
+        self._catalog_lock = threading.RLock()
         self._bucket_lock = threading.Lock()
         self._available = self.bucket_size
         self._bucket_time = clock()
@@ -788,7 +849,7 @@ class ShopifyStandIn:
 
     def add_location(self, name: str, active: bool = True) -> str:
         """A new location; returns its gid. The first location is where ``qty`` goes."""
-        with self.lock:
+        with self.lock, self._catalog_lock:
             location = Location(self._number(), name, active)
             if not self._locations:
                 location.isPrimary = True
@@ -800,7 +861,7 @@ class ShopifyStandIn:
         "locations"={location gid: qty}}`` (``locations`` replaces ``qty`` and says where the
         item is stocked; without it the item is stocked at the first location only).
         ``sku`` may be None or shared by two variants. Returns the product gid."""
-        with self.lock:
+        with self.lock, self._catalog_lock:
             if not self._locations:
                 self.add_location("Shop location")
             self._indexes.clear()
@@ -825,7 +886,10 @@ class ShopifyStandIn:
 
     def _index(self, table: str) -> tuple[list[Any], list[int]]:
         """Variants or inventory items in id order, with their ids (cached until a change)."""
-        with self.lock:
+        cached = self._indexes.get(table)
+        if cached is not None:  # a read needs no lock: a running mutation must not block it
+            return cached
+        with self._catalog_lock:
             cached = self._indexes.get(table)
             if cached is None:
                 rows = list((self._variants if table == "variants" else self._items).values())
@@ -1005,8 +1069,9 @@ class ShopifyStandIn:
         else:
             errors = validate(self.info.schema, document)
             if errors:
-                result = ("errors", [shopify_error(e, "GRAPHQL_VALIDATION_FAILED")
-                                     for e in errors])
+                places = _places(document)
+                result = ("errors", [_placed(shopify_error(e, "GRAPHQL_VALIDATION_FAILED"), e,
+                                             places) for e in errors])
             else:
                 operations = [d for d in document.definitions
                               if isinstance(d, OperationDefinitionNode)]
@@ -1075,7 +1140,8 @@ class ShopifyStandIn:
                          "extensions": self._cost_extension(cost, None)}, {}
         result = execute(self.info.schema, document, root_value=Root(self),
                          context_value=Context(self, variables), variable_values=variables,
-                         operation_name=operation_name, type_resolver=_type_of)
+                         operation_name=operation_name, type_resolver=_type_of,
+                         is_awaitable=_never_awaitable)
         root_type = (self.info.schema.mutation_type if kind == "mutation"
                      else self.info.schema.query_type)
         if kind == "mutation":
@@ -1183,6 +1249,9 @@ class ShopifyStandIn:
             now = self.clock()
             record = self._keys.get(key)
             if record is not None and now - record.at > self.idempotency_retention:
+                record = None
+            if (record is not None and record.state == "failed" and self.failed_keys_rerun
+                    and record.fingerprint == fingerprint):
                 record = None
             if record is None:
                 self._keys[key] = KeyRecord(fingerprint, "running", now)
@@ -1332,7 +1401,7 @@ class ShopifyStandIn:
         if problem is not None:
             return {"bulkOperation": None,
                     "userErrors": [_user_error("INVALID", problem, ["query"])]}
-        with self.lock:
+        with self._catalog_lock:
             running = [op for op in self._bulk.values() if self._bulk_status(op) == "RUNNING"]
             if len(running) >= BULK_QUERY_LIMIT:
                 return {"bulkOperation": None, "userErrors": [_user_error(
@@ -1397,7 +1466,8 @@ class ShopifyStandIn:
 
     def _bulk_lines(self, query: str) -> list[str]:
         result = execute(self.info.schema, parse(query), root_value=Root(self),
-                         context_value=Context(self, bulk=True), type_resolver=_type_of)
+                         context_value=Context(self, bulk=True), type_resolver=_type_of,
+                         is_awaitable=_never_awaitable)
         lines: list[str] = []
         for value in (result.data or {}).values():
             _flatten(value, None, lines)
@@ -1422,7 +1492,7 @@ class ShopifyStandIn:
         }
 
     def bulk_file(self, number: int) -> bytes | None:
-        with self.lock:
+        with self._catalog_lock:
             operation = self._bulk.get(gid("BulkOperation", number))
             if operation is None or self._bulk_status(operation) != "COMPLETED":
                 return None
@@ -1518,7 +1588,7 @@ class Root:
                 "accessScopes": scopes}
 
     def locations(self, info: Any, **args: Any) -> dict[str, Any]:
-        with self.standin.lock:
+        with self.standin._catalog_lock:
             match = search_filter(args.get("query"))
             items = [location for location in self.standin._locations.values()
                      if (location.isActive or args.get("includeInactive"))
@@ -1526,7 +1596,7 @@ class Root:
         return connection(info, items, args, [location.number for location in items])
 
     def location(self, info: Any, id: str | None = None) -> Location | None:
-        with self.standin.lock:
+        with self.standin._catalog_lock:
             return self.standin._locations.get(id or "")
 
     def productVariants(self, info: Any, **args: Any) -> dict[str, Any]:
@@ -1596,12 +1666,12 @@ class Root:
         return None
 
     def bulkOperation(self, info: Any, id: str) -> dict[str, Any] | None:
-        with self.standin.lock:
+        with self.standin._catalog_lock:
             operation = self.standin._bulk.get(id)
             return self.standin._bulk_view(operation) if operation else None
 
     def currentBulkOperation(self, info: Any, type: str = "QUERY") -> dict[str, Any] | None:
-        with self.standin.lock:
+        with self.standin._catalog_lock:
             if type != "QUERY" or not self.standin._bulk:
                 return None
             latest = max(self.standin._bulk.values(), key=lambda op: op.number)
