@@ -11,11 +11,10 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from click.testing import CliRunner
+from support import shopkit
+from support.shopify_standin import PLUS, ShopifyStandIn
 
-from tests.support.shopify_standin import PLUS, ShopifyStandIn
 from xlstock import actions
-from xlstock.cli import main
 from xlstock.errors import UsageError
 from xlstock.planner import PublishLine
 from xlstock.shops.shopify import ShopifyConnector, store_address
@@ -45,7 +44,7 @@ def store():
         yield standin
 
 
-class Merchant:
+class Merchant(shopkit.Merchant):
     """A workbook for the stand-in store, driven through the CLI as a merchant would."""
 
     def __init__(self, store: ShopifyStandIn, tmp_path: Path, name: str = "stock.xlsx",
@@ -54,30 +53,8 @@ class Merchant:
         self.workbook = tmp_path / name
         self.env = {"XLSTOCK_TOKEN": token or store.token, "XLSTOCK_CACHE_DIR": "off"}
 
-    def run(self, *args: str, expect: int | None = 0):
-        result = CliRunner().invoke(main, list(args), env=self.env, catch_exceptions=False)
-        if expect is not None:
-            assert result.exit_code == expect, result.output
-        return result
-
     def new(self, *extra: str) -> None:
         self.run("new", str(self.workbook), "--shopify", self.store.url, *extra)
-
-    def edit(self, **cells_by_sku) -> None:
-        wb = openpyxl.load_workbook(self.workbook)
-        ws = wb["Stock"]
-        headers = {c.value: c.column for c in ws[1] if c.value}
-        for row in range(2, ws.max_row + 1):
-            sku = ws.cell(row, headers["SKU"]).value
-            for header, value in cells_by_sku.get(sku, {}).items():
-                ws.cell(row, headers[header]).value = value
-        wb.save(self.workbook)
-
-    def sheet(self) -> dict[str, dict[str, object]]:
-        ws = openpyxl.load_workbook(self.workbook)["Stock"]
-        headers = [c.value for c in ws[1]]
-        return {r[0]: dict(zip(headers, r, strict=False))
-                for r in ws.iter_rows(min_row=2, values_only=True) if r[0] is not None}
 
     def settings(self) -> dict[str, object]:
         ws = openpyxl.load_workbook(self.workbook)["Settings"]

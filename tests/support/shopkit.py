@@ -23,24 +23,19 @@ CATALOGUE = [
 _shop_numbers = itertools.count(1)
 
 
-class Shop:
-    """One registered shop on the session's stock service, and a workbook for it."""
+class Merchant:
+    """A merchant's workbook, driven through the CLI as a merchant would: commands, edits
+    typed into sheet Stock, the sheet read back. ``workbook`` and ``env`` (the
+    environment of the commands: the token) are set by each kind of shop."""
 
-    def __init__(self, server, tmp_path: Path, items=CATALOGUE) -> None:
-        self.server = server
-        self.url = f"https://e2e-{next(_shop_numbers)}.shop.example"
-        self.token = server.store.add_shop(self.url, list(items))
-        self.workbook = tmp_path / "stock.xlsx"
-        self.env = {"XLSTOCK_TOKEN": self.token}
+    workbook: Path
+    env: dict[str, str]
 
     def run(self, *args: str, expect: int | None = 0):
         result = CliRunner().invoke(main, list(args), env=self.env, catch_exceptions=False)
         if expect is not None:
             assert result.exit_code == expect, result.output
         return result
-
-    def new(self) -> None:
-        self.run("new", str(self.workbook), "--service", self.server.url, "--shop", self.url)
 
     def edit(self, **cells_by_sku: Mapping[str, object]) -> None:
         wb = openpyxl.load_workbook(self.workbook)
@@ -62,6 +57,20 @@ class Shop:
             if record.get("SKU") is not None:
                 rows[record["SKU"]] = record
         return rows
+
+
+class Shop(Merchant):
+    """One registered shop on the session's stock service, and a workbook for it."""
+
+    def __init__(self, server, tmp_path: Path, items=CATALOGUE) -> None:
+        self.server = server
+        self.url = f"https://e2e-{next(_shop_numbers)}.shop.example"
+        self.token = server.store.add_shop(self.url, list(items))
+        self.workbook = tmp_path / "stock.xlsx"
+        self.env = {"XLSTOCK_TOKEN": self.token}
+
+    def new(self) -> None:
+        self.run("new", str(self.workbook), "--service", self.server.url, "--shop", self.url)
 
     def live(self) -> dict[str, int]:
         answer = requests.get(

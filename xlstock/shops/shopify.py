@@ -25,10 +25,8 @@ GraphQL API (version :data:`API_VERSION`), never overwriting a sale.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -57,6 +55,7 @@ from xlstock.remote.transport import (
     mapped_errors,
     read_body,
 )
+from xlstock.shops.common import SessionOwner, backoff_delay, levels_version, retry_after
 
 log = logging.getLogger("xlstock.shopify")
 
@@ -188,7 +187,7 @@ class _Answer:
     cost: dict[str, Any]
 
 
-class ShopifyConnector:
+class ShopifyConnector(SessionOwner):
     """A Shopify store, as Sync, Preview and Publish use it (one location)."""
 
     outcome_known = False
@@ -249,16 +248,6 @@ class ShopifyConnector:
         return cls(address, token=resolve_token(address) or resolve_token(store),
                    location=getattr(settings, "location", "") or "")
 
-    def close(self) -> None:
-        if self._owns_session:
-            self._session.close()
-
-    def __enter__(self) -> ShopifyConnector:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"ShopifyConnector({self.store!r})"
 
@@ -277,7 +266,7 @@ class ShopifyConnector:
             variants, notices = self._read_pages(location, count)
         self._variants = variants
         self._by_item = {v.item: sku for sku, v in variants.items()}
-        version = _levels_version({sku: v.level for sku, v in variants.items()})
+        version = levels_version("shopify", {sku: v.level for sku, v in variants.items()})
         if if_none_match is not None and if_none_match == version:
             return None
         items = {sku: StockItem(sku, v.name if names else "", v.variant if names else "",
@@ -530,7 +519,7 @@ class ShopifyConnector:
 
     def _version_now(self) -> str:
         variants = self._variants or {}
-        return _levels_version({sku: v.level for sku, v in variants.items()})
+        return levels_version("shopify", {sku: v.level for sku, v in variants.items()})
 
     # ------------------------------------------------------------------ plumbing
 
@@ -604,7 +593,7 @@ class ShopifyConnector:
                     error = ServiceRefused(f"{what} answered {status} {self.attempts} times; "
                                            "try again later", status=status)
                     raise self._lost(error, mutation) if status >= 500 else error
-                self._backoff(attempt, _retry_after(headers))
+                self._backoff(attempt, retry_after(headers))
                 continue
             answer = self._decode(raw, headers, what)
             throttled = [e for e in answer.errors
@@ -693,10 +682,7 @@ class ShopifyConnector:
         self._sleep(seconds)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> None:
-        ceiling = min(30.0, 0.5 * 2 ** attempt)
-        delay = retry_after if retry_after is not None else ceiling / 2 + random.uniform(
-            0, ceiling / 2)
-        self._sleep(min(delay, 60.0))
+        self._sleep(backoff_delay(attempt, retry_after))
 
 
 class _Collector:
@@ -825,16 +811,3 @@ def _names(nodes: Sequence[Mapping[str, Any]]) -> str:
                                                                else "")
 
 
-def _levels_version(levels: Mapping[str, int]) -> str:
-    """xlstock's version tag for Shopify's levels (Shopify has none): a hash of them."""
-    digest = hashlib.sha256()
-    for sku in sorted(levels):
-        digest.update(f"{sku}\t{levels[sku]}\n".encode())
-    return "shopify:" + digest.hexdigest()[:20]
-
-
-def _retry_after(headers: Any) -> float | None:
-    try:
-        return float(headers.get("Retry-After"))
-    except (TypeError, ValueError):
-        return None

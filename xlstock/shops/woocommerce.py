@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from xlstock.remote.transport import (
     mapped_errors,
     read_body,
 )
+from xlstock.shops.common import SessionOwner, backoff_delay, levels_version, retry_after
 
 log = logging.getLogger("xlstock.woocommerce")
 
@@ -140,7 +140,7 @@ class _Item:
         return self.variation if self.variation is not None else self.product
 
 
-class WooCommerceConnector:
+class WooCommerceConnector(SessionOwner):
     """A WooCommerce shop, as Sync, Preview and Publish use it."""
 
     outcome_known = False
@@ -179,16 +179,6 @@ class WooCommerceConnector:
         address = shop_address(settings.shop_url or settings.service_url)
         return cls(address, credential=resolve_token(address))
 
-    def close(self) -> None:
-        if self._owns_session:
-            self._session.close()
-
-    def __enter__(self) -> WooCommerceConnector:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"WooCommerceConnector({self.shop!r})"
 
@@ -216,7 +206,7 @@ class WooCommerceConnector:
                 collected.add_variation(product, variation, names)
         items, notices = collected.finish()
         self._items = items
-        version = _levels_version({sku: item.level for sku, item in items.items()})
+        version = levels_version("woocommerce", {sku: item.level for sku, item in items.items()})
         if if_none_match is not None and if_none_match == version:
             return None
         stock = {sku: StockItem(sku, item.name, item.variant, item.level)
@@ -524,7 +514,7 @@ class WooCommerceConnector:
                 raise
             if answer.status in (429, 500, 502, 503, 504) and resend and \
                     attempt + 1 < self.attempts:
-                self._backoff(attempt)
+                self._backoff(attempt, answer.headers)
                 continue
             if answer.status in (401, 403):
                 raise self._refusal(answer, what)
@@ -587,9 +577,8 @@ class WooCommerceConnector:
     def _say(self, message: str) -> None:
         self.progress(message)
 
-    def _backoff(self, attempt: int) -> None:
-        ceiling = min(30.0, 0.5 * 2 ** attempt)
-        self._sleep(ceiling / 2 + random.uniform(0, ceiling / 2))
+    def _backoff(self, attempt: int, headers: Any = None) -> None:
+        self._sleep(backoff_delay(attempt, retry_after(headers) if headers else None))
 
 
 @dataclass
@@ -683,11 +672,3 @@ def _int(value: Any) -> int | None:
     except (TypeError, ValueError):
         return None
 
-
-def _levels_version(levels: Mapping[str, int]) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for sku in sorted(levels):
-        digest.update(f"{sku}\t{levels[sku]}\n".encode())
-    return "woocommerce:" + digest.hexdigest()[:20]

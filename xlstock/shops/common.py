@@ -1,0 +1,55 @@
+"""What the platforms' connectors share: the client's lifetime, the version tag of a
+platform that has none, and the pause before a request is sent again."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+
+class SessionOwner:
+    """A connector over a ``requests`` session it may own: closed with it (when it made
+    it), usable in a ``with`` block."""
+
+    _session: requests.Session
+    _owns_session: bool
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def levels_version(platform: str, levels: Mapping[str, int]) -> str:
+    """xlstock's version tag for a platform's levels, which have none of their own: a
+    hash of them (the same levels, the same tag), ``platform:`` first."""
+    digest = hashlib.sha256()
+    for sku in sorted(levels):
+        digest.update(f"{sku}\t{levels[sku]}\n".encode())
+    return f"{platform}:{digest.hexdigest()[:20]}"
+
+
+def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds to wait before try ``attempt + 2``: the server's ``Retry-After`` (at most
+    a minute), else exponential backoff with jitter (0.5 s doubling, at most 30 s)."""
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), 60.0)
+    ceiling = min(30.0, 0.5 * 2 ** attempt)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def retry_after(headers: Any) -> float | None:
+    """A ``Retry-After`` header given in seconds, if any."""
+    try:
+        return float(headers.get("Retry-After"))
+    except (TypeError, ValueError):
+        return None
