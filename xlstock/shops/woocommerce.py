@@ -247,6 +247,12 @@ class WooCommerceConnector(SessionOwner):
         batches = self.batches_for(lines, items)
         for number, batch in enumerate(batches, start=1):
             self._say(f"Publishing batch {number} of {len(batches)} to WooCommerce")
+            counts = any(line.add is None for line in batch)
+            # The orders before the re-read: whatever comes after them is a sale that may
+            # land between the re-read and the write (told apart by order id, not by
+            # clocks, which WooCommerce keeps to the second).
+            before = self._order_ids_since(_utc_now() - dt.timedelta(seconds=60)) \
+                if counts else set()
             live, reread_at = self._live_levels(batch, items)
             failpoints.reach(f"woocommerce_before_batch_{number}")
             send: list[PublishLine] = []
@@ -274,7 +280,7 @@ class WooCommerceConnector(SessionOwner):
             written = self._write(batch[0], send, items)
             failpoints.reach(f"woocommerce_after_batch_{number}")
             counted = [line for line in send if line.add is None and line.sku in written]
-            levels, found, fixed = self._find_slips(counted, written, reread_at, items)
+            levels, found, fixed = self._find_slips(counted, before, reread_at, items)
             written.update(levels)
             applied.update(written)
             slips.extend(found)
@@ -412,17 +418,24 @@ class WooCommerceConnector(SessionOwner):
             raise error
         return written
 
-    def _find_slips(self, counted: Sequence[PublishLine], written: Mapping[str, int],
+    def _find_slips(self, counted: Sequence[PublishLine], before: set[int],
                     reread_at: dt.datetime, items: Mapping[str, _Item]
                     ) -> tuple[dict[str, int], list[str], list[str]]:
-        """Sales of the counted SKUs that landed between the re-read and the write were
-        overwritten: found in the orders since the re-read; taken off again when the level
-        left is the count itself (the rule of the plan), else reported."""
+        """Sales of the counted SKUs in orders that were not there before the re-read
+        may have been overwritten by the count: when the level left is the count itself,
+        they were, and they are taken off again (the rule of the plan: a count is moved by
+        what sold); when it is the count less those sales, they came after the write; any
+        other level is reported."""
         if not counted:
             return {}, [], []
-        self._sales = None
-        sold = self._sales_since(reread_at)
-        self._sales = None
+        sold: dict[str, int] = {}
+        for order in self._orders_after(reread_at - dt.timedelta(seconds=60)):
+            if int(order["id"]) in before:
+                continue
+            for line in order.get("line_items") or []:
+                sku = sku_key(str(line.get("sku") or ""))
+                if sku:
+                    sold[sku] = sold.get(sku, 0) + int(line.get("quantity") or 0)
         levels: dict[str, int] = {}
         slips: list[str] = []
         repaired: list[str] = []
@@ -444,6 +457,9 @@ class WooCommerceConnector(SessionOwner):
                              f"{line.target}, {sales} sold since the re-read, {now} online "
                              "now); count it again")
         return levels, slips, repaired
+
+    def _order_ids_since(self, since: dt.datetime) -> set[int]:
+        return {int(order["id"]) for order in self._orders_after(since)}
 
     def _level_now(self, sku: str, items: Mapping[str, _Item]) -> int:
         item = items[sku]
@@ -656,6 +672,10 @@ class _Collector:
                 notices.append(f"{len(skus)} SKU(s) {label}: {', '.join(skus[:10])}"
                                + (" ..." if len(skus) > 10 else ""))
         return self.items, notices
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def _item_problem(error: Mapping[str, Any]) -> str:
