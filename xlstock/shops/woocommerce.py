@@ -173,6 +173,9 @@ class WooCommerceConnector(SessionOwner):
         self._sales: dict[str, int] | None = None
         self.requests = 0
         self.request_seconds = 0.0
+        self.windows: list[float] = []
+        """Seconds from each re-read's start to its batch's written answer: the most a
+        sale can be overwritten in (for the bench)."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> WooCommerceConnector:
@@ -253,6 +256,7 @@ class WooCommerceConnector(SessionOwner):
             # clocks, which WooCommerce keeps to the second).
             before = self._order_ids_since(_utc_now() - dt.timedelta(seconds=60)) \
                 if counts else set()
+            reread_started = time.perf_counter()
             live, reread_at = self._live_levels(batch, items)
             failpoints.reach(f"woocommerce_before_batch_{number}")
             send: list[PublishLine] = []
@@ -278,6 +282,8 @@ class WooCommerceConnector(SessionOwner):
             if not send:
                 continue
             written = self._write(batch[0], send, items)
+            if counts:
+                self.windows.append(time.perf_counter() - reread_started)
             failpoints.reach(f"woocommerce_after_batch_{number}")
             counted = [line for line in send if line.add is None and line.sku in written]
             levels, found, fixed = self._find_slips(counted, before, reread_at, items)
