@@ -201,3 +201,29 @@ def test_batches_are_100_items_at_most_one_endpoint_each(shop):
         batches = connector.batches_for(lines, connector._items)
     assert sorted(len(b) for b in batches) == [2, 52, 100, 100]
     assert all(len({connector._items[line.sku].endpoint for line in b}) == 1 for b in batches)
+
+
+def test_a_line_refused_inside_a_200_answer_is_named_and_the_rest_recorded(merchant):
+    """WooCommerce answers a batch 200 with an error per refused item: that row keeps its
+    edit and is named; the lines it applied are recorded, never sent twice."""
+    shop = merchant.shop
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"B-2": {"New level": 6}, "C-3": {"New level": 20}})
+    gone = iter([shop.id_of("C-3")])
+    shop.before_write(lambda standin, route, body: [standin._forget(i) for i in gone])
+    result = merchant.run("publish", str(merchant.workbook), expect=4)
+    assert "SKU C-3: no longer in WooCommerce" in result.output
+    sheet = merchant.sheet()
+    assert shop.level("B-2") == 6 and sheet["B-2"]["Online"] == 6
+    assert sheet["B-2"]["New level"] is None and sheet["C-3"]["New level"] == 20
+    merchant.run("sync", str(merchant.workbook))
+    preview = merchant.run("preview", str(merchant.workbook), expect=1)
+    assert "C-3" in preview.output and "not in the shop online" in preview.output
+
+
+def test_a_site_without_the_rest_api_says_what_to_switch_on(shop, tmp_path):
+    shop.rest_api_enabled = False
+    person = Merchant(shop, tmp_path)
+    person.new()
+    result = person.run("sync", str(person.workbook), expect=4)
+    assert "rest_no_route" in result.output and "Permalinks" in result.output
