@@ -469,6 +469,7 @@ class XlsxFile:
             context = sheetxml.Context(self._strings, self._styles.date_styles,
                                        self._to_datetime)
             with _translate(self._label, self._path, f"read sheet {entry.name}"):
+                sheetxml.check_well_formed(sheet.data)
                 try:
                     entry.grid = sheetxml.read_cells(sheet, context, MAX_ROWS, MAX_COLUMNS)
                 except sheetxml.FarCell as far:
@@ -488,7 +489,10 @@ class XlsxFile:
             if part is None or part not in self._package:
                 self._shared_strings = []
             else:
-                self._shared_strings = _read_shared_strings(self._package.read(part))
+                with _translate(self._label, self._path, "read the shared strings"):
+                    data = self._package.read(part)
+                    sheetxml.check_well_formed(data)
+                    self._shared_strings = _read_shared_strings(data)
         return self._shared_strings
 
     def _to_datetime(self, serial: float) -> dt.datetime:
