@@ -447,8 +447,11 @@ class XlsxFile:
             return None
         parts = [f"{info.compress_type} {info.file_size} {info.CRC}".encode(), body]
         for other in (self._shared_strings_part, self._styles.part, self._workbook_part):
-            parts.append(self._package.stored(other)[1] if other and other in self._package
-                         else b"")
+            if other and other in self._package:
+                other_info, other_body = self._package.stored(other)
+                parts += [f"{other_info.compress_type}".encode(), other_body]
+            else:
+                parts += [b"", b""]
         return readcache.key_of(parts)
 
     def _grid(self, entry: _SheetEntry) -> Grid:
