@@ -207,3 +207,55 @@ def test_publish_refuses_a_read_only_workbook_before_sending(merchant: Shop) -> 
     assert merchant.workbook.read_bytes() == before
     assert stat.S_IMODE(merchant.workbook.stat().st_mode) == 0o444
     shutil.copy(merchant.workbook, merchant.workbook.with_name("copy.xlsx"))
+
+
+# --- the hidden state sheet stays very hidden ------------------------------------------------
+
+
+def _state_of_state_sheet(path: Path) -> str | None:
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        workbook = zf.read("xl/workbook.xml").decode()
+    found = re.search(r'<sheet [^>]*name="_xlstock"[^>]*>', workbook)
+    assert found is not None, workbook
+    state = re.search(r'state="([^"]*)"', found.group(0))
+    return state.group(1) if state else None
+
+
+@pytest.mark.parametrize("shown", ["hidden", "visible", None])
+def test_every_save_puts_the_state_sheet_back_to_very_hidden(merchant: Shop,
+                                                             shown: str | None) -> None:
+    from support.xlsx_craft import edit_part
+
+    path = merchant.workbook
+    assert _state_of_state_sheet(path) == "veryHidden"
+    edit_part(path, "xl/workbook.xml", r'(<sheet [^>]*name="_xlstock"[^>]*) state="veryHidden"',
+              rf'\1 state="{shown}"' if shown else r"\1")
+    assert _state_of_state_sheet(path) == shown
+    _run(merchant, "sync", str(path), "-q")
+    assert _state_of_state_sheet(path) == "veryHidden"
+
+
+@pytest.mark.libreoffice
+def test_the_state_sheet_libreoffice_showed_is_very_hidden_again_after_a_command(
+        merchant: Shop, tmp_path: Path) -> None:
+    import subprocess
+
+    from support.office import SOFFICE
+
+    if SOFFICE is None:
+        pytest.skip("LibreOffice is not installed (soffice not on PATH)")
+    out = tmp_path / "resaved"
+    subprocess.run(
+        [str(SOFFICE), "--headless", "--norestore",
+         f"-env:UserInstallation={(tmp_path / 'lo-profile').as_uri()}",
+         "--convert-to", "xlsx", "--outdir", str(out), str(merchant.workbook)],
+        check=True, capture_output=True, timeout=120)
+    shutil.copyfile(out / merchant.workbook.name, merchant.workbook)
+    assert _state_of_state_sheet(merchant.workbook) == "hidden"  # Excel's Unhide lists it
+    live = merchant.live()
+    _run(merchant, "publish", str(merchant.workbook), "-q")
+    assert merchant.live()["A-1"] == live["A-1"] + 2
+    assert _state_of_state_sheet(merchant.workbook) == "veryHidden"

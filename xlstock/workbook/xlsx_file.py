@@ -13,11 +13,12 @@ Saving writes a new package (:mod:`xlstock.workbook.package`) in which every par
 copied as stored, byte for byte, except: the sheets written to (only their written
 cells and rows change, see :func:`xlstock.workbook.sheetxml.patch_pieces`), ``xl/workbook.xml``
 (a sheet added; ``fullCalcOnLoad`` so that Excel recalculates the merchant's formulas;
-an autofilter's range grown), the relationships and content types of a new sheet, an
-Excel table or autofilter over a sheet whose rows grew, ``xl/styles.xml`` when a date
-needs a date format, and ``xl/calcChain.xml``, dropped when a formula cell was
-overwritten (Excel rebuilds it). Charts, pictures, pivot tables, macros, comments,
-extLst content and every other part come out as they went in.
+an autofilter's range grown; xlstock's state sheet put back to very hidden where
+another program, LibreOffice, saved it only hidden), the relationships and content
+types of a new sheet, an Excel table or autofilter over a sheet whose rows grew,
+``xl/styles.xml`` when a date needs a date format, and ``xl/calcChain.xml``, dropped
+when a formula cell was overwritten (Excel rebuilds it). Charts, pictures, pivot
+tables, macros, comments, extLst content and every other part come out as they went in.
 
 The save is atomic: the package goes to a temporary file in the same folder, flushed
 to disk and checked, then renamed over the original, and the folder entry flushed. If
@@ -61,7 +62,7 @@ from lxml import etree
 from xlstock.cells import CellError, Formula, unchanged
 from xlstock.errors import ReadOnlyWorkbookError, WorkbookChangedError, WorkbookError
 from xlstock.workbook import readcache, safety, sheetxml
-from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, Grid, column_letter
+from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, STATE_SHEET, Grid, column_letter
 from xlstock.workbook.files import TEMP_SUFFIX, fsync_directory
 from xlstock.workbook.locking import RunLock, excel_lock_owner, refuse_if_open_in_a_spreadsheet
 from xlstock.workbook.package import (
@@ -814,6 +815,7 @@ class XlsxFile:
         if calc.get("fullCalcOnLoad") not in ("1", "true"):
             calc.set("fullCalcOnLoad", "1")
             changed = True
+        changed = _keep_state_very_hidden(root) or changed
         if new_sheets:
             sheets = root.find(f"{_M}sheets")
             if sheets is None:
@@ -951,6 +953,18 @@ def _read_shared_strings(data: bytes) -> list[str]:
         else:
             strings.append(sheetxml.text_of(inner, patterns))
     return strings
+
+
+def _keep_state_very_hidden(root: etree._Element) -> bool:
+    """Put xlstock's state sheet back to very hidden (not listed under Excel's Unhide)
+    where another program showed it or left it only hidden: LibreOffice saves it
+    ``hidden``. Whether ``xl/workbook.xml`` changed."""
+    sheets = root.find(f"{_M}sheets")
+    for node in sheets if sheets is not None else []:
+        if node.get("name") == STATE_SHEET and node.get("state") != "veryHidden":
+            node.set("state", "veryHidden")
+            return True
+    return False
 
 
 def _insert_in_order(root: etree._Element, element: etree._Element, name: str) -> None:
