@@ -91,6 +91,7 @@ def check_well_formed(data: bytes) -> None:
         etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         detail = str(exc).splitlines()[0] if str(exc) else "not XML"
+        detail = re.sub(r" \(<string>, line \d+\)$", "", detail)
         raise SheetXmlError(f"the part is not well-formed XML: {detail}") from None
 
 
@@ -466,8 +467,8 @@ def cell_ref(match: re.Match[bytes]) -> tuple[int, int] | None:
         return None
     found = _REF.fullmatch(raw.decode())
     if found is None or found.group(2).startswith("0"):
-        raise SheetXmlError(f"a cell's reference {raw.decode()!r} is not a cell reference "
-                            "(a letter or three, then a row number)")
+        raise SheetXmlError(f"a cell's reference {raw.decode(errors='replace')[:20]!r} is not "
+                            "one a sheet has (columns A to XFD, rows 1 to 1,048,576)")
     return (_checked_row(int(found.group(2)), found.group(1)),
             _column_of(found.group(1).encode()))
 
