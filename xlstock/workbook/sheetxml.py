@@ -234,7 +234,7 @@ _ROOT = re.compile(rb"<(?:([A-Za-z_][\w.-]*):)?worksheet[\s>]")
 
 # The form Excel, LibreOffice and openpyxl write (no prefix, double quotes, r then s then
 # t first): read with one findall. A sheet where any cell is in another form is read by
-# the general patterns instead (the counts of "<c " tell).
+# the general patterns instead (the counts of "<c" and "<row" tell).
 _FAST_CELL = re.compile(
     rb'<(?:row r="([0-9]{1,7})"|c r="([A-Z]{1,3})([0-9]{1,7})"(?: s="([0-9]+)")?'
     rb'(?: t="([a-zA-Z]+)")?(?: (?![st]=)[^\s=>]+="[^"]*")*'
@@ -751,7 +751,7 @@ def _plain(raw: bytes, style: bytes | None, kind: bytes | None, context: Context
                 return FarDate.of(float(number))
         return number
     if kind == b"s":
-        index = int(_number(raw)) if raw.strip().isdigit() else -1
+        index = int(raw) if raw.strip().isdigit() else -1
         strings = context.shared_strings()
         if not 0 <= index < len(strings):
             raise SheetXmlError(f"shared string {raw.decode(errors='replace')[:20]!r} does "

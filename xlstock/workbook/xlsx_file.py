@@ -312,7 +312,10 @@ class XlsxFile:
         self._closed = False
         self._formulas_overwritten = False
         self._workbook_part = workbook_part
-        self._seen = _FileSeen.of(path) if writable else None
+        self._seen: _FileSeen | None = None
+        if writable:
+            with contextlib.suppress(OSError):  # gone already: the save's check says so
+                self._seen = _FileSeen.of(path)
         """The file as this session last read or wrote it (taken after the read: a file
         replaced in between has other bytes than ``data``, which the save's check sees)."""
         self._load(data)
