@@ -20,12 +20,14 @@ from xlstock.errors import (
     MassChangeError,
     MissingExtra,
     OutcomeUnknown,
+    ReadOnlyWorkbookError,
     ServiceError,
     ServiceRefused,
     ServiceUnreachable,
     SheetError,
     StaleVersion,
     UsageError,
+    WorkbookChangedError,
     WorkbookError,
     XlstockError,
 )
@@ -34,6 +36,8 @@ from xlstock.server.storage import LevelChangesRefused
 EXPECTED: dict[type[XlstockError], int] = {
     XlstockError: 1,
     WorkbookError: 1,
+    WorkbookChangedError: 1,
+    ReadOnlyWorkbookError: 1,
     SheetError: 1,
     MassChangeError: 1,
     ConflictError: 3,

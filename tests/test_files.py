@@ -59,3 +59,30 @@ def test_a_folder_that_does_not_exist_is_named(tmp_path: Path) -> None:
     target = tmp_path / "missing" / "stock.xlsx"
     with pytest.raises(WorkbookError, match=f"Cannot write {target}"):
         write_atomic(target, b"x")
+
+
+def test_a_read_only_file_is_never_replaced(tmp_path: Path) -> None:
+    """Issue 19: a chmod 444 workbook in a writable folder was replaced."""
+    from xlstock.errors import ReadOnlyWorkbookError
+
+    target = tmp_path / "stock.xlsm"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o444)
+    with pytest.raises(ReadOnlyWorkbookError, match="stock.xlsm is read-only"):
+        write_atomic(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert leftovers(tmp_path, target.name) == []
+
+
+def test_a_file_another_program_saved_since_it_was_read_is_kept(tmp_path: Path) -> None:
+    from xlstock.errors import WorkbookChangedError
+
+    target = tmp_path / "stock.xlsm"
+    target.write_bytes(b"as read")
+    write_atomic(target, b"mine", expected=b"as read")  # unchanged since: replaced
+    assert target.read_bytes() == b"mine"
+    target.write_bytes(b"theirs")
+    with pytest.raises(WorkbookChangedError, match="saved by another program"):
+        write_atomic(target, b"mine again", expected=b"mine")
+    assert target.read_bytes() == b"theirs"
+    assert leftovers(tmp_path, target.name) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
-from support.xlsx_craft import SHEET1, edit_part, read_part, rewrite
+from support.xlsx_craft import SHEET1, add_content_type, edit_part, read_part, rewrite
 
 from xlstock.cells import CellError, Formula
 from xlstock.workbook import readcache
@@ -245,3 +246,113 @@ def test_an_interrupted_write_leaves_no_file_and_old_leftovers_are_pruned(
     fresh.write_text("{")  # another run's, under way
     readcache.store("2" * 64, [["SKU"]], [])
     assert sorted(p.name for p in cache.iterdir()) == [".running.tmp", "2" * 64 + ".json"]
+
+
+# --- issue 19: the cache trusts only the user's own files ----------------------------------
+
+MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+needs_posix = pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+OTHER_USER = 65534  # nobody
+
+
+def _planted(path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The cache file a read of ``path`` keeps, its values replaced by +999,999 on rows
+    the workbook does not have (as another user would plant it)."""
+    cached_read(path)
+    (kept,) = cache.glob("*.json")
+    document = json.loads(kept.read_bytes())
+    document["rows"] += [["EVIL-1", 999_999, "planted"]] * 3
+    kept.write_text(json.dumps(document))
+    grid, used = cached_read(path)
+    assert used and grid[-1][1] == 999_999  # the plant works on a trusted folder
+    return kept
+
+
+@needs_posix
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o722])
+def test_a_folder_others_can_write_is_not_trusted(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, mode: int) -> None:
+    path = workbook(tmp_path / "w.xlsx", ROWS)
+    _planted(path, cache, monkeypatch)
+    os.chmod(cache, mode)
+    grid, used = cached_read(path)
+    assert not used and grid == fresh_read(path, monkeypatch)
+    before = sorted(cache.iterdir())
+    other = workbook(tmp_path / "other.xlsx", ROWS[:2])
+    cached_read(other)
+    assert sorted(cache.iterdir()) == before, "values kept in a folder others can write"
+
+
+@needs_posix
+def test_a_file_or_folder_of_another_user_is_not_trusted(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if os.getuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    path = workbook(tmp_path / "w.xlsx", ROWS)
+    kept = _planted(path, cache, monkeypatch)
+    os.chown(kept, OTHER_USER, -1)
+    grid, used = cached_read(path)
+    assert not used and grid == fresh_read(path, monkeypatch)
+    os.chown(kept, os.getuid(), -1)
+    os.chown(cache, OTHER_USER, -1)
+    grid, used = cached_read(path)
+    assert not used and grid == fresh_read(path, monkeypatch)
+
+
+def test_a_symbolic_link_in_the_cache_is_not_followed(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = workbook(tmp_path / "w.xlsx", ROWS)
+    kept = _planted(path, cache, monkeypatch)
+    elsewhere = tmp_path / "elsewhere.json"
+    kept.rename(elsewhere)
+    kept.symlink_to(elsewhere)
+    grid, used = cached_read(path)
+    assert not used and grid == fresh_read(path, monkeypatch)
+
+
+def test_the_default_folder_is_the_users_cache_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import platformdirs
+
+    monkeypatch.delenv("XLSTOCK_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert readcache.folder() == platformdirs.user_cache_path("xlstock", appauthor=False) / \
+        "sheets"
+    if os.name == "posix" and not os.uname().sysname == "Darwin":
+        assert readcache.folder() == tmp_path / "xdg" / "xlstock" / "sheets"
+
+
+def _method_of(path: Path, part: str, method: int) -> None:
+    """Set ``part``'s compression method in its local header and the central directory,
+    its bytes unchanged."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        offset = zf.getinfo(part).header_offset
+    data[offset + 8:offset + 10] = method.to_bytes(2, "little")
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        name_length = int.from_bytes(data[at + 28:at + 30], "little")
+        if data[at + 46:at + 46 + name_length] == part.encode():
+            data[at + 10:at + 12] = method.to_bytes(2, "little")
+        at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+
+
+def test_the_key_covers_each_parts_compression_method(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same stored bytes under another method are other values: never the same key."""
+    path = workbook(tmp_path / "w.xlsx", [[1, 2]])  # Stock never reads the strings
+    strings = "xl/sharedStrings.bin"  # not .xml: opening checks no prolog of it
+    notes = "".join(f"<si><t>{os.urandom(48).hex()}</t></si>" for _ in range(2_000))
+    rewrite(path, {strings: f'<sst xmlns="{MAIN_NS}">{notes}</sst>'.encode()})  # over 64 kB
+    # deflated: a check of the bytes as stored stops at the first chunk, not at its CRC
+    edit_part(path, "xl/_rels/workbook.xml.rels", "</Relationships>",
+              '<Relationship Id="rIdS" Type="http://schemas.openxmlformats.org/officeDocument/'
+              '2006/relationships/sharedStrings" Target="sharedStrings.bin"/></Relationships>')
+    add_content_type(path, override=(strings, "application/vnd.openxmlformats-officedocument."
+                                              "spreadsheetml.sharedStrings+xml"))
+    _, used = cached_read(path)
+    assert not used
+    _method_of(path, strings, zipfile.ZIP_STORED)  # its deflated bytes, now as stored
+    _, used = cached_read(path)
+    assert not used, "a part's method changed, and the kept values were used"

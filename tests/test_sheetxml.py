@@ -115,9 +115,12 @@ def test_a_patch_from_cell_writes_is_the_patch_from_nested_dicts() -> None:
     assert sheetxml.new_sheet_xml(writes, PATCH) == sheetxml.new_sheet_xml(nested, PATCH)
 
 
-def test_a_date_cell_past_the_last_date_excel_has_reads_as_its_number() -> None:
+def test_a_date_cell_past_the_last_date_excel_has_reads_as_a_date_not_a_number() -> None:
+    """Issue 19: it was read as its number, and published as +2,958,466 units."""
     rows = '<row r="1"><c r="A1" s="9"><v>2958466</v></c><c r="B1" s="9"><v>1e300</v></c></row>'
-    assert read_cells(Sheet.scan(sheet(rows)), CONTEXT, 3, 3) == [[2958466, 1e300]]
+    [[first, second]] = read_cells(Sheet.scan(sheet(rows)), CONTEXT, 3, 3)
+    assert isinstance(first, dt.datetime) and isinstance(second, dt.datetime)
+    assert (first.serial, second.serial) == (2958466, 1e300)
 
 
 @pytest.mark.parametrize(("rows", "writes", "expected"), [

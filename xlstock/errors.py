@@ -64,6 +64,16 @@ class WorkbookError(XlstockError):
     """The workbook file cannot be read or written safely (corrupt, hostile, locked)."""
 
 
+class WorkbookChangedError(WorkbookError):
+    """Another program saved the workbook while xlstock had it open: xlstock kept that
+    program's file and saved nothing over it."""
+
+
+class ReadOnlyWorkbookError(WorkbookError):
+    """The workbook file is read-only: xlstock does not replace it (Excel and
+    LibreOffice refuse to save it too)."""
+
+
 class SheetError(XlstockError):
     """Rows of sheet Stock are wrong; nothing was sent. ``problems`` names each row;
     ``in_status`` says whether they are also written in column Status (not by

@@ -187,5 +187,6 @@ def install_buttons(path: str | os.PathLike[str], out: str | os.PathLike[str] | 
         if not in_place and not changes:
             changes = [f"copied {path} with its buttons and modules up to date"]
         if changes:
-            write_atomic(real, _checked(result, str(target)))
+            write_atomic(real, _checked(result, str(target)),
+                         expected=data if in_place else None)
     return ButtonsReport(target, tuple(changes), tuple(kept))

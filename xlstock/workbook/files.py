@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat
 import tempfile
 from pathlib import Path
 
-from xlstock.errors import WorkbookError
+from xlstock.errors import ReadOnlyWorkbookError, WorkbookChangedError, WorkbookError
 
 TEMP_SUFFIX = ".xlstock-tmp"
 """Temporary files end so; the openpyxl adapter removes those a killed run left."""
@@ -22,13 +23,20 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+def write_atomic(path: str | os.PathLike[str], data: bytes, *,
+                 expected: bytes | None = None) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, flushed
     to the disk and renamed over ``path``: a failure leaves ``path`` as it was and no
     temporary file behind. A replaced file keeps its permissions; a new one gets the
-    usual ones (the umask's), not the temporary file's owner-only mode."""
+    usual ones (the umask's), not the temporary file's owner-only mode.
+
+    A read-only ``path`` is never replaced (:class:`ReadOnlyWorkbookError`). With
+    ``expected`` (the bytes the caller read from ``path``), a ``path`` that no longer
+    holds them, saved meanwhile by another program, is kept and nothing is written
+    (:class:`WorkbookChangedError`)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    _refuse_read_only(path)
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
                                              dir=folder)
@@ -45,6 +53,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
             mode = 0o666 & ~_umask()
         with contextlib.suppress(OSError):
             os.chmod(temporary, mode)
+        if expected is not None:
+            _refuse_if_replaced(path, expected)
         os.replace(temporary, path)
     except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
@@ -52,6 +62,32 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
             raise _translate(path, exc) from exc
         raise
     fsync_directory(folder)
+
+
+def _refuse_read_only(path: Path) -> None:
+    try:
+        status = path.stat()
+    except OSError:
+        return  # a new file
+    if stat.S_ISREG(status.st_mode) and not (
+            status.st_mode & stat.S_IWUSR and os.access(path, os.W_OK)):
+        raise ReadOnlyWorkbookError(
+            f"{path} is read-only, so xlstock will not replace it; make it writable "
+            "(File Explorer: Properties > untick Read-only; Mac or Linux: chmod u+w) or "
+            "write to another file, and try again")
+
+
+def _refuse_if_replaced(path: Path, expected: bytes) -> None:
+    try:
+        with open(path, "rb") as fh:
+            same = hashlib.sha256(fh.read()).digest() == hashlib.sha256(expected).digest()
+    except FileNotFoundError:
+        same = False
+    if not same:
+        raise WorkbookChangedError(
+            f"{path} was saved by another program while xlstock was working on it; "
+            "xlstock kept that program's file and wrote nothing over it. Close the "
+            "workbook there and run the command again")
 
 
 def fsync_directory(folder: Path) -> None:

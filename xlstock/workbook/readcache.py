@@ -16,11 +16,18 @@ them exactly: see ``XlsxFile.save``). A kept file that is unreadable, of another
 or of a shape no read could give is ignored (read from the workbook instead), so a
 damaged cache costs time, never a value.
 
-The folder: ``XLSTOCK_CACHE_DIR`` (empty or ``off``: no cache), else
-``$XDG_CACHE_HOME/xlstock/sheets`` (``~/.cache/...``), ``%LOCALAPPDATA%\\xlstock\\Cache\\
-sheets`` on Windows, ``~/Library/Caches/xlstock/sheets`` on macOS. At most :data:`KEEP`
-files are kept, the oldest removed first. Hand-written: no maintained library caches
-the values of a worksheet part.
+The folder: ``XLSTOCK_CACHE_DIR`` (empty or ``off``: no cache), else ``sheets`` in the
+user's cache folder as ``platformdirs`` finds it (``$XDG_CACHE_HOME/xlstock/sheets``,
+``~/.cache/...``; ``%LOCALAPPDATA%\\xlstock\\Cache\\sheets`` on Windows;
+``~/Library/Caches/xlstock/sheets`` on macOS). At most :data:`KEEP` files are kept, the
+oldest removed first. Hand-written: no maintained library caches the values of a
+worksheet part.
+
+The cache trusts only what its user could have written: a file is used only if the
+current user owns it and its folder, it is no symbolic link, and the folder is not
+writable by group or others (on POSIX; on Windows the folder is the user's own by its
+access rights). Anything else is ignored, and nothing is written there: a file planted
+by another user, or a link to one, never stands for a sheet's values.
 """
 
 from __future__ import annotations
@@ -32,12 +39,14 @@ import itertools
 import json
 import logging
 import os
-import sys
+import stat
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+import platformdirs
 
 from xlstock.cells import NO_CACHE, CellError, Formula
 from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS
@@ -58,13 +67,39 @@ def folder() -> Path | None:
     chosen = os.environ.get("XLSTOCK_CACHE_DIR")
     if chosen is not None:
         return None if chosen.strip().lower() in ("", "off", "0", "no") else Path(chosen)
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA")
-        return Path(base, "xlstock", "Cache", "sheets") if base else None
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "xlstock" / "sheets"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base, "xlstock", "sheets")
+    return platformdirs.user_cache_path("xlstock", appauthor=False) / "sheets"
+
+
+def _own_folder(where: Path) -> bool:
+    """Whether ``where`` is a folder of the current user's that no one else can write."""
+    try:
+        status = os.stat(where)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(status.st_mode):
+        return False
+    if not hasattr(os, "getuid"):  # Windows: the user's cache folder by its access rights
+        return True
+    return status.st_uid == os.getuid() and not status.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _read_own_file(path: Path) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file of the current user's (never through
+    a symbolic link), else ``None``."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    if not hasattr(os, "O_NOFOLLOW") and path.is_symlink():
+        return None
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # missing, or a symbolic link (ELOOP)
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        status = os.fstat(fh.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            return None
+        if hasattr(os, "getuid") and status.st_uid != os.getuid():
+            return None
+        return fh.read()
 
 
 def key_of(parts: Iterable[bytes]) -> str:
@@ -80,11 +115,14 @@ def key_of(parts: Iterable[bytes]) -> str:
 def load(key: str) -> tuple[list[list[Any]], set[tuple[int, int]]] | None:
     """The rows of values and the merged-over cells kept under ``key``, or ``None``."""
     where = folder()
-    if where is None:
+    if where is None or not _own_folder(where):
         return None
     try:
-        text = (where / f"{key}.json").read_bytes()
+        text = _read_own_file(where / f"{key}.json")
     except OSError:
+        return None
+    if text is None:
+        log.debug("sheet cache %s ignored: not a file of this user's", key)
         return None
     try:
         document = json.loads(text)
@@ -110,6 +148,9 @@ def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, i
     temp = where / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         where.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not _own_folder(where):
+            log.debug("sheet cache not kept: %s is not this user's own folder", where)
+            return
         with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w",
                   encoding="ascii") as out:  # the merchant's stock: for their eyes only
             # In blocks of rows: the text of 100,000 rows at once would be 15 MB more

@@ -51,6 +51,57 @@ class SheetXmlError(ValueError):
     """The part is not a worksheet xlstock can read (the message says what is wrong)."""
 
 
+LAST_COLUMN = 16_384
+"""XFD: the last column a cell reference can name (ECMA-376 Part 1, 18.3.1.4)."""
+LAST_ROW = 1_048_576
+
+
+class FarDate(dt.datetime):
+    """A date-formatted number past 9999-12-31 (Excel shows ``#####``): a date, so
+    that a quantity column refuses it as one, never the number of days it holds.
+    Its datetime value is the last one Python has; ``serial`` is what the cell holds."""
+
+    serial: float
+
+    @classmethod
+    def of(cls, serial: float) -> FarDate:
+        far = cls(9999, 12, 31, 23, 59, 59, 999_999)
+        far.serial = serial
+        return far
+
+    def __repr__(self) -> str:
+        return f"FarDate({self.serial!r})"
+
+
+class _NoTree:
+    """A parser target that builds nothing: lxml only checks the XML."""
+
+    def close(self) -> None:
+        return None
+
+
+def check_well_formed(data: bytes) -> None:
+    """Refuse a part that an XML parser refuses (an unclosed element, an attribute
+    without a value, bytes that are not characters, an undefined entity...), as
+    openpyxl and Excel do: the byte scanner alone would read past them. lxml's own
+    parser, building no tree: about 5 ms a MB."""
+    parser = etree.XMLParser(target=_NoTree(), resolve_entities=False, no_network=True,
+                             huge_tree=True)
+    try:
+        etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else "not XML"
+        detail = re.sub(r" \(<string>, line \d+\)$", "", detail)
+        raise SheetXmlError(f"the part is not well-formed XML: {detail}") from None
+
+
+def _checked_row(number: int, letters: str) -> int:
+    if not 1 <= number <= LAST_ROW:
+        raise SheetXmlError(f"cell reference {letters}{number} is past row {LAST_ROW:,}, "
+                            "the last a sheet has")
+    return number
+
+
 def column_number(letters: str) -> int:
     """``'A' -> 1``, ``'AB' -> 28``."""
     number = 0
@@ -159,8 +210,8 @@ def _patterns(prefix: bytes) -> _Patterns:
         row=element(b"row"),
         # Attributes r, s and t captured by name; any other attribute passed over.
         cell=re.compile(
-            rb"<" + p + rb"c((?:\s+(?:r\s*=\s*[\"']([A-Za-z]{1,3})([0-9]{1,7})[\"']"
-            rb"|s\s*=\s*[\"']([0-9]+)[\"']|t\s*=\s*[\"']([A-Za-z]+)[\"']"
+            rb"<" + p + rb"c((?:\s+(?:r\s*=\s*(?:\"([^\"]*)\"|'([^']*)')"
+            rb"|s\s*=\s*[\"']([0-9]+)[\"']|t\s*=\s*(?:\"([^\"]*)\"|'([^']*)')"
             rb"|[^\s=>/]+\s*=\s*(?:\"[^\"]*\"|'[^']*')))*)\s*(?:/>|>(.*?)</" + p
             + rb"c\s*>)", re.S),
         formula=element(b"f"),
@@ -183,10 +234,16 @@ _ROOT = re.compile(rb"<(?:([A-Za-z_][\w.-]*):)?worksheet[\s>]")
 
 # The form Excel, LibreOffice and openpyxl write (no prefix, double quotes, r then s then
 # t first): read with one findall. A sheet where any cell is in another form is read by
-# the general patterns instead (the counts of "<c " tell).
+# the general patterns instead (the counts of "<c" and "<row" tell).
 _FAST_CELL = re.compile(
-    rb'<c r="([A-Z]{1,3})([0-9]{1,7})"(?: s="([0-9]+)")?(?: t="([a-zA-Z]+)")?(?: [^>]*?)?'
-    rb"(?:/>|><v>([^<]*)</v></c>|><is><t>([^<]*)</t></is></c>|>(.*?)</c>)", re.S)
+    rb'<(?:row r="([0-9]{1,7})"|c r="([A-Z]{1,3})([0-9]{1,7})"(?: s="([0-9]+)")?'
+    rb'(?: t="([a-zA-Z]+)")?(?: (?![st]=)[^\s=>]+="[^"]*")*'
+    rb"(?:/>|><v>([^<]*)</v></c>|><is><t>([^<]*)</t></is></c>|>(.*?)</c>))", re.S)
+"""A row's start (its number, the first group) or a cell, in the usual form: ``s`` and
+``t`` where Excel writes them, other attributes after them, each after one space. A
+cell in any other form (``t=""``, ``t`` after another attribute, a line break between
+attributes) does not match, and the count of ``<c`` sends its chunk to the general
+patterns, which read every form."""
 _STYLE_ATTRIBUTE = re.compile(rb' s="([0-9]+)"')
 _FAST_CELL_RAW = re.compile(
     rb'(<c r="([A-Z]{1,3})[0-9]{1,7}"(?: s="([0-9]+)")?(?: [^>]*?)?(?:/>|>.*?</c>))', re.S)
@@ -207,7 +264,11 @@ def _letters_of(column: int) -> bytes:
 def _column_of(letters: bytes) -> int:
     number = _COLUMNS.get(letters)
     if number is None:
-        number = _COLUMNS[letters] = column_number(letters.decode().upper())
+        number = column_number(letters.decode().upper())
+        if number > LAST_COLUMN:
+            raise SheetXmlError(f"cell reference {letters.decode()}... is past column XFD, "
+                                "the last a sheet has")
+        _COLUMNS[letters] = number
     return number
 
 
@@ -224,7 +285,10 @@ def text_of(item: bytes, patterns: _Patterns) -> str:
     joined, phonetic runs (``<rPh>``) left out."""
     if b"<" + patterns.prefix + b"rPh" in item:
         item = patterns.phonetic.sub(b"", item)
-    return "".join(unescape((m.group(1) or b"").decode()) for m in patterns.text.finditer(item))
+    runs = [m.group(1) or b"" for m in patterns.text.finditer(item)]
+    if any(b"<" in run for run in runs):
+        raise SheetXmlError("a text run holds markup")
+    return "".join(unescape(run.decode()) for run in runs)
 
 
 # --- normalising the rare forms --------------------------------------------------------
@@ -303,10 +367,16 @@ class Sheet:
                     stop = starts[index + 1][1] if index + 1 < len(starts) else end
                     rows.append(RowSpan(number, at, stop))
                     previous = number
+                if previous > LAST_ROW:
+                    raise SheetXmlError(f"row {previous} is past row {LAST_ROW:,}, the last a "
+                                        "sheet has")
                 return rows
         for match in self.patterns.row.finditer(data, start, end):
             number_text = _row_number(match.group(1))
             number = int(number_text) if number_text else previous + 1
+            if number > LAST_ROW or (number_text or b"1").startswith(b"0"):
+                raise SheetXmlError(f"row number {number} is not one from 1 to "
+                                    f"{LAST_ROW:,}")
             if number <= previous:
                 raise SheetXmlError(
                     f"row {number} comes after row {previous} (rows out of order)")
@@ -389,9 +459,33 @@ class Sheet:
         return covered
 
 
+def cell_ref(match: re.Match[bytes]) -> tuple[int, int] | None:
+    """The row and column of a cell matched by ``_Patterns.cell`` (``None``: it has no
+    reference); a reference that is not one, or past XFD1048576, is refused."""
+    raw = match.group(2) if match.group(2) is not None else match.group(3)
+    if raw is None:
+        return None
+    found = _REF.fullmatch(raw.decode())
+    if found is None or found.group(2).startswith("0"):
+        raise SheetXmlError(f"a cell's reference {raw.decode(errors='replace')[:20]!r} is not "
+                            "one a sheet has (columns A to XFD, rows 1 to 1,048,576)")
+    return (_checked_row(int(found.group(2)), found.group(1)),
+            _column_of(found.group(1).encode()))
+
+
+def cell_kind(match: re.Match[bytes]) -> bytes | None:
+    """A cell's ``t`` attribute, matched by ``_Patterns.cell``."""
+    return match.group(5) if match.group(5) is not None else match.group(6)
+
+
 def _row_number(attrs: bytes) -> bytes | None:
-    found = re.search(rb"(?:^|\s)r\s*=\s*[\"']([0-9]+)[\"']", attrs)
-    return found.group(1) if found else None
+    found = re.search(rb"(?:^|\s)r\s*=\s*(?:\"([^\"]*)\"|'([^']*)')", attrs)
+    if found is None:
+        return None
+    number = found.group(1) if found.group(1) is not None else found.group(2)
+    if not number.isdigit() or len(number) > 7:
+        raise SheetXmlError(f"row number {number.decode(errors='replace')!r} is not a number")
+    return number
 
 
 # --- reading values -----------------------------------------------------------------------
@@ -429,6 +523,7 @@ def read_cells(sheet: Sheet, context: Context, max_rows: int, max_columns: int) 
     grid: list[list[Any]] = []
     shared: dict[str, tuple[str, int, int]] = {}
     cell_pattern = patterns.cell
+    cells_read = 0
     for span in sheet.rows:
         number = span.number
         start = data.index(b">", span.start) + 1
@@ -436,20 +531,20 @@ def read_cells(sheet: Sheet, context: Context, max_rows: int, max_columns: int) 
             continue
         row: list[Any] = []
         column = 0
-        for match in cell_pattern.finditer(data, start, span.end):
-            letters = match.group(2)
-            if letters is not None:
-                column = column_number(letters.decode().upper())
-                if int(match.group(3)) != number:
+        for match in cell_pattern.finditer(data, start, _row_close(sheet, span)):
+            cells_read += 1
+            ref = cell_ref(match)
+            if ref is not None:
+                if ref[0] != number:
                     raise SheetXmlError(
-                        f"cell {letters.decode()}{match.group(3).decode()} stands in row "
-                        f"{number}")
+                        f"cell {column_letter(ref[1])}{ref[0]} stands in row {number}")
+                column = ref[1]
             else:
                 column += 1
-            inner = match.group(6)
+            inner = match.group(7)
             if not inner:
                 continue
-            value = cell_value(inner, match.group(4), match.group(5), context, patterns,
+            value = cell_value(inner, match.group(4), cell_kind(match), context, patterns,
                                shared, number, column)
             if value is None:
                 continue
@@ -462,7 +557,20 @@ def read_cells(sheet: Sheet, context: Context, max_rows: int, max_columns: int) 
             if number > len(grid):
                 grid.extend([] for _ in range(number - len(grid)))
             grid[number - 1] = row
+    cell_tag = re.compile(rb"<" + re.escape(patterns.prefix) + rb"c[\s/>]")
+    if not sheet.empty_tag and cells_read != len(cell_tag.findall(data, sheet.data_start,
+                                                                  sheet.data_end)):
+        raise SheetXmlError("a cell stands outside a row, or in a form xlstock cannot read")
     return grid
+
+
+def _row_close(sheet: Sheet, span: RowSpan) -> int:
+    """Where the row's ``</row>`` is; only blanks may follow it in its span."""
+    data, closing = sheet.data, b"</" + sheet.patterns.prefix + b"row"
+    close = data.rfind(closing, span.start, span.end)
+    if close < 0 or data[close + len(closing):span.end].strip() != b">":
+        raise SheetXmlError(f"row {span.number} is not closed where the next row starts")
+    return close
 
 
 _CHUNK = 1 << 20
@@ -482,43 +590,62 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int,
     columns = _COLUMNS
     patterns = sheet.patterns
     row: list[Any] = []
-    digits_now = b""
-    number = 0
+    digits_now = row_tag = b""
+    number = row_before = 0
     position = sheet.data_start
     while position < end:
         cut = data.find(b"<row ", position + _CHUNK, end)
         cut = end if cut < 0 else cut
         found = _FAST_CELL.findall(data, position, cut)
-        if len(found) != data.count(b"<c ", position, cut) or data.find(
-                b"<c>", position, cut) >= 0:
-            return None
+        if len(found) != data.count(b"<c", position, cut) + data.count(b"<row", position, cut):
+            return None  # a cell or row in another form (<c>, <c\n r=...): read generally
         position = cut
-        for letters, digits, style, kind, number_text, inline_text, inner in found:
+        for row_digits, letters, digits, style, kind, number_text, inline_text, inner in found:
             if number_text and not kind and style not in date_styles:
                 try:
                     value: Any = int(number_text)
                 except ValueError:
                     value = _plain(number_text, None, None, context)
                     if value is None:  # <v> </v>
+                        _empty_cell(letters, digits, row_tag)
                         continue
             elif inline_text:
-                value = inline_text.decode()
-                if "&" in value or "\r" in value or "_x" in value:
-                    value = unescape(value)
+                if kind != b"inlineStr":  # <is> in a cell of another type: as the
+                    inner = b"<is><t>" + inline_text + b"</t></is>"  # general read
+                    value = cell_value(inner, style or None, kind or None, context, patterns,
+                                       shared, _ref_row(digits, letters), _column_of(letters))
+                    if value is None:
+                        _empty_cell(letters, digits, row_tag)
+                        continue
+                else:
+                    value = inline_text.decode()
+                    if "&" in value or "\r" in value or "_x" in value:
+                        value = unescape(value)
             elif number_text:
                 value = _plain(number_text, style or None, kind or None, context)
                 if value is None:
+                    _empty_cell(letters, digits, row_tag)
                     continue
             elif inner:
                 value = cell_value(inner, style or None, kind or None, context, patterns,
                                    shared, int(digits), columns.get(letters) or _column_of(letters))
                 if value is None:
+                    _empty_cell(letters, digits, row_tag)
                     continue
+            elif row_digits:  # a row starts: the cells that follow must be in it
+                row_number = int(row_digits)
+                if row_number <= row_before or row_number > LAST_ROW or row_digits[0] == 48:
+                    _bad_row(row_digits, row_before)
+                row_before, row_tag, digits_now = row_number, row_digits, b""
+                continue
             else:
+                _empty_cell(letters, digits, row_tag)
                 continue
             if digits != digits_now:
+                if digits != row_tag:
+                    _in_row(letters, digits, row_tag)
                 previous = number
-                number = int(digits)
+                number = _ref_row(digits, letters)
                 if number < previous:
                     raise SheetXmlError(
                         f"row {number} comes after row {previous} (rows out of order)")
@@ -544,22 +671,59 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int,
     return grid
 
 
+def _bad_row(digits: bytes, previous: int) -> None:
+    number = int(digits)
+    if digits[0] == 48 or number > LAST_ROW:  # 48: "0"
+        raise SheetXmlError(f"row number {digits.decode()!r} is not one from 1 to "
+                            f"{LAST_ROW:,}")
+    raise SheetXmlError(f"row {number} comes after row {previous} (rows out of order)")
+
+
+def _empty_cell(letters: bytes, digits: bytes, row_tag: bytes) -> None:
+    """A cell without a value: its reference checked all the same."""
+    if digits != row_tag:
+        _in_row(letters, digits, row_tag)
+    if letters not in _COLUMNS:
+        _column_of(letters)
+
+
+def _in_row(letters: bytes, digits: bytes, row_tag: bytes) -> None:
+    where = f"row {row_tag.decode()}" if row_tag else "no row"
+    raise SheetXmlError(f"cell {letters.decode()}{digits.decode()} stands in {where}")
+
+
+def _ref_row(digits: bytes, letters: bytes) -> int:
+    return _checked_row(int(digits), letters.decode())
+
+
+_CELL_KINDS = frozenset({b"n", b"s", b"str", b"inlineStr", b"b", b"e", b"d"})
+"""ST_CellType (ECMA-376 Part 1, 18.18.11)."""
+_HOLDS_TEXT = re.compile(rb">\s*[^<\s]")
+_NESTED_CELL = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c[\s/>]")
+
+
 def cell_value(inner: bytes, style: bytes | None, kind: bytes | None, context: Context,
                patterns: _Patterns, shared: dict[str, tuple[str, int, int]], row: int,
                column: int) -> Any:
     """A cell's value from its content: ``None`` for none, a ``Formula`` for a formula
     (with its saved result, or ``NO_CACHE`` when the file has none), else the plain
     value."""
+    if kind is not None and kind not in _CELL_KINDS and _HOLDS_TEXT.search(inner):
+        raise SheetXmlError(f"unknown cell type {kind.decode(errors='replace')!r}")
     p = patterns.prefix
     if inner.startswith(b"<" + p + b"v>") and inner.endswith(b"</" + p + b"v>") and \
             inner.count(b"<") == 2:
         return _plain(inner[len(p) + 3:-(len(p) + 4)], style, kind, context)
+    if _NESTED_CELL.search(inner):
+        raise SheetXmlError("a cell holds another cell")
     if kind == b"inlineStr":
         inline = patterns.inline.search(inner)
         return (text_of(inline.group(1) or b"", patterns) or None) if inline else None
     formula_match = patterns.formula.search(inner)
     value_match = patterns.value.search(inner)
     raw = (value_match.group(1) or b"") if value_match else None
+    if raw is not None and b"<" in raw:
+        raise SheetXmlError("a cell's value holds markup")
     if formula_match is None:
         return None if raw is None else _plain(raw, style, kind, context)
     formula = _formula(formula_match, shared, row, column)
@@ -570,27 +734,28 @@ def cell_value(inner: bytes, style: bytes | None, kind: bytes | None, context: C
 
 
 def _plain(raw: bytes, style: bytes | None, kind: bytes | None, context: Context) -> Any:
+    if kind != b"str" and kind != b"inlineStr" and not raw.strip():
+        return None  # <v></v>, <v> </v>: no value, whatever the type
     if kind is None or kind == b"n":
         text = raw.strip()
-        if not text:
-            return None
         try:
             number: float | int = int(text)
         except ValueError:
-            number = float(text)
+            number = _number(text)
             if number.is_integer() and abs(number) < _EXACT_FLOAT:
                 number = int(number)
         if style is not None and style.decode() in context.date_styles:
             try:
                 return context.to_datetime(float(number))
             except (OverflowError, ValueError):  # past 9999-12-31: Excel shows #####
-                return number
+                return FarDate.of(float(number))
         return number
     if kind == b"s":
-        index = int(raw)
+        index = int(raw) if raw.strip().isdigit() else -1
         strings = context.shared_strings()
         if not 0 <= index < len(strings):
-            raise SheetXmlError(f"shared string {index} does not exist")
+            raise SheetXmlError(f"shared string {raw.decode(errors='replace')[:20]!r} does "
+                                "not exist")
         return strings[index] or None
     if kind == b"str" or kind == b"inlineStr":
         return unescape(raw.decode()) or None
@@ -602,8 +767,19 @@ def _plain(raw: bytes, style: bytes | None, kind: bytes | None, context: Context
         iso = raw.decode().strip()
         if not iso:
             return None
-        return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).replace(tzinfo=None)
+        try:
+            return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).replace(tzinfo=None)
+        except ValueError:
+            raise SheetXmlError(f"a date cell holds {iso[:40]!r}, which is not a date") from None
     raise SheetXmlError(f"unknown cell type {kind.decode()!r}")
+
+
+def _number(text: bytes) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise SheetXmlError(f"a number cell holds {text.decode(errors='replace')[:40]!r}, "
+                            "which is not a number") from None
 
 
 def _formula(match: re.Match[bytes], shared: dict[str, tuple[str, int, int]], row: int,
@@ -972,11 +1148,11 @@ def _cells_of(sheet: Sheet, span: RowSpan) -> tuple[bytes, list[tuple[int, str |
     base = match.start(2)
     column = 0
     for cell in sheet.patterns.cell.finditer(data, base, match.end(2)):
-        letters = cell.group(2)
-        column = column_number(letters.decode().upper()) if letters is not None else column + 1
+        ref = cell_ref(cell)
+        column = ref[1] if ref is not None else column + 1
         style = cell.group(4).decode() if cell.group(4) is not None else None
         raw = cell.group(0)
-        if letters is None:  # give it a reference, now that cells around it may move
+        if ref is None:  # give it a reference, now that cells around it may move
             tag = b"<" + sheet.patterns.prefix + b"c"
             raw = tag + f' r="{column_letter(column)}{span.number}"'.encode() + raw[len(tag):]
         cells.append((column, style, raw))

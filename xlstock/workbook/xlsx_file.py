@@ -13,15 +13,24 @@ Saving writes a new package (:mod:`xlstock.workbook.package`) in which every par
 copied as stored, byte for byte, except: the sheets written to (only their written
 cells and rows change, see :func:`xlstock.workbook.sheetxml.patch_pieces`), ``xl/workbook.xml``
 (a sheet added; ``fullCalcOnLoad`` so that Excel recalculates the merchant's formulas;
-an autofilter's range grown), the relationships and content types of a new sheet, an
-Excel table or autofilter over a sheet whose rows grew, ``xl/styles.xml`` when a date
-needs a date format, and ``xl/calcChain.xml``, dropped when a formula cell was
-overwritten (Excel rebuilds it). Charts, pictures, pivot tables, macros, comments,
-extLst content and every other part come out as they went in.
+an autofilter's range grown; xlstock's state sheet put back to very hidden where
+another program, LibreOffice, saved it only hidden), the relationships and content
+types of a new sheet, an Excel table or autofilter over a sheet whose rows grew,
+``xl/styles.xml`` when a date needs a date format, and ``xl/calcChain.xml``, dropped
+when a formula cell was overwritten (Excel rebuilds it). Charts, pictures, pivot
+tables, macros, comments, extLst content and every other part come out as they went in.
 
 The save is atomic: the package goes to a temporary file in the same folder, flushed
 to disk and checked, then renamed over the original, and the folder entry flushed. If
 any step fails, the temporary file is removed and the original is as it was.
+
+No save over someone else's save: just before the rename, the file must still be the
+one this session last read or wrote (the same file identity, size and modification
+time, and the same SHA-256 of its bytes). If another program saved it meanwhile, its
+file is kept, nothing is saved over it, and :class:`~xlstock.errors.WorkbookChangedError`
+says what to do. A read-only file (no write permission, or the read-only attribute) is
+refused at :meth:`XlsxFile.open` when it is opened for writing, before anything is
+read or sent (:class:`~xlstock.errors.ReadOnlyWorkbookError`).
 
 Every foreign exception (zipfile, XML, OS) becomes a :class:`~xlstock.errors.WorkbookError`
 in :func:`_translate`, and only there.
@@ -32,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import hashlib
 import io
 import logging
 import math
@@ -50,9 +60,9 @@ from typing import Any
 from lxml import etree
 
 from xlstock.cells import CellError, Formula, unchanged
-from xlstock.errors import WorkbookError
+from xlstock.errors import ReadOnlyWorkbookError, WorkbookChangedError, WorkbookError
 from xlstock.workbook import readcache, safety, sheetxml
-from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, Grid, column_letter
+from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, STATE_SHEET, Grid, column_letter
 from xlstock.workbook.files import TEMP_SUFFIX, fsync_directory
 from xlstock.workbook.locking import RunLock, excel_lock_owner, refuse_if_open_in_a_spreadsheet
 from xlstock.workbook.package import (
@@ -197,6 +207,29 @@ class _SheetEntry:
     is what a read of the saved part gives."""
 
 
+@dataclass(frozen=True)
+class _FileSeen:
+    """What a file looked like when this session last read or wrote it."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> _FileSeen:
+        status = os.stat(path)
+        return cls(status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+def _digest_of_file(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.digest()
+
+
 class _Styles:
     """The number formats of ``xl/styles.xml``: which cell styles show dates, and a
     date style added on demand."""
@@ -279,6 +312,12 @@ class XlsxFile:
         self._closed = False
         self._formulas_overwritten = False
         self._workbook_part = workbook_part
+        self._seen: _FileSeen | None = None
+        if writable:
+            with contextlib.suppress(OSError):  # gone already: the save's check says so
+                self._seen = _FileSeen.of(path)
+        """The file as this session last read or wrote it (taken after the read: a file
+        replaced in between has other bytes than ``data``, which the save's check sees)."""
         self._load(data)
 
     def _load(self, data: bytes) -> None:
@@ -319,6 +358,7 @@ class XlsxFile:
         label = os.fspath(path)
         real = Path(os.path.realpath(path))
         if writable:
+            _refuse_read_only(real, label)
             refuse_if_open_in_a_spreadsheet(real, label)
         lock = RunLock(real, label) if writable else None
         if lock is not None:
@@ -411,8 +451,11 @@ class XlsxFile:
             return None
         parts = [f"{info.compress_type} {info.file_size} {info.CRC}".encode(), body]
         for other in (self._shared_strings_part, self._styles.part, self._workbook_part):
-            parts.append(self._package.stored(other)[1] if other and other in self._package
-                         else b"")
+            if other and other in self._package:
+                other_info, other_body = self._package.stored(other)
+                parts += [f"{other_info.compress_type}".encode(), other_body]
+            else:
+                parts += [b"", b""]
         return readcache.key_of(parts)
 
     def _grid(self, entry: _SheetEntry) -> Grid:
@@ -433,6 +476,7 @@ class XlsxFile:
             context = sheetxml.Context(self._strings, self._styles.date_styles,
                                        self._to_datetime)
             with _translate(self._label, self._path, f"read sheet {entry.name}"):
+                sheetxml.check_well_formed(sheet.data)
                 try:
                     entry.grid = sheetxml.read_cells(sheet, context, MAX_ROWS, MAX_COLUMNS)
                 except sheetxml.FarCell as far:
@@ -452,7 +496,10 @@ class XlsxFile:
             if part is None or part not in self._package:
                 self._shared_strings = []
             else:
-                self._shared_strings = _read_shared_strings(self._package.read(part))
+                with _translate(self._label, self._path, "read the shared strings"):
+                    data = self._package.read(part)
+                    sheetxml.check_well_formed(data)
+                    self._shared_strings = _read_shared_strings(data)
         return self._shared_strings
 
     def _to_datetime(self, serial: float) -> dt.datetime:
@@ -616,13 +663,33 @@ class XlsxFile:
                 _write_temp(temp, data)
                 _check_saved(temp, self._label, written)
                 _copy_mode(self._path, temp)
+                self._refuse_if_replaced()
                 os.replace(temp, self._path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
+        with contextlib.suppress(OSError):  # gone already: the next save's check says so
+            self._seen = _FileSeen.of(self._path)
         fsync_directory(self._path.parent)
         self._after_save(data)
+
+    def _refuse_if_replaced(self) -> None:
+        """Raise :class:`WorkbookChangedError` when the file is no longer the one this
+        session last read or wrote: another program saved it meanwhile."""
+        try:
+            seen = _FileSeen.of(self._path)
+            same = seen == self._seen and _digest_of_file(self._path) == hashlib.sha256(
+                self._package.data).digest()
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise WorkbookChangedError(
+                f"{self._label} was saved by another program while xlstock was working on "
+                "it; xlstock kept that program's file and saved nothing over it. Open the "
+                "workbook, check that your latest edits are in it, save and close it, then "
+                "run the command again"
+            )
 
     def _after_save(self, data: bytes) -> None:
         """The saved file is the new original: later writes patch it. What was read
@@ -751,6 +818,7 @@ class XlsxFile:
         if calc.get("fullCalcOnLoad") not in ("1", "true"):
             calc.set("fullCalcOnLoad", "1")
             changed = True
+        changed = _keep_state_very_hidden(root) or changed
         if new_sheets:
             sheets = root.find(f"{_M}sheets")
             if sheets is None:
@@ -890,6 +958,18 @@ def _read_shared_strings(data: bytes) -> list[str]:
     return strings
 
 
+def _keep_state_very_hidden(root: etree._Element) -> bool:
+    """Put xlstock's state sheet back to very hidden (not listed under Excel's Unhide)
+    where another program showed it or left it only hidden: LibreOffice saves it
+    ``hidden``. Whether ``xl/workbook.xml`` changed."""
+    sheets = root.find(f"{_M}sheets")
+    for node in sheets if sheets is not None else []:
+        if node.get("name") == STATE_SHEET and node.get("state") != "veryHidden":
+            node.set("state", "veryHidden")
+            return True
+    return False
+
+
 def _insert_in_order(root: etree._Element, element: etree._Element, name: str) -> None:
     """Put ``element`` where CT_Workbook's order wants it."""
     before = set(_WORKBOOK_ORDER[:_WORKBOOK_ORDER.index(name)])
@@ -928,6 +1008,24 @@ def _check_saved(temp: Path, label: str, written: set[str]) -> None:
         n.startswith("xl/workbook") for n in names
     ):
         raise WorkbookError(f"{label}: the saved copy came out incomplete; the original is kept")
+
+
+def _refuse_read_only(path: Path, label: str) -> None:
+    """A read-only workbook is refused before anything is read or sent: a save would
+    replace it (the folder is writable), where Excel and LibreOffice refuse to."""
+    try:
+        status = path.stat()
+    except OSError:
+        return  # the read that follows names what is wrong
+    if not stat.S_ISREG(status.st_mode):
+        return
+    if status.st_mode & stat.S_IWUSR and os.access(path, os.W_OK):
+        return
+    raise ReadOnlyWorkbookError(
+        f"{label} is read-only, so xlstock will not save over it (nothing was read or "
+        "sent); make it writable (File Explorer: Properties > untick Read-only; Mac or "
+        "Linux: chmod u+w) or work on a copy, and try again"
+    )
 
 
 def _copy_mode(original: Path, temp: Path) -> None:
