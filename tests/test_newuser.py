@@ -239,9 +239,7 @@ def test_buttons_put_back_controls_of_numberless_shapes_once(tmp_path: Path) -> 
 
 # --- xlstock init: the stock sheets in a workbook of one's own ---------------------------------
 
-EXCEL_CORPUS = Path("/work/shared/fixtures/excel-corpus")
-if not EXCEL_CORPUS.is_dir():
-    EXCEL_CORPUS = ROOT / "tests" / "fixtures" / "excel-corpus"
+EXCEL_CORPUS = ROOT / "tests" / "fixtures" / "excel-corpus"
 REGISTERING_PARTS = ("xl/workbook.xml", "xl/_rels/workbook.xml.rels", "[Content_Types].xml")
 """The parts that list a workbook's sheets: adding sheets has to add to them."""
 
