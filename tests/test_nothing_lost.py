@@ -196,6 +196,38 @@ def test_publish_applied_then_file_replaced_says_the_levels_were_published(
     assert merchant.live()["C-3"] == live["C-3"] + 7
 
 
+def test_a_publish_the_workbook_could_not_record_is_never_sent_twice(
+        merchant: Shop, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The case the pending key cannot cover: the other program's copy was made before
+    publish saved its key (it has the delivery of 2 still typed, and no key). The publish
+    applied online is kept outside the workbook, and the next publish records it from
+    there: the delivery is not sent a second time; their own new delivery is sent."""
+    monkeypatch.setenv("XLSTOCK_JOURNAL_DIR", str(tmp_path / "journal"))
+    live = merchant.live()
+    before_publish = merchant.workbook.read_bytes()
+    original = client_module.HttpStockServiceClient.publish
+
+    def then_an_old_copy_is_saved(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        merchant.workbook.write_bytes(before_publish)
+        _delivery_for_c3(merchant.workbook)
+        return result
+
+    monkeypatch.setattr(client_module.HttpStockServiceClient, "publish",
+                        then_an_old_copy_is_saved)
+    result = _run(merchant, "publish", str(merchant.workbook))
+    assert result.exit_code == 1 and "WERE published" in result.stderr
+    assert merchant.live()["A-1"] == live["A-1"] + 2
+    assert list((tmp_path / "journal").glob("*.json"))
+    monkeypatch.setattr(client_module.HttpStockServiceClient, "publish", original)
+    again = _run(merchant, "publish", str(merchant.workbook), "-q")
+    assert again.exit_code == 0, again.output
+    assert merchant.live()["A-1"] == live["A-1"] + 2, "the delivery was sent twice"
+    assert merchant.live()["C-3"] == live["C-3"] + 7
+    assert merchant.sheet()["A-1"]["Received"] is None
+    assert not list((tmp_path / "journal").glob("*.json"))
+
+
 def test_publish_refuses_a_read_only_workbook_before_sending(merchant: Shop) -> None:
     live = merchant.live()
     os.chmod(merchant.workbook, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)

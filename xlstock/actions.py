@@ -55,7 +55,7 @@ from xlstock.planner import (
     plan_publish,
 )
 from xlstock.stockfile import dumps
-from xlstock.workbook import layout
+from xlstock.workbook import journal, layout
 from xlstock.workbook.base import MAX_ROWS, WorkbookAdapter
 
 if TYPE_CHECKING:
@@ -231,6 +231,14 @@ class _WorkbookSession:
     _log: layout.Log | None = field(default=None, repr=False)
     recorded_part: int = 0
     """Rows of a publish a platform applied before refusing the rest, recorded so far."""
+    sent: dict[str, Any] | None = None
+    """The pending publish this command sent (kept outside the workbook if the workbook
+    cannot record it)."""
+
+    @property
+    def path(self) -> Any:
+        """The workbook file's path (``None`` for live Excel)."""
+        return getattr(self.book, "path", None)
 
     @classmethod
     def read(
@@ -328,6 +336,7 @@ def _settle_pending(
     service applies it once, or refuses it for good if its items have moved (then it
     is planned afresh). Sync and Preview leave it for Publish.
     """
+    kept = _unrecorded(session)
     pending = session.state.get("pending")
     if not pending:
         return ""
@@ -342,6 +351,8 @@ def _settle_pending(
             return ("An interrupted publish has not reached the shop yet; Publish will "
                     "finish it (nothing is counted twice).")
         outcome = _resend_pending(session, service, pending, progress)
+    if kept:
+        journal.drop(session.path, session.settings.shop_url)
     if outcome is None or not outcome.applied:
         session.state["pending"] = None
         session.save_state()
@@ -373,6 +384,33 @@ def _settle_pending(
                 "now records it.")
     return ("An interrupted publish had reached the shop; its bookkeeping is now done "
             "(nothing was sent twice).")
+
+
+def _unrecorded(session: _WorkbookSession) -> bool:
+    """Take back a publish the shop applied that this workbook could not record (kept
+    by :mod:`xlstock.workbook.journal`), as its pending publish, unless the workbook
+    has one of its own; whether one was taken."""
+    if session.path is None:
+        return False
+    kept = journal.take(session.path, session.settings.shop_url)
+    if kept is None:
+        return False
+    pending = session.state.get("pending")
+    if pending and pending.get("key") != kept.get("key"):
+        return False
+    session.state["pending"] = kept
+    return True
+
+
+def _keep_unrecorded(session: _WorkbookSession) -> None:
+    """The shop applied this command's publish and the workbook cannot record it: keep
+    it outside the workbook, for the next command to record (never to send again)."""
+    if session.sent is None or session.path is None:
+        return
+    try:
+        journal.keep(session.path, session.settings.shop_url, session.sent)
+    except OSError:
+        pass  # the message already says the levels were published
 
 
 def _resend_pending(
@@ -1052,6 +1090,7 @@ def _upload(
         "levels": levels, "changes": changes, "edits": edits,
     }
     session.state["pending"] = pending
+    session.sent = pending
     session.save_state()
     progress("Saving the publish key in the workbook", 0.3)
     session.book.save()
@@ -1082,6 +1121,7 @@ def _published_not_recorded(session: _WorkbookSession, error: WorkbookError) -> 
     did reach the shop, so that the merchant does not publish them again by hand (the
     pending key saved before the upload lets the next publish record it, sending
     nothing twice)."""
+    _keep_unrecorded(session)
     return WorkbookError(
         f"{error.message}. The levels WERE published to {session.settings.shop_url}: once "
         "that is fixed, run publish again; it records this publish in the workbook and "
