@@ -38,6 +38,8 @@ def _sheet_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("sheet-cache")
     patch = pytest.MonkeyPatch()
     patch.setenv("XLSTOCK_CACHE_DIR", str(folder))
+    # ... and the publishes a workbook could not record (xlstock.workbook.journal) too
+    patch.setenv("XLSTOCK_JOURNAL_DIR", str(tmp_path_factory.mktemp("journal")))
     yield folder
     patch.undo()
 
