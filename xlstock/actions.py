@@ -53,6 +53,7 @@ from xlstock.planner import (
     SkuHints,
     parse_columns,
     plan_publish,
+    plan_undo,
 )
 from xlstock.stockfile import dumps
 from xlstock.workbook import journal, layout
@@ -373,10 +374,12 @@ def _settle_pending(
         session,
         levels={**changed, **outcome.levels_after},
         changes=pending["changes"],
-        edits=pending["edits"],
+        edits=None if pending.get("undo_of") else pending["edits"],
         version=outcome.version,
     )
-    session.log("publish (recovered)", len(pending["changes"]),
+    _remember_publish(session, pending, {**changed, **outcome.levels_after})
+    session.log("undo (recovered)" if pending.get("undo_of") else "publish (recovered)",
+                len(pending["changes"]),
                 sum(abs(c) for c in pending["changes"].values()),
                 "finished an interrupted publish (applied once)")
     if resent:
@@ -476,10 +479,41 @@ def _record_part(
         session,
         levels=dict(applied),
         changes={sku: c for sku, c in pending["changes"].items() if sku in applied},
-        edits={sku: e for sku, e in pending["edits"].items() if sku in applied},
+        edits=None if pending.get("undo_of") else
+        {sku: e for sku, e in pending["edits"].items() if sku in applied},
         version=version or session.state.get("version") or "",
         keep_pending=True,
     )
+    _remember_publish(session, pending, applied, only=applied)
+
+
+REMEMBERED_PUBLISHES = 20
+"""Publishes the workbook remembers (what each sent and left), for ``xlstock undo``."""
+
+
+def _remember_publish(session: _WorkbookSession, pending: Mapping[str, Any],
+                      after: Mapping[str, int], *, only: Any = None) -> None:
+    """Remember what a publish sent (its lines, the levels it left) in the workbook's
+    state, newest last, so that ``xlstock undo`` can reverse exactly that; an undo marks
+    the publish it undid."""
+    items = {sku: value for sku, value in (pending.get("items") or {}).items()
+             if only is None or sku in only}
+    if not items:
+        return
+    publishes = [dict(p) for p in session.state.get("publishes") or []]
+    entry = next((p for p in publishes if p.get("key") == pending["key"]), None)
+    if entry is None:
+        entry = {"key": pending["key"], "at": _now(), "items": {}, "after": {},
+                 "undo_of": pending.get("undo_of"), "undone_at": None}
+        publishes.append(entry)
+    entry["items"] = {**entry["items"], **items}
+    entry["after"] = {**entry["after"], **{sku: after[sku] for sku in items if sku in after}}
+    undone = pending.get("undo_of")
+    for publish in publishes:
+        if undone and publish.get("key") == undone and not publish.get("undone_at"):
+            publish["undone_at"], publish["undone_by"] = _now(), pending["key"]
+    session.state["publishes"] = publishes[-REMEMBERED_PUBLISHES:]
+    session.save_state()
 
 
 def _record_publish(
@@ -487,7 +521,7 @@ def _record_publish(
     *,
     levels: Mapping[str, int],
     changes: Mapping[str, int],
-    edits: Mapping[str, Sequence[Any]],
+    edits: Mapping[str, Sequence[Any]] | None,
     version: str,
     sent: bool = True,
     keep_pending: bool = False,
@@ -495,7 +529,8 @@ def _record_publish(
     """Write what a publish sent: Online, cleared edits, Change, Status, state.
     With ``sent=False`` (nothing to send) only Online and the memory of the levels
     catch up with the live levels of the rows given. ``keep_pending`` leaves the
-    pending publish to its caller (part of it was applied)."""
+    pending publish to its caller (part of it was applied). ``edits=None`` (an undo)
+    leaves Received and New level as they are."""
     online, received, new_level = (
         session.column(layout.ONLINE),
         session.column(layout.RECEIVED),
@@ -510,7 +545,7 @@ def _record_publish(
         change = changes.get(sku, 0)
         change_col[i] = change or None
         status_col[i] = STATUS_CHANGED if change else "ok"
-        if received[i] is None and new_level[i] is None:
+        if edits is None or (received[i] is None and new_level[i] is None):
             continue  # most rows: no edit to clear or to flag
         published_edit = list(edits.get(sku, (None, None)))
         now = [_edit_value(received[i]), _edit_value(new_level[i])]
@@ -1111,6 +1146,7 @@ def _upload(
     try:
         _record_publish(session, levels={**levels, **result.levels_after}, changes=changes,
                         edits=edits, version=result.version)
+        _remember_publish(session, pending, {**levels, **result.levels_after})
     except WorkbookError as error:
         raise _published_not_recorded(session, error) from error
     return result
@@ -1127,6 +1163,187 @@ def _published_not_recorded(session: _WorkbookSession, error: WorkbookError) -> 
         "that is fixed, run publish again; it records this publish in the workbook and "
         "sends nothing twice"
     )
+
+
+# --- undo -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishRecord:
+    """A publish the workbook remembers, for ``xlstock history`` and ``xlstock undo``."""
+
+    key: str
+    at: str
+    rows: int
+    units: int
+    undo_of: str | None
+    undone_at: str | None
+    undone_by: str | None
+
+
+def history(book: WorkbookAdapter) -> list[PublishRecord]:
+    """The publishes made from this workbook that it remembers, newest first (the last
+    :data:`REMEMBERED_PUBLISHES`). Offline."""
+    state = layout.read_state(book)
+    records = []
+    for entry in reversed(state.get("publishes") or []):
+        items = entry.get("items") or {}
+        units = sum(abs(int(v[1]) - int(v[0])) for v in items.values())
+        records.append(PublishRecord(str(entry.get("key")), str(entry.get("at") or ""),
+                                     len(items), units, entry.get("undo_of"),
+                                     entry.get("undone_at"), entry.get("undone_by")))
+    return records
+
+
+def _publish_to_undo(session: _WorkbookSession, key: str | None) -> dict[str, Any]:
+    publishes = list(session.state.get("publishes") or [])
+    if not publishes:
+        raise UsageError("this workbook remembers no publish to undo (xlstock history "
+                         "lists what it remembers)")
+    if key is None:
+        entry = publishes[-1]
+        if entry.get("undo_of"):
+            raise UsageError(
+                f"the last publish from this workbook was itself an undo (of publish "
+                f"{entry['undo_of']}, at {entry.get('at')}); to undo that undo, name it: "
+                f"xlstock undo BOOK --publish {entry['key']}")
+    else:
+        matches = [p for p in publishes if str(p.get("key", "")).startswith(key)]
+        if len(matches) != 1:
+            raise UsageError(
+                f"--publish {key}: {'no' if not matches else 'more than one'} publish this "
+                "workbook remembers has that key; xlstock history lists them")
+        entry = matches[0]
+    if entry.get("undone_at"):
+        raise UsageError(f"publish {entry['key']} was undone already, at "
+                         f"{entry['undone_at']}; nothing was sent")
+    return entry
+
+
+def undo(
+    book: WorkbookAdapter,
+    service: StockServiceClient,
+    *,
+    publish_key: str | None = None,
+    preview: bool = False,
+    partial: bool = False,
+    strict: bool | None = None,
+    confirm: Callable[[str], bool] | None = None,
+    progress: Progress | None = None,
+    settings: layout.Settings | None = None,
+) -> Report:
+    """Take back a publish made from this workbook (the last one, or ``publish_key``),
+    keeping the sales made since (:func:`xlstock.planner.plan_undo`), checked against
+    the live levels. An undo is a publish: a key saved before it is sent, each row's
+    Online, Change and Status, a Log row; the publish undone is marked so (a second undo
+    of it is refused). Rows that cannot be undone (below zero, gone) stop it unless
+    ``partial``; ``preview`` sends nothing; ``confirm`` is asked before sending."""
+    progress = progress or _noop
+    session = _online_session(book, settings)
+    try:
+        recovered = _settle_pending(session, service, progress, may_send=not preview)
+        last = (session.state.get("publishes") or [{}])[-1]
+        if recovered and publish_key is None and last.get("undo_of") and \
+                not session.state.get("pending"):
+            book.save()  # the interrupted undo this command was run again for is done
+            return Report("undo", recovered)
+        target = _publish_to_undo(session, publish_key)
+        progress("Reading the live levels", 0.2)
+        snapshot = service.read_levels(names=False)
+    except XlstockError as failed:
+        _fail(session, "undo", failed, {})
+        raise
+    policy = STRICT if strict else session.settings.policy
+    published = {sku: PublishLine.from_list(sku, value)
+                 for sku, value in (target.get("items") or {}).items()}
+    rows = plan_undo(published, target.get("after") or {}, snapshot.levels(), policy=policy)
+    del snapshot
+    lines = [recovered] if recovered else []
+    table = [(r.sku, "" if r.live is None else str(r.live), f"{r.change:+d}",
+              "" if r.target is None else str(r.target), r.problem or "undo")
+             for r in rows if r.change or r.problem]
+    refused = [r for r in rows if r.problem]
+    sending = [r for r in rows if r.line is not None]
+    added = sum(r.change for r in sending if r.change > 0)
+    removed = -sum(r.change for r in sending if r.change < 0)
+    what = (f"undo of publish {target['key']} (made {target.get('at')}): "
+            f"{len(sending)} row(s), {units_moved(added, removed)}")
+    row_of = {sku: session.table.sheet_row(i) for i, sku in enumerate(session.skus()) if sku}
+    problems = [RowProblem(row_of.get(r.sku), r.sku, r.problem) for r in refused]
+    if preview:
+        blocked = SheetError(f"{len(refused)} row(s) cannot be undone; undo sends the "
+                             "others only with --partial", problems, in_status=False)
+        return Report("undo", f"Preview of the {what}; nothing was sent.", lines, table,
+                      error=blocked if refused else None)
+    if refused and not partial:
+        stopped = SheetError(f"{len(refused)} row(s) of publish {target['key']} cannot be "
+                             "undone; nothing was sent. Undo the other rows with --partial",
+                             problems)
+        _fail(session, "undo", stopped, _problem_statuses(problems))
+        raise stopped
+    if not sending:
+        return Report("undo", f"Nothing to undo in publish {target['key']}: its rows are "
+                      "back where they were.", lines, table)
+    if confirm is not None and not confirm(f"Send the {what}?"):
+        return Report("undo", "Undo cancelled; nothing was sent.", lines, table)
+    try:
+        _send_undo(session, service, target["key"], [r.line for r in sending if r.line],
+                   progress)
+    except StaleVersion as stale:
+        conflict = ConflictError(
+            f"the levels of {len(stale.moved or {})} row(s) moved since they were read "
+            "(policy strict); nothing more was sent. Undo again, or with policy rebase",
+            [RowProblem(row_of.get(sku), sku, f"online now {level}")
+             for sku, level in (stale.moved or {}).items()])
+        _fail(session, "undo", conflict, {})
+        raise conflict from stale
+    except ServiceError as refused_by_shop:
+        _fail(session, "undo", refused_by_shop, {})
+        raise
+    session.log("undo", len(sending), added + removed, f"undo of publish {target['key']}")
+    progress("Saving the workbook", 0.9)
+    try:
+        book.save()
+    except WorkbookError as not_saved:
+        raise _published_not_recorded(session, not_saved) from not_saved
+    return Report("undo", f"Sent the {what}.", lines, table)
+
+
+def _send_undo(session: _WorkbookSession, service: StockServiceClient, undone: str,
+               lines: list[PublishLine], progress: Progress) -> None:
+    """An undo's lines sent as a publish: the pending key saved first, then recorded
+    (edits typed meanwhile are left as they are)."""
+    new_key = getattr(service, "new_key", None)
+    key = new_key() if new_key is not None else uuid.uuid4().hex
+    changes = {line.sku: line.target - line.planned_from for line in lines}
+    levels = {line.sku: line.target for line in lines}
+    pending: dict[str, Any] = {
+        "key": key, "at": _now(), "items": {line.sku: line.as_list() for line in lines},
+        "sha256": hashlib.sha256(_stock_file(session.settings.shop_url, lines)).hexdigest(),
+        "levels": levels, "changes": changes, "edits": {}, "undo_of": undone,
+    }
+    session.state["pending"] = pending
+    session.sent = pending
+    session.save_state()
+    session.book.save()
+    failpoints.reach("before_upload")
+    progress(f"Undoing {len(lines)} change(s)", 0.5)
+    try:
+        result = service.publish_lines(lines, key)
+    except OutcomeUnknown:
+        raise
+    except ServiceError as refused:
+        if refused.applied:
+            _record_part(session, pending, refused.applied,
+                         refused.current_version if isinstance(refused, StaleVersion) else None)
+        session.state["pending"] = None
+        session.save_state()
+        raise
+    failpoints.reach("after_upload")
+    after = {**levels, **result.levels_after}
+    _record_publish(session, levels=after, changes=changes, edits=None,
+                    version=result.version)
+    _remember_publish(session, pending, after)
 
 
 # --- validate ---------------------------------------------------------------------------

@@ -429,3 +429,62 @@ def _online_move(b: int, r: int) -> str:
     if r < b:
         return f"less {b - r} sold online since Sync"
     return f"plus {r - b} added online since Sync"
+
+
+@dataclass(frozen=True)
+class UndoRow:
+    """What undoing one row of a publish does: the live level now, the change, the level
+    after (``line`` is what is sent; ``None`` when the row is refused, ``problem`` says
+    why)."""
+
+    sku: str
+    live: int | None
+    change: int
+    line: PublishLine | None
+    problem: str = ""
+
+    @property
+    def target(self) -> int | None:
+        return None if self.line is None else self.line.target
+
+
+def plan_undo(published: Mapping[str, PublishLine], after: Mapping[str, int],
+              live: Mapping[str, int], *, policy: str = REBASE) -> list[UndoRow]:
+    """Reverse a publish on today's live levels, keeping every sale since.
+
+    A delivery of d is reversed by a change of -d units. A count that moved a level from
+    a to b (``after`` holds b when the shop said what it left) is reversed by moving it
+    back by (a - b): under ``rebase`` a change in units, which keeps the sales since;
+    under ``strict`` a level checked against b, refused when the level moved since. A
+    row that would go below zero, or whose SKU is gone, is refused. Pure."""
+    if policy not in (REBASE, STRICT):
+        raise ValueError(f"unknown conflict policy {policy!r}")
+    rows: list[UndoRow] = []
+    for sku in sorted(published):
+        line = published[sku]
+        r = live.get(sku)
+        left = after.get(sku, line.target)
+        back = -line.add if line.add is not None else line.planned_from - left
+        if r is None:
+            rows.append(UndoRow(sku, None, back, None, "no longer in the shop online"))
+            continue
+        if line.add is None and policy == STRICT:
+            if r != left:
+                rows.append(UndoRow(sku, r, back, None,
+                                    f"conflict: online level moved from {left} to {r} since "
+                                    "the publish; undo with policy rebase"))
+                continue
+            undo = PublishLine(sku, r, line.planned_from)
+        else:
+            undo = PublishLine(sku, r, r + back, back)
+        if undo.target < 0:
+            rows.append(UndoRow(sku, r, back, None,
+                                f"undoing would leave {undo.target}, below zero (online "
+                                f"now {r})"))
+            continue
+        if undo.target > MAX_LEVEL:
+            rows.append(UndoRow(sku, r, back, None,
+                                f"undoing would leave {undo.target}, beyond {MAX_LEVEL:,}"))
+            continue
+        rows.append(UndoRow(sku, r, back, undo if back else None))
+    return rows

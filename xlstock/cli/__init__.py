@@ -48,6 +48,8 @@ for _command in (
     workbook_commands.sync,
     workbook_commands.preview,
     workbook_commands.publish,
+    workbook_commands.undo,
+    workbook_commands.history,
     workbook_commands.validate,
     server_commands.order,
     workbook_commands.demo,

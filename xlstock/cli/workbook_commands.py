@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -332,6 +333,74 @@ def validate(path: str, quiet: bool) -> None:
     with open_workbook(path, writable=False) as book:
         report = actions.validate(book)
     print_report(report)
+
+
+@click.command()
+@_workbook_command
+@click.option("--publish", "publish_key", metavar="ID",
+              help="Undo this publish (its key, or the start of it: see xlstock history) "
+                   "instead of the last one.")
+@click.option("--preview", is_flag=True, help="Show what the undo would do; send nothing.")
+@click.option("--yes", is_flag=True, help="Send without asking (scripts).")
+@click.option("--partial", is_flag=True,
+              help="Undo the rows that can be undone when some cannot (below zero, gone).")
+@_strict_option
+@reports_errors_and_ctrl_c
+def undo(path: str, quiet: bool, publish_key: str | None, preview: bool, yes: bool,
+         partial: bool, strict: bool | None) -> None:
+    """Take back the last publish made from this workbook, keeping the sales since.
+
+    A delivery of d is taken back by removing d units; a count that moved a level from
+    a to b moves it back by a - b, so whatever sold since the publish stays sold. It is
+    checked against the live levels, shown, and sent once you confirm (--yes in a
+    script). A publish is undone once; xlstock history lists them.
+
+    \b
+    Examples:
+      xlstock undo stock.xlsx --preview
+      xlstock undo stock.xlsx
+      xlstock undo stock.xlsx --publish 3f2a9c --yes
+    """
+    from xlstock import actions
+
+    confirm: Callable[[str], bool] | None = None
+    if not preview and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("undo asks before it sends: run it in a terminal, or add --yes "
+                             "(--preview shows what it would do)")
+        confirm = _ask
+
+    _run_online(actions.undo, path, quiet, publish_key=publish_key, preview=preview,
+                partial=partial, strict=strict or None, confirm=confirm)
+
+
+def _ask(question: str) -> bool:
+    return click.confirm(question, default=False, err=True)
+
+
+@click.command("history")
+@_workbook_command
+@reports_errors_and_ctrl_c
+def history(path: str, quiet: bool) -> None:
+    """List the publishes made from this workbook, newest first (offline).
+
+    \b
+    Example:
+      xlstock history stock.xlsx
+    """
+    from xlstock import actions
+
+    del quiet
+    with open_workbook(path, writable=False) as book:
+        records = actions.history(book)
+    if not records:
+        click.echo("No publish is remembered in this workbook yet.")
+    for record in records:
+        note = (f"undo of publish {record.undo_of}" if record.undo_of else "publish")
+        if record.undone_at:
+            note += f", undone at {record.undone_at} (by {record.undone_by})"
+        click.echo(f"{record.key}  {record.at}  {record.rows} row(s), {record.units} "
+                   f"unit(s)  {note}")
 
 
 @click.command()
