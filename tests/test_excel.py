@@ -168,6 +168,21 @@ def test_publish_asks_with_a_summary_then_publishes(desk: Desk) -> None:
     assert (stock["B-2"]["Online"], stock["B-2"]["New level"]) == (5, None)
 
 
+def test_undo_asks_then_takes_back_the_publish_keeping_the_sales(desk: Desk) -> None:
+    desk.press(excel.sync)
+    desk.type_in("A-1", "Received", 30)  # 3 meant
+    desk.press(excel.publish, "yes")
+    desk.api.order({"A-1": 1})
+    desk.press(excel.undo, "yes")
+    question, outcome = desk.alerts[-2:]
+    assert (question.title, question.answer) == ("xlstock: Undo", "yes")
+    assert "undo of publish" in question.prompt
+    assert outcome.mode == "info" and outcome.prompt.startswith("Sent the undo of publish")
+    _, live = desk.api.levels()
+    assert live["A-1"] == 5 - 1
+    assert desk.stock()["A-1"]["Online"] == 4
+
+
 def test_publish_answered_no_sends_nothing_and_keeps_the_edits(desk: Desk) -> None:
     desk.press(excel.sync)
     desk.type_in("A-1", "Received", 3)

@@ -183,7 +183,7 @@ def test_the_file_adapter_keeps_the_project_and_the_buttons(xlsm: Path) -> None:
         assert parts[VBA_PART] == original[VBA_PART]
         assert code_names(parts)[1]["Stock"] == code_names(original)[1]["Stock"]
         sheet = parts["xl/worksheets/sheet1.xml"].decode()
-        assert sheet.count("<control ") == 3 and "<legacyDrawing" in sheet
+        assert sheet.count("<control ") == len(BUTTONS) and "<legacyDrawing" in sheet
         assert sorted(n for n in parts if n.startswith("xl/ctrlProps/")) == sorted(
             n for n in original if n.startswith("xl/ctrlProps/"))
     assert macros_of(xlsm) == modules
@@ -202,7 +202,7 @@ def test_xlsx_becomes_an_xlsm_with_the_buttons_keeping_the_merchants_data(
     assert code == 0, output
     out = merchant_xlsx.with_suffix(".xlsm")
     assert f"xlwings module {XLWINGS} added" in output
-    assert "buttons added: Sync, Preview, Publish" in output
+    assert "buttons added: Sync, Preview, Publish, Undo" in output
     assert merchant_xlsx.read_bytes() == before
     assert _everything(out) == _everything(merchant_xlsx)
     assert set(macros_of(out)) >= {"xlwings", "Dictionary", "xlstock"}
@@ -217,7 +217,7 @@ def test_xlsx_becomes_an_xlsm_with_the_buttons_keeping_the_merchants_data(
             assert converted[name] == data, name
     vml = converted["xl/drawings/vmlDrawing1.vml"].decode()
     anchors = re.findall(r"<x:Anchor>(\d+),", vml)
-    assert anchors == ["11", "12", "13"], "buttons start right of column J, one column free"
+    assert anchors == ["11", "12", "13", "14"], "buttons start right of column J, one column free"
 
 
 def test_xlsx_gives_the_same_bytes_as_new_does(tmp_path: Path) -> None:
@@ -225,7 +225,7 @@ def test_xlsx_gives_the_same_bytes_as_new_does(tmp_path: Path) -> None:
     build_workbook(xlsx)
     data, changes, kept = refreshed_macro_workbook(xlsx.read_bytes(), "fresh.xlsx")
     assert data == macro_workbook_bytes(xlsx)
-    assert kept == [] and changes[-1] == "buttons added: Sync, Preview, Publish"
+    assert kept == [] and changes[-1] == "buttons added: Sync, Preview, Publish, Undo"
 
 
 def test_out_and_force(merchant_xlsx: Path, tmp_path: Path) -> None:
@@ -291,9 +291,9 @@ def test_refresh_puts_back_buttons_another_program_dropped(old_xlsm: Path) -> No
     assert "<controls>" not in parts_of(old_xlsm)["xl/worksheets/sheet1.xml"].decode()
     code, output = _run(str(old_xlsm))
     assert code == 0, output
-    assert "buttons added: Sync, Preview, Publish" in output
+    assert "buttons added: Sync, Preview, Publish, Undo" in output
     _check_buttons(old_xlsm)
-    assert len([n for n in parts_of(old_xlsm) if n.startswith("xl/ctrlProps/")]) == 3
+    assert len([n for n in parts_of(old_xlsm) if n.startswith("xl/ctrlProps/")]) == len(BUTTONS)
 
 
 def test_a_failure_while_writing_leaves_the_workbook_as_it_was(
@@ -391,7 +391,7 @@ def test_refreshes_a_workbook_excel_saved(tmp_path: Path) -> None:
 
     report = install_buttons(path)
     assert report.kept == ("Module1",)
-    assert "buttons added: Sync, Preview, Publish" in report.changes
+    assert "buttons added: Sync, Preview, Publish, Undo" in report.changes
     after = read_vba_project(parts_of(path)[VBA_PART])
     assert after.info == before.info
     assert _module_bytes(path, "Module1") == module1

@@ -57,6 +57,14 @@ def publish() -> None:
         confirm=click.confirm_publish, progress=click.progress, settings=click.settings))
 
 
+def undo() -> None:
+    """Button Undo: after a Yes to what it would send, take back the last publish made
+    from this workbook, keeping the sales made since."""
+    _run("Undo", lambda click: actions.undo(
+        click.book, click.service, confirm=click.confirm_undo, progress=click.progress,
+        settings=click.settings))
+
+
 @dataclass
 class _Click:
     """One button press: the workbook and its Settings, the stock service, and the ways
@@ -71,6 +79,9 @@ class _Click:
 
     def confirm_publish(self, summary: actions.PublishSummary) -> bool:
         return _ask(self.app, "Publish", summary.text())
+
+    def confirm_undo(self, question: str) -> bool:
+        return _ask(self.app, "Undo", question)
 
 
 class _StatusBar:

@@ -45,6 +45,7 @@ BUTTONS = (
     Button("Sync", "XlstockSync", "sync"),
     Button("Preview", "XlstockPreview", "preview"),
     Button("Publish", "XlstockPublish", "publish"),
+    Button("Undo", "XlstockUndo", "undo"),
 )
 XLSTOCK_MODULE = "xlstock"
 WORKBOOK_CODE_NAME = "ThisWorkbook"
