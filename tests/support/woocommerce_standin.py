@@ -307,16 +307,21 @@ def filter_fields(data: Any, fields_param: Any) -> Any:
 
 
 def _intersect(item: Any, keyed: Mapping[str, Any]) -> Any:
+    """``_rest_array_intersect_key_recursive``: a PHP list has integer keys, so a nested
+    rule such as ``attributes.option`` keeps none of a list's entries (``[]``), while a
+    scalar under a nested rule is kept whole."""
+    if isinstance(item, list):
+        kept_list = [(str(n), value) for n, value in enumerate(item) if str(n) in keyed]
+        return [_nested(value, keyed[n]) for n, value in kept_list]
     if not isinstance(item, dict):
         return item
-    kept: dict[str, Any] = {}
-    for key, value in item.items():
-        rule = keyed.get(key)
-        if rule is True:
-            kept[key] = value
-        elif isinstance(rule, dict) and isinstance(value, dict):
-            kept[key] = _intersect(value, rule)
-    return kept
+    return {key: _nested(value, keyed[key]) for key, value in item.items() if key in keyed}
+
+
+def _nested(value: Any, rule: Any) -> Any:
+    if isinstance(rule, dict) and isinstance(value, (dict, list)):
+        return _intersect(value, rule)
+    return value
 
 
 def _sku_key(sku: str) -> str:
