@@ -89,9 +89,11 @@ wins. Sources read (woocommerce/woocommerce ``plugins/woocommerce/``, WordPress 
 
 Left out on purpose: OAuth 1.0a over plain HTTP, every product field that is not about
 identity or stock (prices are empty strings), taxonomies, images, refunds, product
-deletion and order writes; ``inventory_delta`` is taken as not being in the item schema
-(not validated, ``intval``'d). Messages of the faults (``fail_next``) are close
-approximations of what WordPress, PHP-FPM and a proxy answer.
+deletion through ``DELETE`` and order writes. ``inventory_delta`` is not in the products'
+item schema (``get_item_schema()``: ``manage_stock`` boolean, ``stock_quantity`` integer,
+``low_stock_amount`` integer|null are), so even the single route does not validate it: it
+is ``intval``'d. The bodies of the faults (``fail_next``) are close approximations of what
+WordPress, PHP-FPM and a proxy answer.
 """
 
 from __future__ import annotations
@@ -400,7 +402,12 @@ class WooCommerceStandIn:
     ``permissions`` (``"read"``, ``"write"``, ``"read_write"``), ``manage_stock`` (the
     store option, ``"yes"``/``"no"``) and ``rest_api_enabled`` are settable at any time.
     ``clock`` gives wall-clock seconds (dates are kept to the second); ``utc_offset`` is
-    the site's timezone offset in hours."""
+    the site's timezone offset in hours.
+
+    Control API (Python, not HTTP): ``add_simple``, ``add_variable``, ``id_of``,
+    ``parent_of``, ``level``, ``levels``, ``set_level``, ``set_manage_stock``, ``sell``,
+    ``orders``, ``requests`` (:class:`Call`), ``writes`` (:class:`Write`),
+    ``before_write``, ``after_write``, ``fail_next``, ``drop_next_answer``."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time,
                  permissions: str = "read_write", manage_stock: str = "yes",
