@@ -533,6 +533,20 @@ def test_before_write_lets_a_sale_land_between_read_and_write(shop: WooCommerceS
     assert len(shop.orders) == 2
 
 
+def test_a_sale_between_load_and_save_is_lost_even_by_a_delta(
+        shop: WooCommerceStandIn) -> None:
+    loaded: list[tuple[str, int | None]] = []
+
+    def sale_mid_write(s: WooCommerceStandIn, sku: str, level: int | None) -> None:
+        loaded.append((sku, level))
+        s.sell({"MUG": 2})
+
+    shop.between_load_and_save(sale_mid_write)
+    answer = put(shop, f"/products/{shop.id_of('MUG')}", {"inventory_delta": 1})
+    assert answer.json()["stock_quantity"] == 6  # 5 loaded + 1; the sale of 2 is gone
+    assert shop.level("MUG") == 6 and loaded == [("MUG", 5)] and len(shop.orders) == 1
+
+
 def test_fail_next_answers_faults_and_executes_nothing(shop: WooCommerceStandIn) -> None:
     shop.fail_next(503, times=2, retry_after=30)
     mug = shop.id_of("MUG")

@@ -14,7 +14,9 @@ wins. Sources read (woocommerce/woocommerce ``plugins/woocommerce/``, WordPress 
   ``stock_quantity`` and ``inventory_delta`` are silently ignored, HTTP 200);
   ``stock_quantity`` wins over ``inventory_delta`` (``elseif``); ``inventory_delta`` is
   added to the level the controller has just loaded (``wc_stock_amount(get_stock_quantity())
-  + wc_stock_amount(delta)``): no condition, no compare, last writer wins; a product that
+  + wc_stock_amount(delta)``, then ``save()``): no condition, no compare, last writer wins,
+  and not atomic (a sale between the load and the save is lost: ``between_load_and_save``
+  lets a test put one there); a product that
   does not manage stock gets ``stock_quantity`` null; a variation id sent to the products
   routes -> 404 ``woocommerce_rest_invalid_product_id`` ("To manipulate product variations
   you should use the /products/&lt;product_id&gt;/variations/&lt;id&gt; endpoint.").
@@ -407,7 +409,8 @@ class WooCommerceStandIn:
     Control API (Python, not HTTP): ``add_simple``, ``add_variable``, ``id_of``,
     ``parent_of``, ``level``, ``levels``, ``set_level``, ``set_manage_stock``, ``sell``,
     ``orders``, ``requests`` (:class:`Call`), ``writes`` (:class:`Write`),
-    ``before_write``, ``after_write``, ``fail_next``, ``drop_next_answer``."""
+    ``before_write``, ``between_load_and_save``, ``after_write``, ``fail_next``,
+    ``drop_next_answer``."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time,
                  permissions: str = "read_write", manage_stock: str = "yes",
@@ -435,6 +438,7 @@ class WooCommerceStandIn:
         self._writes: list[Write] = []
         self._before: list[Callable[..., Any]] = []
         self._after: list[Callable[..., Any]] = []
+        self._loaded: list[Callable[..., Any]] = []
         self._faults: list[tuple[int, float | None]] = []
         self._drop_next = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -616,6 +620,14 @@ class WooCommerceStandIn:
         batch route has been authenticated and routed, before anything is applied (the
         store lock held: ``sell``/``set_level`` from it are fine)."""
         self._before.append(callback)
+
+    def between_load_and_save(self, callback: Callable[..., Any]) -> None:
+        """``callback(standin, sku, loaded_level)`` runs for each item a write changes,
+        after the controller has loaded the product and before it saves the level it
+        computed from that load. A sale placed here is overwritten even by an
+        ``inventory_delta`` write: WooCommerce's REST delta is read-modify-write in PHP
+        (``get_stock_quantity() + delta`` then ``save()``), not an atomic increment."""
+        self._loaded.append(callback)
 
     def after_write(self, callback: Callable[..., Any]) -> None:
         """``callback(standin, route, body, status, answer)`` after such a write."""
@@ -956,13 +968,15 @@ class WooCommerceStandIn:
         shown_before = self._shown_stock(item)
         own_before = item.stock
         if isset(body, "stock_quantity"):
-            item.stock = php_intval(body["stock_quantity"])
-            kind = "absolute"
+            computed, kind = php_intval(body["stock_quantity"]), "absolute"
         elif isset(body, "inventory_delta"):
-            item.stock = php_intval(shown_before) + php_intval(body["inventory_delta"])
+            computed = php_intval(shown_before) + php_intval(body["inventory_delta"])
             kind = "delta"
         else:
             return
+        for hook in self._loaded:
+            hook(self, item.sku, shown_before)
+        item.stock = computed
         effective = self._stock_holder(item) is item
         self._writes.append(Write(
             item.sku, shown_before if effective else own_before, item.stock, kind,
