@@ -436,6 +436,16 @@ def test_orders_paging_status_and_bad_dates(shop: WooCommerceStandIn, clock: Clo
     assert wrong_status.json()["data"]["params"]["status"].startswith("status[0] is not one of")
 
 
+def test_set_level_is_an_admin_edit_of_the_level_that_shows(shop: WooCommerceStandIn) -> None:
+    shop.set_level("BLUE", 4)  # a parent-managed variation: the parent's level is edited
+    assert shop.level("RED") == 3 and shop.level("BLUE") == 4
+    assert get(shop, f"/products/{shop.parent_of('BLUE')}").json()["stock_quantity"] == 4
+    shop.set_manage_stock("MUG", False)
+    with pytest.raises(ValueError, match="does not manage stock"):
+        shop.set_level("MUG", 1)
+    assert shop.writes == []  # admin edits are not API writes
+
+
 def test_a_sale_short_of_stock_is_refused_unless_forced(shop: WooCommerceStandIn) -> None:
     with pytest.raises(ValueError, match="not enough stock"):
         shop.sell({"MUG": 6})

@@ -551,6 +551,8 @@ class WooCommerceStandIn:
         ``"parent"`` variation's edit lands on the parent, as in the admin screen)."""
         with self.lock:
             holder = self._stock_holder(self._item(sku))
+            if not holder.manage_stock:
+                raise ValueError(f"{sku!r} does not manage stock: no level to set")
             holder.stock = qty
             holder.modified = self._now()
             self._write_version += 1
