@@ -14,7 +14,9 @@ wins. Sources read (woocommerce/woocommerce ``plugins/woocommerce/``, WordPress 
   ``stock_quantity`` and ``inventory_delta`` are silently ignored, HTTP 200);
   ``stock_quantity`` wins over ``inventory_delta`` (``elseif``); ``inventory_delta`` is
   added to the level the controller has just loaded (``wc_stock_amount(get_stock_quantity())
-  + wc_stock_amount(delta)``): no condition, no compare, last writer wins; a product that
+  + wc_stock_amount(delta)``, then ``save()``): no condition, no compare, last writer wins,
+  and not atomic (a sale between the load and the save is lost: ``between_load_and_save``
+  lets a test put one there); a product that
   does not manage stock gets ``stock_quantity`` null; a variation id sent to the products
   routes -> 404 ``woocommerce_rest_invalid_product_id`` ("To manipulate product variations
   you should use the /products/&lt;product_id&gt;/variations/&lt;id&gt; endpoint.").
@@ -89,9 +91,11 @@ wins. Sources read (woocommerce/woocommerce ``plugins/woocommerce/``, WordPress 
 
 Left out on purpose: OAuth 1.0a over plain HTTP, every product field that is not about
 identity or stock (prices are empty strings), taxonomies, images, refunds, product
-deletion and order writes; ``inventory_delta`` is taken as not being in the item schema
-(not validated, ``intval``'d). Messages of the faults (``fail_next``) are close
-approximations of what WordPress, PHP-FPM and a proxy answer.
+deletion through ``DELETE`` and order writes. ``inventory_delta`` is not in the products'
+item schema (``get_item_schema()``: ``manage_stock`` boolean, ``stock_quantity`` integer,
+``low_stock_amount`` integer|null are), so even the single route does not validate it: it
+is ``intval``'d. The bodies of the faults (``fail_next``) are close approximations of what
+WordPress, PHP-FPM and a proxy answer.
 """
 
 from __future__ import annotations
@@ -307,16 +311,21 @@ def filter_fields(data: Any, fields_param: Any) -> Any:
 
 
 def _intersect(item: Any, keyed: Mapping[str, Any]) -> Any:
+    """``_rest_array_intersect_key_recursive``: a PHP list has integer keys, so a nested
+    rule such as ``attributes.option`` keeps none of a list's entries (``[]``), while a
+    scalar under a nested rule is kept whole."""
+    if isinstance(item, list):
+        kept_list = [(str(n), value) for n, value in enumerate(item) if str(n) in keyed]
+        return [_nested(value, keyed[n]) for n, value in kept_list]
     if not isinstance(item, dict):
         return item
-    kept: dict[str, Any] = {}
-    for key, value in item.items():
-        rule = keyed.get(key)
-        if rule is True:
-            kept[key] = value
-        elif isinstance(rule, dict) and isinstance(value, dict):
-            kept[key] = _intersect(value, rule)
-    return kept
+    return {key: _nested(value, keyed[key]) for key, value in item.items() if key in keyed}
+
+
+def _nested(value: Any, rule: Any) -> Any:
+    if isinstance(rule, dict) and isinstance(value, (dict, list)):
+        return _intersect(value, rule)
+    return value
 
 
 def _sku_key(sku: str) -> str:
@@ -395,7 +404,13 @@ class WooCommerceStandIn:
     ``permissions`` (``"read"``, ``"write"``, ``"read_write"``), ``manage_stock`` (the
     store option, ``"yes"``/``"no"``) and ``rest_api_enabled`` are settable at any time.
     ``clock`` gives wall-clock seconds (dates are kept to the second); ``utc_offset`` is
-    the site's timezone offset in hours."""
+    the site's timezone offset in hours.
+
+    Control API (Python, not HTTP): ``add_simple``, ``add_variable``, ``id_of``,
+    ``parent_of``, ``level``, ``levels``, ``set_level``, ``set_manage_stock``, ``sell``,
+    ``orders``, ``requests`` (:class:`Call`), ``writes`` (:class:`Write`),
+    ``before_write``, ``between_load_and_save``, ``after_write``, ``fail_next``,
+    ``drop_next_answer``."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time,
                  permissions: str = "read_write", manage_stock: str = "yes",
@@ -423,6 +438,7 @@ class WooCommerceStandIn:
         self._writes: list[Write] = []
         self._before: list[Callable[..., Any]] = []
         self._after: list[Callable[..., Any]] = []
+        self._loaded: list[Callable[..., Any]] = []
         self._faults: list[tuple[int, float | None]] = []
         self._drop_next = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -535,6 +551,8 @@ class WooCommerceStandIn:
         ``"parent"`` variation's edit lands on the parent, as in the admin screen)."""
         with self.lock:
             holder = self._stock_holder(self._item(sku))
+            if not holder.manage_stock:
+                raise ValueError(f"{sku!r} does not manage stock: no level to set")
             holder.stock = qty
             holder.modified = self._now()
             self._write_version += 1
@@ -604,6 +622,14 @@ class WooCommerceStandIn:
         batch route has been authenticated and routed, before anything is applied (the
         store lock held: ``sell``/``set_level`` from it are fine)."""
         self._before.append(callback)
+
+    def between_load_and_save(self, callback: Callable[..., Any]) -> None:
+        """``callback(standin, sku, loaded_level)`` runs for each item a write changes,
+        after the controller has loaded the product and before it saves the level it
+        computed from that load. A sale placed here is overwritten even by an
+        ``inventory_delta`` write: WooCommerce's REST delta is read-modify-write in PHP
+        (``get_stock_quantity() + delta`` then ``save()``), not an atomic increment."""
+        self._loaded.append(callback)
 
     def after_write(self, callback: Callable[..., Any]) -> None:
         """``callback(standin, route, body, status, answer)`` after such a write."""
@@ -944,13 +970,15 @@ class WooCommerceStandIn:
         shown_before = self._shown_stock(item)
         own_before = item.stock
         if isset(body, "stock_quantity"):
-            item.stock = php_intval(body["stock_quantity"])
-            kind = "absolute"
+            computed, kind = php_intval(body["stock_quantity"]), "absolute"
         elif isset(body, "inventory_delta"):
-            item.stock = php_intval(shown_before) + php_intval(body["inventory_delta"])
+            computed = php_intval(shown_before) + php_intval(body["inventory_delta"])
             kind = "delta"
         else:
             return
+        for hook in self._loaded:
+            hook(self, item.sku, shown_before)
+        item.stock = computed
         effective = self._stock_holder(item) is item
         self._writes.append(Write(
             item.sku, shown_before if effective else own_before, item.stock, kind,
@@ -1563,6 +1591,12 @@ def _handler_for(standin: WooCommerceStandIn) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             return
+
+        def setup(self) -> None:
+            super().setup()
+            # headers and body go out in two writes: without this, Nagle and the client's
+            # delayed ACK add ~40 ms to every small answer on a kept-alive connection
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def _send(self, status: int, data: bytes, content_type: str,
                   headers: Mapping[str, str]) -> None:
