@@ -683,6 +683,7 @@ def sync(
         else:
             report = _apply_sync(session, snapshot, allow_mass_change, progress)
             report.lines.extend(snapshot.notices)
+        report.summary += _list_low_stock(session)
     except XlstockError as error:
         _fail(session, "sync", error, {})
         raise
@@ -804,6 +805,15 @@ def _synced_statuses(session: _WorkbookSession) -> list[Any]:
     return [STATUS_OK if status == STATUS_CHANGED and received[i] in (None, "")
             and new_level[i] in (None, "") else status
             for i, status in enumerate(session.column(layout.STATUS))]
+
+
+def _list_low_stock(session: _WorkbookSession) -> str:
+    """Rewrite sheet Low stock from the levels on sheet Stock now; the words for the
+    summary line."""
+    rows = layout.low_stock(session.table, session.settings.low_stock_at)
+    layout.write_low_stock(session.book, rows)
+    return f" {len(rows)} product(s) at or below their Low at (sheet Low stock)." \
+        if rows else ""
 
 
 def _refuse_more_rows_than_a_sheet_holds(session: _WorkbookSession, listed: int, new: int) -> None:
@@ -934,6 +944,7 @@ def preview(
     del changes
     session.write_statuses(_plan_statuses(plan))
     report = _preview_report(plan, [recovered] if recovered else [])
+    report.summary += _list_low_stock(session)
     del plan
     progress("Saving the workbook", 0.9)
     book.save()

@@ -14,6 +14,7 @@ from xlstock.cells import NO_CACHE, Formula, unchanged
 from xlstock.errors import SheetError, UsageError, WorkbookError
 from xlstock.workbook.base import (
     LOG_SHEET,
+    LOW_STOCK_SHEET,
     MAX_ROWS,
     SETTINGS_SHEET,
     STATE_SHEET,
@@ -44,11 +45,16 @@ SETTING_LAST_PUBLISH = "Last publish"
 SETTING_VERSION = "Online version"
 SETTING_PLATFORM = "Shop platform"
 SETTING_LOCATION = "Location"
+SETTING_LOW_STOCK = "Low stock at"
 SETTING_LABELS = (
     SETTING_SERVICE, SETTING_SHOP, SETTING_POLICY,
     SETTING_LAST_SYNC, SETTING_LAST_PUBLISH, SETTING_VERSION,
-    SETTING_PLATFORM, SETTING_LOCATION,
+    SETTING_PLATFORM, SETTING_LOCATION, SETTING_LOW_STOCK,
 )
+LOW_STOCK_NAME = "LowStockAt"
+"""The workbook's defined name for Settings' ``Low stock at``, which the colour rules of
+sheet Stock use."""
+LOW_STOCK_HEADERS = ("SKU", "Product", "Variant", "Level", "Low at", "Shortfall")
 DEFAULT_SERVICE = "http://127.0.0.1:8765"
 POLICIES = ("rebase", "strict")
 
@@ -269,6 +275,8 @@ class Settings:
     """One of :data:`PLATFORMS`: where the shop's live levels are."""
     location: str = ""
     """The platform's location the workbook keeps (blank: the shop's only one)."""
+    low_stock_at: int | None = None
+    """The low-stock threshold of rows whose Low at is blank (``None``: no alert)."""
 
 
 def read_settings(book: WorkbookAdapter) -> Settings:
@@ -302,7 +310,71 @@ def read_settings(book: WorkbookAdapter) -> Settings:
         service_url=service, shop_url=shop, policy=policy, rows=rows, values=values,
         next_row=len(grid) + 1, platform=platform,
         location=_setting_text(values.get(SETTING_LOCATION)),
+        low_stock_at=_threshold(values.get(SETTING_LOW_STOCK), rows.get(SETTING_LOW_STOCK)),
     )
+
+
+def _threshold(value: Any, row: int | None) -> int | None:
+    """Settings' ``Low stock at``: blank for none, else a whole number >= 0."""
+    if isinstance(value, Formula):
+        value = value.cached if value.cached is not NO_CACHE else None
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    number = whole_or_none(value)
+    if number is None or number < 0:
+        raise UsageError(f"{SETTINGS_SHEET}!B{row}: Low stock at {value!r} is not a whole "
+                         "number 0 or more; type one, or leave it blank for no alert")
+    return number
+
+
+def whole_or_none(value: Any) -> int | None:
+    """A cell's whole number (an int, a float without fraction, digits in text; a
+    formula's saved result), or ``None``."""
+    if isinstance(value, Formula):
+        value = value.cached if value.cached is not NO_CACHE else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def low_stock(table: StockTable, default: int | None) -> list[list[Any]]:
+    """The rows at or below their threshold (Low at, else ``default``), as sheet Low
+    stock lists them: SKU, product, variant, level, Low at, shortfall; the largest
+    shortfall first."""
+    found = []
+    columns = (table.column(SKU), table.column(PRODUCT), table.column(VARIANT),
+               table.column(ONLINE), table.column(LOW_AT))
+    for sku, product, variant, online, low_at in zip(*columns, strict=True):
+        level = whole_or_none(online)
+        threshold = whole_or_none(low_at)
+        if threshold is None:
+            threshold = default
+        if sku is None or level is None or threshold is None or level > threshold:
+            continue
+        found.append([sku, product, variant, level, threshold, threshold - level])
+    found.sort(key=lambda row: (-row[5], str(row[0])))
+    return found
+
+
+def write_low_stock(book: WorkbookAdapter, rows: Sequence[Sequence[Any]]) -> None:
+    """Rewrite sheet Low stock (xlstock's own, like Log) with ``rows`` under its headers,
+    blanking what an earlier list left below."""
+    if LOW_STOCK_SHEET not in book.sheet_names():
+        book.add_sheet(LOW_STOCK_SHEET)
+        before = 0
+    else:
+        before = len(book.read_sheet(LOW_STOCK_SHEET))
+    width = len(LOW_STOCK_HEADERS)
+    block = [list(LOW_STOCK_HEADERS), *(list(row) for row in rows)]
+    block.extend([None] * width for _ in range(max(0, before - len(block))))
+    _refuse_past_the_last_row(book, LOW_STOCK_SHEET, len(block))
+    book.write_block(LOW_STOCK_SHEET, 1, 1, block)
 
 
 def _platform(text: str, shop: str, row: int | None) -> str:

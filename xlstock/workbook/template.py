@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from openpyxl import Workbook
 from openpyxl.formatting.rule import FormulaRule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
@@ -28,6 +29,7 @@ from xlstock.workbook import layout
 from xlstock.workbook.base import (
     HOWTO_SHEET,
     LOG_SHEET,
+    LOW_STOCK_SHEET,
     SETTINGS_SHEET,
     STATE_SHEET,
     STOCK_SHEET,
@@ -49,7 +51,10 @@ _TOOL_FILL = PatternFill("solid", start_color="FF595959", end_color="FF595959")
 _FONT = "Calibri"
 _HEADER_FONT = Font(name=_FONT, sz=11, bold=True, color="FFFFFFFF")
 _PENDING_COLOUR = "FFFFF2CC"
-_LOW_COLOUR = "FFF8CBAD"
+_LOW_COLOUR = "FFFFEB9C"
+"""Amber: at or below the row's threshold."""
+_OUT_COLOUR = "FFFF9B9B"
+"""Red: at or below zero."""
 _PROBLEM_COLOUR = "FFFFC7CE"
 _FINE_STATUSES = (STATUS_OK, STATUS_CHANGED, "new")
 """Statuses that are not a problem; any other Status text is highlighted."""
@@ -99,7 +104,10 @@ HOWTO_LINES: tuple[tuple[str, str | None], ...] = (
     ("What the colours mean", "heading"),
     ("A pale yellow row has an edit waiting to be published (Received or New level).",
      "pending"),
-    ("An orange Online cell is at or below its Low at level.", "low"),
+    ("An amber Online cell is at or below its Low at level (or, where Low at is blank, "
+     "Settings > Low stock at); a red one is at or below zero. Change is coloured the "
+     "same way for the level Publish would leave. Sheet Low stock lists those rows, the "
+     "largest shortfall first, after every Sync and Preview.", "low"),
     ("A pink Status cell names a problem with that row; nothing is published until it "
      "is fixed.", "problem"),
     ("Header colours: blue columns come from the shop, green ones are yours to type in, "
@@ -173,7 +181,11 @@ def workbook_bytes(*, service_url: str | None = None, shop_url: str | None = Non
     _stock_sheet(stock)
     _settings_sheet(wb.create_sheet(SETTINGS_SHEET), service_url, shop_url, platform, location)
     _log_sheet(wb.create_sheet(LOG_SHEET))
+    _low_stock_sheet(wb.create_sheet(LOW_STOCK_SHEET))
     _howto_sheet(wb.create_sheet(HOWTO_SHEET))
+    low_row = layout.SETTING_LABELS.index(layout.SETTING_LOW_STOCK) + 1
+    wb.defined_names[layout.LOW_STOCK_NAME] = DefinedName(
+        layout.LOW_STOCK_NAME, attr_text=f"'{SETTINGS_SHEET}'!$B${low_row}")
     wb.create_sheet(STATE_SHEET).sheet_state = "veryHidden"
     wb.active = 0
     wb.properties.creator = "xlstock"
@@ -240,14 +252,23 @@ def _stock_sheet(sheet: Worksheet) -> None:
 
     col = {h: f"${letter[h]}2" for h in headers}
     every_row = f"A2:{letter[headers[-1]]}{_LAST_ROW}"
-    sheet.conditional_formatting.add(
-        whole_column(layout.ONLINE),
-        FormulaRule(
-            formula=[f"AND(ISNUMBER({col[layout.LOW_AT]}),ISNUMBER({col[layout.ONLINE]}),"
-                     f"{col[layout.ONLINE]}<={col[layout.LOW_AT]})"],
-            fill=PatternFill(bgColor=_LOW_COLOUR), font=Font(bold=True, color="FF9C0006"),
-        ),
-    )
+    # The traffic light (Excel and LibreOffice evaluate it themselves): red at or below
+    # 0, amber at or below the row's Low at (else Settings' Low stock at, the name
+    # LowStockAt), on Online and on the level a publish would leave (Online + Change).
+    threshold = (f"IF(ISNUMBER({col[layout.LOW_AT]}),{col[layout.LOW_AT]},"
+                 f"IF(ISNUMBER({layout.LOW_STOCK_NAME}),{layout.LOW_STOCK_NAME},-1))")
+    online, change = col[layout.ONLINE], col[layout.CHANGE]
+    for cells, level, known in (
+        (whole_column(layout.ONLINE), online, f"ISNUMBER({online})"),
+        (whole_column(layout.CHANGE), f"{online}+{change}",
+         f"ISNUMBER({change}),ISNUMBER({online})"),
+    ):
+        sheet.conditional_formatting.add(cells, FormulaRule(
+            formula=[f"AND({known},{level}<=0)"], stopIfTrue=True,
+            fill=PatternFill(bgColor=_OUT_COLOUR), font=Font(bold=True, color="FF9C0006")))
+        sheet.conditional_formatting.add(cells, FormulaRule(
+            formula=[f"AND({known},{level}<={threshold})"],
+            fill=PatternFill(bgColor=_LOW_COLOUR), font=Font(bold=True, color="FF9C5700")))
     sheet.conditional_formatting.add(
         whole_column(layout.STATUS),
         FormulaRule(
@@ -318,6 +339,14 @@ def _log_sheet(sheet: Worksheet) -> None:
         sheet.column_dimensions[chr(ord("A") + index)].width = width
     sheet.freeze_panes = "A2"
     _print_setup(sheet, landscape=True, title_row=True)
+
+
+def _low_stock_sheet(sheet: Worksheet) -> None:
+    _header_row(sheet, layout.LOW_STOCK_HEADERS)
+    for index, width in enumerate((16, 28, 16, 9, 9, 10)):
+        sheet.column_dimensions[chr(ord("A") + index)].width = width
+    sheet.freeze_panes = "A2"
+    _print_setup(sheet, title_row=True)
 
 
 def _howto_sheet(sheet: Worksheet) -> None:
