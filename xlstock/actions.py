@@ -774,6 +774,8 @@ def _apply_sync(
     session.write(layout.ONLINE, online)
     session.write(layout.CHANGE, [None] * len(online))
     session.write(layout.STATUS, status)
+    if snapshot.low_at:
+        _fill_low_at(session, snapshot.low_at)
     session.state.update(
         base={sku: item.qty for sku, item in live.items()}, version=snapshot.version,
         synced=snapshot.version, synced_sheet=_sheet_fingerprint(skus + new_skus, online, status),
@@ -805,6 +807,19 @@ def _synced_statuses(session: _WorkbookSession) -> list[Any]:
     return [STATUS_OK if status == STATUS_CHANGED and received[i] in (None, "")
             and new_level[i] in (None, "") else status
             for i, status in enumerate(session.column(layout.STATUS))]
+
+
+def _fill_low_at(session: _WorkbookSession, thresholds: Mapping[str, int]) -> None:
+    """An empty Low at takes the platform's threshold for its SKU; a merchant's value is
+    never overwritten."""
+    low_at = session.column(layout.LOW_AT)
+    filled = False
+    for i, sku in enumerate(session.skus()):
+        if sku is not None and sku in thresholds and low_at[i] is None:
+            low_at[i] = thresholds[sku]
+            filled = True
+    if filled:
+        session.write(layout.LOW_AT, low_at)
 
 
 def _list_low_stock(session: _WorkbookSession) -> str:

@@ -128,6 +128,7 @@ class _Item:
     level: int
     name: str = ""
     variant: str = ""
+    low_at: int | None = None
 
     @property
     def endpoint(self) -> str:
@@ -209,12 +210,13 @@ class WooCommerceConnector(SessionOwner):
                 collected.add_variation(product, variation, names)
         items, notices = collected.finish()
         self._items = items
+        low_at = {sku: item.low_at for sku, item in items.items() if item.low_at is not None}
         version = levels_version("woocommerce", {sku: item.level for sku, item in items.items()})
         if if_none_match is not None and if_none_match == version:
             return None
         stock = {sku: StockItem(sku, item.name, item.variant, item.level)
                  for sku, item in sorted(items.items())}
-        return Snapshot(self.shop, version, stock, notices=tuple(notices))
+        return Snapshot(self.shop, version, stock, notices=tuple(notices), low_at=low_at)
 
     def _check_stock_management(self) -> None:
         answer = self._get("/settings/products/woocommerce_manage_stock", {})
@@ -645,11 +647,14 @@ class _Collector:
         if variation is not None:
             variant = " / ".join(str(a.get("option") or "") for a in
                                  variation.get("attributes") or [])
+        low = row.get("low_stock_amount")
         self.items[sku] = _Item(sku, int(product["id"]),
                                 None if variation is None else int(variation["id"]),
                                 int(row["stock_quantity"]),
                                 str(product.get("name") or "") if names else "",
-                                variant if names else "")
+                                variant if names else "",
+                                low if isinstance(low, int) and not isinstance(low, bool)
+                                and low >= 0 else None)
 
     def add_variation(self, product: Mapping[str, Any], variation: Mapping[str, Any],
                       names: bool) -> None:
