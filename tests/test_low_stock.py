@@ -113,3 +113,32 @@ def test_the_rules_survive_a_libreoffice_round_trip_and_a_sync(shop, tmp_path):
     assert any("<=0" in formula for formula in rules)
     assert any("LowStockAt" in formula for formula in rules)
     assert {RED} <= _render(shop.workbook, tmp_path / "after")
+
+
+def test_publish_sends_the_thresholds_that_changed_once(shop):
+    """The service's low-stock e-mails need each SKU's threshold: a publish carries the
+    Low at levels (else Settings' Low stock at) that changed since the last one sent."""
+    from xlstock import actions
+    from xlstock.remote.client import HttpStockServiceClient
+    from xlstock.workbook.xlsx_file import XlsxFile
+
+    sent: list[dict] = []
+
+    class Watching(HttpStockServiceClient):
+        def publish_lines(self, lines, key, *, thresholds=None):
+            sent.append(dict(thresholds or {}))
+            return super().publish_lines(lines, key, thresholds=thresholds)
+
+    _set_setting(shop.workbook, "Low stock at", 4)
+    shop.run("sync", str(shop.workbook))
+    shop.edit(**{"A-1": {"Low at": 12, "Received": 1}})
+    with Watching(shop.server.url, shop.url, shop.token) as client, \
+            XlsxFile.open(shop.workbook) as book:
+        actions.publish(book, client)
+    assert sent[-1] == {"A-1": 12, "B-2": 4, "C-3": 4, "00123": 4}
+    shop.edit(**{"A-1": {"Low at": None, "Received": 1}})
+    with Watching(shop.server.url, shop.url, shop.token) as client, \
+            XlsxFile.open(shop.workbook) as book:
+        actions.publish(book, client)
+    assert sent[-1] == {"A-1": 4}
+    assert shop.live()["A-1"] == 12

@@ -378,6 +378,8 @@ def _settle_pending(
         version=outcome.version,
     )
     _remember_publish(session, pending, {**changed, **outcome.levels_after})
+    if pending.get("thresholds"):
+        _thresholds_sent(session, pending["thresholds"])
     session.log("undo (recovered)" if pending.get("undo_of") else "publish (recovered)",
                 len(pending["changes"]),
                 sum(abs(c) for c in pending["changes"].values()),
@@ -431,8 +433,11 @@ def _resend_pending(
         return None  # not the lines that may be on their way: never send them
     progress("Finishing an interrupted publish", 0.1)
     try:
-        resend = getattr(service, "resend", service.publish_lines)
-        return resend(lines, pending["key"])
+        resend = getattr(service, "resend", None)
+        if resend is not None:
+            result: PublishOutcome = resend(lines, pending["key"])
+            return result
+        return _send(service, lines, pending["key"], pending.get("thresholds"))
     except StaleVersion as stale:
         if stale.applied:
             _record_part(session, pending, stale.applied, stale.current_version)
@@ -454,17 +459,67 @@ def _pending_lines(shop: str, pending: Mapping[str, Any]) -> list[PublishLine] |
         lines = [PublishLine.from_list(sku, value) for sku, value in sorted(items.items())]
     except (TypeError, ValueError):
         return None
-    if hashlib.sha256(_stock_file(shop, lines)).hexdigest() != pending.get("sha256"):
+    thresholds = pending.get("thresholds")
+    if hashlib.sha256(_stock_file(shop, lines, thresholds)).hexdigest() != \
+            pending.get("sha256"):
         return None
     return lines
 
 
-def _stock_file(shop: str, lines: Sequence[PublishLine]) -> bytes:
+def _stock_file(shop: str, lines: Sequence[PublishLine],
+                thresholds: Mapping[str, int | None] | None = None) -> bytes:
     """The lines as the stock file's deterministic bytes (what a pending publish's hash
     is taken of, whatever the connector)."""
     return dumps(shop, {line.sku: line.target for line in lines},
                  {line.sku: line.planned_from for line in lines},
-                 {line.sku: line.add for line in lines if line.add is not None})
+                 {line.sku: line.add for line in lines if line.add is not None}, thresholds)
+
+
+def _thresholds(session: _WorkbookSession) -> dict[str, int]:
+    """Each SKU's low-stock threshold as the workbook says it now: its Low at, else
+    Settings' Low stock at."""
+    default = session.settings.low_stock_at
+    found = {}
+    for sku, value in zip(session.skus(), session.column(layout.LOW_AT), strict=True):
+        if sku is None:
+            continue
+        threshold = layout.whole_or_none(value)
+        if threshold is None or threshold < 0:
+            threshold = default
+        if threshold is not None:
+            found[sku] = threshold
+    return found
+
+
+def _thresholds_to_send(session: _WorkbookSession) -> dict[str, int | None]:
+    """The thresholds that changed since the workbook last sent them (``None``: the SKU
+    has none of its own any more), for the service's low-stock e-mails."""
+    now = _thresholds(session)
+    sent = session.state.get("thresholds") or {}
+    changed: dict[str, int | None] = {sku: level for sku, level in now.items()
+                                      if sent.get(sku) != level}
+    changed.update({sku: None for sku in sent if sku not in now})
+    return changed
+
+
+def _thresholds_sent(session: _WorkbookSession, sent: Mapping[str, int | None]) -> None:
+    known = dict(session.state.get("thresholds") or {})
+    for sku, level in sent.items():
+        if level is None:
+            known.pop(sku, None)
+        else:
+            known[sku] = level
+    session.state["thresholds"] = known
+    session.save_state()
+
+
+def _send(service: StockServiceClient, lines: Sequence[PublishLine], key: str,
+          thresholds: Mapping[str, int | None] | None) -> PublishOutcome:
+    if thresholds:
+        send: Any = service.publish_lines
+        result: PublishOutcome = send(lines, key, thresholds=thresholds)
+        return result
+    return service.publish_lines(lines, key)
 
 
 def _record_part(
@@ -1145,11 +1200,16 @@ def _upload(
     key = new_key() if new_key is not None else uuid.uuid4().hex
     changes = {r.sku: r.change for r in plan.rows if r.change}
     edits = {r.sku: [r.received, r.new_level] for r in rows if r.has_edit and r.sku}
+    thresholds = _thresholds_to_send(session) \
+        if getattr(service, "accepts_thresholds", False) else {}
     pending = {
         "key": key, "at": _now(), "items": {line.sku: line.as_list() for line in lines},
-        "sha256": hashlib.sha256(_stock_file(session.settings.shop_url, lines)).hexdigest(),
+        "sha256": hashlib.sha256(_stock_file(session.settings.shop_url, lines,
+                                             thresholds)).hexdigest(),
         "levels": levels, "changes": changes, "edits": edits,
     }
+    if thresholds:
+        pending["thresholds"] = thresholds
     session.state["pending"] = pending
     session.sent = pending
     session.save_state()
@@ -1158,7 +1218,7 @@ def _upload(
     failpoints.reach("before_upload")
     progress(f"Publishing {len(changes)} change(s)", 0.5)
     try:
-        result = service.publish_lines(lines, key)
+        result = _send(service, lines, key, thresholds)
     except OutcomeUnknown:
         raise
     except ServiceError as refused:  # StaleVersion too: the shop answered
@@ -1173,6 +1233,8 @@ def _upload(
         _record_publish(session, levels={**levels, **result.levels_after}, changes=changes,
                         edits=edits, version=result.version)
         _remember_publish(session, pending, {**levels, **result.levels_after})
+        if thresholds:
+            _thresholds_sent(session, thresholds)
     except WorkbookError as error:
         raise _published_not_recorded(session, error) from error
     return result

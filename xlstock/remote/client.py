@@ -451,13 +451,19 @@ class HttpStockServiceClient:
         self._check_shop(snapshot.shop, answer.what)
         return snapshot
 
-    def publish_lines(self, lines: Sequence[PublishLine], key: str) -> PublishOutcome:
+    accepts_thresholds = True
+    """The stock file carries the workbook's low-stock thresholds (for the service's
+    e-mails)."""
+
+    def publish_lines(self, lines: Sequence[PublishLine], key: str, *,
+                      thresholds: Mapping[str, int | None] | None = None) -> PublishOutcome:
         """Publish the plan's ``lines`` as one stock file (protocol 3: a delivery as a
         change in units, a count checked against its ``from``), applied by the service
-        whole or not at all; see :meth:`publish`."""
+        whole or not at all, with the ``thresholds`` that changed; see :meth:`publish`."""
         body = dumps(self.shop_url, {line.sku: line.target for line in lines},
                      {line.sku: line.planned_from for line in lines},
-                     {line.sku: line.add for line in lines if line.add is not None})
+                     {line.sku: line.add for line in lines if line.add is not None},
+                     thresholds)
         return self.publish(body, key)
 
     def publish(self, body: bytes, key: str, *, if_match: str | None = None) -> PublishOutcome:
