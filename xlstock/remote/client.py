@@ -65,6 +65,7 @@ from xlstock.remote.transport import (
     mapped_errors,
     read_body,
 )
+from xlstock.shops.common import SessionOwner
 from xlstock.stockfile import (
     compact_item,
     compact_item_without_names,
@@ -304,7 +305,7 @@ def _keyring_usable() -> bool:
         return False
 
 
-class HttpStockServiceClient:
+class HttpStockServiceClient(SessionOwner):
     """Client of the stock service for one shop, over HTTP (the actions'
     :class:`~xlstock.actions.StockServiceClient`). Use it in a ``with`` block, or call
     :meth:`close`: it holds a ``requests`` session and its connections.
@@ -357,7 +358,7 @@ class HttpStockServiceClient:
         self.backoff_max = float(backoff_max)
         self.retry_after_cap = float(retry_after_cap)
         self.max_body = int(max_body)
-        self._own_session = session is None
+        self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
         adapter = WatchedAdapter()
         self._session.mount("http://", adapter)
@@ -382,17 +383,6 @@ class HttpStockServiceClient:
     def __repr__(self) -> str:
         return (f"HttpStockServiceClient(service_url={self.service_url!r}, "
                 f"shop_url={self.shop_url!r})")
-
-    def close(self) -> None:
-        """Close the HTTP session if this client made it."""
-        if self._own_session:
-            self._session.close()
-
-    def __enter__(self) -> HttpStockServiceClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # ----------------------------------------------------------------- public calls
 
