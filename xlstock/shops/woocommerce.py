@@ -584,6 +584,10 @@ class WooCommerceConnector(SessionOwner):
         data = answer.data if isinstance(answer.data, dict) else {}
         code = str(data.get("code") or "")
         message = str(data.get("message") or "")[:300]
+        if answer.status in (401, 403) and "write permission" in message.lower():
+            return ServiceRefused(
+                f"{self.shop} refused to change stock with this REST API key (it has no "
+                f"write permissions); {KEYS_PAGE}", status=answer.status, code=code)
         if answer.status in (401, 403):
             if "cannot_view" in code or "authentication" in code or "cannot_list" in code \
                     or answer.status == 401 and "edit" not in code and "create" not in \
