@@ -58,7 +58,13 @@ from xlstock.remote.transport import (
     mapped_errors,
     read_body,
 )
-from xlstock.shops.common import SessionOwner, backoff_delay, levels_version, retry_after
+from xlstock.shops.common import (
+    SessionOwner,
+    backoff_delay,
+    levels_version,
+    retry_after,
+    settle_environment,
+)
 
 log = logging.getLogger("xlstock.woocommerce")
 
@@ -169,6 +175,7 @@ class WooCommerceConnector(SessionOwner):
         if session is None:
             self._session.mount("https://", WatchedAdapter())
             self._session.mount("http://", WatchedAdapter())
+        self._environment = settle_environment(self._session, self.shop)
         self._items: dict[str, _Item] | None = None
         self._resending = False
         self._sales: dict[str, int] | None = None
@@ -562,7 +569,7 @@ class WooCommerceConnector(SessionOwner):
                 method, url, params=dict(params or {}), auth=(key, secret),
                 data=None if body is None else json.dumps(body).encode(),
                 headers={"Accept": "application/json", "Content-Type": "application/json"},
-                stream=True, timeout=(10, 60), allow_redirects=False)
+                stream=True, timeout=(10, 60), allow_redirects=False, **self._environment)
             try:
                 raw = read_body(response, deadline, MAX_ANSWER)
             finally:
