@@ -194,7 +194,7 @@ def service_for(settings: layout.Settings) -> HttpStockServiceClient:
 def _require_shop(settings: layout.Settings) -> None:
     if not settings.shop_url:
         row = settings.rows.get(layout.SETTING_SHOP)
-        where = f"{layout.SETTINGS_SHEET}!B{row}" if row else f"sheet {layout.SETTINGS_SHEET}"
+        where = f"{settings.sheet}!B{row}" if row else f"sheet {settings.sheet}"
         raise UsageError(
             f"{where}: Shop URL is empty; write your shop's address as registered with the "
             "stock service (e.g. https://shop.example)"
