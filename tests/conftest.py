@@ -40,6 +40,9 @@ def _sheet_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     patch.setenv("XLSTOCK_CACHE_DIR", str(folder))
     # ... and the publishes a workbook could not record (xlstock.workbook.journal) too
     patch.setenv("XLSTOCK_JOURNAL_DIR", str(tmp_path_factory.mktemp("journal")))
+    # ... and new workbooks in English whatever the machine's language (tests of French
+    # ones ask for it)
+    patch.setenv("XLSTOCK_LANG", "en")
     yield folder
     patch.undo()
 

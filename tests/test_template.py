@@ -27,8 +27,29 @@ COMMITTED = REPO / "workbook_template.xlsx"
 def test_committed_template_is_exactly_what_the_code_builds() -> None:
     assert COMMITTED.read_bytes() == workbook_bytes(), (
         "workbook_template.xlsx is out of date: regenerate it with "
-        "`xlstock new workbook_template.xlsx` (after deleting it) and commit it"
+        "`xlstock new workbook_template.xlsx --lang en --force` and commit it"
     )
+
+
+def test_committed_french_template_is_exactly_what_the_code_builds() -> None:
+    """Issue 20: the French template beside the English one, made the same way."""
+    assert (REPO / "workbook_template_fr.xlsx").read_bytes() == workbook_bytes(
+        language="fr"), ("workbook_template_fr.xlsx is out of date: regenerate it with "
+                         "`xlstock new workbook_template_fr.xlsx --lang fr --force`")
+
+
+def test_the_french_template_speaks_french(tmp_path: Path) -> None:
+    import openpyxl
+
+    wb = openpyxl.load_workbook(REPO / "workbook_template_fr.xlsx")
+    assert wb.sheetnames == ["Stock", "Paramètres", "Journal", "Stock bas", "Mode d'emploi",
+                             "_xlstock"]
+    assert [c.value for c in wb["Stock"][1]] == [
+        "SKU", "Produit", "Variante", "En ligne", "Reçu", "Nouveau niveau", "Variation",
+        "Stock bas à", "Statut"]
+    assert wb["Paramètres"]["A2"].value == "Adresse URL de la boutique"
+    assert wb.defined_names["LowStockAt"].attr_text == "'Paramètres'!$B$9"
+    assert "Synchroniser" in wb["Mode d'emploi"]["A4"].value
 
 
 def test_builds_are_byte_identical_with_fixed_dates(tmp_path: Path) -> None:
@@ -161,4 +182,8 @@ def test_xlstock_new_regenerates_the_committed_template(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["new", str(target)])
     assert result.exit_code == 0, result.output
     assert target.read_bytes() == workbook_bytes()
+    french = tmp_path / "fr.xlsx"
+    result = CliRunner().invoke(main, ["new", str(french)], env={"XLSTOCK_LANG": "fr_FR"})
+    assert result.exit_code == 0 and french.read_bytes() == workbook_bytes(language="fr")
+    french.unlink()
     assert not [p for p in tmp_path.iterdir() if p.name != target.name]
