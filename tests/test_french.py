@@ -125,3 +125,26 @@ def test_a_french_xlsm_has_french_buttons(tmp_path):
                            if n.endswith(".vml"))
     for word in ("Synchroniser", "Aperçu", "Publier", "Annuler"):
         assert word in drawings
+
+
+def test_init_adds_french_sheets_to_a_workbook_of_ones_own(stock_service, tmp_path):
+    from click.testing import CliRunner
+
+    from xlstock.cli import main
+
+    book = tmp_path / "mine.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.title = "Mes prix"
+    wb.save(book)
+    shop = Shop(stock_service, tmp_path)
+    result = CliRunner().invoke(main, ["init", str(book), "--service", stock_service.url,
+                                       "--shop", shop.url, "--lang", "fr"])
+    assert result.exit_code == 0, result.output
+    assert openpyxl.load_workbook(book).sheetnames == [
+        "Mes prix", "Stock", "Paramètres", "Journal", "_xlstock"]
+    shop.workbook = book
+    shop.run("sync", str(book))
+    assert {r[0]: r[3] for r in openpyxl.load_workbook(book)["Stock"].iter_rows(
+        min_row=2, values_only=True)}["A-1"] == 10
+    again = CliRunner().invoke(main, ["init", str(book), "--lang", "en"])
+    assert again.exit_code == 2 and "set up for xlstock" in again.output

@@ -186,9 +186,12 @@ def _checked_addresses(service_url: str | None,
               help="Base URL of the stock service (Settings: Stock service).")
 @click.option("--shop", "shop_url", metavar="URL",
               help="The shop's address as registered with the stock service.")
+@click.option("--lang", "language", type=click.Choice(["en", "fr"]),
+              help="The language of the sheets added (default: the system's).")
 @quiet_option
 @reports_errors_and_ctrl_c
-def init(path: str, service_url: str | None, shop_url: str | None, quiet: bool) -> None:
+def init(path: str, service_url: str | None, shop_url: str | None, language: str | None,
+         quiet: bool) -> None:
     """Add the stock sheets to a workbook you already have.
 
     Sheets Stock, Settings and Log (and xlstock's hidden memory) go after your own
@@ -199,11 +202,12 @@ def init(path: str, service_url: str | None, shop_url: str | None, quiet: bool) 
     Example:
       xlstock init shop.xlsx --service https://stock.example --shop https://shop.example
     """
-    from xlstock.workbook.template import add_stock_sheets
+    from xlstock.workbook.template import add_stock_sheets, language_from_environment
 
     service_url, shop_url = _checked_addresses(service_url, shop_url)
     with open_workbook(path) as book:
-        add_stock_sheets(book, service_url=service_url, shop_url=shop_url)
+        add_stock_sheets(book, service_url=service_url, shop_url=shop_url,
+                         language=language or language_from_environment())
     if not quiet:
         click.echo(f"Added sheets Stock, Settings and Log to {path}. Next: type or paste your "
                    f"SKUs under SKU on sheet Stock, or run xlstock sync {path}")

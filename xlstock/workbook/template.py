@@ -218,15 +218,16 @@ INIT_SHEETS = (STOCK_SHEET, SETTINGS_SHEET, LOG_SHEET, STATE_SHEET)
 
 
 def add_stock_sheets(book: WorkbookAdapter, *, service_url: str | None = None,
-                     shop_url: str | None = None) -> None:
+                     shop_url: str | None = None, language: str = layout.ENGLISH) -> None:
     """``xlstock init``: give an existing workbook sheets Stock (the headers in row 1),
     Settings (the labels in column A, the addresses and policy ``rebase`` in B), Log
     (its headers) and the very hidden ``_xlstock``, after its own sheets, and save.
     Nothing else of the workbook is touched (the file adapter copies every other part
     as it was). Refuses a workbook that has any of them already, naming it."""
     have = {name.casefold(): name for name in book.sheet_names()}
-    clash = [have[name.casefold()] for name in INIT_SHEETS if name.casefold() in have]
-    if STOCK_SHEET.casefold() in have and SETTINGS_SHEET.casefold() in have:
+    names = [layout.sheet_text(name, language) for name in INIT_SHEETS]
+    clash = [have[name.casefold()] for name in names if name.casefold() in have]
+    if STOCK_SHEET.casefold() in have and layout.sheet_in(book, SETTINGS_SHEET):
         raise UsageError(
             f"{book.label} has sheets {STOCK_SHEET} and {SETTINGS_SHEET} already: it is set "
             f"up for xlstock; run `xlstock sync {book.label}`"
@@ -242,14 +243,17 @@ def add_stock_sheets(book: WorkbookAdapter, *, service_url: str | None = None,
         layout.SETTING_SHOP: shop_url or None,
         layout.SETTING_POLICY: "rebase",
     }
-    book.add_sheet(STOCK_SHEET)
-    book.write_block(STOCK_SHEET, 1, 1, [list(layout.STOCK_HEADERS)])
-    book.add_sheet(SETTINGS_SHEET)
-    book.write_block(SETTINGS_SHEET, 1, 1,
-                     [[label, values.get(label)] for label in layout.SETTING_LABELS])
-    book.add_sheet(LOG_SHEET)
-    book.write_block(LOG_SHEET, 1, 1, [list(layout.LOG_HEADERS)])
-    book.add_sheet(STATE_SHEET, hidden=True)
+    stock, settings, log, state = names
+    book.add_sheet(stock)
+    book.write_block(stock, 1, 1, [[layout.header_text(h, language)
+                                    for h in layout.STOCK_HEADERS]])
+    book.add_sheet(settings)
+    book.write_block(settings, 1, 1, [[layout.label_text(label, language), values.get(label)]
+                                      for label in layout.SETTING_LABELS])
+    book.add_sheet(log)
+    book.write_block(log, 1, 1, [list(layout.FRENCH_LOG_HEADERS if language == layout.FRENCH
+                                      else layout.LOG_HEADERS)])
+    book.add_sheet(state, hidden=True)
     book.save()
 
 
