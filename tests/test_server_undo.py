@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,13 @@ def test_a_database_of_schema_4_keeps_its_history_and_can_undo_after_migrating(n
             assert check.execute("PRAGMA foreign_key_check").fetchall() == []
             assert "versions_v5" not in check.execute(
                 "SELECT group_concat(sql) FROM sqlite_master").fetchone()[0]
+
+
+def test_undos_of_one_publish_sent_together_apply_once(stock_service, shop_factory):
+    shop = Shop(stock_service, shop_factory)
+    published = shop.publish(deliveries={"A-1": 20})
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: shop.undo(published), range(6)))
+    assert sorted(a.status_code for a in answers) == [200] + [409] * 5, [
+        a.text for a in answers]
+    assert shop.levels()["A-1"] == 5
