@@ -188,3 +188,18 @@ def test_the_undo_pages_speak_french(seller):
     assert "Confirmer" not in done and "Laissée telle quelle" in done
     assert "Aucune ligne" not in done
     assert "Annulée le " in seller.merchant.get("/history", headers=french).text
+
+
+def test_the_pages_undo_with_stock_updates_off_the_api_does_not(seller):
+    published = seller.publish(counts={"B-2": 30})
+    link = seller.undo_link_of(published)
+    seller.merchant.switch_updates(False)
+    api = requests.post(f"{seller.service.url}/v1/publishes/{published}/undo",
+                        params={"shop": seller.shop}, json={}, timeout=30,
+                        headers={**seller.auth, "Idempotency-Key": str(uuid.uuid4())})
+    assert api.status_code == 403 and api.json()["error"]["code"] == "stock_updates_off"
+    key = re.search(r'name="undo_key" value="([^"]+)"',
+                    seller.merchant.get(link).text).group(1)
+    assert seller.merchant.post(link, {"undo_key": key}).status_code == 200
+    seller.merchant.switch_updates(True)
+    assert seller.levels()["B-2"] == 10
