@@ -13,6 +13,7 @@ from support.accountkit import Merchant
 
 from xlstock import stockfile
 from xlstock.model import StockItem
+from xlstock.server.account.pages import UNDO_ROWS_SHOWN
 from xlstock.server.accounts import UNDOABLE_PUBLISHES, AccountStore
 
 
@@ -127,10 +128,10 @@ def test_rows_that_would_go_below_zero_are_marked_and_need_the_box_ticked(seller
     seller.order("A-1", 12)
     link = seller.undo_link_of(published)
     preview = seller.merchant.get(link)
-    assert rows_of(preview.text) == [
-        ("applies", "B-2", "15", "-5", "<strong>10</strong>"),
+    assert rows_of(preview.text) == [  # those left as they are first
         ("refused", "A-1", "3", "-10", '<span class="badge">Left as it is</span>would go '
-                                       'below zero')]
+                                       'below zero'),
+        ("applies", "B-2", "15", "-5", "<strong>10</strong>")]
     assert 'name="confirm_partial" required' in preview.text
     key = re.search(r'name="undo_key" value="([^"]+)"', preview.text).group(1)
     refused = seller.merchant.post(link, {"undo_key": key})
@@ -203,3 +204,25 @@ def test_the_pages_undo_with_stock_updates_off_the_api_does_not(seller):
     assert seller.merchant.post(link, {"undo_key": key}).status_code == 200
     seller.merchant.switch_updates(True)
     assert seller.levels()["B-2"] == 10
+
+
+def test_a_large_publish_lists_its_first_rows_and_counts_the_others(seller, stock_service):
+    """A publish of 100,000 SKUs made preview and result pages of 15 MB (measured):
+    they list UNDO_ROWS_SHOWN rows, those left as they are first."""
+    skus = [f"BULK-{n:03d}" for n in range(UNDO_ROWS_SHOWN + 5)]
+    stock_service.store.register_shop(seller.shop, [StockItem(sku, "Bulk", "", 1)
+                                                    for sku in skus])
+    published = seller.publish(deliveries={sku: 1 for sku in skus})  # each 1 -> 2
+    seller.order(skus[-1], 2)  # the last one: taking back 1 would leave -1
+    link = seller.undo_link_of(published)
+    preview = seller.merchant.get(link).text
+    rows = rows_of(preview)
+    assert len(rows) == UNDO_ROWS_SHOWN
+    assert rows[0][:2] == ("refused", skus[-1])
+    assert "… and 5 more" in preview
+    key = re.search(r'name="undo_key" value="([^"]+)"', preview).group(1)
+    done = seller.merchant.post(link, {"undo_key": key, "confirm_partial": "on"})
+    assert done.status_code == 200 and "… and 5 more" in done.text
+    assert f"{UNDO_ROWS_SHOWN + 4} levels moved back" in done.text
+    levels = seller.levels()
+    assert all(levels[sku] == 1 for sku in skus[:-1]) and levels[skus[-1]] == 0

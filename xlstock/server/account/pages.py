@@ -82,6 +82,9 @@ SOURCES = {"publish": "Publish", "order": "Order", "catalogue": "Catalogue", "un
 STORAGE_FULL_RETRY = 60
 """Seconds a page that could not save (the database full) asks the browser to wait."""
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
+UNDO_ROWS_SHOWN = 200
+"""Rows an undo's preview and result pages list (those left as they are first); the
+count of the others follows (a publish of 100,000 SKUs would make a 15 MB page)."""
 _UNDO_KEY = re.compile(r"undo-[0-9A-Za-z_-]{16,64}")
 """The Idempotency-Key of an undo made on the pages: new on each preview page, so that a
 confirmation sent twice (a double click, a reload) undoes once."""
@@ -433,7 +436,8 @@ def create_account_blueprint(accounts: AccountStore) -> Blueprint:
             return render("undo.html", answer.status, shop=shop, target=target, plan=None,
                           error=undo_refusal(answer))
         return render("undo.html", status, shop=shop, target=target, plan=answer.body,
-                      error=error, undo_key="undo-" + secrets.token_urlsafe(18))
+                      error=error, undo_key="undo-" + secrets.token_urlsafe(18),
+                      limit=UNDO_ROWS_SHOWN)
 
     @pages.get("/history/<int:number>/undo")
     @signed_in
@@ -454,7 +458,8 @@ def create_account_blueprint(accounts: AccountStore) -> Blueprint:
             shop, target, key=undo_key, preview=False,
             confirm_partial=request.form.get("confirm_partial") == "on")
         if answer.status == 200:
-            return render("undo_done.html", shop=shop, target=target, result=answer.body)
+            return render("undo_done.html", shop=shop, target=target, result=answer.body,
+                          limit=UNDO_ROWS_SHOWN)
         error = answer.body.get("error", {})
         if error.get("code") == "below_zero" and "confirm_partial" not in request.form:
             return undo_page(shop, target, 422, t(
