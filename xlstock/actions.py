@@ -738,6 +738,7 @@ def sync(
         else:
             report = _apply_sync(session, snapshot, allow_mass_change, progress)
             report.lines.extend(snapshot.notices)
+            _learn_undos(session, service)
         report.summary += _list_low_stock(session)
     except XlstockError as error:
         _fail(session, "sync", error, {})
@@ -1283,6 +1284,58 @@ def history(book: WorkbookAdapter) -> list[PublishRecord]:
     return records
 
 
+def _refuse_undone_online(session: _WorkbookSession, service: StockServiceClient,
+                          target: dict[str, Any]) -> None:
+    """A publish undone on the service (its account pages) is never undone twice: the
+    service that can say so is asked, and the workbook remembers it."""
+    if not getattr(service, "outcome_known", True):
+        return
+    outcome = service.publish_outcome(str(target["key"]))
+    undone_at = getattr(outcome, "undone_at", None)
+    if not undone_at:
+        return
+    _mark_undone(session, str(target["key"]), str(undone_at),
+                 str(getattr(outcome, "undone_by", None) or "the account pages"))
+    session.book.save()
+    raise UsageError(f"publish {target['key']} was undone already, at {undone_at}, on the "
+                     "stock service's account pages; nothing was sent")
+
+
+def _mark_undone(session: _WorkbookSession, key: str, at: str, by: str) -> bool:
+    """Mark a remembered publish undone; whether it was not already."""
+    publishes = [dict(p) for p in session.state.get("publishes") or []]
+    for publish in publishes:
+        if publish.get("key") == key and not publish.get("undone_at"):
+            publish["undone_at"], publish["undone_by"] = at, by
+            session.state["publishes"] = publishes
+            session.save_state()
+            session.log("undo (online)", len(publish.get("items") or {}), "",
+                        f"publish {key} was undone on the stock service at {at}")
+            return True
+    return False
+
+
+def _learn_undos(session: _WorkbookSession, service: StockServiceClient) -> None:
+    """Sync learns of the publishes undone on the stock service's account pages since
+    (a Log row each), so that ``xlstock undo`` never undoes them again. Best effort: a
+    service that cannot tell leaves the workbook as it is."""
+    waiting = {p.get("key") for p in session.state.get("publishes") or []
+               if not p.get("undone_at") and not p.get("undo_of")}
+    history = getattr(service, "history", None)
+    if not waiting or history is None:
+        return
+    try:
+        entries = history(limit=50)
+    except XlstockError:
+        return
+    for entry in entries:
+        reference = str(getattr(entry, "reference", ""))
+        if getattr(entry, "source", "") == "undo" and reference.startswith("undo of publish "):
+            key = reference[len("undo of publish "):].strip()
+            if key in waiting:
+                _mark_undone(session, key, str(getattr(entry, "at", "")), "the account pages")
+
+
 def _publish_to_undo(session: _WorkbookSession, key: str | None) -> dict[str, Any]:
     publishes = list(session.state.get("publishes") or [])
     if not publishes:
@@ -1336,6 +1389,7 @@ def undo(
             book.save()  # the interrupted undo this command was run again for is done
             return Report("undo", recovered)
         target = _publish_to_undo(session, publish_key)
+        _refuse_undone_online(session, service, target)
         progress("Reading the live levels", 0.2)
         snapshot = service.read_levels(names=False)
     except XlstockError as failed:

@@ -140,6 +140,10 @@ class PublishOutcome:
     status: int = 200
     recovered: bool = False
     refusal: ServiceError | None = field(default=None, compare=False, repr=False)
+    undone_at: str | None = None
+    """When the publish was undone on the service (its account pages or another
+    workbook), from :meth:`HttpStockServiceClient.publish_outcome`."""
+    undone_by: str | None = None
 
     @property
     def levels_after(self) -> dict[str, int]:
@@ -566,6 +570,8 @@ class HttpStockServiceClient(SessionOwner):
                 applied=True,
                 status=status,
                 recovered=True,
+                undone_at=str(document["undone_at"]) if document.get("undone_at") else None,
+                undone_by=str(document["undone_by"]) if document.get("undone_by") else None,
             )
         refusal = self._refusal_from(
             status, response, CaseInsensitiveDict(), f"PUT {self.service_url}/v1/stock ({key})"
