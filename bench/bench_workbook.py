@@ -13,7 +13,7 @@ Excel): it reads the file. ``--cache off`` runs every command on the file alone.
 
 Run it with the Python that has xlstock and its ``server`` extra installed (the
 project's ``.venv``); the commands import this checkout's ``xlstock`` (``PYTHONPATH``).
-POSIX only (``os.wait4``).
+POSIX only (``resource``).
 
 For each size it writes a catalogue of N products (half the SKUs digits with leading
 zeros, ``0000123``, half ``TEE-000124-RD``; names, variants, levels 0-500), registers
@@ -44,8 +44,8 @@ this checkout first; ``PYTHONDONTWRITEBYTECODE`` is dropped from their environme
 *seconds* is wall time from spawning the command to reaping it: interpreter start-up
 and the round trips to the service included; best of ``--repeat`` rounds (default 3 up
 to 10,000 SKUs, 1 above), each round a fresh shop and workbook. *peak MB* is the
-command's maximum resident set (``ru_maxrss`` of that child alone, from ``os.wait4``;
-MiB), the largest over the rounds.
+command's maximum resident set (MiB; ``ru_maxrss`` of that command alone, read by a
+small launcher process that runs it), the largest over the rounds.
 
 Floors, measured in this process on the last round's final workbook (best of
 ``max(3, --repeat)``):
@@ -155,7 +155,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -247,30 +246,46 @@ def child_env(token: str | None = None) -> dict[str, str]:
     return env
 
 
+LAUNCHER = (
+    "import resource, subprocess, sys, time\n"
+    "start = time.perf_counter()\n"
+    "code = subprocess.run(sys.argv[1:]).returncode\n"
+    "seconds = time.perf_counter() - start\n"
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "print(f'\\n{MARK}{seconds!r} {peak}', file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+"""A small Python that runs the command and says its wall time and its own peak
+memory: a child of this large bench process, forked, would count the bench's pages as
+its own (``python -c pass`` showed 411 MB), a child of the launcher counts only itself."""
+MARK = "XLSTOCK-BENCH-MEASURE "
+
+
 def run_measured(args: list[str], *, env: dict[str, str], cwd: Path, timeout: float) -> Run:
-    """Run ``args`` and reap it with ``os.wait4``: its wall time and its own max RSS
-    (``RUSAGE_CHILDREN`` deltas cannot tell one child from the next)."""
+    """Run ``args`` through :data:`LAUNCHER`: the command's own wall time and peak
+    memory (what ``/usr/bin/time -v`` reports), whatever the size of this process."""
     with tempfile.TemporaryFile() as output:
         start = time.perf_counter()
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=output,
+        proc = subprocess.Popen([sys.executable, "-c", LAUNCHER.replace("{MARK}", MARK),
+                                 *args], stdin=subprocess.DEVNULL, stdout=output,
                                 stderr=subprocess.STDOUT, env=env, cwd=cwd)
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            raise
-        finally:
-            timer.cancel()
         seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         output.seek(0)
         text = output.read().decode("utf-8", "replace")
-    if proc.returncode == -signal.SIGKILL and seconds >= timeout:
+    peak_kib = 0.0
+    if MARK in text:
+        text, _, measured = text.rpartition(MARK)
+        text = text.rstrip("\n")
+        seconds_text, peak_text = measured.split()[:2]
+        seconds, peak_kib = float(seconds_text), float(peak_text)
+    elif proc.returncode == -signal.SIGKILL:
         text += f"\n(killed by the bench after {timeout:.0f} s)"
-    return Run(seconds, usage.ru_maxrss / MB, proc.returncode, text)
+    return Run(seconds, peak_kib / MB, proc.returncode, text)
 
 
 def xlstock(*args: str) -> list[str]:
