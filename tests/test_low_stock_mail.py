@@ -13,6 +13,7 @@ import email
 import email.policy
 import html
 import json
+import re
 import socket
 import statistics
 import threading
@@ -21,6 +22,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +33,7 @@ from support.accountkit import Merchant
 
 from xlstock.cli.server_commands import serve_command
 from xlstock.model import StockItem
+from xlstock.server.account.strings import FRENCH
 from xlstock.server.accounts import AccountStore
 from xlstock.server.mail import POLL_SECONDS, RETRY_SECONDS, LowStockMailer, MailSettings
 from xlstock.server.runner import ServerSettings, start_background_server
@@ -504,3 +507,40 @@ def test_serve_refuses_smtp_options_without_a_host_and_a_user_without_password(
 
 def test_a_failed_send_is_retried_within_a_minute():
     assert RETRY_SECONDS + POLL_SECONDS < 60
+
+
+def unsent(store: StockStore) -> int:
+    with store.transaction(write=False) as conn:
+        return int(conn.execute("SELECT COUNT(*) AS n FROM low_stock_crossings "
+                                "WHERE sent_at IS NULL").fetchone()["n"])
+
+
+def test_a_refused_or_replayed_write_records_no_crossing_and_no_threshold(store, smtp):
+    inbox, port = smtp
+    shop = merchant_shop(store)
+    short = store.order(shop.url, body=b'{"lines": [{"sku": "A-1", "qty": 4},'
+                                        b' {"sku": "B-2", "qty": 99}]}')
+    assert short.status == 409
+    moved = shop.publish({"A-1": (7, 1)}, {"B-2": 20})  # planned from 7, the level is 8
+    assert moved.status == 412
+    assert unsent(store) == 0
+    shop.order(B_2=9)  # 10 -> 1: its threshold is still the shop's 5
+    assert unsent(store) == 1
+    document = {"format": "xlstock.stock", "format_version": 3, "shop": shop.url,
+                "items": [{"sku": "A-1", "from": 8, "qty": 2}]}
+    body = json.dumps(document).encode()
+    assert store.publish(shop.url, key="once", body=body).status == 200
+    replay = store.publish(shop.url, key="once", body=body)
+    assert replay.status == 200 and replay.replayed
+    assert unsent(store) == 2
+    assert mailer_for(store, port, Clock()).drain() == 1
+    assert "2 product(s)" in inbox.to(shop.email)[0]["Subject"]
+
+
+def test_every_text_of_the_e_mail_has_its_french():
+    source = (Path(__file__).resolve().parents[1] / "xlstock" / "server" / "mail.py"
+              ).read_text("utf-8")
+    used = {"".join(re.findall(r'"([^"]*)"', block))
+            for block in re.findall(r'\bt\(((?:\s*"[^"]*"\s*)+)', source)}
+    assert len(used) >= 5
+    assert sorted(text for text in used if text not in FRENCH) == []
