@@ -544,3 +544,22 @@ def test_every_text_of_the_e_mail_has_its_french():
             for block in re.findall(r'\bt\(((?:\s*"[^"]*"\s*)+)', source)}
     assert len(used) >= 5
     assert sorted(text for text in used if text not in FRENCH) == []
+
+
+def test_a_silent_smtp_server_does_not_hold_the_services_shutdown(new_db):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        service = start_background_server(new_db(), settings=ServerSettings(
+            mail=MailSettings(smtp_host="127.0.0.1", smtp_port=silent.getsockname()[1],
+                              digest_seconds=0, poll_seconds=0.2, timeout=30)))
+        shop = merchant_shop(service.store)
+        token = service.store.add_shop(shop.url)
+        api_order(service, shop.url, token, "A-1", 4)
+        time.sleep(1.0)  # the sender now waits for the silent server's greeting
+        started = time.monotonic()
+        service.stop()
+        assert time.monotonic() - started < 10
+    finally:
+        silent.close()

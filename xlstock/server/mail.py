@@ -117,11 +117,14 @@ def compose(digest: Digest, settings: MailSettings, service_url: str) -> EmailMe
     return message
 
 
-def send(message: EmailMessage, settings: MailSettings) -> None:
-    """Hand ``message`` to the SMTP server; raises :class:`OSError` or
-    :class:`smtplib.SMTPException` when it could not."""
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
-                      timeout=settings.timeout) as smtp:
+def send(message: EmailMessage, settings: MailSettings,
+         smtp: smtplib.SMTP | None = None) -> None:
+    """Hand ``message`` to the SMTP server (through ``smtp``, a connection not yet open,
+    if given); raises :class:`OSError` or :class:`smtplib.SMTPException` when it could
+    not."""
+    smtp = smtp or smtplib.SMTP(timeout=settings.timeout)
+    with smtp:
+        smtp.connect(settings.smtp_host, settings.smtp_port)
         if settings.starttls:
             smtp.starttls(context=ssl.create_default_context())
         if settings.user:
@@ -146,6 +149,7 @@ class LowStockMailer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
+        self._smtp: smtplib.SMTP | None = None
 
     def drain(self) -> int:
         """Send every digest that is due; returns how many went out."""
@@ -177,7 +181,9 @@ class LowStockMailer:
                     release_digest(conn, shop_id, self._name, stamp)
             return 0
         try:
-            send(compose(digest, self.settings, self.settings.service_url), self.settings)
+            self._smtp = smtplib.SMTP(timeout=self.settings.timeout)
+            send(compose(digest, self.settings, self.settings.service_url), self.settings,
+                 self._smtp)
         except (OSError, smtplib.SMTPException) as exc:
             self._failed(shop_id, exc)
             return 0
@@ -216,6 +222,14 @@ class LowStockMailer:
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop the thread; a send under way is cut short (its digest stays queued), so
+        that a silent SMTP server does not hold the service's shutdown."""
         self._stop.set()
+        sock = getattr(self._smtp, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self._thread is not None:
             self._thread.join(timeout)
