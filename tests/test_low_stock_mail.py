@@ -499,6 +499,13 @@ def test_serve_refuses_smtp_options_without_a_host_and_a_user_without_password(
     result = CliRunner().invoke(serve_command, ["--db", db, "--smtp-host", "127.0.0.1",
                                                 "--smtp-user", "shop"])
     assert result.exit_code != 0 and "XLSTOCK_SMTP_PASSWORD" in result.output
+    result = CliRunner().invoke(serve_command, ["--db", db, "--smtp-host", "127.0.0.1",
+                                                "--mail-from", "stock\n@shop.example"])
+    assert result.exit_code != 0 and "--mail-from" in result.output
+    assert "is not an e-mail address" in result.output
+    result = CliRunner().invoke(serve_command, ["--db", db, "--smtp-host", "127.0.0.1",
+                                                "--public-url", "stock.example"])
+    assert result.exit_code != 0 and "is not a web address" in result.output
     result = CliRunner().invoke(serve_command, ["--help"])
     for option in ("--smtp-host", "--smtp-port", "--smtp-starttls", "--smtp-user",
                    "--mail-from", "--low-stock-digest"):

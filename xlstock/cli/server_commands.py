@@ -131,6 +131,12 @@ def serve_command(
     mail = None
     if smtp_host:
         password = os.environ.get(PASSWORD_VARIABLE)
+        if mail_from and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", mail_from):
+            raise UsageError(f"--mail-from {mail_from!r} is not an e-mail address; write it "
+                             "like stock@shop.example")
+        if public_url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", public_url):
+            raise UsageError(f"--public-url {public_url!r} is not a web address; write it "
+                             "like https://stock.example.com")
         if smtp_user and not password:
             raise UsageError(f"--smtp-user {smtp_user} needs its password in the environment "
                              f"variable {PASSWORD_VARIABLE}; set it and start again")
