@@ -25,7 +25,8 @@ from xlstock.server.runner import RunningServer, start_background_server
 
 BOTH_BACKENDS = {
     "test_server_storage", "test_server_api", "test_server_concurrency",
-    "test_account_pages", "test_server_fuzz", "test_account_guards", "test_low_stock_mail",
+    "test_account_pages", "test_server_fuzz", "test_account_guards", "test_server_undo",
+    "test_undo_pages", "test_low_stock_mail",
 }
 """Test modules whose ``backend`` (and so ``stock_service`` and ``new_db``) is SQLite, then
 PostgreSQL."""
@@ -40,6 +41,9 @@ def _sheet_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     patch.setenv("XLSTOCK_CACHE_DIR", str(folder))
     # ... and the publishes a workbook could not record (xlstock.workbook.journal) too
     patch.setenv("XLSTOCK_JOURNAL_DIR", str(tmp_path_factory.mktemp("journal")))
+    # ... and new workbooks in English whatever the machine's language (tests of French
+    # ones ask for it)
+    patch.setenv("XLSTOCK_LANG", "en")
     yield folder
     patch.undo()
 

@@ -20,8 +20,11 @@ from typing import Any
 
 import openpyxl
 import pytest
+import requests
 
+from xlstock import stockfile
 from xlstock.model import StockItem
+from xlstock.server.accounts import AccountStore
 
 pytestmark = pytest.mark.browser
 
@@ -386,3 +389,55 @@ def test_claiming_a_shop_registered_with_shop_add_asks_for_its_token(stock_servi
     assert f"Your account now holds the shop {shop}." in page.locator(".done").inner_text()
     merchant.nav("Stock levels")
     assert page.locator("table.stock tbody tr").count() == 9
+
+
+def test_a_merchant_undoes_a_mistaken_publish_from_the_history(stock_service, visit):
+    """Issue 21: 100 typed for 10 in Received, published, 3 sold since; History, Undo,
+    the preview, the confirmation, and the level back at what it was less the sales."""
+    shop = f"https://undo-{uuid.uuid4().hex[:8]}.example"
+    email, password, _ = AccountStore(stock_service.store).add_account(
+        f"undo-{uuid.uuid4().hex[:8]}@shop.example")
+    merchant = visit()
+    merchant.start(email, password, shop)
+    merchant.switch_updates(True)
+    token = stock_service.store.register_shop(shop, [
+        StockItem("woo-hoodie-red", "Hoodie", "Red", 12), StockItem("woo-cap", "Cap", "", 25)],
+        another_token=True).token
+    auth = {"Authorization": f"Bearer {token}"}
+    published = requests.put(
+        stock_service.url + "/v1/stock", params={"shop": shop}, timeout=30,
+        data=stockfile.dumps(shop, {"woo-hoodie-red": 112, "woo-cap": 30},
+                             {"woo-hoodie-red": 12, "woo-cap": 25}, {"woo-hoodie-red": 100}),
+        headers={**auth, "Idempotency-Key": "2026-12-06 publish 1",
+                 "Content-Type": "application/json"})
+    assert published.status_code == 200, published.text
+    sold = requests.post(stock_service.url + "/v1/orders", params={"shop": shop},
+                         headers=auth, timeout=30,
+                         json={"lines": [{"sku": "woo-hoodie-red", "qty": 3}]})
+    assert sold.status_code == 201, sold.text
+    page = merchant.page
+
+    merchant.nav("History")
+    publish_row = page.locator("tr.publish")
+    assert "2026-12-06 publish 1" in publish_row.inner_text()
+    publish_row.get_by_role("link", name="Undo").click()
+    assert page.get_by_role("heading", name="Undo a publish").is_visible()
+    rows = page.locator("table.undo tbody tr")
+    assert rows.count() == 2
+    assert rows.nth(0).inner_text().split("\t") == ["woo-cap", "30", "-5", "25"]
+    assert rows.nth(1).inner_text().split("\t") == ["woo-hoodie-red", "109", "-100", "9"]
+    merchant.shot("undo-preview")
+    page.get_by_role("button", name="Confirm the undo").click()
+    assert page.get_by_role("heading", name="Publish undone").is_visible()
+    assert "2 levels moved back" in page.locator(".done").inner_text()
+    merchant.shot("undo-done")
+
+    merchant.nav("History")
+    assert "Undo of publish 2026-12-06 publish 1" in page.locator("tr.undo").inner_text()
+    assert "Undone on" in page.locator("tr.publish").inner_text()
+    assert page.locator("tr.publish").get_by_role("link", name="Undo").count() == 0
+    merchant.nav("Stock levels")
+    levels = {row.split("\t")[0].strip(): row for row in
+              page.locator("table tbody tr").all_inner_texts()}
+    assert "\t9" in levels["woo-hoodie-red"] and "\t25" in levels["woo-cap"]
+    assert merchant.dialogs == []

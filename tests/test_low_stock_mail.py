@@ -570,3 +570,20 @@ def test_a_silent_smtp_server_does_not_hold_the_services_shutdown(new_db):
         assert time.monotonic() - started < 10
     finally:
         silent.close()
+
+
+def test_undoing_a_restock_that_takes_a_level_back_down_is_a_crossing(store, smtp):
+    inbox, port = smtp
+    shop = merchant_shop(store)
+    mailer = mailer_for(store, port, Clock())
+    shop.order(A_1=4)  # 8 -> 4
+    assert mailer.drain() == 1
+    document = {"format": "xlstock.stock", "format_version": 3, "shop": shop.url,
+                "items": [{"sku": "A-1", "from": 4, "qty": 16, "add": 12}]}
+    assert store.publish(shop.url, key="restock", body=json.dumps(document).encode()
+                         ).status == 200
+    assert mailer.drain() == 0
+    undone = store.undo_publish(shop.url, "restock", key="undo-1", body=b"")
+    assert undone.status == 200, undone.body
+    assert mailer.drain() == 1
+    assert "A-1 (Hoodie / Red / XL): 4 left (threshold 5)" in listed(inbox.to(shop.email)[1])

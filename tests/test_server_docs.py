@@ -33,7 +33,7 @@ def routes(tmp_path: Path) -> list[tuple[str, str]]:
 
 def test_every_route_has_its_section_with_a_request_and_an_answer(tmp_path):
     found = routes(tmp_path)
-    assert len(found) == 7
+    assert len(found) == 8
     sections = re.split(r"\n## ", PROTOCOL)
     for method, path in found:
         section = next((s for s in sections if s.startswith(f"{method} {path}\n")), None)

@@ -31,6 +31,7 @@ ENDPOINTS = [
     ("GET", "/v1/publishes/{key}"), ("POST", "/v1/orders"), ("GET", "/v1/storefront"),
     ("HEAD", "/v1/storefront"), ("GET", "/v1/history"), ("DELETE", "/v1/stock"),
     ("PATCH", "/v1/orders"), ("GET", "/v2/stock"), ("OPTIONS", "/v1/stock"), ("GET", "/"),
+    ("POST", "/v1/publishes/{key}/undo"), ("GET", "/v1/publishes/{key}/undo"),
 ]
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -69,7 +70,10 @@ def _bodies(shop: str) -> Any:
         {"lines": st.one_of(_lines(False), json_values)},
         optional={"reference": st.one_of(text, json_values)},
     )
-    as_json = st.one_of(stock_file, order, json_values).map(
+    undo = st.fixed_dictionaries({}, optional={
+        "confirm_partial": st.one_of(st.booleans(), json_values),
+        "preview": st.one_of(st.booleans(), json_values)})
+    as_json = st.one_of(stock_file, order, undo, json_values).map(
         lambda value: json.dumps(value).encode("utf-8")
     )
     tricky = st.sampled_from([
@@ -152,6 +156,13 @@ def _check(method: str, status: int, headers: dict[str, str], body: bytes) -> No
 
 def test_no_request_to_any_endpoint_gets_a_5xx(stock_service, shop_factory):
     shop, token = shop_factory(ITEMS)
+    published = requests.put(  # "k": a publish an undo can find (then, one undone)
+        stock_service.url + "/v1/stock", params={"shop": shop}, timeout=30,
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k",
+                 "Content-Type": "application/json"},
+        data=json.dumps({"format": "xlstock.stock", "format_version": 2, "shop": shop,
+                         "items": [{"sku": "A-1", "from": 50, "qty": 60}]}))
+    assert published.status_code == 200, published.text
 
     @FUZZ
     @given(_requests(shop, token))

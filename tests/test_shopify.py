@@ -331,3 +331,23 @@ def test_actions_take_the_connector_from_settings(merchant):
         with actions.service_for(settings) as connector:
             assert isinstance(connector, ShopifyConnector)
             assert connector.store == merchant.store.url
+
+
+def test_a_line_shopify_refuses_is_named_with_what_to_do_and_the_rest_recorded(merchant):
+    store = merchant.store
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"A-1": {"Received": 2}, "B-2": {"New level": 9}})
+    item = store.item_id("B-2")
+    unstocked = iter([item])
+
+    def unstock(standin, name, _input):
+        if name == "inventorySetQuantities":
+            for gone in unstocked:
+                standin._items[gone].level_by_location.clear()
+
+    store.before_mutation(unstock)
+    result = merchant.run("publish", str(merchant.workbook), expect=4)
+    assert "SKU B-2: not stocked at this location in Shopify" in result.output
+    sheet = merchant.sheet()
+    assert store.level("A-1") == 12 and sheet["A-1"]["Online"] == 12
+    assert sheet["A-1"]["Received"] is None and sheet["B-2"]["New level"] == 9

@@ -9,7 +9,14 @@ import pytest
 from openpyxl import load_workbook
 
 from xlstock.workbook import layout
-from xlstock.workbook.base import HOWTO_SHEET, LOG_SHEET, SETTINGS_SHEET, STATE_SHEET, STOCK_SHEET
+from xlstock.workbook.base import (
+    HOWTO_SHEET,
+    LOG_SHEET,
+    LOW_STOCK_SHEET,
+    SETTINGS_SHEET,
+    STATE_SHEET,
+    STOCK_SHEET,
+)
 from xlstock.workbook.template import build_workbook, workbook_bytes
 from xlstock.workbook.xlsx_file import XlsxFile
 
@@ -20,8 +27,29 @@ COMMITTED = REPO / "workbook_template.xlsx"
 def test_committed_template_is_exactly_what_the_code_builds() -> None:
     assert COMMITTED.read_bytes() == workbook_bytes(), (
         "workbook_template.xlsx is out of date: regenerate it with "
-        "`xlstock new workbook_template.xlsx` (after deleting it) and commit it"
+        "`xlstock new workbook_template.xlsx --lang en --force` and commit it"
     )
+
+
+def test_committed_french_template_is_exactly_what_the_code_builds() -> None:
+    """Issue 20: the French template beside the English one, made the same way."""
+    assert (REPO / "workbook_template_fr.xlsx").read_bytes() == workbook_bytes(
+        language="fr"), ("workbook_template_fr.xlsx is out of date: regenerate it with "
+                         "`xlstock new workbook_template_fr.xlsx --lang fr --force`")
+
+
+def test_the_french_template_speaks_french(tmp_path: Path) -> None:
+    import openpyxl
+
+    wb = openpyxl.load_workbook(REPO / "workbook_template_fr.xlsx")
+    assert wb.sheetnames == ["Stock", "Paramètres", "Journal", "Stock bas", "Mode d'emploi",
+                             "_xlstock"]
+    assert [c.value for c in wb["Stock"][1]] == [
+        "SKU", "Produit", "Variante", "En ligne", "Reçu", "Nouveau niveau", "Variation",
+        "Stock bas à", "Statut"]
+    assert wb["Paramètres"]["A2"].value == "Adresse URL de la boutique"
+    assert wb.defined_names["LowStockAt"].attr_text == "'Paramètres'!$B$9"
+    assert "Synchroniser" in wb["Mode d'emploi"]["A4"].value
 
 
 def test_builds_are_byte_identical_with_fixed_dates(tmp_path: Path) -> None:
@@ -52,7 +80,8 @@ def test_template_opens_through_the_adapter_without_losses(tmp_path: Path) -> No
     path = tmp_path / "stock.xlsx"
     path.write_bytes(workbook_bytes())
     with XlsxFile.open(path) as book:
-        assert book.sheet_names() == [STOCK_SHEET, SETTINGS_SHEET, LOG_SHEET, HOWTO_SHEET,
+        assert book.sheet_names() == [STOCK_SHEET, SETTINGS_SHEET, LOG_SHEET, LOW_STOCK_SHEET,
+                                      HOWTO_SHEET,
                                       STATE_SHEET]
         assert book.read_sheet(STOCK_SHEET) == [list(layout.STOCK_HEADERS)]
         assert book.read_sheet(LOG_SHEET) == [list(layout.LOG_HEADERS)]
@@ -108,7 +137,12 @@ def test_stock_conditional_formats(template) -> None:
         for cf in stock.conditional_formatting
     }
     assert rules["A2:I1048576"] == ['OR($E2<>"",$F2<>"")']
-    assert rules["D2:D1048576"] == ["AND(ISNUMBER($H2),ISNUMBER($D2),$D2<=$H2)"]
+    threshold = "IF(ISNUMBER($H2),$H2,IF(ISNUMBER(LowStockAt),LowStockAt,-1))"
+    assert rules["D2:D1048576"] == ["AND(ISNUMBER($D2),$D2<=0)",
+                                    f"AND(ISNUMBER($D2),$D2<={threshold})"]
+    assert rules["G2:G1048576"] == ["AND(ISNUMBER($G2),ISNUMBER($D2),$D2+$G2<=0)",
+                                    f"AND(ISNUMBER($G2),ISNUMBER($D2),$D2+$G2<={threshold})"]
+    assert template.defined_names["LowStockAt"].attr_text == "'Settings'!$B$9"
     assert "I2:I1048576" in rules
     priority = {str(cf.sqref): cf.rules[0].priority for cf in stock.conditional_formatting}
     assert priority["D2:D1048576"] < priority["A2:I1048576"]  # low stock shows on edited rows
@@ -116,7 +150,7 @@ def test_stock_conditional_formats(template) -> None:
 
 def test_settings_log_howto_and_state(template) -> None:
     settings = template[SETTINGS_SHEET]
-    labels = [settings.cell(row=r, column=1).value for r in range(1, 9)]
+    labels = [settings.cell(row=r, column=1).value for r in range(1, 10)]
     assert labels == list(layout.SETTING_LABELS)
     assert settings["B7"].value == "xlstock service" and settings["B8"].value is None
     platform = [dv for dv in settings.data_validations.dataValidation if str(dv.sqref) == "B7"]
@@ -148,4 +182,8 @@ def test_xlstock_new_regenerates_the_committed_template(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["new", str(target)])
     assert result.exit_code == 0, result.output
     assert target.read_bytes() == workbook_bytes()
+    french = tmp_path / "fr.xlsx"
+    result = CliRunner().invoke(main, ["new", str(french)], env={"XLSTOCK_LANG": "fr_FR"})
+    assert result.exit_code == 0 and french.read_bytes() == workbook_bytes(language="fr")
+    french.unlink()
     assert not [p for p in tmp_path.iterdir() if p.name != target.name]

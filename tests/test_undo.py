@@ -139,3 +139,42 @@ def test_undo_on_shopify_and_woocommerce(tmp_path):
         woo.sell({"B-2": 2, "C-3": 1})
         person.run("undo", str(person.workbook), "--yes")
         assert woo.level("B-2") == 3 and woo.level("C-3") == 7
+
+
+def _undo_online(shop: Shop, key: str) -> None:
+    """The merchant undoes the publish on the service (as the account pages do)."""
+    import uuid
+
+    import requests
+
+    answer = requests.post(
+        f"{shop.server.url}/v1/publishes/{key}/undo", params={"shop": shop.url},
+        headers={"Authorization": f"Bearer {shop.token}",
+                 "Idempotency-Key": uuid.uuid4().hex},
+        json={"confirm_partial": False, "preview": False}, timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_publish_undone_online_is_never_undone_again_from_the_workbook(shop):
+    shop.edit(**{"A-1": {"Received": 5}})
+    shop.run("publish", str(shop.workbook))
+    key = _publish_key(shop)
+    _undo_online(shop, key)
+    assert shop.live()["A-1"] == 10
+    refused = shop.run("undo", str(shop.workbook), "--yes", expect=2)
+    assert "undone already" in refused.output and "account pages" in refused.output
+    assert shop.live()["A-1"] == 10
+
+
+def test_sync_learns_of_a_publish_undone_online(shop):
+    import openpyxl
+
+    shop.edit(**{"A-1": {"Received": 5}})
+    shop.run("publish", str(shop.workbook))
+    key = _publish_key(shop)
+    _undo_online(shop, key)
+    shop.run("sync", str(shop.workbook))
+    log = [r for r in openpyxl.load_workbook(shop.workbook)["Log"].iter_rows(values_only=True)]
+    assert log[-1][1] == "undo (online)" and key in log[-1][5]
+    assert "undone at" in shop.run("history", str(shop.workbook)).output
+    assert shop.sheet()["A-1"]["Online"] == 10

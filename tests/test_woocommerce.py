@@ -139,7 +139,7 @@ def test_a_read_only_key_is_told_where_to_give_it_write_rights(shop, tmp_path):
     person.run("sync", str(person.workbook))
     person.edit(**{"B-2": {"Received": 1}})
     result = person.run("publish", str(person.workbook), expect=4)
-    assert "Read/Write" in result.output
+    assert "no write permissions" in result.output and "Read/Write" in result.output
     assert shop.level("B-2") == 5
 
 
@@ -227,3 +227,17 @@ def test_a_site_without_the_rest_api_says_what_to_switch_on(shop, tmp_path):
     person.new()
     result = person.run("sync", str(person.workbook), expect=4)
     assert "rest_no_route" in result.output and "Permalinks" in result.output
+
+
+def test_sync_fills_an_empty_low_at_from_woocommerce_never_over_the_merchants(tmp_path):
+    with WooCommerceStandIn() as shop:
+        shop.add_simple("Cap", "B-2", 5, low_stock_amount=6)
+        shop.add_simple("Belt", "C-3", 8, low_stock_amount=2)
+        person = Merchant(shop, tmp_path)
+        person.new()
+        person.run("sync", str(person.workbook))
+        assert {s: r["Low at"] for s, r in person.sheet().items()} == {"B-2": 6, "C-3": 2}
+        person.edit(**{"C-3": {"Low at": 9}})
+        synced = person.run("sync", str(person.workbook))
+        assert person.sheet()["C-3"]["Low at"] == 9  # the merchant's value stays
+        assert "2 product(s) at or below their Low at" in synced.output

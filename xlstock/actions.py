@@ -194,7 +194,7 @@ def service_for(settings: layout.Settings) -> HttpStockServiceClient:
 def _require_shop(settings: layout.Settings) -> None:
     if not settings.shop_url:
         row = settings.rows.get(layout.SETTING_SHOP)
-        where = f"{layout.SETTINGS_SHEET}!B{row}" if row else f"sheet {layout.SETTINGS_SHEET}"
+        where = f"{settings.sheet}!B{row}" if row else f"sheet {settings.sheet}"
         raise UsageError(
             f"{where}: Shop URL is empty; write your shop's address as registered with the "
             "stock service (e.g. https://shop.example)"
@@ -378,6 +378,8 @@ def _settle_pending(
         version=outcome.version,
     )
     _remember_publish(session, pending, {**changed, **outcome.levels_after})
+    if pending.get("thresholds"):
+        _thresholds_sent(session, pending["thresholds"])
     session.log("undo (recovered)" if pending.get("undo_of") else "publish (recovered)",
                 len(pending["changes"]),
                 sum(abs(c) for c in pending["changes"].values()),
@@ -431,8 +433,11 @@ def _resend_pending(
         return None  # not the lines that may be on their way: never send them
     progress("Finishing an interrupted publish", 0.1)
     try:
-        resend = getattr(service, "resend", service.publish_lines)
-        return resend(lines, pending["key"])
+        resend = getattr(service, "resend", None)
+        if resend is not None:
+            result: PublishOutcome = resend(lines, pending["key"])
+            return result
+        return _send(service, lines, pending["key"], pending.get("thresholds"))
     except StaleVersion as stale:
         if stale.applied:
             _record_part(session, pending, stale.applied, stale.current_version)
@@ -454,17 +459,67 @@ def _pending_lines(shop: str, pending: Mapping[str, Any]) -> list[PublishLine] |
         lines = [PublishLine.from_list(sku, value) for sku, value in sorted(items.items())]
     except (TypeError, ValueError):
         return None
-    if hashlib.sha256(_stock_file(shop, lines)).hexdigest() != pending.get("sha256"):
+    thresholds = pending.get("thresholds")
+    if hashlib.sha256(_stock_file(shop, lines, thresholds)).hexdigest() != \
+            pending.get("sha256"):
         return None
     return lines
 
 
-def _stock_file(shop: str, lines: Sequence[PublishLine]) -> bytes:
+def _stock_file(shop: str, lines: Sequence[PublishLine],
+                thresholds: Mapping[str, int | None] | None = None) -> bytes:
     """The lines as the stock file's deterministic bytes (what a pending publish's hash
     is taken of, whatever the connector)."""
     return dumps(shop, {line.sku: line.target for line in lines},
                  {line.sku: line.planned_from for line in lines},
-                 {line.sku: line.add for line in lines if line.add is not None})
+                 {line.sku: line.add for line in lines if line.add is not None}, thresholds)
+
+
+def _thresholds(session: _WorkbookSession) -> dict[str, int]:
+    """Each SKU's low-stock threshold as the workbook says it now: its Low at, else
+    Settings' Low stock at."""
+    default = session.settings.low_stock_at
+    found = {}
+    for sku, value in zip(session.skus(), session.column(layout.LOW_AT), strict=True):
+        if sku is None:
+            continue
+        threshold = layout.whole_or_none(value)
+        if threshold is None or threshold < 0:
+            threshold = default
+        if threshold is not None:
+            found[sku] = threshold
+    return found
+
+
+def _thresholds_to_send(session: _WorkbookSession) -> dict[str, int | None]:
+    """The thresholds that changed since the workbook last sent them (``None``: the SKU
+    has none of its own any more), for the service's low-stock e-mails."""
+    now = _thresholds(session)
+    sent = session.state.get("thresholds") or {}
+    changed: dict[str, int | None] = {sku: level for sku, level in now.items()
+                                      if sent.get(sku) != level}
+    changed.update({sku: None for sku in sent if sku not in now})
+    return changed
+
+
+def _thresholds_sent(session: _WorkbookSession, sent: Mapping[str, int | None]) -> None:
+    known = dict(session.state.get("thresholds") or {})
+    for sku, level in sent.items():
+        if level is None:
+            known.pop(sku, None)
+        else:
+            known[sku] = level
+    session.state["thresholds"] = known
+    session.save_state()
+
+
+def _send(service: StockServiceClient, lines: Sequence[PublishLine], key: str,
+          thresholds: Mapping[str, int | None] | None) -> PublishOutcome:
+    if thresholds:
+        send: Any = service.publish_lines
+        result: PublishOutcome = send(lines, key, thresholds=thresholds)
+        return result
+    return service.publish_lines(lines, key)
 
 
 def _record_part(
@@ -683,6 +738,8 @@ def sync(
         else:
             report = _apply_sync(session, snapshot, allow_mass_change, progress)
             report.lines.extend(snapshot.notices)
+            _learn_undos(session, service)
+        report.summary += _list_low_stock(session)
     except XlstockError as error:
         _fail(session, "sync", error, {})
         raise
@@ -773,6 +830,8 @@ def _apply_sync(
     session.write(layout.ONLINE, online)
     session.write(layout.CHANGE, [None] * len(online))
     session.write(layout.STATUS, status)
+    if snapshot.low_at:
+        _fill_low_at(session, snapshot.low_at)
     session.state.update(
         base={sku: item.qty for sku, item in live.items()}, version=snapshot.version,
         synced=snapshot.version, synced_sheet=_sheet_fingerprint(skus + new_skus, online, status),
@@ -804,6 +863,28 @@ def _synced_statuses(session: _WorkbookSession) -> list[Any]:
     return [STATUS_OK if status == STATUS_CHANGED and received[i] in (None, "")
             and new_level[i] in (None, "") else status
             for i, status in enumerate(session.column(layout.STATUS))]
+
+
+def _fill_low_at(session: _WorkbookSession, thresholds: Mapping[str, int]) -> None:
+    """An empty Low at takes the platform's threshold for its SKU; a merchant's value is
+    never overwritten."""
+    low_at = session.column(layout.LOW_AT)
+    filled = False
+    for i, sku in enumerate(session.skus()):
+        if sku is not None and sku in thresholds and low_at[i] is None:
+            low_at[i] = thresholds[sku]
+            filled = True
+    if filled:
+        session.write(layout.LOW_AT, low_at)
+
+
+def _list_low_stock(session: _WorkbookSession) -> str:
+    """Rewrite sheet Low stock from the levels on sheet Stock now; the words for the
+    summary line."""
+    rows = layout.low_stock(session.table, session.settings.low_stock_at)
+    layout.write_low_stock(session.book, rows)
+    return f" {len(rows)} product(s) at or below their Low at (sheet Low stock)." \
+        if rows else ""
 
 
 def _refuse_more_rows_than_a_sheet_holds(session: _WorkbookSession, listed: int, new: int) -> None:
@@ -934,6 +1015,7 @@ def preview(
     del changes
     session.write_statuses(_plan_statuses(plan))
     report = _preview_report(plan, [recovered] if recovered else [])
+    report.summary += _list_low_stock(session)
     del plan
     progress("Saving the workbook", 0.9)
     book.save()
@@ -1119,11 +1201,16 @@ def _upload(
     key = new_key() if new_key is not None else uuid.uuid4().hex
     changes = {r.sku: r.change for r in plan.rows if r.change}
     edits = {r.sku: [r.received, r.new_level] for r in rows if r.has_edit and r.sku}
+    thresholds = _thresholds_to_send(session) \
+        if getattr(service, "accepts_thresholds", False) else {}
     pending = {
         "key": key, "at": _now(), "items": {line.sku: line.as_list() for line in lines},
-        "sha256": hashlib.sha256(_stock_file(session.settings.shop_url, lines)).hexdigest(),
+        "sha256": hashlib.sha256(_stock_file(session.settings.shop_url, lines,
+                                             thresholds)).hexdigest(),
         "levels": levels, "changes": changes, "edits": edits,
     }
+    if thresholds:
+        pending["thresholds"] = thresholds
     session.state["pending"] = pending
     session.sent = pending
     session.save_state()
@@ -1132,7 +1219,7 @@ def _upload(
     failpoints.reach("before_upload")
     progress(f"Publishing {len(changes)} change(s)", 0.5)
     try:
-        result = service.publish_lines(lines, key)
+        result = _send(service, lines, key, thresholds)
     except OutcomeUnknown:
         raise
     except ServiceError as refused:  # StaleVersion too: the shop answered
@@ -1147,6 +1234,8 @@ def _upload(
         _record_publish(session, levels={**levels, **result.levels_after}, changes=changes,
                         edits=edits, version=result.version)
         _remember_publish(session, pending, {**levels, **result.levels_after})
+        if thresholds:
+            _thresholds_sent(session, thresholds)
     except WorkbookError as error:
         raise _published_not_recorded(session, error) from error
     return result
@@ -1193,6 +1282,58 @@ def history(book: WorkbookAdapter) -> list[PublishRecord]:
                                      len(items), units, entry.get("undo_of"),
                                      entry.get("undone_at"), entry.get("undone_by")))
     return records
+
+
+def _refuse_undone_online(session: _WorkbookSession, service: StockServiceClient,
+                          target: dict[str, Any]) -> None:
+    """A publish undone on the service (its account pages) is never undone twice: the
+    service that can say so is asked, and the workbook remembers it."""
+    if not getattr(service, "outcome_known", True):
+        return
+    outcome = service.publish_outcome(str(target["key"]))
+    undone_at = getattr(outcome, "undone_at", None)
+    if not undone_at:
+        return
+    _mark_undone(session, str(target["key"]), str(undone_at),
+                 str(getattr(outcome, "undone_by", None) or "the account pages"))
+    session.book.save()
+    raise UsageError(f"publish {target['key']} was undone already, at {undone_at}, on the "
+                     "stock service's account pages; nothing was sent")
+
+
+def _mark_undone(session: _WorkbookSession, key: str, at: str, by: str) -> bool:
+    """Mark a remembered publish undone; whether it was not already."""
+    publishes = [dict(p) for p in session.state.get("publishes") or []]
+    for publish in publishes:
+        if publish.get("key") == key and not publish.get("undone_at"):
+            publish["undone_at"], publish["undone_by"] = at, by
+            session.state["publishes"] = publishes
+            session.save_state()
+            session.log("undo (online)", len(publish.get("items") or {}), "",
+                        f"publish {key} was undone on the stock service at {at}")
+            return True
+    return False
+
+
+def _learn_undos(session: _WorkbookSession, service: StockServiceClient) -> None:
+    """Sync learns of the publishes undone on the stock service's account pages since
+    (a Log row each), so that ``xlstock undo`` never undoes them again. Best effort: a
+    service that cannot tell leaves the workbook as it is."""
+    waiting = {p.get("key") for p in session.state.get("publishes") or []
+               if not p.get("undone_at") and not p.get("undo_of")}
+    history = getattr(service, "history", None)
+    if not waiting or history is None:
+        return
+    try:
+        entries = history(limit=50)
+    except XlstockError:
+        return
+    for entry in entries:
+        reference = str(getattr(entry, "reference", ""))
+        if getattr(entry, "source", "") == "undo" and reference.startswith("undo of publish "):
+            key = reference[len("undo of publish "):].strip()
+            if key in waiting:
+                _mark_undone(session, key, str(getattr(entry, "at", "")), "the account pages")
 
 
 def _publish_to_undo(session: _WorkbookSession, key: str | None) -> dict[str, Any]:
@@ -1248,6 +1389,7 @@ def undo(
             book.save()  # the interrupted undo this command was run again for is done
             return Report("undo", recovered)
         target = _publish_to_undo(session, publish_key)
+        _refuse_undone_online(session, service, target)
         progress("Reading the live levels", 0.2)
         snapshot = service.read_levels(names=False)
     except XlstockError as failed:

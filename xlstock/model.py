@@ -67,6 +67,9 @@ class Snapshot:
     notices: tuple[str, ...] = ()
     """What the shop holds that could not be read as a level (a platform's variants
     without a SKU, SKUs on two variants...): said to the merchant, never guessed."""
+    low_at: Mapping[str, int] = field(default_factory=dict)
+    """The low-stock thresholds the platform keeps (WooCommerce's ``low_stock_amount``):
+    Sync fills an empty Low at with them, never over the merchant's own."""
 
     def levels(self) -> dict[str, int]:
         return {sku: item.qty for sku, item in self.items.items()}

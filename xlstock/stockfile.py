@@ -47,10 +47,13 @@ MEDIA_TYPE = "application/json"
 
 
 def dumps(shop: str, levels: Mapping[str, int], planned_from: Mapping[str, int],
-          adds: Mapping[str, int] | None = None) -> bytes:
+          adds: Mapping[str, int] | None = None,
+          thresholds: Mapping[str, int | None] | None = None) -> bytes:
     """The stock file setting ``levels`` (SKU -> level), each planned against
     ``planned_from`` (SKU -> the level it had when planned), as deterministic bytes.
-    The SKUs in ``adds`` (SKU -> units) are deliveries, sent as changes in units."""
+    The SKUs in ``adds`` (SKU -> units) are deliveries, sent as changes in units.
+    ``thresholds`` (SKU -> low-stock threshold, ``None`` for none of its own) are the
+    workbook's Low at levels that changed since it last sent them."""
     missing = [sku for sku in levels if sku not in planned_from]
     if missing:
         raise ValueError(f"no planned-from level for {len(missing)} SKU(s), e.g. {missing[0]!r}")
@@ -66,12 +69,14 @@ def dumps(shop: str, levels: Mapping[str, int], planned_from: Mapping[str, int],
         if sku in adds:
             item["add"] = int(adds[sku])
         items.append(item)
-    document = {
+    document: dict[str, Any] = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "shop": shop,
         "items": items,
     }
+    if thresholds:
+        document["thresholds"] = {sku: thresholds[sku] for sku in sorted(thresholds)}
     return (
         json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
     ).encode("utf-8")

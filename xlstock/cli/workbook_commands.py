@@ -99,11 +99,15 @@ def print_report(report: actions.Report) -> None:
 @click.option("--location", metavar="NAME",
               help="The Shopify location the workbook keeps (needed when the store has "
                    "several).")
+@click.option("--lang", "language", type=click.Choice(["en", "fr"]),
+              help="The workbook's language: sheet names, headers, labels, buttons (default: "
+                   "the system's, from XLSTOCK_LANG, LC_ALL, LC_MESSAGES or LANG).")
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 @quiet_option
 @reports_errors_and_ctrl_c
 def new(path: str, service_url: str | None, shop_url: str | None, shopify_store: str | None,
-        woocommerce_shop: str | None, location: str | None, force: bool, quiet: bool) -> None:
+        woocommerce_shop: str | None, location: str | None, language: str | None,
+        force: bool, quiet: bool) -> None:
     """Create a fresh workbook from the template.
 
     PATH ending in .xlsm gets the Excel buttons (Sync, Preview, Publish).
@@ -113,6 +117,7 @@ def new(path: str, service_url: str | None, shop_url: str | None, shopify_store:
       xlstock new stock.xlsx --service https://stock.example --shop https://shop.example
       xlstock new stock.xlsx --shopify mystore.myshopify.com [--location "Main store"]
       xlstock new stock.xlsx --woocommerce https://shop.example
+      xlstock new stock.xlsx --lang fr
     """
     target = Path(path)
     if target.suffix.lower() not in (".xlsx", ".xlsm"):
@@ -143,16 +148,17 @@ def new(path: str, service_url: str | None, shop_url: str | None, shopify_store:
         raise UsageError("--location is for a Shopify store (--shopify STORE)")
     else:
         service_url, shop_url = _checked_addresses(service_url, shop_url)
+    from xlstock.workbook.template import build_workbook, language_from_environment
+
+    language = language or language_from_environment()
     if target.suffix.lower() == ".xlsm":
         from xlstock.macros.install import build_macro_workbook
 
         build_macro_workbook(target, service_url=service_url, shop_url=shop_url,
-                             platform=platform, location=location)
+                             platform=platform, location=location, language=language)
     else:
-        from xlstock.workbook.template import build_workbook
-
         build_workbook(target, service_url=service_url, shop_url=shop_url, platform=platform,
-                       location=location)
+                       location=location, language=language)
     if not quiet:
         click.echo(f"Created {target}. Next: xlstock sync {target}")
 
@@ -180,9 +186,12 @@ def _checked_addresses(service_url: str | None,
               help="Base URL of the stock service (Settings: Stock service).")
 @click.option("--shop", "shop_url", metavar="URL",
               help="The shop's address as registered with the stock service.")
+@click.option("--lang", "language", type=click.Choice(["en", "fr"]),
+              help="The language of the sheets added (default: the system's).")
 @quiet_option
 @reports_errors_and_ctrl_c
-def init(path: str, service_url: str | None, shop_url: str | None, quiet: bool) -> None:
+def init(path: str, service_url: str | None, shop_url: str | None, language: str | None,
+         quiet: bool) -> None:
     """Add the stock sheets to a workbook you already have.
 
     Sheets Stock, Settings and Log (and xlstock's hidden memory) go after your own
@@ -193,11 +202,12 @@ def init(path: str, service_url: str | None, shop_url: str | None, quiet: bool) 
     Example:
       xlstock init shop.xlsx --service https://stock.example --shop https://shop.example
     """
-    from xlstock.workbook.template import add_stock_sheets
+    from xlstock.workbook.template import add_stock_sheets, language_from_environment
 
     service_url, shop_url = _checked_addresses(service_url, shop_url)
     with open_workbook(path) as book:
-        add_stock_sheets(book, service_url=service_url, shop_url=shop_url)
+        add_stock_sheets(book, service_url=service_url, shop_url=shop_url,
+                         language=language or language_from_environment())
     if not quiet:
         click.echo(f"Added sheets Stock, Settings and Log to {path}. Next: type or paste your "
                    f"SKUs under SKU on sheet Stock, or run xlstock sync {path}")

@@ -25,9 +25,9 @@ from xlstock.macros.package import (
     insert_sheet_child,
     start_tag,
 )
-from xlstock.macros.vba_source import BUTTONS, Button
+from xlstock.macros.vba_source import BUTTONS, FRENCH_LABELS, Button
 from xlstock.workbook.base import STOCK_SHEET
-from xlstock.workbook.layout import STOCK_HEADERS
+from xlstock.workbook.layout import FRENCH_SHEETS, STOCK_HEADERS
 from xlstock.workbook.package import DOC_REL_NS, resolve
 from xlstock.workbook.sheetxml import column_number
 
@@ -130,8 +130,9 @@ def _shape_number(shape: Element) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _button_shape_xml(button: Button, number: int, anchor: _Anchor, z_index: int) -> str:
-    label = escape(button.label)
+def _button_shape_xml(button: Button, number: int, anchor: _Anchor, z_index: int,
+                      french: bool = False) -> str:
+    label = escape(FRENCH_LABELS[button.label] if french else button.label)
     return (
         f'<v:shape id="_x0000_s{number}" type="#{_BUTTON_SHAPETYPE}" style="position:absolute;'
         f'margin-left:0;margin-top:0;width:48pt;height:15pt;z-index:{z_index};'
@@ -181,6 +182,13 @@ def _parse_vml(package: WorkbookParts, part: str) -> Element:
 # --- the buttons -------------------------------------------------------------------------
 
 
+def _is_french(package: WorkbookParts) -> bool:
+    """Whether the workbook is a French one (xlstock's sheets under their French names):
+    its buttons say Synchroniser, Aperçu, Publier, Annuler."""
+    french = set(FRENCH_SHEETS.values())
+    return any(name in french for name, _ in package.sheets())
+
+
 def apply_buttons(package: WorkbookParts) -> None:
     """Give sheet Stock the three buttons, keeping any already there (and where they
     are)."""
@@ -219,7 +227,8 @@ def apply_buttons(package: WorkbookParts) -> None:
         if button.macro in present:
             continue
         anchor = _default_anchor(index, first_column)
-        missing_xml.append(_button_shape_xml(button, next_number, anchor, z_index))
+        missing_xml.append(_button_shape_xml(button, next_number, anchor, z_index,
+                                             _is_french(package)))
         next_number += 1
         z_index += 1
     if missing_xml:

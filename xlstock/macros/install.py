@@ -86,11 +86,11 @@ def write_macro_workbook(source: str | os.PathLike[str] | bytes,
 
 def build_macro_workbook(path: str | os.PathLike[str], service_url: str | None = None,
                          shop_url: str | None = None, platform: str | None = None,
-                         location: str | None = None) -> None:
+                         location: str | None = None, language: str = "en") -> None:
     """``xlstock new PATH.xlsm``: the template workbook with the Excel buttons."""
     out = Path(path)
     data = workbook_bytes(service_url=service_url, shop_url=shop_url, platform=platform,
-                          location=location)
+                          location=location, language=language)
     write_atomic(out, macro_workbook_bytes(data, label=str(out)))
 
 

@@ -47,6 +47,9 @@ BUTTONS = (
     Button("Publish", "XlstockPublish", "publish"),
     Button("Undo", "XlstockUndo", "undo"),
 )
+FRENCH_LABELS = {"Sync": "Synchroniser", "Preview": "Aperçu", "Publish": "Publier",
+                 "Undo": "Annuler"}
+"""The buttons' words on a French workbook (the help text's: Synchroniser, Publier)."""
 XLSTOCK_MODULE = "xlstock"
 WORKBOOK_CODE_NAME = "ThisWorkbook"
 VBA_PART = "xl/vbaProject.bin"

@@ -65,6 +65,7 @@ from xlstock.remote.transport import (
     mapped_errors,
     read_body,
 )
+from xlstock.shops.common import SessionOwner
 from xlstock.stockfile import (
     compact_item,
     compact_item_without_names,
@@ -139,6 +140,10 @@ class PublishOutcome:
     status: int = 200
     recovered: bool = False
     refusal: ServiceError | None = field(default=None, compare=False, repr=False)
+    undone_at: str | None = None
+    """When the publish was undone on the service (its account pages or another
+    workbook), from :meth:`HttpStockServiceClient.publish_outcome`."""
+    undone_by: str | None = None
 
     @property
     def levels_after(self) -> dict[str, int]:
@@ -304,7 +309,7 @@ def _keyring_usable() -> bool:
         return False
 
 
-class HttpStockServiceClient:
+class HttpStockServiceClient(SessionOwner):
     """Client of the stock service for one shop, over HTTP (the actions'
     :class:`~xlstock.actions.StockServiceClient`). Use it in a ``with`` block, or call
     :meth:`close`: it holds a ``requests`` session and its connections.
@@ -357,7 +362,7 @@ class HttpStockServiceClient:
         self.backoff_max = float(backoff_max)
         self.retry_after_cap = float(retry_after_cap)
         self.max_body = int(max_body)
-        self._own_session = session is None
+        self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
         adapter = WatchedAdapter()
         self._session.mount("http://", adapter)
@@ -382,17 +387,6 @@ class HttpStockServiceClient:
     def __repr__(self) -> str:
         return (f"HttpStockServiceClient(service_url={self.service_url!r}, "
                 f"shop_url={self.shop_url!r})")
-
-    def close(self) -> None:
-        """Close the HTTP session if this client made it."""
-        if self._own_session:
-            self._session.close()
-
-    def __enter__(self) -> HttpStockServiceClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # ----------------------------------------------------------------- public calls
 
@@ -451,13 +445,19 @@ class HttpStockServiceClient:
         self._check_shop(snapshot.shop, answer.what)
         return snapshot
 
-    def publish_lines(self, lines: Sequence[PublishLine], key: str) -> PublishOutcome:
+    accepts_thresholds = True
+    """The stock file carries the workbook's low-stock thresholds (for the service's
+    e-mails)."""
+
+    def publish_lines(self, lines: Sequence[PublishLine], key: str, *,
+                      thresholds: Mapping[str, int | None] | None = None) -> PublishOutcome:
         """Publish the plan's ``lines`` as one stock file (protocol 3: a delivery as a
         change in units, a count checked against its ``from``), applied by the service
-        whole or not at all; see :meth:`publish`."""
+        whole or not at all, with the ``thresholds`` that changed; see :meth:`publish`."""
         body = dumps(self.shop_url, {line.sku: line.target for line in lines},
                      {line.sku: line.planned_from for line in lines},
-                     {line.sku: line.add for line in lines if line.add is not None})
+                     {line.sku: line.add for line in lines if line.add is not None},
+                     thresholds)
         return self.publish(body, key)
 
     def publish(self, body: bytes, key: str, *, if_match: str | None = None) -> PublishOutcome:
@@ -570,6 +570,8 @@ class HttpStockServiceClient:
                 applied=True,
                 status=status,
                 recovered=True,
+                undone_at=str(document["undone_at"]) if document.get("undone_at") else None,
+                undone_by=str(document["undone_by"]) if document.get("undone_by") else None,
             )
         refusal = self._refusal_from(
             status, response, CaseInsensitiveDict(), f"PUT {self.service_url}/v1/stock ({key})"

@@ -18,18 +18,26 @@ import bisect
 import datetime as dt
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from xlstock.errors import UsageError
 from xlstock.model import ValueProblem, has_control_characters, normalise_shop_url
 from xlstock.server.database import storage_is_full
-from xlstock.server.storage import StockStore, format_time, hash_token, new_token, token_prefix
+from xlstock.server.storage import (
+    StockStore,
+    WriteAnswer,
+    format_time,
+    hash_token,
+    new_token,
+    token_prefix,
+)
 
 log = logging.getLogger("xlstock.server")
 
@@ -56,6 +64,9 @@ MAX_LOW_STOCK_AT = 1_000_000_000
 STOCK_PAGE_SIZE = 100
 HISTORY_PAGE_SIZE = 20
 CHANGES_SHOWN = 50
+UNDOABLE_PUBLISHES = 5
+"""The History page offers Undo on the shop's last this-many publishes not undone yet
+(older ones: ``xlstock undo`` or the API)."""
 
 
 def _utc_now() -> dt.datetime:
@@ -223,6 +234,20 @@ class HistoryEntry:
     reference: str
     changes: list[Change]
     more: int
+    undone_at: str | None = None
+    undoable: bool = False
+
+
+@dataclass(frozen=True)
+class UndoTarget:
+    """A publish the account pages may undo: its version number, key and time, when it
+    was undone (if it was), and whether it is one of the last publishes offered."""
+
+    number: int
+    key: str
+    at: str
+    undone_at: str | None
+    offered: bool
 
 
 @dataclass(frozen=True)
@@ -771,5 +796,47 @@ class AccountStore:
                              for c in changes[:changes_shown]],
                     more=more,
                 ))
+            undone, offered = self._undo_state(conn, shop)
+        entries = [replace(entry, undone_at=undone.get(entry.number),
+                           undoable=entry.number in offered) for entry in entries]
         older = rows[size - 1]["number"] if len(rows) > size else None
         return HistoryPage(entries=entries, older=older)
+
+    @staticmethod
+    def _undo_state(conn: Any, shop: Shop) -> tuple[dict[int, str], set[int]]:
+        """Publish number -> when it was undone, for the shop's last
+        :data:`UNDOABLE_PUBLISHES` publishes; and those of them not undone."""
+        last = [row["number"] for row in conn.execute(
+            "SELECT number FROM versions WHERE shop_id = ? AND source = 'publish' "
+            "ORDER BY number DESC LIMIT ?", (shop.id, UNDOABLE_PUBLISHES))]
+        if not last:
+            return {}, set()
+        undone = {row["publish_number"]: row["at"] for row in conn.execute(
+            "SELECT publish_number, at FROM undos WHERE shop_id = ? AND publish_number >= ?",
+            (shop.id, min(last)))}
+        return undone, {number for number in last if number not in undone}
+
+    def undo_target(self, shop: Shop, number: int) -> UndoTarget | None:
+        """The shop's publish of version ``number``, or ``None`` when that version is not
+        one of its publishes."""
+        with self._tx(write=False) as conn:
+            row = conn.execute(
+                "SELECT number, at, reference FROM versions WHERE shop_id = ? AND number = ? "
+                "AND source = 'publish'", (shop.id, number)).fetchone()
+            if row is None:
+                return None
+            undone = conn.execute(
+                "SELECT at FROM undos WHERE shop_id = ? AND publish_number = ?",
+                (shop.id, number)).fetchone()
+            _, offered = self._undo_state(conn, shop)
+        return UndoTarget(number=row["number"], key=row["reference"], at=row["at"],
+                          undone_at=undone["at"] if undone else None,
+                          offered=number in offered)
+
+    def undo_publish(self, shop: Shop, target: UndoTarget, *, key: str | None,
+                     preview: bool, confirm_partial: bool = False) -> WriteAnswer:
+        """What undoing ``target`` would do (``preview``), or the undo done under
+        ``key`` (see :meth:`StockStore.undo_publish`, which decides both)."""
+        body = json.dumps({"confirm_partial": confirm_partial, "preview": preview},
+                          separators=(",", ":")).encode()
+        return self.store.undo_publish(shop.url, target.key, key=key, body=body)

@@ -26,7 +26,13 @@ from xlstock.errors import MissingExtra
 from xlstock.model import ValueProblem, normalise_shop_url
 from xlstock.server.accounts import AccountStore, revoked_message, updates_off_message
 from xlstock.server.documents import error_body
-from xlstock.server.storage import HISTORY_LIMIT_MAX, StockStore, UnknownShop, WriteAnswer
+from xlstock.server.storage import (
+    HISTORY_LIMIT_MAX,
+    StockStore,
+    UnknownShop,
+    WriteAnswer,
+    undo_options,
+)
 
 try:
     from flask import Flask, Response, request
@@ -53,7 +59,8 @@ _CODES = {
     429: "quota_exceeded", 431: "headers_too_large", 500: "internal_error",
 }
 OTHER_CODES = ("idempotency_key_required", "idempotency_key_reused", "levels_moved",
-               "unsupported_format_version")
+               "unsupported_format_version", "already_undone", "below_zero", "not_a_publish",
+               "nothing_to_undo")
 """Error codes beyond the one per status in ``_CODES``."""
 
 
@@ -381,6 +388,14 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
             fail(404, f"the stock service never received a publish with Idempotency-Key "
                  f"{key!r} for {shop}; it was not applied: publish again")
         return json_response(200, outcome)
+
+    @app.post("/v1/publishes/<key:key>/undo")
+    def undo_publish(key: str) -> Response:
+        shop = authorised_shop(stock_updates=True)
+        body = request_body()
+        options, _ = undo_options(body)
+        undo_key = idempotency_key(required=options is None or not options.preview)
+        return answer_response(store.undo_publish(shop, key, key=undo_key, body=body))
 
     @app.post("/v1/orders")
     def order() -> Response:

@@ -155,6 +155,49 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE sign_in_failures ADD COLUMN attempt TEXT NOT NULL DEFAULT ''",
     ),
     (
+        # Issue 21: a publish can be undone. An undo is a version of its own (source
+        # 'undo'), which the CHECK of versions did not allow: versions and changes (whose
+        # foreign key names versions) are copied into new tables, the old ones dropped
+        # and the new ones renamed (what both databases run; SQLite cannot alter a CHECK).
+        """CREATE TABLE versions_v5 (
+            shop_id INTEGER NOT NULL REFERENCES shops(id),
+            number INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('catalogue', 'publish', 'order', 'undo')),
+            reference TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (shop_id, number)
+        )""",
+        """INSERT INTO versions_v5 (shop_id, number, at, source, reference)
+               SELECT shop_id, number, at, source, reference FROM versions""",
+        """CREATE TABLE changes_v5 (
+            shop_id INTEGER NOT NULL,
+            number INTEGER NOT NULL,
+            sku TEXT NOT NULL,
+            before INTEGER,
+            after INTEGER NOT NULL,
+            PRIMARY KEY (shop_id, number, sku),
+            FOREIGN KEY (shop_id, number) REFERENCES versions_v5(shop_id, number)
+        )""",
+        """INSERT INTO changes_v5 (shop_id, number, sku, before, after)
+               SELECT shop_id, number, sku, before, after FROM changes""",
+        "DROP TABLE changes",
+        "DROP TABLE versions",
+        "ALTER TABLE versions_v5 RENAME TO versions",
+        "ALTER TABLE changes_v5 RENAME TO changes",
+        # An undo names its publish by the publish's key (the version's reference).
+        "CREATE INDEX versions_reference ON versions (shop_id, reference)",
+        # Which publish each undo took back (one undo per publish: the primary key),
+        # the undo's version and its own Idempotency-Key.
+        """CREATE TABLE undos (
+            shop_id INTEGER NOT NULL REFERENCES shops(id),
+            publish_number INTEGER NOT NULL,
+            number INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (shop_id, publish_number)
+        )""",
+    ),
+    (
         # Issue 24, low stock by e-mail (xlstock/server/lowstock.py). Each product's
         # threshold as the workbook last published it (NULL: the shop's low_stock_at);
         # whether the shop's account gets the e-mails; the language the account last

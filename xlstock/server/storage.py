@@ -62,7 +62,7 @@ log = logging.getLogger("xlstock.server")
 __all__ = [
     "KEY_RETENTION", "MIGRATIONS", "SCHEMA_VERSION", "DEFAULT_DAILY_QUOTA", "WriteAnswer",
     "Registration", "StockStore", "UnknownShop", "LevelChangesRefused", "hash_token",
-    "migrate",
+    "migrate", "UndoOptions", "undo_options", "UNDO_REFERENCE",
 ]
 
 KEY_RETENTION = dt.timedelta(days=30)
@@ -76,6 +76,8 @@ LEVEL_CHANGES_MIN = 20
 """A catalogue changing at least this many existing levels, and more than half of
 them, needs ``allow_level_changes`` (the workbook's mass-change guard, for shop add)."""
 _IN_CHUNK = 500
+UNDO_REFERENCE = "undo of publish {key}"
+"""The reference of the version an undo makes (its source is ``undo``)."""
 _VERSION_COST = 160
 _CHANGE_COST = 64
 
@@ -556,13 +558,29 @@ class StockStore:
                         {"sku": change["sku"], "before": change["before"],
                          "after": change["after"]}
                     )
+            undone = self._undone_between(conn, shop, rows)
             versions = [
                 {"version": _tag(row["number"], shop.epoch), "number": row["number"],
                  "at": row["at"], "source": row["source"], "reference": row["reference"],
-                 "changes": changes[row["number"]]}
+                 "changes": changes[row["number"]],
+                 **({"undone_at": undone.get(row["number"])} if row["source"] == "publish"
+                    else {})}
                 for row in rows
             ]
             return {"shop": shop.url, "versions": versions}
+
+    @staticmethod
+    def _undone_between(conn: Any, shop: _Shop, rows: Sequence[Any]) -> dict[int, str]:
+        """Publish number -> when it was undone, for the versions in ``rows`` (newest
+        first)."""
+        if not rows:
+            return {}
+        return {
+            row["publish_number"]: row["at"] for row in conn.execute(
+                "SELECT publish_number, at FROM undos WHERE shop_id = ? "
+                "AND publish_number >= ? AND publish_number <= ?",
+                (shop.id, rows[-1]["number"], rows[0]["number"]))
+        }
 
     def publish_outcome(self, shop_url: str, key: str) -> dict[str, Any] | None:
         """What the publish sent with ``key`` got, or ``None`` if the key is unknown."""
@@ -573,12 +591,37 @@ class StockStore:
                 "WHERE shop_id = ? AND key = ? AND action = 'publish'",
                 (shop.id, key),
             ).fetchone()
+            undone = self._undo_of(conn, shop, key)
         if row is None:
             return None
         return {
             "key": key, "status": row["status"], "applied": bool(row["applied"]),
             "received_at": row["received_at"], "response": json.loads(row["response"]),
+            "undone_at": undone["at"] if undone else None,
+            "undone_by": undone["key"] if undone else None,
         }
+
+    @staticmethod
+    def _publish_version(conn: Any, shop: _Shop, key: str) -> int | None:
+        """The number of the version the publish sent with ``key`` made (the latest, should
+        a key forgotten after :data:`KEY_RETENTION` have been used again), or ``None``."""
+        row = conn.execute(
+            "SELECT number FROM versions WHERE shop_id = ? AND reference = ? "
+            "AND source = 'publish' ORDER BY number DESC LIMIT 1",
+            (shop.id, key),
+        ).fetchone()
+        return None if row is None else int(row["number"])
+
+    def _undo_of(self, conn: Any, shop: _Shop, key: str) -> Any:
+        """The undo of the publish sent with ``key`` (``at``, ``key``, ``number``), or
+        ``None`` when it was not undone."""
+        number = self._publish_version(conn, shop, key)
+        if number is None:
+            return None
+        return conn.execute(
+            "SELECT at, key, number FROM undos WHERE shop_id = ? AND publish_number = ?",
+            (shop.id, number),
+        ).fetchone()
 
     # -- writing ---------------------------------------------------------------------
 
@@ -838,6 +881,174 @@ class StockStore:
             "lines": [{"sku": sku, "qty": before - after, "level": after}
                       for sku, before, after in changes],
         }, etag=shop.tag)
+
+    # -- undoing a publish -------------------------------------------------------------
+
+    def undo_publish(
+        self, shop_url: str, publish_key: str, *, key: str | None, body: bytes,
+    ) -> WriteAnswer:
+        """Take back the publish sent with ``publish_key``, keeping what happened since:
+        each level it changed moves by (before - after) from the level there is now (a
+        delivery of +d becomes -d, a count a -> b becomes +(a - b)), so the units sold
+        since stay sold.
+
+        ``body`` is ``{"confirm_partial": bool, "preview": bool}`` (empty: both false).
+        A preview reads and applies nothing. Otherwise one transaction applies every row
+        or none: a row that would leave a level below zero (or a product gone from the
+        shop) refuses the undo with 422 ``below_zero`` naming it, unless
+        ``confirm_partial``, when it is skipped and named and the rest applied. The undo
+        is a version of its own (source ``undo``, reference ``undo of publish KEY``); a
+        second undo of the same publish is refused (409 ``already_undone``, with when).
+        The answer is kept under ``key``, so that a replay applies nothing again.
+        """
+        options, why = undo_options(body)
+        if options is not None and options.preview:
+            with self._db.read() as conn:
+                shop = self._shop(conn, shop_url)
+                return self._undo(conn, shop, publish_key, None, "", options)
+        digest_body = publish_key.encode("utf-8", "surrogatepass") + b"\0" + body
+
+        def apply(conn: Any, shop: _Shop, now: str) -> WriteAnswer:
+            if options is None:
+                return WriteAnswer(422, error_body("invalid_document",
+                                                   f"{why}; nothing was undone"))
+            return self._undo(conn, shop, publish_key, key, now, options)
+
+        return self._write(shop_url, key=key, action="undo", body=digest_body, apply=apply)
+
+    def _undo(
+        self, conn: Any, shop: _Shop, publish_key: str, key: str | None, now: str,
+        options: UndoOptions,
+    ) -> WriteAnswer:
+        number = self._publish_version(conn, shop, publish_key)
+        if number is None:
+            return self._no_publish(conn, shop, publish_key)
+        done = conn.execute(
+            "SELECT at, key FROM undos WHERE shop_id = ? AND publish_number = ?",
+            (shop.id, number),
+        ).fetchone()
+        if done is not None:
+            body = error_body(
+                "already_undone",
+                f"the publish {publish_key!r} of {shop.url} was already undone at "
+                f"{done['at']}; nothing was changed (see the History for what happened since)")
+            body["error"].update(undone_at=done["at"], undone_by=done["key"])
+            return WriteAnswer(409, body)
+        published = conn.execute(
+            "SELECT sku, before, after FROM changes WHERE shop_id = ? AND number = ? "
+            "ORDER BY sku", (shop.id, number)).fetchall()
+        current = self._levels_of(conn, shop, (row["sku"] for row in published))
+        changes, skipped = _reversal(published, current)
+        base = {"key": key, "undone": publish_key, "changes": changes, "skipped": skipped}
+        if options.preview:
+            return WriteAnswer(200, {
+                **base, "preview": True, "version": shop.tag,
+                "needs_confirmation": bool(skipped)}, etag=shop.tag)
+        if skipped and (not options.confirm_partial or not changes):
+            return self._undo_refused(shop, publish_key, skipped, bool(changes))
+        applied = [(row["sku"], row["before"], row["after"]) for row in changes]
+        version = self._new_version(conn, shop, now, "undo",
+                                    UNDO_REFERENCE.format(key=publish_key), applied)
+        self._set_levels(conn, shop, applied)
+        self._note_low_stock(conn, shop, now, applied)
+        conn.execute(
+            "INSERT INTO undos (shop_id, publish_number, number, key, at) "
+            "VALUES (?, ?, ?, ?, ?)", (shop.id, number, version, key or "", now))
+        return WriteAnswer(200, {**base, "version": shop.tag, "undone_at": now},
+                           etag=shop.tag)
+
+    @staticmethod
+    def _undo_refused(shop: _Shop, publish_key: str, skipped: list[dict[str, Any]],
+                      others: bool) -> WriteAnswer:
+        shown = "; ".join(f"{row['sku']}: {row['problem']}" for row in skipped[:5])
+        more = " ..." if len(skipped) > 5 else ""
+        then = ("send it again with confirm_partial to undo the other rows and skip these"
+                if others else "no row of it can be undone")
+        return WriteAnswer(422, error_body(
+            "below_zero",
+            f"{len(skipped)} row(s) of the publish {publish_key!r} cannot be taken back in "
+            f"{shop.url}: {shown}{more}; nothing was undone: {then}",
+            skipped,
+        ))
+
+    @staticmethod
+    def _no_publish(conn: Any, shop: _Shop, publish_key: str) -> WriteAnswer:
+        """The refusal of an undo whose key names no version a publish made."""
+        row = conn.execute(
+            "SELECT action, status FROM idempotency WHERE shop_id = ? AND key = ?",
+            (shop.id, publish_key)).fetchone()
+        if row is not None and row["action"] != "publish":
+            return WriteAnswer(422, error_body(
+                "not_a_publish",
+                f"{publish_key!r} is the key of an {row['action']} of {shop.url}, not of a "
+                "publish; only a publish can be undone"))
+        if row is not None:
+            what = "was refused" if row["status"] >= 300 else "changed no level"
+            return WriteAnswer(422, error_body(
+                "nothing_to_undo",
+                f"the publish {publish_key!r} of {shop.url} {what}; there is nothing to "
+                "undo"))
+        return WriteAnswer(404, error_body(
+            "not_found",
+            f"the stock service has no publish with Idempotency-Key {publish_key!r} for "
+            f"{shop.url}; check the key in the workbook's Log or the History"))
+
+
+@dataclass(frozen=True)
+class UndoOptions:
+    """What an undo request asks: only what it would do (``preview``), or applying the
+    rows that can be undone when others cannot (``confirm_partial``)."""
+
+    confirm_partial: bool = False
+    preview: bool = False
+
+
+def undo_options(body: bytes) -> tuple[UndoOptions | None, str | None]:
+    """The options of an undo request's body (empty: the defaults), or ``(None, why)``."""
+    if not body.strip():
+        return UndoOptions(), None
+    document, why = parse_json(body)
+    if why is not None:
+        return None, why
+    if not isinstance(document, dict):
+        return None, "the body must be a JSON object such as {\"confirm_partial\": false}"
+    unknown = sorted(set(document) - {"confirm_partial", "preview"})
+    if unknown:
+        return None, (f"the body has the unknown field {unknown[0][:40]!r}; an undo takes "
+                      "confirm_partial and preview")
+    for name in ("confirm_partial", "preview"):
+        if not isinstance(document.get(name, False), bool):
+            return None, f"{name} must be true or false"
+    return UndoOptions(bool(document.get("confirm_partial", False)),
+                       bool(document.get("preview", False))), None
+
+
+def _reversal(
+    published: Sequence[Any], current: Mapping[str, int]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows an undo changes (``sku``, ``before`` = the level now, ``after``,
+    ``change``) and those it cannot (``sku``, ``problem``, ``level``, ``change``): each
+    published row moves by (before - after) from the level there is now."""
+    changes: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    for row in published:
+        sku, change = row["sku"], (row["before"] or 0) - row["after"]
+        level = current.get(sku)
+        if level is None:
+            skipped.append({"sku": sku, "problem": "no longer in the shop", "level": None,
+                            "change": change})
+        elif level + change < 0:
+            skipped.append({"sku": sku, "problem": (
+                f"would go below zero: {level} now, {change:+d} would leave "
+                f"{level + change}"), "level": level, "change": change})
+        elif level + change > MAX_LEVEL:
+            skipped.append({"sku": sku, "problem": (
+                f"{level} now, {change:+d} would pass the maximum {MAX_LEVEL:,}"),
+                "level": level, "change": change})
+        else:
+            changes.append({"sku": sku, "before": level, "after": level + change,
+                            "change": change})
+    return changes, skipped
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ platform that has none, and the pause before a request is sent again."""
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -27,6 +28,20 @@ class SessionOwner:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def settle_environment(session: requests.Session, url: str) -> dict[str, Any]:
+    """Read once what ``requests`` would look up in the environment on every request
+    (proxies for ``url``, a CA bundle), and stop it looking: a sync of 100,000 products
+    is 1,000 requests, and each look-up costs a fraction of a millisecond. Returns the
+    ``proxies`` and ``verify`` to pass to each request."""
+    proxies = requests.utils.get_environ_proxies(url) if session.trust_env else {}
+    verify: Any = True
+    if session.trust_env:
+        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") \
+            or True
+    session.trust_env = False
+    return {"proxies": proxies, "verify": verify}
 
 
 def levels_version(platform: str, levels: Mapping[str, int]) -> str:

@@ -485,7 +485,7 @@ class ShopifyConnector(SessionOwner):
                                      f"{_user_errors([error])}", code=code)
             if line.sku in applied:
                 continue
-            if code == "CHANGE_FROM_QUANTITY_STALE":
+            if code in ("CHANGE_FROM_QUANTITY_STALE", "COMPARE_QUANTITY_STALE"):
                 stale.append(line)
             else:
                 refused.append({"sku": line.sku, "code": code,
@@ -795,11 +795,26 @@ _PROBLEMS = {
     "INVALID_QUANTITY_NEGATIVE": "the level would be below zero; correct the row",
     "INVALID_QUANTITY_TOO_HIGH": "the level would be above Shopify's limit; correct the row",
     "INVALID_QUANTITY_TOO_LOW": "the level would be below Shopify's limit; correct the row",
+    "ADJUST_QUANTITIES_FAILED": "Shopify could not change it just now; publish again in a "
+                                "moment (nothing is counted twice)",
+    "SERVICE_UNAVAILABLE": "Shopify could not change it just now; publish again in a moment "
+                           "(nothing is counted twice)",
 }
+_OURS = ("INVALID_NAME", "INVALID_QUANTITY_NAME", "INVALID_REASON", "INVALID_REFERENCE_DOCUMENT",
+         "INTERNAL_LEDGER_DOCUMENT", "INVALID_AVAILABLE_DOCUMENT", "INVALID_LEDGER_DOCUMENT",
+         "INVALID_QUANTITY_DOCUMENT", "MAX_ONE_LEDGER_DOCUMENT",
+         "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR", "COMPARE_QUANTITY_REQUIRED")
+"""Codes that only a wrong request from xlstock can cause: the merchant cannot fix them."""
 
 
 def _problem_text(code: str | None, message: str) -> str:
-    return _PROBLEMS.get(code or "", f"Shopify refused it ({code}: {message[:200]})")
+    """What a user error means for the row, and what to do."""
+    if code in _PROBLEMS:
+        return _PROBLEMS[code]
+    if code in _OURS:
+        return (f"Shopify refused what xlstock sent for it ({code}: {message[:200]}); this "
+                "is xlstock's fault, not the sheet's: report it. The row was not changed")
+    return f"Shopify refused it ({code}: {message[:200]}); check it in Shopify's admin"
 
 
 def _user_errors(errors: Sequence[Mapping[str, Any]]) -> str:

@@ -58,7 +58,13 @@ from xlstock.remote.transport import (
     mapped_errors,
     read_body,
 )
-from xlstock.shops.common import SessionOwner, backoff_delay, levels_version, retry_after
+from xlstock.shops.common import (
+    SessionOwner,
+    backoff_delay,
+    levels_version,
+    retry_after,
+    settle_environment,
+)
 
 log = logging.getLogger("xlstock.woocommerce")
 
@@ -128,6 +134,7 @@ class _Item:
     level: int
     name: str = ""
     variant: str = ""
+    low_at: int | None = None
 
     @property
     def endpoint(self) -> str:
@@ -168,6 +175,7 @@ class WooCommerceConnector(SessionOwner):
         if session is None:
             self._session.mount("https://", WatchedAdapter())
             self._session.mount("http://", WatchedAdapter())
+        self._environment = settle_environment(self._session, self.shop)
         self._items: dict[str, _Item] | None = None
         self._resending = False
         self._sales: dict[str, int] | None = None
@@ -209,12 +217,13 @@ class WooCommerceConnector(SessionOwner):
                 collected.add_variation(product, variation, names)
         items, notices = collected.finish()
         self._items = items
+        low_at = {sku: item.low_at for sku, item in items.items() if item.low_at is not None}
         version = levels_version("woocommerce", {sku: item.level for sku, item in items.items()})
         if if_none_match is not None and if_none_match == version:
             return None
         stock = {sku: StockItem(sku, item.name, item.variant, item.level)
                  for sku, item in sorted(items.items())}
-        return Snapshot(self.shop, version, stock, notices=tuple(notices))
+        return Snapshot(self.shop, version, stock, notices=tuple(notices), low_at=low_at)
 
     def _check_stock_management(self) -> None:
         answer = self._get("/settings/products/woocommerce_manage_stock", {})
@@ -560,7 +569,7 @@ class WooCommerceConnector(SessionOwner):
                 method, url, params=dict(params or {}), auth=(key, secret),
                 data=None if body is None else json.dumps(body).encode(),
                 headers={"Accept": "application/json", "Content-Type": "application/json"},
-                stream=True, timeout=(10, 60), allow_redirects=False)
+                stream=True, timeout=(10, 60), allow_redirects=False, **self._environment)
             try:
                 raw = read_body(response, deadline, MAX_ANSWER)
             finally:
@@ -582,6 +591,10 @@ class WooCommerceConnector(SessionOwner):
         data = answer.data if isinstance(answer.data, dict) else {}
         code = str(data.get("code") or "")
         message = str(data.get("message") or "")[:300]
+        if answer.status in (401, 403) and "write permission" in message.lower():
+            return ServiceRefused(
+                f"{self.shop} refused to change stock with this REST API key (it has no "
+                f"write permissions); {KEYS_PAGE}", status=answer.status, code=code)
         if answer.status in (401, 403):
             if "cannot_view" in code or "authentication" in code or "cannot_list" in code \
                     or answer.status == 401 and "edit" not in code and "create" not in \
@@ -645,11 +658,14 @@ class _Collector:
         if variation is not None:
             variant = " / ".join(str(a.get("option") or "") for a in
                                  variation.get("attributes") or [])
+        low = row.get("low_stock_amount")
         self.items[sku] = _Item(sku, int(product["id"]),
                                 None if variation is None else int(variation["id"]),
                                 int(row["stock_quantity"]),
                                 str(product.get("name") or "") if names else "",
-                                variant if names else "")
+                                variant if names else "",
+                                low if isinstance(low, int) and not isinstance(low, bool)
+                                and low >= 0 else None)
 
     def add_variation(self, product: Mapping[str, Any], variation: Mapping[str, Any],
                       names: bool) -> None:

@@ -19,6 +19,7 @@ Grid = list[list[Any]]
 STOCK_SHEET = "Stock"
 SETTINGS_SHEET = "Settings"
 LOG_SHEET = "Log"
+LOW_STOCK_SHEET = "Low stock"
 HOWTO_SHEET = "How to"
 STATE_SHEET = "_xlstock"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import operator
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
@@ -14,6 +15,7 @@ from xlstock.cells import NO_CACHE, Formula, unchanged
 from xlstock.errors import SheetError, UsageError, WorkbookError
 from xlstock.workbook.base import (
     LOG_SHEET,
+    LOW_STOCK_SHEET,
     MAX_ROWS,
     SETTINGS_SHEET,
     STATE_SHEET,
@@ -44,11 +46,16 @@ SETTING_LAST_PUBLISH = "Last publish"
 SETTING_VERSION = "Online version"
 SETTING_PLATFORM = "Shop platform"
 SETTING_LOCATION = "Location"
+SETTING_LOW_STOCK = "Low stock at"
 SETTING_LABELS = (
     SETTING_SERVICE, SETTING_SHOP, SETTING_POLICY,
     SETTING_LAST_SYNC, SETTING_LAST_PUBLISH, SETTING_VERSION,
-    SETTING_PLATFORM, SETTING_LOCATION,
+    SETTING_PLATFORM, SETTING_LOCATION, SETTING_LOW_STOCK,
 )
+LOW_STOCK_NAME = "LowStockAt"
+"""The workbook's defined name for Settings' ``Low stock at``, which the colour rules of
+sheet Stock use."""
+LOW_STOCK_HEADERS = ("SKU", "Product", "Variant", "Level", "Low at", "Shortfall")
 DEFAULT_SERVICE = "http://127.0.0.1:8765"
 POLICIES = ("rebase", "strict")
 
@@ -58,6 +65,7 @@ WOOCOMMERCE = "WooCommerce"
 PLATFORMS = (XLSTOCK_SERVICE, SHOPIFY, WOOCOMMERCE)
 """What Settings' ``Shop platform`` may say, as the template's list offers it."""
 _PLATFORM_WORDS = {"": XLSTOCK_SERVICE, "xlstock": XLSTOCK_SERVICE,
+                   "service xlstock": XLSTOCK_SERVICE,
                    **{platform.casefold(): platform for platform in PLATFORMS}}
 
 LOG_HEADERS = ("When", "Action", "Online version", "Rows changed", "Units", "Result")
@@ -67,11 +75,80 @@ _STATE_CHUNK = 30_000
 """Characters per state cell: under Excel's 32,767-character cell limit."""
 
 
+# --- the workbook's language ---------------------------------------------------------------
+# A workbook is English or French: its sheet names, headers and labels. xlstock reads
+# both whatever the machine's language, and writes its own words in the workbook's.
+
+ENGLISH, FRENCH = "en", "fr"
+LANGUAGES = (ENGLISH, FRENCH)
+FRENCH_HEADERS = {
+    SKU: "SKU", PRODUCT: "Produit", VARIANT: "Variante", ONLINE: "En ligne",
+    RECEIVED: "Reçu", NEW_LEVEL: "Nouveau niveau", CHANGE: "Variation",
+    LOW_AT: "Stock bas à", STATUS: "Statut",
+}
+"""Sheet Stock's headers in French, in the words of the help text and account pages."""
+FRENCH_LABELS = {
+    SETTING_SERVICE: "Service de stock", SETTING_SHOP: "Adresse URL de la boutique",
+    SETTING_POLICY: "Règle en cas de conflit", SETTING_LAST_SYNC: "Dernière synchronisation",
+    SETTING_LAST_PUBLISH: "Dernière publication", SETTING_VERSION: "Version en ligne",
+    SETTING_PLATFORM: "Plateforme de la boutique", SETTING_LOCATION: "Emplacement",
+    SETTING_LOW_STOCK: "Stock bas à",
+}
+FRENCH_SHEETS = {SETTINGS_SHEET: "Paramètres", LOG_SHEET: "Journal",
+                 LOW_STOCK_SHEET: "Stock bas", "How to": "Mode d'emploi"}
+FRENCH_LOG_HEADERS = ("Quand", "Action", "Version en ligne", "Lignes modifiées", "Unités",
+                      "Résultat")
+FRENCH_LOW_STOCK_HEADERS = ("SKU", "Produit", "Variante", "Niveau", "Stock bas à", "Manque")
+
+
+def header_text(header: str, language: str) -> str:
+    """A canonical Stock header (``layout.ONLINE``...) as a workbook of ``language``
+    writes it."""
+    return FRENCH_HEADERS[header] if language == FRENCH else header
+
+
+def label_text(label: str, language: str) -> str:
+    return FRENCH_LABELS.get(label, label) if language == FRENCH else label
+
+
+def sheet_text(sheet: str, language: str) -> str:
+    return FRENCH_SHEETS.get(sheet, sheet) if language == FRENCH else sheet
+
+
 def _header_key(value: Any) -> str:
-    return " ".join(str(value).split()).casefold() if value is not None else ""
+    """How headers, labels and sheet names are compared: case, accents and the spaces
+    around and between words ignored ("Nouveau  niveau", "NOUVEAU NIVEAU", "Recu")."""
+    if value is None:
+        return ""
+    text = " ".join(str(value).split()).casefold()
+    if not text.isascii():
+        text = "".join(c for c in unicodedata.normalize("NFKD", text)
+                       if not unicodedata.combining(c))
+    return text
 
 
 _KNOWN = {_header_key(h): h for h in STOCK_HEADERS}
+_KNOWN.update({_header_key(text): h for h, text in FRENCH_HEADERS.items()})
+_FRENCH_ONLY = {_header_key(text) for h, text in FRENCH_HEADERS.items()
+                if _header_key(text) != _header_key(h)}
+
+
+def sheet_in(book: WorkbookAdapter, sheet: str) -> str | None:
+    """The name under which ``book`` has xlstock's sheet ``sheet`` (its English name),
+    in either language, or ``None``."""
+    wanted = {_header_key(sheet), _header_key(sheet_text(sheet, FRENCH))}
+    for name in book.sheet_names():
+        if _header_key(name) in wanted:
+            return name
+    return None
+
+
+def language_of(book: WorkbookAdapter) -> str:
+    """The workbook's language: French when it has one of xlstock's sheets under its
+    French name, else English."""
+    french = {_header_key(name) for name in FRENCH_SHEETS.values()}
+    return FRENCH if any(_header_key(name) in french for name in book.sheet_names()) \
+        else ENGLISH
 
 
 @dataclass
@@ -86,6 +163,8 @@ class StockTable:
     rows: list[list[Any]]
     width: int
     shared: int = 0
+    language: str = ENGLISH
+    """The language its headers are in (new columns are headed in it)."""
     """How many of ``rows`` (from the first) are the workbook adapter's own
     (``read_sheet(shared=True)``): its :meth:`write_block` keeps them in step, and
     they may be longer than ``width``."""
@@ -129,16 +208,26 @@ def read_stock(book: WorkbookAdapter) -> StockTable:
     grid = book.read_sheet(STOCK_SHEET, shared=True)  # 100,000 rows not copied
     header = grid[0] if grid else []
     columns: dict[str, int] = {}
+    french = english = 0
     for index, value in enumerate(header, start=1):
-        known = _KNOWN.get(_header_key(value))
+        key = _header_key(value)
+        known = _KNOWN.get(key)
         if known is None:
             continue
         if known in columns:
+            first = header[columns[known] - 1]
+            words = ("" if _header_key(first) == key else
+                     f" ({str(first).strip()!r} and {str(value).strip()!r})")
             raise SheetError(
                 f"sheet {STOCK_SHEET}: columns {column_letter(columns[known])} and "
-                f"{column_letter(index)} are both headed {known!r}; rename or delete one"
+                f"{column_letter(index)} are both headed {known!r}{words}; rename or delete "
+                "one"
             )
         columns[known] = index
+        if key in _FRENCH_ONLY:
+            french += 1
+        elif key != _header_key(FRENCH_HEADERS[known]):
+            english += 1
     missing = [h for h in REQUIRED_HEADERS if h not in columns]
     if missing:
         raise SheetError(
@@ -150,8 +239,9 @@ def read_stock(book: WorkbookAdapter) -> StockTable:
     for row in rows:  # padded with None: all the adapter lets a caller change
         if len(row) < width:
             row.extend([None] * (width - len(row)))
+    language = FRENCH if french > english else ENGLISH
     return StockTable(columns=columns, rows=rows, width=width,
-                      shared=len(rows) if book.shares_rows else 0)
+                      shared=len(rows) if book.shares_rows else 0, language=language)
 
 
 def ensure_columns(book: WorkbookAdapter, table: StockTable, headers: Sequence[str]) -> None:
@@ -161,7 +251,8 @@ def ensure_columns(book: WorkbookAdapter, table: StockTable, headers: Sequence[s
     if not missing:
         return
     start = table.width + 1
-    book.write_block(STOCK_SHEET, 1, start, [missing])
+    book.write_block(STOCK_SHEET, 1, start,
+                     [[header_text(header, table.language) for header in missing]])
     for offset, header in enumerate(missing):
         table.columns[header] = start + offset
     table.width += len(missing)
@@ -267,22 +358,29 @@ class Settings:
     next_row: int
     platform: str = XLSTOCK_SERVICE
     """One of :data:`PLATFORMS`: where the shop's live levels are."""
+    sheet: str = SETTINGS_SHEET
+    """The sheet's name in the workbook (``Paramètres`` in a French one)."""
+    language: str = ENGLISH
     location: str = ""
     """The platform's location the workbook keeps (blank: the shop's only one)."""
+    low_stock_at: int | None = None
+    """The low-stock threshold of rows whose Low at is blank (``None``: no alert)."""
 
 
 def read_settings(book: WorkbookAdapter) -> Settings:
     """Sheet Settings (labels in column A, values in B). Raises :class:`UsageError` for
     a missing sheet, shop URL or an unknown conflict policy, naming the cell."""
-    if SETTINGS_SHEET not in book.sheet_names():
+    sheet = sheet_in(book, SETTINGS_SHEET)
+    if sheet is None:
         raise UsageError(
             f"{book.label} has no sheet {SETTINGS_SHEET!r}; add it with labels in column A "
             f"({', '.join(SETTING_LABELS[:3])}) and values in column B"
         )
-    grid = book.read_sheet(SETTINGS_SHEET)
+    grid = book.read_sheet(sheet)
     rows: dict[str, int] = {}
     values: dict[str, Any] = {}
     by_key = {_header_key(label): label for label in SETTING_LABELS}
+    by_key.update({_header_key(text): label for label, text in FRENCH_LABELS.items()})
     for number, line in enumerate(grid, start=1):
         label = by_key.get(_header_key(line[0] if line else None))
         if label and label not in rows:
@@ -292,25 +390,95 @@ def read_settings(book: WorkbookAdapter) -> Settings:
     shop = _setting_text(values.get(SETTING_SHOP))
     policy = (_setting_text(values.get(SETTING_POLICY)) or "rebase").casefold()
     if policy not in POLICIES:
-        where = f"{SETTINGS_SHEET}!B{rows[SETTING_POLICY]}"
+        where = f"{sheet}!B{rows[SETTING_POLICY]}"
         raise UsageError(
             f"{where}: conflict policy {policy!r} is unknown; write rebase or strict"
         )
     platform = _platform(_setting_text(values.get(SETTING_PLATFORM)), shop,
-                         rows.get(SETTING_PLATFORM))
+                         rows.get(SETTING_PLATFORM), sheet)
     return Settings(
         service_url=service, shop_url=shop, policy=policy, rows=rows, values=values,
         next_row=len(grid) + 1, platform=platform,
         location=_setting_text(values.get(SETTING_LOCATION)),
+        low_stock_at=_threshold(values.get(SETTING_LOW_STOCK), rows.get(SETTING_LOW_STOCK),
+                                sheet),
+        sheet=sheet, language=FRENCH if sheet != SETTINGS_SHEET else ENGLISH,
     )
 
 
-def _platform(text: str, shop: str, row: int | None) -> str:
+def _threshold(value: Any, row: int | None, sheet: str = SETTINGS_SHEET) -> int | None:
+    """Settings' ``Low stock at``: blank for none, else a whole number >= 0."""
+    if isinstance(value, Formula):
+        value = value.cached if value.cached is not NO_CACHE else None
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    number = whole_or_none(value)
+    if number is None or number < 0:
+        raise UsageError(f"{sheet}!B{row}: Low stock at {value!r} is not a whole "
+                         "number 0 or more; type one, or leave it blank for no alert")
+    return number
+
+
+def whole_or_none(value: Any) -> int | None:
+    """A cell's whole number (an int, a float without fraction, digits in text; a
+    formula's saved result), or ``None``."""
+    if isinstance(value, Formula):
+        value = value.cached if value.cached is not NO_CACHE else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def low_stock(table: StockTable, default: int | None) -> list[list[Any]]:
+    """The rows at or below their threshold (Low at, else ``default``), as sheet Low
+    stock lists them: SKU, product, variant, level, Low at, shortfall; the largest
+    shortfall first."""
+    found = []
+    columns = (table.column(SKU), table.column(PRODUCT), table.column(VARIANT),
+               table.column(ONLINE), table.column(LOW_AT))
+    for sku, product, variant, online, low_at in zip(*columns, strict=True):
+        level = whole_or_none(online)
+        threshold = whole_or_none(low_at)
+        if threshold is None:
+            threshold = default
+        if sku is None or level is None or threshold is None or level > threshold:
+            continue
+        found.append([sku, product, variant, level, threshold, threshold - level])
+    found.sort(key=lambda row: (-row[5], str(row[0])))
+    return found
+
+
+def write_low_stock(book: WorkbookAdapter, rows: Sequence[Sequence[Any]]) -> None:
+    """Rewrite sheet Low stock (xlstock's own, like Log) with ``rows`` under its headers,
+    blanking what an earlier list left below."""
+    sheet = sheet_in(book, LOW_STOCK_SHEET)
+    language = language_of(book)
+    if sheet is None:
+        sheet = sheet_text(LOW_STOCK_SHEET, language)
+        book.add_sheet(sheet)
+        before = 0
+    else:
+        before = len(book.read_sheet(sheet))
+    headers = FRENCH_LOW_STOCK_HEADERS if language == FRENCH else LOW_STOCK_HEADERS
+    width = len(headers)
+    block = [list(headers), *(list(row) for row in rows)]
+    block.extend([None] * width for _ in range(max(0, before - len(block))))
+    _refuse_past_the_last_row(book, sheet, len(block))
+    book.write_block(sheet, 1, 1, block)
+
+
+def _platform(text: str, shop: str, row: int | None, sheet: str = SETTINGS_SHEET) -> str:
     """The platform Settings name; a blank one is the xlstock service, unless the shop's
     address is a Shopify store's (``*.myshopify.com``)."""
     platform = _PLATFORM_WORDS.get(" ".join(text.split()).casefold())
     if platform is None:
-        where = f"{SETTINGS_SHEET}!B{row}"
+        where = f"{sheet}!B{row}"
         raise UsageError(
             f"{where}: shop platform {text!r} is unknown; write one of "
             f"{', '.join(PLATFORMS)}"
@@ -338,7 +506,8 @@ def write_settings(book: WorkbookAdapter, settings: Settings, updates: dict[str,
     for label in updates:
         if label not in settings.rows:
             settings.rows[label] = settings.next_row
-            book.write_block(SETTINGS_SHEET, settings.next_row, 1, [[label]])
+            book.write_block(settings.sheet, settings.next_row, 1,
+                             [[label_text(label, settings.language)]])
             settings.next_row += 1
     by_row = {settings.rows[label]: value for label, value in updates.items()}
     kept = {row: settings.values.get(label) for label, row in settings.rows.items()}
@@ -346,10 +515,10 @@ def write_settings(book: WorkbookAdapter, settings: Settings, updates: dict[str,
     span = range(top, bottom + 1)
     if any(isinstance(kept.get(row), Formula) for row in span if row not in by_row):
         for row, value in by_row.items():  # never overwrite a merchant's formula
-            book.write_block(SETTINGS_SHEET, row, 2, [[value]])
+            book.write_block(settings.sheet, row, 2, [[value]])
     else:
         block = [[by_row[row] if row in by_row else kept.get(row)] for row in span]
-        book.write_block(SETTINGS_SHEET, top, 2, block)
+        book.write_block(settings.sheet, top, 2, block)
     for label, value in updates.items():
         settings.values[label] = value
 
@@ -361,13 +530,19 @@ class Log:
     :func:`read_log`, then kept in step by :func:`append_log`."""
 
     next_row: int
+    sheet: str = LOG_SHEET
+    language: str = ENGLISH
 
 
 def read_log(book: WorkbookAdapter) -> Log:
-    """Where sheet Log's next entry goes."""
-    if LOG_SHEET not in book.sheet_names():
-        return Log(next_row=1)
-    return Log(next_row=len(book.read_sheet(LOG_SHEET)) + 1)
+    """Where sheet Log's next entry goes (in a sheet named in the workbook's language
+    when there is none yet)."""
+    sheet = sheet_in(book, LOG_SHEET)
+    if sheet is None:
+        language = language_of(book)
+        return Log(next_row=1, sheet=sheet_text(LOG_SHEET, language), language=language)
+    return Log(next_row=len(book.read_sheet(sheet)) + 1, sheet=sheet,
+               language=FRENCH if sheet != LOG_SHEET else ENGLISH)
 
 
 LOG_RESULT_LIMIT = 280
@@ -393,14 +568,15 @@ def append_log(book: WorkbookAdapter, log: Log, entry: Sequence[Any]) -> None:
     entry = list(entry)
     if len(entry) >= len(LOG_HEADERS) and isinstance(entry[-1], str):
         entry[-1] = shorten_result(entry[-1])
-    if LOG_SHEET not in book.sheet_names():
-        book.add_sheet(LOG_SHEET)
+    if log.sheet not in book.sheet_names():
+        book.add_sheet(log.sheet)
     if log.next_row == 1:
-        rows = [list(LOG_HEADERS), list(entry)]
+        headers = FRENCH_LOG_HEADERS if log.language == FRENCH else LOG_HEADERS
+        rows = [list(headers), list(entry)]
     else:
-        _refuse_past_the_last_row(book, LOG_SHEET, log.next_row)
+        _refuse_past_the_last_row(book, log.sheet, log.next_row)
         rows = [list(entry)]
-    book.write_block(LOG_SHEET, log.next_row, 1, rows)
+    book.write_block(log.sheet, log.next_row, 1, rows)
     log.next_row += len(rows)
 
 

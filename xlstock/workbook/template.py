@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from openpyxl import Workbook
 from openpyxl.formatting.rule import FormulaRule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
@@ -28,6 +29,7 @@ from xlstock.workbook import layout
 from xlstock.workbook.base import (
     HOWTO_SHEET,
     LOG_SHEET,
+    LOW_STOCK_SHEET,
     SETTINGS_SHEET,
     STATE_SHEET,
     STOCK_SHEET,
@@ -49,7 +51,10 @@ _TOOL_FILL = PatternFill("solid", start_color="FF595959", end_color="FF595959")
 _FONT = "Calibri"
 _HEADER_FONT = Font(name=_FONT, sz=11, bold=True, color="FFFFFFFF")
 _PENDING_COLOUR = "FFFFF2CC"
-_LOW_COLOUR = "FFF8CBAD"
+_LOW_COLOUR = "FFFFEB9C"
+"""Amber: at or below the row's threshold."""
+_OUT_COLOUR = "FFFF9B9B"
+"""Red: at or below zero."""
 _PROBLEM_COLOUR = "FFFFC7CE"
 _FINE_STATUSES = (STATUS_OK, STATUS_CHANGED, "new")
 """Statuses that are not a problem; any other Status text is highlighted."""
@@ -99,7 +104,10 @@ HOWTO_LINES: tuple[tuple[str, str | None], ...] = (
     ("What the colours mean", "heading"),
     ("A pale yellow row has an edit waiting to be published (Received or New level).",
      "pending"),
-    ("An orange Online cell is at or below its Low at level.", "low"),
+    ("An amber Online cell is at or below its Low at level (or, where Low at is blank, "
+     "Settings > Low stock at); a red one is at or below zero. Change is coloured the "
+     "same way for the level Publish would leave. Sheet Low stock lists those rows, the "
+     "largest shortfall first, after every Sync and Preview.", "low"),
     ("A pink Status cell names a problem with that row; nothing is published until it "
      "is fixed.", "problem"),
     ("Header colours: blue columns come from the shop, green ones are yours to type in, "
@@ -113,13 +121,96 @@ HOWTO_LINES: tuple[tuple[str, str | None], ...] = (
 )
 
 
+FRENCH_HOWTO_LINES: tuple[tuple[str, str | None], ...] = (
+    ("Tenir le stock de votre boutique dans ce classeur", "title"),
+    ("", None),
+    ("Chaque jour", "heading"),
+    ("1. Synchroniser : les niveaux de stock en ligne du jour arrivent dans la feuille "
+     "Stock (colonne En ligne). Commande : xlstock sync <ce fichier> (ou le bouton "
+     "Synchroniser du classeur .xlsm).", None),
+    ("2. Modifier : tapez une livraison dans Reçu (unités ajoutées ; négatif pour en "
+     "retirer) ou un niveau compté dans Nouveau niveau. Jamais les deux sur une ligne.",
+     None),
+    ("3. Aperçu : voyez exactement ce que Publier changerait, vérifié sur les niveaux en "
+     "ligne. Commande : xlstock preview <ce fichier>. Variation et Statut montrent le "
+     "résultat ligne par ligne.", None),
+    ("4. Publier : envoyez les niveaux de stock (jamais toute la boutique). Commande : "
+     "xlstock publish <ce fichier>. Reçu et Nouveau niveau sont alors vidés.", None),
+    ("", None),
+    ("Les ventes en ligne ne sont jamais écrasées", "heading"),
+    ("Les ventes faites en ligne entre la synchronisation et la publication sont "
+     "gardées : une livraison s'ajoute au niveau en ligne, et un Nouveau niveau compté "
+     "est corrigé de ce qui s'est vendu depuis (Paramètres > Règle en cas de conflit : "
+     "rebase). Avec « strict », Publier s'arrête et demande de synchroniser à nouveau.",
+     None),
+    ("", None),
+    ("Ce que disent les couleurs", "heading"),
+    ("Une ligne jaune pâle a une modification en attente de publication (Reçu ou Nouveau "
+     "niveau).", "pending"),
+    ("Une cellule En ligne orange est au niveau de son Stock bas à ou en dessous (à "
+     "défaut, Paramètres > Stock bas à) ; rouge, elle est à zéro ou moins. Variation "
+     "prend la même couleur pour le niveau que Publier laisserait. La feuille Stock bas "
+     "liste ces lignes, le plus grand manque d'abord, après chaque synchronisation et "
+     "aperçu.", "low"),
+    ("Une cellule Statut rose signale un problème sur la ligne ; rien n'est publié tant "
+     "qu'il n'est pas corrigé.", "problem"),
+    ("Couleur des en-têtes : en bleu ce qui vient de la boutique, en vert ce que vous "
+     "tapez, en gris ce qu'écrit xlstock. Ajoutez vos propres colonnes où vous voulez : "
+     "elles sont gardées.", None),
+    ("", None),
+    ("Votre jeton d'accès", "heading"),
+    ("Le jeton n'est jamais enregistré dans ce classeur. Donnez-le dans la variable "
+     "d'environnement XLSTOCK_TOKEN, ou gardez-le dans le trousseau du système (service "
+     "« xlstock », utilisateur = l'adresse URL de la boutique). Les adresses sont dans la "
+     "feuille Paramètres.", None),
+)
+"""Sheet How to of a French workbook, line for line as :data:`HOWTO_LINES`."""
+_FRENCH_NOTES = ("Aucun jeton ni mot de passe n'est enregistré ici :",
+                 "xlstock lit le jeton dans XLSTOCK_TOKEN ou le trousseau.")
+_FRENCH_VALIDATION = {
+    "Received: a whole number": (
+        "Reçu : un nombre entier",
+        "Tapez les unités reçues en nombre entier (négatif pour en retirer), ou laissez "
+        "vide.", "Reçu", "Unités ajoutées par une livraison. Nombre entier ; vide pour "
+        "aucune."),
+    "New level: whole number >= 0": (
+        "Nouveau niveau : nombre entier >= 0",
+        "Tapez le niveau compté en nombre entier, 0 ou plus, ou laissez vide.",
+        "Nouveau niveau", "Le niveau compté. Nombre entier, 0 ou plus ; vide pour ne rien "
+        "changer."),
+    "Low at: whole number >= 0": (
+        "Stock bas à : nombre entier >= 0",
+        "Tapez le seuil de stock bas en nombre entier, 0 ou plus, ou laissez vide.",
+        None, None),
+    "Conflict policy": (
+        "Règle en cas de conflit",
+        "Choisissez rebase (garder les ventes en ligne, par défaut) ou strict (s'arrêter "
+        "sur tout changement en ligne depuis la synchronisation).", None, None),
+    "Shop platform": (
+        "Plateforme de la boutique",
+        "Choisissez où sont les niveaux en ligne de votre boutique : "
+        + ", ".join(layout.PLATFORMS) + ".", None, None),
+}
+
+
+def language_from_environment() -> str:
+    """The language of a new workbook when none is asked for: ``XLSTOCK_LANG``, else
+    the locale's (``LC_ALL``, ``LC_MESSAGES``, ``LANG``); French for ``fr...``."""
+    for name in ("XLSTOCK_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return layout.FRENCH if value.lower().startswith("fr") else layout.ENGLISH
+    return layout.ENGLISH
+
+
 def build_workbook(path: str | os.PathLike[str], *, service_url: str | None = None,
                    shop_url: str | None = None, platform: str | None = None,
-                   location: str | None = None) -> None:
+                   location: str | None = None, language: str = layout.ENGLISH) -> None:
     """Write a fresh merchant workbook at ``path`` (replacing it atomically if it
     exists). The same arguments always give the same bytes."""
     write_atomic(path, workbook_bytes(service_url=service_url, shop_url=shop_url,
-                                      platform=platform, location=location))
+                                      platform=platform, location=location,
+                                      language=language))
 
 
 INIT_SHEETS = (STOCK_SHEET, SETTINGS_SHEET, LOG_SHEET, STATE_SHEET)
@@ -127,15 +218,16 @@ INIT_SHEETS = (STOCK_SHEET, SETTINGS_SHEET, LOG_SHEET, STATE_SHEET)
 
 
 def add_stock_sheets(book: WorkbookAdapter, *, service_url: str | None = None,
-                     shop_url: str | None = None) -> None:
+                     shop_url: str | None = None, language: str = layout.ENGLISH) -> None:
     """``xlstock init``: give an existing workbook sheets Stock (the headers in row 1),
     Settings (the labels in column A, the addresses and policy ``rebase`` in B), Log
     (its headers) and the very hidden ``_xlstock``, after its own sheets, and save.
     Nothing else of the workbook is touched (the file adapter copies every other part
     as it was). Refuses a workbook that has any of them already, naming it."""
     have = {name.casefold(): name for name in book.sheet_names()}
-    clash = [have[name.casefold()] for name in INIT_SHEETS if name.casefold() in have]
-    if STOCK_SHEET.casefold() in have and SETTINGS_SHEET.casefold() in have:
+    names = [layout.sheet_text(name, language) for name in INIT_SHEETS]
+    clash = [have[name.casefold()] for name in names if name.casefold() in have]
+    if STOCK_SHEET.casefold() in have and layout.sheet_in(book, SETTINGS_SHEET):
         raise UsageError(
             f"{book.label} has sheets {STOCK_SHEET} and {SETTINGS_SHEET} already: it is set "
             f"up for xlstock; run `xlstock sync {book.label}`"
@@ -151,19 +243,23 @@ def add_stock_sheets(book: WorkbookAdapter, *, service_url: str | None = None,
         layout.SETTING_SHOP: shop_url or None,
         layout.SETTING_POLICY: "rebase",
     }
-    book.add_sheet(STOCK_SHEET)
-    book.write_block(STOCK_SHEET, 1, 1, [list(layout.STOCK_HEADERS)])
-    book.add_sheet(SETTINGS_SHEET)
-    book.write_block(SETTINGS_SHEET, 1, 1,
-                     [[label, values.get(label)] for label in layout.SETTING_LABELS])
-    book.add_sheet(LOG_SHEET)
-    book.write_block(LOG_SHEET, 1, 1, [list(layout.LOG_HEADERS)])
-    book.add_sheet(STATE_SHEET, hidden=True)
+    stock, settings, log, state = names
+    book.add_sheet(stock)
+    book.write_block(stock, 1, 1, [[layout.header_text(h, language)
+                                    for h in layout.STOCK_HEADERS]])
+    book.add_sheet(settings)
+    book.write_block(settings, 1, 1, [[layout.label_text(label, language), values.get(label)]
+                                      for label in layout.SETTING_LABELS])
+    book.add_sheet(log)
+    book.write_block(log, 1, 1, [list(layout.FRENCH_LOG_HEADERS if language == layout.FRENCH
+                                      else layout.LOG_HEADERS)])
+    book.add_sheet(state, hidden=True)
     book.save()
 
 
 def workbook_bytes(*, service_url: str | None = None, shop_url: str | None = None,
-                   platform: str | None = None, location: str | None = None) -> bytes:
+                   platform: str | None = None, location: str | None = None,
+                   language: str = layout.ENGLISH) -> bytes:
     """The workbook file's bytes (see :func:`build_workbook`); ``platform`` one of
     :data:`~xlstock.workbook.layout.PLATFORMS` (default: the xlstock service)."""
     wb = Workbook()
@@ -173,7 +269,15 @@ def workbook_bytes(*, service_url: str | None = None, shop_url: str | None = Non
     _stock_sheet(stock)
     _settings_sheet(wb.create_sheet(SETTINGS_SHEET), service_url, shop_url, platform, location)
     _log_sheet(wb.create_sheet(LOG_SHEET))
-    _howto_sheet(wb.create_sheet(HOWTO_SHEET))
+    _low_stock_sheet(wb.create_sheet(LOW_STOCK_SHEET))
+    _howto_sheet(wb.create_sheet(HOWTO_SHEET),
+                 FRENCH_HOWTO_LINES if language == layout.FRENCH else HOWTO_LINES)
+    if language == layout.FRENCH:
+        _in_french(wb)
+    low_row = layout.SETTING_LABELS.index(layout.SETTING_LOW_STOCK) + 1
+    settings_name = layout.sheet_text(SETTINGS_SHEET, language)
+    wb.defined_names[layout.LOW_STOCK_NAME] = DefinedName(
+        layout.LOW_STOCK_NAME, attr_text=f"'{settings_name}'!$B${low_row}")
     wb.create_sheet(STATE_SHEET).sheet_state = "veryHidden"
     wb.active = 0
     wb.properties.creator = "xlstock"
@@ -181,6 +285,38 @@ def workbook_bytes(*, service_url: str | None = None, shop_url: str | None = Non
     wb.properties.created = FIXED_TIME
     wb.properties.modified = FIXED_TIME
     return _deterministic_zip(wb)
+
+
+def _in_french(wb: Workbook) -> None:
+    """The template's words in French: sheet names, headers, labels, notes, the
+    validations' messages and sheet How to, on the English workbook just built (the
+    same cells, styles and rules)."""
+    stock = wb[STOCK_SHEET]
+    for cell in stock[1]:
+        if cell.value in layout.FRENCH_HEADERS:
+            cell.value = layout.FRENCH_HEADERS[cell.value]
+    for sheet in (stock, wb[SETTINGS_SHEET]):
+        for validation in sheet.data_validations.dataValidation:
+            words = _FRENCH_VALIDATION.get(validation.errorTitle or "")
+            if words:
+                validation.errorTitle, validation.error = words[0], words[1]
+                if words[2]:
+                    validation.promptTitle, validation.prompt = words[2], words[3]
+    settings = wb[SETTINGS_SHEET]
+    for label, value in settings.iter_rows(min_col=1, max_col=2):
+        if label.value in layout.FRENCH_LABELS:
+            label.value = layout.FRENCH_LABELS[label.value]
+        if value.value == layout.XLSTOCK_SERVICE:
+            value.value = "service xlstock"
+    note_row = len(layout.SETTING_LABELS) + 2
+    for offset, line in enumerate(_FRENCH_NOTES):
+        settings.cell(row=note_row + offset, column=1).value = line
+    for column, text in enumerate(layout.FRENCH_LOG_HEADERS, start=1):
+        wb[LOG_SHEET].cell(row=1, column=column).value = text
+    for column, text in enumerate(layout.FRENCH_LOW_STOCK_HEADERS, start=1):
+        wb[LOW_STOCK_SHEET].cell(row=1, column=column).value = text
+    for name in (SETTINGS_SHEET, LOG_SHEET, LOW_STOCK_SHEET, HOWTO_SHEET):
+        wb[name].title = layout.sheet_text(name, layout.FRENCH)
 
 
 def _header_row(sheet: Worksheet, headers: Sequence[str],
@@ -240,14 +376,23 @@ def _stock_sheet(sheet: Worksheet) -> None:
 
     col = {h: f"${letter[h]}2" for h in headers}
     every_row = f"A2:{letter[headers[-1]]}{_LAST_ROW}"
-    sheet.conditional_formatting.add(
-        whole_column(layout.ONLINE),
-        FormulaRule(
-            formula=[f"AND(ISNUMBER({col[layout.LOW_AT]}),ISNUMBER({col[layout.ONLINE]}),"
-                     f"{col[layout.ONLINE]}<={col[layout.LOW_AT]})"],
-            fill=PatternFill(bgColor=_LOW_COLOUR), font=Font(bold=True, color="FF9C0006"),
-        ),
-    )
+    # The traffic light (Excel and LibreOffice evaluate it themselves): red at or below
+    # 0, amber at or below the row's Low at (else Settings' Low stock at, the name
+    # LowStockAt), on Online and on the level a publish would leave (Online + Change).
+    threshold = (f"IF(ISNUMBER({col[layout.LOW_AT]}),{col[layout.LOW_AT]},"
+                 f"IF(ISNUMBER({layout.LOW_STOCK_NAME}),{layout.LOW_STOCK_NAME},-1))")
+    online, change = col[layout.ONLINE], col[layout.CHANGE]
+    for cells, level, known in (
+        (whole_column(layout.ONLINE), online, f"ISNUMBER({online})"),
+        (whole_column(layout.CHANGE), f"{online}+{change}",
+         f"ISNUMBER({change}),ISNUMBER({online})"),
+    ):
+        sheet.conditional_formatting.add(cells, FormulaRule(
+            formula=[f"AND({known},{level}<=0)"], stopIfTrue=True,
+            fill=PatternFill(bgColor=_OUT_COLOUR), font=Font(bold=True, color="FF9C0006")))
+        sheet.conditional_formatting.add(cells, FormulaRule(
+            formula=[f"AND({known},{level}<={threshold})"],
+            fill=PatternFill(bgColor=_LOW_COLOUR), font=Font(bold=True, color="FF9C5700")))
     sheet.conditional_formatting.add(
         whole_column(layout.STATUS),
         FormulaRule(
@@ -320,13 +465,22 @@ def _log_sheet(sheet: Worksheet) -> None:
     _print_setup(sheet, landscape=True, title_row=True)
 
 
-def _howto_sheet(sheet: Worksheet) -> None:
+def _low_stock_sheet(sheet: Worksheet) -> None:
+    _header_row(sheet, layout.LOW_STOCK_HEADERS)
+    for index, width in enumerate((16, 28, 16, 9, 9, 10)):
+        sheet.column_dimensions[chr(ord("A") + index)].width = width
+    sheet.freeze_panes = "A2"
+    _print_setup(sheet, title_row=True)
+
+
+def _howto_sheet(sheet: Worksheet,
+                 lines: Sequence[tuple[str, str | None]] = HOWTO_LINES) -> None:
     fills = {
         "pending": PatternFill("solid", start_color=_PENDING_COLOUR, end_color=_PENDING_COLOUR),
         "low": PatternFill("solid", start_color=_LOW_COLOUR, end_color=_LOW_COLOUR),
         "problem": PatternFill("solid", start_color=_PROBLEM_COLOUR, end_color=_PROBLEM_COLOUR),
     }
-    for row, (text, kind) in enumerate(HOWTO_LINES, start=1):
+    for row, (text, kind) in enumerate(lines, start=1):
         if not text:
             continue
         cell = sheet.cell(row=row, column=1, value=text)
@@ -335,8 +489,8 @@ def _howto_sheet(sheet: Worksheet) -> None:
         cell.font = Font(name=_FONT, sz=size, bold=size > 11)
         if kind in fills:
             cell.fill = fills[kind]
-        lines = -(-len(text) // _HOWTO_CHARS_PER_LINE)
-        sheet.row_dimensions[row].height = lines * round(size * 1.35) + 2
+        wrapped = -(-len(text) // _HOWTO_CHARS_PER_LINE)
+        sheet.row_dimensions[row].height = wrapped * round(size * 1.35) + 2
     sheet.column_dimensions["A"].width = _HOWTO_WIDTH
     _print_setup(sheet)
 

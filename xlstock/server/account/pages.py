@@ -30,11 +30,13 @@ from xlstock.server.accounts import (
     MAX_LOW_STOCK_AT,
     MAX_PASSWORD_LENGTH,
     MIN_PASSWORD_LENGTH,
+    UNDOABLE_PUBLISHES,
     Account,
     AccountStore,
     Refused,
     Session,
     Shop,
+    UndoTarget,
     password_problem,
     storage_is_full,
 )
@@ -77,10 +79,16 @@ DONE = {
     "revoked": "The token is revoked: the stock service refuses it from now on.",
     "signed_out": "You are signed out.",
 }
-SOURCES = {"publish": "Publish", "order": "Order", "catalogue": "Catalogue"}
+SOURCES = {"publish": "Publish", "order": "Order", "catalogue": "Catalogue", "undo": "Undo"}
 STORAGE_FULL_RETRY = 60
 """Seconds a page that could not save (the database full) asks the browser to wait."""
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
+UNDO_ROWS_SHOWN = 200
+"""Rows an undo's preview and result pages list (those left as they are first); the
+count of the others follows (a publish of 100,000 SKUs would make a 15 MB page)."""
+_UNDO_KEY = re.compile(r"undo-[0-9A-Za-z_-]{16,64}")
+"""The Idempotency-Key of an undo made on the pages: new on each preview page, so that a
+confirmation sent twice (a double click, a reload) undoes once."""
 
 
 def whole_number(raw: str) -> int | None:
@@ -408,7 +416,73 @@ def create_account_blueprint(accounts: AccountStore) -> Blueprint:
         before = whole_number(request.args.get("before", ""))
         page = accounts.history_page(shop, before=before)
         return render("history.html", shop=shop, page=page, sources=SOURCES,
-                      newest=before is not None)
+                      newest=before is not None, undoable_count=UNDOABLE_PUBLISHES)
+
+    def undo_target(session: Session, number: int) -> tuple[Shop, UndoTarget]:
+        shop = shop_or_none(session)
+        target = accounts.undo_target(shop, number) if shop else None
+        if shop is None or target is None:
+            abort(404)
+        return shop, target
+
+    def undo_refusal(answer: Any) -> str:
+        """The page's words for an undo the store refused."""
+        error = answer.body.get("error", {})
+        code = error.get("code")
+        if code == "already_undone":
+            return t("This publish was already undone on {when}.",
+                     when=when(error.get("undone_at")))
+        if code == "below_zero":
+            return t("No row of this publish can be undone: each would leave a level below "
+                     "zero, or its product is no longer in the shop. Nothing was changed.")
+        return t("This publish cannot be undone: {reason}", reason=error.get("message", ""))
+
+    def undo_page(shop: Shop, target: UndoTarget, status: int = 200,
+                  error: str | None = None) -> Answer:
+        """The preview of undoing ``target``, with a new key for its confirmation."""
+        if target.undone_at is not None:
+            return render("undo.html", 409, shop=shop, target=target, plan=None, error=t(
+                "This publish was already undone on {when}.", when=when(target.undone_at)))
+        if not target.offered:
+            return render("undo.html", 422, shop=shop, target=target, plan=None, error=t(
+                "Only the last {count} publishes can be undone here; use xlstock undo for "
+                "an older one.", count=UNDOABLE_PUBLISHES))
+        answer = accounts.undo_publish(shop, target, key=None, preview=True)
+        if answer.status != 200:
+            return render("undo.html", answer.status, shop=shop, target=target, plan=None,
+                          error=undo_refusal(answer))
+        return render("undo.html", status, shop=shop, target=target, plan=answer.body,
+                      error=error, undo_key="undo-" + secrets.token_urlsafe(18),
+                      limit=UNDO_ROWS_SHOWN)
+
+    @pages.get("/history/<int:number>/undo")
+    @signed_in
+    def undo_preview(session: Session, number: int) -> Answer:
+        shop, target = undo_target(session, number)
+        return undo_page(shop, target)
+
+    @pages.post("/history/<int:number>/undo")
+    @signed_in
+    def undo_confirm(session: Session, number: int) -> Answer:
+        shop, target = undo_target(session, number)
+        undo_key = request.form.get("undo_key", "")
+        if not _UNDO_KEY.fullmatch(undo_key):
+            abort(400)
+        if target.undone_at is None and not target.offered:
+            return undo_page(shop, target)
+        answer = accounts.undo_publish(
+            shop, target, key=undo_key, preview=False,
+            confirm_partial=request.form.get("confirm_partial") == "on")
+        if answer.status == 200:
+            return render("undo_done.html", shop=shop, target=target, result=answer.body,
+                          limit=UNDO_ROWS_SHOWN)
+        error = answer.body.get("error", {})
+        if error.get("code") == "below_zero" and "confirm_partial" not in request.form:
+            return undo_page(shop, target, 422, t(
+                "Some rows would go below zero: tick the box to undo the other rows and "
+                "leave these as they are."))
+        return render("undo.html", answer.status, shop=shop, target=target, plan=None,
+                      error=undo_refusal(answer))
 
     @pages.route("/<path:anything>", methods=["GET", "POST"])
     def unknown(anything: str) -> Answer:

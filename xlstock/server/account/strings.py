@@ -171,6 +171,51 @@ FRENCH: dict[str, str] = {
     "Newest": "Plus récents",
     "Nothing yet: publishes and orders appear here.":
         "Rien pour l'instant : les publications et les commandes s'affichent ici.",
+    # undoing a publish
+    "Undo": "Annuler",
+    "A publish typed by mistake can be undone (the last {count}): the sales made since "
+    "stay sold.":
+        "Une publication faite par erreur peut être annulée (les {count} dernières) : les "
+        "ventes faites depuis restent vendues.",
+    "Undone on {when}": "Annulée le {when}",
+    "Undo of publish": "Annulation de la publication",
+    "Undo a publish": "Annuler une publication",
+    "Each level this publish changed moves back by what it changed, from the level it has "
+    "now: the sales made since stay sold. Nothing is changed until you confirm.":
+        "Chaque niveau que cette publication a modifié revient en arrière d'autant, à "
+        "partir du niveau actuel : les ventes faites depuis restent vendues. Rien n'est "
+        "modifié avant votre confirmation.",
+    "Level now": "Niveau actuel",
+    "Change": "Variation",
+    "Level after": "Niveau après",
+    "Level before": "Niveau avant",
+    "Left as it is": "Laissée telle quelle",
+    "no longer in the shop": "n'est plus dans la boutique",
+    "would go below zero": "passerait sous zéro",
+    "Undo the rows that can be undone ({count}) and leave the rows marked as they are":
+        "Annuler les lignes qui peuvent l'être ({count}) et laisser les lignes signalées "
+        "telles quelles",
+    "Confirm the undo": "Confirmer l'annulation",
+    "Back to the History": "Retour à l'historique",
+    "Publish undone": "Publication annulée",
+    "The publish {key} is undone: {count} levels moved back. The undo is in the History.":
+        "La publication {key} est annulée : {count} niveaux sont revenus en arrière. "
+        "L'annulation figure dans l'historique.",
+    "This publish was already undone on {when}.":
+        "Cette publication a déjà été annulée le {when}.",
+    "Only the last {count} publishes can be undone here; use xlstock undo for an older one.":
+        "Seules les {count} dernières publications peuvent être annulées ici ; pour une plus "
+        "ancienne, utilisez xlstock undo.",
+    "No row of this publish can be undone: each would leave a level below zero, or its "
+    "product is no longer in the shop. Nothing was changed.":
+        "Aucune ligne de cette publication ne peut être annulée : chacune laisserait un "
+        "niveau sous zéro, ou son produit n'est plus dans la boutique. Rien n'a été modifié.",
+    "Some rows would go below zero: tick the box to undo the other rows and leave these as "
+    "they are.":
+        "Certaines lignes passeraient sous zéro : cochez la case pour annuler les autres "
+        "lignes et laisser celles-ci telles quelles.",
+    "This publish cannot be undone: {reason}": "Cette publication ne peut pas être annulée : "
+                                              "{reason}",
     # errors
     "The form could not be checked: its security token is missing or out of date. Go "
     "back, reload the page and try again.":

@@ -1,0 +1,150 @@
+"""Issue 20: a French workbook, and any workbook read in either language."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import openpyxl
+import pytest
+from support.office import SOFFICE
+from support.shopkit import Shop
+
+from xlstock.errors import SheetError
+from xlstock.workbook import layout
+from xlstock.workbook.xlsx_file import XlsxFile
+
+
+class FrenchShop(Shop):
+    """The session's stock service and a French workbook for it."""
+
+    def new(self) -> None:
+        self.run("new", str(self.workbook), "--service", self.server.url, "--shop", self.url,
+                 "--lang", "fr")
+
+    def edit(self, **cells_by_sku) -> None:
+        wb = openpyxl.load_workbook(self.workbook)
+        ws = wb["Stock"]
+        headers = {c.value: c.column for c in ws[1] if c.value}
+        for row in range(2, ws.max_row + 1):
+            sku = ws.cell(row, headers["SKU"]).value
+            for header, value in cells_by_sku.get(sku, {}).items():
+                ws.cell(row, headers[layout.FRENCH_HEADERS.get(header, header)]).value = value
+        wb.save(self.workbook)
+
+
+@pytest.fixture
+def french(stock_service, tmp_path):
+    shop = FrenchShop(stock_service, tmp_path)
+    shop.new()
+    return shop
+
+
+def test_the_loop_on_a_french_workbook(french):
+    french.run("sync", str(french.workbook))
+    french.edit(**{"A-1": {"Received": 5}, "B-2": {"New level": 2}})
+    french.sell(B_2=1)
+    french.run("preview", str(french.workbook))
+    french.run("publish", str(french.workbook))
+    assert french.live()["A-1"] == 15 and french.live()["B-2"] == 1
+    wb = openpyxl.load_workbook(french.workbook)
+    assert wb.sheetnames[:4] == ["Stock", "Paramètres", "Journal", "Stock bas"]
+    stock = {r[0]: r for r in wb["Stock"].iter_rows(min_row=2, values_only=True)}
+    assert stock["A-1"][3] == 15 and stock["A-1"][4] is None  # En ligne, Reçu
+    settings = {r[0]: r[1] for r in wb["Paramètres"].iter_rows(values_only=True) if r[0]}
+    assert settings["Dernière publication"] and settings["Version en ligne"]
+    journal = list(wb["Journal"].iter_rows(values_only=True))
+    assert journal[0][0] == "Quand" and [r[1] for r in journal[1:]][-1] == "publish"
+
+
+@pytest.mark.parametrize("typed", ["Nouveau niveau", "nouveau  niveau", "NOUVEAU NIVEAU",
+                                   " Nouveau Niveau "])
+def test_french_headers_typed_in_an_english_workbook_are_read(stock_service, tmp_path, typed):
+    shop = Shop(stock_service, tmp_path)
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    wb = openpyxl.load_workbook(shop.workbook)
+    ws = wb["Stock"]
+    for cell in ws[1]:
+        if cell.value == "New level":
+            cell.value = typed
+        elif cell.value == "Received":
+            cell.value = "Reçu"
+    wb.save(shop.workbook)
+    shop.edit(**{"A-1": {typed: 7}, "B-2": {"Reçu": 1}})
+    shop.run("publish", str(shop.workbook))
+    assert shop.live()["A-1"] == 7 and shop.live()["B-2"] == 6
+
+
+def test_two_columns_meaning_the_same_in_two_languages_are_named(tmp_path):
+    path = tmp_path / "mixed.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.title = "Stock"
+    wb.active.append(["SKU", "Online", "Received", "New level", "En ligne"])
+    wb.save(path)
+    with XlsxFile.open(path) as book, pytest.raises(SheetError) as caught:
+        layout.read_stock(book)
+    assert "columns B and E are both headed 'Online' ('Online' and 'En ligne')" in \
+        caught.value.message
+
+
+@pytest.mark.libreoffice
+@pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed")
+def test_a_french_edit_made_in_libreoffice_goes_through_the_loop(french, tmp_path):
+    """LibreOffice opens the French workbook and saves it with a formula typed in Reçu;
+    sync, preview and publish go on, and the parts xlstock does not own stay as they
+    were through a command."""
+    french.run("sync", str(french.workbook))
+    french.edit(**{"A-1": {"Received": "=2*3"}})
+    out = tmp_path / "resaved"
+    subprocess.run([str(SOFFICE), "--headless", "--norestore",
+                    f"-env:UserInstallation={(tmp_path / 'lo').as_uri()}",
+                    "--convert-to", "xlsx", "--outdir", str(out), str(french.workbook)],
+                   check=True, capture_output=True, timeout=120)
+    shutil.copyfile(out / french.workbook.name, french.workbook)
+    french.sell(A_1=1)
+    french.run("preview", str(french.workbook))
+    french.run("publish", str(french.workbook))
+    assert french.live()["A-1"] == 10 - 1 + 6
+    wb = openpyxl.load_workbook(french.workbook)
+    assert "Paramètres" in wb.sheetnames and wb["_xlstock"].sheet_state == "veryHidden"
+
+
+def test_a_french_xlsm_has_french_buttons(tmp_path):
+    import zipfile
+
+    from click.testing import CliRunner
+
+    from xlstock.cli import main
+
+    book = tmp_path / "stock.xlsm"
+    result = CliRunner().invoke(main, ["new", str(book), "--lang", "fr"])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(book) as package:
+        drawings = "".join(package.read(n).decode("utf-8") for n in package.namelist()
+                           if n.endswith(".vml"))
+    for word in ("Synchroniser", "Aperçu", "Publier", "Annuler"):
+        assert word in drawings
+
+
+def test_init_adds_french_sheets_to_a_workbook_of_ones_own(stock_service, tmp_path):
+    from click.testing import CliRunner
+
+    from xlstock.cli import main
+
+    book = tmp_path / "mine.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.title = "Mes prix"
+    wb.save(book)
+    shop = Shop(stock_service, tmp_path)
+    result = CliRunner().invoke(main, ["init", str(book), "--service", stock_service.url,
+                                       "--shop", shop.url, "--lang", "fr"])
+    assert result.exit_code == 0, result.output
+    assert openpyxl.load_workbook(book).sheetnames == [
+        "Mes prix", "Stock", "Paramètres", "Journal", "_xlstock"]
+    shop.workbook = book
+    shop.run("sync", str(book))
+    assert {r[0]: r[3] for r in openpyxl.load_workbook(book)["Stock"].iter_rows(
+        min_row=2, values_only=True)}["A-1"] == 10
+    again = CliRunner().invoke(main, ["init", str(book), "--lang", "en"])
+    assert again.exit_code == 2 and "set up for xlstock" in again.output
