@@ -587,3 +587,25 @@ def test_undoing_a_restock_that_takes_a_level_back_down_is_a_crossing(store, smt
     assert undone.status == 200, undone.body
     assert mailer.drain() == 1
     assert "A-1 (Hoodie / Red / XL): 4 left (threshold 5)" in listed(inbox.to(shop.email)[1])
+
+
+def test_a_workbooks_low_at_reaches_the_e_mail_end_to_end(new_db, smtp, tmp_path):
+    """The real `xlstock` commands: a Low at typed in the workbook is published and is
+    the threshold the service's e-mail names when a sale crosses it."""
+    from support.shopkit import Shop
+
+    inbox, port = smtp
+    with mail_service(new_db(), port) as service:
+        shop = Shop(service, tmp_path)  # A-1 10, B-2 5, C-3 8, 00123 3
+        accounts = AccountStore(service.store)
+        address, password, _ = accounts.add_account(f"w-{uuid.uuid4().hex[:8]}@shop.example")
+        account = accounts.sign_in(address, password, "127.0.0.1").account
+        assert accounts.save_shop_url(account, shop.url, proof=shop.token)[0] == "claimed"
+        shop.new()
+        shop.run("sync", str(shop.workbook))
+        shop.edit(**{"A-1": {"Low at": 9, "Received": 1}})  # 10 + 1 = 11, Low at 9
+        shop.run("publish", str(shop.workbook))
+        assert shop.live()["A-1"] == 11
+        shop.sell(**{"A-1": 2})  # 11 -> 9: its own threshold (the shop's is 5)
+        [message] = inbox.wait_for(address)
+        assert "A-1 (Hoodie / Red / L): 9 left (threshold 9)" in listed(message)
