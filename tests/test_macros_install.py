@@ -267,7 +267,7 @@ def test_refresh_replaces_the_old_xlwings_module_and_keeps_the_merchants(old_xls
     assert _module_bytes(old_xlsm, "xlwings").decode("cp1252") == xlwings_vba_source()
     macros = macros_of(old_xlsm)
     assert set(macros) == {"ThisWorkbook", "Sheet1", "Sheet2", "Sheet3", "Sheet4", "Sheet5",
-                           "xlwings", "Dictionary", "Module1", "xlstock"}
+                           "Sheet6", "xlwings", "Dictionary", "Module1", "xlstock"}
     _check_buttons(old_xlsm)
     ole = olefile.OleFileIO(io.BytesIO(parts_of(old_xlsm)[VBA_PART]))
     assert ole.openstream("VBA/_VBA_PROJECT").read() == b"\xcc\x61\xff\xff\x00\x01\x00"

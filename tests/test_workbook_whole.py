@@ -372,9 +372,9 @@ def loops(corpus: dict[str, Path], stock_service,
 
 
 def owned_parts(parts: dict[str, bytes]) -> set[str]:
-    """The parts a save may change: the worksheets of Stock, Settings, Log and _xlstock,
-    the workbook part and its relationships, the content types, the calculation chain,
-    docProps/app.xml, and a table laid over Stock (its ref grows)."""
+    """The parts a save may change: the worksheets of Stock, Settings, Log, Low stock
+    and _xlstock, the workbook part and its relationships, the content types, the
+    calculation chain, docProps/app.xml, and a table laid over Stock (its ref grows)."""
     book = workbook_part(parts)
     owned = {book, rels_part(book), "[Content_Types].xml", "docProps/app.xml"}
     sheets = sheet_parts(parts)

@@ -61,7 +61,7 @@ MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
 WORKSHEET_REL = OFFICE_REL + "/worksheet"
 WORKSHEET_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
 
-XLSTOCK_SHEETS = ("Stock", "Settings", "Log", "_xlstock")
+XLSTOCK_SHEETS = ("Stock", "Settings", "Log", "Low stock", "_xlstock")
 """The sheets xlstock owns (``_xlstock`` is the hidden state it adds at the first sync)."""
 
 PLACEHOLDER_SERVICE = "http://127.0.0.1:9"
