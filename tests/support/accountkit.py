@@ -62,10 +62,13 @@ class Merchant:
                 self.switch_updates(True)
         return answer
 
-    def switch_updates(self, on: bool, low_stock_at: int = 5) -> requests.Response:
+    def switch_updates(self, on: bool, low_stock_at: int = 5, *,
+                       mail: bool = True) -> requests.Response:
         form = {"low_stock_at": str(low_stock_at)}
         if on:
             form["stock_updates"] = "on"
+        if mail:
+            form["low_stock_mail"] = "on"
         answer = self.post("/services", form)
         assert answer.status_code == 200 and answer.url.endswith("done=saved"), answer.text
         return answer

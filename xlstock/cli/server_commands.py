@@ -9,6 +9,7 @@ rest of the CLI work without Flask and waitress.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -84,12 +85,32 @@ def describe_db(db_path: str | Path) -> str:
 @click.option("--daily-quota", type=click.IntRange(1, 1_000_000), default=256,
               show_default=True, help="MiB one shop may store in a day (UTC); beyond it, its "
                                       "publishes and orders are refused until midnight.")
+@click.option("--smtp-host", metavar="HOST",
+              help="SMTP server for the low stock e-mails (none: no e-mail is sent).")
+@click.option("--smtp-port", type=click.IntRange(1, 65535), default=None,
+              help="Its port  [default: 587 with --smtp-starttls, else 25]")
+@click.option("--smtp-starttls", is_flag=True,
+              help="Encrypt the connection to the SMTP server with STARTTLS.")
+@click.option("--smtp-user", metavar="USER",
+              help="Sign in to the SMTP server as USER, with the password in the "
+                   "environment variable XLSTOCK_SMTP_PASSWORD.")
+@click.option("--mail-from", metavar="ADDRESS",
+              help="The e-mails' sender address  [default: xlstock@ this machine's name]")
+@click.option("--low-stock-digest", type=click.IntRange(0, 7 * 24 * 3600), default=3600,
+              show_default=True, metavar="SECONDS",
+              help="At most one low stock e-mail per shop in this time, gathering the "
+                   "products that crossed their threshold meanwhile (0: each at once).")
+@click.option("--public-url", metavar="URL",
+              help="The service's address as merchants reach it (behind a reverse proxy), "
+                   "for the links in the e-mails  [default: the address it listens on]")
 @quiet_option
 @reports_errors
 def serve_command(
     db_path: str | Path, host: str, port: int, connections: int | None, threads: int,
     idle_timeout: int, header_timeout: float, request_timeout: float, daily_quota: int,
-    quiet: bool,
+    smtp_host: str | None, smtp_port: int | None, smtp_starttls: bool,
+    smtp_user: str | None, mail_from: str | None, low_stock_digest: int,
+    public_url: str | None, quiet: bool,
 ) -> None:
     """Run the stock service: the shop's online side, on this machine.
 
@@ -103,12 +124,34 @@ def serve_command(
       xlstock shop add https://shop.example --db shop.db --catalogue products.csv
       xlstock serve --db shop.db
     """
+    from xlstock.server.mail import PASSWORD_VARIABLE, MailSettings
     from xlstock.server.runner import ServerSettings, serve
 
     options = {"connections": connections} if connections is not None else {}
+    mail = None
+    if smtp_host:
+        password = os.environ.get(PASSWORD_VARIABLE)
+        if mail_from and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", mail_from):
+            raise UsageError(f"--mail-from {mail_from!r} is not an e-mail address; write it "
+                             "like stock@shop.example")
+        if public_url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", public_url):
+            raise UsageError(f"--public-url {public_url!r} is not a web address; write it "
+                             "like https://stock.example.com")
+        if smtp_user and not password:
+            raise UsageError(f"--smtp-user {smtp_user} needs its password in the environment "
+                             f"variable {PASSWORD_VARIABLE}; set it and start again")
+        mail = MailSettings(
+            smtp_host=smtp_host, smtp_port=smtp_port or (587 if smtp_starttls else 25),
+            starttls=smtp_starttls, user=smtp_user, password=password,
+            mail_from=mail_from or "", digest_seconds=low_stock_digest,
+            service_url=public_url or "")
+    elif smtp_port or smtp_starttls or smtp_user or mail_from:
+        raise UsageError("--smtp-port, --smtp-starttls, --smtp-user and --mail-from need "
+                         "--smtp-host, the SMTP server to send the low stock e-mails through")
     settings = ServerSettings(
         threads=threads, idle_timeout=idle_timeout, header_timeout=header_timeout,
-        request_timeout=request_timeout, daily_quota=daily_quota * 1024 * 1024, **options,
+        request_timeout=request_timeout, daily_quota=daily_quota * 1024 * 1024, mail=mail,
+        **options,
     )
     _configure_logging(quiet)
     if not is_loopback_host(host):

@@ -188,6 +188,7 @@ class Shop:
     url: str
     stock_updates: bool
     low_stock_at: int
+    low_stock_mail: bool = True
 
 
 @dataclass(frozen=True)
@@ -499,12 +500,13 @@ class AccountStore:
     def shop_of(self, account: Account) -> Shop | None:
         with self._tx(write=False) as conn:
             row = conn.execute(
-                "SELECT id, url, stock_updates, low_stock_at FROM shops WHERE account_id = ?",
-                (account.id,),
+                "SELECT id, url, stock_updates, low_stock_at, low_stock_mail FROM shops "
+                "WHERE account_id = ?", (account.id,),
             ).fetchone()
         if row is None:
             return None
-        return Shop(row["id"], row["url"], bool(row["stock_updates"]), row["low_stock_at"])
+        return Shop(row["id"], row["url"], bool(row["stock_updates"]), row["low_stock_at"],
+                    bool(row["low_stock_mail"]))
 
     def save_shop_url(self, account: Account, raw_url: str, proof: str = "") -> tuple[str, str]:
         """Register, claim or move the account's shop to ``raw_url``; returns
@@ -564,12 +566,29 @@ class AccountStore:
         ).fetchone()
         return row is not None and hmac.compare_digest(row["hash"], digest)
 
-    def save_services(self, shop: Shop, *, stock_updates: bool, low_stock_at: int) -> None:
+    def save_services(self, shop: Shop, *, stock_updates: bool, low_stock_at: int,
+                      low_stock_mail: bool | None = None) -> None:
+        """Save the Services page's switches (``low_stock_mail`` ``None``: as it was)."""
+        mail = shop.low_stock_mail if low_stock_mail is None else low_stock_mail
         with self._tx(write=True) as conn:
             conn.execute(
-                "UPDATE shops SET stock_updates = ?, low_stock_at = ? WHERE id = ?",
-                (int(stock_updates), low_stock_at, shop.id),
+                "UPDATE shops SET stock_updates = ?, low_stock_at = ?, low_stock_mail = ? "
+                "WHERE id = ?",
+                (int(stock_updates), low_stock_at, int(mail), shop.id),
             )
+
+    def save_language(self, account: Account, language: str) -> None:
+        """Remember the language the account chose on its pages: its e-mails are in it."""
+        with self._tx(write=True) as conn:
+            conn.execute("UPDATE accounts SET language = ? WHERE id = ? AND language <> ?",
+                         (language, account.id, language))
+
+    def language_of(self, account: Account) -> str:
+        """The language the account last chose on its pages (``en`` until it chose)."""
+        with self._tx(write=False) as conn:
+            row = conn.execute("SELECT language FROM accounts WHERE id = ?",
+                               (account.id,)).fetchone()
+        return str(row["language"]) if row else "en"
 
     # -- API tokens ------------------------------------------------------------------
 

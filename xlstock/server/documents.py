@@ -98,6 +98,9 @@ class Checked:
     code: str = "invalid_document"
     document_problems: list[str] = field(default_factory=list)
     item_problems: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    thresholds: dict[str, int | None] = field(default_factory=dict)
+    """A stock file's ``thresholds`` (version 3): SKU -> low-stock threshold, ``None``
+    for the shop's default."""
 
     @property
     def ok(self) -> bool:
@@ -229,7 +232,38 @@ def check_stock_file(document: Any, *, shop: str) -> Checked:
     _check_lines(result, items, what="level", minimum=0, planned=True,
                  repeated="listed more than once; keep one line per SKU",
                  deltas=version >= 3)
+    if "thresholds" in document:
+        _check_thresholds(result, document["thresholds"], first=len(items), version=version)
     return result
+
+
+def _check_thresholds(result: Checked, thresholds: Any, *, first: int, version: int) -> None:
+    """Check a stock file's ``{"SKU": n | null}`` low-stock thresholds; a problem is
+    listed after the items (its position counted from ``first``)."""
+    if version < 3:
+        result.document_problems.append(
+            "thresholds is not part of stock file version 2: send version 3")
+        return
+    if not isinstance(thresholds, dict):
+        result.document_problems.append(
+            f"thresholds is {_shown(thresholds, 40)}, not an object of SKU -> whole "
+            "number or null")
+        return
+    for offset, (raw_sku, value) in enumerate(thresholds.items()):
+        sku, problem = _check_sku(raw_sku)
+        if sku is None:
+            result.add(first + offset, echo(raw_sku), f"thresholds: {problem}")
+            continue
+        if value is not None:
+            problem = _check_count(value, what="threshold", minimum=0)
+            if problem:
+                result.add(first + offset, sku, f"thresholds: {problem}; give a whole "
+                           "number from 0, or null for the shop's default")
+                continue
+        if sku in result.thresholds:
+            result.add(first + offset, sku, "thresholds: the SKU is given twice")
+            continue
+        result.thresholds[sku] = value
 
 
 def check_order(document: Any) -> Checked:

@@ -32,13 +32,14 @@ import select
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
 from xlstock.errors import MissingExtra, UsageError
 from xlstock.server.app import DEFAULT_MAX_BODY, create_app
+from xlstock.server.mail import LowStockMailer, MailSettings
 from xlstock.server.storage import DEFAULT_DAILY_QUOTA, StockStore
 
 try:
@@ -73,7 +74,8 @@ class ServerSettings:
     between requests; ``header_timeout``: seconds a request's headers may take to
     arrive; ``request_timeout``: seconds a whole request (headers and body) may take to
     arrive; ``max_body``: request body cap in bytes (after gzip inflation);
-    ``daily_quota``: bytes one shop may store in a UTC day.
+    ``daily_quota``: bytes one shop may store in a UTC day; ``mail``: the SMTP server
+    for low-stock e-mails (``None``: no e-mail).
     """
 
     connections: int = 1000 if USE_POLL else 500
@@ -83,6 +85,7 @@ class ServerSettings:
     request_timeout: float = 60.0
     max_body: int = DEFAULT_MAX_BODY
     daily_quota: int = DEFAULT_DAILY_QUOTA
+    mail: MailSettings | None = None
 
     def __post_init__(self) -> None:
         if not USE_POLL and self.connections > 500:
@@ -236,6 +239,22 @@ class RunningServer:
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self.mailer: LowStockMailer | None = None
+
+    def start_mail(self, settings: MailSettings | None) -> None:
+        """Start sending low-stock e-mails through ``settings``' SMTP server (links to
+        this server's address unless the settings name the service's own)."""
+        if settings is None:
+            return
+        if not settings.service_url:
+            settings = replace(settings, service_url=self.url)
+        self.mailer = LowStockMailer(self.store, settings).start()
+        log.info("low stock e-mails through %s:%d, at most one digest per shop every %d s",
+                 settings.smtp_host, settings.smtp_port, settings.digest_seconds)
+
+    def _stop_mail(self) -> None:
+        if self.mailer is not None:
+            self.mailer.stop()
 
     @property
     def url(self) -> str:
@@ -255,6 +274,7 @@ class RunningServer:
         finally:
             self._server.task_dispatcher.shutdown(timeout=DRAIN_SECONDS)
             wasyncore.close_all(self._map, ignore_all=True)
+            self._stop_mail()
             self.store.close()
             self._stopped.set()
 
@@ -279,6 +299,7 @@ class RunningServer:
             self._thread.join(timeout)
         elif not self._stopped.is_set():
             wasyncore.close_all(self._map, ignore_all=True)
+            self._stop_mail()
             self.store.close()
 
     def __enter__(self) -> RunningServer:
@@ -292,7 +313,8 @@ class RunningServer:
 
 
 def _bind(db_path: str | Path, host: str, port: int, settings: ServerSettings) -> RunningServer:
-    store = StockStore(db_path, daily_quota=settings.daily_quota)
+    store = StockStore(db_path, daily_quota=settings.daily_quota,
+                       low_stock_mail=settings.mail is not None)
     try:
         adj = Adjustments(
             host=host, port=port, threads=settings.threads, ident="xlstock",
@@ -323,7 +345,9 @@ def _bind(db_path: str | Path, host: str, port: int, settings: ServerSettings) -
         raise UsageError(
             f"cannot listen on {host!r}:{port} ({exc}); pass another --host"
         ) from exc
-    return RunningServer(store, server)
+    running = RunningServer(store, server)
+    running.start_mail(settings.mail)
+    return running
 
 
 class _SeveralAddresses(Exception):

@@ -197,6 +197,35 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (shop_id, publish_number)
         )""",
     ),
+    (
+        # Issue 24, low stock by e-mail (xlstock/server/lowstock.py). Each product's
+        # threshold as the workbook last published it (NULL: the shop's low_stock_at);
+        # whether the shop's account gets the e-mails; the language the account last
+        # chose on its pages; the crossings waiting to be mailed, recorded in the
+        # transaction of the order or publish that caused them; and per shop when its
+        # last digest went out and which service process is sending the next one.
+        "ALTER TABLE products ADD COLUMN low_stock_at INTEGER",
+        "ALTER TABLE shops ADD COLUMN low_stock_mail INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE accounts ADD COLUMN language TEXT NOT NULL DEFAULT 'en'",
+        """CREATE TABLE low_stock_crossings (
+            id INTEGER PRIMARY KEY,
+            shop_id INTEGER NOT NULL REFERENCES shops(id),
+            sku TEXT NOT NULL,
+            level INTEGER NOT NULL,
+            threshold INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            sent_at TEXT
+        )""",
+        "CREATE INDEX low_stock_crossings_unsent ON low_stock_crossings (sent_at, shop_id)",
+        """CREATE TABLE low_stock_digests (
+            shop_id INTEGER NOT NULL PRIMARY KEY REFERENCES shops(id),
+            last_sent_at TEXT,
+            claimed_by TEXT,
+            claimed_until TEXT,
+            failures INTEGER NOT NULL DEFAULT 0,
+            retry_at TEXT
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

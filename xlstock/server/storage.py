@@ -53,6 +53,7 @@ from xlstock.server.documents import (
     parse_json,
     unknown_skus,
 )
+from xlstock.server.lowstock import record_crossings, save_thresholds
 from xlstock.server.schema import MIGRATIONS, SCHEMA_VERSION
 from xlstock.stockfile import FORMAT_NAME, FORMAT_VERSION
 
@@ -203,12 +204,14 @@ class StockStore:
 
     ``db`` is a database file (SQLite) or a :class:`~xlstock.server.database.Database`.
     Thread-safe: each thread uses its own connection. ``daily_quota`` bounds the bytes
-    one shop may store in a UTC day.
+    one shop may store in a UTC day. ``low_stock_mail``: queue the low-stock crossings
+    of orders and publishes for e-mail (:mod:`xlstock.server.lowstock`); on when the
+    service has an SMTP server to send them.
     """
 
     def __init__(
         self, db: str | Path | Database, *, clock: Callable[[], dt.datetime] = _utc_now,
-        daily_quota: int = DEFAULT_DAILY_QUOTA,
+        daily_quota: int = DEFAULT_DAILY_QUOTA, low_stock_mail: bool = False,
     ) -> None:
         self._db: Database = open_database(db) if isinstance(db, (str, Path)) else db
         self.path = Path(getattr(self._db, "path", None) or "")
@@ -216,6 +219,7 @@ class StockStore:
         self.dialect = self._db.dialect
         self._clock = clock
         self.daily_quota = int(daily_quota)
+        self.low_stock_mail = low_stock_mail
         self._prune_lock = threading.Lock()
         self._next_prune = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
         try:
@@ -809,13 +813,22 @@ class StockStore:
             (line.sku, current[line.sku], _level_after(line, current[line.sku]))
             for line in lines if current[line.sku] != _level_after(line, current[line.sku])
         ]
+        if checked.thresholds:
+            shop.stored += _CHANGE_COST * save_thresholds(conn, shop.id, checked.thresholds)
         if changes:
             self._new_version(conn, shop, now, "publish", key, changes)
             self._set_levels(conn, shop, changes)
+            self._note_low_stock(conn, shop, now, changes)
         return WriteAnswer(200, {
             "key": key, "version": shop.tag, "published_at": now,
             "changes": [{"sku": s, "before": b, "after": a} for s, b, a in changes],
         }, etag=shop.tag)
+
+    def _note_low_stock(self, conn: Any, shop: _Shop, now: str,
+                        changes: Sequence[tuple[str, int | None, int]]) -> None:
+        """Queue the write's low-stock crossings for e-mail, in its own transaction."""
+        if self.low_stock_mail:
+            shop.stored += _CHANGE_COST * record_crossings(conn, shop.id, now, changes)
 
     def order(self, shop_url: str, *, body: bytes, key: str | None = None) -> WriteAnswer:
         """Take a storefront order: every line decremented in one transaction, or none
@@ -862,6 +875,7 @@ class StockStore:
             (shop.id, order_id, number, checked.reference, now),
         )
         self._set_levels(conn, shop, changes)
+        self._note_low_stock(conn, shop, now, changes)
         return WriteAnswer(201, {
             "order": order_id, "version": shop.tag,
             "lines": [{"sku": sku, "qty": before - after, "level": after}
@@ -936,6 +950,7 @@ class StockStore:
         version = self._new_version(conn, shop, now, "undo",
                                     UNDO_REFERENCE.format(key=publish_key), applied)
         self._set_levels(conn, shop, applied)
+        self._note_low_stock(conn, shop, now, applied)
         conn.execute(
             "INSERT INTO undos (shop_id, publish_number, number, key, at) "
             "VALUES (?, ?, ?, ?, ?)", (shop.id, number, version, key or "", now))

@@ -31,6 +31,7 @@ from xlstock.server.accounts import (
     MAX_PASSWORD_LENGTH,
     MIN_PASSWORD_LENGTH,
     UNDOABLE_PUBLISHES,
+    Account,
     AccountStore,
     Refused,
     Session,
@@ -132,6 +133,17 @@ def create_account_blueprint(accounts: AccountStore) -> Blueprint:
         g.language = _language()
         request.max_content_length = FORM_LIMIT
         g.session = accounts.session(request.cookies.get(SESSION_COOKIE, ""))
+        if g.session is not None and getattr(g, "save_language", None):
+            remember_language(g.session.account, g.save_language)
+
+    def remember_language(account: Account, language: str) -> None:
+        """Keep the account's chosen language for its e-mails; a failure to keep it
+        never stops the page."""
+        try:
+            accounts.save_language(account, language)
+        except Exception:  # the page matters more than the e-mails' language
+            log.warning("could not save the language of account %s", account.id,
+                        exc_info=True)
 
     @pages.after_request
     def protect(response: Answer) -> Answer:
@@ -253,6 +265,7 @@ def create_account_blueprint(accounts: AccountStore) -> Blueprint:
             return sign_in_page(401, t("Wrong email or password."), email)
         if g.session is not None:
             accounts.end_session(g.session)
+        remember_language(outcome.account, g.language)
         if outcome.account.must_change_password:
             target = url_for("account.password")
         elif accounts.shop_of(outcome.account) is None:
@@ -354,11 +367,14 @@ def create_account_blueprint(accounts: AccountStore) -> Blueprint:
             if low_stock_at is None or low_stock_at > MAX_LOW_STOCK_AT:
                 error = t(MESSAGES["low_stock_bad"])
             else:
-                accounts.save_services(shop, stock_updates=request.form.get(
-                    "stock_updates") == "on", low_stock_at=low_stock_at)
+                accounts.save_services(
+                    shop, stock_updates=request.form.get("stock_updates") == "on",
+                    low_stock_at=low_stock_at,
+                    low_stock_mail=request.form.get("low_stock_mail") == "on")
                 return redirect(url_for("account.services", done="saved"), 303)
         return render("services.html", 422 if error else 200, shop=shop, error=error,
-                      done=done_message(shop))
+                      done=done_message(shop), mail_ready=accounts.store.low_stock_mail,
+                      email=session.account.email)
 
     @pages.route("/tokens", methods=["GET", "POST"])
     @signed_in

@@ -240,6 +240,29 @@ FRENCH: dict[str, str] = {
         "plein. Rien n'a été modifié. Réessayez dans quelques minutes ; si cela persiste, "
         "prévenez l'administrateur du service de stock.",
     "Back to your account": "Retour à votre compte",
+    # low stock e-mails: the Services page
+    "Low stock e-mails": "E-mails de stock bas",
+    "When an order or a publish takes a product to or below its threshold (the one your "
+    "workbook published for it, else Low stock at), {email} gets an e-mail; crossings "
+    "close together come in one digest.":
+        "Quand une commande ou une publication fait passer un produit à son seuil ou en "
+        "dessous (celui que votre classeur a publié pour lui, sinon Stock bas à), {email} "
+        "reçoit un e-mail ; les passages proches arrivent dans un même récapitulatif.",
+    "This stock service sends no e-mail: its operator has not given it an SMTP server "
+    "(xlstock serve --smtp-host).":
+        "Ce service de stock n'envoie aucun e-mail : son administrateur ne lui a pas donné "
+        "de serveur SMTP (xlstock serve --smtp-host).",
+    # low stock e-mails: the message (xlstock/server/mail.py)
+    "Low stock at {shop}: {count} product(s)": "Stock bas sur {shop} : {count} produit(s)",
+    "These products of {shop} reached their low stock threshold:":
+        "Ces produits de {shop} ont atteint leur seuil de stock bas :",
+    "{level} left (threshold {threshold})": "{level} en stock (seuil {threshold})",
+    "... and {count} more.": "... et {count} de plus.",
+    "Stock levels: {link}": "Niveaux de stock : {link}",
+    "You get these e-mails because low stock e-mails are on for {shop}; switch them off "
+    "on the Services page: {link}":
+        "Vous recevez ces e-mails parce que les e-mails de stock bas sont activés pour "
+        "{shop} ; désactivez-les sur la page Services : {link}",
 }
 
 
