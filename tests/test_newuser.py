@@ -430,8 +430,8 @@ def test_ctrl_c_at_any_moment_is_one_line_and_status_130(long_workbook: Path,
                                                          delay: float) -> None:
     status, stderr = _interrupt([sys.executable, "-c", READY, "sync", str(long_workbook),
                                  "-q"], delay, ready=True)
-    assert (status, stderr.count("\n")) == (130, 1), stderr
-    assert stderr.startswith(INTERRUPTED_LINE), stderr
+    assert (status, stderr.count("\n")) == (130, 1), repr(stderr)
+    assert stderr.startswith(INTERRUPTED_LINE), repr(stderr)
 
 
 def test_the_installed_command_is_run_and_says_ctrl_c_in_one_line(long_workbook: Path) -> None:

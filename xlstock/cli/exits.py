@@ -86,12 +86,21 @@ def reports_errors_and_ctrl_c(func: F) -> F:
         try:
             return reporting(*args, **kwargs)
         except KeyboardInterrupt:
-            if sys.stderr.isatty():
-                click.echo(err=True)
-            click.echo(f"xlstock: {INTERRUPTED}", err=True)
+            _said_interrupted()
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _said_interrupted() -> None:
+    """Say the Ctrl-C line once: a second Ctrl-C while it is said finds it said
+    (:func:`xlstock.__main__.run` does not say it again)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.stderr.isatty():
+        click.echo(err=True)
+    click.echo(f"xlstock: {INTERRUPTED}", err=True)
 
 
 INTERRUPTED = (
