@@ -86,21 +86,12 @@ def reports_errors_and_ctrl_c(func: F) -> F:
         try:
             return reporting(*args, **kwargs)
         except KeyboardInterrupt:
-            _said_interrupted()
+            if sys.stderr.isatty():
+                click.echo(err=True)
+            click.echo(f"xlstock: {INTERRUPTED}", err=True)
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _said_interrupted() -> None:
-    """Say the Ctrl-C line once: a second Ctrl-C while it is said finds it said
-    (:func:`xlstock.__main__.run` does not say it again)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.stderr.isatty():
-        click.echo(err=True)
-    click.echo(f"xlstock: {INTERRUPTED}", err=True)
 
 
 INTERRUPTED = (
