@@ -1192,32 +1192,54 @@ def _upload(
     rows: Sequence[SheetRow],
     progress: Progress,
 ) -> PublishOutcome:
-    """Save the pending key, send, and do the bookkeeping. The stock file lists only
-    the SKUs that change, each with the live level it was planned against; a 412 (one
-    of them moved) is raised as :class:`StaleVersion` with nothing pending."""
-    levels = plan.levels
-    lines = plan.lines()
-    new_key = getattr(service, "new_key", None)  # a platform whose keys carry their time
-    key = new_key() if new_key is not None else uuid.uuid4().hex
-    changes = {r.sku: r.change for r in plan.rows if r.change}
-    edits = {r.sku: [r.received, r.new_level] for r in rows if r.has_edit and r.sku}
+    """Send the plan (:func:`_send_recorded`): the stock file lists only the SKUs that
+    change, each with the live level it was planned against; a 412 (one of them moved)
+    is raised as :class:`StaleVersion` with nothing pending."""
     thresholds = _thresholds_to_send(session) \
         if getattr(service, "accepts_thresholds", False) else {}
-    pending = {
+    return _send_recorded(
+        session, service, plan.lines(), progress,
+        levels=plan.levels, changes={r.sku: r.change for r in plan.rows if r.change},
+        edits={r.sku: [r.received, r.new_level] for r in rows if r.has_edit and r.sku},
+        thresholds=thresholds, saying="Publishing")
+
+
+def _send_recorded(
+    session: _WorkbookSession,
+    service: StockServiceClient,
+    lines: Sequence[PublishLine],
+    progress: Progress,
+    *,
+    levels: Mapping[str, int],
+    changes: Mapping[str, int],
+    edits: Mapping[str, Sequence[Any]] | None,
+    thresholds: Mapping[str, int | None],
+    saying: str,
+    undo_of: str | None = None,
+) -> PublishOutcome:
+    """A publish (or an undo, ``undo_of``) as the workbook makes it safe: its key and
+    lines saved in the workbook before anything is sent, then sent, then recorded
+    (``edits=None``: Received and New level left as they are). A refusal drops the key,
+    recording what a multi-call platform applied all the same."""
+    new_key = getattr(service, "new_key", None)  # a platform whose keys carry their time
+    key = new_key() if new_key is not None else uuid.uuid4().hex
+    pending: dict[str, Any] = {
         "key": key, "at": _now(), "items": {line.sku: line.as_list() for line in lines},
         "sha256": hashlib.sha256(_stock_file(session.settings.shop_url, lines,
                                              thresholds)).hexdigest(),
-        "levels": levels, "changes": changes, "edits": edits,
+        "levels": dict(levels), "changes": dict(changes), "edits": dict(edits or {}),
     }
     if thresholds:
-        pending["thresholds"] = thresholds
+        pending["thresholds"] = dict(thresholds)
+    if undo_of:
+        pending["undo_of"] = undo_of
     session.state["pending"] = pending
     session.sent = pending
     session.save_state()
     progress("Saving the publish key in the workbook", 0.3)
     session.book.save()
     failpoints.reach("before_upload")
-    progress(f"Publishing {len(changes)} change(s)", 0.5)
+    progress(f"{saying} {len(changes)} change(s)", 0.5)
     try:
         result = _send(service, lines, key, thresholds)
     except OutcomeUnknown:
@@ -1230,10 +1252,11 @@ def _upload(
         session.save_state()
         raise
     failpoints.reach("after_upload")
+    after = {**levels, **result.levels_after}
     try:
-        _record_publish(session, levels={**levels, **result.levels_after}, changes=changes,
-                        edits=edits, version=result.version)
-        _remember_publish(session, pending, {**levels, **result.levels_after})
+        _record_publish(session, levels=after, changes=changes, edits=edits,
+                        version=result.version)
+        _remember_publish(session, pending, after)
         if thresholds:
             _thresholds_sent(session, thresholds)
     except WorkbookError as error:
@@ -1429,8 +1452,12 @@ def undo(
     if confirm is not None and not confirm(f"Send the {what}?"):
         return Report("undo", "Undo cancelled; nothing was sent.", lines, table)
     try:
-        _send_undo(session, service, target["key"], [r.line for r in sending if r.line],
-                   progress)
+        undo_lines = [r.line for r in sending if r.line]
+        _send_recorded(session, service, undo_lines, progress,
+                       levels={line.sku: line.target for line in undo_lines},
+                       changes={line.sku: line.target - line.planned_from
+                                for line in undo_lines},
+                       edits=None, thresholds={}, saying="Undoing", undo_of=target["key"])
     except StaleVersion as stale:
         conflict = ConflictError(
             f"the levels of {len(stale.moved or {})} row(s) moved since they were read "
@@ -1449,43 +1476,6 @@ def undo(
     except WorkbookError as not_saved:
         raise _published_not_recorded(session, not_saved) from not_saved
     return Report("undo", f"Sent the {what}.", lines, table)
-
-
-def _send_undo(session: _WorkbookSession, service: StockServiceClient, undone: str,
-               lines: list[PublishLine], progress: Progress) -> None:
-    """An undo's lines sent as a publish: the pending key saved first, then recorded
-    (edits typed meanwhile are left as they are)."""
-    new_key = getattr(service, "new_key", None)
-    key = new_key() if new_key is not None else uuid.uuid4().hex
-    changes = {line.sku: line.target - line.planned_from for line in lines}
-    levels = {line.sku: line.target for line in lines}
-    pending: dict[str, Any] = {
-        "key": key, "at": _now(), "items": {line.sku: line.as_list() for line in lines},
-        "sha256": hashlib.sha256(_stock_file(session.settings.shop_url, lines)).hexdigest(),
-        "levels": levels, "changes": changes, "edits": {}, "undo_of": undone,
-    }
-    session.state["pending"] = pending
-    session.sent = pending
-    session.save_state()
-    session.book.save()
-    failpoints.reach("before_upload")
-    progress(f"Undoing {len(lines)} change(s)", 0.5)
-    try:
-        result = service.publish_lines(lines, key)
-    except OutcomeUnknown:
-        raise
-    except ServiceError as refused:
-        if refused.applied:
-            _record_part(session, pending, refused.applied,
-                         refused.current_version if isinstance(refused, StaleVersion) else None)
-        session.state["pending"] = None
-        session.save_state()
-        raise
-    failpoints.reach("after_upload")
-    after = {**levels, **result.levels_after}
-    _record_publish(session, levels=after, changes=changes, edits=None,
-                    version=result.version)
-    _remember_publish(session, pending, after)
 
 
 # --- validate ---------------------------------------------------------------------------
