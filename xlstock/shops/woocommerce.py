@@ -31,7 +31,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -355,14 +355,8 @@ class WooCommerceConnector(SessionOwner):
     def _sales_since(self, since: dt.datetime) -> dict[str, int]:
         if self._sales is not None:
             return self._sales
-        sold: dict[str, int] = {}
-        for order in self._orders_after(since):
-            for line in order.get("line_items") or []:
-                sku = sku_key(str(line.get("sku") or ""))
-                if sku:
-                    sold[sku] = sold.get(sku, 0) + int(line.get("quantity") or 0)
-        self._sales = sold
-        return sold
+        self._sales = _units_sold(self._orders_after(since))
+        return self._sales
 
     def _orders_after(self, since: dt.datetime) -> list[dict[str, Any]]:
         seen: dict[int, dict[str, Any]] = {}
@@ -443,14 +437,9 @@ class WooCommerceConnector(SessionOwner):
         other level is reported."""
         if not counted:
             return {}, [], []
-        sold: dict[str, int] = {}
-        for order in self._orders_after(reread_at - dt.timedelta(seconds=60)):
-            if int(order["id"]) in before:
-                continue
-            for line in order.get("line_items") or []:
-                sku = sku_key(str(line.get("sku") or ""))
-                if sku:
-                    sold[sku] = sold.get(sku, 0) + int(line.get("quantity") or 0)
+        sold = _units_sold(order for order in
+                           self._orders_after(reread_at - dt.timedelta(seconds=60))
+                           if int(order["id"]) not in before)
         levels: dict[str, int] = {}
         slips: list[str] = []
         repaired: list[str] = []
@@ -694,6 +683,17 @@ class _Collector:
                 notices.append(f"{len(skus)} SKU(s) {label}: {', '.join(skus[:10])}"
                                + (" ..." if len(skus) > 10 else ""))
         return self.items, notices
+
+
+def _units_sold(orders: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """SKU -> units the orders' lines sold."""
+    sold: dict[str, int] = {}
+    for order in orders:
+        for line in order.get("line_items") or []:
+            sku = sku_key(str(line.get("sku") or ""))
+            if sku:
+                sold[sku] = sold.get(sku, 0) + int(line.get("quantity") or 0)
+    return sold
 
 
 def _utc_now() -> dt.datetime:
