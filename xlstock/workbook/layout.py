@@ -13,6 +13,7 @@ from typing import Any, overload
 
 from xlstock.cells import NO_CACHE, Formula, unchanged
 from xlstock.errors import SheetError, UsageError, WorkbookError
+from xlstock.model import ValueProblem, parse_quantity
 from xlstock.workbook.base import (
     LOG_SHEET,
     LOW_STOCK_SHEET,
@@ -420,11 +421,12 @@ def _threshold(value: Any, row: int | None, sheet: str = SETTINGS_SHEET) -> int 
 
 
 def whole_or_none(value: Any) -> int | None:
-    """A cell's whole number (an int, a float without fraction, digits in text; a
-    formula's saved result), or ``None``."""
-    if isinstance(value, Formula):
-        value = value.cached if value.cached is not NO_CACHE else None
-    if isinstance(value, bool):
+    """A cell's whole number as Received and New level read it
+    (:func:`xlstock.model.parse_quantity`: a number, digits in text, a formula's saved
+    result), or ``None`` for a blank or anything else."""
+    try:
+        return parse_quantity(value, what="a level")
+    except ValueProblem:
         return None
     if isinstance(value, int):
         return value
