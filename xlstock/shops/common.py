@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,17 @@ class SessionOwner:
 
     _session: requests.Session
     _owns_session: bool
+
+    progress: Any = None
+    """Where a long read or publish says how far it is (the CLI's progress line): a
+    callable taking a message, set by the caller; at most one message a second."""
+    _said_at = -1.0
+
+    def _say(self, message: str) -> None:
+        now = time.monotonic()
+        if self.progress is not None and now - self._said_at >= 1.0:
+            self._said_at = now
+            self.progress(message)
 
     def close(self) -> None:
         if self._owns_session:

@@ -218,10 +218,7 @@ class ShopifyConnector(SessionOwner):
         self._token: str | None = None
         self._sleep = sleep
         self._clock = clock
-        self.progress: Callable[[str], None] = progress or (lambda message: None)
-        """Where a long read or publish says how far it is (the CLI's progress line),
-        at most once a second."""
-        self._said_at = -1.0
+        self.progress = progress
         self._owns_session = session is None
         self._session = session or requests.Session()
         if session is None:
@@ -669,12 +666,6 @@ class ShopifyConnector(SessionOwner):
         return OutcomeUnknown(
             f"{error.message}. The publish may have reached Shopify: run publish again; "
             "it sends the same calls under the same keys, which Shopify applies once")
-
-    def _say(self, message: str) -> None:
-        now = time.monotonic()
-        if now - self._said_at >= 1.0:
-            self._said_at = now
-            self.progress(message)
 
     def _wait(self, seconds: float) -> None:
         self.waited += seconds

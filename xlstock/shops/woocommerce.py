@@ -167,7 +167,7 @@ class WooCommerceConnector(SessionOwner):
         self.shop_url = self.shop
         self.attempts = attempts
         self.margin = margin
-        self.progress: Callable[[str], None] = progress or (lambda message: None)
+        self.progress = progress
         self._credential = credential
         self._sleep = sleep
         self._owns_session = session is None
@@ -597,9 +597,6 @@ class WooCommerceConnector(SessionOwner):
                 status=answer.status, code=code)
         return ServiceRefused(f"{what} answered {answer.status} {code}: {message}",
                               status=answer.status, code=code)
-
-    def _say(self, message: str) -> None:
-        self.progress(message)
 
     def _backoff(self, attempt: int, headers: Any = None) -> None:
         self._sleep(backoff_delay(attempt, retry_after(headers) if headers else None))
