@@ -241,3 +241,18 @@ def test_sync_fills_an_empty_low_at_from_woocommerce_never_over_the_merchants(tm
         synced = person.run("sync", str(person.workbook))
         assert person.sheet()["C-3"]["Low at"] == 9  # the merchant's value stays
         assert "2 product(s) at or below their Low at" in synced.output
+
+
+def test_a_slip_is_written_on_its_row_whatever_the_sku_holds(tmp_path):
+    """A SKU may hold a colon: the slip still lands on that row's Status."""
+    with WooCommerceStandIn() as shop:
+        shop.add_simple("Belt", "BELT:42", 8)
+        person = Merchant(shop, tmp_path)
+        person.new()
+        person.run("sync", str(person.workbook))
+        person.edit(**{"BELT:42": {"New level": 20}})
+        once = iter([1])
+        shop.before_write(lambda s, route, body: [s.sell({"BELT:42": 2}) for _ in once])
+        shop.after_write(lambda s, route, body, *_: s.set_level("BELT:42", 17))
+        person.run("publish", str(person.workbook), expect=3)
+        assert "a sale may have been overwritten" in str(person.sheet()["BELT:42"]["Status"])

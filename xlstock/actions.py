@@ -1158,14 +1158,13 @@ def _told_slips(session: _WorkbookSession, outcome: Any, lines: list[str]
                 ) -> list[RowProblem]:
     """What a platform without a conditional write (WooCommerce) said of the publish:
     sales it overwrote and took off again (report lines), and sales that may have been
-    overwritten (each a row problem, written in Status)."""
+    overwritten (SKU and text each, a row problem written in Status)."""
     lines.extend(f"Repaired: {text}" for text in getattr(outcome, "repaired", ()))
     slips = list(getattr(outcome, "slips", ()))
     if not slips:
         return []
     rows = {sku: session.table.sheet_row(i) for i, sku in enumerate(session.skus()) if sku}
-    problems = [RowProblem(rows.get(text.split(":", 1)[0]), text.split(":", 1)[0],
-                           text.split(":", 1)[1].strip()) for text in slips]
+    problems = [RowProblem(rows.get(sku), sku, text) for sku, text in slips]
     statuses = {p.row: "check: " + p.message for p in problems if p.row is not None}
     status = session.column(layout.STATUS)
     for row, text in statuses.items():

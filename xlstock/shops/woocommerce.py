@@ -120,7 +120,7 @@ class WooOutcome:
     key: str
     version: str
     levels_after: dict[str, int] = field(default_factory=dict)
-    slips: tuple[str, ...] = ()
+    slips: tuple[tuple[str, str], ...] = ()
     """A sale each that may have been overwritten and could not be repaired."""
     repaired: tuple[str, ...] = ()
     applied: bool = True
@@ -254,7 +254,7 @@ class WooCommerceConnector(SessionOwner):
         planned_at = key_time(key)
         applied: dict[str, int] = {}
         moved: dict[str, int] = {}
-        slips: list[str] = []
+        slips: list[tuple[str, str]] = []
         repaired: list[str] = []
         batches = self.batches_for(lines, items)
         for number, batch in enumerate(batches, start=1):
@@ -278,11 +278,11 @@ class WooCommerceConnector(SessionOwner):
                 if done is True:
                     applied[line.sku] = level
                 elif done is None:
-                    slips.append(f"{line.sku}: a publish was interrupted and the level is now "
-                                 f"{level} (planned from {line.planned_from} to "
-                                 f"{line.target}); it cannot be told whether it was applied: "
-                                 "nothing was sent again; count the shelf and publish a New "
-                                 "level")
+                    slips.append((line.sku, f"a publish was interrupted and the level is "
+                                  f"now {level} (planned from {line.planned_from} to "
+                                  f"{line.target}); it cannot be told whether it was "
+                                  "applied: nothing was sent again; count the shelf and "
+                                  "publish a New level"))
                     applied[line.sku] = level
                 elif line.add is None and level != line.planned_from:
                     moved[line.sku] = level
@@ -429,7 +429,7 @@ class WooCommerceConnector(SessionOwner):
 
     def _find_slips(self, counted: Sequence[PublishLine], before: set[int],
                     reread_at: dt.datetime, items: Mapping[str, _Item]
-                    ) -> tuple[dict[str, int], list[str], list[str]]:
+                    ) -> tuple[dict[str, int], list[tuple[str, str]], list[str]]:
         """Sales of the counted SKUs in orders that were not there before the re-read
         may have been overwritten by the count: when the level left is the count itself,
         they were, and they are taken off again (the rule of the plan: a count is moved by
@@ -441,7 +441,7 @@ class WooCommerceConnector(SessionOwner):
                            self._orders_after(reread_at - dt.timedelta(seconds=60))
                            if int(order["id"]) not in before)
         levels: dict[str, int] = {}
-        slips: list[str] = []
+        slips: list[tuple[str, str]] = []
         repaired: list[str] = []
         for line in counted:
             sales = sold.get(line.sku, 0)
@@ -457,9 +457,9 @@ class WooCommerceConnector(SessionOwner):
                                 f"written were overwritten; taken off again ({fixed} left)")
             else:
                 levels[line.sku] = now
-                slips.append(f"{line.sku}: a sale may have been overwritten (counted "
-                             f"{line.target}, {sales} sold since the re-read, {now} online "
-                             "now); count it again")
+                slips.append((line.sku, f"a sale may have been overwritten (counted "
+                                        f"{line.target}, {sales} sold since the re-read, "
+                                        f"{now} online now); count it again"))
         return levels, slips, repaired
 
     def _order_ids_since(self, since: dt.datetime) -> set[int]:
