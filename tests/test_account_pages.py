@@ -15,7 +15,7 @@ from support.accountkit import NEW_PASSWORD, Merchant, csrf_of
 
 from xlstock.cli import main
 from xlstock.model import StockItem
-from xlstock.server.account.strings import FRENCH
+from xlstock.server.account.strings import french
 from xlstock.server.accounts import AccountStore, verify_password
 from xlstock.server.app import create_app
 from xlstock.server.runner import start_background_server
@@ -492,7 +492,7 @@ def test_every_text_the_pages_use_has_its_french():
     from xlstock.server.account.pages import DONE, MESSAGES, SOURCES
 
     used |= set(DONE.values()) | set(MESSAGES.values()) | set(SOURCES.values())
-    missing = sorted(text for text in used if text not in FRENCH)
+    missing = sorted(text for text in used if text not in french())
     assert not missing
     assert len(used) > 60
 
@@ -503,7 +503,7 @@ def test_docs_list_every_label_of_the_issue_with_its_french():
                   "Save password", "Stock levels", "Account profile", "Services",
                   "API tokens", "History", "Sign out", "Shop URL", "Save",
                   "Automatic stock level update", "Create token", "Revoke", "Search"]:
-        assert f"| {label} | {FRENCH[label]} |" in doc, label
+        assert f"| {label} | {french()[label]} |" in doc, label
     for png in re.findall(r"\]\((account/[^)]+\.png)\)", doc):
         assert (ROOT / "docs" / png).stat().st_size < 400_000, png
     assert len(re.findall(r"\]\((account/[^)]+\.png)\)", doc)) >= 8

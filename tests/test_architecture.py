@@ -27,7 +27,7 @@ EDGE_MODULES = ("xlstock.cli", "xlstock.excel", "xlstock.__main__")
 """The command line (one package, the demo and the service's commands included), the
 Excel buttons, ``python -m xlstock``."""
 CORE_MODULES = ("xlstock", "xlstock.model", "xlstock.planner", "xlstock.stockfile",
-                "xlstock.errors", "xlstock.cells", "xlstock.failpoints")
+                "xlstock.errors", "xlstock.cells", "xlstock.failpoints", "xlstock.i18n")
 ENGINES = ("openpyxl", "xlwings", "lxml", "requests", "flask", "waitress", "psycopg",
            "olefile", "click")
 

@@ -33,7 +33,7 @@ from support.accountkit import Merchant
 
 from xlstock.cli.server_commands import serve_command
 from xlstock.model import StockItem
-from xlstock.server.account.strings import FRENCH
+from xlstock.server.account.strings import french
 from xlstock.server.accounts import AccountStore
 from xlstock.server.mail import POLL_SECONDS, RETRY_SECONDS, LowStockMailer, MailSettings
 from xlstock.server.runner import ServerSettings, start_background_server
@@ -550,7 +550,7 @@ def test_every_text_of_the_e_mail_has_its_french():
     used = {"".join(re.findall(r'"([^"]*)"', block))
             for block in re.findall(r'\bt\(((?:\s*"[^"]*"\s*)+)', source)}
     assert len(used) >= 5
-    assert sorted(text for text in used if text not in FRENCH) == []
+    assert sorted(text for text in used if text not in french()) == []
 
 
 def test_a_silent_smtp_server_does_not_hold_the_services_shutdown(new_db):
