@@ -302,45 +302,65 @@ def _check_lines(
     every problem and the good lines in ``result``."""
     seen: set[str] = set()
     for index, line in enumerate(lines):
-        if not isinstance(line, dict):
-            result.add(index, None, f"item {index + 1}: is not a JSON object")
-            continue
-        raw_sku = line.get("sku")
-        sku, problem = _check_sku(raw_sku)
+        sku = _line_sku(result, index, line)
         if sku is None:
-            shown = echo(raw_sku) if isinstance(raw_sku, str) else None
-            result.add(index, shown, f"item {index + 1}: {problem}")
             continue
-        problems = []
-        if sku in seen:
-            problems.append(repeated)
+        problems = [repeated] if sku in seen else []
         seen.add(sku)
-        qty: Any = line.get("qty")
-        qty_problem = _check_count(qty, what=what, minimum=minimum)
-        if qty_problem:
-            problems.append(qty_problem)
-        planned_from = line.get("from")
-        if planned:
-            if "from" not in line:
-                problems.append("from is missing: give the level this item was planned "
-                                "against (what the last read of the levels showed)")
-            else:
-                from_problem = _check_count(planned_from, what="from", minimum=0)
-                if from_problem:
-                    problems.append(from_problem)
-        add: Any = line.get("add") if deltas else None
-        if add is not None and not problems and isinstance(planned_from, int):
-            if isinstance(add, bool) or not isinstance(add, int):
-                problems.append(f"add {_shown(add, 40)} is not a whole number")
-            elif planned_from + add != qty:
-                problems.append(f"add {add} from {planned_from} gives {planned_from + add}, "
-                                f"not qty {qty}")
-        elif "add" in line and not deltas:
-            problems.append("add is not part of stock file version 2: send version 3")
+        problems += _level_problems(line, what=what, minimum=minimum, planned=planned)
+        problems += _add_problems(line, deltas=deltas, checked=not problems)
         for text in problems:
             result.add(index, sku, text)
         if not problems:
-            result.lines.append(Line(index, sku, qty, planned_from if planned else None, add))
+            result.lines.append(Line(index, sku, line.get("qty"),
+                                     line.get("from") if planned else None,
+                                     line.get("add") if deltas else None))
+
+
+def _line_sku(result: Checked, index: int, line: Any) -> str | None:
+    """The line's SKU; ``None``, with the problem recorded, for a line that is not an
+    object or whose SKU is bad."""
+    if not isinstance(line, dict):
+        result.add(index, None, f"item {index + 1}: is not a JSON object")
+        return None
+    raw_sku = line.get("sku")
+    sku, problem = _check_sku(raw_sku)
+    if sku is None:
+        shown = echo(raw_sku) if isinstance(raw_sku, str) else None
+        result.add(index, shown, f"item {index + 1}: {problem}")
+    return sku
+
+
+def _level_problems(line: dict[str, Any], *, what: str, minimum: int,
+                    planned: bool) -> list[str]:
+    """What is wrong with the line's ``qty``, and with its ``from`` when ``planned``."""
+    problems = []
+    qty_problem = _check_count(line.get("qty"), what=what, minimum=minimum)
+    if qty_problem:
+        problems.append(qty_problem)
+    if planned and "from" not in line:
+        problems.append("from is missing: give the level this item was planned "
+                        "against (what the last read of the levels showed)")
+    elif planned:
+        from_problem = _check_count(line.get("from"), what="from", minimum=0)
+        if from_problem:
+            problems.append(from_problem)
+    return problems
+
+
+def _add_problems(line: dict[str, Any], *, deltas: bool, checked: bool) -> list[str]:
+    """What is wrong with the line's ``add`` (version 3: the units a delivery adds),
+    once its ``qty`` and ``from`` are ``checked`` good."""
+    if "add" in line and not deltas:
+        return ["add is not part of stock file version 2: send version 3"]
+    add, planned_from, qty = line.get("add"), line.get("from"), line.get("qty")
+    if not deltas or add is None or not checked or not isinstance(planned_from, int):
+        return []
+    if isinstance(add, bool) or not isinstance(add, int):
+        return [f"add {_shown(add, 40)} is not a whole number"]
+    if planned_from + add != qty:
+        return [f"add {add} from {planned_from} gives {planned_from + add}, not qty {qty}"]
+    return []
 
 
 def unknown_skus(result: Checked, known: Collection[str], problem: str) -> None:
