@@ -173,80 +173,112 @@ def _read_contract(path: Path, header: list[str], rows: Rows) -> Catalogue:
     return catalogue
 
 
-def _read_woocommerce(path: Path, header: list[str], rows: Rows) -> Catalogue:
-    columns = {name: header.index(name) for name in ("id", "type", "sku", "name", "parent")
-               if name in header}
+@dataclass
+class _WooColumns:
+    """Where a WooCommerce export keeps what xlstock reads, and each parent's name."""
+
+    named: dict[str, int]
+    stock: int | None
+    managed: int | None
+    attributes: list[int]
+    parent_names: dict[str, str]
+
+    def cell(self, row: list[str], name: str) -> str:
+        return _cell(row, self.named.get(name))
+
+
+def _attribute_columns(header: list[str]) -> list[int]:
+    """The columns "Attribute 1 value(s)", "Attribute 2 value(s)"... in their order."""
+    numbered = [(int(match.group(1)), index) for index, name in enumerate(header)
+                if (match := _ATTRIBUTE_VALUE.fullmatch(name))]
+    return [index for _, index in sorted(numbered)]
+
+
+def _woo_columns(header: list[str], rows: Rows) -> _WooColumns:
     stock_col = _column(header, "stock")
-    if stock_col is None:
-        stock_col = _column(header, "qty")
-    managed_col = _column(header, "manage stock?")
-    attribute_cols = sorted(
-        (int(match.group(1)), index)
-        for index, name in enumerate(header)
-        if (match := _ATTRIBUTE_VALUE.fullmatch(name))
+    columns = _WooColumns(
+        named={name: header.index(name) for name in ("id", "type", "sku", "name", "parent")
+               if name in header},
+        stock=_column(header, "qty") if stock_col is None else stock_col,
+        managed=_column(header, "manage stock?"),
+        attributes=_attribute_columns(header),
+        parent_names={},
     )
-    names_by_parent: dict[str, str] = {}
     for _, row in rows:
-        name = _cell(row, columns["name"]).strip()
-        for key in (_cell(row, columns["sku"]).strip(),
-                    "id:" + _cell(row, columns.get("id")).strip()):
+        name = columns.cell(row, "name").strip()
+        for key in (columns.cell(row, "sku").strip(), "id:" + columns.cell(row, "id").strip()):
             if key and key != "id:":
-                names_by_parent.setdefault(key, name)
+                columns.parent_names.setdefault(key, name)
+    return columns
+
+
+def _read_woocommerce(path: Path, header: list[str], rows: Rows) -> Catalogue:
+    columns = _woo_columns(header, rows)
     catalogue = Catalogue(kind="woocommerce")
-    if stock_col is None:
+    if columns.stock is None:
         catalogue.no_quantities = "the file has no Stock column"
     problems: list[str] = []
     first_line: dict[str, int] = {}
     for line, row in rows:
         if not any(cell.strip() for cell in row):
             continue
-        kinds = {part.strip().lower() for part in _cell(row, columns["type"]).split(",")}
-        label = _cell(row, columns["sku"]).strip() or _cell(row, columns["name"]).strip()
-        if not kinds & {"simple", "variation"}:
-            catalogue.skipped.append(f"line {line} {label!r}: type {', '.join(sorted(kinds))} "
-                                     "holds no stock of its own")
-            continue
-        if kinds & {"virtual", "downloadable"}:
-            catalogue.skipped.append(f"line {line} {label!r}: virtual or downloadable, "
-                                     "no stock to count")
+        kinds = {part.strip().lower() for part in columns.cell(row, "type").split(",")}
+        skipped = _woo_skipped(line, row, kinds, columns)
+        if skipped:
+            catalogue.skipped.append(skipped)
             continue
         try:
-            sku = clean_sku(_cell(row, columns["sku"]))
+            sku = clean_sku(columns.cell(row, "sku"))
         except ValueProblem as exc:
             problems.append(f"line {line}: {exc}")
             continue
         if sku is None:
+            label = columns.cell(row, "name").strip()
             catalogue.skipped.append(f"line {line} {label!r}: no SKU; give it one in "
                                      "WooCommerce to manage its stock with xlstock")
             continue
         where = f"line {line} (SKU {sku!r})"
-        if not _first_listing(sku, line, where, first_line, problems):
-            continue
-        own_name = _cell(row, columns["name"])
-        variant = ""
-        name = own_name
-        if "variation" in kinds:
-            parent = _cell(row, columns["parent"]).strip()
-            name = names_by_parent.get(parent, own_name)
-            values = [_cell(row, index).strip() for _, index in attribute_cols]
-            variant = " / ".join(value for value in values if value)
-        name = _text(name, what="name", where=where, problems=problems)
-        variant = _text(variant, what="variant", where=where, problems=problems)
-        managed = _cell(row, managed_col).strip().lower() not in ("0", "no", "false", "")
-        raw_stock = _cell(row, stock_col).strip()
-        qty: int | None = None
-        # WooCommerce leaves Stock blank when stock is not managed, and writes "parent"
-        # for a variation whose stock its parent manages: no quantity of its own.
-        if raw_stock.lower() != "parent" and (managed_col is None or managed):
-            try:
-                qty = parse_quantity(raw_stock, what="Stock", minimum=0)
-            except ValueProblem as exc:
-                problems.append(f"{where}: {exc}")
-                continue
-        catalogue.items.append(CatalogueItem(sku=sku, name=name, variant=variant, qty=qty))
+        if _first_listing(sku, line, where, first_line, problems):
+            item = _woo_item(sku, row, kinds, columns, where, problems)
+            if item is not None:
+                catalogue.items.append(item)
     if problems:
         raise _fail(path, problems)
     return catalogue
+
+
+def _woo_skipped(line: int, row: list[str], kinds: set[str], columns: _WooColumns) -> str | None:
+    """Why a row holds no stock of its own (a variable product, a virtual one), if so."""
+    label = columns.cell(row, "sku").strip() or columns.cell(row, "name").strip()
+    if not kinds & {"simple", "variation"}:
+        return f"line {line} {label!r}: type {', '.join(sorted(kinds))} holds no stock of its own"
+    if kinds & {"virtual", "downloadable"}:
+        return f"line {line} {label!r}: virtual or downloadable, no stock to count"
+    return None
+
+
+def _woo_item(sku: str, row: list[str], kinds: set[str], columns: _WooColumns, where: str,
+              problems: list[str]) -> CatalogueItem | None:
+    """The row's product; ``None``, with the problem recorded, for a bad Stock."""
+    name, variant = columns.cell(row, "name"), ""
+    if "variation" in kinds:
+        name = columns.parent_names.get(columns.cell(row, "parent").strip(), name)
+        values = [_cell(row, index).strip() for index in columns.attributes]
+        variant = " / ".join(value for value in values if value)
+    name = _text(name, what="name", where=where, problems=problems)
+    variant = _text(variant, what="variant", where=where, problems=problems)
+    managed = _cell(row, columns.managed).strip().lower() not in ("0", "no", "false", "")
+    raw_stock = _cell(row, columns.stock).strip()
+    qty: int | None = None
+    # WooCommerce leaves Stock blank when stock is not managed, and writes "parent"
+    # for a variation whose stock its parent manages: no quantity of its own.
+    if raw_stock.lower() != "parent" and (columns.managed is None or managed):
+        try:
+            qty = parse_quantity(raw_stock, what="Stock", minimum=0)
+        except ValueProblem as exc:
+            problems.append(f"{where}: {exc}")
+            return None
+    return CatalogueItem(sku=sku, name=name, variant=variant, qty=qty)
 
 
 def _first_listing(sku: str, line: int, where: str, first_line: dict[str, int],
