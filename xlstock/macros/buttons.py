@@ -197,22 +197,7 @@ def apply_buttons(package: WorkbookParts) -> None:
     xml = package.text(sheet)
     xml = declare_namespaces(xml, "worksheet", {"r": DOC_REL_NS}, label)
 
-    rels = {rel["Id"]: rel for rel in package.rels(sheet)}
-    legacy = start_tag(xml, "legacyDrawing")
-    vml_part = None
-    if legacy is not None:
-        rel = rels.get(attribute(legacy.group(0), "r:id") or "")
-        if rel is not None and rel.get("Type") == REL_VML:
-            vml_part = resolve(sheet, rel["Target"])
-            if vml_part not in package.parts:
-                vml_part = None
-        if vml_part is None:
-            raise WorkbookError(f"{label}: <legacyDrawing> points at no VML drawing part")
-    if vml_part is None:
-        vml_part = package.new_name("xl/drawings/vmlDrawing{}.vml")
-        package.parts[vml_part] = _new_vml().encode()
-        rel_id = package.add_rel(sheet, REL_VML, vml_part)
-        xml = insert_sheet_child(xml, "legacyDrawing", f'<legacyDrawing r:id="{rel_id}"/>')
+    vml_part, xml = _vml_part(package, sheet, xml, label)
 
     first_column = _first_free_column(xml)
     vml_root = _parse_vml(package, vml_part)
@@ -232,26 +217,52 @@ def apply_buttons(package: WorkbookParts) -> None:
         next_number += 1
         z_index += 1
     if missing_xml:
-        vml_text = package.text(vml_part)
-        vml_text = declare_namespaces(vml_text, "xml", _VML_NAMESPACES, f"{package.label} "
-                                      f"({vml_part})")
-        has_type = any(t.attrib.get("id") == _BUTTON_SHAPETYPE
-                       for t in vml_root.iter(f"{{{V_NS}}}shapetype"))
-        if "<o:shapelayout" not in vml_text and vml_root.find(f"{{{O_NS}}}shapelayout") is None:
-            missing_xml.insert(0, '<o:shapelayout v:ext="edit"><o:idmap v:ext="edit" '
-                                  'data="1"/></o:shapelayout>')
-        if not has_type:
-            missing_xml.insert(0 if not missing_xml[0].startswith("<o:shapelayout") else 1,
-                               _SHAPETYPE_XML)
-        at = vml_text.rindex("</xml>")
-        vml_text = vml_text[:at] + "".join(missing_xml) + vml_text[at:]
-        package.parts[vml_part] = vml_text.encode()
-        vml_root = _parse_vml(package, vml_part)
+        vml_root = _add_shapes(package, vml_part, vml_root, missing_xml)
         present = _button_shapes(vml_root)
 
     shape_ids = _shape_ids(package, vml_part, present, controls, max(numbers | {1024}) + 1)
     xml = _apply_controls(package, sheet, xml, present, shape_ids, label, first_column)
     package.parts[sheet] = xml.encode()
+
+
+def _vml_part(package: WorkbookParts, sheet: str, xml: str, label: str) -> tuple[str, str]:
+    """The sheet's VML drawing part (made, with its ``<legacyDrawing>``, when it has
+    none), and the sheet's XML."""
+    rels = {rel["Id"]: rel for rel in package.rels(sheet)}
+    legacy = start_tag(xml, "legacyDrawing")
+    if legacy is not None:
+        rel = rels.get(attribute(legacy.group(0), "r:id") or "")
+        vml_part = None
+        if rel is not None and rel.get("Type") == REL_VML:
+            vml_part = resolve(sheet, rel["Target"])
+        if vml_part is None or vml_part not in package.parts:
+            raise WorkbookError(f"{label}: <legacyDrawing> points at no VML drawing part")
+        return vml_part, xml
+    vml_part = package.new_name("xl/drawings/vmlDrawing{}.vml")
+    package.parts[vml_part] = _new_vml().encode()
+    rel_id = package.add_rel(sheet, REL_VML, vml_part)
+    return vml_part, insert_sheet_child(xml, "legacyDrawing", f'<legacyDrawing r:id="{rel_id}"/>')
+
+
+def _add_shapes(package: WorkbookParts, vml_part: str, vml_root: Element,
+                missing_xml: list[str]) -> Element:
+    """Append the buttons' shapes (with the shape layout and shape type they need) to
+    the VML part; its root read again."""
+    vml_text = package.text(vml_part)
+    vml_text = declare_namespaces(vml_text, "xml", _VML_NAMESPACES, f"{package.label} "
+                                  f"({vml_part})")
+    has_type = any(t.attrib.get("id") == _BUTTON_SHAPETYPE
+                   for t in vml_root.iter(f"{{{V_NS}}}shapetype"))
+    if "<o:shapelayout" not in vml_text and vml_root.find(f"{{{O_NS}}}shapelayout") is None:
+        missing_xml.insert(0, '<o:shapelayout v:ext="edit"><o:idmap v:ext="edit" '
+                              'data="1"/></o:shapelayout>')
+    if not has_type:
+        missing_xml.insert(0 if not missing_xml[0].startswith("<o:shapelayout") else 1,
+                           _SHAPETYPE_XML)
+    at = vml_text.rindex("</xml>")
+    vml_text = vml_text[:at] + "".join(missing_xml) + vml_text[at:]
+    package.parts[vml_part] = vml_text.encode()
+    return _parse_vml(package, vml_part)
 
 
 def _controls_by_macro(sheet_xml: str) -> dict[str, int]:

@@ -110,50 +110,72 @@ def decompress(container: bytes, max_size: int | None = None) -> bytes:
     out = bytearray()
     position = 1
     while position < len(container):
-        if position + 2 > len(container):
-            raise ValueError(f"truncated chunk header at byte {position}")
-        (header,) = struct.unpack_from("<H", container, position)
-        if header & 0x7000 != _CHUNK_SIGNATURE:
-            raise ValueError(f"bad chunk signature at byte {position}")
-        chunk_end = position + (header & 0x0FFF) + 3
-        if chunk_end > len(container) and header & _CHUNK_COMPRESSED:
-            raise ValueError(f"chunk at byte {position} runs past the end of the data")
+        header, chunk_end = _chunk_header(container, position)
         position += 2
-        chunk_start = len(out)
-        if not header & _CHUNK_COMPRESSED:
-            raw = container[position : position + CHUNK]
-            if len(raw) != CHUNK:
-                raise ValueError(f"raw chunk at byte {position - 2} is shorter than 4096 bytes")
-            out += raw
-            position += CHUNK
+        if header & _CHUNK_COMPRESSED:
+            position = _decompress_chunk(container, position, chunk_end, out, max_size)
             continue
-        while position < chunk_end:
-            flags = container[position]
-            position += 1
-            for bit in range(8):
-                if position >= chunk_end:
-                    break
-                if not flags & (1 << bit):
-                    out.append(container[position])
-                    position += 1
-                    continue
-                if position + 2 > chunk_end:
-                    raise ValueError(f"truncated copy token at byte {position}")
-                (token,) = struct.unpack_from("<H", container, position)
-                position += 2
-                bit_count, _ = _copy_token_split(len(out) - chunk_start)
-                length = (token & (0xFFFF >> bit_count)) + 3
-                offset = (token >> (16 - bit_count)) + 1
-                if offset > len(out) - chunk_start:
-                    raise ValueError(f"copy token at byte {position - 2} reaches before its chunk")
-                source = len(out) - offset
-                for index in range(length):
-                    out.append(out[source + index])
-                if max_size is not None and len(out) > max_size:
-                    raise ValueError(f"decompressed data is longer than {max_size} bytes")
+        raw = container[position : position + CHUNK]
+        if len(raw) != CHUNK:
+            raise ValueError(f"raw chunk at byte {position - 2} is shorter than 4096 bytes")
+        out += raw
+        position += CHUNK
+    _refuse_longer(out, max_size)
+    return bytes(out)
+
+
+def _chunk_header(container: bytes, position: int) -> tuple[int, int]:
+    """The CompressedChunkHeader at ``position``, and where its chunk ends."""
+    if position + 2 > len(container):
+        raise ValueError(f"truncated chunk header at byte {position}")
+    (header,) = struct.unpack_from("<H", container, position)
+    if header & 0x7000 != _CHUNK_SIGNATURE:
+        raise ValueError(f"bad chunk signature at byte {position}")
+    chunk_end = position + (header & 0x0FFF) + 3
+    if chunk_end > len(container) and header & _CHUNK_COMPRESSED:
+        raise ValueError(f"chunk at byte {position} runs past the end of the data")
+    return header, chunk_end
+
+
+def _refuse_longer(out: bytearray, max_size: int | None) -> None:
     if max_size is not None and len(out) > max_size:
         raise ValueError(f"decompressed data is longer than {max_size} bytes")
-    return bytes(out)
+
+
+def _decompress_chunk(container: bytes, position: int, chunk_end: int, out: bytearray,
+                      max_size: int | None) -> int:
+    """Append the compressed chunk's data to ``out``; the position after it."""
+    chunk_start = len(out)
+    while position < chunk_end:
+        flags = container[position]
+        position += 1
+        for bit in range(8):
+            if position >= chunk_end:
+                break
+            if not flags & (1 << bit):
+                out.append(container[position])
+                position += 1
+                continue
+            _copy(container, position, chunk_end, out, chunk_start)
+            position += 2
+            _refuse_longer(out, max_size)
+    return position
+
+
+def _copy(container: bytes, position: int, chunk_end: int, out: bytearray,
+          chunk_start: int) -> None:
+    """Apply the CopyToken at ``position``: repeat bytes already decompressed."""
+    if position + 2 > chunk_end:
+        raise ValueError(f"truncated copy token at byte {position}")
+    (token,) = struct.unpack_from("<H", container, position)
+    bit_count, _ = _copy_token_split(len(out) - chunk_start)
+    length = (token & (0xFFFF >> bit_count)) + 3
+    offset = (token >> (16 - bit_count)) + 1
+    if offset > len(out) - chunk_start:
+        raise ValueError(f"copy token at byte {position} reaches before its chunk")
+    source = len(out) - offset
+    for index in range(length):
+        out.append(out[source + index])
 
 
 def _project_key(project_id: str) -> int:
@@ -483,22 +505,26 @@ def _parse_dir(data: bytes) -> tuple[ProjectInfo, list[_DirModule]]:
         elif record_id == 0x0019:
             text = payload.decode(encoding)
             current = _DirModule(text, text)
-        elif current is None:
-            continue
-        elif record_id == 0x0047:
-            current.name = payload.decode("utf-16-le")
-        elif record_id == 0x001A:
-            current.stream = payload.decode(encoding)
-        elif record_id == 0x0032:
-            current.stream = payload.decode("utf-16-le")
-        elif record_id == 0x0031 and len(payload) == 4:
-            (current.offset,) = struct.unpack("<I", payload)
-        elif record_id == 0x0021:
-            current.procedural = True
-        elif record_id == 0x002B:
+        elif current is not None and record_id == 0x002B:
             modules.append(current)
             current = None
+        elif current is not None:
+            _module_record(current, record_id, payload, encoding)
     return ProjectInfo(name, codepage, bytes(references)), modules
+
+
+def _module_record(module: _DirModule, record_id: int, payload: bytes, encoding: str) -> None:
+    """What one record of a MODULE's list (2.3.4.2.3.2) says of ``module``."""
+    if record_id == 0x0047:
+        module.name = payload.decode("utf-16-le")
+    elif record_id == 0x001A:
+        module.stream = payload.decode(encoding)
+    elif record_id == 0x0032:
+        module.stream = payload.decode("utf-16-le")
+    elif record_id == 0x0031 and len(payload) == 4:
+        (module.offset,) = struct.unpack("<I", payload)
+    elif record_id == 0x0021:
+        module.procedural = True
 
 
 def _parse_project(text: str) -> tuple[dict[str, str], dict[str, str]]:

@@ -211,29 +211,11 @@ def merged_modules(existing: ProjectSource | None, book_code: str,
     sheets that have none, xlwings' and xlstock's modules replaced by the current ones
     (or added), every other module kept as it is, all in the project's order."""
     old = list(existing.modules) if existing is not None else []
-    documents = {m.name.casefold(): m for m in old if m.kind == "document"}
     modules: list[VbaModule] = []
     changes: list[str] = []
     kept: list[str] = []
-    places = [(book_code, "workbook", None), *((code, "worksheet", name) for name, code
-                                              in sheets)]
-    for code, base, sheet_name in places:
-        found = documents.pop(code.casefold(), None)
-        if found is None:
-            found = document_module(code, "workbook" if base == "workbook" else "worksheet")
-            if existing is not None:
-                changes.append(f"module {code} added for "
-                               + (f"sheet {sheet_name!r}" if sheet_name else "the workbook"))
-        elif _has_code(found):
-            kept.append(found.name)
-        modules.append(found)
-    orphans = [m.name for m in documents.values() if _has_code(m)]
-    if orphans:
-        raise WorkbookError(
-            f"{label}: the VBA project has code in {', '.join(orphans)}, the module of "
-            "a sheet that is no longer in the workbook; in the VBA editor, move that code into "
-            "a standard module (Insert > Module), save, and try again"
-        )
+    _document_modules(old, existing is not None, book_code, sheets, label,
+                      modules, changes, kept)
     own = {m.name.casefold(): m for m in own_modules()}
     for module in old:
         if module.kind == "document":
@@ -249,6 +231,34 @@ def merged_modules(existing: ProjectSource | None, book_code: str,
         modules.append(module)
         changes += _describe(None, module)
     return modules, changes, kept
+
+
+def _document_modules(old: list[VbaModule], had_project: bool, book_code: str,
+                      sheets: Sequence[tuple[str, str]], label: str, modules: list[VbaModule],
+                      changes: list[str], kept: list[str]) -> None:
+    """The workbook's and each sheet's document module, kept or added, into
+    ``modules``; the module of a sheet gone from the workbook refused when it holds
+    code."""
+    documents = {m.name.casefold(): m for m in old if m.kind == "document"}
+    places = [(book_code, "workbook", None), *((code, "worksheet", name) for name, code
+                                              in sheets)]
+    for code, base, sheet_name in places:
+        found = documents.pop(code.casefold(), None)
+        if found is None:
+            found = document_module(code, "workbook" if base == "workbook" else "worksheet")
+            if had_project:
+                changes.append(f"module {code} added for "
+                               + (f"sheet {sheet_name!r}" if sheet_name else "the workbook"))
+        elif _has_code(found):
+            kept.append(found.name)
+        modules.append(found)
+    orphans = [m.name for m in documents.values() if _has_code(m)]
+    if orphans:
+        raise WorkbookError(
+            f"{label}: the VBA project has code in {', '.join(orphans)}, the module of "
+            "a sheet that is no longer in the workbook; in the VBA editor, move that code into "
+            "a standard module (Insert > Module), save, and try again"
+        )
 
 
 def refreshed_project(existing: ProjectSource | None, book_code: str,
