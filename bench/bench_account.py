@@ -56,7 +56,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         store = StockStore(Path(folder) / "bench.db")
         started = time.perf_counter()
-        store.register_shop(SHOP, [
+        registration = store.register_shop(SHOP, [
             StockItem(f"SKU-{n:06d}", f"{'Hoodie' if n % 10 == 0 else 'Product'} {n}",
                       "Red" if n % 2 else "", n % 40)
             for n in range(size)
@@ -65,10 +65,12 @@ def main() -> int:
         email, password, _ = accounts.add_account("bench@big-shop.example")
         outcome = accounts.sign_in(email, password, "127.0.0.1")
         assert outcome.account is not None and outcome.session_id is not None
-        accounts.change_password(outcome.account, "bench password, long")
+        session = accounts.session(outcome.session_id)
+        assert session is not None
+        accounts.change_password(session, "bench password, long")
         session_id = accounts.sign_in(email, "bench password, long", "127.0.0.1").session_id
         assert session_id is not None
-        accounts.save_shop_url(outcome.account, SHOP)
+        accounts.save_shop_url(outcome.account, SHOP, registration.token or "")
         print(f"database: {size:,} SKUs loaded in {time.perf_counter() - started:.1f} s "
               f"(SQLite {__import__('sqlite3').sqlite_version})")
 

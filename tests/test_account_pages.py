@@ -66,7 +66,7 @@ def test_passwords_are_stored_as_scrypt_hashes(stock_service, merchant):
     with stock_service.store.transaction(write=False) as conn:
         stored = conn.execute("SELECT password_hash FROM accounts WHERE email = ?",
                               (merchant.email,)).fetchone()[0]
-    assert stored.startswith("scrypt$16384$8$1$") and NEW_PASSWORD not in stored
+    assert stored.startswith("scrypt:32768:8:1$") and NEW_PASSWORD not in stored
     assert verify_password(NEW_PASSWORD, stored) and not verify_password("other", stored)
 
 

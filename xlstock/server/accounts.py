@@ -7,8 +7,9 @@ Every SQL statement of the account feature is here, run through the transactions
 tables come from the store's migrations). The web pages (:mod:`xlstock.server.account`)
 and the API's hooks call these methods and never write SQL.
 
-Passwords are hashed with scrypt (:func:`hashlib.scrypt`); session ids and tokens are
-random (:mod:`secrets`) and stored as their SHA-256 hash only.
+Passwords are hashed by :func:`werkzeug.security.generate_password_hash` (scrypt, its
+default); a hash of the older format verifies and is replaced at the next sign-in.
+Session ids and tokens are random (:mod:`secrets`) and stored as their SHA-256 hash only.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from xlstock.errors import UsageError
+from xlstock.errors import MissingExtra, UsageError
 from xlstock.model import ValueProblem, has_control_characters, normalise_shop_url
 from xlstock.server.database import storage_is_full
 from xlstock.server.storage import (
@@ -39,14 +40,17 @@ from xlstock.server.storage import (
     token_prefix,
 )
 
+try:
+    from werkzeug.security import check_password_hash, generate_password_hash
+except ImportError as exc:  # pragma: no cover - Werkzeug comes with Flask
+    raise MissingExtra("server", "the online accounts (Werkzeug)") from exc
+
 log = logging.getLogger("xlstock.server")
 
 API_CODES = ("token_revoked", "stock_updates_off")
 """The API's error codes that come from the account: a revoked token (401) and a shop
 whose automatic stock updates are off (403)."""
 
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-SCRYPT_MAXMEM = 64 * 1024 * 1024
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 MAX_EMAIL_LENGTH = 254
@@ -90,33 +94,49 @@ def updates_off_message(shop_url: str, service_url: str) -> str:
 
 
 def hash_password(password: str) -> str:
-    """``scrypt$n$r$p$salt$hash`` (base64), for :func:`verify_password`."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R,
-                            p=SCRYPT_P, maxmem=SCRYPT_MAXMEM, dklen=32)
-    return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P),
-                     base64.b64encode(salt).decode(), base64.b64encode(digest).decode()])
+    """The stored form of ``password``: Werkzeug's default (scrypt, ``scrypt:n:r:p$salt$
+    hash``), checked by :func:`verify_password`."""
+    return generate_password_hash(password)
 
 
 def verify_password(password: str, stored: str) -> bool:
-    """Whether ``password`` is the one ``stored`` was made from (constant-time compare)."""
+    """Whether ``password`` is the one ``stored`` was made from (constant-time compare);
+    ``stored`` in Werkzeug's format, or the older ``scrypt$n$r$p$salt$hash``."""
     try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        expected = base64.b64decode(digest)
-        actual = hashlib.scrypt(
-            password.encode("utf-8", "replace"), salt=base64.b64decode(salt), n=int(n),
-            r=int(r), p=int(p), maxmem=SCRYPT_MAXMEM, dklen=len(expected),
-        )
-    except (ValueError, TypeError):
+        if stored.startswith(_LEGACY_PREFIX):
+            return _verify_legacy(password, stored)
+        return check_password_hash(stored, password)
+    except (ValueError, TypeError):  # a malformed hash, or a password UTF-8 cannot hold
         return False
+
+
+def password_hash_outdated(stored: str) -> bool:
+    """Whether ``stored`` was made another way than :func:`hash_password` makes hashes now
+    (the older format, or Werkzeug's older parameters): the next sign-in replaces it."""
+    return stored.split("$", 1)[0] != _CURRENT_METHOD
+
+
+_LEGACY_PREFIX = "scrypt$"
+_LEGACY_MAXMEM = 64 * 1024 * 1024
+
+
+def _verify_legacy(password: str, stored: str) -> bool:
+    """The check of hashes xlstock made before it used Werkzeug's (scrypt at n = 2**14,
+    the salt and the digest in base64)."""
+    _, n, r, p, salt, digest = stored.split("$")
+    expected = base64.b64decode(digest)
+    actual = hashlib.scrypt(
+        password.encode("utf-8", "replace"), salt=base64.b64decode(salt), n=int(n),
+        r=int(r), p=int(p), maxmem=_LEGACY_MAXMEM, dklen=len(expected),
+    )
     return hmac.compare_digest(actual, expected)
 
 
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 """Checked against when the email is unknown, so that an unknown email takes as long to
 refuse as a wrong password."""
+_CURRENT_METHOD = _DUMMY_HASH.split("$", 1)[0]
+"""The method and parameters :func:`hash_password` writes (``scrypt:32768:8:1``)."""
 
 
 def normalise_email(email: str) -> str:
@@ -338,7 +358,7 @@ class AccountStore:
         checked outside any transaction (scrypt is slow on purpose; the database's write
         lock is not held meanwhile). A password reset or change between the check and
         the new session refuses the sign-in (the password checked is no longer the
-        account's)."""
+        account's). A hash of an older format is replaced by today's on success."""
         key = (email or "").strip().lower()[:MAX_EMAIL_LENGTH]
         now = self._clock()
         attempt = secrets.token_hex(16)
@@ -359,10 +379,12 @@ class AccountStore:
                 (key,),
             ).fetchone()
         stored = account_row["password_hash"] if account_row is not None else _DUMMY_HASH
-        good = verify_password(password[:MAX_PASSWORD_LENGTH], stored) and account_row is not None
+        password = password[:MAX_PASSWORD_LENGTH]
+        good = verify_password(password, stored) and account_row is not None
         if not good:
             return SignIn()
         assert account_row is not None
+        upgraded = hash_password(password) if password_hash_outdated(stored) else None
         account = Account(account_row["id"], account_row["email"],
                           bool(account_row["must_change_password"]))
         with self._tx(write=True) as conn:
@@ -371,6 +393,10 @@ class AccountStore:
             if current is None or current[0] != account_row["session_generation"]:
                 return SignIn()  # reset meanwhile: the attempt stays a failure
             conn.execute("DELETE FROM sign_in_failures WHERE attempt = ?", (attempt,))
+            if upgraded is not None:  # the same password, in today's format
+                conn.execute("UPDATE accounts SET password_hash = ? "
+                             "WHERE id = ? AND password_hash = ?",
+                             (upgraded, account.id, stored))
             session_id = self._open_session(conn, account.id, current[0])
         return SignIn(session_id=session_id, account=account)
 

@@ -5,6 +5,11 @@ HTTP only: headers, bodies, status codes. What a publish or an order does, and t
 answer it gets, is decided by :class:`xlstock.server.storage.StockStore`. Every answer
 is JSON, errors included (``{"error": {"code", "message", "items"?}}``), so that no
 shop-supplied text is ever rendered as HTML.
+
+Built as Flask's tutorial builds an application: the routes on a module-level blueprint
+(:data:`api`; the account pages on theirs, :mod:`xlstock.server.account.pages`), a short
+:func:`create_app` putting the service's state in ``app.extensions["xlstock"]``
+(:class:`Service`), one ``after_request`` for the security headers of every answer.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import unquote_plus
 
@@ -35,7 +41,7 @@ from xlstock.server.storage import (
 )
 
 try:
-    from flask import Flask, Response, request
+    from flask import Blueprint, Flask, Response, current_app, request
     from werkzeug.exceptions import HTTPException
     from werkzeug.routing import PathConverter
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
@@ -157,8 +163,6 @@ def json_response(
     except UnicodeEncodeError:  # a lone surrogate from the request: escape, never fail
         data = json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
     response = Response(data, status=status, mimetype=JSON_TYPE)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-cache"
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -234,248 +238,335 @@ def _log_request(logger: logging.Logger, environ: dict, status: list[str],
     )
 
 
+@dataclass(frozen=True)
+class Service:
+    """What the application serves from, kept in ``app.extensions["xlstock"]`` (Flask's
+    place for it) and reached in a request through :func:`service`."""
+
+    store: StockStore
+    accounts: AccountStore
+    documents: DocumentCache
+    max_body: int
+
+
+def service() -> Service:
+    """The :class:`Service` of the application handling this request."""
+    found: Service = current_app.extensions["xlstock"]
+    return found
+
+
+api = Blueprint("api", __name__, url_prefix="/v1")
+"""Protocol v1's routes; the error answers, the security headers and gzip are the whole
+application's (registered from here, on :func:`create_app`'s application)."""
+
+
 def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
-    """The WSGI application serving protocol v1 from ``store``.
+    """The WSGI application serving protocol v1 from ``store``, and the account pages.
 
     ``max_body`` caps request bodies, after gzip inflation (413 beyond it).
     """
+    from xlstock.server.account import account_pages
+
     app = Flask("xlstock.server", static_folder=None)
-    documents = DocumentCache()
+    app.extensions["xlstock"] = Service(store, AccountStore(store), DocumentCache(), max_body)
     app.url_map.strict_slashes = False
-    accounts = AccountStore(store)
-    app.register_blueprint(_account_pages(accounts))
-    app.url_map.merge_slashes = False  # a key may hold "/": never answer with a redirect
+    app.register_blueprint(account_pages)
+    # Rules take the map's settings when added: the API's, added now, never merge slashes
+    # (a key may hold "/": never answer with a redirect); the pages' still do.
+    app.url_map.merge_slashes = False
     app.url_map.converters["key"] = _KeyConverter
-
-    def fail(status: int, message: str, code: str | None = None, **headers: str) -> NoReturn:
-        raise ApiError(status, code or _CODES[status], message, headers=headers)
-
-    def shop_parameter() -> str:
-        raw = request.args.get("shop")
-        if not raw:
-            fail(400, "the shop parameter is missing; add ?shop=<the shop's URL>")
-        try:
-            return normalise_shop_url(raw)
-        except ValueProblem as exc:
-            fail(400, f"the shop parameter is wrong: {exc}")
-
-    def authorised_shop(*, stock_updates: bool = False) -> str:
-        """The shop the request's token is for (401/403 otherwise); with
-        ``stock_updates``, also refused (403) while the shop's updates are off."""
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        token = token.strip()
-        challenge = {"WWW-Authenticate": 'Bearer realm="xlstock"'}
-        if scheme.lower() != "bearer" or not token:
-            fail(401, "no API token: send the header 'Authorization: Bearer <token>' with the "
-                 "token 'xlstock shop add' printed", **challenge)
-        token_shop = store.authenticate(token)
-        if token_shop is None:
-            revoked_at = accounts.revocation(token)
-            if revoked_at is not None:
-                fail(401, revoked_message(revoked_at, request.host_url), code="token_revoked",
-                     **challenge)
-            fail(401, "this API token is not known to the stock service; use a token from "
-                 f"the API tokens page ({request.host_url}account/tokens) or the one "
-                 "'xlstock shop add <shop URL> --db FILE' printed", **challenge)
-        accounts.note_token_used(token)
-        shop = shop_parameter()
-        if token_shop != shop:
-            fail(403, f"this API token is for the shop {token_shop}, not {shop}: check the "
-                 f"shop's address for a typing slip, or register {shop} with: xlstock shop "
-                 f"add {shop} --db FILE, and use the token it prints")
-        if stock_updates and not accounts.stock_updates_on(shop):
-            fail(403, updates_off_message(shop, request.host_url), code="stock_updates_off")
-        return shop
-
-    def idempotency_key(*, required: bool) -> str | None:
-        key = request.headers.get("Idempotency-Key")
-        if key is None and not required:
-            return None
-        if key is None or not KEY_PATTERN.fullmatch(key):
-            fail(400, "send an 'Idempotency-Key' header of 1 to 200 printable ASCII "
-                 "characters (a new UUID for each new request, the same one for a retry)",
-                 code="idempotency_key_required")
-        return key
-
-    def request_body() -> bytes:
-        if request.mimetype != JSON_TYPE:
-            fail(415, f"the body must be JSON sent as Content-Type: {JSON_TYPE} "
-                 f"(got {request.mimetype or 'none'!r})")
-        charset = request.mimetype_params.get("charset", "utf-8").lower()
-        if charset not in ("utf-8", "utf8"):
-            fail(415, f"the body must be UTF-8 (got charset {charset!r})")
-        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding not in ("identity", "", "gzip", "x-gzip"):
-            fail(415, f"Content-Encoding {encoding!r} is not supported; send gzip or "
-                 "no encoding")
-        if request.content_length is not None and request.content_length > max_body:
-            fail(413, f"the body is {request.content_length:,} bytes; the limit is "
-                 f"{max_body:,}")
-        data = request.stream.read(max_body + 1)
-        if len(data) > max_body:
-            fail(413, f"the body is over the limit of {max_body:,} bytes")
-        if encoding in ("gzip", "x-gzip"):
-            data = inflate(data, max_body)
-        return data
-
-    def answer_response(answer: WriteAnswer) -> Response:
-        headers = dict(answer.headers)
-        if answer.replayed:
-            headers["Idempotent-Replayed"] = "true"
-        response = json_response(answer.status, answer.body, headers)
-        if answer.etag:
-            response.set_etag(answer.etag)
-        return response
-
-    def tagged(kind: str, shop: str, tag: str,
-               read: Callable[[], tuple[str, bytes]]) -> Response:
-        """The JSON document ``read`` makes (with its own tag: it may be newer than
-        ``tag``), or 304 when the client has version ``tag``; a HEAD answers the tag
-        without reading anything. A document already made at ``tag`` comes from
-        ``documents`` (gzip included) without ``read``."""
-        if request.if_none_match.contains_weak(tag) or request.if_none_match.star_tag:
-            response = Response(status=304)
-            response.set_etag(tag)
-            return response
-        if request.method == "HEAD":
-            response = Response(status=200, mimetype=JSON_TYPE)
-            response.headers["X-Content-Type-Options"] = "nosniff"
-            response.headers["Cache-Control"] = "no-cache"
-            response.set_etag(tag)
-            return response
-        cached = documents.get(kind, shop, tag)
-        if cached is None:
-            cached = _Cached(*read())
-            documents.put(kind, shop, cached)
-        if len(cached.body) >= GZIP_MIN_SIZE and request.accept_encodings["gzip"] > 0:
-            response = Response(cached.gzipped(), status=200, mimetype=JSON_TYPE)
-            response.headers["Content-Encoding"] = "gzip"
-        else:
-            response = Response(cached.body, status=200, mimetype=JSON_TYPE)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Cache-Control"] = "no-cache"
-        response.set_etag(cached.tag)
-        return response
-
-    @app.get("/v1/health")
-    def health() -> Response:
-        return json_response(200, {"status": "ok", "version": __version__,
-                                    "protocol": PROTOCOL_VERSION},
-                             {"Access-Control-Allow-Origin": "*"})
-
-    @app.get("/v1/stock")
-    def read_levels() -> Response:
-        shop = authorised_shop(stock_updates=True)
-        return tagged("stock", shop, store.current_tag(shop),
-                      lambda: store.stock_document(shop))
-
-    @app.put("/v1/stock")
-    def publish() -> Response:
-        shop = authorised_shop(stock_updates=True)
-        key = idempotency_key(required=True)
-        assert key is not None
-        if_match: set[str] | None = None
-        if "If-Match" in request.headers and not request.if_match.star_tag:
-            if_match = {str(tag) for tag in request.if_match.as_set(include_weak=False)}
-        body = request_body()
-        return answer_response(store.publish(shop, key=key, body=body, if_match=if_match))
-
-    @app.get("/v1/publishes/<key:key>")
-    def publish_outcome(key: str) -> Response:
-        shop = authorised_shop()
-        outcome = store.publish_outcome(shop, key)
-        if outcome is None:
-            fail(404, f"the stock service never received a publish with Idempotency-Key "
-                 f"{key!r} for {shop}; it was not applied: publish again")
-        return json_response(200, outcome)
-
-    @app.post("/v1/publishes/<key:key>/undo")
-    def undo_publish(key: str) -> Response:
-        shop = authorised_shop(stock_updates=True)
-        body = request_body()
-        options, _ = undo_options(body)
-        undo_key = idempotency_key(required=options is None or not options.preview)
-        return answer_response(store.undo_publish(shop, key, key=undo_key, body=body))
-
-    @app.post("/v1/orders")
-    def order() -> Response:
-        shop = authorised_shop(stock_updates=True)
-        key = idempotency_key(required=False)
-        body = request_body()
-        return answer_response(store.order(shop, body=body, key=key))
-
-    @app.get("/v1/storefront")
-    def storefront() -> Response:
-        shop = shop_parameter()
-        try:
-            tag = store.current_tag(shop)
-        except UnknownShop:
-            fail(404, f"no shop {shop} is registered with this stock service")
-        response = tagged("storefront", shop, tag, lambda: store.storefront_document(shop))
-        response.headers["Access-Control-Allow-Origin"] = "*"
-        return response
-
-    @app.get("/v1/history")
-    def history() -> Response:
-        shop = authorised_shop()
-        limit = _integer_parameter("limit", 50, minimum=1, maximum=HISTORY_LIMIT_MAX)
-        before = _integer_parameter("before", None, minimum=1, maximum=None)
-        return json_response(200, store.history(shop, limit=limit or 50, before=before))
-
-    @app.errorhandler(ApiError)
-    def api_error(error: ApiError) -> Response:
-        return json_response(error.status, error_body(error.code, error.message), error.headers)
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
-        status = error.code or 500
-        headers = {}
-        if status == 404:
-            message = (f"there is no {request.path!r} on this stock service; the API is under "
-                       "/v1 (see docs/protocol.md)")
-        elif status == 405:
-            allowed = ", ".join(sorted(getattr(error, "valid_methods", None) or []))
-            message = f"{request.method} is not allowed on {request.path}; use {allowed}"
-            headers["Allow"] = allowed
-        else:
-            message = error.description or error.name
-        return json_response(status, error_body(_CODES.get(status, "bad_request"), message),
-                             headers)
-
-    @app.errorhandler(Exception)
-    def internal_error(error: Exception) -> Response:
-        log.exception("internal error on %s %s", request.method, request.path)
-        return json_response(500, error_body(
-            "internal_error",
-            "the stock service failed on this request and applied nothing; try again, and "
-            "if it persists see the service's log",
-        ))
-
-    @app.after_request
-    def compress(response: Response) -> Response:
-        response.headers["Vary"] = "Accept-Encoding"
-        if (
-            response.direct_passthrough
-            or response.status_code < 200 or response.status_code in (204, 304)
-            or (response.content_length or 0) < GZIP_MIN_SIZE
-            or "Content-Encoding" in response.headers
-            or request.accept_encodings["gzip"] <= 0
-        ):
-            return response
-        data = response.get_data()
-        response.set_data(gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0))
-        response.headers["Content-Encoding"] = "gzip"
-        return response
-
+    app.register_blueprint(api)
+    app.after_request(security_headers)
+    app.after_request(compress)
     app.wsgi_app = _logged(app.wsgi_app, log)  # type: ignore[method-assign]
     return app
 
 
-def _account_pages(accounts: AccountStore) -> Any:
-    """The online account's pages under /account/ (a blueprint, xlstock.server.account)."""
-    from xlstock.server.account import create_account_blueprint
+# -- what the routes share -----------------------------------------------------------------
 
-    return create_account_blueprint(accounts)
+
+def fail(status: int, message: str, code: str | None = None, **headers: str) -> NoReturn:
+    raise ApiError(status, code or _CODES[status], message, headers=headers)
+
+
+def shop_parameter() -> str:
+    """The request's ``shop`` parameter, normalised (400 when missing or wrong)."""
+    raw = request.args.get("shop")
+    if not raw:
+        fail(400, "the shop parameter is missing; add ?shop=<the shop's URL>")
+    try:
+        return normalise_shop_url(raw)
+    except ValueProblem as exc:
+        fail(400, f"the shop parameter is wrong: {exc}")
+
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="xlstock"'}
+
+
+def authorised_shop(*, stock_updates: bool = False) -> str:
+    """The shop the request's token is for (401/403 otherwise); with ``stock_updates``,
+    also refused (403) while the shop's updates are off."""
+    accounts = service().accounts
+    token_shop = _token_shop(accounts)
+    shop = shop_parameter()
+    if token_shop != shop:
+        fail(403, f"this API token is for the shop {token_shop}, not {shop}: check the "
+             f"shop's address for a typing slip, or register {shop} with: xlstock shop "
+             f"add {shop} --db FILE, and use the token it prints")
+    if stock_updates and not accounts.stock_updates_on(shop):
+        fail(403, updates_off_message(shop, request.host_url), code="stock_updates_off")
+    return shop
+
+
+def _token_shop(accounts: AccountStore) -> str:
+    """The shop of the request's bearer token (401: none, unknown or revoked)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        fail(401, "no API token: send the header 'Authorization: Bearer <token>' with the "
+             "token 'xlstock shop add' printed", **_CHALLENGE)
+    token_shop = accounts.store.authenticate(token)
+    if token_shop is None:
+        revoked_at = accounts.revocation(token)
+        if revoked_at is not None:
+            fail(401, revoked_message(revoked_at, request.host_url), code="token_revoked",
+                 **_CHALLENGE)
+        fail(401, "this API token is not known to the stock service; use a token from "
+             f"the API tokens page ({request.host_url}account/tokens) or the one "
+             "'xlstock shop add <shop URL> --db FILE' printed", **_CHALLENGE)
+    accounts.note_token_used(token)
+    return token_shop
+
+
+def idempotency_key(*, required: bool) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None and not required:
+        return None
+    if key is None or not KEY_PATTERN.fullmatch(key):
+        fail(400, "send an 'Idempotency-Key' header of 1 to 200 printable ASCII "
+             "characters (a new UUID for each new request, the same one for a retry)",
+             code="idempotency_key_required")
+    return key
+
+
+def request_body() -> bytes:
+    """The request's JSON body as bytes, inflated when gzip (415, 413 otherwise)."""
+    max_body = service().max_body
+    if request.mimetype != JSON_TYPE:
+        fail(415, f"the body must be JSON sent as Content-Type: {JSON_TYPE} "
+             f"(got {request.mimetype or 'none'!r})")
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        fail(415, f"the body must be UTF-8 (got charset {charset!r})")
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("identity", "", "gzip", "x-gzip"):
+        fail(415, f"Content-Encoding {encoding!r} is not supported; send gzip or "
+             "no encoding")
+    if request.content_length is not None and request.content_length > max_body:
+        fail(413, f"the body is {request.content_length:,} bytes; the limit is "
+             f"{max_body:,}")
+    data = request.stream.read(max_body + 1)
+    if len(data) > max_body:
+        fail(413, f"the body is over the limit of {max_body:,} bytes")
+    if encoding in ("gzip", "x-gzip"):
+        data = inflate(data, max_body)
+    return data
+
+
+def answer_response(answer: WriteAnswer) -> Response:
+    headers = dict(answer.headers)
+    if answer.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    response = json_response(answer.status, answer.body, headers)
+    if answer.etag:
+        response.set_etag(answer.etag)
+    return response
+
+
+def tagged(kind: str, shop: str, tag: str, read: Callable[[], tuple[str, bytes]]) -> Response:
+    """The JSON document ``read`` makes (with its own tag: it may be newer than ``tag``),
+    or 304 when the client has version ``tag``; a HEAD answers the tag without reading
+    anything. A document already made at ``tag`` comes from the service's
+    :class:`DocumentCache` (gzip included) without ``read``."""
+    if request.if_none_match.contains_weak(tag) or request.if_none_match.star_tag:
+        response = Response(status=304)
+        response.set_etag(tag)
+        return response
+    if request.method == "HEAD":
+        response = Response(status=200, mimetype=JSON_TYPE)
+        response.set_etag(tag)
+        return response
+    documents = service().documents
+    cached = documents.get(kind, shop, tag)
+    if cached is None:
+        cached = _Cached(*read())
+        documents.put(kind, shop, cached)
+    if len(cached.body) >= GZIP_MIN_SIZE and request.accept_encodings["gzip"] > 0:
+        response = Response(cached.gzipped(), status=200, mimetype=JSON_TYPE)
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = Response(cached.body, status=200, mimetype=JSON_TYPE)
+    response.set_etag(cached.tag)
+    return response
+
+
+# -- the routes ----------------------------------------------------------------------------
+
+
+@api.get("/health")
+def health() -> Response:
+    return json_response(200, {"status": "ok", "version": __version__,
+                               "protocol": PROTOCOL_VERSION},
+                         {"Access-Control-Allow-Origin": "*"})
+
+
+@api.get("/stock")
+def read_levels() -> Response:
+    store = service().store
+    shop = authorised_shop(stock_updates=True)
+    return tagged("stock", shop, store.current_tag(shop), lambda: store.stock_document(shop))
+
+
+@api.put("/stock")
+def publish() -> Response:
+    shop = authorised_shop(stock_updates=True)
+    key = idempotency_key(required=True)
+    assert key is not None
+    if_match: set[str] | None = None
+    if "If-Match" in request.headers and not request.if_match.star_tag:
+        if_match = {str(tag) for tag in request.if_match.as_set(include_weak=False)}
+    body = request_body()
+    return answer_response(service().store.publish(shop, key=key, body=body,
+                                                   if_match=if_match))
+
+
+@api.get("/publishes/<key:key>")
+def publish_outcome(key: str) -> Response:
+    shop = authorised_shop()
+    outcome = service().store.publish_outcome(shop, key)
+    if outcome is None:
+        fail(404, f"the stock service never received a publish with Idempotency-Key "
+             f"{key!r} for {shop}; it was not applied: publish again")
+    return json_response(200, outcome)
+
+
+@api.post("/publishes/<key:key>/undo")
+def undo_publish(key: str) -> Response:
+    shop = authorised_shop(stock_updates=True)
+    body = request_body()
+    options, _ = undo_options(body)
+    undo_key = idempotency_key(required=options is None or not options.preview)
+    return answer_response(service().store.undo_publish(shop, key, key=undo_key, body=body))
+
+
+@api.post("/orders")
+def order() -> Response:
+    shop = authorised_shop(stock_updates=True)
+    key = idempotency_key(required=False)
+    body = request_body()
+    return answer_response(service().store.order(shop, body=body, key=key))
+
+
+@api.get("/storefront")
+def storefront() -> Response:
+    store = service().store
+    shop = shop_parameter()
+    try:
+        tag = store.current_tag(shop)
+    except UnknownShop:
+        fail(404, f"no shop {shop} is registered with this stock service")
+    response = tagged("storefront", shop, tag, lambda: store.storefront_document(shop))
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@api.get("/history")
+def history() -> Response:
+    shop = authorised_shop()
+    limit = _integer_parameter("limit", 50, minimum=1, maximum=HISTORY_LIMIT_MAX)
+    before = _integer_parameter("before", None, minimum=1, maximum=None)
+    return json_response(200, service().store.history(shop, limit=limit or 50,
+                                                      before=before))
+
+
+# -- errors, headers and gzip: the whole application's -----------------------------------
+
+
+@api.app_errorhandler(ApiError)
+def api_error(error: ApiError) -> Response:
+    return json_response(error.status, error_body(error.code, error.message), error.headers)
+
+
+@api.app_errorhandler(HTTPException)
+def http_error(error: HTTPException) -> Response:
+    """Flask's own refusals (no such route, method, a body too large) as JSON errors;
+    the account pages answer theirs as pages (see :mod:`xlstock.server.account.pages`)."""
+    status = error.code or 500
+    headers = {}
+    if status == 404:
+        message = (f"there is no {request.path!r} on this stock service; the API is under "
+                   "/v1 (see docs/protocol.md)")
+    elif status == 405:
+        allowed = ", ".join(sorted(getattr(error, "valid_methods", None) or []))
+        message = f"{request.method} is not allowed on {request.path}; use {allowed}"
+        headers["Allow"] = allowed
+    else:
+        message = error.description or error.name
+    return json_response(status, error_body(_CODES.get(status, "bad_request"), message),
+                         headers)
+
+
+@api.app_errorhandler(Exception)
+def internal_error(error: Exception) -> Response:
+    log.exception("internal error on %s %s", request.method, request.path)
+    return json_response(500, error_body(
+        "internal_error",
+        "the stock service failed on this request and applied nothing; try again, and "
+        "if it persists see the service's log",
+    ))
+
+
+API_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+"""On every answer but the account pages': JSON never sniffed as HTML, and a document
+read again is checked against its version (ETag) before it is used."""
+PAGE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+"""On every answer of the account pages (their stylesheet included): no script at all,
+never in a frame; the pages themselves also ``Cache-Control: no-store``."""
+
+
+def security_headers(response: Response) -> Response:
+    """The security headers of every answer, in this one place."""
+    if request.blueprint == "account":
+        response.headers.update(PAGE_HEADERS)
+        if request.endpoint != "account.static":
+            response.headers["Cache-Control"] = "no-store"
+    else:
+        response.headers.update(API_HEADERS)
+    return response
+
+
+def compress(response: Response) -> Response:
+    """gzip an answer of :data:`GZIP_MIN_SIZE` bytes or more, when the client takes it."""
+    response.headers["Vary"] = "Accept-Encoding"
+    if (
+        response.direct_passthrough
+        or response.status_code < 200 or response.status_code in (204, 304)
+        or (response.content_length or 0) < GZIP_MIN_SIZE
+        or "Content-Encoding" in response.headers
+        or request.accept_encodings["gzip"] <= 0
+    ):
+        return response
+    data = response.get_data()
+    response.set_data(gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0))
+    response.headers["Content-Encoding"] = "gzip"
+    return response
 
 
 class _KeyConverter(PathConverter):

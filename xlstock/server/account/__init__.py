@@ -3,6 +3,6 @@ switches automatic stock updates on and off, creates and revokes API tokens, and
 the stock levels and their history (docs/account.md). Storage is
 :mod:`xlstock.server.accounts`; the pages are :mod:`xlstock.server.account.pages`."""
 
-from xlstock.server.account.pages import create_account_blueprint
+from xlstock.server.account.pages import account_pages
 
-__all__ = ["create_account_blueprint"]
+__all__ = ["account_pages"]
