@@ -91,9 +91,11 @@ def test_two_columns_meaning_the_same_in_two_languages_are_named(tmp_path):
 @pytest.mark.libreoffice
 @pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed")
 def test_a_french_edit_made_in_libreoffice_goes_through_the_loop(french, tmp_path):
-    """LibreOffice opens the French workbook and saves it with a formula typed in Reçu;
-    sync, preview and publish go on, and the parts xlstock does not own stay as they
-    were through a command."""
+    """LibreOffice opens the French workbook and saves it with a formula in Reçu, a sale
+    comes between Sync and Publish, and the loop goes on. The French workbook with
+    formulas typed in LibreOffice itself (Reçu and Nouveau niveau), a chart, and every
+    part xlstock does not own checked byte for byte through the whole loop, is
+    ``libreoffice-chart-comment-fr.xlsx`` of tests/test_workbook_whole.py."""
     french.run("sync", str(french.workbook))
     french.edit(**{"A-1": {"Received": "=2*3"}})
     out = tmp_path / "resaved"
