@@ -12,7 +12,8 @@ import datetime as dt
 import io
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.formatting.rule import FormulaRule
@@ -315,8 +316,22 @@ def _in_french(wb: Workbook) -> None:
         wb[LOG_SHEET].cell(row=1, column=column).value = text
     for column, text in enumerate(layout.FRENCH_LOW_STOCK_HEADERS, start=1):
         wb[LOW_STOCK_SHEET].cell(row=1, column=column).value = text
+    for name in (SETTINGS_SHEET, LOG_SHEET, LOW_STOCK_SHEET):
+        sheet = wb[name]
+        _widen_to_fit(sheet, sheet[1] if name != SETTINGS_SHEET else
+                      [row[0] for row in sheet.iter_rows(max_row=len(layout.SETTING_LABELS))])
+    _widen_to_fit(stock, stock[1])
     for name in (SETTINGS_SHEET, LOG_SHEET, LOW_STOCK_SHEET, HOWTO_SHEET):
         wb[name].title = layout.sheet_text(name, layout.FRENCH)
+
+
+def _widen_to_fit(sheet: Worksheet, cells: Iterable[Any]) -> None:
+    """French words are longer than the English widths were made for ("Nouveau niveau"
+    in a column for "New level"): a column is widened to its header or label."""
+    for cell in cells:
+        if isinstance(cell.value, str):
+            dimensions = sheet.column_dimensions[cell.column_letter]
+            dimensions.width = max(dimensions.width or 0, len(cell.value) + 2)
 
 
 def _header_row(sheet: Worksheet, headers: Sequence[str],
