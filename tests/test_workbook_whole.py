@@ -78,7 +78,7 @@ ANOTHER_ORDER = ("edit", "validate", "preview", "preview", "publish", "sync", "s
                  "publish")
 """The merchant types before any sync (publish then plans against the live levels)."""
 ANOTHER_ORDER_NAMES = ("excel-pivot_chart_tables.xlsx", "libreoffice-chart-comment.xlsx",
-                       "constructed-table.xlsx")
+                       "libreoffice-chart-comment-fr.xlsx", "constructed-table.xlsx")
 OPENPYXL_STEPS = (FIRST_SYNC, FIRST_PREVIEW, FIRST_PUBLISH, len(LOOP) - 1)
 """The files openpyxl loads (a load takes 0.1 s): each command's first, and the last."""
 RECEIVED_FORMULA = FormulaCell("10+2", 12)
