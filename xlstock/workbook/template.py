@@ -316,18 +316,23 @@ def _in_french(wb: Workbook) -> None:
         wb[LOG_SHEET].cell(row=1, column=column).value = text
     for column, text in enumerate(layout.FRENCH_LOW_STOCK_HEADERS, start=1):
         wb[LOW_STOCK_SHEET].cell(row=1, column=column).value = text
-    for name in (SETTINGS_SHEET, LOG_SHEET, LOW_STOCK_SHEET):
-        sheet = wb[name]
-        _widen_to_fit(sheet, sheet[1] if name != SETTINGS_SHEET else
-                      [row[0] for row in sheet.iter_rows(max_row=len(layout.SETTING_LABELS))])
-    _widen_to_fit(stock, stock[1])
+    _widen_to_fit(wb)
     for name in (SETTINGS_SHEET, LOG_SHEET, LOW_STOCK_SHEET, HOWTO_SHEET):
         wb[name].title = layout.sheet_text(name, layout.FRENCH)
 
 
-def _widen_to_fit(sheet: Worksheet, cells: Iterable[Any]) -> None:
+def _widen_to_fit(wb: Workbook) -> None:
     """French words are longer than the English widths were made for ("Nouveau niveau"
-    in a column for "New level"): a column is widened to its header or label."""
+    in a column for "New level"): the columns of the headers of Stock, Log and Low stock,
+    and Settings' labels, are widened to them."""
+    settings = wb[SETTINGS_SHEET]
+    labels = [row[0] for row in settings.iter_rows(max_row=len(layout.SETTING_LABELS))]
+    for name in (STOCK_SHEET, LOG_SHEET, LOW_STOCK_SHEET):
+        _widen_columns(wb[name], wb[name][1])
+    _widen_columns(settings, labels)
+
+
+def _widen_columns(sheet: Worksheet, cells: Iterable[Any]) -> None:
     for cell in cells:
         if isinstance(cell.value, str):
             dimensions = sheet.column_dimensions[cell.column_letter]
