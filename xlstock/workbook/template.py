@@ -288,6 +288,24 @@ def workbook_bytes(*, service_url: str | None = None, shop_url: str | None = Non
     return _deterministic_zip(wb)
 
 
+def _widen_to_fit(wb: Workbook) -> None:
+    """French words are longer than the English widths were made for ("Nouveau niveau"
+    in a column for "New level"): the columns of the headers of Stock, Log and Low stock,
+    and Settings' labels, are widened to them."""
+    settings = wb[SETTINGS_SHEET]
+    labels = [row[0] for row in settings.iter_rows(max_row=len(layout.SETTING_LABELS))]
+    for name in (STOCK_SHEET, LOG_SHEET, LOW_STOCK_SHEET):
+        _widen_columns(wb[name], wb[name][1])
+    _widen_columns(settings, labels)
+
+
+def _widen_columns(sheet: Worksheet, cells: Iterable[Any]) -> None:
+    for cell in cells:
+        if isinstance(cell.value, str):
+            dimensions = sheet.column_dimensions[cell.column_letter]
+            dimensions.width = max(dimensions.width or 0, len(cell.value) + 2)
+
+
 def _in_french(wb: Workbook) -> None:
     """The template's words in French: sheet names, headers, labels, notes, the
     validations' messages and sheet How to, on the English workbook just built (the
@@ -319,24 +337,6 @@ def _in_french(wb: Workbook) -> None:
     _widen_to_fit(wb)
     for name in (SETTINGS_SHEET, LOG_SHEET, LOW_STOCK_SHEET, HOWTO_SHEET):
         wb[name].title = layout.sheet_text(name, layout.FRENCH)
-
-
-def _widen_to_fit(wb: Workbook) -> None:
-    """French words are longer than the English widths were made for ("Nouveau niveau"
-    in a column for "New level"): the columns of the headers of Stock, Log and Low stock,
-    and Settings' labels, are widened to them."""
-    settings = wb[SETTINGS_SHEET]
-    labels = [row[0] for row in settings.iter_rows(max_row=len(layout.SETTING_LABELS))]
-    for name in (STOCK_SHEET, LOG_SHEET, LOW_STOCK_SHEET):
-        _widen_columns(wb[name], wb[name][1])
-    _widen_columns(settings, labels)
-
-
-def _widen_columns(sheet: Worksheet, cells: Iterable[Any]) -> None:
-    for cell in cells:
-        if isinstance(cell.value, str):
-            dimensions = sheet.column_dimensions[cell.column_letter]
-            dimensions.width = max(dimensions.width or 0, len(cell.value) + 2)
 
 
 def _header_row(sheet: Worksheet, headers: Sequence[str],
