@@ -4,7 +4,9 @@ command line beside it, as a merchant would use them.
 
 Each page is saved as a screenshot, into ``$XLSTOCK_SCREENSHOTS`` when set (the
 pictures in docs/account/ are made with ``XLSTOCK_SCREENSHOTS=docs/account``), else into
-the test run's temporary folder.
+the test run's temporary folder. The French pages go into ``$XLSTOCK_SCREENSHOTS_FR``
+(the French guide's pictures: ``XLSTOCK_SCREENSHOTS_FR=docs/fr/images``), else into a
+folder ``fr`` beside the others.
 """
 
 from __future__ import annotations
@@ -71,6 +73,14 @@ def browser() -> Iterator[Any]:
 def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = os.environ.get("XLSTOCK_SCREENSHOTS")
     path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def screenshots_fr(screenshots: Path) -> Path:
+    folder = os.environ.get("XLSTOCK_SCREENSHOTS_FR")
+    path = Path(folder) if folder else screenshots / "fr"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -441,3 +451,132 @@ def test_a_merchant_undoes_a_mistaken_publish_from_the_history(stock_service, vi
               page.locator("table tbody tr").all_inner_texts()}
     assert "\t9" in levels["woo-hoodie-red"] and "\t25" in levels["woo-cap"]
     assert merchant.dialogs == []
+
+
+CATALOGUE_FR = """sku,name,variant,qty
+sweat-rouge,Sweat à capuche,Rouge,12
+sweat-bleu,Sweat à capuche,Bleu,3
+casquette,Casquette,,25
+ceinture,Ceinture,,0
+bonnet,Bonnet,,7
+lunettes,Lunettes de soleil,,2
+tshirt-s,T-shirt,S,18
+tshirt-m,T-shirt,M,4
+00123,Chaussettes,Bleu,40
+"""
+FRENCH_PAGES = ["Niveaux de stock", "Profil du compte", "Services", "Jetons d'API",
+                "Historique"]
+
+
+def test_a_french_merchant_goes_through_every_page_in_french(
+        browser, stock_service, screenshots_fr, tmp_path):
+    """Issue 20 point 5: a merchant whose browser speaks French signs in, registers the
+    shop, switches the automatic updates on, creates a token, syncs and publishes a
+    French workbook with it, reads the stock levels and the history, and undoes the
+    publish; every page is in French (the French guide's pictures, docs/fr/images)."""
+    base = stock_service.url
+    shop = f"https://boutique-{uuid.uuid4().hex[:8]}.example"
+    email = f"commercant-{uuid.uuid4().hex[:8]}@boutique.example"
+    password = new_account(stock_service, email)
+    merchant = Visit(browser, base, screenshots_fr, locale="fr-FR")
+    page = merchant.page
+    try:
+        def nav(label: str) -> None:
+            page.get_by_role("navigation", name="Pages du compte").get_by_role(
+                "link", name=label, exact=True).click()
+
+        page.goto("/account/")
+        assert page.locator("html").get_attribute("lang") == "fr"
+        assert page.get_by_role("button", name="Se connecter").is_visible()
+        assert "Pas encore de compte ?" in page.locator("main").inner_text()
+        merchant.shot("connexion")
+        page.get_by_label("E-mail").fill(email)
+        page.get_by_label("Mot de passe", exact=True).fill(password)
+        page.get_by_role("button", name="Se connecter").click()
+        assert page.url == f"{base}/account/password"
+        assert "mot de passe à usage unique" in page.locator("main").inner_text()
+        merchant.shot("mot-de-passe")
+        page.get_by_label("Nouveau mot de passe", exact=True).fill(NEW_PASSWORD)
+        page.get_by_label("Répétez le nouveau mot de passe").fill(NEW_PASSWORD)
+        page.get_by_role("button", name="Enregistrer le mot de passe").click()
+        assert "Votre mot de passe est enregistré." in page.locator(".done").inner_text()
+        for label in FRENCH_PAGES:
+            assert page.get_by_role("link", name=label, exact=True).is_visible()
+
+        shop_field = page.get_by_label(re.compile(r"^Adresse (URL )?de la boutique$"))
+        shop_field.fill("boutique.example")
+        page.get_by_role("button", name="Enregistrer", exact=True).click()
+        assert "n'est pas une adresse web" in page.locator("#shop-url-error").inner_text()
+        shop_field.fill(shop)
+        page.get_by_role("button", name="Enregistrer", exact=True).click()
+        assert f"La boutique {shop} est inscrite" in page.locator(".done").inner_text()
+        merchant.shot("profil")
+        catalogue = tmp_path / "produits.csv"
+        catalogue.write_text(CATALOGUE_FR, encoding="utf-8")
+        xlstock("shop", "add", shop, "--db", str(stock_service.store.path), "--catalogue",
+                str(catalogue))
+
+        nav("Services")
+        updates = page.get_by_label(
+            re.compile(r"^Mise à jour automatique des niveaux de stocks?$"))
+        assert "est désactivée" in page.locator("#updates-state").inner_text()
+        updates.check()
+        page.get_by_role("button", name="Enregistrer", exact=True).click()
+        assert page.locator(".done").inner_text() == "Enregistré."
+        assert updates.is_checked()
+        assert "est activée" in page.locator("#updates-state").inner_text()
+        merchant.shot("services")
+
+        nav("Jetons d'API")
+        page.get_by_role("button", name="Créer un jeton").click()
+        token = page.locator("#new-token").inner_text()
+        assert re.fullmatch(r"xls_[A-Za-z0-9_-]{43}", token)
+        assert "n'est affiché qu'une fois" in page.locator(".new-token").inner_text()
+        merchant.shot("jetons")
+
+        # the daily loop on a French workbook, with that token
+        workbook = tmp_path / "stock.xlsx"
+        xlstock("new", str(workbook), "--service", base, "--shop", shop, "--lang", "fr")
+        xlstock("sync", str(workbook), "-q", token=token)
+        xlstock("order", "--service", base, "--shop", shop, "--reference", "web-1001",
+                "casquette=2", token=token)
+        book = openpyxl.load_workbook(workbook)
+        sheet = book["Stock"]
+        headers = {cell.value: cell.column for cell in sheet[1]}
+        for row in range(2, sheet.max_row + 1):
+            if sheet.cell(row, headers["SKU"]).value == "ceinture":
+                sheet.cell(row, headers["Reçu"]).value = 6
+        book.save(workbook)
+        xlstock("publish", str(workbook), "-q", token=token)
+
+        nav("Niveaux de stock")
+        assert page.locator("table.stock tbody tr").count() == 9
+        assert sorted(page.locator("table.stock tr.low td code").all_inner_texts()) == [
+            "lunettes", "sweat-bleu", "tshirt-m"]
+        assert page.locator("tr", has_text="ceinture").locator(
+            "td.number").inner_text() == "6"
+        assert page.get_by_role("columnheader", name="Produit").is_visible()
+        merchant.shot("niveaux-de-stock")
+
+        nav("Historique")
+        kinds = page.locator("table.history tbody tr td:nth-child(2)").all_inner_texts()
+        assert kinds == ["Publication", "Commande", "Catalogue"]
+        assert "25 → 23" in page.locator("table.history tr.order").inner_text()
+        merchant.shot("historique", full=True)
+
+        page.locator("tr.publish").get_by_role("link", name="Annuler").click()
+        assert page.get_by_role("heading", name="Annuler une publication").is_visible()
+        assert page.locator("table.undo tbody tr").inner_text().split("\t") == [
+            "ceinture", "6", "-6", "0"]
+        merchant.shot("annulation")
+        page.get_by_role("button", name="Confirmer l'annulation").click()
+        assert page.get_by_role("heading", name="Publication annulée").is_visible()
+        assert re.search(r"\b1 niveaux? (?:est|sont) revenus? en arrière",
+                         page.locator(".done").inner_text())
+        merchant.shot("annulation-faite")
+
+        page.get_by_role("button", name="Se déconnecter").click()
+        assert "Vous êtes déconnecté." in page.locator(".done").inner_text()
+        assert not merchant.dialogs
+    finally:
+        merchant.close()

@@ -52,6 +52,25 @@ def test_the_french_template_speaks_french(tmp_path: Path) -> None:
     assert "Synchroniser" in wb["Mode d'emploi"]["A4"].value
 
 
+@pytest.mark.parametrize("language", layout.LANGUAGES)
+def test_every_header_and_label_fits_its_column(language: str) -> None:
+    """A French merchant saw "ouveau nivea" over Nouveau niveau: the widths were the
+    English words'. Every header of Stock, Log and Low stock, and every label of
+    Settings, gets a column at least one character wider than itself (LibreOffice then
+    shows "Variation", bold, whole in a width of 10)."""
+    wb = load_workbook(REPO / ("workbook_template_fr.xlsx" if language == "fr"
+                               else "workbook_template.xlsx"))
+    cells = [cell for name in (STOCK_SHEET, LOG_SHEET, LOW_STOCK_SHEET)
+             for cell in wb[layout.sheet_text(name, language)][1]]
+    settings = wb[layout.sheet_text(SETTINGS_SHEET, language)]
+    cells += [settings.cell(row, 1) for row in range(1, len(layout.SETTING_LABELS) + 1)]
+    cut = [f"{cell.parent.title}!{cell.coordinate} {cell.value!r}: width "
+           f"{cell.parent.column_dimensions[cell.column_letter].width}" for cell in cells
+           if cell.value and (cell.parent.column_dimensions[cell.column_letter].width or 0)
+           < len(str(cell.value)) + 1]
+    assert cut == []
+
+
 def test_builds_are_byte_identical_with_fixed_dates(tmp_path: Path) -> None:
     first, second = tmp_path / "a.xlsx", tmp_path / "b.xlsx"
     build_workbook(first, service_url="https://stock.example", shop_url="https://shop.example")

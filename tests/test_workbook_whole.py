@@ -1,7 +1,8 @@
 """Every workbook of the corpus (tests/support/workbook_corpus.py: Excel-saved workbooks with
 pivot tables, slicers, charts, pictures, sparklines, comments..., LibreOffice-made ones,
-an Excel table and an autofilter over Stock, the macro workbook) goes through the daily
-loop as a merchant runs it, through the real CLI against the session's stock service:
+an Excel table and an autofilter over Stock, the macro workbook, and a French workbook
+LibreOffice edited: =10+2 in Reçu, =3+4 in Nouveau niveau, a chart) goes through the
+daily loop as a merchant runs it, through the real CLI against the session's stock service:
 
     sync -> edit (Received =10+2 with its saved result 12, New level 7) -> preview
     -> publish -> sync -> preview -> preview -> publish
@@ -77,7 +78,7 @@ ANOTHER_ORDER = ("edit", "validate", "preview", "preview", "publish", "sync", "s
                  "publish")
 """The merchant types before any sync (publish then plans against the live levels)."""
 ANOTHER_ORDER_NAMES = ("excel-pivot_chart_tables.xlsx", "libreoffice-chart-comment.xlsx",
-                       "constructed-table.xlsx")
+                       "libreoffice-chart-comment-fr.xlsx", "constructed-table.xlsx")
 OPENPYXL_STEPS = (FIRST_SYNC, FIRST_PREVIEW, FIRST_PUBLISH, len(LOOP) - 1)
 """The files openpyxl loads (a load takes 0.1 s): each command's first, and the last."""
 RECEIVED_FORMULA = FormulaCell("10+2", 12)
@@ -187,7 +188,12 @@ class Sheet:
         return found
 
     def column(self, header: str) -> int | None:
-        return self.headers().get(header.casefold())
+        """The column headed ``header``, or its French text (``Reçu`` for Received)."""
+        headers = self.headers()
+        found = headers.get(header.casefold())
+        if found is None and header in layout.FRENCH_HEADERS:
+            found = headers.get(layout.FRENCH_HEADERS[header].casefold())
+        return found
 
     def row_of(self, sku: str) -> int | None:
         column = self.column(layout.SKU)
@@ -328,9 +334,15 @@ def run_cli(command: str, workbook: Path, token: str) -> tuple[int, str]:
 
 def merchant_edit(workbook: Path, entry: CorpusWorkbook) -> str:
     """The merchant types a delivery of =10+2 for A-1 (the program saves its result, 12)
-    and a count of 7 for B-2; only sheet Stock's part changes."""
+    and a count of 7 for B-2 (=3+4 where LibreOffice typed it); only sheet Stock's part
+    changes."""
     sheet = Sheet(read_parts(workbook), "Stock")
-    cells: dict[str, object] = {sheet.cell_of("B-2", layout.NEW_LEVEL): COUNTED}
+    cells: dict[str, object] = {}
+    counted = sheet.cell_of("B-2", layout.NEW_LEVEL)
+    typed = sheet.formula(counted)
+    if not (entry.new_level_formula_typed and typed is not None and typed.text == "3+4"
+            and sheet.value(counted) == COUNTED):
+        cells[counted] = COUNTED
     received = sheet.cell_of("A-1", layout.RECEIVED)
     typed = sheet.formula(received)
     if not (entry.received_formula_typed and typed is not None and typed.text == "10+2"
@@ -502,8 +514,7 @@ def stock_cell_problems(command: str, before: dict[str, bytes],
     own: only the columns of :data:`WRITES` (keeping their style), the rows it adds,
     the dimension and the autofilter's range may change."""
     old, new = Sheet(before, "Stock"), Sheet(after, "Stock")
-    headers = old.headers()
-    written = {headers[h.casefold()] for h in WRITES[command] if h.casefold() in headers}
+    written = {old.column(h) for h in WRITES[command]} - {None}
     last = old.last_row()
     problems = []
     for ref, cell in old.cells.items():
@@ -671,17 +682,22 @@ def test_corpus_workbook_is_what_it_claims(name, loops):
     path = loops.source(name)
     parts = read_parts(path)
     names = [e["name"] for e in sheet_entries(parts)]
-    assert {"Stock", "Settings", "Log"} <= set(names)
+    own = [entry.sheet(english) for english in ("Stock", "Settings", "Log")]
+    assert set(own) <= set(names)
     assert calc_chain_problems(parts) == []
-    for part_name in ("Stock", "Settings", "Log"):
+    for part_name in own:
         assert worksheet_problems(part_name, parts[sheet_parts(parts)[part_name]]) == []
     stock = Sheet(parts, "Stock")
     if entry.rows_before_sync:
         for number in range(2, 2 + len(MERCHANT_ROWS)):
             assert stock.formula(f"K{number}") is not None
             assert stock.value(f"K{number}") == 2
+    assert stock.column(entry.header(layout.RECEIVED)) == 5
     if entry.received_formula_typed:
         assert stock.formula("E2").text == "10+2" and stock.value("E2") == 12
+    if entry.new_level_formula_typed:
+        assert stock.column(entry.header(layout.NEW_LEVEL)) == 6
+        assert stock.formula("F3").text == "3+4" and stock.value("F3") == COUNTED
     if entry.origin == "excel":
         source = read_parts(FIXTURES / name.removeprefix("excel-"))
         touched = {workbook_part(source), rels_part(workbook_part(source)),
@@ -766,9 +782,9 @@ def test_formulas_keep_their_saved_results(name, loops):
     loop.assert_complete()
     final = Sheet(read_parts(loop.final), "Stock")
     original = Sheet(read_parts(loop.original), "Stock")
+    cleared = {original.column(layout.RECEIVED), original.column(layout.NEW_LEVEL)}
     for ref, cell in original.cells.items():
-        if cell.find(q("f")) is not None and split_ref(ref)[1] != original.column(
-                layout.RECEIVED):
+        if cell.find(q("f")) is not None and split_ref(ref)[1] not in cleared:
             assert final.value(ref) == original.value(ref), ref
 
 
@@ -935,7 +951,8 @@ def test_libreoffice_opens_the_result_and_shows_the_new_levels(name, loops, libr
     assert "error" not in after, after
     grid = after["stock"]
     header = [" ".join(str(h).split()).casefold() for h in grid[0]]
-    sku, online, product = (header.index(h.casefold())
+    entry = CORPUS_BY_NAME[name]
+    sku, online, product = (header.index(entry.header(h).casefold())
                             for h in (layout.SKU, layout.ONLINE, layout.PRODUCT))
     shown_levels = {row[sku]: row[online] for row in grid[1:] if row[sku]}
     assert shown_levels == {k: float(v) for k, v in LEVELS_AFTER_PUBLISH.items()}
@@ -943,7 +960,7 @@ def test_libreoffice_opens_the_result_and_shows_the_new_levels(name, loops, libr
     assert grid[new_row][product] == '=HYPERLINK("x")'
     assert f"{column_letter(product + 1)}{new_row + 1}" not in after["stock_formulas"]
     for ref, (formula, _value, _text) in before["stock_formulas"].items():
-        if not ref.startswith("E"):  # Received, cleared by publish
+        if not ref.startswith(("E", "F")):  # Received and New level, cleared by publish
             assert after["stock_formulas"].get(ref, [None])[0] == formula, ref
     for sheet, counts in before["sheets"].items():
         assert after["sheets"].get(sheet) == counts, sheet

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from xlstock.cli import main
 from xlstock.model import StockItem
+from xlstock.workbook import layout
 
 CATALOGUE = [
     StockItem("A-1", "Hoodie", "Red / L", 10),
@@ -21,15 +22,19 @@ CATALOGUE = [
     StockItem("00123", "Socks", "Blue", 3),
 ]
 _shop_numbers = itertools.count(1)
+_ENGLISH_HEADERS = {french: english for english, french in layout.FRENCH_HEADERS.items()}
 
 
 class Merchant:
     """A merchant's workbook, driven through the CLI as a merchant would: commands, edits
     typed into sheet Stock, the sheet read back. ``workbook`` and ``env`` (the
-    environment of the commands: the token) are set by each kind of shop."""
+    environment of the commands: the token) are set by each kind of shop. Edits and the
+    sheet read back name Stock's columns in English, whatever ``language`` the workbook
+    is in."""
 
     workbook: Path
     env: dict[str, str]
+    language: str = layout.ENGLISH
 
     def run(self, *args: str, expect: int | None = 0):
         result = CliRunner().invoke(main, list(args), env=self.env, catch_exceptions=False)
@@ -44,13 +49,15 @@ class Merchant:
         for row in range(2, ws.max_row + 1):
             sku = ws.cell(row, headers["SKU"]).value
             for header, value in cells_by_sku.get(sku, {}).items():
-                ws.cell(row, headers[header]).value = value
+                typed = (layout.header_text(header, self.language)
+                         if header in layout.FRENCH_HEADERS else header)
+                ws.cell(row, headers[typed]).value = value
         wb.save(self.workbook)
 
     def sheet(self) -> dict[str, dict[str, object]]:
         wb = openpyxl.load_workbook(self.workbook)
         ws = wb["Stock"]
-        headers = [c.value for c in ws[1]]
+        headers = [_ENGLISH_HEADERS.get(c.value, c.value) for c in ws[1]]
         rows = {}
         for values in ws.iter_rows(min_row=2, values_only=True):
             record = dict(zip(headers, values, strict=False))
@@ -62,15 +69,18 @@ class Merchant:
 class Shop(Merchant):
     """One registered shop on the session's stock service, and a workbook for it."""
 
-    def __init__(self, server, tmp_path: Path, items=CATALOGUE) -> None:
+    def __init__(self, server, tmp_path: Path, items=CATALOGUE,
+                 language: str = layout.ENGLISH) -> None:
         self.server = server
+        self.language = language
         self.url = f"https://e2e-{next(_shop_numbers)}.shop.example"
         self.token = server.store.add_shop(self.url, list(items))
         self.workbook = tmp_path / "stock.xlsx"
         self.env = {"XLSTOCK_TOKEN": self.token}
 
     def new(self) -> None:
-        self.run("new", str(self.workbook), "--service", self.server.url, "--shop", self.url)
+        self.run("new", str(self.workbook), "--service", self.server.url, "--shop", self.url,
+                 "--lang", self.language)
 
     def live(self) -> dict[str, int]:
         answer = requests.get(

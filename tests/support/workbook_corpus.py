@@ -17,6 +17,9 @@ Three origins:
   new`` workbook): an autofilter over Stock (LibreOffice then writes an empty drawing
   part), ``=10+2`` typed in Received and ``=D2*2`` in a column of the merchant's, a
   chart, a comment and a conditional format; LibreOffice stores every formula's result.
+  One of them (``-fr``) is a French workbook (``xlstock new --lang fr``: sheets Stock,
+  Paramètres, Journal; headers Reçu, Nouveau niveau...) with ``=3+4`` typed in Nouveau
+  niveau too, so that the same checks hold for a French merchant's file.
 - **By construction** (``constructed-*``): an Excel table laid over Stock, an
   autofilter over Stock (both from openpyxl, formulas' saved results put into the XML),
   and the macro workbook ``xlstock new stock.xlsm`` makes (VBA project, three buttons).
@@ -48,6 +51,7 @@ from support.office import libreoffice_missing
 from support.uno_scripts import run_uno_script, uno_script
 from xlstock.cli import main
 from xlstock.model import StockItem
+from xlstock.workbook import layout
 from xlstock.workbook.base import column_letter
 from xlstock.workbook.package import rels_part
 
@@ -61,8 +65,11 @@ MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
 WORKSHEET_REL = OFFICE_REL + "/worksheet"
 WORKSHEET_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
 
-XLSTOCK_SHEETS = ("Stock", "Settings", "Log", "Low stock", "_xlstock")
-"""The sheets xlstock owns (``_xlstock`` is the hidden state it adds at the first sync)."""
+XLSTOCK_SHEETS = ("Stock", "Settings", "Log", "Low stock", "_xlstock",
+                  *(layout.sheet_text(name, layout.FRENCH) for name in ("Settings", "Log",
+                                                                        "Low stock")))
+"""The sheets xlstock owns (``_xlstock`` is the hidden state it adds at the first sync),
+in English and French. How to (Mode d'emploi) is not among them: no command writes it."""
 
 PLACEHOLDER_SERVICE = "http://127.0.0.1:9"
 PLACEHOLDER_SHOP = "https://corpus.shop.example"
@@ -110,6 +117,18 @@ class CorpusWorkbook:
     """Stock holds the merchant's rows (and column Double) before the first sync."""
     received_formula_typed: bool = False
     """Received of A-1 already holds ``=10+2`` with its saved result 12."""
+    new_level_formula_typed: bool = False
+    """New level of B-2 already holds ``=3+4`` with its saved result 7."""
+    language: str = layout.ENGLISH
+    """The workbook's language (``xlstock new --lang``): its sheet names and headers."""
+
+    def sheet(self, english: str) -> str:
+        """The name this workbook gives the sheet called ``english`` in English."""
+        return layout.sheet_text(english, self.language)
+
+    def header(self, english: str) -> str:
+        """The text this workbook heads the Stock column ``english`` with."""
+        return layout.header_text(english, self.language)
 
     @property
     def needs_libreoffice(self) -> bool:
@@ -138,6 +157,10 @@ CORPUS: tuple[CorpusWorkbook, ...] = (
     CorpusWorkbook("libreoffice-chart-comment.xlsx", "libreoffice",
                    "autofilter, formulas, chart on Stock, comment, conditional format",
                    received_formula_typed=True),
+    CorpusWorkbook("libreoffice-chart-comment-fr.xlsx", "libreoffice",
+                   "French workbook: formulas typed in Reçu and Nouveau niveau, chart on "
+                   "Stock, comment, conditional format", received_formula_typed=True,
+                   new_level_formula_typed=True, language=layout.FRENCH),
     CorpusWorkbook("constructed-table.xlsx", "openpyxl",
                    "Excel table laid over Stock, formulas with saved results"),
     CorpusWorkbook("constructed-autofilter.xlsx", "openpyxl",
@@ -372,16 +395,21 @@ def _fill(document, cell, value, make) -> None:
 
 
 def point_at(path: Path, service_url: str, shop_url: str) -> None:
-    """Sheet Settings names ``service_url`` and ``shop_url`` (B1 and B2)."""
-    set_cells(path, "Settings", {"B1": service_url, "B2": shop_url})
+    """Sheet Settings (Paramètres in a French workbook) names ``service_url`` and
+    ``shop_url`` (B1 and B2)."""
+    names = {entry["name"] for entry in sheet_entries(read_parts(path))}
+    settings = layout.sheet_text(layout.SETTINGS_SHEET, layout.FRENCH)
+    set_cells(path, settings if settings in names else layout.SETTINGS_SHEET,
+              {"B1": service_url, "B2": shop_url})
 
 
 # --- building the corpus --------------------------------------------------------------------
 
 
-def _xlstock_new(path: Path) -> Path:
+def _xlstock_new(path: Path, language: str = layout.ENGLISH) -> Path:
     result = CliRunner().invoke(
-        main, ["new", str(path), "--service", PLACEHOLDER_SERVICE, "--shop", PLACEHOLDER_SHOP],
+        main, ["new", str(path), "--service", PLACEHOLDER_SERVICE, "--shop", PLACEHOLDER_SHOP,
+               "--lang", language],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
@@ -518,11 +546,12 @@ def _merchant_cells() -> dict[str, Any]:
     return {ref: value for ref, value in cells.items() if value is not None}
 
 
-def _libreoffice(folder: Path, template: Path, profile: Path) -> dict[str, Path]:
-    """The workbooks LibreOffice makes from ``template`` with the merchant's rows."""
+def _libreoffice_base(folder: Path, template: Path, language: str) -> Path:
+    """``template`` (an ``xlstock new`` workbook) with the merchant's rows, as openpyxl
+    writes it: the file LibreOffice opens."""
     import openpyxl
 
-    base = folder / "libreoffice-base.xlsx"
+    base = folder / f"libreoffice-base-{language}.xlsx"
     shutil.copyfile(template, base)
     wb = openpyxl.load_workbook(base)
     ws = wb["Stock"]
@@ -533,16 +562,29 @@ def _libreoffice(folder: Path, template: Path, profile: Path) -> dict[str, Path]
         ws[f"{NOTE_COLUMN}{number}"] = note
         ws[f"{NOTE_COLUMN}{number}"].data_type = "s"
     wb.save(base)
+    return base
+
+
+def _libreoffice(folder: Path, templates: Mapping[str, Path], profile: Path) -> dict[str, Path]:
+    """The workbooks LibreOffice makes from ``templates`` (language -> an ``xlstock new``
+    workbook) with the merchant's rows; what it types and adds per workbook is ``add``."""
+    bases = {language: _libreoffice_base(folder, template, language)
+             for language, template in templates.items()}
     jobs = {
         "libreoffice-autofilter.xlsx": [],
         "libreoffice-chart-comment.xlsx": ["chart", "comment", "conditional format"],
+        "libreoffice-chart-comment-fr.xlsx": ["new level formula", "chart", "comment",
+                                              "conditional format"],
     }
-    run_uno(profile, folder, [
-        {"build": base.resolve().as_uri(), "store": (folder / name).resolve().as_uri(),
-         "add": add}
+    answers = run_uno(profile, folder, [
+        {"build": bases[CORPUS_BY_NAME[name].language].resolve().as_uri(),
+         "store": (folder / name).resolve().as_uri(), "add": add}
         for name, add in jobs.items()
     ])
-    base.unlink()
+    for base in bases.values():
+        base.unlink()
+    failed = [answer["error"] for answer in answers if "error" in answer]
+    assert not failed, f"LibreOffice could not build the corpus: {failed}"
     return {name: folder / name for name in jobs}
 
 
@@ -559,7 +601,9 @@ def build_corpus(folder: Path, *, profile: Path | None = None) -> dict[str, Path
             made[entry.name] = add_xlstock_sheets(source, folder / entry.name, template)
     made.update(_constructed(folder, template))
     if libreoffice_missing() is None:
-        made.update(_libreoffice(folder, template, profile or folder / "lo-profile"))
+        templates = {layout.ENGLISH: template,
+                     layout.FRENCH: _xlstock_new(folder / "template-fr.xlsx", layout.FRENCH)}
+        made.update(_libreoffice(folder, templates, profile or folder / "lo-profile"))
     return made
 
 
@@ -587,6 +631,8 @@ def build(desktop, job):
         index = list(doc.Sheets.getElementNames()).index("Stock")
         sheet = doc.Sheets.getByName("Stock")
         sheet.getCellRangeByName("E2").setFormula("=10+2")
+        if "new level formula" in job["add"]:
+            sheet.getCellRangeByName("F3").setFormula("=3+4")
         for row in (2, 3, 4):
             sheet.getCellRangeByName("K%d" % row).setFormula("=D%d*2" % row)
         unnamed = doc.getPropertyValue("UnnamedDatabaseRanges")

@@ -12,7 +12,8 @@ import datetime as dt
 import io
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.formatting.rule import FormulaRule
@@ -287,6 +288,24 @@ def workbook_bytes(*, service_url: str | None = None, shop_url: str | None = Non
     return _deterministic_zip(wb)
 
 
+def _widen_to_fit(wb: Workbook) -> None:
+    """French words are longer than the English widths were made for ("Nouveau niveau"
+    in a column for "New level"): the columns of the headers of Stock, Log and Low stock,
+    and Settings' labels, are widened to them."""
+    settings = wb[SETTINGS_SHEET]
+    labels = [row[0] for row in settings.iter_rows(max_row=len(layout.SETTING_LABELS))]
+    for name in (STOCK_SHEET, LOG_SHEET, LOW_STOCK_SHEET):
+        _widen_columns(wb[name], wb[name][1])
+    _widen_columns(settings, labels)
+
+
+def _widen_columns(sheet: Worksheet, cells: Iterable[Any]) -> None:
+    for cell in cells:
+        if isinstance(cell.value, str):
+            dimensions = sheet.column_dimensions[cell.column_letter]
+            dimensions.width = max(dimensions.width or 0, len(cell.value) + 2)
+
+
 def _in_french(wb: Workbook) -> None:
     """The template's words in French: sheet names, headers, labels, notes, the
     validations' messages and sheet How to, on the English workbook just built (the
@@ -315,6 +334,7 @@ def _in_french(wb: Workbook) -> None:
         wb[LOG_SHEET].cell(row=1, column=column).value = text
     for column, text in enumerate(layout.FRENCH_LOW_STOCK_HEADERS, start=1):
         wb[LOW_STOCK_SHEET].cell(row=1, column=column).value = text
+    _widen_to_fit(wb)
     for name in (SETTINGS_SHEET, LOG_SHEET, LOW_STOCK_SHEET, HOWTO_SHEET):
         wb[name].title = layout.sheet_text(name, layout.FRENCH)
 
