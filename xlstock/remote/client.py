@@ -21,7 +21,6 @@ import contextlib
 import gzip
 import json
 import logging
-import os
 import random
 import re
 import time
@@ -57,6 +56,7 @@ from xlstock.model import (
     version_problem,
 )
 from xlstock.planner import PublishLine
+from xlstock.remote.connector import KEYRING_SERVICE, TOKEN_ENV, SessionOwner, resolve_token
 from xlstock.remote.transport import (
     Deadline,
     NotJson,
@@ -65,7 +65,6 @@ from xlstock.remote.transport import (
     mapped_errors,
     read_body,
 )
-from xlstock.shops.common import SessionOwner
 from xlstock.stockfile import (
     compact_item,
     compact_item_without_names,
@@ -75,8 +74,6 @@ from xlstock.stockfile import (
 
 log = logging.getLogger("xlstock.remote")
 
-TOKEN_ENV = "XLSTOCK_TOKEN"
-KEYRING_SERVICE = "xlstock"
 USER_AGENT = f"xlstock/{__version__}"
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 """Largest answer accepted, after inflation: far above any real catalogue."""
@@ -254,31 +251,6 @@ def as_etag(version: str) -> str:
     if len(tag) < 2 or not tag.endswith('"') or not re.fullmatch(r"[\x21\x23-\x7e]*", inner):
         raise ValueError(f"{version!r} is not a version tag the stock service gave")
     return tag
-
-
-def resolve_token(shop_url: str) -> str | None:
-    """The API token for ``shop_url``: ``$XLSTOCK_TOKEN``, else the system keyring
-    (service ``xlstock``, user = the normalised shop URL, then the URL as written).
-    A missing or failing keyring counts as no token."""
-    from_env = os.environ.get(TOKEN_ENV, "").strip()
-    if from_env:
-        return from_env
-    users = [shop_url.strip()]
-    with contextlib.suppress(ValueProblem):
-        users.insert(0, normalise_shop_url(shop_url))
-    try:
-        import keyring
-    except Exception:  # noqa: BLE001 - a broken keyring install means "no keyring"
-        return None
-    for user in dict.fromkeys(users):
-        try:
-            secret = keyring.get_password(KEYRING_SERVICE, user)
-        except Exception:  # noqa: BLE001 - any backend failure means "no token there"
-            log.debug("keyring lookup failed for %s", user, exc_info=True)
-            continue
-        if secret and secret.strip():
-            return secret.strip()
-    return None
 
 
 def _no_token_message(shop_url: str) -> str:

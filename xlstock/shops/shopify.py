@@ -46,7 +46,13 @@ from xlstock.errors import (
 )
 from xlstock.model import Snapshot, StockItem, is_loopback_host, sku_key, sku_problem
 from xlstock.planner import PublishLine
-from xlstock.remote.client import resolve_token
+from xlstock.remote.connector import (
+    SessionOwner,
+    backoff_delay,
+    levels_version,
+    resolve_token,
+    retry_after,
+)
 from xlstock.remote.transport import (
     Deadline,
     NotJson,
@@ -55,7 +61,6 @@ from xlstock.remote.transport import (
     mapped_errors,
     read_body,
 )
-from xlstock.shops.common import SessionOwner, backoff_delay, levels_version, retry_after
 
 log = logging.getLogger("xlstock.shopify")
 

@@ -1,9 +1,12 @@
-"""What the platforms' connectors share: the client's lifetime, the version tag of a
+"""What the connectors share (the stock service's in ``remote.client``, the platforms' in
+``shops/``): the client's lifetime, the API token's look-up, the version tag of a
 platform that has none, and the pause before a request is sent again."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import random
 import time
@@ -11,6 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
+
+from xlstock.model import ValueProblem, normalise_shop_url
+
+log = logging.getLogger("xlstock.remote")
+
+TOKEN_ENV = "XLSTOCK_TOKEN"
+KEYRING_SERVICE = "xlstock"
 
 
 class SessionOwner:
@@ -80,3 +90,28 @@ def retry_after(headers: Any) -> float | None:
         return float(headers.get("Retry-After"))
     except (TypeError, ValueError):
         return None
+
+
+def resolve_token(shop_url: str) -> str | None:
+    """The API token for ``shop_url``: ``$XLSTOCK_TOKEN``, else the system keyring
+    (service ``xlstock``, user = the normalised shop URL, then the URL as written).
+    A missing or failing keyring counts as no token."""
+    from_env = os.environ.get(TOKEN_ENV, "").strip()
+    if from_env:
+        return from_env
+    users = [shop_url.strip()]
+    with contextlib.suppress(ValueProblem):
+        users.insert(0, normalise_shop_url(shop_url))
+    try:
+        import keyring
+    except Exception:  # noqa: BLE001 - a broken keyring install means "no keyring"
+        return None
+    for user in dict.fromkeys(users):
+        try:
+            secret = keyring.get_password(KEYRING_SERVICE, user)
+        except Exception:  # noqa: BLE001 - any backend failure means "no token there"
+            log.debug("keyring lookup failed for %s", user, exc_info=True)
+            continue
+        if secret and secret.strip():
+            return secret.strip()
+    return None
