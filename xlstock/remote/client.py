@@ -728,7 +728,7 @@ class HttpStockServiceClient(SessionOwner):
                     body = read_body(response, deadline, self.max_body)
                 finally:
                     response.close()
-        log.debug(
+        log.info(  # -v shows it
             "%s -> %s (%d bytes, %.3f s)",
             what,
             response.status_code,

@@ -616,6 +616,7 @@ class ShopifyConnector(SessionOwner):
         headers = {"Content-Type": "application/json", "Accept": "application/json",
                    "X-Shopify-Access-Token": self._access_token()}
         deadline = Deadline(min(self.deadline, 120.0))
+        started = time.perf_counter()
         with mapped_errors(what, deadline, max_body=MAX_ANSWER, secret=self._token), \
                 deadline.watching():
             response = self._session.post(url, data=body, headers=headers, stream=True,
@@ -625,6 +626,8 @@ class ShopifyConnector(SessionOwner):
             finally:
                 response.close()
         self.requests += 1
+        log.info("%s -> %s (%d bytes, %.3f s)", what, response.status_code, len(raw),
+                 time.perf_counter() - started)
         return response.status_code, response.headers, raw
 
     def _decode(self, raw: bytes, headers: Any, what: str) -> _Answer:

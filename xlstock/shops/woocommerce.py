@@ -565,6 +565,8 @@ class WooCommerceConnector(SessionOwner):
                 response.close()
         self.requests += 1
         self.request_seconds += time.perf_counter() - started
+        log.info("%s -> %s (%d bytes, %.3f s)", what, response.status_code, len(raw),
+                 time.perf_counter() - started)
         try:
             data = decode_json(raw, response.headers.get("Content-Type", "")) if raw else None
         except NotJson as exc:

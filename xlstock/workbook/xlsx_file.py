@@ -368,6 +368,7 @@ class XlsxFile:
             if writable:
                 _remove_stale_temp_files(real)
             data, checked = safety.read_checked(real)
+            log.info("opened %s (%d bytes)", label, len(data))
             return cls(real, label, data, checked.workbook_part, writable=writable, lock=lock)
         except BaseException:
             if lock is not None:
@@ -673,6 +674,7 @@ class XlsxFile:
             self._seen = _FileSeen.of(self._path)
         fsync_directory(self._path.parent)
         self._after_save(data)
+        log.info("saved %s (%d bytes)", self._label, len(data))
 
     def _refuse_if_replaced(self) -> None:
         """Raise :class:`WorkbookChangedError` when the file is no longer the one this
