@@ -183,3 +183,39 @@ def test_the_table_check_fails_on_a_stale_table(tmp_path: Path) -> None:
            "`planner` |" in stale.stdout
     subprocess.run([sys.executable, str(copy)], check=True, timeout=60)
     assert subprocess.run(check, capture_output=True, timeout=60).returncode == 0
+
+
+def private_names_of_others(source: str, module: str) -> list[str]:
+    """The private names (``_name``) of another xlstock module that ``source`` uses:
+    a helper two modules need is public, in one place."""
+    tree = ast.parse(source)
+    aliases: dict[str, str] = {}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("xlstock"):
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"line {node.lineno}: from {node.module} import {alias.name}")
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("xlstock"):
+                    aliases[alias.asname or alias.name.split(".")[0]] = alias.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id in aliases and aliases[node.value.id] != module \
+                and node.attr.startswith("_") and not node.attr.startswith("__"):
+            found.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
+    return found
+
+
+def test_the_private_names_check_can_fail() -> None:
+    assert private_names_of_others(
+        "from xlstock.workbook import safety\nsafety._damaged('a', None)", "xlstock.x")
+    assert private_names_of_others("from xlstock.model import _whole", "xlstock.x")
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_uses_another_ones_private_helpers(path: Path) -> None:
+    module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    assert not private_names_of_others(_source(path), module)
