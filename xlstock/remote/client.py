@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple, overload
+from typing import Any, NamedTuple, TypeVar, overload
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -73,6 +73,7 @@ from xlstock.stockfile import (
 )
 
 log = logging.getLogger("xlstock.remote")
+_Recorded = TypeVar("_Recorded")
 
 USER_AGENT = f"xlstock/{__version__}"
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
@@ -459,45 +460,33 @@ class HttpStockServiceClient(SessionOwner):
             headers["Content-Encoding"] = "gzip"
         self._require_token()
         deadline = Deadline(self.deadline)
-        sends = 0
-        while True:
-            sends += 1
+
+        def recorded(lost: ServiceError) -> PublishOutcome | None:
+            outcome = self._outcome_after_loss(key, lost)
+            return None if outcome is None else self._settle(outcome)
+
+        answer = self._send_keyed("PUT", "/v1/stock", deadline, headers, payload,
+                                  recorded=recorded,
+                                  unknown=lambda lost: self._outcome_unknown(key, lost))
+        if isinstance(answer, PublishOutcome):
+            return answer
+        status = answer.status
+        if status == 200:
             try:
-                answer = self._exchange("PUT", "/v1/stock", deadline, headers=headers, data=payload)
-            except ServiceError as exc:
-                arrived = exc.may_have_arrived
-                if arrived is None:
-                    raise
-                if arrived:
-                    outcome = self._outcome_after_loss(key, exc)
-                    if outcome is not None:
-                        return self._settle(outcome)
-                if self._resend_pause(deadline, sends, None):
-                    continue
-                if arrived:
-                    raise self._outcome_unknown(key, exc) from exc
-                raise
-            status = answer.status
-            if status == 200:
-                try:
-                    return self._publish_outcome(answer, deadline, key)
-                except ServiceRefused as exc:
-                    outcome = self._outcome_after_loss(key, exc)
-                    if outcome is not None:
-                        return self._settle(outcome)
-                    raise self._outcome_unknown(key, exc) from exc
-            if status in (429, 502, 503, 504) and self._resend_pause(
-                deadline, sends, _retry_after(answer)
-            ):
-                continue
-            refusal = self._refusal(answer, deadline)
-            if status in (500, 502, 503, 504):
-                outcome = self._outcome_after_loss(key, refusal)
+                return self._publish_outcome(answer, deadline, key)
+            except ServiceRefused as exc:
+                outcome = recorded(exc)
                 if outcome is not None:
-                    return self._settle(outcome)
-                if status in (502, 504):
-                    raise self._outcome_unknown(key, refusal) from refusal
-            raise refusal
+                    return outcome
+                raise self._outcome_unknown(key, exc) from exc
+        refusal = self._refusal(answer, deadline)
+        if status in (500, 502, 503, 504):
+            outcome = recorded(refusal)
+            if outcome is not None:
+                return outcome
+            if status in (502, 504):
+                raise self._outcome_unknown(key, refusal) from refusal
+        raise refusal
 
     def publish_outcome(self, key: str) -> PublishOutcome | None:
         """What the service recorded for the publish with idempotency key ``key``
@@ -581,42 +570,28 @@ class HttpStockServiceClient(SessionOwner):
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
         self._require_token()
         deadline = Deadline(self.deadline)
-        sends = 0
-        while True:
-            sends += 1
-            try:
-                answer = self._exchange(
-                    "POST", "/v1/orders", deadline, headers=headers, data=payload
-                )
-            except ServiceError as exc:
-                arrived = exc.may_have_arrived
-                if arrived is None:
-                    raise
-                if self._resend_pause(deadline, sends, None):
-                    continue
-                if arrived:
-                    raise type(exc)(
-                        f"{exc.message} The order may or may not have been recorded: look at "
-                        "the shop's history before ordering again."
-                    ) from exc
-                raise
-            if answer.status in (429, 502, 503, 504) and self._resend_pause(
-                deadline, sends, _retry_after(answer)
-            ):
-                continue
-            if answer.status not in (200, 201):
-                raise self._refusal(answer, deadline)
-            body = self._json(answer, deadline)
-            with self._parsing(answer.what):
-                return OrderResult(
-                    order=str(body["order"]),
-                    version=answer.headers.get("ETag", "").strip() or as_etag(body["version"]),
-                    lines=tuple(
-                        OrderLine(str(line["sku"]), _whole(line["qty"]), _whole(line["level"]))
-                        for line in body["lines"]
-                    ),
-                    replayed=_replayed(answer),
-                )
+
+        def unknown(exc: ServiceError) -> ServiceError:
+            return type(exc)(
+                f"{exc.message} The order may or may not have been recorded: look at "
+                "the shop's history before ordering again."
+            )
+
+        answer = self._send_keyed("POST", "/v1/orders", deadline, headers, payload,
+                                  recorded=_nothing_recorded, unknown=unknown)
+        if answer.status not in (200, 201):
+            raise self._refusal(answer, deadline)
+        body = self._json(answer, deadline)
+        with self._parsing(answer.what):
+            return OrderResult(
+                order=str(body["order"]),
+                version=answer.headers.get("ETag", "").strip() or as_etag(body["version"]),
+                lines=tuple(
+                    OrderLine(str(line["sku"]), _whole(line["qty"]), _whole(line["level"]))
+                    for line in body["lines"]
+                ),
+                replayed=_replayed(answer),
+            )
 
     def history(self, limit: int = 50, before: int | None = None) -> list[HistoryEntry]:
         """The shop's versions, newest first (``GET /v1/history``), at most ``limit``
@@ -789,6 +764,41 @@ class HttpStockServiceClient(SessionOwner):
             return False
         time.sleep(delay)
         return True
+
+    def _send_keyed(
+        self, method: str, path: str, deadline: Deadline, headers: Mapping[str, str],
+        payload: bytes, *, recorded: Callable[[ServiceError], _Recorded | None],
+        unknown: Callable[[ServiceError], Exception],
+    ) -> _Answer | _Recorded:
+        """Send a request under an idempotency key (in ``headers``) until it has an
+        answer that is not "busy": the same key and body again after a lost answer or a
+        429/502/503/504, while sends and time are left (the service replays a key it has
+        seen). An answer lost after the request may have arrived is first looked up
+        (``recorded``: what the service recorded for the key, returned as is, or
+        ``None``); when no send is left it becomes ``unknown``'s error."""
+        sends = 0
+        while True:
+            sends += 1
+            try:
+                answer = self._exchange(method, path, deadline, headers=headers, data=payload)
+            except ServiceError as exc:
+                arrived = exc.may_have_arrived
+                if arrived is None:
+                    raise
+                if arrived:
+                    outcome = recorded(exc)
+                    if outcome is not None:
+                        return outcome
+                if self._resend_pause(deadline, sends, None):
+                    continue
+                if arrived:
+                    raise unknown(exc) from exc
+                raise
+            if answer.status in (429, 502, 503, 504) and self._resend_pause(
+                deadline, sends, _retry_after(answer)
+            ):
+                continue
+            return answer
 
     def _resend_pause(self, deadline: Deadline, sends: int, retry_after: float | None) -> bool:
         """Wait before sending a publish or order again (same key), if allowed."""
@@ -974,6 +984,11 @@ class HttpStockServiceClient(SessionOwner):
         if status >= 500:
             return "The stock service failed; try again later, or look at the service's log"
         return "Upgrade xlstock, or check the Stock service setting"
+
+
+def _nothing_recorded(lost: ServiceError) -> None:
+    """An order's outcome cannot be asked for: a lost answer is sent again."""
+    return None
 
 
 def _check_key(key: str) -> None:
