@@ -26,7 +26,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, TypeVar, overload
 from urllib.parse import quote, urlsplit
@@ -522,13 +522,9 @@ class HttpStockServiceClient(SessionOwner):
                 raise ValueError("the outcome names another key")
         if applied:
             result = self._outcome_from_document(response, {}, answer.what, key)
-            return PublishOutcome(
-                key=result.key,
-                version=result.version,
-                published_at=result.published_at,
-                changes=result.changes,
+            return replace(
+                result,
                 replayed=True,
-                applied=True,
                 status=status,
                 recovered=True,
                 undone_at=str(document["undone_at"]) if document.get("undone_at") else None,
@@ -835,15 +831,7 @@ class HttpStockServiceClient(SessionOwner):
     def _publish_outcome(self, answer: _Answer, deadline: Deadline, key: str) -> PublishOutcome:
         document = self._json(answer, deadline)
         result = self._outcome_from_document(document, answer.headers, answer.what, key)
-        if _replayed(answer):
-            return PublishOutcome(
-                key=result.key,
-                version=result.version,
-                published_at=result.published_at,
-                changes=result.changes,
-                replayed=True,
-            )
-        return result
+        return replace(result, replayed=True) if _replayed(answer) else result
 
     def _outcome_from_document(
         self, document: Any, headers: Mapping[str, str], what: str, key: str
