@@ -10,12 +10,13 @@ import logging
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
 
 from xlstock.model import ValueProblem, normalise_shop_url
+from xlstock.remote.transport import WatchedAdapter
 
 log = logging.getLogger("xlstock.remote")
 
@@ -41,6 +42,16 @@ class SessionOwner:
             self._said_at = now
             self.progress(message)
 
+    def _use_session(self, session: requests.Session | None) -> None:
+        """Work over ``session``, or over one of its own (closed with it) whose every
+        request the deadline watches (:class:`~xlstock.remote.transport.WatchedAdapter`)."""
+        self._owns_session = session is None
+        self._session = session or requests.Session()
+        if session is None:
+            adapter = WatchedAdapter()
+            self._session.mount("https://", adapter)
+            self._session.mount("http://", adapter)
+
     def close(self) -> None:
         if self._owns_session:
             self._session.close()
@@ -64,6 +75,13 @@ def settle_environment(session: requests.Session, url: str) -> dict[str, Any]:
             or True
     session.trust_env = False
     return {"proxies": proxies, "verify": verify}
+
+
+def named_skus(label: str, skus: Sequence[str]) -> str:
+    """A read's notice about SKUs it left out or moved: how many, ``label``, the first
+    ten of them."""
+    return (f"{len(skus)} SKU(s) {label}: {', '.join(skus[:10])}"
+            + (" ..." if len(skus) > 10 else ""))
 
 
 def levels_version(platform: str, levels: Mapping[str, int]) -> str:

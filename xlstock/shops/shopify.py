@@ -50,13 +50,13 @@ from xlstock.remote.connector import (
     SessionOwner,
     backoff_delay,
     levels_version,
+    named_skus,
     resolve_token,
     retry_after,
 )
 from xlstock.remote.transport import (
     Deadline,
     NotJson,
-    WatchedAdapter,
     decode_json,
     mapped_errors,
     read_body,
@@ -224,11 +224,8 @@ class ShopifyConnector(SessionOwner):
         self._sleep = sleep
         self._clock = clock
         self.progress = progress
-        self._owns_session = session is None
-        self._session = session or requests.Session()
+        self._use_session(session)
         if session is None:
-            self._session.mount("https://", WatchedAdapter())
-            self._session.mount("http://", WatchedAdapter())
             self._session.trust_env = not is_loopback_host(self.store.split("://")[1]
                                                             .rsplit(":", 1)[0])
         self._bucket = _Bucket()
@@ -739,8 +736,7 @@ class _Collector:
             ("not usable as SKUs (left out)", self.bad),
         ):
             if skus:
-                notices.append(f"{len(skus)} SKU(s) {label}: {', '.join(skus[:10])}"
-                               + (" ..." if len(skus) > 10 else ""))
+                notices.append(named_skus(label, skus))
         return self.variants, notices
 
 

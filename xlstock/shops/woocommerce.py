@@ -53,6 +53,7 @@ from xlstock.remote.connector import (
     SessionOwner,
     backoff_delay,
     levels_version,
+    named_skus,
     resolve_token,
     retry_after,
     settle_environment,
@@ -60,7 +61,6 @@ from xlstock.remote.connector import (
 from xlstock.remote.transport import (
     Deadline,
     NotJson,
-    WatchedAdapter,
     decode_json,
     mapped_errors,
     read_body,
@@ -170,11 +170,7 @@ class WooCommerceConnector(SessionOwner):
         self.progress = progress
         self._credential = credential
         self._sleep = sleep
-        self._owns_session = session is None
-        self._session = session or requests.Session()
-        if session is None:
-            self._session.mount("https://", WatchedAdapter())
-            self._session.mount("http://", WatchedAdapter())
+        self._use_session(session)
         self._environment = settle_environment(self._session, self.shop)
         self._items: dict[str, _Item] | None = None
         self._resending = False
@@ -679,8 +675,7 @@ class _Collector:
             ("not usable as SKUs (left out)", self.bad),
         ):
             if skus:
-                notices.append(f"{len(skus)} SKU(s) {label}: {', '.join(skus[:10])}"
-                               + (" ..." if len(skus) > 10 else ""))
+                notices.append(named_skus(label, skus))
         return self.items, notices
 
 
