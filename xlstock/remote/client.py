@@ -27,7 +27,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, TypeVar, overload
 from urllib.parse import quote, urlsplit
 
@@ -56,7 +55,13 @@ from xlstock.model import (
     version_problem,
 )
 from xlstock.planner import PublishLine
-from xlstock.remote.connector import KEYRING_SERVICE, TOKEN_ENV, SessionOwner, resolve_token
+from xlstock.remote.connector import (
+    KEYRING_SERVICE,
+    TOKEN_ENV,
+    SessionOwner,
+    resolve_token,
+    retry_after,
+)
 from xlstock.remote.transport import (
     Deadline,
     NotJson,
@@ -1032,18 +1037,5 @@ def _changes(raw: Any) -> tuple[Change, ...]:
 
 
 def _retry_after(answer: _Answer) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
-    if answer.status not in (429, 503):
-        return None
-    value = answer.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    """Seconds to wait from a busy answer's ``Retry-After`` (429 and 503 only)."""
+    return retry_after(answer.headers) if answer.status in (429, 503) else None

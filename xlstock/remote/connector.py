@@ -7,10 +7,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import random
 import time
 from collections.abc import Mapping, Sequence
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -103,11 +105,20 @@ def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
 
 
 def retry_after(headers: Any) -> float | None:
-    """A ``Retry-After`` header given in seconds, if any."""
+    """Seconds to wait from a ``Retry-After`` header (in seconds, or an HTTP date), if
+    it holds one; never negative."""
+    value = str(headers.get("Retry-After") or "").strip()
     try:
-        return float(headers.get("Retry-After"))
-    except (TypeError, ValueError):
-        return None
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        return max(0.0, when.timestamp() - time.time())
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def resolve_token(shop_url: str) -> str | None:
