@@ -219,3 +219,11 @@ def test_the_private_names_check_can_fail() -> None:
 def test_no_module_uses_another_ones_private_helpers(path: Path) -> None:
     module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
     assert not private_names_of_others(_source(path), module)
+
+
+def test_every_contract_is_shown_to_break() -> None:
+    from importlinter.api import read_configuration
+
+    contracts = read_configuration(config_filename=str(ROOT / "pyproject.toml"))
+    ids = {options["id"] for options in contracts["contracts_options"]}
+    assert ids == {contract for _, _, contract in PLANTED}
