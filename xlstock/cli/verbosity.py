@@ -25,12 +25,13 @@ FORMAT = "xlstock %(levelname)s %(name)s: %(message)s"
 SECRET_VARIABLES = ("XLSTOCK_TOKEN", "XLSTOCK_SMTP_PASSWORD")
 """The environment variables whose values are secrets (the API token, the SMTP
 password): taken out of every line, wherever they appear."""
-_SECRET_SHAPES = re.compile(
+_SECRET_SHAPES = (
     r"(?i)(\b(?:bearer|basic)\s+|\b[\w-]*(?:token|secret|password|passwd|consumer_key|api_?key)"
     r"[\w-]*"
     r"""["']?\s*[=:]\s*["']?)[^\s"'&,;)]+""")
 """A secret by its shape: what follows ``Bearer``/``Basic``, or ``token=``, ``secret:``,
-``password=``, ``consumer_key=``, ``X-Shopify-Access-Token:``..."""
+``password=``, ``consumer_key=``, ``X-Shopify-Access-Token:``... (compiled on the first
+line shown, not when a command starts)."""
 REDACTED = "***"
 
 
@@ -40,7 +41,7 @@ def redact(text: str) -> str:
         secret = os.environ.get(variable, "").strip()
         if len(secret) >= 4:
             text = text.replace(secret, REDACTED)
-    return _SECRET_SHAPES.sub(lambda match: match.group(1) + REDACTED, text)
+    return re.sub(_SECRET_SHAPES, lambda match: match.group(1) + REDACTED, text)
 
 
 class RedactingFormatter(logging.Formatter):
