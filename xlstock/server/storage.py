@@ -28,7 +28,7 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,7 +43,7 @@ from xlstock.model import (
     sku_key,
     sku_problem,
 )
-from xlstock.server.database import Database, migrate, open_database
+from xlstock.server.database import Database, in_lists, migrate, open_database
 from xlstock.server.documents import (
     Checked,
     Line,
@@ -75,7 +75,6 @@ HISTORY_LIMIT_MAX = 500
 LEVEL_CHANGES_MIN = 20
 """A catalogue changing at least this many existing levels, and more than half of
 them, needs ``allow_level_changes`` (the workbook's mass-change guard, for shop add)."""
-_IN_CHUNK = 500
 UNDO_REFERENCE = "undo of publish {key}"
 """The reference of the version an undo makes (its source is ``undo``)."""
 _VERSION_COST = 160
@@ -169,11 +168,6 @@ def token_prefix(token: str) -> str:
 
 def _tag(number: int, epoch: str) -> str:
     return f"{number}.{epoch}"
-
-
-def _chunks(values: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
 
 
 @dataclass
@@ -645,7 +639,7 @@ class StockStore:
     def _levels_of(conn: Any, shop: _Shop, skus: Iterable[str]) -> dict[str, int]:
         """SKU -> level of the listed SKUs the shop has (the others are absent)."""
         found: dict[str, int] = {}
-        for chunk in _chunks(sorted(set(skus))):
+        for chunk in in_lists(sorted(set(skus))):
             marks = ", ".join("?" * len(chunk))
             for sku, qty in conn.execute(
                 f"SELECT sku, qty FROM products WHERE shop_id = ? AND active = 1 "
