@@ -24,4 +24,5 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -e '.[test]'
 .venv/bin/ruff check xlstock tests bench
 .venv/bin/mypy xlstock
+.venv/bin/lint-imports --no-logo --no-cache  # the layering of docs/architecture.md (pyproject.toml)
 .venv/bin/python -m pytest "$@"

@@ -827,6 +827,27 @@ def test_a_lost_order_answer_is_sent_again_with_the_same_key(
     assert len({p.headers["idempotency-key"] for p in posts}) == 1 and len(posts) == 2
 
 
+def test_a_busy_order_is_sent_again_with_the_same_key(
+    server: FaultServer, make_client: MakeClient
+) -> None:
+    answer = {"order": 2, "version": "v3", "lines": [{"sku": "A-1", "qty": 1, "level": 3}]}
+    busy = error_reply(503, "unavailable", "busy")
+    server.on("POST", "/v1/orders", busy, Reply(429), Reply(201, json=answer))
+    assert make_client().place_order({"A-1": 1}, key="order-k").order == "2"
+    posts = server.requests_to("POST", "/v1/orders")
+    assert [p.headers["idempotency-key"] for p in posts] == ["order-k"] * 3
+
+
+def test_an_order_whose_answers_are_all_lost_says_to_look_at_the_history(
+    server: FaultServer, make_client: MakeClient
+) -> None:
+    server.on("POST", "/v1/orders", *[Reply(fault="close_before_answer")] * 10)
+    with pytest.raises(ServiceUnreachable) as caught:
+        make_client(publish_attempts=2).place_order({"A-1": 1})
+    assert "may or may not have been recorded: look at the shop's history" in str(caught.value)
+    assert len(server.requests_to("POST", "/v1/orders")) == 2
+
+
 def test_history_and_storefront(server: FaultServer, make_client: MakeClient) -> None:
     history = {
         "shop": SHOP,

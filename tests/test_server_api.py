@@ -13,6 +13,7 @@ from conftest import Api
 from xlstock import __version__, stockfile
 from xlstock.model import MAX_LEVEL, StockItem
 from xlstock.server.runner import start_background_server
+from xlstock.server.storage import _first_problems
 
 
 def new_key() -> str:
@@ -592,6 +593,39 @@ def test_bad_order_is_422_listing_every_line(api):
     assert api.levels()[1]["B-2"] == 10
     empty = api.request("POST", "/v1/orders", json={"lines": []})
     assert empty.status_code == 422
+
+
+def test_a_publish_and_an_order_refuse_a_bad_document_alike_saying_what_was_not_done(api):
+    """The one validation of a write (storage._checked_levels): not JSON, then SKUs
+    the shop lacks, each a 422 naming the problem and what was not done."""
+    etag, before = api.levels()
+    headers = {"Content-Type": "application/json"}
+    for method, path, done in (("PUT", "/v1/stock", "nothing was applied"),
+                               ("POST", "/v1/orders", "nothing was taken")):
+        answer = api.request(method, path, data=b"{not json", headers={
+            **headers, "Idempotency-Key": new_key()})
+        assert answer.status_code == 422, answer.text
+        error = error_of(answer)
+        assert error["code"] == "invalid_document" and error["message"].endswith(done)
+    unknown_order = error_of(api.order({"NOPE": 1}))
+    assert unknown_order["items"] == [{"sku": "NOPE", "problem": "unknown to the shop"}]
+    published = api.publish(api.stock_file({"NOPE": 1}), key=new_key())
+    assert error_of(published)["items"][0]["problem"] == (
+        "unknown to the shop; add the product in the shop first")
+    assert api.levels() == (etag, before)
+
+
+def test_a_refusal_lists_five_problems_then_an_ellipsis(api):
+    etag, planned = api.levels()
+    assert api.order({"A-1": 1}).status_code == 201
+    moved = error_of(api.publish(api.stock_file({"A-1": 9}, planned), key=new_key()))
+    assert moved["code"] == "levels_moved" and "; re-plan" in moved["message"]
+    assert " ..." not in moved["message"]
+    short = error_of(api.order({"A-1": 50, "B-2": 50, "00123": 50}))
+    assert short["message"].endswith("00123: ordered 50, 0 in stock")
+    six = [{"sku": f"S-{n}", "problem": "short"} for n in range(6)]
+    assert _first_problems(six) == "; ".join(f"S-{n}: short" for n in range(5)) + " ..."
+    assert _first_problems(six[:5]) == "; ".join(f"S-{n}: short" for n in range(5))
 
 
 def test_order_with_an_idempotency_key_is_taken_once(api):

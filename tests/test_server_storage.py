@@ -374,3 +374,13 @@ def test_postgresql_urls_are_shown_without_their_password(url):
 
     shown = redact(url)
     assert "s3cret" not in shown and "xlstock" in shown and "db.example" in shown
+
+
+def test_in_lists_cut_a_query_into_lists_every_backend_accepts():
+    from xlstock.server.database import IN_LIST_MAX, in_lists
+
+    assert list(in_lists([])) == []
+    assert [len(part) for part in in_lists(list(range(IN_LIST_MAX)))] == [IN_LIST_MAX]
+    parts = list(in_lists([str(n) for n in range(2 * IN_LIST_MAX + 1)]))
+    assert [len(part) for part in parts] == [IN_LIST_MAX, IN_LIST_MAX, 1]
+    assert [v for part in parts for v in part] == [str(n) for n in range(2 * IN_LIST_MAX + 1)]

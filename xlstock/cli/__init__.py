@@ -22,6 +22,7 @@ import click
 
 from xlstock import __version__
 from xlstock.cli import account_commands, server_commands, workbook_commands
+from xlstock.cli.verbosity import add_verbose_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,5 +59,6 @@ for _command in (
     account_commands.account_group,
 ):
     main.add_command(_command)
+add_verbose_option(main)
 
 __all__ = ["main"]

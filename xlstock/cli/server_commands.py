@@ -19,6 +19,7 @@ import click
 
 from xlstock.cli.exits import reports_errors, reports_errors_and_ctrl_c
 from xlstock.cli.reporting import quiet_option
+from xlstock.cli.verbosity import RedactingFormatter, chosen_level
 from xlstock.errors import UsageError
 from xlstock.model import is_loopback_host
 
@@ -165,11 +166,11 @@ def serve_command(
 def _configure_logging(quiet: bool = False) -> None:
     """One line per request on stderr; with ``quiet``, warnings and errors only."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(RedactingFormatter(LOG_FORMAT))
     handler.set_name("xlstock-serve")
     for name in ("xlstock.server", "waitress"):
         logger = logging.getLogger(name)
-        logger.setLevel(logging.WARNING if quiet else logging.INFO)
+        logger.setLevel(min(logging.WARNING if quiet else logging.INFO, chosen_level()))
         if not any(h.get_name() == "xlstock-serve" for h in logger.handlers):
             logger.addHandler(handler)
         logger.propagate = False

@@ -21,15 +21,13 @@ import contextlib
 import gzip
 import json
 import logging
-import os
 import random
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple, overload
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple, TypeVar, overload
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -57,6 +55,13 @@ from xlstock.model import (
     version_problem,
 )
 from xlstock.planner import PublishLine
+from xlstock.remote.connector import (
+    KEYRING_SERVICE,
+    TOKEN_ENV,
+    SessionOwner,
+    resolve_token,
+    retry_after,
+)
 from xlstock.remote.transport import (
     Deadline,
     NotJson,
@@ -65,7 +70,6 @@ from xlstock.remote.transport import (
     mapped_errors,
     read_body,
 )
-from xlstock.shops.common import SessionOwner
 from xlstock.stockfile import (
     compact_item,
     compact_item_without_names,
@@ -74,9 +78,8 @@ from xlstock.stockfile import (
 )
 
 log = logging.getLogger("xlstock.remote")
+_Recorded = TypeVar("_Recorded")
 
-TOKEN_ENV = "XLSTOCK_TOKEN"
-KEYRING_SERVICE = "xlstock"
 USER_AGENT = f"xlstock/{__version__}"
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 """Largest answer accepted, after inflation: far above any real catalogue."""
@@ -254,31 +257,6 @@ def as_etag(version: str) -> str:
     if len(tag) < 2 or not tag.endswith('"') or not re.fullmatch(r"[\x21\x23-\x7e]*", inner):
         raise ValueError(f"{version!r} is not a version tag the stock service gave")
     return tag
-
-
-def resolve_token(shop_url: str) -> str | None:
-    """The API token for ``shop_url``: ``$XLSTOCK_TOKEN``, else the system keyring
-    (service ``xlstock``, user = the normalised shop URL, then the URL as written).
-    A missing or failing keyring counts as no token."""
-    from_env = os.environ.get(TOKEN_ENV, "").strip()
-    if from_env:
-        return from_env
-    users = [shop_url.strip()]
-    with contextlib.suppress(ValueProblem):
-        users.insert(0, normalise_shop_url(shop_url))
-    try:
-        import keyring
-    except Exception:  # noqa: BLE001 - a broken keyring install means "no keyring"
-        return None
-    for user in dict.fromkeys(users):
-        try:
-            secret = keyring.get_password(KEYRING_SERVICE, user)
-        except Exception:  # noqa: BLE001 - any backend failure means "no token there"
-            log.debug("keyring lookup failed for %s", user, exc_info=True)
-            continue
-        if secret and secret.strip():
-            return secret.strip()
-    return None
 
 
 def _no_token_message(shop_url: str) -> str:
@@ -487,45 +465,33 @@ class HttpStockServiceClient(SessionOwner):
             headers["Content-Encoding"] = "gzip"
         self._require_token()
         deadline = Deadline(self.deadline)
-        sends = 0
-        while True:
-            sends += 1
+
+        def recorded(lost: ServiceError) -> PublishOutcome | None:
+            outcome = self._outcome_after_loss(key, lost)
+            return None if outcome is None else self._settle(outcome)
+
+        answer = self._send_keyed("PUT", "/v1/stock", deadline, headers, payload,
+                                  recorded=recorded,
+                                  unknown=lambda lost: self._outcome_unknown(key, lost))
+        if isinstance(answer, PublishOutcome):
+            return answer
+        status = answer.status
+        if status == 200:
             try:
-                answer = self._exchange("PUT", "/v1/stock", deadline, headers=headers, data=payload)
-            except ServiceError as exc:
-                arrived = exc.may_have_arrived
-                if arrived is None:
-                    raise
-                if arrived:
-                    outcome = self._outcome_after_loss(key, exc)
-                    if outcome is not None:
-                        return self._settle(outcome)
-                if self._resend_pause(deadline, sends, None):
-                    continue
-                if arrived:
-                    raise self._outcome_unknown(key, exc) from exc
-                raise
-            status = answer.status
-            if status == 200:
-                try:
-                    return self._publish_outcome(answer, deadline, key)
-                except ServiceRefused as exc:
-                    outcome = self._outcome_after_loss(key, exc)
-                    if outcome is not None:
-                        return self._settle(outcome)
-                    raise self._outcome_unknown(key, exc) from exc
-            if status in (429, 502, 503, 504) and self._resend_pause(
-                deadline, sends, _retry_after(answer)
-            ):
-                continue
-            refusal = self._refusal(answer, deadline)
-            if status in (500, 502, 503, 504):
-                outcome = self._outcome_after_loss(key, refusal)
+                return self._publish_outcome(answer, deadline, key)
+            except ServiceRefused as exc:
+                outcome = recorded(exc)
                 if outcome is not None:
-                    return self._settle(outcome)
-                if status in (502, 504):
-                    raise self._outcome_unknown(key, refusal) from refusal
-            raise refusal
+                    return outcome
+                raise self._outcome_unknown(key, exc) from exc
+        refusal = self._refusal(answer, deadline)
+        if status in (500, 502, 503, 504):
+            outcome = recorded(refusal)
+            if outcome is not None:
+                return outcome
+            if status in (502, 504):
+                raise self._outcome_unknown(key, refusal) from refusal
+        raise refusal
 
     def publish_outcome(self, key: str) -> PublishOutcome | None:
         """What the service recorded for the publish with idempotency key ``key``
@@ -561,13 +527,9 @@ class HttpStockServiceClient(SessionOwner):
                 raise ValueError("the outcome names another key")
         if applied:
             result = self._outcome_from_document(response, {}, answer.what, key)
-            return PublishOutcome(
-                key=result.key,
-                version=result.version,
-                published_at=result.published_at,
-                changes=result.changes,
+            return replace(
+                result,
                 replayed=True,
-                applied=True,
                 status=status,
                 recovered=True,
                 undone_at=str(document["undone_at"]) if document.get("undone_at") else None,
@@ -609,42 +571,28 @@ class HttpStockServiceClient(SessionOwner):
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
         self._require_token()
         deadline = Deadline(self.deadline)
-        sends = 0
-        while True:
-            sends += 1
-            try:
-                answer = self._exchange(
-                    "POST", "/v1/orders", deadline, headers=headers, data=payload
-                )
-            except ServiceError as exc:
-                arrived = exc.may_have_arrived
-                if arrived is None:
-                    raise
-                if self._resend_pause(deadline, sends, None):
-                    continue
-                if arrived:
-                    raise type(exc)(
-                        f"{exc.message} The order may or may not have been recorded: look at "
-                        "the shop's history before ordering again."
-                    ) from exc
-                raise
-            if answer.status in (429, 502, 503, 504) and self._resend_pause(
-                deadline, sends, _retry_after(answer)
-            ):
-                continue
-            if answer.status not in (200, 201):
-                raise self._refusal(answer, deadline)
-            body = self._json(answer, deadline)
-            with self._parsing(answer.what):
-                return OrderResult(
-                    order=str(body["order"]),
-                    version=answer.headers.get("ETag", "").strip() or as_etag(body["version"]),
-                    lines=tuple(
-                        OrderLine(str(line["sku"]), _whole(line["qty"]), _whole(line["level"]))
-                        for line in body["lines"]
-                    ),
-                    replayed=_replayed(answer),
-                )
+
+        def unknown(exc: ServiceError) -> ServiceError:
+            return type(exc)(
+                f"{exc.message} The order may or may not have been recorded: look at "
+                "the shop's history before ordering again."
+            )
+
+        answer = self._send_keyed("POST", "/v1/orders", deadline, headers, payload,
+                                  recorded=_nothing_recorded, unknown=unknown)
+        if answer.status not in (200, 201):
+            raise self._refusal(answer, deadline)
+        body = self._json(answer, deadline)
+        with self._parsing(answer.what):
+            return OrderResult(
+                order=str(body["order"]),
+                version=answer.headers.get("ETag", "").strip() or as_etag(body["version"]),
+                lines=tuple(
+                    OrderLine(str(line["sku"]), _whole(line["qty"]), _whole(line["level"]))
+                    for line in body["lines"]
+                ),
+                replayed=_replayed(answer),
+            )
 
     def history(self, limit: int = 50, before: int | None = None) -> list[HistoryEntry]:
         """The shop's versions, newest first (``GET /v1/history``), at most ``limit``
@@ -756,7 +704,7 @@ class HttpStockServiceClient(SessionOwner):
                     body = read_body(response, deadline, self.max_body)
                 finally:
                     response.close()
-        log.debug(
+        log.info(  # -v shows it
             "%s -> %s (%d bytes, %.3f s)",
             what,
             response.status_code,
@@ -818,6 +766,41 @@ class HttpStockServiceClient(SessionOwner):
         time.sleep(delay)
         return True
 
+    def _send_keyed(
+        self, method: str, path: str, deadline: Deadline, headers: Mapping[str, str],
+        payload: bytes, *, recorded: Callable[[ServiceError], _Recorded | None],
+        unknown: Callable[[ServiceError], Exception],
+    ) -> _Answer | _Recorded:
+        """Send a request under an idempotency key (in ``headers``) until it has an
+        answer that is not "busy": the same key and body again after a lost answer or a
+        429/502/503/504, while sends and time are left (the service replays a key it has
+        seen). An answer lost after the request may have arrived is first looked up
+        (``recorded``: what the service recorded for the key, returned as is, or
+        ``None``); when no send is left it becomes ``unknown``'s error."""
+        sends = 0
+        while True:
+            sends += 1
+            try:
+                answer = self._exchange(method, path, deadline, headers=headers, data=payload)
+            except ServiceError as exc:
+                arrived = exc.may_have_arrived
+                if arrived is None:
+                    raise
+                if arrived:
+                    outcome = recorded(exc)
+                    if outcome is not None:
+                        return outcome
+                if self._resend_pause(deadline, sends, None):
+                    continue
+                if arrived:
+                    raise unknown(exc) from exc
+                raise
+            if answer.status in (429, 502, 503, 504) and self._resend_pause(
+                deadline, sends, _retry_after(answer)
+            ):
+                continue
+            return answer
+
     def _resend_pause(self, deadline: Deadline, sends: int, retry_after: float | None) -> bool:
         """Wait before sending a publish or order again (same key), if allowed."""
         return self._pause(deadline, sends - 1, retry_after, limit=self.publish_attempts - 1)
@@ -853,15 +836,7 @@ class HttpStockServiceClient(SessionOwner):
     def _publish_outcome(self, answer: _Answer, deadline: Deadline, key: str) -> PublishOutcome:
         document = self._json(answer, deadline)
         result = self._outcome_from_document(document, answer.headers, answer.what, key)
-        if _replayed(answer):
-            return PublishOutcome(
-                key=result.key,
-                version=result.version,
-                published_at=result.published_at,
-                changes=result.changes,
-                replayed=True,
-            )
-        return result
+        return replace(result, replayed=True) if _replayed(answer) else result
 
     def _outcome_from_document(
         self, document: Any, headers: Mapping[str, str], what: str, key: str
@@ -1004,6 +979,11 @@ class HttpStockServiceClient(SessionOwner):
         return "Upgrade xlstock, or check the Stock service setting"
 
 
+def _nothing_recorded(lost: ServiceError) -> None:
+    """An order's outcome cannot be asked for: a lost answer is sent again."""
+    return None
+
+
 def _check_key(key: str) -> None:
     if not isinstance(key, str) or not _KEY_PATTERN.fullmatch(key):
         raise ValueError("an idempotency key is 1 to 200 printable ASCII characters, no spaces")
@@ -1057,18 +1037,5 @@ def _changes(raw: Any) -> tuple[Change, ...]:
 
 
 def _retry_after(answer: _Answer) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
-    if answer.status not in (429, 503):
-        return None
-    value = answer.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    """Seconds to wait from a busy answer's ``Retry-After`` (429 and 503 only)."""
+    return retry_after(answer.headers) if answer.status in (429, 503) else None

@@ -53,6 +53,15 @@ GROUP_MAX = 100
 
 T = TypeVar("T")
 
+IN_LIST_MAX = 500
+"""The most values one ``IN (...)`` list of the service's SQL holds."""
+
+
+def in_lists(values: Sequence[T], size: int = IN_LIST_MAX) -> Iterator[Sequence[T]]:
+    """``values`` cut into ``IN (...)`` lists every backend accepts."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
 
 class Database(Protocol):
     """What :class:`~xlstock.server.storage.StockStore` needs of a database."""

@@ -23,18 +23,14 @@ stored ``2026-11-27T10:00:00Z`` texts, which compare in time order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from xlstock.server.database import in_lists
+
 MAX_LISTED = 500
 """A digest lists at most this many SKUs (it says how many more there are)."""
-_IN_CHUNK = 500
-
-
-def _chunks(values: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
 
 
 def save_thresholds(conn: Any, shop_id: int, thresholds: Mapping[str, int | None]) -> int:
@@ -42,7 +38,7 @@ def save_thresholds(conn: Any, shop_id: int, thresholds: Mapping[str, int | None
     a workbook may list a product the shop no longer sells); returns how many changed."""
     skus = sorted(thresholds)
     current: dict[str, int | None] = {}
-    for chunk in _chunks(skus):
+    for chunk in in_lists(skus):
         marks = ", ".join("?" * len(chunk))
         for row in conn.execute(
             f"SELECT sku, low_stock_at FROM products WHERE shop_id = ? AND sku IN ({marks})",
@@ -71,7 +67,7 @@ def record_crossings(
     if shop is None or shop["account_id"] is None or not shop["low_stock_mail"]:
         return 0
     own: dict[str, int | None] = {}
-    for chunk in _chunks(sorted(sku for sku, _, _ in dropped)):
+    for chunk in in_lists(sorted(sku for sku, _, _ in dropped)):
         marks = ", ".join("?" * len(chunk))
         for row in conn.execute(
             f"SELECT sku, low_stock_at FROM products WHERE shop_id = ? AND sku IN ({marks})",

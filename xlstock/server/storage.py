@@ -28,7 +28,7 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,7 +43,7 @@ from xlstock.model import (
     sku_key,
     sku_problem,
 )
-from xlstock.server.database import Database, migrate, open_database
+from xlstock.server.database import Database, in_lists, migrate, open_database
 from xlstock.server.documents import (
     Checked,
     Line,
@@ -75,7 +75,6 @@ HISTORY_LIMIT_MAX = 500
 LEVEL_CHANGES_MIN = 20
 """A catalogue changing at least this many existing levels, and more than half of
 them, needs ``allow_level_changes`` (the workbook's mass-change guard, for shop add)."""
-_IN_CHUNK = 500
 UNDO_REFERENCE = "undo of publish {key}"
 """The reference of the version an undo makes (its source is ``undo``)."""
 _VERSION_COST = 160
@@ -169,11 +168,6 @@ def token_prefix(token: str) -> str:
 
 def _tag(number: int, epoch: str) -> str:
     return f"{number}.{epoch}"
-
-
-def _chunks(values: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
 
 
 @dataclass
@@ -645,7 +639,7 @@ class StockStore:
     def _levels_of(conn: Any, shop: _Shop, skus: Iterable[str]) -> dict[str, int]:
         """SKU -> level of the listed SKUs the shop has (the others are absent)."""
         found: dict[str, int] = {}
-        for chunk in _chunks(sorted(set(skus))):
+        for chunk in in_lists(sorted(set(skus))):
             marks = ", ".join("?" * len(chunk))
             for sku, qty in conn.execute(
                 f"SELECT sku, qty FROM products WHERE shop_id = ? AND active = 1 "
@@ -790,21 +784,21 @@ class StockStore:
                 "without If-Match (each item's 'from' is its precondition), with a new "
                 "Idempotency-Key",
             ), etag=shop.tag)
-        if checked is None:
-            return WriteAnswer(422, error_body("invalid_document", f"{why}; nothing was applied"))
-        current = self._levels_of(conn, shop, (line.sku for line in checked.lines))
-        unknown_skus(checked, current, "unknown to the shop; add the product in the shop first")
-        if not checked.ok:
-            return WriteAnswer(422, checked.error())
+        found = self._checked_levels(
+            conn, shop, checked, why, nothing="nothing was applied",
+            unknown="unknown to the shop; add the product in the shop first")
+        if isinstance(found, WriteAnswer):
+            return found
+        checked, current = found
         lines = sorted(checked.lines, key=lambda line: line.sku)
         moved = [_moved(line, current[line.sku]) for line in lines
                  if not _applies(line, current[line.sku])]
         if moved:
-            shown = "; ".join(f"{m['sku']}: {m['problem']}" for m in moved[:5])
+            shown = _first_problems(moved)
             return WriteAnswer(412, error_body(
                 "levels_moved",
                 f"{len(moved)} item(s) of the stock file moved in {shop.url} since they were "
-                f"planned; nothing was applied: {shown}{' ...' if len(moved) > 5 else ''}; "
+                f"planned; nothing was applied: {shown}; "
                 "re-plan those items on their current levels and publish again with a new "
                 "Idempotency-Key",
                 moved,
@@ -823,6 +817,21 @@ class StockStore:
             "key": key, "version": shop.tag, "published_at": now,
             "changes": [{"sku": s, "before": b, "after": a} for s, b, a in changes],
         }, etag=shop.tag)
+
+    def _checked_levels(self, conn: Any, shop: _Shop, checked: Checked | None,
+                        why: str | None, *, nothing: str, unknown: str
+                        ) -> tuple[Checked, dict[str, int]] | WriteAnswer:
+        """The checked document of a publish or an order and the live levels of the
+        SKUs it names; or its 422 answer: a document that is not one (``why``), or items
+        at fault, SKUs the shop lacks among them (``unknown`` says so, ``nothing`` says
+        what was not done)."""
+        if checked is None:
+            return WriteAnswer(422, error_body("invalid_document", f"{why}; {nothing}"))
+        current = self._levels_of(conn, shop, (line.sku for line in checked.lines))
+        unknown_skus(checked, current, unknown)
+        if not checked.ok:
+            return WriteAnswer(422, checked.error())
+        return checked, current
 
     def _note_low_stock(self, conn: Any, shop: _Shop, now: str,
                         changes: Sequence[tuple[str, int | None, int]]) -> None:
@@ -844,23 +853,22 @@ class StockStore:
     def _order(
         self, conn: Any, shop: _Shop, now: str, checked: Checked | None, why: str | None
     ) -> WriteAnswer:
-        if checked is None:
-            return WriteAnswer(422, error_body("invalid_document", f"{why}; nothing was taken"))
-        current = self._levels_of(conn, shop, (line.sku for line in checked.lines))
-        unknown_skus(checked, current, "unknown to the shop")
-        if not checked.ok:
-            return WriteAnswer(422, checked.error())
+        found = self._checked_levels(conn, shop, checked, why, nothing="nothing was taken",
+                                     unknown="unknown to the shop")
+        if isinstance(found, WriteAnswer):
+            return found
+        checked, current = found
         short = [
             {"sku": line.sku, "problem": f"ordered {line.qty}, {current[line.sku]} in stock",
              "requested": line.qty, "available": current[line.sku]}
             for line in checked.lines if line.qty > current[line.sku]
         ]
         if short:
-            shown = "; ".join(f"{s['sku']}: {s['problem']}" for s in short[:5])
+            shown = _first_problems(short)
             return WriteAnswer(409, error_body(
                 "insufficient_stock",
                 f"{len(short)} line(s) of the order are short of stock in {shop.url}; "
-                f"nothing was taken: {shown}{' ...' if len(short) > 5 else ''}",
+                f"nothing was taken: {shown}",
                 short,
             ))
         shop.order_count += 1
@@ -960,14 +968,13 @@ class StockStore:
     @staticmethod
     def _undo_refused(shop: _Shop, publish_key: str, skipped: list[dict[str, Any]],
                       others: bool) -> WriteAnswer:
-        shown = "; ".join(f"{row['sku']}: {row['problem']}" for row in skipped[:5])
-        more = " ..." if len(skipped) > 5 else ""
+        shown = _first_problems(skipped)
         then = ("send it again with confirm_partial to undo the other rows and skip these"
                 if others else "no row of it can be undone")
         return WriteAnswer(422, error_body(
             "below_zero",
             f"{len(skipped)} row(s) of the publish {publish_key!r} cannot be taken back in "
-            f"{shop.url}: {shown}{more}; nothing was undone: {then}",
+            f"{shop.url}: {shown}; nothing was undone: {then}",
             skipped,
         ))
 
@@ -1121,3 +1128,10 @@ def _check_catalogue(items: Iterable[_Item]) -> list[_CatalogueLine]:
         raise UsageError(f"the catalogue has {len(problems)} problem(s), nothing was loaded: "
                          f"{shown}")
     return result
+
+
+def _first_problems(problems: Sequence[Mapping[str, Any]], shown: int = 5) -> str:
+    """``SKU: problem`` of the first ``shown`` problems, ``...`` after them when there
+    are more: what a refusal's message lists (its items hold them all)."""
+    text = "; ".join(f"{problem['sku']}: {problem['problem']}" for problem in problems[:shown])
+    return text + (" ..." if len(problems) > shown else "")

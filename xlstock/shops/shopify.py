@@ -46,16 +46,21 @@ from xlstock.errors import (
 )
 from xlstock.model import Snapshot, StockItem, is_loopback_host, sku_key, sku_problem
 from xlstock.planner import PublishLine
-from xlstock.remote.client import resolve_token
+from xlstock.remote.connector import (
+    SessionOwner,
+    backoff_delay,
+    levels_version,
+    named_skus,
+    resolve_token,
+    retry_after,
+)
 from xlstock.remote.transport import (
     Deadline,
     NotJson,
-    WatchedAdapter,
     decode_json,
     mapped_errors,
     read_body,
 )
-from xlstock.shops.common import SessionOwner, backoff_delay, levels_version, retry_after
 
 log = logging.getLogger("xlstock.shopify")
 
@@ -219,11 +224,8 @@ class ShopifyConnector(SessionOwner):
         self._sleep = sleep
         self._clock = clock
         self.progress = progress
-        self._owns_session = session is None
-        self._session = session or requests.Session()
+        self._use_session(session)
         if session is None:
-            self._session.mount("https://", WatchedAdapter())
-            self._session.mount("http://", WatchedAdapter())
             self._session.trust_env = not is_loopback_host(self.store.split("://")[1]
                                                             .rsplit(":", 1)[0])
         self._bucket = _Bucket()
@@ -611,6 +613,7 @@ class ShopifyConnector(SessionOwner):
         headers = {"Content-Type": "application/json", "Accept": "application/json",
                    "X-Shopify-Access-Token": self._access_token()}
         deadline = Deadline(min(self.deadline, 120.0))
+        started = time.perf_counter()
         with mapped_errors(what, deadline, max_body=MAX_ANSWER, secret=self._token), \
                 deadline.watching():
             response = self._session.post(url, data=body, headers=headers, stream=True,
@@ -620,6 +623,8 @@ class ShopifyConnector(SessionOwner):
             finally:
                 response.close()
         self.requests += 1
+        log.info("%s -> %s (%d bytes, %.3f s)", what, response.status_code, len(raw),
+                 time.perf_counter() - started)
         return response.status_code, response.headers, raw
 
     def _decode(self, raw: bytes, headers: Any, what: str) -> _Answer:
@@ -731,8 +736,7 @@ class _Collector:
             ("not usable as SKUs (left out)", self.bad),
         ):
             if skus:
-                notices.append(f"{len(skus)} SKU(s) {label}: {', '.join(skus[:10])}"
-                               + (" ..." if len(skus) > 10 else ""))
+                notices.append(named_skus(label, skus))
         return self.variants, notices
 
 

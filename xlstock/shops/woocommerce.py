@@ -49,21 +49,21 @@ from xlstock.errors import (
 )
 from xlstock.model import Snapshot, StockItem, is_loopback_host, sku_key, sku_problem
 from xlstock.planner import PublishLine
-from xlstock.remote.client import resolve_token
-from xlstock.remote.transport import (
-    Deadline,
-    NotJson,
-    WatchedAdapter,
-    decode_json,
-    mapped_errors,
-    read_body,
-)
-from xlstock.shops.common import (
+from xlstock.remote.connector import (
     SessionOwner,
     backoff_delay,
     levels_version,
+    named_skus,
+    resolve_token,
     retry_after,
     settle_environment,
+)
+from xlstock.remote.transport import (
+    Deadline,
+    NotJson,
+    decode_json,
+    mapped_errors,
+    read_body,
 )
 
 log = logging.getLogger("xlstock.woocommerce")
@@ -170,11 +170,7 @@ class WooCommerceConnector(SessionOwner):
         self.progress = progress
         self._credential = credential
         self._sleep = sleep
-        self._owns_session = session is None
-        self._session = session or requests.Session()
-        if session is None:
-            self._session.mount("https://", WatchedAdapter())
-            self._session.mount("http://", WatchedAdapter())
+        self._use_session(session)
         self._environment = settle_environment(self._session, self.shop)
         self._items: dict[str, _Item] | None = None
         self._resending = False
@@ -565,6 +561,8 @@ class WooCommerceConnector(SessionOwner):
                 response.close()
         self.requests += 1
         self.request_seconds += time.perf_counter() - started
+        log.info("%s -> %s (%d bytes, %.3f s)", what, response.status_code, len(raw),
+                 time.perf_counter() - started)
         try:
             data = decode_json(raw, response.headers.get("Content-Type", "")) if raw else None
         except NotJson as exc:
@@ -677,8 +675,7 @@ class _Collector:
             ("not usable as SKUs (left out)", self.bad),
         ):
             if skus:
-                notices.append(f"{len(skus)} SKU(s) {label}: {', '.join(skus[:10])}"
-                               + (" ..." if len(skus) > 10 else ""))
+                notices.append(named_skus(label, skus))
         return self.items, notices
 
 

@@ -128,7 +128,7 @@ def _reading(label: str) -> Iterator[None]:
     except PermissionError as exc:
         raise WorkbookError(f"{label} cannot be read: permission denied") from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
-        raise WorkbookError(_damaged(label, exc)) from exc
+        raise WorkbookError(damaged_message(label, exc)) from exc
     except OSError as exc:
         raise WorkbookError(f"{label} cannot be read: {exc.strerror or exc}") from exc
 
@@ -169,7 +169,8 @@ def _is_opendocument(zf: zipfile.ZipFile, names: set[str]) -> bool:
     return zf.read("mimetype").startswith(b"application/vnd.oasis.opendocument.")
 
 
-def _damaged(label: str, exc: BaseException) -> str:
+def damaged_message(label: str, exc: BaseException) -> str:
+    """What to say of a package that cannot be read (here, or in ``xlsx_file``)."""
     return (
         f"{label} is damaged ({exc}); if Excel can still open it, save a fresh copy "
         "with File > Save As, or restore it from a backup"

@@ -197,7 +197,9 @@ class _Patterns:
 
 
 @functools.lru_cache(maxsize=8)
-def _patterns(prefix: bytes) -> _Patterns:
+def patterns_for(prefix: bytes) -> _Patterns:
+    """The compiled patterns for XML elements named with ``prefix`` (``b"x:"`` or
+    ``b""``): the sheet readers' and the shared strings' (``xlsx_file``)."""
     p = re.escape(prefix)
 
     def element(name: bytes) -> re.Pattern[bytes]:
@@ -400,7 +402,7 @@ class Sheet:
                                  data[:8192])
             if declared is None or declared.group(1).decode() != MAIN_NS:
                 raise SheetXmlError("the worksheet is not in the SpreadsheetML namespace")
-        patterns = _patterns(prefix + b":" if prefix else b"")
+        patterns = patterns_for(prefix + b":" if prefix else b"")
         opening = patterns.sheet_data.search(data)
         if opening is None:
             raise SheetXmlError("the worksheet has no <sheetData> element")

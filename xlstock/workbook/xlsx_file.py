@@ -171,7 +171,7 @@ def _translate(label: str, path: Path, doing: str) -> Iterator[None]:
     except MemoryError as exc:
         raise WorkbookError(f"{label} is too large to {doing} in this computer's memory") from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
-        raise WorkbookError(safety._damaged(label, exc)) from exc
+        raise WorkbookError(safety.damaged_message(label, exc)) from exc
     except (sheetxml.SheetXmlError, etree.XMLSyntaxError, ValueError, KeyError,
             IndexError, UnicodeDecodeError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -368,6 +368,7 @@ class XlsxFile:
             if writable:
                 _remove_stale_temp_files(real)
             data, checked = safety.read_checked(real)
+            log.info("opened %s (%d bytes)", label, len(data))
             return cls(real, label, data, checked.workbook_part, writable=writable, lock=lock)
         except BaseException:
             if lock is not None:
@@ -673,6 +674,7 @@ class XlsxFile:
             self._seen = _FileSeen.of(self._path)
         fsync_directory(self._path.parent)
         self._after_save(data)
+        log.info("saved %s (%d bytes)", self._label, len(data))
 
     def _refuse_if_replaced(self) -> None:
         """Raise :class:`WorkbookChangedError` when the file is no longer the one this
@@ -942,7 +944,7 @@ def _read_shared_strings(data: bytes) -> list[str]:
         data = sheetxml.normalise(data)
     root = re.search(rb"<(?:([A-Za-z_][\w.-]*):)?sst[\s>]", data[:4096])
     prefix = (root.group(1) + b":") if root and root.group(1) else b""
-    patterns = sheetxml._patterns(prefix)
+    patterns = sheetxml.patterns_for(prefix)
     item = re.compile(rb"<" + re.escape(prefix) + rb"si(?:\s[^>]*)?(?:/>|>(.*?)</"
                       + re.escape(prefix) + rb"si\s*>)", re.S)
     simple = re.compile(rb"<" + re.escape(prefix) + rb"t(?: xml:space=\"preserve\")?>([^<]*)</"
