@@ -146,15 +146,30 @@ def test_a_worker_killed_under_load_loses_no_order_and_the_service_answers_on(se
     assert "stock service stopped" in service.text()
 
 
-def test_sigterm_stops_every_worker_and_the_service_exits_0(service):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_stops_every_worker_and_the_service_exits_0(service, stop):
     workers = service.workers()
+    service.process.send_signal(stop)
     assert service.stop() == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
     text = service.text()
-    for pid in workers:
+    assert f"[{service.pid}]: stopping on {stop.name}" in text
+    for pid in workers:  # each told by the supervisor, each stopping cleanly
         assert f"[{pid}]: stopping on SIGTERM" in text
+    assert "stock service stopped" in text
     with pytest.raises(requests.ConnectionError):
         requests.get(service.url + "/v1/health", timeout=5)
+
+
+def test_workers_stop_when_their_supervisor_is_killed(service):
+    workers = service.workers()
+    service.process.send_signal(signal.SIGKILL)
+    service.process.wait(10)
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, service.text()[-2000:]
+        time.sleep(0.1)
+    assert service.text().count("the service's supervisor is gone: this worker stops") == 2
 
 
 def test_workers_that_keep_dying_at_start_stop_the_service_with_a_message(tmp_path):
