@@ -288,3 +288,40 @@ def _merchant_shop(store: StockStore) -> tuple[str, str, str]:
     shop = accounts.shop_of(account)
     accounts.save_services(shop, stock_updates=True, low_stock_at=5)
     return url, token, address
+
+
+# -- SQLite: the writers of several workers ------------------------------------------
+
+
+def test_a_write_waiting_for_another_processs_writes_gets_in_as_soon_as_one_ends(tmp_path):
+    """Two databases on one file stand for two workers (each its own connections and
+    writer thread, as each process has). One commits back to back for 4 s, each write
+    holding the lock 10 ms; the other's write must get in between two of them. With
+    SQLite's busy wait alone it polled (up to every 100 ms), almost never found the
+    lock free in the gaps between writes, and waited for the whole 4 s."""
+    from xlstock.server.database import SQLiteDatabase
+
+    busy, other = SQLiteDatabase(tmp_path / "shop.db"), SQLiteDatabase(tmp_path / "shop.db")
+    try:
+        busy.write(lambda conn: conn.execute("CREATE TABLE t (who TEXT)"))
+        stop = time.monotonic() + 4.0
+
+        def hold(conn: Any) -> None:
+            conn.execute("INSERT INTO t VALUES ('busy')")
+            time.sleep(0.01)
+
+        def writes_back_to_back() -> None:
+            while time.monotonic() < stop:
+                busy.write(hold)
+
+        writer = threading.Thread(target=writes_back_to_back)
+        writer.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        other.write(lambda conn: conn.execute("INSERT INTO t VALUES ('other')"))
+        waited = time.monotonic() - started
+        writer.join(30)
+    finally:
+        busy.close()
+        other.close()
+    assert waited < 1.5, f"the write waited {waited:.2f} s for the other process's writes"

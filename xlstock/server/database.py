@@ -36,6 +36,7 @@ flush is shared by every order that arrived meanwhile.
 
 from __future__ import annotations
 
+import os
 import queue
 import sqlite3
 import threading
@@ -46,6 +47,11 @@ from typing import Any, Protocol, TypeVar
 
 from xlstock.errors import UsageError
 from xlstock.server.groups import STOP, next_group
+
+try:
+    import fcntl
+except ImportError:  # Windows: one service process, SQLite's own wait is enough
+    fcntl = None  # type: ignore[assignment]
 
 BUSY_TIMEOUT_MS = 30_000
 GROUP_MAX = 100
@@ -149,6 +155,7 @@ class SQLiteDatabase:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + "-writers")
         self.description = str(self.path)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -215,13 +222,36 @@ class SQLiteDatabase:
         if threading.current_thread() is self._writer:
             raise RuntimeError("the writer thread cannot open a transaction of its own")
         conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")  # waits (busy timeout) while a group commits
+        with self._writing():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Wait for this file's writers in every process (``xlstock serve --workers``)
+        in the kernel, on the lock file beside the database (``NAME-writers``): woken as
+        soon as the write before ends. SQLite's own wait (its busy timeout) polls, at
+        up to 100 ms between tries, and under load a process that polls finds the lock
+        free too rarely: its orders waited seconds. Without ``fcntl`` (Windows, one
+        process) or the file, SQLite's wait alone."""
+        if fcntl is None:
+            yield
+            return
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def write(self, job: Callable[[sqlite3.Connection], T], *,
               lock_key: str | None = None) -> T:
@@ -253,19 +283,19 @@ class SQLiteDatabase:
             if group:
                 self._commit_group(conn, group)
 
-    @staticmethod
-    def _commit_group(conn: sqlite3.Connection, group: list[_Job]) -> None:
+    def _commit_group(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job in group:
-                conn.execute("SAVEPOINT job")
-                try:
-                    job.result = job.work(conn)
-                except BaseException as exc:  # the caller gets it; its changes are undone
-                    job.error = exc
-                    conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
-            conn.execute("COMMIT")
+            with self._writing():
+                conn.execute("BEGIN IMMEDIATE")
+                for job in group:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        job.result = job.work(conn)
+                    except BaseException as exc:  # the caller gets it; its changes undone
+                        job.error = exc
+                        conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
                 try:
