@@ -1,5 +1,7 @@
 """Running the stock service on waitress: in the foreground (``xlstock serve``) until
-Ctrl-C or SIGTERM, or in a background thread on a free port (the demo and the tests).
+Ctrl-C or SIGTERM, or in a background thread on a free port (the demo and the tests);
+each worker of ``xlstock serve --workers`` (:mod:`xlstock.server.workers`) runs
+:func:`serve` on the listening socket they share.
 
 Both run the same loop, so both stop the same way: stop accepting connections, let
 the requests in flight finish (a few seconds at most), close the sockets, close the

@@ -241,10 +241,9 @@ def _ending(status: int) -> str:
 
 
 def serve_workers(db_path: str | Path, host: str, port: int, *, workers: int,
-                  settings: ServerSettings, ready: Any = None) -> None:
+                  settings: ServerSettings) -> None:
     """Run the service as ``workers`` processes on one socket until SIGTERM or Ctrl-C
-    (see the module's docstring); ``ready``, if given, is called with the service's URL
-    once it listens."""
+    (see the module's docstring)."""
     if not hasattr(os, "fork"):
         raise UsageError("--workers more than 1 needs Linux, macOS or another POSIX "
                          "system; on Windows pass --workers 1 and raise --threads")
@@ -259,8 +258,6 @@ def serve_workers(db_path: str | Path, host: str, port: int, *, workers: int,
                else f"http://{shown[0]}:{shown[1]}")
         log.info("xlstock stock service on %s (database %s), %d workers", url,
                  description, workers)
-        if ready is not None:
-            ready(url)
         Supervisor(db_path, sock, workers, settings).run()
     finally:
         sock.close()
