@@ -296,7 +296,7 @@ def _merchant_shop(store: StockStore) -> tuple[str, str, str]:
 def test_a_write_waiting_for_another_processs_writes_gets_in_as_soon_as_one_ends(tmp_path):
     """Two databases on one file stand for two workers (each its own connections and
     writer thread, as each process has). One commits back to back for 4 s, each write
-    holding the lock 10 ms; the other's write must get in between two of them. With
+    holding the lock 50 ms; the other's write must get in between two of them. With
     SQLite's busy wait alone it polled (up to every 100 ms), almost never found the
     lock free in the gaps between writes, and waited for the whole 4 s."""
     from xlstock.server.database import SQLiteDatabase
@@ -308,20 +308,59 @@ def test_a_write_waiting_for_another_processs_writes_gets_in_as_soon_as_one_ends
 
         def hold(conn: Any) -> None:
             conn.execute("INSERT INTO t VALUES ('busy')")
-            time.sleep(0.01)
+            time.sleep(0.05)
 
         def writes_back_to_back() -> None:
             while time.monotonic() < stop:
                 busy.write(hold)
 
-        writer = threading.Thread(target=writes_back_to_back)
-        writer.start()
+        # Four request threads: the busy worker always has a write waiting, and starts
+        # its next one the moment one commits, as under load.
+        writers = [threading.Thread(target=writes_back_to_back) for _ in range(4)]
+        for writer in writers:
+            writer.start()
         time.sleep(0.3)
         started = time.monotonic()
         other.write(lambda conn: conn.execute("INSERT INTO t VALUES ('other')"))
         waited = time.monotonic() - started
-        writer.join(30)
+        for writer in writers:
+            writer.join(30)
     finally:
         busy.close()
         other.close()
     assert waited < 1.5, f"the write waited {waited:.2f} s for the other process's writes"
+
+
+def test_a_worker_starting_beside_busy_writers_does_not_wait_for_them(tmp_path):
+    """A replaced worker opens the (migrated) database while the others write back to
+    back: it must start at once. It took the write lock to check the schema, and
+    waited (SQLite's polling wait) for the others' whole run of writes."""
+    from xlstock.server.database import SQLiteDatabase
+
+    StockStore(tmp_path / "shop.db").close()  # the supervisor migrates it first
+    busy = SQLiteDatabase(tmp_path / "shop.db")
+    try:
+        stop = time.monotonic() + 4.0
+
+        def hold(conn: Any) -> None:
+            conn.execute("UPDATE shops SET version = version WHERE id = -1")
+            time.sleep(0.05)
+
+        def writes_back_to_back() -> None:
+            while time.monotonic() < stop:
+                busy.write(hold)
+
+        # Four request threads: the busy worker always has a write waiting, and starts
+        # its next one the moment one commits, as under load.
+        writers = [threading.Thread(target=writes_back_to_back) for _ in range(4)]
+        for writer in writers:
+            writer.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        StockStore(tmp_path / "shop.db").close()
+        waited = time.monotonic() - started
+        for writer in writers:
+            writer.join(30)
+    finally:
+        busy.close()
+    assert waited < 1.5, f"the new worker's store waited {waited:.2f} s to open"

@@ -103,6 +103,7 @@ def describe_db(db_path: str | Path) -> str:
 @click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True,
               help="Requests served at once, per worker.")
 @click.option("--workers", type=WorkersParam(), default="1", show_default=True,
+              metavar="N|auto",
               help="Service processes sharing the port and the database, to use every "
                    "core: a number, or 'auto' (or 0) for one per core. --connections and "
                    "--threads are per worker; a worker that dies is replaced. Not on "

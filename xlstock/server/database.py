@@ -311,8 +311,14 @@ class SQLiteDatabase:
                 job.done.set()
 
     def migrate(self, steps: Sequence[Sequence[str]]) -> int:
+        """As :func:`migrate`; a database up to date already is only read, so that a
+        worker starting beside busy ones never waits for the write lock."""
         try:
-            return migrate(self.connection(), steps)
+            conn = self.connection()
+            if conn.execute("PRAGMA user_version").fetchone()[0] == len(steps):
+                return len(steps)
+            with self._writing():
+                return migrate(conn, steps)
         except sqlite3.DatabaseError as exc:
             raise self.not_a_database(exc) from exc
 
