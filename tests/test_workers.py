@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -364,3 +365,19 @@ def test_a_worker_starting_beside_busy_writers_does_not_wait_for_them(tmp_path):
     finally:
         busy.close()
     assert waited < 1.5, f"the new worker's store waited {waited:.2f} s to open"
+
+
+def test_a_write_transaction_inside_another_fails_at_once_rather_than_waiting_for_itself(
+        tmp_path):
+    from xlstock.server.database import SQLiteDatabase
+
+    db = SQLiteDatabase(tmp_path / "shop.db")
+    try:
+        started = time.monotonic()
+        with db.transaction():
+            with pytest.raises(sqlite3.OperationalError, match="within a transaction"):
+                with db.transaction():
+                    pass
+        assert time.monotonic() - started < 5
+    finally:
+        db.close()

@@ -239,8 +239,8 @@ class SQLiteDatabase:
         up to 100 ms between tries, and under load a process that polls finds the lock
         free too rarely: its orders waited seconds. Without ``fcntl`` (Windows, one
         process) or the file, SQLite's wait alone."""
-        if fcntl is None:
-            yield
+        if fcntl is None or getattr(self._local, "writing", False):
+            yield  # a transaction inside this thread's own fails as SQLite says
             return
         try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -249,8 +249,10 @@ class SQLiteDatabase:
             return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._local.writing = True
             yield
         finally:
+            self._local.writing = False
             os.close(fd)  # releases the lock
 
     def write(self, job: Callable[[sqlite3.Connection], T], *,
