@@ -52,6 +52,7 @@ class WorkersParam(click.ParamType):
             number = cores()
         return number
 
+
 class DatabaseParam(click.ParamType):
     """``--db``: a ``postgresql://`` URL (kept as text) or an SQLite file (a path)."""
 
