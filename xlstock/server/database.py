@@ -31,7 +31,10 @@ next one, each inside its own savepoint (a job that fails is rolled back alone),
 all of them are answered after that single commit. A commit waits for the disk
 (``synchronous = FULL``: nothing acknowledged is lost to a power cut), so committing
 one job at a time would cap the service at one order per disk flush; grouped, the
-flush is shared by every order that arrived meanwhile.
+flush is shared by every order that arrived meanwhile. Several processes on one file
+(``xlstock serve --workers``) each have their writer; they take turns on a lock file
+beside the database (``NAME-writers``) before SQLite's own write lock, so that a
+waiting process is woken the moment the write before it ends (see ``_writing``).
 """
 
 from __future__ import annotations
