@@ -2,15 +2,18 @@
 same run.
 
 Run: ``python bench/bench_service.py`` (defaults: ``--sizes 1000 100000 --clients 8 32
---seconds 10 --publishes 10 --parts orders sync publish``). Needs the ``server``
-extra. Everything runs on loopback: the service is a real ``xlstock serve`` process;
+--seconds 10 --publishes 10 --parts orders sync publish --workers 1``). Needs the
+``server`` extra. ``--workers 1 2`` measures the orders with ``xlstock serve --workers 1``,
+then ``--workers 2``. Everything runs on loopback: the service is a real ``xlstock serve`` process;
 the storefront clients are threads of this process, each with a keep-alive
 connection, placing one-line orders with an Idempotency-Key as ``xlstock order`` does.
 
 It prints three tables:
 
-1. **Orders**: orders per second with p50 and p99 latency for each catalogue size and
-   number of clients, and the service's CPU per order. Next to them, the SQLite floor:
+1. **Orders**: orders per second with p50 and p99 latency for each catalogue size,
+   number of workers and number of clients, and the CPU per order of the service (all
+   its processes) and of the clients (this process): on a machine of few cores, what
+   the clients take is not the service's. Next to them, the SQLite floor:
    the same statements an order runs (shop, idempotency lookup, the SKU's level, the
    version, change, order and idempotency rows, the level and the shop's row), in bare
    SQLite on the same database file, one transaction per order with ``synchronous =
@@ -33,6 +36,7 @@ import argparse
 import gzip
 import http.client
 import json
+import os
 import random
 import sqlite3
 import sys
@@ -53,7 +57,7 @@ from loadgen import (  # noqa: E402
     order_statements,
     percentile,
     place_orders,
-    process_cpu,
+    service_cpu,
     sku_of,
 )
 
@@ -66,14 +70,16 @@ SHOP = "https://bench.example"
 
 
 class Service(Serve):
-    """``xlstock serve`` on a free loopback port, over a database holding one shop."""
+    """``xlstock serve [--workers N]`` on a free loopback port, over a database holding
+    one shop."""
 
-    def __init__(self, folder: Path, size: int, name: str) -> None:
+    def __init__(self, folder: Path, size: int, name: str, workers: int = 1) -> None:
         self.db = folder / f"{name}-{size}.db"
         store = StockStore(self.db)
         token = store.add_shop(SHOP, catalogue(size))
         store.close()
-        super().__init__(self.db, folder / f"{name}-{size}.log", token=token)
+        super().__init__(self.db, folder / f"{name}-{size}.log", token=token,
+                         workers=workers)
 
 
 def order_load(
@@ -108,39 +114,45 @@ def sqlite_floor(db: Path, orders: int, per_commit: int) -> float:
     return rate
 
 
-def bench_orders(folder: Path, sizes: list[int], clients: list[int],
-                 seconds: float) -> list[str]:
+def bench_orders(folder: Path, sizes: list[int], clients: list[int], seconds: float,
+                 workers: list[int]) -> list[str]:
     lines = [
-        "| SKUs | clients | orders/s | p50 | p99 | service CPU per order "
-        "| SQLite floor, 1 order per commit | SQLite floor, 50 per commit |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| SKUs | workers | clients | orders/s | p50 | p99 | service CPU per order "
+        "| clients' CPU per order | SQLite floor, 1 order per commit "
+        "| SQLite floor, 50 per commit |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size in sizes:
-        service = Service(folder, size, "orders")
         measured = []
+        for count_of_workers in workers:
+            service = Service(folder, size, f"orders-w{count_of_workers}", count_of_workers)
 
-        def anywhere(rng: random.Random, size: int = size) -> str:
-            return f"SKU-{rng.randrange(size):06d}"
+            def anywhere(rng: random.Random, size: int = size) -> str:
+                return f"SKU-{rng.randrange(size):06d}"
 
-        try:
-            order_load(service, 4, 1.0, anywhere)  # warm up
-            for count in clients:
-                cpu = process_cpu(service.process.pid)
-                started = time.monotonic()
-                latencies = order_load(service, count, seconds, anywhere)
-                elapsed = time.monotonic() - started
-                cpu_per_order = (process_cpu(service.process.pid) - cpu) / len(latencies)
-                measured.append((count, len(latencies) / elapsed, percentile(latencies, 0.5),
-                                 percentile(latencies, 0.99), cpu_per_order))
-        finally:
-            service.stop()
+            try:
+                order_load(service, 4, 1.0, anywhere)  # warm up
+                for count in clients:
+                    cpu = service_cpu(service.process.pid)
+                    ours = time.process_time()
+                    started = time.monotonic()
+                    latencies = order_load(service, count, seconds, anywhere)
+                    elapsed = time.monotonic() - started
+                    cpu_per_order = (service_cpu(service.process.pid) - cpu) / len(latencies)
+                    clients_cpu = (time.process_time() - ours) / len(latencies)
+                    measured.append((count_of_workers, count, len(latencies) / elapsed,
+                                     percentile(latencies, 0.5), percentile(latencies, 0.99),
+                                     cpu_per_order, clients_cpu))
+            finally:
+                service.stop()
         alone = sqlite_floor(service.db, 2000, 1)
         grouped = sqlite_floor(service.db, 20000, 50)
-        for count, rate, p50, p99, cpu_per_order in measured:
-            lines.append(f"| {size:,} | {count} | {rate:,.0f} | {p50 * 1000:.1f} ms "
-                         f"| {p99 * 1000:.1f} ms | {cpu_per_order * 1000:.2f} ms "
+        for count_of_workers, count, rate, p50, p99, cpu_per_order, clients_cpu in measured:
+            lines.append(f"| {size:,} | {count_of_workers} | {count} | {rate:,.0f} "
+                         f"| {p50 * 1000:.1f} ms | {p99 * 1000:.1f} ms "
+                         f"| {cpu_per_order * 1000:.2f} ms | {clients_cpu * 1000:.2f} ms "
                          f"| {alone:,.0f}/s | {grouped:,.0f}/s |")
-    return [f"Orders (load average {load_average()})", ""] + lines
+    return [f"Orders (load average {load_average()}; {os.cpu_count()} cores)", ""] + lines
 
 
 def best_of(repeat: int, action: Callable[[], Any]) -> float:
@@ -305,6 +317,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
     parser.add_argument("--clients", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="the orders table for each of these serve --workers")
     parser.add_argument("--publishes", type=int, default=10)
     parser.add_argument("--parts", nargs="+", choices=["orders", "sync", "publish"],
                         default=["orders", "sync", "publish"])
@@ -312,7 +326,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="xlstock-bench-service-") as tmp:
         folder = Path(tmp)
         if "orders" in args.parts:
-            print("\n".join(bench_orders(folder, args.sizes, args.clients, args.seconds)),
+            print("\n".join(bench_orders(folder, args.sizes, args.clients, args.seconds,
+                                          args.workers)),
                   "\n", flush=True)
         if "sync" in args.parts:
             print("\n".join(bench_sync(folder, max(args.sizes))), "\n", flush=True)

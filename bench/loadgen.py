@@ -54,6 +54,28 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started that still run (Linux): ``serve --workers``'s."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def service_cpu(pid: int) -> float:
+    """CPU seconds used so far by ``xlstock serve`` process ``pid`` and its workers."""
+    total = process_cpu(pid)
+    for child in children(pid):
+        try:
+            total += process_cpu(child)
+        except OSError:  # it ended meanwhile
+            pass
+    return total
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
@@ -61,14 +83,16 @@ def percentile(values: list[float], fraction: float) -> float:
 
 class Serve:
     """``xlstock serve`` on ``db`` (a file or a ``postgresql://`` URL) on a free loopback
-    port, its log in the file ``log``; ``token`` is the API token of its shop, if any."""
+    port, its log in the file ``log``; ``token`` is the API token of its shop, if any;
+    ``workers``: its ``--workers``."""
 
-    def __init__(self, db: str | Path, log: Path, *, token: str = "") -> None:
+    def __init__(self, db: str | Path, log: Path, *, token: str = "", workers: int = 1) -> None:
         self.token = token
         self._log = log.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "xlstock.cli", "serve", "--db", str(db), "--port", "0",
-             "--daily-quota", "100000"], stdout=subprocess.DEVNULL, stderr=self._log,
+             "--daily-quota", "100000", "--workers", str(workers)],
+            stdout=subprocess.DEVNULL, stderr=self._log,
         )
         deadline = time.monotonic() + 60
         self.port = 0

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+from support.serviceproc import ServiceProcess
 from support.vba_craft import macro_workbook
 
 from xlstock import stockfile
@@ -26,10 +27,13 @@ from xlstock.server.runner import RunningServer, start_background_server
 BOTH_BACKENDS = {
     "test_server_storage", "test_server_api", "test_server_concurrency",
     "test_account_pages", "test_server_fuzz", "test_account_guards", "test_server_undo",
-    "test_undo_pages", "test_low_stock_mail", "test_account_passwords",
+    "test_undo_pages", "test_low_stock_mail", "test_account_passwords", "test_workers",
 }
 """Test modules whose ``backend`` (and so ``stock_service`` and ``new_db``) is SQLite, then
 PostgreSQL."""
+SEVERAL_WORKERS = {"test_server_concurrency"}
+"""Test modules whose ``stock_service`` is one process serving in a thread of the tests',
+then ``xlstock serve --workers 2``, a process of its own with two workers."""
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -52,6 +56,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames and metafunc.module.__name__ in BOTH_BACKENDS:
         metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True,
                              scope="session")
+    if "workers" in metafunc.fixturenames and metafunc.module.__name__ in SEVERAL_WORKERS:
+        metafunc.parametrize("workers", [1, 2], indirect=True, scope="session",
+                             ids=["1worker", "2workers"])
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +75,12 @@ def pg_cluster() -> Iterator[PgCluster]:
 def backend(request: pytest.FixtureRequest) -> str:
     """``sqlite`` or ``postgresql`` (see :data:`BOTH_BACKENDS`)."""
     return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def workers(request: pytest.FixtureRequest) -> int:
+    """The stock service's worker processes (see :data:`SEVERAL_WORKERS`)."""
+    return int(getattr(request, "param", 1))
 
 
 @pytest.fixture
@@ -91,13 +104,21 @@ DEFAULT_ITEMS = (
 
 
 @pytest.fixture(scope="session")
-def stock_service(request: pytest.FixtureRequest, backend: str,
+def stock_service(request: pytest.FixtureRequest, backend: str, workers: int,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """The stock service, running for real (waitress; SQLite or PostgreSQL) in a background
-    thread."""
-    db: Any = tmp_path_factory.mktemp("stock-service") / "service.db"
+    thread; with several ``workers``, ``xlstock serve --workers N`` in a process of its
+    own (``url`` and ``store`` alike)."""
+    folder = tmp_path_factory.mktemp("stock-service")
+    db: Any = folder / "service.db"
     if backend == "postgresql":
         db = request.getfixturevalue("pg_cluster").new_database()
+    if workers > 1:
+        with ServiceProcess(db, folder / "serve.log", "--workers", str(workers)) as process:
+            process.wait_for_workers(workers)
+            yield process  # type: ignore[misc]
+            assert process.stop() == 0, process.text()
+        return
     with start_background_server(db) as running:
         yield running
 

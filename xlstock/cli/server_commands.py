@@ -25,6 +25,34 @@ from xlstock.model import is_loopback_host
 
 DEFAULT_DB = "xlstock-shop.db"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+WORKERS_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+
+
+class WorkersParam(click.ParamType):
+    """``--workers``: a number of processes, or ``auto`` (or 0): one per core."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            number = value
+        elif str(value).strip().lower() == "auto":
+            number = 0
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a number of workers; pass a number such as "
+                          "2, or auto (one per core)", param, ctx)
+        if not 0 <= number <= 256:
+            self.fail(f"{number} workers: pass 1 to 256, or auto (one per core)", param, ctx)
+        if number == 0:
+            from xlstock.server.workers import cores
+
+            number = cores()
+        return number
+
 
 class DatabaseParam(click.ParamType):
     """``--db``: a ``postgresql://`` URL (kept as text) or an SQLite file (a path)."""
@@ -72,10 +100,16 @@ def describe_db(db_path: str | Path) -> str:
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to listen on (0: any free port, printed at start).")
 @click.option("--connections", type=click.IntRange(1, 100_000), default=None,
-              help="Open connections at most; at it, a new client closes the connection "
-                   "idle the longest  [default: 1000; 500 on Windows]")
+              help="Open connections at most (per worker); at it, a new client closes the "
+                   "connection idle the longest  [default: 1000; 500 on Windows]")
 @click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True,
-              help="Requests served at once.")
+              help="Requests served at once, per worker.")
+@click.option("--workers", type=WorkersParam(), default="1", show_default=True,
+              metavar="N|auto",
+              help="Service processes sharing the port and the database, to use every "
+                   "core: a number, or 'auto' (or 0) for one per core. --connections and "
+                   "--threads are per worker; a worker that dies is replaced. Not on "
+                   "Windows (docs/deploy.md says how many).")
 @click.option("--idle-timeout", type=click.IntRange(1, 3600), default=15, show_default=True,
               help="Seconds a connection may stay idle between requests.")
 @click.option("--header-timeout", type=click.FloatRange(0.1, 3600), default=10.0,
@@ -108,7 +142,8 @@ def describe_db(db_path: str | Path) -> str:
 @reports_errors
 def serve_command(
     db_path: str | Path, host: str, port: int, connections: int | None, threads: int,
-    idle_timeout: int, header_timeout: float, request_timeout: float, daily_quota: int,
+    workers: int, idle_timeout: int, header_timeout: float, request_timeout: float,
+    daily_quota: int,
     smtp_host: str | None, smtp_port: int | None, smtp_starttls: bool,
     smtp_user: str | None, mail_from: str | None, low_stock_digest: int,
     public_url: str | None, quiet: bool,
@@ -154,19 +189,25 @@ def serve_command(
         request_timeout=request_timeout, daily_quota=daily_quota * 1024 * 1024, mail=mail,
         **options,
     )
-    _configure_logging(quiet)
+    _configure_logging(quiet, workers=workers)
     if not is_loopback_host(host):
         click.echo(
             f"Warning: listening on {host}: tokens and levels travel unencrypted over plain "
             "HTTP; put an HTTPS reverse proxy in front (docs/deploy.md).", err=True,
         )
-    serve(db_path, host=host, port=port, settings=settings)
+    if workers == 1:
+        serve(db_path, host=host, port=port, settings=settings)
+    else:
+        from xlstock.server.workers import serve_workers
+
+        serve_workers(db_path, host, port, workers=workers, settings=settings)
 
 
-def _configure_logging(quiet: bool = False) -> None:
-    """One line per request on stderr; with ``quiet``, warnings and errors only."""
+def _configure_logging(quiet: bool = False, *, workers: int = 1) -> None:
+    """One line per request on stderr; with ``quiet``, warnings and errors only. With
+    several workers each line names the process that wrote it."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter(LOG_FORMAT))
+    handler.setFormatter(RedactingFormatter(LOG_FORMAT if workers == 1 else WORKERS_FORMAT))
     handler.set_name("xlstock-serve")
     for name in ("xlstock.server", "waitress"):
         logger = logging.getLogger(name)

@@ -31,11 +31,15 @@ next one, each inside its own savepoint (a job that fails is rolled back alone),
 all of them are answered after that single commit. A commit waits for the disk
 (``synchronous = FULL``: nothing acknowledged is lost to a power cut), so committing
 one job at a time would cap the service at one order per disk flush; grouped, the
-flush is shared by every order that arrived meanwhile.
+flush is shared by every order that arrived meanwhile. Several processes on one file
+(``xlstock serve --workers``) each have their writer; they take turns on a lock file
+beside the database (``NAME-writers``) before SQLite's own write lock, so that a
+waiting process is woken the moment the write before it ends (see ``_writing``).
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import sqlite3
 import threading
@@ -46,6 +50,11 @@ from typing import Any, Protocol, TypeVar
 
 from xlstock.errors import UsageError
 from xlstock.server.groups import STOP, next_group
+
+try:
+    import fcntl
+except ImportError:  # Windows: one service process, SQLite's own wait is enough
+    fcntl = None  # type: ignore[assignment]
 
 BUSY_TIMEOUT_MS = 30_000
 GROUP_MAX = 100
@@ -158,6 +167,7 @@ class SQLiteDatabase:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + "-writers")
         self.description = str(self.path)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -224,13 +234,38 @@ class SQLiteDatabase:
         if threading.current_thread() is self._writer:
             raise RuntimeError("the writer thread cannot open a transaction of its own")
         conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")  # waits (busy timeout) while a group commits
+        with self._writing():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Wait for this file's writers in every process (``xlstock serve --workers``)
+        in the kernel, on the lock file beside the database (``NAME-writers``): woken as
+        soon as the write before ends. SQLite's own wait (its busy timeout) polls, at
+        up to 100 ms between tries, and under load a process that polls finds the lock
+        free too rarely: its orders waited seconds. Without ``fcntl`` (Windows, one
+        process) or the file, SQLite's wait alone."""
+        if fcntl is None or getattr(self._local, "writing", False):
+            yield  # a transaction inside this thread's own fails as SQLite says
+            return
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._local.writing = True
+            yield
+        finally:
+            self._local.writing = False
+            os.close(fd)  # releases the lock
 
     def write(self, job: Callable[[sqlite3.Connection], T], *,
               lock_key: str | None = None) -> T:
@@ -262,19 +297,19 @@ class SQLiteDatabase:
             if group:
                 self._commit_group(conn, group)
 
-    @staticmethod
-    def _commit_group(conn: sqlite3.Connection, group: list[_Job]) -> None:
+    def _commit_group(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job in group:
-                conn.execute("SAVEPOINT job")
-                try:
-                    job.result = job.work(conn)
-                except BaseException as exc:  # the caller gets it; its changes are undone
-                    job.error = exc
-                    conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
-            conn.execute("COMMIT")
+            with self._writing():
+                conn.execute("BEGIN IMMEDIATE")
+                for job in group:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        job.result = job.work(conn)
+                    except BaseException as exc:  # the caller gets it; its changes undone
+                        job.error = exc
+                        conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
                 try:
@@ -290,8 +325,14 @@ class SQLiteDatabase:
                 job.done.set()
 
     def migrate(self, steps: Sequence[Sequence[str]]) -> int:
+        """As :func:`migrate`; a database up to date already is only read, so that a
+        worker starting beside busy ones never waits for the write lock."""
         try:
-            return migrate(self.connection(), steps)
+            conn = self.connection()
+            if conn.execute("PRAGMA user_version").fetchone()[0] == len(steps):
+                return len(steps)
+            with self._writing():
+                return migrate(conn, steps)
         except sqlite3.DatabaseError as exc:
             raise self.not_a_database(exc) from exc
 

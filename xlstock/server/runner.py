@@ -1,5 +1,7 @@
 """Running the stock service on waitress: in the foreground (``xlstock serve``) until
-Ctrl-C or SIGTERM, or in a background thread on a free port (the demo and the tests).
+Ctrl-C or SIGTERM, or in a background thread on a free port (the demo and the tests);
+each worker of ``xlstock serve --workers`` (:mod:`xlstock.server.workers`) runs
+:func:`serve` on the listening socket they share.
 
 Both run the same loop, so both stop the same way: stop accepting connections, let
 the requests in flight finish (a few seconds at most), close the sockets, close the
@@ -28,8 +30,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import select
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -240,6 +244,9 @@ class RunningServer:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self.mailer: LowStockMailer | None = None
+        self.supervisor: int | None = None
+        """The process id of the supervisor of ``xlstock serve --workers``: a worker
+        stops once it is gone, instead of serving on unsupervised."""
 
     def start_mail(self, settings: MailSettings | None) -> None:
         """Start sending low-stock e-mails through ``settings``' SMTP server (links to
@@ -267,6 +274,9 @@ class RunningServer:
             while not self._stopping.is_set():
                 wasyncore.loop(timeout=LOOP_TIMEOUT, map=self._map, use_poll=USE_POLL,
                                count=1)
+                if self.supervisor is not None and os.getppid() != self.supervisor:
+                    log.warning("the service's supervisor is gone: this worker stops")
+                    break
             self._server.accepting = False
             deadline = time.monotonic() + DRAIN_SECONDS
             while self._busy() and time.monotonic() < deadline:
@@ -312,9 +322,9 @@ class RunningServer:
         self.stop()
 
 
-def _bind(db_path: str | Path, host: str, port: int, settings: ServerSettings) -> RunningServer:
-    store = StockStore(db_path, daily_quota=settings.daily_quota,
-                       low_stock_mail=settings.mail is not None)
+def adjustments(host: str, port: int, settings: ServerSettings) -> Any:
+    """waitress's settings for ``settings``, listening on ``host``:``port`` (one address:
+    a host name that resolves to several is refused)."""
     try:
         adj = Adjustments(
             host=host, port=port, threads=settings.threads, ident="xlstock",
@@ -322,36 +332,54 @@ def _bind(db_path: str | Path, host: str, port: int, settings: ServerSettings) -
             channel_timeout=settings.idle_timeout, cleanup_interval=1,
             asyncore_use_poll=USE_POLL, max_request_body_size=settings.max_body * 2,
         )
-        if len(adj.listen) != 1:
-            raise _SeveralAddresses()
-        server = GuardedServer(
-            create_app(store, max_body=settings.max_body), adj=adj,
-            sockinfo=adj.listen[0], map={},
-            header_timeout=settings.header_timeout, request_timeout=settings.request_timeout,
-        )
-    except _SeveralAddresses:
-        store.close()
+    except (OSError, ValueError) as exc:
+        raise UsageError(
+            f"cannot listen on {host!r}:{port} ({exc}); pass another --host"
+        ) from exc
+    if len(adj.listen) != 1:
         raise UsageError(
             f"{host!r} names more than one address; pass one address, e.g. --host 127.0.0.1"
-        ) from None
+        )
+    return adj
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> UsageError:
+    return UsageError(
+        f"cannot listen on {host}:{port} ({exc.strerror or exc}); is another service "
+        "using it? pass another --port"
+    )
+
+
+def _bind(db_path: str | Path, host: str, port: int, settings: ServerSettings, *,
+          sock: socket.socket | None = None, send_mail: bool = True) -> RunningServer:
+    """The service on ``db_path``, listening on ``host``:``port``, or on ``sock``, a
+    socket listening already (a worker of ``xlstock serve --workers``); it sends the
+    low-stock e-mails when ``settings`` name an SMTP server and ``send_mail``."""
+    adj = adjustments(host, port, settings)
+    store = StockStore(db_path, daily_quota=settings.daily_quota,
+                       low_stock_mail=settings.mail is not None)
+    where: dict[str, Any] = {"sockinfo": adj.listen[0]}
+    if sock is not None:
+        where = {"_sock": sock, "bind_socket": False,
+                 "sockinfo": (sock.family, sock.type, sock.proto, sock.getsockname())}
+    try:
+        server = GuardedServer(
+            create_app(store, max_body=settings.max_body), adj=adj, map={},
+            header_timeout=settings.header_timeout, request_timeout=settings.request_timeout,
+            **where,
+        )
     except OSError as exc:
         store.close()
-        raise UsageError(
-            f"cannot listen on {host}:{port} ({exc.strerror or exc}); is another service "
-            "using it? pass another --port"
-        ) from exc
+        raise cannot_listen(host, port, exc) from exc
     except ValueError as exc:
         store.close()
         raise UsageError(
             f"cannot listen on {host!r}:{port} ({exc}); pass another --host"
         ) from exc
     running = RunningServer(store, server)
-    running.start_mail(settings.mail)
+    if send_mail:
+        running.start_mail(settings.mail)
     return running
-
-
-class _SeveralAddresses(Exception):
-    pass
 
 
 def start_background_server(
@@ -375,14 +403,20 @@ def start_background_server(
 def serve(
     db_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
     max_body: int = DEFAULT_MAX_BODY, ready: Any = None,
-    settings: ServerSettings | None = None,
+    settings: ServerSettings | None = None, sock: socket.socket | None = None,
+    supervisor: int | None = None, send_mail: bool = True,
 ) -> None:
     """Run the service in this thread until Ctrl-C or SIGTERM (signals are caught only
     when this is the main thread; elsewhere, stop it through ``ready``'s server).
 
     ``ready``, if given, is called with the :class:`RunningServer` once it listens.
+    A worker of ``xlstock serve --workers`` (:mod:`xlstock.server.workers`) passes the
+    listening ``sock`` it shares with the others, its ``supervisor``'s process id, and
+    ``send_mail`` for the one worker that sends the low-stock e-mails.
     """
-    running = _bind(db_path, host, port, settings or ServerSettings(max_body=max_body))
+    running = _bind(db_path, host, port, settings or ServerSettings(max_body=max_body),
+                    sock=sock, send_mail=send_mail)
+    running.supervisor = supervisor
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("stopping on %s", signal.Signals(signum).name)
@@ -392,12 +426,14 @@ def serve(
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        log.info("xlstock stock service on %s (database %s)", running.url,
-                 running.store.description)
+        if supervisor is None:
+            log.info("xlstock stock service on %s (database %s)", running.url,
+                     running.store.description)
         if ready is not None:
             ready(running)
         running.serve_forever()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    log.info("stock service stopped")
+    if supervisor is None:
+        log.info("stock service stopped")
