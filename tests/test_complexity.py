@@ -18,7 +18,6 @@ WAITING: dict[str, int] = {
     "xlstock/actions.py:_settle_pending": 18,
     "xlstock/actions.py:publish": 24,
     "xlstock/actions.py:undo": 47,
-    "xlstock/cli/server_commands.py:serve_command": 18,
     "xlstock/cli/workbook_commands.py:new": 17,
     "xlstock/model.py:clean_sku": 18,
     "xlstock/model.py:parse_quantity": 20,

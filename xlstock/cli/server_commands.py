@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,6 +22,9 @@ from xlstock.cli.reporting import quiet_option
 from xlstock.cli.verbosity import RedactingFormatter, chosen_level
 from xlstock.errors import UsageError
 from xlstock.model import is_loopback_host
+
+if TYPE_CHECKING:
+    from xlstock.server.mail import MailSettings
 
 DEFAULT_DB = "xlstock-shop.db"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -160,30 +163,11 @@ def serve_command(
       xlstock shop add https://shop.example --db shop.db --catalogue products.csv
       xlstock serve --db shop.db
     """
-    from xlstock.server.mail import PASSWORD_VARIABLE, MailSettings
     from xlstock.server.runner import ServerSettings, serve
 
     options = {"connections": connections} if connections is not None else {}
-    mail = None
-    if smtp_host:
-        password = os.environ.get(PASSWORD_VARIABLE)
-        if mail_from and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", mail_from):
-            raise UsageError(f"--mail-from {mail_from!r} is not an e-mail address; write it "
-                             "like stock@shop.example")
-        if public_url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", public_url):
-            raise UsageError(f"--public-url {public_url!r} is not a web address; write it "
-                             "like https://stock.example.com")
-        if smtp_user and not password:
-            raise UsageError(f"--smtp-user {smtp_user} needs its password in the environment "
-                             f"variable {PASSWORD_VARIABLE}; set it and start again")
-        mail = MailSettings(
-            smtp_host=smtp_host, smtp_port=smtp_port or (587 if smtp_starttls else 25),
-            starttls=smtp_starttls, user=smtp_user, password=password,
-            mail_from=mail_from or "", digest_seconds=low_stock_digest,
-            service_url=public_url or "")
-    elif smtp_port or smtp_starttls or smtp_user or mail_from:
-        raise UsageError("--smtp-port, --smtp-starttls, --smtp-user and --mail-from need "
-                         "--smtp-host, the SMTP server to send the low stock e-mails through")
+    mail = _mail_settings(smtp_host, smtp_port, smtp_starttls, smtp_user, mail_from,
+                          low_stock_digest, public_url)
     settings = ServerSettings(
         threads=threads, idle_timeout=idle_timeout, header_timeout=header_timeout,
         request_timeout=request_timeout, daily_quota=daily_quota * 1024 * 1024, mail=mail,
@@ -201,6 +185,39 @@ def serve_command(
         from xlstock.server.workers import serve_workers
 
         serve_workers(db_path, host, port, workers=workers, settings=settings)
+
+
+def _mail_settings(smtp_host: str | None, smtp_port: int | None, smtp_starttls: bool,
+                   smtp_user: str | None, mail_from: str | None, low_stock_digest: int,
+                   public_url: str | None) -> MailSettings | None:
+    """The low stock e-mails' settings from ``serve``'s options (``None``: no e-mails)."""
+    from xlstock.server.mail import PASSWORD_VARIABLE, MailSettings
+
+    if not smtp_host:
+        if smtp_port or smtp_starttls or smtp_user or mail_from:
+            raise UsageError("--smtp-port, --smtp-starttls, --smtp-user and --mail-from need "
+                             "--smtp-host, the SMTP server to send the low stock e-mails "
+                             "through")
+        return None
+    _check_addresses(mail_from, public_url)
+    password = os.environ.get(PASSWORD_VARIABLE)
+    if smtp_user and not password:
+        raise UsageError(f"--smtp-user {smtp_user} needs its password in the environment "
+                         f"variable {PASSWORD_VARIABLE}; set it and start again")
+    return MailSettings(
+        smtp_host=smtp_host, smtp_port=smtp_port or (587 if smtp_starttls else 25),
+        starttls=smtp_starttls, user=smtp_user, password=password,
+        mail_from=mail_from or "", digest_seconds=low_stock_digest,
+        service_url=public_url or "")
+
+
+def _check_addresses(mail_from: str | None, public_url: str | None) -> None:
+    if mail_from and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", mail_from):
+        raise UsageError(f"--mail-from {mail_from!r} is not an e-mail address; write it "
+                         "like stock@shop.example")
+    if public_url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", public_url):
+        raise UsageError(f"--public-url {public_url!r} is not a web address; write it "
+                         "like https://stock.example.com")
 
 
 def _configure_logging(quiet: bool = False, *, workers: int = 1) -> None:
