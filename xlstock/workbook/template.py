@@ -24,7 +24,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.writer.excel import ExcelWriter
 
 from xlstock.errors import UsageError
-from xlstock.planner import STATUS_CHANGED, STATUS_OK
+from xlstock.i18n import _
+from xlstock.planner import STATUS_CHANGED, STATUS_NEW, STATUS_OK, status_text
 from xlstock.workbook import layout
 from xlstock.workbook.base import (
     HOWTO_SHEET,
@@ -56,8 +57,11 @@ _LOW_COLOUR = "FFFFEB9C"
 _OUT_COLOUR = "FFFF9B9B"
 """Red: at or below zero."""
 _PROBLEM_COLOUR = "FFFFC7CE"
-_FINE_STATUSES = (STATUS_OK, STATUS_CHANGED, "new")
-"""Statuses that are not a problem; any other Status text is highlighted."""
+_FINE_STATUSES = tuple(dict.fromkeys(
+    status_text(key, language) for language in layout.LANGUAGES
+    for key in (STATUS_OK, STATUS_CHANGED, STATUS_NEW)))
+"""Statuses that are not a problem, in either language (xlstock writes a workbook's own);
+any other Status text is highlighted."""
 
 _WHO_WRITES = {
     layout.SKU: _SHOP_FILL, layout.PRODUCT: _SHOP_FILL, layout.VARIANT: _SHOP_FILL,
@@ -228,16 +232,18 @@ def add_stock_sheets(book: WorkbookAdapter, *, service_url: str | None = None,
     names = [layout.sheet_text(name, language) for name in INIT_SHEETS]
     clash = [have[name.casefold()] for name in names if name.casefold() in have]
     if STOCK_SHEET.casefold() in have and layout.sheet_in(book, SETTINGS_SHEET):
-        raise UsageError(
-            f"{book.label} has sheets {STOCK_SHEET} and {SETTINGS_SHEET} already: it is set "
-            f"up for xlstock; run `xlstock sync {book.label}`"
-        )
+        raise UsageError(_(
+            "{book} has sheets {stock} and {settings} already: it is set up for xlstock; run "
+            "`xlstock sync {book}`", book=book.label, stock=STOCK_SHEET,
+            settings=layout.sheet_text(SETTINGS_SHEET, language)
+        ))
     if clash:
-        raise UsageError(
-            f"{book.label} has a sheet named {', '.join(repr(n) for n in clash)} already, a "
-            f"name xlstock needs for its own sheets ({', '.join(INIT_SHEETS[:3])}); rename "
-            "yours (right-click its tab > Rename) and run `xlstock init` again"
-        )
+        raise UsageError(_(
+            "{book} has a sheet named {names} already, a name xlstock needs for its own "
+            "sheets ({needed}); rename yours (right-click its tab > Rename) and run `xlstock "
+            "init` again", book=book.label, names=", ".join(repr(n) for n in clash),
+            needed=", ".join(names[:3])
+        ))
     values = {
         layout.SETTING_SERVICE: service_url or layout.DEFAULT_SERVICE,
         layout.SETTING_SHOP: shop_url or None,

@@ -1,0 +1,147 @@
+"""Issue 20, points 2 and 3: xlstock writes its own words (Status, Log, Settings' stamps)
+in the workbook's language, whatever the machine's, and says what it did (the command
+line's report) in the machine's language. It reads its Status words back in either."""
+
+from __future__ import annotations
+
+import re
+
+import openpyxl
+import pytest
+from support.shopkit import Shop
+
+from xlstock import i18n
+from xlstock.planner import STATUS_CHANGED, STATUS_NEW, STATUS_OK, status_key, status_text
+
+FRENCH_STAMP = re.compile(r"^\d\d/\d\d/\d{4} \d\d:\d\d:\d\d$")
+ENGLISH_STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
+
+
+class MachineShop(Shop):
+    """A shop whose commands run on a machine speaking ``machine``, with a workbook in
+    ``workbook_language``."""
+
+    def __init__(self, server, tmp_path, *, machine: str, workbook_language: str) -> None:
+        super().__init__(server, tmp_path)
+        self.env["XLSTOCK_LANG"] = machine
+        self.workbook_language = workbook_language
+
+    def new(self) -> None:
+        self.run("new", str(self.workbook), "--service", self.server.url, "--shop", self.url,
+                 "--lang", self.workbook_language)
+
+    def type_in(self, sku: str, header: str, value: object) -> None:
+        """Type ``value`` under the column headed ``header`` (as the workbook heads it)."""
+        wb = openpyxl.load_workbook(self.workbook)
+        ws = wb["Stock"]
+        column = {c.value: c.column for c in ws[1] if c.value}[header]
+        for row in range(2, ws.max_row + 1):
+            if ws.cell(row, 1).value == sku:
+                ws.cell(row, column).value = value
+        wb.save(self.workbook)
+
+    def column(self, header: str) -> dict[str, object]:
+        ws = openpyxl.load_workbook(self.workbook)["Stock"]
+        headers = [c.value for c in ws[1]]
+        return {r[0]: r[headers.index(header)] for r in ws.iter_rows(min_row=2, values_only=True)
+                if r[0] is not None}
+
+    def sheet_rows(self, sheet: str) -> list[tuple]:
+        return list(openpyxl.load_workbook(self.workbook)[sheet].iter_rows(values_only=True))
+
+
+def test_a_french_workbook_on_an_english_machine_gets_french_status_and_log(
+        stock_service, tmp_path):
+    shop = MachineShop(stock_service, tmp_path, machine="en", workbook_language="fr")
+    shop.new()
+    said = shop.run("sync", str(shop.workbook)).output
+    assert "Synced 4 SKU(s)" in said  # the command line speaks the machine's language
+    assert set(shop.column("Statut").values()) == {"nouveau"}
+    settings = {r[0]: r[1] for r in shop.sheet_rows("Paramètres") if r[0]}
+    assert FRENCH_STAMP.match(settings["Dernière synchronisation"])
+    shop.sell(C_3=1)
+    shop.run("sync", str(shop.workbook))  # reads "nouveau" back: a row not previewed yet
+    assert set(shop.column("Statut").values()) == {"nouveau"}
+
+    shop.type_in("A-1", "Reçu", "beaucoup")
+    failed = shop.run("publish", str(shop.workbook), expect=None)
+    assert failed.exit_code != 0 and "is not a whole number" in failed.output
+    assert shop.column("Statut")["A-1"] == \
+        "erreur : Reçu 'beaucoup' n'est pas un nombre entier ; tapez-en un"
+
+    shop.type_in("A-1", "Reçu", 5)
+    shop.type_in("B-2", "Nouveau niveau", 2)
+    shop.sell(B_2=1)
+    shop.run("preview", str(shop.workbook))
+    status = shop.column("Statut")
+    assert status["A-1"] == status["B-2"] == "modifié" and status["C-3"] == "ok"
+    shop.run("publish", str(shop.workbook))
+    assert shop.live()["A-1"] == 15 and shop.live()["B-2"] == 1
+
+    log = shop.sheet_rows("Journal")
+    assert log[0][0] == "Quand"
+    assert [r[1] for r in log[1:]] == ["synchronisation", "synchronisation", "publication",
+                                       "publication"]
+    assert all(FRENCH_STAMP.match(r[0]) for r in log[1:])
+    assert log[3][5].startswith("échec : 1 ligne(s) de la feuille Stock à corriger")
+    assert log[-1][5] == "2 modification(s) publiée(s)"
+    settings = {r[0]: r[1] for r in shop.sheet_rows("Paramètres") if r[0]}
+    assert FRENCH_STAMP.match(settings["Dernière publication"])
+
+    # Sync reads the French words back: "modifié" on a row with no edit left reads as
+    # "ok".
+    shop.sell(C_3=1)
+    shop.run("sync", str(shop.workbook))
+    assert set(shop.column("Statut").values()) == {"ok"}
+
+
+def test_an_english_workbook_on_a_french_machine_gets_english_status_and_log(
+        stock_service, tmp_path):
+    shop = MachineShop(stock_service, tmp_path, machine="fr", workbook_language="en")
+    shop.new()
+    said = shop.run("sync", str(shop.workbook)).output
+    assert "4 SKU synchronisé(s) depuis" in said
+    assert set(shop.column("Status").values()) == {"new"}
+    shop.type_in("A-1", "Received", 1200)
+    said = shop.run("publish", str(shop.workbook)).output
+    assert "1 modification(s) publiée(s) vers" in said and "+1\u202f200 unités" in said
+    status = shop.column("Status")
+    assert status["A-1"] == "changed" and status["B-2"] == "ok"
+    log = shop.sheet_rows("Log")
+    assert [r[1] for r in log[1:]] == ["sync", "publish"]
+    assert all(ENGLISH_STAMP.match(r[0]) for r in log[1:])
+    assert log[-1][5] == "published 1 change(s)"
+    settings = {r[0]: r[1] for r in shop.sheet_rows("Settings") if r[0]}
+    assert ENGLISH_STAMP.match(settings["Last publish"])
+
+
+@pytest.mark.parametrize("word, key", [
+    ("ok", STATUS_OK), ("changed", STATUS_CHANGED), ("modifié", STATUS_CHANGED),
+    (" MODIFIÉ ", STATUS_CHANGED), ("new", STATUS_NEW), ("nouveau", STATUS_NEW),
+    ("absent de la boutique en ligne", "not in the shop online"),
+    ("error: Received is empty", None), ("", None), (None, None), (12, None),
+])
+def test_a_status_word_reads_in_either_language(word, key):
+    assert status_key(word) == key
+
+
+def test_every_status_word_is_french_in_a_french_workbook():
+    for key in (STATUS_OK, STATUS_CHANGED, STATUS_NEW, "not in the shop online"):
+        assert status_text(key, i18n.ENGLISH) == key
+        assert status_key(status_text(key, i18n.FRENCH)) == key
+    assert status_text(STATUS_CHANGED, i18n.FRENCH) == "modifié"
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_the_templates_do_not_flag_a_fine_status_in_either_language(language):
+    import io
+
+    from openpyxl import load_workbook
+
+    from xlstock.workbook.template import workbook_bytes
+    stock = load_workbook(io.BytesIO(workbook_bytes(language=language)))["Stock"]
+    formulas = [f for rules in stock.conditional_formatting for rule in rules.rules
+                for f in rule.formula if "<>\"ok\"" in f]
+    assert len(formulas) == 1
+    for word in ("ok", "changed", "new", "modifié", "nouveau"):
+        assert f'<>"{word}"' in formulas[0]
