@@ -145,3 +145,29 @@ def test_the_templates_do_not_flag_a_fine_status_in_either_language(language):
     assert len(formulas) == 1
     for word in ("ok", "changed", "new", "modifié", "nouveau"):
         assert f'<>"{word}"' in formulas[0]
+
+
+@pytest.mark.parametrize("stored, english, french", [
+    ("2026-12-06T10:05:00Z", "2026-12-06 10:05", "06/12/2026 10:05"),  # the service's
+    ("2026-12-06 10:05:00", "2026-12-06 10:05", "06/12/2026 10:05"),  # the workbook's state
+    ("not a date", "not a date", "not a date"),  # a damaged state: shown, never a crash
+])
+def test_a_stored_stamp_in_a_message_is_written_the_languages_way(stored, english, french):
+    from xlstock.actions import _stamp_of
+
+    said = i18n._("publish {key} was undone already, at {when:dt}; nothing was sent",
+                  key="k1", when=_stamp_of(stored))
+    assert said.render("en") == f"publish k1 was undone already, at {english}; nothing was sent"
+    assert said.render("fr") == \
+        f"la publication k1 a déjà été annulée, le {french} ; rien n'a été envoyé"
+
+
+def test_the_how_to_sheet_comes_from_the_catalogue_line_for_line():
+    from xlstock.workbook.template import HOWTO_LINES, howto_lines
+
+    french = howto_lines("fr")
+    assert [kind for _, kind in french] == [kind for _, kind in HOWTO_LINES]
+    assert french[0][0] == "Tenir le stock de votre boutique dans ce classeur"
+    assert all(bool(fr) == bool(en) and (not en or fr != en)
+               for (fr, _), (en, _) in zip(french, HOWTO_LINES, strict=True))
+    assert howto_lines("en") == HOWTO_LINES

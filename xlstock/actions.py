@@ -197,6 +197,25 @@ def _stamp(language: str) -> str:
     return _dt.datetime.now().astimezone().strftime(_STAMPS.get(language, "%Y-%m-%d %H:%M:%S"))
 
 
+class _Unreadable:
+    """A stamp that is no date (a damaged state, an odd service): shown as it is."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __format__(self, spec: str) -> str:
+        return self.text
+
+
+def _stamp_of(value: Any) -> Any:
+    """A stored stamp (``2026-12-06 10:05:00``, ``2026-12-06T10:05:00Z``) as a date and
+    time, which a message shows the language's way (``{when:dt}``)."""
+    try:
+        return _dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return _Unreadable(str(value))
+
+
 _LOG_ACTIONS = (N_("sync"), N_("preview"), N_("publish"), N_("undo"), N_("validate"),
                 N_("publish (recovered)"), N_("undo (recovered)"), N_("undo (online)"))
 """The Log's Action words (by their English keys), written in the workbook's language."""
@@ -1392,8 +1411,9 @@ def _refuse_undone_online(session: _WorkbookSession, service: StockServiceClient
     _mark_undone(session, str(target["key"]), str(undone_at),
                  str(getattr(outcome, "undone_by", None) or "the account pages"))
     session.book.save()
-    raise UsageError(_("publish {key} was undone already, at {when}, on the stock service's "
-                       "account pages; nothing was sent", key=target["key"], when=undone_at))
+    raise UsageError(_("publish {key} was undone already, at {when:dt}, on the stock "
+                       "service's account pages; nothing was sent", key=target["key"],
+                       when=_stamp_of(undone_at)))
 
 
 def _mark_undone(session: _WorkbookSession, key: str, at: str, by: str) -> bool:
@@ -1405,8 +1425,8 @@ def _mark_undone(session: _WorkbookSession, key: str, at: str, by: str) -> bool:
             session.state["publishes"] = publishes
             session.save_state()
             session.log("undo (online)", len(publish.get("items") or {}), "",
-                        _("publish {key} was undone on the stock service at {when}", key=key,
-                          when=at))
+                        _("publish {key} was undone on the stock service at {when:dt}", key=key,
+                          when=_stamp_of(at)))
             return True
     return False
 
@@ -1442,8 +1462,8 @@ def _publish_to_undo(session: _WorkbookSession, key: str | None) -> dict[str, An
         if entry.get("undo_of"):
             raise UsageError(_(
                 "the last publish from this workbook was itself an undo (of publish "
-                "{undone}, at {when}); to undo that undo, name it: xlstock undo BOOK "
-                "--publish {key}", undone=entry["undo_of"], when=entry.get("at"),
+                "{undone}, at {when:dt}); to undo that undo, name it: xlstock undo BOOK "
+                "--publish {key}", undone=entry["undo_of"], when=_stamp_of(entry.get("at")),
                 key=entry["key"]))
     else:
         matches = [p for p in publishes if str(p.get("key", "")).startswith(key)]
@@ -1455,8 +1475,8 @@ def _publish_to_undo(session: _WorkbookSession, key: str | None) -> dict[str, An
                   "key; xlstock history lists them", key=key))
         entry = matches[0]
     if entry.get("undone_at"):
-        raise UsageError(_("publish {key} was undone already, at {when}; nothing was sent",
-                           key=entry["key"], when=entry["undone_at"]))
+        raise UsageError(_("publish {key} was undone already, at {when:dt}; nothing was sent",
+                           key=entry["key"], when=_stamp_of(entry["undone_at"])))
     return entry
 
 
@@ -1507,7 +1527,7 @@ def undo(
     sending = [r for r in rows if r.line is not None]
     added = sum(r.change for r in sending if r.change > 0)
     removed = -sum(r.change for r in sending if r.change < 0)
-    what = dict(key=target["key"], when=target.get("at"), count=len(sending),
+    what = dict(key=target["key"], when=_stamp_of(target.get("at")), count=len(sending),
                 units=units_moved(added, removed))
     row_of = {sku: session.table.sheet_row(i) for i, sku in enumerate(session.skus()) if sku}
     problems = [RowProblem(row_of.get(r.sku), r.sku, r.problem) for r in refused]
@@ -1515,7 +1535,7 @@ def undo(
         blocked = SheetError(_("{count:n} row(s) cannot be undone; undo sends the others "
                                "only with --partial", count=len(refused)), problems,
                              in_status=False)
-        return Report("undo", _("Preview of the undo of publish {key} (made {when}): "
+        return Report("undo", _("Preview of the undo of publish {key} (made {when:dt}): "
                                 "{count:n} row(s), {units}; nothing was sent.", **what),
                       lines, table,
                       error=blocked if refused else None)
@@ -1528,7 +1548,7 @@ def undo(
     if not sending:
         return Report("undo", _("Nothing to undo in publish {key}: its rows are back where "
                                 "they were.", key=target["key"]), lines, table)
-    if confirm is not None and not confirm(_("Send the undo of publish {key} (made {when}): "
+    if confirm is not None and not confirm(_("Send the undo of publish {key} (made {when:dt}): "
                                              "{count:n} row(s), {units}?", **what)):
         return Report("undo", _("Undo cancelled; nothing was sent."), lines, table)
     try:
@@ -1557,7 +1577,7 @@ def undo(
         book.save()
     except WorkbookError as not_saved:
         raise _published_not_recorded(session, not_saved) from not_saved
-    return Report("undo", _("Sent the undo of publish {key} (made {when}): {count:n} row(s), "
+    return Report("undo", _("Sent the undo of publish {key} (made {when:dt}): {count:n} row(s), "
                             "{units}.", **what), lines, table)
 
 
