@@ -13,6 +13,18 @@ from support.shopkit import Shop
 from xlstock import i18n
 from xlstock.planner import STATUS_CHANGED, STATUS_NEW, STATUS_OK, status_key, status_text
 
+ENGLISH_WORDS = {"the", "is", "not", "row", "rows", "shop", "online", "sent", "nothing",
+                 "error", "check", "changed", "new", "published", "sync", "publish",
+                 "failed", "units", "and", "of", "kept", "level", "type", "need", "fixing"}
+"""Words of xlstock's English messages that no French one has."""
+
+
+def english_in(text: object) -> set[str]:
+    """The English words of ``text`` (SKUs, numbers and addresses aside)."""
+    words = re.sub(r"https?://\S+", "", str(text or "")).lower()
+    return set(re.findall(r"[a-z]+", words)) & ENGLISH_WORDS
+
+
 FRENCH_STAMP = re.compile(r"^\d\d/\d\d/\d{4} \d\d:\d\d:\d\d$")
 ENGLISH_STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 
@@ -38,6 +50,16 @@ class MachineShop(Shop):
         for row in range(2, ws.max_row + 1):
             if ws.cell(row, 1).value == sku:
                 ws.cell(row, column).value = value
+        wb.save(self.workbook)
+
+    def add_row(self, sku: str, header: str, value: object) -> None:
+        """A row the merchant adds at the bottom: ``sku`` and one value."""
+        wb = openpyxl.load_workbook(self.workbook)
+        ws = wb["Stock"]
+        column = {c.value: c.column for c in ws[1] if c.value}[header]
+        row = ws.max_row + 1
+        ws.cell(row, 1).value = sku
+        ws.cell(row, column).value = value
         wb.save(self.workbook)
 
     def column(self, header: str) -> dict[str, object]:
@@ -78,7 +100,21 @@ def test_a_french_workbook_on_an_english_machine_gets_french_status_and_log(
     shop.run("publish", str(shop.workbook))
     assert shop.live()["A-1"] == 15 and shop.live()["B-2"] == 1
 
-    log = shop.sheet_rows("Journal")
+    shop.add_row("ZZ-9", "Reçu", 1)  # a SKU the shop does not have, with an edit
+    shop.run("publish", str(shop.workbook), expect=None)
+    assert shop.column("Statut")["ZZ-9"] == (
+        "erreur : SKU absent de la boutique en ligne ; vérifiez l'orthographe, ou ajoutez "
+        "d'abord le produit à la boutique")
+    shop.type_in("ZZ-9", "Reçu", None)
+    shop.sell(A_1=1)
+    shop.run("sync", str(shop.workbook))
+    assert shop.column("Statut")["ZZ-9"].startswith(
+        "absent de la boutique en ligne (ligne gardée) ; vérifiez l'orthographe")
+    shown = [*shop.column("Statut").values(),
+             *(cell for row in shop.sheet_rows("Journal") for cell in row[1:2] + row[5:])]
+    assert not set().union(*map(english_in, shown)), shown
+
+    log = shop.sheet_rows("Journal")[:5]
     assert log[0][0] == "Quand"
     assert [r[1] for r in log[1:]] == ["synchronisation", "synchronisation", "publication",
                                        "publication"]
@@ -88,11 +124,10 @@ def test_a_french_workbook_on_an_english_machine_gets_french_status_and_log(
     settings = {r[0]: r[1] for r in shop.sheet_rows("Paramètres") if r[0]}
     assert FRENCH_STAMP.match(settings["Dernière publication"])
 
-    # Sync reads the French words back: "modifié" on a row with no edit left reads as
-    # "ok".
-    shop.sell(C_3=1)
-    shop.run("sync", str(shop.workbook))
-    assert set(shop.column("Statut").values()) == {"ok"}
+    # The Sync after the publish read the French words back: "modifié" on a row with no
+    # edit left reads as "ok".
+    status = shop.column("Statut")
+    assert status["A-1"] == status["B-2"] == status["C-3"] == "ok"
 
 
 def test_an_english_workbook_on_a_french_machine_gets_english_status_and_log(
