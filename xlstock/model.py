@@ -324,26 +324,27 @@ def _normalise_shop_url(url: str) -> str:
     text = (url or "").strip()
     shown = text[:200].encode("utf-8", "backslashreplace").decode("utf-8")
     if len(text) > MAX_URL_LENGTH:
-        raise ValueProblem(
-            f"shop URL {shown!r}... is {len(text):,} characters long; the limit is "
-            f"{MAX_URL_LENGTH:,}"
-        )
+        raise ValueProblem(_(
+            "shop URL {url}... is {length:n} characters long; the limit is {limit:n}",
+            url=repr(shown), length=len(text), limit=MAX_URL_LENGTH
+        ))
     try:
         parts, port = split_web_address(text)
     except ValueError as exc:  # a port out of range, a broken [IPv6] host
-        raise ValueProblem(
-            f"shop URL {shown!r} is not a valid web address ({exc}); write it like "
-            "https://shop.example"
-        ) from exc
+        raise ValueProblem(_(
+            "shop URL {url} is not a valid web address ({problem}); write it like "
+            "https://shop.example", url=repr(shown), problem=str(exc)
+        )) from exc
     if not is_web_address(parts):
-        raise ValueProblem(
-            f"shop URL {shown!r} is not a web address; write it like https://shop.example"
-        )
+        raise ValueProblem(_(
+            "shop URL {url} is not a web address; write it like https://shop.example",
+            url=repr(shown)
+        ))
     if has_control_characters(text) or _SPACE.search(text):
-        raise ValueProblem(
-            f"shop URL {shown!r} holds spaces or control characters; write it like "
-            "https://shop.example"
-        )
+        raise ValueProblem(_(
+            "shop URL {url} holds spaces or control characters; write it like "
+            "https://shop.example", url=repr(shown)
+        ))
     return join_web_address(parts, port, keep_default_port=False)
 
 
