@@ -206,3 +206,10 @@ def test_the_how_to_sheet_comes_from_the_catalogue_line_for_line():
     assert all(bool(fr) == bool(en) and (not en or fr != en)
                for (fr, _), (en, _) in zip(french, HOWTO_LINES, strict=True))
     assert howto_lines("en") == HOWTO_LINES
+
+
+@pytest.mark.parametrize("count", [0, 7, -5, 999, 1000, -1234, 100_000, 1_000_000_000, -10**15])
+def test_an_english_whole_number_is_babels_without_loading_babel(count):
+    from babel.numbers import format_decimal
+
+    assert i18n.number(count, "en") == format_decimal(count, locale="en")
