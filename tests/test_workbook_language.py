@@ -213,3 +213,15 @@ def test_an_english_whole_number_is_babels_without_loading_babel(count):
     from babel.numbers import format_decimal
 
     assert i18n.number(count, "en") == format_decimal(count, locale="en")
+
+
+def test_a_second_sync_of_a_french_workbook_knows_nothing_changed(stock_service, tmp_path):
+    """Sync remembers a hash of what it wrote (Status included, in French) and asks the
+    shop for the levels only if they changed: the words it wrote must be the ones it
+    hashed, or every Sync reads the whole shop again."""
+    shop = MachineShop(stock_service, tmp_path, machine="en", workbook_language="fr")
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    said = shop.run("sync", str(shop.workbook)).output
+    assert "Nothing changed in" in said and "the sheet already has the live levels" in said
+    assert set(shop.column("Statut").values()) == {"nouveau"}

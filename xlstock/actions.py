@@ -330,13 +330,25 @@ class _WorkbookSession:
         if header == layout.SKU:
             self._skus = None
 
-    def in_language(self, statuses: Sequence[Any]) -> list[Any]:
+    def in_language(self, statuses: Sequence[Any]) -> Sequence[Any]:
         """Status values as the workbook writes them: a Status key (``changed``) and a
-        message in the workbook's language; any other value as it is."""
+        message in the workbook's language; any other value as it is. ``statuses``
+        itself when that changes nothing (no copy of 100,000 rows)."""
         words, language = status_words(self.language), self.language
-        return [words.get(value, value) if type(value) is str else
-                value.render(language) if isinstance(value, i18n.Message) else value
-                for value in statuses]
+        written: list[Any] | None = None
+        for index, value in enumerate(statuses):
+            if type(value) is str:
+                word = words.get(value, value)
+                if word == value:
+                    continue
+            elif isinstance(value, i18n.Message):
+                word = value.render(language)
+            else:
+                continue
+            if written is None:
+                written = list(statuses)
+            written[index] = word
+        return statuses if written is None else written
 
     def stamp(self) -> str:
         """Now, as this workbook's Log and Settings show it."""
@@ -892,18 +904,18 @@ def _apply_sync(
     product.extend(clean_texts([item.name for item in added]))
     variant.extend(clean_texts([item.variant for item in added]))
     status.extend(STATUS_NEW for _item in added)
-    status = session.in_language(status)
+    shown = session.in_language(status)  # the fingerprint is of the words written
     session.write(layout.SKU, new_skus, first=n)
     session.write(layout.PRODUCT, product)
     session.write(layout.VARIANT, variant)
     session.write(layout.ONLINE, online)
     session.write(layout.CHANGE, [None] * len(online))
-    session.write(layout.STATUS, status)
+    session.write(layout.STATUS, shown)
     if snapshot.low_at:
         _fill_low_at(session, snapshot.low_at)
     session.state.update(
         base={sku: item.qty for sku, item in live.items()}, version=snapshot.version,
-        synced=snapshot.version, synced_sheet=_sheet_fingerprint(skus + new_skus, online, status),
+        synced=snapshot.version, synced_sheet=_sheet_fingerprint(skus + new_skus, online, shown),
     )
     session.save_state()
     layout.write_settings(session.book, session.settings, {
