@@ -53,9 +53,22 @@ def _status_keys() -> dict[str, str]:
             for key, word in status_words(language).items()}
 
 
+_EXACT: dict[Any, str | None] = {}
+"""The words as xlstock writes them (and a blank), for the usual cell: one lookup."""
+
+
 def status_key(value: Any) -> str | None:
     """The Status key of a cell's word in any language (``modifié`` and ``changed`` ->
-    ``changed``); ``None`` for anything else (an error, a note, a blank)."""
+    ``changed``, case and spaces aside); ``None`` for anything else (an error, a note,
+    a blank). Called for every row of a Sync: the usual cell costs one lookup."""
+    if not _EXACT:
+        _EXACT.update({None: None, "": None})
+        _EXACT.update({word: key for language in i18n.LANGUAGES
+                       for key, word in status_words(language).items()})
+    try:
+        return _EXACT[value]
+    except (KeyError, TypeError):
+        pass
     if not isinstance(value, str):
         return None
     return _status_keys().get(value.strip().casefold())
