@@ -225,3 +225,58 @@ def test_a_second_sync_of_a_french_workbook_knows_nothing_changed(stock_service,
     said = shop.run("sync", str(shop.workbook)).output
     assert "Nothing changed in" in said and "the sheet already has the live levels" in said
     assert set(shop.column("Statut").values()) == {"nouveau"}
+
+
+def test_on_a_french_machine_what_the_actions_say_has_no_english_word(monkeypatch):
+    """Issue 20, point 3, the actions' half: with LANG=fr_FR.UTF-8 (and no XLSTOCK_LANG)
+    every summary, line, table note and error of sync, preview, publish, validate and
+    undo is French (the command line prints these as they are)."""
+    from support.memory_book import FakeStockService, MemoryBook
+
+    from xlstock import actions
+    from xlstock.errors import XlstockError
+    from xlstock.workbook.layout import NEW_LEVEL, RECEIVED, SKU, STOCK_HEADERS
+
+    monkeypatch.delenv("XLSTOCK_LANG", raising=False)
+    monkeypatch.setenv("LANG", "fr_FR.UTF-8")
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    said: list[object] = []
+
+    def heard(report: actions.Report) -> None:
+        said.extend([report.summary, *report.lines, *(row[4] for row in report.table)])
+        if report.error is not None:
+            said.append(str(report.error))
+
+    column = {header: number for number, header in enumerate(STOCK_HEADERS, start=1)}
+    book = MemoryBook.stock([["GONE-1"]])
+    service = FakeStockService({"A-1": 5, "B-2": 1, "C-3": 1200})
+
+    def type_in(sku: str, header: str, value: object) -> None:
+        book.set("Stock", book.column(SKU).index(sku) + 2, column[header], value)
+
+    heard(actions.sync(book, service))
+    type_in("A-1", RECEIVED, "beaucoup")
+    type_in("B-2", RECEIVED, 1)
+    type_in("B-2", NEW_LEVEL, 2)
+    type_in("GONE-1", RECEIVED, 3)
+    heard(actions.validate(book))
+    heard(actions.preview(book, service))
+    try:
+        actions.publish(book, service)
+    except XlstockError as refused:
+        said.append(str(refused))
+    type_in("A-1", RECEIVED, 1500)
+    type_in("B-2", RECEIVED, None)
+    type_in("C-3", NEW_LEVEL, 1000)
+    type_in("GONE-1", RECEIVED, None)
+    heard(actions.preview(book, service))
+    heard(actions.publish(book, service))
+    heard(actions.validate(book))
+    heard(actions.undo(book, service, preview=True))
+    heard(actions.undo(book, service))
+    assert len(said) > 15
+    english = {str(text): english_in(text) for text in said if english_in(text)}
+    assert not english, english
+    assert "+1\u202f500 reçu(s)" in said and "compté 1\u202f000" in said  # numbers the French way
+    assert any("+1\u202f501 / -200 unités" in str(text) for text in said)

@@ -437,8 +437,8 @@ def _plan_row(row: SheetRow, b: int | None, r: int, policy: str,
                 _("Received {received} would leave {target} in stock (online now {online}); "
                   "correct Received", received=row.received, target=target, online=r),
             )
-        note: str = (_("+{count} received", count=row.received) if row.received >= 0 else
-                _("{count} removed", count=row.received))
+        note: str = (_("+{count:n} received", count=row.received) if row.received >= 0 else
+                _("{count:n} removed", count=row.received))
     elif row.new_level is not None:
         if b is None:
             return RowProblem(
@@ -455,8 +455,8 @@ def _plan_row(row: SheetRow, b: int | None, r: int, policy: str,
             )
         else:
             target = row.new_level + (r - b)
-            note = (_("counted {level}, {sold}", level=row.new_level, sold=sold) if sold
-                    else _("counted {level}", level=row.new_level))
+            note = (_("counted {level:n}, {sold}", level=row.new_level, sold=sold) if sold
+                    else _("counted {level:n}", level=row.new_level))
             if b_from_online:
                 note = _("{note} (planned from Online {synced}: xlstock's memory of the last "
                          "Sync is gone)", note=note, synced=b)
@@ -479,8 +479,8 @@ def _plan_row(row: SheetRow, b: int | None, r: int, policy: str,
 
 def _online_move(b: int, r: int) -> str:
     if r < b:
-        return _("less {count} sold online since Sync", count=b - r)
-    return _("plus {count} added online since Sync", count=r - b)
+        return _("less {count:n} sold online since Sync", count=b - r)
+    return _("plus {count:n} added online since Sync", count=r - b)
 
 
 @dataclass(frozen=True)
