@@ -137,13 +137,18 @@ def test_an_english_workbook_on_a_french_machine_gets_english_status_and_log(
     said = shop.run("sync", str(shop.workbook)).output
     assert "4 SKU synchronisé(s) depuis" in said
     assert set(shop.column("Status").values()) == {"new"}
+    shop.type_in("A-1", "Received", "lots")
+    failed = shop.run("publish", str(shop.workbook), expect=None)
+    assert failed.exit_code != 0 and "Reçu 'lots' n'est pas un nombre entier" in failed.output
+    assert shop.column("Status")["A-1"] == "error: Received 'lots' is not a whole number; type one"
+    assert shop.sheet_rows("Log")[-1][5].startswith("failed: 1 row(s) of sheet Stock need fixing")
     shop.type_in("A-1", "Received", 1200)
     said = shop.run("publish", str(shop.workbook)).output
     assert "1 modification(s) publiée(s) vers" in said and "+1\u202f200 unités" in said
     status = shop.column("Status")
     assert status["A-1"] == "changed" and status["B-2"] == "ok"
     log = shop.sheet_rows("Log")
-    assert [r[1] for r in log[1:]] == ["sync", "publish"]
+    assert [r[1] for r in log[1:]] == ["sync", "publish", "publish"]
     assert all(ENGLISH_STAMP.match(r[0]) for r in log[1:])
     assert log[-1][5] == "published 1 change(s)"
     settings = {r[0]: r[1] for r in shop.sheet_rows("Settings") if r[0]}
