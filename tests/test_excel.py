@@ -168,6 +168,38 @@ def test_publish_asks_with_a_summary_then_publishes(desk: Desk) -> None:
     assert (stock["B-2"]["Online"], stock["B-2"]["New level"]) == (5, None)
 
 
+def test_the_buttons_speak_the_machines_language_and_write_the_workbooks(
+        desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20: on a French machine the status bar, the questions and the message boxes
+    are French; the (English) workbook still gets English Status words."""
+    monkeypatch.setenv("XLSTOCK_LANG", "fr")
+    desk.press(excel.sync)
+    progress = [v for k, v in desk.app.history if k == "status_bar" and isinstance(v, str)]
+    assert progress[0] == "xlstock Synchroniser : démarrage"
+    assert progress[-1] == "xlstock Synchroniser : Synchronisation terminée (100 %)"
+    alert = desk.last_alert()
+    assert alert.title == "xlstock : Synchroniser"
+    assert alert.prompt.startswith("3 SKU synchronisé(s) depuis")
+    desk.type_in("A-1", "Received", 1500)
+    desk.press(excel.publish, "yes")
+    question, outcome = desk.alerts[-2:]
+    assert question.title == "xlstock : Publier"
+    assert question.prompt.startswith("Publier les nouveaux niveaux de stock vers")
+    assert "1 ligne(s) changent : 1\u202f500 unité(s) ajoutée(s), 0 retirée(s)." in \
+        question.prompt
+    assert outcome.prompt.startswith("1 modification(s) publiée(s) vers")
+    assert desk.stock()["A-1"]["Status"] == "changed"
+    assert desk.stock()["B-2"]["Status"] == "ok"
+
+
+def test_a_message_for_the_command_line_says_press_the_button_in_french(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XLSTOCK_LANG", "fr")
+    assert excel.excel_words("la feuille est endommagée ; lancez `xlstock sync` pour la "
+                             "reconstruire") == \
+        "La feuille est endommagée ; appuyez sur Synchroniser pour la reconstruire"
+
+
 def test_undo_asks_then_takes_back_the_publish_keeping_the_sales(desk: Desk) -> None:
     desk.press(excel.sync)
     desk.type_in("A-1", "Received", 30)  # 3 meant

@@ -56,7 +56,7 @@ def test_the_loop_on_a_french_workbook(french):
     settings = {r[0]: r[1] for r in wb["Paramètres"].iter_rows(values_only=True) if r[0]}
     assert settings["Dernière publication"] and settings["Version en ligne"]
     journal = list(wb["Journal"].iter_rows(values_only=True))
-    assert journal[0][0] == "Quand" and [r[1] for r in journal[1:]][-1] == "publish"
+    assert journal[0][0] == "Quand" and [r[1] for r in journal[1:]][-1] == "publication"
 
 
 @pytest.mark.parametrize("typed", ["Nouveau niveau", "nouveau  niveau", "NOUVEAU NIVEAU",

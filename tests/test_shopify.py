@@ -300,7 +300,7 @@ def test_a_throttled_sync_of_30000_variants_is_paced_by_the_bucket(tmp_path):
                                      clock=lambda: now[0], bulk_above=10**9)
         with XlsxFile.open(path) as book:
             report = actions.sync(book, connector)
-        assert "Synced 30000 SKU(s)" in report.summary
+        assert "Synced 30,000 SKU(s)" in report.summary
         throttled = [c for c in store.calls if c.throttled]
         assert connector.waited > 0 and len(throttled) <= 1
         assert store.levels()["V-29999"] == 29999 % 7

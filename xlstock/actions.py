@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
-from xlstock import failpoints
+from xlstock import failpoints, i18n
 from xlstock.cells import Formula
 from xlstock.errors import (
     ConflictError,
@@ -33,6 +33,7 @@ from xlstock.errors import (
     WorkbookError,
     XlstockError,
 )
+from xlstock.i18n import N_, _
 from xlstock.model import (
     Snapshot,
     StockItem,
@@ -44,6 +45,7 @@ from xlstock.model import (
 )
 from xlstock.planner import (
     STATUS_CHANGED,
+    STATUS_NEW,
     STATUS_NOT_ONLINE,
     STATUS_OK,
     STRICT,
@@ -54,6 +56,8 @@ from xlstock.planner import (
     parse_columns,
     plan_publish,
     plan_undo,
+    status_key,
+    status_words,
 )
 from xlstock.stockfile import dumps
 from xlstock.workbook import journal, layout
@@ -143,23 +147,28 @@ class PublishSummary:
     online_sales: int
 
     def text(self) -> str:
-        lines = [
-            f"Publish new stock levels to {self.shop}?",
-            f"{self.rows} row(s) change: {self.units_added} unit(s) added, "
-            f"{self.units_removed} removed.",
-        ]
+        """The question, in the current language (a :class:`~xlstock.i18n.Message`)."""
         if self.online_sales:
-            lines.append(
-                f"{self.online_sales} unit(s) sold online since your last Sync are taken "
-                "into account."
-            )
-        return "\n".join(lines)
+            return _("Publish new stock levels to {shop}?\n"
+                     "{rows:n} row(s) change: {added:n} unit(s) added, {removed:n} removed.\n"
+                     "{sold:n} unit(s) sold online since your last Sync are taken into "
+                     "account.", shop=self.shop, rows=self.rows, added=self.units_added,
+                     removed=self.units_removed, sold=self.online_sales)
+        return _("Publish new stock levels to {shop}?\n"
+                 "{rows:n} row(s) change: {added:n} unit(s) added, {removed:n} removed.",
+                 shop=self.shop, rows=self.rows, added=self.units_added,
+                 removed=self.units_removed)
 
 
 def units_moved(added: int, removed: int) -> str:
     """``+12 / -6 units``; a side that is zero is left out (``+3 units``, not ``+3 / -0``)."""
-    parts = ([f"+{added}"] if added else []) + ([f"-{removed}"] if removed else [])
-    return " / ".join(parts or ["0"]) + " units"
+    if added and removed:
+        return _("+{added:n} / -{removed:n} units", added=added, removed=removed)
+    if added:
+        return _("+{added:n} units", added=added)
+    if removed:
+        return _("-{removed:n} units", removed=removed)
+    return _("0 units")
 
 
 def shown_version(version: Any) -> str:
@@ -175,7 +184,41 @@ def _noop(message: str, fraction: float | None) -> None:
 
 
 def _now() -> str:
+    """Now, as the hidden state keeps it (and ``xlstock history`` shows it)."""
     return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+_STAMPS = {i18n.FRENCH: "%d/%m/%Y %H:%M:%S"}
+
+
+def _stamp(language: str) -> str:
+    """Now, as a workbook of ``language`` shows it in the Log and Settings:
+    ``2026-12-06 10:05:00``; ``06/12/2026 10:05:00`` in French."""
+    return _dt.datetime.now().astimezone().strftime(_STAMPS.get(language, "%Y-%m-%d %H:%M:%S"))
+
+
+class _Unreadable:
+    """A stamp that is no date (a damaged state, an odd service): shown as it is."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __format__(self, spec: str) -> str:
+        return self.text
+
+
+def _stamp_of(value: Any) -> Any:
+    """A stored stamp (``2026-12-06 10:05:00``, ``2026-12-06T10:05:00Z``) as a date and
+    time, which a message shows the language's way (``{when:dt}``)."""
+    try:
+        return _dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return _Unreadable(str(value))
+
+
+_LOG_ACTIONS = (N_("sync"), N_("preview"), N_("publish"), N_("undo"), N_("validate"),
+                N_("publish (recovered)"), N_("undo (recovered)"), N_("undo (online)"))
+"""The Log's Action words (by their English keys), written in the workbook's language."""
 
 
 def service_for(settings: layout.Settings) -> HttpStockServiceClient:
@@ -194,11 +237,11 @@ def service_for(settings: layout.Settings) -> HttpStockServiceClient:
 def _require_shop(settings: layout.Settings) -> None:
     if not settings.shop_url:
         row = settings.rows.get(layout.SETTING_SHOP)
-        where = f"{settings.sheet}!B{row}" if row else f"sheet {settings.sheet}"
-        raise UsageError(
-            f"{where}: Shop URL is empty; write your shop's address as registered with the "
-            "stock service (e.g. https://shop.example)"
-        )
+        where = f"{settings.sheet}!B{row}" if row else _("sheet {sheet}", sheet=settings.sheet)
+        raise UsageError(_(
+            "{where}: Shop URL is empty; write your shop's address as registered with the "
+            "stock service (e.g. https://shop.example)", where=where
+        ))
 
 
 # --- reading the sheet -------------------------------------------------------------
@@ -228,6 +271,9 @@ class _WorkbookSession:
     table: layout.StockTable
     settings: layout.Settings
     state: dict[str, Any]
+    language: str = i18n.ENGLISH
+    """The workbook's language: what xlstock writes in it (Status, Log, Settings) is in
+    it, whatever the machine's."""
     _skus: list[str | None] | None = field(default=None, repr=False)
     _log: layout.Log | None = field(default=None, repr=False)
     recorded_part: int = 0
@@ -251,7 +297,7 @@ class _WorkbookSession:
         state = layout.read_state(book)
         if state.get("shop") not in (None, settings.shop_url):
             state = {}  # the workbook now points at another shop: its memory is void
-        return cls(book, table, settings, state)
+        return cls(book, table, settings, state, layout.language_of(book))
 
     def parsed_rows(self) -> tuple[list[SheetRow], list[RowProblem]]:
         """Every data row's SKU and edits, checked (:func:`parse_columns`)."""
@@ -277,10 +323,36 @@ class _WorkbookSession:
         return self.table.column(header)
 
     def write(self, header: str, values: Sequence[Any], first: int = 0) -> None:
+        if header == layout.STATUS:
+            values = self.in_language(values)
         layout.ensure_columns(self.book, self.table, [header])
         layout.write_column(self.book, self.table, header, values, first=first)
         if header == layout.SKU:
             self._skus = None
+
+    def in_language(self, statuses: Sequence[Any]) -> Sequence[Any]:
+        """Status values as the workbook writes them: a Status key (``changed``) and a
+        message in the workbook's language; any other value as it is. ``statuses``
+        itself when that changes nothing (no copy of 100,000 rows)."""
+        words, language = status_words(self.language), self.language
+        written: list[Any] | None = None
+        for index, value in enumerate(statuses):
+            if type(value) is str:
+                word = words.get(value, value)
+                if word == value:
+                    continue
+            elif isinstance(value, i18n.Message):
+                word = value.render(language)
+            else:
+                continue
+            if written is None:
+                written = list(statuses)
+            written[index] = word
+        return statuses if written is None else written
+
+    def stamp(self) -> str:
+        """Now, as this workbook's Log and Settings show it."""
+        return _stamp(self.language)
 
     def write_statuses(self, by_row: Mapping[int, str]) -> None:
         self.write(
@@ -289,11 +361,15 @@ class _WorkbookSession:
         )
 
     def log(self, action: str, rows: int | str, units: int | str, result: str) -> None:
+        """A Log row, in the workbook's language (``action`` is a key of
+        :data:`_LOG_ACTIONS`, ``result`` a message)."""
         version = self.state.get("version") or self.settings.values.get(layout.SETTING_VERSION)
         if self._log is None:
             self._log = layout.read_log(self.book)
+        language = self.language
         layout.append_log(self.book, self._log,
-                          [_now(), action, shown_version(version), rows, units, result])
+                          [_stamp(language), i18n.translate(action, language),
+                           shown_version(version), rows, units, i18n.render(result, language)])
 
     def save_state(self) -> None:
         self.state["shop"] = self.settings.shop_url
@@ -307,7 +383,8 @@ def _fail(
     try:
         if statuses:
             session.write_statuses(statuses)
-        session.log(action, "", "", "failed: " + error.message.splitlines()[0][:300])
+        said = i18n.render(error.message, session.language).splitlines()[0][:300]
+        session.log(action, "", "", _("failed: {error}", error=said))
         session.book.save()
     except XlstockError:
         pass  # the original error is what the merchant needs to see
@@ -317,7 +394,7 @@ def _problem_statuses(problems: Sequence[RowProblem]) -> dict[int, str]:
     statuses: dict[int, str] = {}
     for problem in problems:
         if problem.row is not None:
-            statuses[problem.row] = "error: " + problem.message
+            statuses[problem.row] = _("error: {problem}", problem=problem.message)
     return statuses
 
 
@@ -341,16 +418,16 @@ def _settle_pending(
     pending = session.state.get("pending")
     if not pending:
         return ""
-    progress("Checking an interrupted publish with the shop", None)
+    progress(_("Checking an interrupted publish with the shop"), None)
     outcome = service.publish_outcome(pending["key"])
     resent = outcome is None
     if outcome is None:
         if not may_send:
             if not getattr(service, "outcome_known", True):
-                return ("A publish was interrupted; Publish will finish it (the shop "
-                        "applies each of its calls once, nothing is counted twice).")
-            return ("An interrupted publish has not reached the shop yet; Publish will "
-                    "finish it (nothing is counted twice).")
+                return _("A publish was interrupted; Publish will finish it (the shop "
+                         "applies each of its calls once, nothing is counted twice).")
+            return _("An interrupted publish has not reached the shop yet; Publish will "
+                     "finish it (nothing is counted twice).")
         outcome = _resend_pending(session, service, pending, progress)
     if kept:
         journal.drop(session.path, session.settings.shop_url)
@@ -358,14 +435,14 @@ def _settle_pending(
         session.state["pending"] = None
         session.save_state()
         if resent and _pending_lines(session.settings.shop_url, pending) is None:
-            return ("An interrupted publish saved by an older xlstock never reached the "
-                    "shop; it was dropped, and the sheet is planned afresh.")
+            return _("An interrupted publish saved by an older xlstock never reached the "
+                     "shop; it was dropped, and the sheet is planned afresh.")
         if session.recorded_part:
-            return (f"An interrupted publish was partly applied: {session.recorded_part} "
-                    "change(s) reached the shop once and are now recorded; the levels of the "
-                    "others moved since, so they are planned afresh.")
-        return ("An interrupted publish never reached the shop and the levels have moved "
-                "since; it was dropped, and the sheet is planned afresh.")
+            return _("An interrupted publish was partly applied: {count:n} change(s) reached "
+                     "the shop once and are now recorded; the levels of the others moved "
+                     "since, so they are planned afresh.", count=session.recorded_part)
+        return _("An interrupted publish never reached the shop and the levels have moved "
+                 "since; it was dropped, and the sheet is planned afresh.")
     # Only the rows the publish changed: the others' levels in it are as old as its plan,
     # and a Sync since may have brought newer ones.
     changed = {sku: pending["levels"][sku] for sku in pending["changes"]
@@ -383,11 +460,11 @@ def _settle_pending(
     session.log("undo (recovered)" if pending.get("undo_of") else "publish (recovered)",
                 len(pending["changes"]),
                 sum(abs(c) for c in pending["changes"].values()),
-                "finished an interrupted publish (applied once)")
+                _("finished an interrupted publish (applied once)"))
     if resent:
-        return ("An interrupted publish was finished: the shop has it once, and the workbook "
-                "now records it.")
-    return ("An interrupted publish had reached the shop; its bookkeeping is now done "
+        return _("An interrupted publish was finished: the shop has it once, and the workbook "
+                 "now records it.")
+    return _("An interrupted publish had reached the shop; its bookkeeping is now done "
             "(nothing was sent twice).")
 
 
@@ -431,7 +508,7 @@ def _resend_pending(
     lines = _pending_lines(session.settings.shop_url, pending)
     if lines is None:
         return None  # not the lines that may be on their way: never send them
-    progress("Finishing an interrupted publish", 0.1)
+    progress(_("Finishing an interrupted publish"), 0.1)
     try:
         resend = getattr(service, "resend", None)
         if resend is not None:
@@ -599,7 +676,7 @@ def _record_publish(
         online[i] = level
         change = changes.get(sku, 0)
         change_col[i] = change or None
-        status_col[i] = STATUS_CHANGED if change else "ok"
+        status_col[i] = STATUS_CHANGED if change else STATUS_OK
         if edits is None or (received[i] is None and new_level[i] is None):
             continue  # most rows: no edit to clear or to flag
         published_edit = list(edits.get(sku, (None, None)))
@@ -607,10 +684,7 @@ def _record_publish(
         if now == published_edit:
             received[i] = new_level[i] = None
         elif any(v is not None for v in now):
-            status_col[i] = (
-                f"check: published {_describe_edit(published_edit)} before this edit changed; "
-                "the edit shown was NOT sent"
-            )
+            status_col[i] = _describe_edit(published_edit)
     session.write(layout.ONLINE, online)
     session.write(layout.RECEIVED, received)
     session.write(layout.NEW_LEVEL, new_level)
@@ -624,7 +698,7 @@ def _record_publish(
     session.save_state()
     updates: dict[str, Any] = {layout.SETTING_VERSION: shown_version(version)}
     if sent:
-        updates[layout.SETTING_LAST_PUBLISH] = _now()
+        updates[layout.SETTING_LAST_PUBLISH] = session.stamp()
     layout.write_settings(session.book, session.settings, updates)
 
 
@@ -640,12 +714,16 @@ def _edit_value(value: Any) -> Any:
 
 
 def _describe_edit(edit: Sequence[Any]) -> str:
+    """The Status of a row whose edit changed while its publish was on its way."""
     received, new_level = (list(edit) + [None, None])[:2]
     if received is not None:
-        return f"Received {received}"
+        return _("check: published Received {value} before this edit changed; the edit "
+                 "shown was NOT sent", value=received)
     if new_level is not None:
-        return f"New level {new_level}"
-    return "nothing"
+        return _("check: published New level {value} before this edit changed; the edit "
+                 "shown was NOT sent", value=new_level)
+    return _("check: published nothing before this edit changed; the edit shown was NOT "
+             "sent")
 
 
 def _online_session(
@@ -671,7 +749,7 @@ def _begin_online(
     session = _online_session(book, settings)
     try:
         recovered = _settle_pending(session, service, progress, may_send=False)
-        progress("Reading the live levels", 0.2)
+        progress(_("Reading the live levels"), 0.2)
         # Asked for only if they changed since the last Sync; whether the sheet still
         # shows that Sync (a hash of three columns) is worked out only on a 304: after
         # sales online, the usual case, the answer is the levels and it is not needed.
@@ -746,19 +824,21 @@ def sync(
     if recovered:
         report.lines.insert(0, recovered)
     del snapshot  # at 100,000 SKUs tens of MB: gone before the save
-    progress("Saving the workbook", 0.9)
+    progress(_("Saving the workbook"), 0.9)
     book.save()
-    progress("Sync done", 1.0)
+    progress(_("Sync done"), 1.0)
     return report
 
 
 def _unchanged_sync(session: _WorkbookSession) -> Report:
     """The shop is still at the version of the last Sync (304): only the time of this
     Sync is recorded."""
-    layout.write_settings(session.book, session.settings, {layout.SETTING_LAST_SYNC: _now()})
+    layout.write_settings(session.book, session.settings,
+                          {layout.SETTING_LAST_SYNC: session.stamp()})
     version = shown_version(session.state.get("synced"))
-    summary = (f"Nothing changed in {session.settings.shop_url} since the last Sync (version "
-               f"{version}); the sheet already has the live levels.")
+    summary = _("Nothing changed in {shop} since the last Sync (version {version}); the "
+                "sheet already has the live levels.", shop=session.settings.shop_url,
+                version=version)
     session.log("sync", 0, 0, summary)
     return Report("sync", summary)
 
@@ -775,15 +855,15 @@ def _apply_sync(
     if not allow_mass_change and on_sheet and (
         not live or (len(vanished) >= MASS_CHANGE_MIN_ROWS and 2 * len(vanished) > len(on_sheet))
     ):
-        raise MassChangeError(
-            f"the stock service lists {len(live)} product(s) for {session.settings.shop_url}; "
-            f"{len(vanished)} of the {len(on_sheet)} SKUs on sheet Stock would be flagged as "
-            "gone (check the Shop URL setting)"
-        )
+        raise MassChangeError(_(
+            "the stock service lists {listed:n} product(s) for {shop}; {gone:n} of the "
+            "{count:n} SKUs on sheet Stock would be flagged as gone (check the Shop URL "
+            "setting)", listed=len(live), shop=session.settings.shop_url, gone=len(vanished),
+            count=len(on_sheet)))
     known = set(on_sheet)
     new_skus = [sku for sku in live if sku not in known]
     _refuse_more_rows_than_a_sheet_holds(session, len(live), len(new_skus))
-    progress("Writing the live levels into sheet Stock", 0.6)
+    progress(_("Writing the live levels into sheet Stock"), 0.6)
     layout.ensure_columns(session.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
                                                 layout.STATUS])
     online = session.column(layout.ONLINE)
@@ -804,7 +884,7 @@ def _apply_sync(
             continue
         item = live.get(sku)
         if item is None:
-            status.append(STATUS_NOT_ONLINE + " (row kept)" + hint(sku))
+            status.append(_("not in the shop online (row kept){hint}", hint=hint(sku)))
             continue
         before = online[i]
         if type(before) is not int:
@@ -815,7 +895,7 @@ def _apply_sync(
         online[i] = item.qty
         listed.append(i)
         items.append(item)
-        status.append(was[i] if was[i] in ("ok", "new") else None)
+        status.append(was[i] if status_key(was[i]) in (STATUS_OK, STATUS_NEW) else None)
     for i, name, option in zip(listed, clean_texts([item.name for item in items]),
                                clean_texts([item.variant for item in items]), strict=True):
         product[i], variant[i] = name, option
@@ -823,44 +903,50 @@ def _apply_sync(
     online.extend(item.qty for item in added)
     product.extend(clean_texts([item.name for item in added]))
     variant.extend(clean_texts([item.variant for item in added]))
-    status.extend("new" for _ in added)
+    status.extend(STATUS_NEW for _item in added)
+    shown = session.in_language(status)  # the fingerprint is of the words written
     session.write(layout.SKU, new_skus, first=n)
     session.write(layout.PRODUCT, product)
     session.write(layout.VARIANT, variant)
     session.write(layout.ONLINE, online)
     session.write(layout.CHANGE, [None] * len(online))
-    session.write(layout.STATUS, status)
+    session.write(layout.STATUS, shown)
     if snapshot.low_at:
         _fill_low_at(session, snapshot.low_at)
     session.state.update(
         base={sku: item.qty for sku, item in live.items()}, version=snapshot.version,
-        synced=snapshot.version, synced_sheet=_sheet_fingerprint(skus + new_skus, online, status),
+        synced=snapshot.version, synced_sheet=_sheet_fingerprint(skus + new_skus, online, shown),
     )
     session.save_state()
     layout.write_settings(session.book, session.settings, {
-        layout.SETTING_LAST_SYNC: _now(), layout.SETTING_VERSION: shown_version(snapshot.version),
+        layout.SETTING_LAST_SYNC: session.stamp(),
+        layout.SETTING_VERSION: shown_version(snapshot.version),
     })
     moved_rows += len(new_skus)
     moved_units += sum(live[sku].qty for sku in new_skus)
-    summary = (
-        f"Synced {len(live)} SKU(s) from {session.settings.shop_url}: "
-        f"{len(new_skus)} new, {len(vanished)} not in the shop online."
-    )
+    summary = _("Synced {count:n} SKU(s) from {shop}: {new:n} new, {gone:n} not in the shop "
+                "online.", count=len(live), shop=session.settings.shop_url,
+                new=len(new_skus), gone=len(vanished))
     session.log("sync", moved_rows, moved_units, summary)
-    lines = [f"New rows: {', '.join(new_skus[:20])}" + (" ..." if len(new_skus) > 20 else "")
-             ] if new_skus else []
+    lines: list[str] = [_("New rows: {skus}", skus=_some(new_skus))] if new_skus else []
     if vanished:
-        lines.append(f"Not in the shop online (rows kept, flagged in Status): "
-                     f"{', '.join(vanished[:20])}" + (" ..." if len(vanished) > 20 else ""))
+        lines.append(_("Not in the shop online (rows kept, flagged in Status): {skus}",
+                       skus=_some(vanished)))
     return Report("sync", summary, lines)
 
 
+def _some(skus: Sequence[str], shown: int = 20) -> str:
+    """The first ``shown`` SKUs, joined, and `` ...`` when there are more."""
+    return ", ".join(skus[:shown]) + (" ..." if len(skus) > shown else "")
+
+
 def _synced_statuses(session: _WorkbookSession) -> list[Any]:
-    """Column Status as Sync reads it: ``changed`` on a row whose Received and New
-    level are blank (a publish sent it and cleared them) reads as ``ok``."""
+    """Column Status as Sync reads it: ``changed`` (in any language) on a row whose
+    Received and New level are blank (a publish sent it and cleared them) reads as
+    ``ok``."""
     received = session.column(layout.RECEIVED)
     new_level = session.column(layout.NEW_LEVEL)
-    return [STATUS_OK if status == STATUS_CHANGED and received[i] in (None, "")
+    return [STATUS_OK if status_key(status) == STATUS_CHANGED and received[i] in (None, "")
             and new_level[i] in (None, "") else status
             for i, status in enumerate(session.column(layout.STATUS))]
 
@@ -883,8 +969,8 @@ def _list_low_stock(session: _WorkbookSession) -> str:
     summary line."""
     rows = layout.low_stock(session.table, session.settings.low_stock_at)
     layout.write_low_stock(session.book, rows)
-    return f" {len(rows)} product(s) at or below their Low at (sheet Low stock)." \
-        if rows else ""
+    return _(" {count:n} product(s) at or below their Low at (sheet Low stock).",
+             count=len(rows)) if rows else ""
 
 
 def _refuse_more_rows_than_a_sheet_holds(session: _WorkbookSession, listed: int, new: int) -> None:
@@ -893,27 +979,27 @@ def _refuse_more_rows_than_a_sheet_holds(session: _WorkbookSession, listed: int,
     before anything is written."""
     room = MAX_ROWS - 1  # the rows below the header
     if listed > room:
-        raise ServiceError(
-            f"the stock service lists {listed:,} SKUs for {session.settings.shop_url}, more "
-            f"than sheet Stock can hold: xlstock reads and writes at most {room:,} rows "
-            f"below the header (row {MAX_ROWS:,} is the last); nothing was changed"
-        )
+        raise ServiceError(_(
+            "the stock service lists {listed:n} SKUs for {shop}, more than sheet Stock can "
+            "hold: xlstock reads and writes at most {room:n} rows below the header (row "
+            "{last:n} is the last); nothing was changed", listed=listed,
+            shop=session.settings.shop_url, room=room, last=MAX_ROWS))
     rows = len(session.table.rows)
     if rows + new > room:
-        raise SheetError(
-            f"sheet Stock uses {rows:,} rows below the header and the stock service lists "
-            f"{new:,} SKUs new to it: {rows + new:,} rows, more than the {room:,} xlstock "
-            f"reads and writes (row {MAX_ROWS:,} is the last); nothing was changed. Delete "
-            "rows you no longer need (those flagged 'not in the shop online', or stray "
-            "cells far below the table) and sync again"
-        )
+        raise SheetError(_(
+            "sheet Stock uses {rows:n} rows below the header and the stock service lists "
+            "{new:n} SKUs new to it: {total:n} rows, more than the {room:n} xlstock reads "
+            "and writes (row {last:n} is the last); nothing was changed. Delete rows you no "
+            "longer need (those flagged 'not in the shop online', or stray cells far below "
+            "the table) and sync again", rows=rows, new=new, total=rows + new, room=room,
+            last=MAX_ROWS))
 
 
 def _sku_status(raw: Any) -> str | None:
     try:
         clean_sku(raw)
     except ValueProblem as exc:
-        return "error: " + str(exc)
+        return _("error: {problem}", problem=exc.message)
     return None
 
 
@@ -966,7 +1052,7 @@ def _plan_table(plan: PublishPlan) -> list[tuple[str, str, str, str, str]]:
                 "" if row.live is None else str(row.live),
                 f"{row.change:+d}" if row.change else "",
                 "" if row.target is None else str(row.target),
-                row.note or row.status,
+                row.note or _(row.status),
             ))
     return table
 
@@ -978,15 +1064,31 @@ def _plan_statuses(plan: PublishPlan) -> dict[int, str]:
     return statuses
 
 
-def _plan_error(plan: PublishPlan) -> SheetError:
+def _plan_error(plan: PublishPlan, published_part: int = 0) -> SheetError:
+    """The error of a plan with rows at fault; ``published_part``: rows a platform
+    applied before it refused the rest (the message says they are recorded)."""
     if plan.problems:
+        if published_part:
+            return SheetError(_(
+                "{count:n} row(s) of sheet Stock need fixing; the other rows were not sent; "
+                "{part:n} row(s) had been published before the shop refused the rest (the "
+                "shop takes a large publish in several calls) and are recorded",
+                count=len(plan.problems), part=published_part), plan.problems + plan.conflicts)
         return SheetError(
-            f"{len(plan.problems)} row(s) of sheet Stock need fixing; nothing was sent",
+            _("{count:n} row(s) of sheet Stock need fixing; nothing was sent",
+              count=len(plan.problems)),
             plan.problems + plan.conflicts,
         )
+    if published_part:
+        return ConflictError(_(
+            "{count:n} row(s) changed online since Sync (policy strict); the other rows were "
+            "not sent; {part:n} row(s) had been published before the shop refused the rest "
+            "(the shop takes a large publish in several calls) and are recorded. Sync and "
+            "recount, or publish with policy rebase", count=len(plan.conflicts),
+            part=published_part), plan.conflicts)
     return ConflictError(
-        f"{len(plan.conflicts)} row(s) changed online since Sync (policy strict); nothing was "
-        "sent. Sync and recount, or publish with policy rebase",
+        _("{count:n} row(s) changed online since Sync (policy strict); nothing was sent. "
+          "Sync and recount, or publish with policy rebase", count=len(plan.conflicts)),
         plan.conflicts,
     )
 
@@ -1007,8 +1109,8 @@ def preview(
     session, recovered, snapshot = _begin_online(book, service, "preview", progress,
                                                  settings=settings, names=False)
     assert snapshot is not None
-    plan, _ = _plan(session, snapshot, strict)
-    del snapshot, _  # at 100,000 SKUs tens of MB: let them go before the writes and the save
+    plan, _rows = _plan(session, snapshot, strict)
+    del snapshot, _rows  # at 100,000 SKUs tens of MB: let them go before the writes and the save
     changes = {r.row: (r.change or None) for r in plan.rows}
     session.write(layout.CHANGE, [changes.get(session.table.sheet_row(i))
                                   for i in range(len(session.table.rows))])
@@ -1017,22 +1119,24 @@ def preview(
     report = _preview_report(plan, [recovered] if recovered else [])
     report.summary += _list_low_stock(session)
     del plan
-    progress("Saving the workbook", 0.9)
+    progress(_("Saving the workbook"), 0.9)
     book.save()
-    progress("Preview done", 1.0)
+    progress(_("Preview done"), 1.0)
     return report
 
 
 def _preview_report(plan: PublishPlan, lines: list[str]) -> Report:
     if plan.ok:
-        summary = (
-            f"Publish would change {len(plan.changed)} row(s): "
-            f"{units_moved(plan.units_added, plan.units_removed)}"
-            + (f", after {plan.online_sales} unit(s) sold online since Sync." if
-               plan.online_sales else ".")
-        )
+        units = units_moved(plan.units_added, plan.units_removed)
+        if plan.online_sales:
+            summary = _("Publish would change {count:n} row(s): {units}, after {sold:n} "
+                        "unit(s) sold online since Sync.", count=len(plan.changed),
+                        units=units, sold=plan.online_sales)
+        else:
+            summary = _("Publish would change {count:n} row(s): {units}.",
+                        count=len(plan.changed), units=units)
         if not plan.changed:
-            summary = "Nothing to publish: the sheet has no edits that change a level."
+            summary = _("Nothing to publish: the sheet has no edits that change a level.")
         return Report("preview", summary, lines, _plan_table(plan))
     blocked = _plan_error(plan)
     return Report("preview", blocked.message, lines, _plan_table(plan), error=blocked)
@@ -1065,16 +1169,11 @@ def publish(
         published_part = 0  # rows a platform applied before it refused the rest
         for attempt in range(1, MAX_PUBLISH_ATTEMPTS + 1):
             if snapshot is None:
-                progress("Reading the live levels", 0.1)
+                progress(_("Reading the live levels"), 0.1)
                 snapshot = service.read_levels(names=False)
             plan, rows = _plan(session, snapshot, strict)
             if not plan.ok:
-                error, statuses = _plan_error(plan), _plan_statuses(plan)
-                if published_part:
-                    error.message = error.message.replace("nothing was sent", (
-                        f"the other rows were not sent; {published_part} row(s) had been "
-                        "published before the shop refused the rest (the shop takes a large "
-                        "publish in several calls) and are recorded"))
+                error, statuses = _plan_error(plan, published_part), _plan_statuses(plan)
                 del plan, rows, snapshot  # tens of MB at 100,000 SKUs: gone before the save
                 _fail(session, "publish", error, statuses)
                 raise error
@@ -1086,67 +1185,70 @@ def publish(
                     changes={}, edits={}, version=snapshot.version, sent=False,
                 )
                 session.write_statuses(_plan_statuses(plan))
-                session.log("publish", 0, 0, "nothing to send")
+                session.log("publish", 0, 0, _("nothing to send"))
                 book.save()
-                progress("Nothing to publish", 1.0)
-                return Report("publish", "Nothing to publish: no edit changes a level; "
-                              "nothing was sent.", lines)
+                progress(_("Nothing to publish"), 1.0)
+                return Report("publish", _("Nothing to publish: no edit changes a level; "
+                                           "nothing was sent."), lines)
             _guard_mass_publish(plan, snapshot, allow_mass_change)
             summary = PublishSummary(session.settings.shop_url, len(plan.changed),
                                      plan.units_added, plan.units_removed, plan.online_sales)
             if confirm is not None and attempt == 1 and not confirm(summary):
-                return Report("publish", "Publish cancelled; nothing was sent.", lines)
+                return Report("publish", _("Publish cancelled; nothing was sent."), lines)
             try:
                 outcome = _upload(session, service, plan, rows, progress)
             except StaleVersion as stale:
                 moved = stale.moved
                 if stale.applied:
                     published_part += len(stale.applied)
-                    lines.append(f"{len(stale.applied)} change(s) were published before the "
-                                 "shop refused the others; they are recorded.")
+                    lines.append(_("{count:n} change(s) were published before the shop "
+                                   "refused the others; they are recorded.",
+                                   count=len(stale.applied)))
                 if moved:
                     snapshot = snapshot.with_levels({**stale.applied, **moved},
                                                     stale.current_version)
-                    shown = ", ".join(sorted(moved)[:10]) + (" ..." if len(moved) > 10 else "")
-                    lines.append(f"The live levels of {len(moved)} SKU(s) moved during publish "
-                                 f"(try {attempt}): {shown}; re-planned them on their new "
-                                 "levels.")
+                    lines.append(_("The live levels of {count:n} SKU(s) moved during publish "
+                                   "(try {attempt}): {skus}; re-planned them on their new "
+                                   "levels.", count=len(moved), attempt=attempt,
+                                   skus=_some(sorted(moved), 10)))
                 else:
                     snapshot = None
-                    lines.append(f"The live levels moved during publish (try {attempt}); "
-                                 "re-planned on the new levels.")
+                    lines.append(_("The live levels moved during publish (try {attempt}); "
+                                   "re-planned on the new levels.", attempt=attempt))
                 continue
             slipped = _told_slips(session, outcome, lines)
-            session.log("publish", len(plan.changed),
-                        plan.units_added + plan.units_removed,
-                        f"published {len(plan.changed)} change(s)"
-                        + (f"; {len(slipped)} sale(s) may have been overwritten: "
-                           + "; ".join(p.message for p in slipped) if slipped else ""))
+            count, units = len(plan.changed), units_moved(plan.units_added, plan.units_removed)
+            session.log("publish", count, plan.units_added + plan.units_removed,
+                        _("published {count:n} change(s); {slips:n} sale(s) may have been "
+                          "overwritten: {what}", count=count, slips=len(slipped),
+                          what="; ".join(i18n.render(p.message, session.language)
+                                         for p in slipped))
+                        if slipped else _("published {count:n} change(s)", count=count))
             report = Report(
                 "publish",
-                f"Published {len(plan.changed)} change(s) to {session.settings.shop_url}: "
-                f"{units_moved(plan.units_added, plan.units_removed)}.",
+                _("Published {count:n} change(s) to {shop}: {units}.", count=count,
+                  shop=session.settings.shop_url, units=units),
                 lines, _plan_table(plan),
             )
             del plan, rows, snapshot  # tens of MB at 100,000 SKUs: gone before the save
-            progress("Saving the workbook", 0.9)
+            progress(_("Saving the workbook"), 0.9)
             try:
                 book.save()
             except WorkbookError as not_saved:
                 raise _published_not_recorded(session, not_saved) from not_saved
             failpoints.reach("after_bookkeeping")
-            progress("Publish done", 1.0)
+            progress(_("Publish done"), 1.0)
             if slipped:
-                raise ConflictError(
-                    f"published {report.summary[len('Published '):].rstrip('.')}, but "
-                    f"{len(slipped)} sale(s) may have been overwritten (the shop has no "
-                    "conditional write); each row says so in Status. Count them again",
-                    slipped)
+                raise ConflictError(_(
+                    "published {count:n} change(s) to {shop}: {units}, but {slips:n} sale(s) "
+                    "may have been overwritten (the shop has no conditional write); each row "
+                    "says so in Status. Count them again", count=count,
+                    shop=session.settings.shop_url, units=units, slips=len(slipped)), slipped)
             return report
-        error = ConflictError(
-            f"the shop's levels kept changing during {MAX_PUBLISH_ATTEMPTS} tries; nothing "
-            "was sent. Publish again in a moment"
-        )
+        error = ConflictError(_(
+            "the shop's levels kept changing during {tries} tries; nothing was sent. "
+            "Publish again in a moment", tries=MAX_PUBLISH_ATTEMPTS
+        ))
         _fail(session, "publish", error, {})
         raise error
     except (MassChangeError, ServiceError) as error:
@@ -1159,13 +1261,14 @@ def _told_slips(session: _WorkbookSession, outcome: Any, lines: list[str]
     """What a platform without a conditional write (WooCommerce) said of the publish:
     sales it overwrote and took off again (report lines), and sales that may have been
     overwritten (SKU and text each, a row problem written in Status)."""
-    lines.extend(f"Repaired: {text}" for text in getattr(outcome, "repaired", ()))
+    lines.extend(_("Repaired: {what}", what=text) for text in getattr(outcome, "repaired", ()))
     slips = list(getattr(outcome, "slips", ()))
     if not slips:
         return []
     rows = {sku: session.table.sheet_row(i) for i, sku in enumerate(session.skus()) if sku}
     problems = [RowProblem(rows.get(sku), sku, text) for sku, text in slips]
-    statuses = {p.row: "check: " + p.message for p in problems if p.row is not None}
+    statuses = {p.row: _("check: {problem}", problem=p.message) for p in problems
+                if p.row is not None}
     status = session.column(layout.STATUS)
     for row, text in statuses.items():
         status[row - session.table.sheet_row(0)] = text
@@ -1178,10 +1281,10 @@ def _guard_mass_publish(plan: PublishPlan, snapshot: Snapshot, allow: bool) -> N
     if allow or changed < MASS_CHANGE_MIN_ROWS or 2 * changed <= len(snapshot.items):
         return
     zeroed = sum(1 for r in plan.changed if r.target == 0)
-    raise MassChangeError(
-        f"this publish would change {changed} of the shop's {len(snapshot.items)} levels "
-        f"({zeroed} to zero)"
-    )
+    raise MassChangeError(_(
+        "this publish would change {changed:n} of the shop's {count:n} levels ({zeroed:n} to "
+        "zero)", changed=changed, count=len(snapshot.items), zeroed=zeroed
+    ))
 
 
 def _upload(
@@ -1235,10 +1338,11 @@ def _send_recorded(
     session.state["pending"] = pending
     session.sent = pending
     session.save_state()
-    progress("Saving the publish key in the workbook", 0.3)
+    progress(_("Saving the publish key in the workbook"), 0.3)
     session.book.save()
     failpoints.reach("before_upload")
-    progress(f"{saying} {len(changes)} change(s)", 0.5)
+    progress(_("Undoing {count:n} change(s)", count=len(changes)) if saying == "Undoing" else
+             _("Publishing {count:n} change(s)", count=len(changes)), 0.5)
     try:
         result = _send(service, lines, key, thresholds)
     except OutcomeUnknown:
@@ -1269,11 +1373,11 @@ def _published_not_recorded(session: _WorkbookSession, error: WorkbookError) -> 
     pending key saved before the upload lets the next publish record it, sending
     nothing twice)."""
     _keep_unrecorded(session)
-    return WorkbookError(
-        f"{error.message}. The levels WERE published to {session.settings.shop_url}: once "
-        "that is fixed, run publish again; it records this publish in the workbook and "
-        "sends nothing twice"
-    )
+    return WorkbookError(_(
+        "{error}. The levels WERE published to {shop}: once that is fixed, run publish "
+        "again; it records this publish in the workbook and sends nothing twice",
+        error=error.message, shop=session.settings.shop_url
+    ))
 
 
 # --- undo -------------------------------------------------------------------------------
@@ -1319,8 +1423,9 @@ def _refuse_undone_online(session: _WorkbookSession, service: StockServiceClient
     _mark_undone(session, str(target["key"]), str(undone_at),
                  str(getattr(outcome, "undone_by", None) or "the account pages"))
     session.book.save()
-    raise UsageError(f"publish {target['key']} was undone already, at {undone_at}, on the "
-                     "stock service's account pages; nothing was sent")
+    raise UsageError(_("publish {key} was undone already, at {when:dt}, on the stock "
+                       "service's account pages; nothing was sent", key=target["key"],
+                       when=_stamp_of(undone_at)))
 
 
 def _mark_undone(session: _WorkbookSession, key: str, at: str, by: str) -> bool:
@@ -1332,7 +1437,8 @@ def _mark_undone(session: _WorkbookSession, key: str, at: str, by: str) -> bool:
             session.state["publishes"] = publishes
             session.save_state()
             session.log("undo (online)", len(publish.get("items") or {}), "",
-                        f"publish {key} was undone on the stock service at {at}")
+                        _("publish {key} was undone on the stock service at {when:dt}", key=key,
+                          when=_stamp_of(at)))
             return True
     return False
 
@@ -1361,25 +1467,28 @@ def _learn_undos(session: _WorkbookSession, service: StockServiceClient) -> None
 def _publish_to_undo(session: _WorkbookSession, key: str | None) -> dict[str, Any]:
     publishes = list(session.state.get("publishes") or [])
     if not publishes:
-        raise UsageError("this workbook remembers no publish to undo (xlstock history "
-                         "lists what it remembers)")
+        raise UsageError(_("this workbook remembers no publish to undo (xlstock history "
+                           "lists what it remembers)"))
     if key is None:
         entry = publishes[-1]
         if entry.get("undo_of"):
-            raise UsageError(
-                f"the last publish from this workbook was itself an undo (of publish "
-                f"{entry['undo_of']}, at {entry.get('at')}); to undo that undo, name it: "
-                f"xlstock undo BOOK --publish {entry['key']}")
+            raise UsageError(_(
+                "the last publish from this workbook was itself an undo (of publish "
+                "{undone}, at {when:dt}); to undo that undo, name it: xlstock undo BOOK "
+                "--publish {key}", undone=entry["undo_of"], when=_stamp_of(entry.get("at")),
+                key=entry["key"]))
     else:
         matches = [p for p in publishes if str(p.get("key", "")).startswith(key)]
         if len(matches) != 1:
             raise UsageError(
-                f"--publish {key}: {'no' if not matches else 'more than one'} publish this "
-                "workbook remembers has that key; xlstock history lists them")
+                _("--publish {key}: no publish this workbook remembers has that key; "
+                  "xlstock history lists them", key=key) if not matches else
+                _("--publish {key}: more than one publish this workbook remembers has that "
+                  "key; xlstock history lists them", key=key))
         entry = matches[0]
     if entry.get("undone_at"):
-        raise UsageError(f"publish {entry['key']} was undone already, at "
-                         f"{entry['undone_at']}; nothing was sent")
+        raise UsageError(_("publish {key} was undone already, at {when:dt}; nothing was sent",
+                           key=entry["key"], when=_stamp_of(entry["undone_at"])))
     return entry
 
 
@@ -1412,7 +1521,7 @@ def undo(
             return Report("undo", recovered)
         target = _publish_to_undo(session, publish_key)
         _refuse_undone_online(session, service, target)
-        progress("Reading the live levels", 0.2)
+        progress(_("Reading the live levels"), 0.2)
         snapshot = service.read_levels(names=False)
     except XlstockError as failed:
         _fail(session, "undo", failed, {})
@@ -1424,32 +1533,36 @@ def undo(
     del snapshot
     lines = [recovered] if recovered else []
     table = [(r.sku, "" if r.live is None else str(r.live), f"{r.change:+d}",
-              "" if r.target is None else str(r.target), r.problem or "undo")
+              "" if r.target is None else str(r.target), r.problem or _("undo"))
              for r in rows if r.change or r.problem]
     refused = [r for r in rows if r.problem]
     sending = [r for r in rows if r.line is not None]
     added = sum(r.change for r in sending if r.change > 0)
     removed = -sum(r.change for r in sending if r.change < 0)
-    what = (f"undo of publish {target['key']} (made {target.get('at')}): "
-            f"{len(sending)} row(s), {units_moved(added, removed)}")
+    what = dict(key=target["key"], when=_stamp_of(target.get("at")), count=len(sending),
+                units=units_moved(added, removed))
     row_of = {sku: session.table.sheet_row(i) for i, sku in enumerate(session.skus()) if sku}
     problems = [RowProblem(row_of.get(r.sku), r.sku, r.problem) for r in refused]
     if preview:
-        blocked = SheetError(f"{len(refused)} row(s) cannot be undone; undo sends the "
-                             "others only with --partial", problems, in_status=False)
-        return Report("undo", f"Preview of the {what}; nothing was sent.", lines, table,
+        blocked = SheetError(_("{count:n} row(s) cannot be undone; undo sends the others "
+                               "only with --partial", count=len(refused)), problems,
+                             in_status=False)
+        return Report("undo", _("Preview of the undo of publish {key} (made {when:dt}): "
+                                "{count:n} row(s), {units}; nothing was sent.", **what),
+                      lines, table,
                       error=blocked if refused else None)
     if refused and not partial:
-        stopped = SheetError(f"{len(refused)} row(s) of publish {target['key']} cannot be "
-                             "undone; nothing was sent. Undo the other rows with --partial",
-                             problems)
+        stopped = SheetError(_("{count:n} row(s) of publish {key} cannot be undone; nothing "
+                               "was sent. Undo the other rows with --partial",
+                               count=len(refused), key=target["key"]), problems)
         _fail(session, "undo", stopped, _problem_statuses(problems))
         raise stopped
     if not sending:
-        return Report("undo", f"Nothing to undo in publish {target['key']}: its rows are "
-                      "back where they were.", lines, table)
-    if confirm is not None and not confirm(f"Send the {what}?"):
-        return Report("undo", "Undo cancelled; nothing was sent.", lines, table)
+        return Report("undo", _("Nothing to undo in publish {key}: its rows are back where "
+                                "they were.", key=target["key"]), lines, table)
+    if confirm is not None and not confirm(_("Send the undo of publish {key} (made {when:dt}): "
+                                             "{count:n} row(s), {units}?", **what)):
+        return Report("undo", _("Undo cancelled; nothing was sent."), lines, table)
     try:
         undo_lines = [r.line for r in sending if r.line]
         _send_recorded(session, service, undo_lines, progress,
@@ -1458,23 +1571,26 @@ def undo(
                                 for line in undo_lines},
                        edits=None, thresholds={}, saying="Undoing", undo_of=target["key"])
     except StaleVersion as stale:
-        conflict = ConflictError(
-            f"the levels of {len(stale.moved or {})} row(s) moved since they were read "
+        conflict = ConflictError(_(
+            "the levels of {count:n} row(s) moved since they were read "
             "(policy strict); nothing more was sent. Undo again, or with policy rebase",
-            [RowProblem(row_of.get(sku), sku, f"online now {level}")
+            count=len(stale.moved or {})),
+            [RowProblem(row_of.get(sku), sku, _("online now {level}", level=level))
              for sku, level in (stale.moved or {}).items()])
         _fail(session, "undo", conflict, {})
         raise conflict from stale
     except ServiceError as refused_by_shop:
         _fail(session, "undo", refused_by_shop, {})
         raise
-    session.log("undo", len(sending), added + removed, f"undo of publish {target['key']}")
-    progress("Saving the workbook", 0.9)
+    session.log("undo", len(sending), added + removed,
+                _("undo of publish {key}", key=target["key"]))
+    progress(_("Saving the workbook"), 0.9)
     try:
         book.save()
     except WorkbookError as not_saved:
         raise _published_not_recorded(session, not_saved) from not_saved
-    return Report("undo", f"Sent the {what}.", lines, table)
+    return Report("undo", _("Sent the undo of publish {key} (made {when:dt}): {count:n} row(s), "
+                            "{units}.", **what), lines, table)
 
 
 # --- validate ---------------------------------------------------------------------------
@@ -1485,7 +1601,7 @@ def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Repo
     levels, and the results against the levels of the last Sync. Writes nothing."""
     progress = progress or _noop
     session = _WorkbookSession.read(book)
-    progress("Checking sheet Stock", 0.5)
+    progress(_("Checking sheet Stock"), 0.5)
     rows, problems = session.parsed_rows()
     base = session.base
     lines: list[str] = []
@@ -1497,13 +1613,15 @@ def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Repo
         hint = SkuHints(base)
         for row in unsynced[:20]:
             assert row.sku is not None
-            lines.append(f"Stock row {row.row}, SKU {row.sku!r}: not seen at the last Sync "
-                         f"(checked at publish){hint.near_miss(row.sku)}")
+            lines.append(_("Stock row {row}, SKU {sku}: not seen at the last Sync (checked at "
+                           "publish){hint}", row=row.row, sku=repr(row.sku),
+                           hint=hint.near_miss(row.sku)))
     else:
-        lines.append("No Sync yet: levels are checked against the shop at publish.")
+        lines.append(_("No Sync yet: levels are checked against the shop at publish."))
     edits = sum(1 for r in rows if r.has_edit)
     if problems:
-        error = SheetError(f"{len(problems)} row(s) of sheet Stock need fixing", problems,
-                           in_status=False)
+        error = SheetError(_("{count:n} row(s) of sheet Stock need fixing",
+                             count=len(problems)), problems, in_status=False)
         return Report("validate", error.message, lines, error=error)
-    return Report("validate", f"Sheet Stock is valid: {len(rows)} SKU(s), {edits} edit(s).", lines)
+    return Report("validate", _("Sheet Stock is valid: {count:n} SKU(s), {edits:n} edit(s).",
+                                count=len(rows), edits=edits), lines)

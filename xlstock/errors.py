@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from xlstock.i18n import _
+
 
 @dataclass(frozen=True)
 class RowProblem:
@@ -24,14 +26,21 @@ class RowProblem:
     message: str
 
     def __str__(self) -> str:
-        where = []
-        if self.row is not None:
-            where.append(f"row {self.row}")
-        if self.sku:
-            shown = self.sku if len(self.sku) <= 60 else self.sku[:57] + "..."
-            where.append(f"SKU {shown!r}")
-        prefix = f"Stock {', '.join(where)}: " if where else "Stock: "
-        return prefix + self.message
+        return self.text()
+
+    def text(self) -> str:
+        """``Stock row 7, SKU 'A-1': ...`` in the current language (a
+        :class:`~xlstock.i18n.Message`)."""
+        problem = self.message
+        if not self.sku:
+            if self.row is None:
+                return _("Stock: {problem}", problem=problem)
+            return _("Stock row {row}: {problem}", row=self.row, problem=problem)
+        shown = repr(self.sku if len(self.sku) <= 60 else self.sku[:57] + "...")
+        if self.row is None:
+            return _("Stock SKU {sku}: {problem}", sku=shown, problem=problem)
+        return _("Stock row {row}, SKU {sku}: {problem}", row=self.row, sku=shown,
+                 problem=problem)
 
 
 class XlstockError(Exception):
@@ -53,10 +62,10 @@ class MissingExtra(UsageError):
     """An optional part of xlstock is used without its extra installed."""
 
     def __init__(self, extra: str, purpose: str) -> None:
-        super().__init__(
-            f"{purpose} needs the {extra!r} extra, which is not installed: "
-            f"pip install 'xlstock[{extra}]'"
-        )
+        super().__init__(_(
+            "{purpose} needs the {extra} extra, which is not installed: "
+            "pip install 'xlstock[{name}]'", purpose=purpose, extra=repr(extra), name=extra
+        ))
         self.extra = extra
 
 
@@ -86,11 +95,13 @@ class SheetError(XlstockError):
         self.in_status = in_status
 
     def __str__(self) -> str:
-        lines = [self.message]
+        lines = [str(self.message)]
         lines.extend(f"  {p}" for p in self.problems[:50])
         if len(self.problems) > 50:
-            where = " (see column Status)" if self.in_status else ""
-            lines.append(f"  ... and {len(self.problems) - 50} more{where}")
+            more = len(self.problems) - 50
+            lines.append("  " + (_("... and {count:n} more (see column Status)", count=more)
+                                 if self.in_status else
+                                 _("... and {count:n} more", count=more)))
         return "\n".join(lines)
 
 
@@ -107,10 +118,10 @@ class MassChangeError(XlstockError):
     the Excel buttons can ask it as a question."""
 
     def __init__(self, situation: str) -> None:
-        super().__init__(
-            f"{situation}; nothing was changed. If that is intended, run again with "
-            "--allow-mass-change"
-        )
+        super().__init__(_(
+            "{situation}; nothing was changed. If that is intended, run again with "
+            "--allow-mass-change", situation=situation
+        ))
         self.situation = situation
 
 

@@ -22,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from xlstock import actions
+from xlstock import actions, i18n
 from xlstock.errors import MassChangeError, SheetError, UsageError, XlstockError
+from xlstock.i18n import _
 from xlstock.workbook import layout
 from xlstock.workbook.xlwings_adapter import XlwingsWorkbook
 
@@ -35,6 +36,15 @@ log = logging.getLogger(__name__)
 TITLE = "xlstock"
 MAX_ALERT_LINES = 12
 """Detail lines a message box shows before pointing at column Status for the rest."""
+BUTTON_WORDS = {i18n.FRENCH: {"Sync": "Synchroniser", "Preview": "Aperçu", "Publish": "Publier",
+                              "Undo": "Annuler", "Validate": "Vérifier"}}
+"""The buttons' names in each language but English, as the French workbook's buttons
+say them (:data:`xlstock.macros.vba_source.FRENCH_LABELS`)."""
+
+
+def button(action: str, language: str | None = None) -> str:
+    """A button's name (``Sync``...) in ``language`` (the current one by default)."""
+    return BUTTON_WORDS.get(language or i18n.current(), {}).get(action, action)
 
 
 def sync() -> None:
@@ -93,9 +103,12 @@ class _StatusBar:
         self.last = ""
 
     def __call__(self, message: str, fraction: float | None) -> None:
-        text = f"xlstock {self.action}: {message}"
-        if fraction is not None:
-            text += f" ({min(max(fraction, 0.0), 1.0):.0%})"
+        if fraction is None:
+            text = _("xlstock {button}: {message}", button=button(self.action),
+                     message=message)
+        else:
+            text = _("xlstock {button}: {message} ({percent}%)", button=button(self.action),
+                     message=message, percent=round(100 * min(max(fraction, 0.0), 1.0)))
         if text != self.last:
             self.app.status_bar = text
             self.last = text
@@ -111,17 +124,18 @@ def _run(action: str, run: Callable[[_Click], actions.Report]) -> None:
     app = book.app
     try:
         with app.properties(screen_updating=False, calculation="manual",
-                            status_bar=f"xlstock {action}: starting"):
+                            status_bar=_("xlstock {button}: starting", button=button(action))):
             report = _press(action, run, book, app)
     except XlstockError as exc:
         _tell(app, action, _error_text(exc), critical=True)
         return
     except Exception as exc:
         log.exception("xlstock %s stopped on an unexpected error", action)
-        _tell(app, action, (
-            f"{action} stopped on an unexpected problem ({type(exc).__name__}: {exc}).\n\n"
+        _tell(app, action, _(
+            "{button} stopped on an unexpected problem ({kind}: {problem}).\n\n"
             "If the sheet looks wrong, close the workbook without saving. Please report "
-            "this problem to whoever set up xlstock for you."
+            "this problem to whoever set up xlstock for you.", button=button(action),
+            kind=type(exc).__name__, problem=exc
         ), critical=True, original=exc)
         return
     if report is not None:
@@ -132,7 +146,7 @@ def _press(action: str, run: Callable[[_Click], actions.Report], book: xw.Book,
            app: xw.App) -> actions.Report | None:
     adapter = XlwingsWorkbook(book)
     progress = _StatusBar(app, action)
-    progress("connecting to the stock service", None)
+    progress(_("connecting to the stock service"), None)
     settings = layout.read_settings(adapter)
     with actions.service_for(settings) as service:
         click = _Click(adapter, settings, service, app, progress)
@@ -146,14 +160,14 @@ def _press(action: str, run: Callable[[_Click], actions.Report], book: xw.Book,
 
 
 def _ask(app: xw.App, action: str, question: str) -> bool:
-    answer = app.alert(question, title=f"{TITLE}: {action}", buttons="yes_no", mode="info")
+    answer = app.alert(question, title=_title(action), buttons="yes_no", mode="info")
     return str(answer).lower() == "yes"
 
 
 def _tell(app: xw.App, action: str, text: str, *, critical: bool,
           original: BaseException | None = None) -> None:
     try:
-        app.alert(text, title=f"{TITLE}: {action}", mode="critical" if critical else "info")
+        app.alert(text, title=_title(action), mode="critical" if critical else "info")
     except Exception:
         log.exception("could not show the message box: %s", text)
         if original is not None:
@@ -161,25 +175,32 @@ def _tell(app: xw.App, action: str, text: str, *, critical: bool,
         raise
 
 
+def _title(action: str) -> str:
+    return _("{title}: {button}", title=TITLE, button=button(action))
+
+
 _CLI_COMMAND = re.compile(r"`xlstock (sync|preview|publish|validate)\b[^`]*`"
                           r"|\bxlstock (sync|preview|publish|validate)\b")
+_RUN = {i18n.FRENCH: (r"\blancez (?=`?xlstock )", "appuyez sur ")}
 
 
 def excel_words(message: str) -> str:
     """A message written for the command line, as said to someone in Excel:
-    ``run `xlstock sync` `` becomes ``press Sync``."""
+    ``run `xlstock sync` `` becomes ``press Sync`` (in French, ``lancez `xlstock sync` ``
+    becomes ``appuyez sur Synchroniser``)."""
     message = re.sub(r"\brun (?=`?xlstock )", "press ", message)
-    message = _CLI_COMMAND.sub(lambda m: (m.group(1) or m.group(2)).capitalize(), message)
+    if i18n.current() in _RUN:
+        message = re.sub(*_RUN[i18n.current()], message)
+    message = _CLI_COMMAND.sub(
+        lambda m: button((m.group(1) or m.group(2)).capitalize()), message)
     if re.match(r"[a-z]+ ", message):  # a sentence, not a file or cell name
         message = message[:1].upper() + message[1:]
     return message
 
 
 def _mass_change_question(exc: MassChangeError) -> str:
-    return (
-        f"{excel_words(exc.situation)}.\n\nGo on anyway? Yes goes on; No leaves the shop and the "
-        "sheet as they are."
-    )
+    return _("{situation}.\n\nGo on anyway? Yes goes on; No leaves the shop and the sheet "
+             "as they are.", situation=excel_words(exc.situation))
 
 
 def _error_text(exc: XlstockError) -> str:
@@ -187,8 +208,12 @@ def _error_text(exc: XlstockError) -> str:
     problems = exc.problems if isinstance(exc, SheetError) else []
     lines += [f"  {p}" for p in problems[:MAX_ALERT_LINES]]
     if len(problems) > MAX_ALERT_LINES:
-        lines.append(f"  ... and {len(problems) - MAX_ALERT_LINES} more: see column Status")
+        lines.append("  " + _more(len(problems) - MAX_ALERT_LINES))
     return "\n".join(lines)
+
+
+def _more(count: int) -> str:
+    return _("... and {count:n} more: see column Status", count=count)
 
 
 def _report_text(report: actions.Report) -> str:
@@ -197,7 +222,7 @@ def _report_text(report: actions.Report) -> str:
     details = [excel_words(line) for line in [*report.lines, *map(str, problems)]]
     lines += details[:MAX_ALERT_LINES]
     if len(details) > MAX_ALERT_LINES:
-        lines.append(f"... and {len(details) - MAX_ALERT_LINES} more: see column Status")
+        lines.append(_more(len(details) - MAX_ALERT_LINES))
     return "\n".join(lines)
 
 
@@ -206,7 +231,7 @@ def import_xlwings() -> None:
     try:
         import xlwings  # noqa: F401
     except ImportError as exc:
-        raise UsageError(
+        raise UsageError(_(
             "the Excel buttons need xlwings: run  pip install 'xlstock[excel]'  and then "
             "xlwings addin install (see docs/excel.md)"
-        ) from exc
+        )) from exc

@@ -187,10 +187,14 @@ def render(text: Any, language: str) -> Any:
 
 def number(value: float, language: str | None = None) -> str:
     """``100,000`` in English, ``100 000`` in French (a narrow no-break space), by
-    Babel's locale data."""
+    Babel's locale data (a whole number in English is Python's ``{:,}``, the same text,
+    without the 60 ms of loading Babel's data in a command that shows nothing else)."""
+    language = language or current()
+    if language == ENGLISH and type(value) is int:
+        return f"{value:,}"
     from babel.numbers import format_decimal  # loaded when a number is shown: 60 ms
 
-    return str(format_decimal(value, locale=language or current()))
+    return str(format_decimal(value, locale=language))
 
 
 def _as_datetime(value: dt.date | str) -> dt.date:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from xlstock.cells import NO_CACHE, CellError, Formula
+from xlstock.i18n import _
 
 MAX_SKU_LENGTH = 100
 MAX_NAME_LENGTH = 500
@@ -86,6 +87,12 @@ class Snapshot:
 
 class ValueProblem(ValueError):
     """A cell value broke a rule; the message says what is wrong and the fix."""
+
+    @property
+    def message(self) -> str:
+        """The message as raised (an :class:`xlstock.i18n.Message`, which a workbook
+        writes in its own language; ``str(exc)`` is plain text)."""
+        return self.args[0] if self.args else ""
 
 
 def has_control_characters(text: str) -> bool:
@@ -180,29 +187,33 @@ def clean_sku(value: Any) -> str | None:
             return text or None
     if isinstance(value, Formula):
         if value.cached is NO_CACHE:
-            raise ValueProblem(
+            raise ValueProblem(_(
                 "SKU is a formula with no saved result; open and save the file in Excel, "
                 "or type the SKU as text"
-            )
+            ))
         value = value.cached
     if value is None:
         return None
     if isinstance(value, CellError):
-        raise ValueProblem(f"SKU is the error {value.code}; type the SKU as text")
+        raise ValueProblem(_("SKU is the error {code}; type the SKU as text", code=value.code))
     if isinstance(value, bool):
-        raise ValueProblem(f"SKU is {str(value).upper()}; type the SKU as text")
+        raise ValueProblem(_("SKU is {value}; type the SKU as text", value=str(value).upper()))
     if isinstance(value, (_dt.date, _dt.time, _dt.timedelta)):
-        raise ValueProblem("SKU is a date; format column SKU as Text and type it again")
+        raise ValueProblem(_("SKU is a date; format column SKU as Text and type it again"))
     if isinstance(value, float):
         if not math.isfinite(value) or value != int(value):
-            raise ValueProblem(f"SKU {value!r} is not a product key; type the SKU as text")
+            raise ValueProblem(_("SKU {value} is not a product key; type the SKU as text",
+                                 value=repr(value)))
         value = int(value)
     text = sku_key(str(value))
     if not text:
         return None
     problem = sku_problem(text)
-    if problem:
-        raise ValueProblem(f"SKU {problem}" + ("; retype it" if problem is _HOLDS_CONTROL else ""))
+    if problem is _HOLDS_CONTROL:
+        raise ValueProblem(_("SKU holds a control character (line break, tab...); retype it"))
+    if problem and len(text) > MAX_SKU_LENGTH:
+        raise ValueProblem(_("SKU is {length:n} characters long; the limit is {limit}",
+                             length=len(text), limit=MAX_SKU_LENGTH))
     return text
 
 
@@ -219,43 +230,54 @@ def parse_quantity(value: Any, *, what: str, minimum: int | None = None) -> int 
         return None
     if isinstance(value, Formula):
         if value.cached is NO_CACHE:
-            raise ValueProblem(
-                f"{what} is a formula with no saved result; open and save the file in Excel "
-                "so that its value is stored, or type the number"
-            )
+            raise ValueProblem(_(
+                "{what} is a formula with no saved result; open and save the file in Excel "
+                "so that its value is stored, or type the number", what=what
+            ))
         value = value.cached
     if value is None:
         return None
     if isinstance(value, CellError):
-        raise ValueProblem(f"{what} is the error {value.code}; type a whole number")
+        raise ValueProblem(_("{what} is the error {code}; type a whole number", what=what,
+                             code=value.code))
     if isinstance(value, bool):
-        raise ValueProblem(f"{what} is {str(value).upper()}; type a whole number")
+        raise ValueProblem(_("{what} is {value}; type a whole number", what=what,
+                             value=str(value).upper()))
     if isinstance(value, (_dt.date, _dt.time, _dt.timedelta)):
-        raise ValueProblem(f"{what} is a date; format the cell as Number and type a whole number")
+        raise ValueProblem(_("{what} is a date; format the cell as Number and type a whole "
+                             "number", what=what))
     if isinstance(value, str):
         text = value.strip().replace("\u00a0", "")
         if not text:
             return None
         if not re.fullmatch(r"[+-]?\d+", text):
-            raise ValueProblem(f"{what} {value.strip()[:40]!r} is not a whole number; type one")
+            raise ValueProblem(_("{what} {value} is not a whole number; type one", what=what,
+                                 value=repr(value.strip()[:40])))
         if len(text.lstrip("+-").lstrip("0")) > 10:
-            raise ValueProblem(f"{what} is beyond {MAX_LEVEL:,}; check for a typing slip")
+            raise ValueProblem(_("{what} is beyond {limit:n}; check for a typing slip",
+                                 what=what, limit=MAX_LEVEL))
         number: int | float = int(text)
     elif isinstance(value, int):
         number = value
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueProblem(f"{what} is not a number; type a whole number")
+            raise ValueProblem(_("{what} is not a number; type a whole number", what=what))
         if value != int(value):
-            raise ValueProblem(f"{what} {value:g} is not a whole number; type one")
+            raise ValueProblem(_("{what} {value} is not a whole number; type one", what=what,
+                                 value=format(value, "g")))
         number = int(value)
     else:
-        raise ValueProblem(f"{what} {str(value)[:40]!r} is not a whole number; type one")
+        raise ValueProblem(_("{what} {value} is not a whole number; type one", what=what,
+                             value=repr(str(value)[:40])))
     if abs(number) > MAX_LEVEL:
-        shown = f" {number}" if abs(number) < 10**20 else ""
-        raise ValueProblem(f"{what}{shown} is beyond {MAX_LEVEL:,}; check for a typing slip")
+        if abs(number) < 10**20:
+            raise ValueProblem(_("{what} {value} is beyond {limit:n}; check for a typing slip",
+                                 what=what, value=number, limit=MAX_LEVEL))
+        raise ValueProblem(_("{what} is beyond {limit:n}; check for a typing slip",
+                             what=what, limit=MAX_LEVEL))
     if minimum is not None and number < minimum:
-        raise ValueProblem(f"{what} {number} is below {minimum}; type {minimum} or more")
+        raise ValueProblem(_("{what} {value} is below {minimum}; type {minimum} or more",
+                             what=what, value=number, minimum=minimum))
     return int(number)
 
 
@@ -302,26 +324,27 @@ def _normalise_shop_url(url: str) -> str:
     text = (url or "").strip()
     shown = text[:200].encode("utf-8", "backslashreplace").decode("utf-8")
     if len(text) > MAX_URL_LENGTH:
-        raise ValueProblem(
-            f"shop URL {shown!r}... is {len(text):,} characters long; the limit is "
-            f"{MAX_URL_LENGTH:,}"
-        )
+        raise ValueProblem(_(
+            "shop URL {url}... is {length:n} characters long; the limit is {limit:n}",
+            url=repr(shown), length=len(text), limit=MAX_URL_LENGTH
+        ))
     try:
         parts, port = split_web_address(text)
     except ValueError as exc:  # a port out of range, a broken [IPv6] host
-        raise ValueProblem(
-            f"shop URL {shown!r} is not a valid web address ({exc}); write it like "
-            "https://shop.example"
-        ) from exc
+        raise ValueProblem(_(
+            "shop URL {url} is not a valid web address ({problem}); write it like "
+            "https://shop.example", url=repr(shown), problem=str(exc)
+        )) from exc
     if not is_web_address(parts):
-        raise ValueProblem(
-            f"shop URL {shown!r} is not a web address; write it like https://shop.example"
-        )
+        raise ValueProblem(_(
+            "shop URL {url} is not a web address; write it like https://shop.example",
+            url=repr(shown)
+        ))
     if has_control_characters(text) or _SPACE.search(text):
-        raise ValueProblem(
-            f"shop URL {shown!r} holds spaces or control characters; write it like "
-            "https://shop.example"
-        )
+        raise ValueProblem(_(
+            "shop URL {url} holds spaces or control characters; write it like "
+            "https://shop.example", url=repr(shown)
+        ))
     return join_web_address(parts, port, keep_default_port=False)
 
 

@@ -14,19 +14,64 @@ New level = L      L + (R - B)              L if R = B, else a conflict
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from xlstock import i18n
 from xlstock.errors import RowProblem
+from xlstock.i18n import N_, _
 from xlstock.model import MAX_LEVEL, ValueProblem, clean_sku, parse_quantity, usual_sku_cells
 
 REBASE = "rebase"
 STRICT = "strict"
 
-STATUS_OK = "ok"
-STATUS_CHANGED = "changed"
-STATUS_NOT_ONLINE = "not in the shop online"
+STATUS_OK = N_("ok")
+STATUS_CHANGED = N_("changed")
+STATUS_NEW = N_("new")
+STATUS_NOT_ONLINE = N_("not in the shop online")
+STATUS_WORDS = (STATUS_OK, STATUS_CHANGED, STATUS_NEW, STATUS_NOT_ONLINE)
+"""The Status words, by their keys (the English words); a workbook shows each in its
+own language (:func:`status_text`), and reading accepts either (:func:`status_key`)."""
+
+
+@functools.cache
+def status_words(language: str) -> dict[str, str]:
+    """Each Status key -> its word in ``language`` (``changed`` -> ``modifié``)."""
+    return {key: i18n.translate(key, language) for key in STATUS_WORDS}
+
+
+def status_text(key: str, language: str) -> str:
+    """A Status key as a workbook of ``language`` writes it."""
+    return status_words(language).get(key, key)
+
+
+@functools.cache
+def _status_keys() -> dict[str, str]:
+    return {word.casefold(): key for language in i18n.LANGUAGES
+            for key, word in status_words(language).items()}
+
+
+_EXACT: dict[Any, str | None] = {}
+"""The words as xlstock writes them (and a blank), for the usual cell: one lookup."""
+
+
+def status_key(value: Any) -> str | None:
+    """The Status key of a cell's word in any language (``modifié`` and ``changed`` ->
+    ``changed``, case and spaces aside); ``None`` for anything else (an error, a note,
+    a blank). Called for every row of a Sync: the usual cell costs one lookup."""
+    if not _EXACT:
+        _EXACT.update({None: None, "": None})
+        _EXACT.update({word: key for language in i18n.LANGUAGES
+                       for key, word in status_words(language).items()})
+    try:
+        return _EXACT[value]
+    except (KeyError, TypeError):
+        pass
+    if not isinstance(value, str):
+        return None
+    return _status_keys().get(value.strip().casefold())
 
 
 @dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: 2x faster to make
@@ -69,30 +114,31 @@ def parse_rows(raw_rows: Iterable[RawRow], *, duplicates: bool = True
         try:
             sku = clean_sku(raw.sku)
         except ValueProblem as exc:
-            problems.append(RowProblem(raw.row, sku_text, str(exc)))
+            problems.append(RowProblem(raw.row, sku_text, exc.message))
             continue
         if raw.received is None and raw.new_level is None:  # most rows: no edit
             if sku is not None:
                 rows.append(SheetRow(raw.row, sku))
             continue
         try:
-            received = parse_quantity(raw.received, what="Received")
-            new_level = parse_quantity(raw.new_level, what="New level", minimum=0)
+            received = parse_quantity(raw.received, what=_("Received"))
+            new_level = parse_quantity(raw.new_level, what=_("New level"), minimum=0)
         except ValueProblem as exc:
-            problems.append(RowProblem(raw.row, sku, str(exc)))
+            problems.append(RowProblem(raw.row, sku, exc.message))
             continue
         if sku is None:
             if received is not None or new_level is not None:
                 problems.append(RowProblem(
                     raw.row, None,
-                    "Received/New level filled but SKU is blank; type the SKU or clear the row",
+                    _("Received/New level filled but SKU is blank; type the SKU or clear the "
+                      "row"),
                 ))
             continue
         if received is not None and new_level is not None:
             problems.append(RowProblem(
                 raw.row, sku,
-                "both Received and New level are filled; keep one (Received adds a delivery, "
-                "New level sets a counted level)",
+                _("both Received and New level are filled; keep one (Received adds a "
+                  "delivery, New level sets a counted level)"),
             ))
             continue
         rows.append(SheetRow(raw.row, sku, received, new_level))
@@ -142,7 +188,8 @@ def _duplicates(rows: Sequence[SheetRow]) -> list[RowProblem]:
         if len(numbers) > 1:
             others = ", ".join(str(n) for n in numbers if n != row.row)
             problems.append(RowProblem(
-                row.row, row.sku, f"SKU is also on row {others}; keep one row per SKU"
+                row.row, row.sku, _("SKU is also on row {rows}; keep one row per SKU",
+                                    rows=others)
             ))
     return problems
 
@@ -169,7 +216,7 @@ class SkuHints:
 
     def __call__(self, sku: str) -> str:
         return self.near_miss(sku) or (
-            "; check the spelling, or add the product to the shop first"
+            _("; check the spelling, or add the product to the shop first")
         )
 
     def near_miss(self, sku: str) -> str:
@@ -178,14 +225,13 @@ class SkuHints:
             self._build()
         candidate = self._by_case.get(sku.casefold())
         if candidate is not None and candidate != sku:
-            return f"; the shop has {candidate!r} (case differs): type it exactly so"
+            return _("; the shop has {sku} (case differs): type it exactly so",
+                     sku=repr(candidate))
         if sku.isdigit():
             candidate = self._by_digits.get(sku.lstrip("0"))
             if candidate is not None and candidate != sku:
-                return (
-                    f"; the shop has {candidate!r}: format column SKU as Text and type "
-                    f"{candidate}"
-                )
+                return _("; the shop has {sku}: format column SKU as Text and type {typed}",
+                         sku=repr(candidate), typed=candidate)
         return ""
 
 
@@ -356,12 +402,13 @@ def plan_publish(
         if r is None:
             if row.has_edit:
                 plan.problems.append(RowProblem(
-                    row.row, row.sku, "SKU is not in the shop online" + hint(row.sku)
+                    row.row, row.sku, _("SKU is not in the shop online{hint}",
+                                        hint=hint(row.sku))
                 ))
             else:
                 plan.rows.append(PlannedRow(
                     row.row, row.sku, b, None, None, status=STATUS_NOT_ONLINE,
-                    note="kept; not published",
+                    note=_("kept; not published"),
                 ))
             continue
         if row.received is None and row.new_level is None and 0 <= r <= MAX_LEVEL:
@@ -387,39 +434,44 @@ def _plan_row(row: SheetRow, b: int | None, r: int, policy: str,
         if target < 0:
             return RowProblem(
                 row.row, row.sku,
-                f"Received {row.received} would leave {target} in stock (online now {r}); "
-                "correct Received",
+                _("Received {received} would leave {target} in stock (online now {online}); "
+                  "correct Received", received=row.received, target=target, online=r),
             )
-        note = f"+{row.received} received" if row.received >= 0 else f"{row.received} removed"
+        note: str = (_("+{count:n} received", count=row.received) if row.received >= 0 else
+                _("{count:n} removed", count=row.received))
     elif row.new_level is not None:
         if b is None:
             return RowProblem(
                 row.row, row.sku,
-                "New level cannot be checked against the sales since your last Sync: "
-                "xlstock has no level from a Sync for this SKU and Online holds no whole "
-                "number. Sync first, then type the count again",
+                _("New level cannot be checked against the sales since your last Sync: "
+                  "xlstock has no level from a Sync for this SKU and Online holds no whole "
+                  "number. Sync first, then type the count again"),
             )
         if policy == STRICT and r != b:
             return RowConflict(
                 row.row, row.sku,
-                f"conflict: online level moved from {b} to {r} since Sync; "
-                "Sync and recount, or publish with policy rebase",
+                _("conflict: online level moved from {synced} to {online} since Sync; "
+                  "Sync and recount, or publish with policy rebase", synced=b, online=r),
             )
         else:
             target = row.new_level + (r - b)
-            note = f"counted {row.new_level}" + (f", {sold}" if sold else "")
+            note = (_("counted {level:n}, {sold}", level=row.new_level, sold=sold) if sold
+                    else _("counted {level:n}", level=row.new_level))
             if b_from_online:
-                note += f" (planned from Online {b}: xlstock's memory of the last Sync is gone)"
+                note = _("{note} (planned from Online {synced}: xlstock's memory of the last "
+                         "Sync is gone)", note=note, synced=b)
             if target < 0:
                 return RowProblem(
                     row.row, row.sku,
-                    f"counted level {row.new_level} {sold} gives {target}, below zero; recount",
+                    _("counted level {level} {sold} gives {target}, below zero; recount",
+                      level=row.new_level, sold=sold, target=target),
                 )
     else:
         target = r
         note = ""
     if target > MAX_LEVEL:
-        return RowProblem(row.row, row.sku, f"the level would be {target}, beyond {MAX_LEVEL:,}")
+        return RowProblem(row.row, row.sku, _("the level would be {target}, beyond {limit:n}",
+                                              target=target, limit=MAX_LEVEL))
     status = STATUS_CHANGED if target != r else STATUS_OK
     return PlannedRow(row.row, row.sku, b, r, target, note=note, status=status,
                       delivery=row.received is not None)
@@ -427,8 +479,8 @@ def _plan_row(row: SheetRow, b: int | None, r: int, policy: str,
 
 def _online_move(b: int, r: int) -> str:
     if r < b:
-        return f"less {b - r} sold online since Sync"
-    return f"plus {r - b} added online since Sync"
+        return _("less {count:n} sold online since Sync", count=b - r)
+    return _("plus {count:n} added online since Sync", count=r - b)
 
 
 @dataclass(frozen=True)
@@ -466,25 +518,27 @@ def plan_undo(published: Mapping[str, PublishLine], after: Mapping[str, int],
         left = after.get(sku, line.target)
         back = -line.add if line.add is not None else line.planned_from - left
         if r is None:
-            rows.append(UndoRow(sku, None, back, None, "no longer in the shop online"))
+            rows.append(UndoRow(sku, None, back, None, _("no longer in the shop online")))
             continue
         if line.add is None and policy == STRICT:
             if r != left:
                 rows.append(UndoRow(sku, r, back, None,
-                                    f"conflict: online level moved from {left} to {r} since "
-                                    "the publish; undo with policy rebase"))
+                                    _("conflict: online level moved from {published} to "
+                                      "{online} since the publish; undo with policy rebase",
+                                      published=left, online=r)))
                 continue
             undo = PublishLine(sku, r, line.planned_from)
         else:
             undo = PublishLine(sku, r, r + back, back)
         if undo.target < 0:
             rows.append(UndoRow(sku, r, back, None,
-                                f"undoing would leave {undo.target}, below zero (online "
-                                f"now {r})"))
+                                _("undoing would leave {target}, below zero (online now "
+                                  "{online})", target=undo.target, online=r)))
             continue
         if undo.target > MAX_LEVEL:
             rows.append(UndoRow(sku, r, back, None,
-                                f"undoing would leave {undo.target}, beyond {MAX_LEVEL:,}"))
+                                _("undoing would leave {target}, beyond {limit:n}",
+                                  target=undo.target, limit=MAX_LEVEL)))
             continue
         rows.append(UndoRow(sku, r, back, undo if back else None))
     return rows

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from xlstock.errors import ServiceError
+from xlstock.i18n import _
 from xlstock.model import (
     MAX_LEVEL,
     Snapshot,
@@ -133,31 +134,34 @@ def snapshot_from_document(document: Any, *, etag: str, source: str) -> Snapshot
     understands.
     """
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
-        raise ServiceError(
-            f"{source} did not answer with a stock file (format {FORMAT_NAME!r}); "
-            "check the Stock service setting"
-        )
+        raise ServiceError(_(
+            "{source} did not answer with a stock file (format {format}); check the Stock "
+            "service setting", source=source, format=repr(FORMAT_NAME)
+        ))
     found = document.get("format_version")
     if found == 1 and not isinstance(found, bool):
-        raise ServiceError(
-            f"{source} speaks stock file version 1 (protocol 1); this xlstock needs version "
-            f"{FORMAT_VERSION}, where each published item carries the level it was planned "
-            "against: upgrade the stock service"
-        )
+        raise ServiceError(_(
+            "{source} speaks stock file version 1 (protocol 1); this xlstock needs version "
+            "{version}, where each published item carries the level it was planned against: "
+            "upgrade the stock service", source=source, version=FORMAT_VERSION
+        ))
     if found not in READABLE_VERSIONS or isinstance(found, bool):
-        raise ServiceError(
-            f"{source} speaks stock file version {str(found)[:20]!r}; "
-            f"this xlstock understands version {FORMAT_VERSION}: upgrade xlstock"
-        )
+        raise ServiceError(_(
+            "{source} speaks stock file version {found}; this xlstock understands version "
+            "{version}: upgrade xlstock", source=source, found=repr(str(found)[:20]),
+            version=FORMAT_VERSION
+        ))
     raw_items = document.get("items")
     if not isinstance(raw_items, list):
-        raise ServiceError(f"{source} sent a stock file without an item list")
+        raise ServiceError(_("{source} sent a stock file without an item list",
+                             source=source))
     problem = version_problem(etag)
     if problem:
-        raise ServiceError(
-            f"{source} sent a version tag {_shown(etag)} that {problem}; nothing was "
-            "changed. Report this to whoever runs the stock service"
-        )
+        raise ServiceError(_(
+            "{source} sent a version tag {tag} that {problem}; nothing was changed. Report "
+            "this to whoever runs the stock service", source=source, tag=_shown(etag),
+            problem=problem
+        ))
     items = _usual_items(raw_items)
     if items is None:
         items = _checked_items(_as_decoded(raw_items), source)
@@ -210,24 +214,12 @@ def _checked_items(raw_items: list[Any], source: str) -> dict[str, StockItem]:
         given = raw.get("sku") if isinstance(raw, dict) else None
         qty = raw.get("qty") if isinstance(raw, dict) else None
         sku = sku_key(given) if isinstance(given, str) else ""
-        problem = ""
-        if not isinstance(given, str) or not sku:
-            problem = "an item without a SKU"
-        elif sku_problem(sku):
-            problem = f"SKU {_shown(sku)} that {sku_problem(sku)}"
-        elif sku in items:
-            problem = f"SKU {_shown(sku)} twice"
-            if as_given[sku].strip() != given.strip():
-                problem += " (in two Unicode forms, which are one SKU)"
-            elif as_given[sku] != given:
-                problem += " (once with spaces around it, which are not part of a SKU)"
-        elif isinstance(qty, bool) or not isinstance(qty, int) or not 0 <= qty <= MAX_LEVEL:
-            problem = f"SKU {_shown(sku)} with level {str(qty)[:20]!r}"
+        problem = _item_problem(given, sku, qty, items, as_given)
         if problem:
-            raise ServiceError(
-                f"{source} sent a stock file with {problem}; nothing was changed. "
-                "Report this to whoever runs the stock service"
-            )
+            raise ServiceError(_(
+                "{source} sent a stock file with {problem}; nothing was changed. Report this "
+                "to whoever runs the stock service", source=source, problem=problem
+            ))
         assert isinstance(qty, int) and isinstance(given, str)
         as_given[sku] = given
         items[sku] = StockItem(
@@ -237,6 +229,26 @@ def _checked_items(raw_items: list[Any], source: str) -> dict[str, StockItem]:
             qty=qty,
         )
     return items
+
+
+def _item_problem(given: Any, sku: str, qty: Any, items: Mapping[str, StockItem],
+                  as_given: Mapping[str, str]) -> str:
+    """What is wrong with one item of a stock file ("" when nothing is)."""
+    if not isinstance(given, str) or not sku:
+        return _("an item without a SKU")
+    if sku_problem(sku):
+        return _("SKU {sku} that {problem}", sku=_shown(sku), problem=sku_problem(sku))
+    if sku in items:
+        if as_given[sku].strip() != given.strip():
+            return _("SKU {sku} twice (in two Unicode forms, which are one SKU)",
+                     sku=_shown(sku))
+        if as_given[sku] != given:
+            return _("SKU {sku} twice (once with spaces around it, which are not part of a "
+                     "SKU)", sku=_shown(sku))
+        return _("SKU {sku} twice", sku=_shown(sku))
+    if isinstance(qty, bool) or not isinstance(qty, int) or not 0 <= qty <= MAX_LEVEL:
+        return _("SKU {sku} with level {level}", sku=_shown(sku), level=repr(str(qty)[:20]))
+    return ""
 
 
 def _shown(text: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any, overload
 
 from xlstock.cells import NO_CACHE, Formula, unchanged
 from xlstock.errors import SheetError, UsageError, WorkbookError
+from xlstock.i18n import _
 from xlstock.model import ValueProblem, parse_quantity
 from xlstock.workbook.base import (
     LOG_SHEET,
@@ -202,10 +203,11 @@ def read_stock(book: WorkbookAdapter) -> StockTable:
     Raises :class:`SheetError` naming the missing or doubled header and the fix.
     """
     if STOCK_SHEET not in book.sheet_names():
-        raise SheetError(
-            f"{book.label} has no sheet named {STOCK_SHEET!r}; add it with the headers "
-            f"{', '.join(STOCK_HEADERS)} in row 1 (or start from `xlstock new`)"
-        )
+        raise SheetError(_(
+            "{book} has no sheet named {sheet}; add it with the headers {headers} in row 1 "
+            "(or start from `xlstock new`)", book=book.label, sheet=repr(STOCK_SHEET),
+            headers=", ".join(STOCK_HEADERS)
+        ))
     grid = book.read_sheet(STOCK_SHEET, shared=True)  # 100,000 rows not copied
     header = grid[0] if grid else []
     columns: dict[str, int] = {}
@@ -217,13 +219,15 @@ def read_stock(book: WorkbookAdapter) -> StockTable:
             continue
         if known in columns:
             first = header[columns[known] - 1]
-            words = ("" if _header_key(first) == key else
-                     f" ({str(first).strip()!r} and {str(value).strip()!r})")
-            raise SheetError(
-                f"sheet {STOCK_SHEET}: columns {column_letter(columns[known])} and "
-                f"{column_letter(index)} are both headed {known!r}{words}; rename or delete "
-                "one"
-            )
+            both = dict(sheet=STOCK_SHEET, first=column_letter(columns[known]),
+                        second=column_letter(index), header=repr(known))
+            if _header_key(first) == key:
+                raise SheetError(_("sheet {sheet}: columns {first} and {second} are both "
+                                   "headed {header}; rename or delete one", **both))
+            raise SheetError(_(
+                "sheet {sheet}: columns {first} and {second} are both headed {header} "
+                "({first_text} and {second_text}); rename or delete one", **both,
+                first_text=repr(str(first).strip()), second_text=repr(str(value).strip())))
         columns[known] = index
         if key in _FRENCH_ONLY:
             french += 1
@@ -231,10 +235,11 @@ def read_stock(book: WorkbookAdapter) -> StockTable:
             english += 1
     missing = [h for h in REQUIRED_HEADERS if h not in columns]
     if missing:
-        raise SheetError(
-            f"sheet {STOCK_SHEET} has no column headed {', '.join(repr(m) for m in missing)} "
-            f"in row 1; add it (the template's row 1 is: {', '.join(STOCK_HEADERS)})"
-        )
+        raise SheetError(_(
+            "sheet {sheet} has no column headed {missing} in row 1; add it (the template's "
+            "row 1 is: {headers})", sheet=STOCK_SHEET,
+            missing=", ".join(repr(m) for m in missing), headers=", ".join(STOCK_HEADERS)
+        ))
     width = max(len(header), 1)
     rows = grid[1:]
     for row in rows:  # padded with None: all the adapter lets a caller change
@@ -373,10 +378,11 @@ def read_settings(book: WorkbookAdapter) -> Settings:
     a missing sheet, shop URL or an unknown conflict policy, naming the cell."""
     sheet = sheet_in(book, SETTINGS_SHEET)
     if sheet is None:
-        raise UsageError(
-            f"{book.label} has no sheet {SETTINGS_SHEET!r}; add it with labels in column A "
-            f"({', '.join(SETTING_LABELS[:3])}) and values in column B"
-        )
+        raise UsageError(_(
+            "{book} has no sheet {sheet}; add it with labels in column A ({labels}) and "
+            "values in column B", book=book.label, sheet=repr(SETTINGS_SHEET),
+            labels=", ".join(SETTING_LABELS[:3])
+        ))
     grid = book.read_sheet(sheet)
     rows: dict[str, int] = {}
     values: dict[str, Any] = {}
@@ -392,9 +398,10 @@ def read_settings(book: WorkbookAdapter) -> Settings:
     policy = (_setting_text(values.get(SETTING_POLICY)) or "rebase").casefold()
     if policy not in POLICIES:
         where = f"{sheet}!B{rows[SETTING_POLICY]}"
-        raise UsageError(
-            f"{where}: conflict policy {policy!r} is unknown; write rebase or strict"
-        )
+        raise UsageError(_(
+            "{where}: conflict policy {policy} is unknown; write rebase or strict",
+            where=where, policy=repr(policy)
+        ))
     platform = _platform(_setting_text(values.get(SETTING_PLATFORM)), shop,
                          rows.get(SETTING_PLATFORM), sheet)
     return Settings(
@@ -415,8 +422,9 @@ def _threshold(value: Any, row: int | None, sheet: str = SETTINGS_SHEET) -> int 
         return None
     number = whole_or_none(value)
     if number is None or number < 0:
-        raise UsageError(f"{sheet}!B{row}: Low stock at {value!r} is not a whole "
-                         "number 0 or more; type one, or leave it blank for no alert")
+        raise UsageError(_("{where}: Low stock at {value} is not a whole number 0 or more; "
+                           "type one, or leave it blank for no alert",
+                           where=f"{sheet}!B{row}", value=repr(value)))
     return number
 
 
@@ -481,10 +489,10 @@ def _platform(text: str, shop: str, row: int | None, sheet: str = SETTINGS_SHEET
     platform = _PLATFORM_WORDS.get(" ".join(text.split()).casefold())
     if platform is None:
         where = f"{sheet}!B{row}"
-        raise UsageError(
-            f"{where}: shop platform {text!r} is unknown; write one of "
-            f"{', '.join(PLATFORMS)}"
-        )
+        raise UsageError(_(
+            "{where}: shop platform {platform} is unknown; write one of {platforms}",
+            where=where, platform=repr(text), platforms=", ".join(PLATFORMS)
+        ))
     if not text and shop_host(shop).endswith(".myshopify.com"):
         return SHOPIFY
     return platform
@@ -586,10 +594,11 @@ def _refuse_past_the_last_row(book: WorkbookAdapter, sheet: str, last: int) -> N
     """Never write below :data:`~xlstock.workbook.base.MAX_ROWS`: the next command could
     not read the sheet back. (Sync checks first, with a message about the shop.)"""
     if last > MAX_ROWS:
-        raise WorkbookError(
-            f"{book.label}: sheet {sheet} would reach row {last:,}, past row {MAX_ROWS:,}, "
-            "the last one xlstock reads. Delete rows you no longer need and try again"
-        )
+        raise WorkbookError(_(
+            "{book}: sheet {sheet} would reach row {row:n}, past row {last:n}, the last one "
+            "xlstock reads. Delete rows you no longer need and try again", book=book.label,
+            sheet=sheet, row=last, last=MAX_ROWS
+        ))
 
 
 def read_state(book: WorkbookAdapter) -> dict[str, Any]:
@@ -604,10 +613,10 @@ def read_state(book: WorkbookAdapter) -> dict[str, Any]:
     try:
         state = json.loads(text)
     except ValueError as exc:
-        raise WorkbookError(
-            f"{book.label}: the hidden sheet {STATE_SHEET} is damaged; "
-            "run `xlstock sync` to rebuild it (edits in Received/New level are kept)"
-        ) from exc
+        raise WorkbookError(_(
+            "{book}: the hidden sheet {sheet} is damaged; run `xlstock sync` to rebuild it "
+            "(edits in Received/New level are kept)", book=book.label, sheet=STATE_SHEET
+        )) from exc
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         return {}
     return state

@@ -24,8 +24,10 @@ from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.writer.excel import ExcelWriter
 
+from xlstock import i18n
 from xlstock.errors import UsageError
-from xlstock.planner import STATUS_CHANGED, STATUS_OK
+from xlstock.i18n import N_, _
+from xlstock.planner import STATUS_CHANGED, STATUS_NEW, STATUS_OK, status_text
 from xlstock.workbook import layout
 from xlstock.workbook.base import (
     HOWTO_SHEET,
@@ -57,8 +59,11 @@ _LOW_COLOUR = "FFFFEB9C"
 _OUT_COLOUR = "FFFF9B9B"
 """Red: at or below zero."""
 _PROBLEM_COLOUR = "FFFFC7CE"
-_FINE_STATUSES = (STATUS_OK, STATUS_CHANGED, "new")
-"""Statuses that are not a problem; any other Status text is highlighted."""
+_FINE_STATUSES = tuple(dict.fromkeys(
+    status_text(key, language) for language in layout.LANGUAGES
+    for key in (STATUS_OK, STATUS_CHANGED, STATUS_NEW)))
+"""Statuses that are not a problem, in either language (xlstock writes a workbook's own);
+any other Status text is highlighted."""
 
 _WHO_WRITES = {
     layout.SKU: _SHOP_FILL, layout.PRODUCT: _SHOP_FILL, layout.VARIANT: _SHOP_FILL,
@@ -84,114 +89,57 @@ _HOWTO_CHARS_PER_LINE = 80
 _HOWTO_SIZES = {"title": 14, "heading": 12}
 
 HOWTO_LINES: tuple[tuple[str, str | None], ...] = (
-    ("How to keep your shop's stock in this workbook", "title"),
+    (N_("How to keep your shop's stock in this workbook"), "title"),
     ("", None),
-    ("The daily loop", "heading"),
-    ("1. Sync: pull today's live stock levels into sheet Stock (column Online). "
-     "Run: xlstock sync <this file>  (or the Sync button in the .xlsm workbook).", None),
-    ("2. Edit: type a delivery into Received (units added; negative to take some away), "
-     "or a counted level into New level. Never both on one row.", None),
-    ("3. Preview: see exactly what Publish would change, checked against the live levels. "
-     "Run: xlstock preview <this file>. Change and Status show the result per row.", None),
-    ("4. Publish: upload the stock levels (never the whole shop). "
-     "Run: xlstock publish <this file>. Received and New level are then cleared.", None),
+    (N_("The daily loop"), "heading"),
+    (N_("1. Sync: pull today's live stock levels into sheet Stock (column Online). "
+        "Run: xlstock sync <this file>  (or the Sync button in the .xlsm workbook)."), None),
+    (N_("2. Edit: type a delivery into Received (units added; negative to take some away), "
+        "or a counted level into New level. Never both on one row."), None),
+    (N_("3. Preview: see exactly what Publish would change, checked against the live levels. "
+        "Run: xlstock preview <this file>. Change and Status show the result per row."), None),
+    (N_("4. Publish: upload the stock levels (never the whole shop). "
+        "Run: xlstock publish <this file>. Received and New level are then cleared."), None),
     ("", None),
-    ("Online sales are never overwritten", "heading"),
-    ("Sales made online between Sync and Publish are kept: a delivery is added to the "
-     "live level, and a counted New level is moved by what sold online since your Sync "
-     "(Settings > Conflict policy: rebase). With 'strict', Publish stops instead and asks "
-     "you to sync again.", None),
+    (N_("Online sales are never overwritten"), "heading"),
+    (N_("Sales made online between Sync and Publish are kept: a delivery is added to the "
+        "live level, and a counted New level is moved by what sold online since your Sync "
+        "(Settings > Conflict policy: rebase). With 'strict', Publish stops instead and asks "
+        "you to sync again."), None),
     ("", None),
-    ("What the colours mean", "heading"),
-    ("A pale yellow row has an edit waiting to be published (Received or New level).",
-     "pending"),
-    ("An amber Online cell is at or below its Low at level (or, where Low at is blank, "
-     "Settings > Low stock at); a red one is at or below zero. Change is coloured the "
-     "same way for the level Publish would leave. Sheet Low stock lists those rows, the "
-     "largest shortfall first, after every Sync and Preview.", "low"),
-    ("A pink Status cell names a problem with that row; nothing is published until it "
-     "is fixed.", "problem"),
-    ("Header colours: blue columns come from the shop, green ones are yours to type in, "
-     "grey ones are written by xlstock. Add your own columns anywhere: they are kept.",
+    (N_("What the colours mean"), "heading"),
+    (N_("A pale yellow row has an edit waiting to be published (Received or New level)."),
+        "pending"),
+    (N_("An amber Online cell is at or below its Low at level (or, where Low at is blank, "
+        "Settings > Low stock at); a red one is at or below zero. Change is coloured the "
+        "same way for the level Publish would leave. Sheet Low stock lists those rows, the "
+        "largest shortfall first, after every Sync and Preview."), "low"),
+    (N_("A pink Status cell names a problem with that row; nothing is published until it "
+        "is fixed."), "problem"),
+    (N_("Header colours: blue columns come from the shop, green ones are yours to type in, "
+        "grey ones are written by xlstock. Add your own columns anywhere: they are kept."),
      None),
     ("", None),
-    ("Your access token", "heading"),
-    ("The token is never stored in this workbook. Give it in the environment variable "
-     "XLSTOCK_TOKEN, or keep it in the system keyring (service 'xlstock', user = your "
-     "shop's URL). The shop and service addresses are on sheet Settings.", None),
+    (N_("Your access token"), "heading"),
+    (N_("The token is never stored in this workbook. Give it in the environment variable "
+        "XLSTOCK_TOKEN, or keep it in the system keyring (service 'xlstock', user = your "
+        "shop's URL). The shop and service addresses are on sheet Settings."), None),
 )
 
 
-FRENCH_HOWTO_LINES: tuple[tuple[str, str | None], ...] = (
-    ("Tenir le stock de votre boutique dans ce classeur", "title"),
-    ("", None),
-    ("Chaque jour", "heading"),
-    ("1. Synchroniser : les niveaux de stock en ligne du jour arrivent dans la feuille "
-     "Stock (colonne En ligne). Commande : xlstock sync <ce fichier> (ou le bouton "
-     "Synchroniser du classeur .xlsm).", None),
-    ("2. Modifier : tapez une livraison dans Reçu (unités ajoutées ; négatif pour en "
-     "retirer) ou un niveau compté dans Nouveau niveau. Jamais les deux sur une ligne.",
-     None),
-    ("3. Aperçu : voyez exactement ce que Publier changerait, vérifié sur les niveaux en "
-     "ligne. Commande : xlstock preview <ce fichier>. Variation et Statut montrent le "
-     "résultat ligne par ligne.", None),
-    ("4. Publier : envoyez les niveaux de stock (jamais toute la boutique). Commande : "
-     "xlstock publish <ce fichier>. Reçu et Nouveau niveau sont alors vidés.", None),
-    ("", None),
-    ("Les ventes en ligne ne sont jamais écrasées", "heading"),
-    ("Les ventes faites en ligne entre la synchronisation et la publication sont "
-     "gardées : une livraison s'ajoute au niveau en ligne, et un Nouveau niveau compté "
-     "est corrigé de ce qui s'est vendu depuis (Paramètres > Règle en cas de conflit : "
-     "rebase). Avec « strict », Publier s'arrête et demande de synchroniser à nouveau.",
-     None),
-    ("", None),
-    ("Ce que disent les couleurs", "heading"),
-    ("Une ligne jaune pâle a une modification en attente de publication (Reçu ou Nouveau "
-     "niveau).", "pending"),
-    ("Une cellule En ligne orange est au niveau de son Stock bas à ou en dessous (à "
-     "défaut, Paramètres > Stock bas à) ; rouge, elle est à zéro ou moins. Variation "
-     "prend la même couleur pour le niveau que Publier laisserait. La feuille Stock bas "
-     "liste ces lignes, le plus grand manque d'abord, après chaque synchronisation et "
-     "aperçu.", "low"),
-    ("Une cellule Statut rose signale un problème sur la ligne ; rien n'est publié tant "
-     "qu'il n'est pas corrigé.", "problem"),
-    ("Couleur des en-têtes : en bleu ce qui vient de la boutique, en vert ce que vous "
-     "tapez, en gris ce qu'écrit xlstock. Ajoutez vos propres colonnes où vous voulez : "
-     "elles sont gardées.", None),
-    ("", None),
-    ("Votre jeton d'accès", "heading"),
-    ("Le jeton n'est jamais enregistré dans ce classeur. Donnez-le dans la variable "
-     "d'environnement XLSTOCK_TOKEN, ou gardez-le dans le trousseau du système (service "
-     "« xlstock », utilisateur = l'adresse URL de la boutique). Les adresses sont dans la "
-     "feuille Paramètres.", None),
+_NOTES = (  # two lines that fit columns A and B, on screen and paper
+    N_("No token or password is stored in this workbook:"),
+    N_("xlstock reads the token from XLSTOCK_TOKEN or the system keyring."),
 )
-"""Sheet How to of a French workbook, line for line as :data:`HOWTO_LINES`."""
-_FRENCH_NOTES = ("Aucun jeton ni mot de passe n'est enregistré ici :",
-                 "xlstock lit le jeton dans XLSTOCK_TOKEN ou le trousseau.")
-_FRENCH_VALIDATION = {
-    "Received: a whole number": (
-        "Reçu : un nombre entier",
-        "Tapez les unités reçues en nombre entier (négatif pour en retirer), ou laissez "
-        "vide.", "Reçu", "Unités ajoutées par une livraison. Nombre entier ; vide pour "
-        "aucune."),
-    "New level: whole number >= 0": (
-        "Nouveau niveau : nombre entier >= 0",
-        "Tapez le niveau compté en nombre entier, 0 ou plus, ou laissez vide.",
-        "Nouveau niveau", "Le niveau compté. Nombre entier, 0 ou plus ; vide pour ne rien "
-        "changer."),
-    "Low at: whole number >= 0": (
-        "Stock bas à : nombre entier >= 0",
-        "Tapez le seuil de stock bas en nombre entier, 0 ou plus, ou laissez vide.",
-        None, None),
-    "Conflict policy": (
-        "Règle en cas de conflit",
-        "Choisissez rebase (garder les ventes en ligne, par défaut) ou strict (s'arrêter "
-        "sur tout changement en ligne depuis la synchronisation).", None, None),
-    "Shop platform": (
-        "Plateforme de la boutique",
-        "Choisissez où sont les niveaux en ligne de votre boutique : "
-        + ", ".join(layout.PLATFORMS) + ".", None, None),
-}
+_PLATFORM_CHOICE = N_("Choose where your shop's live levels are: {platforms}.")
+_SHOP_PLATFORM = N_("Shop platform")
+
+
+def howto_lines(language: str) -> tuple[tuple[str, str | None], ...]:
+    """Sheet How to in ``language`` (the catalogue's), line for line as
+    :data:`HOWTO_LINES`."""
+    return tuple((i18n.translate(text, language) if text else text, kind)
+                 for text, kind in HOWTO_LINES)
 
 
 def language_from_environment() -> str:
@@ -229,16 +177,18 @@ def add_stock_sheets(book: WorkbookAdapter, *, service_url: str | None = None,
     names = [layout.sheet_text(name, language) for name in INIT_SHEETS]
     clash = [have[name.casefold()] for name in names if name.casefold() in have]
     if STOCK_SHEET.casefold() in have and layout.sheet_in(book, SETTINGS_SHEET):
-        raise UsageError(
-            f"{book.label} has sheets {STOCK_SHEET} and {SETTINGS_SHEET} already: it is set "
-            f"up for xlstock; run `xlstock sync {book.label}`"
-        )
+        raise UsageError(_(
+            "{book} has sheets {stock} and {settings} already: it is set up for xlstock; run "
+            "`xlstock sync {book}`", book=book.label, stock=STOCK_SHEET,
+            settings=layout.sheet_text(SETTINGS_SHEET, language)
+        ))
     if clash:
-        raise UsageError(
-            f"{book.label} has a sheet named {', '.join(repr(n) for n in clash)} already, a "
-            f"name xlstock needs for its own sheets ({', '.join(INIT_SHEETS[:3])}); rename "
-            "yours (right-click its tab > Rename) and run `xlstock init` again"
-        )
+        raise UsageError(_(
+            "{book} has a sheet named {names} already, a name xlstock needs for its own "
+            "sheets ({needed}); rename yours (right-click its tab > Rename) and run `xlstock "
+            "init` again", book=book.label, names=", ".join(repr(n) for n in clash),
+            needed=", ".join(names[:3])
+        ))
     values = {
         layout.SETTING_SERVICE: service_url or layout.DEFAULT_SERVICE,
         layout.SETTING_SHOP: shop_url or None,
@@ -271,8 +221,7 @@ def workbook_bytes(*, service_url: str | None = None, shop_url: str | None = Non
     _settings_sheet(wb.create_sheet(SETTINGS_SHEET), service_url, shop_url, platform, location)
     _log_sheet(wb.create_sheet(LOG_SHEET))
     _low_stock_sheet(wb.create_sheet(LOW_STOCK_SHEET))
-    _howto_sheet(wb.create_sheet(HOWTO_SHEET),
-                 FRENCH_HOWTO_LINES if language == layout.FRENCH else HOWTO_LINES)
+    _howto_sheet(wb.create_sheet(HOWTO_SHEET), howto_lines(language))
     if language == layout.FRENCH:
         _in_french(wb)
     low_row = layout.SETTING_LABELS.index(layout.SETTING_LOW_STOCK) + 1
@@ -316,11 +265,13 @@ def _in_french(wb: Workbook) -> None:
             cell.value = layout.FRENCH_HEADERS[cell.value]
     for sheet in (stock, wb[SETTINGS_SHEET]):
         for validation in sheet.data_validations.dataValidation:
-            words = _FRENCH_VALIDATION.get(validation.errorTitle or "")
-            if words:
-                validation.errorTitle, validation.error = words[0], words[1]
-                if words[2]:
-                    validation.promptTitle, validation.prompt = words[2], words[3]
+            title = validation.errorTitle or ""
+            validation.error = (_in(_PLATFORM_CHOICE, platforms=", ".join(layout.PLATFORMS))
+                                if title == _SHOP_PLATFORM else _in(validation.error))
+            validation.errorTitle = _in(title)
+            if validation.promptTitle:
+                validation.promptTitle = _in(validation.promptTitle)
+                validation.prompt = _in(validation.prompt)
     settings = wb[SETTINGS_SHEET]
     for label, value in settings.iter_rows(min_col=1, max_col=2):
         if label.value in layout.FRENCH_LABELS:
@@ -328,8 +279,8 @@ def _in_french(wb: Workbook) -> None:
         if value.value == layout.XLSTOCK_SERVICE:
             value.value = "service xlstock"
     note_row = len(layout.SETTING_LABELS) + 2
-    for offset, line in enumerate(_FRENCH_NOTES):
-        settings.cell(row=note_row + offset, column=1).value = line
+    for offset, line in enumerate(_NOTES):
+        settings.cell(row=note_row + offset, column=1).value = _in(line)
     for column, text in enumerate(layout.FRENCH_LOG_HEADERS, start=1):
         wb[LOG_SHEET].cell(row=1, column=column).value = text
     for column, text in enumerate(layout.FRENCH_LOW_STOCK_HEADERS, start=1):
@@ -337,6 +288,10 @@ def _in_french(wb: Workbook) -> None:
     _widen_to_fit(wb)
     for name in (SETTINGS_SHEET, LOG_SHEET, LOW_STOCK_SHEET, HOWTO_SHEET):
         wb[name].title = layout.sheet_text(name, layout.FRENCH)
+
+
+def _in(text: str, **params: str) -> str:
+    return i18n.translate(text, layout.FRENCH, **params)
 
 
 def _header_row(sheet: Worksheet, headers: Sequence[str],
@@ -368,27 +323,29 @@ def _stock_sheet(sheet: Worksheet) -> None:
     received = DataValidation(
         type="whole", operator="between", formula1="-1000000000", formula2="1000000000",
         allow_blank=True, showErrorMessage=True, showInputMessage=True,
-        errorTitle="Received: a whole number",
-        error="Type the units received as a whole number (negative to take units away), "
-              "or leave it blank.",
-        promptTitle="Received",
-        prompt="Units added by a delivery. Whole number; leave blank for none.",
+        errorTitle=N_("Received: a whole number"),
+        error=N_("Type the units received as a whole number (negative to take units away), "
+                 "or leave it blank."),
+        promptTitle=N_("Received"),
+        prompt=N_("Units added by a delivery. Whole number; leave blank for none."),
     )
     received.add(whole_column(layout.RECEIVED))
     new_level = DataValidation(
         type="whole", operator="greaterThanOrEqual", formula1="0",
         allow_blank=True, showErrorMessage=True, showInputMessage=True,
-        errorTitle="New level: whole number >= 0",
-        error="Type the counted stock level as a whole number, 0 or more, or leave it blank.",
-        promptTitle="New level",
-        prompt="The level you counted. Whole number, 0 or more; blank for no change.",
+        errorTitle=N_("New level: whole number >= 0"),
+        error=N_("Type the counted stock level as a whole number, 0 or more, or leave it "
+                 "blank."),
+        promptTitle=N_("New level"),
+        prompt=N_("The level you counted. Whole number, 0 or more; blank for no change."),
     )
     new_level.add(whole_column(layout.NEW_LEVEL))
     low_at = DataValidation(
         type="whole", operator="greaterThanOrEqual", formula1="0",
         allow_blank=True, showErrorMessage=True,
-        errorTitle="Low at: whole number >= 0",
-        error="Type the low-stock threshold as a whole number, 0 or more, or leave it blank.",
+        errorTitle=N_("Low at: whole number >= 0"),
+        error=N_("Type the low-stock threshold as a whole number, 0 or more, or leave it "
+                 "blank."),
     )
     low_at.add(whole_column(layout.LOW_AT))
     for validation in (received, new_level, low_at):
@@ -450,26 +407,22 @@ def _settings_sheet(sheet: Worksheet, service_url: str | None, shop_url: str | N
     policy_row = layout.SETTING_LABELS.index(layout.SETTING_POLICY) + 1
     policy = DataValidation(
         type="list", formula1='"' + ",".join(layout.POLICIES) + '"', allow_blank=True,
-        showErrorMessage=True, errorTitle="Conflict policy",
-        error="Choose rebase (keep online sales, the default) or strict (stop on any "
-              "online change since Sync).",
+        showErrorMessage=True, errorTitle=N_("Conflict policy"),
+        error=N_("Choose rebase (keep online sales, the default) or strict (stop on any "
+                 "online change since Sync)."),
     )
     policy.add(f"B{policy_row}")
     sheet.add_data_validation(policy)
     platform_row = layout.SETTING_LABELS.index(layout.SETTING_PLATFORM) + 1
     platforms = DataValidation(
         type="list", formula1='"' + ",".join(layout.PLATFORMS) + '"', allow_blank=True,
-        showErrorMessage=True, errorTitle="Shop platform",
-        error="Choose where your shop's live levels are: " + ", ".join(layout.PLATFORMS)
-              + ".",
+        showErrorMessage=True, errorTitle=_SHOP_PLATFORM,
+        error=_PLATFORM_CHOICE.format(platforms=", ".join(layout.PLATFORMS)),
     )
     platforms.add(f"B{platform_row}")
     sheet.add_data_validation(platforms)
     note_row = len(layout.SETTING_LABELS) + 2
-    for offset, line in enumerate((  # two lines that fit columns A and B, on screen and paper
-        "No token or password is stored in this workbook:",
-        "xlstock reads the token from XLSTOCK_TOKEN or the system keyring.",
-    )):
+    for offset, line in enumerate(_NOTES):
         note = sheet.cell(row=note_row + offset, column=1, value=line)
         note.font = Font(name=_FONT, sz=11, italic=True, color="FF595959")
     sheet.column_dimensions["A"].width = 18
