@@ -13,10 +13,10 @@ LIMIT = 15
 PACKAGE = Path(__file__).resolve().parents[1] / "xlstock"
 
 WAITING: dict[str, int] = {
-    "xlstock/actions.py:_apply_sync": 34,
+    "xlstock/actions.py:_apply_sync": 32,
     "xlstock/actions.py:_remember_publish": 17,
     "xlstock/actions.py:_settle_pending": 18,
-    "xlstock/actions.py:publish": 24,
+    "xlstock/actions.py:publish": 22,
     "xlstock/actions.py:undo": 47,
     "xlstock/cli/workbook_commands.py:new": 17,
     "xlstock/model.py:clean_sku": 18,
@@ -33,7 +33,6 @@ WAITING: dict[str, int] = {
     "xlstock/shops/woocommerce.py:WooCommerceConnector._write": 20,
     "xlstock/shops/woocommerce.py:WooCommerceConnector.publish_lines": 16,
     "xlstock/shops/woocommerce.py:_Collector.add": 21,
-    "xlstock/stockfile.py:_checked_items": 18,
     "xlstock/stockfile.py:_usual_items": 28,
     "xlstock/workbook/layout.py:read_stock": 17,
     "xlstock/workbook/layout.py:write_column": 18,
