@@ -56,9 +56,9 @@ def _interrupted() -> int:
     """Say that Ctrl-C stopped the run, in the commands' words, in one line (on a line
     of its own after the ``^C`` a terminal echoes)."""
     try:
-        from xlstock.cli.exits import INTERRUPTED  # loaded again if the Ctrl-C cut it short
+        from xlstock.cli.exits import interrupted  # loaded again if the Ctrl-C cut it short
 
-        message = INTERRUPTED
+        message = interrupted()
     except Exception:  # never a traceback instead of the line
         message = "stopped by Ctrl-C"
     try:
