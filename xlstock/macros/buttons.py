@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape
 import defusedxml.ElementTree as SafeET
 
 from xlstock.errors import WorkbookError
+from xlstock.i18n import _
 from xlstock.macros.package import (
     WorkbookParts,
     attribute,
@@ -174,8 +175,9 @@ def _parse_vml(package: WorkbookParts, part: str) -> Element:
         return SafeET.fromstring(package.parts[part])
     except (SafeET.ParseError, ValueError) as exc:
         raise WorkbookError(
-            f"{package.label}: the drawing {part} of sheet {STOCK_SHEET!r} is not valid XML "
-            f"({exc}); remove the sheet's buttons and comments in Excel, then try again"
+            _("{label}: the drawing {part} of sheet {sheet} is not valid XML ({detail}); "
+              "remove the sheet's buttons and comments in Excel, then try again",
+              label=package.label, part=part, sheet=repr(STOCK_SHEET), detail=exc)
         ) from exc
 
 
@@ -207,7 +209,8 @@ def apply_buttons(package: WorkbookParts) -> None:
             if vml_part not in package.parts:
                 vml_part = None
         if vml_part is None:
-            raise WorkbookError(f"{label}: <legacyDrawing> points at no VML drawing part")
+            raise WorkbookError(_("{label}: <legacyDrawing> points at no VML drawing part",
+                                  label=label))
     if vml_part is None:
         vml_part = package.new_name("xl/drawings/vmlDrawing{}.vml")
         package.parts[vml_part] = _new_vml().encode()
