@@ -167,6 +167,8 @@ def _run_the_loop(server, folder: Path, language: str) -> Merchant:
     owner.unlink()
 
     merchant.command("no such workbook", "sync", "inventaire.xlsx", expect=2)
+    merchant.command("usage error", "sync", expect=2)
+    merchant.command("bad option", "new", book, "--lang", "de", expect=2)
     merchant.command("new: exists", "new", book, "--lang", language, expect=2)
 
     stranger = str(folder / "autre.xlsx")
@@ -192,7 +194,8 @@ def english(stock_service, tmp_path_factory) -> Merchant:
     return _run_the_loop(stock_service, tmp_path_factory.mktemp("merchant"), "en")
 
 
-EDGES = ("new", "history", "open in Excel", "no such workbook", "new: exists",
+EDGES = ("new", "history", "open in Excel", "no such workbook", "usage error", "bad option",
+         "new: exists",
          "new: unknown shop", "unknown shop", "new: service down", "service down")
 """The steps whose every word the command line and its client write (this half)."""
 LOOP = ("sync", "preview", "publish", "publish again", "undo", "bad cell")
@@ -232,6 +235,7 @@ def test_the_errors_say_what_to_do_in_french(french):
     assert "pas de tel classeur" in _shown(french, "no such workbook")
     assert "« " in _shown(french, "unknown shop")  # the service's own words, quoted
     assert "le service de stock tourne-t-il" in _shown(french, "service down")
+    assert "Erreur : Argument manquant 'PATH'." in _shown(french, "usage error")  # click's
 
 
 def _status_and_log_speak_french() -> bool:

@@ -272,10 +272,10 @@ class _Styles:
         if style in self._date_variant:
             return self._date_variant[style]
         if self._root is None:
-            raise WorkbookError("the workbook has no styles part, so a date cannot be written")
+            raise WorkbookError(_("the workbook has no styles part, so a date cannot be written"))
         xfs = self._root.find(f"{_M}cellXfs")
         if xfs is None:
-            raise WorkbookError("the workbook's styles have no cell formats")
+            raise WorkbookError(_("the workbook's styles have no cell formats"))
         models = [x for x in xfs if x.tag == f"{_M}xf"]
         index = int(style) if style and style.isdigit() and int(style) < len(models) else 0
         clone = etree.fromstring(etree.tostring(models[index])) if models else etree.Element(
