@@ -44,6 +44,12 @@ def extracted() -> Catalog:
             continue  # a call on a variable (t(label)): its texts are marked where made
         template.add(message, None, [(f"xlstock/{filename}", lineno)],
                      auto_comments=comments, context=context)
+    from xlstock.cli import main
+    from xlstock.cli.click_texts import help_texts
+
+    for text in help_texts(main):  # the commands' --help: docstrings and options' help
+        template.add(text, None, [("xlstock/cli/__init__.py", 0)],
+                     flags=("python-brace-format",) if "{" in text else ())
     return template
 
 

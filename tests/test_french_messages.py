@@ -168,6 +168,7 @@ def _run_the_loop(server, folder: Path, language: str) -> Merchant:
 
     merchant.command("no such workbook", "sync", "inventaire.xlsx", expect=2)
     merchant.command("usage error", "sync", expect=2)
+    merchant.command("help", "sync", "--help")
     merchant.command("bad option", "new", book, "--lang", "de", expect=2)
     merchant.command("new: exists", "new", book, "--lang", language, expect=2)
 
@@ -194,7 +195,7 @@ def english(stock_service, tmp_path_factory) -> Merchant:
     return _run_the_loop(stock_service, tmp_path_factory.mktemp("merchant"), "en")
 
 
-EDGES = ("new", "history", "open in Excel", "no such workbook", "usage error", "bad option",
+EDGES = ("new", "history", "open in Excel", "no such workbook", "usage error", "bad option", "help",
          "new: exists",
          "new: unknown shop", "unknown shop", "new: service down", "service down")
 """The steps whose every word the command line and its client write (this half)."""

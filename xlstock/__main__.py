@@ -36,7 +36,9 @@ def _run_commands() -> int | None:
     import click
 
     from xlstock.cli import main
+    from xlstock.cli.click_texts import translate_help
 
+    translate_help(main)  # --help in the merchant's language
     try:
         return main.main(prog_name="xlstock", standalone_mode=False)
     except click.exceptions.Abort:  # click's word for a Ctrl-C in its own code

@@ -1,5 +1,5 @@
 """Click's own words in the merchant's language: a usage error, the help's headings,
-a confirmation prompt.
+a confirmation prompt; and the commands' own help (:func:`translate_help`).
 
 Click writes them through :func:`gettext.gettext` and :func:`gettext.ngettext` of the
 ``messages`` domain, which ships no French and follows the locale rather than
@@ -12,6 +12,10 @@ in English, as before.
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Iterator
+
+import click
 
 from xlstock import i18n
 from xlstock.i18n import N_, _n
@@ -62,3 +66,32 @@ def speak_through_xlstock() -> None:
             module._ = gettext  # type: ignore[attr-defined]
         if hasattr(module, "ngettext"):
             module.ngettext = ngettext  # type: ignore[attr-defined]
+
+
+def _helped(group: click.Command) -> Iterator[tuple[click.Command | click.Parameter, str]]:
+    """Each command of ``group`` (itself included) and option with a help text, and
+    that text as the catalogue holds it (its docstring's indentation taken out)."""
+    if group.help:
+        yield group, inspect.cleandoc(group.help)
+    for param in group.params:
+        text = getattr(param, "help", None)
+        if isinstance(param, click.Option) and text:
+            yield param, inspect.cleandoc(text)
+    if isinstance(group, click.Group):
+        for command in group.commands.values():
+            yield from _helped(command)
+
+
+def help_texts(group: click.Command) -> list[str]:
+    """The commands' and options' help texts, in English: ``scripts/i18n.py`` puts them
+    in the catalogue beside the texts marked in the code."""
+    return list(dict.fromkeys(text for _, text in _helped(group)))
+
+
+def translate_help(group: click.Command, language: str | None = None) -> None:
+    """Give every command and option of ``group`` its help in ``language`` (the current
+    one by default). The console script calls it before it runs a command; the commands
+    as imported keep their English (what ``scripts/i18n.py`` reads)."""
+    found = i18n.catalogue(language or i18n.current())
+    for owner, text in _helped(group):
+        owner.help = found.gettext(text)
