@@ -262,7 +262,8 @@ def test_the_loop_shows_no_english(french, english, step):
 
 def _workbook_texts(path: Path) -> list[str]:
     """What xlstock wrote in words in the workbook: Status, the Log's results, the
-    Settings' texts (not the values: URLs, dates, versions)."""
+    Settings' texts (URLs, dates and versions in them are no words: the check skips
+    them)."""
     wb = openpyxl.load_workbook(path)
     stock = wb[wb.sheetnames[0]]
     headers = [c.value for c in stock[1]]
@@ -272,7 +273,7 @@ def _workbook_texts(path: Path) -> list[str]:
     log = wb["Journal" if "Journal" in wb.sheetnames else "Log"]
     texts += [str(row[-1]) for row in log.iter_rows(min_row=2, values_only=True) if row[-1]]
     settings = wb["Paramètres" if "Paramètres" in wb.sheetnames else "Settings"]
-    texts += [str(value) for row in settings.iter_rows(values_only=True) for value in row[2:]
+    texts += [value for row in settings.iter_rows(values_only=True) for value in row[1:]
               if isinstance(value, str)]
     return texts
 
@@ -282,3 +283,16 @@ def test_the_workbook_holds_no_english(french, english):
     french_texts = "\n".join(_workbook_texts(french.workbook))
     assert english_in(french_texts, (french.url,)) == [], french_texts
     assert english_in("\n".join(_workbook_texts(english.workbook)), (english.url,))
+
+
+@needs_the_actions_half
+def test_the_french_log_writes_its_dates_the_french_way(french):
+    """Point 3: the Log's dates follow the workbook's language (06/12/2026)."""
+    log = openpyxl.load_workbook(french.workbook)["Journal"]
+    whens = [row[0] for row in log.iter_rows(min_row=2) if row[0].value is not None]
+    assert whens
+    for cell in whens:
+        if isinstance(cell.value, dt.datetime):
+            assert cell.number_format.lower().startswith("dd/mm/yyyy"), cell.number_format
+        else:
+            assert re.match(r"\d\d/\d\d/\d{4}", str(cell.value)), cell.value
