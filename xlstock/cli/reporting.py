@@ -18,15 +18,16 @@ quiet_option = click.option(
 )
 """The ``-q`` every command takes (docs/cli.md says what each one leaves out)."""
 
-TABLE_HEADERS = (N_("SKU"), N_("Online"), N_("Change"), N_("Publish"), N_("Note"))
-"""The table's column names, in English: :func:`format_table` shows them translated."""
+TABLE_HEADERS = ("SKU", N_("Online"), N_("Change"), N_("Publish"), N_("Note"))
+"""The table's column names, in English: :func:`format_table` shows them translated
+(SKU is SKU in every language, as on sheet Stock)."""
 MAX_TABLE_ROWS = 500
 
 
 def format_table(rows: list[tuple[str, str, str, str, str]], indent: str = "") -> list[str]:
     """Aligned columns: SKU and note left, numbers right. A SKU over 40 characters is
     cut with "..."; the note, last on the line, is never cut."""
-    headers = [_(header) for header in TABLE_HEADERS]
+    headers = [TABLE_HEADERS[0], *(_(header) for header in TABLE_HEADERS[1:])]
     shown = [(_cut(row[0]), *row[1:]) for row in rows[:MAX_TABLE_ROWS]]
     widths = [max(len(headers[c]), *(len(row[c]) for row in shown)) for c in range(4)]
     fmt = "  ".join(
