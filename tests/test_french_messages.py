@@ -155,6 +155,7 @@ def _run_the_loop(server, folder: Path, language: str) -> Merchant:
     merchant.command("publish again", "publish", book)
     merchant.command("undo", "undo", book, "--yes")
     merchant.command("history", "history", book)
+    merchant.command("buttons", "buttons", book)
 
     merchant.edit_french(**{"A-1": {received: "douze"}})
     merchant.command("bad cell", "preview", book, expect=1)
@@ -195,9 +196,9 @@ def english(stock_service, tmp_path_factory) -> Merchant:
     return _run_the_loop(stock_service, tmp_path_factory.mktemp("merchant"), "en")
 
 
-EDGES = ("new", "history", "open in Excel", "no such workbook", "usage error", "bad option", "help",
-         "new: exists",
-         "new: unknown shop", "unknown shop", "new: service down", "service down")
+EDGES = ("new", "history", "buttons", "open in Excel", "no such workbook", "usage error",
+         "bad option", "help", "new: exists", "new: unknown shop", "unknown shop",
+         "new: service down", "service down")
 """The steps whose every word the command line and its client write (this half)."""
 LOOP = ("sync", "preview", "publish", "publish again", "undo", "bad cell")
 """The steps that show the actions' summaries and rows at fault (the other half)."""
@@ -237,6 +238,8 @@ def test_the_errors_say_what_to_do_in_french(french):
     assert "« " in _shown(french, "unknown shop")  # the service's own words, quoted
     assert "le service de stock tourne-t-il" in _shown(french, "service down")
     assert "Erreur : Argument manquant 'PATH'." in _shown(french, "usage error")  # click's
+    assert "boutons ajoutés : Synchroniser, Aperçu, Publier, Annuler" in _shown(french,
+                                                                            "buttons")
 
 
 def _status_and_log_speak_french() -> bool:

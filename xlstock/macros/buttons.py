@@ -184,7 +184,7 @@ def _parse_vml(package: WorkbookParts, part: str) -> Element:
 # --- the buttons -------------------------------------------------------------------------
 
 
-def _is_french(package: WorkbookParts) -> bool:
+def is_french(package: WorkbookParts) -> bool:
     """Whether the workbook is a French one (xlstock's sheets under their French names):
     its buttons say Synchroniser, Aperçu, Publier, Annuler."""
     french = set(FRENCH_SHEETS.values())
@@ -231,7 +231,7 @@ def apply_buttons(package: WorkbookParts) -> None:
             continue
         anchor = _default_anchor(index, first_column)
         missing_xml.append(_button_shape_xml(button, next_number, anchor, z_index,
-                                             _is_french(package)))
+                                             is_french(package)))
         next_number += 1
         z_index += 1
     if missing_xml:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 from xlstock.errors import UsageError, WorkbookError
 from xlstock.i18n import _
-from xlstock.macros.buttons import apply_buttons, buttons_in_place
+from xlstock.macros.buttons import apply_buttons, buttons_in_place, is_french
 from xlstock.macros.package import WorkbookParts, apply_code_names, apply_vba
 from xlstock.macros.vba_source import (
     BUTTONS,
+    FRENCH_LABELS,
     VBA_PART,
     existing_project,
     module_version,
@@ -114,7 +115,9 @@ def refreshed_macro_workbook(data: bytes, label: str) -> tuple[bytes, list[str],
     project, changes, kept = refreshed_project(existing, book_code, sheets, label)
     apply_vba(package, project)
     apply_buttons(package)
-    missing = [button.label for button in BUTTONS if button.label not in buttons_before]
+    french = is_french(package)  # the buttons as the workbook names them
+    missing = [FRENCH_LABELS[button.label] if french else button.label for button in BUTTONS
+               if button.label not in buttons_before]
     if missing:
         changes.append(_("buttons added: {buttons}", buttons=", ".join(missing)))
     return package.to_bytes(), changes, kept
