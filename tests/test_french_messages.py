@@ -299,3 +299,17 @@ def test_the_french_log_writes_its_dates_the_french_way(french):
             assert cell.number_format.lower().startswith("dd/mm/yyyy"), cell.number_format
         else:
             assert re.match(r"\d\d/\d\d/\d{4}", str(cell.value)), cell.value
+
+
+def test_the_demo_of_a_french_merchant_makes_a_french_workbook(tmp_path):
+    """The demo says it typed into Reçu: its workbook is French too (it was English)."""
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("XLSTOCK_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES")}
+    done = subprocess.run([sys.executable, "-m", "xlstock", "demo", "--dir", str(tmp_path)],
+                          env={**environ, "LANG": "fr_FR.UTF-8"}, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "4. Une livraison (Reçu 12 sur woo-hoodie-blue)" in done.stdout
+    wb = openpyxl.load_workbook(tmp_path / "xlstock-demo.xlsx")
+    assert wb.sheetnames[:3] == ["Stock", "Paramètres", "Journal"]
+    assert "Reçu" in [cell.value for cell in wb["Stock"][1]]

@@ -41,7 +41,7 @@ def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -
     Ctrl-C with the service still up, so the workbook can be tried by hand."""
     from xlstock.remote.client import HttpStockServiceClient
     from xlstock.server import read_catalogue_csv, start_background_server
-    from xlstock.workbook.template import build_workbook
+    from xlstock.workbook.template import build_workbook, language_from_environment
     from xlstock.workbook.xlsx_file import XlsxFile
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -55,7 +55,8 @@ def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -
                count=len(items)))
         if workbook.exists():
             workbook.unlink()
-        build_workbook(workbook, service_url=server.url, shop_url=DEMO_SHOP)
+        build_workbook(workbook, service_url=server.url, shop_url=DEMO_SHOP,
+                       language=language_from_environment())  # the language it speaks
         echo(_("2. Created the workbook {path}.", path=workbook))
         with HttpStockServiceClient(server.url, DEMO_SHOP, token) as service:
             with XlsxFile.open(workbook) as book:
