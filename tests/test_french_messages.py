@@ -168,6 +168,9 @@ def _run_the_loop(server, folder: Path, language: str) -> Merchant:
     owner.unlink()
 
     merchant.command("no such workbook", "sync", "inventaire.xlsx", expect=2)
+    damaged = folder / "abime.xlsx"
+    damaged.write_bytes(merchant.workbook.read_bytes()[:2000])  # a copy cut short
+    merchant.command("damaged workbook", "validate", str(damaged), expect=1)
     merchant.command("usage error", "sync", expect=2)
     merchant.command("help", "sync", "--help")
     merchant.command("bad option", "new", book, "--lang", "de", expect=2)
@@ -197,8 +200,8 @@ def english(stock_service, tmp_path_factory) -> Merchant:
 
 
 EDGES = ("new", "history", "buttons", "open in Excel", "no such workbook", "usage error",
-         "bad option", "help", "new: exists", "new: unknown shop", "unknown shop",
-         "new: service down", "service down")
+         "bad option", "help", "damaged workbook", "new: exists", "new: unknown shop",
+         "unknown shop", "new: service down", "service down")
 """The steps whose every word the command line and its client write (this half)."""
 LOOP = ("sync", "preview", "publish", "publish again", "undo", "bad cell")
 """The steps that show the actions' summaries and rows at fault (the other half)."""
@@ -235,6 +238,7 @@ def test_numbers_and_dates_are_written_the_french_way(french, english):
 def test_the_errors_say_what_to_do_in_french(french):
     assert "est ouvert dans Excel par Marie" in _shown(french, "open in Excel")
     assert "pas de tel classeur" in _shown(french, "no such workbook")
+    assert "est incomplet ou endommagé" in _shown(french, "damaged workbook")
     assert "« " in _shown(french, "unknown shop")  # the service's own words, quoted
     assert "le service de stock tourne-t-il" in _shown(french, "service down")
     assert "Erreur : Argument manquant 'PATH'." in _shown(french, "usage error")  # click's
