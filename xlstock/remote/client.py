@@ -840,7 +840,7 @@ class HttpStockServiceClient(SessionOwner):
             raise ServiceRefused(_(
                 "{what} sent an answer this xlstock does not understand ({detail}); upgrade "
                 "xlstock, or check the Stock service setting", what=what,
-                detail=f"{type(exc).__name__}: {str(exc)[:80]}"
+                detail=type(exc).__name__ + ": " + str(exc)[:80]
             )) from exc
 
     def _check_shop(self, shop: str, what: str) -> None:
@@ -898,7 +898,7 @@ class HttpStockServiceClient(SessionOwner):
             _("the answer to publish {key} (PUT {url}) never arrived and the outcome could "
               "not be confirmed ({cause}). The outcome is unknown: the next `xlstock publish` "
               "will find out; nothing will be counted twice.", key=key,
-              url=f"{self.service_url}/v1/stock", cause=cause),
+              url=self.service_url + "/v1/stock", cause=cause),
             key=key,
             code="outcome_unknown",
         )
@@ -980,14 +980,14 @@ class HttpStockServiceClient(SessionOwner):
             if "/account/services" in message:
                 return _("Nothing was changed")
             return _("Switch on 'Automatic stock level update' on the Services page ({page}); "
-                     "nothing was changed", page=f"{self.service_url}/account/services")
+                     "nothing was changed", page=self.service_url + "/account/services")
         if status == 403:
             if "xlstock shop add" in message:
                 return _("Check the shop URL {shop}, or use the token of that shop",
                          shop=self.shop_url)
             return _("Register the shop URL on the Account profile page ({page}), or on the "
                      "service's computer: xlstock shop add {shop} --db FILE",
-                     page=f"{self.service_url}/account/profile", shop=self.shop_url)
+                     page=self.service_url + "/account/profile", shop=self.shop_url)
         hints = {
             404: _("Check the Stock service setting (the service's base address) and Shop URL"),
             409: _("Nothing was sold; the shop has too few in stock"),

@@ -491,7 +491,7 @@ class XlsxFile:
                     raise WorkbookError(_(
                         "{label}: sheet {sheet} has a value at {cell}, far outside the table "
                         "({why}); delete it and try again", label=self._label,
-                        sheet=entry.name, cell=f"{column_letter(far.column)}{far.row}",
+                        sheet=entry.name, cell=column_letter(far.column) + str(far.row),
                         why=why)) from None
             _trim(entry.grid)
             entry.last_row = _last_row(entry.grid)
@@ -588,7 +588,7 @@ class XlsxFile:
                 raise WorkbookError(_(
                     "{where}: the text holds a character an Excel cell cannot store "
                     "({character}); remove it at its source", where=self._cell(name, row, column),
-                    character=f"U+{ord(bad.group()):04X}"))
+                    character="U+" + format(ord(bad.group()), "04X")))
             if len(value) > EXCEL_MAX_TEXT:
                 raise WorkbookError(_(
                     "{where}: the text is {count:n} characters, over Excel's {limit:n} per "
@@ -620,7 +620,7 @@ class XlsxFile:
         """A cell named for a message (only when one is needed: a write may check 100,000
         cells)."""
         return _("{label}: sheet {sheet} cell {cell}", label=self._label, sheet=name,
-                 cell=f"{column_letter(column)}{row}")
+                 cell=column_letter(column) + str(row))
 
     def _refuse_merged(self, entry: _SheetEntry, row: int, column: int) -> None:
         if entry.new:
@@ -629,7 +629,7 @@ class XlsxFile:
             raise WorkbookError(_(
                 "{label}: sheet {sheet} cell {cell} is inside merged cells; unmerge them (Home "
                 "> Merge & Center) and try again", label=self._label, sheet=entry.name,
-                cell=f"{column_letter(column)}{row}"))
+                cell=column_letter(column) + str(row)))
 
     def add_sheet(self, name: str, *, hidden: bool = False) -> None:
         """Add an empty sheet at the end; ``hidden`` makes it very hidden (not listed

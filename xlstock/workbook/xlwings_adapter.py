@@ -260,7 +260,7 @@ class XlwingsWorkbook(WorkbookAdapter):
             "{label}: sheet {sheet} is used as far as cell {far}, beyond the {limit} xlstock "
             "reads; delete the stray rows or columns past the table (select them, right-click, "
             "Delete) and try again", label=self._label, sheet=name,
-            far=f"{name}!{column_letter(last_column)}{last_row}", limit=limit))
+            far=name + "!" + column_letter(last_column) + str(last_row), limit=limit))
 
     def write_block(self, name: str, top: int, left: int, rows: Sequence[Sequence[Any]]) -> None:
         """Write a rectangle of values in one range write; strings stay literal text and
