@@ -235,8 +235,10 @@ def test_numbers_and_dates_are_written_the_french_way(french, english):
     assert today.strftime("%Y-%m-%d") in _shown(english, "history")
 
 
-def test_the_errors_say_what_to_do_in_french(french):
+def test_the_errors_say_what_to_do_in_french(french, english):
     assert "est ouvert dans Excel par Marie" in _shown(french, "open in Excel")
+    assert _shown(french, "no such workbook").startswith("xlstock : ")  # French colon
+    assert _shown(english, "no such workbook").startswith("xlstock: ")
     assert "pas de tel classeur" in _shown(french, "no such workbook")
     assert "est incomplet ou endommagé" in _shown(french, "damaged workbook")
     assert "« " in _shown(french, "unknown shop")  # the service's own words, quoted

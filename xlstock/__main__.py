@@ -58,15 +58,15 @@ def _interrupted() -> int:
     """Say that Ctrl-C stopped the run, in the commands' words, in one line (on a line
     of its own after the ``^C`` a terminal echoes)."""
     try:
-        from xlstock.cli.exits import interrupted  # loaded again if the Ctrl-C cut it short
+        from xlstock.cli.exits import interrupted, said  # loaded again if Ctrl-C cut it short
 
-        message = interrupted()
+        line = said(interrupted())
     except Exception:  # never a traceback instead of the line
-        message = "stopped by Ctrl-C"
+        line = "xlstock: stopped by Ctrl-C"
     try:
         if sys.stderr.isatty():
             sys.stderr.write("\n")
-        sys.stderr.write(f"xlstock: {message}\n")
+        sys.stderr.write(f"{line}\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass  # stderr closed: the status still says it

@@ -70,7 +70,7 @@ def reports_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except XlstockError as error:
-            click.echo(f"xlstock: {error}", err=True)
+            click.echo(said(error), err=True)
             sys.exit(exit_status(error))
 
     return wrapper  # type: ignore[return-value]
@@ -89,10 +89,16 @@ def reports_errors_and_ctrl_c(func: F) -> F:
         except KeyboardInterrupt:
             if sys.stderr.isatty():
                 click.echo(err=True)
-            click.echo(f"xlstock: {interrupted()}", err=True)
+            click.echo(said(interrupted()), err=True)
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
+
+
+def said(message: object) -> str:
+    """A line xlstock says on stderr: ``xlstock: <message>`` (``xlstock : `` in French,
+    whose colon takes a space before it)."""
+    return _("xlstock: {message}", message=message)
 
 
 def interrupted() -> str:

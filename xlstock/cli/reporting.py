@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from xlstock.cli.exits import said
 from xlstock.i18n import N_, _
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ class Progress:
                 click.echo(err=True)
                 self._last = ""
         elif message != self._last:
-            click.echo(f"xlstock: {message}", err=True)
+            click.echo(said(message), err=True)
             self._last = message
 
     def close(self) -> None:
