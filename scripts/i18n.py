@@ -44,6 +44,12 @@ def extracted() -> Catalog:
             continue  # a call on a variable (t(label)): its texts are marked where made
         template.add(message, None, [(f"xlstock/{filename}", lineno)],
                      auto_comments=comments, context=context)
+    from xlstock.cli import main
+    from xlstock.cli.click_texts import help_texts
+
+    for text in help_texts(main):  # the commands' --help: docstrings and options' help
+        template.add(text, None, [("xlstock/cli/__init__.py", 0)],
+                     flags=("python-brace-format",) if "{" in text else ())
     return template
 
 
@@ -88,6 +94,11 @@ def compiled(catalog: Catalog) -> bytes:
     return out.getvalue()
 
 
+def _key(text: str | tuple[str, ...] | list[str]) -> str | tuple[str, ...]:
+    """A message's id or string as a dict key: a plural's forms are a list or a tuple."""
+    return text if isinstance(text, str) else tuple(text)
+
+
 def check() -> list[str]:
     template = extracted()
     found = []
@@ -101,8 +112,9 @@ def check() -> list[str]:
             continue
         with mo.open("rb") as file:
             shipped = read_mo(file)
-        if {m.id: m.string for m in shipped if m.id} != {m.id: m.string for m in catalog
-                                                       if m.id and not m.fuzzy and m.string}:
+        if {_key(m.id): _key(m.string) for m in shipped if m.id} != {
+                _key(m.id): _key(m.string) for m in catalog
+                if m.id and not m.fuzzy and m.string}:
             found.append(f"{mo}: older than {po_path(language).name}; run python scripts/i18n.py")
     return found
 

@@ -13,9 +13,10 @@ from xlstock.remote.transport import WatchedAdapter
 
 
 def test_a_notice_names_ten_skus_at_most() -> None:
-    assert named_skus("left out", ["A", "B"]) == "2 SKU(s) left out: A, B"
+    label = "{count:n} SKU(s) left out: {skus}"
+    assert named_skus(label, ["A", "B"]) == "2 SKU(s) left out: A, B"
     twelve = [f"S{n}" for n in range(12)]
-    assert named_skus("left out", twelve) == (
+    assert named_skus(label, twelve) == (
         "12 SKU(s) left out: " + ", ".join(twelve[:10]) + " ...")
 
 

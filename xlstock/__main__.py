@@ -36,7 +36,9 @@ def _run_commands() -> int | None:
     import click
 
     from xlstock.cli import main
+    from xlstock.cli.click_texts import translate_help
 
+    translate_help(main)  # --help in the merchant's language
     try:
         return main.main(prog_name="xlstock", standalone_mode=False)
     except click.exceptions.Abort:  # click's word for a Ctrl-C in its own code
@@ -56,15 +58,15 @@ def _interrupted() -> int:
     """Say that Ctrl-C stopped the run, in the commands' words, in one line (on a line
     of its own after the ``^C`` a terminal echoes)."""
     try:
-        from xlstock.cli.exits import INTERRUPTED  # loaded again if the Ctrl-C cut it short
+        from xlstock.cli.exits import interrupted, said  # loaded again if Ctrl-C cut it short
 
-        message = INTERRUPTED
+        line = said(interrupted())
     except Exception:  # never a traceback instead of the line
-        message = "stopped by Ctrl-C"
+        line = "xlstock: stopped by Ctrl-C"
     try:
         if sys.stderr.isatty():
             sys.stderr.write("\n")
-        sys.stderr.write(f"xlstock: {message}\n")
+        sys.stderr.write(f"{line}\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass  # stderr closed: the status still says it

@@ -21,8 +21,10 @@ from __future__ import annotations
 import click
 
 from xlstock import __version__
-from xlstock.cli import account_commands, server_commands, workbook_commands
+from xlstock.cli import account_commands, click_texts, server_commands, workbook_commands
 from xlstock.cli.verbosity import add_verbose_option
+
+click_texts.speak_through_xlstock()  # click's usage errors in the merchant's language too
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -13,6 +13,7 @@ import click
 from xlstock.cli.exits import reports_errors
 from xlstock.cli.reporting import quiet_option
 from xlstock.cli.server_commands import chatter, db_option, describe_db
+from xlstock.i18n import _
 
 
 @click.group("account")
@@ -50,10 +51,11 @@ def account_add_command(email: str, db_path: str | Path, quiet: bool) -> None:
         store.close()
     say = chatter(quiet)
     if created:
-        say(f"Created the online account {address} in {describe_db(db_path)}.")
+        say(_("Created the online account {email} in {db}.", email=address,
+              db=describe_db(db_path)))
     else:
-        say(f"The online account {address} has a new one-time password (it was signed "
-            "out everywhere).")
-    say("Sign in at /account/ of the stock service (e.g. http://127.0.0.1:8765/account/) "
-        "with this one-time password; the first sign-in asks for a new one:")
+        say(_("The online account {email} has a new one-time password (it was signed out "
+              "everywhere).", email=address))
+    say(_("Sign in at /account/ of the stock service (e.g. http://127.0.0.1:8765/account/) "
+          "with this one-time password; the first sign-in asks for a new one:"))
     click.echo(password)

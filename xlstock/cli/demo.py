@@ -17,6 +17,7 @@ from pathlib import Path
 
 from xlstock import actions
 from xlstock.cli.reporting import format_report
+from xlstock.i18n import _
 from xlstock.workbook import layout
 from xlstock.workbook.base import WorkbookAdapter
 
@@ -40,7 +41,7 @@ def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -
     Ctrl-C with the service still up, so the workbook can be tried by hand."""
     from xlstock.remote.client import HttpStockServiceClient
     from xlstock.server import read_catalogue_csv, start_background_server
-    from xlstock.workbook.template import build_workbook
+    from xlstock.workbook.template import build_workbook, language_from_environment
     from xlstock.workbook.xlsx_file import XlsxFile
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -49,55 +50,58 @@ def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -
             start_background_server(Path(tmp) / "shop.db", port=0) as server:
         items = read_catalogue_csv(sample_catalogue())
         token = server.store.add_shop(DEMO_SHOP, items)
-        echo(f"1. Started a stock service at {server.url} with the shop {DEMO_SHOP} "
-             f"({len(items)} SKUs, WooCommerce's sample catalogue).")
+        echo(_("1. Started a stock service at {url} with the shop {shop} ({count:n} SKUs, "
+               "WooCommerce's sample catalogue).", url=server.url, shop=DEMO_SHOP,
+               count=len(items)))
         if workbook.exists():
             workbook.unlink()
-        build_workbook(workbook, service_url=server.url, shop_url=DEMO_SHOP)
-        echo(f"2. Created the workbook {workbook}.")
+        build_workbook(workbook, service_url=server.url, shop_url=DEMO_SHOP,
+                       language=language_from_environment())  # the language it speaks
+        echo(_("2. Created the workbook {path}.", path=workbook))
         with HttpStockServiceClient(server.url, DEMO_SHOP, token) as service:
             with XlsxFile.open(workbook) as book:
                 report = actions.sync(book, service)
-            echo(f"3. Sync: {report.summary}")
+            echo(_("3. Sync: {summary}", summary=report.summary))
 
             with XlsxFile.open(workbook) as book:
                 _type_edits(book)
-            echo(f"4. Typed a delivery (Received {DELIVERY[1]} on {DELIVERY[0]}) and a stocktake "
-                 f"(New level {STOCKTAKE[1]} on {STOCKTAKE[0]}) into sheet Stock.")
+            echo(_("4. Typed a delivery (Received {received:n} on {sku}) and a stocktake (New "
+                   "level {counted:n} on {counted_sku}) into sheet Stock.", received=DELIVERY[1],
+                   sku=DELIVERY[0], counted=STOCKTAKE[1], counted_sku=STOCKTAKE[0]))
 
             service.place_order(SALE, reference="demo-1001")
-            echo("5. Meanwhile a customer bought online: "
-                 + ", ".join(f"{qty} x {sku}" for sku, qty in SALE.items()) + ".")
+            echo(_("5. Meanwhile a customer bought online: {items}.",
+                   items=", ".join(f"{qty} x {sku}" for sku, qty in SALE.items())))
 
             with XlsxFile.open(workbook) as book:
                 report = actions.preview(book, service)
-            echo("6. Preview:")
+            echo(_("6. Preview:"))
             echo(format_report(report, indent="   "))
 
             with XlsxFile.open(workbook) as book:
                 report = actions.publish(book, service)
-            echo(f"7. Publish: {report.summary}")
+            echo(_("7. Publish: {summary}", summary=report.summary))
             levels = service.read_levels().levels()
-            echo(
-                f"   Online now: {DELIVERY[0]} {levels[DELIVERY[0]]}, "
-                f"{STOCKTAKE[0]} {levels[STOCKTAKE[0]]} (counted {STOCKTAKE[1]}, less the "
-                f"{SALE[STOCKTAKE[0]]} sold online since Sync), woo-tshirt {levels['woo-tshirt']} "
-                "(the online sale is kept)."
-            )
-        echo(f"\nThe workbook is {workbook.resolve()}")
+            echo("   " + _(
+                "Online now: {sku} {level:n}, {counted_sku} {counted_level:n} (counted "
+                "{counted:n}, less the {sold:n} sold online since Sync), woo-tshirt "
+                "{tshirt:n} (the online sale is kept).", sku=DELIVERY[0],
+                level=levels[DELIVERY[0]], counted_sku=STOCKTAKE[0],
+                counted_level=levels[STOCKTAKE[0]], counted=STOCKTAKE[1],
+                sold=SALE[STOCKTAKE[0]], tshirt=levels["woo-tshirt"]))
+        echo("\n" + _("The workbook is {path}", path=workbook.resolve()))
         if keep_serving:
             with XlsxFile.open(workbook, writable=False) as book:
                 cell = _received_cell(book, BY_HAND[0])
-            echo(
-                f"\nThe stock service keeps running at {server.url} (Ctrl-C stops it).\n"
-                "Try the daily loop by hand, in another terminal:\n"
-                + "\n".join(f"  {line}"
-                             for line in hand_commands(server.url, token, workbook, cell))
-            )
+            echo("\n" + _("The stock service keeps running at {url} (Ctrl-C stops it).",
+                          url=server.url))
+            echo(_("Try the daily loop by hand, in another terminal:"))
+            echo("\n".join(f"  {line}"
+                           for line in hand_commands(server.url, token, workbook, cell)))
             try:
                 threading.Event().wait()
             except KeyboardInterrupt:
-                echo("Stopped the stock service.")
+                echo(_("Stopped the stock service."))
     return workbook
 
 
@@ -116,12 +120,12 @@ def hand_commands(service_url: str, token: str, workbook: Path, cell: str) -> li
         f"export XLSTOCK_TOKEN={token}",
         f"cd {shlex.quote(str(workbook.resolve().parent))}",
         f"xlstock sync {name}",
-        f"# Edit: open {workbook.name} in Excel or LibreOffice, type {received} into "
-        f"Received on the row of {sku}",
-        f"# (cell {cell}: a delivery), save and close it. With no spreadsheet program at "
-        "hand, this does the same:",
+        "# " + _("Edit: open {name} in Excel or LibreOffice, type {received} into Received on "
+                 "the row of {sku}", name=workbook.name, received=received, sku=sku),
+        "# " + _("(cell {cell}: a delivery), save and close it. With no spreadsheet program "
+                 "at hand, this does the same:", cell=cell),
         f"{shlex.quote(sys.executable)} -c {shlex.quote(type_it)}",
-        f"# Meanwhile a customer buys {sold} online:",
+        "# " + _("Meanwhile a customer buys {count:n} online:", count=sold),
         f"xlstock order --service {service_url} --shop {DEMO_SHOP} {sku}={sold}",
         f"xlstock preview {name}",
         f"xlstock publish {name}",

@@ -28,6 +28,7 @@ from xlstock.errors import (
     WorkbookError,
     XlstockError,
 )
+from xlstock.i18n import _
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,7 +70,7 @@ def reports_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except XlstockError as error:
-            click.echo(f"xlstock: {error}", err=True)
+            click.echo(said(error), err=True)
             sys.exit(exit_status(error))
 
     return wrapper  # type: ignore[return-value]
@@ -88,13 +89,20 @@ def reports_errors_and_ctrl_c(func: F) -> F:
         except KeyboardInterrupt:
             if sys.stderr.isatty():
                 click.echo(err=True)
-            click.echo(f"xlstock: {INTERRUPTED}", err=True)
+            click.echo(said(interrupted()), err=True)
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
 
 
-INTERRUPTED = (
-    "stopped by Ctrl-C. The workbook is as it was or completely saved; a publish that "
-    "was under way is finished by the next `xlstock publish`, which sends nothing twice"
-)
+def said(message: object) -> str:
+    """A line xlstock says on stderr: ``xlstock: <message>`` (``xlstock : `` in French,
+    whose colon takes a space before it)."""
+    return _("xlstock: {message}", message=message)
+
+
+def interrupted() -> str:
+    """What Ctrl-C says, in the merchant's language."""
+    return _("stopped by Ctrl-C. The workbook is as it was or completely saved; a publish "
+             "that was under way is finished by the next `xlstock publish`, which sends "
+             "nothing twice")

@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from xlstock.cli.exits import said
+from xlstock.i18n import N_, _
+
 if TYPE_CHECKING:
     from xlstock.actions import Report
 
@@ -16,22 +19,26 @@ quiet_option = click.option(
 )
 """The ``-q`` every command takes (docs/cli.md says what each one leaves out)."""
 
-TABLE_HEADERS = ("SKU", "Online", "Change", "Publish", "Note")
+TABLE_HEADERS = ("SKU", N_("Online"), N_("Change"), N_("Publish"), N_("Note"))
+"""The table's column names, in English: :func:`format_table` shows them translated
+(SKU is SKU in every language, as on sheet Stock)."""
 MAX_TABLE_ROWS = 500
 
 
 def format_table(rows: list[tuple[str, str, str, str, str]], indent: str = "") -> list[str]:
     """Aligned columns: SKU and note left, numbers right. A SKU over 40 characters is
     cut with "..."; the note, last on the line, is never cut."""
+    headers = [TABLE_HEADERS[0], *(_(header) for header in TABLE_HEADERS[1:])]
     shown = [(_cut(row[0]), *row[1:]) for row in rows[:MAX_TABLE_ROWS]]
-    widths = [max(len(TABLE_HEADERS[c]), *(len(row[c]) for row in shown)) for c in range(4)]
+    widths = [max(len(headers[c]), *(len(row[c]) for row in shown)) for c in range(4)]
     fmt = "  ".join(
         f"{{:<{w}}}" if c == 0 else f"{{:>{w}}}" for c, w in enumerate(widths)
     ) + "  {}"
-    lines = [indent + fmt.format(*TABLE_HEADERS).rstrip()]
+    lines = [indent + fmt.format(*headers).rstrip()]
     lines += [indent + fmt.format(*row).rstrip() for row in shown]
     if len(rows) > MAX_TABLE_ROWS:
-        lines.append(f"{indent}... and {len(rows) - MAX_TABLE_ROWS} more rows (see the workbook)")
+        lines.append(indent + _("... and {count:n} more rows (see the workbook)",
+                                count=len(rows) - MAX_TABLE_ROWS))
     return lines
 
 
@@ -83,7 +90,7 @@ class Progress:
                 click.echo(err=True)
                 self._last = ""
         elif message != self._last:
-            click.echo(f"xlstock: {message}", err=True)
+            click.echo(said(message), err=True)
             self._last = message
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from xlstock.cli.exits import reports_errors, reports_errors_and_ctrl_c
 from xlstock.cli.reporting import quiet_option
 from xlstock.cli.verbosity import RedactingFormatter, chosen_level
 from xlstock.errors import UsageError
+from xlstock.i18n import _
 from xlstock.model import is_loopback_host
 
 if TYPE_CHECKING:
@@ -175,10 +176,9 @@ def serve_command(
     )
     _configure_logging(quiet, workers=workers)
     if not is_loopback_host(host):
-        click.echo(
-            f"Warning: listening on {host}: tokens and levels travel unencrypted over plain "
-            "HTTP; put an HTTPS reverse proxy in front (docs/deploy.md).", err=True,
-        )
+        click.echo(_(
+            "Warning: listening on {host}: tokens and levels travel unencrypted over plain "
+            "HTTP; put an HTTPS reverse proxy in front (docs/deploy.md).", host=host), err=True)
     if workers == 1:
         serve(db_path, host=host, port=port, settings=settings)
     else:
@@ -195,15 +195,16 @@ def _mail_settings(smtp_host: str | None, smtp_port: int | None, smtp_starttls: 
 
     if not smtp_host:
         if smtp_port or smtp_starttls or smtp_user or mail_from:
-            raise UsageError("--smtp-port, --smtp-starttls, --smtp-user and --mail-from need "
-                             "--smtp-host, the SMTP server to send the low stock e-mails "
-                             "through")
+            raise UsageError(_("--smtp-port, --smtp-starttls, --smtp-user and --mail-from "
+                               "need --smtp-host, the SMTP server to send the low stock "
+                               "e-mails through"))
         return None
     _check_addresses(mail_from, public_url)
     password = os.environ.get(PASSWORD_VARIABLE)
     if smtp_user and not password:
-        raise UsageError(f"--smtp-user {smtp_user} needs its password in the environment "
-                         f"variable {PASSWORD_VARIABLE}; set it and start again")
+        raise UsageError(_("--smtp-user {user} needs its password in the environment "
+                           "variable {variable}; set it and start again", user=smtp_user,
+                           variable=PASSWORD_VARIABLE))
     return MailSettings(
         smtp_host=smtp_host, smtp_port=smtp_port or (587 if smtp_starttls else 25),
         starttls=smtp_starttls, user=smtp_user, password=password,
@@ -213,11 +214,11 @@ def _mail_settings(smtp_host: str | None, smtp_port: int | None, smtp_starttls: 
 
 def _check_addresses(mail_from: str | None, public_url: str | None) -> None:
     if mail_from and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", mail_from):
-        raise UsageError(f"--mail-from {mail_from!r} is not an e-mail address; write it "
-                         "like stock@shop.example")
+        raise UsageError(_("--mail-from {value} is not an e-mail address; write it like "
+                           "stock@shop.example", value=repr(mail_from)))
     if public_url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", public_url):
-        raise UsageError(f"--public-url {public_url!r} is not a web address; write it "
-                         "like https://stock.example.com")
+        raise UsageError(_("--public-url {value} is not a web address; write it like "
+                           "https://stock.example.com", value=repr(public_url)))
 
 
 def _configure_logging(quiet: bool = False, *, workers: int = 1) -> None:
@@ -292,36 +293,46 @@ def shop_add_command(
     finally:
         store.close()
     say = chatter(quiet)
-    say(f"{'Registered' if done.created else 'Updated'} shop {done.shop} in "
-        f"{describe_db(db_path)}.")
+    if done.created:
+        say(_("Registered shop {shop} in {db}.", shop=done.shop, db=describe_db(db_path)))
+    else:
+        say(_("Updated shop {shop} in {db}.", shop=done.shop, db=describe_db(db_path)))
     if catalogue is not None:
-        say(
-            f"Catalogue {catalogue} ({loaded.kind}): {len(loaded.items)} product(s) read"
-            + (f", {loaded.without_quantity} without a quantity"
-               + (f" ({loaded.no_quantities})" if loaded.no_quantities else "")
-               if loaded.without_quantity else "")
-            + "."
-        )
-        say(
-            f"Levels: {len(done.added)} added (new products), {len(done.levels_changed)} "
-            f"changed, {len(done.levels_left)} left as they were; {len(done.renamed)} "
-            "product(s) renamed."
-        )
-        if loaded.without_quantity:
-            say("Products without a quantity start at 0 when new; existing ones keep "
-                "their level.")
-        if loaded.skipped:
-            say(f"Skipped {len(loaded.skipped)} row(s) that hold no stock:")
-            for reason in loaded.skipped:
-                say(f"  {reason}")
-    say(f"The shop has {done.products} product(s); version {done.version}.")
+        _say_catalogue(say, catalogue, loaded, done)
+    say(_("The shop has {count:n} product(s); version {version}.", count=done.products,
+          version=done.version))
     if done.token is None:
-        say("No new API token: the shop's tokens keep working (add --new-token for "
-            "another).")
+        say(_("No new API token: the shop's tokens keep working (add --new-token for "
+              "another)."))
         return
-    say("API token (shown once, keep it secret; give it to xlstock as XLSTOCK_TOKEN "
-        "or in the system keyring):")
+    say(_("API token (shown once, keep it secret; give it to xlstock as XLSTOCK_TOKEN or in "
+          "the system keyring):"))
     click.echo(done.token)
+
+
+def _say_catalogue(say: Any, catalogue: Path, loaded: Any, done: Any) -> None:
+    """What ``shop add --catalogue`` read from the file and did to the levels."""
+    read = dict(path=catalogue, kind=loaded.kind, count=len(loaded.items))
+    if loaded.without_quantity and loaded.no_quantities:
+        say(_("Catalogue {path} ({kind}): {count:n} product(s) read, {missing:n} without a "
+              "quantity ({why}).", missing=loaded.without_quantity, why=loaded.no_quantities,
+              **read))
+    elif loaded.without_quantity:
+        say(_("Catalogue {path} ({kind}): {count:n} product(s) read, {missing:n} without a "
+              "quantity.", missing=loaded.without_quantity, **read))
+    else:
+        say(_("Catalogue {path} ({kind}): {count:n} product(s) read.", **read))
+    say(_("Levels: {added:n} added (new products), {changed:n} changed, {left:n} left as they "
+          "were; {renamed:n} product(s) renamed.", added=len(done.added),
+          changed=len(done.levels_changed), left=len(done.levels_left),
+          renamed=len(done.renamed)))
+    if loaded.without_quantity:
+        say(_("Products without a quantity start at 0 when new; existing ones keep their "
+              "level."))
+    if loaded.skipped:
+        say(_("Skipped {count:n} row(s) that hold no stock:", count=len(loaded.skipped)))
+        for reason in loaded.skipped:
+            say(f"  {reason}")
 
 
 @click.command()
@@ -353,11 +364,13 @@ def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[s
         sku, sep, qty = line.rpartition("=")
         if not sep or not sku.strip() or not re.fullmatch(r"[0-9]{1,12}", qty.strip()) \
                 or int(qty) < 1:
-            raise UsageError(f"order line {line!r}: write SKU=QTY with a whole QTY of 1 or more")
+            raise UsageError(_("order line {line}: write SKU=QTY with a whole QTY of 1 or more",
+                               line=repr(line)))
         wanted[sku.strip()] = wanted.get(sku.strip(), 0) + int(qty)
     with HttpStockServiceClient.from_settings(service_url, shop_url) as service:
         result = service.place_order(wanted, reference=reference)
     say = chatter(quiet)
     for sku, count in wanted.items():
         say(f"{sku}: -{count}")
-    say(f"Order placed; the shop is now at version {shown_version(result.version)}.")
+    say(_("Order placed; the shop is now at version {version}.",
+          version=shown_version(result.version)))

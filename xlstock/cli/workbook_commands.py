@@ -20,6 +20,7 @@ import click
 from xlstock.cli.exits import F, reports_errors_and_ctrl_c
 from xlstock.cli.reporting import Progress, format_output, quiet_option
 from xlstock.errors import UsageError
+from xlstock.i18n import _
 
 if TYPE_CHECKING:
     from xlstock import actions
@@ -53,10 +54,10 @@ def open_workbook(path: str, *, writable: bool = True) -> Iterator[Any]:
     from xlstock.workbook.xlsx_file import XlsxFile
 
     if not Path(path).exists():
-        raise UsageError(
-            f"{path}: no such workbook in {Path(path).absolute().parent}; check the folder "
-            f"and the file name, or create one with `xlstock new {path}`"
-        )
+        raise UsageError(_(
+            "{path}: no such workbook in {folder}; check the folder and the file name, or "
+            "create one with `xlstock new {path}`", path=path, folder=Path(path).absolute().parent
+        ))
     with without_cycle_collection(), XlsxFile.open(path, writable=writable) as book:
         yield book
 
@@ -121,16 +122,18 @@ def new(path: str, service_url: str | None, shop_url: str | None, shopify_store:
     """
     target = Path(path)
     if target.suffix.lower() not in (".xlsx", ".xlsm"):
-        raise UsageError(f"{path}: name the workbook .xlsx (or .xlsm for Excel buttons)")
+        raise UsageError(_("{path}: name the workbook .xlsx (or .xlsm for Excel buttons)",
+                            path=path))
     if target.exists() and not force:
-        raise UsageError(f"{path} exists already; pick another name or add --force")
+        raise UsageError(_("{path} exists already; pick another name or add --force",
+                            path=path))
     platform = None
     if shopify_store and woocommerce_shop:
-        raise UsageError("a workbook keeps one shop: give --shopify or --woocommerce")
+        raise UsageError(_("a workbook keeps one shop: give --shopify or --woocommerce"))
     if woocommerce_shop:
         if service_url or shop_url or location:
-            raise UsageError("--woocommerce names the shop: leave out --service, --shop and "
-                             "--location")
+            raise UsageError(_("--woocommerce names the shop: leave out --service, --shop "
+                               "and --location"))
         from xlstock.shops.woocommerce import shop_address
         from xlstock.workbook.layout import WOOCOMMERCE
 
@@ -138,14 +141,14 @@ def new(path: str, service_url: str | None, shop_url: str | None, shopify_store:
         platform = WOOCOMMERCE
     elif shopify_store:
         if service_url or shop_url:
-            raise UsageError("--shopify names the store: leave out --service and --shop")
+            raise UsageError(_("--shopify names the store: leave out --service and --shop"))
         from xlstock.shops.shopify import store_address
         from xlstock.workbook.layout import SHOPIFY
 
         service_url = shop_url = store_address(shopify_store)
         platform = SHOPIFY
     elif location:
-        raise UsageError("--location is for a Shopify store (--shopify STORE)")
+        raise UsageError(_("--location is for a Shopify store (--shopify STORE)"))
     else:
         service_url, shop_url = _checked_addresses(service_url, shop_url)
     from xlstock.workbook.template import build_workbook, language_from_environment
@@ -160,7 +163,7 @@ def new(path: str, service_url: str | None, shop_url: str | None, shopify_store:
         build_workbook(target, service_url=service_url, shop_url=shop_url, platform=platform,
                        location=location, language=language)
     if not quiet:
-        click.echo(f"Created {target}. Next: xlstock sync {target}")
+        click.echo(_("Created {path}. Next: xlstock sync {path}", path=target))
 
 
 def _checked_addresses(service_url: str | None,
@@ -176,7 +179,7 @@ def _checked_addresses(service_url: str | None,
         try:
             shop_url = normalise_shop_url(shop_url)
         except ValueProblem as exc:
-            raise UsageError(f"--shop: {exc}") from exc
+            raise UsageError(_("--shop: {problem}", problem=exc)) from exc
     return service_url, shop_url
 
 
@@ -209,8 +212,8 @@ def init(path: str, service_url: str | None, shop_url: str | None, language: str
         add_stock_sheets(book, service_url=service_url, shop_url=shop_url,
                          language=language or language_from_environment())
     if not quiet:
-        click.echo(f"Added sheets Stock, Settings and Log to {path}. Next: type or paste your "
-                   f"SKUs under SKU on sheet Stock, or run xlstock sync {path}")
+        click.echo(_("Added sheets Stock, Settings and Log to {path}. Next: type or paste "
+                     "your SKUs under SKU on sheet Stock, or run xlstock sync {path}", path=path))
 
 
 @click.command()
@@ -376,8 +379,8 @@ def undo(path: str, quiet: bool, publish_key: str | None, preview: bool, yes: bo
     confirm: Callable[[str], bool] | None = None
     if not preview and not yes:
         if not sys.stdin.isatty():
-            raise UsageError("undo asks before it sends: run it in a terminal, or add --yes "
-                             "(--preview shows what it would do)")
+            raise UsageError(_("undo asks before it sends: run it in a terminal, or add --yes "
+                               "(--preview shows what it would do)"))
         confirm = _ask
 
     _run_online(actions.undo, path, quiet, publish_key=publish_key, preview=preview,
@@ -404,13 +407,37 @@ def history(path: str, quiet: bool) -> None:
     with open_workbook(path, writable=False) as book:
         records = actions.history(book)
     if not records:
-        click.echo("No publish is remembered in this workbook yet.")
+        click.echo(_("No publish is remembered in this workbook yet."))
     for record in records:
-        note = (f"undo of publish {record.undo_of}" if record.undo_of else "publish")
-        if record.undone_at:
-            note += f", undone at {record.undone_at} (by {record.undone_by})"
-        click.echo(f"{record.key}  {record.at}  {record.rows} row(s), {record.units} "
-                   f"unit(s)  {note}")
+        click.echo(_history_line(record))
+
+
+def _history_line(record: Any) -> str:
+    """One publish of ``xlstock history``, in the language's numbers and words."""
+    counts = dict(key=record.key, at=_stamp(record.at), rows=record.rows, units=record.units)
+    undone = dict(undone_at=_stamp(record.undone_at or ""), undone_by=record.undone_by)
+    if record.undo_of and record.undone_at:
+        return _("{key}  {at}  {rows:n} row(s), {units:n} unit(s)  undo of publish {undo_of}, "
+                 "undone at {undone_at} (by {undone_by})", undo_of=record.undo_of,
+                 **undone, **counts)
+    if record.undo_of:
+        return _("{key}  {at}  {rows:n} row(s), {units:n} unit(s)  undo of publish {undo_of}",
+                 undo_of=record.undo_of, **counts)
+    if record.undone_at:
+        return _("{key}  {at}  {rows:n} row(s), {units:n} unit(s)  publish, undone at "
+                 "{undone_at} (by {undone_by})", **undone, **counts)
+    return _("{key}  {at}  {rows:n} row(s), {units:n} unit(s)  publish", **counts)
+
+
+def _stamp(stamp: str) -> str:
+    """A stored ISO time as the language writes a date and time (06/12/2026 10:05 in
+    French); a stamp that is not one, as it is."""
+    from xlstock import i18n
+
+    try:
+        return i18n.date_time(stamp)
+    except ValueError:
+        return stamp
 
 
 @click.command()

@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape
 import defusedxml.ElementTree as SafeET
 
 from xlstock.errors import WorkbookError
+from xlstock.i18n import _
 from xlstock.macros.package import (
     WorkbookParts,
     attribute,
@@ -174,15 +175,16 @@ def _parse_vml(package: WorkbookParts, part: str) -> Element:
         return SafeET.fromstring(package.parts[part])
     except (SafeET.ParseError, ValueError) as exc:
         raise WorkbookError(
-            f"{package.label}: the drawing {part} of sheet {STOCK_SHEET!r} is not valid XML "
-            f"({exc}); remove the sheet's buttons and comments in Excel, then try again"
+            _("{label}: the drawing {part} of sheet {sheet} is not valid XML ({detail}); "
+              "remove the sheet's buttons and comments in Excel, then try again",
+              label=package.label, part=part, sheet=repr(STOCK_SHEET), detail=exc)
         ) from exc
 
 
 # --- the buttons -------------------------------------------------------------------------
 
 
-def _is_french(package: WorkbookParts) -> bool:
+def is_french(package: WorkbookParts) -> bool:
     """Whether the workbook is a French one (xlstock's sheets under their French names):
     its buttons say Synchroniser, Aperçu, Publier, Annuler."""
     french = set(FRENCH_SHEETS.values())
@@ -213,7 +215,7 @@ def apply_buttons(package: WorkbookParts) -> None:
             continue
         anchor = _default_anchor(index, first_column)
         missing_xml.append(_button_shape_xml(button, next_number, anchor, z_index,
-                                             _is_french(package)))
+                                             is_french(package)))
         next_number += 1
         z_index += 1
     if missing_xml:
@@ -236,7 +238,8 @@ def _vml_part(package: WorkbookParts, sheet: str, xml: str, label: str) -> tuple
         if rel is not None and rel.get("Type") == REL_VML:
             vml_part = resolve(sheet, rel["Target"])
         if vml_part is None or vml_part not in package.parts:
-            raise WorkbookError(f"{label}: <legacyDrawing> points at no VML drawing part")
+            raise WorkbookError(_("{label}: <legacyDrawing> points at no VML drawing part",
+                                  label=label))
         return vml_part, xml
     vml_part = package.new_name("xl/drawings/vmlDrawing{}.vml")
     package.parts[vml_part] = _new_vml().encode()

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xlstock.errors import UsageError, WorkbookError
-from xlstock.macros.buttons import apply_buttons, buttons_in_place
+from xlstock.i18n import _
+from xlstock.macros.buttons import apply_buttons, buttons_in_place, is_french
 from xlstock.macros.package import WorkbookParts, apply_code_names, apply_vba
 from xlstock.macros.vba_source import (
     BUTTONS,
+    FRENCH_LABELS,
     VBA_PART,
     existing_project,
     module_version,
@@ -41,7 +43,8 @@ def _read(source: str | os.PathLike[str] | bytes) -> bytes:
     try:
         return Path(source).read_bytes()
     except OSError as exc:
-        raise WorkbookError(f"Cannot read {source}: {exc.strerror}") from exc
+        raise WorkbookError(_("Cannot read {source}: {detail}", source=source,
+                              detail=exc.strerror)) from exc
 
 
 def macro_workbook_bytes(source: str | os.PathLike[str] | bytes, *,
@@ -70,8 +73,8 @@ def _checked(data: bytes, label: str) -> bytes:
     except (zipfile.BadZipFile, OSError) as exc:
         bad = str(exc)
     if bad is not None:
-        raise WorkbookError(f"{label}: the workbook with buttons came out incomplete "
-                            f"({bad}); nothing was written")
+        raise WorkbookError(_("{label}: the workbook with buttons came out incomplete ({bad}); "
+                              "nothing was written", label=label, bad=bad))
     return data
 
 
@@ -112,9 +115,11 @@ def refreshed_macro_workbook(data: bytes, label: str) -> tuple[bytes, list[str],
     project, changes, kept = refreshed_project(existing, book_code, sheets, label)
     apply_vba(package, project)
     apply_buttons(package)
-    missing = [button.label for button in BUTTONS if button.label not in buttons_before]
+    french = is_french(package)  # the buttons as the workbook names them
+    missing = [FRENCH_LABELS[button.label] if french else button.label for button in BUTTONS
+               if button.label not in buttons_before]
     if missing:
-        changes.append("buttons added: " + ", ".join(missing))
+        changes.append(_("buttons added: {buttons}", buttons=", ".join(missing)))
     return package.to_bytes(), changes, kept
 
 
@@ -137,14 +142,14 @@ class ButtonsReport:
         """The report for the merchant."""
         lines = list(self.changes)
         if self.kept:
-            lines.append("kept your modules: " + ", ".join(self.kept))
+            lines.append(_("kept your modules: {modules}", modules=", ".join(self.kept)))
         if self.written:
-            lines.append(f"Wrote {self.path}. Open it in Excel and enable macros (Enable "
-                         "Content) to use the Sync, Preview and Publish buttons.")
+            lines.append(_("Wrote {path}. Open it in Excel and enable macros (Enable Content) to "
+                           "use the Sync, Preview and Publish buttons.", path=self.path))
         else:
-            version = module_version(xlwings_vba_source()) or "installed"
-            lines.append(f"{self.path} is up to date (xlwings module {version}, buttons in "
-                         "place); nothing to change.")
+            version = module_version(xlwings_vba_source()) or _("installed")
+            lines.append(_("{path} is up to date (xlwings module {version}, buttons in place); "
+                           "nothing to change.", path=self.path, version=version))
         return lines
 
 
@@ -161,31 +166,34 @@ def install_buttons(path: str | os.PathLike[str], out: str | os.PathLike[str] | 
     suffix = source.suffix.lower()
     if suffix in (".xlsb", ".xls"):
         raise UsageError(
-            f"{path} is a binary Excel workbook ({suffix}), which xlstock cannot edit: open it "
-            "in Excel, File > Save As > Excel Macro-Enabled Workbook (*.xlsm), then run: "
-            f"xlstock buttons {source.with_suffix('.xlsm')}"
+            _("{path} is a binary Excel workbook ({suffix}), which xlstock cannot edit: open it "
+              "in Excel, File > Save As > Excel Macro-Enabled Workbook (*.xlsm), then run: "
+              "xlstock buttons {xlsm}", path=path, suffix=suffix,
+              xlsm=source.with_suffix(".xlsm"))
         )
     if suffix not in (".xlsx", ".xlsm"):
-        raise UsageError(f"{path}: name an .xlsx workbook (to get a copy with the buttons) or "
-                         "an .xlsm (to bring its buttons and xlwings module up to date)")
+        raise UsageError(_("{path}: name an .xlsx workbook (to get a copy with the buttons) or an "
+                           ".xlsm (to bring its buttons and xlwings module up to date)",
+                           path=path))
     if not source.is_file():
-        raise UsageError(f"{path}: no such workbook; create one with "
-                         f"`xlstock new {source.with_suffix('.xlsm')}`")
+        raise UsageError(_("{path}: no such workbook; create one with `xlstock new {xlsm}`",
+                           path=path, xlsm=source.with_suffix(".xlsm")))
     target = Path(out) if out is not None else (
         source if suffix == ".xlsm" else source.with_suffix(".xlsm"))
     if target.suffix.lower() != ".xlsm":
-        raise UsageError(f"--out {target}: a workbook with macros must be named .xlsm")
+        raise UsageError(_("--out {target}: a workbook with macros must be named .xlsm",
+                           target=target))
     in_place = target.exists() and os.path.samefile(source, target)
     if target.exists() and not in_place and not force:
-        raise UsageError(f"{target} exists already; pick another name with --out, or add "
-                         "--force to replace it")
+        raise UsageError(_("{target} exists already; pick another name with --out, or add --force "
+                           "to replace it", target=target))
     real = Path(os.path.realpath(target))
     refuse_if_open_in_a_spreadsheet(real, str(target))
     with RunLock(real, str(target)):
-        data, _ = safety.read_checked(source)
+        data, _package = safety.read_checked(source)
         result, changes, kept = refreshed_macro_workbook(data, str(path))
         if not in_place and not changes:
-            changes = [f"copied {path} with its buttons and modules up to date"]
+            changes = [_("copied {path} with its buttons and modules up to date", path=path)]
         if changes:
             write_atomic(real, _checked(result, str(target)),
                          expected=data if in_place else None)

@@ -21,6 +21,7 @@ from xml.sax.saxutils import quoteattr
 import defusedxml.ElementTree as SafeET
 
 from xlstock.errors import WorkbookError
+from xlstock.i18n import _
 from xlstock.macros.vba_source import VBA_PART, WORKBOOK_CODE_NAME
 from xlstock.workbook.package import (
     CT_NS,
@@ -50,10 +51,12 @@ class WorkbookParts:
             self._source = Package(data)
             self.parts = {name: self._source.read(name) for name in self._source.names()}
         except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
-            raise WorkbookError(f"{label} is not a readable workbook (zip): {exc}") from exc
+            raise WorkbookError(_("{label} is not a readable workbook (zip): {detail}",
+                                  label=label, detail=exc)) from exc
         for required in ("[Content_Types].xml", "_rels/.rels"):
             if required not in self.parts:
-                raise WorkbookError(f"{label} is not an Excel workbook: {required} is missing")
+                raise WorkbookError(_("{label} is not an Excel workbook: {required} is missing",
+                                      label=label, required=required))
         self._original = dict(self.parts)
 
     def to_bytes(self) -> bytes:
@@ -78,9 +81,11 @@ class WorkbookParts:
         try:
             return SafeET.fromstring(self.parts[name])
         except KeyError as exc:
-            raise WorkbookError(f"{self.label}: part {name} is missing") from exc
+            raise WorkbookError(_("{label}: part {name} is missing", label=self.label,
+                                  name=name)) from exc
         except (SafeET.ParseError, ValueError) as exc:
-            raise WorkbookError(f"{self.label}: part {name} is not valid XML: {exc}") from exc
+            raise WorkbookError(_("{label}: part {name} is not valid XML: {detail}",
+                                  label=self.label, name=name, detail=exc)) from exc
 
     def text(self, name: str) -> str:
         """A part's text."""
@@ -167,7 +172,8 @@ class WorkbookParts:
         for rel in self.rels(""):
             if rel.get("Type") == REL_OFFICE_DOCUMENT:
                 return resolve("", rel["Target"])
-        raise WorkbookError(f"{self.label} has no workbook part (_rels/.rels names none)")
+        raise WorkbookError(_("{label} has no workbook part (_rels/.rels names none)",
+                              label=self.label))
 
     def sheets(self) -> list[tuple[str, str]]:
         """``(sheet name, worksheet part)`` in workbook order (chart sheets left out)."""
@@ -186,9 +192,9 @@ class WorkbookParts:
             if name == sheet_name:
                 return part
         raise WorkbookError(
-            f"{self.label} has no worksheet named {sheet_name!r}; the buttons go on sheet "
-            f"{sheet_name!r}. Rename the sheet that holds your stock to {sheet_name!r}, or "
-            "start from a workbook made by 'xlstock new'."
+            _("{label} has no worksheet named {sheet_name}; the buttons go on sheet {sheet_name}. "
+              "Rename the sheet that holds your stock to {sheet_name}, or start from a workbook "
+              "made by 'xlstock new'.", label=self.label, sheet_name=repr(sheet_name))
         )
 
 
@@ -215,8 +221,8 @@ def _root_tag(xml: str, local: str, label: str) -> re.Match[str]:
     match = start_tag(xml, local)
     if match is None:
         raise WorkbookError(
-            f"{label}: no <{local}> element in the default namespace; xlstock only edits "
-            "workbooks written by Excel, LibreOffice or openpyxl"
+            _("{label}: no <{local}> element in the default namespace; xlstock only edits "
+              "workbooks written by Excel, LibreOffice or openpyxl", label=label, local=local)
         )
     return match
 
@@ -248,7 +254,8 @@ def declare_namespaces(xml: str, root: str, namespaces: dict[str, str], label: s
         if declared is None:
             tag = _set_attribute(tag, f"xmlns:{prefix}", uri)
         elif declared != uri:
-            raise WorkbookError(f"{label}: prefix {prefix!r} is bound to {declared}, not {uri}")
+            raise WorkbookError(_("{label}: prefix {prefix} is bound to {declared}, not {uri}",
+                                  label=label, prefix=repr(prefix), declared=declared, uri=uri))
     return xml[: match.start()] + tag + xml[match.end() :]
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xlstock.errors import MissingExtra, UsageError, WorkbookError
+from xlstock.i18n import _
 from xlstock.macros.ovba import (
     ProjectSource,
     VbaModule,
@@ -72,8 +73,9 @@ def _read_vba_text(path: Path) -> str:
         return path.read_bytes().decode("cp1252")
     except OSError as exc:
         raise UsageError(
-            f"The installed xlwings has no readable {path.name} ({path}): {exc.strerror}. "
-            "Reinstall it with: pip install --force-reinstall xlwings"
+            _("The installed xlwings has no readable {name} ({path}): {detail}. Reinstall it "
+              "with: pip install --force-reinstall xlwings", name=path.name, path=path,
+              detail=exc.strerror)
         ) from exc
 
 
@@ -114,8 +116,8 @@ def own_modules() -> list[VbaModule]:
     first = xlwings_text.split("\r\n", 1)[0]
     if first != 'Attribute VB_Name = "xlwings"':
         raise UsageError(
-            "The installed xlwings.bas does not start with Attribute VB_Name = \"xlwings\"; "
-            "this xlwings version is not supported. Reinstall xlwings."
+            _("The installed xlwings.bas does not start with Attribute VB_Name = \"xlwings\"; "
+              "this xlwings version is not supported. Reinstall xlwings.")
         )
     return [
         VbaModule("xlwings", xlwings_text, "procedural"),
@@ -161,23 +163,24 @@ def existing_project(data: bytes | None, label: str) -> ProjectSource | None:
         project = read_vba_project(data)
     except ValueError as exc:
         raise WorkbookError(
-            f"{label}: its VBA project ({VBA_PART}) cannot be read ({exc}); open the workbook "
-            "in Excel, save it, and try again"
+            _("{label}: its VBA project ({part}) cannot be read ({detail}); open the workbook "
+              "in Excel, save it, and try again", label=label, part=VBA_PART, detail=exc)
         ) from exc
     if project.protection:
         raise WorkbookError(
-            f"{label}: its VBA project is {project.protection}, so xlstock cannot read your "
-            "macros to keep them. In Excel, open the VBA editor (Alt+F11; on a Mac, Tools > "
-            "Macro > Visual Basic Editor), Tools > VBAProject Properties > Protection: untick "
-            "'Lock project for viewing', clear both password boxes, OK; save and close the "
-            "workbook, run xlstock buttons again, then protect the project again if you wish"
+            _("{label}: its VBA project is {protection}, so xlstock cannot read your macros to "
+              "keep them. In Excel, open the VBA editor (Alt+F11; on a Mac, Tools > Macro > "
+              "Visual Basic Editor), Tools > VBAProject Properties > Protection: untick 'Lock "
+              "project for viewing', clear both password boxes, OK; save and close the workbook, "
+              "run xlstock buttons again, then protect the project again if you wish",
+              label=label, protection=project.protection)
         )
     if project.designers:
         raise WorkbookError(
-            f"{label}: its VBA project has UserForms ({', '.join(project.designers)}), which "
-            "xlstock cannot rebuild. In the VBA editor, right-click each form > Export File, "
-            "then Remove it; save, run xlstock buttons again, and import the forms back "
-            "(File > Import File)"
+            _("{label}: its VBA project has UserForms ({forms}), which xlstock cannot rebuild. In "
+              "the VBA editor, right-click each form > Export File, then Remove it; save, run "
+              "xlstock buttons again, and import the forms back (File > Import File)",
+              label=label, forms=", ".join(project.designers))
         )
     return project
 
@@ -193,13 +196,17 @@ def _describe(old: VbaModule | None, new: VbaModule) -> list[str]:
     if new.name == "xlwings":
         version = module_version(new.source)
         if old is None:
-            return [f"xlwings module {version} added"]
-        before = module_version(old.source) or "(no version line)"
+            return [_("xlwings module {version} added", version=version)]
+        before = module_version(old.source) or _("(no version line)")
         if before == version:
-            return [f"xlwings module {version} replaced by the installed copy"]
-        return [f"xlwings module {before} -> {version}"]
-    what = "xlstock module" if new.name == XLSTOCK_MODULE else f"{new.name} class (xlwings)"
-    return [f"{what} {'added' if old is None else 'updated'}"]
+            return [_("xlwings module {version} replaced by the installed copy",
+                      version=version)]
+        return [_("xlwings module {before} -> {version}", before=before, version=version)]
+    if new.name == XLSTOCK_MODULE:
+        return [_("xlstock module added") if old is None else _("xlstock module updated")]
+    if old is None:
+        return [_("{name} class (xlwings) added", name=new.name)]
+    return [_("{name} class (xlwings) updated", name=new.name)]
 
 
 def merged_modules(existing: ProjectSource | None, book_code: str,
@@ -247,17 +254,18 @@ def _document_modules(old: list[VbaModule], had_project: bool, book_code: str,
         if found is None:
             found = document_module(code, "workbook" if base == "workbook" else "worksheet")
             if had_project:
-                changes.append(f"module {code} added for "
-                               + (f"sheet {sheet_name!r}" if sheet_name else "the workbook"))
+                changes.append(_("module {code} added for sheet {sheet}", code=code,
+                                 sheet=repr(sheet_name)) if sheet_name else
+                               _("module {code} added for the workbook", code=code))
         elif _has_code(found):
             kept.append(found.name)
         modules.append(found)
     orphans = [m.name for m in documents.values() if _has_code(m)]
     if orphans:
         raise WorkbookError(
-            f"{label}: the VBA project has code in {', '.join(orphans)}, the module of "
-            "a sheet that is no longer in the workbook; in the VBA editor, move that code into "
-            "a standard module (Insert > Module), save, and try again"
+            _("{label}: the VBA project has code in {modules}, the module of a sheet that is no "
+              "longer in the workbook; in the VBA editor, move that code into a standard module "
+              "(Insert > Module), save, and try again", label=label, modules=", ".join(orphans))
         )
 
 
@@ -271,7 +279,7 @@ def refreshed_project(existing: ProjectSource | None, book_code: str,
         project = build_vba_project(modules, existing.info if existing else None)
     except ValueError as exc:
         raise WorkbookError(
-            f"{label}: the VBA project cannot be rebuilt ({exc}); fix that module in Excel's "
-            "VBA editor, save, and try again"
+            _("{label}: the VBA project cannot be rebuilt ({detail}); fix that module in Excel's "
+              "VBA editor, save, and try again", label=label, detail=exc)
         ) from exc
     return project, changes, kept

@@ -43,6 +43,7 @@ from xlstock.errors import (
     StaleVersion,
     UsageError,
 )
+from xlstock.i18n import _
 from xlstock.model import (
     Snapshot,
     StockItem,
@@ -209,32 +210,33 @@ def check_service_url(url: str) -> str:
     try:
         parts, port = split_web_address(text)
     except ValueError as exc:
-        raise UsageError(
+        raise UsageError(_(
             "Settings, Stock service: the address is not a valid URL; write it like "
             "https://stock.example or http://127.0.0.1:8765"
-        ) from exc
+        )) from exc
     if not is_web_address(parts):
-        raise UsageError(
-            f"Settings, Stock service: {text[:100]!r} is not a web address; write it like "
-            "https://stock.example or http://127.0.0.1:8765"
-        )
+        raise UsageError(_(
+            "Settings, Stock service: {address} is not a web address; write it like "
+            "https://stock.example or http://127.0.0.1:8765", address=repr(text[:100])
+        ))
     host = (parts.hostname or "").lower()
     if parts.username is not None or parts.password is not None:
-        raise UsageError(
-            f"Settings, Stock service: the address for {host} holds a user name or "
-            f"password; remove it (the API token goes in {TOKEN_ENV} or the system keyring)"
-        )
+        raise UsageError(_(
+            "Settings, Stock service: the address for {host} holds a user name or password; "
+            "remove it (the API token goes in {variable} or the system keyring)", host=host,
+            variable=TOKEN_ENV
+        ))
     if parts.query or parts.fragment:
-        raise UsageError(
-            f"Settings, Stock service: {text[:100]!r} has a '?' or '#' part; write only the "
-            "service's base address, e.g. https://stock.example"
-        )
+        raise UsageError(_(
+            "Settings, Stock service: {address} has a '?' or '#' part; write only the "
+            "service's base address, e.g. https://stock.example", address=repr(text[:100])
+        ))
     if parts.scheme.lower() == "http" and not is_loopback_host(host):
-        raise UsageError(
-            f"Settings, Stock service: {text[:100]!r} uses plain http:// to another "
-            "computer; use https:// (plain http is accepted only for 127.0.0.1, ::1 and "
-            "localhost)"
-        )
+        raise UsageError(_(
+            "Settings, Stock service: {address} uses plain http:// to another computer; use "
+            "https:// (plain http is accepted only for 127.0.0.1, ::1 and localhost)",
+            address=repr(text[:100])
+        ))
     return join_web_address(parts, port, keep_default_port=True)
 
 
@@ -243,7 +245,7 @@ def shop_url_setting(shop_url: str) -> str:
     try:
         return normalise_shop_url(shop_url)
     except ValueProblem as exc:
-        raise UsageError(f"Settings, Shop URL: {exc}") from exc
+        raise UsageError(_("Settings, Shop URL: {problem}", problem=exc)) from exc
 
 
 def as_etag(version: str) -> str:
@@ -261,15 +263,16 @@ def as_etag(version: str) -> str:
 
 def _no_token_message(shop_url: str) -> str:
     if not _keyring_usable():
-        return (
-            f"no API token for shop {shop_url}: set the environment variable {TOKEN_ENV} "
-            "(this computer has no system keyring to keep it in; `xlstock shop add` prints "
-            "the token when it registers the shop)"
+        return _(
+            "no API token for shop {shop}: set the environment variable {variable} (this "
+            "computer has no system keyring to keep it in; `xlstock shop add` prints the "
+            "token when it registers the shop)", shop=shop_url, variable=TOKEN_ENV
         )
-    return (
-        f"no API token for shop {shop_url}: set the environment variable {TOKEN_ENV}, or "
-        f"store it in the system keyring with `keyring set {KEYRING_SERVICE} {shop_url}` "
-        "(`xlstock shop add` prints the token when it registers the shop)"
+    return _(
+        "no API token for shop {shop}: set the environment variable {variable}, or store it "
+        "in the system keyring with `keyring set {service} {shop}` (`xlstock shop add` "
+        "prints the token when it registers the shop)", shop=shop_url, variable=TOKEN_ENV,
+        service=KEYRING_SERVICE
     )
 
 
@@ -324,10 +327,10 @@ class HttpStockServiceClient(SessionOwner):
         if token is not None:
             token = token.strip()
             if not _TOKEN_PATTERN.fullmatch(token):
-                raise UsageError(
-                    f"the API token for shop {self.shop_url} holds spaces or control "
-                    "characters; copy it again from the output of `xlstock shop add`"
-                )
+                raise UsageError(_(
+                    "the API token for shop {shop} holds spaces or control characters; copy "
+                    "it again from the output of `xlstock shop add`", shop=self.shop_url
+                ))
         self._token = token or None
         if isinstance(timeout, (int, float)):
             self.connect_timeout = self.read_timeout = float(timeout)
@@ -376,10 +379,10 @@ class HttpStockServiceClient(SessionOwner):
             raise self._refusal(answer, deadline)
         document = self._json(answer, deadline)
         if not isinstance(document, dict) or document.get("status") != "ok":
-            raise ServiceRefused(
-                f"{answer.what} did not answer like the stock service; check the Stock "
-                "service setting"
-            )
+            raise ServiceRefused(_(
+                "{what} did not answer like the stock service; check the Stock service "
+                "setting", what=answer.what
+            ))
         return document
 
     @overload
@@ -415,10 +418,10 @@ class HttpStockServiceClient(SessionOwner):
             with self._parsing(answer.what):
                 etag = as_etag(str(document["version"]))
         if not etag:
-            raise ServiceRefused(
-                f"{answer.what} sent levels without a version tag (ETag), so they cannot be "
-                "published safely; check the Stock service setting"
-            )
+            raise ServiceRefused(_(
+                "{what} sent levels without a version tag (ETag), so they cannot be published "
+                "safely; check the Stock service setting", what=answer.what
+            ))
         snapshot = snapshot_from_document(document, etag=etag, source=answer.what)
         self._check_shop(snapshot.shop, answer.what)
         return snapshot
@@ -573,10 +576,9 @@ class HttpStockServiceClient(SessionOwner):
         deadline = Deadline(self.deadline)
 
         def unknown(exc: ServiceError) -> ServiceError:
-            return type(exc)(
-                f"{exc.message} The order may or may not have been recorded: look at "
-                "the shop's history before ordering again."
-            )
+            return type(exc)(_(
+                "{problem} The order may or may not have been recorded: look at the "
+                "shop's history before ordering again.", problem=exc.message))
 
         answer = self._send_keyed("POST", "/v1/orders", deadline, headers, payload,
                                   recorded=_nothing_recorded, unknown=unknown)
@@ -817,10 +819,11 @@ class HttpStockServiceClient(SessionOwner):
         try:
             yield
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ServiceRefused(
-                f"{what} sent an answer this xlstock does not understand ({type(exc).__name__}:"
-                f" {str(exc)[:80]}); upgrade xlstock, or check the Stock service setting"
-            ) from exc
+            raise ServiceRefused(_(
+                "{what} sent an answer this xlstock does not understand ({detail}); upgrade "
+                "xlstock, or check the Stock service setting", what=what,
+                detail=type(exc).__name__ + ": " + str(exc)[:80]
+            )) from exc
 
     def _check_shop(self, shop: str, what: str) -> None:
         try:
@@ -828,10 +831,10 @@ class HttpStockServiceClient(SessionOwner):
         except ValueProblem:
             same = False
         if not same:
-            raise ServiceRefused(
-                f"{what} answered for shop {shop[:100]!r}, not {self.shop_url}; check the "
-                "Stock service and Shop URL settings"
-            )
+            raise ServiceRefused(_(
+                "{what} answered for shop {other}, not {shop}; check the Stock service and "
+                "Shop URL settings", what=what, other=repr(shop[:100]), shop=self.shop_url
+            ))
 
     def _publish_outcome(self, answer: _Answer, deadline: Deadline, key: str) -> PublishOutcome:
         document = self._json(answer, deadline)
@@ -866,9 +869,10 @@ class HttpStockServiceClient(SessionOwner):
 
     def _outcome_unknown(self, key: str, cause: Exception) -> OutcomeUnknown:
         return OutcomeUnknown(
-            f"the answer to publish {key} (PUT {self.service_url}/v1/stock) never arrived "
-            f"and the outcome could not be confirmed ({cause}). The outcome is unknown: the "
-            "next `xlstock publish` will find out; nothing will be counted twice.",
+            _("the answer to publish {key} (PUT {url}) never arrived and the outcome could "
+              "not be confirmed ({cause}). The outcome is unknown: the next `xlstock publish` "
+              "will find out; nothing will be counted twice.", key=key,
+              url=self.service_url + "/v1/stock", cause=cause),
             key=key,
             code="outcome_unknown",
         )
@@ -883,11 +887,11 @@ class HttpStockServiceClient(SessionOwner):
     def _refusal(self, answer: _Answer, deadline: Deadline) -> ServiceError:
         """The error an unsuccessful answer means (never raised here)."""
         if 300 <= answer.status < 400:
-            location = answer.headers.get("Location", "").strip() or "(no Location given)"
+            location = answer.headers.get("Location", "").strip() or _("(no Location given)")
             return ServiceRefused(
-                f"{answer.what} answered with a redirect ({answer.status}) to {location[:200]}; "
-                "xlstock never follows redirects: put the right address in the Stock service "
-                "setting",
+                _("{what} answered with a redirect ({status}) to {location}; xlstock never "
+                  "follows redirects: put the right address in the Stock service setting",
+                  what=answer.what, status=answer.status, location=location[:200]),
                 status=answer.status,
                 code="redirect",
             )
@@ -897,8 +901,8 @@ class HttpStockServiceClient(SessionOwner):
         except NotJson as exc:
             if exc.content_type.startswith("text/html"):
                 return ServiceRefused(
-                    f"{answer.what} answered a web page ({answer.status}), not the stock "
-                    "service; check the Stock service setting",
+                    _("{what} answered a web page ({status}), not the stock service; check "
+                      "the Stock service setting", what=answer.what, status=answer.status),
                     status=answer.status,
                 )
             document = None
@@ -917,15 +921,21 @@ class HttpStockServiceClient(SessionOwner):
             raw_items = error.get("items")
             if isinstance(raw_items, list):
                 items = [item for item in raw_items if isinstance(item, dict)]
-        text = f"{what} was refused ({status}{' ' + code if code else ''})"
-        if message:
-            text += f": {message.rstrip('.')}"
-        lines = [text + ". " + self._hint(status, code, message)]
+        answered = f"{status} {code}" if code else str(status)
+        hint = self._hint(status, code, message)
+        if message:  # the service's own words, quoted in the merchant's language's way
+            text = _("{what} was refused ({status}): {reason}. {hint}", what=what,
+                     status=answered, reason=message.rstrip("."), hint=hint)
+        else:
+            text = _("{what} was refused ({status}). {hint}", what=what, status=answered,
+                     hint=hint)
+        lines = [str(text)]
         unnamed = [item for item in items if not _named_in(message, item)]
         for item in unnamed[:_ITEMS_IN_MESSAGE]:
             lines.append(f"  SKU {str(item.get('sku', '?'))[:100]!r}: {item.get('problem', '')}")
         if len(unnamed) > _ITEMS_IN_MESSAGE:
-            lines.append(f"  ... and {len(unnamed) - _ITEMS_IN_MESSAGE} more")
+            lines.append("  " + _("... and {count:n} more",
+                                  count=len(unnamed) - _ITEMS_IN_MESSAGE))
         full = "\n".join(lines)
         if self._token:
             full = full.replace(self._token, "***")
@@ -938,45 +948,57 @@ class HttpStockServiceClient(SessionOwner):
         return ServiceRefused(full, status=status, code=code, items=items)
 
     def _hint(self, status: int, code: str | None, message: str) -> str:
-        tokens_page = f"{self.service_url}/account/tokens"
         if status == 401:
-            where = (f"set {TOKEN_ENV}" if not _keyring_usable() else
-                     f"set {TOKEN_ENV}, or run `keyring set {KEYRING_SERVICE} {self.shop_url}`")
-            if code == "token_revoked":
-                new = "" if "/account/tokens" in message else \
-                    f"Create a new token on the API tokens page ({tokens_page}). "
-                return f"{new}Give xlstock the new token: {where}"
-            source = "" if "/account/tokens" in message else \
-                f" (the API tokens page {tokens_page} creates one; so does `xlstock shop add`)"
-            if not _keyring_usable():
-                return f"Check the API token in {TOKEN_ENV}{source}"
-            return f"Check the API token: {where}{source}"
+            return self._token_hint(code, message)
         if status == 403 and code == "stock_updates_off":
             if "/account/services" in message:
-                return "Nothing was changed"
-            return (f"Switch on 'Automatic stock level update' on the Services page "
-                    f"({self.service_url}/account/services); nothing was changed")
+                return _("Nothing was changed")
+            return _("Switch on 'Automatic stock level update' on the Services page ({page}); "
+                     "nothing was changed", page=self.service_url + "/account/services")
         if status == 403:
             if "xlstock shop add" in message:
-                return f"Check the shop URL {self.shop_url}, or use the token of that shop"
-            return (f"Register the shop URL on the Account profile page "
-                    f"({self.service_url}/account/profile), or on the service's computer: "
-                    f"xlstock shop add {self.shop_url} --db FILE")
-        if status == 404:
-            return "Check the Stock service setting (the service's base address) and Shop URL"
-        if status == 409:
-            return "Nothing was sold; the shop has too few in stock"
-        if status == 412:
-            return "The live levels changed since they were read; sync again (nothing was changed)"
-        if status == 413:
-            return "The stock file is larger than the service accepts"
-        if status == 422:
-            return "Nothing was changed; fix what is listed and try again"
-        if status == 429:
-            return "The stock service is busy; try again in a minute"
+                return _("Check the shop URL {shop}, or use the token of that shop",
+                         shop=self.shop_url)
+            return _("Register the shop URL on the Account profile page ({page}), or on the "
+                     "service's computer: xlstock shop add {shop} --db FILE",
+                     page=self.service_url + "/account/profile", shop=self.shop_url)
+        hints = {
+            404: _("Check the Stock service setting (the service's base address) and Shop URL"),
+            409: _("Nothing was sold; the shop has too few in stock"),
+            412: _("The live levels changed since they were read; sync again (nothing was "
+                   "changed)"),
+            413: _("The stock file is larger than the service accepts"),
+            422: _("Nothing was changed; fix what is listed and try again"),
+            429: _("The stock service is busy; try again in a minute"),
+        }
+        if status in hints:
+            return hints[status]
         if status >= 500:
-            return "The stock service failed; try again later, or look at the service's log"
-        return "Upgrade xlstock, or check the Stock service setting"
+            return _("The stock service failed; try again later, or look at the service's log")
+        return _("Upgrade xlstock, or check the Stock service setting")
+
+    def _token_hint(self, code: str | None, message: str) -> str:
+        """What to do about a refused API token (401)."""
+        page = f"{self.service_url}/account/tokens"
+        named = "/account/tokens" in message  # the service's message gives the page
+        keyring = _keyring_usable()
+        where = (_("set {variable}", variable=TOKEN_ENV) if not keyring else
+                 _("set {variable}, or run `keyring set {service} {shop}`", variable=TOKEN_ENV,
+                   service=KEYRING_SERVICE, shop=self.shop_url))
+        if code == "token_revoked":
+            if named:
+                return _("Give xlstock the new token: {where}", where=where)
+            return _("Create a new token on the API tokens page ({page}). Give xlstock the new "
+                     "token: {where}", page=page, where=where)
+        if not keyring:
+            if named:
+                return _("Check the API token in {variable}", variable=TOKEN_ENV)
+            return _("Check the API token in {variable} (the API tokens page {page} creates "
+                     "one; so does `xlstock shop add`)", variable=TOKEN_ENV, page=page)
+        if named:
+            return _("Check the API token: {where}", where=where)
+        return _("Check the API token: {where} (the API tokens page {page} creates one; so "
+                 "does `xlstock shop add`)", where=where, page=page)
 
 
 def _nothing_recorded(lost: ServiceError) -> None:

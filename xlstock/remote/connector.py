@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 
+from xlstock.i18n import _
 from xlstock.model import ValueProblem, normalise_shop_url
 from xlstock.remote.transport import WatchedAdapter
 
@@ -80,10 +81,10 @@ def settle_environment(session: requests.Session, url: str) -> dict[str, Any]:
 
 
 def named_skus(label: str, skus: Sequence[str]) -> str:
-    """A read's notice about SKUs it left out or moved: how many, ``label``, the first
-    ten of them."""
-    return (f"{len(skus)} SKU(s) {label}: {', '.join(skus[:10])}"
-            + (" ..." if len(skus) > 10 else ""))
+    """A read's notice about SKUs it left out or moved: ``label``, a message marked with
+    ``N_`` whose ``{count:n}`` is how many and ``{skus}`` the first ten of them."""
+    return _(label, count=len(skus), skus=", ".join(skus[:10])
+             + (" ..." if len(skus) > 10 else ""))
 
 
 def levels_version(platform: str, levels: Mapping[str, int]) -> str:

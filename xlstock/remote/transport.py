@@ -31,6 +31,7 @@ import urllib3.connectionpool
 import urllib3.exceptions
 
 from xlstock.errors import ServiceError, ServiceRefused, ServiceUnreachable
+from xlstock.i18n import _
 
 _LOCAL = threading.local()
 _CHUNK = 64 * 1024
@@ -278,33 +279,36 @@ def mapped_errors(
         raise mapped_deadline(what, deadline) from exc
     except BodyTooLarge as exc:
         raise ServiceRefused(
-            f"{what} sent an answer larger than {max_body // (1024 * 1024)} MiB, far larger "
-            "than any catalogue; it is not the stock service: check the Stock service setting",
+            _("{what} sent an answer larger than {size:n} MiB, far larger than any catalogue; "
+              "it is not the stock service: check the Stock service setting", what=what,
+              size=max_body // (1024 * 1024)),
             may_have_arrived=True,
         ) from exc
     except NotJson as exc:
         if exc.content_type.startswith("text/html"):
-            detail = "answered a web page, not the stock service"
-        else:
-            detail = f"answered {exc.content_type}, not the stock service's JSON"
-        raise ServiceRefused(f"{what} {detail}; check the Stock service setting") from exc
+            raise ServiceRefused(_("{what} answered a web page, not the stock service; check "
+                                   "the Stock service setting", what=what)) from exc
+        raise ServiceRefused(_("{what} answered {kind}, not the stock service's JSON; check "
+                               "the Stock service setting", what=what,
+                               kind=exc.content_type)) from exc
     except (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError) as exc:
         if deadline.expired:
             raise ServiceUnreachable(
-                f"{what}: no connection within the deadline of {deadline.seconds:g} s; is the "
-                "stock service running (`xlstock serve`)? check the Stock service setting",
+                _("{what}: no connection within the deadline of {seconds:n} s; is the stock "
+                  "service running (`xlstock serve`)? check the Stock service setting",
+                  what=what, seconds=deadline.seconds),
                 may_have_arrived=False,
             ) from exc
         raise ServiceUnreachable(
-            f"{what}: could not connect in time; is the stock service running "
-            "(`xlstock serve`)? check the Stock service setting and the network",
+            _("{what}: could not connect in time; is the stock service running "
+              "(`xlstock serve`)? check the Stock service setting and the network", what=what),
             may_have_arrived=False,
         ) from exc
     except requests.exceptions.SSLError as exc:
         raise ServiceUnreachable(
-            f"{what}: the TLS certificate could not be verified ({_brief(exc, secret)}); "
-            "xlstock always verifies TLS: fix the service's certificate, or check the Stock "
-            "service setting",
+            _("{what}: the TLS certificate could not be verified ({detail}); xlstock always "
+              "verifies TLS: fix the service's certificate, or check the Stock service setting",
+              what=what, detail=_brief(exc, secret)),
             may_have_arrived=False,
         ) from exc
     except (
@@ -315,16 +319,16 @@ def mapped_errors(
         if deadline.expired:
             raise mapped_deadline(what, deadline) from exc
         raise ServiceUnreachable(
-            f"{what}: the stock service stopped answering (read timeout); try again later, "
-            "and check that `xlstock serve` is healthy",
+            _("{what}: the stock service stopped answering (read timeout); try again later, "
+              "and check that `xlstock serve` is healthy", what=what),
             may_have_arrived=True,
         ) from exc
     except zlib.error as exc:
         if deadline.expired:
             raise mapped_deadline(what, deadline) from exc
         raise ServiceUnreachable(
-            f"{what} sent a damaged compressed answer ({_brief(exc, secret)}); try again, "
-            "and check the Stock service setting",
+            _("{what} sent a damaged compressed answer ({detail}); try again, and check the "
+              "Stock service setting", what=what, detail=_brief(exc, secret)),
             may_have_arrived=True,
         ) from exc
     except (
@@ -338,26 +342,29 @@ def mapped_errors(
             raise mapped_deadline(what, deadline) from exc
         if _connect_failed(exc):
             raise ServiceUnreachable(
-                f"{what}: could not connect; is the stock service running (`xlstock serve`)? "
-                "check the Stock service setting",
+                _("{what}: could not connect; is the stock service running (`xlstock "
+                  "serve`)? check the Stock service setting", what=what),
                 may_have_arrived=False,
             ) from exc
         raise ServiceUnreachable(
-            f"{what}: the connection broke before the whole answer arrived "
-            f"({_brief(exc, secret)}); try again, and check the Stock service setting",
+            _("{what}: the connection broke before the whole answer arrived ({detail}); try "
+              "again, and check the Stock service setting", what=what,
+              detail=_brief(exc, secret)),
             may_have_arrived=True,
         ) from exc
     except requests.exceptions.RequestException as exc:
         raise ServiceUnreachable(
-            f"{what} failed ({_brief(exc, secret)}); check the Stock service setting",
+            _("{what} failed ({detail}); check the Stock service setting", what=what,
+              detail=_brief(exc, secret)),
             may_have_arrived=False,
         ) from exc
 
 
 def mapped_deadline(what: str, deadline: Deadline) -> ServiceUnreachable:
     return ServiceUnreachable(
-        f"{what} did not finish answering within {deadline.seconds:g} s; the stock "
-        "service is too slow or stuck: try again later, and check the Stock service setting",
+        _("{what} did not finish answering within {seconds:n} s; the stock service is too "
+          "slow or stuck: try again later, and check the Stock service setting", what=what,
+          seconds=deadline.seconds),
         may_have_arrived=True,
     )
 

@@ -44,6 +44,7 @@ from xlstock.errors import (
     StaleVersion,
     UsageError,
 )
+from xlstock.i18n import N_, _
 from xlstock.model import Snapshot, StockItem, is_loopback_host, sku_key, sku_problem
 from xlstock.planner import PublishLine
 from xlstock.remote.connector import (
@@ -82,7 +83,7 @@ REFERENCE_PREFIX = "gid://xlstock/Publish/"
 DELIVERY_REASON = "received"
 COUNT_REASON = "cycle_count_available"
 MAX_ANSWER = 64 * 1024 * 1024
-APP_SCOPES_PAGE = ("in Shopify's Dev Dashboard: your app > Versions > Access scopes (add "
+APP_SCOPES_PAGE = N_("in Shopify's Dev Dashboard: your app > Versions > Access scopes (add "
                    "{scopes}), release a new version, then reinstall the app on the store")
 
 _VARIANT_FIELDS = """
@@ -126,25 +127,26 @@ def store_address(text: str) -> str:
     is kept as it is. Raises :class:`UsageError` with the fix for anything else."""
     raw = text.strip().rstrip("/")
     if not raw:
-        raise UsageError("the Shopify store is empty; give its address, e.g. "
-                         "mystore.myshopify.com")
-    scheme, _, rest = raw.rpartition("://")
+        raise UsageError(_("the Shopify store is empty; give its address, e.g. "
+                           "mystore.myshopify.com"))
+    scheme, _sep, rest = raw.rpartition("://")
     host_port = rest.split("/", 1)[0]
     host = host_port.rsplit(":", 1)[0].strip("[]").lower().rstrip(".")
     if scheme.lower() == "http" or (scheme == "" and is_loopback_host(host)):
         if is_loopback_host(host):
             return f"http://{host_port.lower()}"
-        raise UsageError(f"{text!r}: a Shopify store is reached over https only "
-                         f"(https://{host})")
+        raise UsageError(_("{address}: a Shopify store is reached over https only "
+                           "(https://{host})", address=repr(text), host=host))
     if scheme and scheme.lower() != "https":
-        raise UsageError(f"{text!r} is not a web address; give mystore.myshopify.com")
+        raise UsageError(_("{address} is not a web address; give mystore.myshopify.com",
+                           address=repr(text)))
     if "." not in host:
         host += ".myshopify.com"
     if not _STORE.match(host):
         raise UsageError(
-            f"{text!r} is not a Shopify store's own address: give its myshopify.com "
-            "address (Shopify admin > Settings > Domains shows it, e.g. "
-            "mystore.myshopify.com), not the shop's public domain"
+            _("{address} is not a Shopify store's own address: give its myshopify.com address "
+              "(Shopify admin > Settings > Domains shows it, e.g. mystore.myshopify.com), not the "
+              "shop's public domain", address=repr(text))
         )
     return f"https://{host}"
 
@@ -287,18 +289,21 @@ class ShopifyConnector(SessionOwner):
                       or n["name"].casefold() == wanted.casefold()]
             if not chosen:
                 raise UsageError(
-                    f"Settings: Location {wanted!r} is not a location of {self.store}; its "
-                    f"locations are {_names(active)}: write one of them in Location"
+                    _("Settings: Location {location} is not a location of {store}; its locations "
+                      "are {locations}: write one of them in Location", location=repr(wanted),
+                      store=self.store, locations=_names(active))
                 )
             self._location = str(chosen[0]["id"])
         elif len(active) == 1:
             self._location = str(active[0]["id"])
         elif not active:
-            raise UsageError(f"{self.store} has no active location to keep stock at")
+            raise UsageError(_("{store} has no active location to keep stock at",
+                               store=self.store))
         else:
             raise UsageError(
-                f"{self.store} has {len(active)} locations ({_names(active)}); write the "
-                "one this workbook keeps in Settings, Location (one location a workbook)"
+                _("{store} has {count} locations ({locations}); write the one this workbook keeps "
+                  "in Settings, Location (one location a workbook)", store=self.store,
+                  count=len(active), locations=_names(active))
             )
         return self._location
 
@@ -325,7 +330,8 @@ class ShopifyConnector(SessionOwner):
             requested = answer.cost.get("requestedQueryCost")
             if isinstance(requested, (int, float)) and requested > 2:
                 per_variant = max(1.0, (requested - 2) / first)
-            self._say(f"Read {collected.seen:,} of {expected:,} variants from Shopify")
+            self._say(_("Read {count:n} of {total:n} variants from Shopify",
+                        count=collected.seen, total=expected))
             if not page["pageInfo"]["hasNextPage"]:
                 break
             after = page["pageInfo"]["endCursor"]
@@ -340,8 +346,8 @@ class ShopifyConnector(SessionOwner):
         answer = self._query(BULK_RUN, {"query": query}, cost=10)
         payload = answer.data["bulkOperationRunQuery"]
         if payload["userErrors"]:
-            raise ServiceRefused(f"{self.store} refused to read the variants in bulk: "
-                                 + _user_errors(payload["userErrors"]))
+            raise ServiceRefused(_("{store} refused to read the variants in bulk: {errors}",
+                                   store=self.store, errors=_user_errors(payload["userErrors"])))
         operation = payload["bulkOperation"]["id"]
         pause = 0.25
         while True:
@@ -350,10 +356,11 @@ class ShopifyConnector(SessionOwner):
                 break
             if status["status"] in ("FAILED", "CANCELED", "CANCELING", "EXPIRED"):
                 raise ServiceRefused(
-                    f"{self.store}: reading the variants in bulk ended {status['status']} "
-                    f"({status.get('errorCode') or 'no reason given'}); sync again later")
-            self._say(f"Shopify is gathering the variants "
-                           f"({status.get('objectCount') or 0} so far)")
+                    _("{store}: reading the variants in bulk ended {status} ({reason}); sync "
+                      "again later", store=self.store, status=status["status"],
+                      reason=status.get("errorCode") or _("no reason given")))
+            self._say(_("Shopify is gathering the variants ({count:n} so far)",
+                        count=int(status.get("objectCount") or 0)))
             self._sleep(pause)
             pause = min(pause * 2, 5.0)
         collected = _Collector()
@@ -371,7 +378,8 @@ class ShopifyConnector(SessionOwner):
             response = self._session.get(url, stream=True, timeout=(10, 60))
             try:
                 if response.status_code != 200:
-                    raise ServiceRefused(f"{what} answered {response.status_code}; sync again")
+                    raise ServiceRefused(_("{what} answered {status}; sync again", what=what,
+                                           status=response.status_code))
                 for line in response.iter_lines():
                     if line.strip():
                         yield json.loads(line)
@@ -395,7 +403,8 @@ class ShopifyConnector(SessionOwner):
         refused: list[dict[str, Any]] = []
         calls = self.calls_for(lines, key)
         for number, (mutation, call_key, chunk) in enumerate(calls, start=1):
-            self._say(f"Publishing call {number} of {len(calls)} to Shopify")
+            self._say(_("Publishing call {number} of {total} to Shopify", number=number,
+                        total=len(calls)))
             variables = _call_variables(mutation, call_key, chunk, variables_of=variants,
                                         location=location)
             failpoints.reach(f"shopify_before_call_{number}")
@@ -406,9 +415,10 @@ class ShopifyConnector(SessionOwner):
             refused.extend(problems)
         if refused:
             error = ServiceRefused(
-                f"{self.store} refused {len(refused)} line(s) of the publish: "
-                + "; ".join(f"SKU {p['sku']}: {p['problem']}" for p in refused[:5])
-                + (" ..." if len(refused) > 5 else ""),
+                _("{store} refused {count:n} line(s) of the publish: {lines}", store=self.store,
+                  count=len(refused),
+                  lines="; ".join(f"SKU {p['sku']}: {p['problem']}" for p in refused[:5])
+                  + (" ..." if len(refused) > 5 else "")),
                 items=refused,
             )
             error.applied = applied
@@ -417,8 +427,9 @@ class ShopifyConnector(SessionOwner):
             levels = self._levels_of([variants[line.sku].item for line in stale], location)
             shown = ", ".join(line.sku for line in stale[:5])
             raise StaleVersion(
-                f"the levels of {len(stale)} SKU(s) moved on {self.store} since they were "
-                f"read ({shown}{' ...' if len(stale) > 5 else ''})",
+                _("the levels of {count:n} SKU(s) moved on {shop} since they were read ({skus})",
+                  count=len(stale), shop=self.store,
+                  skus=shown + (" ..." if len(stale) > 5 else "")),
                 status=None, code="CHANGE_FROM_QUANTITY_STALE",
                 moved={self._by_item[item]: level for item, level in levels.items()},
                 applied=applied,
@@ -459,10 +470,10 @@ class ShopifyConnector(SessionOwner):
                 break
             self._backoff(attempt, None)  # the same call is still running: ask again
         else:
-            raise OutcomeUnknown(
-                f"{self.store} was still applying a publish call after {self.attempts} "
-                "tries; run publish again: it sends the same calls under the same keys, "
-                "which Shopify applies once")
+            raise OutcomeUnknown(_(
+                "{store} was still applying a publish call after {count} tries; run publish "
+                "again: it sends the same calls under the same keys, which Shopify applies once",
+                store=self.store, count=self.attempts))
         applied: dict[str, int] = {}
         group = payload.get("inventoryAdjustmentGroup")
         if group:
@@ -480,8 +491,8 @@ class ShopifyConnector(SessionOwner):
                 stale.extend(x for x in chunk if x.sku not in applied)  # read and plan again
                 continue
             if line is None:
-                raise ServiceRefused(f"{self.store} refused a publish call: "
-                                     f"{_user_errors([error])}", code=code)
+                raise ServiceRefused(_("{store} refused a publish call: {value}",
+                                       store=self.store, value=_user_errors([error])), code=code)
             if line.sku in applied:
                 continue
             if code in ("CHANGE_FROM_QUANTITY_STALE", "COMPARE_QUANTITY_STALE"):
@@ -510,10 +521,10 @@ class ShopifyConnector(SessionOwner):
         missing = [line.sku for line in lines if line.sku not in self._variants]
         if missing:
             raise ServiceRefused(
-                f"{len(missing)} SKU(s) of the publish are no longer variants of "
-                f"{self.store} at this location ({', '.join(missing[:5])}); sync and "
-                "publish again", items=[{"sku": s, "problem": "not in the shop"}
-                                        for s in missing])
+                _("{count} SKU(s) of the publish are no longer variants of {store} at this "
+                  "location ({skus}); sync and publish again", count=len(missing),
+                  store=self.store, skus=", ".join(missing[:5])),
+                items=[{"sku": s, "problem": _("not in the shop")} for s in missing])
         return self._variants
 
     def _version_now(self) -> str:
@@ -530,11 +541,11 @@ class ShopifyConnector(SessionOwner):
         credential = self._credential
         if not credential:
             raise UsageError(
-                f"no access token for {self.store}: store the app's Admin API access token "
-                f"(or CLIENT_ID:CLIENT_SECRET) in the keyring (keyring set xlstock "
-                f"{self.store}) or in XLSTOCK_TOKEN; see docs/shopify.md")
+                _("no access token for {store}: store the app's Admin API access token (or "
+                  "CLIENT_ID:CLIENT_SECRET) in the keyring (keyring set xlstock {store}) or in "
+                  "XLSTOCK_TOKEN; see docs/shopify.md", store=self.store))
         if ":" in credential and not credential.startswith("shp"):
-            client_id, _, secret = credential.partition(":")
+            client_id, _sep, secret = credential.partition(":")
             self._token = self._exchange_credentials(client_id.strip(), secret.strip())
         else:
             self._token = credential
@@ -550,13 +561,14 @@ class ShopifyConnector(SessionOwner):
                 "client_secret": secret}, timeout=(10, 30), allow_redirects=False)
         if response.status_code != 200:
             raise ServiceRefused(
-                f"{self.store} refused the app's client id and secret "
-                f"({response.status_code}): check them in the Dev Dashboard (your app > "
-                "Settings), and that the app is installed on this store", status=403)
+                _("{store} refused the app's client id and secret ({status}): check them in the "
+                  "Dev Dashboard (your app > Settings), and that the app is installed on this "
+                  "store", store=self.store, status=response.status_code), status=403)
         try:
             return str(response.json()["access_token"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise ServiceRefused(f"POST {url} did not answer with an access token") from exc
+            raise ServiceRefused(_("POST {url} did not answer with an access token",
+                                   url=url)) from exc
 
     def _query(self, query: str, variables: Mapping[str, Any], *, cost: float,
                mutation: bool = False) -> _Answer:
@@ -578,19 +590,21 @@ class ShopifyConnector(SessionOwner):
                 continue
             if status == 401:
                 raise ServiceRefused(
-                    f"{self.store} refused the access token (401): store the app's current "
-                    "Admin API access token (see docs/shopify.md)", status=401)
+                    _("{store} refused the access token (401): store the app's current Admin API "
+                      "access token (see docs/shopify.md)", store=self.store), status=401)
             if status == 403:
                 raise ServiceRefused(self._scope_message(raw.decode("utf-8", "replace")),
                                      status=403)
             if status == 404:
                 raise ServiceRefused(
-                    f"{what} answered 404: is {self.store} a Shopify store, and does it "
-                    f"serve Admin API version {API_VERSION}?", status=404)
+                    _("{what} answered 404: is {store} a Shopify store, and does it serve Admin "
+                      "API version {version}?", what=what, store=self.store,
+                      version=API_VERSION), status=404)
             if status == 429 or status >= 500:
                 if attempt + 1 >= self.attempts:
-                    error = ServiceRefused(f"{what} answered {status} {self.attempts} times; "
-                                           "try again later", status=status)
+                    error = ServiceRefused(_("{what} answered {status} {count} times; try again "
+                                             "later", what=what, status=status,
+                                             count=self.attempts), status=status)
                     raise self._lost(error, mutation) if status >= 500 else error
                 self._backoff(attempt, retry_after(headers))
                 continue
@@ -607,7 +621,8 @@ class ShopifyConnector(SessionOwner):
             if answer.errors:
                 raise self._graphql_refusal(answer.errors, what)
             return answer
-        raise ServiceRefused(f"{what}: Shopify kept throttling this request; try again later")
+        raise ServiceRefused(_("{what}: Shopify kept throttling this request; try again later",
+                               what=what))
 
     def _post(self, url: str, body: bytes, what: str) -> tuple[int, Any, bytes]:
         headers = {"Content-Type": "application/json", "Accept": "application/json",
@@ -631,10 +646,11 @@ class ShopifyConnector(SessionOwner):
         try:
             document = decode_json(raw, headers.get("Content-Type", ""))
         except NotJson as exc:
-            raise ServiceRefused(f"{what} did not answer Shopify's JSON; check the store "
-                                 "address in Settings") from exc
+            raise ServiceRefused(_("{what} did not answer Shopify's JSON; check the store address "
+                                   "in Settings", what=what)) from exc
         if not isinstance(document, dict):
-            raise ServiceRefused(f"{what} answered something that is not a GraphQL answer")
+            raise ServiceRefused(_("{what} answered something that is not a GraphQL answer",
+                                   what=what))
         cost = (document.get("extensions") or {}).get("cost") or {}
         charged = cost.get("actualQueryCost")
         if isinstance(charged, (int, float)):
@@ -656,25 +672,27 @@ class ShopifyConnector(SessionOwner):
             return ServiceRefused(self._scope_message(" ".join(e.get("message", "")
                                                                for e in denied)), status=403)
         text = "; ".join(str(e.get("message", ""))[:300] for e in errors[:3])
-        return ServiceRefused(f"{what} refused the request: {text}. This is a fault of "
-                              "xlstock or of Shopify, not of the workbook: report it")
+        return ServiceRefused(_("{what} refused the request: {detail}. This is a fault of "
+                                "xlstock or of Shopify, not of the workbook: report it",
+                                what=what, detail=text))
 
     def _scope_message(self, text: str) -> str:
         found = _REQUIRED_ACCESS.search(text)
         scopes = found.group(1).replace("`", "").strip() if found else ", ".join(SCOPES)
-        return (f"the app's access token for {self.store} lacks the scope {scopes}: grant "
-                + APP_SCOPES_PAGE.format(scopes=", ".join(SCOPES)) + f" ({text[:200]})")
+        return _("the app's access token for {store} lacks the scope {scopes}: grant {how} "
+                 "({detail})", store=self.store, scopes=scopes,
+                 how=_(APP_SCOPES_PAGE, scopes=", ".join(SCOPES)), detail=text[:200])
 
     def _lost(self, error: ServiceError, mutation: bool) -> ServiceError:
         if not mutation:
             return error
-        return OutcomeUnknown(
-            f"{error.message}. The publish may have reached Shopify: run publish again; "
-            "it sends the same calls under the same keys, which Shopify applies once")
+        return OutcomeUnknown(_(
+            "{problem}. The publish may have reached Shopify: run publish again; it sends the "
+            "same calls under the same keys, which Shopify applies once", problem=error.message))
 
     def _wait(self, seconds: float) -> None:
         self.waited += seconds
-        self._say(f"Waiting {seconds:.1f} s for Shopify's rate limit")
+        self._say(_("Waiting {seconds:n} s for Shopify's rate limit", seconds=round(seconds, 1)))
         self._sleep(seconds)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> None:
@@ -723,17 +741,18 @@ class _Collector:
             "" if title == "Default Title" else title)
 
     def finish(self) -> tuple[dict[str, _Variant], list[str]]:
-        notices = []
+        notices: list[str] = []
         if self.no_sku:
-            notices.append(f"{self.no_sku} variant(s) in Shopify have no SKU and were left "
-                           "out: give each a SKU in Shopify to keep it here")
+            notices.append(_("{count:n} variant(s) in Shopify have no SKU and were left out: "
+                             "give each a SKU in Shopify to keep it here", count=self.no_sku))
         for label, skus in (
-            ("on more than one variant in Shopify (left out: give each variant its own SKU)",
-             list(self.duplicates)),
-            ("not tracked by Shopify (left out: switch on 'Track quantity' to keep it here)",
-             self.untracked),
-            ("not stocked at this location (left out)", self.unstocked),
-            ("not usable as SKUs (left out)", self.bad),
+            (N_("{count:n} SKU(s) on more than one variant in Shopify (left out: give each "
+                "variant its own SKU): {skus}"), list(self.duplicates)),
+            (N_("{count:n} SKU(s) not tracked by Shopify (left out: switch on 'Track quantity' "
+                "to keep it here): {skus}"), self.untracked),
+            (N_("{count:n} SKU(s) not stocked at this location (left out): {skus}"),
+             self.unstocked),
+            (N_("{count:n} SKU(s) not usable as SKUs (left out): {skus}"), self.bad),
         ):
             if skus:
                 notices.append(named_skus(label, skus))
@@ -781,20 +800,23 @@ def _line_of(error: Mapping[str, Any], chunk: Sequence[PublishLine]) -> PublishL
 
 
 _PROBLEMS = {
-    "ITEM_NOT_STOCKED_AT_LOCATION": "not stocked at this location in Shopify; stock it there "
-                                    "(Products > the variant > Inventory) or remove the row",
-    "NON_MUTABLE_INVENTORY_ITEM": "Shopify does not let apps change this item's level (a "
-                                  "bundle?); change it in Shopify",
-    "INVALID_INVENTORY_ITEM": "no longer in Shopify; sync again",
-    "INVALID_LOCATION": "the location is gone from Shopify; check Settings, Location",
-    "INVALID_QUANTITY_NEGATIVE": "the level would be below zero; correct the row",
-    "INVALID_QUANTITY_TOO_HIGH": "the level would be above Shopify's limit; correct the row",
-    "INVALID_QUANTITY_TOO_LOW": "the level would be below Shopify's limit; correct the row",
-    "ADJUST_QUANTITIES_FAILED": "Shopify could not change it just now; publish again in a "
-                                "moment (nothing is counted twice)",
-    "SERVICE_UNAVAILABLE": "Shopify could not change it just now; publish again in a moment "
-                           "(nothing is counted twice)",
+    "ITEM_NOT_STOCKED_AT_LOCATION": N_("not stocked at this location in Shopify; stock it "
+                                       "there (Products > the variant > Inventory) or remove "
+                                       "the row"),
+    "NON_MUTABLE_INVENTORY_ITEM": N_("Shopify does not let apps change this item's level (a "
+                                     "bundle?); change it in Shopify"),
+    "INVALID_INVENTORY_ITEM": N_("no longer in Shopify; sync again"),
+    "INVALID_LOCATION": N_("the location is gone from Shopify; check Settings, Location"),
+    "INVALID_QUANTITY_NEGATIVE": N_("the level would be below zero; correct the row"),
+    "INVALID_QUANTITY_TOO_HIGH": N_("the level would be above Shopify's limit; correct the "
+                                    "row"),
+    "INVALID_QUANTITY_TOO_LOW": N_("the level would be below Shopify's limit; correct the row"),
+    "ADJUST_QUANTITIES_FAILED": N_("Shopify could not change it just now; publish again in a "
+                                   "moment (nothing is counted twice)"),
+    "SERVICE_UNAVAILABLE": N_("Shopify could not change it just now; publish again in a "
+                              "moment (nothing is counted twice)"),
 }
+"""What a user error's code means for the row (English: shown translated)."""
 _OURS = ("INVALID_NAME", "INVALID_QUANTITY_NAME", "INVALID_REASON", "INVALID_REFERENCE_DOCUMENT",
          "INTERNAL_LEDGER_DOCUMENT", "INVALID_AVAILABLE_DOCUMENT", "INVALID_LEDGER_DOCUMENT",
          "INVALID_QUANTITY_DOCUMENT", "MAX_ONE_LEDGER_DOCUMENT",
@@ -805,11 +827,13 @@ _OURS = ("INVALID_NAME", "INVALID_QUANTITY_NAME", "INVALID_REASON", "INVALID_REF
 def _problem_text(code: str | None, message: str) -> str:
     """What a user error means for the row, and what to do."""
     if code in _PROBLEMS:
-        return _PROBLEMS[code]
+        return _(_PROBLEMS[code])
     if code in _OURS:
-        return (f"Shopify refused what xlstock sent for it ({code}: {message[:200]}); this "
-                "is xlstock's fault, not the sheet's: report it. The row was not changed")
-    return f"Shopify refused it ({code}: {message[:200]}); check it in Shopify's admin"
+        return _("Shopify refused what xlstock sent for it ({code}: {message}); this is "
+                 "xlstock's fault, not the sheet's: report it. The row was not changed",
+                 code=code, message=message[:200])
+    return _("Shopify refused it ({code}: {message}); check it in Shopify's admin", code=code,
+             message=message[:200])
 
 
 def _user_errors(errors: Sequence[Mapping[str, Any]]) -> str:

@@ -47,6 +47,7 @@ from xlstock.errors import (
     StaleVersion,
     UsageError,
 )
+from xlstock.i18n import N_, _
 from xlstock.model import Snapshot, StockItem, is_loopback_host, sku_key, sku_problem
 from xlstock.planner import PublishLine
 from xlstock.remote.connector import (
@@ -75,24 +76,30 @@ PRODUCT_FIELDS = "id,name,sku,type,manage_stock,stock_quantity,low_stock_amount"
 VARIATION_FIELDS = "id,sku,manage_stock,stock_quantity,attributes,low_stock_amount"
 ORDER_FIELDS = "id,date_created_gmt,line_items,status"
 MAX_ANSWER = 64 * 1024 * 1024
-KEYS_PAGE = ("WooCommerce > Settings > Advanced > REST API: edit the key (or add one) and "
-             "set Permissions to Read/Write")
+KEYS_MENU = N_("WooCommerce > Settings > Advanced > REST API")
+KEYS_PAGE = N_("{menu}: edit the key (or add one) and set Permissions to Read/Write")
+"""Where the REST API keys are, and what to do there (English: shown translated)."""
+
+
+def _keys_page() -> str:
+    return _(KEYS_PAGE, menu=_(KEYS_MENU))
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 
 def shop_address(text: str) -> str:
     """The shop's address: https, or http for a loopback host (a stand-in)."""
     raw = text.strip().rstrip("/")
-    scheme, _, rest = raw.rpartition("://")
+    scheme, _sep, rest = raw.rpartition("://")
     host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]").lower()
     if not host:
-        raise UsageError("the WooCommerce shop's address is empty; give it, e.g. "
-                         "https://shop.example")
+        raise UsageError(_("the WooCommerce shop's address is empty; give it, e.g. "
+                           "https://shop.example"))
     if scheme.lower() == "http" and not is_loopback_host(host):
-        raise UsageError(f"{text!r}: a WooCommerce shop is reached over https only "
-                         "(its REST API keys travel with every request)")
+        raise UsageError(_("{address}: a WooCommerce shop is reached over https only (its REST "
+                           "API keys travel with every request)", address=repr(text)))
     if scheme and scheme.lower() not in ("http", "https"):
-        raise UsageError(f"{text!r} is not a web address; give https://shop.example")
+        raise UsageError(_("{address} is not a web address; give https://shop.example",
+                           address=repr(text)))
     return raw if scheme else f"https://{raw}"
 
 
@@ -206,8 +213,8 @@ class WooCommerceConnector(SessionOwner):
                 continue
             collected.add(product, None, names)
         for number, product in enumerate(variable, start=1):
-            self._say(f"Reading the variations of {number:,} of {len(variable):,} variable "
-                      "products")
+            self._say(_("Reading the variations of {number:n} of {total:n} variable products",
+                        number=number, total=len(variable)))
             for variation in self._pages(f"/products/{product['id']}/variations",
                                          {"_fields": VARIATION_FIELDS}):
                 collected.add_variation(product, variation, names)
@@ -226,8 +233,8 @@ class WooCommerceConnector(SessionOwner):
         if answer.status == 200 and isinstance(answer.data, dict) and \
                 answer.data.get("value") == "no":
             raise UsageError(
-                f"stock management is switched off on {self.shop}: switch it on in "
-                "WooCommerce > Settings > Products > Inventory > Manage stock, then sync")
+                _("stock management is switched off on {shop}: switch it on in WooCommerce > "
+                  "Settings > Products > Inventory > Manage stock, then sync", shop=self.shop))
 
     def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         page = 1
@@ -254,7 +261,8 @@ class WooCommerceConnector(SessionOwner):
         repaired: list[str] = []
         batches = self.batches_for(lines, items)
         for number, batch in enumerate(batches, start=1):
-            self._say(f"Publishing batch {number} of {len(batches)} to WooCommerce")
+            self._say(_("Publishing batch {number} of {total} to WooCommerce", number=number,
+                        total=len(batches)))
             counts = any(line.add is None for line in batch)
             # The orders before the re-read: whatever comes after them is a sale that may
             # land between the re-read and the write (told apart by order id, not by
@@ -268,17 +276,17 @@ class WooCommerceConnector(SessionOwner):
             for line in batch:
                 level = live.get(line.sku)
                 if level is None:
-                    raise ServiceRefused(f"SKU {line.sku} is no longer in {self.shop}; sync "
-                                         "and publish again")
+                    raise ServiceRefused(_("SKU {sku} is no longer in {shop}; sync and publish "
+                                           "again", sku=line.sku, shop=self.shop))
                 done = self._already_applied(line, level, planned_at, items)
                 if done is True:
                     applied[line.sku] = level
                 elif done is None:
-                    slips.append((line.sku, f"a publish was interrupted and the level is "
-                                  f"now {level} (planned from {line.planned_from} to "
-                                  f"{line.target}); it cannot be told whether it was "
-                                  "applied: nothing was sent again; count the shelf and "
-                                  "publish a New level"))
+                    slips.append((line.sku, _(
+                        "a publish was interrupted and the level is now {level} (planned from "
+                        "{planned_from} to {target}); it cannot be told whether it was applied: "
+                        "nothing was sent again; count the shelf and publish a New level",
+                        level=level, planned_from=line.planned_from, target=line.target)))
                     applied[line.sku] = level
                 elif line.add is None and level != line.planned_from:
                     moved[line.sku] = level
@@ -298,8 +306,9 @@ class WooCommerceConnector(SessionOwner):
             repaired.extend(fixed)
         if moved:
             raise StaleVersion(
-                f"the levels of {len(moved)} SKU(s) moved on {self.shop} since they were "
-                f"read ({', '.join(sorted(moved)[:5])})", status=None, code="levels_moved",
+                _("the levels of {count:n} SKU(s) moved on {shop} since they were read ({skus})",
+                  count=len(moved), shop=self.shop, skus=", ".join(sorted(moved)[:5])),
+                status=None, code="levels_moved",
                 moved=moved, applied=applied)
         return WooOutcome(key, "", applied, tuple(slips), tuple(repaired))
 
@@ -395,8 +404,9 @@ class WooCommerceConnector(SessionOwner):
             update.append(entry)
         answer = self._send("POST", path, {"update": update})
         if answer.status == 413:
-            raise ServiceRefused(f"{self.shop} refused a batch of {len(update)} items (413): "
-                                 "it takes fewer than WooCommerce's 100; report this")
+            raise ServiceRefused(_("{shop} refused a batch of {count} items (413): it takes fewer "
+                                   "than WooCommerce's 100; report this", shop=self.shop,
+                                   count=len(update)))
         if answer.status != 200 or not isinstance(answer.data, dict):
             raise self._refusal(answer, f"POST {path}")
         by_id = {items[line.sku].id: line for line in lines}
@@ -413,12 +423,13 @@ class WooCommerceConnector(SessionOwner):
                 written[sent.sku] = int(row["stock_quantity"])
         missing = [line.sku for line in lines if line.sku not in written and
                    line.sku not in {r["sku"] for r in refused}]
-        refused.extend({"sku": sku, "problem": "WooCommerce's answer does not list it; sync "
-                        "and check its level"} for sku in missing)
+        refused.extend({"sku": sku, "problem": _("WooCommerce's answer does not list it; sync "
+                                                 "and check its level")} for sku in missing)
         if refused:
             error = ServiceRefused(
-                f"{self.shop} refused {len(refused)} line(s): " + "; ".join(
-                    f"SKU {r['sku']}: {r['problem']}" for r in refused[:5]), items=refused)
+                _("{shop} refused {count:n} line(s): {lines}", shop=self.shop, count=len(refused),
+                  lines="; ".join(f"SKU {r['sku']}: {r['problem']}" for r in refused[:5])),
+                items=refused)
             error.applied = written
             raise error
         return written
@@ -449,13 +460,15 @@ class WooCommerceConnector(SessionOwner):
             elif now == line.target:
                 fixed = self._repair(line.sku, -sales, items)
                 levels[line.sku] = fixed
-                repaired.append(f"{line.sku}: {sales} unit(s) sold while the count was "
-                                f"written were overwritten; taken off again ({fixed} left)")
+                repaired.append(_("{sku}: {sales:n} unit(s) sold while the count was written "
+                                  "were overwritten; taken off again ({left:n} left)",
+                                  sku=line.sku, sales=sales, left=fixed))
             else:
                 levels[line.sku] = now
-                slips.append((line.sku, f"a sale may have been overwritten (counted "
-                                        f"{line.target}, {sales} sold since the re-read, "
-                                        f"{now} online now); count it again"))
+                slips.append((line.sku, _("a sale may have been overwritten (counted {target:n}, "
+                                          "{sales:n} sold since the re-read, {now:n} online "
+                                          "now); count it again", target=line.target,
+                                          sales=sales, now=now)))
         return levels, slips, repaired
 
     def _order_ids_since(self, since: dt.datetime) -> set[int]:
@@ -485,9 +498,10 @@ class WooCommerceConnector(SessionOwner):
         assert self._items is not None
         missing = [line.sku for line in lines if line.sku not in self._items]
         if missing:
-            raise ServiceRefused(f"{len(missing)} SKU(s) of the publish are no longer in "
-                                 f"{self.shop} ({', '.join(missing[:5])}); sync and publish "
-                                 "again", items=[{"sku": s, "problem": "not in the shop"}
+            raise ServiceRefused(_("{count} SKU(s) of the publish are no longer in {shop} "
+                                   "({skus}); sync and publish again", count=len(missing),
+                                   shop=self.shop, skus=", ".join(missing[:5])),
+                                 items=[{"sku": s, "problem": _("not in the shop")}
                                                  for s in missing])
         return self._items
 
@@ -495,12 +509,12 @@ class WooCommerceConnector(SessionOwner):
 
     def _auth(self) -> tuple[str, str]:
         credential = self._credential or ""
-        key, _, secret = credential.partition(":")
+        key, _sep, secret = credential.partition(":")
         if not key.strip() or not secret.strip():
             raise UsageError(
-                f"no REST API key for {self.shop}: create one in {KEYS_PAGE.split(':')[0]} "
-                f"and store it as KEY:SECRET in the keyring (keyring set xlstock "
-                f"{self.shop}) or in XLSTOCK_TOKEN; see docs/woocommerce.md")
+                _("no REST API key for {shop}: create one in {value} and store it as KEY:SECRET "
+                  "in the keyring (keyring set xlstock {shop}) or in XLSTOCK_TOKEN; see "
+                  "docs/woocommerce.md", shop=self.shop, value=_(KEYS_MENU)))
         return key.strip(), secret.strip()
 
     def _get(self, path: str, params: Mapping[str, Any]) -> _Answer:
@@ -523,10 +537,10 @@ class WooCommerceConnector(SessionOwner):
                     self._backoff(attempt)
                     continue
                 if not resend and lost.may_have_arrived is not False:
-                    raise OutcomeUnknown(
-                        f"{lost.message}. The write may have reached WooCommerce: run "
-                        "publish again; it checks each line against the shop's level and "
-                        "its sales before sending anything again") from lost
+                    raise OutcomeUnknown(_(
+                        "{problem}. The write may have reached WooCommerce: run publish again; "
+                        "it checks each line against the shop's level and its sales before "
+                        "sending anything again", problem=lost.message)) from lost
                 raise
             if answer.status in (429, 500, 502, 503, 504) and resend and \
                     attempt + 1 < self.attempts:
@@ -537,11 +551,11 @@ class WooCommerceConnector(SessionOwner):
             if answer.status == 404 and isinstance(answer.data, dict) and \
                     answer.data.get("code") == "rest_no_route":
                 raise ServiceRefused(
-                    f"{what} answered rest_no_route: the WooCommerce REST API is not there. "
-                    "Is WooCommerce active on the site, and are pretty permalinks on "
-                    "(WordPress > Settings > Permalinks, anything but Plain)?", status=404)
+                    _("{what} answered rest_no_route: the WooCommerce REST API is not there. Is "
+                      "WooCommerce active on the site, and are pretty permalinks on (WordPress > "
+                      "Settings > Permalinks, anything but Plain)?", what=what), status=404)
             return answer
-        raise ServiceRefused(f"{what} kept failing; try again later")
+        raise ServiceRefused(_("{what} kept failing; try again later", what=what))
 
     def _exchange(self, method: str, url: str, what: str, params: Mapping[str, Any] | None,
                   body: Any) -> _Answer:
@@ -566,8 +580,8 @@ class WooCommerceConnector(SessionOwner):
         try:
             data = decode_json(raw, response.headers.get("Content-Type", "")) if raw else None
         except NotJson as exc:
-            raise ServiceRefused(f"{what} did not answer WooCommerce's JSON: is "
-                                 f"{self.shop} a WooCommerce shop?") from exc
+            raise ServiceRefused(_("{what} did not answer WooCommerce's JSON: is {shop} a "
+                                   "WooCommerce shop?", what=what, shop=self.shop)) from exc
         try:
             moment = parsedate_to_datetime(response.headers.get("Date", ""))
         except (TypeError, ValueError):
@@ -580,20 +594,24 @@ class WooCommerceConnector(SessionOwner):
         message = str(data.get("message") or "")[:300]
         if answer.status in (401, 403) and "write permission" in message.lower():
             return ServiceRefused(
-                f"{self.shop} refused to change stock with this REST API key (it has no "
-                f"write permissions); {KEYS_PAGE}", status=answer.status, code=code)
+                _("{shop} refused to change stock with this REST API key (it has no write "
+                  "permissions); {how}", shop=self.shop, how=_keys_page()),
+                status=answer.status, code=code)
         if answer.status in (401, 403):
             if "cannot_view" in code or "authentication" in code or "cannot_list" in code \
                     or answer.status == 401 and "edit" not in code and "create" not in \
                     code and "batch" not in code:
                 return ServiceRefused(
-                    f"{self.shop} refused the REST API key ({answer.status} {code}): check "
-                    f"the key and secret ({KEYS_PAGE})", status=answer.status, code=code)
+                    _("{shop} refused the REST API key ({status} {code}): check the key and "
+                      "secret ({how})", shop=self.shop, status=answer.status, code=code,
+                      how=_keys_page()), status=answer.status, code=code)
             return ServiceRefused(
-                f"{self.shop} refused to change stock with this REST API key "
-                f"({answer.status} {code}): it has no write rights; {KEYS_PAGE}",
+                _("{shop} refused to change stock with this REST API key ({status} {code}): it "
+                  "has no write rights; {how}", shop=self.shop, status=answer.status,
+                  code=code, how=_keys_page()),
                 status=answer.status, code=code)
-        return ServiceRefused(f"{what} answered {answer.status} {code}: {message}",
+        return ServiceRefused(_("{what} answered {status} {code}: {message}", what=what,
+                                status=answer.status, code=code, message=message),
                               status=answer.status, code=code)
 
     def _backoff(self, attempt: int, headers: Any = None) -> None:
@@ -661,18 +679,19 @@ class _Collector:
         self.add(product, variation, names)
 
     def finish(self) -> tuple[dict[str, _Item], list[str]]:
-        notices = []
+        notices: list[str] = []
         if self.no_sku:
-            notices.append(f"{self.no_sku} product(s) or variation(s) with managed stock have "
-                           "no SKU and were left out: give each a SKU in WooCommerce")
+            notices.append(_("{count:n} product(s) or variation(s) with managed stock have no "
+                             "SKU and were left out: give each a SKU in WooCommerce",
+                             count=self.no_sku))
         for label, skus in (
-            ("on more than one product or variation (left out: give each its own SKU)",
-             sorted(self.duplicates)),
-            ("without managed stock in WooCommerce (left out: tick 'Manage stock?' to keep "
-             "it here)", self.unmanaged),
-            ("of variations whose stock is their product's (kept on the product's row)",
-             self.parent_stock),
-            ("not usable as SKUs (left out)", self.bad),
+            (N_("{count:n} SKU(s) on more than one product or variation (left out: give each "
+                "its own SKU): {skus}"), sorted(self.duplicates)),
+            (N_("{count:n} SKU(s) without managed stock in WooCommerce (left out: tick 'Manage "
+                "stock?' to keep it here): {skus}"), self.unmanaged),
+            (N_("{count:n} SKU(s) of variations whose stock is their product's (kept on the "
+                "product's row): {skus}"), self.parent_stock),
+            (N_("{count:n} SKU(s) not usable as SKUs (left out): {skus}"), self.bad),
         ):
             if skus:
                 notices.append(named_skus(label, skus))
@@ -698,8 +717,8 @@ def _item_problem(error: Mapping[str, Any]) -> str:
     code = str(error.get("code") or "")
     message = str(error.get("message") or "")[:200]
     if "invalid_id" in code:
-        return "no longer in WooCommerce; sync again"
-    return f"WooCommerce refused it ({code}: {message})"
+        return _("no longer in WooCommerce; sync again")
+    return _("WooCommerce refused it ({code}: {message})", code=code, message=message)
 
 
 def _int(value: Any) -> int | None:

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from xlstock.errors import ReadOnlyWorkbookError, WorkbookChangedError, WorkbookError
+from xlstock.i18n import _
 
 TEMP_SUFFIX = ".xlstock-tmp"
 """Temporary files end so; the openpyxl adapter removes those a killed run left."""
@@ -71,10 +72,10 @@ def _refuse_read_only(path: Path) -> None:
         return  # a new file
     if stat.S_ISREG(status.st_mode) and not (
             status.st_mode & stat.S_IWUSR and os.access(path, os.W_OK)):
-        raise ReadOnlyWorkbookError(
-            f"{path} is read-only, so xlstock will not replace it; make it writable "
-            "(File Explorer: Properties > untick Read-only; Mac or Linux: chmod u+w) or "
-            "write to another file, and try again")
+        raise ReadOnlyWorkbookError(_(
+            "{path} is read-only, so xlstock will not replace it; make it writable (File "
+            "Explorer: Properties > untick Read-only; Mac or Linux: chmod u+w) or write to "
+            "another file, and try again", path=path))
 
 
 def _refuse_if_replaced(path: Path, expected: bytes) -> None:
@@ -84,10 +85,10 @@ def _refuse_if_replaced(path: Path, expected: bytes) -> None:
     except FileNotFoundError:
         same = False
     if not same:
-        raise WorkbookChangedError(
-            f"{path} was saved by another program while xlstock was working on it; "
-            "xlstock kept that program's file and wrote nothing over it. Close the "
-            "workbook there and run the command again")
+        raise WorkbookChangedError(_(
+            "{path} was saved by another program while xlstock was working on it; xlstock "
+            "kept that program's file and wrote nothing over it. Close the workbook there "
+            "and run the command again", path=path))
 
 
 def fsync_directory(folder: Path) -> None:
@@ -105,9 +106,7 @@ def fsync_directory(folder: Path) -> None:
 
 def _translate(path: Path, exc: OSError) -> WorkbookError:
     if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        return WorkbookError(f"Cannot write {path}: the disk is full ({path.name} is "
-                             "unchanged); free some space and try again")
-    return WorkbookError(
-        f"Cannot write {path}: {exc.strerror}. If the file is open in Excel, close it "
-        "and try again."
-    )
+        return WorkbookError(_("Cannot write {path}: the disk is full ({name} is unchanged); "
+                               "free some space and try again", path=path, name=path.name))
+    return WorkbookError(_("Cannot write {path}: {detail}. If the file is open in Excel, "
+                           "close it and try again.", path=path, detail=exc.strerror))

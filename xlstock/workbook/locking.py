@@ -31,7 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from xlstock import i18n
 from xlstock.errors import WorkbookError
+from xlstock.i18n import _
 
 LOCK_SUFFIX = ".xlstock-lock"
 _OLD_OWNER_SUFFIX = ".xlstock-owner"
@@ -152,23 +154,33 @@ def refuse_if_open_in_a_spreadsheet(path: Path, label: str) -> None:
     owner_file = path.with_name("~$" + path.name)
     if owner_file.exists():
         owner = excel_lock_owner(path)
-        by = f" by {owner}" if owner else ""
-        raise WorkbookError(
-            f"{label} is open in Excel{by}: close it there first, or use the Sync, Preview "
-            f"and Publish buttons inside Excel. If Excel is not running, delete "
-            f"{owner_file.name}"
-        )
+        if owner:
+            raise WorkbookError(_(
+                "{label} is open in Excel by {owner}: close it there first, or use the Sync, "
+                "Preview and Publish buttons inside Excel. If Excel is not running, delete "
+                "{lock}", label=label, owner=owner, lock=owner_file.name))
+        raise WorkbookError(_(
+            "{label} is open in Excel: close it there first, or use the Sync, Preview and "
+            "Publish buttons inside Excel. If Excel is not running, delete {lock}",
+            label=label, lock=owner_file.name))
     office = libreoffice_lock(path)
     if office is not None:
-        by = f" by {office.user}" if office.user else ""
+        who = []  # whom the lock names, each part in the language's words
+        if office.user:
+            who.append(_("by {user}", user=office.user))
         if office.host and office.host != socket.gethostname():
-            by += f" on {office.host}"
+            who.append(_("on {host}", host=office.host))
         if office.since:
-            by += f" (since {office.since})"
-        raise WorkbookError(
-            f"{label} is open in LibreOffice{by}: close it there first, then try again. If "
-            f"LibreOffice is not running, delete {libreoffice_lock_file(path).name}"
-        )
+            who.append(_("(since {since})", since=office.since))
+        lock = libreoffice_lock_file(path).name
+        if who:
+            raise WorkbookError(_(
+                "{label} is open in LibreOffice {who}: close it there first, then try again. "
+                "If LibreOffice is not running, delete {lock}", label=label,
+                who=" ".join(who), lock=lock))
+        raise WorkbookError(_(
+            "{label} is open in LibreOffice: close it there first, then try again. If "
+            "LibreOffice is not running, delete {lock}", label=label, lock=lock))
 
 
 # --- other xlstock runs -------------------------------------------------------------------
@@ -243,35 +255,37 @@ class RunLock:
         self.release()
 
     def _busy_message(self, holder: dict[str, object] | None) -> str:
-        detail = ""
         try:
             if holder:
                 since = dt.datetime.fromisoformat(str(holder["since"]))
-                detail = f" (since {since:%Y-%m-%d %H:%M:%S}, pid {int(str(holder['pid']))}"
+                pattern = ("%d/%m/%Y %H:%M:%S" if i18n.current() == i18n.FRENCH
+                           else "%Y-%m-%d %H:%M:%S")
+                known = dict(label=self.label, since=since.strftime(pattern),
+                             pid=int(str(holder["pid"])))
                 host = holder.get("host")
                 if host and host != socket.gethostname():
-                    detail += f" on {host}"
-                detail += ")"
+                    return _("another xlstock run is working on {label} (since {since}, pid "
+                             "{pid} on {host}); wait for it to finish and try again",
+                             host=host, **known)
+                return _("another xlstock run is working on {label} (since {since}, pid "
+                         "{pid}); wait for it to finish and try again", **known)
         except (ValueError, KeyError, TypeError):
-            detail = ""
-        return (
-            f"another xlstock run is working on {self.label}{detail}; wait for it to "
-            "finish and try again"
-        )
+            pass
+        return _("another xlstock run is working on {label}; wait for it to finish and try "
+                 "again", label=self.label)
 
     def _cannot_lock_message(self, exc: OSError) -> str:
         folder = self.lock_path.parent
         if exc.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP):
-            return (
-                f"{self.label}: the folder {folder} does not support file locks "
-                f"({exc.strerror or exc}), so xlstock cannot keep two runs apart there; move "
-                "the workbook to a folder on this computer's disk and try again"
-            )
-        return (
-            f"{self.label}: xlstock cannot write in the workbook's folder ({folder}: "
-            f"{exc.strerror or exc}); move the workbook to a folder you can save in and "
-            "try again"
-        )
+            return _(
+                "{label}: the folder {folder} does not support file locks ({detail}), so "
+                "xlstock cannot keep two runs apart there; move the workbook to a folder on "
+                "this computer's disk and try again", label=self.label, folder=folder,
+                detail=exc.strerror or exc)
+        return _(
+            "{label}: xlstock cannot write in the workbook's folder ({folder}: {detail}); "
+            "move the workbook to a folder you can save in and try again", label=self.label,
+            folder=folder, detail=exc.strerror or exc)
 
 
 def _holder_details() -> bytes:

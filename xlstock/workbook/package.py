@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from xlstock.i18n import _
+
 REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 CT_NS = "http://schemas.openxmlformats.org/package/2006/content-types"
 DOC_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -132,12 +134,12 @@ class Package:
         offset = info.header_offset
         header = self.data[offset:offset + _LOCAL.size]
         if len(header) < _LOCAL.size or _LOCAL.unpack(header)[0] != _LOCAL_SIGNATURE:
-            raise zipfile.BadZipFile(f"part {part}: bad local header")
+            raise zipfile.BadZipFile(_("part {part}: bad local header", part=part))
         name_length, extra_length = struct.unpack_from("<HH", header, 26)
         start = offset + _LOCAL.size + name_length + extra_length
         body = self.data[start:start + info.compress_size]
         if len(body) != info.compress_size:
-            raise zipfile.BadZipFile(f"part {part} is truncated")
+            raise zipfile.BadZipFile(_("part {part} is truncated", part=part))
         return info, body
 
 
@@ -256,7 +258,8 @@ def _write_entries(out: io.BufferedIOBase | io.BytesIO, entries: list[_Entry]) -
         name = entry.name.encode("utf-8")
         flags = 0 if entry.name.isascii() else _UTF8_NAMES
         if max(offset, entry.size, len(entry.compressed)) >= _LIMIT:
-            raise zipfile.LargeZipFile(f"part {entry.name} is too large for a workbook")
+            raise zipfile.LargeZipFile(_("part {part} is too large for a workbook",
+                                          part=entry.name))
         dos_time, dos_date = _dos_time(entry.date_time)
         out.write(_LOCAL.pack(_LOCAL_SIGNATURE, 20, flags, entry.method, dos_time, dos_date,
                               entry.crc, len(entry.compressed), entry.size, len(name), 0))

@@ -41,6 +41,7 @@ from typing import IO
 from xml.etree import ElementTree
 
 from xlstock.errors import WorkbookError
+from xlstock.i18n import _
 
 MiB = 1024 * 1024
 
@@ -124,23 +125,25 @@ def _reading(label: str) -> Iterator[None]:
     except WorkbookError:
         raise
     except FileNotFoundError as exc:
-        raise WorkbookError(f"{label}: no such file") from exc
+        raise WorkbookError(_("{label}: no such file", label=label)) from exc
     except PermissionError as exc:
-        raise WorkbookError(f"{label} cannot be read: permission denied") from exc
+        raise WorkbookError(_("{label} cannot be read: permission denied", label=label)) from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
         raise WorkbookError(damaged_message(label, exc)) from exc
     except OSError as exc:
-        raise WorkbookError(f"{label} cannot be read: {exc.strerror or exc}") from exc
+        raise WorkbookError(_("{label} cannot be read: {detail}", label=label,
+                              detail=exc.strerror or exc)) from exc
 
 
 def _checked_size(path: Path, limits: Limits) -> int:
     status = path.stat()
     if not stat.S_ISREG(status.st_mode):
-        raise WorkbookError(f"{path.name} is not a file; give the path of an .xlsx workbook")
+        raise WorkbookError(_("{name} is not a file; give the path of an .xlsx workbook",
+                              name=path.name))
     if status.st_size > limits.max_file_bytes:
         raise WorkbookError(
-            f"{path.name} is {status.st_size // MiB} MiB, over xlstock's limit of "
-            f"{limits.max_file_bytes // MiB} MiB for a workbook"
+            _("{name} is {size} MiB, over xlstock's limit of {limit} MiB for a workbook",
+              name=path.name, size=status.st_size // MiB, limit=limits.max_file_bytes // MiB)
         )
     return status.st_size
 
@@ -148,13 +151,13 @@ def _checked_size(path: Path, limits: Limits) -> int:
 def _check_stream(fh: IO[bytes], size: int, label: str, limits: Limits) -> Package:
     head = fh.read(8)
     if size == 0:
-        raise WorkbookError(f"{label} is empty (0 bytes): it is not a workbook")
+        raise WorkbookError(_("{label} is empty (0 bytes): it is not a workbook", label=label))
     if head.startswith(OLE2_MAGIC):
         raise WorkbookError(_describe_ole2(fh, label, limits.max_file_bytes))
     if not head.startswith((ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
         raise WorkbookError(
-            f"{label} is not an .xlsx workbook; if Excel opens it, save it with "
-            "File > Save As > Excel Workbook (.xlsx) and try again"
+            _("{label} is not an .xlsx workbook; if Excel opens it, save it with File > Save As > "
+              "Excel Workbook (.xlsx) and try again", label=label)
         )
     _check_directory_size(fh, size, label, limits)
     fh.seek(0)
@@ -171,10 +174,8 @@ def _is_opendocument(zf: zipfile.ZipFile, names: set[str]) -> bool:
 
 def damaged_message(label: str, exc: BaseException) -> str:
     """What to say of a package that cannot be read (here, or in ``xlsx_file``)."""
-    return (
-        f"{label} is damaged ({exc}); if Excel can still open it, save a fresh copy "
-        "with File > Save As, or restore it from a backup"
-    )
+    return _("{label} is damaged ({detail}); if Excel can still open it, save a fresh copy "
+             "with File > Save As, or restore it from a backup", label=label, detail=exc)
 
 
 def _describe_ole2(fh: IO[bytes], label: str, max_bytes: int) -> str:
@@ -199,20 +200,14 @@ def _describe_ole2(fh: IO[bytes], label: str, max_bytes: int) -> str:
                 found.add(kind)
         tail = data[-overlap:]
     if "encrypted" in found:
-        return (
-            f"{label} is password-protected: remove the password in Excel "
-            "(File > Info > Protect Workbook > Encrypt with Password, clear it, save) "
-            "and try again"
-        )
+        return _("{label} is password-protected: remove the password in Excel (File > Info > "
+                 "Protect Workbook > Encrypt with Password, clear it, save) and try again",
+                 label=label)
     if "xls" in found:
-        return (
-            f"{label} is an old .xls file: open it in Excel and use File > Save As > "
-            "Excel Workbook (.xlsx), then try again with the .xlsx"
-        )
-    return (
-        f"{label} is an old-format Office file, not an .xlsx workbook; open it in Excel "
-        "and save it as Excel Workbook (.xlsx)"
-    )
+        return _("{label} is an old .xls file: open it in Excel and use File > Save As > Excel "
+                 "Workbook (.xlsx), then try again with the .xlsx", label=label)
+    return _("{label} is an old-format Office file, not an .xlsx workbook; open it in Excel "
+             "and save it as Excel Workbook (.xlsx)", label=label)
 
 
 def _check_directory_size(fh: IO[bytes], size: int, label: str, limits: Limits) -> None:
@@ -224,8 +219,8 @@ def _check_directory_size(fh: IO[bytes], size: int, label: str, limits: Limits) 
     at = tail.rfind(_EOCD)
     if at < 0 or len(tail) - at < 22:
         raise WorkbookError(
-            f"{label} is incomplete or damaged (the end of the file is missing, as after "
-            "an interrupted copy or download); restore it from a backup"
+            _("{label} is incomplete or damaged (the end of the file is missing, as after an "
+              "interrupted copy or download); restore it from a backup", label=label)
         )
     entries, cd_size = struct.unpack_from("<HI", tail, at + 10)
     if entries == 0xFFFF or cd_size == 0xFFFFFFFF:
@@ -239,8 +234,8 @@ def _check_directory_size(fh: IO[bytes], size: int, label: str, limits: Limits) 
                     entries, cd_size = struct.unpack_from("<QQ", record, 32)
     if entries > limits.max_parts or cd_size > limits.max_parts * (_CD_ENTRY_MIN + 1024):
         raise WorkbookError(
-            f"{label} holds {entries} parts, more than any workbook xlstock accepts "
-            f"({limits.max_parts}); it may be a zip bomb"
+            _("{label} holds {entries} parts, more than any workbook xlstock accepts ({limit}); "
+              "it may be a zip bomb", label=label, entries=entries, limit=limits.max_parts)
         )
 
 
@@ -248,31 +243,33 @@ def _check_zip(zf: zipfile.ZipFile, label: str, limits: Limits) -> Package:
     infos = zf.infolist()
     if len(infos) > limits.max_parts:
         raise WorkbookError(
-            f"{label} holds {len(infos)} parts, more than any workbook xlstock accepts "
-            f"({limits.max_parts}); it may be a zip bomb"
+            _("{label} holds {count} parts, more than any workbook xlstock accepts ({limit}); it "
+              "may be a zip bomb", label=label, count=len(infos), limit=limits.max_parts)
         )
     seen: set[str] = set()
     total = 0
     for info in infos:
         name = info.filename
         if name in seen:
-            raise WorkbookError(f"{label} is damaged: part {name} appears twice")
+            raise WorkbookError(_("{label} is damaged: part {part} appears twice", label=label,
+                                  part=name))
         seen.add(name)
         if info.flag_bits & 0x1:
             raise WorkbookError(
-                f"{label} is an encrypted zip, not an Excel workbook; save it from Excel "
-                "as Excel Workbook (.xlsx)"
+                _("{label} is an encrypted zip, not an Excel workbook; save it from Excel as "
+                  "Excel Workbook (.xlsx)", label=label)
             )
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise WorkbookError(
-                f"{label}: part {name} uses a compression Excel never writes; open the "
-                "file in Excel and save it again"
+                _("{label}: part {part} uses a compression Excel never writes; open the file in "
+                  "Excel and save it again", label=label, part=name)
             )
         total += info.file_size
         if total > limits.max_total_uncompressed:
             raise WorkbookError(
-                f"{label} would inflate to more than {limits.max_total_uncompressed // MiB}"
-                f" MiB, far more than a stock workbook; it may be a zip bomb"
+                _("{label} would inflate to more than {limit} MiB, far more than a stock "
+                  "workbook; it may be a zip bomb", label=label,
+                  limit=limits.max_total_uncompressed // MiB)
             )
         if (
             info.file_size >= limits.ratio_min_size
@@ -280,24 +277,26 @@ def _check_zip(zf: zipfile.ZipFile, label: str, limits: Limits) -> Package:
         ):
             ratio = info.file_size / max(info.compress_size, 1)
             raise WorkbookError(
-                f"{label}: part {name} inflates {ratio:,.0f} times its stored size (a "
-                f"workbook's parts stay under {limits.max_ratio:,.0f}); it may be a zip bomb"
+                _("{label}: part {part} inflates {ratio:n} times its stored size (a workbook's "
+                  "parts stay under {limit:n}); it may be a zip bomb", label=label, part=name,
+                  ratio=round(ratio), limit=round(limits.max_ratio))
             )
     if CONTENT_TYPES_PART not in seen:
         if "xl/workbook.bin" in seen:
             raise WorkbookError(
-                f"{label} is a binary workbook (.xlsb); open it in Excel and save it as "
-                "Excel Workbook (.xlsx)"
+                _("{label} is a binary workbook (.xlsb); open it in Excel and save it as Excel "
+                  "Workbook (.xlsx)", label=label)
             )
         if _is_opendocument(zf, seen):
             raise WorkbookError(
-                f"{label} is an OpenDocument spreadsheet (.ods), not an .xlsx workbook; in "
-                "LibreOffice use File > Save As > Excel 2007-365 (.xlsx), then try again "
-                "with the .xlsx"
+                _("{label} is an OpenDocument spreadsheet (.ods), not an .xlsx workbook; in "
+                  "LibreOffice use File > Save As > Excel 2007-365 (.xlsx), then try again with "
+                  "the .xlsx", label=label)
             )
         raise WorkbookError(
-            f"{label} is a zip file but not an .xlsx workbook (it has no "
-            f"{CONTENT_TYPES_PART}); save the workbook from Excel as Excel Workbook (.xlsx)"
+            _("{label} is a zip file but not an .xlsx workbook (it has no {part}); "
+              "save the workbook from Excel as Excel Workbook (.xlsx)", label=label,
+              part=CONTENT_TYPES_PART)
         )
     for info in infos:
         if not info.is_dir():
@@ -309,19 +308,19 @@ def _check_zip(zf: zipfile.ZipFile, label: str, limits: Limits) -> Package:
     if workbook_part is None:
         if "xl/workbook.bin" in seen:
             raise WorkbookError(
-                f"{label} is a binary workbook (.xlsb); open it in Excel and save it as "
-                "Excel Workbook (.xlsx)"
+                _("{label} is a binary workbook (.xlsb); open it in Excel and save it as Excel "
+                  "Workbook (.xlsx)", label=label)
             )
         raise WorkbookError(
-            f"{label} is an Office file but not an Excel workbook; open it in Excel and "
-            "save it as Excel Workbook (.xlsx)"
+            _("{label} is an Office file but not an Excel workbook; open it in Excel and save it "
+              "as Excel Workbook (.xlsx)", label=label)
         )
     with zf.open(workbook_part) as src:
         start = src.read(4096)
     if _STRICT_NS in start:
         raise WorkbookError(
-            f"{label} is saved as Strict Open XML Spreadsheet, which xlstock cannot keep "
-            "intact; in Excel use File > Save As > Excel Workbook (.xlsx)"
+            _("{label} is saved as Strict Open XML Spreadsheet, which xlstock cannot keep intact; "
+              "in Excel use File > Save As > Excel Workbook (.xlsx)", label=label)
         )
     return Package(
         parts=tuple(i.filename for i in infos if not i.is_dir()),
@@ -375,20 +374,21 @@ def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str,
             return
         except _Doctype:
             raise WorkbookError(
-                f"{label}: part {info.filename} declares a DTD (<!DOCTYPE>), which no "
-                "Excel workbook contains and which can hide an XML attack; xlstock will "
-                "not read this file"
+                _("{label}: part {part} declares a DTD (<!DOCTYPE>), which no Excel workbook "
+                  "contains and which can hide an XML attack; xlstock will not read this file",
+                  label=label, part=info.filename)
             ) from None
         except xml.parsers.expat.ExpatError as exc:
             if _looks_xml(info.filename):
                 raise WorkbookError(
-                    f"{label}: part {info.filename} is not well-formed XML ({exc}); if "
-                    "Excel opens the file, save a fresh copy with File > Save As"
+                    _("{label}: part {part} is not well-formed XML ({detail}); if Excel opens the "
+                      "file, save a fresh copy with File > Save As", label=label,
+                      part=info.filename, detail=exc)
                 ) from None
             return
     raise WorkbookError(
-        f"{label}: part {info.filename} has no XML element in its first "
-        f"{limits.max_prolog_bytes // 1024} KiB; xlstock will not read this file"
+        _("{label}: part {part} has no XML element in its first {size} KiB; xlstock will not read "
+          "this file", label=label, part=info.filename, size=limits.max_prolog_bytes // 1024)
     )
 
 
@@ -400,7 +400,8 @@ def _content_types(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo],
         root = ElementTree.fromstring(zf.read(CONTENT_TYPES_PART))
     except ElementTree.ParseError as exc:
         raise WorkbookError(
-            f"{label}: {CONTENT_TYPES_PART} is damaged ({exc}); save a fresh copy from Excel"
+            _("{label}: {part} is damaged ({detail}); save a fresh copy from Excel",
+              label=label, part=CONTENT_TYPES_PART, detail=exc)
         ) from None
     defaults: dict[str, str] = {}
     overrides: dict[str, str] = {}

@@ -31,6 +31,7 @@ from typing import Any
 from lxml import etree
 
 from xlstock.cells import NO_CACHE, CellError, Formula
+from xlstock.i18n import _
 from xlstock.workbook.base import column_letter
 from xlstock.workbook.package import MAIN_NS
 
@@ -92,13 +93,13 @@ def check_well_formed(data: bytes) -> None:
     except etree.XMLSyntaxError as exc:
         detail = str(exc).splitlines()[0] if str(exc) else "not XML"
         detail = re.sub(r" \(<string>, line \d+\)$", "", detail)
-        raise SheetXmlError(f"the part is not well-formed XML: {detail}") from None
+        raise SheetXmlError(_("the part is not well-formed XML: {detail}", detail=detail)) from None
 
 
 def _checked_row(number: int, letters: str) -> int:
     if not 1 <= number <= LAST_ROW:
-        raise SheetXmlError(f"cell reference {letters}{number} is past row {LAST_ROW:,}, "
-                            "the last a sheet has")
+        raise SheetXmlError(_("cell reference {letters}{number} is past row {last:n}, the last a "
+                              "sheet has", letters=letters, number=number, last=LAST_ROW))
     return number
 
 
@@ -114,7 +115,7 @@ def parse_ref(ref: str) -> tuple[int, int]:
     """``'B7' -> (7, 2)``: row and column."""
     found = _REF.match(ref.upper())
     if not found:
-        raise SheetXmlError(f"bad cell reference {ref!r}")
+        raise SheetXmlError(_("bad cell reference {ref}", ref=repr(ref)))
     return int(found.group(2)), column_number(found.group(1))
 
 
@@ -268,8 +269,8 @@ def _column_of(letters: bytes) -> int:
     if number is None:
         number = column_number(letters.decode().upper())
         if number > LAST_COLUMN:
-            raise SheetXmlError(f"cell reference {letters.decode()}... is past column XFD, "
-                                "the last a sheet has")
+            raise SheetXmlError(_("cell reference {letters}... is past column XFD, the last a "
+                                  "sheet has", letters=letters.decode()))
         _COLUMNS[letters] = number
     return number
 
@@ -289,7 +290,7 @@ def text_of(item: bytes, patterns: _Patterns) -> str:
         item = patterns.phonetic.sub(b"", item)
     runs = [m.group(1) or b"" for m in patterns.text.finditer(item)]
     if any(b"<" in run for run in runs):
-        raise SheetXmlError("a text run holds markup")
+        raise SheetXmlError(_("a text run holds markup"))
     return "".join(unescape(run.decode()) for run in runs)
 
 
@@ -365,23 +366,25 @@ class Sheet:
                 for index, (number, at) in enumerate(starts):
                     if number <= previous:
                         raise SheetXmlError(
-                            f"row {number} comes after row {previous} (rows out of order)")
+                            _("row {number} comes after row {previous} (rows out of order)",
+                              number=number, previous=previous))
                     stop = starts[index + 1][1] if index + 1 < len(starts) else end
                     rows.append(RowSpan(number, at, stop))
                     previous = number
                 if previous > LAST_ROW:
-                    raise SheetXmlError(f"row {previous} is past row {LAST_ROW:,}, the last a "
-                                        "sheet has")
+                    raise SheetXmlError(_("row {previous} is past row {last:n}, the last a sheet "
+                                          "has", previous=previous, last=LAST_ROW))
                 return rows
         for match in self.patterns.row.finditer(data, start, end):
             number_text = _row_number(match.group(1))
             number = int(number_text) if number_text else previous + 1
             if number > LAST_ROW or (number_text or b"1").startswith(b"0"):
-                raise SheetXmlError(f"row number {number} is not one from 1 to "
-                                    f"{LAST_ROW:,}")
+                raise SheetXmlError(_("row number {number} is not one from 1 to {last:n}",
+                                      number=number, last=LAST_ROW))
             if number <= previous:
                 raise SheetXmlError(
-                    f"row {number} comes after row {previous} (rows out of order)")
+                    _("row {number} comes after row {previous} (rows out of order)",
+                      number=number, previous=previous))
             rows.append(RowSpan(number, match.start(), match.end()))
             previous = number
         return rows
@@ -395,17 +398,17 @@ class Sheet:
             data = normalise(data)
         root = _ROOT.search(data, 0, 4096)
         if root is None:
-            raise SheetXmlError("the part has no <worksheet> element")
+            raise SheetXmlError(_("the part has no <worksheet> element"))
         prefix = root.group(1)
         if prefix:
             declared = re.search(rb"xmlns:" + re.escape(prefix) + rb"\s*=\s*[\"']([^\"']*)",
                                  data[:8192])
             if declared is None or declared.group(1).decode() != MAIN_NS:
-                raise SheetXmlError("the worksheet is not in the SpreadsheetML namespace")
+                raise SheetXmlError(_("the worksheet is not in the SpreadsheetML namespace"))
         patterns = patterns_for(prefix + b":" if prefix else b"")
         opening = patterns.sheet_data.search(data)
         if opening is None:
-            raise SheetXmlError("the worksheet has no <sheetData> element")
+            raise SheetXmlError(_("the worksheet has no <sheetData> element"))
         if opening.group(2):
             return cls(data, patterns, opening.start(), opening.end(), True)
         if not prefix:  # the usual form: one closing tag, found from the end
@@ -414,7 +417,7 @@ class Sheet:
                 return cls(data, patterns, opening.end(), close, False)
         closing = patterns.sheet_data_end.search(data, opening.end())
         if closing is None:
-            raise SheetXmlError("the worksheet's <sheetData> is not closed")
+            raise SheetXmlError(_("the worksheet's <sheetData> is not closed"))
         return cls(data, patterns, opening.end(), closing.start(), False)
 
     def head(self) -> bytes:
@@ -469,8 +472,9 @@ def cell_ref(match: re.Match[bytes]) -> tuple[int, int] | None:
         return None
     found = _REF.fullmatch(raw.decode())
     if found is None or found.group(2).startswith("0"):
-        raise SheetXmlError(f"a cell's reference {raw.decode(errors='replace')[:20]!r} is not "
-                            "one a sheet has (columns A to XFD, rows 1 to 1,048,576)")
+        raise SheetXmlError(_("a cell's reference {value} is not one a sheet has (columns A to "
+                              "XFD, rows 1 to 1,048,576)",
+                              value=repr(raw.decode(errors='replace')[:20])))
     return (_checked_row(int(found.group(2)), found.group(1)),
             _column_of(found.group(1).encode()))
 
@@ -486,7 +490,8 @@ def _row_number(attrs: bytes) -> bytes | None:
         return None
     number = found.group(1) if found.group(1) is not None else found.group(2)
     if not number.isdigit() or len(number) > 7:
-        raise SheetXmlError(f"row number {number.decode(errors='replace')!r} is not a number")
+        raise SheetXmlError(_("row number {value} is not a number",
+                              value=repr(number.decode(errors='replace'))))
     return number
 
 
@@ -539,7 +544,8 @@ def read_cells(sheet: Sheet, context: Context, max_rows: int, max_columns: int) 
             if ref is not None:
                 if ref[0] != number:
                     raise SheetXmlError(
-                        f"cell {column_letter(ref[1])}{ref[0]} stands in row {number}")
+                        _("cell {column}{row} stands in row {number}",
+                          column=column_letter(ref[1]), row=ref[0], number=number))
                 column = ref[1]
             else:
                 column += 1
@@ -562,7 +568,7 @@ def read_cells(sheet: Sheet, context: Context, max_rows: int, max_columns: int) 
     cell_tag = re.compile(rb"<" + re.escape(patterns.prefix) + rb"c[\s/>]")
     if not sheet.empty_tag and cells_read != len(cell_tag.findall(data, sheet.data_start,
                                                                   sheet.data_end)):
-        raise SheetXmlError("a cell stands outside a row, or in a form xlstock cannot read")
+        raise SheetXmlError(_("a cell stands outside a row, or in a form xlstock cannot read"))
     return grid
 
 
@@ -571,7 +577,8 @@ def _row_close(sheet: Sheet, span: RowSpan) -> int:
     data, closing = sheet.data, b"</" + sheet.patterns.prefix + b"row"
     close = data.rfind(closing, span.start, span.end)
     if close < 0 or data[close + len(closing):span.end].strip() != b">":
-        raise SheetXmlError(f"row {span.number} is not closed where the next row starts")
+        raise SheetXmlError(_("row {number} is not closed where the next row starts",
+                              number=span.number))
     return close
 
 
@@ -650,7 +657,8 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int,
                 number = _ref_row(digits, letters)
                 if number < previous:
                     raise SheetXmlError(
-                        f"row {number} comes after row {previous} (rows out of order)")
+                        _("row {number} comes after row {previous} (rows out of order)",
+                          number=number, previous=previous))
                 if number > len(grid):
                     if number > max_rows:
                         raise FarCell(number, columns.get(letters) or _column_of(letters))
@@ -676,9 +684,10 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int,
 def _bad_row(digits: bytes, previous: int) -> None:
     number = int(digits)
     if digits[0] == 48 or number > LAST_ROW:  # 48: "0"
-        raise SheetXmlError(f"row number {digits.decode()!r} is not one from 1 to "
-                            f"{LAST_ROW:,}")
-    raise SheetXmlError(f"row {number} comes after row {previous} (rows out of order)")
+        raise SheetXmlError(_("row number {digits} is not one from 1 to {last:n}",
+                              digits=repr(digits.decode()), last=LAST_ROW))
+    raise SheetXmlError(_("row {number} comes after row {previous} (rows out of order)",
+                          number=number, previous=previous))
 
 
 def _empty_cell(letters: bytes, digits: bytes, row_tag: bytes) -> None:
@@ -690,8 +699,12 @@ def _empty_cell(letters: bytes, digits: bytes, row_tag: bytes) -> None:
 
 
 def _in_row(letters: bytes, digits: bytes, row_tag: bytes) -> None:
-    where = f"row {row_tag.decode()}" if row_tag else "no row"
-    raise SheetXmlError(f"cell {letters.decode()}{digits.decode()} stands in {where}")
+    if row_tag:
+        raise SheetXmlError(_("cell {letters}{digits} stands in row {row}",
+                              letters=letters.decode(), digits=digits.decode(),
+                              row=row_tag.decode()))
+    raise SheetXmlError(_("cell {letters}{digits} stands in no row", letters=letters.decode(),
+                          digits=digits.decode()))
 
 
 def _ref_row(digits: bytes, letters: bytes) -> int:
@@ -711,13 +724,14 @@ def cell_value(inner: bytes, style: bytes | None, kind: bytes | None, context: C
     (with its saved result, or ``NO_CACHE`` when the file has none), else the plain
     value."""
     if kind is not None and kind not in _CELL_KINDS and _HOLDS_TEXT.search(inner):
-        raise SheetXmlError(f"unknown cell type {kind.decode(errors='replace')!r}")
+        raise SheetXmlError(_("unknown cell type {value}",
+                              value=repr(kind.decode(errors='replace'))))
     p = patterns.prefix
     if inner.startswith(b"<" + p + b"v>") and inner.endswith(b"</" + p + b"v>") and \
             inner.count(b"<") == 2:
         return _plain(inner[len(p) + 3:-(len(p) + 4)], style, kind, context)
     if _NESTED_CELL.search(inner):
-        raise SheetXmlError("a cell holds another cell")
+        raise SheetXmlError(_("a cell holds another cell"))
     if kind == b"inlineStr":
         inline = patterns.inline.search(inner)
         return (text_of(inline.group(1) or b"", patterns) or None) if inline else None
@@ -725,7 +739,7 @@ def cell_value(inner: bytes, style: bytes | None, kind: bytes | None, context: C
     value_match = patterns.value.search(inner)
     raw = (value_match.group(1) or b"") if value_match else None
     if raw is not None and b"<" in raw:
-        raise SheetXmlError("a cell's value holds markup")
+        raise SheetXmlError(_("a cell's value holds markup"))
     if formula_match is None:
         return None if raw is None else _plain(raw, style, kind, context)
     formula = _formula(formula_match, shared, row, column)
@@ -756,8 +770,8 @@ def _plain(raw: bytes, style: bytes | None, kind: bytes | None, context: Context
         index = int(raw) if raw.strip().isdigit() else -1
         strings = context.shared_strings()
         if not 0 <= index < len(strings):
-            raise SheetXmlError(f"shared string {raw.decode(errors='replace')[:20]!r} does "
-                                "not exist")
+            raise SheetXmlError(_("shared string {value} does not exist",
+                                  value=repr(raw.decode(errors='replace')[:20])))
         return strings[index] or None
     if kind == b"str" or kind == b"inlineStr":
         return unescape(raw.decode()) or None
@@ -772,16 +786,17 @@ def _plain(raw: bytes, style: bytes | None, kind: bytes | None, context: Context
         try:
             return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).replace(tzinfo=None)
         except ValueError:
-            raise SheetXmlError(f"a date cell holds {iso[:40]!r}, which is not a date") from None
-    raise SheetXmlError(f"unknown cell type {kind.decode()!r}")
+            raise SheetXmlError(_("a date cell holds {text}, which is not a date",
+                                  text=repr(iso[:40]))) from None
+    raise SheetXmlError(_("unknown cell type {kind}", kind=repr(kind.decode())))
 
 
 def _number(text: bytes) -> float:
     try:
         return float(text)
     except ValueError:
-        raise SheetXmlError(f"a number cell holds {text.decode(errors='replace')[:40]!r}, "
-                            "which is not a number") from None
+        raise SheetXmlError(_("a number cell holds {value}, which is not a number",
+                              value=repr(text.decode(errors='replace')[:40]))) from None
 
 
 def _formula(match: re.Match[bytes], shared: dict[str, tuple[str, int, int]], row: int,
@@ -925,7 +940,7 @@ def cell_xml(row: int, column: int, style: str | None, value: Any,
         return f'<c r="{ref}"{s}><v>{value}</v></c>'.encode()
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"{value} is not a number a cell can hold")
+            raise ValueError(_("{value} is not a number a cell can hold", value=value))
         return f'<c r="{ref}"{s}><v>{value!r}</v></c>'.encode()
     if isinstance(value, DateSerial):
         return f'<c r="{ref}"{s}><v>{value.serial!r}</v></c>'.encode()
@@ -1141,7 +1156,7 @@ def _cells_of(sheet: Sheet, span: RowSpan) -> tuple[bytes, list[tuple[int, str |
                 ]
     match = sheet.patterns.row.match(data, span.start, span.end)
     if match is None:
-        raise SheetXmlError(f"row {span.number} is not well formed")
+        raise SheetXmlError(_("row {number} is not well formed", number=span.number))
     attrs = match.group(1)
     cells: list[tuple[int, str | None, bytes]] = []
     inner = match.group(2)

@@ -61,6 +61,7 @@ from lxml import etree
 
 from xlstock.cells import CellError, Formula, unchanged
 from xlstock.errors import ReadOnlyWorkbookError, WorkbookChangedError, WorkbookError
+from xlstock.i18n import _
 from xlstock.workbook import readcache, safety, sheetxml
 from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, STATE_SHEET, Grid, column_letter
 from xlstock.workbook.files import TEMP_SUFFIX, fsync_directory
@@ -143,15 +144,16 @@ _WORKBOOK_ORDER = (
 def locked_message(label: str, path: Path) -> str:
     """A save the operating system refused: most often Excel holding the file."""
     owner = excel_lock_owner(path)
-    who = f" (Excel says it is open by {owner})" if owner else ""
-    return (
-        f"{label}: the workbook is open in another program (Excel?){who} or read-only: "
-        "close it and try again"
-    )
+    if owner:
+        return _("{label}: the workbook is open in another program (Excel?) (Excel says it is "
+                 "open by {owner}) or read-only: close it and try again", label=label,
+                 owner=owner)
+    return _("{label}: the workbook is open in another program (Excel?) or read-only: close "
+             "it and try again", label=label)
 
 
 @contextlib.contextmanager
-def _translate(label: str, path: Path, doing: str) -> Iterator[None]:
+def _translate(label: str, path: Path, doing: str) -> Iterator[None]:  # doing: a _() phrase
     """The one place where foreign exceptions become :class:`WorkbookError`."""
     try:
         yield
@@ -160,25 +162,28 @@ def _translate(label: str, path: Path, doing: str) -> Iterator[None]:
     except PermissionError as exc:
         raise WorkbookError(locked_message(label, path)) from exc
     except FileNotFoundError as exc:
-        raise WorkbookError(f"{label}: no such file (while trying to {doing})") from exc
+        raise WorkbookError(_("{label}: no such file (while trying to {doing})", label=label,
+                              doing=doing)) from exc
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-            raise WorkbookError(
-                f"{label}: the disk is full, so the workbook could not be saved (it is "
-                "unchanged); free some space and try again"
-            ) from exc
-        raise WorkbookError(f"{label}: could not {doing}: {exc.strerror or exc}") from exc
+            raise WorkbookError(_(
+                "{label}: the disk is full, so the workbook could not be saved (it is "
+                "unchanged); free some space and try again", label=label
+            )) from exc
+        raise WorkbookError(_("{label}: could not {doing}: {detail}", label=label, doing=doing,
+                              detail=exc.strerror or exc)) from exc
     except MemoryError as exc:
-        raise WorkbookError(f"{label} is too large to {doing} in this computer's memory") from exc
+        raise WorkbookError(_("{label} is too large to {doing} in this computer's memory",
+                              label=label, doing=doing)) from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
         raise WorkbookError(safety.damaged_message(label, exc)) from exc
     except (sheetxml.SheetXmlError, etree.XMLSyntaxError, ValueError, KeyError,
             IndexError, UnicodeDecodeError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WorkbookError(
-            f"{label}: could not {doing} ({detail}); if Excel opens the workbook, save a "
-            "fresh copy with File > Save As and try again"
-        ) from exc
+        raise WorkbookError(_(
+            "{label}: could not {doing} ({detail}); if Excel opens the workbook, save a fresh "
+            "copy with File > Save As and try again", label=label, doing=doing, detail=detail
+        )) from exc
 
 
 @dataclass
@@ -267,10 +272,10 @@ class _Styles:
         if style in self._date_variant:
             return self._date_variant[style]
         if self._root is None:
-            raise WorkbookError("the workbook has no styles part, so a date cannot be written")
+            raise WorkbookError(_("the workbook has no styles part, so a date cannot be written"))
         xfs = self._root.find(f"{_M}cellXfs")
         if xfs is None:
-            raise WorkbookError("the workbook's styles have no cell formats")
+            raise WorkbookError(_("the workbook's styles have no cell formats"))
         models = [x for x in xfs if x.tag == f"{_M}xf"]
         index = int(style) if style and style.isdigit() and int(style) < len(models) else 0
         clone = etree.fromstring(etree.tostring(models[index])) if models else etree.Element(
@@ -321,7 +326,7 @@ class XlsxFile:
         self._load(data)
 
     def _load(self, data: bytes) -> None:
-        with _translate(self._label, self._path, "read the workbook"):
+        with _translate(self._label, self._path, _("read the workbook")):
             self._package = Package(data)
             self._workbook_rels = self._package.relationships(self._workbook_part)
             root = parse_xml(self._package.read(self._workbook_part))
@@ -362,7 +367,7 @@ class XlsxFile:
             refuse_if_open_in_a_spreadsheet(real, label)
         lock = RunLock(real, label) if writable else None
         if lock is not None:
-            with _translate(label, real, "lock the workbook"):
+            with _translate(label, real, _("lock the workbook")):
                 lock.acquire()
         try:
             if writable:
@@ -431,14 +436,15 @@ class XlsxFile:
         for entry in self._sheets:
             if entry.name == name:
                 if entry.chart:
-                    raise WorkbookError(
-                        f"{self._label}: sheet {name!r} is a chart sheet, not a sheet of cells")
+                    raise WorkbookError(_("{label}: sheet {sheet} is a chart sheet, not a sheet "
+                                          "of cells", label=self._label, sheet=repr(name)))
                 return entry
-        raise WorkbookError(f"{self._label} has no sheet named {name!r}")
+        raise WorkbookError(_("{label} has no sheet named {sheet}", label=self._label,
+                              sheet=repr(name)))
 
     def _scanned(self, entry: _SheetEntry) -> sheetxml.Sheet:
         if entry.scanned is None:
-            with _translate(self._label, self._path, f"read sheet {entry.name}"):
+            with _translate(self._label, self._path, _("read sheet {sheet}", sheet=entry.name)):
                 entry.scanned = sheetxml.Sheet.scan(self._package.read(entry.part))
         return entry.scanned
 
@@ -476,17 +482,18 @@ class XlsxFile:
             sheet = self._scanned(entry)
             context = sheetxml.Context(self._strings, self._styles.date_styles,
                                        self._to_datetime)
-            with _translate(self._label, self._path, f"read sheet {entry.name}"):
+            with _translate(self._label, self._path, _("read sheet {sheet}", sheet=entry.name)):
                 sheetxml.check_well_formed(sheet.data)
                 try:
                     entry.grid = sheetxml.read_cells(sheet, context, MAX_ROWS, MAX_COLUMNS)
                 except sheetxml.FarCell as far:
-                    why = (f"more than {MAX_ROWS:,} rows" if far.row > MAX_ROWS
-                           else f"more than {MAX_COLUMNS} columns")
-                    raise WorkbookError(
-                        f"{self._label}: sheet {entry.name} has a value at "
-                        f"{column_letter(far.column)}{far.row}, far outside the table "
-                        f"({why}); delete it and try again") from None
+                    why = (_("more than {count:n} rows", count=MAX_ROWS) if far.row > MAX_ROWS
+                           else _("more than {count:n} columns", count=MAX_COLUMNS))
+                    raise WorkbookError(_(
+                        "{label}: sheet {sheet} has a value at {cell}, far outside the table "
+                        "({why}); delete it and try again", label=self._label,
+                        sheet=entry.name, cell=column_letter(far.column) + str(far.row),
+                        why=why)) from None
             _trim(entry.grid)
             entry.last_row = _last_row(entry.grid)
         return entry.grid
@@ -497,7 +504,7 @@ class XlsxFile:
             if part is None or part not in self._package:
                 self._shared_strings = []
             else:
-                with _translate(self._label, self._path, "read the shared strings"):
+                with _translate(self._label, self._path, _("read the shared strings")):
                     data = self._package.read(part)
                     sheetxml.check_well_formed(data)
                     self._shared_strings = _read_shared_strings(data)
@@ -539,11 +546,11 @@ class XlsxFile:
         height = len(rows)
         width = max(map(len, rows), default=0)
         if top + height - 1 > MAX_ROWS or left + width - 1 > EXCEL_MAX_COLUMNS:
-            raise WorkbookError(
-                f"{self._label}: sheet {name} cannot grow past its last row or column "
-                f"(writing {height} rows from row {top}; row {MAX_ROWS:,} is the last that "
-                "xlstock reads and writes)"
-            )
+            raise WorkbookError(_(
+                "{label}: sheet {sheet} cannot grow past its last row or column (writing "
+                "{count:n} rows from row {top}; row {last:n} is the last that xlstock reads "
+                "and writes)", label=self._label, sheet=name, count=height, top=top,
+                last=MAX_ROWS))
         grid = self._grid(entry)
         for i, values in enumerate(rows):
             row = top + i
@@ -579,25 +586,22 @@ class XlsxFile:
         if isinstance(value, str):
             bad = _ILLEGAL_TEXT.search(value)
             if bad:
-                raise WorkbookError(
-                    f"{self._cell(name, row, column)}: the text holds a character an "
-                    f"Excel cell cannot store (U+{ord(bad.group()):04X}); remove it at its "
-                    "source"
-                )
+                raise WorkbookError(_(
+                    "{where}: the text holds a character an Excel cell cannot store "
+                    "({character}); remove it at its source", where=self._cell(name, row, column),
+                    character="U+" + format(ord(bad.group()), "04X")))
             if len(value) > EXCEL_MAX_TEXT:
-                raise WorkbookError(
-                    f"{self._cell(name, row, column)}: the text is {len(value):,} "
-                    f"characters, over Excel's {EXCEL_MAX_TEXT:,} per cell"
-                )
+                raise WorkbookError(_(
+                    "{where}: the text is {count:n} characters, over Excel's {limit:n} per "
+                    "cell", where=self._cell(name, row, column), count=len(value),
+                    limit=EXCEL_MAX_TEXT))
             return value
         if isinstance(value, bool):
             return value
         if isinstance(value, (int, float)):
             if isinstance(value, float) and not math.isfinite(value):
-                raise WorkbookError(
-                    f"{self._cell(name, row, column)}: {value} is not a number Excel "
-                    "can store"
-                )
+                raise WorkbookError(_("{where}: {value} is not a number Excel can store",
+                                      where=self._cell(name, row, column), value=value))
             return value
         if isinstance(value, dt.datetime):
             if value.tzinfo is not None:  # Excel has no time zones
@@ -616,16 +620,17 @@ class XlsxFile:
     def _cell(self, name: str, row: int, column: int) -> str:
         """A cell named for a message (only when one is needed: a write may check 100,000
         cells)."""
-        return f"{self._label}: sheet {name} cell {column_letter(column)}{row}"
+        return _("{label}: sheet {sheet} cell {cell}", label=self._label, sheet=name,
+                 cell=column_letter(column) + str(row))
 
     def _refuse_merged(self, entry: _SheetEntry, row: int, column: int) -> None:
         if entry.new:
             return
         if (row, column) in self._merged(entry):
-            raise WorkbookError(
-                f"{self._label}: sheet {entry.name} cell {column_letter(column)}{row} is "
-                "inside merged cells; unmerge them (Home > Merge & Center) and try again"
-            )
+            raise WorkbookError(_(
+                "{label}: sheet {sheet} cell {cell} is inside merged cells; unmerge them (Home "
+                "> Merge & Center) and try again", label=self._label, sheet=entry.name,
+                cell=column_letter(column) + str(row)))
 
     def add_sheet(self, name: str, *, hidden: bool = False) -> None:
         """Add an empty sheet at the end; ``hidden`` makes it very hidden (not listed
@@ -633,12 +638,13 @@ class XlsxFile:
         sheet names ignoring case) and a name Excel does not allow."""
         self._check_open()
         if any(entry.name.casefold() == name.casefold() for entry in self._sheets):
-            raise WorkbookError(f"{self._label} already has a sheet named {name!r}")
+            raise WorkbookError(_("{label} already has a sheet named {sheet}", label=self._label,
+                                  sheet=repr(name)))
         if not name or len(name) > 31 or _SHEET_NAME_FORBIDDEN.search(name) or \
                 name.startswith("'") or name.endswith("'"):
-            raise WorkbookError(
-                f"{self._label}: {name!r} cannot name a sheet (1 to 31 characters, none of "
-                "[ ] : * ? / \\, not starting or ending with ')")
+            raise WorkbookError(_(
+                "{label}: {sheet} cannot name a sheet (1 to 31 characters, none of [ ] : * ? "
+                "/ \\, not starting or ending with ')", label=self._label, sheet=repr(name)))
         taken = set(self._package.names()) | {e.part for e in self._sheets}
         number = 1
         while f"xl/worksheets/sheet{number}.xml" in taken:
@@ -651,12 +657,13 @@ class XlsxFile:
         that changed nothing leaves the file untouched."""
         self._check_open()
         if not self._writable:
-            raise WorkbookError(f"{self._label} was opened for reading only; it was not saved")
+            raise WorkbookError(_("{label} was opened for reading only; it was not saved",
+                                  label=self._label))
         if not any(e.writes or e.new for e in self._sheets):
             return
         temp = self._path.with_name(f".{self._path.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
         try:
-            with _translate(self._label, self._path, "save the workbook"):
+            with _translate(self._label, self._path, _("save the workbook")):
                 data, written = self._package_bytes()
                 for entry in self._sheets:  # patched: their old text (28 MB at 100,000
                     if entry.writes:        # rows) is scanned again if ever needed
@@ -686,12 +693,11 @@ class XlsxFile:
         except FileNotFoundError:
             same = False
         if not same:
-            raise WorkbookChangedError(
-                f"{self._label} was saved by another program while xlstock was working on "
-                "it; xlstock kept that program's file and saved nothing over it. Open the "
+            raise WorkbookChangedError(_(
+                "{label} was saved by another program while xlstock was working on it; "
+                "xlstock kept that program's file and saved nothing over it. Open the "
                 "workbook, check that your latest edits are in it, save and close it, then "
-                "run the command again"
-            )
+                "run the command again", label=self._label))
 
     def _after_save(self, data: bytes) -> None:
         """The saved file is the new original: later writes patch it. What was read
@@ -824,7 +830,8 @@ class XlsxFile:
         if new_sheets:
             sheets = root.find(f"{_M}sheets")
             if sheets is None:
-                raise WorkbookError(f"{self._label}: xl/workbook.xml lists no sheets")
+                raise WorkbookError(_("{label}: xl/workbook.xml lists no sheets",
+                                      label=self._label))
             ids = [int(s.get("sheetId", "0") or 0) for s in sheets]
             next_id = max(ids, default=0) + 1
             for entry, rel_id in zip(new_sheets, self._new_rel_ids(len(new_sheets)),
@@ -853,7 +860,7 @@ class XlsxFile:
                 area = sheetxml.parse_range(ref)
                 if area is None or area[2] >= grown[sheet_name]:
                     continue
-                top, left, _, right = area
+                top, left, _bottom, right = area
                 defined.text = (f"{where}!${column_letter(left)}${top}:"
                                 f"${column_letter(right)}${grown[sheet_name]}")
                 changed = True
@@ -903,7 +910,7 @@ class XlsxFile:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise WorkbookError(f"{self._label} was closed; open it again")
+            raise WorkbookError(_("{label} was closed; open it again", label=self._label))
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -1009,7 +1016,8 @@ def _check_saved(temp: Path, label: str, written: set[str]) -> None:
     if bad is not None or safety.CONTENT_TYPES_PART not in names or not any(
         n.startswith("xl/workbook") for n in names
     ):
-        raise WorkbookError(f"{label}: the saved copy came out incomplete; the original is kept")
+        raise WorkbookError(_("{label}: the saved copy came out incomplete; the original is "
+                              "kept", label=label))
 
 
 def _refuse_read_only(path: Path, label: str) -> None:
@@ -1023,11 +1031,10 @@ def _refuse_read_only(path: Path, label: str) -> None:
         return
     if status.st_mode & stat.S_IWUSR and os.access(path, os.W_OK):
         return
-    raise ReadOnlyWorkbookError(
-        f"{label} is read-only, so xlstock will not save over it (nothing was read or "
-        "sent); make it writable (File Explorer: Properties > untick Read-only; Mac or "
-        "Linux: chmod u+w) or work on a copy, and try again"
-    )
+    raise ReadOnlyWorkbookError(_(
+        "{label} is read-only, so xlstock will not save over it (nothing was read or sent); "
+        "make it writable (File Explorer: Properties > untick Read-only; Mac or Linux: chmod "
+        "u+w) or work on a copy, and try again", label=label))
 
 
 def _copy_mode(original: Path, temp: Path) -> None:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from xlstock.cells import EXCEL_ERRORS, CellError, Formula
 from xlstock.errors import WorkbookError, XlstockError
+from xlstock.i18n import _
 from xlstock.workbook.base import (
     MAX_COLUMNS,
     MAX_ROWS,
@@ -162,12 +163,12 @@ def _describe(exc: BaseException) -> str:
 def _fix_for(exc: BaseException) -> str:
     number = _error_number(exc)
     if number in _BUSY:
-        return ("Excel is busy: finish editing the cell (press Enter or Esc) or close the "
-                "open dialog box, then press the button again")
+        return _("Excel is busy: finish editing the cell (press Enter or Esc) or close the "
+                 "open dialog box, then press the button again")
     if number in _NOT_ALLOWED:
-        return ("macOS did not let Python control Excel: allow it in System Settings > "
-                "Privacy & Security > Automation (see docs/excel.md), then try again")
-    return "check that the workbook is open, not read-only and its sheets not protected"
+        return _("macOS did not let Python control Excel: allow it in System Settings > "
+                 "Privacy & Security > Automation (see docs/excel.md), then try again")
+    return _("check that the workbook is open, not read-only and its sheets not protected")
 
 
 class XlwingsWorkbook(WorkbookAdapter):
@@ -178,7 +179,7 @@ class XlwingsWorkbook(WorkbookAdapter):
         try:
             self._label = str(book.name)
         except Exception:
-            self._label = "the Excel workbook"
+            self._label = _("the Excel workbook")
 
     scattered_writes = False
     """Each write is a call into Excel, another process: few large ones."""
@@ -204,22 +205,20 @@ class XlwingsWorkbook(WorkbookAdapter):
         except XlstockError:
             raise
         except Exception as exc:
-            raise WorkbookError(
-                f"{self._label}: Excel could not {doing}: {_describe(exc)}; {_fix_for(exc)}"
-            ) from exc
+            raise WorkbookError(_("{label}: Excel could not {doing}: {detail}; {fix}",
+                                  label=self._label, doing=doing, detail=_describe(exc),
+                                  fix=_fix_for(exc))) from exc
 
     def sheet_names(self) -> list[str]:
         """Names of all sheets, very hidden ones included, in workbook order."""
-        with self._excel("list its sheets"):
+        with self._excel(_("list its sheets")):
             return [str(sheet.name) for sheet in self._book.sheets]
 
     def _sheet(self, name: str) -> xw.Sheet:
         if name not in self.sheet_names():
-            raise WorkbookError(
-                f"{self._label} has no sheet named {name!r}; add it (or start from "
-                "`xlstock new`)"
-            )
-        with self._excel(f"find sheet {name}"):
+            raise WorkbookError(_("{label} has no sheet named {sheet}; add it (or start from "
+                                  "`xlstock new`)", label=self._label, sheet=repr(name)))
+        with self._excel(_("find sheet {sheet}", sheet=name)):
             return self._book.sheets[name]
 
     def read_sheet(self, name: str, *, shared: bool = False) -> Grid:
@@ -227,12 +226,12 @@ class XlwingsWorkbook(WorkbookAdapter):
         and columns: two bulk reads (values, formulas), three if it shows an error.
         The rows are always the caller's own (``shared`` changes nothing)."""
         sheet = self._sheet(name)
-        with self._excel(f"read sheet {name}"):
+        with self._excel(_("read sheet {sheet}", sheet=name)):
             used = sheet.used_range
             top, left = used.row, used.column
             rows, columns = used.shape
         self._refuse_far(name, top + rows - 1, left + columns - 1)
-        with self._excel(f"read sheet {name}"):
+        with self._excel(_("read sheet {sheet}", sheet=name)):
             values = used.options(ndim=2).value
             formulas = _rows_2d(used.formula)
             maybe_error = any(
@@ -251,17 +250,17 @@ class XlwingsWorkbook(WorkbookAdapter):
 
     def _refuse_far(self, name: str, last_row: int, last_column: int) -> None:
         if last_row > MAX_ROWS:
-            far, limit = f"{name}!{column_letter(last_column)}{last_row}", f"{MAX_ROWS:,} rows"
+            limit = _("{count:n} rows", count=MAX_ROWS)
         elif last_column > MAX_COLUMNS:
-            far, limit = (f"{name}!{column_letter(last_column)}{last_row}",
-                          f"{MAX_COLUMNS} columns (up to {column_letter(MAX_COLUMNS)})")
+            limit = _("{count:n} columns (up to {column})", count=MAX_COLUMNS,
+                      column=column_letter(MAX_COLUMNS))
         else:
             return
-        raise WorkbookError(
-            f"{self._label}: sheet {name} is used as far as cell {far}, beyond the "
-            f"{limit} xlstock reads; delete the stray rows or columns past the table "
-            "(select them, right-click, Delete) and try again"
-        )
+        raise WorkbookError(_(
+            "{label}: sheet {sheet} is used as far as cell {far}, beyond the {limit} xlstock "
+            "reads; delete the stray rows or columns past the table (select them, right-click, "
+            "Delete) and try again", label=self._label, sheet=name,
+            far=name + "!" + column_letter(last_column) + str(last_row), limit=limit))
 
     def write_block(self, name: str, top: int, left: int, rows: Sequence[Sequence[Any]]) -> None:
         """Write a rectangle of values in one range write; strings stay literal text and
@@ -273,21 +272,22 @@ class XlwingsWorkbook(WorkbookAdapter):
             raise ValueError("write_block needs rows of equal length")
         bottom, right = top + len(rows) - 1, left + width - 1
         if top < 1 or left < 1 or bottom > EXCEL_MAX_ROWS or right > EXCEL_MAX_COLUMNS:
-            raise WorkbookError(
-                f"{self._label}: cannot write {name}!{column_letter(max(left, 1))}{top}:"
-                f"{column_letter(min(right, EXCEL_MAX_COLUMNS))}{bottom}: outside Excel's "
-                f"{EXCEL_MAX_ROWS:,} rows by {EXCEL_MAX_COLUMNS:,} columns"
-            )
+            raise WorkbookError(_(
+                "{label}: cannot write {where}: outside Excel's {rows:n} rows by {columns:n} "
+                "columns", label=self._label,
+                where=(f"{name}!{column_letter(max(left, 1))}{top}:"
+                       f"{column_letter(min(right, EXCEL_MAX_COLUMNS))}{bottom}"),
+                rows=EXCEL_MAX_ROWS, columns=EXCEL_MAX_COLUMNS))
         data = [[_to_excel(v) for v in row] for row in rows]
         sheet = self._sheet(name)
         where = f"{name}!{column_letter(left)}{top}:{column_letter(right)}{bottom}"
-        with self._excel(f"write {where}"):
+        with self._excel(_("write {where}", where=where)):
             sheet.range((top, left)).value = data
 
     def add_sheet(self, name: str, *, hidden: bool = False) -> None:
         """Add an empty sheet at the end (``hidden``: very hidden); the merchant stays
         on the sheet they were on."""
-        with self._excel(f"add sheet {name}"):
+        with self._excel(_("add sheet {sheet}", sheet=name)):
             sheets = self._book.sheets
             active = sheets.active
             added = sheets.add(name, after=sheets[len(sheets) - 1])
@@ -299,7 +299,7 @@ class XlwingsWorkbook(WorkbookAdapter):
 
     def save(self) -> None:
         """Have Excel save the workbook where it is, in its own format."""
-        with self._excel("save the workbook"):
+        with self._excel(_("save the workbook")):
             self._book.save()
 
 
