@@ -185,6 +185,24 @@ def clean_sku(value: Any) -> str | None:
         text = value.strip()
         if len(text) <= MAX_SKU_LENGTH:
             return text or None
+    value = _sku_value(value)
+    if value is None:
+        return None
+    text = sku_key(str(value))
+    if not text:
+        return None
+    problem = sku_problem(text)
+    if problem is _HOLDS_CONTROL:
+        raise ValueProblem(_("SKU holds a control character (line break, tab...); retype it"))
+    if problem and len(text) > MAX_SKU_LENGTH:
+        raise ValueProblem(_("SKU is {length:n} characters long; the limit is {limit}",
+                             length=len(text), limit=MAX_SKU_LENGTH))
+    return text
+
+
+def _sku_value(value: Any) -> Any:
+    """A SKU cell's value as text or a whole number: a formula's saved result, a
+    float's digits; refused for what cannot be a product key (an error, TRUE, a date)."""
     if isinstance(value, Formula):
         if value.cached is NO_CACHE:
             raise ValueProblem(_(
@@ -192,8 +210,6 @@ def clean_sku(value: Any) -> str | None:
                 "or type the SKU as text"
             ))
         value = value.cached
-    if value is None:
-        return None
     if isinstance(value, CellError):
         raise ValueProblem(_("SKU is the error {code}; type the SKU as text", code=value.code))
     if isinstance(value, bool):
@@ -205,16 +221,7 @@ def clean_sku(value: Any) -> str | None:
             raise ValueProblem(_("SKU {value} is not a product key; type the SKU as text",
                                  value=repr(value)))
         value = int(value)
-    text = sku_key(str(value))
-    if not text:
-        return None
-    problem = sku_problem(text)
-    if problem is _HOLDS_CONTROL:
-        raise ValueProblem(_("SKU holds a control character (line break, tab...); retype it"))
-    if problem and len(text) > MAX_SKU_LENGTH:
-        raise ValueProblem(_("SKU is {length:n} characters long; the limit is {limit}",
-                             length=len(text), limit=MAX_SKU_LENGTH))
-    return text
+    return value
 
 
 def parse_quantity(value: Any, *, what: str, minimum: int | None = None) -> int | None:
@@ -228,47 +235,9 @@ def parse_quantity(value: Any, *, what: str, minimum: int | None = None) -> int 
     """
     if value is None:  # most rows have no edit
         return None
-    if isinstance(value, Formula):
-        if value.cached is NO_CACHE:
-            raise ValueProblem(_(
-                "{what} is a formula with no saved result; open and save the file in Excel "
-                "so that its value is stored, or type the number", what=what
-            ))
-        value = value.cached
-    if value is None:
+    number = _number_of(_quantity_value(value, what), what)
+    if number is None:
         return None
-    if isinstance(value, CellError):
-        raise ValueProblem(_("{what} is the error {code}; type a whole number", what=what,
-                             code=value.code))
-    if isinstance(value, bool):
-        raise ValueProblem(_("{what} is {value}; type a whole number", what=what,
-                             value=str(value).upper()))
-    if isinstance(value, (_dt.date, _dt.time, _dt.timedelta)):
-        raise ValueProblem(_("{what} is a date; format the cell as Number and type a whole "
-                             "number", what=what))
-    if isinstance(value, str):
-        text = value.strip().replace("\u00a0", "")
-        if not text:
-            return None
-        if not re.fullmatch(r"[+-]?\d+", text):
-            raise ValueProblem(_("{what} {value} is not a whole number; type one", what=what,
-                                 value=repr(value.strip()[:40])))
-        if len(text.lstrip("+-").lstrip("0")) > 10:
-            raise ValueProblem(_("{what} is beyond {limit:n}; check for a typing slip",
-                                 what=what, limit=MAX_LEVEL))
-        number: int | float = int(text)
-    elif isinstance(value, int):
-        number = value
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueProblem(_("{what} is not a number; type a whole number", what=what))
-        if value != int(value):
-            raise ValueProblem(_("{what} {value} is not a whole number; type one", what=what,
-                                 value=format(value, "g")))
-        number = int(value)
-    else:
-        raise ValueProblem(_("{what} {value} is not a whole number; type one", what=what,
-                             value=repr(str(value)[:40])))
     if abs(number) > MAX_LEVEL:
         if abs(number) < 10**20:
             raise ValueProblem(_("{what} {value} is beyond {limit:n}; check for a typing slip",
@@ -279,6 +248,55 @@ def parse_quantity(value: Any, *, what: str, minimum: int | None = None) -> int 
         raise ValueProblem(_("{what} {value} is below {minimum}; type {minimum} or more",
                              what=what, value=number, minimum=minimum))
     return int(number)
+
+
+def _quantity_value(value: Any, what: str) -> Any:
+    """A quantity cell's value, a formula's saved result for a formula; refused for what
+    cannot be a number (an error, TRUE, a date)."""
+    if isinstance(value, Formula):
+        if value.cached is NO_CACHE:
+            raise ValueProblem(_(
+                "{what} is a formula with no saved result; open and save the file in Excel "
+                "so that its value is stored, or type the number", what=what
+            ))
+        value = value.cached
+    if isinstance(value, CellError):
+        raise ValueProblem(_("{what} is the error {code}; type a whole number", what=what,
+                             code=value.code))
+    if isinstance(value, bool):
+        raise ValueProblem(_("{what} is {value}; type a whole number", what=what,
+                             value=str(value).upper()))
+    if isinstance(value, (_dt.date, _dt.time, _dt.timedelta)):
+        raise ValueProblem(_("{what} is a date; format the cell as Number and type a whole "
+                             "number", what=what))
+    return value
+
+
+def _number_of(value: Any, what: str) -> int | None:
+    """The whole number ``value`` holds (text, an int, a float without a fraction), or
+    ``None`` for blank text."""
+    if value is None or isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip().replace("\u00a0", "")
+        if not text:
+            return None
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise ValueProblem(_("{what} {value} is not a whole number; type one", what=what,
+                                 value=repr(value.strip()[:40])))
+        if len(text.lstrip("+-").lstrip("0")) > 10:
+            raise ValueProblem(_("{what} is beyond {limit:n}; check for a typing slip",
+                                 what=what, limit=MAX_LEVEL))
+        return int(text)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueProblem(_("{what} is not a number; type a whole number", what=what))
+        if value != int(value):
+            raise ValueProblem(_("{what} {value} is not a whole number; type one", what=what,
+                                 value=format(value, "g")))
+        return int(value)
+    raise ValueProblem(_("{what} {value} is not a whole number; type one", what=what,
+                         value=repr(str(value)[:40])))
 
 
 def clean_text(value: Any, *, limit: int = MAX_NAME_LENGTH) -> str:
