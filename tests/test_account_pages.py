@@ -476,7 +476,7 @@ def test_french_from_accept_language_and_a_switch_on_every_page(merchant):
         assert '<html lang="en">' in english.text and "Stock levels" in english.text
         assert f'href="/account{path}?lang=fr"' in english.text
     switched = merchant.get("/services", params={"lang": "fr"})
-    assert "Mise à jour automatique des niveaux de stock" in switched.text
+    assert "Mise à jour automatique des niveaux de stocks" in switched.text
     assert "Mise à jour" in merchant.get("/services").text  # the choice is kept
 
 

@@ -184,7 +184,7 @@ def test_the_buttons_speak_the_machines_language_and_write_the_workbooks(
     desk.press(excel.publish, "yes")
     question, outcome = desk.alerts[-2:]
     assert question.title == "xlstock : Publier"
-    assert question.prompt.startswith("Publier les nouveaux niveaux de stock vers")
+    assert question.prompt.startswith("Publier les nouveaux niveaux de stocks vers")
     assert "1 ligne(s) changent : 1\u202f500 unité(s) ajoutée(s), 0 retirée(s)." in \
         question.prompt
     assert outcome.prompt.startswith("1 modification(s) publiée(s) vers")
