@@ -366,8 +366,21 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
     @app.get("/v1/stock")
     def read_levels() -> Response:
         shop = authorised_shop(stock_updates=True)
-        return tagged("stock", shop, store.current_tag(shop),
-                      lambda: store.stock_document(shop))
+        tag = store.current_tag(shop)
+        since = request.args.get("since")
+        if since and request.method == "GET" and not (
+            request.if_none_match.contains_weak(tag) or request.if_none_match.star_tag
+        ):
+            # What changed since the client's version, when the history reaches back to
+            # it; else (below) the whole document, which a client always understands.
+            changes = store.stock_changes(shop, since)
+            if changes is not None:
+                response = Response(changes[1], status=200, mimetype=JSON_TYPE)
+                response.headers["X-Content-Type-Options"] = "nosniff"
+                response.headers["Cache-Control"] = "no-cache"
+                response.set_etag(changes[0])
+                return response
+        return tagged("stock", shop, tag, lambda: store.stock_document(shop))
 
     @app.put("/v1/stock")
     def publish() -> Response:
