@@ -235,6 +235,8 @@ class _WorkbookSession:
     sent: dict[str, Any] | None = None
     """The pending publish this command sent (kept outside the workbook if the workbook
     cannot record it)."""
+    live_levels: dict[str, int] | None = None
+    """Every live level, when Sync read only the changes since the last one."""
 
     @property
     def path(self) -> Any:
@@ -676,8 +678,19 @@ def _begin_online(
         # shows that Sync (a hash of three columns) is worked out only on a 304: after
         # sales online, the usual case, the answer is the levels and it is not needed.
         synced = session.state.get("synced") if conditional else None
-        snapshot = (service.read_levels(str(synced), names=names) if synced else
-                    service.read_levels(names=names))
+        if synced and getattr(service, "reads_changes", False):
+            # Only what changed since the last Sync, when the service still has that
+            # history (else it answers the whole shop); applied on the levels that Sync
+            # left, if the sheet still holds every row they name.
+            read: Any = service.read_levels
+            snapshot = read(str(synced), names=names, since=str(synced))
+            if snapshot is not None and not snapshot.whole:
+                session.live_levels = _levels_after_changes(session, snapshot)
+                if session.live_levels is None:
+                    snapshot = service.read_levels(names=names)
+        else:
+            snapshot = (service.read_levels(str(synced), names=names) if synced else
+                        service.read_levels(names=names))
         if snapshot is None and _synced_version(session) is None:
             snapshot = service.read_levels(names=names)  # the sheet changed since
     except XlstockError as error:
@@ -717,6 +730,30 @@ def _synced_version(session: _WorkbookSession) -> str | None:
     now = _sheet_fingerprint(session.skus()[:n],
                              session.column(layout.ONLINE), session.column(layout.STATUS))
     return str(synced) if now == written else None
+
+
+def _levels_after_changes(session: _WorkbookSession,
+                          snapshot: Snapshot) -> dict[str, int] | None:
+    """Every live level, from the changes since the last Sync (``snapshot.since``) laid
+    over the levels the workbook remembers of it; ``None`` when they cannot stand for
+    the whole shop: the changes are not since that Sync, its memory is missing or
+    damaged, or a product it listed is no longer on sheet Stock (a row deleted by hand:
+    only the whole shop has its name again)."""
+    base = session.state.get("base")
+    if snapshot.since is None or not isinstance(base, dict) \
+            or shown_version(session.state.get("synced")) != snapshot.since:
+        return None
+    levels = dict(base)
+    if {type(level) for level in levels.values()} - {int}:
+        return None
+    for sku in snapshot.removed:
+        levels.pop(sku, None)
+    levels.update(snapshot.levels())
+    known = set(session.skus())
+    changed = snapshot.items
+    if any(sku not in known and sku not in changed for sku in levels):
+        return None
+    return levels
 
 
 def sync(
@@ -766,23 +803,29 @@ def _unchanged_sync(session: _WorkbookSession) -> Report:
 def _apply_sync(
     session: _WorkbookSession, snapshot: Snapshot, allow_mass_change: bool, progress: Progress
 ) -> Report:
-    live = snapshot.items
+    live = snapshot.items  # every product, or (changes since the last Sync) those changed
+    levels = ({sku: item.qty for sku, item in live.items()} if snapshot.whole
+              else session.live_levels)
+    if levels is None:  # _begin_online asked for the whole shop instead: never here
+        raise ServiceError("the changes since the last Sync do not fit the sheet; sync again")
     table = session.table
     n = len(table.rows)
     skus = list(session.skus())
     on_sheet = [s for s in skus if s is not None]
-    vanished = [s for s in on_sheet if s not in live]
+    vanished = [s for s in on_sheet if s not in levels]
     if not allow_mass_change and on_sheet and (
-        not live or (len(vanished) >= MASS_CHANGE_MIN_ROWS and 2 * len(vanished) > len(on_sheet))
+        not levels
+        or (len(vanished) >= MASS_CHANGE_MIN_ROWS and 2 * len(vanished) > len(on_sheet))
     ):
         raise MassChangeError(
-            f"the stock service lists {len(live)} product(s) for {session.settings.shop_url}; "
+            f"the stock service lists {len(levels)} product(s) for "
+            f"{session.settings.shop_url}; "
             f"{len(vanished)} of the {len(on_sheet)} SKUs on sheet Stock would be flagged as "
             "gone (check the Shop URL setting)"
         )
     known = set(on_sheet)
     new_skus = [sku for sku in live if sku not in known]
-    _refuse_more_rows_than_a_sheet_holds(session, len(live), len(new_skus))
+    _refuse_more_rows_than_a_sheet_holds(session, len(levels), len(new_skus))
     progress("Writing the live levels into sheet Stock", 0.6)
     layout.ensure_columns(session.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
                                                 layout.STATUS])
@@ -794,7 +837,7 @@ def _apply_sync(
     # described the last preview or publish, which the new levels make stale.
     was = _synced_statuses(session)
     status: list[Any] = []
-    hint = SkuHints(live)
+    hint = SkuHints(levels)
     moved_rows = moved_units = 0
     listed: list[int] = []  # the rows whose SKU the shop lists, and their items
     items: list[StockItem] = []
@@ -802,19 +845,21 @@ def _apply_sync(
         if sku is None:
             status.append(_sku_status(table.value(i, layout.SKU)))
             continue
-        item = live.get(sku)
-        if item is None:
+        level = levels.get(sku)
+        if level is None:
             status.append(STATUS_NOT_ONLINE + " (row kept)" + hint(sku))
             continue
         before = online[i]
         if type(before) is not int:
             before = _edit_value(before)
-        if before != item.qty:
+        if before != level:
             moved_rows += 1
-            moved_units += abs(item.qty - before) if isinstance(before, int) else item.qty
-        online[i] = item.qty
-        listed.append(i)
-        items.append(item)
+            moved_units += abs(level - before) if isinstance(before, int) else level
+        online[i] = level
+        item = live.get(sku)
+        if item is not None:  # every row, but for changes only those changed
+            listed.append(i)
+            items.append(item)
         status.append(was[i] if was[i] in ("ok", "new") else None)
     for i, name, option in zip(listed, clean_texts([item.name for item in items]),
                                clean_texts([item.variant for item in items]), strict=True):
@@ -833,7 +878,7 @@ def _apply_sync(
     if snapshot.low_at:
         _fill_low_at(session, snapshot.low_at)
     session.state.update(
-        base={sku: item.qty for sku, item in live.items()}, version=snapshot.version,
+        base=levels, version=snapshot.version,
         synced=snapshot.version, synced_sheet=_sheet_fingerprint(skus + new_skus, online, status),
     )
     session.save_state()
@@ -843,7 +888,7 @@ def _apply_sync(
     moved_rows += len(new_skus)
     moved_units += sum(live[sku].qty for sku in new_skus)
     summary = (
-        f"Synced {len(live)} SKU(s) from {session.settings.shop_url}: "
+        f"Synced {len(levels)} SKU(s) from {session.settings.shop_url}: "
         f"{len(new_skus)} new, {len(vanished)} not in the shop online."
     )
     session.log("sync", moved_rows, moved_units, summary)
