@@ -78,6 +78,26 @@ def _sync_both_ways(shop: Shop, reads: _Reads, tmp_path: Path, name: str) -> boo
     return by_changes
 
 
+def _preview_both_ways(shop: Shop, reads: _Reads, tmp_path: Path, name: str) -> bool:
+    """Preview the workbook (live levels from the changes since its last Sync) and a copy
+    of it (the whole shop read); both must end the same. Whether the first used changes."""
+    twin = tmp_path / f"{name}-preview-whole.xlsx"
+    shutil.copy(shop.workbook, twin)
+    reads.answers.clear()
+    mine = shop.run("preview", str(shop.workbook), expect=None)
+    by_changes = reads.answers == [False]
+    reads.whole_only(True)
+    try:
+        reads.answers.clear()
+        theirs = shop.run("preview", str(twin), expect=None)
+        assert reads.answers == [True]
+    finally:
+        reads.whole_only(False)
+    assert (mine.exit_code, mine.output) == (theirs.exit_code, theirs.output)
+    assert _grid(shop.workbook) == _grid(twin)
+    return by_changes
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_sync_of_changes_ends_as_a_whole_sync(stock_service, tmp_path, monkeypatch, seed):
     """Property: over random orders, additions, renames, removals, publishes and edits,
@@ -110,14 +130,19 @@ def test_a_sync_of_changes_ends_as_a_whole_sync(stock_service, tmp_path, monkeyp
             sku = rng.choice(sorted(shop.sheet()))
             shop.edit(**{sku: {"Received": rng.randint(1, 3)}})
             shop.run("publish", str(shop.workbook), expect=None)
-        if rng.random() < 0.3:  # an edit waiting, and a Status a preview wrote
+        if rng.random() < 0.5:  # an edit waiting, and a Status a preview wrote
             sku = rng.choice(sorted(shop.sheet()))
             shop.edit(**{sku: {"New level": rng.randint(0, 9)}})
-            shop.run("preview", str(shop.workbook), expect=None)
+            for _ in range(rng.randint(0, 2)):  # sales after the last Sync
+                moved = rng.choice(sorted(live))
+                if live[moved] > 0:
+                    shop.sell(**{moved: 1})
+                    live[moved] -= 1
+            used_changes += _preview_both_ways(shop, reads, tmp_path, f"round{round_number}")
         used_changes += _sync_both_ways(shop, reads, tmp_path, f"round{round_number}")
         assert {sku: row["Online"] for sku, row in shop.sheet().items()
                 if sku in shop.live()} == shop.live()
-    assert used_changes >= 4  # the changes were used, not the whole shop every time
+    assert used_changes >= 6  # the changes were used, not the whole shop every time
 
 
 def test_added_skus_are_appended_and_a_removed_one_flagged(stock_service, tmp_path,
@@ -220,3 +245,40 @@ def test_damaged_memory_makes_the_sync_read_the_whole_shop(stock_service, tmp_pa
     shop.run("sync", str(shop.workbook))
     assert reads.answers == [False, True]
     assert shop.sheet()["S-001"]["Online"] == 20
+
+
+def test_publish_plans_on_the_changes_and_never_overwrites_a_sale(stock_service, tmp_path,
+                                                                  monkeypatch):
+    shop = Shop(stock_service, tmp_path, items=CATALOGUE)
+    shop.new()
+    reads = _Reads(monkeypatch)
+    shop.run("sync", str(shop.workbook))
+    shop.edit(**{"S-001": {"New level": 30}, "S-002": {"Received": 5}})
+    shop.sell(S_001=2, S_002=1, S_003=1)  # sold online after the Sync
+    reads.answers.clear()
+    shop.run("publish", str(shop.workbook))
+    assert reads.answers == [False]  # planned on the changes since the Sync
+    live = shop.live()
+    assert (live["S-001"], live["S-002"], live["S-003"]) == (28, 26, 22)
+    sheet = shop.sheet()
+    assert (sheet["S-001"]["Online"], sheet["S-002"]["Online"]) == (28, 26)
+    shop.run("publish", str(shop.workbook))  # nothing left to send
+    assert shop.live() == live
+    # the next Sync takes the changes since the last Sync, the publish included
+    shop.sell(S_004=1)
+    assert _sync_both_ways(shop, reads, tmp_path, "after-publish")
+    assert shop.sheet()["S-004"]["Online"] == 23
+
+
+def test_strict_policy_sees_a_sale_in_the_changes(stock_service, tmp_path, monkeypatch):
+    shop = Shop(stock_service, tmp_path, items=CATALOGUE)
+    shop.new()
+    reads = _Reads(monkeypatch)
+    shop.run("sync", str(shop.workbook))
+    shop.edit(**{"S-006": {"New level": 3}})
+    shop.sell(S_006=1)
+    reads.answers.clear()
+    result = shop.run("publish", "--strict", str(shop.workbook), expect=3)
+    assert reads.answers == [False]
+    assert "S-006" in result.output
+    assert shop.live()["S-006"] == 25
