@@ -108,3 +108,52 @@ def test_client_reads_changes_and_says_so(api):
     assert set(changes.items) == {"B-2"} and changes.removed == ()
     assert whole.whole and len(whole.items) > 1
     assert changes.version == whole.version
+
+
+# --- the client, against a service that answers changes wrongly --------------------------
+
+
+def _changes_reply(since, items=(), removed=()):
+    from support.faultserver import Reply
+
+    document = {"format": "xlstock.stock", "format_version": 3, "shop": "https://shop.example",
+                "version": "9.x", "since": since,
+                "items": [{"sku": s, "name": "", "variant": "", "qty": 1} for s in items],
+                "removed": removed if isinstance(removed, str) else list(removed)}
+    return Reply(200, json=document, headers={"ETag": '"9.x"'})
+
+
+@pytest.mark.parametrize(("reply", "words"), [
+    (lambda: _changes_reply("7.x"), "not since '5.x'"),
+    (lambda: _changes_reply("5.x", items=["A"], removed=["A"]), "is also listed"),
+    (lambda: _changes_reply("5.x", removed=["B", "B"]), "removed twice"),
+    (lambda: _changes_reply("5.x", removed="B"), "not a list of SKUs"),
+    (lambda: _changes_reply("5.x", removed=[" "]), "not a usable SKU"),
+    (lambda: _changes_reply(5), "not a version tag"),
+])
+def test_changes_the_client_cannot_trust_are_refused(reply, words):
+    from support.faultserver import FaultServer
+
+    from xlstock.errors import ServiceError
+
+    with FaultServer() as server:
+        server.on("GET", "/v1/stock", reply())
+        with HttpStockServiceClient(server.url, "https://shop.example", "tok-1") as client:
+            with pytest.raises(ServiceError, match=words):
+                client.read_levels('"5.x"', since='"5.x"')
+            assert server.seen[-1].query["since"] == "5.x"
+
+
+def test_a_weak_or_broken_tag_is_sent_as_since_or_not_at_all():
+    from support.faultserver import FaultServer, Reply
+
+    whole = {"format": "xlstock.stock", "format_version": 3, "shop": "https://shop.example",
+             "version": "9.x", "items": []}
+    with FaultServer() as server:
+        server.on("GET", "/v1/stock", Reply(200, json=whole, headers={"ETag": '"9.x"'}),
+                  Reply(200, json=whole, headers={"ETag": '"9.x"'}))
+        with HttpStockServiceClient(server.url, "https://shop.example", "tok-1") as client:
+            assert client.read_levels(None, since='W/"5.x"').whole
+            assert client.read_levels(None, since='bad "tag').whole
+        assert server.seen[0].query["since"] == "5.x"
+        assert "since" not in server.seen[1].query
