@@ -157,3 +157,14 @@ def test_a_weak_or_broken_tag_is_sent_as_since_or_not_at_all():
             assert client.read_levels(None, since='bad "tag').whole
         assert server.seen[0].query["since"] == "5.x"
         assert "since" not in server.seen[1].query
+
+
+def test_history_lists_levels_only_not_renames_or_removals(api, stock_service):
+    _, levels = api.levels()
+    renamed, gone = sorted(levels)[:2]
+    stock_service.store.register_shop(api.shop, [StockItem(renamed, "New name", "", None)],
+                                      another_token=False)
+    stock_service.store.remove_products(api.shop, [gone])
+    versions = api.history(limit=2)
+    assert [v["source"] for v in versions] == ["catalogue", "catalogue"]
+    assert versions[0]["changes"] == [] and versions[1]["changes"] == []

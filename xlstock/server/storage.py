@@ -630,7 +630,9 @@ class StockStore:
             if rows:
                 for change in conn.execute(
                     "SELECT number, sku, before, after FROM changes "
-                    "WHERE shop_id = ? AND number >= ? AND number <= ? ORDER BY number, sku",
+                    "WHERE shop_id = ? AND number >= ? AND number <= ? "
+                    # a rename or removal is recorded for Sync's changes, not a level's
+                    "AND (before IS NULL OR before <> after) ORDER BY number, sku",
                     (shop.id, rows[-1]["number"], rows[0]["number"]),
                 ):
                     changes[change["number"]].append(
