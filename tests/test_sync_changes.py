@@ -282,3 +282,52 @@ def test_strict_policy_sees_a_sale_in_the_changes(stock_service, tmp_path, monke
     assert reads.answers == [False]
     assert "S-006" in result.output
     assert shop.live()["S-006"] == 25
+
+
+SORT_IN_LIBREOFFICE = r'''
+import uno
+
+with libreoffice() as (ctx, desktop):
+    url = ARGS[0]
+    doc = desktop.loadComponentFromURL(url, "_blank", 0, (prop("Hidden", True),))
+    try:
+        sheet = doc.Sheets.getByName("Stock")
+        cursor = sheet.createCursor()
+        cursor.gotoEndOfUsedArea(False)
+        end = cursor.RangeAddress
+        rows = sheet.getCellRangeByPosition(0, 1, end.EndColumn, end.EndRow)
+        field = uno.createUnoStruct("com.sun.star.table.TableSortField")
+        field.Field = 0
+        field.IsAscending = False
+        fields = uno.Any("[]com.sun.star.table.TableSortField", (field,))
+        uno.invoke(rows, "sort", ((prop("SortFields", fields), prop("ContainsHeader", False)),))
+        doc.storeToURL(url, (prop("FilterName", "Calc MS Excel 2007 XML"),))
+    finally:
+        doc.close(True)
+print(json.dumps({"rows": end.EndRow}))
+'''
+
+
+@pytest.mark.libreoffice
+def test_rows_sorted_in_libreoffice_get_the_changes_by_sku(stock_service, tmp_path,
+                                                           monkeypatch):
+    from support.office import libreoffice_missing
+    from support.uno_scripts import run_uno_script, uno_script
+
+    missing = libreoffice_missing()
+    if missing:
+        pytest.skip(missing)
+    shop = Shop(stock_service, tmp_path, items=CATALOGUE)
+    shop.new()
+    reads = _Reads(monkeypatch)
+    shop.run("sync", str(shop.workbook))
+    found = run_uno_script(uno_script(SORT_IN_LIBREOFFICE), tmp_path / "uno",
+                           tmp_path / "lo-profile", shop.workbook.resolve().as_uri(),
+                           timeout=120, name="sort.py")
+    assert found["rows"] == len(CATALOGUE)
+    assert list(shop.sheet())[0] == "S-039"  # LibreOffice sorted and saved it
+    shop.sell(S_003=1, S_039=2)
+    assert _sync_both_ways(shop, reads, tmp_path, "lo-sorted")
+    sheet = shop.sheet()
+    assert (sheet["S-003"]["Online"], sheet["S-039"]["Online"]) == (22, 22)
+    assert list(sheet)[0] == "S-039"
