@@ -367,19 +367,9 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
     def read_levels() -> Response:
         shop = authorised_shop(stock_updates=True)
         tag = store.current_tag(shop)
-        since = request.args.get("since")
-        if since and request.method == "GET" and not (
-            request.if_none_match.contains_weak(tag) or request.if_none_match.star_tag
-        ):
-            # What changed since the client's version, when the history reaches back to
-            # it; else (below) the whole document, which a client always understands.
-            changes = store.stock_changes(shop, since)
-            if changes is not None:
-                response = Response(changes[1], status=200, mimetype=JSON_TYPE)
-                response.headers["X-Content-Type-Options"] = "nosniff"
-                response.headers["Cache-Control"] = "no-cache"
-                response.set_etag(changes[0])
-                return response
+        changes = changes_since(store, shop, tag)
+        if changes is not None:
+            return changes
         return tagged("stock", shop, tag, lambda: store.stock_document(shop))
 
     @app.put("/v1/stock")
@@ -482,6 +472,27 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
 
     app.wsgi_app = _logged(app.wsgi_app, log)  # type: ignore[method-assign]
     return app
+
+
+def changes_since(store: StockStore, shop: str, tag: str) -> Response | None:
+    """The answer to ``GET /v1/stock?since=<version>``: the products changed since that
+    version, when the shop's history reaches back to it (docs/protocol.md, "Changes
+    since a version"); ``None`` for a request without ``since``, a HEAD, a client that
+    has the current version (304), or a version the history does not reach: the whole
+    document answers those, and every client understands it."""
+    since = request.args.get("since")
+    if not since or request.method != "GET" or (
+        request.if_none_match.contains_weak(tag) or request.if_none_match.star_tag
+    ):
+        return None
+    changes = store.stock_changes(shop, since)
+    if changes is None:
+        return None
+    response = Response(changes[1], status=200, mimetype=JSON_TYPE)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-cache"
+    response.set_etag(changes[0])
+    return response
 
 
 def _account_pages(accounts: AccountStore) -> Any:
