@@ -331,3 +331,25 @@ def test_rows_sorted_in_libreoffice_get_the_changes_by_sku(stock_service, tmp_pa
     sheet = shop.sheet()
     assert (sheet["S-003"]["Online"], sheet["S-039"]["Online"]) == (22, 22)
     assert list(sheet)[0] == "S-039"
+
+
+def test_a_pending_publish_keeps_the_levels_of_its_own_rows_only(stock_service, tmp_path,
+                                                                 monkeypatch):
+    """The publish key is saved in the workbook before the upload with what a recovery
+    needs: the levels of the rows it changes, not those of the whole shop."""
+    shop = Shop(stock_service, tmp_path, items=CATALOGUE)
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    shop.edit(**{"S-001": {"Received": 2}, "S-002": {"New level": 9}})
+    seen = []
+    real = HttpStockServiceClient.publish_lines
+
+    def spy(client, lines, key, **kwargs):
+        seen.append(_state(shop.workbook)["pending"])  # as saved before the upload
+        return real(client, lines, key, **kwargs)
+
+    monkeypatch.setattr(HttpStockServiceClient, "publish_lines", spy)
+    shop.run("publish", str(shop.workbook))
+    assert len(seen) == 1 and seen[0]["levels"] == {"S-001": 23, "S-002": 9}
+    assert set(seen[0]["changes"]) == {"S-001", "S-002"}
+    assert shop.live()["S-001"] == 23 and shop.live()["S-002"] == 9
