@@ -353,3 +353,26 @@ def test_a_pending_publish_keeps_the_levels_of_its_own_rows_only(stock_service, 
     assert len(seen) == 1 and seen[0]["levels"] == {"S-001": 23, "S-002": 9}
     assert set(seen[0]["changes"]) == {"S-001", "S-002"}
     assert shop.live()["S-001"] == 23 and shop.live()["S-002"] == 9
+
+
+def test_a_sync_after_a_preview_with_nothing_sold_reads_no_level(stock_service, tmp_path,
+                                                                 monkeypatch):
+    """Nothing changed online (304), but a preview wrote Status since the last Sync: the
+    changes since (none) are applied, not the whole shop read again."""
+    shop = Shop(stock_service, tmp_path, items=CATALOGUE)
+    shop.new()
+    reads = _Reads(monkeypatch)
+    shop.run("sync", str(shop.workbook))
+    shop.edit(**{"S-001": {"Received": "x"}})  # an error a preview writes in Status
+    shop.run("preview", str(shop.workbook), expect=1)
+    assert shop.sheet()["S-001"]["Status"].startswith("error")
+    shop.edit(**{"S-001": {"Received": None}})
+    twin = tmp_path / "twin.xlsx"
+    shutil.copy(shop.workbook, twin)
+    reads.answers.clear()
+    shop.run("sync", str(shop.workbook))
+    assert reads.answers == [None, False]
+    assert shop.sheet()["S-001"]["Status"] is None  # the stale error cleared, as a whole Sync
+    reads.whole_only(True)
+    shop.run("sync", str(twin))
+    assert _grid(shop.workbook) == _grid(twin)

@@ -680,15 +680,11 @@ def _begin_online(
         # sales online, the usual case, the answer is the levels and it is not needed.
         synced = session.state.get("synced") if conditional else None
         if synced and getattr(service, "reads_changes", False):
-            # Only what changed since the last Sync, when the service still has that
-            # history (else it answers the whole shop); applied on the levels that Sync
-            # left, if the sheet still holds every row they name.
-            read: Any = service.read_levels
-            snapshot = read(str(synced), names=names, since=str(synced))
-            if snapshot is not None and not snapshot.whole:
-                session.live_levels = _levels_after_changes(session, snapshot)
-                if session.live_levels is None:
-                    snapshot = service.read_levels(names=names)
+            snapshot = _changes_for_sync(session, service, str(synced), names=names,
+                                         if_none_match=True)
+            if snapshot is None and _synced_version(session) is None:
+                # nothing changed online, but the sheet changed since (a preview's Status)
+                snapshot = _changes_for_sync(session, service, str(synced), names=names)
         elif synced:
             snapshot = service.read_levels(str(synced), names=names)
         else:
@@ -699,6 +695,23 @@ def _begin_online(
         _fail(session, action, error, {})
         raise
     return session, recovered, snapshot
+
+
+def _changes_for_sync(session: _WorkbookSession, service: StockServiceClient, synced: str,
+                      *, names: bool, if_none_match: bool = False) -> Snapshot | None:
+    """Sync's read: only what changed since the last Sync (``synced``) when the service
+    still has that history (else it answers the whole shop), kept to be laid over the
+    levels that Sync left (``session.live_levels``) if the sheet still holds every row
+    they name, else the whole shop read again. ``None`` (``if_none_match``): nothing
+    changed since."""
+    read: Any = service.read_levels
+    snapshot: Snapshot | None = read(synced if if_none_match else None, names=names,
+                                     since=synced)
+    if snapshot is not None and not snapshot.whole:
+        session.live_levels = _levels_after_changes(session, snapshot)
+        if session.live_levels is None:
+            snapshot = service.read_levels(names=names)
+    return snapshot
 
 
 def _read_live(session: _WorkbookSession, service: StockServiceClient, *,
@@ -833,8 +846,7 @@ def _apply_sync(
     live = snapshot.items  # every product, or (changes since the last Sync) those changed
     levels = ({sku: item.qty for sku, item in live.items()} if snapshot.whole
               else session.live_levels)
-    if levels is None:  # _begin_online asked for the whole shop instead: never here
-        raise ServiceError("the changes since the last Sync do not fit the sheet; sync again")
+    assert levels is not None, "changes that do not fit are read whole (_changes_for_sync)"
     table = session.table
     n = len(table.rows)
     skus = list(session.skus())
