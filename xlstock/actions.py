@@ -104,6 +104,10 @@ class StockServiceClient(Protocol):
     ``None`` when the shop never saw it; a connector whose platform cannot be asked sets
     ``outcome_known = False`` and always answers ``None``: the actions then send the
     same lines under the same key again, which the platform applies once.
+
+    ``read_levels`` gives the whole shop (``Snapshot.since`` is ``None``); a connector
+    that sets ``reads_changes = True`` also takes ``since=<version>`` and may then give
+    only the products changed since that version (the stock service's client does).
     """
 
     @overload
