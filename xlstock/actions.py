@@ -786,16 +786,14 @@ def _levels_after_changes(session: _WorkbookSession, snapshot: Snapshot, *,
             or shown_version(session.state.get("synced")) != snapshot.since:
         return None
     levels = dict(base)
-    if {type(level) for level in levels.values()} - {int}:
+    if set(map(type, levels.values())) - {int}:  # C loops, as below
         return None
     for sku in snapshot.removed:
         levels.pop(sku, None)
     levels.update(snapshot.levels())
     if not rows:
         return levels
-    known = set(session.skus())
-    changed = snapshot.items
-    if any(sku not in known and sku not in changed for sku in levels):
+    if levels.keys() - set(session.skus()) - snapshot.items.keys():
         return None
     return levels
 
