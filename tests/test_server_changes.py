@@ -168,3 +168,17 @@ def test_history_lists_levels_only_not_renames_or_removals(api, stock_service):
     versions = api.history(limit=2)
     assert [v["source"] for v in versions] == ["catalogue", "catalogue"]
     assert versions[0]["changes"] == [] and versions[1]["changes"] == []
+
+
+def test_removing_unknown_or_removed_products_records_nothing(api, stock_service):
+    store = stock_service.store
+    tag, levels = api.levels()
+    assert store.remove_products(api.shop, ["NOT-THERE"]) == []
+    assert api.levels()[0] == tag  # no version for nothing
+    gone = sorted(levels)[0]
+    assert store.remove_products(api.shop, [gone, gone, "NOT-THERE"]) == [gone]
+    tag2 = api.levels()[0]
+    assert store.remove_products(api.shop, [gone]) == []
+    assert api.levels()[0] == tag2
+    document = _changes(api, tag).json()
+    assert document["removed"] == [gone] and document["items"] == []
