@@ -28,6 +28,7 @@ BOTH_BACKENDS = {
     "test_server_storage", "test_server_api", "test_server_concurrency",
     "test_account_pages", "test_server_fuzz", "test_account_guards", "test_server_undo",
     "test_undo_pages", "test_low_stock_mail", "test_account_passwords", "test_workers",
+    "test_server_changes",
 }
 """Test modules whose ``backend`` (and so ``stock_service`` and ``new_db``) is SQLite, then
 PostgreSQL."""

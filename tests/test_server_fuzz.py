@@ -124,6 +124,8 @@ def _requests(shop: str, token: str) -> Any:
         "shop": _mostly(st.just(shop), shops),
         "limit": st.one_of(st.none(), st.integers(-5, 600).map(str), text),
         "before": st.one_of(st.none(), st.integers(-5, 10**15).map(str), text),
+        "since": st.one_of(st.none(), st.sampled_from(["1.x", "0.", ".", "9" * 20 + ".x"]),
+                           text),
     }).map(lambda found: {name: value for name, value in found.items() if value is not None})
     return st.tuples(st.sampled_from(ENDPOINTS), st.one_of(text, st.just("k")), params,
                      headers, _bodies(shop))

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import itertools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from xlstock import failpoints, i18n
@@ -107,6 +108,10 @@ class StockServiceClient(Protocol):
     ``None`` when the shop never saw it; a connector whose platform cannot be asked sets
     ``outcome_known = False`` and always answers ``None``: the actions then send the
     same lines under the same key again, which the platform applies once.
+
+    ``read_levels`` gives the whole shop (``Snapshot.since`` is ``None``); a connector
+    that sets ``reads_changes = True`` also takes ``since=<version>`` and may then give
+    only the products changed since that version (the stock service's client does).
     """
 
     @overload
@@ -281,6 +286,8 @@ class _WorkbookSession:
     sent: dict[str, Any] | None = None
     """The pending publish this command sent (kept outside the workbook if the workbook
     cannot record it)."""
+    live_levels: dict[str, int] | None = None
+    """Every live level, when Sync read only the changes since the last one."""
 
     @property
     def path(self) -> Any:
@@ -754,14 +761,62 @@ def _begin_online(
         # shows that Sync (a hash of three columns) is worked out only on a 304: after
         # sales online, the usual case, the answer is the levels and it is not needed.
         synced = session.state.get("synced") if conditional else None
-        snapshot = (service.read_levels(str(synced), names=names) if synced else
-                    service.read_levels(names=names))
+        if synced and getattr(service, "reads_changes", False):
+            snapshot = _changes_for_sync(session, service, str(synced), names=names,
+                                         if_none_match=True)
+            if snapshot is None and _synced_version(session) is None:
+                # nothing changed online, but the sheet changed since (a preview's Status)
+                snapshot = _changes_for_sync(session, service, str(synced), names=names)
+        elif synced:
+            snapshot = service.read_levels(str(synced), names=names)
+        else:
+            snapshot = _read_live(session, service, names=names)
         if snapshot is None and _synced_version(session) is None:
             snapshot = service.read_levels(names=names)  # the sheet changed since
     except XlstockError as error:
         _fail(session, action, error, {})
         raise
     return session, recovered, snapshot
+
+
+def _changes_for_sync(session: _WorkbookSession, service: StockServiceClient, synced: str,
+                      *, names: bool, if_none_match: bool = False) -> Snapshot | None:
+    """Sync's read: only what changed since the last Sync (``synced``) when the service
+    still has that history (else it answers the whole shop), kept to be laid over the
+    levels that Sync left (``session.live_levels``) if the sheet still holds every row
+    they name, else the whole shop read again. ``None`` (``if_none_match``): nothing
+    changed since."""
+    read: Any = service.read_levels
+    snapshot: Snapshot | None = read(synced if if_none_match else None, names=names,
+                                     since=synced)
+    if snapshot is not None and not snapshot.whole:
+        session.live_levels = _levels_after_changes(session, snapshot)
+        if session.live_levels is None:
+            snapshot = service.read_levels(names=names)
+    return snapshot
+
+
+def _read_live(session: _WorkbookSession, service: StockServiceClient, *,
+               names: bool) -> Snapshot:
+    """The whole shop's live levels, for a plan: from the changes since the last Sync
+    laid over the levels it left, when the service has that history (at 100,000 SKUs
+    a few hundred items instead of all), else read whole. Never less safe than a whole
+    read: each count a publish sends is checked online against the level it was
+    planned from, and refused (412) if it moved."""
+    synced = session.state.get("synced")
+    if not synced or not getattr(service, "reads_changes", False):
+        return service.read_levels(names=names)
+    read: Any = service.read_levels
+    snapshot: Snapshot = read(None, names=names, since=str(synced))
+    if snapshot.whole:
+        return snapshot
+    levels = _levels_after_changes(session, snapshot, rows=False)
+    if levels is None:
+        return service.read_levels(names=names)
+    items = dict(zip(levels, map(StockItem, levels, itertools.repeat(""),
+                                 itertools.repeat(""), levels.values()), strict=True))
+    items.update(snapshot.items)
+    return replace(snapshot, items=items, since=None, removed=())
 
 
 # --- sync -----------------------------------------------------------------------------
@@ -795,6 +850,30 @@ def _synced_version(session: _WorkbookSession) -> str | None:
     now = _sheet_fingerprint(session.skus()[:n],
                              session.column(layout.ONLINE), session.column(layout.STATUS))
     return str(synced) if now == written else None
+
+
+def _levels_after_changes(session: _WorkbookSession, snapshot: Snapshot, *,
+                          rows: bool = True) -> dict[str, int] | None:
+    """Every live level, from the changes since the last Sync (``snapshot.since``) laid
+    over the levels the workbook remembers of it; ``None`` when they cannot stand for
+    the whole shop: the changes are not since that Sync, its memory is missing or
+    damaged, or (``rows``, for Sync) a product it listed is no longer on sheet Stock (a
+    row deleted by hand: only the whole shop has its name again)."""
+    base = session.state.get("base")
+    if snapshot.since is None or not isinstance(base, dict) \
+            or shown_version(session.state.get("synced")) != snapshot.since:
+        return None
+    levels = dict(base)
+    if set(map(type, levels.values())) - {int}:  # C loops, as below
+        return None
+    for sku in snapshot.removed:
+        levels.pop(sku, None)
+    levels.update(snapshot.levels())
+    if not rows:
+        return levels
+    if levels.keys() - set(session.skus()) - snapshot.items.keys():
+        return None
+    return levels
 
 
 def sync(
@@ -846,23 +925,27 @@ def _unchanged_sync(session: _WorkbookSession) -> Report:
 def _apply_sync(
     session: _WorkbookSession, snapshot: Snapshot, allow_mass_change: bool, progress: Progress
 ) -> Report:
-    live = snapshot.items
+    live = snapshot.items  # every product, or (changes since the last Sync) those changed
+    levels = ({sku: item.qty for sku, item in live.items()} if snapshot.whole
+              else session.live_levels)
+    assert levels is not None, "changes that do not fit are read whole (_changes_for_sync)"
     table = session.table
     n = len(table.rows)
     skus = list(session.skus())
     on_sheet = [s for s in skus if s is not None]
-    vanished = [s for s in on_sheet if s not in live]
+    vanished = [s for s in on_sheet if s not in levels]
     if not allow_mass_change and on_sheet and (
-        not live or (len(vanished) >= MASS_CHANGE_MIN_ROWS and 2 * len(vanished) > len(on_sheet))
+        not levels
+        or (len(vanished) >= MASS_CHANGE_MIN_ROWS and 2 * len(vanished) > len(on_sheet))
     ):
         raise MassChangeError(_(
             "the stock service lists {listed:n} product(s) for {shop}; {gone:n} of the "
             "{count:n} SKUs on sheet Stock would be flagged as gone (check the Shop URL "
-            "setting)", listed=len(live), shop=session.settings.shop_url, gone=len(vanished),
+            "setting)", listed=len(levels), shop=session.settings.shop_url, gone=len(vanished),
             count=len(on_sheet)))
     known = set(on_sheet)
     new_skus = [sku for sku in live if sku not in known]
-    _refuse_more_rows_than_a_sheet_holds(session, len(live), len(new_skus))
+    _refuse_more_rows_than_a_sheet_holds(session, len(levels), len(new_skus))
     progress(_("Writing the live levels into sheet Stock"), 0.6)
     layout.ensure_columns(session.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
                                                 layout.STATUS])
@@ -874,7 +957,7 @@ def _apply_sync(
     # described the last preview or publish, which the new levels make stale.
     was = _synced_statuses(session)
     status: list[Any] = []
-    hint = SkuHints(live)
+    hint = SkuHints(levels)
     moved_rows = moved_units = 0
     listed: list[int] = []  # the rows whose SKU the shop lists, and their items
     items: list[StockItem] = []
@@ -882,19 +965,21 @@ def _apply_sync(
         if sku is None:
             status.append(_sku_status(table.value(i, layout.SKU)))
             continue
-        item = live.get(sku)
-        if item is None:
+        level = levels.get(sku)
+        if level is None:
             status.append(_("not in the shop online (row kept){hint}", hint=hint(sku)))
             continue
         before = online[i]
         if type(before) is not int:
             before = _edit_value(before)
-        if before != item.qty:
+        if before != level:
             moved_rows += 1
-            moved_units += abs(item.qty - before) if isinstance(before, int) else item.qty
-        online[i] = item.qty
-        listed.append(i)
-        items.append(item)
+            moved_units += abs(level - before) if isinstance(before, int) else level
+        online[i] = level
+        item = live.get(sku)
+        if item is not None:  # every row, but for changes only those changed
+            listed.append(i)
+            items.append(item)
         status.append(was[i] if status_key(was[i]) in (STATUS_OK, STATUS_NEW) else None)
     for i, name, option in zip(listed, clean_texts([item.name for item in items]),
                                clean_texts([item.variant for item in items]), strict=True):
@@ -914,7 +999,7 @@ def _apply_sync(
     if snapshot.low_at:
         _fill_low_at(session, snapshot.low_at)
     session.state.update(
-        base={sku: item.qty for sku, item in live.items()}, version=snapshot.version,
+        base=levels, version=snapshot.version,
         synced=snapshot.version, synced_sheet=_sheet_fingerprint(skus + new_skus, online, shown),
     )
     session.save_state()
@@ -925,7 +1010,7 @@ def _apply_sync(
     moved_rows += len(new_skus)
     moved_units += sum(live[sku].qty for sku in new_skus)
     summary = _("Synced {count:n} SKU(s) from {shop}: {new:n} new, {gone:n} not in the shop "
-                "online.", count=len(live), shop=session.settings.shop_url,
+                "online.", count=len(levels), shop=session.settings.shop_url,
                 new=len(new_skus), gone=len(vanished))
     session.log("sync", moved_rows, moved_units, summary)
     lines: list[str] = [_("New rows: {skus}", skus=_some(new_skus))] if new_skus else []
@@ -1170,7 +1255,7 @@ def publish(
         for attempt in range(1, MAX_PUBLISH_ATTEMPTS + 1):
             if snapshot is None:
                 progress(_("Reading the live levels"), 0.1)
-                snapshot = service.read_levels(names=False)
+                snapshot = _read_live(session, service, names=False)
             plan, rows = _plan(session, snapshot, strict)
             if not plan.ok:
                 error, statuses = _plan_error(plan, published_part), _plan_statuses(plan)
@@ -1329,7 +1414,10 @@ def _send_recorded(
         "key": key, "at": _now(), "items": {line.sku: line.as_list() for line in lines},
         "sha256": hashlib.sha256(_stock_file(session.settings.shop_url, lines,
                                              thresholds)).hexdigest(),
-        "levels": dict(levels), "changes": dict(changes), "edits": dict(edits or {}),
+        # the levels of the rows it changes only: all a recovery reads (_settle_pending),
+        # and not the whole shop's written into the workbook before every upload
+        "levels": {sku: levels[sku] for sku in changes if sku in levels},
+        "changes": dict(changes), "edits": dict(edits or {}),
     }
     if thresholds:
         pending["thresholds"] = dict(thresholds)

@@ -71,6 +71,17 @@ class Snapshot:
     low_at: Mapping[str, int] = field(default_factory=dict)
     """The low-stock thresholds the platform keeps (WooCommerce's ``low_stock_amount``):
     Sync fills an empty Low at with them, never over the merchant's own."""
+    since: str | None = None
+    """``None``: ``items`` is the whole shop (the general case, every connector's). A
+    version tag: ``items`` holds only the products changed (added, renamed, moved)
+    since that version, and ``removed`` those the shop stopped selling since; every
+    other product is as it was at that version (``GET /v1/stock?since=``)."""
+    removed: tuple[str, ...] = ()
+
+    @property
+    def whole(self) -> bool:
+        """Whether ``items`` lists every product of the shop."""
+        return self.since is None
 
     def levels(self) -> dict[str, int]:
         return {sku: item.qty for sku, item in self.items.items()}

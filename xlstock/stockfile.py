@@ -165,12 +165,45 @@ def snapshot_from_document(document: Any, *, etag: str, source: str) -> Snapshot
     items = _usual_items(raw_items)
     if items is None:
         items = _checked_items(_as_decoded(raw_items), source)
+    since, removed = _changes_since(document, items, source)
     return Snapshot(
         shop=str(document.get("shop", "")),
         version=etag,
         items=items,
         generated_at=str(document.get("generated_at", "")),
+        since=since,
+        removed=removed,
     )
+
+
+def _changes_since(document: dict[str, Any], items: Mapping[str, StockItem],
+                   source: str) -> tuple[str | None, tuple[str, ...]]:
+    """``since`` and ``removed`` of a document of the changes since a version
+    (``(None, ())`` for a whole document), checked."""
+    since = document.get("since")
+    if since is None:
+        return None, ()
+    removed = document.get("removed", [])
+    problem: str = ""
+    if not isinstance(since, str) or version_problem(since):
+        problem = _("a 'since' version {since} that is not a version tag",
+                    since=_shown(str(since)))
+    elif not isinstance(removed, list) or not all(isinstance(sku, str) for sku in removed):
+        problem = _("a 'removed' that is not a list of SKUs")
+    else:
+        bad = next((sku for sku in removed if sku_problem(sku_key(sku)) or not sku_key(sku)
+                    or sku_key(sku) in items), None)
+        if bad is not None:
+            problem = _("removed SKU {sku} that is not a usable SKU or is also listed",
+                        sku=_shown(bad))
+        elif len(set(map(sku_key, removed))) != len(removed):
+            problem = _("a SKU removed twice")
+    if problem:
+        raise ServiceError(_(
+            "{source} sent the changes since a version with {problem}; nothing was "
+            "changed. Report this to whoever runs the stock service", source=source,
+            problem=problem))
+    return since, tuple(sku_key(sku) for sku in removed)
 
 
 def _usual_items(raw_items: list[Any]) -> dict[str, StockItem] | None:

@@ -282,6 +282,25 @@ def create_app(store: StockStore, *, max_body: int = DEFAULT_MAX_BODY) -> Flask:
     return app
 
 
+def changes_since(store: StockStore, shop: str, tag: str) -> Response | None:
+    """The answer to ``GET /v1/stock?since=<version>``: the products changed since that
+    version, when the shop's history reaches back to it (docs/protocol.md, "Changes
+    since a version"); ``None`` for a request without ``since``, a HEAD, a client that
+    has the current version (304), or a version the history does not reach: the whole
+    document answers those, and every client understands it."""
+    since = request.args.get("since")
+    if not since or request.method != "GET" or (
+        request.if_none_match.contains_weak(tag) or request.if_none_match.star_tag
+    ):
+        return None
+    changes = store.stock_changes(shop, since)
+    if changes is None:
+        return None
+    response = Response(changes[1], status=200, mimetype=JSON_TYPE)
+    response.set_etag(changes[0])
+    return response
+
+
 # -- what the routes share -----------------------------------------------------------------
 
 
@@ -424,7 +443,11 @@ def health() -> Response:
 def read_levels() -> Response:
     store = service().store
     shop = authorised_shop(stock_updates=True)
-    return tagged("stock", shop, store.current_tag(shop), lambda: store.stock_document(shop))
+    tag = store.current_tag(shop)
+    changes = changes_since(store, shop, tag)
+    if changes is not None:
+        return changes
+    return tagged("stock", shop, tag, lambda: store.stock_document(shop))
 
 
 @api.put("/stock")

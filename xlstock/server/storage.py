@@ -72,6 +72,10 @@ PRUNE_BATCH = 5000
 DEFAULT_DAILY_QUOTA = 256 * 1024 * 1024
 """Bytes one shop may store in a UTC day (publishes, orders, refusals), by default."""
 HISTORY_LIMIT_MAX = 500
+CHANGES_WINDOW = 100_000
+"""How many versions back a Sync may name (``GET /v1/stock?since=``) and get the levels
+changed since; from further back, or from a version whose history is gone, it gets the
+whole stock document."""
 LEVEL_CHANGES_MIN = 20
 """A catalogue changing at least this many existing levels, and more than half of
 them, needs ``allow_level_changes`` (the workbook's mass-change guard, for shop add)."""
@@ -170,6 +174,14 @@ def _tag(number: int, epoch: str) -> str:
     return f"{number}.{epoch}"
 
 
+def _tag_number(tag: str) -> int | None:
+    """The version number of a tag made by :func:`_tag`, or ``None``."""
+    number, dot, _ = tag.partition(".")
+    if not dot or not number.isascii() or not number.isdigit() or len(number) > 15:
+        return None
+    return int(number)
+
+
 @dataclass
 class _Shop:
     """A shop's row, read at the start of a transaction; a write changes ``version``,
@@ -214,6 +226,7 @@ class StockStore:
         self._clock = clock
         self.daily_quota = int(daily_quota)
         self.low_stock_mail = low_stock_mail
+        self.changes_window = CHANGES_WINDOW
         self._prune_lock = threading.Lock()
         self._next_prune = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
         try:
@@ -356,6 +369,8 @@ class StockStore:
                     level_changes.append((item.sku, old["qty"], qty))
                 if name_differs:
                     renamed.append(item.sku)
+                    if not level_differs:  # a Sync that asks what changed learns the name
+                        level_changes.append((item.sku, old["qty"], qty))
                 if level_differs or name_differs:
                     updates.append((item.name, item.variant, qty, shop.id, item.sku))
             changed_set = set(changed)
@@ -365,7 +380,7 @@ class StockStore:
                 and 2 * len(changed) > len(current)
             ):
                 zeroed = sum(1 for sku, before, after in level_changes
-                             if before is not None and after == 0)
+                             if before not in (None, 0) and after == 0)
                 raise LevelChangesRefused(
                     f"this catalogue would change {len(changed)} of the {len(current)} "
                     f"existing levels of {url} ({zeroed} to zero); nothing was changed. If "
@@ -515,6 +530,70 @@ class StockStore:
         text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
         return shop.tag, (text[:-1] + ',"items":' + items + "}").encode("utf-8")
 
+    def stock_changes(self, shop_url: str, since: str) -> tuple[str, bytes] | None:
+        """The products changed since version ``since`` (a tag of this shop), as a stock
+        document with ``since`` and ``removed`` (docs/protocol.md, ``GET /v1/stock?since=``),
+        and its tag, read in one transaction; ``None`` when the shop cannot answer from
+        its history (a tag of another shop or database, one newer than the shop's, more
+        than :attr:`changes_window` versions back, or versions missing since): the
+        caller then sends the whole document.
+
+        A product is changed when a version since recorded it in ``changes`` (a level,
+        an addition, a catalogue's new name, a removal); those the shop no longer sells
+        are listed in ``removed``."""
+        number = _tag_number(since)
+        with self._db.read() as conn:
+            shop = self._shop(conn, shop_url)
+            if (number is None or since != _tag(number, shop.epoch) or number > shop.version
+                    or shop.version - number > self.changes_window):
+                return None
+            kept = conn.execute(
+                "SELECT COUNT(*) FROM versions WHERE shop_id = ? AND number > ? AND number <= ?",
+                (shop.id, number, shop.version),
+            ).fetchone()[0]
+            if kept != shop.version - number:
+                return None  # part of that history is gone
+            items, removed = [], []
+            for sku, name, variant, qty, active in conn.execute(
+                "SELECT sku, name, variant, qty, active FROM products WHERE shop_id = ? "
+                "AND sku IN (SELECT sku FROM changes WHERE shop_id = ? AND number > ? "
+                "AND number <= ?) ORDER BY sku",
+                (shop.id, shop.id, number, shop.version),
+            ):
+                if active:
+                    items.append({"sku": sku, "name": name, "variant": variant, "qty": qty})
+                else:
+                    removed.append(sku)
+            document = {**self._stock_header(conn, shop), "since": since, "items": items,
+                        "removed": removed}
+        return shop.tag, json.dumps(document, ensure_ascii=False,
+                                    separators=(",", ":")).encode("utf-8")
+
+    def remove_products(self, shop_url: str, skus: Iterable[str], *,
+                        reference: str = "removed") -> list[str]:
+        """Stop selling ``skus`` (their rows are kept, inactive: a catalogue that lists
+        one again brings it back); recorded as a ``catalogue`` version, so that a Sync
+        that asks what changed learns of the removal. Returns the SKUs removed."""
+        url = normalise_shop_url(shop_url)
+        wanted = sorted({str(sku) for sku in skus})
+
+        def remove(conn: Any) -> list[str]:
+            shop = self._shop(conn, url, self._db.lock_clause)
+            levels = self._levels_of(conn, shop, wanted)
+            gone = sorted(levels)
+            if not gone:
+                return []
+            conn.executemany(
+                "UPDATE products SET active = 0 WHERE shop_id = ? AND sku = ?",
+                [(shop.id, sku) for sku in gone],
+            )
+            self._new_version(conn, shop, self._now(), "catalogue", reference,
+                              [(sku, levels[sku], levels[sku]) for sku in gone])
+            self._save_shop(conn, shop)
+            return gone
+
+        return self._db.write(remove, lock_key=url)
+
     def storefront(self, shop_url: str) -> dict[str, Any]:
         """What a shop page needs: SKU and level of every product (no names, no token)."""
         with self._db.read() as conn:
@@ -545,7 +624,9 @@ class StockStore:
             if rows:
                 for change in conn.execute(
                     "SELECT number, sku, before, after FROM changes "
-                    "WHERE shop_id = ? AND number >= ? AND number <= ? ORDER BY number, sku",
+                    "WHERE shop_id = ? AND number >= ? AND number <= ? "
+                    # a rename or removal is recorded for Sync's changes, not a level's
+                    "AND (before IS NULL OR before <> after) ORDER BY number, sku",
                     (shop.id, rows[-1]["number"], rows[0]["number"]),
                 ):
                     changes[change["number"]].append(

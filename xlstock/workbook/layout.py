@@ -453,8 +453,9 @@ def low_stock(table: StockTable, default: int | None) -> list[list[Any]]:
     columns = (table.column(SKU), table.column(PRODUCT), table.column(VARIANT),
                table.column(ONLINE), table.column(LOW_AT))
     for sku, product, variant, online, low_at in zip(*columns, strict=True):
-        level = whole_or_none(online)
-        threshold = whole_or_none(low_at)
+        # a plain int (nearly every Online cell) is its own whole number: not parsed
+        level = online if type(online) is int else whole_or_none(online)
+        threshold = low_at if type(low_at) is int or low_at is None else whole_or_none(low_at)
         if threshold is None:
             threshold = default
         if sku is None or level is None or threshold is None or level > threshold:
