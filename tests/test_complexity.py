@@ -16,7 +16,6 @@ WAITING: dict[str, int] = {
     "xlstock/actions.py:_remember_publish": 17,
     "xlstock/actions.py:_settle_pending": 18,
     "xlstock/actions.py:publish": 22,
-    "xlstock/actions.py:undo": 47,
     "xlstock/cli/workbook_commands.py:new": 17,
     "xlstock/planner.py:_plan_row": 16,
     "xlstock/remote/client.py:HttpStockServiceClient._refusal_from": 19,

@@ -1645,59 +1645,107 @@ def undo(
     ``partial``; ``preview`` sends nothing; ``confirm`` is asked before sending."""
     progress = progress or _noop
     session = _online_session(book, settings)
+    begun = _begin_undo(session, service, publish_key, preview, progress)
+    if isinstance(begun, Report):
+        return begun
+    recovered, target, live = begun
+    plan = _UndoPlan(session, target, live, STRICT if strict else session.settings.policy)
+    lines = [recovered] if recovered else []
+    if preview:
+        return Report("undo", _("Preview of the undo of publish {key} (made {when:dt}): "
+                                "{count:n} row(s), {units}; nothing was sent.", **plan.what),
+                      lines, plan.table, error=plan.blocked() if plan.refused else None)
+    if plan.refused and not partial:
+        stopped = SheetError(_("{count:n} row(s) of publish {key} cannot be undone; nothing "
+                               "was sent. Undo the other rows with --partial",
+                               count=len(plan.refused), key=target["key"]), plan.problems)
+        _fail(session, "undo", stopped, _problem_statuses(plan.problems))
+        raise stopped
+    if not plan.sending:
+        return Report("undo", _("Nothing to undo in publish {key}: its rows are back where "
+                                "they were.", key=target["key"]), lines, plan.table)
+    if confirm is not None and not confirm(_("Send the undo of publish {key} (made {when:dt}): "
+                                             "{count:n} row(s), {units}?", **plan.what)):
+        return Report("undo", _("Undo cancelled; nothing was sent."), lines, plan.table)
+    _send_undo(session, service, plan, target, progress)
+    progress(_("Saving the workbook"), 0.9)
+    try:
+        book.save()
+    except WorkbookError as not_saved:
+        raise _published_not_recorded(session, not_saved) from not_saved
+    return Report("undo", _("Sent the undo of publish {key} (made {when:dt}): {count:n} row(s), "
+                            "{units}.", **plan.what), lines, plan.table)
+
+
+def _begin_undo(session: _WorkbookSession, service: StockServiceClient,
+                publish_key: str | None, preview: bool,
+                progress: Progress) -> Report | tuple[str | None, dict[str, Any], dict[str, int]]:
+    """A pending publish settled first, then the publish to undo and the live levels; or
+    the Report of an interrupted undo this command was run again for, now done."""
     try:
         recovered = _settle_pending(session, service, progress, may_send=not preview)
         last = (session.state.get("publishes") or [{}])[-1]
         if recovered and publish_key is None and last.get("undo_of") and \
                 not session.state.get("pending"):
-            book.save()  # the interrupted undo this command was run again for is done
+            session.book.save()
             return Report("undo", recovered)
         target = _publish_to_undo(session, publish_key)
         _refuse_undone_online(session, service, target)
         progress(_("Reading the live levels"), 0.2)
-        snapshot = service.read_levels(names=False)
+        live = service.read_levels(names=False).levels()
     except XlstockError as failed:
         _fail(session, "undo", failed, {})
         raise
-    policy = STRICT if strict else session.settings.policy
-    published = {sku: PublishLine.from_list(sku, value)
-                 for sku, value in (target.get("items") or {}).items()}
-    rows = plan_undo(published, target.get("after") or {}, snapshot.levels(), policy=policy)
-    del snapshot
-    lines = [recovered] if recovered else []
-    table = [(r.sku, "" if r.live is None else str(r.live), f"{r.change:+d}",
-              "" if r.target is None else str(r.target), r.problem or _("undo"))
-             for r in rows if r.change or r.problem]
-    refused = [r for r in rows if r.problem]
-    sending = [r for r in rows if r.line is not None]
-    added = sum(r.change for r in sending if r.change > 0)
-    removed = -sum(r.change for r in sending if r.change < 0)
-    what = dict(key=target["key"], when=_stamp_of(target.get("at")), count=len(sending),
-                units=units_moved(added, removed))
-    row_of = {sku: session.table.sheet_row(i) for i, sku in enumerate(session.skus()) if sku}
-    problems = [RowProblem(row_of.get(r.sku), r.sku, r.problem) for r in refused]
-    if preview:
-        blocked = SheetError(_("{count:n} row(s) cannot be undone; undo sends the others "
-                               "only with --partial", count=len(refused)), problems,
-                             in_status=False)
-        return Report("undo", _("Preview of the undo of publish {key} (made {when:dt}): "
-                                "{count:n} row(s), {units}; nothing was sent.", **what),
-                      lines, table,
-                      error=blocked if refused else None)
-    if refused and not partial:
-        stopped = SheetError(_("{count:n} row(s) of publish {key} cannot be undone; nothing "
-                               "was sent. Undo the other rows with --partial",
-                               count=len(refused), key=target["key"]), problems)
-        _fail(session, "undo", stopped, _problem_statuses(problems))
-        raise stopped
-    if not sending:
-        return Report("undo", _("Nothing to undo in publish {key}: its rows are back where "
-                                "they were.", key=target["key"]), lines, table)
-    if confirm is not None and not confirm(_("Send the undo of publish {key} (made {when:dt}): "
-                                             "{count:n} row(s), {units}?", **what)):
-        return Report("undo", _("Undo cancelled; nothing was sent."), lines, table)
+    return recovered, target, live
+
+
+class _UndoPlan:
+    """What undoing ``target`` sends, row by row (:func:`xlstock.planner.plan_undo`),
+    what it refuses, and the words the messages use."""
+
+    def __init__(self, session: _WorkbookSession, target: Mapping[str, Any],
+                 live: Mapping[str, int], policy: str) -> None:
+        published = {sku: PublishLine.from_list(sku, value)
+                     for sku, value in (target.get("items") or {}).items()}
+        rows = plan_undo(published, target.get("after") or {}, live, policy=policy)
+        self.table = [_undo_row(r) for r in rows if r.change or r.problem]
+        self.refused = [r for r in rows if r.problem]
+        self.sending = [r for r in rows if r.line is not None]
+        self.added, self.removed = _units_of([r.change for r in self.sending])
+        self.what = dict(key=target["key"], when=_stamp_of(target.get("at")),
+                         count=len(self.sending), units=units_moved(self.added, self.removed))
+        self.row_of = _sheet_rows(session)
+        self.problems = [RowProblem(self.row_of.get(r.sku), r.sku, r.problem)
+                         for r in self.refused]
+
+    def blocked(self) -> SheetError:
+        return SheetError(_("{count:n} row(s) cannot be undone; undo sends the others "
+                            "only with --partial", count=len(self.refused)), self.problems,
+                          in_status=False)
+
+
+def _units_of(changes: Sequence[int]) -> tuple[int, int]:
+    """The units added and the units removed by ``changes``."""
+    return (sum(change for change in changes if change > 0),
+            -sum(change for change in changes if change < 0))
+
+
+def _sheet_rows(session: _WorkbookSession) -> dict[str, int]:
+    """Each SKU's row number on sheet Stock."""
+    return {sku: session.table.sheet_row(i) for i, sku in enumerate(session.skus()) if sku}
+
+
+def _undo_row(row: Any) -> tuple[str, str, str, str, str]:
+    """A row of the undo's table: SKU, live level, change, target, what happens."""
+    return (row.sku, "" if row.live is None else str(row.live), f"{row.change:+d}",
+            "" if row.target is None else str(row.target), row.problem or _("undo"))
+
+
+def _send_undo(session: _WorkbookSession, service: StockServiceClient, plan: _UndoPlan,
+               target: Mapping[str, Any], progress: Progress) -> None:
+    """Send the undo's lines as a publish, recorded as :func:`publish` records one."""
     try:
-        undo_lines = [r.line for r in sending if r.line]
+        undo_lines = [r.line for r in plan.sending if r.line]
         _send_recorded(session, service, undo_lines, progress,
                        levels={line.sku: line.target for line in undo_lines},
                        changes={line.sku: line.target - line.planned_from
@@ -1708,22 +1756,15 @@ def undo(
             "the levels of {count:n} row(s) moved since they were read "
             "(policy strict); nothing more was sent. Undo again, or with policy rebase",
             count=len(stale.moved or {})),
-            [RowProblem(row_of.get(sku), sku, _("online now {level}", level=level))
+            [RowProblem(plan.row_of.get(sku), sku, _("online now {level}", level=level))
              for sku, level in (stale.moved or {}).items()])
         _fail(session, "undo", conflict, {})
         raise conflict from stale
     except ServiceError as refused_by_shop:
         _fail(session, "undo", refused_by_shop, {})
         raise
-    session.log("undo", len(sending), added + removed,
+    session.log("undo", len(plan.sending), plan.added + plan.removed,
                 _("undo of publish {key}", key=target["key"]))
-    progress(_("Saving the workbook"), 0.9)
-    try:
-        book.save()
-    except WorkbookError as not_saved:
-        raise _published_not_recorded(session, not_saved) from not_saved
-    return Report("undo", _("Sent the undo of publish {key} (made {when:dt}): {count:n} row(s), "
-                            "{units}.", **what), lines, table)
 
 
 # --- validate ---------------------------------------------------------------------------
