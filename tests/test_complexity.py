@@ -29,8 +29,6 @@ WAITING: dict[str, int] = {
     "xlstock/shops/woocommerce.py:WooCommerceConnector.publish_lines": 16,
     "xlstock/shops/woocommerce.py:_Collector.add": 21,
     "xlstock/stockfile.py:_usual_items": 28,
-    "xlstock/workbook/layout.py:read_stock": 17,
-    "xlstock/workbook/layout.py:write_column": 18,
     "xlstock/workbook/safety.py:_check_zip": 21,
     "xlstock/workbook/sheetxml.py:_plain": 24,
     "xlstock/workbook/sheetxml.py:_read_fast": 44,

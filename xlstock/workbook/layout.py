@@ -9,7 +9,7 @@ import operator
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, NoReturn, overload
 
 from xlstock.cells import NO_CACHE, Formula, unchanged
 from xlstock.errors import SheetError, UsageError, WorkbookError
@@ -210,29 +210,7 @@ def read_stock(book: WorkbookAdapter) -> StockTable:
         ))
     grid = book.read_sheet(STOCK_SHEET, shared=True)  # 100,000 rows not copied
     header = grid[0] if grid else []
-    columns: dict[str, int] = {}
-    french = english = 0
-    for index, value in enumerate(header, start=1):
-        key = _header_key(value)
-        known = _KNOWN.get(key)
-        if known is None:
-            continue
-        if known in columns:
-            first = header[columns[known] - 1]
-            both = dict(sheet=STOCK_SHEET, first=column_letter(columns[known]),
-                        second=column_letter(index), header=repr(known))
-            if _header_key(first) == key:
-                raise SheetError(_("sheet {sheet}: columns {first} and {second} are both "
-                                   "headed {header}; rename or delete one", **both))
-            raise SheetError(_(
-                "sheet {sheet}: columns {first} and {second} are both headed {header} "
-                "({first_text} and {second_text}); rename or delete one", **both,
-                first_text=repr(str(first).strip()), second_text=repr(str(value).strip())))
-        columns[known] = index
-        if key in _FRENCH_ONLY:
-            french += 1
-        elif key != _header_key(FRENCH_HEADERS[known]):
-            english += 1
+    columns, language = _stock_columns(header)
     missing = [h for h in REQUIRED_HEADERS if h not in columns]
     if missing:
         raise SheetError(_(
@@ -245,9 +223,42 @@ def read_stock(book: WorkbookAdapter) -> StockTable:
     for row in rows:  # padded with None: all the adapter lets a caller change
         if len(row) < width:
             row.extend([None] * (width - len(row)))
-    language = FRENCH if french > english else ENGLISH
     return StockTable(columns=columns, rows=rows, width=width,
                       shared=len(rows) if book.shares_rows else 0, language=language)
+
+
+def _stock_columns(header: Sequence[Any]) -> tuple[dict[str, int], str]:
+    """Sheet Stock's known columns (canonical header -> 1-based column) and the
+    language most of their headers are in; a header found twice is refused."""
+    columns: dict[str, int] = {}
+    french = english = 0
+    for index, value in enumerate(header, start=1):
+        key = _header_key(value)
+        known = _KNOWN.get(key)
+        if known is None:
+            continue
+        if known in columns:
+            _refuse_twice(header, columns[known], index, known)
+        columns[known] = index
+        if key in _FRENCH_ONLY:
+            french += 1
+        elif key != _header_key(FRENCH_HEADERS[known]):
+            english += 1
+    return columns, FRENCH if french > english else ENGLISH
+
+
+def _refuse_twice(header: Sequence[Any], before: int, index: int, known: str) -> NoReturn:
+    """Two columns of sheet Stock mean the same (in one language or in two)."""
+    first, value = header[before - 1], header[index - 1]
+    both = dict(sheet=STOCK_SHEET, first=column_letter(before), second=column_letter(index),
+                header=repr(known))
+    if _header_key(first) == _header_key(value):
+        raise SheetError(_("sheet {sheet}: columns {first} and {second} are both "
+                           "headed {header}; rename or delete one", **both))
+    raise SheetError(_(
+        "sheet {sheet}: columns {first} and {second} are both headed {header} "
+        "({first_text} and {second_text}); rename or delete one", **both,
+        first_text=repr(str(first).strip()), second_text=repr(str(value).strip())))
 
 
 def ensure_columns(book: WorkbookAdapter, table: StockTable, headers: Sequence[str]) -> None:
@@ -289,6 +300,22 @@ def write_column(
     # comprehension, the rest asked of unchanged() ("" and None are one value).
     differ = [offset for offset, (now, value) in enumerate(zip(current, values, strict=True))
               if now is not value and (type(now) is not type(value) or now != value)]
+    runs, written = _runs(differ, current, values)
+    if runs and not book.scattered_writes:
+        runs = [[runs[0][0], runs[-1][1]]]
+    for low, high in runs:
+        book.write_block(STOCK_SHEET, first + 2 + low, column + 1,
+                         _OneColumn(values, low, high))
+    for offset in written:  # the adapter's own rows are in step already (as it stores)
+        if first + offset >= table.shared:
+            rows[first + offset][column] = values[offset]
+
+
+def _runs(differ: Sequence[int], current: Sequence[Any],
+          values: Sequence[Any]) -> tuple[list[list[int]], list[int]]:
+    """The rows to write (of those that ``differ``, the ones :func:`unchanged` does not
+    pass over), and their runs ``[low, high)``, runs closer than :data:`WRITE_GAP` rows
+    as one."""
     runs: list[list[int]] = []
     written: list[int] = []
     for offset in differ:
@@ -299,14 +326,7 @@ def write_column(
             runs[-1][1] = offset + 1
         else:
             runs.append([offset, offset + 1])
-    if runs and not book.scattered_writes:
-        runs = [[runs[0][0], runs[-1][1]]]
-    for low, high in runs:
-        book.write_block(STOCK_SHEET, first + 2 + low, column + 1,
-                         _OneColumn(values, low, high))
-    for offset in written:  # the adapter's own rows are in step already (as it stores)
-        if first + offset >= table.shared:
-            rows[first + offset][column] = values[offset]
+    return runs, written
 
 
 class _OneColumn(Sequence[Sequence[Any]]):
