@@ -94,10 +94,13 @@ def test_a_worker_killed_under_load_loses_no_order_and_the_service_answers_on(se
     retried: list[str] = []
     lock = threading.Lock()
     halfway = threading.Event()
+    stop = threading.Event()  # the buyers go on ordering until the kill has hit one
 
     def buyer(n: int) -> None:
         with requests.Session() as session:  # keep-alive: a connection to one worker
-            for i in range(orders_each):
+            i = 0
+            while i < orders_each or not stop.is_set():
+                i += 1
                 if n == 0 and i == orders_each // 3:
                     halfway.set()
                 key, qty = str(uuid.uuid4()), 1 + (n + i) % 3
@@ -127,11 +130,15 @@ def test_a_worker_killed_under_load_loses_no_order_and_the_service_answers_on(se
     assert victim in service.workers()
     signal_sent = time.monotonic()
     os.kill(victim, signal.SIGKILL)
+    hit_by = time.monotonic() + 30
+    while not retried and time.monotonic() < hit_by:
+        time.sleep(0.05)
+    stop.set()
     for thread in buyers:
         thread.join(120)
     assert not any(thread.is_alive() for thread in buyers)
-    assert retried, "the kill came too late to hit any buyer's connection"
-    assert len(acknowledged) == threads * orders_each
+    assert retried, "the kill hit no buyer's connection"
+    assert len(acknowledged) >= threads * orders_each
     levels, orders = levels_and_orders(service.store)
     # Every acknowledged order is there once: none lost with the worker, none doubled
     # by the retries under the same key.
