@@ -315,7 +315,7 @@ def scripted(tmp_path: Path, quick_client: None) -> Iterator[ScriptedShop]:
 
 def _big_body() -> Iterator[bytes]:
     yield b'{"format": "xlstock.stock", "items": ['
-    for _ in range(65 * 16):  # 65 MiB, past the 64 MiB cap
+    for _ in range(513 * 16):  # 513 MiB, past the 512 MiB cap
         yield b" " * 65536
 
 
@@ -350,7 +350,7 @@ FAULT_MESSAGES = {
     "bytes dripping slowly": ["did not finish answering within 3 s", "try again later"],
     "HTML instead of JSON": ["answered a web page, not the stock service",
                              "check the Stock service setting"],
-    "a body far larger than any catalogue": ["larger than 64 MiB",
+    "a body far larger than any catalogue": ["larger than 512 MiB",
                                              "check the Stock service setting"],
     "a redirect on publish": ["redirect (307)", "never follows redirects",
                               "put the right address in the Stock service setting"],

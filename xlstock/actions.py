@@ -895,15 +895,15 @@ def _refuse_more_rows_than_a_sheet_holds(session: _WorkbookSession, listed: int,
     if listed > room:
         raise ServiceError(
             f"the stock service lists {listed:,} SKUs for {session.settings.shop_url}, more "
-            f"than sheet Stock can hold: xlstock reads and writes at most {room:,} rows "
-            f"below the header (row {MAX_ROWS:,} is the last); nothing was changed"
+            f"than sheet Stock can hold: an Excel sheet has {room:,} rows below the header "
+            f"(row {MAX_ROWS:,} is Excel's last); nothing was changed"
         )
     rows = len(session.table.rows)
     if rows + new > room:
         raise SheetError(
             f"sheet Stock uses {rows:,} rows below the header and the stock service lists "
-            f"{new:,} SKUs new to it: {rows + new:,} rows, more than the {room:,} xlstock "
-            f"reads and writes (row {MAX_ROWS:,} is the last); nothing was changed. Delete "
+            f"{new:,} SKUs new to it: {rows + new:,} rows, more than the {room:,} an Excel "
+            f"sheet has (row {MAX_ROWS:,} is Excel's last); nothing was changed. Delete "
             "rows you no longer need (those flagged 'not in the shop online', or stray "
             "cells far below the table) and sync again"
         )

@@ -32,6 +32,7 @@ from xlstock.model import (
     clean_sku,
     has_control_characters,
     parse_quantity,
+    too_many_skus,
 )
 
 MAX_PROBLEMS_SHOWN = 20
@@ -92,8 +93,13 @@ def read_catalogue(path: str | Path) -> Catalogue:
         )
     header = [cell.strip().lower() for cell in rows[0][1]]
     if {"type", "sku", "name", "parent"} <= set(header):
-        return _read_woocommerce(path, header, rows[1:])
-    return _read_contract(path, header, rows[1:])
+        catalogue = _read_woocommerce(path, header, rows[1:])
+    else:
+        catalogue = _read_contract(path, header, rows[1:])
+    if too_many_skus(len(catalogue.items)):
+        raise UsageError(f"the catalogue {path} lists {too_many_skus(len(catalogue.items))}")
+    return catalogue
+
 
 
 def _column(header: list[str], name: str) -> int | None:

@@ -42,6 +42,7 @@ from xlstock.model import (
     normalise_shop_url,
     sku_key,
     sku_problem,
+    too_many_skus,
 )
 from xlstock.server.database import Database, migrate, open_database
 from xlstock.server.documents import (
@@ -364,6 +365,9 @@ class StockStore:
                     renamed.append(item.sku)
                 if level_differs or name_differs:
                     updates.append((item.name, item.variant, qty, shop.id, item.sku))
+            held = len(current) + len(added)
+            if too_many_skus(held):
+                raise UsageError(f"with this catalogue {url} would list {too_many_skus(held)}")
             changed_set = set(changed)
             left = sorted(sku for sku in current if sku not in changed_set)
             if (

@@ -588,7 +588,7 @@ def _refuse_past_the_last_row(book: WorkbookAdapter, sheet: str, last: int) -> N
     if last > MAX_ROWS:
         raise WorkbookError(
             f"{book.label}: sheet {sheet} would reach row {last:,}, past row {MAX_ROWS:,}, "
-            "the last one xlstock reads. Delete rows you no longer need and try again"
+            "Excel's last. Delete rows you no longer need and try again"
         )
 
 

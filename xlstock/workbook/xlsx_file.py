@@ -480,7 +480,7 @@ class XlsxFile:
                 try:
                     entry.grid = sheetxml.read_cells(sheet, context, MAX_ROWS, MAX_COLUMNS)
                 except sheetxml.FarCell as far:
-                    why = (f"more than {MAX_ROWS:,} rows" if far.row > MAX_ROWS
+                    why = (f"past row {MAX_ROWS:,}, Excel's last" if far.row > MAX_ROWS
                            else f"more than {MAX_COLUMNS} columns")
                     raise WorkbookError(
                         f"{self._label}: sheet {entry.name} has a value at "
@@ -540,8 +540,7 @@ class XlsxFile:
         if top + height - 1 > MAX_ROWS or left + width - 1 > EXCEL_MAX_COLUMNS:
             raise WorkbookError(
                 f"{self._label}: sheet {name} cannot grow past its last row or column "
-                f"(writing {height} rows from row {top}; row {MAX_ROWS:,} is the last that "
-                "xlstock reads and writes)"
+                f"(writing {height} rows from row {top}; row {MAX_ROWS:,} is Excel's last)"
             )
         grid = self._grid(entry)
         for i, values in enumerate(rows):
