@@ -235,6 +235,8 @@ class _WorkbookSession:
     sent: dict[str, Any] | None = None
     """The pending publish this command sent (kept outside the workbook if the workbook
     cannot record it)."""
+    journaled: bool = False
+    """The pending publish is kept in the journal, not yet in the saved workbook."""
 
     @property
     def path(self) -> Any:
@@ -299,6 +301,14 @@ class _WorkbookSession:
         self.state["shop"] = self.settings.shop_url
         layout.write_state(self.book, self.state)
 
+    def save(self) -> None:
+        """Save the workbook; a pending publish kept in the journal for the upload is
+        then in the workbook (or settled), so its journal entry goes."""
+        self.book.save()
+        if self.journaled:
+            journal.drop(self.path, self.settings.shop_url)
+            self.journaled = False
+
 
 def _fail(
     session: _WorkbookSession, action: str, error: XlstockError, statuses: Mapping[int, str]
@@ -308,7 +318,7 @@ def _fail(
         if statuses:
             session.write_statuses(statuses)
         session.log(action, "", "", "failed: " + error.message.splitlines()[0][:300])
-        session.book.save()
+        session.save()
     except XlstockError:
         pass  # the original error is what the merchant needs to see
 
@@ -352,8 +362,8 @@ def _settle_pending(
             return ("An interrupted publish has not reached the shop yet; Publish will "
                     "finish it (nothing is counted twice).")
         outcome = _resend_pending(session, service, pending, progress)
-    if kept:
-        journal.drop(session.path, session.settings.shop_url)
+    if kept:  # dropped once the workbook that records the outcome is saved
+        session.journaled = True
     if outcome is None or not outcome.applied:
         session.state["pending"] = None
         session.save_state()
@@ -392,13 +402,18 @@ def _settle_pending(
 
 
 def _unrecorded(session: _WorkbookSession) -> bool:
-    """Take back a publish the shop applied that this workbook could not record (kept
-    by :mod:`xlstock.workbook.journal`), as its pending publish, unless the workbook
-    has one of its own; whether one was taken."""
+    """Take back a publish that this workbook has not recorded (kept by
+    :mod:`xlstock.workbook.journal`: before its upload, or after a save that failed),
+    as its pending publish, unless the workbook has one of its own; whether one was
+    taken. One the workbook did record (a stop between its save and the entry's
+    removal) is dropped."""
     if session.path is None:
         return False
     kept = journal.take(session.path, session.settings.shop_url)
     if kept is None:
+        return False
+    if any(p.get("key") == kept.get("key") for p in session.state.get("publishes") or ()):
+        journal.drop(session.path, session.settings.shop_url)
         return False
     pending = session.state.get("pending")
     if pending and pending.get("key") != kept.get("key"):
@@ -747,7 +762,7 @@ def sync(
         report.lines.insert(0, recovered)
     del snapshot  # at 100,000 SKUs tens of MB: gone before the save
     progress("Saving the workbook", 0.9)
-    book.save()
+    session.save()
     progress("Sync done", 1.0)
     return report
 
@@ -1018,7 +1033,7 @@ def preview(
     report.summary += _list_low_stock(session)
     del plan
     progress("Saving the workbook", 0.9)
-    book.save()
+    session.save()
     progress("Preview done", 1.0)
     return report
 
@@ -1060,7 +1075,7 @@ def publish(
         recovered = _settle_pending(session, service, progress, may_send=True)
         if recovered:  # the sheet, settings and state objects were kept in step
             lines.append(recovered)
-            book.save()
+            session.save()
         snapshot: Snapshot | None = None
         published_part = 0  # rows a platform applied before it refused the rest
         for attempt in range(1, MAX_PUBLISH_ATTEMPTS + 1):
@@ -1087,7 +1102,7 @@ def publish(
                 )
                 session.write_statuses(_plan_statuses(plan))
                 session.log("publish", 0, 0, "nothing to send")
-                book.save()
+                session.save()
                 progress("Nothing to publish", 1.0)
                 return Report("publish", "Nothing to publish: no edit changes a level; "
                               "nothing was sent.", lines)
@@ -1131,7 +1146,7 @@ def publish(
             del plan, rows, snapshot  # tens of MB at 100,000 SKUs: gone before the save
             progress("Saving the workbook", 0.9)
             try:
-                book.save()
+                session.save()
             except WorkbookError as not_saved:
                 raise _published_not_recorded(session, not_saved) from not_saved
             failpoints.reach("after_bookkeeping")
@@ -1234,9 +1249,7 @@ def _send_recorded(
         pending["undo_of"] = undo_of
     session.state["pending"] = pending
     session.sent = pending
-    session.save_state()
-    progress("Saving the publish key in the workbook", 0.3)
-    session.book.save()
+    _keep_pending(session, pending)
     failpoints.reach("before_upload")
     progress(f"{saying} {len(changes)} change(s)", 0.5)
     try:
@@ -1249,6 +1262,9 @@ def _send_recorded(
             _record_part(session, pending, refused.applied, version)
         session.state["pending"] = None  # the rest of the key was not applied
         session.save_state()
+        if session.journaled and not refused.applied:  # refused whole: nothing to settle
+            journal.drop(session.path, session.settings.shop_url)
+            session.journaled = False
         raise
     failpoints.reach("after_upload")
     after = {**levels, **result.levels_after}
@@ -1261,6 +1277,27 @@ def _send_recorded(
     except WorkbookError as error:
         raise _published_not_recorded(session, error) from error
     return result
+
+
+def _keep_pending(session: _WorkbookSession, pending: dict[str, Any]) -> None:
+    """Make the key and lines of a publish durable before they are sent, so that a
+    crash after the send is settled by the next command, sending nothing twice. Kept in
+    the journal (one small file, flushed to disk) rather than by a save of the whole
+    workbook, which is then saved once, with the result (:meth:`_WorkbookSession.save`
+    drops the entry). Live Excel (no file), or a journal folder that cannot be written:
+    the workbook is saved with the key, as it was before."""
+    session.save_state()
+    check_unchanged = getattr(session.book, "check_unchanged", None)
+    if session.path is not None and check_unchanged is not None:
+        check_unchanged()  # another program's save is found before anything is sent
+        try:
+            journal.keep(session.path, session.settings.shop_url, pending)
+        except OSError:
+            pass
+        else:
+            session.journaled = True
+            return
+    session.book.save()
 
 
 def _published_not_recorded(session: _WorkbookSession, error: WorkbookError) -> WorkbookError:
@@ -1408,7 +1445,7 @@ def undo(
         last = (session.state.get("publishes") or [{}])[-1]
         if recovered and publish_key is None and last.get("undo_of") and \
                 not session.state.get("pending"):
-            book.save()  # the interrupted undo this command was run again for is done
+            session.save()  # the interrupted undo this command was run again for is done
             return Report("undo", recovered)
         target = _publish_to_undo(session, publish_key)
         _refuse_undone_online(session, service, target)
@@ -1471,7 +1508,7 @@ def undo(
     session.log("undo", len(sending), added + removed, f"undo of publish {target['key']}")
     progress("Saving the workbook", 0.9)
     try:
-        book.save()
+        session.save()
     except WorkbookError as not_saved:
         raise _published_not_recorded(session, not_saved) from not_saved
     return Report("undo", f"Sent the {what}.", lines, table)

@@ -673,6 +673,14 @@ class XlsxFile:
         fsync_directory(self._path.parent)
         self._after_save(data)
 
+    def check_unchanged(self) -> None:
+        """What :meth:`save` checks last, without writing: :class:`WorkbookChangedError`
+        when another program saved the file since this session read or wrote it (a
+        publish asks before it sends, as it saves only once, after)."""
+        self._check_open()
+        with _translate(self._label, self._path, "check the workbook"):
+            self._refuse_if_replaced()
+
     def _refuse_if_replaced(self) -> None:
         """Raise :class:`WorkbookChangedError` when the file is no longer the one this
         session last read or wrote: another program saved it meanwhile."""
