@@ -838,7 +838,9 @@ def _apply_sync(
     online.extend(item.qty for item in added)
     product.extend(clean_texts([item.name for item in added]))
     variant.extend(clean_texts([item.variant for item in added]))
-    status.extend("new" for _ in added)
+    # A sync that fills a sheet without SKUs writes "ok": every row would be new, which
+    # says nothing, and the first preview would then rewrite every Status to "ok".
+    status.extend(["new" if listed or n else STATUS_OK] * len(added))
     session.write(layout.SKU, new_skus, first=n)
     session.write(layout.PRODUCT, product)
     session.write(layout.VARIANT, variant)
