@@ -650,8 +650,9 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int,
                     raise SheetXmlError(
                         f"row {number} comes after row {previous} (rows out of order)")
                 if number > len(grid):
-                    if number > max_rows:
-                        raise FarCell(number, columns.get(letters) or _column_of(letters))
+                    far = columns.get(letters) or _column_of(letters)
+                    if number > max_rows or far > max_columns:  # before a million rows
+                        raise FarCell(number, far)              # are made for it
                     grid.extend([] for _ in range(number - len(grid)))
                 row = grid[number - 1]
                 digits_now = digits
