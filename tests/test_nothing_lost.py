@@ -8,6 +8,7 @@ trials found it harmful: while publish talks to the shop."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -362,6 +363,8 @@ def test_a_publish_killed_before_its_one_save_leaves_the_file_and_is_finished_on
     assert killed.returncode != 0, killed.stdout + killed.stderr
     assert merchant.workbook.read_bytes() == before  # not one save before the upload
     assert len(_journal(journal)) == 1
+    kept = json.loads(_journal(journal)[0].read_text())["pending"]
+    assert kept["levels"] == {"A-1": live["A-1"] + 2}  # the row it changes, no other
     env.pop("XLSTOCK_FAILPOINT")
     again = subprocess.run([sys.executable, "-m", "xlstock", "publish",
                             str(merchant.workbook)], env=env, capture_output=True,

@@ -1243,7 +1243,9 @@ def _send_recorded(
         "key": key, "at": _now(), "items": {line.sku: line.as_list() for line in lines},
         "sha256": hashlib.sha256(_stock_file(session.settings.shop_url, lines,
                                              thresholds)).hexdigest(),
-        "levels": dict(levels), "changes": dict(changes), "edits": dict(edits or {}),
+        # the levels of the rows it changes, all a recovery reads: not a million others
+        "levels": {sku: levels[sku] for sku in changes if sku in levels},
+        "changes": dict(changes), "edits": dict(edits or {}),
     }
     if thresholds:
         pending["thresholds"] = dict(thresholds)
