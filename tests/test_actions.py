@@ -76,6 +76,26 @@ def test_a_second_sync_at_the_same_version_writes_no_level():
     assert not [w for w in book.writes[writes:] if w[0] == "Stock"]
 
 
+def test_the_first_sync_says_ok_so_that_the_first_preview_rewrites_no_status():
+    """Issue 22, point 4: a sync filling an empty sheet wrote "new" on every row, and
+    the first preview rewrote them all to "ok" (+0.8 s at 100,000 rows). Rows a later
+    sync adds still say "new"."""
+    book, service = synced({"A-1": 5, "B-2": 1, "C-3": 2})
+    assert book.column(STATUS) == ["ok", "ok", "ok"]
+    type_in(book, "B-2", RECEIVED, 4)
+    writes = len(book.writes)
+    actions.preview(book, service)
+    status_rows = [top + i for name, top, left, rows in book.writes[writes:]
+                   if name == "Stock" and left <= COLUMN[STATUS] < left + len(rows[0])
+                   for i in range(len(rows))]
+    assert status_rows == [3]  # B-2's row alone: "changed"
+    assert book.column(STATUS) == ["ok", "changed", "ok"]
+    service.levels["D-4"] = 7
+    service.number += 1
+    actions.sync(book, service)
+    assert book.column(SKU)[-1] == "D-4" and book.column(STATUS)[-1] == "new"
+
+
 # --- preview ----------------------------------------------------------------------------
 
 

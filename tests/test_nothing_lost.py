@@ -8,6 +8,7 @@ trials found it harmful: while publish talks to the shop."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -291,3 +292,107 @@ def test_the_state_sheet_libreoffice_showed_is_very_hidden_again_after_a_command
     _run(merchant, "publish", str(merchant.workbook), "-q")
     assert merchant.live()["A-1"] == live["A-1"] + 2
     assert _state_of_state_sheet(merchant.workbook) == "veryHidden"
+
+
+# --- one save per publish (issue 22, point 3) ------------------------------------------------
+
+
+class _CountingSaves:
+    """The file adapter, counting its saves."""
+
+    def __init__(self, book: XlsxFile) -> None:
+        self.book = book
+        self.saves = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.book, name)
+
+    def save(self) -> None:
+        self.saves += 1
+        self.book.save()
+
+
+def _journal(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.json")) if folder.exists() else []
+
+
+def test_publish_saves_the_workbook_once(merchant: Shop, monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    """The key goes to the journal (flushed) before the upload, not to a save of the
+    whole workbook: the workbook is saved once, with the result, and the entry goes."""
+    from xlstock import actions
+    from xlstock.remote.client import HttpStockServiceClient
+
+    journal = tmp_path / "journal"
+    monkeypatch.setenv("XLSTOCK_JOURNAL_DIR", str(journal))
+    live = merchant.live()
+    kept_before_upload: list[list[Path]] = []
+    original = client_module.HttpStockServiceClient.publish
+
+    def looking_at_the_journal(self: Any, *args: Any, **kwargs: Any) -> Any:
+        kept_before_upload.append(_journal(journal))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(client_module.HttpStockServiceClient, "publish",
+                        looking_at_the_journal)
+    with XlsxFile.open(merchant.workbook) as opened, HttpStockServiceClient(
+            merchant.server.url, merchant.url, merchant.token) as client:
+        book = _CountingSaves(opened)
+        actions.publish(book, client)  # type: ignore[arg-type]
+    assert book.saves == 1
+    assert [len(k) for k in kept_before_upload] == [1]
+    assert _journal(journal) == []
+    assert merchant.live()["A-1"] == live["A-1"] + 2
+    assert merchant.sheet()["A-1"]["Received"] is None
+
+
+@pytest.mark.parametrize("failpoint", ["before_upload", "after_upload"])
+def test_a_publish_killed_before_its_one_save_leaves_the_file_and_is_finished_once(
+        merchant: Shop, failpoint: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    journal = tmp_path / "journal"
+    before = merchant.workbook.read_bytes()
+    live = merchant.live()
+    env = {**os.environ, **merchant.env, "XLSTOCK_FAILPOINT": failpoint,
+           "XLSTOCK_JOURNAL_DIR": str(journal)}
+    killed = subprocess.run([sys.executable, "-m", "xlstock", "publish",
+                             str(merchant.workbook), "-q"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert killed.returncode != 0, killed.stdout + killed.stderr
+    assert merchant.workbook.read_bytes() == before  # not one save before the upload
+    assert len(_journal(journal)) == 1
+    kept = json.loads(_journal(journal)[0].read_text())["pending"]
+    assert kept["levels"] == {"A-1": live["A-1"] + 2}  # the row it changes, no other
+    env.pop("XLSTOCK_FAILPOINT")
+    again = subprocess.run([sys.executable, "-m", "xlstock", "publish",
+                            str(merchant.workbook)], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "interrupted publish" in again.stdout
+    assert merchant.live()["A-1"] == live["A-1"] + 2, "sent twice, or never"
+    assert merchant.sheet()["A-1"]["Received"] is None
+    assert _journal(journal) == []
+
+
+def test_a_journal_entry_left_after_the_save_is_never_recorded_again(
+        merchant: Shop, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A stop between the save and the entry's removal: the workbook records that
+    publish already, so the next command drops the entry and keeps the new edits."""
+    from xlstock.workbook import journal as journal_module
+
+    journal = tmp_path / "journal"
+    monkeypatch.setenv("XLSTOCK_JOURNAL_DIR", str(journal))
+    live = merchant.live()
+    monkeypatch.setattr(journal_module, "drop", lambda *args: None)
+    assert _run(merchant, "publish", str(merchant.workbook), "-q").exit_code == 0
+    assert len(_journal(journal)) == 1
+    monkeypatch.undo()
+    monkeypatch.setenv("XLSTOCK_JOURNAL_DIR", str(journal))
+    merchant.edit(**{"A-1": {"Received": 3}})
+    result = _run(merchant, "publish", str(merchant.workbook))
+    assert result.exit_code == 0, result.output
+    assert "interrupted" not in result.output
+    assert merchant.live()["A-1"] == live["A-1"] + 2 + 3
+    assert _journal(journal) == []

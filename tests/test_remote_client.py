@@ -27,6 +27,7 @@ from xlstock.errors import (
     UsageError,
 )
 from xlstock.remote import Change, HistoryChange, HttpStockServiceClient, as_etag, check_service_url
+from xlstock.remote.client import DEFAULT_MAX_BODY
 from xlstock.stockfile import dumps
 
 SHOP = "https://shop.example"
@@ -439,11 +440,16 @@ def test_a_compression_bomb_is_refused_at_the_default_cap(
 ) -> None:
     squeezer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     zeros = bytes(1 << 20)
-    bomb = b"".join(squeezer.compress(zeros) for _ in range(80)) + squeezer.flush()
-    assert len(bomb) < 200_000
+    mib = DEFAULT_MAX_BODY >> 20
+    bomb = b"".join(squeezer.compress(zeros) for _ in range(mib + 1)) + squeezer.flush()
+    assert len(bomb) < 1_000_000
     server.on("GET", "/v1/stock", Reply(body=bomb, headers={"Content-Encoding": "gzip"}))
-    with pytest.raises(ServiceRefused, match="larger than 64 MiB"):
+    with pytest.raises(ServiceRefused) as caught:
         make_client(read_retries=0).read_levels()
+    assert caught.value.message == (
+        f"GET {server.url}/v1/stock sent an answer larger than 512 MiB, more than the "
+        "1,048,575 SKUs of a whole Excel sheet take at 512 bytes each; it is not the stock "
+        "service: check the Stock service setting")
 
 
 def test_nothing_listening(make_client: MakeClient) -> None:

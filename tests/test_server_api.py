@@ -5,13 +5,15 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
+import zlib
 
 import pytest
 import requests
 from conftest import Api
 
 from xlstock import __version__, stockfile
-from xlstock.model import MAX_LEVEL, StockItem
+from xlstock.model import MAX_LEVEL, MAX_SKUS, StockItem
+from xlstock.server.app import DEFAULT_MAX_BODY
 from xlstock.server.runner import start_background_server
 from xlstock.server.storage import _first_problems
 
@@ -544,14 +546,19 @@ def test_corrupt_gzip_body_is_400(api):
 
 
 def test_body_over_the_cap_is_413(api):
-    answer = api.publish(b" " * (16 * 1024 * 1024 + 1), key=new_key())
+    """The cap holds a publish of every SKU a whole Excel sheet holds, and no more."""
+    assert DEFAULT_MAX_BODY == 256 * 1024 * 1024 >= MAX_SKUS * 256
+    answer = api.publish(b" " * (DEFAULT_MAX_BODY + 1), key=new_key())
     assert answer.status_code == 413
     assert error_of(answer)["code"] == "payload_too_large"
 
 
 def test_gzip_body_inflating_past_the_cap_is_413(api):
-    bomb = gzip.compress(b" " * (40 * 1024 * 1024), compresslevel=9)
-    assert len(bomb) < 100_000
+    squeezer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    spaces = b" " * (1 << 20)
+    bomb = b"".join(squeezer.compress(spaces) for _ in range((DEFAULT_MAX_BODY >> 20) + 1))
+    bomb += squeezer.flush()
+    assert len(bomb) < 1_000_000
     answer = api.publish(bomb, key=new_key(), headers={"Content-Encoding": "gzip"})
     assert answer.status_code == 413
     assert error_of(answer)["code"] == "payload_too_large"

@@ -144,13 +144,23 @@ def test_far_away_cell_is_refused_quickly(tmp_path: Path) -> None:
     wb = Workbook()
     wb.active.title = "Stock"
     wb.active["A1"] = "SKU"
-    wb.active.cell(row=MAX_ROWS + 1, column=2, value=1)
-    path = tmp_path / "stock.xlsx"
-    wb.save(path)
+    wb.active.cell(row=MAX_ROWS, column=2, value=1)
+    made = tmp_path / "made.xlsx"
+    wb.save(made)
+    path = tmp_path / "stock.xlsx"  # moved one row down, past Excel's last, by hand
+    with zipfile.ZipFile(made) as source, zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b'"B1048576"', b'"B1048577"').replace(
+                    b'r="1048576"', b'r="1048577"').replace(b"B1048576", b"B1048577")
+            target.writestr(info, data)
     with XlsxFile.open(path) as book, pytest.raises(WorkbookError) as caught:
         book.read_sheet("Stock")
-    assert f"B{MAX_ROWS + 1}" in str(caught.value)
-    assert "delete it" in str(caught.value)
+    assert str(caught.value) == (
+        f"{path}: could not read sheet Stock (row number '1048577' is not one from 1 to "
+        "1,048,576); if Excel opens the workbook, save a fresh copy with File > Save As and "
+        "try again")
 
 
 # --- writing ------------------------------------------------------------------------

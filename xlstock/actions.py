@@ -288,6 +288,8 @@ class _WorkbookSession:
     cannot record it)."""
     live_levels: dict[str, int] | None = None
     """Every live level, when Sync read only the changes since the last one."""
+    journaled: bool = False
+    """The pending publish is kept in the journal, not yet in the saved workbook."""
 
     @property
     def path(self) -> Any:
@@ -382,6 +384,14 @@ class _WorkbookSession:
         self.state["shop"] = self.settings.shop_url
         layout.write_state(self.book, self.state)
 
+    def save(self) -> None:
+        """Save the workbook; a pending publish kept in the journal for the upload is
+        then in the workbook (or settled), so its journal entry goes."""
+        self.book.save()
+        if self.journaled:
+            journal.drop(self.path, self.settings.shop_url)
+            self.journaled = False
+
 
 def _fail(
     session: _WorkbookSession, action: str, error: XlstockError, statuses: Mapping[int, str]
@@ -392,7 +402,7 @@ def _fail(
             session.write_statuses(statuses)
         said = i18n.render(error.message, session.language).splitlines()[0][:300]
         session.log(action, "", "", _("failed: {error}", error=said))
-        session.book.save()
+        session.save()
     except XlstockError:
         pass  # the original error is what the merchant needs to see
 
@@ -436,8 +446,8 @@ def _settle_pending(
             return _("An interrupted publish has not reached the shop yet; Publish will "
                      "finish it (nothing is counted twice).")
         outcome = _resend_pending(session, service, pending, progress)
-    if kept:
-        journal.drop(session.path, session.settings.shop_url)
+    if kept:  # dropped once the workbook that records the outcome is saved
+        session.journaled = True
     if outcome is None or not outcome.applied:
         session.state["pending"] = None
         session.save_state()
@@ -476,13 +486,18 @@ def _settle_pending(
 
 
 def _unrecorded(session: _WorkbookSession) -> bool:
-    """Take back a publish the shop applied that this workbook could not record (kept
-    by :mod:`xlstock.workbook.journal`), as its pending publish, unless the workbook
-    has one of its own; whether one was taken."""
+    """Take back a publish that this workbook has not recorded (kept by
+    :mod:`xlstock.workbook.journal`: before its upload, or after a save that failed),
+    as its pending publish, unless the workbook has one of its own; whether one was
+    taken. One the workbook did record (a stop between its save and the entry's
+    removal) is dropped."""
     if session.path is None:
         return False
     kept = journal.take(session.path, session.settings.shop_url)
     if kept is None:
+        return False
+    if any(p.get("key") == kept.get("key") for p in session.state.get("publishes") or ()):
+        journal.drop(session.path, session.settings.shop_url)
         return False
     pending = session.state.get("pending")
     if pending and pending.get("key") != kept.get("key"):
@@ -904,7 +919,7 @@ def sync(
         report.lines.insert(0, recovered)
     del snapshot  # at 100,000 SKUs tens of MB: gone before the save
     progress(_("Saving the workbook"), 0.9)
-    book.save()
+    session.save()
     progress(_("Sync done"), 1.0)
     return report
 
@@ -944,7 +959,9 @@ def _apply_sync(
     rows = _SyncedRows(session, levels, live)
     rows.lay(skus)
     added = [live[sku] for sku in new_skus]
-    rows.add(added)
+    # A sync that fills a sheet without SKUs writes "ok": every row would be new, which
+    # says nothing, and the first preview would then rewrite every Status to "ok".
+    rows.add(added, STATUS_NEW if n else STATUS_OK)
     rows.write(new_skus, first=n)
     if snapshot.low_at:
         _fill_low_at(session, snapshot.low_at)
@@ -1045,12 +1062,12 @@ class _SyncedRows:
             self.moved_units += abs(level - before) if isinstance(before, int) else level
         self.online[i] = level
 
-    def add(self, added: Sequence[StockItem]) -> None:
-        """New rows below the sheet's for the shop's new products."""
+    def add(self, added: Sequence[StockItem], status: str) -> None:
+        """New rows below the sheet's for the shop's new products, with ``status``."""
         self.online.extend(item.qty for item in added)
         self.product.extend(clean_texts([item.name for item in added]))
         self.variant.extend(clean_texts([item.variant for item in added]))
-        self.status.extend(STATUS_NEW for _item in added)
+        self.status.extend([status] * len(added))
 
     def write(self, new_skus: Sequence[str], first: int) -> None:
         """The columns into the sheet (the new rows' SKUs below row ``first``), Status in
@@ -1111,15 +1128,15 @@ def _refuse_more_rows_than_a_sheet_holds(session: _WorkbookSession, listed: int,
     if listed > room:
         raise ServiceError(_(
             "the stock service lists {listed:n} SKUs for {shop}, more than sheet Stock can "
-            "hold: xlstock reads and writes at most {room:n} rows below the header (row "
-            "{last:n} is the last); nothing was changed", listed=listed,
+            "hold: an Excel sheet has {room:n} rows below the header (row {last:n} is "
+            "Excel's last); nothing was changed", listed=listed,
             shop=session.settings.shop_url, room=room, last=MAX_ROWS))
     rows = len(session.table.rows)
     if rows + new > room:
         raise SheetError(_(
             "sheet Stock uses {rows:n} rows below the header and the stock service lists "
-            "{new:n} SKUs new to it: {total:n} rows, more than the {room:n} xlstock reads "
-            "and writes (row {last:n} is the last); nothing was changed. Delete rows you no "
+            "{new:n} SKUs new to it: {total:n} rows, more than the {room:n} an Excel sheet "
+            "has (row {last:n} is Excel's last); nothing was changed. Delete rows you no "
             "longer need (those flagged 'not in the shop online', or stray cells far below "
             "the table) and sync again", rows=rows, new=new, total=rows + new, room=room,
             last=MAX_ROWS))
@@ -1250,7 +1267,7 @@ def preview(
     report.summary += _list_low_stock(session)
     del plan
     progress(_("Saving the workbook"), 0.9)
-    book.save()
+    session.save()
     progress(_("Preview done"), 1.0)
     return report
 
@@ -1294,7 +1311,7 @@ def publish(
         recovered = _settle_pending(session, service, progress, may_send=True)
         if recovered:  # the sheet, settings and state objects were kept in step
             lines.append(recovered)
-            book.save()
+            session.save()
         snapshot: Snapshot | None = None
         published_part = 0  # rows a platform applied before it refused the rest
         for attempt in range(1, MAX_PUBLISH_ATTEMPTS + 1):
@@ -1316,7 +1333,7 @@ def publish(
                 )
                 session.write_statuses(_plan_statuses(plan))
                 session.log("publish", 0, 0, _("nothing to send"))
-                book.save()
+                session.save()
                 progress(_("Nothing to publish"), 1.0)
                 return Report("publish", _("Nothing to publish: no edit changes a level; "
                                            "nothing was sent."), lines)
@@ -1363,7 +1380,7 @@ def publish(
             del plan, rows, snapshot  # tens of MB at 100,000 SKUs: gone before the save
             progress(_("Saving the workbook"), 0.9)
             try:
-                book.save()
+                session.save()
             except WorkbookError as not_saved:
                 raise _published_not_recorded(session, not_saved) from not_saved
             failpoints.reach("after_bookkeeping")
@@ -1470,9 +1487,8 @@ def _send_recorded(
         pending["undo_of"] = undo_of
     session.state["pending"] = pending
     session.sent = pending
-    session.save_state()
-    progress(_("Saving the publish key in the workbook"), 0.3)
-    session.book.save()
+    progress(_("Saving the publish key"), 0.3)
+    _keep_pending(session, pending)
     failpoints.reach("before_upload")
     progress(_("Undoing {count:n} change(s)", count=len(changes)) if saying == "Undoing" else
              _("Publishing {count:n} change(s)", count=len(changes)), 0.5)
@@ -1486,6 +1502,9 @@ def _send_recorded(
             _record_part(session, pending, refused.applied, version)
         session.state["pending"] = None  # the rest of the key was not applied
         session.save_state()
+        if session.journaled and not refused.applied:  # refused whole: nothing to settle
+            journal.drop(session.path, session.settings.shop_url)
+            session.journaled = False
         raise
     failpoints.reach("after_upload")
     after = {**levels, **result.levels_after}
@@ -1498,6 +1517,27 @@ def _send_recorded(
     except WorkbookError as error:
         raise _published_not_recorded(session, error) from error
     return result
+
+
+def _keep_pending(session: _WorkbookSession, pending: dict[str, Any]) -> None:
+    """Make the key and lines of a publish durable before they are sent, so that a
+    crash after the send is settled by the next command, sending nothing twice. Kept in
+    the journal (one small file, flushed to disk) rather than by a save of the whole
+    workbook, which is then saved once, with the result (:meth:`_WorkbookSession.save`
+    drops the entry). Live Excel (no file), or a journal folder that cannot be written:
+    the workbook is saved with the key, as it was before."""
+    session.save_state()
+    check_unchanged = getattr(session.book, "check_unchanged", None)
+    if session.path is not None and check_unchanged is not None:
+        check_unchanged()  # another program's save is found before anything is sent
+        try:
+            journal.keep(session.path, session.settings.shop_url, pending)
+        except OSError:
+            pass
+        else:
+            session.journaled = True
+            return
+    session.book.save()
 
 
 def _published_not_recorded(session: _WorkbookSession, error: WorkbookError) -> WorkbookError:
@@ -1670,7 +1710,7 @@ def undo(
     _send_undo(session, service, plan, target, progress)
     progress(_("Saving the workbook"), 0.9)
     try:
-        book.save()
+        session.save()
     except WorkbookError as not_saved:
         raise _published_not_recorded(session, not_saved) from not_saved
     return Report("undo", _("Sent the undo of publish {key} (made {when:dt}): {count:n} row(s), "
@@ -1687,7 +1727,7 @@ def _begin_undo(session: _WorkbookSession, service: StockServiceClient,
         last = (session.state.get("publishes") or [{}])[-1]
         if recovered and publish_key is None and last.get("undo_of") and \
                 not session.state.get("pending"):
-            session.book.save()
+            session.save()  # the interrupted undo this command was run again for is done
             return Report("undo", recovered)
         target = _publish_to_undo(session, publish_key)
         _refuse_undone_online(session, service, target)

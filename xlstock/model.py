@@ -24,6 +24,24 @@ MAX_URL_LENGTH = 2000
 _SPACE = re.compile(r"\s")
 MAX_LEVEL = 1_000_000_000
 """The largest level or change xlstock accepts; anything larger is a typing slip."""
+MAX_SKUS = 1_048_575
+"""The most SKUs a shop may list: the rows of one Excel sheet below its header (Excel's
+last row is 1,048,576). The one limit of the sheet reader and writer
+(:data:`xlstock.workbook.base.MAX_ROWS`), the stock service's answers and the catalogue
+loader, so that whatever one side accepts the other can hold."""
+
+
+def too_many_skus(skus: int) -> str:
+    """Why a shop cannot hold ``skus`` products (one Excel sheet keeps their levels), to
+    follow "... lists"; ``""`` when it can."""
+    if skus <= MAX_SKUS:
+        return ""
+    return _("{skus:n} SKUs, more than the {most:n} an Excel sheet holds below its header "
+             "(row {last:n} is Excel's last), so no workbook could keep their levels; nothing "
+             "was loaded. Split the products into shops of at most {most:n} SKUs", skus=skus,
+             most=MAX_SKUS, last=MAX_SKUS + 1)
+
+
 MAX_VERSION_LENGTH = 200
 """The longest version tag (ETag) xlstock takes from a stock service; the reference
 service's are a dozen characters."""

@@ -45,6 +45,7 @@ from xlstock.errors import (
 )
 from xlstock.i18n import _
 from xlstock.model import (
+    MAX_SKUS,
     Snapshot,
     StockItem,
     ValueProblem,
@@ -82,8 +83,12 @@ log = logging.getLogger("xlstock.remote")
 _Recorded = TypeVar("_Recorded")
 
 USER_AGENT = f"xlstock/{__version__}"
-DEFAULT_MAX_BODY = 64 * 1024 * 1024
-"""Largest answer accepted, after inflation: far above any real catalogue."""
+BYTES_PER_SKU = 512
+"""What one SKU may take in an answer, on average: its SKU, name, variant and level in
+JSON take about 100 bytes."""
+DEFAULT_MAX_BODY = (MAX_SKUS + 1) * BYTES_PER_SKU
+"""Largest answer accepted, after inflation (512 MiB): the levels of a whole Excel sheet
+of SKUs (:data:`~xlstock.model.MAX_SKUS`), at :data:`BYTES_PER_SKU` each."""
 GZIP_THRESHOLD = 64 * 1024
 """Stock files larger than this are uploaded gzip-compressed."""
 
@@ -353,6 +358,10 @@ class HttpStockServiceClient(SessionOwner):
         self.backoff_max = float(backoff_max)
         self.retry_after_cap = float(retry_after_cap)
         self.max_body = int(max_body)
+        self._past_the_cap = (
+            _("more than the {skus:n} SKUs of a whole Excel sheet take at {size} bytes each",
+              skus=MAX_SKUS, size=BYTES_PER_SKU) if self.max_body == DEFAULT_MAX_BODY
+            else _("far larger than any catalogue"))
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
         adapter = WatchedAdapter()
@@ -706,7 +715,8 @@ class HttpStockServiceClient(SessionOwner):
         query = dict(params) if params is not None else {"shop": self.shop_url}
         query.update(extra_params or {})
         started = time.monotonic()
-        with mapped_errors(what, deadline, max_body=self.max_body, secret=self._token):
+        with mapped_errors(what, deadline, max_body=self.max_body, secret=self._token,
+                           past_the_cap=self._past_the_cap):
             with deadline.watching():
                 remaining = max(deadline.remaining(), 0.001)
                 response = self._session.request(
@@ -832,7 +842,8 @@ class HttpStockServiceClient(SessionOwner):
 
     def _json(self, answer: _Answer, deadline: Deadline,
               object_hook: Callable[[dict[str, Any]], Any] | None = None) -> Any:
-        with mapped_errors(answer.what, deadline, max_body=self.max_body, secret=self._token):
+        with mapped_errors(answer.what, deadline, max_body=self.max_body, secret=self._token,
+                           past_the_cap=self._past_the_cap):
             return decode_json(answer.body, answer.headers.get("Content-Type", ""),
                                object_hook)
 

@@ -263,13 +263,16 @@ def _connect_failed(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def mapped_errors(
-    what: str, deadline: Deadline, *, max_body: int, secret: str | None = None
+    what: str, deadline: Deadline, *, max_body: int, secret: str | None = None,
+    past_the_cap: str | None = None,
 ) -> Iterator[None]:
     """Translate every foreign exception raised in the block into the error tree.
 
     ``what`` names the request for messages, e.g. ``"GET http://127.0.0.1:8765/v1/stock"``
     (never with the token). Each message says what to do; a failure on the way says
     whether the request may have reached the service (``may_have_arrived``).
+    ``past_the_cap`` says why no right answer is larger than ``max_body`` (by default:
+    far larger than any catalogue).
     """
     try:
         yield
@@ -279,9 +282,10 @@ def mapped_errors(
         raise mapped_deadline(what, deadline) from exc
     except BodyTooLarge as exc:
         raise ServiceRefused(
-            _("{what} sent an answer larger than {size:n} MiB, far larger than any catalogue; "
-              "it is not the stock service: check the Stock service setting", what=what,
-              size=max_body // (1024 * 1024)),
+            _("{what} sent an answer larger than {size:n} MiB, {why}; it is not the stock "
+              "service: check the Stock service setting", what=what,
+              size=max_body // (1024 * 1024),
+              why=past_the_cap or _("far larger than any catalogue")),
             may_have_arrived=True,
         ) from exc
     except NotJson as exc:

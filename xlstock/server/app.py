@@ -29,7 +29,7 @@ from urllib.parse import unquote_plus
 
 from xlstock import __version__
 from xlstock.errors import MissingExtra
-from xlstock.model import ValueProblem, normalise_shop_url
+from xlstock.model import MAX_SKUS, ValueProblem, normalise_shop_url
 from xlstock.server.accounts import AccountStore, revoked_message, updates_off_message
 from xlstock.server.documents import error_body
 from xlstock.server.storage import (
@@ -47,7 +47,10 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise MissingExtra("server", "the stock service (Flask and waitress)") from exc
 
-DEFAULT_MAX_BODY = 16 * 1024 * 1024
+DEFAULT_MAX_BODY = (MAX_SKUS + 1) * 256
+"""Request bodies are capped here (256 MiB, after inflation): a publish of every SKU a
+whole Excel sheet holds, at up to 256 bytes a line (a line with a SKU of 100 characters
+takes about 160)."""
 GZIP_MIN_SIZE = 1024
 """Answers smaller than this are sent as they are: gzip would save nothing worth a CPU."""
 JSON_TYPE = "application/json"

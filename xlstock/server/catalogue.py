@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xlstock.errors import UsageError
+from xlstock.i18n import _
 from xlstock.model import (
     MAX_NAME_LENGTH,
     CatalogueItem,
@@ -32,6 +33,7 @@ from xlstock.model import (
     clean_sku,
     has_control_characters,
     parse_quantity,
+    too_many_skus,
 )
 
 MAX_PROBLEMS_SHOWN = 20
@@ -92,8 +94,14 @@ def read_catalogue(path: str | Path) -> Catalogue:
         )
     header = [cell.strip().lower() for cell in rows[0][1]]
     if {"type", "sku", "name", "parent"} <= set(header):
-        return _read_woocommerce(path, header, rows[1:])
-    return _read_contract(path, header, rows[1:])
+        catalogue = _read_woocommerce(path, header, rows[1:])
+    else:
+        catalogue = _read_contract(path, header, rows[1:])
+    if too_many_skus(len(catalogue.items)):
+        raise UsageError(_("the catalogue {path} lists {why}", path=path,
+                           why=too_many_skus(len(catalogue.items))))
+    return catalogue
+
 
 
 def _column(header: list[str], name: str) -> int | None:
@@ -204,7 +212,7 @@ def _woo_columns(header: list[str], rows: Rows) -> _WooColumns:
         attributes=_attribute_columns(header),
         parent_names={},
     )
-    for _, row in rows:
+    for _line, row in rows:
         name = columns.cell(row, "name").strip()
         for key in (columns.cell(row, "sku").strip(), "id:" + columns.cell(row, "id").strip()):
             if key and key != "id:":

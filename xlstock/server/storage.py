@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from xlstock.errors import UsageError
+from xlstock.i18n import _
 from xlstock.model import (
     MAX_LEVEL,
     MAX_NAME_LENGTH,
@@ -42,6 +43,7 @@ from xlstock.model import (
     normalise_shop_url,
     sku_key,
     sku_problem,
+    too_many_skus,
 )
 from xlstock.server.database import Database, in_lists, migrate, open_database
 from xlstock.server.documents import (
@@ -373,6 +375,10 @@ class StockStore:
                         level_changes.append((item.sku, old["qty"], qty))
                 if level_differs or name_differs:
                     updates.append((item.name, item.variant, qty, shop.id, item.sku))
+            held = len(current) + len(added)
+            if too_many_skus(held):
+                raise UsageError(_("with this catalogue {url} would list {why}", url=url,
+                                   why=too_many_skus(held)))
             changed_set = set(changed)
             left = sorted(sku for sku in current if sku not in changed_set)
             if (

@@ -23,11 +23,11 @@ LOW_STOCK_SHEET = "Low stock"
 HOWTO_SHEET = "How to"
 STATE_SHEET = "_xlstock"
 
-MAX_ROWS = 200_000
-"""The last row xlstock uses on a sheet, the one limit for reading and for writing: a
-sheet with a value below it is refused when read (a stray cell far below), and sync
-refuses, before writing, to grow sheet Stock past it, so that a workbook xlstock wrote
-is always one that every command reads."""
+MAX_ROWS = 1_048_576
+"""The last row of a sheet, Excel's own, the one limit for reading and for writing: a
+header and :data:`xlstock.model.MAX_SKUS` rows below it. Sync refuses, before writing,
+to grow sheet Stock past it, so that a workbook xlstock wrote is always one that every
+command reads (and that Excel opens whole)."""
 MAX_COLUMNS = 256
 """Columns a sheet may use before xlstock refuses to read it (a stray cell far right)."""
 

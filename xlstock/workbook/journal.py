@@ -1,10 +1,11 @@
-"""Publishes the shop applied that the workbook could not record.
+"""Publishes that the workbook has not recorded (yet).
 
-A publish saves its pending key in the workbook before it uploads, so that the next run
-finishes it without sending anything twice. If the workbook cannot be saved after the
-upload (another program saved over it meanwhile, with a copy made before that first
-save, or the disk is full), the workbook no longer holds that key. The pending publish is
-then kept here, in the user's own state folder (``$XDG_STATE_HOME/xlstock/unrecorded`` as
+A publish keeps its pending key and lines here before it uploads (``actions``: the
+workbook is then saved once, with the result, and the entry removed), so that a run
+killed after the upload, or whose save fails (another program saved over the workbook,
+the disk is full), is finished by the next one without sending anything twice. Live
+Excel, which has no path, saves the key in the workbook instead. Entries are kept in
+the user's own state folder (``$XDG_STATE_HOME/xlstock/unrecorded`` as
 ``platformdirs`` finds it, or ``XLSTOCK_JOURNAL_DIR``), under the workbook's path and the
 shop: the next online command on that workbook takes it back as its pending publish and
 records it (nothing sent twice), then drops it. Files are the owner's alone, and one

@@ -616,8 +616,8 @@ def _refuse_past_the_last_row(book: WorkbookAdapter, sheet: str, last: int) -> N
     not read the sheet back. (Sync checks first, with a message about the shop.)"""
     if last > MAX_ROWS:
         raise WorkbookError(_(
-            "{book}: sheet {sheet} would reach row {row:n}, past row {last:n}, the last one "
-            "xlstock reads. Delete rows you no longer need and try again", book=book.label,
+            "{book}: sheet {sheet} would reach row {row:n}, past row {last:n}, Excel's last. "
+            "Delete rows you no longer need and try again", book=book.label,
             sheet=sheet, row=last, last=MAX_ROWS
         ))
 

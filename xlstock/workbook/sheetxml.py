@@ -660,8 +660,9 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int,
                         _("row {number} comes after row {previous} (rows out of order)",
                           number=number, previous=previous))
                 if number > len(grid):
-                    if number > max_rows:
-                        raise FarCell(number, columns.get(letters) or _column_of(letters))
+                    far = columns.get(letters) or _column_of(letters)
+                    if number > max_rows or far > max_columns:  # before a million rows
+                        raise FarCell(number, far)              # are made for it
                     grid.extend([] for _ in range(number - len(grid)))
                 row = grid[number - 1]
                 digits_now = digits

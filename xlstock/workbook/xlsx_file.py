@@ -487,7 +487,8 @@ class XlsxFile:
                 try:
                     entry.grid = sheetxml.read_cells(sheet, context, MAX_ROWS, MAX_COLUMNS)
                 except sheetxml.FarCell as far:
-                    why = (_("more than {count:n} rows", count=MAX_ROWS) if far.row > MAX_ROWS
+                    why = (_("past row {row:n}, Excel's last", row=MAX_ROWS)
+                           if far.row > MAX_ROWS
                            else _("more than {count:n} columns", count=MAX_COLUMNS))
                     raise WorkbookError(_(
                         "{label}: sheet {sheet} has a value at {cell}, far outside the table "
@@ -548,9 +549,8 @@ class XlsxFile:
         if top + height - 1 > MAX_ROWS or left + width - 1 > EXCEL_MAX_COLUMNS:
             raise WorkbookError(_(
                 "{label}: sheet {sheet} cannot grow past its last row or column (writing "
-                "{count:n} rows from row {top}; row {last:n} is the last that xlstock reads "
-                "and writes)", label=self._label, sheet=name, count=height, top=top,
-                last=MAX_ROWS))
+                "{count:n} rows from row {top}; row {last:n} is Excel's last)",
+                label=self._label, sheet=name, count=height, top=top, last=MAX_ROWS))
         grid = self._grid(entry)
         for i, values in enumerate(rows):
             row = top + i
@@ -682,6 +682,14 @@ class XlsxFile:
         fsync_directory(self._path.parent)
         self._after_save(data)
         log.info("saved %s (%d bytes)", self._label, len(data))
+
+    def check_unchanged(self) -> None:
+        """What :meth:`save` checks last, without writing: :class:`WorkbookChangedError`
+        when another program saved the file since this session read or wrote it (a
+        publish asks before it sends, as it saves only once, after)."""
+        self._check_open()
+        with _translate(self._label, self._path, "check the workbook"):
+            self._refuse_if_replaced()
 
     def _refuse_if_replaced(self) -> None:
         """Raise :class:`WorkbookChangedError` when the file is no longer the one this
