@@ -287,6 +287,7 @@ class ScriptedShop:
     same face as :class:`Shop` for :class:`World` and :func:`assert_safe`."""
 
     url = "https://scripted.shop.example"
+    language = "en"
 
     def __init__(self, server: FaultServer, tmp_path: Path) -> None:
         self.server = server

@@ -15,7 +15,7 @@ from support.shopkit import Shop
 
 from xlstock.model import StockItem
 from xlstock.remote.client import HttpStockServiceClient
-from xlstock.workbook import layout
+from xlstock.workbook import journal, layout
 from xlstock.workbook.xlsx_file import XlsxFile
 
 # --- the workbook ------------------------------------------------------------------------
@@ -335,8 +335,9 @@ def test_rows_sorted_in_libreoffice_get_the_changes_by_sku(stock_service, tmp_pa
 
 def test_a_pending_publish_keeps_the_levels_of_its_own_rows_only(stock_service, tmp_path,
                                                                  monkeypatch):
-    """The publish key is saved in the workbook before the upload with what a recovery
-    needs: the levels of the rows it changes, not those of the whole shop."""
+    """The publish key is kept before the upload (in the journal, the workbook is saved
+    once after it) with what a recovery needs: the levels of the rows it changes, not
+    those of the whole shop."""
     shop = Shop(stock_service, tmp_path, items=CATALOGUE)
     shop.new()
     shop.run("sync", str(shop.workbook))
@@ -345,7 +346,8 @@ def test_a_pending_publish_keeps_the_levels_of_its_own_rows_only(stock_service, 
     real = HttpStockServiceClient.publish_lines
 
     def spy(client, lines, key, **kwargs):
-        seen.append(_state(shop.workbook)["pending"])  # as saved before the upload
+        kept = journal.take(shop.workbook.resolve(), shop.url)  # as kept before the upload
+        seen.append(kept if kept is not None else _state(shop.workbook)["pending"])
         return real(client, lines, key, **kwargs)
 
     monkeypatch.setattr(HttpStockServiceClient, "publish_lines", spy)

@@ -11,6 +11,7 @@ import pytest
 from support.shopkit import Shop
 
 from xlstock import i18n
+from xlstock.model import StockItem
 from xlstock.planner import STATUS_CHANGED, STATUS_NEW, STATUS_OK, status_key, status_text
 
 ENGLISH_WORDS = {"the", "is", "not", "row", "rows", "shop", "online", "sent", "nothing",
@@ -41,6 +42,11 @@ class MachineShop(Shop):
     def new(self) -> None:
         self.run("new", str(self.workbook), "--service", self.server.url, "--shop", self.url,
                  "--lang", self.workbook_language)
+
+    def add_product(self, sku: str, qty: int) -> None:
+        """A product new to the shop online (the others kept as they are)."""
+        self.server.store.register_shop(self.url, [StockItem(sku, "New", "", qty)],
+                                        another_token=False)
 
     def type_in(self, sku: str, header: str, value: object) -> None:
         """Type ``value`` under the column headed ``header`` (as the workbook heads it)."""
@@ -78,12 +84,16 @@ def test_a_french_workbook_on_an_english_machine_gets_french_status_and_log(
     shop.new()
     said = shop.run("sync", str(shop.workbook)).output
     assert "Synced 4 SKU(s)" in said  # the command line speaks the machine's language
-    assert set(shop.column("Statut").values()) == {"nouveau"}
+    assert set(shop.column("Statut").values()) == {"ok"}  # a first sync: nothing is new
     settings = {r[0]: r[1] for r in shop.sheet_rows("Paramètres") if r[0]}
     assert FRENCH_STAMP.match(settings["Dernière synchronisation"])
+    shop.add_product("N-9", 4)
+    shop.run("sync", str(shop.workbook))
+    assert shop.column("Statut")["N-9"] == "nouveau"
     shop.sell(C_3=1)
     shop.run("sync", str(shop.workbook))  # reads "nouveau" back: a row not previewed yet
-    assert set(shop.column("Statut").values()) == {"nouveau"}
+    assert shop.column("Statut")["N-9"] == "nouveau"
+    assert set(shop.column("Statut").values()) == {"ok", "nouveau"}
 
     shop.type_in("A-1", "Reçu", "beaucoup")
     failed = shop.run("publish", str(shop.workbook), expect=None)
@@ -114,10 +124,10 @@ def test_a_french_workbook_on_an_english_machine_gets_french_status_and_log(
              *(cell for row in shop.sheet_rows("Journal") for cell in row[1:2] + row[5:])]
     assert not set().union(*map(english_in, shown)), shown
 
-    log = shop.sheet_rows("Journal")[:5]
+    log = shop.sheet_rows("Journal")[:6]
     assert log[0][0] == "Quand"
-    assert [r[1] for r in log[1:]] == ["synchronisation", "synchronisation", "publication",
-                                       "publication"]
+    assert [r[1] for r in log[1:]] == ["synchronisation", "synchronisation", "synchronisation",
+                                       "publication", "publication"]
     assert all(FRENCH_STAMP.match(r[0]) for r in log[1:])
     assert log[3][5].startswith("échec : 1 ligne(s) de la feuille Stock à corriger")
     assert log[-1][5] == "2 modification(s) publiée(s)"
@@ -136,7 +146,7 @@ def test_an_english_workbook_on_a_french_machine_gets_english_status_and_log(
     shop.new()
     said = shop.run("sync", str(shop.workbook)).output
     assert "4 SKU synchronisé(s) depuis" in said
-    assert set(shop.column("Status").values()) == {"new"}
+    assert set(shop.column("Status").values()) == {"ok"}  # a first sync: nothing is new
     shop.type_in("A-1", "Received", "lots")
     failed = shop.run("publish", str(shop.workbook), expect=None)
     assert failed.exit_code != 0 and "Reçu 'lots' n'est pas un nombre entier" in failed.output
@@ -227,9 +237,11 @@ def test_a_second_sync_of_a_french_workbook_knows_nothing_changed(stock_service,
     shop = MachineShop(stock_service, tmp_path, machine="en", workbook_language="fr")
     shop.new()
     shop.run("sync", str(shop.workbook))
+    shop.add_product("N-9", 4)
+    shop.run("sync", str(shop.workbook))
     said = shop.run("sync", str(shop.workbook)).output
     assert "Nothing changed in" in said and "the sheet already has the live levels" in said
-    assert set(shop.column("Statut").values()) == {"nouveau"}
+    assert shop.column("Statut")["N-9"] == "nouveau"
 
 
 def test_on_a_french_machine_what_the_actions_say_has_no_english_word(monkeypatch):

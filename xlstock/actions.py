@@ -449,17 +449,35 @@ def _settle_pending(
     if kept:  # dropped once the workbook that records the outcome is saved
         session.journaled = True
     if outcome is None or not outcome.applied:
-        session.state["pending"] = None
-        session.save_state()
-        if resent and _pending_lines(session.settings.shop_url, pending) is None:
-            return _("An interrupted publish saved by an older xlstock never reached the "
-                     "shop; it was dropped, and the sheet is planned afresh.")
-        if session.recorded_part:
-            return _("An interrupted publish was partly applied: {count:n} change(s) reached "
-                     "the shop once and are now recorded; the levels of the others moved "
-                     "since, so they are planned afresh.", count=session.recorded_part)
-        return _("An interrupted publish never reached the shop and the levels have moved "
-                 "since; it was dropped, and the sheet is planned afresh.")
+        return _dropped_pending(session, pending, resent)
+    _finish_pending(session, pending, outcome)
+    if resent:
+        return _("An interrupted publish was finished: the shop has it once, and the workbook "
+                 "now records it.")
+    return _("An interrupted publish had reached the shop; its bookkeeping is now done "
+             "(nothing was sent twice).")
+
+
+def _dropped_pending(session: _WorkbookSession, pending: Mapping[str, Any],
+                     resent: bool) -> str:
+    """An interrupted publish the shop did not apply is forgotten; what the report says."""
+    session.state["pending"] = None
+    session.save_state()
+    if resent and _pending_lines(session.settings.shop_url, pending) is None:
+        return _("An interrupted publish saved by an older xlstock never reached the "
+                 "shop; it was dropped, and the sheet is planned afresh.")
+    if session.recorded_part:
+        return _("An interrupted publish was partly applied: {count:n} change(s) reached "
+                 "the shop once and are now recorded; the levels of the others moved "
+                 "since, so they are planned afresh.", count=session.recorded_part)
+    return _("An interrupted publish never reached the shop and the levels have moved "
+             "since; it was dropped, and the sheet is planned afresh.")
+
+
+def _finish_pending(session: _WorkbookSession, pending: Mapping[str, Any],
+                    outcome: PublishOutcome) -> None:
+    """The bookkeeping of an interrupted publish the shop applied: recorded as its own
+    publish would have recorded it."""
     # Only the rows the publish changed: the others' levels in it are as old as its plan,
     # and a Sync since may have brought newer ones.
     changed = {sku: pending["levels"][sku] for sku in pending["changes"]
@@ -478,11 +496,6 @@ def _settle_pending(
                 len(pending["changes"]),
                 sum(abs(c) for c in pending["changes"].values()),
                 _("finished an interrupted publish (applied once)"))
-    if resent:
-        return _("An interrupted publish was finished: the shop has it once, and the workbook "
-                 "now records it.")
-    return _("An interrupted publish had reached the shop; its bookkeeping is now done "
-            "(nothing was sent twice).")
 
 
 def _unrecorded(session: _WorkbookSession) -> bool:
@@ -655,19 +668,26 @@ def _remember_publish(session: _WorkbookSession, pending: Mapping[str, Any],
     if not items:
         return
     publishes = [dict(p) for p in session.state.get("publishes") or []]
+    entry = _publish_entry(publishes, pending)
+    entry["items"] = {**entry["items"], **items}
+    entry["after"] = {**entry["after"], **{sku: after[sku] for sku in items if sku in after}}
+    undone = pending.get("undo_of")
+    for publish in publishes if undone else ():
+        if publish.get("key") == undone and not publish.get("undone_at"):
+            publish["undone_at"], publish["undone_by"] = _now(), pending["key"]
+    session.state["publishes"] = publishes[-REMEMBERED_PUBLISHES:]
+    session.save_state()
+
+
+def _publish_entry(publishes: list[dict[str, Any]],
+                   pending: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry of ``publishes`` for the pending publish's key, added when missing."""
     entry = next((p for p in publishes if p.get("key") == pending["key"]), None)
     if entry is None:
         entry = {"key": pending["key"], "at": _now(), "items": {}, "after": {},
                  "undo_of": pending.get("undo_of"), "undone_at": None}
         publishes.append(entry)
-    entry["items"] = {**entry["items"], **items}
-    entry["after"] = {**entry["after"], **{sku: after[sku] for sku in items if sku in after}}
-    undone = pending.get("undo_of")
-    for publish in publishes:
-        if undone and publish.get("key") == undone and not publish.get("undone_at"):
-            publish["undone_at"], publish["undone_by"] = _now(), pending["key"]
-    session.state["publishes"] = publishes[-REMEMBERED_PUBLISHES:]
-    session.save_state()
+    return entry
 
 
 def _record_publish(
@@ -1325,18 +1345,7 @@ def publish(
                 _fail(session, "publish", error, statuses)
                 raise error
             if not plan.changed:
-                edited = {r.sku for r in rows if r.has_edit}
-                _record_publish(
-                    session,
-                    levels={s: q for s, q in plan.levels.items() if s not in edited},
-                    changes={}, edits={}, version=snapshot.version, sent=False,
-                )
-                session.write_statuses(_plan_statuses(plan))
-                session.log("publish", 0, 0, _("nothing to send"))
-                session.save()
-                progress(_("Nothing to publish"), 1.0)
-                return Report("publish", _("Nothing to publish: no edit changes a level; "
-                                           "nothing was sent."), lines)
+                return _nothing_to_publish(session, plan, rows, snapshot, lines, progress)
             _guard_mass_publish(plan, snapshot, allow_mass_change)
             summary = PublishSummary(session.settings.shop_url, len(plan.changed),
                                      plan.units_added, plan.units_removed, plan.online_sales)
@@ -1345,38 +1354,10 @@ def publish(
             try:
                 outcome = _upload(session, service, plan, rows, progress)
             except StaleVersion as stale:
-                moved = stale.moved
-                if stale.applied:
-                    published_part += len(stale.applied)
-                    lines.append(_("{count:n} change(s) were published before the shop "
-                                   "refused the others; they are recorded.",
-                                   count=len(stale.applied)))
-                if moved:
-                    snapshot = snapshot.with_levels({**stale.applied, **moved},
-                                                    stale.current_version)
-                    lines.append(_("The live levels of {count:n} SKU(s) moved during publish "
-                                   "(try {attempt}): {skus}; re-planned them on their new "
-                                   "levels.", count=len(moved), attempt=attempt,
-                                   skus=_some(sorted(moved), 10)))
-                else:
-                    snapshot = None
-                    lines.append(_("The live levels moved during publish (try {attempt}); "
-                                   "re-planned on the new levels.", attempt=attempt))
+                published_part += len(stale.applied or {})
+                snapshot = _replanned(stale, snapshot, attempt, lines)
                 continue
-            slipped = _told_slips(session, outcome, lines)
-            count, units = len(plan.changed), units_moved(plan.units_added, plan.units_removed)
-            session.log("publish", count, plan.units_added + plan.units_removed,
-                        _("published {count:n} change(s); {slips:n} sale(s) may have been "
-                          "overwritten: {what}", count=count, slips=len(slipped),
-                          what="; ".join(i18n.render(p.message, session.language)
-                                         for p in slipped))
-                        if slipped else _("published {count:n} change(s)", count=count))
-            report = Report(
-                "publish",
-                _("Published {count:n} change(s) to {shop}: {units}.", count=count,
-                  shop=session.settings.shop_url, units=units),
-                lines, _plan_table(plan),
-            )
+            report, slipped = _published(session, plan, outcome, lines)
             del plan, rows, snapshot  # tens of MB at 100,000 SKUs: gone before the save
             progress(_("Saving the workbook"), 0.9)
             try:
@@ -1385,12 +1366,8 @@ def publish(
                 raise _published_not_recorded(session, not_saved) from not_saved
             failpoints.reach("after_bookkeeping")
             progress(_("Publish done"), 1.0)
-            if slipped:
-                raise ConflictError(_(
-                    "published {count:n} change(s) to {shop}: {units}, but {slips:n} sale(s) "
-                    "may have been overwritten (the shop has no conditional write); each row "
-                    "says so in Status. Count them again", count=count,
-                    shop=session.settings.shop_url, units=units, slips=len(slipped)), slipped)
+            if slipped is not None:
+                raise slipped
             return report
         error = ConflictError(_(
             "the shop's levels kept changing during {tries} tries; nothing was sent. "
@@ -1401,6 +1378,71 @@ def publish(
     except (MassChangeError, ServiceError) as error:
         _fail(session, "publish", error, {})
         raise
+
+
+def _nothing_to_publish(session: _WorkbookSession, plan: PublishPlan, rows: Sequence[SheetRow],
+                        snapshot: Snapshot, lines: list[str], progress: Progress) -> Report:
+    """No edit changes a level: the edited rows' Status and the levels recorded, nothing
+    sent."""
+    edited = {r.sku for r in rows if r.has_edit}
+    _record_publish(
+        session,
+        levels={s: q for s, q in plan.levels.items() if s not in edited},
+        changes={}, edits={}, version=snapshot.version, sent=False,
+    )
+    session.write_statuses(_plan_statuses(plan))
+    session.log("publish", 0, 0, _("nothing to send"))
+    session.save()
+    progress(_("Nothing to publish"), 1.0)
+    return Report("publish", _("Nothing to publish: no edit changes a level; "
+                               "nothing was sent."), lines)
+
+
+def _replanned(stale: StaleVersion, snapshot: Snapshot, attempt: int,
+               lines: list[str]) -> Snapshot | None:
+    """The live levels to plan the next try on, after the shop refused a publish whose
+    levels moved (``None``: read them again); the report's lines say what happened."""
+    moved = stale.moved
+    if stale.applied:
+        lines.append(_("{count:n} change(s) were published before the shop "
+                       "refused the others; they are recorded.",
+                       count=len(stale.applied)))
+    if not moved:
+        lines.append(_("The live levels moved during publish (try {attempt}); "
+                       "re-planned on the new levels.", attempt=attempt))
+        return None
+    lines.append(_("The live levels of {count:n} SKU(s) moved during publish "
+                   "(try {attempt}): {skus}; re-planned them on their new "
+                   "levels.", count=len(moved), attempt=attempt,
+                   skus=_some(sorted(moved), 10)))
+    return snapshot.with_levels({**stale.applied, **moved}, stale.current_version)
+
+
+def _published(session: _WorkbookSession, plan: PublishPlan, outcome: Any,
+               lines: list[str]) -> tuple[Report, ConflictError | None]:
+    """A publish the shop applied, in the Log and the report; and, for a platform with no
+    conditional write, the error naming the sales it may have overwritten."""
+    slipped = _told_slips(session, outcome, lines)
+    count, units = len(plan.changed), units_moved(plan.units_added, plan.units_removed)
+    session.log("publish", count, plan.units_added + plan.units_removed,
+                _("published {count:n} change(s); {slips:n} sale(s) may have been "
+                  "overwritten: {what}", count=count, slips=len(slipped),
+                  what="; ".join(i18n.render(p.message, session.language)
+                                 for p in slipped))
+                if slipped else _("published {count:n} change(s)", count=count))
+    report = Report(
+        "publish",
+        _("Published {count:n} change(s) to {shop}: {units}.", count=count,
+          shop=session.settings.shop_url, units=units),
+        lines, _plan_table(plan),
+    )
+    if not slipped:
+        return report, None
+    return report, ConflictError(_(
+        "published {count:n} change(s) to {shop}: {units}, but {slips:n} sale(s) "
+        "may have been overwritten (the shop has no conditional write); each row "
+        "says so in Status. Count them again", count=count,
+        shop=session.settings.shop_url, units=units, slips=len(slipped)), slipped)
 
 
 def _told_slips(session: _WorkbookSession, outcome: Any, lines: list[str]
@@ -1470,21 +1512,9 @@ def _send_recorded(
     lines saved in the workbook before anything is sent, then sent, then recorded
     (``edits=None``: Received and New level left as they are). A refusal drops the key,
     recording what a multi-call platform applied all the same."""
-    new_key = getattr(service, "new_key", None)  # a platform whose keys carry their time
-    key = new_key() if new_key is not None else uuid.uuid4().hex
-    pending: dict[str, Any] = {
-        "key": key, "at": _now(), "items": {line.sku: line.as_list() for line in lines},
-        "sha256": hashlib.sha256(_stock_file(session.settings.shop_url, lines,
-                                             thresholds)).hexdigest(),
-        # the levels of the rows it changes only: all a recovery reads (_settle_pending),
-        # and not the whole shop's written into the workbook before every upload
-        "levels": {sku: levels[sku] for sku in changes if sku in levels},
-        "changes": dict(changes), "edits": dict(edits or {}),
-    }
-    if thresholds:
-        pending["thresholds"] = dict(thresholds)
-    if undo_of:
-        pending["undo_of"] = undo_of
+    pending = _pending_record(session, service, lines, levels=levels, changes=changes,
+                              edits=edits, thresholds=thresholds, undo_of=undo_of)
+    key = pending["key"]
     session.state["pending"] = pending
     session.sent = pending
     progress(_("Saving the publish key"), 0.3)
@@ -1497,14 +1527,7 @@ def _send_recorded(
     except OutcomeUnknown:
         raise
     except ServiceError as refused:  # StaleVersion too: the shop answered
-        if refused.applied:  # a platform publishing in several calls applied some
-            version = refused.current_version if isinstance(refused, StaleVersion) else None
-            _record_part(session, pending, refused.applied, version)
-        session.state["pending"] = None  # the rest of the key was not applied
-        session.save_state()
-        if session.journaled and not refused.applied:  # refused whole: nothing to settle
-            journal.drop(session.path, session.settings.shop_url)
-            session.journaled = False
+        _refused(session, pending, refused)
         raise
     failpoints.reach("after_upload")
     after = {**levels, **result.levels_after}
@@ -1517,6 +1540,45 @@ def _send_recorded(
     except WorkbookError as error:
         raise _published_not_recorded(session, error) from error
     return result
+
+
+def _pending_record(session: _WorkbookSession, service: StockServiceClient,
+                    lines: Sequence[PublishLine], *, levels: Mapping[str, int],
+                    changes: Mapping[str, int], edits: Mapping[str, Sequence[Any]] | None,
+                    thresholds: Mapping[str, int | None],
+                    undo_of: str | None) -> dict[str, Any]:
+    """What a publish keeps before it is sent: its key, lines, the stock file's hash,
+    and the levels, changes and edits a recovery needs (:func:`_settle_pending`)."""
+    new_key = getattr(service, "new_key", None)  # a platform whose keys carry their time
+    pending: dict[str, Any] = {
+        "key": new_key() if new_key is not None else uuid.uuid4().hex, "at": _now(),
+        "items": {line.sku: line.as_list() for line in lines},
+        "sha256": hashlib.sha256(_stock_file(session.settings.shop_url, lines,
+                                             thresholds)).hexdigest(),
+        # the levels of the rows it changes only: all a recovery reads (_settle_pending),
+        # and not the whole shop's written into the workbook before every upload
+        "levels": {sku: levels[sku] for sku in changes if sku in levels},
+        "changes": dict(changes), "edits": dict(edits or {}),
+    }
+    if thresholds:
+        pending["thresholds"] = dict(thresholds)
+    if undo_of:
+        pending["undo_of"] = undo_of
+    return pending
+
+
+def _refused(session: _WorkbookSession, pending: dict[str, Any],
+             refused: ServiceError) -> None:
+    """The shop refused the publish: what a multi-call platform applied all the same is
+    recorded, and the key dropped (the rest of it was not applied)."""
+    if refused.applied:  # a platform publishing in several calls applied some
+        version = refused.current_version if isinstance(refused, StaleVersion) else None
+        _record_part(session, pending, refused.applied, version)
+    session.state["pending"] = None
+    session.save_state()
+    if session.journaled and not refused.applied:  # refused whole: nothing to settle
+        journal.drop(session.path, session.settings.shop_url)
+        session.journaled = False
 
 
 def _keep_pending(session: _WorkbookSession, pending: dict[str, Any]) -> None:
