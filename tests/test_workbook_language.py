@@ -129,7 +129,7 @@ def test_a_french_workbook_on_an_english_machine_gets_french_status_and_log(
     assert [r[1] for r in log[1:]] == ["synchronisation", "synchronisation", "synchronisation",
                                        "publication", "publication"]
     assert all(FRENCH_STAMP.match(r[0]) for r in log[1:])
-    assert log[3][5].startswith("échec : 1 ligne(s) de la feuille Stock à corriger")
+    assert log[4][5].startswith("échec : 1 ligne(s) de la feuille Stock à corriger")
     assert log[-1][5] == "2 modification(s) publiée(s)"
     settings = {r[0]: r[1] for r in shop.sheet_rows("Paramètres") if r[0]}
     assert FRENCH_STAMP.match(settings["Dernière publication"])
