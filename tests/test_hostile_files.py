@@ -182,6 +182,13 @@ def xlsb_renamed(folder: Path) -> Path:
     return path
 
 
+
+def plain_zip(folder: Path) -> Path:
+    path = folder / "stock.xlsx"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("readme.txt", "photos of the shop")
+    return path
+
 def ods_renamed(folder: Path) -> Path:
     path = folder / "stock.xlsx"
     with zipfile.ZipFile(path, "w") as zf:
@@ -276,7 +283,9 @@ CORPUS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "old .xls renamed .xlsx": (old_xls_renamed, "is an old .xls file"),
     "Word 97 file renamed .xlsx": (word_97_renamed, "old-format Office file"),
     ".xlsb renamed .xlsx": (xlsb_renamed, "binary workbook (.xlsb)"),
-    ".ods renamed .xlsx": (ods_renamed, "not an .xlsx workbook"),
+    ".ods renamed .xlsx": (ods_renamed, "OpenDocument spreadsheet (.ods), not an .xlsx"),
+    "a zip of something else": (plain_zip, "is a zip file but not an .xlsx workbook (it has "
+                                           "no [Content_Types].xml)"),
     ".docx renamed .xlsx": (docx_renamed, "not an Excel workbook"),
     "Strict Open XML": (strict_open_xml, "Strict Open XML"),
     "malformed XML before the root element": (malformed_xml_prolog, "not well-formed XML"),

@@ -10,11 +10,13 @@ import pytest
 
 from xlstock import stockfile
 from xlstock.errors import UsageError
-from xlstock.model import StockItem
+from xlstock.model import CatalogueItem, StockItem
 from xlstock.server.storage import (
     KEY_RETENTION,
+    LEVEL_CHANGES_MIN,
     MIGRATIONS,
     SCHEMA_VERSION,
+    LevelChangesRefused,
     StockStore,
     hash_token,
     migrate,
@@ -161,6 +163,55 @@ def test_bad_catalogue_items_are_refused_and_nothing_is_loaded(new_db, items, fr
     assert store.shops() == []
     store.close()
 
+
+
+def test_a_duplicate_is_named_even_when_its_first_listing_was_refused(new_db):
+    """The SKU counts as listed once its SKU passed, before its level is checked."""
+    store = StockStore(new_db())
+    with pytest.raises(UsageError) as refused:
+        store.add_shop(SHOP, [StockItem("A", qty=-1), StockItem("A", qty=1)])
+    assert str(refused.value).endswith(
+        "2 problem(s), nothing was loaded: SKU 'A' has level -1; give a whole number "
+        "0..1,000,000,000; SKU 'A' is listed twice")
+    store.close()
+
+
+def test_a_catalogue_reports_the_levels_it_left_and_the_products_without_quantity(new_db):
+    store = StockStore(new_db())
+    store.add_shop(SHOP, [StockItem("A", qty=1), StockItem("B", qty=2), StockItem("C", qty=3)])
+    result = store.register_shop(SHOP, [CatalogueItem("C", qty=4), CatalogueItem("B"),
+                                        CatalogueItem("D")])
+    assert (result.added, result.levels_changed, result.levels_left) == (
+        ["D"], ["C"], ["A", "B"])
+    assert result.without_quantity == 2 and result.token is not None
+    levels = {i["sku"]: i["qty"] for i in store.read_levels(SHOP)["items"]}
+    assert levels == {"A": 1, "B": 2, "C": 4, "D": 0}
+    store.close()
+
+
+@pytest.mark.parametrize("existing, changed, refused", [
+    (2 * LEVEL_CHANGES_MIN, LEVEL_CHANGES_MIN, False),  # half: a restock, loaded
+    (2 * LEVEL_CHANGES_MIN, LEVEL_CHANGES_MIN + 1, True),
+    (LEVEL_CHANGES_MIN, LEVEL_CHANGES_MIN - 1, False),  # too few to be a stocktake
+    (LEVEL_CHANGES_MIN, LEVEL_CHANGES_MIN, True),
+])
+def test_a_catalogue_changing_more_than_half_of_enough_levels_is_refused(
+    new_db, existing, changed, refused
+):
+    store = StockStore(new_db())
+    store.add_shop(SHOP, [StockItem(f"S{n}", qty=5) for n in range(existing)])
+    before = store.current_tag(SHOP)
+    catalogue = [StockItem(f"S{n}", qty=0 if n < changed else 5) for n in range(existing)]
+    if refused:
+        with pytest.raises(LevelChangesRefused, match=(
+                f"would change {changed} of the {existing} existing levels of {SHOP} "
+                f"\\({changed} to zero\\); nothing was changed")):
+            store.register_shop(SHOP, catalogue)
+        assert store.current_tag(SHOP) == before
+        assert store.register_shop(SHOP, catalogue, allow_level_changes=True).levels_changed
+    else:
+        assert len(store.register_shop(SHOP, catalogue).levels_changed) == changed
+    store.close()
 
 def test_idempotency_keys_are_kept_a_while_then_forgotten(new_db):
     now = [dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)]

@@ -206,3 +206,48 @@ def test_xlstock_new_regenerates_the_committed_template(tmp_path: Path) -> None:
     assert result.exit_code == 0 and french.read_bytes() == workbook_bytes(language="fr")
     french.unlink()
     assert not [p for p in tmp_path.iterdir() if p.name != target.name]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--shopify", "s.myshopify.com", "--woocommerce", "https://shop.example"],
+     "a workbook keeps one shop: give --shopify or --woocommerce"),
+    (["--woocommerce", "https://shop.example", "--location", "Main"],
+     "--woocommerce names the shop: leave out --service, --shop and --location"),
+    (["--shopify", "s.myshopify.com", "--shop", "https://shop.example"],
+     "--shopify names the store: leave out --service and --shop"),
+    (["--location", "Main"], "--location is for a Shopify store (--shopify STORE)"),
+    (["--shop", "not a shop"], "--shop: "),
+])
+def test_xlstock_new_refuses_options_that_do_not_go_together(
+    tmp_path: Path, options: list[str], message: str
+) -> None:
+    """Each contradiction among the options naming the shop is named, and no workbook
+    is made (checked before anything is written)."""
+    from click.testing import CliRunner
+
+    from xlstock.cli import main
+
+    target = tmp_path / "stock.xlsx"
+    result = CliRunner().invoke(main, ["new", str(target), *options],
+                                env={"XLSTOCK_LANG": "en"})
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not target.exists()
+
+
+def test_xlstock_new_checks_the_name_before_the_options(tmp_path: Path) -> None:
+    """A bad name is reported first, whatever the options say; an existing workbook is
+    kept unless --force."""
+    from click.testing import CliRunner
+
+    from xlstock.cli import main
+
+    result = CliRunner().invoke(main, ["new", str(tmp_path / "stock.csv"), "--location", "M"],
+                                env={"XLSTOCK_LANG": "en"})
+    assert result.exit_code == 2 and "name the workbook .xlsx" in result.output
+    existing = tmp_path / "stock.xlsx"
+    existing.write_bytes(b"mine")
+    result = CliRunner().invoke(main, ["new", str(existing), "--location", "M"],
+                                env={"XLSTOCK_LANG": "en"})
+    assert result.exit_code == 2 and "exists already" in result.output
+    assert existing.read_bytes() == b"mine"

@@ -427,54 +427,76 @@ def plan_publish(
 
 def _plan_row(row: SheetRow, b: int | None, r: int, policy: str,
               b_from_online: bool = False) -> PlannedRow | RowProblem:
+    """The plan of one row off the fast path (an edit, or a live level out of range):
+    its target by :func:`_received_target` or :func:`_counted_target` (the live level
+    without an edit), refused beyond :data:`MAX_LEVEL`."""
     assert row.sku is not None
-    sold = "" if b is None or b == r else _online_move(b, r)
     if row.received is not None:
-        target = r + row.received
-        if target < 0:
-            return RowProblem(
-                row.row, row.sku,
-                _("Received {received} would leave {target} in stock (online now {online}); "
-                  "correct Received", received=row.received, target=target, online=r),
-            )
-        note: str = (_("+{count:n} received", count=row.received) if row.received >= 0 else
-                _("{count:n} removed", count=row.received))
+        planned = _received_target(row, r)
     elif row.new_level is not None:
-        if b is None:
-            return RowProblem(
-                row.row, row.sku,
-                _("New level cannot be checked against the sales since your last Sync: "
-                  "xlstock has no level from a Sync for this SKU and Online holds no whole "
-                  "number. Sync first, then type the count again"),
-            )
-        if policy == STRICT and r != b:
-            return RowConflict(
-                row.row, row.sku,
-                _("conflict: online level moved from {synced} to {online} since Sync; "
-                  "Sync and recount, or publish with policy rebase", synced=b, online=r),
-            )
-        else:
-            target = row.new_level + (r - b)
-            note = (_("counted {level:n}, {sold}", level=row.new_level, sold=sold) if sold
-                    else _("counted {level:n}", level=row.new_level))
-            if b_from_online:
-                note = _("{note} (planned from Online {synced}: xlstock's memory of the last "
-                         "Sync is gone)", note=note, synced=b)
-            if target < 0:
-                return RowProblem(
-                    row.row, row.sku,
-                    _("counted level {level} {sold} gives {target}, below zero; recount",
-                      level=row.new_level, sold=sold, target=target),
-                )
+        planned = _counted_target(row, b, r, policy, b_from_online)
     else:
-        target = r
-        note = ""
+        planned = r, ""
+    if isinstance(planned, RowProblem):
+        return planned
+    target, note = planned
     if target > MAX_LEVEL:
         return RowProblem(row.row, row.sku, _("the level would be {target}, beyond {limit:n}",
                                               target=target, limit=MAX_LEVEL))
     status = STATUS_CHANGED if target != r else STATUS_OK
     return PlannedRow(row.row, row.sku, b, r, target, note=note, status=status,
                       delivery=row.received is not None)
+
+
+def _received_target(row: SheetRow, r: int) -> tuple[int, str] | RowProblem:
+    """The level and note of a delivery (Received, units added to the live level ``r``;
+    a negative one removes units), refused when it would leave less than nothing."""
+    assert row.sku is not None and row.received is not None
+    target = r + row.received
+    if target < 0:
+        return RowProblem(
+            row.row, row.sku,
+            _("Received {received} would leave {target} in stock (online now {online}); "
+              "correct Received", received=row.received, target=target, online=r),
+        )
+    note: str = (_("+{count:n} received", count=row.received) if row.received >= 0 else
+            _("{count:n} removed", count=row.received))
+    return target, note
+
+
+def _counted_target(row: SheetRow, b: int | None, r: int, policy: str,
+                    b_from_online: bool) -> tuple[int, str] | RowProblem:
+    """The level and note of a count (New level): the count moved by what changed online
+    since Sync (``r - b``). Refused without a Sync level ``b``, a conflict under policy
+    strict when the live level moved, refused when the move takes it below zero."""
+    assert row.sku is not None and row.new_level is not None
+    if b is None:
+        return RowProblem(
+            row.row, row.sku,
+            _("New level cannot be checked against the sales since your last Sync: "
+              "xlstock has no level from a Sync for this SKU and Online holds no whole "
+              "number. Sync first, then type the count again"),
+        )
+    if policy == STRICT and r != b:
+        return RowConflict(
+            row.row, row.sku,
+            _("conflict: online level moved from {synced} to {online} since Sync; "
+              "Sync and recount, or publish with policy rebase", synced=b, online=r),
+        )
+    sold = "" if b == r else _online_move(b, r)
+    target = row.new_level + (r - b)
+    note = (_("counted {level:n}, {sold}", level=row.new_level, sold=sold) if sold
+            else _("counted {level:n}", level=row.new_level))
+    if b_from_online:
+        note = _("{note} (planned from Online {synced}: xlstock's memory of the last "
+                 "Sync is gone)", note=note, synced=b)
+    if target < 0:
+        return RowProblem(
+            row.row, row.sku,
+            _("counted level {level} {sold} gives {target}, below zero; recount",
+              level=row.new_level, sold=sold, target=target),
+        )
+    return target, note
 
 
 def _online_move(b: int, r: int) -> str:

@@ -214,29 +214,52 @@ def _usual_items(raw_items: list[Any]) -> dict[str, StockItem] | None:
     and names it; both give the same items where this one gives any."""
     if not raw_items:
         return {}
-    if type(raw_items[0]) is tuple:  # items as compact_item made them
-        if {type(raw) for raw in raw_items} != {tuple}:
-            return None  # an object in another form among them
-        skus, names, variants, levels = (list(map(operator.itemgetter(field), raw_items))
-                                         for field in range(4))  # C loops
-        names = [name or "" for name in names]
-        variants = [variant or "" for variant in variants]
-    else:
-        try:
-            skus = [raw["sku"] for raw in raw_items]
-            levels = [raw["qty"] for raw in raw_items]
-            names = [raw.get("name") or "" for raw in raw_items]
-            variants = [raw.get("variant") or "" for raw in raw_items]
-        except (TypeError, KeyError, AttributeError):
-            return None
+    columns = (_compact_columns(raw_items) if type(raw_items[0]) is tuple
+               else _object_columns(raw_items))
+    if columns is None or not _usual_columns(*columns):
+        return None
+    skus, names, variants, levels = columns
+    return dict(zip(skus, map(StockItem, skus, names, variants, levels), strict=True))
+
+
+_Columns = tuple[list[Any], list[Any], list[Any], list[Any]]
+"""The SKU, name, variant and level columns of a stock file's items, as sent."""
+
+
+def _compact_columns(raw_items: list[Any]) -> _Columns | None:
+    """The columns of items as :func:`compact_item` made them (a missing name or
+    variant as ""), or ``None`` when an object in another form is among them."""
+    if {type(raw) for raw in raw_items} != {tuple}:
+        return None
+    skus, names, variants, levels = (list(map(operator.itemgetter(field), raw_items))
+                                     for field in range(4))  # C loops
+    return (skus, [name or "" for name in names], [variant or "" for variant in variants],
+            levels)
+
+
+def _object_columns(raw_items: list[Any]) -> _Columns | None:
+    """The columns of items decoded as plain objects (a missing name or variant as
+    ""), or ``None`` when an item is not an object or has no SKU or level."""
+    try:
+        skus = [raw["sku"] for raw in raw_items]
+        levels = [raw["qty"] for raw in raw_items]
+        names = [raw.get("name") or "" for raw in raw_items]
+        variants = [raw.get("variant") or "" for raw in raw_items]
+    except (TypeError, KeyError, AttributeError):
+        return None
+    return skus, names, variants, levels
+
+
+def _usual_columns(skus: list[Any], names: list[Any], variants: list[Any],
+                   levels: list[Any]) -> bool:
+    """Whether the columns hold the usual items: text SKUs in the usual form, all
+    different, text names and variants, whole levels (not ``bool``) in range."""
     if {type(sku) for sku in skus} != {str} or {type(qty) for qty in levels} != {int} \
             or not {type(n) for n in names} | {type(v) for v in variants} <= {str}:
-        return None
+        return False
     if not usual_skus(skus) or len(set(skus)) != len(skus):
-        return None
-    if min(levels) < 0 or max(levels) > MAX_LEVEL:
-        return None
-    return dict(zip(skus, map(StockItem, skus, names, variants, levels), strict=True))
+        return False
+    return not (min(levels) < 0 or max(levels) > MAX_LEVEL)
 
 
 def _checked_items(raw_items: list[Any], source: str) -> dict[str, StockItem]:

@@ -120,6 +120,27 @@ def new(path: str, service_url: str | None, shop_url: str | None, shopify_store:
       xlstock new stock.xlsx --woocommerce https://shop.example
       xlstock new stock.xlsx --lang fr
     """
+    target = _new_target(path, force)
+    service_url, shop_url, platform = _shop_options(service_url, shop_url, shopify_store,
+                                                    woocommerce_shop, location)
+    from xlstock.workbook.template import build_workbook, language_from_environment
+
+    language = language or language_from_environment()
+    if target.suffix.lower() == ".xlsm":
+        from xlstock.macros.install import build_macro_workbook
+
+        build_macro_workbook(target, service_url=service_url, shop_url=shop_url,
+                             platform=platform, location=location, language=language)
+    else:
+        build_workbook(target, service_url=service_url, shop_url=shop_url, platform=platform,
+                       location=location, language=language)
+    if not quiet:
+        click.echo(_("Created {path}. Next: xlstock sync {path}", path=target))
+
+
+def _new_target(path: str, force: bool) -> Path:
+    """The workbook ``new`` creates: named .xlsx or .xlsm, and not there already unless
+    ``--force``; a :class:`UsageError` otherwise."""
     target = Path(path)
     if target.suffix.lower() not in (".xlsx", ".xlsm"):
         raise UsageError(_("{path}: name the workbook .xlsx (or .xlsm for Excel buttons)",
@@ -127,6 +148,16 @@ def new(path: str, service_url: str | None, shop_url: str | None, shopify_store:
     if target.exists() and not force:
         raise UsageError(_("{path} exists already; pick another name or add --force",
                             path=path))
+    return target
+
+
+def _shop_options(service_url: str | None, shop_url: str | None, shopify_store: str | None,
+                  woocommerce_shop: str | None,
+                  location: str | None) -> tuple[str | None, str | None, str | None]:
+    """The service address, shop address and platform the new workbook keeps, from the
+    options naming its shop: ``--woocommerce`` or ``--shopify`` (which name both
+    addresses), else ``--service`` and ``--shop``; a :class:`UsageError` for options
+    that do not go together."""
     platform = None
     if shopify_store and woocommerce_shop:
         raise UsageError(_("a workbook keeps one shop: give --shopify or --woocommerce"))
@@ -151,19 +182,7 @@ def new(path: str, service_url: str | None, shop_url: str | None, shopify_store:
         raise UsageError(_("--location is for a Shopify store (--shopify STORE)"))
     else:
         service_url, shop_url = _checked_addresses(service_url, shop_url)
-    from xlstock.workbook.template import build_workbook, language_from_environment
-
-    language = language or language_from_environment()
-    if target.suffix.lower() == ".xlsm":
-        from xlstock.macros.install import build_macro_workbook
-
-        build_macro_workbook(target, service_url=service_url, shop_url=shop_url,
-                             platform=platform, location=location, language=language)
-    else:
-        build_workbook(target, service_url=service_url, shop_url=shop_url, platform=platform,
-                       location=location, language=language)
-    if not quiet:
-        click.echo(_("Created {path}. Next: xlstock sync {path}", path=target))
+    return service_url, shop_url, platform
 
 
 def _checked_addresses(service_url: str | None,

@@ -352,64 +352,33 @@ class StockStore:
                     "SELECT sku, name, variant, qty FROM products WHERE shop_id = ?", (shop.id,)
                 )
             }
-            added, changed, renamed = [], [], []
-            level_changes: list[tuple[str, int | None, int]] = []
-            inserts, updates = [], []
-            for item in catalogue:
-                old = current.get(item.sku)
-                if old is None:
-                    qty = item.qty if item.qty is not None else 0
-                    added.append(item.sku)
-                    level_changes.append((item.sku, None, qty))
-                    inserts.append((shop.id, item.sku, item.name, item.variant, qty))
-                    continue
-                qty = item.qty if item.qty is not None else old["qty"]
-                level_differs = old["qty"] != qty
-                name_differs = (old["name"], old["variant"]) != (item.name, item.variant)
-                if level_differs:
-                    changed.append(item.sku)
-                    level_changes.append((item.sku, old["qty"], qty))
-                if name_differs:
-                    renamed.append(item.sku)
-                    if not level_differs:  # a Sync that asks what changed learns the name
-                        level_changes.append((item.sku, old["qty"], qty))
-                if level_differs or name_differs:
-                    updates.append((item.name, item.variant, qty, shop.id, item.sku))
-            held = len(current) + len(added)
+            changes = _catalogue_changes(catalogue, current, shop.id)
+            held = len(current) + len(changes.added)
             if too_many_skus(held):
                 raise UsageError(_("with this catalogue {url} would list {why}", url=url,
                                    why=too_many_skus(held)))
-            changed_set = set(changed)
-            left = sorted(sku for sku in current if sku not in changed_set)
-            if (
-                not allow_level_changes and len(changed) >= LEVEL_CHANGES_MIN
-                and 2 * len(changed) > len(current)
-            ):
-                zeroed = sum(1 for sku, before, after in level_changes
-                             if before not in (None, 0) and after == 0)
-                raise LevelChangesRefused(
-                    f"this catalogue would change {len(changed)} of the {len(current)} "
-                    f"existing levels of {url} ({zeroed} to zero); nothing was changed. If "
-                    "that is intended (a stocktake), run again with --allow-level-changes"
-                )
+            if not allow_level_changes:
+                _refuse_many_level_changes(changes, len(current), url)
             conn.executemany(
                 "INSERT INTO products (shop_id, sku, name, variant, qty) VALUES (?, ?, ?, ?, ?)",
-                inserts,
+                changes.inserts,
             )
             conn.executemany(
                 "UPDATE products SET name = ?, variant = ?, qty = ?, active = 1 "
                 "WHERE shop_id = ? AND sku = ?",
-                updates,
+                changes.updates,
             )
-            if added or changed or renamed:
-                self._new_version(conn, shop, now, "catalogue", reference, level_changes)
+            if changes.added or changes.changed or changes.renamed:
+                self._new_version(conn, shop, now, "catalogue", reference,
+                                  changes.level_changes)
                 self._save_shop(conn, shop)
             count = conn.execute(
                 "SELECT COUNT(*) FROM products WHERE shop_id = ? AND active = 1", (shop.id,)
             ).fetchone()[0]
             return Registration(
-                shop=url, token=issued, created=created, products=count, added=added,
-                levels_changed=changed, renamed=renamed, levels_left=left,
+                shop=url, token=issued, created=created, products=count,
+                added=changes.added, levels_changed=changes.changed, renamed=changes.renamed,
+                levels_left=changes.left,
                 without_quantity=sum(1 for item in catalogue if item.qty is None),
                 version=shop.tag,
             )
@@ -1153,6 +1122,70 @@ class _CatalogueLine:
     qty: int | None
 
 
+@dataclass(frozen=True)
+class _CatalogueChanges:
+    """What loading a catalogue does to a shop's products: the SKUs it adds, whose level
+    it changes, renames, and whose level it leaves; the level changes the version
+    records (SKU, level before or ``None`` for a new product, level after); the rows of
+    table products to insert and to update."""
+
+    added: list[str]
+    changed: list[str]
+    renamed: list[str]
+    left: list[str]
+    level_changes: list[tuple[str, int | None, int]]
+    inserts: list[tuple[Any, ...]]
+    updates: list[tuple[Any, ...]]
+
+
+def _catalogue_changes(catalogue: Iterable[_CatalogueLine], current: Mapping[str, Any],
+                       shop_id: int) -> _CatalogueChanges:
+    """The changes ``catalogue`` makes to the products of shop ``shop_id``, whose rows
+    are ``current`` (SKU -> row): a new product starts at its quantity (0 without one);
+    a listed one takes its name and variant, and its quantity when it gives one."""
+    added, changed, renamed = [], [], []
+    level_changes: list[tuple[str, int | None, int]] = []
+    inserts, updates = [], []
+    for item in catalogue:
+        old = current.get(item.sku)
+        if old is None:
+            qty = item.qty if item.qty is not None else 0
+            added.append(item.sku)
+            level_changes.append((item.sku, None, qty))
+            inserts.append((shop_id, item.sku, item.name, item.variant, qty))
+            continue
+        qty = item.qty if item.qty is not None else old["qty"]
+        level_differs = old["qty"] != qty
+        name_differs = (old["name"], old["variant"]) != (item.name, item.variant)
+        if level_differs:
+            changed.append(item.sku)
+            level_changes.append((item.sku, old["qty"], qty))
+        if name_differs:
+            renamed.append(item.sku)
+            if not level_differs:  # a Sync that asks what changed learns the name
+                level_changes.append((item.sku, old["qty"], qty))
+        if level_differs or name_differs:
+            updates.append((item.name, item.variant, qty, shop_id, item.sku))
+    changed_set = set(changed)
+    left = sorted(sku for sku in current if sku not in changed_set)
+    return _CatalogueChanges(added=added, changed=changed, renamed=renamed, left=left,
+                             level_changes=level_changes, inserts=inserts, updates=updates)
+
+
+def _refuse_many_level_changes(changes: _CatalogueChanges, existing: int, url: str) -> None:
+    """Refuses (:class:`LevelChangesRefused`) a catalogue that would change at least
+    :data:`LEVEL_CHANGES_MIN` of the ``existing`` levels of ``url``, and more than half
+    of them: a stocktake, loaded only when allowed."""
+    if len(changes.changed) >= LEVEL_CHANGES_MIN and 2 * len(changes.changed) > existing:
+        zeroed = sum(1 for sku, before, after in changes.level_changes
+                     if before not in (None, 0) and after == 0)
+        raise LevelChangesRefused(
+            f"this catalogue would change {len(changes.changed)} of the {existing} "
+            f"existing levels of {url} ({zeroed} to zero); nothing was changed. If "
+            "that is intended (a stocktake), run again with --allow-level-changes"
+        )
+
+
 def _level_after(line: Line, current: int) -> int:
     """The level a published line leaves: a delivery adds to the level there is, a count
     sets its level."""
@@ -1185,36 +1218,42 @@ def _check_catalogue(items: Iterable[_Item]) -> list[_CatalogueLine]:
     seen: set[str] = set()
     result: list[_CatalogueLine] = []
     for item in items:
-        sku = sku_key(str(item.sku))
-        label = f"SKU {sku!r}"
-        if not sku:
-            problems.append("a product has an empty SKU")
-            continue
-        problem = sku_problem(sku)
-        if problem:
-            problems.append(f"{label} {problem}")
-            continue
-        if sku in seen:
-            problems.append(f"{label} is listed twice")
-            continue
-        seen.add(sku)
-        qty = item.qty
-        if qty is not None and (
-            isinstance(qty, bool) or not isinstance(qty, int) or not 0 <= qty <= MAX_LEVEL
-        ):
-            problems.append(f"{label} has level {qty!r}; give a whole number 0..{MAX_LEVEL:,}")
-            continue
-        texts = [str(item.name or "").strip(), str(item.variant or "").strip()]
-        if any(has_control_characters(t) or len(t) > MAX_NAME_LENGTH for t in texts):
-            problems.append(f"{label} has a name or variant with control characters or over "
-                            f"{MAX_NAME_LENGTH} characters")
-            continue
-        result.append(_CatalogueLine(sku=sku, name=texts[0], variant=texts[1], qty=qty))
+        line = _catalogue_line(item, seen)
+        if isinstance(line, str):
+            problems.append(line)
+        else:
+            result.append(line)
     if problems:
         shown = "; ".join(problems[:20]) + (" ..." if len(problems) > 20 else "")
         raise UsageError(f"the catalogue has {len(problems)} problem(s), nothing was loaded: "
                          f"{shown}")
     return result
+
+
+def _catalogue_line(item: _Item, seen: set[str]) -> _CatalogueLine | str:
+    """One catalogue item made canonical, or what is wrong with it, checked in this
+    order: its SKU (empty, malformed, or already in ``seen``, to which a new one is
+    added), its level, its name and variant."""
+    sku = sku_key(str(item.sku))
+    label = f"SKU {sku!r}"
+    if not sku:
+        return "a product has an empty SKU"
+    problem = sku_problem(sku)
+    if problem:
+        return f"{label} {problem}"
+    if sku in seen:
+        return f"{label} is listed twice"
+    seen.add(sku)
+    qty = item.qty
+    if qty is not None and (
+        isinstance(qty, bool) or not isinstance(qty, int) or not 0 <= qty <= MAX_LEVEL
+    ):
+        return f"{label} has level {qty!r}; give a whole number 0..{MAX_LEVEL:,}"
+    texts = [str(item.name or "").strip(), str(item.variant or "").strip()]
+    if any(has_control_characters(t) or len(t) > MAX_NAME_LENGTH for t in texts):
+        return (f"{label} has a name or variant with control characters or over "
+                f"{MAX_NAME_LENGTH} characters")
+    return _CatalogueLine(sku=sku, name=texts[0], variant=texts[1], qty=qty)
 
 
 def _first_problems(problems: Sequence[Mapping[str, Any]], shown: int = 5) -> str:

@@ -37,7 +37,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 from xml.etree import ElementTree
 
 from xlstock.errors import WorkbookError
@@ -240,7 +240,31 @@ def _check_directory_size(fh: IO[bytes], size: int, label: str, limits: Limits) 
 
 
 def _check_zip(zf: zipfile.ZipFile, label: str, limits: Limits) -> Package:
+    """The package of a zip that is a plain .xlsx workbook, checked in this order: its
+    directory (:func:`_check_entries`), an .xlsx at all (:func:`_refuse_other_zip`),
+    each part's prolog, its content types, its workbook part, not Strict Open XML."""
     infos = zf.infolist()
+    seen = _check_entries(infos, label, limits)
+    if CONTENT_TYPES_PART not in seen:
+        _refuse_other_zip(zf, seen, label)
+    for info in infos:
+        if not info.is_dir():
+            _check_prolog(zf, info, label, limits)
+    content_types = _content_types(zf, infos, label)
+    workbook_part = _workbook_part(content_types, seen, label)
+    _check_not_strict(zf, workbook_part, label)
+    return Package(
+        parts=tuple(i.filename for i in infos if not i.is_dir()),
+        content_types=content_types,
+        workbook_part=workbook_part,
+        macro_enabled="macroenabled" in content_types[workbook_part],
+    )
+
+
+def _check_entries(infos: list[zipfile.ZipInfo], label: str, limits: Limits) -> set[str]:
+    """The names of the parts, once the zip's directory passed: not too many parts,
+    each part once, none encrypted or compressed as Excel never does, no zip bomb (in
+    total or part by part), checked part by part in the directory's order."""
     if len(infos) > limits.max_parts:
         raise WorkbookError(
             _("{label} holds {count} parts, more than any workbook xlstock accepts ({limit}); it "
@@ -249,59 +273,77 @@ def _check_zip(zf: zipfile.ZipFile, label: str, limits: Limits) -> Package:
     seen: set[str] = set()
     total = 0
     for info in infos:
-        name = info.filename
-        if name in seen:
-            raise WorkbookError(_("{label} is damaged: part {part} appears twice", label=label,
-                                  part=name))
-        seen.add(name)
-        if info.flag_bits & 0x1:
-            raise WorkbookError(
-                _("{label} is an encrypted zip, not an Excel workbook; save it from Excel as "
-                  "Excel Workbook (.xlsx)", label=label)
-            )
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise WorkbookError(
-                _("{label}: part {part} uses a compression Excel never writes; open the file in "
-                  "Excel and save it again", label=label, part=name)
-            )
+        _check_entry(info, seen, label)
+        seen.add(info.filename)
         total += info.file_size
-        if total > limits.max_total_uncompressed:
-            raise WorkbookError(
-                _("{label} would inflate to more than {limit} MiB, far more than a stock "
-                  "workbook; it may be a zip bomb", label=label,
-                  limit=limits.max_total_uncompressed // MiB)
-            )
-        if (
-            info.file_size >= limits.ratio_min_size
-            and info.file_size > limits.max_ratio * max(info.compress_size, 1)
-        ):
-            ratio = info.file_size / max(info.compress_size, 1)
-            raise WorkbookError(
-                _("{label}: part {part} inflates {ratio:n} times its stored size (a workbook's "
-                  "parts stay under {limit:n}); it may be a zip bomb", label=label, part=name,
-                  ratio=round(ratio), limit=round(limits.max_ratio))
-            )
-    if CONTENT_TYPES_PART not in seen:
-        if "xl/workbook.bin" in seen:
-            raise WorkbookError(
-                _("{label} is a binary workbook (.xlsb); open it in Excel and save it as Excel "
-                  "Workbook (.xlsx)", label=label)
-            )
-        if _is_opendocument(zf, seen):
-            raise WorkbookError(
-                _("{label} is an OpenDocument spreadsheet (.ods), not an .xlsx workbook; in "
-                  "LibreOffice use File > Save As > Excel 2007-365 (.xlsx), then try again with "
-                  "the .xlsx", label=label)
-            )
+        _check_inflation(info, total, label, limits)
+    return seen
+
+
+def _check_entry(info: zipfile.ZipInfo, seen: set[str], label: str) -> None:
+    """Refuses a part already ``seen``, an encrypted one, and one stored with a
+    compression other than stored or deflated (the two Excel writes)."""
+    name = info.filename
+    if name in seen:
+        raise WorkbookError(_("{label} is damaged: part {part} appears twice", label=label,
+                              part=name))
+    if info.flag_bits & 0x1:
         raise WorkbookError(
-            _("{label} is a zip file but not an .xlsx workbook (it has no {part}); "
-              "save the workbook from Excel as Excel Workbook (.xlsx)", label=label,
-              part=CONTENT_TYPES_PART)
+            _("{label} is an encrypted zip, not an Excel workbook; save it from Excel as "
+              "Excel Workbook (.xlsx)", label=label)
         )
-    for info in infos:
-        if not info.is_dir():
-            _check_prolog(zf, info, label, limits)
-    content_types = _content_types(zf, infos, label)
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise WorkbookError(
+            _("{label}: part {part} uses a compression Excel never writes; open the file in "
+              "Excel and save it again", label=label, part=name)
+        )
+
+
+def _check_inflation(info: zipfile.ZipInfo, total: int, label: str, limits: Limits) -> None:
+    """Refuses a zip bomb: the parts so far inflating to more than the limit in
+    ``total``, or this part inflating more times its stored size than a workbook's."""
+    if total > limits.max_total_uncompressed:
+        raise WorkbookError(
+            _("{label} would inflate to more than {limit} MiB, far more than a stock "
+              "workbook; it may be a zip bomb", label=label,
+              limit=limits.max_total_uncompressed // MiB)
+        )
+    if (
+        info.file_size >= limits.ratio_min_size
+        and info.file_size > limits.max_ratio * max(info.compress_size, 1)
+    ):
+        ratio = info.file_size / max(info.compress_size, 1)
+        raise WorkbookError(
+            _("{label}: part {part} inflates {ratio:n} times its stored size (a workbook's "
+              "parts stay under {limit:n}); it may be a zip bomb", label=label,
+              part=info.filename, ratio=round(ratio), limit=round(limits.max_ratio))
+        )
+
+
+def _refuse_other_zip(zf: zipfile.ZipFile, seen: set[str], label: str) -> NoReturn:
+    """Refuses a zip without content types, naming what it is when it can tell: a
+    binary workbook (.xlsb), an OpenDocument spreadsheet, or some other zip."""
+    if "xl/workbook.bin" in seen:
+        raise WorkbookError(
+            _("{label} is a binary workbook (.xlsb); open it in Excel and save it as Excel "
+              "Workbook (.xlsx)", label=label)
+        )
+    if _is_opendocument(zf, seen):
+        raise WorkbookError(
+            _("{label} is an OpenDocument spreadsheet (.ods), not an .xlsx workbook; in "
+              "LibreOffice use File > Save As > Excel 2007-365 (.xlsx), then try again with "
+              "the .xlsx", label=label)
+        )
+    raise WorkbookError(
+        _("{label} is a zip file but not an .xlsx workbook (it has no {part}); "
+          "save the workbook from Excel as Excel Workbook (.xlsx)", label=label,
+          part=CONTENT_TYPES_PART)
+    )
+
+
+def _workbook_part(content_types: dict[str, str], seen: set[str], label: str) -> str:
+    """The part the content types name as the workbook; refused when none is (a binary
+    workbook, or an Office file of another kind)."""
     workbook_part = next(
         (p for p, ct in content_types.items() if ct in _WORKBOOK_TYPES), None
     )
@@ -315,6 +357,12 @@ def _check_zip(zf: zipfile.ZipFile, label: str, limits: Limits) -> Package:
             _("{label} is an Office file but not an Excel workbook; open it in Excel and save it "
               "as Excel Workbook (.xlsx)", label=label)
         )
+    return workbook_part
+
+
+def _check_not_strict(zf: zipfile.ZipFile, workbook_part: str, label: str) -> None:
+    """Refuses a workbook saved as Strict Open XML (its workbook part opens in the strict
+    namespace), which xlstock cannot keep intact."""
     with zf.open(workbook_part) as src:
         start = src.read(4096)
     if _STRICT_NS in start:
@@ -322,12 +370,6 @@ def _check_zip(zf: zipfile.ZipFile, label: str, limits: Limits) -> Package:
             _("{label} is saved as Strict Open XML Spreadsheet, which xlstock cannot keep intact; "
               "in Excel use File > Save As > Excel Workbook (.xlsx)", label=label)
         )
-    return Package(
-        parts=tuple(i.filename for i in infos if not i.is_dir()),
-        content_types=content_types,
-        workbook_part=workbook_part,
-        macro_enabled="macroenabled" in content_types[workbook_part],
-    )
 
 
 class _Doctype(Exception):
