@@ -13,20 +13,14 @@ LIMIT = 15
 PACKAGE = Path(__file__).resolve().parents[1] / "xlstock"
 
 WAITING: dict[str, int] = {
-    "xlstock/cli/workbook_commands.py:new": 17,
-    "xlstock/planner.py:_plan_row": 16,
     "xlstock/remote/client.py:HttpStockServiceClient._refusal_from": 19,
     "xlstock/remote/transport.py:mapped_errors": 18,
     "xlstock/remote/transport.py:read_body": 17,
-    "xlstock/server/storage.py:_check_catalogue": 16,
-    "xlstock/server/storage.py:register": 28,
     "xlstock/shops/shopify.py:ShopifyConnector._query": 22,
     "xlstock/shops/shopify.py:ShopifyConnector._send_call": 22,
     "xlstock/shops/woocommerce.py:WooCommerceConnector._write": 20,
     "xlstock/shops/woocommerce.py:WooCommerceConnector.publish_lines": 16,
     "xlstock/shops/woocommerce.py:_Collector.add": 21,
-    "xlstock/stockfile.py:_usual_items": 28,
-    "xlstock/workbook/safety.py:_check_zip": 21,
     "xlstock/workbook/sheetxml.py:_plain": 24,
     "xlstock/workbook/sheetxml.py:_read_fast": 45,
     "xlstock/workbook/sheetxml.py:_rewrite_row": 18,
