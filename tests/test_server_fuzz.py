@@ -10,6 +10,7 @@ test sends random bytes as the request itself.
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import socket
@@ -151,6 +152,8 @@ def _check(method: str, status: int, headers: dict[str, str], body: bytes) -> No
     assert status < 500, (status, body[:300])
     if status >= 400 and method != "HEAD":
         assert headers.get("content-type", "").startswith("application/json"), headers
+        if headers.get("content-encoding", "").lower() == "gzip":  # the request took gzip
+            body = gzip.decompress(body)
         error = json.loads(body)["error"]
         assert isinstance(error["code"], str) and error["code"], error
         assert isinstance(error["message"], str) and error["message"], error
