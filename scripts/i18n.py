@@ -5,7 +5,8 @@
     python scripts/i18n.py --check    # what the tests run: every message translated,
                                       # the same placeholders, the .mo up to date
 
-The texts are those inside ``_()``, ``_n()``, ``N_()`` and the account pages' ``t()``,
+The texts are those inside ``_()``, ``_n()``, ``N_()``, ``NC_()`` (a text with its
+context: a workbook's header, a button) and the account pages' ``t()``,
 in ``xlstock/**.py`` and the account pages' templates. Babel's own command line
 (``pybabel extract/update/compile``) does the same with the keywords below; this script
 only puts the steps and the project's paths in one place.
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCALE = ROOT / "xlstock" / "locale"
 DOMAIN = "xlstock"
 LANGUAGES = ("fr",)
-KEYWORDS = {"_": None, "_n": (1, 2), "N_": None, "t": None}
+KEYWORDS = {"_": None, "_n": (1, 2), "N_": None, "t": None, "NC_": ((1, "c"), 2)}
 METHODS = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
 
 
@@ -69,7 +70,7 @@ def problems(catalog: Catalog, template: Catalog, language: str) -> list[str]:
         if not message.id:
             continue
         where = f"{language}: {message.id!r} ({message.locations[0][0]}:{message.locations[0][1]})"
-        have = catalog.get(message.id)
+        have = catalog.get(message.id, context=message.context)
         strings = [] if have is None else (list(have.string) if isinstance(have.string, tuple)
                                            else [have.string])
         if have is None or not all(strings) or have.fuzzy:

@@ -193,13 +193,10 @@ def _now() -> str:
     return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-_STAMPS = {i18n.FRENCH: "%d/%m/%Y %H:%M:%S"}
-
-
 def _stamp(language: str) -> str:
     """Now, as a workbook of ``language`` shows it in the Log and Settings:
     ``2026-12-06 10:05:00``; ``06/12/2026 10:05:00`` in French."""
-    return _dt.datetime.now().astimezone().strftime(_STAMPS.get(language, "%Y-%m-%d %H:%M:%S"))
+    return i18n.stamp(_dt.datetime.now().astimezone(), language)
 
 
 class _Unreadable:

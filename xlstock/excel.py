@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from xlstock import actions, i18n
 from xlstock.errors import MassChangeError, SheetError, UsageError, XlstockError
-from xlstock.i18n import _
+from xlstock.i18n import NC_, _
 from xlstock.workbook import layout
 from xlstock.workbook.xlwings_adapter import XlwingsWorkbook
 
@@ -36,15 +36,15 @@ log = logging.getLogger(__name__)
 TITLE = "xlstock"
 MAX_ALERT_LINES = 12
 """Detail lines a message box shows before pointing at column Status for the rest."""
-BUTTON_WORDS = {i18n.FRENCH: {"Sync": "Synchroniser", "Preview": "Aperçu", "Publish": "Publier",
-                              "Undo": "Annuler", "Validate": "Vérifier"}}
-"""The buttons' names in each language but English, as the French workbook's buttons
-say them (:data:`xlstock.macros.vba_source.FRENCH_LABELS`)."""
+BUTTON_WORDS = tuple(NC_("button", word)
+                     for word in ("Sync", "Preview", "Publish", "Undo", "Validate"))
+"""The buttons' names, translated in the catalogue under ``button`` (French:
+Synchroniser, Aperçu, Publier, Annuler, as :data:`xlstock.macros.vba_source.BUTTONS`)."""
 
 
 def button(action: str, language: str | None = None) -> str:
     """A button's name (``Sync``...) in ``language`` (the current one by default)."""
-    return BUTTON_WORDS.get(language or i18n.current(), {}).get(action, action)
+    return i18n.translate_in("button", action, language or i18n.current())
 
 
 def sync() -> None:

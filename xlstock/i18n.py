@@ -24,8 +24,10 @@ Placeholders take a format: ``{count:n}`` is a number in the language's way (``1
 ``{when:dt}`` a date and time. Anything else formats as :meth:`str.format` does.
 
 Adding a language (German, say) is a catalogue, not code: ``pybabel init -D xlstock
--i xlstock/locale/xlstock.pot -d xlstock/locale -l de``, translate the ``.po``, add
-``"de"`` to :data:`LANGUAGES`, and run ``python scripts/i18n.py``.
+-i xlstock/locale/xlstock.pot -d xlstock/locale -l de``, translate the ``.po`` (the
+messages, and under their contexts the workbook's words, the buttons and the date
+patterns), add ``"de"`` to ``LANGUAGES`` in ``scripts/i18n.py`` and run it: the compiled
+``.mo`` makes German one of :data:`LANGUAGES`.
 """
 
 from __future__ import annotations
@@ -43,9 +45,13 @@ from typing import Any
 
 ENGLISH = "en"
 FRENCH = "fr"
-LANGUAGES = (ENGLISH, FRENCH)
 DOMAIN = "xlstock"
 LOCALE_DIR = Path(__file__).with_name("locale")
+LANGUAGES = (ENGLISH, *sorted(
+    folder.name for folder in (LOCALE_DIR.iterdir() if LOCALE_DIR.is_dir() else ())
+    if (folder / "LC_MESSAGES" / f"{DOMAIN}.mo").is_file()))
+"""English (the code's own) and every language with a compiled catalogue: a language
+is added by its catalogue alone, never by code."""
 
 _chosen: ContextVar[str | None] = ContextVar("xlstock_language", default=None)
 
@@ -175,6 +181,18 @@ def N_(msgid: str, /) -> str:
     return msgid
 
 
+def NC_(context: str, msgid: str, /) -> str:
+    """Marks ``msgid`` for the catalogue under ``context`` (a workbook's header, a
+    button, a date pattern: words that may be translated apart from the same English
+    elsewhere), without translating it now; :func:`translate_in` translates it."""
+    return msgid
+
+
+def translate_in(context: str, msgid: str, language: str, /) -> str:
+    """``msgid`` in ``language``, as the catalogue translates it under ``context``."""
+    return msgid if language == ENGLISH else catalogue(language).pgettext(context, msgid)
+
+
 def translate(msgid: str, language: str, /, **params: Any) -> str:
     """``msgid`` in ``language`` (the account pages' ``t()`` and the e-mails use this)."""
     return _filled(_translated(msgid, None, None, language), language, params)
@@ -203,9 +221,12 @@ def _as_datetime(value: dt.date | str) -> dt.date:
     return value
 
 
-# English keeps the ISO dates the Log has always had; French writes them the French way.
-_DATE_PATTERNS = {ENGLISH: ("yyyy-MM-dd", "yyyy-MM-dd HH:mm"),
-                  FRENCH: ("dd/MM/yyyy", "dd/MM/yyyy HH:mm")}
+# English keeps the ISO dates the Log has always had; each catalogue says its language's
+# way (French: dd/MM/yyyy), in Babel's (CLDR) pattern syntax.
+DATE_PATTERN = NC_("date pattern", "yyyy-MM-dd")
+DATE_TIME_PATTERN = NC_("date pattern", "yyyy-MM-dd HH:mm")
+STAMP_FORMAT = NC_("strftime", "%Y-%m-%d %H:%M:%S")
+"""A workbook's stamps (Log, Settings), as :meth:`datetime.strftime` writes them."""
 
 
 def date(value: dt.date | str, language: str | None = None) -> str:
@@ -213,7 +234,7 @@ def date(value: dt.date | str, language: str | None = None) -> str:
     from babel.dates import format_date
 
     language = language or current()
-    pattern = _DATE_PATTERNS.get(language, _DATE_PATTERNS[ENGLISH])[0]
+    pattern = translate_in("date pattern", DATE_PATTERN, language)
     return str(format_date(_as_datetime(value), pattern, locale=language))
 
 
@@ -222,13 +243,15 @@ def date_time(value: dt.datetime | str, language: str | None = None) -> str:
     from babel.dates import format_datetime
 
     language = language or current()
-    pattern = _DATE_PATTERNS.get(language, _DATE_PATTERNS[ENGLISH])[1]
+    pattern = translate_in("date pattern", DATE_TIME_PATTERN, language)
     when = _as_datetime(value)
     if not isinstance(when, dt.datetime):
         when = dt.datetime.combine(when, dt.time())
     return str(format_datetime(when, pattern, tzinfo=when.tzinfo, locale=language))
 
 
-def excel_date_format(language: str) -> str:
-    """The number format of a date-and-time cell in a workbook of ``language``."""
-    return "dd/mm/yyyy hh:mm" if language == FRENCH else "yyyy-mm-dd hh:mm"
+def stamp(when: dt.datetime, language: str) -> str:
+    """``when`` as a workbook of ``language`` writes its stamps: ``2026-12-06 10:05:00``;
+    ``06/12/2026 10:05:00`` in French."""
+    return when.strftime(translate_in("strftime", STAMP_FORMAT, language))
+

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from xlstock import i18n
 from xlstock.cli.exits import F, reports_errors_and_ctrl_c
 from xlstock.cli.reporting import Progress, format_output, quiet_option
 from xlstock.errors import UsageError
@@ -100,7 +101,7 @@ def print_report(report: actions.Report) -> None:
 @click.option("--location", metavar="NAME",
               help="The Shopify location the workbook keeps (needed when the store has "
                    "several).")
-@click.option("--lang", "language", type=click.Choice(["en", "fr"]),
+@click.option("--lang", "language", type=click.Choice(i18n.LANGUAGES),
               help="The workbook's language: sheet names, headers, labels, buttons (default: "
                    "the system's, from XLSTOCK_LANG, LC_ALL, LC_MESSAGES or LANG).")
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
@@ -208,7 +209,7 @@ def _checked_addresses(service_url: str | None,
               help="Base URL of the stock service (Settings: Stock service).")
 @click.option("--shop", "shop_url", metavar="URL",
               help="The shop's address as registered with the stock service.")
-@click.option("--lang", "language", type=click.Choice(["en", "fr"]),
+@click.option("--lang", "language", type=click.Choice(i18n.LANGUAGES),
               help="The language of the sheets added (default: the system's).")
 @quiet_option
 @reports_errors_and_ctrl_c

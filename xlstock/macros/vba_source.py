@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xlstock.errors import MissingExtra, UsageError, WorkbookError
-from xlstock.i18n import _
+from xlstock.i18n import FRENCH, LANGUAGES, NC_, _, translate_in
 from xlstock.macros.ovba import (
     ProjectSource,
     VbaModule,
@@ -43,14 +43,16 @@ class Button:
 
 
 BUTTONS = (
-    Button("Sync", "XlstockSync", "sync"),
-    Button("Preview", "XlstockPreview", "preview"),
-    Button("Publish", "XlstockPublish", "publish"),
-    Button("Undo", "XlstockUndo", "undo"),
+    Button(NC_("button", "Sync"), "XlstockSync", "sync"),
+    Button(NC_("button", "Preview"), "XlstockPreview", "preview"),
+    Button(NC_("button", "Publish"), "XlstockPublish", "publish"),
+    Button(NC_("button", "Undo"), "XlstockUndo", "undo"),
 )
-FRENCH_LABELS = {"Sync": "Synchroniser", "Preview": "Aperçu", "Publish": "Publier",
-                 "Undo": "Annuler"}
-"""The buttons' words on a French workbook (the help text's: Synchroniser, Publier)."""
+LABELS_IN = {language: {b.label: translate_in("button", b.label, language) for b in BUTTONS}
+             for language in LANGUAGES}
+"""The buttons' words in each language, from the catalogue (French, the help text's:
+Synchroniser, Aperçu, Publier, Annuler)."""
+FRENCH_LABELS = LABELS_IN[FRENCH]
 XLSTOCK_MODULE = "xlstock"
 WORKBOOK_CODE_NAME = "ThisWorkbook"
 VBA_PART = "xl/vbaProject.bin"

@@ -11,9 +11,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, overload
 
+from xlstock import i18n
 from xlstock.cells import NO_CACHE, Formula, unchanged
 from xlstock.errors import SheetError, UsageError, WorkbookError
-from xlstock.i18n import _
+from xlstock.i18n import NC_, _
 from xlstock.model import ValueProblem, parse_quantity
 from xlstock.workbook.base import (
     LOG_SHEET,
@@ -26,29 +27,33 @@ from xlstock.workbook.base import (
     column_letter,
 )
 
-SKU = "SKU"
-PRODUCT = "Product"
-VARIANT = "Variant"
-ONLINE = "Online"
-RECEIVED = "Received"
-NEW_LEVEL = "New level"
-CHANGE = "Change"
-LOW_AT = "Low at"
-STATUS = "Status"
+WORDS = "workbook"
+"""The catalogue's context of the workbook's own words: its sheet names, headers and
+Settings labels (translated apart from the same English in a message)."""
+
+SKU = NC_("workbook", "SKU")
+PRODUCT = NC_("workbook", "Product")
+VARIANT = NC_("workbook", "Variant")
+ONLINE = NC_("workbook", "Online")
+RECEIVED = NC_("workbook", "Received")
+NEW_LEVEL = NC_("workbook", "New level")
+CHANGE = NC_("workbook", "Change")
+LOW_AT = NC_("workbook", "Low at")
+STATUS = NC_("workbook", "Status")
 
 STOCK_HEADERS = (SKU, PRODUCT, VARIANT, ONLINE, RECEIVED, NEW_LEVEL, CHANGE, LOW_AT, STATUS)
 """The template's column order; a merchant may reorder them and add their own."""
 REQUIRED_HEADERS = (SKU, ONLINE, RECEIVED, NEW_LEVEL)
 
-SETTING_SERVICE = "Stock service"
-SETTING_SHOP = "Shop URL"
-SETTING_POLICY = "Conflict policy"
-SETTING_LAST_SYNC = "Last sync"
-SETTING_LAST_PUBLISH = "Last publish"
-SETTING_VERSION = "Online version"
-SETTING_PLATFORM = "Shop platform"
-SETTING_LOCATION = "Location"
-SETTING_LOW_STOCK = "Low stock at"
+SETTING_SERVICE = NC_("workbook", "Stock service")
+SETTING_SHOP = NC_("workbook", "Shop URL")
+SETTING_POLICY = NC_("workbook", "Conflict policy")
+SETTING_LAST_SYNC = NC_("workbook", "Last sync")
+SETTING_LAST_PUBLISH = NC_("workbook", "Last publish")
+SETTING_VERSION = NC_("workbook", "Online version")
+SETTING_PLATFORM = NC_("workbook", "Shop platform")
+SETTING_LOCATION = NC_("workbook", "Location")
+SETTING_LOW_STOCK = NC_("workbook", "Low stock at")
 SETTING_LABELS = (
     SETTING_SERVICE, SETTING_SHOP, SETTING_POLICY,
     SETTING_LAST_SYNC, SETTING_LAST_PUBLISH, SETTING_VERSION,
@@ -57,7 +62,8 @@ SETTING_LABELS = (
 LOW_STOCK_NAME = "LowStockAt"
 """The workbook's defined name for Settings' ``Low stock at``, which the colour rules of
 sheet Stock use."""
-LOW_STOCK_HEADERS = ("SKU", "Product", "Variant", "Level", "Low at", "Shortfall")
+LOW_STOCK_HEADERS = (SKU, PRODUCT, VARIANT, NC_("workbook", "Level"), LOW_AT,
+                     NC_("workbook", "Shortfall"))
 DEFAULT_SERVICE = "http://127.0.0.1:8765"
 POLICIES = ("rebase", "strict")
 
@@ -70,7 +76,8 @@ _PLATFORM_WORDS = {"": XLSTOCK_SERVICE, "xlstock": XLSTOCK_SERVICE,
                    "service xlstock": XLSTOCK_SERVICE,
                    **{platform.casefold(): platform for platform in PLATFORMS}}
 
-LOG_HEADERS = ("When", "Action", "Online version", "Rows changed", "Units", "Result")
+LOG_HEADERS = (NC_("workbook", "When"), NC_("workbook", "Action"), SETTING_VERSION,
+               NC_("workbook", "Rows changed"), NC_("workbook", "Units"), NC_("workbook", "Result"))
 
 STATE_FORMAT = 1
 _STATE_CHUNK = 30_000
@@ -81,40 +88,45 @@ _STATE_CHUNK = 30_000
 # A workbook is English or French: its sheet names, headers and labels. xlstock reads
 # both whatever the machine's language, and writes its own words in the workbook's.
 
-ENGLISH, FRENCH = "en", "fr"
-LANGUAGES = (ENGLISH, FRENCH)
-FRENCH_HEADERS = {
-    SKU: "SKU", PRODUCT: "Produit", VARIANT: "Variante", ONLINE: "En ligne",
-    RECEIVED: "Reçu", NEW_LEVEL: "Nouveau niveau", CHANGE: "Variation",
-    LOW_AT: "Stock bas à", STATUS: "Statut",
-}
-"""Sheet Stock's headers in French, in the words of the help text and account pages."""
-FRENCH_LABELS = {
-    SETTING_SERVICE: "Service de stock", SETTING_SHOP: "Adresse URL de la boutique",
-    SETTING_POLICY: "Règle en cas de conflit", SETTING_LAST_SYNC: "Dernière synchronisation",
-    SETTING_LAST_PUBLISH: "Dernière publication", SETTING_VERSION: "Version en ligne",
-    SETTING_PLATFORM: "Plateforme de la boutique", SETTING_LOCATION: "Emplacement",
-    SETTING_LOW_STOCK: "Stock bas à",
-}
-FRENCH_SHEETS = {SETTINGS_SHEET: "Paramètres", LOG_SHEET: "Journal",
-                 LOW_STOCK_SHEET: "Stock bas", "How to": "Mode d'emploi"}
-FRENCH_LOG_HEADERS = ("Quand", "Action", "Version en ligne", "Lignes modifiées", "Unités",
-                      "Résultat")
-FRENCH_LOW_STOCK_HEADERS = ("SKU", "Produit", "Variante", "Niveau", "Stock bas à", "Manque")
+ENGLISH, FRENCH = i18n.ENGLISH, i18n.FRENCH
+LANGUAGES = i18n.LANGUAGES
+SHEET_NAMES = (STOCK_SHEET, NC_("workbook", "Settings"), NC_("workbook", "Log"),
+               NC_("workbook", "Low stock"), NC_("workbook", "How to"))
+"""xlstock's sheets (their English names are base's ``*_SHEET``)."""
+
+
+def _in(language: str, words: Sequence[str]) -> dict[str, str]:
+    return {word: i18n.translate_in(WORDS, word, language) for word in words}
+
+
+HEADERS_IN = {language: _in(language, STOCK_HEADERS) for language in LANGUAGES}
+"""Sheet Stock's headers in each language, from the catalogue (French in the words of the
+help text and account pages: En ligne, Reçu, Nouveau niveau...)."""
+LABELS_IN = {language: _in(language, SETTING_LABELS) for language in LANGUAGES}
+SHEETS_IN = {language: _in(language, SHEET_NAMES) for language in LANGUAGES}
+LOG_HEADERS_IN = {language: tuple(_in(language, LOG_HEADERS).values())
+                  for language in LANGUAGES}
+LOW_STOCK_HEADERS_IN = {language: tuple(_in(language, LOW_STOCK_HEADERS).values())
+                        for language in LANGUAGES}
+FRENCH_HEADERS = HEADERS_IN[FRENCH]
+FRENCH_LABELS = LABELS_IN[FRENCH]
+FRENCH_SHEETS = {sheet: text for sheet, text in SHEETS_IN[FRENCH].items() if sheet != text}
+FRENCH_LOG_HEADERS = LOG_HEADERS_IN[FRENCH]
+FRENCH_LOW_STOCK_HEADERS = LOW_STOCK_HEADERS_IN[FRENCH]
 
 
 def header_text(header: str, language: str) -> str:
     """A canonical Stock header (``layout.ONLINE``...) as a workbook of ``language``
     writes it."""
-    return FRENCH_HEADERS[header] if language == FRENCH else header
+    return HEADERS_IN.get(language, HEADERS_IN[ENGLISH])[header]
 
 
 def label_text(label: str, language: str) -> str:
-    return FRENCH_LABELS.get(label, label) if language == FRENCH else label
+    return LABELS_IN.get(language, {}).get(label, label)
 
 
 def sheet_text(sheet: str, language: str) -> str:
-    return FRENCH_SHEETS.get(sheet, sheet) if language == FRENCH else sheet
+    return SHEETS_IN.get(language, {}).get(sheet, sheet)
 
 
 def _header_key(value: Any) -> str:
@@ -129,16 +141,20 @@ def _header_key(value: Any) -> str:
     return text
 
 
-_KNOWN = {_header_key(h): h for h in STOCK_HEADERS}
-_KNOWN.update({_header_key(text): h for h, text in FRENCH_HEADERS.items()})
-_FRENCH_ONLY = {_header_key(text) for h, text in FRENCH_HEADERS.items()
-                if _header_key(text) != _header_key(h)}
+_KNOWN = {_header_key(text): h for language in LANGUAGES
+          for h, text in HEADERS_IN[language].items()}
+_ONLY_IN = {_header_key(text): language for language in LANGUAGES
+            for h, text in HEADERS_IN[language].items()
+            if sum(_header_key(text) == _header_key(HEADERS_IN[other][h])
+                   for other in LANGUAGES) == 1}
+"""A header's words that only one language uses ("Reçu"; not "SKU"), and that
+language."""
 
 
 def sheet_in(book: WorkbookAdapter, sheet: str) -> str | None:
     """The name under which ``book`` has xlstock's sheet ``sheet`` (its English name),
     in either language, or ``None``."""
-    wanted = {_header_key(sheet), _header_key(sheet_text(sheet, FRENCH))}
+    wanted = {_header_key(sheet_text(sheet, language)) for language in LANGUAGES}
     for name in book.sheet_names():
         if _header_key(name) in wanted:
             return name
@@ -146,11 +162,15 @@ def sheet_in(book: WorkbookAdapter, sheet: str) -> str | None:
 
 
 def language_of(book: WorkbookAdapter) -> str:
-    """The workbook's language: French when it has one of xlstock's sheets under its
-    French name, else English."""
-    french = {_header_key(name) for name in FRENCH_SHEETS.values()}
-    return FRENCH if any(_header_key(name) in french for name in book.sheet_names()) \
-        else ENGLISH
+    """The workbook's language: the one whose names it has one of xlstock's sheets
+    under (Paramètres, Journal...), else English."""
+    names = {_header_key(name) for name in book.sheet_names()}
+    for language in LANGUAGES:
+        own = {_header_key(text) for sheet, text in SHEETS_IN[language].items()
+               if _header_key(text) != _header_key(sheet)}
+        if names & own:
+            return language
+    return ENGLISH
 
 
 @dataclass
@@ -231,7 +251,7 @@ def _stock_columns(header: Sequence[Any]) -> tuple[dict[str, int], str]:
     """Sheet Stock's known columns (canonical header -> 1-based column) and the
     language most of their headers are in; a header found twice is refused."""
     columns: dict[str, int] = {}
-    french = english = 0
+    votes = dict.fromkeys(LANGUAGES, 0)
     for index, value in enumerate(header, start=1):
         key = _header_key(value)
         known = _KNOWN.get(key)
@@ -240,11 +260,9 @@ def _stock_columns(header: Sequence[Any]) -> tuple[dict[str, int], str]:
         if known in columns:
             _refuse_twice(header, columns[known], index, known)
         columns[known] = index
-        if key in _FRENCH_ONLY:
-            french += 1
-        elif key != _header_key(FRENCH_HEADERS[known]):
-            english += 1
-    return columns, FRENCH if french > english else ENGLISH
+        if key in _ONLY_IN:
+            votes[_ONLY_IN[key]] += 1
+    return columns, max(LANGUAGES, key=lambda language: votes[language])  # a tie: English
 
 
 def _refuse_twice(header: Sequence[Any], before: int, index: int, known: str) -> NoReturn:
@@ -406,8 +424,8 @@ def read_settings(book: WorkbookAdapter) -> Settings:
     grid = book.read_sheet(sheet)
     rows: dict[str, int] = {}
     values: dict[str, Any] = {}
-    by_key = {_header_key(label): label for label in SETTING_LABELS}
-    by_key.update({_header_key(text): label for label, text in FRENCH_LABELS.items()})
+    by_key = {_header_key(text): label for language in LANGUAGES
+              for label, text in LABELS_IN[language].items()}
     for number, line in enumerate(grid, start=1):
         label = by_key.get(_header_key(line[0] if line else None))
         if label and label not in rows:
@@ -430,8 +448,15 @@ def read_settings(book: WorkbookAdapter) -> Settings:
         location=_setting_text(values.get(SETTING_LOCATION)),
         low_stock_at=_threshold(values.get(SETTING_LOW_STOCK), rows.get(SETTING_LOW_STOCK),
                                 sheet),
-        sheet=sheet, language=FRENCH if sheet != SETTINGS_SHEET else ENGLISH,
+        sheet=sheet, language=_language_of_sheet(sheet, SETTINGS_SHEET),
     )
+
+
+def _language_of_sheet(name: str, sheet: str) -> str:
+    """The language whose name of xlstock's sheet ``sheet`` is ``name``."""
+    key = _header_key(name)
+    return next((language for language in LANGUAGES
+                 if _header_key(sheet_text(sheet, language)) == key), ENGLISH)
 
 
 def _threshold(value: Any, row: int | None, sheet: str = SETTINGS_SHEET) -> int | None:
@@ -496,7 +521,7 @@ def write_low_stock(book: WorkbookAdapter, rows: Sequence[Sequence[Any]]) -> Non
         before = 0
     else:
         before = len(book.read_sheet(sheet))
-    headers = FRENCH_LOW_STOCK_HEADERS if language == FRENCH else LOW_STOCK_HEADERS
+    headers = LOW_STOCK_HEADERS_IN.get(language, LOW_STOCK_HEADERS)
     width = len(headers)
     block = [list(headers), *(list(row) for row in rows)]
     block.extend([None] * width for _ in range(max(0, before - len(block))))
@@ -573,7 +598,7 @@ def read_log(book: WorkbookAdapter) -> Log:
         language = language_of(book)
         return Log(next_row=1, sheet=sheet_text(LOG_SHEET, language), language=language)
     return Log(next_row=len(book.read_sheet(sheet)) + 1, sheet=sheet,
-               language=FRENCH if sheet != LOG_SHEET else ENGLISH)
+               language=_language_of_sheet(sheet, LOG_SHEET))
 
 
 LOG_RESULT_LIMIT = 280
@@ -602,7 +627,7 @@ def append_log(book: WorkbookAdapter, log: Log, entry: Sequence[Any]) -> None:
     if log.sheet not in book.sheet_names():
         book.add_sheet(log.sheet)
     if log.next_row == 1:
-        headers = FRENCH_LOG_HEADERS if log.language == FRENCH else LOG_HEADERS
+        headers = LOG_HEADERS_IN.get(log.language, LOG_HEADERS)
         rows = [list(headers), list(entry)]
     else:
         _refuse_past_the_last_row(book, log.sheet, log.next_row)

@@ -258,9 +258,7 @@ class RunLock:
         try:
             if holder:
                 since = dt.datetime.fromisoformat(str(holder["since"]))
-                pattern = ("%d/%m/%Y %H:%M:%S" if i18n.current() == i18n.FRENCH
-                           else "%Y-%m-%d %H:%M:%S")
-                known = dict(label=self.label, since=since.strftime(pattern),
+                known = dict(label=self.label, since=i18n.stamp(since, i18n.current()),
                              pid=int(str(holder["pid"])))
                 host = holder.get("host")
                 if host and host != socket.gethostname():

@@ -143,13 +143,9 @@ def howto_lines(language: str) -> tuple[tuple[str, str | None], ...]:
 
 
 def language_from_environment() -> str:
-    """The language of a new workbook when none is asked for: ``XLSTOCK_LANG``, else
-    the locale's (``LC_ALL``, ``LC_MESSAGES``, ``LANG``); French for ``fr...``."""
-    for name in ("XLSTOCK_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
-        value = os.environ.get(name, "").strip()
-        if value:
-            return layout.FRENCH if value.lower().startswith("fr") else layout.ENGLISH
-    return layout.ENGLISH
+    """The language of a new workbook when none is asked for: the one xlstock speaks,
+    ``XLSTOCK_LANG``, else the locale's (:func:`xlstock.i18n.system_language`)."""
+    return i18n.system_language()
 
 
 def build_workbook(path: str | os.PathLike[str], *, service_url: str | None = None,
