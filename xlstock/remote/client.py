@@ -946,15 +946,21 @@ class HttpStockServiceClient(SessionOwner):
         self, status: int, document: Any, headers: Mapping[str, str], what: str
     ) -> ServiceError:
         error = document.get("error") if isinstance(document, dict) else None
-        code: str | None = None
-        message = ""
-        items: list[dict[str, Any]] = []
-        if isinstance(error, dict):
-            code = str(error.get("code") or "") or None
-            message = str(error.get("message") or "")
-            raw_items = error.get("items")
-            if isinstance(raw_items, list):
-                items = [item for item in raw_items if isinstance(item, dict)]
+        code, message, items = _error_fields(error)
+        full = self._refusal_text(status, code, message, items, what)
+        if status == 412:
+            return StaleVersion(
+                full, status=status, code=code, items=items,
+                current_version=headers.get("ETag", "").strip() or None,
+                moved=_moved_levels(code, items, error if isinstance(error, dict) else {}),
+            )
+        return ServiceRefused(full, status=status, code=code, items=items)
+
+    def _refusal_text(self, status: int, code: str | None, message: str,
+                      items: list[dict[str, Any]], what: str) -> str:
+        """The merchant's message for a refusal: what was refused and why, what to do, then
+        the SKUs the service listed and its own words did not already name (a few at most),
+        never with the token in it."""
         answered = f"{status} {code}" if code else str(status)
         hint = self._hint(status, code, message)
         if message:  # the service's own words, quoted in the merchant's language's way
@@ -973,13 +979,7 @@ class HttpStockServiceClient(SessionOwner):
         full = "\n".join(lines)
         if self._token:
             full = full.replace(self._token, "***")
-        if status == 412:
-            return StaleVersion(
-                full, status=status, code=code, items=items,
-                current_version=headers.get("ETag", "").strip() or None,
-                moved=_moved_levels(code, items, error if isinstance(error, dict) else {}),
-            )
-        return ServiceRefused(full, status=status, code=code, items=items)
+        return full
 
     def _hint(self, status: int, code: str | None, message: str) -> str:
         if status == 401:
@@ -1043,6 +1043,21 @@ def _nothing_recorded(lost: ServiceError) -> None:
 def _check_key(key: str) -> None:
     if not isinstance(key, str) or not _KEY_PATTERN.fullmatch(key):
         raise ValueError("an idempotency key is 1 to 200 printable ASCII characters, no spaces")
+
+
+def _error_fields(error: Any) -> tuple[str | None, str, list[dict[str, Any]]]:
+    """The code, message and listed items of a refusal's ``error`` object; whatever is
+    missing or of the wrong shape is left out (None, "" and [])."""
+    code: str | None = None
+    message = ""
+    items: list[dict[str, Any]] = []
+    if isinstance(error, dict):
+        code = str(error.get("code") or "") or None
+        message = str(error.get("message") or "")
+        raw_items = error.get("items")
+        if isinstance(raw_items, list):
+            items = [item for item in raw_items if isinstance(item, dict)]
+    return code, message, items
 
 
 def _named_in(message: str, item: Mapping[str, Any]) -> bool:

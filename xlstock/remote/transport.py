@@ -182,18 +182,7 @@ def read_body(response: requests.Response, deadline: Deadline, max_body: int) ->
     inflates gzip/deflate itself with a bounded output size, so a small compressed body
     cannot expand past the cap (a zip bomb) before it is refused.
     """
-    encoding = response.headers.get("Content-Encoding", "").strip().lower()
-    decoder: Any = None
-    if encoding in ("gzip", "x-gzip"):
-        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    elif encoding == "deflate":
-        decoder = zlib.decompressobj()
-    elif encoding not in ("", "identity"):
-        raise NotJson(f"content encoded as {encoding!r}")
-    if not decoder:
-        declared = response.headers.get("Content-Length", "").strip()
-        if declared.isdigit() and int(declared) > max_body:
-            raise BodyTooLarge()
+    decoder = _decoder_for(response, max_body)
     parts: list[bytes] = []
     size = 0
     raw = response.raw
@@ -208,24 +197,59 @@ def read_body(response: requests.Response, deadline: Deadline, max_body: int) ->
                 raise BodyTooLarge()
             parts.append(chunk)
             continue
-        pending = chunk
-        while pending:
-            out = decoder.decompress(pending, max_body - size + 1)
-            size += len(out)
-            if size > max_body:
-                raise BodyTooLarge()
-            parts.append(out)
-            pending = decoder.unconsumed_tail
+        size = _inflate(decoder, chunk, size, max_body, parts)
     deadline.check()
     if decoder is not None:
-        tail = decoder.flush()
-        size += len(tail)
+        _finish_inflating(decoder, size, max_body, parts)
+    return b"".join(parts)
+
+
+def _decoder_for(response: requests.Response, max_body: int) -> Any:
+    """The zlib decoder the answer's ``Content-Encoding`` asks for (None when it is plain).
+
+    Refuses an encoding xlstock cannot inflate (:class:`NotJson`), and a plain answer
+    whose declared ``Content-Length`` is already past the cap (:class:`BodyTooLarge`),
+    before a byte of the body is read.
+    """
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    decoder: Any = None
+    if encoding in ("gzip", "x-gzip"):
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        decoder = zlib.decompressobj()
+    elif encoding not in ("", "identity"):
+        raise NotJson(f"content encoded as {encoding!r}")
+    if not decoder:
+        declared = response.headers.get("Content-Length", "").strip()
+        if declared.isdigit() and int(declared) > max_body:
+            raise BodyTooLarge()
+    return decoder
+
+
+def _inflate(decoder: Any, chunk: bytes, size: int, max_body: int, parts: list[bytes]) -> int:
+    """Inflate one compressed ``chunk`` onto ``parts``, never more than the cap allows;
+    the new total size (:class:`BodyTooLarge` as soon as it passes ``max_body``)."""
+    pending = chunk
+    while pending:
+        out = decoder.decompress(pending, max_body - size + 1)
+        size += len(out)
         if size > max_body:
             raise BodyTooLarge()
-        parts.append(tail)
-        if not decoder.eof and size:
-            raise zlib.error("compressed answer ends early")
-    return b"".join(parts)
+        parts.append(out)
+        pending = decoder.unconsumed_tail
+    return size
+
+
+def _finish_inflating(decoder: Any, size: int, max_body: int, parts: list[bytes]) -> None:
+    """Flush the decoder's tail onto ``parts``; a compressed stream that stops before its
+    end marker is damaged (:class:`zlib.error`), unless the body was empty."""
+    tail = decoder.flush()
+    size += len(tail)
+    if size > max_body:
+        raise BodyTooLarge()
+    parts.append(tail)
+    if not decoder.eof and size:
+        raise zlib.error("compressed answer ends early")
 
 
 def decode_json(body: bytes, content_type: str,
@@ -261,6 +285,36 @@ def _connect_failed(exc: BaseException) -> bool:
     return False
 
 
+_CONNECT_TIMEOUTS: tuple[type[Exception], ...] = (
+    requests.exceptions.ConnectTimeout,
+    urllib3.exceptions.ConnectTimeoutError,
+)
+_READ_TIMEOUTS: tuple[type[Exception], ...] = (
+    requests.exceptions.ReadTimeout,
+    urllib3.exceptions.ReadTimeoutError,
+    TimeoutError,
+)
+_BROKEN: tuple[type[Exception], ...] = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    OSError,
+)
+_LATE: tuple[type[Exception], ...] = (*_READ_TIMEOUTS, zlib.error, *_BROKEN)
+"""Failures that, once the deadline has passed, are the deadline's doing."""
+_FOREIGN: tuple[type[Exception], ...] = (
+    DeadlineExceeded,
+    BodyTooLarge,
+    NotJson,
+    *_CONNECT_TIMEOUTS,
+    requests.exceptions.SSLError,
+    *_LATE,
+    requests.exceptions.RequestException,
+)
+"""Every exception :func:`mapped_errors` translates; anything else passes through."""
+
+
 @contextlib.contextmanager
 def mapped_errors(
     what: str, deadline: Deadline, *, max_body: int, secret: str | None = None,
@@ -278,90 +332,101 @@ def mapped_errors(
         yield
     except ServiceError:
         raise
-    except DeadlineExceeded as exc:
-        raise mapped_deadline(what, deadline) from exc
-    except BodyTooLarge as exc:
-        raise ServiceRefused(
+    except _FOREIGN as exc:
+        raise _translated(exc, what, deadline, max_body, secret, past_the_cap) from exc
+
+
+def _translated(exc: BaseException, what: str, deadline: Deadline, max_body: int,
+                secret: str | None, past_the_cap: str | None = None) -> ServiceError:
+    """The :class:`ServiceError` for one foreign exception, the first kind that matches
+    winning (a connect timeout is also a connection error, an SSL error too)."""
+    if isinstance(exc, DeadlineExceeded):
+        return mapped_deadline(what, deadline)
+    if isinstance(exc, BodyTooLarge):
+        return ServiceRefused(
             _("{what} sent an answer larger than {size:n} MiB, {why}; it is not the stock "
               "service: check the Stock service setting", what=what,
               size=max_body // (1024 * 1024),
               why=past_the_cap or _("far larger than any catalogue")),
             may_have_arrived=True,
-        ) from exc
-    except NotJson as exc:
-        if exc.content_type.startswith("text/html"):
-            raise ServiceRefused(_("{what} answered a web page, not the stock service; check "
-                                   "the Stock service setting", what=what)) from exc
-        raise ServiceRefused(_("{what} answered {kind}, not the stock service's JSON; check "
-                               "the Stock service setting", what=what,
-                               kind=exc.content_type)) from exc
-    except (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError) as exc:
-        if deadline.expired:
-            raise ServiceUnreachable(
-                _("{what}: no connection within the deadline of {seconds:n} s; is the stock "
-                  "service running (`xlstock serve`)? check the Stock service setting",
-                  what=what, seconds=deadline.seconds),
-                may_have_arrived=False,
-            ) from exc
-        raise ServiceUnreachable(
-            _("{what}: could not connect in time; is the stock service running "
-              "(`xlstock serve`)? check the Stock service setting and the network", what=what),
-            may_have_arrived=False,
-        ) from exc
-    except requests.exceptions.SSLError as exc:
-        raise ServiceUnreachable(
+        )
+    if isinstance(exc, NotJson):
+        return _not_json(what, exc)
+    if isinstance(exc, _CONNECT_TIMEOUTS):
+        return _connect_timeout(what, deadline)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ServiceUnreachable(
             _("{what}: the TLS certificate could not be verified ({detail}); xlstock always "
               "verifies TLS: fix the service's certificate, or check the Stock service setting",
               what=what, detail=_brief(exc, secret)),
             may_have_arrived=False,
-        ) from exc
-    except (
-        requests.exceptions.ReadTimeout,
-        urllib3.exceptions.ReadTimeoutError,
-        TimeoutError,
-    ) as exc:
-        if deadline.expired:
-            raise mapped_deadline(what, deadline) from exc
-        raise ServiceUnreachable(
+        )
+    if isinstance(exc, _LATE):
+        return _late_failure(exc, what, deadline, secret)
+    return ServiceUnreachable(
+        _("{what} failed ({detail}); check the Stock service setting", what=what,
+          detail=_brief(exc, secret)),
+        may_have_arrived=False,
+    )
+
+
+def _not_json(what: str, exc: NotJson) -> ServiceRefused:
+    """The refusal for an answer that is not JSON: a web page gets its own words."""
+    if exc.content_type.startswith("text/html"):
+        return ServiceRefused(_("{what} answered a web page, not the stock service; check "
+                                "the Stock service setting", what=what))
+    return ServiceRefused(_("{what} answered {kind}, not the stock service's JSON; check "
+                            "the Stock service setting", what=what,
+                            kind=exc.content_type))
+
+
+def _connect_timeout(what: str, deadline: Deadline) -> ServiceUnreachable:
+    """No connection in time: the whole call's deadline, or one connect attempt's."""
+    if deadline.expired:
+        return ServiceUnreachable(
+            _("{what}: no connection within the deadline of {seconds:n} s; is the stock "
+              "service running (`xlstock serve`)? check the Stock service setting",
+              what=what, seconds=deadline.seconds),
+            may_have_arrived=False,
+        )
+    return ServiceUnreachable(
+        _("{what}: could not connect in time; is the stock service running "
+          "(`xlstock serve`)? check the Stock service setting and the network", what=what),
+        may_have_arrived=False,
+    )
+
+
+def _late_failure(exc: BaseException, what: str, deadline: Deadline,
+                  secret: str | None) -> ServiceUnreachable:
+    """A read timeout, a damaged compressed answer or a broken connection: the deadline's
+    message once it has passed, else what broke, and whether the request may have arrived
+    (only a connection never made says it did not)."""
+    if deadline.expired:
+        return mapped_deadline(what, deadline)
+    if isinstance(exc, _READ_TIMEOUTS):
+        return ServiceUnreachable(
             _("{what}: the stock service stopped answering (read timeout); try again later, "
               "and check that `xlstock serve` is healthy", what=what),
             may_have_arrived=True,
-        ) from exc
-    except zlib.error as exc:
-        if deadline.expired:
-            raise mapped_deadline(what, deadline) from exc
-        raise ServiceUnreachable(
+        )
+    if isinstance(exc, zlib.error):
+        return ServiceUnreachable(
             _("{what} sent a damaged compressed answer ({detail}); try again, and check the "
               "Stock service setting", what=what, detail=_brief(exc, secret)),
             may_have_arrived=True,
-        ) from exc
-    except (
-        requests.exceptions.ConnectionError,
-        requests.exceptions.ChunkedEncodingError,
-        urllib3.exceptions.HTTPError,
-        http.client.HTTPException,
-        OSError,
-    ) as exc:
-        if deadline.expired:
-            raise mapped_deadline(what, deadline) from exc
-        if _connect_failed(exc):
-            raise ServiceUnreachable(
-                _("{what}: could not connect; is the stock service running (`xlstock "
-                  "serve`)? check the Stock service setting", what=what),
-                may_have_arrived=False,
-            ) from exc
-        raise ServiceUnreachable(
-            _("{what}: the connection broke before the whole answer arrived ({detail}); try "
-              "again, and check the Stock service setting", what=what,
-              detail=_brief(exc, secret)),
-            may_have_arrived=True,
-        ) from exc
-    except requests.exceptions.RequestException as exc:
-        raise ServiceUnreachable(
-            _("{what} failed ({detail}); check the Stock service setting", what=what,
-              detail=_brief(exc, secret)),
+        )
+    if _connect_failed(exc):
+        return ServiceUnreachable(
+            _("{what}: could not connect; is the stock service running (`xlstock "
+              "serve`)? check the Stock service setting", what=what),
             may_have_arrived=False,
-        ) from exc
+        )
+    return ServiceUnreachable(
+        _("{what}: the connection broke before the whole answer arrived ({detail}); try "
+          "again, and check the Stock service setting", what=what,
+          detail=_brief(exc, secret)),
+        may_have_arrived=True,
+    )
 
 
 def mapped_deadline(what: str, deadline: Deadline) -> ServiceUnreachable:

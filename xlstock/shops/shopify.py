@@ -463,17 +463,30 @@ class ShopifyConnector(SessionOwner):
         stale, and the lines refused for another reason."""
         name = "inventoryAdjustQuantities" if mutation is ADJUST_MUTATION else \
             "inventorySetQuantities"
+        payload = self._mutation_payload(mutation, variables, name)
+        applied = self._applied_by(payload)
+        stale, refused = self._stale_and_refused(payload, chunk, applied)
+        return applied, list(dict.fromkeys(stale)), refused
+
+    def _mutation_payload(self, mutation: str, variables: dict[str, Any], name: str
+                          ) -> dict[str, Any]:
+        """The mutation's answer, asked again (same key) while Shopify says the same call
+        is still running; :class:`OutcomeUnknown` when it still is after every try."""
         for attempt in range(self.attempts):
-            payload = self._query(mutation, variables, cost=10, mutation=True).data[name]
+            payload: dict[str, Any] = self._query(mutation, variables, cost=10,
+                                                  mutation=True).data[name]
             codes = {e.get("code") for e in payload.get("userErrors") or []}
             if "IDEMPOTENCY_CONCURRENT_REQUEST" not in codes:
-                break
+                return payload
             self._backoff(attempt, None)  # the same call is still running: ask again
-        else:
-            raise OutcomeUnknown(_(
-                "{store} was still applying a publish call after {count} tries; run publish "
-                "again: it sends the same calls under the same keys, which Shopify applies once",
-                store=self.store, count=self.attempts))
+        raise OutcomeUnknown(_(
+            "{store} was still applying a publish call after {count} tries; run publish "
+            "again: it sends the same calls under the same keys, which Shopify applies once",
+            store=self.store, count=self.attempts))
+
+    def _applied_by(self, payload: Mapping[str, Any]) -> dict[str, int]:
+        """SKU -> ``available`` level after the change, for each change the mutation's
+        adjustment group lists on an inventory item of this store's variants."""
         applied: dict[str, int] = {}
         group = payload.get("inventoryAdjustmentGroup")
         if group:
@@ -482,6 +495,14 @@ class ShopifyConnector(SessionOwner):
                 after = change.get("quantityAfterChange")
                 if sku is not None and change.get("name") == "available" and after is not None:
                     applied[sku] = int(after)
+        return applied
+
+    def _stale_and_refused(self, payload: Mapping[str, Any], chunk: list[PublishLine],
+                           applied: Mapping[str, int]
+                           ) -> tuple[list[PublishLine], list[dict[str, Any]]]:
+        """The mutation's user errors sorted out: lines to read and plan again (stale, or
+        the whole call when a previous attempt under its key failed), and lines refused for
+        another reason; an error naming no line of the call refuses the publish."""
         stale: list[PublishLine] = []
         refused: list[dict[str, Any]] = []
         for error in payload.get("userErrors") or []:
@@ -500,7 +521,7 @@ class ShopifyConnector(SessionOwner):
             else:
                 refused.append({"sku": line.sku, "code": code,
                                 "problem": _problem_text(code, error.get("message", ""))})
-        return applied, list(dict.fromkeys(stale)), refused
+        return stale, refused
 
     def _levels_of(self, items: Sequence[str], location: str) -> dict[str, int]:
         """The live ``available`` level of some inventory items (the moved ones)."""
@@ -584,45 +605,69 @@ class ShopifyConnector(SessionOwner):
             try:
                 status, headers, raw = self._post(url, body, what)
             except ServiceUnreachable as lost:
-                if attempt + 1 >= self.attempts or lost.may_have_arrived is None:
-                    raise self._lost(lost, mutation) from lost
-                self._backoff(attempt, None)
+                self._after_loss(lost, attempt, mutation)
                 continue
-            if status == 401:
-                raise ServiceRefused(
-                    _("{store} refused the access token (401): store the app's current Admin API "
-                      "access token (see docs/shopify.md)", store=self.store), status=401)
-            if status == 403:
-                raise ServiceRefused(self._scope_message(raw.decode("utf-8", "replace")),
-                                     status=403)
-            if status == 404:
-                raise ServiceRefused(
-                    _("{what} answered 404: is {store} a Shopify store, and does it serve Admin "
-                      "API version {version}?", what=what, store=self.store,
-                      version=API_VERSION), status=404)
+            self._refuse_status(status, raw, what)
             if status == 429 or status >= 500:
-                if attempt + 1 >= self.attempts:
-                    error = ServiceRefused(_("{what} answered {status} {count} times; try again "
-                                             "later", what=what, status=status,
-                                             count=self.attempts), status=status)
-                    raise self._lost(error, mutation) if status >= 500 else error
-                self._backoff(attempt, retry_after(headers))
+                self._after_busy(status, headers, attempt, mutation, what)
                 continue
             answer = self._decode(raw, headers, what)
-            throttled = [e for e in answer.errors
-                         if (e.get("extensions") or {}).get("code") == "THROTTLED"]
-            if throttled:
-                status_now = answer.cost.get("throttleStatus") or {}
-                requested = float(answer.cost.get("requestedQueryCost") or cost)
-                rate = float(status_now.get("restoreRate") or self._bucket.rate)
-                available = float(status_now.get("currentlyAvailable") or 0)
-                self._wait(max(0.0, (requested - available) / rate))
+            if self._throttled(answer, cost):
                 continue
             if answer.errors:
                 raise self._graphql_refusal(answer.errors, what)
             return answer
         raise ServiceRefused(_("{what}: Shopify kept throttling this request; try again later",
                                what=what))
+
+    def _after_loss(self, lost: ServiceUnreachable, attempt: int, mutation: bool) -> None:
+        """A request whose answer was lost is sent again after a pause, unless it was the
+        last try or it cannot be told whether it arrived (for a mutation: the outcome is
+        then unknown)."""
+        if attempt + 1 >= self.attempts or lost.may_have_arrived is None:
+            raise self._lost(lost, mutation) from lost
+        self._backoff(attempt, None)
+
+    def _refuse_status(self, status: int, raw: bytes, what: str) -> None:
+        """Refuse an answer that no resend can mend: a refused token (401), a missing
+        scope (403), not a Shopify Admin API (404)."""
+        if status == 401:
+            raise ServiceRefused(
+                _("{store} refused the access token (401): store the app's current Admin API "
+                  "access token (see docs/shopify.md)", store=self.store), status=401)
+        if status == 403:
+            raise ServiceRefused(self._scope_message(raw.decode("utf-8", "replace")),
+                                 status=403)
+        if status == 404:
+            raise ServiceRefused(
+                _("{what} answered 404: is {store} a Shopify store, and does it serve Admin "
+                  "API version {version}?", what=what, store=self.store,
+                  version=API_VERSION), status=404)
+
+    def _after_busy(self, status: int, headers: Any, attempt: int, mutation: bool,
+                    what: str) -> None:
+        """A 429 or 5xx is sent again after the pause Shopify asks for; after the last try
+        it is refused (a 5xx on a mutation: the outcome is unknown)."""
+        if attempt + 1 >= self.attempts:
+            error = ServiceRefused(_("{what} answered {status} {count} times; try again "
+                                     "later", what=what, status=status,
+                                     count=self.attempts), status=status)
+            raise self._lost(error, mutation) if status >= 500 else error
+        self._backoff(attempt, retry_after(headers))
+
+    def _throttled(self, answer: _Answer, cost: float) -> bool:
+        """True, after waiting for the bucket to hold the request's cost again, when
+        Shopify throttled the request (to be sent again)."""
+        throttled = [e for e in answer.errors
+                     if (e.get("extensions") or {}).get("code") == "THROTTLED"]
+        if not throttled:
+            return False
+        status_now = answer.cost.get("throttleStatus") or {}
+        requested = float(answer.cost.get("requestedQueryCost") or cost)
+        rate = float(status_now.get("restoreRate") or self._bucket.rate)
+        available = float(status_now.get("currentlyAvailable") or 0)
+        self._wait(max(0.0, (requested - available) / rate))
+        return True
 
     def _post(self, url: str, body: bytes, what: str) -> tuple[int, Any, bytes]:
         headers = {"Content-Type": "application/json", "Accept": "application/json",

@@ -272,26 +272,7 @@ class WooCommerceConnector(SessionOwner):
             reread_started = time.perf_counter()
             live, reread_at = self._live_levels(batch, items)
             failpoints.reach(f"woocommerce_before_batch_{number}")
-            send: list[PublishLine] = []
-            for line in batch:
-                level = live.get(line.sku)
-                if level is None:
-                    raise ServiceRefused(_("SKU {sku} is no longer in {shop}; sync and publish "
-                                           "again", sku=line.sku, shop=self.shop))
-                done = self._already_applied(line, level, planned_at, items)
-                if done is True:
-                    applied[line.sku] = level
-                elif done is None:
-                    slips.append((line.sku, _(
-                        "a publish was interrupted and the level is now {level} (planned from "
-                        "{planned_from} to {target}); it cannot be told whether it was applied: "
-                        "nothing was sent again; count the shelf and publish a New level",
-                        level=level, planned_from=line.planned_from, target=line.target)))
-                    applied[line.sku] = level
-                elif line.add is None and level != line.planned_from:
-                    moved[line.sku] = level
-                else:
-                    send.append(line)
+            send = self._lines_to_send(batch, live, planned_at, items, applied, moved, slips)
             if not send:
                 continue
             written = self._write(batch[0], send, items)
@@ -311,6 +292,38 @@ class WooCommerceConnector(SessionOwner):
                 status=None, code="levels_moved",
                 moved=moved, applied=applied)
         return WooOutcome(key, "", applied, tuple(slips), tuple(repaired))
+
+    def _lines_to_send(self, batch: Sequence[PublishLine], live: Mapping[str, int],
+                       planned_at: dt.datetime | None, items: Mapping[str, _Item],
+                       applied: dict[str, int], moved: dict[str, int],
+                       slips: list[tuple[str, str]]) -> list[PublishLine]:
+        """The lines of a batch still to be written, against the levels just re-read.
+
+        A line an interrupted publish already applied goes to ``applied``; one it may or
+        may not have applied to ``applied`` and ``slips`` (nothing is sent again); a count
+        whose level moved since the sync to ``moved``. A SKU gone from the shop stops the
+        publish (:class:`ServiceRefused`)."""
+        send: list[PublishLine] = []
+        for line in batch:
+            level = live.get(line.sku)
+            if level is None:
+                raise ServiceRefused(_("SKU {sku} is no longer in {shop}; sync and publish "
+                                       "again", sku=line.sku, shop=self.shop))
+            done = self._already_applied(line, level, planned_at, items)
+            if done is True:
+                applied[line.sku] = level
+            elif done is None:
+                slips.append((line.sku, _(
+                    "a publish was interrupted and the level is now {level} (planned from "
+                    "{planned_from} to {target}); it cannot be told whether it was applied: "
+                    "nothing was sent again; count the shelf and publish a New level",
+                    level=level, planned_from=line.planned_from, target=line.target)))
+                applied[line.sku] = level
+            elif line.add is None and level != line.planned_from:
+                moved[line.sku] = level
+            else:
+                send.append(line)
+        return send
 
     def publish_outcome(self, key: str) -> WooOutcome | None:
         """WooCommerce cannot be asked about a key: always ``None``."""
@@ -394,14 +407,7 @@ class WooCommerceConnector(SessionOwner):
         it refused (an error inside its 200 answer) raises :class:`ServiceRefused` naming
         the SKU, with what was applied."""
         path = items[first.sku].endpoint
-        update = []
-        for line in lines:
-            entry: dict[str, Any] = {"id": items[line.sku].id, "manage_stock": True}
-            if line.add is not None:
-                entry["inventory_delta"] = line.add
-            else:
-                entry["stock_quantity"] = line.target
-            update.append(entry)
+        update = _update_entries(lines, items)
         answer = self._send("POST", path, {"update": update})
         if answer.status == 413:
             raise ServiceRefused(_("{shop} refused a batch of {count} items (413): it takes fewer "
@@ -409,22 +415,7 @@ class WooCommerceConnector(SessionOwner):
                                    count=len(update)))
         if answer.status != 200 or not isinstance(answer.data, dict):
             raise self._refusal(answer, f"POST {path}")
-        by_id = {items[line.sku].id: line for line in lines}
-        written: dict[str, int] = {}
-        refused: list[dict[str, Any]] = []
-        for row in answer.data.get("update") or []:
-            sent = by_id.get(int(row.get("id") or 0))
-            if sent is None:
-                continue
-            error = row.get("error")
-            if error:
-                refused.append({"sku": sent.sku, "problem": _item_problem(error)})
-            elif row.get("stock_quantity") is not None:
-                written[sent.sku] = int(row["stock_quantity"])
-        missing = [line.sku for line in lines if line.sku not in written and
-                   line.sku not in {r["sku"] for r in refused}]
-        refused.extend({"sku": sku, "problem": _("WooCommerce's answer does not list it; sync "
-                                                 "and check its level")} for sku in missing)
+        written, refused = _batch_answer(answer.data, lines, items)
         if refused:
             error = ServiceRefused(
                 _("{shop} refused {count:n} line(s): {lines}", shop=self.shop, count=len(refused),
@@ -641,33 +632,30 @@ class _Collector:
     def add(self, product: Mapping[str, Any], variation: Mapping[str, Any] | None,
             names: bool) -> None:
         row = variation or product
+        sku = self._keepable(row)
+        if sku:
+            self.items[sku] = _item_of(product, variation, row, sku, names)
+
+    def _keepable(self, row: Mapping[str, Any]) -> str:
+        """The SKU of ``row`` when it is kept; "" when it is left out, after counting it
+        where :meth:`finish` names it (no SKU, an unusable SKU, stock not managed, a SKU
+        seen twice: then neither row is kept)."""
         sku = sku_key(str(row.get("sku") or ""))
         if not sku:
             if row.get("manage_stock") is True:
                 self.no_sku += 1
-            return
+            return ""
         if sku_problem(sku):
             self.bad.append(sku[:40])
-            return
+            return ""
         if row.get("manage_stock") is not True or row.get("stock_quantity") is None:
             self.unmanaged.append(sku)
-            return
+            return ""
         if sku in self.items or sku in self.duplicates:
             self.duplicates.add(sku)
             self.items.pop(sku, None)
-            return
-        variant = ""
-        if variation is not None:
-            variant = " / ".join(str(a.get("option") or "") for a in
-                                 variation.get("attributes") or [])
-        low = row.get("low_stock_amount")
-        self.items[sku] = _Item(sku, int(product["id"]),
-                                None if variation is None else int(variation["id"]),
-                                int(row["stock_quantity"]),
-                                str(product.get("name") or "") if names else "",
-                                variant if names else "",
-                                low if isinstance(low, int) and not isinstance(low, bool)
-                                and low >= 0 else None)
+            return ""
+        return sku
 
     def add_variation(self, product: Mapping[str, Any], variation: Mapping[str, Any],
                       names: bool) -> None:
@@ -696,6 +684,64 @@ class _Collector:
             if skus:
                 notices.append(named_skus(label, skus))
         return self.items, notices
+
+
+def _item_of(product: Mapping[str, Any], variation: Mapping[str, Any] | None,
+             row: Mapping[str, Any], sku: str, names: bool) -> _Item:
+    """The kept :class:`_Item` of a product, or of one of its variations (``row`` is the
+    variation then): names only when asked for, a low-stock threshold only when it is a
+    whole number of at least 0."""
+    variant = ""
+    if variation is not None:
+        variant = " / ".join(str(a.get("option") or "") for a in
+                             variation.get("attributes") or [])
+    low = row.get("low_stock_amount")
+    return _Item(sku, int(product["id"]),
+                 None if variation is None else int(variation["id"]),
+                 int(row["stock_quantity"]),
+                 str(product.get("name") or "") if names else "",
+                 variant if names else "",
+                 low if isinstance(low, int) and not isinstance(low, bool)
+                 and low >= 0 else None)
+
+
+def _update_entries(lines: Sequence[PublishLine], items: Mapping[str, _Item]
+                    ) -> list[dict[str, Any]]:
+    """The ``update`` list of a batch write: a delivery as a delta, a count as the level."""
+    update = []
+    for line in lines:
+        entry: dict[str, Any] = {"id": items[line.sku].id, "manage_stock": True}
+        if line.add is not None:
+            entry["inventory_delta"] = line.add
+        else:
+            entry["stock_quantity"] = line.target
+        update.append(entry)
+    return update
+
+
+def _batch_answer(data: Mapping[str, Any], lines: Sequence[PublishLine],
+                  items: Mapping[str, _Item]
+                  ) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """What a batch write's answer says of each line sent: SKU -> level left for those
+    applied, and the refused ones with their problem (an error in its row, or no row
+    at all for it); rows for items not sent are ignored."""
+    by_id = {items[line.sku].id: line for line in lines}
+    written: dict[str, int] = {}
+    refused: list[dict[str, Any]] = []
+    for row in data.get("update") or []:
+        sent = by_id.get(int(row.get("id") or 0))
+        if sent is None:
+            continue
+        error = row.get("error")
+        if error:
+            refused.append({"sku": sent.sku, "problem": _item_problem(error)})
+        elif row.get("stock_quantity") is not None:
+            written[sent.sku] = int(row["stock_quantity"])
+    named = {r["sku"] for r in refused}
+    missing = [line.sku for line in lines if line.sku not in written and line.sku not in named]
+    refused.extend({"sku": sku, "problem": _("WooCommerce's answer does not list it; sync "
+                                             "and check its level")} for sku in missing)
+    return written, refused
 
 
 def _units_sold(orders: Iterable[Mapping[str, Any]]) -> dict[str, int]:
