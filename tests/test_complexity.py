@@ -13,14 +13,6 @@ LIMIT = 15
 PACKAGE = Path(__file__).resolve().parents[1] / "xlstock"
 
 WAITING: dict[str, int] = {
-    "xlstock/remote/client.py:HttpStockServiceClient._refusal_from": 19,
-    "xlstock/remote/transport.py:mapped_errors": 18,
-    "xlstock/remote/transport.py:read_body": 17,
-    "xlstock/shops/shopify.py:ShopifyConnector._query": 22,
-    "xlstock/shops/shopify.py:ShopifyConnector._send_call": 22,
-    "xlstock/shops/woocommerce.py:WooCommerceConnector._write": 20,
-    "xlstock/shops/woocommerce.py:WooCommerceConnector.publish_lines": 16,
-    "xlstock/shops/woocommerce.py:_Collector.add": 21,
     "xlstock/workbook/sheetxml.py:_plain": 24,
     "xlstock/workbook/sheetxml.py:_read_fast": 45,
     "xlstock/workbook/sheetxml.py:_rewrite_row": 18,
