@@ -67,14 +67,11 @@ LOW_STOCK_HEADERS = (SKU, PRODUCT, VARIANT, NC_("workbook", "Level"), LOW_AT,
 DEFAULT_SERVICE = "http://127.0.0.1:8765"
 POLICIES = ("rebase", "strict")
 
-XLSTOCK_SERVICE = "xlstock service"
+XLSTOCK_SERVICE = NC_("workbook", "xlstock service")
 SHOPIFY = "Shopify"
 WOOCOMMERCE = "WooCommerce"
 PLATFORMS = (XLSTOCK_SERVICE, SHOPIFY, WOOCOMMERCE)
 """What Settings' ``Shop platform`` may say, as the template's list offers it."""
-_PLATFORM_WORDS = {"": XLSTOCK_SERVICE, "xlstock": XLSTOCK_SERVICE,
-                   "service xlstock": XLSTOCK_SERVICE,
-                   **{platform.casefold(): platform for platform in PLATFORMS}}
 
 LOG_HEADERS = (NC_("workbook", "When"), NC_("workbook", "Action"), SETTING_VERSION,
                NC_("workbook", "Rows changed"), NC_("workbook", "Units"), NC_("workbook", "Result"))
@@ -119,6 +116,19 @@ def header_text(header: str, language: str) -> str:
     """A canonical Stock header (``layout.ONLINE``...) as a workbook of ``language``
     writes it."""
     return HEADERS_IN.get(language, HEADERS_IN[ENGLISH])[header]
+
+
+def platform_text(platform: str, language: str) -> str:
+    """A platform's name as a workbook of ``language`` writes it (only the xlstock
+    service's is translated: "service xlstock")."""
+    return i18n.translate_in("workbook", platform, language) \
+        if platform == XLSTOCK_SERVICE else platform
+
+
+_PLATFORM_WORDS = {"": XLSTOCK_SERVICE, "xlstock": XLSTOCK_SERVICE,
+                   **{platform_text(XLSTOCK_SERVICE, language).casefold(): XLSTOCK_SERVICE
+                      for language in LANGUAGES},
+                   **{platform.casefold(): platform for platform in PLATFORMS}}
 
 
 def label_text(label: str, language: str) -> str:

@@ -198,8 +198,8 @@ def add_stock_sheets(book: WorkbookAdapter, *, service_url: str | None = None,
     book.write_block(settings, 1, 1, [[layout.label_text(label, language), values.get(label)]
                                       for label in layout.SETTING_LABELS])
     book.add_sheet(log)
-    book.write_block(log, 1, 1, [list(layout.FRENCH_LOG_HEADERS if language == layout.FRENCH
-                                      else layout.LOG_HEADERS)])
+    book.write_block(log, 1, 1, [list(layout.LOG_HEADERS_IN.get(language,
+                                                                layout.LOG_HEADERS))])
     book.add_sheet(state, hidden=True)
     book.save()
 
@@ -218,8 +218,8 @@ def workbook_bytes(*, service_url: str | None = None, shop_url: str | None = Non
     _log_sheet(wb.create_sheet(LOG_SHEET))
     _low_stock_sheet(wb.create_sheet(LOW_STOCK_SHEET))
     _howto_sheet(wb.create_sheet(HOWTO_SHEET), howto_lines(language))
-    if language == layout.FRENCH:
-        _in_french(wb)
+    if language != layout.ENGLISH:
+        _in_language(wb, language)
     low_row = layout.SETTING_LABELS.index(layout.SETTING_LOW_STOCK) + 1
     settings_name = layout.sheet_text(SETTINGS_SHEET, language)
     wb.defined_names[layout.LOW_STOCK_NAME] = DefinedName(
@@ -251,14 +251,18 @@ def _widen_columns(sheet: Worksheet, cells: Iterable[Any]) -> None:
             dimensions.width = max(dimensions.width or 0, len(cell.value) + 2)
 
 
-def _in_french(wb: Workbook) -> None:
-    """The template's words in French: sheet names, headers, labels, notes, the
-    validations' messages and sheet How to, on the English workbook just built (the
-    same cells, styles and rules)."""
+def _in_language(wb: Workbook, language: str) -> None:
+    """The template's words in ``language`` (French...): sheet names, headers, labels,
+    notes, the validations' messages and sheet How to, on the English workbook just
+    built (the same cells, styles and rules)."""
+
+    def _in(text: str, **params: str) -> str:
+        return i18n.translate(text, language, **params)
+
     stock = wb[STOCK_SHEET]
     for cell in stock[1]:
-        if cell.value in layout.FRENCH_HEADERS:
-            cell.value = layout.FRENCH_HEADERS[cell.value]
+        if cell.value in layout.STOCK_HEADERS:
+            cell.value = layout.header_text(cell.value, language)
     for sheet in (stock, wb[SETTINGS_SHEET]):
         for validation in sheet.data_validations.dataValidation:
             title = validation.errorTitle or ""
@@ -270,24 +274,20 @@ def _in_french(wb: Workbook) -> None:
                 validation.prompt = _in(validation.prompt)
     settings = wb[SETTINGS_SHEET]
     for label, value in settings.iter_rows(min_col=1, max_col=2):
-        if label.value in layout.FRENCH_LABELS:
-            label.value = layout.FRENCH_LABELS[label.value]
+        if label.value in layout.SETTING_LABELS:
+            label.value = layout.label_text(label.value, language)
         if value.value == layout.XLSTOCK_SERVICE:
-            value.value = "service xlstock"
+            value.value = layout.platform_text(layout.XLSTOCK_SERVICE, language)
     note_row = len(layout.SETTING_LABELS) + 2
     for offset, line in enumerate(_NOTES):
         settings.cell(row=note_row + offset, column=1).value = _in(line)
-    for column, text in enumerate(layout.FRENCH_LOG_HEADERS, start=1):
+    for column, text in enumerate(layout.LOG_HEADERS_IN[language], start=1):
         wb[LOG_SHEET].cell(row=1, column=column).value = text
-    for column, text in enumerate(layout.FRENCH_LOW_STOCK_HEADERS, start=1):
+    for column, text in enumerate(layout.LOW_STOCK_HEADERS_IN[language], start=1):
         wb[LOW_STOCK_SHEET].cell(row=1, column=column).value = text
     _widen_to_fit(wb)
     for name in (SETTINGS_SHEET, LOG_SHEET, LOW_STOCK_SHEET, HOWTO_SHEET):
-        wb[name].title = layout.sheet_text(name, layout.FRENCH)
-
-
-def _in(text: str, **params: str) -> str:
-    return i18n.translate(text, layout.FRENCH, **params)
+        wb[name].title = layout.sheet_text(name, language)
 
 
 def _header_row(sheet: Worksheet, headers: Sequence[str],
