@@ -251,7 +251,17 @@ _STYLE_ATTRIBUTE = re.compile(rb' s="([0-9]+)"')
 _FAST_CELL_RAW = re.compile(
     rb'(<c r="([A-Z]{1,3})[0-9]{1,7}"(?: s="([0-9]+)")?(?: [^>]*?)?(?:/>|>.*?</c>))', re.S)
 _FAST_ROW = re.compile(rb'<row r="([0-9]{1,7})"')
-_COLUMNS: dict[bytes, int] = {}
+
+
+class _ColumnNumbers(dict[bytes, int]):
+    """Column letters -> number, each computed once (and checked) by :func:`_column_of`
+    when first looked up with ``[]``."""
+
+    def __missing__(self, letters: bytes) -> int:
+        return _column_of(letters)
+
+
+_COLUMNS = _ColumnNumbers()
 
 
 _LETTERS: dict[int, bytes] = {}
@@ -593,14 +603,7 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int,
     read it). The plain number and the plain inline string, most cells, have groups of
     their own."""
     data, end = sheet.data, sheet.data_end
-    grid: list[list[Any]] = []
-    shared: dict[str, tuple[str, int, int]] = {}
-    date_styles = {style.encode() for style in context.date_styles}
-    columns = _COLUMNS
-    patterns = sheet.patterns
-    row: list[Any] = []
-    digits_now = row_tag = b""
-    number = row_before = 0
+    reader = _FastReader(context, sheet.patterns, max_rows, max_columns)
     position = sheet.data_start
     while position < end:
         cut = data.find(b"<row ", position + _CHUNK, end)
@@ -609,77 +612,128 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int,
         if len(found) != data.count(b"<c", position, cut) + data.count(b"<row", position, cut):
             return None  # a cell or row in another form (<c>, <c\n r=...): read generally
         position = cut
+        reader.read(found)
+    return reader.grid
+
+
+class _FastReader:
+    """The grid :func:`_read_fast` fills, and where it stands between two chunks."""
+
+    def __init__(self, context: Context, patterns: _Patterns, max_rows: int,
+                 max_columns: int) -> None:
+        self.context, self.patterns = context, patterns
+        self.max_rows, self.max_columns = max_rows, max_columns
+        self.date_styles = {style.encode() for style in context.date_styles}
+        self.shared: dict[str, tuple[str, int, int]] = {}
+        self.grid: list[list[Any]] = []
+        self.row: list[Any] = []
+        self.digits_now = self.row_tag = b""
+        self.number = self.row_before = 0
+
+    def read(self, found: list[tuple[bytes, ...]]) -> None:
+        """Put one chunk's rows and cells in the grid. The plain number and the plain
+        inline string are read here; every rarer form of cell by :meth:`odd_value`, a
+        row's start by :func:`_row_start`, a new row of values by :meth:`next_row`."""
+        date_styles, columns, max_columns = self.date_styles, _COLUMNS, self.max_columns
+        row, digits_now, row_tag = self.row, self.digits_now, self.row_tag
+        number, row_before = self.number, self.row_before
+        odd_value, next_row = self.odd_value, self.next_row
         for row_digits, letters, digits, style, kind, number_text, inline_text, inner in found:
             if number_text and not kind and style not in date_styles:
                 try:
                     value: Any = int(number_text)
                 except ValueError:
-                    value = _plain(number_text, None, None, context)
-                    if value is None:  # <v> </v>
-                        _empty_cell(letters, digits, row_tag)
-                        continue
-            elif inline_text:
-                if kind != b"inlineStr":  # <is> in a cell of another type: as the
-                    inner = b"<is><t>" + inline_text + b"</t></is>"  # general read
-                    value = cell_value(inner, style or None, kind or None, context, patterns,
-                                       shared, _ref_row(digits, letters), _column_of(letters))
-                    if value is None:
-                        _empty_cell(letters, digits, row_tag)
-                        continue
-                else:
-                    value = inline_text.decode()
-                    if "&" in value or "\r" in value or "_x" in value:
-                        value = unescape(value)
-            elif number_text:
-                value = _plain(number_text, style or None, kind or None, context)
-                if value is None:
-                    _empty_cell(letters, digits, row_tag)
-                    continue
-            elif inner:
-                value = cell_value(inner, style or None, kind or None, context, patterns,
-                                   shared, int(digits), columns.get(letters) or _column_of(letters))
-                if value is None:
-                    _empty_cell(letters, digits, row_tag)
-                    continue
+                    value = odd_value(letters, digits, style, kind, number_text, inline_text,
+                                      inner, row_tag)
+            elif inline_text and kind == b"inlineStr":
+                value = inline_text.decode()
+                if "&" in value or "\r" in value or "_x" in value:
+                    value = unescape(value)
             elif row_digits:  # a row starts: the cells that follow must be in it
-                row_number = int(row_digits)
-                if row_number <= row_before or row_number > LAST_ROW or row_digits[0] == 48:
-                    _bad_row(row_digits, row_before)
-                row_before, row_tag, digits_now = row_number, row_digits, b""
+                row_before = _row_start(row_digits, row_before)
+                row_tag, digits_now = row_digits, b""
                 continue
             else:
-                _empty_cell(letters, digits, row_tag)
+                value = odd_value(letters, digits, style, kind, number_text, inline_text, inner,
+                                  row_tag)
+            if value is None:  # <v> </v>, <c r="B2" s="3"/>...: checked by odd_value
                 continue
             if digits != digits_now:
-                if digits != row_tag:
-                    _in_row(letters, digits, row_tag)
-                previous = number
-                number = _ref_row(digits, letters)
-                if number < previous:
-                    raise SheetXmlError(
-                        _("row {number} comes after row {previous} (rows out of order)",
-                          number=number, previous=previous))
-                if number > len(grid):
-                    far = columns.get(letters) or _column_of(letters)
-                    if number > max_rows or far > max_columns:  # before a million rows
-                        raise FarCell(number, far)              # are made for it
-                    grid.extend([] for _ in range(number - len(grid)))
-                row = grid[number - 1]
+                row, number = next_row(letters, digits, row_tag, number)
                 digits_now = digits
-            column = columns.get(letters) or _column_of(letters)
-            size = len(row)
-            if column == size + 1:
-                if column > max_columns:
-                    raise FarCell(number, column)
-                row.append(value)
-            elif column > size:
-                if column > max_columns:
-                    raise FarCell(number, column)
-                row.extend([None] * (column - size - 1))
+            column = columns[letters]
+            if column == len(row) + 1 <= max_columns:
                 row.append(value)
             else:
-                row[column - 1] = value
-    return grid
+                _place(row, number, column, value, max_columns)
+        self.row, self.digits_now, self.row_tag = row, digits_now, row_tag
+        self.number, self.row_before = number, row_before
+
+    def odd_value(self, letters: bytes, digits: bytes, style: bytes, kind: bytes,
+                  number_text: bytes, inline_text: bytes, inner: bytes, row_tag: bytes) -> Any:
+        """The value of a cell in a rarer form (a date, a shared string, a formula, an
+        inline string in a cell of another type, a number Python's ``int`` does not
+        read...), read as the general read does; ``None`` for none, the cell's reference
+        checked then all the same."""
+        if inline_text:  # <is> in a cell of another type: as the general read
+            inner = b"<is><t>" + inline_text + b"</t></is>"
+            value = cell_value(inner, style or None, kind or None, self.context, self.patterns,
+                               self.shared, _ref_row(digits, letters), _column_of(letters))
+        elif number_text:
+            value = _plain(number_text, style or None, kind or None, self.context)
+        elif inner:
+            value = cell_value(inner, style or None, kind or None, self.context, self.patterns,
+                               self.shared, int(digits), _COLUMNS[letters])
+        else:
+            value = None
+        if value is None:  # no value: the reference checked all the same
+            if digits != row_tag:
+                _in_row(letters, digits, row_tag)
+            if letters not in _COLUMNS:
+                _column_of(letters)
+        return value
+
+    def next_row(self, letters: bytes, digits: bytes, row_tag: bytes,
+                 previous: int) -> tuple[list[Any], int]:
+        """The grid row a cell of a new row reference goes in, and its number: the
+        reference must be the row's own, rows must come in order, and the first value
+        past the limits stops the read before a million rows are made for it."""
+        if digits != row_tag:
+            _in_row(letters, digits, row_tag)
+        number = _ref_row(digits, letters)
+        if number < previous:
+            raise SheetXmlError(
+                _("row {number} comes after row {previous} (rows out of order)",
+                  number=number, previous=previous))
+        grid = self.grid
+        if number > len(grid):
+            far = _COLUMNS[letters]
+            if number > self.max_rows or far > self.max_columns:  # before a million rows
+                raise FarCell(number, far)                        # are made for it
+            grid.extend([] for _ in range(number - len(grid)))
+        return grid[number - 1], number
+
+
+def _row_start(row_digits: bytes, row_before: int) -> int:
+    """The number of a row that starts, checked: from 1 to the last, written without
+    a leading zero, after the row before it."""
+    row_number = int(row_digits)
+    if not row_before < row_number <= LAST_ROW or row_digits[0] == 48:  # 48: "0"
+        _bad_row(row_digits, row_before)
+    return row_number
+
+
+def _place(row: list[Any], number: int, column: int, value: Any, max_columns: int) -> None:
+    """Put a value in its row other than right after its last one: past a gap of
+    empty cells, or over an earlier one; refused past the last column read."""
+    size = len(row)
+    if column > size:
+        if column > max_columns:
+            raise FarCell(number, column)
+        row.extend([None] * (column - size - 1))
+        row.append(value)
+    else:
+        row[column - 1] = value
 
 
 def _bad_row(digits: bytes, previous: int) -> None:
@@ -689,14 +743,6 @@ def _bad_row(digits: bytes, previous: int) -> None:
                               digits=repr(digits.decode()), last=LAST_ROW))
     raise SheetXmlError(_("row {number} comes after row {previous} (rows out of order)",
                           number=number, previous=previous))
-
-
-def _empty_cell(letters: bytes, digits: bytes, row_tag: bytes) -> None:
-    """A cell without a value: its reference checked all the same."""
-    if digits != row_tag:
-        _in_row(letters, digits, row_tag)
-    if letters not in _COLUMNS:
-        _column_of(letters)
 
 
 def _in_row(letters: bytes, digits: bytes, row_tag: bytes) -> None:
