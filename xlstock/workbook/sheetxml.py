@@ -535,51 +535,67 @@ def read_cells(sheet: Sheet, context: Context, max_rows: int, max_columns: int) 
         fast = _read_fast(sheet, context, max_rows, max_columns)
         if fast is not None:
             return fast
-    patterns = sheet.patterns
+    return _read_general(sheet, context, max_rows, max_columns)
+
+
+def _read_general(sheet: Sheet, context: Context, max_rows: int,
+                  max_columns: int) -> list[list[Any]]:
+    """:func:`read_cells` by the general patterns, which read every form of cell, a row
+    at a time; then every ``<c`` of sheetData must have been read in a row."""
     data = sheet.data
     grid: list[list[Any]] = []
     shared: dict[str, tuple[str, int, int]] = {}
-    cell_pattern = patterns.cell
     cells_read = 0
     for span in sheet.rows:
         number = span.number
         start = data.index(b">", span.start) + 1
         if data[start - 2:start] == b"/>":
             continue
-        row: list[Any] = []
-        column = 0
-        for match in cell_pattern.finditer(data, start, _row_close(sheet, span)):
-            cells_read += 1
-            ref = cell_ref(match)
-            if ref is not None:
-                if ref[0] != number:
-                    raise SheetXmlError(
-                        _("cell {column}{row} stands in row {number}",
-                          column=column_letter(ref[1]), row=ref[0], number=number))
-                column = ref[1]
-            else:
-                column += 1
-            inner = match.group(7)
-            if not inner:
-                continue
-            value = cell_value(inner, match.group(4), cell_kind(match), context, patterns,
-                               shared, number, column)
-            if value is None:
-                continue
-            if number > max_rows or column > max_columns:
-                raise FarCell(number, column)
-            if column > len(row):
-                row.extend([None] * (column - len(row)))
-            row[column - 1] = value
+        row, count = _read_row(sheet, span, start, context, shared, max_rows, max_columns)
+        cells_read += count
         if row:
             if number > len(grid):
                 grid.extend([] for _ in range(number - len(grid)))
             grid[number - 1] = row
-    cell_tag = re.compile(rb"<" + re.escape(patterns.prefix) + rb"c[\s/>]")
+    cell_tag = re.compile(rb"<" + re.escape(sheet.patterns.prefix) + rb"c[\s/>]")
     if not sheet.empty_tag and cells_read != len(cell_tag.findall(data, sheet.data_start,
                                                                   sheet.data_end)):
         raise SheetXmlError(_("a cell stands outside a row, or in a form xlstock cannot read"))
     return grid
+
+
+def _read_row(sheet: Sheet, span: RowSpan, start: int, context: Context,
+              shared: dict[str, tuple[str, int, int]], max_rows: int,
+              max_columns: int) -> tuple[list[Any], int]:
+    """One row's values (from ``start``, just after its tag) and how many cells it
+    has: a cell's reference must name the row; one without follows the one before."""
+    patterns, number = sheet.patterns, span.number
+    row: list[Any] = []
+    column = count = 0
+    for match in patterns.cell.finditer(sheet.data, start, _row_close(sheet, span)):
+        count += 1
+        ref = cell_ref(match)
+        if ref is not None:
+            if ref[0] != number:
+                raise SheetXmlError(
+                    _("cell {column}{row} stands in row {number}",
+                      column=column_letter(ref[1]), row=ref[0], number=number))
+            column = ref[1]
+        else:
+            column += 1
+        inner = match.group(7)
+        if not inner:
+            continue
+        value = cell_value(inner, match.group(4), cell_kind(match), context, patterns,
+                           shared, number, column)
+        if value is None:
+            continue
+        if number > max_rows or column > max_columns:
+            raise FarCell(number, column)
+        if column > len(row):
+            row.extend([None] * (column - len(row)))
+        row[column - 1] = value
+    return row, count
 
 
 def _row_close(sheet: Sheet, span: RowSpan) -> int:
@@ -780,15 +796,34 @@ def cell_value(inner: bytes, style: bytes | None, kind: bytes | None, context: C
     if _NESTED_CELL.search(inner):
         raise SheetXmlError(_("a cell holds another cell"))
     if kind == b"inlineStr":
-        inline = patterns.inline.search(inner)
-        return (text_of(inline.group(1) or b"", patterns) or None) if inline else None
+        return _inline_value(inner, patterns)
     formula_match = patterns.formula.search(inner)
+    raw = _saved_value(inner, patterns)
+    if formula_match is None:
+        return None if raw is None else _plain(raw, style, kind, context)
+    return _formula_value(formula_match, raw, style, kind, context, shared, row, column)
+
+
+def _inline_value(inner: bytes, patterns: _Patterns) -> str | None:
+    """An inline-string cell's text (``<is>``), ``None`` when it has none."""
+    inline = patterns.inline.search(inner)
+    return (text_of(inline.group(1) or b"", patterns) or None) if inline else None
+
+
+def _saved_value(inner: bytes, patterns: _Patterns) -> bytes | None:
+    """The text of a cell's ``<v>``, ``None`` without one; markup in it is refused."""
     value_match = patterns.value.search(inner)
     raw = (value_match.group(1) or b"") if value_match else None
     if raw is not None and b"<" in raw:
         raise SheetXmlError(_("a cell's value holds markup"))
-    if formula_match is None:
-        return None if raw is None else _plain(raw, style, kind, context)
+    return raw
+
+
+def _formula_value(formula_match: re.Match[bytes], raw: bytes | None, style: bytes | None,
+                   kind: bytes | None, context: Context,
+                   shared: dict[str, tuple[str, int, int]], row: int, column: int) -> Formula:
+    """A formula cell's ``Formula``: its saved result, ``NO_CACHE`` when the file has
+    none (openpyxl writes ``<v></v>`` for a number formula it did not compute)."""
     formula = _formula(formula_match, shared, row, column)
     if raw is None or (not raw and kind in (None, b"n")):  # openpyxl writes <v></v>
         return Formula(formula, NO_CACHE)
@@ -797,6 +832,8 @@ def cell_value(inner: bytes, style: bytes | None, kind: bytes | None, context: C
 
 
 def _plain(raw: bytes, style: bytes | None, kind: bytes | None, context: Context) -> Any:
+    """A ``<v>``'s value as its cell type says: a number (a date when its style shows
+    one) read here, every other type by :func:`_typed`."""
     if kind != b"str" and kind != b"inlineStr" and not raw.strip():
         return None  # <v></v>, <v> </v>: no value, whatever the type
     if kind is None or kind == b"n":
@@ -813,6 +850,12 @@ def _plain(raw: bytes, style: bytes | None, kind: bytes | None, context: Context
             except (OverflowError, ValueError):  # past 9999-12-31: Excel shows #####
                 return FarDate.of(float(number))
         return number
+    return _typed(raw, kind, context)
+
+
+def _typed(raw: bytes, kind: bytes, context: Context) -> Any:
+    """A ``<v>``'s value in a cell of a type other than number: shared string, text,
+    boolean, error or ISO date; an unknown type is refused."""
     if kind == b"s":
         index = int(raw) if raw.strip().isdigit() else -1
         strings = context.shared_strings()
@@ -827,15 +870,20 @@ def _plain(raw: bytes, style: bytes | None, kind: bytes | None, context: Context
     if kind == b"e":
         return CellError(unescape(raw.decode()).strip())
     if kind == b"d":
-        iso = raw.decode().strip()
-        if not iso:
-            return None
-        try:
-            return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).replace(tzinfo=None)
-        except ValueError:
-            raise SheetXmlError(_("a date cell holds {text}, which is not a date",
-                                  text=repr(iso[:40]))) from None
+        return _iso_date(raw)
     raise SheetXmlError(_("unknown cell type {kind}", kind=repr(kind.decode())))
+
+
+def _iso_date(raw: bytes) -> dt.datetime | None:
+    """A date cell's (``t="d"``) ISO 8601 text as a naive datetime; ``None`` for none."""
+    iso = raw.decode().strip()
+    if not iso:
+        return None
+    try:
+        return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).replace(tzinfo=None)
+    except ValueError:
+        raise SheetXmlError(_("a date cell holds {text}, which is not a date",
+                              text=repr(iso[:40]))) from None
 
 
 def _number(text: bytes) -> float:
