@@ -1018,7 +1018,9 @@ class PatchContext:
 
 def cell_xml(row: int, column: int, style: str | None, value: Any,
              date_style: Callable[[str | None], str]) -> bytes:
-    """One ``<c>`` element for ``value`` (``None``: the style alone, or nothing)."""
+    """One ``<c>`` element for ``value`` (``None``: the style alone, or nothing). Text
+    and whole numbers, most cells, are written here; other values by
+    :func:`_typed_cell_xml`."""
     ref = f"{_letters_of(column).decode()}{row}"
     if isinstance(value, DateSerial):
         style = date_style(style)
@@ -1029,6 +1031,15 @@ def cell_xml(row: int, column: int, style: str | None, value: Any,
         space = ' xml:space="preserve"' if value != value.strip() or "\n" in value else ""
         return (f'<c r="{ref}"{s} t="inlineStr"><is><t{space}>{escape_text(value)}</t></is>'
                 "</c>").encode()
+    if type(value) is int:  # not a bool: that one is t="b"
+        return f'<c r="{ref}"{s}><v>{value}</v></c>'.encode()
+    return _typed_cell_xml(ref, s, value)
+
+
+def _typed_cell_xml(ref: str, s: str, value: Any) -> bytes:
+    """The ``<c>`` of a value other than text and a plain ``int``: a boolean, a number
+    (refused when not finite), a date serial, a formula or an error; any other
+    type is refused."""
     if isinstance(value, bool):
         return f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>'.encode()
     if isinstance(value, int):
@@ -1316,33 +1327,47 @@ def _patch_row_fast(sheet: Sheet, span: RowSpan, writes: Mapping[int, Any],
 
 def _rewrite_row(sheet: Sheet, span: RowSpan, writes: Mapping[int, Any],
                  context: PatchContext) -> bytes:
+    """The row with ``writes`` in it: spliced in place when it can be, else rebuilt."""
     if not sheet.patterns.prefix:
         fast = _patch_row_fast(sheet, span, writes, context)
         if fast is not None:
             return fast
+    return _rebuild_row(sheet, span, writes, context)
+
+
+def _rebuild_row(sheet: Sheet, span: RowSpan, writes: Mapping[int, Any],
+                 context: PatchContext) -> bytes:
+    """The row made again from its cells: the ones not written copied as they are,
+    the written ones in the style they had (a new one in the row's or column's
+    style), its ``spans`` widened to the cells it now has."""
     raw_attrs, cells = _cells_of(sheet, span)
     row_style = _row_style(_attributes(raw_attrs)) if b"customFormat" in raw_attrs else None
     existing = {column: (style, raw) for column, style, raw in cells}
     out: list[bytes] = []
     prefix = sheet.patterns.prefix
-    columns = list(existing) + [c for c in writes if c not in existing]
-    if len(columns) > len(existing) or any(
-            a > b for a, b in zip(columns, columns[1:], strict=False)):
-        columns.sort()
+    columns = _row_columns(existing, writes)
     for column in columns:
         if column not in writes:
             out.append(existing[column][1])
             continue
-        if column in existing:
-            style = existing[column][0]
-        else:
-            style = row_style or context.column_styles.get(column)
+        style = existing[column][0] if column in existing else (
+            row_style or context.column_styles.get(column))
         out.append(_with_prefix(context.cell(span.number, column, style, writes[column]), prefix))
     if b"spans" in raw_attrs:
         raw_attrs = _widen_spans(raw_attrs, [c for c in columns if c in existing or
                                              writes.get(c) is not None])
     start_tag = b"<" + prefix + b"row" + raw_attrs
     return start_tag + b">" + b"".join(out) + b"</" + prefix + b"row>"
+
+
+def _row_columns(existing: Mapping[int, Any], writes: Mapping[int, Any]) -> list[int]:
+    """The row's columns, the existing ones then the new written ones; sorted when a new
+    one came or the existing ones were out of order."""
+    columns = list(existing) + [c for c in writes if c not in existing]
+    if len(columns) > len(existing) or any(
+            a > b for a, b in zip(columns, columns[1:], strict=False)):
+        columns.sort()
+    return columns
 
 
 def _widen_spans(raw_attrs: bytes, columns: Iterable[int]) -> bytes:
