@@ -716,7 +716,9 @@ class _FastReader:
         past the limits stops the read before a million rows are made for it."""
         if digits != row_tag:
             _in_row(letters, digits, row_tag)
-        number = _ref_row(digits, letters)
+        number = int(digits)
+        if not 1 <= number <= LAST_ROW:  # as _ref_row, one call less a row
+            _checked_row(number, letters.decode())
         if number < previous:
             raise SheetXmlError(
                 _("row {number} comes after row {previous} (rows out of order)",
