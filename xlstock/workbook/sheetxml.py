@@ -800,7 +800,10 @@ def cell_value(inner: bytes, style: bytes | None, kind: bytes | None, context: C
     if kind == b"inlineStr":
         return _inline_value(inner, patterns)
     formula_match = patterns.formula.search(inner)
-    raw = _saved_value(inner, patterns)
+    value_match = patterns.value.search(inner)
+    raw = (value_match.group(1) or b"") if value_match else None
+    if raw is not None and b"<" in raw:
+        raise SheetXmlError(_("a cell's value holds markup"))
     if formula_match is None:
         return None if raw is None else _plain(raw, style, kind, context)
     return _formula_value(formula_match, raw, style, kind, context, shared, row, column)
@@ -810,15 +813,6 @@ def _inline_value(inner: bytes, patterns: _Patterns) -> str | None:
     """An inline-string cell's text (``<is>``), ``None`` when it has none."""
     inline = patterns.inline.search(inner)
     return (text_of(inline.group(1) or b"", patterns) or None) if inline else None
-
-
-def _saved_value(inner: bytes, patterns: _Patterns) -> bytes | None:
-    """The text of a cell's ``<v>``, ``None`` without one; markup in it is refused."""
-    value_match = patterns.value.search(inner)
-    raw = (value_match.group(1) or b"") if value_match else None
-    if raw is not None and b"<" in raw:
-        raise SheetXmlError(_("a cell's value holds markup"))
-    return raw
 
 
 def _formula_value(formula_match: re.Match[bytes], raw: bytes | None, style: bytes | None,
