@@ -251,7 +251,17 @@ _STYLE_ATTRIBUTE = re.compile(rb' s="([0-9]+)"')
 _FAST_CELL_RAW = re.compile(
     rb'(<c r="([A-Z]{1,3})[0-9]{1,7}"(?: s="([0-9]+)")?(?: [^>]*?)?(?:/>|>.*?</c>))', re.S)
 _FAST_ROW = re.compile(rb'<row r="([0-9]{1,7})"')
-_COLUMNS: dict[bytes, int] = {}
+
+
+class _ColumnNumbers(dict[bytes, int]):
+    """Column letters -> number, each computed once (and checked) by :func:`_column_of`
+    when first looked up with ``[]``."""
+
+    def __missing__(self, letters: bytes) -> int:
+        return _column_of(letters)
+
+
+_COLUMNS = _ColumnNumbers()
 
 
 _LETTERS: dict[int, bytes] = {}
@@ -525,51 +535,67 @@ def read_cells(sheet: Sheet, context: Context, max_rows: int, max_columns: int) 
         fast = _read_fast(sheet, context, max_rows, max_columns)
         if fast is not None:
             return fast
-    patterns = sheet.patterns
+    return _read_general(sheet, context, max_rows, max_columns)
+
+
+def _read_general(sheet: Sheet, context: Context, max_rows: int,
+                  max_columns: int) -> list[list[Any]]:
+    """:func:`read_cells` by the general patterns, which read every form of cell, a row
+    at a time; then every ``<c`` of sheetData must have been read in a row."""
     data = sheet.data
     grid: list[list[Any]] = []
     shared: dict[str, tuple[str, int, int]] = {}
-    cell_pattern = patterns.cell
     cells_read = 0
     for span in sheet.rows:
         number = span.number
         start = data.index(b">", span.start) + 1
         if data[start - 2:start] == b"/>":
             continue
-        row: list[Any] = []
-        column = 0
-        for match in cell_pattern.finditer(data, start, _row_close(sheet, span)):
-            cells_read += 1
-            ref = cell_ref(match)
-            if ref is not None:
-                if ref[0] != number:
-                    raise SheetXmlError(
-                        _("cell {column}{row} stands in row {number}",
-                          column=column_letter(ref[1]), row=ref[0], number=number))
-                column = ref[1]
-            else:
-                column += 1
-            inner = match.group(7)
-            if not inner:
-                continue
-            value = cell_value(inner, match.group(4), cell_kind(match), context, patterns,
-                               shared, number, column)
-            if value is None:
-                continue
-            if number > max_rows or column > max_columns:
-                raise FarCell(number, column)
-            if column > len(row):
-                row.extend([None] * (column - len(row)))
-            row[column - 1] = value
+        row, count = _read_row(sheet, span, start, context, shared, max_rows, max_columns)
+        cells_read += count
         if row:
             if number > len(grid):
                 grid.extend([] for _ in range(number - len(grid)))
             grid[number - 1] = row
-    cell_tag = re.compile(rb"<" + re.escape(patterns.prefix) + rb"c[\s/>]")
+    cell_tag = re.compile(rb"<" + re.escape(sheet.patterns.prefix) + rb"c[\s/>]")
     if not sheet.empty_tag and cells_read != len(cell_tag.findall(data, sheet.data_start,
                                                                   sheet.data_end)):
         raise SheetXmlError(_("a cell stands outside a row, or in a form xlstock cannot read"))
     return grid
+
+
+def _read_row(sheet: Sheet, span: RowSpan, start: int, context: Context,
+              shared: dict[str, tuple[str, int, int]], max_rows: int,
+              max_columns: int) -> tuple[list[Any], int]:
+    """One row's values (from ``start``, just after its tag) and how many cells it
+    has: a cell's reference must name the row; one without follows the one before."""
+    patterns, number = sheet.patterns, span.number
+    row: list[Any] = []
+    column = count = 0
+    for match in patterns.cell.finditer(sheet.data, start, _row_close(sheet, span)):
+        count += 1
+        ref = cell_ref(match)
+        if ref is not None:
+            if ref[0] != number:
+                raise SheetXmlError(
+                    _("cell {column}{row} stands in row {number}",
+                      column=column_letter(ref[1]), row=ref[0], number=number))
+            column = ref[1]
+        else:
+            column += 1
+        inner = match.group(7)
+        if not inner:
+            continue
+        value = cell_value(inner, match.group(4), cell_kind(match), context, patterns,
+                           shared, number, column)
+        if value is None:
+            continue
+        if number > max_rows or column > max_columns:
+            raise FarCell(number, column)
+        if column > len(row):
+            row.extend([None] * (column - len(row)))
+        row[column - 1] = value
+    return row, count
 
 
 def _row_close(sheet: Sheet, span: RowSpan) -> int:
@@ -593,14 +619,7 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int,
     read it). The plain number and the plain inline string, most cells, have groups of
     their own."""
     data, end = sheet.data, sheet.data_end
-    grid: list[list[Any]] = []
-    shared: dict[str, tuple[str, int, int]] = {}
-    date_styles = {style.encode() for style in context.date_styles}
-    columns = _COLUMNS
-    patterns = sheet.patterns
-    row: list[Any] = []
-    digits_now = row_tag = b""
-    number = row_before = 0
+    reader = _FastReader(context, sheet.patterns, max_rows, max_columns)
     position = sheet.data_start
     while position < end:
         cut = data.find(b"<row ", position + _CHUNK, end)
@@ -609,77 +628,130 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int,
         if len(found) != data.count(b"<c", position, cut) + data.count(b"<row", position, cut):
             return None  # a cell or row in another form (<c>, <c\n r=...): read generally
         position = cut
+        reader.read(found)
+    return reader.grid
+
+
+class _FastReader:
+    """The grid :func:`_read_fast` fills, and where it stands between two chunks."""
+
+    def __init__(self, context: Context, patterns: _Patterns, max_rows: int,
+                 max_columns: int) -> None:
+        self.context, self.patterns = context, patterns
+        self.max_rows, self.max_columns = max_rows, max_columns
+        self.date_styles = {style.encode() for style in context.date_styles}
+        self.shared: dict[str, tuple[str, int, int]] = {}
+        self.grid: list[list[Any]] = []
+        self.row: list[Any] = []
+        self.digits_now = self.row_tag = b""
+        self.number = self.row_before = 0
+
+    def read(self, found: list[tuple[bytes, ...]]) -> None:
+        """Put one chunk's rows and cells in the grid. The plain number and the plain
+        inline string are read here; every rarer form of cell by :meth:`odd_value`, a
+        row's start by :func:`_row_start`, a new row of values by :meth:`next_row`."""
+        date_styles, columns, max_columns = self.date_styles, _COLUMNS, self.max_columns
+        row, digits_now, row_tag = self.row, self.digits_now, self.row_tag
+        number, row_before = self.number, self.row_before
+        odd_value, next_row = self.odd_value, self.next_row
         for row_digits, letters, digits, style, kind, number_text, inline_text, inner in found:
             if number_text and not kind and style not in date_styles:
                 try:
                     value: Any = int(number_text)
                 except ValueError:
-                    value = _plain(number_text, None, None, context)
-                    if value is None:  # <v> </v>
-                        _empty_cell(letters, digits, row_tag)
-                        continue
-            elif inline_text:
-                if kind != b"inlineStr":  # <is> in a cell of another type: as the
-                    inner = b"<is><t>" + inline_text + b"</t></is>"  # general read
-                    value = cell_value(inner, style or None, kind or None, context, patterns,
-                                       shared, _ref_row(digits, letters), _column_of(letters))
-                    if value is None:
-                        _empty_cell(letters, digits, row_tag)
-                        continue
-                else:
-                    value = inline_text.decode()
-                    if "&" in value or "\r" in value or "_x" in value:
-                        value = unescape(value)
-            elif number_text:
-                value = _plain(number_text, style or None, kind or None, context)
-                if value is None:
-                    _empty_cell(letters, digits, row_tag)
-                    continue
-            elif inner:
-                value = cell_value(inner, style or None, kind or None, context, patterns,
-                                   shared, int(digits), columns.get(letters) or _column_of(letters))
-                if value is None:
-                    _empty_cell(letters, digits, row_tag)
-                    continue
+                    value = odd_value(letters, digits, style, kind, number_text, inline_text,
+                                      inner, row_tag)
+            elif inline_text and kind == b"inlineStr":
+                value = inline_text.decode()
+                if "&" in value or "\r" in value or "_x" in value:
+                    value = unescape(value)
             elif row_digits:  # a row starts: the cells that follow must be in it
-                row_number = int(row_digits)
-                if row_number <= row_before or row_number > LAST_ROW or row_digits[0] == 48:
-                    _bad_row(row_digits, row_before)
-                row_before, row_tag, digits_now = row_number, row_digits, b""
+                row_before = _row_start(row_digits, row_before)
+                row_tag, digits_now = row_digits, b""
                 continue
             else:
-                _empty_cell(letters, digits, row_tag)
+                value = odd_value(letters, digits, style, kind, number_text, inline_text, inner,
+                                  row_tag)
+            if value is None:  # <v> </v>, <c r="B2" s="3"/>...: checked by odd_value
                 continue
             if digits != digits_now:
-                if digits != row_tag:
-                    _in_row(letters, digits, row_tag)
-                previous = number
-                number = _ref_row(digits, letters)
-                if number < previous:
-                    raise SheetXmlError(
-                        _("row {number} comes after row {previous} (rows out of order)",
-                          number=number, previous=previous))
-                if number > len(grid):
-                    far = columns.get(letters) or _column_of(letters)
-                    if number > max_rows or far > max_columns:  # before a million rows
-                        raise FarCell(number, far)              # are made for it
-                    grid.extend([] for _ in range(number - len(grid)))
-                row = grid[number - 1]
+                row, number = next_row(letters, digits, row_tag, number)
                 digits_now = digits
-            column = columns.get(letters) or _column_of(letters)
-            size = len(row)
-            if column == size + 1:
-                if column > max_columns:
-                    raise FarCell(number, column)
-                row.append(value)
-            elif column > size:
-                if column > max_columns:
-                    raise FarCell(number, column)
-                row.extend([None] * (column - size - 1))
+            column = columns[letters]
+            if column == len(row) + 1 <= max_columns:
                 row.append(value)
             else:
-                row[column - 1] = value
-    return grid
+                _place(row, number, column, value, max_columns)
+        self.row, self.digits_now, self.row_tag = row, digits_now, row_tag
+        self.number, self.row_before = number, row_before
+
+    def odd_value(self, letters: bytes, digits: bytes, style: bytes, kind: bytes,
+                  number_text: bytes, inline_text: bytes, inner: bytes, row_tag: bytes) -> Any:
+        """The value of a cell in a rarer form (a date, a shared string, a formula, an
+        inline string in a cell of another type, a number Python's ``int`` does not
+        read...), read as the general read does; ``None`` for none, the cell's reference
+        checked then all the same."""
+        if inline_text:  # <is> in a cell of another type: as the general read
+            inner = b"<is><t>" + inline_text + b"</t></is>"
+            value = cell_value(inner, style or None, kind or None, self.context, self.patterns,
+                               self.shared, _ref_row(digits, letters), _column_of(letters))
+        elif number_text:
+            value = _plain(number_text, style or None, kind or None, self.context)
+        elif inner:
+            value = cell_value(inner, style or None, kind or None, self.context, self.patterns,
+                               self.shared, int(digits), _COLUMNS[letters])
+        else:
+            value = None
+        if value is None:  # no value: the reference checked all the same
+            if digits != row_tag:
+                _in_row(letters, digits, row_tag)
+            if letters not in _COLUMNS:
+                _column_of(letters)
+        return value
+
+    def next_row(self, letters: bytes, digits: bytes, row_tag: bytes,
+                 previous: int) -> tuple[list[Any], int]:
+        """The grid row a cell of a new row reference goes in, and its number: the
+        reference must be the row's own, rows must come in order, and the first value
+        past the limits stops the read before a million rows are made for it."""
+        if digits != row_tag:
+            _in_row(letters, digits, row_tag)
+        number = int(digits)
+        if not 1 <= number <= LAST_ROW:  # as _ref_row, one call less a row
+            _checked_row(number, letters.decode())
+        if number < previous:
+            raise SheetXmlError(
+                _("row {number} comes after row {previous} (rows out of order)",
+                  number=number, previous=previous))
+        grid = self.grid
+        if number > len(grid):
+            far = _COLUMNS[letters]
+            if number > self.max_rows or far > self.max_columns:  # before a million rows
+                raise FarCell(number, far)                        # are made for it
+            grid.extend([] for _ in range(number - len(grid)))
+        return grid[number - 1], number
+
+
+def _row_start(row_digits: bytes, row_before: int) -> int:
+    """The number of a row that starts, checked: from 1 to the last, written without
+    a leading zero, after the row before it."""
+    row_number = int(row_digits)
+    if not row_before < row_number <= LAST_ROW or row_digits[0] == 48:  # 48: "0"
+        _bad_row(row_digits, row_before)
+    return row_number
+
+
+def _place(row: list[Any], number: int, column: int, value: Any, max_columns: int) -> None:
+    """Put a value in its row other than right after its last one: past a gap of
+    empty cells, or over an earlier one; refused past the last column read."""
+    size = len(row)
+    if column > size:
+        if column > max_columns:
+            raise FarCell(number, column)
+        row.extend([None] * (column - size - 1))
+        row.append(value)
+    else:
+        row[column - 1] = value
 
 
 def _bad_row(digits: bytes, previous: int) -> None:
@@ -689,14 +761,6 @@ def _bad_row(digits: bytes, previous: int) -> None:
                               digits=repr(digits.decode()), last=LAST_ROW))
     raise SheetXmlError(_("row {number} comes after row {previous} (rows out of order)",
                           number=number, previous=previous))
-
-
-def _empty_cell(letters: bytes, digits: bytes, row_tag: bytes) -> None:
-    """A cell without a value: its reference checked all the same."""
-    if digits != row_tag:
-        _in_row(letters, digits, row_tag)
-    if letters not in _COLUMNS:
-        _column_of(letters)
 
 
 def _in_row(letters: bytes, digits: bytes, row_tag: bytes) -> None:
@@ -734,8 +798,7 @@ def cell_value(inner: bytes, style: bytes | None, kind: bytes | None, context: C
     if _NESTED_CELL.search(inner):
         raise SheetXmlError(_("a cell holds another cell"))
     if kind == b"inlineStr":
-        inline = patterns.inline.search(inner)
-        return (text_of(inline.group(1) or b"", patterns) or None) if inline else None
+        return _inline_value(inner, patterns)
     formula_match = patterns.formula.search(inner)
     value_match = patterns.value.search(inner)
     raw = (value_match.group(1) or b"") if value_match else None
@@ -743,6 +806,20 @@ def cell_value(inner: bytes, style: bytes | None, kind: bytes | None, context: C
         raise SheetXmlError(_("a cell's value holds markup"))
     if formula_match is None:
         return None if raw is None else _plain(raw, style, kind, context)
+    return _formula_value(formula_match, raw, style, kind, context, shared, row, column)
+
+
+def _inline_value(inner: bytes, patterns: _Patterns) -> str | None:
+    """An inline-string cell's text (``<is>``), ``None`` when it has none."""
+    inline = patterns.inline.search(inner)
+    return (text_of(inline.group(1) or b"", patterns) or None) if inline else None
+
+
+def _formula_value(formula_match: re.Match[bytes], raw: bytes | None, style: bytes | None,
+                   kind: bytes | None, context: Context,
+                   shared: dict[str, tuple[str, int, int]], row: int, column: int) -> Formula:
+    """A formula cell's ``Formula``: its saved result, ``NO_CACHE`` when the file has
+    none (openpyxl writes ``<v></v>`` for a number formula it did not compute)."""
     formula = _formula(formula_match, shared, row, column)
     if raw is None or (not raw and kind in (None, b"n")):  # openpyxl writes <v></v>
         return Formula(formula, NO_CACHE)
@@ -751,6 +828,8 @@ def cell_value(inner: bytes, style: bytes | None, kind: bytes | None, context: C
 
 
 def _plain(raw: bytes, style: bytes | None, kind: bytes | None, context: Context) -> Any:
+    """A ``<v>``'s value as its cell type says: a number (a date when its style shows
+    one) read here, every other type by :func:`_typed`."""
     if kind != b"str" and kind != b"inlineStr" and not raw.strip():
         return None  # <v></v>, <v> </v>: no value, whatever the type
     if kind is None or kind == b"n":
@@ -767,6 +846,12 @@ def _plain(raw: bytes, style: bytes | None, kind: bytes | None, context: Context
             except (OverflowError, ValueError):  # past 9999-12-31: Excel shows #####
                 return FarDate.of(float(number))
         return number
+    return _typed(raw, kind, context)
+
+
+def _typed(raw: bytes, kind: bytes, context: Context) -> Any:
+    """A ``<v>``'s value in a cell of a type other than number: shared string, text,
+    boolean, error or ISO date; an unknown type is refused."""
     if kind == b"s":
         index = int(raw) if raw.strip().isdigit() else -1
         strings = context.shared_strings()
@@ -781,15 +866,20 @@ def _plain(raw: bytes, style: bytes | None, kind: bytes | None, context: Context
     if kind == b"e":
         return CellError(unescape(raw.decode()).strip())
     if kind == b"d":
-        iso = raw.decode().strip()
-        if not iso:
-            return None
-        try:
-            return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).replace(tzinfo=None)
-        except ValueError:
-            raise SheetXmlError(_("a date cell holds {text}, which is not a date",
-                                  text=repr(iso[:40]))) from None
+        return _iso_date(raw)
     raise SheetXmlError(_("unknown cell type {kind}", kind=repr(kind.decode())))
+
+
+def _iso_date(raw: bytes) -> dt.datetime | None:
+    """A date cell's (``t="d"``) ISO 8601 text as a naive datetime; ``None`` for none."""
+    iso = raw.decode().strip()
+    if not iso:
+        return None
+    try:
+        return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).replace(tzinfo=None)
+    except ValueError:
+        raise SheetXmlError(_("a date cell holds {text}, which is not a date",
+                              text=repr(iso[:40]))) from None
 
 
 def _number(text: bytes) -> float:
@@ -924,7 +1014,9 @@ class PatchContext:
 
 def cell_xml(row: int, column: int, style: str | None, value: Any,
              date_style: Callable[[str | None], str]) -> bytes:
-    """One ``<c>`` element for ``value`` (``None``: the style alone, or nothing)."""
+    """One ``<c>`` element for ``value`` (``None``: the style alone, or nothing). Text
+    and whole numbers, most cells, are written here; other values by
+    :func:`_typed_cell_xml`."""
     ref = f"{_letters_of(column).decode()}{row}"
     if isinstance(value, DateSerial):
         style = date_style(style)
@@ -935,6 +1027,15 @@ def cell_xml(row: int, column: int, style: str | None, value: Any,
         space = ' xml:space="preserve"' if value != value.strip() or "\n" in value else ""
         return (f'<c r="{ref}"{s} t="inlineStr"><is><t{space}>{escape_text(value)}</t></is>'
                 "</c>").encode()
+    if type(value) is int:  # not a bool: that one is t="b"
+        return f'<c r="{ref}"{s}><v>{value}</v></c>'.encode()
+    return _typed_cell_xml(ref, s, value)
+
+
+def _typed_cell_xml(ref: str, s: str, value: Any) -> bytes:
+    """The ``<c>`` of a value other than text and a plain ``int``: a boolean, a number
+    (refused when not finite), a date serial, a formula or an error; any other
+    type is refused."""
     if isinstance(value, bool):
         return f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>'.encode()
     if isinstance(value, int):
@@ -1222,33 +1323,47 @@ def _patch_row_fast(sheet: Sheet, span: RowSpan, writes: Mapping[int, Any],
 
 def _rewrite_row(sheet: Sheet, span: RowSpan, writes: Mapping[int, Any],
                  context: PatchContext) -> bytes:
+    """The row with ``writes`` in it: spliced in place when it can be, else rebuilt."""
     if not sheet.patterns.prefix:
         fast = _patch_row_fast(sheet, span, writes, context)
         if fast is not None:
             return fast
+    return _rebuild_row(sheet, span, writes, context)
+
+
+def _rebuild_row(sheet: Sheet, span: RowSpan, writes: Mapping[int, Any],
+                 context: PatchContext) -> bytes:
+    """The row made again from its cells: the ones not written copied as they are,
+    the written ones in the style they had (a new one in the row's or column's
+    style), its ``spans`` widened to the cells it now has."""
     raw_attrs, cells = _cells_of(sheet, span)
     row_style = _row_style(_attributes(raw_attrs)) if b"customFormat" in raw_attrs else None
     existing = {column: (style, raw) for column, style, raw in cells}
     out: list[bytes] = []
     prefix = sheet.patterns.prefix
-    columns = list(existing) + [c for c in writes if c not in existing]
-    if len(columns) > len(existing) or any(
-            a > b for a, b in zip(columns, columns[1:], strict=False)):
-        columns.sort()
+    columns = _row_columns(existing, writes)
     for column in columns:
         if column not in writes:
             out.append(existing[column][1])
             continue
-        if column in existing:
-            style = existing[column][0]
-        else:
-            style = row_style or context.column_styles.get(column)
+        style = existing[column][0] if column in existing else (
+            row_style or context.column_styles.get(column))
         out.append(_with_prefix(context.cell(span.number, column, style, writes[column]), prefix))
     if b"spans" in raw_attrs:
         raw_attrs = _widen_spans(raw_attrs, [c for c in columns if c in existing or
                                              writes.get(c) is not None])
     start_tag = b"<" + prefix + b"row" + raw_attrs
     return start_tag + b">" + b"".join(out) + b"</" + prefix + b"row>"
+
+
+def _row_columns(existing: Mapping[int, Any], writes: Mapping[int, Any]) -> list[int]:
+    """The row's columns, the existing ones then the new written ones; sorted when a new
+    one came or the existing ones were out of order."""
+    columns = list(existing) + [c for c in writes if c not in existing]
+    if len(columns) > len(existing) or any(
+            a > b for a, b in zip(columns, columns[1:], strict=False)):
+        columns.sort()
+    return columns
 
 
 def _widen_spans(raw_attrs: bytes, columns: Iterable[int]) -> bytes:

@@ -542,15 +542,7 @@ class XlsxFile:
         would. Text Excel cannot hold (control characters, over 32,767 characters) and
         cells inside merged ranges are refused with the cell named."""
         entry = self._entry(name)
-        if top < 1 or left < 1:
-            raise ValueError(f"write_block at row {top}, column {left}: both start at 1")
-        height = len(rows)
-        width = max(map(len, rows), default=0)
-        if top + height - 1 > MAX_ROWS or left + width - 1 > EXCEL_MAX_COLUMNS:
-            raise WorkbookError(_(
-                "{label}: sheet {sheet} cannot grow past its last row or column (writing "
-                "{count:n} rows from row {top}; row {last:n} is Excel's last)",
-                label=self._label, sheet=name, count=height, top=top, last=MAX_ROWS))
+        self._check_block(name, top, left, rows)
         grid = self._grid(entry)
         for i, values in enumerate(rows):
             row = top + i
@@ -560,24 +552,46 @@ class XlsxFile:
                 current = line[column - 1] if line is not None and column <= len(line) else None
                 if unchanged(current, value):
                     continue  # most of a column written back as it was
-                value = self._checked(name, row, column, value)
-                if unchanged(current, value):  # the same once stored (a time zone dropped)
-                    continue
-                self._refuse_merged(entry, row, column)
-                if isinstance(current, Formula):
-                    self._formulas_overwritten = True
-                    entry.cache_ok = False
-                if type(value) not in _KNOWN_ON_READ:
-                    entry.cache_ok = False
-                entry.writes.set(row, column, (
-                    sheetxml.DateSerial(datetime_to_serial(value, self._epoch))
-                    if isinstance(value, dt.datetime) else value))
-                if line is None:
-                    grid.extend([] for _ in range(row - len(grid)))
-                    line = grid[row - 1]
-                if column > len(line):
-                    line.extend([None] * (column - len(line)))
-                line[column - 1] = value
+                self._write_cell(entry, grid, row, column, current, value)
+
+    def _check_block(self, name: str, top: int, left: int,
+                     rows: Sequence[Sequence[Any]]) -> None:
+        """Refuse a block that starts before row or column 1, or would end past Excel's
+        last row or column."""
+        if top < 1 or left < 1:
+            raise ValueError(f"write_block at row {top}, column {left}: both start at 1")
+        height = len(rows)
+        width = max(map(len, rows), default=0)
+        if top + height - 1 > MAX_ROWS or left + width - 1 > EXCEL_MAX_COLUMNS:
+            raise WorkbookError(_(
+                "{label}: sheet {sheet} cannot grow past its last row or column (writing "
+                "{count:n} rows from row {top}; row {last:n} is Excel's last)",
+                label=self._label, sheet=name, count=height, top=top, last=MAX_ROWS))
+
+    def _write_cell(self, entry: _SheetEntry, grid: Grid, row: int, column: int, current: Any,
+                    value: Any) -> None:
+        """Write one changed value: checked (the cell named), refused in a merged range,
+        noted for the save and put in the grid. A formula overwritten, or a value the
+        read does not give back as it is, makes the kept values stale."""
+        name = entry.name
+        value = self._checked(name, row, column, value)
+        if unchanged(current, value):  # the same once stored (a time zone dropped)
+            return
+        self._refuse_merged(entry, row, column)
+        if isinstance(current, Formula):
+            self._formulas_overwritten = True
+            entry.cache_ok = False
+        if type(value) not in _KNOWN_ON_READ:
+            entry.cache_ok = False
+        entry.writes.set(row, column, (
+            sheetxml.DateSerial(datetime_to_serial(value, self._epoch))
+            if isinstance(value, dt.datetime) else value))
+        if row > len(grid):
+            grid.extend([] for _ in range(row - len(grid)))
+        line = grid[row - 1]
+        if column > len(line):
+            line.extend([None] * (column - len(line)))
+        line[column - 1] = value
 
     def _checked(self, name: str, row: int, column: int, value: Any) -> Any:
         """``value`` as it will be stored, or a refusal naming the cell."""
@@ -741,12 +755,28 @@ class XlsxFile:
     def _package_bytes(self) -> tuple[bytes, set[str]]:
         """The new package, and the names of the parts written anew (the others are
         copied as stored)."""
-        package = self._package
         replaced: dict[str, bytes | Iterable[bytes | memoryview]] = {}
         added: list[tuple[str, bytes]] = []
         dropped: list[str] = []
-        context_for = self._patch_context
         grown: dict[str, int] = {}
+        patched = self._sheet_parts(replaced, added, grown)
+        self._workbook_parts(replaced, dropped, grown)
+        if self._styles.changed and self._styles.part is not None:
+            replaced[self._styles.part] = self._styles.to_bytes()
+        out = io.BytesIO()
+        write_package(out, self._package, replaced, dropped, added)
+        for entry, context in patched:  # every piece is written: the patch is complete
+            if context.dated:  # a number in a date-formatted cell reads back as a date,
+                entry.cache_ok = False  # not as the number the grid holds
+        return out.getvalue(), set(replaced) | {name for name, _ in added}
+
+    def _sheet_parts(self, replaced: dict[str, bytes | Iterable[bytes | memoryview]],
+                     added: list[tuple[str, bytes]], grown: dict[str, int]
+                     ) -> list[tuple[_SheetEntry, sheetxml.PatchContext]]:
+        """The sheets' parts: a new sheet's made whole (in ``added``), a written one's
+        patched (in ``replaced``, with the tables of a sheet that grew; its new last row
+        in ``grown``). Returns the patched sheets with their contexts."""
+        context_for = self._patch_context
         patched: list[tuple[_SheetEntry, sheetxml.PatchContext]] = []
         for entry in self._sheets:
             if entry.new:
@@ -767,6 +797,13 @@ class XlsxFile:
                 # Streamed into the compressor; joined now only when a date may add a
                 # style, so that styles.xml is complete before it is written.
                 replaced[entry.part] = b"".join(pieces) if _writes_dates(entry) else pieces
+        return patched
+
+    def _workbook_parts(self, replaced: dict[str, bytes | Iterable[bytes | memoryview]],
+                        dropped: list[str], grown: dict[str, int]) -> None:
+        """The workbook's own parts that change: workbook.xml; its relationships and the
+        content types when sheets were added or the calculation chain is dropped (a
+        formula was overwritten, so the chain Excel keeps is stale)."""
         new_sheets = [e for e in self._sheets if e.new]
         calc_chain = self._calc_chain_part()
         drop_chain = calc_chain is not None and self._formulas_overwritten
@@ -780,14 +817,6 @@ class XlsxFile:
             replaced[rels_name] = self._patched_workbook_rels(new_sheets, drop_chain)
             replaced[safety.CONTENT_TYPES_PART] = self._patched_content_types(
                 new_sheets, calc_chain if drop_chain else None)
-        if self._styles.changed and self._styles.part is not None:
-            replaced[self._styles.part] = self._styles.to_bytes()
-        out = io.BytesIO()
-        write_package(out, package, replaced, dropped, added)
-        for entry, context in patched:  # every piece is written: the patch is complete
-            if context.dated:  # a number in a date-formatted cell reads back as a date,
-                entry.cache_ok = False  # not as the number the grid holds
-        return out.getvalue(), set(replaced) | {name for name, _ in added}
 
     def _patch_context(self, sheet: sheetxml.Sheet | None) -> sheetxml.PatchContext:
         return sheetxml.PatchContext(sheet.column_styles() if sheet is not None else {},
@@ -826,53 +855,57 @@ class XlsxFile:
         """``xl/workbook.xml`` with the new sheets, ``fullCalcOnLoad`` and grown filter
         ranges; ``None`` when it needs no change."""
         root = parse_xml(self._package.read(self._workbook_part))
-        changed = False
-        calc = root.find(f"{_M}calcPr")
-        if calc is None:
-            calc = etree.Element(f"{_M}calcPr")
-            _insert_in_order(root, calc, "calcPr")
-        if calc.get("fullCalcOnLoad") not in ("1", "true"):
-            calc.set("fullCalcOnLoad", "1")
-            changed = True
+        changed = _full_calc_on_load(root)
         changed = _keep_state_very_hidden(root) or changed
         if new_sheets:
-            sheets = root.find(f"{_M}sheets")
-            if sheets is None:
-                raise WorkbookError(_("{label}: xl/workbook.xml lists no sheets",
-                                      label=self._label))
-            ids = [int(s.get("sheetId", "0") or 0) for s in sheets]
-            next_id = max(ids, default=0) + 1
-            for entry, rel_id in zip(new_sheets, self._new_rel_ids(len(new_sheets)),
-                                     strict=True):
-                node = etree.SubElement(sheets, f"{_M}sheet")
-                node.set("name", entry.name)
-                node.set("sheetId", str(next_id))
-                if entry.hidden:
-                    node.set("state", "veryHidden")
-                node.set(f"{{{DOC_REL_NS}}}id", rel_id)
-                next_id += 1
+            self._add_sheet_nodes(root, new_sheets)
             changed = True
         names = root.find(f"{_M}definedNames")
         if grown and names is not None:
-            order = [e.name for e in self._sheets]
-            for defined in names:
-                if defined.get("name", "").lower() != "_xlnm._filterdatabase":
-                    continue
-                try:
-                    sheet_name = order[int(defined.get("localSheetId", "-1"))]
-                except (ValueError, IndexError):
-                    continue
-                if sheet_name not in grown or not defined.text or "!" not in defined.text:
-                    continue
-                where, ref = defined.text.rsplit("!", 1)
-                area = sheetxml.parse_range(ref)
-                if area is None or area[2] >= grown[sheet_name]:
-                    continue
-                top, left, _bottom, right = area
-                defined.text = (f"{where}!${column_letter(left)}${top}:"
-                                f"${column_letter(right)}${grown[sheet_name]}")
-                changed = True
+            changed = self._grow_filter_names(names, grown) or changed
         return serialize_xml(root) if changed else None
+
+    def _add_sheet_nodes(self, root: etree._Element, new_sheets: list[_SheetEntry]) -> None:
+        """A ``<sheet>`` in workbook.xml for each new sheet, numbered after the others."""
+        sheets = root.find(f"{_M}sheets")
+        if sheets is None:
+            raise WorkbookError(_("{label}: xl/workbook.xml lists no sheets",
+                                  label=self._label))
+        ids = [int(s.get("sheetId", "0") or 0) for s in sheets]
+        next_id = max(ids, default=0) + 1
+        for entry, rel_id in zip(new_sheets, self._new_rel_ids(len(new_sheets)),
+                                 strict=True):
+            node = etree.SubElement(sheets, f"{_M}sheet")
+            node.set("name", entry.name)
+            node.set("sheetId", str(next_id))
+            if entry.hidden:
+                node.set("state", "veryHidden")
+            node.set(f"{{{DOC_REL_NS}}}id", rel_id)
+            next_id += 1
+
+    def _grow_filter_names(self, names: etree._Element, grown: dict[str, int]) -> bool:
+        """Grow each sheet's ``_xlnm._FilterDatabase`` range that ends above its sheet's
+        new last row down to it; whether any changed."""
+        order = [e.name for e in self._sheets]
+        changed = False
+        for defined in names:
+            if defined.get("name", "").lower() != "_xlnm._filterdatabase":
+                continue
+            try:
+                sheet_name = order[int(defined.get("localSheetId", "-1"))]
+            except (ValueError, IndexError):
+                continue
+            if sheet_name not in grown or not defined.text or "!" not in defined.text:
+                continue
+            where, ref = defined.text.rsplit("!", 1)
+            area = sheetxml.parse_range(ref)
+            if area is None or area[2] >= grown[sheet_name]:
+                continue
+            top, left, _bottom, right = area
+            defined.text = (f"{where}!${column_letter(left)}${top}:"
+                            f"${column_letter(right)}${grown[sheet_name]}")
+            changed = True
+        return changed
 
     def _new_rel_ids(self, count: int) -> list[str]:
         taken = {r.id for r in self._workbook_rels}
@@ -973,6 +1006,19 @@ def _read_shared_strings(data: bytes) -> list[str]:
         else:
             strings.append(sheetxml.text_of(inner, patterns))
     return strings
+
+
+def _full_calc_on_load(root: etree._Element) -> bool:
+    """Ask Excel to recalculate every formula on load (``calcPr fullCalcOnLoad``, the
+    element added where the schema puts it); whether workbook.xml changed."""
+    calc = root.find(f"{_M}calcPr")
+    if calc is None:
+        calc = etree.Element(f"{_M}calcPr")
+        _insert_in_order(root, calc, "calcPr")
+    if calc.get("fullCalcOnLoad") not in ("1", "true"):
+        calc.set("fullCalcOnLoad", "1")
+        return True
+    return False
 
 
 def _keep_state_very_hidden(root: etree._Element) -> bool:
