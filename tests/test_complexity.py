@@ -12,20 +12,6 @@ from radon.visitors import Class, Function
 LIMIT = 15
 PACKAGE = Path(__file__).resolve().parents[1] / "xlstock"
 
-WAITING: dict[str, int] = {
-    "xlstock/workbook/sheetxml.py:_plain": 24,
-    "xlstock/workbook/sheetxml.py:_read_fast": 45,
-    "xlstock/workbook/sheetxml.py:_rewrite_row": 18,
-    "xlstock/workbook/sheetxml.py:cell_value": 22,
-    "xlstock/workbook/sheetxml.py:cell_xml": 17,
-    "xlstock/workbook/sheetxml.py:read_cells": 19,
-    "xlstock/workbook/xlsx_file.py:XlsxFile._package_bytes": 21,
-    "xlstock/workbook/xlsx_file.py:XlsxFile._patched_workbook": 22,
-    "xlstock/workbook/xlsx_file.py:XlsxFile.write_block": 18,
-}
-"""Functions still above the limit, with their complexity today: each may only go down,
-and leaves this list when it is split. A function not listed may not pass the limit."""
-
 
 def _functions(blocks: list[Function | Class]) -> dict[tuple[int, str], int]:
     found: dict[tuple[int, str], int] = {}
@@ -49,12 +35,9 @@ def test_no_function_is_above_the_limit():
     found: dict[str, int] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         found |= over_the_limit(path, PACKAGE.parent)
-    worse = [f"{name} ({complexity})" for name, complexity in sorted(found.items())
-             if complexity > WAITING.get(name, LIMIT)]
-    assert worse == [], (f"above complexity {LIMIT}: split into named steps:\n"
-                         + "\n".join(worse))
-    done = sorted(set(WAITING) - set(found))
-    assert done == [], f"now within the limit: remove from WAITING: {done}"
+    above = [f"{name} ({complexity})" for name, complexity in sorted(found.items())]
+    assert above == [], (f"above complexity {LIMIT}: split into named steps:\n"
+                         + "\n".join(above))
 
 
 def test_the_count_sees_nested_functions_and_methods(tmp_path):
