@@ -1451,7 +1451,7 @@ def _told_slips(session: _WorkbookSession, outcome: Any, lines: list[str]
     slips = list(getattr(outcome, "slips", ()))
     if not slips:
         return []
-    rows = {sku: session.table.sheet_row(i) for i, sku in enumerate(session.skus()) if sku}
+    rows = _sheet_rows(session)
     problems = [RowProblem(rows.get(sku), sku, text) for sku, text in slips]
     statuses = {p.row: _("check: {problem}", problem=p.message) for p in problems
                 if p.row is not None}

@@ -361,7 +361,7 @@ class HttpStockServiceClient(SessionOwner):
         self._past_the_cap = (
             _("more than the {skus:n} SKUs of a whole Excel sheet take at {size} bytes each",
               skus=MAX_SKUS, size=BYTES_PER_SKU) if self.max_body == DEFAULT_MAX_BODY
-            else _("far larger than any catalogue"))
+            else None)  # mapped_errors' own: far larger than any catalogue
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
         adapter = WatchedAdapter()

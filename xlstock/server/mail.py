@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from xlstock.server.account.strings import number, translate
+from xlstock.i18n import number, translate
 from xlstock.server.lowstock import (
     Digest,
     claim_digest,

@@ -39,7 +39,8 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as Answer
 
-from xlstock.server.account.strings import LANGUAGE_NAMES, LANGUAGES, number, translate
+from xlstock.i18n import number, translate
+from xlstock.server.account.strings import LANGUAGE_NAMES, LANGUAGES
 from xlstock.server.accounts import (
     MAX_LOW_STOCK_AT,
     MAX_PASSWORD_LENGTH,

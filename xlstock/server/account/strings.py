@@ -9,8 +9,6 @@ them with their French); the catalogue's test checks that every text has its Fre
 
 from __future__ import annotations
 
-from typing import Any
-
 from xlstock import i18n
 from xlstock.i18n import N_
 
@@ -46,16 +44,6 @@ CHOSEN_BY_KEY = (
     N_('Order'),
     N_('Catalogue'),
 )
-
-
-def translate(text: str, language: str, **params: Any) -> str:
-    """``text`` in ``language`` (English text is the key), with ``params`` filled in."""
-    return i18n.translate(text, language, **params)
-
-
-def number(value: int, language: str) -> str:
-    """``100,000`` in English, ``100 000`` (narrow no-break space) in French."""
-    return i18n.number(value, language)
 
 
 def french() -> dict[str, str]:
