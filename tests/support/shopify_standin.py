@@ -74,7 +74,6 @@ import hashlib
 import json
 import re
 import secrets
-import socket
 import threading
 import time
 import traceback
@@ -83,7 +82,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -108,6 +107,8 @@ from graphql import (
     value_from_ast_untyped,
 )
 from graphql.execution.values import get_variable_values
+
+from .standin import LoopbackStandIn, drop_connection
 
 API_VERSION = "2026-04"
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "shopify" / (
@@ -763,12 +764,14 @@ class Context:
         self.bulk = bulk
 
 
-class ShopifyStandIn:
+class ShopifyStandIn(LoopbackStandIn):
     """Shopify's Admin GraphQL API 2026-04 on ``http://127.0.0.1:<port>`` (a context manager).
 
     ``url`` is the store address; ``token`` the valid access token; ``client_id`` /
     ``client_secret`` the app credentials the token endpoint accepts; ``scopes`` the token's
     scopes (settable). See the module docstring for the rules it enforces."""
+
+    thread_name = "shopify-standin"
 
     def __init__(self, *, plan: Plan = STANDARD, bucket_size: float | None = None,
                  restore_rate: float | None = None, clock: Callable[[], float] = time.monotonic,
@@ -813,30 +816,10 @@ class ShopifyStandIn:
         self._calls: list[Call] = []
         self._before: list[Callable[..., Any]] = []
         self._after: list[Callable[..., Any]] = []
-        self._faults: list[tuple[int, float | None]] = []
-        self._drop_next = False
         self._documents: dict[tuple[str, str | None], Any] = {}
         self._indexes: dict[str, tuple[list[Any], list[int]]] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True, name="shopify-standin")
-        self._thread.start()
+        self._start_serving(_handler_for(self))
 
-    # -- lifecycle --
-
-    def __enter__(self) -> ShopifyStandIn:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop serving and free the port."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     @property
     def graphql_url(self) -> str:
@@ -977,18 +960,6 @@ class ShopifyStandIn:
     def after_mutation(self, callback: Callable[..., Any]) -> None:
         """``callback(standin, mutation_name, input, payload)`` after an inventory mutation."""
         self._after.append(callback)
-
-    def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
-        """The next ``times`` GraphQL requests are answered ``status`` (429 or 5xx) with
-        Shopify's body, executing nothing."""
-        with self._control_lock:
-            self._faults.extend([(status, retry_after)] * times)
-
-    def drop_next_answer(self) -> None:
-        """The next GraphQL request is executed (a mutation IS applied) but the connection
-        is closed before any byte of the answer: a lost answer."""
-        with self._control_lock:
-            self._drop_next = True
 
     def bucket_level(self) -> float:
         with self._bucket_lock:
@@ -1176,15 +1147,6 @@ class ShopifyStandIn:
         with self._control_lock:
             self._calls.append(Call(operation, kind, requested, actual, throttled, key,
                                     status, variables))
-
-    def take_fault(self) -> tuple[int, float | None] | None:
-        with self._control_lock:
-            return self._faults.pop(0) if self._faults else None
-
-    def take_drop(self) -> bool:
-        with self._control_lock:
-            drop, self._drop_next = self._drop_next, False
-            return drop
 
     # -- inventory mutations --
 
@@ -1766,11 +1728,7 @@ def _handler_for(standin: ShopifyStandIn) -> type[BaseHTTPRequestHandler]:
                 traceback.print_exc()
                 status, answer, headers = 500, FAULT_BODIES[500], {}
             if standin.take_drop():
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                drop_connection(self)
                 return
             self._send(status, answer, headers)
 

@@ -112,9 +112,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus, unquote, urlsplit
+
+from .standin import LoopbackStandIn, drop_connection
 
 NAMESPACE = "/wp-json/wc/v3"
 BATCH_LIMIT = 100
@@ -397,7 +399,7 @@ class Write:
 # --- the stand-in ----------------------------------------------------------------------------
 
 
-class WooCommerceStandIn:
+class WooCommerceStandIn(LoopbackStandIn):
     """WooCommerce's REST API v3 on ``http://127.0.0.1:<port>`` (a context manager).
 
     ``url`` is the shop's address; ``key``/``secret`` the consumer key and secret;
@@ -411,6 +413,8 @@ class WooCommerceStandIn:
     ``orders``, ``requests`` (:class:`Call`), ``writes`` (:class:`Write`),
     ``before_write``, ``between_load_and_save``, ``after_write``, ``fail_next``,
     ``drop_next_answer``."""
+
+    thread_name = "woocommerce-standin"
 
     def __init__(self, *, clock: Callable[[], float] = time.time,
                  permissions: str = "read_write", manage_stock: str = "yes",
@@ -439,28 +443,8 @@ class WooCommerceStandIn:
         self._before: list[Callable[..., Any]] = []
         self._after: list[Callable[..., Any]] = []
         self._loaded: list[Callable[..., Any]] = []
-        self._faults: list[tuple[int, float | None]] = []
-        self._drop_next = False
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True, name="woocommerce-standin")
-        self._thread.start()
+        self._start_serving(_handler_for(self))
 
-    # -- lifecycle --
-
-    def __enter__(self) -> WooCommerceStandIn:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop serving and free the port."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     @property
     def auth(self) -> tuple[str, str]:
@@ -634,27 +618,6 @@ class WooCommerceStandIn:
     def after_write(self, callback: Callable[..., Any]) -> None:
         """``callback(standin, route, body, status, answer)`` after such a write."""
         self._after.append(callback)
-
-    def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
-        """The next ``times`` API requests are answered ``status`` (429, 500, 502, 503,
-        504) with a WordPress- or proxy-like body, executing nothing."""
-        with self._control:
-            self._faults.extend([(status, retry_after)] * times)
-
-    def drop_next_answer(self) -> None:
-        """The next API request is executed (a write IS applied) but the connection is
-        closed before a byte of the answer."""
-        with self._control:
-            self._drop_next = True
-
-    def take_fault(self) -> tuple[int, float | None] | None:
-        with self._control:
-            return self._faults.pop(0) if self._faults else None
-
-    def take_drop(self) -> bool:
-        with self._control:
-            dropped, self._drop_next = self._drop_next, False
-            return dropped
 
     def log(self, call: Call) -> None:
         with self._control:
@@ -1645,11 +1608,7 @@ def _handler_for(standin: WooCommerceStandIn) -> type[BaseHTTPRequestHandler]:
             standin.log(Call(self.command, path, parts.query, answer.status, len(raw),
                              len(data), started))
             if standin.take_drop():
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                drop_connection(self)
                 return
             self._send(answer.status, data, "application/json; charset=UTF-8",
                        answer.headers)
