@@ -30,35 +30,7 @@ import requests  # noqa: E402
 from xlstock.server.runner import ServerSettings, start_background_server  # noqa: E402
 
 TARGET_S = 1.0
-RECONNECTOR = r"""
-import selectors, socket, sys, time
-port, count, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-watch = selectors.DefaultSelector()
-def open_one():
-    while True:
-        try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        except OSError:
-            time.sleep(0.01)
-            continue
-        sock.setblocking(False)
-        watch.register(sock, selectors.EVENT_READ)
-        return
-for _ in range(count):
-    open_one()
-print("open", flush=True)
-end = time.monotonic() + seconds
-while time.monotonic() < end:
-    for key, _ in watch.select(0.1):
-        try:
-            data = key.fileobj.recv(4096)
-        except OSError:
-            data = b""
-        if not data:
-            watch.unregister(key.fileobj)
-            key.fileobj.close()
-            open_one()
-"""
+RECONNECTOR = str(Path(__file__).resolve().parents[1] / "tests" / "support" / "reconnector.py")
 """The idle clients: open ``count`` connections, reconnect each one the service drops,
 for ``seconds``. Also run by tests/test_server_busy.py."""
 
@@ -70,7 +42,7 @@ def measure(cap: int, idle: int, clients: int) -> tuple[list[float], int]:
         Path(folder) / "bench.db", settings=ServerSettings(connections=cap),
     ) as running:
         attacker = subprocess.Popen(
-            [sys.executable, "-c", RECONNECTOR, str(running.port), str(idle), "600"],
+            [sys.executable, RECONNECTOR, str(running.port), str(idle), "600"],
             stdout=subprocess.PIPE, text=True)
         try:
             assert attacker.stdout is not None

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -97,37 +98,7 @@ def test_idle_and_byte_a_second_connections_neither_block_a_new_client_nor_stay(
                 sock.close()
 
 
-RECONNECTOR = r"""
-import selectors, socket, sys, time
-port, count, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-watch = selectors.DefaultSelector()
-def open_one():
-    while True:
-        try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        except OSError:
-            time.sleep(0.01)
-            continue
-        sock.setblocking(False)
-        watch.register(sock, selectors.EVENT_READ)
-        return
-for _ in range(count):
-    open_one()
-print("open", flush=True)
-reconnects, end = 0, time.monotonic() + seconds
-while time.monotonic() < end:
-    for key, _ in watch.select(0.1):
-        try:
-            data = key.fileobj.recv(4096)
-        except OSError:
-            data = b""
-        if not data:
-            watch.unregister(key.fileobj)
-            key.fileobj.close()
-            reconnects += 1
-            open_one()
-print("reconnects", reconnects, flush=True)
-"""
+RECONNECTOR = str(Path(__file__).with_name("support") / "reconnector.py")
 
 
 def test_past_the_cap_idle_connections_that_reconnect_never_delay_a_new_client(tmp_path):
@@ -138,7 +109,7 @@ def test_past_the_cap_idle_connections_that_reconnect_never_delay_a_new_client(t
     settings = ServerSettings(connections=100, idle_timeout=15)
     with start_background_server(tmp_path / "cap.db", settings=settings) as running:
         attacker = subprocess.Popen(
-            [sys.executable, "-c", RECONNECTOR, str(running.port), "140", "30"],
+            [sys.executable, RECONNECTOR, str(running.port), "140", "30"],
             stdout=subprocess.PIPE, text=True)
         try:
             assert attacker.stdout is not None
