@@ -6,6 +6,7 @@ too (conftest.py's ``stock_service``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -301,6 +302,33 @@ def _merchant_shop(store: StockStore) -> tuple[str, str, str]:
 # -- SQLite: the writers of several workers ------------------------------------------
 
 
+@contextlib.contextmanager
+def writing_back_to_back(busy: Any, statement: str, seconds: float = 4.0) -> Iterator[None]:
+    """``busy`` (a database, as one worker has) runs ``statement`` in writes that each
+    hold the lock 50 ms, from four request threads for ``seconds``: the busy worker
+    always has a write waiting, and starts its next one the moment one commits, as under
+    load. The ``with`` body runs 0.3 s in; the writers are joined after it."""
+    stop = time.monotonic() + seconds
+
+    def hold(conn: Any) -> None:
+        conn.execute(statement)
+        time.sleep(0.05)
+
+    def writes_back_to_back() -> None:
+        while time.monotonic() < stop:
+            busy.write(hold)
+
+    writers = [threading.Thread(target=writes_back_to_back) for _ in range(4)]
+    for writer in writers:
+        writer.start()
+    time.sleep(0.3)
+    try:
+        yield
+    finally:
+        for writer in writers:
+            writer.join(30)
+
+
 def test_a_write_waiting_for_another_processs_writes_gets_in_as_soon_as_one_ends(tmp_path):
     """Two databases on one file stand for two workers (each its own connections and
     writer thread, as each process has). One commits back to back for 4 s, each write
@@ -312,27 +340,10 @@ def test_a_write_waiting_for_another_processs_writes_gets_in_as_soon_as_one_ends
     busy, other = SQLiteDatabase(tmp_path / "shop.db"), SQLiteDatabase(tmp_path / "shop.db")
     try:
         busy.write(lambda conn: conn.execute("CREATE TABLE t (who TEXT)"))
-        stop = time.monotonic() + 4.0
-
-        def hold(conn: Any) -> None:
-            conn.execute("INSERT INTO t VALUES ('busy')")
-            time.sleep(0.05)
-
-        def writes_back_to_back() -> None:
-            while time.monotonic() < stop:
-                busy.write(hold)
-
-        # Four request threads: the busy worker always has a write waiting, and starts
-        # its next one the moment one commits, as under load.
-        writers = [threading.Thread(target=writes_back_to_back) for _ in range(4)]
-        for writer in writers:
-            writer.start()
-        time.sleep(0.3)
-        started = time.monotonic()
-        other.write(lambda conn: conn.execute("INSERT INTO t VALUES ('other')"))
-        waited = time.monotonic() - started
-        for writer in writers:
-            writer.join(30)
+        with writing_back_to_back(busy, "INSERT INTO t VALUES ('busy')"):
+            started = time.monotonic()
+            other.write(lambda conn: conn.execute("INSERT INTO t VALUES ('other')"))
+            waited = time.monotonic() - started
     finally:
         busy.close()
         other.close()
@@ -348,27 +359,10 @@ def test_a_worker_starting_beside_busy_writers_does_not_wait_for_them(tmp_path):
     StockStore(tmp_path / "shop.db").close()  # the supervisor migrates it first
     busy = SQLiteDatabase(tmp_path / "shop.db")
     try:
-        stop = time.monotonic() + 4.0
-
-        def hold(conn: Any) -> None:
-            conn.execute("UPDATE shops SET version = version WHERE id = -1")
-            time.sleep(0.05)
-
-        def writes_back_to_back() -> None:
-            while time.monotonic() < stop:
-                busy.write(hold)
-
-        # Four request threads: the busy worker always has a write waiting, and starts
-        # its next one the moment one commits, as under load.
-        writers = [threading.Thread(target=writes_back_to_back) for _ in range(4)]
-        for writer in writers:
-            writer.start()
-        time.sleep(0.3)
-        started = time.monotonic()
-        StockStore(tmp_path / "shop.db").close()
-        waited = time.monotonic() - started
-        for writer in writers:
-            writer.join(30)
+        with writing_back_to_back(busy, "UPDATE shops SET version = version WHERE id = -1"):
+            started = time.monotonic()
+            StockStore(tmp_path / "shop.db").close()
+            waited = time.monotonic() - started
     finally:
         busy.close()
     assert waited < 1.5, f"the new worker's store waited {waited:.2f} s to open"
