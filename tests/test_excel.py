@@ -168,6 +168,17 @@ def test_publish_asks_with_a_summary_then_publishes(desk: Desk) -> None:
     assert (stock["B-2"]["Online"], stock["B-2"]["New level"]) == (5, None)
 
 
+def test_every_button_has_its_name_in_every_catalogue() -> None:
+    """The buttons' names are marked for the catalogue one by one (a name in a loop is
+    not extracted, and would stay English: Validate must be Vérifier)."""
+    from xlstock import i18n
+
+    for language in i18n.LANGUAGES[1:]:
+        names = [excel.button(word, language) for word in excel.BUTTON_WORDS]
+        assert all(name != word for name, word in zip(names, excel.BUTTON_WORDS, strict=True)), names
+    assert excel.button("Validate", "fr") == "Vérifier"
+
+
 def test_the_buttons_speak_the_machines_language_and_write_the_workbooks(
         desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 20: on a French machine the status bar, the questions and the message boxes

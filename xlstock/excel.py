@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 TITLE = "xlstock"
 MAX_ALERT_LINES = 12
 """Detail lines a message box shows before pointing at column Status for the rest."""
-BUTTON_WORDS = tuple(NC_("button", word)
-                     for word in ("Sync", "Preview", "Publish", "Undo", "Validate"))
+BUTTON_WORDS = (NC_("button", "Sync"), NC_("button", "Preview"), NC_("button", "Publish"),
+                NC_("button", "Undo"), NC_("button", "Validate"))
 """The buttons' names, translated in the catalogue under ``button`` (French:
 Synchroniser, Aperçu, Publier, Annuler, as :data:`xlstock.macros.vba_source.BUTTONS`)."""
 

@@ -121,7 +121,7 @@ def header_text(header: str, language: str) -> str:
 def platform_text(platform: str, language: str) -> str:
     """A platform's name as a workbook of ``language`` writes it (only the xlstock
     service's is translated: "service xlstock")."""
-    return i18n.translate_in("workbook", platform, language) \
+    return i18n.translate_in(WORDS, platform, language) \
         if platform == XLSTOCK_SERVICE else platform
 
 
