@@ -108,9 +108,10 @@ def test_a_worker_killed_under_load_loses_no_order_and_the_service_answers_on(se
                 for _attempt in range(50):
                     try:
                         answer = order(session, service.url, token, {"ITEM": qty}, key=key)
-                    except requests.ConnectionError:
-                        # Its worker is gone: the same order, same key, to the same
-                        # address, as a storefront retries.
+                    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                        # Its worker is gone (before the answer, or in the middle of it):
+                        # the same order, same key, to the same address, as a storefront
+                        # retries.
                         with lock:
                             retried.append(key)
                         time.sleep(0.05)
@@ -122,7 +123,16 @@ def test_a_worker_killed_under_load_loses_no_order_and_the_service_answers_on(se
                 else:
                     raise AssertionError("the order never got through")
 
-    buyers = [threading.Thread(target=buyer, args=(n,)) for n in range(threads)]
+    failures: list[BaseException] = []
+
+    def buying(n: int) -> None:
+        try:
+            buyer(n)
+        except BaseException as failed:  # named in the test's failure, not lost in a thread
+            failures.append(failed)
+            halfway.set()
+
+    buyers = [threading.Thread(target=buying, args=(n,)) for n in range(threads)]
     for thread in buyers:
         thread.start()
     assert halfway.wait(60)
@@ -138,6 +148,7 @@ def test_a_worker_killed_under_load_loses_no_order_and_the_service_answers_on(se
     for thread in buyers:
         thread.join(120)
     assert not any(thread.is_alive() for thread in buyers)
+    assert failures == []
     assert retried, "the kill hit no buyer's connection"
     assert len(acknowledged) >= threads * orders_each
     levels, orders = levels_and_orders(service.store)
