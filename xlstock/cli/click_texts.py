@@ -15,13 +15,11 @@ import inspect
 from collections.abc import Iterator
 
 import click
-import click.core
-import click.decorators
-import click.exceptions
-import click.formatting
-import click.parser
-import click.termui
-import click.types
+
+# ``from click import`` (not ``click.exceptions``): after a Ctrl-C cut ``import click``
+# short, a second import finds the submodules in sys.modules but not as the package's
+# attributes; ``from`` falls back to sys.modules.
+from click import core, decorators, exceptions, formatting, parser, termui, types
 
 from xlstock import i18n
 from xlstock.i18n import N_, _n
@@ -42,8 +40,7 @@ CLICK_TEXTS = (
 )
 """Click's texts a merchant can meet, marked for the catalogue."""
 
-CLICK_MODULES = (click.core, click.exceptions, click.parser, click.types, click.decorators,
-                 click.termui, click.formatting)
+CLICK_MODULES = (core, exceptions, parser, types, decorators, termui, formatting)
 """Click's modules that translate through their module-level ``_`` and ``ngettext``
 (gettext's): click 8 calls them for every text it shows; the upper bound on click in
 pyproject.toml is for this."""
