@@ -4,12 +4,16 @@ Python has to load click and the commands before any of them can catch a Ctrl-C 
 50 ms), so :func:`run`, in this module that imports nothing, loads them inside its own
 handling. A Ctrl-C at any moment of a run, loading included, ends it the same way: one
 line on stderr and status 130, never a traceback and never death by the signal; once
-the command is done, a Ctrl-C leaves its status as it is.
+the command is done, a Ctrl-C leaves its status as it is. A Ctrl-C that Python drops
+(raised inside a ``__del__`` or a weakref callback) is raised again
+(:mod:`xlstock.interrupts`).
 """
 
 from __future__ import annotations
 
 import sys  # loaded by Python itself: nothing is imported before run() is in charge
+
+from xlstock import interrupts  # builtin modules only
 
 EXIT_INTERRUPTED = 130
 """Ctrl-C, as a shell reports a process stopped by SIGINT (``cli.exits`` says the same)."""
@@ -19,6 +23,7 @@ def run() -> None:
     """The ``xlstock`` command: the click group (:data:`xlstock.cli.main`), Ctrl-C said
     in one line with status 130 wherever it comes."""
     status: int | str | None
+    interrupts.watch()
     try:
         try:
             status = _run_commands()
@@ -29,7 +34,25 @@ def run() -> None:
         status = _interrupted()
     except SystemExit as done:  # the commands end with sys.exit(status)
         status = done.code
+    except Exception as error:
+        if not _caused_by_ctrl_c(error):
+            raise
+        status = _interrupted()
     sys.exit(status)
+
+
+def _caused_by_ctrl_c(error: BaseException) -> bool:
+    """Whether ``error`` stands for a Ctrl-C: Python 3.11 turns a KeyboardInterrupt
+    raised while a class is made (in a ``__set_name__``, as an import runs
+    ``@dataclass`` or ``functools.cached_property``) into a RuntimeError."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _run_commands() -> int | None:
@@ -52,6 +75,7 @@ def _ignore_ctrl_c() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    interrupts.handled()  # one still pending is the outcome's already
 
 
 def _interrupted() -> int:

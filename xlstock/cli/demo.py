@@ -15,7 +15,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from xlstock import actions
+from xlstock import actions, interrupts
 from xlstock.cli.reporting import format_report
 from xlstock.i18n import _
 from xlstock.workbook import layout
@@ -101,6 +101,7 @@ def run_demo(folder: Path, *, keep_serving: bool, echo: Callable[[str], None]) -
             try:
                 threading.Event().wait()
             except KeyboardInterrupt:
+                interrupts.handled()
                 echo(_("Stopped the stock service."))
     return workbook
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
+from xlstock import interrupts
 from xlstock.errors import (
     ConflictError,
     MassChangeError,
@@ -87,6 +88,7 @@ def reports_errors_and_ctrl_c(func: F) -> F:
         try:
             return reporting(*args, **kwargs)
         except KeyboardInterrupt:
+            interrupts.handled()
             if sys.stderr.isatty():
                 click.echo(err=True)
             click.echo(said(interrupted()), err=True)
