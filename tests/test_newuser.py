@@ -430,8 +430,9 @@ def test_ctrl_c_at_any_moment_is_one_line_and_status_130(long_workbook: Path,
                                                          delay: float) -> None:
     status, stderr = _interrupt([sys.executable, "-c", READY, "sync", str(long_workbook),
                                  "-q"], delay, ready=True)
-    # One line: the message alone (a run of the whole file on a busy machine showed,
-    # about once in three, an empty line before it; not reproduced alone: left to see)
+    # One line: the message alone, after the empty line click writes ("closes the
+    # terminal's ^C echo") when the Ctrl-C comes while click itself runs (parsing the
+    # arguments, before the command's own handling): a busy machine shows it
     said = stderr.lstrip("\n")
     assert (status, said.count("\n")) == (130, 1), repr(stderr)
     assert said.startswith(INTERRUPTED_LINE), repr(stderr)
