@@ -15,6 +15,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a thr
 
 DROPPED = """
 import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, not ignored
 {watch}
 class Finalized:
     def __del__(self):
