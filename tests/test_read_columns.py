@@ -240,3 +240,22 @@ def test_preview_reads_the_names_for_the_low_stock_list(stock_service, tmp_path:
         assert table.rows[index][table.columns[layout.PRODUCT] - 1] is None  # not read yet
         assert table.column(layout.PRODUCT)[index] == "Hoodie"  # read when asked for
         assert table.value(index, layout.VARIANT) == "Red / L"
+
+
+@pytest.mark.parametrize("cell", [
+    '<c r="A1"><f>1+1</f><v>2</v></c>', '<c r="A1"><f>1+1</f></c>',
+    '<c r="A1"><f>1+1</f><v></v></c>', '<c r="A1" t="str"><f>B1&amp;"x"</f><v/></c>',
+    '<c r="A1" t="str"><f>B1&amp;"x"</f><v>a&amp;x</v></c>', '<c r="A1" t="str"><f>B1</f></c>',
+    '<c r="A1" t="e"><f>1/0</f><v>#DIV/0!</v></c>', '<c r="A1" t="b"><f>TRUE()</f><v>1</v></c>',
+    '<c r="A1" s="9"><f>TODAY()</f><v>45000</v></c>', '<c r="A1"><f></f><v>3</v></c>',
+    '<c r="A1" t="zz"><f>1+1</f><v></v></c>', '<c r="A1" t="inlineStr"><f>1</f><v>2</v></c>',
+])
+def test_a_plain_formula_reads_as_the_general_patterns_read_it(cell: str) -> None:
+    """The fast read's one match for a formula cell in the usual form gives what the
+    general patterns give (a prefixed part is read by them)."""
+    def read(prefix: str) -> Any:
+        try:
+            return read_cells(sheet(f'<row r="1">{cell}</row>', prefix), CONTEXT, 9, 9)
+        except sheetxml.SheetXmlError as error:
+            return str(error)
+    assert read("") == read("x")

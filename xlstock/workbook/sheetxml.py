@@ -912,8 +912,10 @@ class _FastReader:
         elif number_text:
             value = _plain(number_text, style or None, kind or None, self.context)
         elif inner:
-            value = cell_value(inner, style or None, kind or None, self.context, self.patterns,
-                               self.shared, int(digits), _COLUMNS[letters])
+            value = _simple_formula(inner, style, kind, self.context)
+            if value is None:
+                value = cell_value(inner, style or None, kind or None, self.context,
+                                   self.patterns, self.shared, int(digits), _COLUMNS[letters])
         else:
             value = None
         if value is None:  # no value: the reference checked all the same
@@ -1021,6 +1023,30 @@ def cell_value(inner: bytes, style: bytes | None, kind: bytes | None, context: C
     if formula_match is None:
         return None if raw is None else _plain(raw, style, kind, context)
     return _formula_value(formula_match, raw, style, kind, context, shared, row, column)
+
+
+_PLAIN_FORMULA_KINDS = _CELL_KINDS - {b"inlineStr"}
+_SIMPLE_FORMULA = re.compile(rb"<f>([^<]*)</f>(<v>([^<]*)</v>|<v/>)?")
+"""A formula cell in the usual form (no prefix, no attribute on ``<f>``), most of them:
+read with one match instead of the general patterns (as :func:`_formula_value` reads
+it)."""
+
+
+def _simple_formula(inner: bytes, style: bytes, kind: bytes,
+                    context: Context) -> Formula | None:
+    """A plain formula's ``Formula`` (``style`` and ``kind`` as the fast pattern gives
+    them, empty for none), or ``None`` for any other content."""
+    if not inner.startswith(b"<f>") or (kind and kind not in _PLAIN_FORMULA_KINDS):
+        return None
+    found = _SIMPLE_FORMULA.fullmatch(inner)
+    if found is None:
+        return None
+    text = "=" + unescape(found.group(1).decode())
+    raw = None if found.group(2) is None else (found.group(3) or b"")
+    if raw is None or (not raw and kind in (b"", b"n")):  # openpyxl writes <v></v>
+        return Formula(text, NO_CACHE)
+    cached = _plain(raw, style or None, kind or None, context)
+    return Formula(text, "" if cached is None else cached)
 
 
 def _inline_value(inner: bytes, patterns: _Patterns) -> str | None:
