@@ -552,26 +552,26 @@ class XlsxFile:
             return
         with self._reading(entry):
             found = self._columns_read(entry, missing, alone=columns is not None)
-        for column, values in found:
-            _fill(entry.grid, column, values)
+        _fill(entry.grid, found)
         entry.read_columns = None if wanted == every else entry.read_columns | missing
         entry.kept = False  # the cache may keep the columns read since
 
     def _columns_read(self, entry: _SheetEntry, missing: frozenset[int], *, alone: bool
-                      ) -> list[tuple[int, list[tuple[int, Any]]]]:
-        """The values of the ``missing`` columns as (row, value): each column ``alone``
-        by its cells' references where it can be, else by a read of the part."""
+                      ) -> Iterable[tuple[int, int, Any]]:
+        """The values of the ``missing`` columns as (row, column, value): each column
+        ``alone`` by its cells' references where it can be, else by a read of the part
+        for those columns."""
         sheet = self._scanned(entry)
         if alone:
             found = [(column, sheetxml.read_column(sheet, self._context(), column))
                      for column in sorted(missing)]
             if all(values is not None for _, values in found):
-                return [(column, values or []) for column, values in found]
+                return [(number, column, value) for column, values in found
+                        for number, value in values or ()]
         read = sheetxml.read_some_cells(sheet, self._context(), MAX_ROWS, MAX_COLUMNS, missing)
-        return [(column, [(number, row[column - 1])
-                          for number, row in enumerate(read.grid, start=1)
-                          if column <= len(row) and row[column - 1] is not None])
-                for column in sorted(missing)]
+        return ((number, column, value) for number, row in enumerate(read.grid, start=1)
+                for column, value in enumerate(row, start=1)
+                if value is not None and column in missing)
 
     @contextlib.contextmanager
     def _reading(self, entry: _SheetEntry) -> Iterator[None]:
@@ -1084,10 +1084,10 @@ def _trim(grid: Grid) -> None:
             grid[index] = row[:]
 
 
-def _fill(grid: Grid, column: int, values: Iterable[tuple[int, Any]]) -> None:
-    """Put a column's values, read late, in the grid's rows (the rows a shared read gave
-    filled in place)."""
-    for number, value in values:
+def _fill(grid: Grid, found: Iterable[tuple[int, int, Any]]) -> None:
+    """Put values read late, (row, column, value), in their rows of the grid (the rows a
+    shared read gave are filled in place)."""
+    for number, column, value in found:
         if number > len(grid):
             grid.extend([] for _ in range(number - len(grid)))
         row = grid[number - 1]
