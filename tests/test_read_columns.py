@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -259,3 +260,23 @@ def test_a_plain_formula_reads_as_the_general_patterns_read_it(cell: str) -> Non
         except sheetxml.SheetXmlError as error:
             return str(error)
     assert read("") == read("x")
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("columns", ["2"]), ("columns", [300]), ("columns", 2), ("unread_last", -1),
+    ("unread_last", 2_000_000), ("unread_last", "5"),
+])
+def test_a_kept_read_of_another_shape_is_ignored(tmp_path: Path, cache: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 field: str, value: Any) -> None:
+    path = merchant_workbook(tmp_path / "w.xlsx", rows=3)
+    whole = whole_read(path, monkeypatch)
+    with XlsxFile.open(path, writable=False) as book:
+        book.read_sheet("Stock", shared=True, columns=wanting(2))
+    [kept] = cache.glob("*.json")
+    document = json.loads(kept.read_text())
+    document[field] = value
+    kept.write_text(json.dumps(document))
+    assert readcache.load(kept.stem) is None
+    with XlsxFile.open(path, writable=False) as book:  # read from the file instead
+        assert book.read_sheet("Stock") == whole

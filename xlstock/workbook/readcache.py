@@ -124,6 +124,9 @@ class Kept:
     merged: set[tuple[int, int]]
     columns: frozenset[int] | None = None
     unread_last: int = 0
+    usual: bool = False
+    """Every cell and row of the part is in the usual form (a column read later is
+    found by its cells' references without counting them again)."""
 
 
 def load(key: str) -> Kept | None:
@@ -146,16 +149,19 @@ def load(key: str) -> Kept | None:
         grid, merged = document["rows"], document["merged"]
         return Kept(_checked_grid(grid), {(int(r), int(c)) for r, c in merged},
                     _checked_columns(document["columns"]),
-                    _checked_count(document["unread_last"], MAX_ROWS))
+                    _checked_count(document["unread_last"], MAX_ROWS),
+                    document["usual"] is True)
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
         log.debug("sheet cache %s ignored: %s", key, exc)
         return None
 
 
 def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, int]], *,
-          columns: Iterable[int] | None = None, unread_last: int = 0) -> None:
+          columns: Iterable[int] | None = None, unread_last: int = 0,
+          usual: bool = False) -> None:
     """Keep ``grid`` (rows of values as a read gives them; of ``columns`` alone from
-    row 2 down, when given, and ``unread_last`` as in :class:`Kept`) under ``key``; a
+    row 2 down, when given, ``unread_last`` and ``usual`` as in :class:`Kept`) under
+    ``key``; a
     failure to write is only logged (the cache is a speed-up, never needed)."""
     where = folder()
     if where is None:
@@ -163,7 +169,7 @@ def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, i
     rows = _normalised(grid)
     head = json.dumps({"format": FORMAT, "key": key, "merged": sorted(merged),
                        "columns": None if columns is None else sorted(columns),
-                       "unread_last": unread_last}, separators=(",", ":"))
+                       "unread_last": unread_last, "usual": usual}, separators=(",", ":"))
     temp = where / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         where.mkdir(parents=True, exist_ok=True, mode=0o700)

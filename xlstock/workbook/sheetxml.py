@@ -705,15 +705,24 @@ def read_column(sheet: Sheet, context: Context, column: int) -> list[tuple[int, 
     if not _usual_cells(sheet):
         return None
     reader = _FastReader(context, sheet.patterns, LAST_ROW, LAST_COLUMN)
-    letters = _letters_of(column)
+    letters, date_styles = _letters_of(column), reader.date_styles
     values: list[tuple[int, Any]] = []
     for digits, style, kind, tail, number_text, inline_text, inner in _column_cell(
             letters).findall(sheet.data, sheet.data_start, sheet.data_end):
         if not tail or b"si=" in inner:  # another form; a formula shared from elsewhere
             return None
-        value = reader.value_of(letters, digits, style, kind, number_text, inline_text, inner)
-        if value is not None:
-            values.append((int(digits), value))
+        if inline_text and kind == b"inlineStr":  # as _FastReader.read, most cells
+            value: Any = inline_text.decode()
+            if "&" in value or "\r" in value or "_x" in value:
+                value = unescape(value)
+        elif number_text.isdigit() and not kind and style not in date_styles:
+            value = int(number_text)
+        else:
+            value = reader.value_of(letters, digits, style, kind, number_text, inline_text,
+                                    inner)
+            if value is None:
+                continue
+        values.append((int(digits), value))
     return values
 
 

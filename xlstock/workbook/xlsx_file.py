@@ -216,6 +216,9 @@ class _SheetEntry:
     unread_last: int = 0
     """The last row where a column not read holds a value (it counts in the sheet's
     height, and no write changes it: a column is read before it is written)."""
+    usual: bool | None = None
+    """Every cell and row of the part is in the usual form (a fast read found it so; a
+    patch keeps it so): a column read later is found by its cells' references."""
 
 
 @dataclass(frozen=True)
@@ -406,7 +409,7 @@ class XlsxFile:
 
     def _keep(self, key: str, entry: _SheetEntry, grid: Grid) -> None:
         readcache.store(key, grid, self._merged(entry), columns=entry.read_columns,
-                        unread_last=entry.unread_last)
+                        unread_last=entry.unread_last, usual=bool(entry.usual))
 
     def _merged(self, entry: _SheetEntry) -> set[tuple[int, int]]:
         if entry.merged is None:
@@ -490,6 +493,7 @@ class XlsxFile:
             if kept is not None:
                 entry.grid, entry.merged = kept.grid, kept.merged
                 entry.read_columns, entry.unread_last = kept.columns, kept.unread_last
+                entry.usual = kept.usual or None
                 entry.cache_key, entry.kept = key, True
             else:
                 entry.cache_key = key
@@ -519,6 +523,7 @@ class XlsxFile:
             read = sheetxml.read_some_cells(sheet, self._context(), MAX_ROWS, MAX_COLUMNS,
                                             wanted)
         entry.grid, entry.unread_last, entry.read_columns = read.grid, read.unread_last, wanted
+        entry.usual = sheet.usual_cells
         if wanted is not None and entry.grid:
             entry.grid[0] = header
         elif header:
@@ -542,18 +547,20 @@ class XlsxFile:
         place (the rows a shared read gave are the ones filled): a column alone by its
         cells' references when the part is in the usual form, else by a read of the
         part for those columns."""
-        assert entry.grid is not None and entry.read_columns is not None
-        header = entry.grid[0] if entry.grid else []
-        every = frozenset(range(1, MAX_COLUMNS + 1))
-        wanted = every if columns is None else frozenset(
-            c for c in columns(header) if 1 <= c <= MAX_COLUMNS)
-        missing = wanted - entry.read_columns
+        read = entry.read_columns
+        assert entry.grid is not None and read is not None
+        if columns is None:
+            missing = _EVERY_COLUMN - read
+        else:  # most often a write to a column read already: nothing to do
+            header = entry.grid[0] if entry.grid else []
+            missing = frozenset(c for c in columns(header)
+                                if c not in read and 1 <= c <= MAX_COLUMNS)
         if not missing:
             return
         with self._reading(entry):
             found = self._columns_read(entry, missing, alone=columns is not None)
         _fill(entry.grid, found)
-        entry.read_columns = None if wanted == every else entry.read_columns | missing
+        entry.read_columns = None if columns is None else read | missing
         entry.kept = False  # the cache may keep the columns read since
 
     def _columns_read(self, entry: _SheetEntry, missing: frozenset[int], *, alone: bool
@@ -562,6 +569,8 @@ class XlsxFile:
         ``alone`` by its cells' references where it can be, else by a read of the part
         for those columns."""
         sheet = self._scanned(entry)
+        if entry.usual:  # known from the read, the cache, or the part this one was patched from
+            sheet.usual_cells = True
         if alone:
             found = [(column, sheetxml.read_column(sheet, self._context(), column))
                      for column in sorted(missing)]
@@ -840,6 +849,7 @@ class XlsxFile:
                 continue
             entry.grid = old.grid
             entry.read_columns, entry.unread_last = old.read_columns, old.unread_last
+            entry.usual = old.usual
             entry.last_row = self._height(entry)
             entry.merged = old.merged
             if not old.writes and not old.new:
@@ -1082,6 +1092,9 @@ def _trim(grid: Grid) -> None:
     for index, row in enumerate(grid):
         if row:
             grid[index] = row[:]
+
+
+_EVERY_COLUMN = frozenset(range(1, MAX_COLUMNS + 1))
 
 
 def _fill(grid: Grid, found: Iterable[tuple[int, int, Any]]) -> None:
