@@ -114,18 +114,21 @@ def test_a_formula_shared_from_a_column_not_read_keeps_its_text(prefix: str) -> 
     assert [row[2] for row in some.grid[1:]] == [row[2] for row in whole[1:]] == [
         Formula("=B2*2", 4), Formula("=B3*2", 8)]
     # read alone, a column whose formulas share another's text is read whole instead
-    assert sheetxml.read_column(sheet(rows), CONTEXT, 3) is None
+    assert sheetxml.read_columns(sheet(rows), CONTEXT, {3}) is None
 
 
-def test_one_column_alone_by_its_references() -> None:
+def test_columns_alone_by_their_references() -> None:
     whole = read_cells(sheet(ROWS), CONTEXT, 100, 100)
-    for column in (1, 2, 3, 4):
-        assert sheetxml.read_column(sheet(ROWS), CONTEXT, column) == [
-            (number, row[column - 1]) for number, row in enumerate(whole, start=1)
-            if column <= len(row) and row[column - 1] is not None]
+    for columns in ({1}, {2}, {3}, {4}, {2, 4}, {1, 2, 3, 4}, {7}):
+        found = sheetxml.read_columns(sheet(ROWS), CONTEXT, columns)
+        assert found is not None
+        assert sorted(found) == sorted(
+            (number, column, value) for number, row in enumerate(whole, start=1)
+            for column, value in enumerate(row, start=1)
+            if value is not None and column in columns)
     odd = ROWS.replace('<c r="C3"><v>7</v></c>', '<c r="C3"  ><v>7</v></c>')
-    assert sheetxml.read_column(sheet(odd), CONTEXT, 3) is None  # not the usual form
-    assert sheetxml.read_column(sheet(ROWS, "x"), CONTEXT, 3) is None
+    assert sheetxml.read_columns(sheet(odd), CONTEXT, {3}) is None  # not the usual form
+    assert sheetxml.read_columns(sheet(ROWS, "x"), CONTEXT, {3}) is None
 
 
 # --- the file adapter --------------------------------------------------------------------

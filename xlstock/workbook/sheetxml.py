@@ -355,7 +355,7 @@ class Sheet:
     empty_tag: bool
     _rows: list[RowSpan] | None = None
     usual_cells: bool | None = None
-    """Every cell and row of sheetData is in the usual form (:func:`read_column` may
+    """Every cell and row of sheetData is in the usual form (:func:`read_columns` may
     find a column's cells by their references alone); ``None``: not known yet."""
 
     @property
@@ -687,28 +687,30 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int, max_columns: int,
 
 
 @functools.lru_cache(maxsize=64)
-def _column_cell(letters: bytes) -> re.Pattern[bytes]:
-    """The cells of one column, in the usual form of :data:`_FAST_CELL` (the group
+def _column_cells(letters: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    """The cells of some columns, in the usual form of :data:`_FAST_CELL` (the group
     after the reference is empty for a cell in another form)."""
     return re.compile(
-        rb'<c r="' + letters + rb'([0-9]{1,7})"(?:(?: s="([0-9]+)")?(?: t="([a-zA-Z]+)")?'
-        rb'(?: (?![st]=)[^\s=>]+="[^"]*")*'
+        rb'<c r="(' + b"|".join(letters) + rb')([0-9]{1,7})"(?:(?: s="([0-9]+)")?'
+        rb'(?: t="([a-zA-Z]+)")?(?: (?![st]=)[^\s=>]+="[^"]*")*'
         rb"(/>|><v>([^<]*)</v></c>|><is><t>([^<]*)</t></is></c>|>(.*?)</c>))?", re.S)
 
 
-def read_column(sheet: Sheet, context: Context, column: int) -> list[tuple[int, Any]] | None:
-    """The values of one column as (row, value), found by the cells' references alone:
-    for a column a command asks for after the read (:func:`read_some_cells` checked
-    every cell's place then, in these same bytes). ``None`` when the part is not all
-    in the usual form, or a cell of the column is not: read it with
-    :func:`read_some_cells` then."""
+def read_columns(sheet: Sheet, context: Context, columns: Collection[int]
+                 ) -> list[tuple[int, int, Any]] | None:
+    """The values of some columns as (row, column, value), their cells found by their
+    references alone, in one pass: for columns a command asks for after the read
+    (:func:`read_some_cells` checked every cell's place then, in these same bytes).
+    ``None`` when the part is not all in the usual form, or a cell of these columns is
+    not: read them with :func:`read_some_cells` then."""
     if not _usual_cells(sheet):
         return None
     reader = _FastReader(context, sheet.patterns, LAST_ROW, LAST_COLUMN)
-    letters, date_styles = _letters_of(column), reader.date_styles
-    values: list[tuple[int, Any]] = []
-    for digits, style, kind, tail, number_text, inline_text, inner in _column_cell(
-            letters).findall(sheet.data, sheet.data_start, sheet.data_end):
+    date_styles, numbers = reader.date_styles, _COLUMNS
+    values: list[tuple[int, int, Any]] = []
+    for letters, digits, style, kind, tail, number_text, inline_text, inner in _column_cells(
+            tuple(_letters_of(column) for column in sorted(columns))).findall(
+            sheet.data, sheet.data_start, sheet.data_end):
         if not tail or b"si=" in inner:  # another form; a formula shared from elsewhere
             return None
         if inline_text and kind == b"inlineStr":  # as _FastReader.read, most cells
@@ -722,7 +724,7 @@ def read_column(sheet: Sheet, context: Context, column: int) -> list[tuple[int, 
                                     inner)
             if value is None:
                 continue
-        values.append((int(digits), value))
+        values.append((int(digits), numbers[letters], value))
     return values
 
 

@@ -572,11 +572,9 @@ class XlsxFile:
         if entry.usual:  # known from the read, the cache, or the part this one was patched from
             sheet.usual_cells = True
         if alone:
-            found = [(column, sheetxml.read_column(sheet, self._context(), column))
-                     for column in sorted(missing)]
-            if all(values is not None for _, values in found):
-                return [(number, column, value) for column, values in found
-                        for number, value in values or ()]
+            found = sheetxml.read_columns(sheet, self._context(), missing)
+            if found is not None:
+                return found
         read = sheetxml.read_some_cells(sheet, self._context(), MAX_ROWS, MAX_COLUMNS, missing)
         return ((number, column, value) for number, row in enumerate(read.grid, start=1)
                 for column, value in enumerate(row, start=1)
