@@ -707,10 +707,10 @@ def read_columns(sheet: Sheet, context: Context, columns: Collection[int]
         return None
     reader = _FastReader(context, sheet.patterns, LAST_ROW, LAST_COLUMN)
     date_styles, numbers = reader.date_styles, _COLUMNS
+    pattern = _column_cells(tuple(_letters_of(column) for column in sorted(columns)))
     values: list[tuple[int, int, Any]] = []
-    for letters, digits, style, kind, tail, number_text, inline_text, inner in _column_cells(
-            tuple(_letters_of(column) for column in sorted(columns))).findall(
-            sheet.data, sheet.data_start, sheet.data_end):
+    for letters, digits, style, kind, tail, number_text, inline_text, inner in _chunked(
+            sheet, pattern):
         if not tail or b"si=" in inner:  # another form; a formula shared from elsewhere
             return None
         if inline_text and kind == b"inlineStr":  # as _FastReader.read, most cells
@@ -726,6 +726,17 @@ def read_columns(sheet: Sheet, context: Context, columns: Collection[int]
                 continue
         values.append((int(digits), numbers[letters], value))
     return values
+
+
+def _chunked(sheet: Sheet, pattern: re.Pattern[bytes]) -> Iterator[tuple[bytes, ...]]:
+    """``pattern``'s matches in sheetData, found a chunk of rows at a time (the tuples
+    of 100,000 rows at once would be tens of MB more at the command's peak)."""
+    data, position, end = sheet.data, sheet.data_start, sheet.data_end
+    while position < end:
+        cut = data.find(b"<row ", position + _CHUNK, end)
+        cut = end if cut < 0 else cut
+        yield from pattern.findall(data, position, cut)
+        position = cut
 
 
 def _usual_cells(sheet: Sheet) -> bool:
