@@ -12,7 +12,8 @@ beside the workbook or inside it.
 
 What is kept is a read's result: values read from the file, or, after a save, the
 values the file adapter knows the saved part holds (it keeps them only when it knows
-them exactly: see ``XlsxFile.save``). A kept file that is unreadable, of another format
+them exactly: see ``XlsxFile.save``); for a read of some columns, which ones (a command
+that needs another reads it from the file). A kept file that is unreadable, of another format
 or of a shape no read could give is ignored (read from the workbook instead), so a
 damaged cache costs time, never a value.
 
