@@ -131,6 +131,21 @@ def test_columns_alone_by_their_references() -> None:
     assert sheetxml.read_columns(sheet(ROWS, "x"), CONTEXT, {3}) is None
 
 
+@pytest.mark.parametrize("last", ["<t>N5</t>", "<t>a&amp;b</t>", '<t xml:space="preserve"> x</t>'])
+def test_plain_names_are_read_at_once(last: str) -> None:
+    rows = "".join(f'<row r="{r}"><c r="A{r}" t="inlineStr"><is><t>N{r}</t></is></c>'
+                   f'<c r="B{r}" s="1"/><c r="C{r}"><v>{r}</v></c></row>' for r in range(1, 5))
+    rows += f'<row r="5"><c r="A5" t="inlineStr"><is>{last}</is></c></row>'
+    whole = read_cells(sheet(rows), CONTEXT, 9, 9)
+    for columns in ({1}, {1, 2}, {2, 3}):
+        assert sorted(sheetxml.read_columns(sheet(rows), CONTEXT, columns) or []) == sorted(
+            (number, column, value) for number, row in enumerate(whole, start=1)
+            for column, value in enumerate(row, start=1)
+            if value is not None and column in columns)
+    found = sheetxml._column_cells((b"A", b"B")).findall(sheet(rows).data)
+    assert (sheetxml._plain_texts(found) is None) == (last != "<t>N5</t>")  # at once or not
+
+
 # --- the file adapter --------------------------------------------------------------------
 
 

@@ -706,11 +706,42 @@ def read_columns(sheet: Sheet, context: Context, columns: Collection[int]
     if not _usual_cells(sheet):
         return None
     reader = _FastReader(context, sheet.patterns, LAST_ROW, LAST_COLUMN)
-    date_styles, numbers = reader.date_styles, _COLUMNS
     pattern = _column_cells(tuple(_letters_of(column) for column in sorted(columns)))
     values: list[tuple[int, int, Any]] = []
-    for letters, digits, style, kind, tail, number_text, inline_text, inner in _chunked(
-            sheet, pattern):
+    for found in _chunks(sheet, pattern):
+        plain = _plain_texts(found)
+        if plain is None:
+            plain = _cells_alone(found, reader)
+            if plain is None:
+                return None
+        values += plain
+    return values
+
+
+def _plain_texts(found: list[tuple[bytes, ...]]) -> list[tuple[int, int, Any]] | None:
+    """A chunk's cells read at once when every one holds plain inline text or nothing
+    (``<c .../>``): the product names, most often; ``None`` for any other chunk."""
+    found = [cell for cell in found if cell[4] != b"/>"]
+    if not found:
+        return []
+    letters, digits, _styles, kinds, tails, numbers, texts, inners = zip(*found, strict=True)
+    if b"" in tails or b"" in texts or any(numbers) or any(inners) or \
+            set(kinds) != {b"inlineStr"}:
+        return None
+    joined = b"".join(texts)
+    if b"&" in joined or b"\r" in joined or b"_x" in joined:
+        return None
+    return list(zip(map(int, digits), map(_COLUMNS.__getitem__, letters),
+                    map(bytes.decode, texts), strict=True))
+
+
+def _cells_alone(found: list[tuple[bytes, ...]], reader: _FastReader
+                 ) -> list[tuple[int, int, Any]] | None:
+    """A chunk's cells of the columns read alone, one by one; ``None`` when one is not
+    in the usual form or shares another cell's formula."""
+    date_styles, numbers = reader.date_styles, _COLUMNS
+    values: list[tuple[int, int, Any]] = []
+    for letters, digits, style, kind, tail, number_text, inline_text, inner in found:
         if not tail or b"si=" in inner:  # another form; a formula shared from elsewhere
             return None
         if inline_text and kind == b"inlineStr":  # as _FastReader.read, most cells
@@ -728,14 +759,14 @@ def read_columns(sheet: Sheet, context: Context, columns: Collection[int]
     return values
 
 
-def _chunked(sheet: Sheet, pattern: re.Pattern[bytes]) -> Iterator[tuple[bytes, ...]]:
-    """``pattern``'s matches in sheetData, found a chunk of rows at a time (the tuples
-    of 100,000 rows at once would be tens of MB more at the command's peak)."""
+def _chunks(sheet: Sheet, pattern: re.Pattern[bytes]) -> Iterator[list[tuple[bytes, ...]]]:
+    """``pattern``'s matches in sheetData, a chunk of rows at a time (the matches of
+    100,000 rows at once would be tens of MB more at the command's peak)."""
     data, position, end = sheet.data, sheet.data_start, sheet.data_end
     while position < end:
         cut = data.find(b"<row ", position + _CHUNK, end)
         cut = end if cut < 0 else cut
-        yield from pattern.findall(data, position, cut)
+        yield pattern.findall(data, position, cut)
         position = cut
 
 
