@@ -245,6 +245,24 @@ def test_preview_publish_and_validate_do_not_read_the_product_names(stock_servic
     assert refused.exit_code != 0 and "a number cell holds 'abc'" in refused.output
 
 
+def test_no_command_reads_the_merchants_own_columns(stock_service, tmp_path: Path) -> None:
+    shop = Shop(stock_service, tmp_path)
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    shop.edit(**{"A-1": {"Received": 2}})
+    edit_part(shop.workbook, SHEET1, r'(<row r="2"[^>]*>.*?)</row>',
+              r'\1<c r="J2"><v>abc</v></c></row>', count=1)  # a cell no read accepts
+    shop.sell(**{"B-2": 1})
+    for command in ("sync", "validate", "preview", "publish"):
+        shop.run(command, str(shop.workbook))
+    assert shop.live()["A-1"] == 12
+    with XlsxFile.open(shop.workbook, writable=False) as book:
+        table = layout.read_stock(book, (layout.SKU, layout.ONLINE))
+        online = dict(zip(table.column(layout.SKU), table.column(layout.ONLINE), strict=True))
+    assert online["A-1"] == 12 and online["B-2"] == 4  # synced, then published
+    assert b'<c r="J2"><v>abc</v></c>' in read_part(shop.workbook, SHEET1)
+
+
 def test_preview_reads_the_names_for_the_low_stock_list(stock_service, tmp_path: Path) -> None:
     shop = Shop(stock_service, tmp_path)
     shop.new()
