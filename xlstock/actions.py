@@ -295,10 +295,12 @@ class _WorkbookSession:
 
     @classmethod
     def read(
-        cls, book: WorkbookAdapter, settings: layout.Settings | None = None
+        cls, book: WorkbookAdapter, settings: layout.Settings | None = None, *,
+        names: bool = True,
     ) -> _WorkbookSession:
-        """The session over ``book``; ``settings`` when the caller has read them."""
-        table = layout.read_stock(book)
+        """The session over ``book``; ``settings`` when the caller has read them;
+        ``names=False``: Product and Variant are read only if asked for."""
+        table = layout.read_stock(book, layout.STOCK_HEADERS if names else layout.WITHOUT_NAMES)
         settings = settings if settings is not None else layout.read_settings(book)
         state = layout.read_state(book)
         if state.get("shop") not in (None, settings.shop_url):
@@ -766,12 +768,12 @@ def _describe_edit(edit: Sequence[Any]) -> str:
 
 
 def _online_session(
-    book: WorkbookAdapter, settings: layout.Settings | None
+    book: WorkbookAdapter, settings: layout.Settings | None, *, names: bool = True
 ) -> _WorkbookSession:
     """The session of an online action. ``settings`` are those the caller opened the
     client with (:func:`service_for` checked the shop URL in them); without them,
     Settings are read and checked here."""
-    session = _WorkbookSession.read(book, settings)
+    session = _WorkbookSession.read(book, settings, names=names)
     if settings is None:
         _require_shop(session.settings)
     return session
@@ -785,7 +787,7 @@ def _begin_online(
     is recorded in the Log before it is raised. With ``conditional``, the levels are
     asked for only if they changed since the last Sync (``None``: they did not);
     ``names=False`` for an action that needs no product names."""
-    session = _online_session(book, settings)
+    session = _online_session(book, settings, names=names)
     try:
         recovered = _settle_pending(session, service, progress, may_send=False)
         progress(_("Reading the live levels"), 0.2)
@@ -1322,7 +1324,7 @@ def publish(
     them on the levels it gives, at most :data:`MAX_PUBLISH_ATTEMPTS` tries in all.
     ``settings`` as for :func:`sync`."""
     progress = progress or _noop
-    session = _online_session(book, settings)
+    session = _online_session(book, settings, names=False)
     lines: list[str] = []
     try:
         recovered = _settle_pending(session, service, progress, may_send=True)
@@ -1873,7 +1875,7 @@ def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Repo
     """Check sheet Stock offline (no service): every rule that does not need the live
     levels, and the results against the levels of the last Sync. Writes nothing."""
     progress = progress or _noop
-    session = _WorkbookSession.read(book)
+    session = _WorkbookSession.read(book, names=False)
     progress(_("Checking sheet Stock"), 0.5)
     rows, problems = session.parsed_rows()
     base = session.base

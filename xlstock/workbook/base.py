@@ -11,10 +11,12 @@ Values crossing this interface are plain Python values (``str``, ``int``, ``floa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 Grid = list[list[Any]]
+Wanted = Callable[[list[Any]], Iterable[int]]
+"""Given a sheet's row 1, the (1-based) columns a read wants below it."""
 
 STOCK_SHEET = "Stock"
 SETTINGS_SHEET = "Settings"
@@ -91,4 +93,23 @@ class WorkbookAdapter(Protocol):
         """Make the changes durable. File adapters save atomically (temporary file in
         the same folder, flushed, renamed over the original); on any failure the
         original is untouched and ``WorkbookError`` says why."""
+        ...
+
+
+@runtime_checkable
+class ColumnReader(Protocol):
+    """An adapter that can read some columns of a sheet (a file: the cells of the other
+    columns are not decoded), and the others when asked. Sheet Stock is read this way
+    where the adapter allows it (:func:`xlstock.workbook.layout.read_stock`)."""
+
+    reads_columns: bool
+    """Always ``True``: what tells such an adapter from the others."""
+
+    def read_sheet(self, name: str, *, shared: bool = False,
+                   columns: Wanted | None = None) -> Grid:
+        """:meth:`WorkbookAdapter.read_sheet`; with ``columns``, only the cells of the
+        columns it gives for row 1 are read below row 1 (the others are ``None``; the
+        rows reach the last row holding a value in any column). Called again with
+        other columns, it fills them in, in the rows a shared read gave; a write reads
+        the columns it writes first."""
         ...

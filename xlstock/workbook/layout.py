@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import operator
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, overload
 
@@ -23,6 +23,7 @@ from xlstock.workbook.base import (
     SETTINGS_SHEET,
     STATE_SHEET,
     STOCK_SHEET,
+    ColumnReader,
     WorkbookAdapter,
     column_letter,
 )
@@ -43,6 +44,9 @@ STATUS = NC_("workbook", "Status")
 
 STOCK_HEADERS = (SKU, PRODUCT, VARIANT, ONLINE, RECEIVED, NEW_LEVEL, CHANGE, LOW_AT, STATUS)
 """The template's column order; a merchant may reorder them and add their own."""
+WITHOUT_NAMES = tuple(h for h in STOCK_HEADERS if h not in (PRODUCT, VARIANT))
+"""The columns of an action that needs no product names (Preview, Publish, Validate):
+the names, most of the sheet's text, are read only if it asks for them."""
 REQUIRED_HEADERS = (SKU, ONLINE, RECEIVED, NEW_LEVEL)
 
 SETTING_SERVICE = NC_("workbook", "Stock service")
@@ -195,16 +199,27 @@ class StockTable:
     rows: list[list[Any]]
     width: int
     shared: int = 0
-    language: str = ENGLISH
-    """The language its headers are in (new columns are headed in it)."""
     """How many of ``rows`` (from the first) are the workbook adapter's own
     (``read_sheet(shared=True)``): its :meth:`write_block` keeps them in step, and
     they may be longer than ``width``."""
+    language: str = ENGLISH
+    """The language its headers are in (new columns are headed in it)."""
+    read: set[int] | None = None
+    """The columns whose values ``rows`` hold (``None``: all); another is read into
+    the shared rows by ``read_more`` when first asked for."""
+    read_more: Callable[[int], None] | None = None
+
+    def _ensure_read(self, column: int) -> None:
+        if self.read is not None and column not in self.read:
+            if self.read_more is not None:
+                self.read_more(column)
+            self.read.add(column)
 
     def value(self, index: int, header: str) -> Any:
         column = self.columns.get(header)
         if column is None:
             return None
+        self._ensure_read(column)
         row = self.rows[index]
         return row[column - 1] if column <= len(row) else None
 
@@ -213,6 +228,7 @@ class StockTable:
         column = self.columns.get(header)
         if column is None:
             return [None] * len(self.rows)
+        self._ensure_read(column)
         try:  # rows are as wide as the table (read_stock pads them): one C loop
             return list(map(operator.itemgetter(column - 1), self.rows))
         except IndexError:
@@ -227,8 +243,10 @@ class StockTable:
         return f"{STOCK_SHEET}!{column_letter(self.columns[header])}{index + 2}"
 
 
-def read_stock(book: WorkbookAdapter) -> StockTable:
-    """Sheet Stock, its columns found by header text (case and spaces ignored).
+def read_stock(book: WorkbookAdapter, headers: Collection[str] | None = None) -> StockTable:
+    """Sheet Stock, its columns found by header text (case and spaces ignored); with
+    ``headers``, only their columns read where the adapter can (a file: the cells of
+    the others are not decoded), another read when first asked for.
 
     Raises :class:`SheetError` naming the missing or doubled header and the fix.
     """
@@ -238,7 +256,23 @@ def read_stock(book: WorkbookAdapter) -> StockTable:
             "(or start from `xlstock new`)", book=book.label, sheet=repr(STOCK_SHEET),
             headers=", ".join(STOCK_HEADERS)
         ))
-    grid = book.read_sheet(STOCK_SHEET, shared=True)  # 100,000 rows not copied
+    read: set[int] | None = None
+    read_more: Callable[[int], None] | None = None
+    if headers is not None and isinstance(book, ColumnReader):
+        reader: ColumnReader = book
+        read = set()
+
+        def wanted(header: list[Any]) -> set[int]:
+            found = _stock_columns(header)[0]
+            read.update(found[h] for h in headers if h in found)
+            return read
+
+        def read_more(column: int) -> None:
+            reader.read_sheet(STOCK_SHEET, shared=True, columns=lambda _header: (column,))
+
+        grid = reader.read_sheet(STOCK_SHEET, shared=True, columns=wanted)
+    else:
+        grid = book.read_sheet(STOCK_SHEET, shared=True)  # 100,000 rows not copied
     header = grid[0] if grid else []
     columns, language = _stock_columns(header)
     missing = [h for h in REQUIRED_HEADERS if h not in columns]
@@ -254,7 +288,8 @@ def read_stock(book: WorkbookAdapter) -> StockTable:
         if len(row) < width:
             row.extend([None] * (width - len(row)))
     return StockTable(columns=columns, rows=rows, width=width,
-                      shared=len(rows) if book.shares_rows else 0, language=language)
+                      shared=len(rows) if book.shares_rows else 0, language=language,
+                      read=read, read_more=read_more)
 
 
 def _stock_columns(header: Sequence[Any]) -> tuple[dict[str, int], str]:
@@ -505,9 +540,8 @@ def low_stock(table: StockTable, default: int | None) -> list[list[Any]]:
     stock lists them: SKU, product, variant, level, Low at, shortfall; the largest
     shortfall first."""
     found = []
-    columns = (table.column(SKU), table.column(PRODUCT), table.column(VARIANT),
-               table.column(ONLINE), table.column(LOW_AT))
-    for sku, product, variant, online, low_at in zip(*columns, strict=True):
+    columns = (table.column(SKU), table.column(ONLINE), table.column(LOW_AT))
+    for index, (sku, online, low_at) in enumerate(zip(*columns, strict=True)):
         # a plain int (nearly every Online cell) is its own whole number: not parsed
         level = online if type(online) is int else whole_or_none(online)
         threshold = low_at if type(low_at) is int or low_at is None else whole_or_none(low_at)
@@ -515,7 +549,11 @@ def low_stock(table: StockTable, default: int | None) -> list[list[Any]]:
             threshold = default
         if sku is None or level is None or threshold is None or level > threshold:
             continue
-        found.append([sku, product, variant, level, threshold, threshold - level])
+        found.append([sku, index, None, level, threshold, threshold - level])
+    if found:  # the names, read only when a row is listed
+        product, variant = table.column(PRODUCT), table.column(VARIANT)
+        for row in found:
+            row[1], row[2] = product[row[1]], variant[row[1]]
     found.sort(key=lambda row: (-row[5], str(row[0])))
     return found
 

@@ -12,7 +12,8 @@ beside the workbook or inside it.
 
 What is kept is a read's result: values read from the file, or, after a save, the
 values the file adapter knows the saved part holds (it keeps them only when it knows
-them exactly: see ``XlsxFile.save``). A kept file that is unreadable, of another format
+them exactly: see ``XlsxFile.save``); for a read of some columns, which ones (a command
+that needs another reads it from the file). A kept file that is unreadable, of another format
 or of a shape no read could give is ignored (read from the workbook instead), so a
 damaged cache costs time, never a value.
 
@@ -43,6 +44,7 @@ import stat
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +53,9 @@ import platformdirs
 from xlstock.cells import NO_CACHE, CellError, Formula
 from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS
 
-FORMAT = 1
-"""Bumped whenever the reader could give another value for the same bytes."""
+FORMAT = 2
+"""Bumped whenever the reader could give another value for the same bytes (2: a read
+of some columns keeps which, and the last row the others hold a value in)."""
 MIN_PART_BYTES = 1 << 20
 """Sheet parts smaller than this (about 4,000 rows) are read every time: fast anyway."""
 KEEP = 8
@@ -112,8 +115,23 @@ def key_of(parts: Iterable[bytes]) -> str:
     return digest.hexdigest()
 
 
-def load(key: str) -> tuple[list[list[Any]], set[tuple[int, int]]] | None:
-    """The rows of values and the merged-over cells kept under ``key``, or ``None``."""
+@dataclass
+class Kept:
+    """What a read kept: its rows of values, the merged-over cells, the columns read
+    from row 2 down (``None``: all; row 1 is always whole) and the last row where a
+    column not read holds a value (0: none)."""
+
+    grid: list[list[Any]]
+    merged: set[tuple[int, int]]
+    columns: frozenset[int] | None = None
+    unread_last: int = 0
+    usual: bool = False
+    """Every cell and row of the part is in the usual form (a column read later is
+    found by its cells' references without counting them again)."""
+
+
+def load(key: str) -> Kept | None:
+    """What was kept under ``key``, or ``None``."""
     where = folder()
     if where is None or not _own_folder(where):
         return None
@@ -130,21 +148,29 @@ def load(key: str) -> tuple[list[list[Any]], set[tuple[int, int]]] | None:
                 document.get("key") != key:
             return None
         grid, merged = document["rows"], document["merged"]
-        return _checked_grid(grid), {(int(r), int(c)) for r, c in merged}
+        return Kept(_checked_grid(grid), {(int(r), int(c)) for r, c in merged},
+                    _checked_columns(document["columns"]),
+                    _checked_count(document["unread_last"], MAX_ROWS),
+                    document["usual"] is True)
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
         log.debug("sheet cache %s ignored: %s", key, exc)
         return None
 
 
-def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, int]]) -> None:
-    """Keep ``grid`` (rows of values as a read gives them) under ``key``; a failure to
-    write is only logged (the cache is a speed-up, never needed)."""
+def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, int]], *,
+          columns: Iterable[int] | None = None, unread_last: int = 0,
+          usual: bool = False) -> None:
+    """Keep ``grid`` (rows of values as a read gives them; of ``columns`` alone from
+    row 2 down, when given, ``unread_last`` and ``usual`` as in :class:`Kept`) under
+    ``key``; a
+    failure to write is only logged (the cache is a speed-up, never needed)."""
     where = folder()
     if where is None:
         return
     rows = _normalised(grid)
-    head = json.dumps({"format": FORMAT, "key": key, "merged": sorted(merged)},
-                      separators=(",", ":"))
+    head = json.dumps({"format": FORMAT, "key": key, "merged": sorted(merged),
+                       "columns": None if columns is None else sorted(columns),
+                       "unread_last": unread_last, "usual": usual}, separators=(",", ":"))
     temp = where / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         where.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -240,6 +266,20 @@ def _decoded(value: Any) -> Any:
     if "d" in value:
         return dt.datetime.fromisoformat(str(value["d"]))
     raise ValueError("an unknown value")
+
+
+def _checked_columns(columns: Any) -> frozenset[int] | None:
+    if columns is None:
+        return None
+    if type(columns) is not list:
+        raise ValueError("not a list of columns")
+    return frozenset(_checked_count(column, MAX_COLUMNS) for column in columns)
+
+
+def _checked_count(value: Any, limit: int) -> int:
+    if type(value) is not int or not 0 <= value <= limit:
+        raise ValueError("not a row or column")
+    return value
 
 
 def _checked_grid(grid: Any) -> list[list[Any]]:

@@ -24,7 +24,7 @@ import datetime as dt
 import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -354,6 +354,9 @@ class Sheet:
     """At ``</sheetData>`` (or just after ``<sheetData/>``)."""
     empty_tag: bool
     _rows: list[RowSpan] | None = None
+    usual_cells: bool | None = None
+    """Every cell and row of sheetData is in the usual form (:func:`read_columns` may
+    find a column's cells by their references alone); ``None``: not known yet."""
 
     @property
     def rows(self) -> list[RowSpan]:
@@ -531,28 +534,52 @@ def read_cells(sheet: Sheet, context: Context, max_rows: int, max_columns: int) 
     """The sheet's values as rows of cells (row 1 first; rows are as long as their last
     cell, empty rows ``[]``; see :func:`cell_value`). Raises :class:`FarCell` at the
     first value past ``max_rows`` or ``max_columns``."""
+    return read_some_cells(sheet, context, max_rows, max_columns, None).grid
+
+
+@dataclass
+class CellsRead:
+    """What :func:`read_some_cells` gives: the values of the columns read, and the last
+    row where a column not read holds a value (0: none), so that the sheet's height is
+    known without those columns."""
+
+    grid: list[list[Any]]
+    unread_last: int = 0
+
+
+def read_some_cells(sheet: Sheet, context: Context, max_rows: int, max_columns: int,
+                    columns: Collection[int] | None) -> CellsRead:
+    """:func:`read_cells` for the cells of ``columns`` alone (``None``: all). A cell of
+    another column is checked for its place (in its row, rows in order, within the
+    limits when it holds a value) as every cell is, but its value is not decoded: a
+    command pays for the columns it uses, and a column it does not use cannot stop it."""
+    wanted = None if columns is None else frozenset(
+        c for c in columns if 1 <= c <= max_columns)
     if not sheet.patterns.prefix and not sheet.empty_tag:
-        fast = _read_fast(sheet, context, max_rows, max_columns)
+        fast = _read_fast(sheet, context, max_rows, max_columns, wanted)
         if fast is not None:
             return fast
-    return _read_general(sheet, context, max_rows, max_columns)
+    return _read_general(sheet, context, max_rows, max_columns, wanted)
 
 
 def _read_general(sheet: Sheet, context: Context, max_rows: int,
-                  max_columns: int) -> list[list[Any]]:
-    """:func:`read_cells` by the general patterns, which read every form of cell, a row
-    at a time; then every ``<c`` of sheetData must have been read in a row."""
+                  max_columns: int, wanted: frozenset[int] | None) -> CellsRead:
+    """:func:`read_some_cells` by the general patterns, which read every form of cell, a
+    row at a time; then every ``<c`` of sheetData must have been read in a row."""
     data = sheet.data
     grid: list[list[Any]] = []
     shared: dict[str, tuple[str, int, int]] = {}
-    cells_read = 0
+    cells_read = unread_last = 0
     for span in sheet.rows:
         number = span.number
         start = data.index(b">", span.start) + 1
         if data[start - 2:start] == b"/>":
             continue
-        row, count = _read_row(sheet, span, start, context, shared, max_rows, max_columns)
+        row, count, unread = _read_row(sheet, span, start, context, shared, max_rows,
+                                       max_columns, wanted)
         cells_read += count
+        if unread:
+            unread_last = number
         if row:
             if number > len(grid):
                 grid.extend([] for _ in range(number - len(grid)))
@@ -561,17 +588,20 @@ def _read_general(sheet: Sheet, context: Context, max_rows: int,
     if not sheet.empty_tag and cells_read != len(cell_tag.findall(data, sheet.data_start,
                                                                   sheet.data_end)):
         raise SheetXmlError(_("a cell stands outside a row, or in a form xlstock cannot read"))
-    return grid
+    return CellsRead(grid, unread_last)
 
 
 def _read_row(sheet: Sheet, span: RowSpan, start: int, context: Context,
               shared: dict[str, tuple[str, int, int]], max_rows: int,
-              max_columns: int) -> tuple[list[Any], int]:
-    """One row's values (from ``start``, just after its tag) and how many cells it
-    has: a cell's reference must name the row; one without follows the one before."""
+              max_columns: int, wanted: frozenset[int] | None = None
+              ) -> tuple[list[Any], int, bool]:
+    """One row's values (from ``start``, just after its tag) in the ``wanted`` columns
+    (``None``: all), how many cells it has, and whether a column not wanted holds a
+    value: a cell's reference must name the row; one without follows the one before."""
     patterns, number = sheet.patterns, span.number
     row: list[Any] = []
     column = count = 0
+    unread = False
     for match in patterns.cell.finditer(sheet.data, start, _row_close(sheet, span)):
         count += 1
         ref = cell_ref(match)
@@ -586,16 +616,34 @@ def _read_row(sheet: Sheet, span: RowSpan, start: int, context: Context,
         inner = match.group(7)
         if not inner:
             continue
-        value = cell_value(inner, match.group(4), cell_kind(match), context, patterns,
-                           shared, number, column)
+        if wanted is not None and column not in wanted:
+            value = _unread_value(inner, match, context, patterns, shared, number, column)
+        else:
+            value = cell_value(inner, match.group(4), cell_kind(match), context, patterns,
+                               shared, number, column)
         if value is None:
             continue
         if number > max_rows or column > max_columns:
             raise FarCell(number, column)
+        if wanted is not None and column not in wanted:
+            unread = True
+            continue
         if column > len(row):
             row.extend([None] * (column - len(row)))
         row[column - 1] = value
-    return row, count
+    return row, count, unread
+
+
+def _unread_value(inner: bytes, match: re.Match[bytes], context: Context,
+                  patterns: _Patterns, shared: dict[str, tuple[str, int, int]], row: int,
+                  column: int) -> Any:
+    """The value of a cell in a column not read, as far as its row's place needs it:
+    ``None`` for none; a value the reader would refuse counts as one."""
+    try:
+        return cell_value(inner, match.group(4), cell_kind(match), context, patterns,
+                          shared, row, column)
+    except SheetXmlError:
+        return True
 
 
 def _row_close(sheet: Sheet, span: RowSpan) -> int:
@@ -612,14 +660,15 @@ _CHUNK = 1 << 20
 """Bytes of sheetData read per findall: the cells' tuples of one chunk at a time."""
 
 
-def _read_fast(sheet: Sheet, context: Context, max_rows: int,
-               max_columns: int) -> list[list[Any]] | None:
-    """:func:`read_cells` for a sheet in the usual form, its cells found a chunk of rows
-    at a time; ``None`` when a cell is in another form (then the general patterns
+def _read_fast(sheet: Sheet, context: Context, max_rows: int, max_columns: int,
+               wanted: frozenset[int] | None = None) -> CellsRead | None:
+    """:func:`read_some_cells` for a sheet in the usual form, its cells found a chunk of
+    rows at a time; ``None`` when a cell is in another form (then the general patterns
     read it). The plain number and the plain inline string, most cells, have groups of
     their own."""
     data, end = sheet.data, sheet.data_end
-    reader = _FastReader(context, sheet.patterns, max_rows, max_columns)
+    reader = _FastReader(context, sheet.patterns, max_rows, max_columns, wanted)
+    read = reader.read if wanted is None else reader.read_some
     position = sheet.data_start
     while position < end:
         cut = data.find(b"<row ", position + _CHUNK, end)
@@ -628,54 +677,161 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int,
         if len(found) != data.count(b"<c", position, cut) + data.count(b"<row", position, cut):
             return None  # a cell or row in another form (<c>, <c\n r=...): read generally
         position = cut
-        reader.read(found)
-    return reader.grid
+        read(found)
+        if reader.held:
+            reader.held = False
+            reader.note_unread(found)
+    if sheet.usual_cells is None:
+        sheet.usual_cells = True
+    return CellsRead(reader.grid, reader.unread_last)
+
+
+@functools.lru_cache(maxsize=64)
+def _column_cells(letters: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    """The cells of some columns, in the usual form of :data:`_FAST_CELL` (the group
+    after the reference is empty for a cell in another form)."""
+    return re.compile(
+        rb'<c r="(' + b"|".join(letters) + rb')([0-9]{1,7})"(?:(?: s="([0-9]+)")?'
+        rb'(?: t="([a-zA-Z]+)")?(?: (?![st]=)[^\s=>]+="[^"]*")*'
+        rb"(/>|><v>([^<]*)</v></c>|><is><t>([^<]*)</t></is></c>|>(.*?)</c>))?", re.S)
+
+
+def read_columns(sheet: Sheet, context: Context, columns: Collection[int]
+                 ) -> list[tuple[int, int, Any]] | None:
+    """The values of some columns as (row, column, value), their cells found by their
+    references alone, in one pass: for columns a command asks for after the read
+    (:func:`read_some_cells` checked every cell's place then, in these same bytes).
+    ``None`` when the part is not all in the usual form, or a cell of these columns is
+    not: read them with :func:`read_some_cells` then."""
+    if not _usual_cells(sheet):
+        return None
+    reader = _FastReader(context, sheet.patterns, LAST_ROW, LAST_COLUMN)
+    pattern = _column_cells(tuple(_letters_of(column) for column in sorted(columns)))
+    values: list[tuple[int, int, Any]] = []
+    for found in _chunks(sheet, pattern):
+        plain = _plain_texts(found)
+        if plain is None:
+            plain = _cells_alone(found, reader)
+            if plain is None:
+                return None
+        values += plain
+    return values
+
+
+def _plain_texts(found: list[tuple[bytes, ...]]) -> list[tuple[int, int, Any]] | None:
+    """A chunk's cells read at once when every one holds plain inline text or nothing
+    (``<c .../>``): the product names, most often; ``None`` for any other chunk."""
+    found = [cell for cell in found if cell[4] != b"/>"]
+    if not found:
+        return []
+    letters, digits, _styles, kinds, tails, numbers, texts, inners = zip(*found, strict=True)
+    if b"" in tails or b"" in texts or any(numbers) or any(inners) or \
+            set(kinds) != {b"inlineStr"}:
+        return None
+    joined = b"".join(texts)
+    if b"&" in joined or b"\r" in joined or b"_x" in joined:
+        return None
+    return list(zip(map(int, digits), map(_COLUMNS.__getitem__, letters),
+                    map(bytes.decode, texts), strict=True))
+
+
+def _cells_alone(found: list[tuple[bytes, ...]], reader: _FastReader
+                 ) -> list[tuple[int, int, Any]] | None:
+    """A chunk's cells of the columns read alone, one by one; ``None`` when one is not
+    in the usual form or shares another cell's formula."""
+    date_styles, numbers = reader.date_styles, _COLUMNS
+    values: list[tuple[int, int, Any]] = []
+    for letters, digits, style, kind, tail, number_text, inline_text, inner in found:
+        if not tail or b"si=" in inner:  # another form; a formula shared from elsewhere
+            return None
+        if inline_text and kind == b"inlineStr":  # as _FastReader.read, most cells
+            value: Any = inline_text.decode()
+            if "&" in value or "\r" in value or "_x" in value:
+                value = unescape(value)
+        elif number_text.isdigit() and not kind and style not in date_styles:
+            value = int(number_text)
+        else:
+            value = reader.value_of(letters, digits, style, kind, number_text, inline_text,
+                                    inner)
+            if value is None:
+                continue
+        values.append((int(digits), numbers[letters], value))
+    return values
+
+
+def _chunks(sheet: Sheet, pattern: re.Pattern[bytes]) -> Iterator[list[tuple[bytes, ...]]]:
+    """``pattern``'s matches in sheetData, a chunk of rows at a time (the matches of
+    100,000 rows at once would be tens of MB more at the command's peak)."""
+    data, position, end = sheet.data, sheet.data_start, sheet.data_end
+    while position < end:
+        cut = data.find(b"<row ", position + _CHUNK, end)
+        cut = end if cut < 0 else cut
+        yield pattern.findall(data, position, cut)
+        position = cut
+
+
+def _usual_cells(sheet: Sheet) -> bool:
+    """Whether every cell and row of sheetData starts as the usual form does (``<c r="``,
+    ``<row r="``), without a prefix: counted once a part."""
+    if sheet.usual_cells is None:
+        data, start, end = sheet.data, sheet.data_start, sheet.data_end
+        sheet.usual_cells = not sheet.patterns.prefix and not sheet.empty_tag and \
+            data.count(b"<c", start, end) == data.count(b'<c r="', start, end) and \
+            data.count(b"<row", start, end) == data.count(b'<row r="', start, end)
+    return sheet.usual_cells
 
 
 class _FastReader:
     """The grid :func:`_read_fast` fills, and where it stands between two chunks."""
 
     def __init__(self, context: Context, patterns: _Patterns, max_rows: int,
-                 max_columns: int) -> None:
+                 max_columns: int, wanted: frozenset[int] | None = None) -> None:
         self.context, self.patterns = context, patterns
         self.max_rows, self.max_columns = max_rows, max_columns
+        self.wanted = wanted or frozenset()
         self.date_styles = {style.encode() for style in context.date_styles}
         self.shared: dict[str, tuple[str, int, int]] = {}
         self.grid: list[list[Any]] = []
         self.row: list[Any] = []
         self.digits_now = self.row_tag = b""
-        self.number = self.row_before = 0
+        self.number = self.row_before = self.unread_last = 0
+        self.far_row = self.held = False
+        self.quick = b"-"
+        self.span = min(max(self.wanted, default=0), max_columns)
 
     def read(self, found: list[tuple[bytes, ...]]) -> None:
         """Put one chunk's rows and cells in the grid. The plain number and the plain
         inline string are read here; every rarer form of cell by :meth:`odd_value`, a
-        row's start by :func:`_row_start`, a new row of values by :meth:`next_row`."""
+        row's start by :meth:`start_row`, a new row of values out of the usual order
+        by :meth:`next_row`."""
         date_styles, columns, max_columns = self.date_styles, _COLUMNS, self.max_columns
         row, digits_now, row_tag = self.row, self.digits_now, self.row_tag
-        number, row_before = self.number, self.row_before
-        odd_value, next_row = self.odd_value, self.next_row
+        number, row_before, quick = self.number, self.row_before, self.quick
+        odd_value, next_row, start_row, grid = self.odd_value, self.next_row, self.start_row, \
+            self.grid
         for row_digits, letters, digits, style, kind, number_text, inline_text, inner in found:
-            if number_text and not kind and style not in date_styles:
-                try:
-                    value: Any = int(number_text)
-                except ValueError:
-                    value = odd_value(letters, digits, style, kind, number_text, inline_text,
-                                      inner, row_tag)
+            if number_text.isdigit() and not kind and style not in date_styles:
+                value: Any = int(number_text)
             elif inline_text and kind == b"inlineStr":
                 value = inline_text.decode()
                 if "&" in value or "\r" in value or "_x" in value:
                     value = unescape(value)
             elif row_digits:  # a row starts: the cells that follow must be in it
-                row_before = _row_start(row_digits, row_before)
+                row_before, quick, _far = start_row(row_digits, row_before)
                 row_tag, digits_now = row_digits, b""
                 continue
             else:
                 value = odd_value(letters, digits, style, kind, number_text, inline_text, inner,
                                   row_tag)
-            if value is None:  # <v> </v>, <c r="B2" s="3"/>...: checked by odd_value
-                continue
+                if value is None:  # <v> </v>, <c r="B2" s="3"/>...: checked by odd_value
+                    continue
             if digits != digits_now:
-                row, number = next_row(letters, digits, row_tag, number)
+                if digits == quick:  # the usual next row: in place, in order, in bounds
+                    row = []
+                    grid.append(row)
+                    number = row_before
+                else:
+                    row, number = next_row(letters, digits, row_tag, number)
                 digits_now = digits
             column = columns[letters]
             if column == len(row) + 1 <= max_columns:
@@ -683,7 +839,118 @@ class _FastReader:
             else:
                 _place(row, number, column, value, max_columns)
         self.row, self.digits_now, self.row_tag = row, digits_now, row_tag
-        self.number, self.row_before = number, row_before
+        self.number, self.row_before, self.quick = number, row_before, quick
+
+    def read_some(self, found: list[tuple[bytes, ...]]) -> None:
+        """:meth:`read` for the ``wanted`` columns, each row made as wide as the last of
+        them at once: a cell of another column is only checked for its place
+        (:meth:`skip`)."""
+        date_styles, columns, wanted = self.date_styles, _COLUMNS, self.wanted
+        row, digits_now, row_tag = self.row, self.digits_now, self.row_tag
+        number, row_before, quick, far_row = self.number, self.row_before, self.quick, \
+            self.far_row
+        odd_value, next_row, start_row, skip = self.odd_value, self.next_row, self.start_row, \
+            self.skip
+        grid, span = self.grid, self.span
+        for row_digits, letters, digits, style, kind, number_text, inline_text, inner in found:
+            if row_digits:  # a row starts: the cells that follow must be in it
+                row_before, quick, far_row = start_row(row_digits, row_before)
+                row_tag, digits_now = row_digits, b""
+                continue
+            column = columns[letters]
+            if column not in wanted:
+                skip(letters, digits, style, kind, number_text, inline_text, inner, row_tag,
+                     far_row)
+                continue
+            if number_text.isdigit() and not kind and style not in date_styles:
+                value: Any = int(number_text)
+            elif inline_text and kind == b"inlineStr":
+                value = inline_text.decode()
+                if "&" in value or "\r" in value or "_x" in value:
+                    value = unescape(value)
+            else:
+                value = odd_value(letters, digits, style, kind, number_text, inline_text, inner,
+                                  row_tag)
+                if value is None:
+                    continue
+            if digits != digits_now:
+                if digits == quick:
+                    row = [None] * span
+                    grid.append(row)
+                    number = row_before
+                else:
+                    row, number = next_row(letters, digits, row_tag, number)
+                    row.extend([None] * (span - len(row)))
+                digits_now = digits
+            row[column - 1] = value
+        self.row, self.digits_now, self.row_tag = row, digits_now, row_tag
+        self.number, self.row_before, self.quick, self.far_row = number, row_before, quick, \
+            far_row
+
+    def start_row(self, row_digits: bytes, row_before: int) -> tuple[int, bytes, bool]:
+        """A row starts: its number, checked (:func:`_row_start`); the reference digits
+        that its cells carry when it is the grid's next row within the limits (its first
+        value then makes it with no more checks), else ``b"-"``; whether it is past
+        the last row read."""
+        number = _row_start(row_digits, row_before)
+        far = number > self.max_rows
+        return number, (b"-" if far or number != len(self.grid) + 1 else row_digits), far
+
+    def skip(self, letters: bytes, digits: bytes, style: bytes, kind: bytes,
+             number_text: bytes, inline_text: bytes, inner: bytes, row_tag: bytes,
+             far_row: bool) -> None:
+        """A cell of a column not read: it must stand in its row; a value past the
+        limits stops the read as any value does; a formula is read all the same (a
+        shared formula's first cell gives the text of the cells that share it, which
+        may be in a column read); and a chunk with content there has the last row of
+        such a value looked for (:meth:`note_unread`)."""
+        if digits != row_tag:
+            _in_row(letters, digits, row_tag)
+        if not (number_text or inline_text or inner):
+            return
+        self.held = True
+        far = far_row or _COLUMNS[letters] > self.max_columns
+        if not (inner or far):
+            return
+        value = self.unread_value(letters, digits, style, kind, number_text, inline_text, inner)
+        if far and value is not None:
+            raise FarCell(int(digits), _COLUMNS[letters])
+
+    def value_of(self, letters: bytes, digits: bytes, style: bytes, kind: bytes,
+                 number_text: bytes, inline_text: bytes, inner: bytes) -> Any:
+        """A cell's value as :meth:`read` gives it (its place in its row checked
+        already)."""
+        if number_text and not kind and style not in self.date_styles:
+            try:
+                return int(number_text)
+            except ValueError:
+                pass
+        elif inline_text and kind == b"inlineStr":
+            return unescape(inline_text.decode())
+        return self.odd_value(letters, digits, style, kind, number_text, inline_text, inner,
+                              digits)
+
+    def unread_value(self, *cell: bytes) -> Any:
+        """The value of a cell of a column not read, as far as its row's place needs
+        it: ``None`` for none; one the reader would refuse counts as a value."""
+        try:
+            return self.value_of(*cell)
+        except SheetXmlError:
+            return True
+
+    def note_unread(self, found: list[tuple[bytes, ...]]) -> None:
+        """The last row of the chunk where a column not read holds a value, found from
+        the chunk's end (most often its last row)."""
+        wanted, floor = self.wanted, self.unread_last
+        for _row, letters, digits, *cell in reversed(found):
+            if not letters or _COLUMNS[letters] in wanted or not any(cell[2:]):
+                continue
+            number = int(digits)
+            if number <= floor:
+                return
+            if self.unread_value(letters, digits, *cell) is not None:
+                self.unread_last = number
+                return
 
     def odd_value(self, letters: bytes, digits: bytes, style: bytes, kind: bytes,
                   number_text: bytes, inline_text: bytes, inner: bytes, row_tag: bytes) -> Any:
@@ -698,8 +965,10 @@ class _FastReader:
         elif number_text:
             value = _plain(number_text, style or None, kind or None, self.context)
         elif inner:
-            value = cell_value(inner, style or None, kind or None, self.context, self.patterns,
-                               self.shared, int(digits), _COLUMNS[letters])
+            value = _simple_formula(inner, style, kind, self.context)
+            if value is None:
+                value = cell_value(inner, style or None, kind or None, self.context,
+                                   self.patterns, self.shared, int(digits), _COLUMNS[letters])
         else:
             value = None
         if value is None:  # no value: the reference checked all the same
@@ -807,6 +1076,30 @@ def cell_value(inner: bytes, style: bytes | None, kind: bytes | None, context: C
     if formula_match is None:
         return None if raw is None else _plain(raw, style, kind, context)
     return _formula_value(formula_match, raw, style, kind, context, shared, row, column)
+
+
+_PLAIN_FORMULA_KINDS = _CELL_KINDS - {b"inlineStr"}
+_SIMPLE_FORMULA = re.compile(rb"<f>([^<]*)</f>(<v>([^<]*)</v>|<v/>)?")
+"""A formula cell in the usual form (no prefix, no attribute on ``<f>``), most of them:
+read with one match instead of the general patterns (as :func:`_formula_value` reads
+it)."""
+
+
+def _simple_formula(inner: bytes, style: bytes, kind: bytes,
+                    context: Context) -> Formula | None:
+    """A plain formula's ``Formula`` (``style`` and ``kind`` as the fast pattern gives
+    them, empty for none), or ``None`` for any other content."""
+    if not inner.startswith(b"<f>") or (kind and kind not in _PLAIN_FORMULA_KINDS):
+        return None
+    found = _SIMPLE_FORMULA.fullmatch(inner)
+    if found is None:
+        return None
+    text = "=" + unescape(found.group(1).decode())
+    raw = None if found.group(2) is None else (found.group(3) or b"")
+    if raw is None or (not raw and kind in (b"", b"n")):  # openpyxl writes <v></v>
+        return Formula(text, NO_CACHE)
+    cached = _plain(raw, style or None, kind or None, context)
+    return Formula(text, "" if cached is None else cached)
 
 
 def _inline_value(inner: bytes, patterns: _Patterns) -> str | None:

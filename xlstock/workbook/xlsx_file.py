@@ -63,7 +63,7 @@ from xlstock.cells import CellError, Formula, unchanged
 from xlstock.errors import ReadOnlyWorkbookError, WorkbookChangedError, WorkbookError
 from xlstock.i18n import _
 from xlstock.workbook import readcache, safety, sheetxml
-from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, STATE_SHEET, Grid, column_letter
+from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, STATE_SHEET, Grid, Wanted, column_letter
 from xlstock.workbook.files import TEMP_SUFFIX, fsync_directory
 from xlstock.workbook.locking import RunLock, excel_lock_owner, refuse_if_open_in_a_spreadsheet
 from xlstock.workbook.package import (
@@ -210,6 +210,15 @@ class _SheetEntry:
     """This session's writes leave values the file adapter knows exactly (plain values,
     no formula overwritten, no number in a date-formatted cell): after a save, the grid
     is what a read of the saved part gives."""
+    read_columns: frozenset[int] | None = None
+    """The columns whose values the grid holds from row 2 down (``None``: all; row 1 is
+    always whole): a command reads the columns it asks for, the others when asked."""
+    unread_last: int = 0
+    """The last row where a column not read holds a value (it counts in the sheet's
+    height, and no write changes it: a column is read before it is written)."""
+    usual: bool | None = None
+    """Every cell and row of the part is in the usual form (a fast read found it so; a
+    patch keeps it so): a column read later is found by its cells' references."""
 
 
 @dataclass(frozen=True)
@@ -391,12 +400,16 @@ class XlsxFile:
             for entry in self._sheets:
                 if entry.grid is not None and entry.cache_key and not entry.kept \
                         and not entry.writes:
-                    readcache.store(entry.cache_key, entry.grid, self._merged(entry))
+                    self._keep(entry.cache_key, entry, entry.grid)
         except Exception as exc:  # a speed-up only: never a reason for a command to fail
             log.debug("sheet values not kept: %s", exc)
         finally:
             if self._lock is not None:
                 self._lock.release()
+
+    def _keep(self, key: str, entry: _SheetEntry, grid: Grid) -> None:
+        readcache.store(key, grid, self._merged(entry), columns=entry.read_columns,
+                        unread_last=entry.unread_last, usual=bool(entry.usual))
 
     def _merged(self, entry: _SheetEntry) -> set[tuple[int, int]]:
         if entry.merged is None:
@@ -416,6 +429,8 @@ class XlsxFile:
     """A write is a note in memory until :meth:`save` patches the part."""
     shares_rows = True
     """``read_sheet(shared=True)`` gives the session's own rows."""
+    reads_columns = True
+    """``read_sheet(columns=...)`` reads only the columns asked for (``ColumnReader``)."""
 
     @property
     def label(self) -> str:
@@ -465,7 +480,10 @@ class XlsxFile:
                 parts += [b"", b""]
         return readcache.key_of(parts)
 
-    def _grid(self, entry: _SheetEntry) -> Grid:
+    def _grid(self, entry: _SheetEntry, columns: Wanted | None = None) -> Grid:
+        """The sheet's values as read (from the sheet cache when it has them), with
+        this session's writes; of the ``columns`` that the header row gives (``None``:
+        all), at least, from row 2 down."""
         if entry.grid is None:
             if entry.new:
                 entry.grid = []
@@ -473,31 +491,117 @@ class XlsxFile:
             key = self._cache_key(entry)
             kept = readcache.load(key) if key is not None else None
             if kept is not None:
-                entry.grid, entry.merged = kept
-                _trim(entry.grid)
-                entry.last_row = _last_row(entry.grid)
+                entry.grid, entry.merged = kept.grid, kept.merged
+                entry.read_columns, entry.unread_last = kept.columns, kept.unread_last
+                entry.usual = kept.usual or None
                 entry.cache_key, entry.kept = key, True
-                return entry.grid
-            entry.cache_key = key
-            sheet = self._scanned(entry)
-            context = sheetxml.Context(self._strings, self._styles.date_styles,
-                                       self._to_datetime)
-            with _translate(self._label, self._path, _("read sheet {sheet}", sheet=entry.name)):
-                sheetxml.check_well_formed(sheet.data)
-                try:
-                    entry.grid = sheetxml.read_cells(sheet, context, MAX_ROWS, MAX_COLUMNS)
-                except sheetxml.FarCell as far:
-                    why = (_("past row {row:n}, Excel's last", row=MAX_ROWS)
-                           if far.row > MAX_ROWS
-                           else _("more than {count:n} columns", count=MAX_COLUMNS))
-                    raise WorkbookError(_(
-                        "{label}: sheet {sheet} has a value at {cell}, far outside the table "
-                        "({why}); delete it and try again", label=self._label,
-                        sheet=entry.name, cell=column_letter(far.column) + str(far.row),
-                        why=why)) from None
-            _trim(entry.grid)
-            entry.last_row = _last_row(entry.grid)
+            else:
+                entry.cache_key = key
+                self._read_part(entry, columns)
+            grid = entry.grid
+            assert grid is not None
+            _trim(grid)
+            if len(grid) < entry.unread_last:
+                grid.extend([] for _ in range(entry.unread_last - len(grid)))
+            entry.last_row = self._height(entry)
+        if entry.read_columns is not None:
+            self._read_more(entry, columns)
+        assert entry.grid is not None
         return entry.grid
+
+    def _read_part(self, entry: _SheetEntry, columns: Wanted | None) -> None:
+        """Read the sheet's values from its part: the header row first when only some
+        columns are wanted (it says which), then the rows."""
+        sheet = self._scanned(entry)
+        with self._reading(entry):
+            sheetxml.check_well_formed(sheet.data)
+            wanted = None
+            header: list[Any] = []
+            if columns is not None:
+                header = self._header_row(entry)
+                wanted = frozenset(c for c in columns(header) if 1 <= c <= MAX_COLUMNS)
+            read = sheetxml.read_some_cells(sheet, self._context(), MAX_ROWS, MAX_COLUMNS,
+                                            wanted)
+        entry.grid, entry.unread_last, entry.read_columns = read.grid, read.unread_last, wanted
+        entry.usual = sheet.usual_cells
+        if wanted is not None and entry.grid:
+            entry.grid[0] = header
+        elif header:
+            entry.grid.append(header)
+
+    def _header_row(self, entry: _SheetEntry) -> list[Any]:
+        """Row 1's values, read alone (the part's first row, if it is row 1)."""
+        sheet = self._scanned(entry)
+        row_tag = b"<" + sheet.patterns.prefix + b"row"
+        first = sheet.data.find(row_tag, sheet.data_start, sheet.data_end)
+        if first < 0 or sheet.empty_tag:
+            return []
+        second = sheet.data.find(row_tag, first + len(row_tag), sheet.data_end)
+        alone = sheetxml.Sheet(sheet.data, sheet.patterns, sheet.data_start,
+                               second if second >= 0 else sheet.data_end, False)
+        grid = sheetxml.read_cells(alone, self._context(), MAX_ROWS, MAX_COLUMNS)
+        return grid[0] if len(grid) == 1 else []
+
+    def _read_more(self, entry: _SheetEntry, columns: Wanted | None) -> None:
+        """Read the columns wanted that the grid lacks (``None``: every one) into it, in
+        place (the rows a shared read gave are the ones filled): a column alone by its
+        cells' references when the part is in the usual form, else by a read of the
+        part for those columns."""
+        read = entry.read_columns
+        assert entry.grid is not None and read is not None
+        if columns is None:
+            missing = _EVERY_COLUMN - read
+        else:  # most often a write to a column read already: nothing to do
+            header = entry.grid[0] if entry.grid else []
+            missing = frozenset(c for c in columns(header)
+                                if c not in read and 1 <= c <= MAX_COLUMNS)
+        if not missing:
+            return
+        with self._reading(entry):
+            found = self._columns_read(entry, missing, alone=columns is not None)
+        _fill(entry.grid, found)
+        entry.read_columns = None if columns is None else read | missing
+        entry.kept = False  # the cache may keep the columns read since
+
+    def _columns_read(self, entry: _SheetEntry, missing: frozenset[int], *, alone: bool
+                      ) -> Iterable[tuple[int, int, Any]]:
+        """The values of the ``missing`` columns as (row, column, value): each column
+        ``alone`` by its cells' references where it can be, else by a read of the part
+        for those columns."""
+        sheet = self._scanned(entry)
+        if entry.usual:  # known from the read, the cache, or the part this one was patched from
+            sheet.usual_cells = True
+        if alone:
+            found = sheetxml.read_columns(sheet, self._context(), missing)
+            if found is not None:
+                return found
+        read = sheetxml.read_some_cells(sheet, self._context(), MAX_ROWS, MAX_COLUMNS, missing)
+        return ((number, column, value) for number, row in enumerate(read.grid, start=1)
+                for column, value in enumerate(row, start=1)
+                if value is not None and column in missing)
+
+    @contextlib.contextmanager
+    def _reading(self, entry: _SheetEntry) -> Iterator[None]:
+        """Foreign errors translated, and a value far outside the table named."""
+        with _translate(self._label, self._path, _("read sheet {sheet}", sheet=entry.name)):
+            try:
+                yield
+            except sheetxml.FarCell as far:
+                why = (_("past row {row:n}, Excel's last", row=MAX_ROWS)
+                       if far.row > MAX_ROWS
+                       else _("more than {count:n} columns", count=MAX_COLUMNS))
+                raise WorkbookError(_(
+                    "{label}: sheet {sheet} has a value at {cell}, far outside the table "
+                    "({why}); delete it and try again", label=self._label,
+                    sheet=entry.name, cell=column_letter(far.column) + str(far.row),
+                    why=why)) from None
+
+    def _context(self) -> sheetxml.Context:
+        return sheetxml.Context(self._strings, self._styles.date_styles, self._to_datetime)
+
+    def _height(self, entry: _SheetEntry) -> int:
+        """The last row holding a value, in the columns read or the others."""
+        return max(_last_row(entry.grid or []), entry.unread_last)
 
     def _strings(self) -> list[str]:
         if self._shared_strings is None:
@@ -514,17 +618,25 @@ class XlsxFile:
     def _to_datetime(self, serial: float) -> dt.datetime:
         return serial_to_datetime(serial, self._epoch)
 
-    def read_sheet(self, name: str, *, shared: bool = False) -> Grid:
+    def read_sheet(self, name: str, *, shared: bool = False,
+                   columns: Wanted | None = None) -> Grid:
         """The used part of sheet ``name`` (see :class:`~xlstock.workbook.base.WorkbookAdapter`;
         ``shared``: the session's own rows, which :meth:`write_block` keeps in step).
+
+        ``columns``: given row 1's values, the columns wanted (see
+        :class:`~xlstock.workbook.base.ColumnReader`): the others' cells below row 1
+        are ``None`` (the rows still reach the last row holding a value in any
+        column) until a read or a write asks for them. A call with other columns
+        fills them in, in the rows a shared read gave.
 
         Reads the sheet's own part as bytes, so a lone value far away costs nothing
         before it is refused. Formula cells come as ``Formula(text, cached)`` with
         ``text`` starting ``=`` and ``cached`` the result saved in the file (or
         ``NO_CACHE``). Dates and times come as ``datetime``; whole numbers as ``int``;
         rich text as its plain ``str``; empty text as ``None``."""
-        grid = self._grid(self._entry(name))
-        height = _last_row(grid)
+        entry = self._entry(name)
+        grid = self._grid(entry, columns)
+        height = self._height(entry)
         if shared:
             return grid[:height]
         width = max((_row_width(row) for row in grid[:height]), default=0)
@@ -543,7 +655,8 @@ class XlsxFile:
         cells inside merged ranges are refused with the cell named."""
         entry = self._entry(name)
         self._check_block(name, top, left, rows)
-        grid = self._grid(entry)
+        width = max(map(len, rows), default=0)
+        grid = self._grid(entry, lambda _header: range(left, left + width))
         for i, values in enumerate(rows):
             row = top + i
             for j, value in enumerate(values):
@@ -733,7 +846,9 @@ class XlsxFile:
             if old is None:
                 continue
             entry.grid = old.grid
-            entry.last_row = _last_row(old.grid) if old.grid is not None else 0
+            entry.read_columns, entry.unread_last = old.read_columns, old.unread_last
+            entry.usual = old.usual
+            entry.last_row = self._height(entry)
             entry.merged = old.merged
             if not old.writes and not old.new:
                 entry.scanned = old.scanned
@@ -744,7 +859,7 @@ class XlsxFile:
                 if key is None:
                     continue
                 if key != old.cache_key or not old.kept:
-                    readcache.store(key, old.grid, self._merged(entry))
+                    self._keep(key, entry, old.grid)
                 entry.cache_key, entry.kept = key, True
             except Exception as exc:  # the workbook is saved: the cache is only a speed-up
                 log.debug("sheet values not kept: %s", exc)
@@ -975,6 +1090,21 @@ def _trim(grid: Grid) -> None:
     for index, row in enumerate(grid):
         if row:
             grid[index] = row[:]
+
+
+_EVERY_COLUMN = frozenset(range(1, MAX_COLUMNS + 1))
+
+
+def _fill(grid: Grid, found: Iterable[tuple[int, int, Any]]) -> None:
+    """Put values read late, (row, column, value), in their rows of the grid (the rows a
+    shared read gave are filled in place)."""
+    for number, column, value in found:
+        if number > len(grid):
+            grid.extend([] for _ in range(number - len(grid)))
+        row = grid[number - 1]
+        if column > len(row):
+            row.extend([None] * (column - len(row)))
+        row[column - 1] = value
 
 
 def _last_row(grid: Grid) -> int:
