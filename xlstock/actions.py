@@ -16,7 +16,7 @@ import datetime as _dt
 import hashlib
 import itertools
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
@@ -55,9 +55,12 @@ from xlstock.planner import (
     SheetRow,
     SkuHints,
     parse_columns,
+    parse_picked,
     plan_publish,
     plan_undo,
+    rows_to_plan,
     status_key,
+    status_text,
     status_words,
 )
 from xlstock.stockfile import dumps
@@ -360,11 +363,24 @@ class _WorkbookSession:
         """Now, as this workbook's Log and Settings show it."""
         return _stamp(self.language)
 
-    def write_statuses(self, by_row: Mapping[int, str]) -> None:
-        self.write(
-            layout.STATUS,
-            [by_row.get(self.table.sheet_row(i), "") or None for i in range(len(self.table.rows))],
-        )
+    def write_statuses(self, by_row: Mapping[int, Any],
+                       planned: Sequence[int] | None = None) -> None:
+        """Status of each row from ``by_row`` (cleared where it has none); with
+        ``planned`` (sheet rows), of those rows only, the others kept."""
+        self.write(layout.STATUS, self.planned_column(layout.STATUS, by_row, planned))
+
+    def planned_column(self, header: str, by_row: Mapping[int, Any],
+                       planned: Sequence[int] | None) -> list[Any]:
+        """Column ``header`` as a plan leaves it: each row's value from ``by_row``
+        (``None`` where it has none, or a blank); with ``planned`` (sheet rows, the rows
+        a plan looked at), the column as it is but for those rows."""
+        first = self.table.sheet_row(0)
+        if planned is None:
+            return [by_row.get(row) or None for row in range(first, first + len(self.table.rows))]
+        column = self.column(header)
+        for row in planned:
+            column[row - first] = by_row.get(row) or None
+        return column
 
     def log(self, action: str, rows: int | str, units: int | str, result: str) -> None:
         """A Log row, in the workbook's language (``action`` is a key of
@@ -391,12 +407,14 @@ class _WorkbookSession:
 
 
 def _fail(
-    session: _WorkbookSession, action: str, error: XlstockError, statuses: Mapping[int, str]
+    session: _WorkbookSession, action: str, error: XlstockError, statuses: Mapping[int, str],
+    planned: Sequence[int] | None = None,
 ) -> None:
-    """Say why an action failed in Status and the Log, and save; levels untouched."""
+    """Say why an action failed in Status and the Log, and save; levels untouched.
+    ``planned``: the sheet rows ``statuses`` covers (``None``: every row)."""
     try:
         if statuses:
-            session.write_statuses(statuses)
+            session.write_statuses(statuses, planned)
         said = i18n.render(error.message, session.language).splitlines()[0][:300]
         session.log(action, "", "", _("failed: {error}", error=said))
         session.save()
@@ -696,19 +714,23 @@ def _record_publish(
     version: str,
     sent: bool = True,
     keep_pending: bool = False,
+    sheet_rows: Sequence[int] | None = None,
 ) -> None:
     """Write what a publish sent: Online, cleared edits, Change, Status, state.
     With ``sent=False`` (nothing to send) only Online and the memory of the levels
     catch up with the live levels of the rows given. ``keep_pending`` leaves the
     pending publish to its caller (part of it was applied). ``edits=None`` (an undo)
-    leaves Received and New level as they are."""
+    leaves Received and New level as they are. ``sheet_rows``: the rows to look at
+    (those of a plan, every SKU of ``levels`` among them); ``None``: every row."""
     online, received, new_level = (
         session.column(layout.ONLINE),
         session.column(layout.RECEIVED),
         session.column(layout.NEW_LEVEL),
     )
     change_col, status_col = session.column(layout.CHANGE), session.column(layout.STATUS)
-    for i, sku in enumerate(session.skus()):
+    skus = session.skus()
+    for i in _indices(session, sheet_rows):
+        sku = skus[i]
         level = None if sku is None else levels.get(sku)
         if sku is None or level is None:
             continue
@@ -739,6 +761,14 @@ def _record_publish(
     if sent:
         updates[layout.SETTING_LAST_PUBLISH] = session.stamp()
     layout.write_settings(session.book, session.settings, updates)
+
+
+def _indices(session: _WorkbookSession, sheet_rows: Sequence[int] | None) -> Iterable[int]:
+    """The data rows (0-based) of ``sheet_rows``; every row for ``None``."""
+    if sheet_rows is None:
+        return range(len(session.table.rows))
+    first = session.table.sheet_row(0)
+    return [row - first for row in sheet_rows]
 
 
 def _edit_value(value: Any) -> Any:
@@ -1173,13 +1203,29 @@ def _sku_status(raw: Any) -> str | None:
 def _plan(
     session: _WorkbookSession, snapshot: Snapshot, strict: bool | None
 ) -> tuple[PublishPlan, list[SheetRow]]:
-    rows, problems = session.parsed_rows()
+    """The plan of the rows that matter (:func:`~xlstock.planner.rows_to_plan`: those
+    with an edit, moved online, not online, on a duplicate SKU, or whose Online, Change
+    or Status cell the plan would change), the same as the plan of every row; and the
+    rows parsed."""
     policy = STRICT if strict else (session.settings.policy if strict is None else "rebase")
-    base = session.base
+    base, live, t = session.base, snapshot.levels(), session.table
+    skus, received, new_level = (t.column(h) for h in (layout.SKU, layout.RECEIVED,
+                                                        layout.NEW_LEVEL))
+    picked = rows_to_plan(skus, received, new_level, base, live,
+                          online=t.column(layout.ONLINE), change=t.column(layout.CHANGE),
+                          status=t.column(layout.STATUS),
+                          resting=status_text(STATUS_OK, session.language))
+    if picked is None:  # SKUs not in the usual form: every row through the rules
+        rows, problems = parse_columns(skus, received, new_level, first_row=t.sheet_row(0))
+    else:
+        rows, problems = parse_picked(skus, received, new_level, picked,
+                                      first_row=t.sheet_row(0))
+    del skus, received, new_level
     from_online = _online_baselines(session, rows, base)
     base.update(from_online)
-    plan = plan_publish(rows, base, snapshot.levels(), policy=policy, problems=problems,
-                        from_online=from_online)
+    planned = None if picked is None else [t.sheet_row(i) for i in picked]
+    plan = plan_publish(rows, base, live, policy=policy, problems=problems,
+                        from_online=from_online, planned=planned)
     return plan, rows
 
 
@@ -1276,10 +1322,9 @@ def preview(
     plan, _rows = _plan(session, snapshot, strict)
     del snapshot, _rows  # at 100,000 SKUs tens of MB: let them go before the writes and the save
     changes = {r.row: (r.change or None) for r in plan.rows}
-    session.write(layout.CHANGE, [changes.get(session.table.sheet_row(i))
-                                  for i in range(len(session.table.rows))])
+    session.write(layout.CHANGE, session.planned_column(layout.CHANGE, changes, plan.planned))
     del changes
-    session.write_statuses(_plan_statuses(plan))
+    session.write_statuses(_plan_statuses(plan), plan.planned)
     report = _preview_report(plan, [recovered] if recovered else [])
     report.summary += _list_low_stock(session)
     del plan
@@ -1338,8 +1383,9 @@ def publish(
             plan, rows = _plan(session, snapshot, strict)
             if not plan.ok:
                 error, statuses = _plan_error(plan, published_part), _plan_statuses(plan)
+                planned = plan.planned
                 del plan, rows, snapshot  # tens of MB at 100,000 SKUs: gone before the save
-                _fail(session, "publish", error, statuses)
+                _fail(session, "publish", error, statuses, planned)
                 raise error
             if not plan.changed:
                 return _nothing_to_publish(session, plan, rows, snapshot, lines, progress)
@@ -1386,8 +1432,9 @@ def _nothing_to_publish(session: _WorkbookSession, plan: PublishPlan, rows: Sequ
         session,
         levels={s: q for s, q in plan.levels.items() if s not in edited},
         changes={}, edits={}, version=snapshot.version, sent=False,
+        sheet_rows=plan.planned,
     )
-    session.write_statuses(_plan_statuses(plan))
+    session.write_statuses(_plan_statuses(plan), plan.planned)
     session.log("publish", 0, 0, _("nothing to send"))
     session.save()
     progress(_("Nothing to publish"), 1.0)
@@ -1489,7 +1536,7 @@ def _upload(
         session, service, plan.lines(), progress,
         levels=plan.levels, changes={r.sku: r.change for r in plan.rows if r.change},
         edits={r.sku: [r.received, r.new_level] for r in rows if r.has_edit and r.sku},
-        thresholds=thresholds, saying="Publishing")
+        thresholds=thresholds, saying="Publishing", sheet_rows=plan.planned)
 
 
 def _send_recorded(
@@ -1504,6 +1551,7 @@ def _send_recorded(
     thresholds: Mapping[str, int | None],
     saying: str,
     undo_of: str | None = None,
+    sheet_rows: Sequence[int] | None = None,
 ) -> PublishOutcome:
     """A publish (or an undo, ``undo_of``) as the workbook makes it safe: its key and
     lines saved in the workbook before anything is sent, then sent, then recorded
@@ -1528,9 +1576,11 @@ def _send_recorded(
         raise
     failpoints.reach("after_upload")
     after = {**levels, **result.levels_after}
+    if not result.levels_after.keys() <= levels.keys():
+        sheet_rows = None  # a level the plan's rows do not hold: every row is looked at
     try:
         _record_publish(session, levels=after, changes=changes, edits=edits,
-                        version=result.version)
+                        version=result.version, sheet_rows=sheet_rows)
         _remember_publish(session, pending, after)
         if thresholds:
             _thresholds_sent(session, thresholds)
