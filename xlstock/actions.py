@@ -606,8 +606,11 @@ def _thresholds(session: _WorkbookSession) -> dict[str, int]:
     """Each SKU's low-stock threshold as the workbook says it now: its Low at, else
     Settings' Low stock at."""
     default = session.settings.low_stock_at
+    low_at = session.column(layout.LOW_AT)
+    if low_at.count(None) == len(low_at):  # no Low at typed (the usual sheet): C loops
+        return {} if default is None else dict.fromkeys(filter(None, session.skus()), default)
     found = {}
-    for sku, value in zip(session.skus(), session.column(layout.LOW_AT), strict=True):
+    for sku, value in zip(session.skus(), low_at, strict=True):
         if sku is None:
             continue
         threshold = layout.whole_or_none(value)
@@ -623,6 +626,8 @@ def _thresholds_to_send(session: _WorkbookSession) -> dict[str, int | None]:
     has none of its own any more), for the service's low-stock e-mails."""
     now = _thresholds(session)
     sent = session.state.get("thresholds") or {}
+    if now == sent:  # the usual publish: one comparison in C
+        return {}
     changed: dict[str, int | None] = {sku: level for sku, level in now.items()
                                       if sent.get(sku) != level}
     changed.update({sku: None for sku in sent if sku not in now})
