@@ -1220,17 +1220,20 @@ def _plan(
                           online=t.column(layout.ONLINE), change=t.column(layout.CHANGE),
                           status=t.column(layout.STATUS),
                           resting=status_text(STATUS_OK, session.language))
-    if picked is None:  # SKUs not in the usual form: every row through the rules
-        rows, problems = parse_columns(skus, received, new_level, first_row=t.sheet_row(0))
-    else:
-        rows, problems = parse_picked(skus, received, new_level, picked,
-                                      first_row=t.sheet_row(0))
-    del skus, received, new_level
-    from_online = _online_baselines(session, rows, base)
-    base.update(from_online)
-    planned = None if picked is None else [t.sheet_row(i) for i in picked]
-    plan = plan_publish(rows, base, live, policy=policy, problems=problems,
-                        from_online=from_online, planned=planned)
+    # the language looked up once, not in the environment for each note of each row
+    with i18n.speaking(i18n.current()):
+        if picked is None:  # SKUs not in the usual form: every row through the rules
+            rows, problems = parse_columns(skus, received, new_level,
+                                           first_row=t.sheet_row(0))
+        else:
+            rows, problems = parse_picked(skus, received, new_level, picked,
+                                          first_row=t.sheet_row(0))
+        del skus, received, new_level
+        from_online = _online_baselines(session, rows, base)
+        base.update(from_online)
+        planned = None if picked is None else [t.sheet_row(i) for i in picked]
+        plan = plan_publish(rows, base, live, policy=policy, problems=problems,
+                            from_online=from_online, planned=planned)
     return plan, rows
 
 
