@@ -3,7 +3,8 @@ whose plan can be anything but "level stays, Change empty, Status ok", and the p
 those rows is the plan of every row, row for row, over sheets with edits, problems,
 duplicate and blank SKUs, SKUs not online, levels moved online or out of range, and
 Online, Change and Status cells a previous command left (the full planner, which a
-sheet of unusual SKUs still takes, is the reference)."""
+sheet of unusual SKUs still takes, is the reference); and writing the rows planned
+alone writes what writing the whole column does."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from support.memory_book import MemoryBook
 
 from xlstock.errors import RowProblem
 from xlstock.model import MAX_LEVEL
@@ -25,6 +27,7 @@ from xlstock.planner import (
     plan_publish,
     rows_to_plan,
 )
+from xlstock.workbook import layout
 
 RESTING = "ok"
 POOL = ["A-1", "B-2", "C-3", "D-4", "E-5", "F-6"]
@@ -142,3 +145,42 @@ def test_a_column_of_unusual_skus_plans_every_row() -> None:
                         change=[None, None], status=[RESTING] * 2, resting=RESTING) is None
     assert rows_to_plan([1234, "B-2"], [None, None], [None, None], {}, {}, online=[1, 2],
                         change=[None, None], status=[RESTING] * 2, resting=RESTING) is None
+
+
+column_cells = st.one_of(st.none(), st.integers(0, 3), st.sampled_from(["", "ok", "x", 2.0]))
+
+
+@st.composite
+def column_changes(draw: st.DrawFn) -> tuple[list[Any], dict[int, Any]]:
+    """A Status column and some of its rows changed, near together or far apart."""
+    cells = draw(st.lists(column_cells, min_size=1, max_size=120))
+    rows = st.one_of(st.integers(0, len(cells) - 1), st.sampled_from([0, len(cells) - 1]))
+    return cells, draw(st.dictionaries(rows, column_cells))
+
+
+@settings(max_examples=300, deadline=None)
+@given(column_changes(), st.booleans())
+@example(([None] * 100, {0: "a", 90: "b"}), False)  # live Excel: one block, 0 to 90
+@example(([None] * 100, {0: "a", 20: None, 33: "", 66: "b"}), True)  # two runs
+def test_writing_the_rows_set_writes_the_blocks_a_whole_column_writes(
+        column: tuple[list[Any], dict[int, Any]], scattered: bool) -> None:
+    """:func:`layout.write_cells` of some rows makes the very ``write_block`` calls
+    :func:`layout.write_column` makes for the column with those rows changed (runs of
+    rows closer than ``WRITE_GAP`` as one, one block for live Excel), and leaves the
+    table the same."""
+    cells, changed = column
+    books = []
+    for write in ("column", "cells"):
+        book = MemoryBook.stock([[f"S-{n}", None, None, None, None, None, None, None, cell]
+                                 for n, cell in enumerate(cells)])
+        book.scattered_writes = scattered
+        table = layout.read_stock(book)
+        if write == "column":
+            values = table.column(layout.STATUS)
+            for index, value in changed.items():
+                values[index] = value
+            layout.write_column(book, table, layout.STATUS, values)
+        else:
+            layout.write_cells(book, table, layout.STATUS, changed)
+        books.append((book.writes, table.rows))
+    assert books[0] == books[1]

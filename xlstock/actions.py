@@ -363,24 +363,31 @@ class _WorkbookSession:
         """Now, as this workbook's Log and Settings show it."""
         return _stamp(self.language)
 
+    def write_rows(self, header: str, values: Mapping[int, Any]) -> None:
+        """Write ``values`` (data row, 0-based -> value) into column ``header``, those
+        rows alone (Status in the workbook's language, as :meth:`write`)."""
+        if header == layout.STATUS:
+            values = dict(zip(values, self.in_language(list(values.values())), strict=True))
+        layout.ensure_columns(self.book, self.table, [header])
+        layout.write_cells(self.book, self.table, header, values)
+
     def write_statuses(self, by_row: Mapping[int, Any],
                        planned: Sequence[int] | None = None) -> None:
         """Status of each row from ``by_row`` (cleared where it has none); with
         ``planned`` (sheet rows), of those rows only, the others kept."""
-        self.write(layout.STATUS, self.planned_column(layout.STATUS, by_row, planned))
+        self.write_planned(layout.STATUS, by_row, planned)
 
-    def planned_column(self, header: str, by_row: Mapping[int, Any],
-                       planned: Sequence[int] | None) -> list[Any]:
+    def write_planned(self, header: str, by_row: Mapping[int, Any],
+                      planned: Sequence[int] | None) -> None:
         """Column ``header`` as a plan leaves it: each row's value from ``by_row``
         (``None`` where it has none, or a blank); with ``planned`` (sheet rows, the rows
-        a plan looked at), the column as it is but for those rows."""
+        a plan looked at), those rows alone."""
         first = self.table.sheet_row(0)
         if planned is None:
-            return [by_row.get(row) or None for row in range(first, first + len(self.table.rows))]
-        column = self.column(header)
-        for row in planned:
-            column[row - first] = by_row.get(row) or None
-        return column
+            self.write(header, [by_row.get(row) or None
+                                for row in range(first, first + len(self.table.rows))])
+        else:
+            self.write_rows(header, {row - first: by_row.get(row) or None for row in planned})
 
     def log(self, action: str, rows: int | str, units: int | str, result: str) -> None:
         """A Log row, in the workbook's language (``action`` is a key of
@@ -726,36 +733,28 @@ def _record_publish(
     catch up with the live levels of the rows given. ``keep_pending`` leaves the
     pending publish to its caller (part of it was applied). ``edits=None`` (an undo)
     leaves Received and New level as they are. ``sheet_rows``: the rows to look at
-    (those of a plan, every SKU of ``levels`` among them); ``None``: every row."""
-    online, received, new_level = (
-        session.column(layout.ONLINE),
-        session.column(layout.RECEIVED),
-        session.column(layout.NEW_LEVEL),
-    )
-    change_col, status_col = session.column(layout.CHANGE), session.column(layout.STATUS)
-    skus = session.skus()
-    for i in _indices(session, sheet_rows):
+    (those of a plan, every SKU of ``levels`` among them), written alone; ``None``:
+    every row."""
+    headers = (layout.ONLINE, layout.RECEIVED, layout.NEW_LEVEL, layout.CHANGE, layout.STATUS)
+    columns: list[Any]
+    if sheet_rows is None:
+        columns = [session.column(header) for header in headers]
+        indices: Iterable[int] = range(len(session.table.rows))
+        skus: Mapping[int, str | None] | list[str | None] = session.skus()
+    else:
+        columns = [_RowsSet(session.table, header) for header in headers]
+        indices = [row - session.table.sheet_row(0) for row in sheet_rows]
+        skus = {i: _sku_or_none(session.table.value(i, layout.SKU)) for i in indices}
+    for i in indices:
         sku = skus[i]
         level = None if sku is None else levels.get(sku)
-        if sku is None or level is None:
-            continue
-        online[i] = level
-        change = changes.get(sku, 0)
-        change_col[i] = change or None
-        status_col[i] = STATUS_CHANGED if change else STATUS_OK
-        if edits is None or (received[i] is None and new_level[i] is None):
-            continue  # most rows: no edit to clear or to flag
-        published_edit = list(edits.get(sku, (None, None)))
-        now = [_edit_value(received[i]), _edit_value(new_level[i])]
-        if now == published_edit:
-            received[i] = new_level[i] = None
-        elif any(v is not None for v in now):
-            status_col[i] = _describe_edit(published_edit)
-    session.write(layout.ONLINE, online)
-    session.write(layout.RECEIVED, received)
-    session.write(layout.NEW_LEVEL, new_level)
-    session.write(layout.CHANGE, change_col)
-    session.write(layout.STATUS, status_col)
+        if sku is not None and level is not None:
+            _record_row(columns, i, sku, level, changes, edits)
+    for header, column in zip(headers, columns, strict=True):
+        if isinstance(column, _RowsSet):
+            session.write_rows(header, column.values)
+        else:
+            session.write(header, column)
     base = session.base
     base.update(levels)
     session.state.update(base=base, version=version)
@@ -768,12 +767,43 @@ def _record_publish(
     layout.write_settings(session.book, session.settings, updates)
 
 
-def _indices(session: _WorkbookSession, sheet_rows: Sequence[int] | None) -> Iterable[int]:
-    """The data rows (0-based) of ``sheet_rows``; every row for ``None``."""
-    if sheet_rows is None:
-        return range(len(session.table.rows))
-    first = session.table.sheet_row(0)
-    return [row - first for row in sheet_rows]
+def _record_row(columns: Sequence[Any], i: int, sku: str, level: int,
+                changes: Mapping[str, int], edits: Mapping[str, Sequence[Any]] | None) -> None:
+    """One published row of :func:`_record_publish`: its Online, Change and Status, and
+    its edit cleared (or flagged, when it changed while the publish was on its way)."""
+    online, received, new_level, change_col, status_col = columns
+    online[i] = level
+    change = changes.get(sku, 0)
+    change_col[i] = change or None
+    status_col[i] = STATUS_CHANGED if change else STATUS_OK
+    if edits is None or (received[i] is None and new_level[i] is None):
+        return  # most rows: no edit to clear or to flag
+    published_edit = list(edits.get(sku, (None, None)))
+    now = [_edit_value(received[i]), _edit_value(new_level[i])]
+    if now == published_edit:
+        received[i] = new_level[i] = None
+    elif any(v is not None for v in now):
+        status_col[i] = _describe_edit(published_edit)
+
+
+class _RowsSet:
+    """A column of sheet Stock as a publish records it row by row: each row reads as
+    the sheet holds it, and the rows set are kept apart (``values``), to be written
+    alone."""
+
+    __slots__ = ("table", "header", "values")
+
+    def __init__(self, table: layout.StockTable, header: str) -> None:
+        self.table, self.header = table, header
+        self.values: dict[int, Any] = {}
+
+    def __getitem__(self, index: int) -> Any:
+        if index in self.values:
+            return self.values[index]
+        return self.table.value(index, self.header)
+
+    def __setitem__(self, index: int, value: Any) -> None:
+        self.values[index] = value
 
 
 def _edit_value(value: Any) -> Any:
@@ -1330,7 +1360,7 @@ def preview(
     plan, _rows = _plan(session, snapshot, strict)
     del snapshot, _rows  # at 100,000 SKUs tens of MB: let them go before the writes and the save
     changes = {r.row: (r.change or None) for r in plan.rows}
-    session.write(layout.CHANGE, session.planned_column(layout.CHANGE, changes, plan.planned))
+    session.write_planned(layout.CHANGE, changes, plan.planned)
     del changes
     session.write_statuses(_plan_statuses(plan), plan.planned)
     report = _preview_report(plan, [recovered] if recovered else [])
