@@ -529,9 +529,12 @@ def low_stock(table: StockTable, default: int | None) -> list[list[Any]]:
     """The rows at or below their threshold (Low at, else ``default``), as sheet Low
     stock lists them: SKU, product, variant, level, Low at, shortfall; the largest
     shortfall first."""
-    found = []
+    found: list[list[Any]] = []
+    low_at = table.column(LOW_AT)
+    if default is None and low_at.count(None) == len(low_at):
+        return found  # no threshold anywhere (the usual sheet): no row walked
     columns = (table.column(SKU), table.column(PRODUCT), table.column(VARIANT),
-               table.column(ONLINE), table.column(LOW_AT))
+               table.column(ONLINE), low_at)
     for sku, product, variant, online, low_at in zip(*columns, strict=True):
         # a plain int (nearly every Online cell) is its own whole number: not parsed
         level = online if type(online) is int else whole_or_none(online)
