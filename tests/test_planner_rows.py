@@ -52,6 +52,9 @@ def sheets(draw: st.DrawFn) -> dict[str, Any]:
     base, live = draw(levels), draw(levels)
     if draw(st.booleans()):  # most rows at rest: live = base, cells as a plan leaves them
         live = {**base, **{sku: level for sku, level in live.items() if draw(st.booleans())}}
+    if draw(st.booleans()):  # the levels in the sheet's order, as a Sync remembers them
+        base, live = (_in_sheet_order(column, levels, draw(st.booleans()))
+                      for levels in (base, live))
     sheet: dict[str, Any] = {"skus": column, "base": base, "live": live}
     for name in ("received", "new_level"):
         sheet[name] = [draw(edits) for _ in column]
@@ -59,6 +62,15 @@ def sheets(draw: st.DrawFn) -> dict[str, Any]:
         sheet[name] = [draw(strategy) if draw(st.booleans()) else _resting(name, sku, live)
                        for sku in column]
     return sheet
+
+
+def _in_sheet_order(column: list[str | None], levels: dict[str, int],
+                    all_of_them: bool) -> dict[str, int]:
+    """``levels`` with the sheet's SKUs first, in its order (``all_of_them``: each sheet
+    SKU given a level), then the others."""
+    first = {sku: levels.get(sku, 3) for sku in column
+             if sku is not None and (all_of_them or sku in levels)}
+    return {**first, **levels}
 
 
 def _resting(name: str, sku: str | None, live: dict[str, int]) -> Any:

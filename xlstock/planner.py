@@ -192,10 +192,11 @@ def rows_to_plan(skus: Sequence[Any], received: Sequence[Any], new_level: Sequen
     at the cost of C loops over the columns and Python work for the rows picked only."""
     if not usual_sku_cells(skus):
         return None
-    live_levels = list(map(live.get, skus))
+    live_levels, _ = _in_order(skus, live)
+    base_levels, unique = _in_order(skus, base)
     picked = set(_where(map(operator.is_not, received, itertools.repeat(None))))
     picked.update(_where(map(operator.is_not, new_level, itertools.repeat(None))))
-    picked.update(_where(map(operator.ne, live_levels, map(base.get, skus))))  # moved online
+    picked.update(_where(map(operator.ne, live_levels, base_levels)))  # moved online
     picked.update(_where(map(operator.ne, online, live_levels)))  # and every SKU not online
     picked.update(_where(map(operator.is_not, map(type, online), itertools.repeat(int))))  # 2.0
     picked.update(_where(map(operator.is_not, change, itertools.repeat(None))))
@@ -203,8 +204,22 @@ def rows_to_plan(skus: Sequence[Any], received: Sequence[Any], new_level: Sequen
     if live and (min(live.values()) < 0 or max(live.values()) > MAX_LEVEL):
         picked.update(i for i, level in enumerate(live_levels)
                       if level is not None and not 0 <= level <= MAX_LEVEL)
-    picked.update(_duplicate_rows(skus))
+    if not unique:  # the SKUs of a mapping's keys are on one row each
+        picked.update(_duplicate_rows(skus))
     return sorted(picked)
+
+
+def _in_order(skus: Sequence[Any], levels: Mapping[str, int]
+              ) -> tuple[list[int | None], bool]:
+    """The level of each row's SKU, and whether ``levels`` lists the sheet's SKUs first,
+    in the sheet's order (the levels a Sync remembers, and the live levels laid over
+    them): its values are then taken in order, told by one comparison in C, and no SKU
+    is on two rows; else they are looked up one by one (at 1,000,000 SKUs a fifth of a
+    second)."""
+    count = len(skus)
+    if list(itertools.islice(levels, count)) == skus:
+        return list(itertools.islice(levels.values(), count)), True
+    return list(map(levels.get, skus)), False
 
 
 def _where(flags: Iterable[bool]) -> Iterator[int]:
