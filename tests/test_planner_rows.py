@@ -14,6 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from support.memory_book import MemoryBook
 
+from xlstock.cells import NO_CACHE, CellError, Formula
 from xlstock.errors import RowProblem
 from xlstock.model import MAX_LEVEL
 from xlstock.planner import (
@@ -37,11 +38,14 @@ edits = st.one_of(st.none(), st.none(), st.none(), st.integers(-6, 6), st.sample
     ["abc", 2.5, "3", "", " ", True, 4.0]))
 levels = st.dictionaries(st.sampled_from(POOL), st.one_of(
     st.integers(0, 6), st.sampled_from([-1, MAX_LEVEL, MAX_LEVEL + 1])), max_size=len(POOL))
-cells = {
-    "online": st.one_of(st.integers(-1, 6), st.sampled_from([None, 2.0, "3", True])),
-    "change": st.one_of(st.none(), st.none(), st.sampled_from([3, -1, "", "x"])),
+cells = {  # what a merchant or a previous command may have left in them
+    "online": st.one_of(st.integers(-1, 6), st.sampled_from(
+        [None, 2.0, "3", True, Formula("=1+1", 2), CellError("#N/A")])),
+    "change": st.one_of(st.none(), st.none(), st.sampled_from(
+        [3, -1, "", "x", Formula("=0", 0), Formula("=0", NO_CACHE)])),
     "status": st.one_of(st.just(RESTING), st.just(RESTING), st.sampled_from(
-        [None, "changed", "new", "error: x", "not in the shop online", "OK", 1])),
+        [None, "changed", "new", "error: x", "not in the shop online", "OK", 1,
+         Formula('="ok"', RESTING)])),
 }
 
 
