@@ -55,6 +55,15 @@ def test_sync_and_preview_list_the_low_rows_largest_shortfall_first(shop):
     assert [r[0] for r in _low_stock_sheet(shop.workbook)[1:] if r[0]] == ["00123"]
 
 
+def test_without_a_default_only_the_rows_with_a_low_at_are_listed(shop):
+    shop.run("sync", str(shop.workbook))
+    assert _low_stock_sheet(shop.workbook) == [tuple(layout.LOW_STOCK_HEADERS)]
+    shop.edit(**{"B-2": {"Low at": 6}})  # no Settings default: B-2 alone has a threshold
+    previewed = shop.run("preview", str(shop.workbook))
+    assert "1 product(s) at or below their Low at" in previewed.output
+    assert _low_stock_sheet(shop.workbook)[1:] == [("B-2", "Cap", None, 5, 6, 1)]
+
+
 def test_a_threshold_that_is_not_a_number_names_the_cell(shop):
     _set_setting(shop.workbook, "Low stock at", "lots")
     result = shop.run("sync", str(shop.workbook), expect=2)

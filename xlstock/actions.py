@@ -16,7 +16,7 @@ import datetime as _dt
 import hashlib
 import itertools
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
@@ -55,9 +55,12 @@ from xlstock.planner import (
     SheetRow,
     SkuHints,
     parse_columns,
+    parse_picked,
     plan_publish,
     plan_undo,
+    rows_to_plan,
     status_key,
+    status_text,
     status_words,
 )
 from xlstock.stockfile import dumps
@@ -362,11 +365,31 @@ class _WorkbookSession:
         """Now, as this workbook's Log and Settings show it."""
         return _stamp(self.language)
 
-    def write_statuses(self, by_row: Mapping[int, str]) -> None:
-        self.write(
-            layout.STATUS,
-            [by_row.get(self.table.sheet_row(i), "") or None for i in range(len(self.table.rows))],
-        )
+    def write_rows(self, header: str, values: Mapping[int, Any]) -> None:
+        """Write ``values`` (data row, 0-based -> value) into column ``header``, those
+        rows alone (Status in the workbook's language, as :meth:`write`)."""
+        if header == layout.STATUS:
+            values = dict(zip(values, self.in_language(list(values.values())), strict=True))
+        layout.ensure_columns(self.book, self.table, [header])
+        layout.write_cells(self.book, self.table, header, values)
+
+    def write_statuses(self, by_row: Mapping[int, Any],
+                       planned: Sequence[int] | None = None) -> None:
+        """Status of each row from ``by_row`` (cleared where it has none); with
+        ``planned`` (sheet rows), of those rows only, the others kept."""
+        self.write_planned(layout.STATUS, by_row, planned)
+
+    def write_planned(self, header: str, by_row: Mapping[int, Any],
+                      planned: Sequence[int] | None) -> None:
+        """Column ``header`` as a plan leaves it: each row's value from ``by_row``
+        (``None`` where it has none, or a blank); with ``planned`` (sheet rows, the rows
+        a plan looked at), those rows alone."""
+        first = self.table.sheet_row(0)
+        if planned is None:
+            self.write(header, [by_row.get(row) or None
+                                for row in range(first, first + len(self.table.rows))])
+        else:
+            self.write_rows(header, {row - first: by_row.get(row) or None for row in planned})
 
     def log(self, action: str, rows: int | str, units: int | str, result: str) -> None:
         """A Log row, in the workbook's language (``action`` is a key of
@@ -393,12 +416,14 @@ class _WorkbookSession:
 
 
 def _fail(
-    session: _WorkbookSession, action: str, error: XlstockError, statuses: Mapping[int, str]
+    session: _WorkbookSession, action: str, error: XlstockError, statuses: Mapping[int, str],
+    planned: Sequence[int] | None = None,
 ) -> None:
-    """Say why an action failed in Status and the Log, and save; levels untouched."""
+    """Say why an action failed in Status and the Log, and save; levels untouched.
+    ``planned``: the sheet rows ``statuses`` covers (``None``: every row)."""
     try:
         if statuses:
-            session.write_statuses(statuses)
+            session.write_statuses(statuses, planned)
         said = i18n.render(error.message, session.language).splitlines()[0][:300]
         session.log(action, "", "", _("failed: {error}", error=said))
         session.save()
@@ -590,8 +615,11 @@ def _thresholds(session: _WorkbookSession) -> dict[str, int]:
     """Each SKU's low-stock threshold as the workbook says it now: its Low at, else
     Settings' Low stock at."""
     default = session.settings.low_stock_at
+    low_at = session.column(layout.LOW_AT)
+    if low_at.count(None) == len(low_at):  # no Low at typed (the usual sheet): C loops
+        return {} if default is None else dict.fromkeys(filter(None, session.skus()), default)
     found = {}
-    for sku, value in zip(session.skus(), session.column(layout.LOW_AT), strict=True):
+    for sku, value in zip(session.skus(), low_at, strict=True):
         if sku is None:
             continue
         threshold = layout.whole_or_none(value)
@@ -607,6 +635,8 @@ def _thresholds_to_send(session: _WorkbookSession) -> dict[str, int | None]:
     has none of its own any more), for the service's low-stock e-mails."""
     now = _thresholds(session)
     sent = session.state.get("thresholds") or {}
+    if now == sent:  # the usual publish: one comparison in C
+        return {}
     changed: dict[str, int | None] = {sku: level for sku, level in now.items()
                                       if sent.get(sku) != level}
     changed.update({sku: None for sku in sent if sku not in now})
@@ -698,39 +728,35 @@ def _record_publish(
     version: str,
     sent: bool = True,
     keep_pending: bool = False,
+    sheet_rows: Sequence[int] | None = None,
 ) -> None:
     """Write what a publish sent: Online, cleared edits, Change, Status, state.
     With ``sent=False`` (nothing to send) only Online and the memory of the levels
     catch up with the live levels of the rows given. ``keep_pending`` leaves the
     pending publish to its caller (part of it was applied). ``edits=None`` (an undo)
-    leaves Received and New level as they are."""
-    online, received, new_level = (
-        session.column(layout.ONLINE),
-        session.column(layout.RECEIVED),
-        session.column(layout.NEW_LEVEL),
-    )
-    change_col, status_col = session.column(layout.CHANGE), session.column(layout.STATUS)
-    for i, sku in enumerate(session.skus()):
+    leaves Received and New level as they are. ``sheet_rows``: the rows to look at
+    (those of a plan, every SKU of ``levels`` among them), written alone; ``None``:
+    every row."""
+    headers = (layout.ONLINE, layout.RECEIVED, layout.NEW_LEVEL, layout.CHANGE, layout.STATUS)
+    columns: list[Any]
+    if sheet_rows is None:
+        columns = [session.column(header) for header in headers]
+        indices: Iterable[int] = range(len(session.table.rows))
+        skus: Mapping[int, str | None] | list[str | None] = session.skus()
+    else:
+        columns = [_RowsSet(session.table, header) for header in headers]
+        indices = [row - session.table.sheet_row(0) for row in sheet_rows]
+        skus = {i: _sku_or_none(session.table.value(i, layout.SKU)) for i in indices}
+    for i in indices:
+        sku = skus[i]
         level = None if sku is None else levels.get(sku)
-        if sku is None or level is None:
-            continue
-        online[i] = level
-        change = changes.get(sku, 0)
-        change_col[i] = change or None
-        status_col[i] = STATUS_CHANGED if change else STATUS_OK
-        if edits is None or (received[i] is None and new_level[i] is None):
-            continue  # most rows: no edit to clear or to flag
-        published_edit = list(edits.get(sku, (None, None)))
-        now = [_edit_value(received[i]), _edit_value(new_level[i])]
-        if now == published_edit:
-            received[i] = new_level[i] = None
-        elif any(v is not None for v in now):
-            status_col[i] = _describe_edit(published_edit)
-    session.write(layout.ONLINE, online)
-    session.write(layout.RECEIVED, received)
-    session.write(layout.NEW_LEVEL, new_level)
-    session.write(layout.CHANGE, change_col)
-    session.write(layout.STATUS, status_col)
+        if sku is not None and level is not None:
+            _record_row(columns, i, sku, level, changes, edits)
+    for header, column in zip(headers, columns, strict=True):
+        if isinstance(column, _RowsSet):
+            session.write_rows(header, column.values)
+        else:
+            session.write(header, column)
     base = session.base
     base.update(levels)
     session.state.update(base=base, version=version)
@@ -741,6 +767,45 @@ def _record_publish(
     if sent:
         updates[layout.SETTING_LAST_PUBLISH] = session.stamp()
     layout.write_settings(session.book, session.settings, updates)
+
+
+def _record_row(columns: Sequence[Any], i: int, sku: str, level: int,
+                changes: Mapping[str, int], edits: Mapping[str, Sequence[Any]] | None) -> None:
+    """One published row of :func:`_record_publish`: its Online, Change and Status, and
+    its edit cleared (or flagged, when it changed while the publish was on its way)."""
+    online, received, new_level, change_col, status_col = columns
+    online[i] = level
+    change = changes.get(sku, 0)
+    change_col[i] = change or None
+    status_col[i] = STATUS_CHANGED if change else STATUS_OK
+    if edits is None or (received[i] is None and new_level[i] is None):
+        return  # most rows: no edit to clear or to flag
+    published_edit = list(edits.get(sku, (None, None)))
+    now = [_edit_value(received[i]), _edit_value(new_level[i])]
+    if now == published_edit:
+        received[i] = new_level[i] = None
+    elif any(v is not None for v in now):
+        status_col[i] = _describe_edit(published_edit)
+
+
+class _RowsSet:
+    """A column of sheet Stock as a publish records it row by row: each row reads as
+    the sheet holds it, and the rows set are kept apart (``values``), to be written
+    alone."""
+
+    __slots__ = ("table", "header", "values")
+
+    def __init__(self, table: layout.StockTable, header: str) -> None:
+        self.table, self.header = table, header
+        self.values: dict[int, Any] = {}
+
+    def __getitem__(self, index: int) -> Any:
+        if index in self.values:
+            return self.values[index]
+        return self.table.value(index, self.header)
+
+    def __setitem__(self, index: int, value: Any) -> None:
+        self.values[index] = value
 
 
 def _edit_value(value: Any) -> Any:
@@ -1175,13 +1240,32 @@ def _sku_status(raw: Any) -> str | None:
 def _plan(
     session: _WorkbookSession, snapshot: Snapshot, strict: bool | None
 ) -> tuple[PublishPlan, list[SheetRow]]:
-    rows, problems = session.parsed_rows()
+    """The plan of the rows that matter (:func:`~xlstock.planner.rows_to_plan`: those
+    with an edit, moved online, not online, on a duplicate SKU, or whose Online, Change
+    or Status cell the plan would change), the same as the plan of every row; and the
+    rows parsed."""
     policy = STRICT if strict else (session.settings.policy if strict is None else "rebase")
-    base = session.base
-    from_online = _online_baselines(session, rows, base)
-    base.update(from_online)
-    plan = plan_publish(rows, base, snapshot.levels(), policy=policy, problems=problems,
-                        from_online=from_online)
+    base, live, t = session.base, snapshot.levels(), session.table
+    skus, received, new_level = (t.column(h) for h in (layout.SKU, layout.RECEIVED,
+                                                        layout.NEW_LEVEL))
+    picked = rows_to_plan(skus, received, new_level, base, live,
+                          online=t.column(layout.ONLINE), change=t.column(layout.CHANGE),
+                          status=t.column(layout.STATUS),
+                          resting=status_text(STATUS_OK, session.language))
+    # the language looked up once, not in the environment for each note of each row
+    with i18n.speaking(i18n.current()):
+        if picked is None:  # SKUs not in the usual form: every row through the rules
+            rows, problems = parse_columns(skus, received, new_level,
+                                           first_row=t.sheet_row(0))
+        else:
+            rows, problems = parse_picked(skus, received, new_level, picked,
+                                          first_row=t.sheet_row(0))
+        del skus, received, new_level
+        from_online = _online_baselines(session, rows, base)
+        base.update(from_online)
+        planned = None if picked is None else [t.sheet_row(i) for i in picked]
+        plan = plan_publish(rows, base, live, policy=policy, problems=problems,
+                            from_online=from_online, planned=planned)
     return plan, rows
 
 
@@ -1278,10 +1362,9 @@ def preview(
     plan, _rows = _plan(session, snapshot, strict)
     del snapshot, _rows  # at 100,000 SKUs tens of MB: let them go before the writes and the save
     changes = {r.row: (r.change or None) for r in plan.rows}
-    session.write(layout.CHANGE, [changes.get(session.table.sheet_row(i))
-                                  for i in range(len(session.table.rows))])
+    session.write_planned(layout.CHANGE, changes, plan.planned)
     del changes
-    session.write_statuses(_plan_statuses(plan))
+    session.write_statuses(_plan_statuses(plan), plan.planned)
     report = _preview_report(plan, [recovered] if recovered else [])
     report.summary += _list_low_stock(session)
     del plan
@@ -1340,8 +1423,9 @@ def publish(
             plan, rows = _plan(session, snapshot, strict)
             if not plan.ok:
                 error, statuses = _plan_error(plan, published_part), _plan_statuses(plan)
+                planned = plan.planned
                 del plan, rows, snapshot  # tens of MB at 100,000 SKUs: gone before the save
-                _fail(session, "publish", error, statuses)
+                _fail(session, "publish", error, statuses, planned)
                 raise error
             if not plan.changed:
                 return _nothing_to_publish(session, plan, rows, snapshot, lines, progress)
@@ -1388,8 +1472,9 @@ def _nothing_to_publish(session: _WorkbookSession, plan: PublishPlan, rows: Sequ
         session,
         levels={s: q for s, q in plan.levels.items() if s not in edited},
         changes={}, edits={}, version=snapshot.version, sent=False,
+        sheet_rows=plan.planned,
     )
-    session.write_statuses(_plan_statuses(plan))
+    session.write_statuses(_plan_statuses(plan), plan.planned)
     session.log("publish", 0, 0, _("nothing to send"))
     session.save()
     progress(_("Nothing to publish"), 1.0)
@@ -1491,7 +1576,7 @@ def _upload(
         session, service, plan.lines(), progress,
         levels=plan.levels, changes={r.sku: r.change for r in plan.rows if r.change},
         edits={r.sku: [r.received, r.new_level] for r in rows if r.has_edit and r.sku},
-        thresholds=thresholds, saying="Publishing")
+        thresholds=thresholds, saying="Publishing", sheet_rows=plan.planned)
 
 
 def _send_recorded(
@@ -1506,6 +1591,7 @@ def _send_recorded(
     thresholds: Mapping[str, int | None],
     saying: str,
     undo_of: str | None = None,
+    sheet_rows: Sequence[int] | None = None,
 ) -> PublishOutcome:
     """A publish (or an undo, ``undo_of``) as the workbook makes it safe: its key and
     lines saved in the workbook before anything is sent, then sent, then recorded
@@ -1530,9 +1616,11 @@ def _send_recorded(
         raise
     failpoints.reach("after_upload")
     after = {**levels, **result.levels_after}
+    if not result.levels_after.keys() <= levels.keys():
+        sheet_rows = None  # a level the plan's rows do not hold: every row is looked at
     try:
         _record_publish(session, levels=after, changes=changes, edits=edits,
-                        version=result.version)
+                        version=result.version, sheet_rows=sheet_rows)
         _remember_publish(session, pending, after)
         if thresholds:
             _thresholds_sent(session, thresholds)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import operator
 import unicodedata
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, overload
 
@@ -374,8 +374,33 @@ def write_column(
             rows[first + offset][column] = values[offset]
 
 
-def _runs(differ: Sequence[int], current: Sequence[Any],
-          values: Sequence[Any]) -> tuple[list[list[int]], list[int]]:
+def write_cells(book: WorkbookAdapter, table: StockTable, header: str,
+                values: Mapping[int, Any]) -> None:
+    """Write ``values`` (data row, 0-based -> value) into column ``header`` of rows the
+    table holds, and keep ``table`` in step: the blocks :func:`write_column` writes for
+    the column with those rows changed, at the cost of those rows alone."""
+    if not values:
+        return
+    column = table.columns[header] - 1
+    rows = table.rows
+    indices = sorted(values)
+    _refuse_past_the_last_row(book, STOCK_SHEET, indices[-1] + 2)
+    current = {i: rows[i][column] if column < len(rows[i]) else None for i in indices}
+    differ = [i for i in indices if current[i] is not values[i]
+              and (type(current[i]) is not type(values[i]) or current[i] != values[i])]
+    runs, written = _runs(differ, current, values)
+    if runs and not book.scattered_writes:
+        runs = [[runs[0][0], runs[-1][1]]]
+    for low, high in runs:
+        block = [values[i] if i in values else rows[i][column] for i in range(low, high)]
+        book.write_block(STOCK_SHEET, low + 2, column + 1, _OneColumn(block, 0, high - low))
+    for index in written:
+        if index >= table.shared:
+            rows[index][column] = values[index]
+
+
+def _runs(differ: Sequence[int], current: Sequence[Any] | Mapping[int, Any],
+          values: Sequence[Any] | Mapping[int, Any]) -> tuple[list[list[int]], list[int]]:
     """The rows to write (of those that ``differ``, the ones :func:`unchanged` does not
     pass over), and their runs ``[low, high)``, runs closer than :data:`WRITE_GAP` rows
     as one."""
@@ -539,8 +564,11 @@ def low_stock(table: StockTable, default: int | None) -> list[list[Any]]:
     """The rows at or below their threshold (Low at, else ``default``), as sheet Low
     stock lists them: SKU, product, variant, level, Low at, shortfall; the largest
     shortfall first."""
-    found = []
-    columns = (table.column(SKU), table.column(ONLINE), table.column(LOW_AT))
+    found: list[list[Any]] = []
+    low_ats = table.column(LOW_AT)
+    if default is None and low_ats.count(None) == len(low_ats):
+        return found  # no threshold anywhere (the usual sheet): no row walked
+    columns = (table.column(SKU), table.column(ONLINE), low_ats)
     for index, (sku, online, low_at) in enumerate(zip(*columns, strict=True)):
         # a plain int (nearly every Online cell) is its own whole number: not parsed
         level = online if type(online) is int else whole_or_none(online)
