@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import itertools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +35,7 @@ from xlstock.errors import (
 )
 from xlstock.i18n import N_, _
 from xlstock.model import (
+    LevelItems,
     Snapshot,
     StockItem,
     ValueProblem,
@@ -845,10 +845,8 @@ def _read_live(session: _WorkbookSession, service: StockServiceClient, *,
     levels = _levels_after_changes(session, snapshot, rows=False)
     if levels is None:
         return service.read_levels(names=names)
-    items = dict(zip(levels, map(StockItem, levels, itertools.repeat(""),
-                                 itertools.repeat(""), levels.values()), strict=True))
-    items.update(snapshot.items)
-    return replace(snapshot, items=items, since=None, removed=())
+    named = snapshot.items.named if isinstance(snapshot.items, LevelItems) else snapshot.items
+    return replace(snapshot, items=LevelItems(levels, named), since=None, removed=())
 
 
 # --- sync -----------------------------------------------------------------------------
@@ -1175,10 +1173,12 @@ def _plan(
 ) -> tuple[PublishPlan, list[SheetRow]]:
     rows, problems = session.parsed_rows()
     policy = STRICT if strict else (session.settings.policy if strict is None else "rebase")
-    base = session.base
+    remembered = session.state.get("base")  # read, never copied (a million SKUs: 40 MB)
+    base: Mapping[str, int] = remembered if isinstance(remembered, dict) else session.base
     from_online = _online_baselines(session, rows, base)
-    base.update(from_online)
-    plan = plan_publish(rows, base, snapshot.levels(), policy=policy, problems=problems,
+    if from_online:
+        base = {**base, **from_online}
+    plan = plan_publish(rows, base, snapshot.level_map(), policy=policy, problems=problems,
                         from_online=from_online)
     return plan, rows
 
