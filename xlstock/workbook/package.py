@@ -21,7 +21,7 @@ import posixpath
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -109,6 +109,13 @@ class Package:
     def read(self, part: str) -> bytes:
         """A part's bytes, inflated (``KeyError`` if the package has no such part)."""
         return self.zip.read(self._by_name[part])
+
+    def chunks(self, part: str, size: int = 1024 * 1024) -> Iterator[bytes]:
+        """A part's bytes, inflated, ``size`` at a time (its CRC checked at the end),
+        for a part too large to hold whole."""
+        with self.zip.open(self._by_name[part]) as member:
+            while chunk := member.read(size):
+                yield chunk
 
     def relationships(self, part: str) -> list[Relationship]:
         """The relationships of ``part`` (``[]`` when it has none)."""
