@@ -729,7 +729,7 @@ def _record_publish(
     session.write(layout.NEW_LEVEL, new_level)
     session.write(layout.CHANGE, change_col)
     session.write(layout.STATUS, status_col)
-    base = session.base
+    base = _sync_memory(session)
     base.update(levels)
     session.state.update(base=base, version=version)
     if not keep_pending:
@@ -739,6 +739,13 @@ def _record_publish(
     if sent:
         updates[layout.SETTING_LAST_PUBLISH] = session.stamp()
     layout.write_settings(session.book, session.settings, updates)
+
+
+def _sync_memory(session: _WorkbookSession) -> dict[str, int]:
+    """The levels of the last Sync, the state's own dict (not a copy: a million SKUs
+    are 40 MB); a copy of what can be read of a damaged one."""
+    remembered = session.state.get("base")
+    return remembered if isinstance(remembered, dict) else session.base
 
 
 def _edit_value(value: Any) -> Any:
@@ -1173,8 +1180,7 @@ def _plan(
 ) -> tuple[PublishPlan, list[SheetRow]]:
     rows, problems = session.parsed_rows()
     policy = STRICT if strict else (session.settings.policy if strict is None else "rebase")
-    remembered = session.state.get("base")  # read, never copied (a million SKUs: 40 MB)
-    base: Mapping[str, int] = remembered if isinstance(remembered, dict) else session.base
+    base: Mapping[str, int] = _sync_memory(session)
     from_online = _online_baselines(session, rows, base)
     if from_online:
         base = {**base, **from_online}
