@@ -22,7 +22,9 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
+import itertools
 import math
+import operator
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -978,10 +980,39 @@ class CellWrites(Mapping[int, Mapping[int, Any]]):
             rows[-1][1][key & mask] = cells[key]
         return rows
 
+    def area(self) -> tuple[int, int, int, int] | None:
+        """Top, left, bottom and right of the cells given a value (not a clearing
+        ``None``), ``None`` when there are none: four C loops over the keys, where a
+        list of a first Sync's 6,000,000 cells was 400 MB."""
+        cells = self._cells
+
+        def given() -> Iterator[int]:
+            return itertools.compress(cells.keys(), map(operator.is_not, cells.values(),
+                                                        itertools.repeat(None)))
+
+        first = min(given(), default=None)
+        if first is None:
+            return None
+        mask = itertools.repeat((1 << _COLUMN_BITS) - 1)
+        return (first >> _COLUMN_BITS, min(map(operator.and_, given(), mask)),
+                max(given()) >> _COLUMN_BITS, max(map(operator.and_, given(), mask)))
+
     def last_row_with_value(self) -> int:
         """The last row given a value (not a clearing ``None``); 0 for none."""
         return max((key for key, value in self._cells.items() if value is not None),
                    default=0) >> _COLUMN_BITS
+
+
+def _area(cells: Iterable[tuple[int, int]]) -> tuple[int, int, int, int] | None:
+    """Top, left, bottom and right of ``cells`` (row, column); ``None`` for none."""
+    found: list[int] | None = None
+    for row, column in cells:
+        if found is None:
+            found = [row, column, row, column]
+            continue
+        found[0], found[1] = min(found[0], row), min(found[1], column)
+        found[2], found[3] = max(found[2], row), max(found[3], column)
+    return None if found is None else (found[0], found[1], found[2], found[3])
 
 
 def _written_cells(writes: Mapping[int, Mapping[int, Any]]) -> Iterator[tuple[int, int, Any]]:
@@ -1385,16 +1416,16 @@ def _grow_dimension(result: bytes, sheet: Sheet, writes: Mapping[int, Mapping[in
     if found is None:
         return result
     current = parse_range(found.group(1).decode())
-    written = [(r, c) for r, c, v in _written_cells(writes) if v is not None]
-    if current is None or not written:
+    written = (writes.area() if isinstance(writes, CellWrites)
+               else _area((r, c) for r, c, v in _written_cells(writes) if v is not None))
+    if current is None or written is None:
         return result
     top, left, bottom, right = current
     if (top, left, bottom, right) == (1, 1, 1, 1) and not sheet.rows:
-        top = min(r for r, _ in written)
-        left = min(c for _, c in written)
+        top, left = written[0], written[1]
         bottom, right = top, left
-    new = (min([top] + [r for r, _ in written]), min([left] + [c for _, c in written]),
-           max([bottom] + [r for r, _ in written]), max([right] + [c for _, c in written]))
+    new = (min(top, written[0]), min(left, written[1]), max(bottom, written[2]),
+           max(right, written[3]))
     if new == current:
         return result
     return (result[:found.start(1)] + range_text(*new).encode() + result[found.end(1):])
