@@ -192,3 +192,14 @@ def test_the_area_of_many_cells_is_found_without_a_list_of_them() -> None:
         tracemalloc.stop()
     assert area == (2, 1, 100_001, 4)
     assert peak < 100_000, peak
+
+
+def test_the_rows_written_are_gathered_one_at_a_time() -> None:
+    """The patch takes the written rows in order, each made when it is asked for (a first
+    Sync's 1,000,000 rows gathered at once were 220 MB at the save: issue 22)."""
+    writes = sheetxml.CellWrites()
+    for row, column, value in [(5, 2, "b"), (2, 1, 1), (5, 1, None), (3, 4, 2.5), (2, 3, "c")]:
+        writes.set(row, column, value)
+    rows = writes.by_row()
+    assert next(rows) == (2, {1: 1, 3: "c"})  # one row made, not the list of all
+    assert list(rows) == [(3, {4: 2.5}), (5, {1: None, 2: "b"})]
