@@ -407,19 +407,3 @@ def test_live_levels_from_the_changes_are_held_as_levels_alone(stock_service, tm
     assert live.items["S-001"] == whole.items["S-001"] == StockItem("S-001", qty=19)
     assert plan == whole_plan
     assert session.state["base"] == remembered  # the memory of the Sync is not moved
-
-
-def test_the_memory_of_the_last_sync_shares_the_sheets_sku_texts(stock_service, tmp_path):
-    """Each SKU is held once, not once in sheet Stock and once in the levels of the last
-    Sync (60 MB at 1,000,000 SKUs: issue 22); the levels are those the state holds."""
-    from xlstock import actions
-
-    shop = Shop(stock_service, tmp_path, items=CATALOGUE)
-    shop.new()
-    shop.run("sync", str(shop.workbook))
-    with XlsxFile.open(shop.workbook, writable=False) as book:
-        session = actions._WorkbookSession.read(book)
-        cells = {id(value) for value in session.column(layout.SKU)}
-        base = session.state["base"]
-        assert base == _state(shop.workbook)["base"] and len(base) == len(CATALOGUE)
-        assert all(id(sku) in cells for sku in base)

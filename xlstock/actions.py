@@ -249,17 +249,6 @@ def _require_shop(settings: layout.Settings) -> None:
 # --- reading the sheet -------------------------------------------------------------
 
 
-def _sharing_sku_texts(base: dict[str, Any], skus: list[Any]) -> dict[str, Any]:
-    """``base`` keyed by the SKU texts sheet Stock holds where they are equal: each SKU
-    then held once, not once in the sheet and once in the memory of the last Sync (60 MB
-    at 1,000,000 SKUs). C loops: a tenth of a second at that size."""
-    try:
-        texts = dict(zip(skus, skus, strict=True))
-    except TypeError:  # a cell value that is no key: the memory is kept as it was read
-        return base
-    return dict(zip(map(texts.get, base, base), base.values(), strict=True))
-
-
 def _clean_skus(column: list[Any]) -> list[str | None]:
     """:func:`_sku_or_none` of each cell; a column of usual SKUs (and blanks), which
     are their own clean form, is told so by C loops (:func:`usual_sku_cells`)."""
@@ -314,8 +303,6 @@ class _WorkbookSession:
         state = layout.read_state(book)
         if state.get("shop") not in (None, settings.shop_url):
             state = {}  # the workbook now points at another shop: its memory is void
-        if isinstance(state.get("base"), dict):
-            state["base"] = _sharing_sku_texts(state["base"], table.column(layout.SKU))
         return cls(book, table, settings, state, layout.language_of(book))
 
     def parsed_rows(self) -> tuple[list[SheetRow], list[RowProblem]]:
