@@ -690,9 +690,10 @@ def state_text(state: Mapping[str, Any]) -> str:
     if not isinstance(base, dict) or len(base) <= _BASE_SLICE:
         return json.dumps(state, sort_keys=True, separators=(",", ":"))
     ordered = sorted(base)
-    slices = [json.dumps({sku: base[sku] for sku in ordered[i:i + _BASE_SLICE]},
+    slices = [json.dumps(dict(zip(part, map(base.__getitem__, part), strict=True)),
                          separators=(",", ":"))[1:-1]
-              for i in range(0, len(ordered), _BASE_SLICE)]
+              for part in (ordered[i:i + _BASE_SLICE] for i in range(0, len(ordered),
+                                                                   _BASE_SLICE))]
     del ordered
     parts: list[str] = []
     for key, value in sorted(state.items()):
