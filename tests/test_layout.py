@@ -4,6 +4,7 @@ Log and the hidden state, on an in-memory workbook adapter."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -311,3 +312,43 @@ def test_a_file_shares_its_rows_with_the_table_and_keeps_them_in_step(
         assert book.read_sheet("Stock") == kept
     assert kept[1:] == [["A-1", 6, None, None, None, "note"], [None, 7, None, None, None, None],
                         ["C-3", 9, None, None, None, None]]
+
+
+def _plain_state_text(state: dict) -> str:
+    return json.dumps(state, sort_keys=True, separators=(",", ":"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), st.integers(-3, 10**9), max_size=40),
+       st.dictionaries(st.sampled_from(["version", "synced", "pending", "publishes", "a"]),
+                       st.one_of(st.none(), st.text(max_size=5), st.integers(),
+                                 st.dictionaries(st.text(max_size=3), st.integers(),
+                                                 max_size=3)), max_size=4))
+def test_the_state_text_is_json_dumps_sorted(base: dict, rest: dict) -> None:
+    """The state's text, its ``base`` encoded a slice of SKUs at a time (issue 22: a
+    million SKUs), is the bytes ``json.dumps`` gives, whatever the SKUs."""
+    from unittest import mock
+
+    state = {**rest, "base": base, "format": 1}
+    with mock.patch.object(layout, "_BASE_SLICE", 3):
+        assert layout.state_text(state) == _plain_state_text(state)
+    assert layout.state_text(state) == _plain_state_text(state)
+
+
+def test_the_state_text_of_many_skus_holds_less_than_json_dumps() -> None:
+    import tracemalloc
+
+    state = {"base": {f"TEE-{n:06d}-RD": n % 500 for n in range(200_000)}, "format": 1,
+             "version": "v1"}
+
+    def peak(encode: Any) -> tuple[str, int]:
+        tracemalloc.start()
+        try:
+            return encode(state), tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    text, small = peak(layout.state_text)
+    same, large = peak(_plain_state_text)
+    assert text == same
+    assert small < 0.6 * large, (small, large)

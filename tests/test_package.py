@@ -74,3 +74,39 @@ def test_a_small_part_is_one_stream_at_the_default_level() -> None:
     data = b"<x>" + b"y" * 100 + b"</x>"
     assert entry.compressed == expected.compress(data) + expected.flush()
     assert (entry.size, entry.crc) == (len(data), zlib.crc32(data))
+
+
+def _zipped(name: str, data: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, data)
+    return out.getvalue()
+
+
+def test_a_large_part_is_read_into_one_buffer_of_its_size() -> None:
+    """zipfile's own read holds about 2.5 times a large part at its end (577 MB for the
+    sheet of 1,000,000 rows); the package's read about once (issue 22)."""
+    import tracemalloc
+
+    data = b"".join(b'<row r="%d"><c r="A%d"><v>%d</v></c></row>' % (n, n, n % 500)
+                    for n in range(200_000))
+    source = Package(_zipped("xl/worksheets/sheet1.xml", data))
+    tracemalloc.start()
+    try:
+        read = source.read("xl/worksheets/sheet1.xml")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert read == data and len(data) > package.LARGE_PART
+    assert peak < 1.8 * len(data), (peak, len(data))  # zipfile: 2.5 times
+
+
+def test_a_large_part_that_is_not_what_its_entry_says_is_refused() -> None:
+    data = bytes(range(256)) * 8192
+    zipped = bytearray(_zipped("big.xml", data))
+    crc = zlib.crc32(data).to_bytes(4, "little")
+    for at in range(len(zipped) - 3):  # the CRC in the local header and the directory
+        if zipped[at:at + 4] == crc:
+            zipped[at] ^= 1
+    with pytest.raises(zipfile.BadZipFile):
+        Package(bytes(zipped)).read("big.xml")

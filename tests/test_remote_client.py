@@ -252,6 +252,27 @@ def test_read_levels_without_names_gives_the_levels_alone(
     assert {(item.name, item.variant) for item in snapshot.items.values()} == {("", "")}
 
 
+def test_the_answer_is_let_go_once_decoded(server: FaultServer, make_client: MakeClient,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The body of the levels (60 MB at 1,000,000 SKUs) is not held while the snapshot
+    is made of what it decoded to (issue 22)."""
+    import gc
+
+    from xlstock.remote import client as client_module
+
+    server.on("GET", "/v1/stock", levels_reply({"A-1": 5, "B-2": 0}, etag='"v7"'))
+    bodies: list[int] = []
+    real = client_module.snapshot_from_document
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        bodies.extend(len(o.body) for o in gc.get_objects() if type(o) is client_module._Answer)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(client_module, "snapshot_from_document", spy)
+    assert make_client().read_levels().levels() == {"A-1": 5, "B-2": 0}
+    assert bodies and not any(bodies), bodies
+
+
 def test_not_modified_returns_none(server: FaultServer, make_client: MakeClient) -> None:
     stock = FakeStock(SHOP, {"A-1": 5}).install(server)
     client = make_client()

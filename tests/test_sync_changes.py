@@ -378,3 +378,32 @@ def test_a_sync_after_a_preview_with_nothing_sold_reads_no_level(stock_service, 
     reads.whole_only(True)
     shop.run("sync", str(twin))
     assert _grid(shop.workbook) == _grid(twin)
+
+
+def test_live_levels_from_the_changes_are_held_as_levels_alone(stock_service, tmp_path,
+                                                                monkeypatch):
+    """Preview and Publish lay the changes since the last Sync over its levels as one
+    dict of levels (no item object per SKU, no copy of the Sync's memory to plan on:
+    issue 22, 1,000,000 SKUs), and plan as on the whole shop read."""
+    from xlstock import actions
+    from xlstock.model import LevelItems
+
+    shop = Shop(stock_service, tmp_path, items=CATALOGUE)
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    shop.sell(S_001=2, S_005=1)
+    monkeypatch.setenv("XLSTOCK_TOKEN", shop.token)
+    with XlsxFile.open(shop.workbook, writable=False) as book:
+        settings = layout.read_settings(book)
+        session = actions._WorkbookSession.read(book, settings)
+        remembered = dict(session.state["base"])
+        with actions.service_for(settings) as service:
+            live = actions._read_live(session, service, names=False)
+            whole = service.read_levels(names=False)
+        plan, _rows = actions._plan(session, live, None)
+        whole_plan, _rows = actions._plan(session, whole, None)
+    assert isinstance(live.items, LevelItems) and live.whole
+    assert live.levels() == whole.levels() == shop.live()
+    assert live.items["S-001"] == whole.items["S-001"] == StockItem("S-001", qty=19)
+    assert plan == whole_plan
+    assert session.state["base"] == remembered  # the memory of the Sync is not moved

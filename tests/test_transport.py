@@ -6,6 +6,7 @@ tree saying whether the request may have arrived. No mock of requests."""
 from __future__ import annotations
 
 import gzip
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -64,6 +65,31 @@ def test_a_good_answer_is_read_plain_or_gzipped(server):
     assert fetch(server.url + "/plain") == {"a": 1}
     assert fetch(server.url + "/gzip") == {"b": [1, 2]}
     assert fetch(server.url + "/chunked") == {"c": 3}
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_large_answer_is_held_about_once_while_it_is_read(server, compressed):
+    """The body is grown in one buffer and handed over whole: a join of its pieces held
+    it twice (120 MB for the levels of 1,000,000 SKUs: issue 22)."""
+    import tracemalloc
+
+    items = [{"sku": f"TEE-{n:06d}-RD", "qty": n % 500} for n in range(250_000)]
+    server.on("GET", "/big", Reply(json={"items": items}, gzip=compressed))
+    session = requests.Session()
+    session.trust_env = False
+    session.mount("http://", WatchedAdapter())
+    watch = Deadline(30.0)
+    with watch.watching(), session.get(server.url + "/big", timeout=(5.0, 30.0),
+                                       stream=True) as answer:
+        tracemalloc.start()
+        try:
+            body = read_body(answer, watch, 64 * MiB)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    session.close()
+    assert json.loads(body)["items"] == items and len(body) > 8 * MiB
+    assert peak < 1.5 * len(body), (peak, len(body))
 
 
 # --- the deadline -------------------------------------------------------------------------

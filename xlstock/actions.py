@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import itertools
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +35,7 @@ from xlstock.errors import (
 )
 from xlstock.i18n import N_, _
 from xlstock.model import (
+    LevelItems,
     Snapshot,
     StockItem,
     ValueProblem,
@@ -757,7 +757,7 @@ def _record_publish(
             session.write_rows(header, column.values)
         else:
             session.write(header, column)
-    base = session.base
+    base = _sync_memory(session)
     base.update(levels)
     session.state.update(base=base, version=version)
     if not keep_pending:
@@ -806,6 +806,13 @@ class _RowsSet:
 
     def __setitem__(self, index: int, value: Any) -> None:
         self.values[index] = value
+
+
+def _sync_memory(session: _WorkbookSession) -> dict[str, int]:
+    """The levels of the last Sync, the state's own dict (not a copy: a million SKUs
+    are 40 MB); a copy of what can be read of a damaged one."""
+    remembered = session.state.get("base")
+    return remembered if isinstance(remembered, dict) else session.base
 
 
 def _edit_value(value: Any) -> Any:
@@ -912,10 +919,8 @@ def _read_live(session: _WorkbookSession, service: StockServiceClient, *,
     levels = _levels_after_changes(session, snapshot, rows=False)
     if levels is None:
         return service.read_levels(names=names)
-    items = dict(zip(levels, map(StockItem, levels, itertools.repeat(""),
-                                 itertools.repeat(""), levels.values()), strict=True))
-    items.update(snapshot.items)
-    return replace(snapshot, items=items, since=None, removed=())
+    named = snapshot.items.named if isinstance(snapshot.items, LevelItems) else snapshot.items
+    return replace(snapshot, items=LevelItems(levels, named), since=None, removed=())
 
 
 # --- sync -----------------------------------------------------------------------------
@@ -1245,7 +1250,8 @@ def _plan(
     or Status cell the plan would change), the same as the plan of every row; and the
     rows parsed."""
     policy = STRICT if strict else (session.settings.policy if strict is None else "rebase")
-    base, live, t = session.base, snapshot.levels(), session.table
+    base: Mapping[str, int] = _sync_memory(session)  # the state's own: not copied
+    live, t = snapshot.level_map(), session.table
     skus, received, new_level = (t.column(h) for h in (layout.SKU, layout.RECEIVED,
                                                         layout.NEW_LEVEL))
     picked = rows_to_plan(skus, received, new_level, base, live,
@@ -1262,7 +1268,8 @@ def _plan(
                                           first_row=t.sheet_row(0))
         del skus, received, new_level
         from_online = _online_baselines(session, rows, base)
-        base.update(from_online)
+        if from_online:
+            base = {**base, **from_online}
         planned = None if picked is None else [t.sheet_row(i) for i in picked]
         plan = plan_publish(rows, base, live, policy=policy, problems=problems,
                             from_online=from_online, planned=planned)

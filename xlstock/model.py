@@ -10,7 +10,7 @@ import ipaddress
 import math
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -74,6 +74,39 @@ class CatalogueItem:
     qty: int | None = None
 
 
+class LevelItems(Mapping[str, StockItem]):
+    """The items of a shop known by their levels alone (Preview and Publish need no
+    names): a :class:`StockItem` is made on each look-up instead of held for every SKU.
+    At 1,000,000 SKUs the items are then one dict of levels (about 40 MB) instead of
+    that dict, a million items and another dict (about 160 MB). ``named`` holds the
+    items whose names are known (each also in ``levels``, at the same level)."""
+
+    __slots__ = ("levels", "named")
+
+    def __init__(self, levels: Mapping[str, int],
+                 named: Mapping[str, StockItem] | None = None) -> None:
+        self.levels = levels
+        self.named: Mapping[str, StockItem] = named or {}
+
+    def __getitem__(self, sku: str) -> StockItem:
+        item = self.named.get(sku)
+        if item is not None:
+            return item
+        return StockItem(sku, qty=self.levels[sku])
+
+    def __contains__(self, sku: object) -> bool:
+        return sku in self.levels
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.levels)
+
+    def __len__(self) -> int:
+        return len(self.levels)
+
+    def __repr__(self) -> str:
+        return f"LevelItems({len(self.levels)} levels, {len(self.named)} named)"
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The live levels of one shop at one moment, with the service's version tag
@@ -102,11 +135,28 @@ class Snapshot:
         return self.since is None
 
     def levels(self) -> dict[str, int]:
+        if isinstance(self.items, LevelItems):
+            return dict(self.items.levels)
         return {sku: item.qty for sku, item in self.items.items()}
+
+    def level_map(self) -> Mapping[str, int]:
+        """SKU -> live level, to read only: the levels themselves when the items are
+        :class:`LevelItems` (no copy of a million entries, and a dict's own look-up: a
+        read-only proxy costs 0.3 s a million), else :meth:`levels`."""
+        if isinstance(self.items, LevelItems):
+            return self.items.levels
+        return self.levels()
 
     def with_levels(self, levels: Mapping[str, int], version: str | None = None) -> Snapshot:
         """This snapshot with the levels of some SKUs replaced (the items a publish found
         moved), and the version tag they were seen at."""
+        if isinstance(self.items, LevelItems):
+            known_levels = {**self.items.levels, **levels}
+            named = {sku: item for sku, item in self.items.named.items() if sku not in levels}
+            named.update((sku, replace(self.items.named[sku], qty=qty))
+                         for sku, qty in levels.items() if sku in self.items.named)
+            return replace(self, items=LevelItems(known_levels, named),
+                           version=version or self.version)
         items = dict(self.items)
         for sku, qty in levels.items():
             known = items.get(sku)

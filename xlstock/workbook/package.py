@@ -21,7 +21,7 @@ import posixpath
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -107,8 +107,31 @@ class Package:
         return [i.filename for i in self.infos]
 
     def read(self, part: str) -> bytes:
-        """A part's bytes, inflated (``KeyError`` if the package has no such part)."""
-        return self.zip.read(self._by_name[part])
+        """A part's bytes, inflated (``KeyError`` if the package has no such part).
+
+        A large part is inflated a chunk at a time into a buffer of its size, made
+        once: ``zipfile``'s own read joins what it inflates as it goes, and holds about
+        twice the part at its end (577 MB for a sheet of 1,000,000 rows, 280 MB so)."""
+        info = self._by_name[part]
+        if info.file_size < LARGE_PART:
+            return self.zip.read(info)
+        out = io.BytesIO()
+        out.seek(info.file_size - 1)
+        out.write(b"\0")  # the buffer at its size, once
+        out.seek(0)
+        with self.zip.open(info) as member:  # its CRC and size checked, as by zip.read
+            while chunk := member.read(LARGE_PART):
+                out.write(chunk)
+        if out.tell() != info.file_size:
+            raise zipfile.BadZipFile(_("part {part} is truncated", part=part))
+        return out.getvalue()
+
+    def chunks(self, part: str, size: int = 1024 * 1024) -> Iterator[bytes]:
+        """A part's bytes, inflated, ``size`` at a time (its CRC checked at the end),
+        for a part too large to hold whole."""
+        with self.zip.open(self._by_name[part]) as member:
+            while chunk := member.read(size):
+                yield chunk
 
     def relationships(self, part: str) -> list[Relationship]:
         """The relationships of ``part`` (``[]`` when it has none)."""

@@ -22,9 +22,11 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
+import itertools
 import math
+import operator
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1257,24 +1259,55 @@ class CellWrites(Mapping[int, Mapping[int, Any]]):
         for key, value in self._cells.items():
             yield key >> _COLUMN_BITS, key & mask, value
 
-    def by_row(self) -> list[tuple[int, dict[int, Any]]]:
-        """Each written row, in order, with its cells (column -> value)."""
+    def by_row(self) -> Iterator[tuple[int, dict[int, Any]]]:
+        """Each written row, in order, with its cells (column -> value), made as the
+        patch asks for it: all at once, a first Sync's 1,000,000 rows were 220 MB."""
         mask = (1 << _COLUMN_BITS) - 1
-        rows: list[tuple[int, dict[int, Any]]] = []
-        last = -1
+        last, found = -1, dict[int, Any]()
         cells = self._cells
         for key in sorted(cells):
             row = key >> _COLUMN_BITS
             if row != last:
-                rows.append((row, {}))
-                last = row
-            rows[-1][1][key & mask] = cells[key]
-        return rows
+                if found:
+                    yield last, found
+                last, found = row, {}
+            found[key & mask] = cells[key]
+        if found:
+            yield last, found
+
+    def area(self) -> tuple[int, int, int, int] | None:
+        """Top, left, bottom and right of the cells given a value (not a clearing
+        ``None``), ``None`` when there are none: four C loops over the keys, where a
+        list of a first Sync's 6,000,000 cells was 400 MB."""
+        cells = self._cells
+
+        def given() -> Iterator[int]:
+            return itertools.compress(cells.keys(), map(operator.is_not, cells.values(),
+                                                        itertools.repeat(None)))
+
+        first = min(given(), default=None)
+        if first is None:
+            return None
+        mask = itertools.repeat((1 << _COLUMN_BITS) - 1)
+        return (first >> _COLUMN_BITS, min(map(operator.and_, given(), mask)),
+                max(given()) >> _COLUMN_BITS, max(map(operator.and_, given(), mask)))
 
     def last_row_with_value(self) -> int:
         """The last row given a value (not a clearing ``None``); 0 for none."""
         return max((key for key, value in self._cells.items() if value is not None),
                    default=0) >> _COLUMN_BITS
+
+
+def _area(cells: Iterable[tuple[int, int]]) -> tuple[int, int, int, int] | None:
+    """Top, left, bottom and right of ``cells`` (row, column); ``None`` for none."""
+    found: list[int] | None = None
+    for row, column in cells:
+        if found is None:
+            found = [row, column, row, column]
+            continue
+        found[0], found[1] = min(found[0], row), min(found[1], column)
+        found[2], found[3] = max(found[2], row), max(found[3], column)
+    return None if found is None else (found[0], found[1], found[2], found[3])
 
 
 def _written_cells(writes: Mapping[int, Mapping[int, Any]]) -> Iterator[tuple[int, int, Any]]:
@@ -1374,28 +1407,9 @@ def patch_pieces(sheet: Sheet, writes: Mapping[int, Mapping[int, Any]],
         position = sheet.data_start
     usual = _usual_form(sheet)
     locate = _locate_fast if usual else _locate_generic(sheet)
-    rows = writes.by_row() if isinstance(writes, CellWrites) else \
-        [(number, writes[number]) for number in sorted(writes)]
-    for number, cells in rows:
-        if usual:
-            spliced = _splice_cells(sheet, number, cells, position, context)
-            if spliced is not None:
-                pieces, position = spliced
-                for piece in pieces:
-                    yield piece if type(piece) is bytes else view[piece[0]:piece[1]]
-                continue
-        span, insert_at, template = locate(sheet, number, position)
-        if span is not None:
-            yield view[position:span.start]
-            yield _rewrite_row(sheet, span, cells, context)
-            position = span.end
-            continue
-        if insert_at > position:
-            yield view[position:insert_at]
-            position = insert_at
-        new_row = _new_row(sheet, number, template, cells, context)
-        if new_row:
-            yield new_row
+    for number, cells in _rows_written(writes):
+        pieces, position = _patch_row(sheet, number, cells, position, context, usual, locate)
+        yield from pieces
     if sheet.empty_tag:
         yield b"</" + patterns.prefix + b"sheetData>"
     else:
@@ -1404,6 +1418,184 @@ def patch_pieces(sheet: Sheet, writes: Mapping[int, Mapping[int, Any]],
     if filter_rows is not None:
         after = _grow_autofilter(after, patterns, *filter_rows)
     yield after
+
+
+def _rows_written(writes: Mapping[int, Mapping[int, Any]]
+                  ) -> Iterable[tuple[int, Mapping[int, Any]]]:
+    return writes.by_row() if isinstance(writes, CellWrites) else \
+        [(number, writes[number]) for number in sorted(writes)]
+
+
+def _patch_row(sheet: Sheet, number: int, cells: Mapping[int, Any], position: int,
+               context: PatchContext, usual: bool, locate: Locator
+               ) -> tuple[list[bytes | memoryview], int]:
+    """The pieces from ``position`` to the end of row ``number`` patched with ``cells``
+    (or to the new row made for them), and the position after them."""
+    view = memoryview(sheet.data)
+    if usual:
+        spliced = _splice_cells(sheet, number, cells, position, context)
+        if spliced is not None:
+            found, position = spliced
+            return [piece if type(piece) is bytes else view[piece[0]:piece[1]]
+                    for piece in found], position
+    span, insert_at, template = locate(sheet, number, position)
+    if span is not None:
+        return [view[position:span.start], _rewrite_row(sheet, span, cells, context)], span.end
+    pieces: list[bytes | memoryview] = []
+    if insert_at > position:
+        pieces.append(view[position:insert_at])
+        position = insert_at
+    new_row = _new_row(sheet, number, template, cells, context)
+    if new_row:
+        pieces.append(new_row)
+    return pieces, position
+
+
+class NotStreamable(Exception):
+    """A part in a form :class:`SheetStream` does not patch (a prefix, no rows, a
+    comment, rows without their number first...): it is patched whole instead."""
+
+
+class SheetStream:
+    """A worksheet part patched as it is read, a chunk at a time, so that a sheet of
+    1,000,000 rows (288 MB of XML) is never held whole at a save (issue 22): the bytes
+    are the ones :func:`patch_pieces` gives for the whole part. Only the usual form
+    (no prefix, every row's number first, rows in order, as Excel, LibreOffice and
+    openpyxl write, and as a sheet the reader read holds them) is taken: anything else
+    raises :class:`NotStreamable`, before or while the pieces are made. The buffer
+    holds the row being patched, the row above it (a new row's model) and a chunk."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buf = b""
+        self._end = -1
+        """Where ``</sheetData>`` is in the buffer, once read."""
+        self._rows_checked = 0
+        self._marks_checked = 0
+        if self._read() and self._buf.startswith(b"\xef\xbb\xbf"):
+            self._buf = self._buf[3:]
+        while True:
+            root = _ROOT.search(self._buf, 0, 4096)
+            if root is None and len(self._buf) < 4096 and self._read():
+                continue
+            opening = _PATTERNS.sheet_data.search(self._buf)
+            if root is None or root.group(1) or needs_normalising(self._buf[:4096]):
+                raise NotStreamable("not the usual form")
+            if opening is not None:
+                break
+            if not self._read():
+                raise NotStreamable("no sheetData")
+        if opening.group(2):
+            raise NotStreamable("no rows")
+        start = opening.end()
+        self.head = Sheet(self._buf[:start], _PATTERNS, start, start, False)
+        """The part before its rows: what a patch's context and ``<dimension>`` need."""
+        if self.head.dimension() == (1, 1, 1, 1) or needs_normalising(self.head.data):
+            raise NotStreamable("a dimension of one cell, or a comment")
+        self._buf = self._buf[start:]
+        self._check()
+
+    def _read(self) -> bool:
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            return False
+        self._buf += chunk
+        return True
+
+    def _more(self) -> None:
+        if not self._read():
+            raise NotStreamable("no </sheetData>")
+        self._check()
+
+    def _check(self) -> None:
+        """The new bytes: no comment, CDATA or processing instruction; the end of the
+        rows; each ``<row`` with its number first."""
+        buf = self._buf
+        if _MARKUP_DECLARATION.search(buf, max(self._marks_checked - 1, 0)):
+            raise NotStreamable("a comment, CDATA or processing instruction")
+        if self._end < 0:
+            end = buf.find(b"</sheetData>", max(self._marks_checked - 11, 0))
+            self._end = end
+        self._marks_checked = len(buf)
+        start = self._rows_checked
+        if self._end >= 0:
+            upto = stop4 = stop8 = self._end
+        else:
+            upto = len(buf) - 7
+            stop4, stop8 = upto + 3, upto + 7
+        if upto > start:
+            if buf.count(b"<row", start, stop4) != buf.count(b'<row r="', start, stop8):
+                raise NotStreamable("a row without its number first")
+            self._rows_checked = upto
+
+    def _drop(self, count: int) -> None:
+        self._buf = self._buf[count:]
+        if self._end >= 0:
+            self._end -= count
+        self._rows_checked = max(self._rows_checked - count, 0)
+        self._marks_checked -= count
+
+    def patch(self, writes: Mapping[int, Mapping[int, Any]], context: PatchContext, *,
+              filter_rows: tuple[int, int] | None = None) -> Iterator[bytes | memoryview]:
+        """The pieces of the patched part, as :func:`patch_pieces` makes them."""
+        yield _grow_dimension(self.head.data, self.head, writes)
+        position = 0
+        for number, cells in _rows_written(writes):
+            position = yield from self._up_to(number, position)
+            sheet = Sheet(self._buf, _PATTERNS, 0, self._limit(), False)
+            pieces, position = _patch_row(sheet, number, cells, position, context, True,
+                                          _locate_fast)
+            yield from pieces
+        while self._end < 0:
+            keep = max(len(self._buf) - 11, position)
+            yield self._buf[position:keep]
+            self._drop(keep)
+            position = 0
+            self._more()
+        yield self._buf[position:self._end]
+        self._drop(self._end)
+        while self._read():
+            self._check()
+        after = self._buf
+        if after.find(b"</sheetData>", 12) >= 0:
+            raise NotStreamable("two </sheetData>")
+        if filter_rows is not None:
+            after = _grow_autofilter(after, _PATTERNS, *filter_rows)
+        yield after
+
+    def _limit(self) -> int:
+        return self._end if self._end >= 0 else len(self._buf)
+
+    def _up_to(self, number: int, position: int) -> Generator[bytes, None, int]:
+        """Read on until the buffer holds row ``number`` and the start of the row after
+        it, or the row before which a new row ``number`` goes; the rows passed on the
+        way are yielded as they are and let go. Returns the position in the buffer."""
+        needle = b'<row r="%d"' % number
+        while True:
+            buf, limit = self._buf, self._limit()
+            at = buf.find(needle, position, limit)
+            if self._end >= 0:
+                return position
+            if at >= 0:
+                if buf.find(b"<row ", at + len(needle), limit) >= 0:
+                    return position
+            else:
+                last = buf.rfind(b'<row r="', position, limit)
+                found = _FAST_ROW.match(buf, last) if last >= 0 else None
+                if found is not None and int(found.group(1)) > number:
+                    return position
+                if found is not None and last > position:  # passed; the last row kept
+                    yield buf[position:last]
+                    self._drop(last)
+                    position = 0
+            keep = self._buf.rfind(b'<row r="', 0, position + 1)  # the row being written
+            if keep > 0:
+                self._drop(keep)
+                position -= keep
+            self._more()
+
+
+_PATTERNS = patterns_for(b"")
 
 
 def _splice_cells(sheet: Sheet, number: int, cells: Mapping[int, Any], position: int,
@@ -1519,16 +1711,16 @@ def _grow_dimension(result: bytes, sheet: Sheet, writes: Mapping[int, Mapping[in
     if found is None:
         return result
     current = parse_range(found.group(1).decode())
-    written = [(r, c) for r, c, v in _written_cells(writes) if v is not None]
-    if current is None or not written:
+    written = (writes.area() if isinstance(writes, CellWrites)
+               else _area((r, c) for r, c, v in _written_cells(writes) if v is not None))
+    if current is None or written is None:
         return result
     top, left, bottom, right = current
     if (top, left, bottom, right) == (1, 1, 1, 1) and not sheet.rows:
-        top = min(r for r, _ in written)
-        left = min(c for _, c in written)
+        top, left = written[0], written[1]
         bottom, right = top, left
-    new = (min([top] + [r for r, _ in written]), min([left] + [c for _, c in written]),
-           max([bottom] + [r for r, _ in written]), max([right] + [c for _, c in written]))
+    new = (min(top, written[0]), min(left, written[1]), max(bottom, written[2]),
+           max(right, written[3]))
     if new == current:
         return result
     return (result[:found.start(1)] + range_text(*new).encode() + result[found.end(1):])

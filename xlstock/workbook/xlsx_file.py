@@ -94,6 +94,12 @@ _REL_TYPE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships
 _WORKSHEET_TYPE = _REL_TYPE + "worksheet"
 _CHARTSHEET_TYPE = _REL_TYPE + "chartsheet"
 _TABLE_TYPE = _REL_TYPE + "table"
+STREAM_PART_BYTES = 4 * 1024 * 1024
+"""A written sheet whose part is this large (14,000 rows or so) is patched as it is read
+(:class:`~xlstock.workbook.sheetxml.SheetStream`) when this session does not hold its
+text already."""
+STREAM_CHUNK = 1024 * 1024
+"""Bytes of such a part inflated at a time."""
 _WORKSHEET_CONTENT = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
 _CALC_CHAIN_CONTENT = "application/vnd.openxmlformats-officedocument.spreadsheetml.calcChain+xml"
 _DATE_FORMAT_ID = "22"
@@ -206,6 +212,8 @@ class _SheetEntry:
     """The :mod:`readcache` key of the part as read (``None``: a part too small to keep)."""
     kept: bool = False
     """The grid is the one the cache holds under ``cache_key``."""
+    streamable: bool = True
+    """Its part may be patched as it is read (see ``XlsxFile._sheet_stream``)."""
     cache_ok: bool = True
     """This session's writes leave values the file adapter knows exactly (plain values,
     no formula overwritten, no number in a date-formatted cell): after a save, the grid
@@ -504,6 +512,10 @@ class XlsxFile:
             if len(grid) < entry.unread_last:
                 grid.extend([] for _ in range(entry.unread_last - len(grid)))
             entry.last_row = self._height(entry)
+            scanned = entry.scanned
+            if scanned is not None and len(scanned.data) >= STREAM_PART_BYTES:
+                self._merged(entry)    # a save patches it as it reads it: its text (288 MB
+                entry.scanned = None   # at 1,000,000 rows) is not held meanwhile
         if entry.read_columns is not None:
             self._read_more(entry, columns)
         assert entry.grid is not None
@@ -869,7 +881,15 @@ class XlsxFile:
 
     def _package_bytes(self) -> tuple[bytes, set[str]]:
         """The new package, and the names of the parts written anew (the others are
-        copied as stored)."""
+        copied as stored); made again, that sheet patched whole, when a streamed sheet
+        turns out to be in a form the stream does not take."""
+        while True:
+            try:
+                return self._package_bytes_once()
+            except sheetxml.NotStreamable:
+                continue  # the sheet is marked: it is patched whole this time
+
+    def _package_bytes_once(self) -> tuple[bytes, set[str]]:
         replaced: dict[str, bytes | Iterable[bytes | memoryview]] = {}
         added: list[tuple[str, bytes]] = []
         dropped: list[str] = []
@@ -898,21 +918,51 @@ class XlsxFile:
                 added.append((entry.part, sheetxml.new_sheet_xml(entry.writes,
                                                                  context_for(None))))
             elif entry.writes:
-                sheet = self._scanned(entry)
+                stream = self._sheet_stream(entry)
+                sheet = stream.head if stream is not None else self._scanned(entry)
                 new_last = entry.writes.last_row_with_value()
                 grows = new_last > entry.last_row
                 if grows:
                     grown[entry.name] = new_last
-                    replaced.update(self._grown_tables(entry, sheet, new_last))
+                    replaced.update(self._grown_tables(entry, new_last))
                 context = context_for(sheet)
                 patched.append((entry, context))
-                pieces = sheetxml.patch_pieces(
-                    sheet, entry.writes, context,
-                    filter_rows=(entry.last_row, new_last) if grows else None)
+                filter_rows = (entry.last_row, new_last) if grows else None
+                pieces = (self._streamed(entry, stream, context, filter_rows)
+                          if stream is not None else
+                          sheetxml.patch_pieces(sheet, entry.writes, context,
+                                                filter_rows=filter_rows))
                 # Streamed into the compressor; joined now only when a date may add a
                 # style, so that styles.xml is complete before it is written.
                 replaced[entry.part] = b"".join(pieces) if _writes_dates(entry) else pieces
         return patched
+
+    def _sheet_stream(self, entry: _SheetEntry) -> sheetxml.SheetStream | None:
+        """The part of a large written sheet whose text this session does not hold (its
+        values came from :mod:`readcache`), to be patched as it is read instead of
+        read whole (288 MB at 1,000,000 rows); ``None``: patch it whole."""
+        if entry.scanned is not None or not entry.streamable:
+            return None
+        info, _body = self._package.stored(entry.part)
+        if info.file_size < STREAM_PART_BYTES:
+            return None
+        try:
+            return sheetxml.SheetStream(self._package.chunks(entry.part, STREAM_CHUNK))
+        except sheetxml.NotStreamable:
+            entry.streamable = False
+            return None
+
+    @staticmethod
+    def _streamed(entry: _SheetEntry, stream: sheetxml.SheetStream,
+                  context: sheetxml.PatchContext, filter_rows: tuple[int, int] | None
+                  ) -> Iterator[bytes | memoryview]:
+        """The stream's pieces; a form it finds it does not take marks the sheet to be
+        patched whole when the package is made again (:meth:`_package_bytes`)."""
+        try:
+            yield from stream.patch(entry.writes, context, filter_rows=filter_rows)
+        except sheetxml.NotStreamable:
+            entry.streamable = False
+            raise
 
     def _workbook_parts(self, replaced: dict[str, bytes | Iterable[bytes | memoryview]],
                         dropped: list[str], grown: dict[str, int]) -> None:
@@ -943,8 +993,7 @@ class XlsxFile:
                 return rel.target
         return None
 
-    def _grown_tables(self, entry: _SheetEntry, sheet: sheetxml.Sheet,
-                      new_last: int) -> dict[str, bytes]:
+    def _grown_tables(self, entry: _SheetEntry, new_last: int) -> dict[str, bytes]:
         """The Excel tables on the sheet that reached its last row, grown to ``new_last``."""
         grown: dict[str, bytes] = {}
         for rel in self._package.relationships(entry.part):
