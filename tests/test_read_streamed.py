@@ -130,7 +130,8 @@ def _workbook(path: Path, rows: int = 3000) -> Path:
     ws.title = "Stock"
     ws.append(["SKU", "Product", "Online", "Received", "New level", "Status"])
     for n in range(1, rows + 1):
-        ws.append([f"{n:07d}", f"Product {n} & co", n % 500, None, n if n % 7 == 0 else None,
+        name = f"Product {n} & co" + ("! Really?" if n % 11 == 0 else "")  # no comment
+        ws.append([f"{n:07d}", name, n % 500, None, n if n % 7 == 0 else None,
                    "ok" if n % 3 else None])
     ws.merge_cells("H5:I6")
     ws["K2999"] = "far note"
