@@ -126,6 +126,10 @@ class Package:
             raise zipfile.BadZipFile(_("part {part} is truncated", part=part))
         return out.getvalue()
 
+    def size(self, part: str) -> int:
+        """A part's size inflated (``KeyError`` if the package has no such part)."""
+        return self._by_name[part].file_size
+
     def chunks(self, part: str, size: int = 1024 * 1024) -> Iterator[bytes]:
         """A part's bytes, inflated, ``size`` at a time (its CRC checked at the end),
         for a part too large to hold whole."""

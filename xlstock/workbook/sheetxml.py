@@ -88,14 +88,41 @@ def check_well_formed(data: bytes) -> None:
     without a value, bytes that are not characters, an undefined entity...), as
     openpyxl and Excel do: the byte scanner alone would read past them. lxml's own
     parser, building no tree: about 5 ms a MB."""
-    parser = etree.XMLParser(target=_NoTree(), resolve_entities=False, no_network=True,
-                             huge_tree=True)
     try:
-        etree.fromstring(data, parser)
+        etree.fromstring(data, _checking_parser())
     except etree.XMLSyntaxError as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else "not XML"
-        detail = re.sub(r" \(<string>, line \d+\)$", "", detail)
-        raise SheetXmlError(_("the part is not well-formed XML: {detail}", detail=detail)) from None
+        raise _not_well_formed(exc) from None
+
+
+def _checking_parser() -> etree.XMLParser:
+    return etree.XMLParser(target=_NoTree(), resolve_entities=False, no_network=True,
+                           huge_tree=True)
+
+
+def _not_well_formed(exc: etree.XMLSyntaxError) -> SheetXmlError:
+    detail = str(exc).splitlines()[0] if str(exc) else "not XML"
+    detail = re.sub(r" \(<string>, line \d+\)$", "", detail)
+    return SheetXmlError(_("the part is not well-formed XML: {detail}", detail=detail))
+
+
+class WellFormedCheck:
+    """:func:`check_well_formed` for a part read a chunk at a time: lxml's feed parser
+    keeps the check's place between chunks (the same messages, the part never whole)."""
+
+    def __init__(self) -> None:
+        self._parser = _checking_parser()
+
+    def feed(self, chunk: bytes) -> None:
+        try:
+            self._parser.feed(chunk)
+        except etree.XMLSyntaxError as exc:
+            raise _not_well_formed(exc) from None
+
+    def close(self) -> None:
+        try:
+            self._parser.close()
+        except etree.XMLSyntaxError as exc:
+            raise _not_well_formed(exc) from None
 
 
 def _checked_row(number: int, letters: str) -> int:
@@ -686,6 +713,154 @@ def _read_fast(sheet: Sheet, context: Context, max_rows: int, max_columns: int,
     if sheet.usual_cells is None:
         sheet.usual_cells = True
     return CellsRead(reader.grid, reader.unread_last)
+
+
+@dataclass
+class StreamedCells:
+    """What :func:`read_streamed` gives: the values read, row 1's values when some
+    columns were asked for, the columns read (``None``: all), and the cells that merged
+    ranges cover (:meth:`Sheet.merged_cells`)."""
+
+    read: CellsRead
+    header: list[Any]
+    wanted: frozenset[int] | None
+    merged: set[tuple[int, int]]
+
+
+class _PartStream:
+    """A part's chunks as they are inflated, each checked as XML as it comes, into a
+    rolling buffer that the reader cuts at row starts."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._check = WellFormedCheck()
+        self._first, self._done = True, False
+        self.buf = b""
+
+    def more(self) -> bool:
+        """Read one more chunk into the buffer; ``False`` at the part's end (checked
+        then as a whole document)."""
+        chunk = None if self._done else next(self._chunks, None)
+        if chunk is None:
+            if not self._done:
+                self._done = True
+                self._check.close()
+            return False
+        self._check.feed(chunk)
+        self.buf += chunk
+        if self._first and len(self.buf) >= 3:
+            self._first = False
+            if self.buf.startswith(b"\xef\xbb\xbf"):
+                self.buf = self.buf[3:]
+        return True
+
+
+def read_streamed(chunks: Iterable[bytes], context: Context, max_rows: int, max_columns: int,
+                  columns: Callable[[list[Any]], Iterable[int]] | None) -> StreamedCells | None:
+    """:func:`check_well_formed` and :func:`read_some_cells` at once, for a large part
+    read as it is inflated (``chunks``): its text (288 MB at 1,000,000 rows) is never
+    whole in memory beside the rows being made. ``columns``: given row 1's values
+    (read first), the columns wanted (``None``: all). ``None`` when the part is not in
+    the usual form :func:`_read_fast` reads (a prefix, a comment, a cell in another
+    form...): read it whole then. An error found in a chunk is raised when the chunk
+    comes, after the rows before it were read."""
+    stream = _PartStream(chunks)
+    start = _stream_head(stream)
+    if start is None:
+        return None
+    stream.buf = stream.buf[start:]
+    header: list[Any] = []
+    wanted = None
+    if columns is not None:
+        header = _stream_header(stream, context, max_rows, max_columns)
+        wanted = frozenset(c for c in columns(header) if 1 <= c <= max_columns)
+    reader = _FastReader(context, _PATTERNS, max_rows, max_columns, wanted)
+    if not _stream_rows(stream, reader, reader.read if wanted is None else reader.read_some):
+        return None
+    while stream.more():
+        pass
+    tail = stream.buf
+    if tail.find(b"</sheetData>", 12) >= 0 or _MARKUP_DECLARATION.search(tail):
+        return None
+    merged = Sheet(tail, _PATTERNS, 0, 0, False).merged_cells()
+    return StreamedCells(CellsRead(reader.grid, reader.unread_last), header, wanted, merged)
+
+
+def _stream_head(stream: _PartStream) -> int | None:
+    """Where the rows start in the buffer, just after ``<sheetData>``; ``None`` when
+    the part is not in the usual form."""
+    while True:
+        opening = _PATTERNS.sheet_data.search(stream.buf)
+        if opening is not None:
+            break
+        if not stream.more():
+            return None
+    head = stream.buf[:opening.end()]
+    root = _ROOT.search(head, 0, 4096)
+    if root is None or root.group(1) or opening.group(2) or needs_normalising(head):
+        return None
+    return opening.end()
+
+
+def _stream_header(stream: _PartStream, context: Context, max_rows: int,
+                   max_columns: int) -> list[Any]:
+    """Row 1's values, read alone (the part's first row, if it is row 1), as the
+    file adapter reads them from a whole part."""
+    while True:
+        buf = stream.buf
+        end = buf.find(b"</sheetData>")
+        first = buf.find(b"<row")
+        second = buf.find(b"<row", first + 4) if first >= 0 else -1
+        if second >= 0 or end >= 0 or not stream.more():
+            break
+    stop = second if second >= 0 else (end if end >= 0 else len(buf))
+    if first < 0 or first >= stop:
+        return []
+    grid = read_cells(Sheet(buf, _PATTERNS, 0, stop, False), context, max_rows, max_columns)
+    return grid[0] if len(grid) == 1 else []
+
+
+def _stream_rows(stream: _PartStream, reader: _FastReader,
+                 read: Callable[[list[tuple[bytes, ...]]], None]) -> bool:
+    """Read the rows from the buffer a piece at a time, each cut where a row starts,
+    up to ``</sheetData>``, which the buffer then starts with; ``False`` when a piece is
+    not in the usual form."""
+    searched = 0
+    while True:
+        buf = stream.buf
+        end = buf.find(b"</sheetData>", max(searched - 11, 0))
+        searched = len(buf)
+        cut = end if end >= 0 else buf.rfind(b"<row ")
+        if cut > 0:
+            if not _read_piece(buf, cut, reader, read):
+                return False
+            stream.buf = buf[cut:]
+            searched -= cut
+        if end >= 0:
+            return True
+        if not stream.more():
+            return False
+
+
+def _read_piece(data: bytes, cut: int, reader: _FastReader,
+                read: Callable[[list[tuple[bytes, ...]]], None]) -> bool:
+    """One piece of rows, ``data[:cut]``, read as :func:`_read_fast` reads a chunk."""
+    found = _FAST_CELL.findall(data, 0, cut)
+    if len(found) != data.count(b"<c", 0, cut) + data.count(b"<row", 0, cut) or \
+            _declares(data, cut, b"!") or _declares(data, cut, b"?"):
+        return False
+    read(found)
+    if reader.held:
+        reader.held = False
+        reader.note_unread(found)
+    return True
+
+
+def _declares(data: bytes, cut: int, mark: bytes) -> bool:
+    """Whether ``data[:cut]`` holds ``<`` + ``mark`` (a comment, CDATA, a processing
+    instruction): the mark alone looked for first, in one fast pass (``<`` is in every
+    tag, which makes a search for the pair slow)."""
+    return data.find(mark, 0, cut) >= 0 and data.find(b"<" + mark, 0, cut) >= 0
 
 
 @functools.lru_cache(maxsize=64)
