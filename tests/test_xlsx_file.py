@@ -30,7 +30,7 @@ from support.xlsx_craft import (
 import xlstock.workbook.xlsx_file as adapter_module
 from xlstock.cells import NO_CACHE, CellError, Formula
 from xlstock.errors import WorkbookError
-from xlstock.workbook import locking
+from xlstock.workbook import layout, locking
 from xlstock.workbook.base import MAX_ROWS, WorkbookAdapter
 from xlstock.workbook.locking import excel_lock_owner
 from xlstock.workbook.template import workbook_bytes
@@ -733,3 +733,28 @@ def test_sheets_in_unusual_forms_are_read_and_patched(tmp_path: Path, form: str)
     loaded = load_workbook(path)["Stock"]
     assert [[c.value for c in row] for row in loaded.iter_rows()] == expected
 
+
+
+def test_rows_a_first_sync_appends_are_the_files_own_not_a_second_copy(tmp_path: Path) -> None:
+    """A first Sync appends every row of the shop: the table held a list per row beside
+    the file's own (130 MB at 1,000,000 SKUs: issue 22); it takes the file's rows, as it
+    does for the rows it read, and the values read back are the ones written."""
+    path = tmp_path / "stock.xlsx"
+    path.write_bytes(workbook_bytes())
+    with XlsxFile.open(path) as book:
+        table = layout.read_stock(book, [layout.SKU, layout.ONLINE])
+        layout.write_column(book, table, layout.SKU, ["A-1", "A-2", "A-3"])
+        own = book.read_sheet(layout.STOCK_SHEET, shared=True)
+        assert table.shared == 3
+        assert all(mine is theirs for mine, theirs in zip(table.rows, own[1:], strict=True))
+        layout.write_column(book, table, layout.ONLINE, [5, None, 7])
+        layout.write_column(book, table, layout.CHANGE, [None] * 5)  # two blank rows more
+        assert len(table.rows) == 5 and table.shared == 3
+        assert all(len(row) >= table.width for row in table.rows)
+        assert table.column(layout.SKU) == ["A-1", "A-2", "A-3", None, None]
+        assert table.column(layout.ONLINE) == [5, None, 7, None, None]
+        book.save()
+    with XlsxFile.open(path) as book:
+        again = layout.read_stock(book)
+        assert again.column(layout.SKU) == ["A-1", "A-2", "A-3"]
+        assert again.column(layout.ONLINE) == [5, None, 7]
