@@ -356,11 +356,7 @@ def write_column(
     current = table.column(header)[first:first + len(values)]
     if len(current) == len(values) and _same(current, values):
         return  # the usual column of a second Sync: nothing to compare row by row
-    adopt = first + len(values) > len(rows) and table.shared == len(rows) \
-        and book.shares_rows and isinstance(book, ColumnReader)
-    if not adopt:
-        while first + len(values) > len(rows):
-            rows.append([None] * table.width)
+    adopt = _grow(book, table, first + len(values))
     current += [None] * (len(values) - len(current))  # the rows just added
     # The rows whose value differs: equal values of equal types passed over in one
     # comprehension, the rest asked of unchanged() ("" and None are one value).
@@ -377,6 +373,17 @@ def write_column(
     for offset in written:  # the adapter's own rows are in step already (as it stores)
         if first + offset >= table.shared:
             rows[first + offset][column] = values[offset]
+
+
+def _grow(book: WorkbookAdapter, table: StockTable, count: int) -> bool:
+    """Make ``table`` ``count`` data rows long, or say (``True``) that the rows it lacks
+    are to be the adapter's own, taken by :func:`_adopt_rows` once written."""
+    rows = table.rows
+    if count > len(rows) and table.shared == len(rows) and book.shares_rows \
+            and isinstance(book, ColumnReader):
+        return True
+    rows.extend([None] * table.width for _ in range(count - len(rows)))
+    return False
 
 
 def _adopt_rows(book: WorkbookAdapter, table: StockTable, column: int, count: int) -> None:
