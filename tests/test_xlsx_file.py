@@ -758,3 +758,21 @@ def test_rows_a_first_sync_appends_are_the_files_own_not_a_second_copy(tmp_path:
         again = layout.read_stock(book)
         assert again.column(layout.SKU) == ["A-1", "A-2", "A-3"]
         assert again.column(layout.ONLINE) == [5, None, 7]
+
+
+def test_rows_written_below_the_last_are_as_wide_as_row_1_at_once(tmp_path: Path) -> None:
+    """A row grown cell by cell to 9 cells held room for 16: 56 MB over a first Sync's
+    1,000,000 rows (issue 22). A new row is made as wide as the header row."""
+    import sys
+
+    path = tmp_path / "stock.xlsx"
+    path.write_bytes(workbook_bytes())
+    with XlsxFile.open(path) as book:
+        width = len(book.read_sheet(layout.STOCK_SHEET)[0])
+        book.write_block(layout.STOCK_SHEET, 2, 1, [["A-1"], ["A-2"]])
+        book.write_block(layout.STOCK_SHEET, 2, width, [["new"], ["new"]])
+        rows = book.read_sheet(layout.STOCK_SHEET, shared=True)[1:]
+        assert [row[0] for row in rows] == ["A-1", "A-2"]
+        assert [row[width - 1] for row in rows] == ["new", "new"]
+        assert all(sys.getsizeof(row) == sys.getsizeof([None] * width) for row in rows)
+        assert book.read_sheet(layout.STOCK_SHEET)[1][1:width - 1] == [None] * (width - 2)
