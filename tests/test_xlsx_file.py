@@ -30,7 +30,7 @@ from support.xlsx_craft import (
 import xlstock.workbook.xlsx_file as adapter_module
 from xlstock.cells import NO_CACHE, CellError, Formula
 from xlstock.errors import WorkbookError
-from xlstock.workbook import locking
+from xlstock.workbook import layout, locking
 from xlstock.workbook.base import MAX_ROWS, WorkbookAdapter
 from xlstock.workbook.locking import excel_lock_owner
 from xlstock.workbook.template import workbook_bytes
@@ -733,3 +733,68 @@ def test_sheets_in_unusual_forms_are_read_and_patched(tmp_path: Path, form: str)
     loaded = load_workbook(path)["Stock"]
     assert [[c.value for c in row] for row in loaded.iter_rows()] == expected
 
+
+
+def test_rows_a_first_sync_appends_are_the_files_own_not_a_second_copy(tmp_path: Path) -> None:
+    """A first Sync appends every row of the shop: the table held a list per row beside
+    the file's own (130 MB at 1,000,000 SKUs: issue 22); it takes the file's rows, as it
+    does for the rows it read, and the values read back are the ones written."""
+    path = tmp_path / "stock.xlsx"
+    path.write_bytes(workbook_bytes())
+    with XlsxFile.open(path) as book:
+        table = layout.read_stock(book, [layout.SKU, layout.ONLINE])
+        layout.write_column(book, table, layout.SKU, ["A-1", "A-2", "A-3"])
+        own = book.read_sheet(layout.STOCK_SHEET, shared=True)
+        assert table.shared == 3
+        assert all(mine is theirs for mine, theirs in zip(table.rows, own[1:], strict=True))
+        layout.write_column(book, table, layout.ONLINE, [5, None, 7])
+        layout.write_column(book, table, layout.CHANGE, [None] * 5)  # two blank rows more
+        assert len(table.rows) == 5 and table.shared == 3
+        assert all(len(row) >= table.width for row in table.rows)
+        assert table.column(layout.SKU) == ["A-1", "A-2", "A-3", None, None]
+        assert table.column(layout.ONLINE) == [5, None, 7, None, None]
+        book.save()
+    with XlsxFile.open(path) as book:
+        again = layout.read_stock(book)
+        assert again.column(layout.SKU) == ["A-1", "A-2", "A-3"]
+        assert again.column(layout.ONLINE) == [5, None, 7]
+
+
+def test_rows_written_below_the_last_are_as_wide_as_row_1_at_once(tmp_path: Path) -> None:
+    """A row grown cell by cell to 9 cells held room for 16: 56 MB over a first Sync's
+    1,000,000 rows (issue 22). A new row is made as wide as the header row."""
+    import sys
+
+    path = tmp_path / "stock.xlsx"
+    path.write_bytes(workbook_bytes())
+    with XlsxFile.open(path) as book:
+        width = len(book.read_sheet(layout.STOCK_SHEET)[0])
+        book.write_block(layout.STOCK_SHEET, 2, 1, [["A-1"], ["A-2"]])
+        book.write_block(layout.STOCK_SHEET, 2, width, [["new"], ["new"]])
+        rows = book.read_sheet(layout.STOCK_SHEET, shared=True)[1:]
+        assert [row[0] for row in rows] == ["A-1", "A-2"]
+        assert [row[width - 1] for row in rows] == ["new", "new"]
+        assert all(sys.getsizeof(row) == sys.getsizeof([None] * width) for row in rows)
+        assert book.read_sheet(layout.STOCK_SHEET)[1][1:width - 1] == [None] * (width - 2)
+
+
+def test_a_column_written_down_new_rows_notes_no_list_of_every_row(tmp_path: Path) -> None:
+    """Writing 100,000 new rows' SKUs made a list of every row's offset twice (70 MB at
+    a first Sync of 1,000,000 SKUs: issue 22): what the write holds for a moment beyond
+    what it keeps is now the column's current values, a few bytes a row."""
+    import tracemalloc
+
+    path = tmp_path / "stock.xlsx"
+    path.write_bytes(workbook_bytes())
+    count = 100_000
+    skus = [f"SKU-{i:07d}" for i in range(count)]
+    with XlsxFile.open(path) as book:
+        table = layout.read_stock(book, [layout.SKU])
+        tracemalloc.start()
+        try:
+            layout.write_column(book, table, layout.SKU, skus)
+            kept, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert table.column(layout.SKU) == skus
+    assert peak - kept < 32 * count, (peak - kept)  # it was 68 bytes a row

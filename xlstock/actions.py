@@ -933,14 +933,27 @@ def _sheet_fingerprint(skus: Sequence[Any], online: Sequence[Any], status: Seque
     if not len(skus) == len(online) == len(status):
         raise ValueError("the columns of a fingerprint differ in length")
     digest = hashlib.sha256(b"(")
-    digest.update(repr(list(skus)).encode("utf-8", "surrogatepass"))
+    _hash_repr(digest, skus)
     digest.update(b", ")
-    digest.update(repr([value if type(value) is int else _edit_value(value)
-                        for value in online]).encode("utf-8", "surrogatepass"))
+    _hash_repr(digest, [value if type(value) is int else _edit_value(value)
+                        for value in online])
     digest.update(b", ")
-    digest.update(repr([value or None for value in status]).encode("utf-8", "surrogatepass"))
+    _hash_repr(digest, [value or None for value in status])
     digest.update(b")")
     return digest.hexdigest()
+
+
+_REPR_SLICE = 4096
+
+
+def _hash_repr(digest: Any, values: Sequence[Any]) -> None:
+    """``digest`` updated with ``repr(list(values))`` a slice at a time: the text of a
+    first Sync's 1,000,000 SKUs at once was 30 MB at its peak (issue 22)."""
+    digest.update(b"[")
+    for start in range(0, len(values), _REPR_SLICE):
+        text = ", ".join(map(repr, values[start:start + _REPR_SLICE]))
+        digest.update((", " + text if start else text).encode("utf-8", "surrogatepass"))
+    digest.update(b"]")
 
 
 def _synced_version(session: _WorkbookSession) -> str | None:

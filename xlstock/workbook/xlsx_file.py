@@ -736,8 +736,9 @@ class XlsxFile:
         entry.writes.set(row, column, (
             sheetxml.DateSerial(datetime_to_serial(value, self._epoch))
             if isinstance(value, dt.datetime) else value))
-        if row > len(grid):
-            grid.extend([] for _ in range(row - len(grid)))
+        if row > len(grid):  # as wide as row 1 at once: grown cell by cell, a row of 9
+            width = len(grid[0]) if grid else 0  # cells holds room for 16 (issue 22)
+            grid.extend([None] * width for _ in range(row - len(grid)))
         line = grid[row - 1]
         if column > len(line):
             line.extend([None] * (column - len(line)))
