@@ -6,7 +6,6 @@ refuses what it refuses with the same message, and hands every form it does not 
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +13,13 @@ from typing import Any
 
 import openpyxl
 import pytest
+from support.sheet_samples import CONTEXT, NS
+from support.sheet_samples import ROWS as BASE_ROWS
 from support.xlsx_craft import SHEET1, edit_part, read_part
 
 from xlstock.errors import WorkbookError
 from xlstock.workbook import package, xlsx_file
 from xlstock.workbook.sheetxml import (
-    Context,
     Sheet,
     SheetXmlError,
     check_well_formed,
@@ -28,18 +28,8 @@ from xlstock.workbook.sheetxml import (
 )
 from xlstock.workbook.xlsx_file import XlsxFile
 
-NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-CONTEXT = Context(lambda: ["shared", ""], frozenset({"9"}),
-                  lambda serial: dt.datetime(1899, 12, 30) + dt.timedelta(days=serial))
 ROWS = (
-    '<row r="1"><c r="A1" t="inlineStr"><is><t>SKU</t></is></c><c r="B1" t="inlineStr"><is>'
-    '<t>Product</t></is></c><c r="C1" t="inlineStr"><is><t>Online</t></is></c></row>'
-    '<row r="2"><c r="A2" s="1" t="inlineStr"><is><t>A-1</t></is></c><c r="B2" t="s"><v>0</v>'
-    '</c><c r="C2"><v>-4</v></c><c r="D2"><f>C2*2</f><v>-8</v></c></row>'
-    '<row r="3"><c r="A3" t="inlineStr"><is><t>B&amp;2</t></is></c><c r="B3" s="9"><v>45000.5'
-    '</v></c><c r="C3"><v>7</v></c></row>'
-    '<row r="5"><c r="B5" t="inlineStr"><is><t>only a name</t></is></c><c r="C5" s="2"/></row>'
-    '<row r="6"><c r="B6" t="s"><v>1</v></c><c r="C6"><v> </v></c></row>'
+    BASE_ROWS
     + "".join(f'<row r="{n}" spans="1:3"><c r="A{n}" t="inlineStr"><is><t>{n:07d}</t></is></c>'
               f'<c r="C{n}"><v>{n % 50}</v></c></row>' for n in range(8, 300))
     + '<row r="310"><c r="E310"><v>3</v></c></row>'
