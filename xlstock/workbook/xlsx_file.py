@@ -536,12 +536,8 @@ class XlsxFile:
                 wanted = frozenset(c for c in columns(header) if 1 <= c <= MAX_COLUMNS)
             read = sheetxml.read_some_cells(sheet, self._context(), MAX_ROWS, MAX_COLUMNS,
                                             wanted)
-        entry.grid, entry.unread_last, entry.read_columns = read.grid, read.unread_last, wanted
+        _take_read(entry, read, wanted, header)
         entry.usual = sheet.usual_cells
-        if wanted is not None and entry.grid:
-            entry.grid[0] = header
-        elif header:
-            entry.grid.append(header)
 
     def _read_streamed(self, entry: _SheetEntry, columns: Wanted | None) -> bool:
         """:meth:`_read_part` for a large part, read as it is inflated: its text (288 MB
@@ -557,13 +553,8 @@ class XlsxFile:
                 MAX_COLUMNS, columns)
         if streamed is None:
             return False
-        read, wanted = streamed.read, streamed.wanted
-        entry.grid, entry.unread_last, entry.read_columns = read.grid, read.unread_last, wanted
+        _take_read(entry, streamed.read, streamed.wanted, streamed.header)
         entry.usual, entry.merged = True, streamed.merged
-        if wanted is not None and entry.grid:
-            entry.grid[0] = streamed.header
-        elif streamed.header:
-            entry.grid.append(streamed.header)
         return True
 
     def _header_row(self, entry: _SheetEntry) -> list[Any]:
@@ -1156,6 +1147,17 @@ def _row_width(row: list[Any]) -> int:
         if row[index] is not None:
             return index + 1
     return 0
+
+
+def _take_read(entry: _SheetEntry, read: sheetxml.CellsRead, wanted: frozenset[int] | None,
+               header: list[Any]) -> None:
+    """Keep a read of the part's rows (whole, or streamed) on ``entry``: row 1 is the
+    ``header`` read first when only the ``wanted`` columns were (the rows read lack it)."""
+    entry.grid, entry.unread_last, entry.read_columns = read.grid, read.unread_last, wanted
+    if wanted is not None and entry.grid:
+        entry.grid[0] = header
+    elif header:
+        entry.grid.append(header)
 
 
 def _trim(grid: Grid) -> None:
