@@ -43,6 +43,7 @@ import datetime as dt
 import errno
 import hashlib
 import io
+import itertools
 import logging
 import math
 import os
@@ -212,6 +213,9 @@ class _SheetEntry:
     """The :mod:`readcache` key of the part as read (``None``: a part too small to keep)."""
     kept: bool = False
     """The grid is the one the cache holds under ``cache_key``."""
+    cache_chain: tuple[str, ...] = ()
+    """The cache files the entry under ``cache_key`` is made from (see
+    :attr:`readcache.Kept.chain`), when ``kept``: a save keeps its cells over them."""
     streamable: bool = True
     """Its part may be patched as it is read (see ``XlsxFile._sheet_stream``)."""
     cache_ok: bool = True
@@ -502,7 +506,7 @@ class XlsxFile:
                 entry.grid, entry.merged = kept.grid, kept.merged
                 entry.read_columns, entry.unread_last = kept.columns, kept.unread_last
                 entry.usual = kept.usual or None
-                entry.cache_key, entry.kept = key, True
+                entry.cache_key, entry.kept, entry.cache_chain = key, True, kept.chain
             else:
                 entry.cache_key = key
                 self._read_part(entry, columns)
@@ -887,12 +891,31 @@ class XlsxFile:
                 key = self._cache_key(entry)
                 if key is None:
                     continue
+                entry.cache_chain = old.cache_chain
                 if key != old.cache_key or not old.kept:
-                    self._keep(key, entry, old.grid)
+                    entry.cache_chain = self._keep_saved(key, entry, old)
                 entry.cache_key, entry.kept = key, True
             except Exception as exc:  # the workbook is saved: the cache is only a speed-up
                 log.debug("sheet values not kept: %s", exc)
         self._formulas_overwritten = False
+
+    def _keep_saved(self, key: str, entry: _SheetEntry, old: _SheetEntry) -> tuple[str, ...]:
+        """Keep the values of a saved sheet under ``key``: only the cells this session
+        wrote, over the entry its values came from, when they came from the cache and
+        are few (O(k) where the whole grid is O(N)); else the whole grid. Returns the
+        chain of cache files the kept values are made from."""
+        grid = old.grid
+        assert grid is not None
+        if old.kept and old.cache_key and old.cache_chain[-1:] == (old.cache_key,) and \
+                _count_below(old.writes.cells(), max(len(grid) // 4, 1)):
+            cells = [(row, column, _grid_value(grid, row, column))
+                     for row, column, _value in old.writes.cells()]
+            if readcache.store_delta(key, old.cache_chain, cells, self._merged(entry),
+                                     columns=entry.read_columns,
+                                     unread_last=entry.unread_last, usual=bool(entry.usual)):
+                return (*old.cache_chain, key)
+        self._keep(key, entry, grid)
+        return (key,)
 
     # --- building the new package ------------------------------------------------------
 
@@ -1140,6 +1163,19 @@ class XlsxFile:
 
 def _writes_dates(entry: _SheetEntry) -> bool:
     return any(isinstance(value, sheetxml.DateSerial) for value in entry.writes.values_written())
+
+
+def _count_below(items: Iterable[Any], limit: int) -> bool:
+    """Whether ``items`` are fewer than ``limit`` (counting no further)."""
+    return next(itertools.islice(items, limit - 1, None), _NONE) is _NONE
+
+
+_NONE = object()
+
+
+def _grid_value(grid: Grid, row: int, column: int) -> Any:
+    line = grid[row - 1] if row <= len(grid) else []
+    return line[column - 1] if column <= len(line) else None
 
 
 def _row_width(row: list[Any]) -> int:
