@@ -103,22 +103,44 @@ def test_a_save_writing_many_cells_keeps_the_grid_whole(
     assert kept and grid == fresh_read(path, monkeypatch)
 
 
-def test_values_read_after_the_cache_was_loaded_are_kept_whole(
+def test_columns_read_since_the_load_are_kept_with_the_cells_as_columns(
         tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Columns read since the entry was loaded are not in its chain: kept whole."""
-    path = workbook(tmp_path / "w.xlsx", ROWS)
+    """Sync reads the product names a publish did not keep: the delta keeps them as
+    columns (no other cell of the grid is written again)."""
+    rows = [row + [f"name {n}", None if n % 3 else "opt"] for n, row in enumerate(ROWS)]
+    path = workbook(tmp_path / "w.xlsx", rows)
     with XlsxFile.open(path, writable=False) as book:
         book.read_sheet("Stock", columns=lambda _header: (1, 2))
     with XlsxFile.open(path) as book:
         book.read_sheet("Stock", columns=lambda _header: (1, 2))
         assert book._entry("Stock").kept
-        book.write_block("Stock", 4, 3, [["read late"]])
+        book.read_sheet("Stock", columns=lambda _header: (4, 5))  # read late
+        book.write_block("Stock", 4, 3, [["written"]])  # column 3: read as it is written
+        book.save()
+    (delta,) = deltas(cache)
+    document = json.loads(delta.read_text())
+    assert [column for column, _values in document["added"]] == [3, 4, 5]
+    assert document["added"][2][1][:4] == [None, None, "opt", None]  # rows 2 to 5
+    assert document["cells"] == [[4, 3, "written"]] and document["columns"] == [1, 2, 3, 4, 5]
+    with XlsxFile.open(path, writable=False) as book:
+        grid = book.read_sheet("Stock", columns=lambda _header: (1, 2, 3, 4, 5))
+        assert book._entry("Stock").kept
+    assert grid == fresh_read(path, monkeypatch) and grid[3][2] == "written"
+
+
+def test_every_column_read_since_the_load_keeps_the_grid_whole(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = workbook(tmp_path / "w.xlsx", ROWS)
+    with XlsxFile.open(path, writable=False) as book:
+        book.read_sheet("Stock", columns=lambda _header: (1, 2))
+    with XlsxFile.open(path) as book:
+        book.read_sheet("Stock", columns=lambda _header: (1, 2))
+        book.read_sheet("Stock")  # every column: more than a delta lists
+        book.write_block("Stock", 4, 3, [["written"]])
         book.save()
     assert not deltas(cache)
-    with XlsxFile.open(path, writable=False) as book:
-        grid = book.read_sheet("Stock", columns=lambda _header: (1, 2, 3))
-        assert book._entry("Stock").kept
-    assert grid == fresh_read(path, monkeypatch) and grid[3][2] == "read late"
+    grid, kept = cached_read(path)
+    assert kept and grid == fresh_read(path, monkeypatch)
 
 
 def _chain_of_two(path: Path, cache: Path) -> tuple[Path, Path]:
@@ -132,7 +154,7 @@ def _chain_of_two(path: Path, cache: Path) -> tuple[Path, Path]:
 @pytest.mark.parametrize("damage", [
     "not json", "base gone", "first delta gone", "a cell past the limits",
     "a value of another kind", "a base naming itself", "another key", "another format",
-    "columns unlike its base",
+    "columns unlike its base", "an added column of another shape",
 ])
 def test_a_damaged_or_broken_chain_costs_a_read_never_a_value(
         tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
@@ -159,6 +181,8 @@ def test_a_damaged_or_broken_chain_costs_a_read_never_a_value(
             document["format"] = 2
         elif damage == "columns unlike its base":
             document["columns"] = [1, 2]
+        elif damage == "an added column of another shape":
+            document["added"] = [[2, {"rows": 1}]]
         second.write_text(json.dumps(document))
     grid, kept = cached_read(path)
     assert not kept and grid == fresh_read(path, monkeypatch)
@@ -215,3 +239,39 @@ def test_whatever_sessions_save_in_turn_the_cache_gives_what_the_file_gives(
         session(path, writes)
         grid, kept = cached_read(path)
         assert grid == fresh_read(path, monkeypatch)
+
+
+_COLUMNS = st.sets(st.integers(1, 5), max_size=5)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(rows=st.lists(st.lists(_VALUE, min_size=1, max_size=5), max_size=6),
+       sessions=st.lists(st.tuples(_COLUMNS, _COLUMNS, _WRITES), min_size=1, max_size=5))
+def test_whatever_columns_sessions_read_and_write_the_cache_gives_what_the_file_gives(
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+        rows: list[list[Any]],
+        sessions: list[tuple[set[int], set[int], list[tuple[int, int, list[Any]]]]]) -> None:
+    """Each session reads some columns, some more later, writes, saves (as Preview,
+    Publish and Sync do); every read, from the cache or the file, agrees."""
+    folder = tmp_path_factory.mktemp("columns")
+    monkeypatch.setenv("XLSTOCK_CACHE_DIR", str(folder / "cache"))
+    monkeypatch.setattr(readcache, "MIN_PART_BYTES", 0)
+    path = workbook(folder / "w.xlsx", [row + ["x"] * 2 for row in ROWS] + rows)
+    with XlsxFile.open(path, writable=False) as book:
+        book.read_sheet("Stock", columns=lambda _header: (1, 2))
+    for first, later, writes in sessions:
+        with XlsxFile.open(path) as book:
+            book.read_sheet("Stock", columns=lambda _header, c=first: c)
+            book.read_sheet("Stock", columns=lambda _header, c=later: c)
+            for top, left, values in writes:
+                book.write_block("Stock", top, left, [[v] for v in values])
+            book.save()
+        wanted = first | later | {left for _top, left, _values in writes}
+        with XlsxFile.open(path, writable=False) as book:
+            grid = book.read_sheet("Stock", columns=lambda _header, c=wanted: c)
+        fresh = fresh_read(path, monkeypatch)
+        for row, fresh_row in zip(grid, fresh, strict=True):
+            for column in wanted:
+                assert (row + [None] * 5)[column - 1] == (fresh_row + [None] * 5)[column - 1]

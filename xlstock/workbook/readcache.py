@@ -51,7 +51,7 @@ import re
 import stat
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -156,6 +156,34 @@ def load(key: str) -> Kept | None:
 
 def _load(where: Path, key: str, deltas: int) -> Kept | None:
     """The entry under ``key``, through at most ``deltas`` deltas."""
+    found = _document(where, key, deltas)
+    if found is None:
+        return None
+    document, delta = found
+    try:
+        kept = Kept([], {(_checked_count(r, MAX_ROWS), _checked_count(c, MAX_COLUMNS))
+                         for r, c in document["merged"]},
+                    _checked_columns(document["columns"]),
+                    _checked_count(document["unread_last"], MAX_ROWS),
+                    document["usual"] is True, (key,))
+        if not delta:
+            kept.grid = _checked_grid(document["rows"])
+            return kept
+        base_key = document["base"]
+        added = _checked_added(document["added"])
+        cells = _checked_cells(document["cells"])
+        del document
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        log.debug("sheet cache %s ignored: %s", key, exc)
+        return None
+    if type(base_key) is not str or not _KEY.fullmatch(base_key):
+        return None
+    return _over(_load(where, base_key, deltas - 1), kept, added, cells)
+
+
+def _document(where: Path, key: str, deltas: int) -> tuple[dict[str, Any], bool] | None:
+    """The decoded file of the entry under ``key``, whole or (``True``) a delta, if it
+    is one of this format for this key; else ``None``."""
     delta = False
     try:
         data = _read_own_file(where / f"{key}.json")
@@ -173,30 +201,26 @@ def _load(where: Path, key: str, deltas: int) -> Kept | None:
         del data
         document = json.loads(text)
         del text
-        if not isinstance(document, dict) or document.get("format") != FORMAT or \
-                document.get("key") != key:
-            return None
-        merged = {(_checked_count(r, MAX_ROWS), _checked_count(c, MAX_COLUMNS))
-                  for r, c in document["merged"]}
-        columns = _checked_columns(document["columns"])
-        unread_last = _checked_count(document["unread_last"], MAX_ROWS)
-        usual = document["usual"] is True
-        if not delta:
-            return Kept(_checked_grid(document["rows"]), merged, columns, unread_last,
-                        usual, (key,))
-        base_key = document["base"]
-        cells = _checked_cells(document["cells"])
-        del document
-    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         log.debug("sheet cache %s ignored: %s", key, exc)
         return None
-    if type(base_key) is not str or not _KEY.fullmatch(base_key):
+    if not isinstance(document, dict) or document.get("format") != FORMAT or \
+            document.get("key") != key:
         return None
-    base = _load(where, base_key, deltas - 1)
-    if base is None or base.columns != columns:
+    return document, delta
+
+
+def _over(base: Kept | None, delta: Kept, added: Mapping[int, Sequence[Any]],
+          cells: Iterable[tuple[int, int, Any]]) -> Kept | None:
+    """``delta`` (its grid empty) made whole over its ``base``: the columns read since
+    added, its cells set; ``None`` when the base is missing or holds other columns."""
+    if base is None or (added and base.columns is None) or delta.columns != (
+            None if base.columns is None else base.columns | added.keys()):
         return None
+    _add_columns(base.grid, added)
     _apply(base.grid, cells)
-    return Kept(base.grid, merged, columns, unread_last, usual, (*base.chain, key))
+    delta.grid, delta.chain = base.grid, (*base.chain, *delta.chain)
+    return delta
 
 
 _KEY = re.compile(r"[0-9a-f]{64}")
@@ -218,6 +242,44 @@ def _checked_cells(cells: Any) -> list[tuple[int, int, Any]]:
         checked.append((_checked_count(row, MAX_ROWS), _checked_count(column, MAX_COLUMNS),
                         value))
     return checked
+
+
+def _checked_added(added: Any) -> dict[int, list[Any]]:
+    """A delta's columns read since its base, ``[[column, [value of row 2, ...]], ...]``."""
+    if type(added) is not list:
+        raise ValueError("not a list of columns")
+    checked = {}
+    for item in added:
+        if type(item) is not list or len(item) != 2 or type(item[1]) is not list or \
+                len(item[1]) >= MAX_ROWS:
+            raise ValueError("not a column")
+        column = _checked_count(item[0], MAX_COLUMNS)
+        if column < 1:
+            raise ValueError("not a column")
+        checked[column] = _checked_values(item[1])
+    return checked
+
+
+def _checked_values(values: list[Any]) -> list[Any]:
+    """``values`` if each is a value a read could give, the special ones made again."""
+    kinds = set(map(type, values))
+    if not kinds <= _PLAIN | {dict}:
+        raise ValueError("a value of another kind")
+    return [_decoded(v) for v in values] if dict in kinds else values
+
+
+def _add_columns(grid: list[list[Any]], added: Mapping[int, Sequence[Any]]) -> None:
+    """Put the values of columns read since an entry into its grid (rows 2 down)."""
+    for column, values in added.items():
+        for number, value in enumerate(values, start=2):
+            if value is None:
+                continue
+            if number > len(grid):
+                grid.extend([] for _ in range(number - len(grid)))
+            line = grid[number - 1]
+            if column > len(line):
+                line.extend([None] * (column - len(line)))
+            line[column - 1] = value
 
 
 def _apply(grid: list[list[Any]], cells: Iterable[tuple[int, int, Any]]) -> None:
@@ -266,12 +328,15 @@ def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, i
 
 def store_delta(key: str, chain: Sequence[str], cells: Iterable[tuple[int, int, Any]],
                 merged: Iterable[tuple[int, int]], *, columns: Iterable[int] | None = None,
-                unread_last: int = 0, usual: bool = False) -> bool:
+                added: Mapping[int, Sequence[Any]] | None = None, unread_last: int = 0,
+                usual: bool = False) -> bool:
     """Keep under ``key`` the values of the entry ``chain[-1]`` (loaded through
-    ``chain``, see :attr:`Kept.chain`) with ``cells`` (row, column, value) set; the
-    rest as in :func:`store`. ``False`` when the chain is already :data:`MAX_CHAIN`
-    deltas long: keep the grid whole instead. The entries of the chain are marked
-    as just used, so that pruning keeps them while the delta is kept."""
+    ``chain``, see :attr:`Kept.chain`) with the ``added`` columns (column -> values
+    of rows 2 down) that were read since, and ``cells`` (row, column, value) set; the
+    rest as in :func:`store` (``columns``: the entry's and the added ones). ``False``
+    when the chain is already :data:`MAX_CHAIN` deltas long: keep the grid whole
+    instead. The entries of the chain are marked as just used, so that pruning keeps
+    them while the delta is kept."""
     if not chain or len(chain) > MAX_CHAIN:
         return False
     where = folder()
@@ -285,7 +350,10 @@ def store_delta(key: str, chain: Sequence[str], cells: Iterable[tuple[int, int, 
     listed = [[row, column, value] for row, column, value in cells]
 
     def write(out: TextIO) -> None:
-        out.write('"cells":[' + _block_text(listed) + "]")
+        out.write('"added":[')
+        for number, (column, values) in enumerate(sorted((added or {}).items())):
+            out.write(f'{"," if number else ""}[{column},{_block_text([_trimmed(values)])}]')
+        out.write('],"cells":[' + _block_text(listed) + "]")
 
     _write(key, _DELTA, head, write)
     return True

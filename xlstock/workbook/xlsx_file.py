@@ -46,6 +46,7 @@ import io
 import itertools
 import logging
 import math
+import operator
 import os
 import re
 import stat
@@ -215,7 +216,10 @@ class _SheetEntry:
     """The grid is the one the cache holds under ``cache_key``."""
     cache_chain: tuple[str, ...] = ()
     """The cache files the entry under ``cache_key`` is made from (see
-    :attr:`readcache.Kept.chain`), when ``kept``: a save keeps its cells over them."""
+    :attr:`readcache.Kept.chain`): a save keeps its cells over them."""
+    read_since: frozenset[int] | None = None
+    """The columns read from the part since the grid was the cache's entry under
+    ``cache_key`` (``None``: it never was, or columns beyond listing were read)."""
     streamable: bool = True
     """Its part may be patched as it is read (see ``XlsxFile._sheet_stream``)."""
     cache_ok: bool = True
@@ -507,6 +511,7 @@ class XlsxFile:
                 entry.read_columns, entry.unread_last = kept.columns, kept.unread_last
                 entry.usual = kept.usual or None
                 entry.cache_key, entry.kept, entry.cache_chain = key, True, kept.chain
+                entry.read_since = frozenset()
             else:
                 entry.cache_key = key
                 self._read_part(entry, columns)
@@ -594,6 +599,8 @@ class XlsxFile:
         _fill(entry.grid, found)
         entry.read_columns = None if columns is None else read | missing
         entry.kept = False  # the cache may keep the columns read since
+        if entry.read_since is not None:
+            entry.read_since = None if columns is None else entry.read_since | missing
 
     def _columns_read(self, entry: _SheetEntry, missing: frozenset[int], *, alone: bool
                       ) -> Iterable[tuple[int, int, Any]]:
@@ -894,24 +901,27 @@ class XlsxFile:
                 entry.cache_chain = old.cache_chain
                 if key != old.cache_key or not old.kept:
                     entry.cache_chain = self._keep_saved(key, entry, old)
-                entry.cache_key, entry.kept = key, True
+                entry.cache_key, entry.kept, entry.read_since = key, True, frozenset()
             except Exception as exc:  # the workbook is saved: the cache is only a speed-up
                 log.debug("sheet values not kept: %s", exc)
         self._formulas_overwritten = False
 
     def _keep_saved(self, key: str, entry: _SheetEntry, old: _SheetEntry) -> tuple[str, ...]:
         """Keep the values of a saved sheet under ``key``: only the cells this session
-        wrote, over the entry its values came from, when they came from the cache and
-        are few (O(k) where the whole grid is O(N)); else the whole grid. Returns the
-        chain of cache files the kept values are made from."""
-        grid = old.grid
+        wrote (and the columns it read since), over the entry its values came from,
+        when they came from the cache and are few (O(k) where the whole grid is O(N));
+        else the whole grid. Returns the chain of cache files the kept values are made
+        from."""
+        grid, since = old.grid, old.read_since
         assert grid is not None
-        if old.kept and old.cache_key and old.cache_chain[-1:] == (old.cache_key,) and \
+        if since is not None and old.cache_key and \
+                old.cache_chain[-1:] == (old.cache_key,) and \
                 _count_below(old.writes.cells(), max(len(grid) // 4, 1)):
             cells = [(row, column, _grid_value(grid, row, column))
                      for row, column, _value in old.writes.cells()]
+            added = {column: _column_values(grid, column) for column in since}
             if readcache.store_delta(key, old.cache_chain, cells, self._merged(entry),
-                                     columns=entry.read_columns,
+                                     columns=entry.read_columns, added=added,
                                      unread_last=entry.unread_last, usual=bool(entry.usual)):
                 return (*old.cache_chain, key)
         self._keep(key, entry, grid)
@@ -1171,6 +1181,16 @@ def _count_below(items: Iterable[Any], limit: int) -> bool:
 
 
 _NONE = object()
+
+
+def _column_values(grid: Grid, column: int) -> list[Any]:
+    """The values of ``column`` from row 2 down (one C loop when every row reaches it,
+    as the rows of sheet Stock do)."""
+    try:
+        return list(map(operator.itemgetter(column - 1), itertools.islice(grid, 1, None)))
+    except IndexError:
+        return [row[column - 1] if len(row) >= column else None
+                for row in itertools.islice(grid, 1, None)]
 
 
 def _grid_value(grid: Grid, row: int, column: int) -> Any:
