@@ -29,6 +29,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("XLSTOCK_CACHE_DIR", str(folder))
     monkeypatch.setattr(readcache, "MIN_PART_BYTES", 0)
+    monkeypatch.setattr(readcache, "_BLOCK", 1)  # a column added in blocks of 10 values
     return folder
 
 
@@ -258,6 +259,7 @@ def test_whatever_columns_sessions_read_and_write_the_cache_gives_what_the_file_
     folder = tmp_path_factory.mktemp("columns")
     monkeypatch.setenv("XLSTOCK_CACHE_DIR", str(folder / "cache"))
     monkeypatch.setattr(readcache, "MIN_PART_BYTES", 0)
+    monkeypatch.setattr(readcache, "_BLOCK", 1)
     path = workbook(folder / "w.xlsx", [row + ["x"] * 2 for row in ROWS] + rows)
     with XlsxFile.open(path, writable=False) as book:
         book.read_sheet("Stock", columns=lambda _header: (1, 2))

@@ -46,6 +46,7 @@ import hashlib
 import itertools
 import json
 import logging
+import operator
 import os
 import re
 import stat
@@ -328,15 +329,15 @@ def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, i
 
 def store_delta(key: str, chain: Sequence[str], cells: Iterable[tuple[int, int, Any]],
                 merged: Iterable[tuple[int, int]], *, columns: Iterable[int] | None = None,
-                added: Mapping[int, Sequence[Any]] | None = None, unread_last: int = 0,
-                usual: bool = False) -> bool:
+                grid: Sequence[Sequence[Any]] = (), added: Iterable[int] = (),
+                unread_last: int = 0, usual: bool = False) -> bool:
     """Keep under ``key`` the values of the entry ``chain[-1]`` (loaded through
-    ``chain``, see :attr:`Kept.chain`) with the ``added`` columns (column -> values
-    of rows 2 down) that were read since, and ``cells`` (row, column, value) set; the
-    rest as in :func:`store` (``columns``: the entry's and the added ones). ``False``
-    when the chain is already :data:`MAX_CHAIN` deltas long: keep the grid whole
-    instead. The entries of the chain are marked as just used, so that pruning keeps
-    them while the delta is kept."""
+    ``chain``, see :attr:`Kept.chain`) with the ``added`` columns of ``grid`` (those
+    read since) and ``cells`` (row, column, value) set; the rest as in :func:`store`
+    (``columns``: the entry's and the added ones). ``False`` when the chain is
+    already :data:`MAX_CHAIN` deltas long: keep the grid whole instead. The entries
+    of the chain are marked as just used, so that pruning keeps them while the delta
+    is kept."""
     if not chain or len(chain) > MAX_CHAIN:
         return False
     where = folder()
@@ -351,12 +352,30 @@ def store_delta(key: str, chain: Sequence[str], cells: Iterable[tuple[int, int, 
 
     def write(out: TextIO) -> None:
         out.write('"added":[')
-        for number, (column, values) in enumerate(sorted((added or {}).items())):
-            out.write(f'{"," if number else ""}[{column},{_block_text([_trimmed(values)])}]')
+        for number, column in enumerate(sorted(added)):
+            out.write(f'{"," if number else ""}[{column},[')
+            # A column at a time, in blocks: the text of 1,000,000 names at once
+            # would be tens of MB more at the command's peak.
+            values = _trimmed(_column(grid, column))
+            for start in range(0, len(values), _BLOCK * 10):
+                out.write(("," if start else "") +
+                          _block_text([values[start:start + _BLOCK * 10]])[1:-1])
+            out.write("]]")
         out.write('],"cells":[' + _block_text(listed) + "]")
 
     _write(key, _DELTA, head, write)
     return True
+
+
+def _column(grid: Sequence[Sequence[Any]], column: int) -> list[Any]:
+    """The values of ``column`` from row 2 down (one C loop when every row reaches it,
+    as the rows of sheet Stock do)."""
+    rows = itertools.islice(grid, 1, None)
+    try:
+        return list(map(operator.itemgetter(column - 1), rows))
+    except IndexError:
+        return [row[column - 1] if len(row) >= column else None
+                for row in itertools.islice(grid, 1, None)]
 
 
 def _head(key: str, merged: Iterable[tuple[int, int]], columns: Iterable[int] | None,

@@ -46,7 +46,6 @@ import io
 import itertools
 import logging
 import math
-import operator
 import os
 import re
 import stat
@@ -919,9 +918,8 @@ class XlsxFile:
                 _count_below(old.writes.cells(), max(len(grid) // 4, 1)):
             cells = [(row, column, _grid_value(grid, row, column))
                      for row, column, _value in old.writes.cells()]
-            added = {column: _column_values(grid, column) for column in since}
             if readcache.store_delta(key, old.cache_chain, cells, self._merged(entry),
-                                     columns=entry.read_columns, added=added,
+                                     columns=entry.read_columns, grid=grid, added=since,
                                      unread_last=entry.unread_last, usual=bool(entry.usual)):
                 return (*old.cache_chain, key)
         self._keep(key, entry, grid)
@@ -1181,16 +1179,6 @@ def _count_below(items: Iterable[Any], limit: int) -> bool:
 
 
 _NONE = object()
-
-
-def _column_values(grid: Grid, column: int) -> list[Any]:
-    """The values of ``column`` from row 2 down (one C loop when every row reaches it,
-    as the rows of sheet Stock do)."""
-    try:
-        return list(map(operator.itemgetter(column - 1), itertools.islice(grid, 1, None)))
-    except IndexError:
-        return [row[column - 1] if len(row) >= column else None
-                for row in itertools.islice(grid, 1, None)]
 
 
 def _grid_value(grid: Grid, row: int, column: int) -> Any:
