@@ -277,3 +277,19 @@ def test_whatever_columns_sessions_read_and_write_the_cache_gives_what_the_file_
         for row, fresh_row in zip(grid, fresh, strict=True):
             for column in wanted:
                 assert (row + [None] * 5)[column - 1] == (fresh_row + [None] * 5)[column - 1]
+
+
+def test_deltas_older_than_every_whole_entry_kept_are_pruned(tmp_path: Path,
+                                                             cache: Path) -> None:
+    """A delta is never kept longer than the whole entries (a sync's delta of product
+    names is megabytes at 1,000,000 rows): once its chain's whole entry is pruned, it
+    goes too."""
+    base = "b" * 64
+    readcache.store(base, [["SKU", "Online"], ["A", 1]], [])
+    assert readcache.store_delta("d" * 64, [base], [(2, 2, 5)], [])
+    long_ago = time.time() - 3600
+    for name in (f"{base}.json", f"{'d' * 64}.delta.json"):
+        os.utime(cache / name, (long_ago, long_ago))
+    for number in range(readcache.KEEP):
+        readcache.store(f"{number:064x}", [["v", number]], [])
+    assert len(wholes(cache)) == readcache.KEEP and not deltas(cache)

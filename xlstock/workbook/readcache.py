@@ -431,13 +431,19 @@ def _block_text(rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _prune(where: Path) -> None:
-    """At most :data:`KEEP` whole entries and ``KEEP * MAX_CHAIN`` deltas, the newest; a
-    temporary file a killed run left behind (over an hour old) goes too."""
-    files = sorted(where.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    deltas = [p for p in files if p.name.endswith(_DELTA)]
-    wholes = [p for p in files if not p.name.endswith(_DELTA)]
+    """At most :data:`KEEP` whole entries and ``KEEP * MAX_CHAIN`` deltas, the newest,
+    and no delta older than every whole entry kept (its own was touched when it was
+    written: it is gone); a temporary file a killed run left behind (over an hour old)
+    goes too."""
+    files = sorted(((p.stat().st_mtime, p) for p in where.glob("*.json")), reverse=True)
+    deltas = [(mtime, p) for mtime, p in files if p.name.endswith(_DELTA)]
+    wholes = [(mtime, p) for mtime, p in files if not p.name.endswith(_DELTA)]
+    oldest = wholes[KEEP - 1][0] if len(wholes) > KEEP else 0.0
+    gone = [p for _mtime, p in wholes[KEEP:]] + [
+        p for number, (mtime, p) in enumerate(deltas)
+        if number >= KEEP * MAX_CHAIN or mtime < oldest]
     stale = [p for p in where.glob(".*.tmp") if time.time() - p.stat().st_mtime > 3600]
-    for old in wholes[KEEP:] + deltas[KEEP * MAX_CHAIN:] + stale:
+    for old in gone + stale:
         with contextlib.suppress(OSError):
             old.unlink()
 
