@@ -293,3 +293,45 @@ def test_deltas_older_than_every_whole_entry_kept_are_pruned(tmp_path: Path,
     for number in range(readcache.KEEP):
         readcache.store(f"{number:064x}", [["v", number]], [])
     assert len(wholes(cache)) == readcache.KEEP and not deltas(cache)
+
+
+def test_the_daily_loop_through_the_cache_leaves_what_it_leaves_without_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stock_service: Any) -> None:
+    """Sync, edits, Preview, Publish, sales, Sync, as the merchant runs them (the CLI,
+    on the real service), every sheet kept in the cache: the saves keep deltas, and
+    every command reads from the cache what a read of the file gives. A twin shop with
+    the cache off takes the same steps and ends with the same sheet."""
+    from support.shopkit import Shop
+
+    from xlstock.model import StockItem
+
+    items = [StockItem(f"S-{n:03d}", f"Item {n}", "Red" if n % 2 else "", 20 + n)
+             for n in range(60)]
+    monkeypatch.setattr(readcache, "MIN_PART_BYTES", 0)
+    sheets: dict[str, Any] = {}
+    for cache in ("on", "off"):
+        folder = tmp_path / cache
+        folder.mkdir()
+        monkeypatch.setenv("XLSTOCK_CACHE_DIR", str(folder / "cache") if cache == "on"
+                           else "off")
+        shop = Shop(stock_service, folder, items)
+        shop.new()
+        shop.run("sync", str(shop.workbook))
+        shop.sell(S_001=3, S_040=20)
+        shop.run("sync", str(shop.workbook))
+        for day in range(3):
+            shop.edit(**{"S-002": {"Received": 4 + day}, "S-050": {"New level": 7 + day}})
+            shop.run("preview", str(shop.workbook))
+            shop.run("publish", str(shop.workbook))
+            shop.sell(S_003=1 + day, S_050=2)
+            shop.run("sync", str(shop.workbook))
+            if cache == "on":  # Sync's nine columns, from the cache as from the file
+                with XlsxFile.open(shop.workbook, writable=False) as book:
+                    grid = book.read_sheet("Stock", columns=lambda _header: range(1, 10))
+                    assert book._entry("Stock").kept
+                assert grid == [row[:9] for row in fresh_read(shop.workbook, monkeypatch)]
+        if cache == "on":
+            assert deltas(folder / "cache"), "no save kept a delta"
+        sheets[cache] = [[v for v in row.values()] for sku, row in sorted(shop.sheet().items())]
+    assert sheets["on"] == sheets["off"]
+    assert len(sheets["on"]) == 60
