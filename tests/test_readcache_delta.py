@@ -335,3 +335,19 @@ def test_the_daily_loop_through_the_cache_leaves_what_it_leaves_without_it(
         sheets[cache] = [[v for v in row.values()] for sku, row in sorted(shop.sheet().items())]
     assert sheets["on"] == sheets["off"]
     assert len(sheets["on"]) == 60
+
+
+@pytest.mark.parametrize("linked", ["the last delta", "the whole entry"])
+def test_a_delta_or_its_base_through_a_symbolic_link_is_not_followed(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, linked: str) -> None:
+    """The trust rules of the whole entries hold for every file of a chain: a file put
+    there as a link to one elsewhere (as another user would plant it) is never read."""
+    path = workbook(tmp_path / "w.xlsx", ROWS)
+    first, second = _chain_of_two(path, cache)
+    target = second if linked == "the last delta" else \
+        cache / f"{json.loads(first.read_text())['base']}.json"
+    elsewhere = tmp_path / "elsewhere.json"
+    target.rename(elsewhere)
+    target.symlink_to(elsewhere)
+    grid, kept = cached_read(path)
+    assert not kept and grid == fresh_read(path, monkeypatch) and grid[3][1] == 98
