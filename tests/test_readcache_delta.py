@@ -193,6 +193,7 @@ def test_a_chain_longer_than_max_chain_is_not_followed(
         tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A delta's base is looked up as a delta at most MAX_CHAIN times: no loop, however
     the files name each other."""
+    assert not readcache.store_delta("a" * 64, ["a" * 64], [], [])  # over itself: refused
     readcache.store_delta("a" * 64, ["b" * 64], [], [])
     readcache.store_delta("b" * 64, ["a" * 64], [], [])  # a loop, written by hand
     started = time.perf_counter()
@@ -351,3 +352,32 @@ def test_a_delta_or_its_base_through_a_symbolic_link_is_not_followed(
     target.symlink_to(elsewhere)
     grid, kept = cached_read(path)
     assert not kept and grid == fresh_read(path, monkeypatch) and grid[3][1] == 98
+
+
+def test_columns_read_of_a_sheet_the_save_left_as_it_was_are_kept(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sync that finds nothing changed online reads the product names and saves only
+    Settings and Log: Stock's part, and so its key, is the same; its values, the names
+    with them, are kept under that key (never a delta over itself)."""
+    path = tmp_path / "w.xlsx"
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Stock"
+    for row in ROWS:
+        ws.append(row)
+    wb.create_sheet("Log").append(["when"])
+    wb.save(path)
+    with XlsxFile.open(path, writable=False) as book:
+        book.read_sheet("Stock", columns=lambda _header: (1, 2))
+    with XlsxFile.open(path) as book:
+        book.read_sheet("Stock", columns=lambda _header: (1, 2))
+        book.read_sheet("Stock", columns=lambda _header: (3,))  # read late
+        book.write_block("Log", 2, 1, [["today"]])
+        book.save()
+    for _ in range(2):
+        with XlsxFile.open(path, writable=False) as book:
+            grid = book.read_sheet("Stock", columns=lambda _header: (1, 2, 3))
+            assert book._entry("Stock").kept
+        assert grid == fresh_read(path, monkeypatch)

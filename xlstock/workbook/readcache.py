@@ -338,7 +338,7 @@ def store_delta(key: str, chain: Sequence[str], cells: Iterable[tuple[int, int, 
     already :data:`MAX_CHAIN` deltas long: keep the grid whole instead. The entries
     of the chain are marked as just used, so that pruning keeps them while the delta
     is kept."""
-    if not chain or len(chain) > MAX_CHAIN:
+    if not chain or len(chain) > MAX_CHAIN or key in chain:  # never over itself
         return False
     where = folder()
     if where is None:

@@ -913,7 +913,7 @@ class XlsxFile:
         from."""
         grid, since = old.grid, old.read_since
         assert grid is not None
-        if since is not None and old.cache_key and \
+        if since is not None and old.cache_key not in (None, key) and \
                 old.cache_chain[-1:] == (old.cache_key,) and \
                 _count_below(old.writes.cells(), max(len(grid) // 4, 1)):
             cells = [(row, column, _grid_value(grid, row, column))
