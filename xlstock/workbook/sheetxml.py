@@ -729,12 +729,13 @@ class StreamedCells:
 
 
 class _PartStream:
-    """A part's chunks as they are inflated, each checked as XML as it comes, into a
-    rolling buffer that the reader cuts at row starts."""
+    """A part's chunks as they are inflated, each checked as XML as it comes (unless
+    the part was checked when first read: ``checked``), into a rolling buffer that the
+    reader cuts at row starts."""
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
+    def __init__(self, chunks: Iterable[bytes], *, checked: bool = False) -> None:
         self._chunks = iter(chunks)
-        self._check = WellFormedCheck()
+        self._check: WellFormedCheck | None = None if checked else WellFormedCheck()
         self._first, self._done = True, False
         self.buf = b""
 
@@ -745,9 +746,11 @@ class _PartStream:
         if chunk is None:
             if not self._done:
                 self._done = True
-                self._check.close()
+                if self._check is not None:
+                    self._check.close()
             return False
-        self._check.feed(chunk)
+        if self._check is not None:
+            self._check.feed(chunk)
         self.buf += chunk
         if self._first and len(self.buf) >= 3:
             self._first = False
@@ -894,6 +897,51 @@ def read_columns(sheet: Sheet, context: Context, columns: Collection[int]
                 return None
         values += plain
     return values
+
+
+def read_columns_streamed(chunks: Iterable[bytes], context: Context, columns: Collection[int]
+                          ) -> list[tuple[int, int, Any]] | None:
+    """:func:`read_columns` for a large part read as it is inflated (``chunks``), a
+    piece of rows at a time: its text (288 MB at 1,000,000 rows) is never held whole,
+    and a save then patches it as it reads it again. For a part read before, whose
+    cells' places and XML were checked then (its values come from the sheet cache):
+    not checked again. ``None`` when a piece is not all in the usual form."""
+    stream = _PartStream(chunks, checked=True)
+    start = _stream_head(stream)
+    if start is None:
+        return None
+    stream.buf = stream.buf[start:]
+    reader = _FastReader(context, _PATTERNS, LAST_ROW, LAST_COLUMN)
+    pattern = _column_cells(tuple(_letters_of(column) for column in sorted(columns)))
+    values: list[tuple[int, int, Any]] = []
+    while True:
+        buf = stream.buf
+        end = buf.find(b"</sheetData>")
+        cut = end if end >= 0 else buf.rfind(b"<row ")
+        if cut > 0:
+            found = _piece_values(buf, cut, pattern, reader)
+            if found is None:
+                return None
+            values += found
+            stream.buf = buf[cut:]
+        if end >= 0:
+            return values
+        if not stream.more():
+            return None
+
+
+def _piece_values(data: bytes, cut: int, pattern: re.Pattern[bytes], reader: _FastReader
+                  ) -> list[tuple[int, int, Any]] | None:
+    """The values of ``pattern``'s columns in a piece of rows, ``data[:cut]``, as
+    :func:`read_columns` reads a chunk; ``None`` when a cell or row in it is not in the
+    usual form."""
+    if data.count(b"<c", 0, cut) != data.count(b'<c r="', 0, cut) or \
+            data.count(b"<row", 0, cut) != data.count(b'<row r="', 0, cut) or \
+            _declares(data, cut, b"!") or _declares(data, cut, b"?"):
+        return None
+    found = pattern.findall(data, 0, cut)
+    plain = _plain_texts(found)
+    return _cells_alone(found, reader) if plain is None else plain
 
 
 def _plain_texts(found: list[tuple[bytes, ...]]) -> list[tuple[int, int, Any]] | None:
