@@ -1,0 +1,120 @@
+"""The last Sync's levels held once (issue 22 point 1, 1,000,000 SKUs under 700 MB):
+keyed by the sheet's own SKU texts, changed in place by a Sync of changes (no copy
+of a million levels), let go before a command's last save."""
+
+from __future__ import annotations
+
+import pytest
+from support.shopkit import Shop
+
+from xlstock import actions
+from xlstock.errors import MassChangeError
+from xlstock.model import StockItem
+from xlstock.workbook import layout
+from xlstock.workbook.xlsx_file import XlsxFile
+
+CATALOGUE = [StockItem(f"S-{n:03d}", f"Product {n}", "", 300 + n % 3) for n in range(40)]
+
+
+def _text(value: str) -> str:
+    """``value`` as a text object of its own (not the literal's, shared by the compiler)."""
+    return "".join(list(value))
+
+
+def test_the_levels_are_keyed_by_the_sheets_own_texts_in_its_order() -> None:
+    a, b, c, x = (_text(s) for s in ("SKU-A", "SKU-B", "SKU-C", "SKU-X"))
+    base = {_text("SKU-B"): 300 + int("0"), _text("SKU-A"): 300 + int("0"),
+            _text("SKU-C"): 1000 + int("0"), _text("SKU-X"): 5}
+    cells = [a, None, b, _text("SKU-A"), 7, " " + c]  # " SKU-C" is no key: not taken
+    shared, off_sheet = layout.share_sku_keys(dict(base), cells)
+    assert shared == base
+    assert list(shared) == ["SKU-A", "SKU-B", "SKU-C", "SKU-X"]  # the sheet's order first
+    keys = list(shared)
+    assert keys[0] is a and keys[1] is b  # the cells' own objects, not a copy
+    assert keys[2] is not c and keys[3] is not x
+    assert off_sheet == ["SKU-C", "SKU-X"]
+    assert shared["SKU-A"] is shared["SKU-B"]  # one object per level
+
+
+def test_damaged_levels_are_shared_as_they_are() -> None:
+    shared, off_sheet = layout.share_sku_keys({"A-1": "x", "B-2": [1], "C-3": 4},
+                                              ["B-2", "A-1"])
+    assert shared == {"B-2": [1], "A-1": "x", "C-3": 4}
+    assert off_sheet == ["C-3"]
+
+
+def test_a_session_holds_one_text_per_sku(stock_service, tmp_path, monkeypatch) -> None:
+    shop = Shop(stock_service, tmp_path, items=CATALOGUE)
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    with XlsxFile.open(shop.workbook, writable=False) as book:
+        session = actions._WorkbookSession.read(book, layout.read_settings(book))
+        base = session.state["base"]
+        cells = session.table.column(layout.SKU)
+        assert base == shop.live() and session.off_sheet == []
+        assert all(key is cell for key, cell in zip(base, cells, strict=True))
+        assert len({id(level) for level in base.values()}) == len(set(base.values())) == 3
+
+
+def _session_and_changes(shop: Shop, monkeypatch):
+    monkeypatch.setenv("XLSTOCK_TOKEN", shop.token)
+    book = XlsxFile.open(shop.workbook)
+    settings = layout.read_settings(book)
+    session = actions._WorkbookSession.read(book, settings)
+    with actions.service_for(settings) as service:
+        snapshot = actions._changes_for_sync(session, service, str(session.state["synced"]),
+                                             names=True)
+    assert snapshot is not None and not snapshot.whole
+    return book, session, snapshot
+
+
+def test_a_sync_of_changes_lays_them_into_the_levels_without_a_copy(
+        stock_service, tmp_path, monkeypatch) -> None:
+    shop = Shop(stock_service, tmp_path, items=CATALOGUE)
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    shop.sell(S_001=2, S_030=1)
+    book, session, snapshot = _session_and_changes(shop, monkeypatch)
+    with book:
+        base = session.state["base"]
+        actions._apply_sync(session, snapshot, False, actions._noop)
+        assert session.state["base"] is base  # the same dict, changed in place
+        assert base == shop.live() and base["S-001"] == 299
+
+
+def test_a_refused_sync_leaves_the_levels_as_they_were(stock_service, tmp_path,
+                                                       monkeypatch) -> None:
+    shop = Shop(stock_service, tmp_path, items=CATALOGUE)
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    stock_service.store.remove_products(shop.url, [f"S-{n:03d}" for n in range(30)])
+    book, session, snapshot = _session_and_changes(shop, monkeypatch)
+    with book:
+        base = session.state["base"]
+        before = dict(base)
+        with pytest.raises(MassChangeError) as refused:
+            actions._apply_sync(session, snapshot, False, actions._noop)
+        assert "lists 10 product(s)" in str(refused.value.message)
+        assert "30 of the 40 SKUs" in str(refused.value.message)
+        assert session.state["base"] is base and base == before
+
+
+def test_the_skus_not_on_the_sheet_are_found_either_way() -> None:
+    live = {sku: StockItem(sku, qty=1) for sku in ("N-1", "A-1", "N-2")}
+    assert actions._not_on_sheet(live, ["A-1", None, "B-1"] * 3) == ["N-1", "N-2"]  # few
+    assert actions._not_on_sheet(live, ["A-1", None]) == ["N-1", "N-2"]  # as many as rows
+
+
+def test_the_levels_are_let_go_before_the_last_save(stock_service, tmp_path) -> None:
+    shop = Shop(stock_service, tmp_path, items=CATALOGUE)
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    with XlsxFile.open(shop.workbook) as book:
+        session = actions._WorkbookSession.read(book, layout.read_settings(book))
+        session.log("sync", 0, 0, "a row")
+        session.save(last=True)
+        assert "base" not in session.state and session.skus is not None
+        with pytest.raises(RuntimeError):
+            session.save_state()  # would write a memory without its levels
+    with XlsxFile.open(shop.workbook, writable=False) as book:
+        assert layout.read_state(book)["base"] == shop.live()
