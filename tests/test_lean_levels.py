@@ -4,6 +4,8 @@ of a million levels), let go before a command's last save."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from support.shopkit import Shop
 
@@ -118,3 +120,51 @@ def test_the_levels_are_let_go_before_the_last_save(stock_service, tmp_path) -> 
             session.save_state()  # would write a memory without its levels
     with XlsxFile.open(shop.workbook, writable=False) as book:
         assert layout.read_state(book)["base"] == shop.live()
+
+
+def test_a_table_column_read_as_it_is_gone_through() -> None:
+    table = layout.StockTable(columns={layout.SKU: 1, layout.STATUS: 3},
+                              rows=[["A-1", 5, "ok"], ["B-2", 6, None]], width=3)
+    assert list(table.values(layout.STATUS)) == table.column(layout.STATUS) == ["ok", None]
+    assert list(table.values(layout.CHANGE)) == [None, None]  # no such column
+    table.rows.append(["C-3"])  # a row shorter than the table: as column() reads it
+    assert list(table.values(layout.STATUS)) == ["ok", None, None]
+    column = actions._Column(table, layout.STATUS)
+    assert (len(column), column[0], column[-3], column[2], column[0:2]) == \
+        (3, "ok", "ok", None, ["ok", None])
+    assert list(column) == ["ok", None, None]
+    with pytest.raises(IndexError):
+        column[3]
+
+
+def test_a_plan_holds_no_list_of_the_edit_change_or_status_columns(
+        stock_service, tmp_path, monkeypatch) -> None:
+    """At 1,000,000 rows each list of a column is 8 MB at Preview's and Publish's peak:
+    the plan holds the SKUs, the Online cells and the two levels of each row as lists,
+    and reads Received, New level, Change and Status as it goes (it held nine lists)."""
+    import tracemalloc
+
+    count = 20_000
+    items = [StockItem(f"P-{n:06d}", f"Product {n}", "", n % 50) for n in range(count)]
+    shop = Shop(stock_service, tmp_path, items=items)
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    monkeypatch.setenv("XLSTOCK_TOKEN", shop.token)
+    with XlsxFile.open(shop.workbook, writable=False) as book:
+        settings = layout.read_settings(book)
+        session = actions._WorkbookSession.read(book, settings)
+        for header in (layout.SKU, layout.ONLINE, layout.RECEIVED, layout.NEW_LEVEL,
+                       layout.CHANGE, layout.STATUS):
+            session.table.column(header)  # every column read before the plan
+        with actions.service_for(settings) as service:
+            snapshot = service.read_levels(names=False)
+        snapshot.level_map()
+        one_list = sys.getsizeof(list(range(count)))
+        tracemalloc.start()
+        try:
+            plan, _rows = actions._plan(session, snapshot, None)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert plan.ok and not plan.changed
+    assert peak < 6 * one_list, (peak, one_list)

@@ -236,6 +236,16 @@ class StockTable:
         except IndexError:
             return [row[column - 1] if column <= len(row) else None for row in self.rows]
 
+    def values(self, header: str) -> Iterator[Any]:
+        """:meth:`column`'s values made as they are gone through (no list of them)."""
+        column = self.columns.get(header)
+        if column is None:
+            return itertools.repeat(None, len(self.rows))
+        self._ensure_read(column)
+        if self.rows and min(map(len, self.rows)) < column:
+            return iter(self.column(header))
+        return map(operator.itemgetter(column - 1), self.rows)
+
     @staticmethod
     def sheet_row(index: int) -> int:
         return index + 2
