@@ -23,25 +23,34 @@ def _text(value: str) -> str:
     return "".join(list(value))
 
 
-def test_the_levels_are_keyed_by_the_sheets_own_texts_in_its_order() -> None:
+def test_the_levels_are_keyed_by_the_sheets_own_texts() -> None:
     a, b, c, x = (_text(s) for s in ("SKU-A", "SKU-B", "SKU-C", "SKU-X"))
-    base = {_text("SKU-B"): 300 + int("0"), _text("SKU-A"): 300 + int("0"),
+    base = {_text("SKU-A"): 300 + int("0"), _text("SKU-B"): 300 + int("0"),
             _text("SKU-C"): 1000 + int("0"), _text("SKU-X"): 5}
-    cells = [a, None, b, _text("SKU-A"), 7, " " + c]  # " SKU-C" is no key: not taken
+    cells = [b, None, a, _text("SKU-A"), 7, " " + c]  # " SKU-C" is no key: not taken
     shared, off_sheet = layout.share_sku_keys(dict(base), cells)
     assert shared == base
-    assert list(shared) == ["SKU-A", "SKU-B", "SKU-C", "SKU-X"]  # the sheet's order first
+    assert list(shared) == list(base)  # the state's (sorted) order: state_text's sort is cheap
     keys = list(shared)
-    assert keys[0] is a and keys[1] is b  # the cells' own objects, not a copy
-    assert keys[2] is not c and keys[3] is not x
+    assert keys[1] is b and keys[0] in (a, cells[3])  # the cells' own objects, not a copy
+    assert keys[0] is not next(iter(base)) and keys[2] is not c and keys[3] is not x
     assert off_sheet == ["SKU-C", "SKU-X"]
     assert shared["SKU-A"] is shared["SKU-B"]  # one object per level
+
+
+def test_a_sheet_in_the_levels_order_gives_its_texts_row_by_row() -> None:
+    a, b = _text("SKU-A"), _text("SKU-B")
+    base = {_text("SKU-A"): 1, _text("SKU-B"): 2, _text("SKU-C"): 3}
+    shared, off_sheet = layout.share_sku_keys(dict(base), [a, None, b])
+    assert list(shared) == ["SKU-A", "SKU-B", "SKU-C"] and off_sheet == ["SKU-C"]
+    keys = list(shared)
+    assert keys[0] is a and keys[1] is b and shared == base
 
 
 def test_damaged_levels_are_shared_as_they_are() -> None:
     shared, off_sheet = layout.share_sku_keys({"A-1": "x", "B-2": [1], "C-3": 4},
                                               ["B-2", "A-1"])
-    assert shared == {"B-2": [1], "A-1": "x", "C-3": 4}
+    assert shared == {"A-1": "x", "B-2": [1], "C-3": 4}
     assert off_sheet == ["C-3"]
 
 

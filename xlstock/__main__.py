@@ -72,7 +72,7 @@ def _run_commands() -> int | None:
         return error.exit_code
 
 
-MMAP_THRESHOLD = 256 * 1024
+MMAP_THRESHOLD = 4 * 1024 * 1024
 """Blocks of this size or more are mapped apart by glibc's malloc, and given back to the
 system as soon as they are freed (:func:`_give_back_large_blocks`)."""
 

@@ -790,30 +790,49 @@ def read_state(book: WorkbookAdapter) -> dict[str, Any]:
     return state
 
 
-_MISSING = object()
-
-
 def share_sku_keys(base: dict[str, Any], skus: Sequence[Any]) -> tuple[dict[str, Any], list[str]]:
     """The state's levels (SKU -> level, as decoded) made again with the text objects of
-    sheet Stock's SKU cells (``skus``) as keys, in the sheet's order, and one object per
-    level; and the SKUs of ``base`` on no row (after the others, in the dict too).
+    sheet Stock's SKU cells (``skus``) as keys, and one object per level; and the SKUs
+    of ``base`` on no row.
 
     At 1,000,000 SKUs the decoded keys are a second copy of a million texts and the
-    levels a million ints: about 70 MB held by every command (issue 22). In the
-    sheet's order, the planner takes the levels in order (``planner._in_order``). C
-    loops: each key is taken out of ``base`` as it is found (its decoded text let go);
-    a SKU on two rows keeps its level once. ``base`` is emptied of the SKUs found."""
-    found = list(map(base.pop, skus, itertools.repeat(_MISSING)))
-    if set(map(type, found)) <= {int, object}:  # a damaged level is left as it is
-        numbers: dict[Any, Any] = {}
-        found = list(map(numbers.setdefault, found, found))
-        del numbers
+    levels a million ints: about 70 MB held by every command (issue 22). The order
+    stays the sorted one :func:`state_text` writes (and then sorts again in one pass:
+    a million SKUs out of order take it 0.6 s): a sheet in that order has its SKUs
+    taken out of ``base`` row by row (each decoded text let go as it goes), another is
+    looked up by text (a dict of the sheet's SKUs more, for a moment). C loops."""
+    on_sheet = list(filter(base.__contains__, skus))
+    in_order = all(map(operator.lt, on_sheet, itertools.islice(on_sheet, 1, None)))
+    del on_sheet
+    if in_order:  # each SKU once, ascending
+        return _shared_row_by_row(base, skus)
+    by_text = dict(zip(skus, skus, strict=True))  # each SKU cell's own object, by its text
+    shared = dict(zip(map(by_text.get, base, base), _one_per_level(list(base.values())),
+                      strict=True))
+    return shared, list(itertools.filterfalse(by_text.__contains__, base))
+
+
+def _shared_row_by_row(base: dict[str, Any], skus: Sequence[Any]
+                       ) -> tuple[dict[str, Any], list[str]]:
+    """:func:`share_sku_keys` of a sheet whose SKUs are in the levels' order."""
+    found = _one_per_level(list(map(base.pop, skus, itertools.repeat(_MISSING))))
     shared = dict(itertools.compress(zip(skus, found, strict=True),
                                      map(operator.is_not, found, itertools.repeat(_MISSING))))
     del found
     off_sheet = list(base)
     shared.update(base)
     return shared, off_sheet
+
+
+_MISSING = object()
+
+
+def _one_per_level(levels: list[Any]) -> list[Any]:
+    """``levels`` with one object per whole number (a damaged level left as it is)."""
+    if not set(map(type, levels)) <= {int, object}:
+        return levels
+    numbers: dict[Any, Any] = {}
+    return list(map(numbers.setdefault, levels, levels))
 
 
 _BASE_SLICE = 10_000
