@@ -1,6 +1,6 @@
 """The last Sync's levels held once (issue 22 point 1, 1,000,000 SKUs under 700 MB):
-keyed by the sheet's own SKU texts, changed in place by a Sync of changes (no copy
-of a million levels), let go before a command's last save."""
+changed in place by a Sync of changes (no copy of a million levels), let go before a
+command's last save; a plan that holds no list of the columns it reads once."""
 
 from __future__ import annotations
 
@@ -16,55 +16,6 @@ from xlstock.workbook import layout
 from xlstock.workbook.xlsx_file import XlsxFile
 
 CATALOGUE = [StockItem(f"S-{n:03d}", f"Product {n}", "", 300 + n % 3) for n in range(40)]
-
-
-def _text(value: str) -> str:
-    """``value`` as a text object of its own (not the literal's, shared by the compiler)."""
-    return "".join(list(value))
-
-
-def test_the_levels_are_keyed_by_the_sheets_own_texts() -> None:
-    a, b, c, x = (_text(s) for s in ("SKU-A", "SKU-B", "SKU-C", "SKU-X"))
-    base = {_text("SKU-A"): 300 + int("0"), _text("SKU-B"): 300 + int("0"),
-            _text("SKU-C"): 1000 + int("0"), _text("SKU-X"): 5}
-    cells = [b, None, a, _text("SKU-A"), 7, " " + c]  # " SKU-C" is no key: not taken
-    shared, off_sheet = layout.share_sku_keys(dict(base), cells)
-    assert shared == base
-    assert list(shared) == list(base)  # the state's (sorted) order: state_text's sort is cheap
-    keys = list(shared)
-    assert keys[1] is b and keys[0] in (a, cells[3])  # the cells' own objects, not a copy
-    assert keys[0] is not next(iter(base)) and keys[2] is not c and keys[3] is not x
-    assert off_sheet == ["SKU-C", "SKU-X"]
-    assert shared["SKU-A"] is shared["SKU-B"]  # one object per level
-
-
-def test_a_sheet_in_the_levels_order_gives_its_texts_row_by_row() -> None:
-    a, b = _text("SKU-A"), _text("SKU-B")
-    base = {_text("SKU-A"): 1, _text("SKU-B"): 2, _text("SKU-C"): 3}
-    shared, off_sheet = layout.share_sku_keys(dict(base), [a, None, b])
-    assert list(shared) == ["SKU-A", "SKU-B", "SKU-C"] and off_sheet == ["SKU-C"]
-    keys = list(shared)
-    assert keys[0] is a and keys[1] is b and shared == base
-
-
-def test_damaged_levels_are_shared_as_they_are() -> None:
-    shared, off_sheet = layout.share_sku_keys({"A-1": "x", "B-2": [1], "C-3": 4},
-                                              ["B-2", "A-1"])
-    assert shared == {"A-1": "x", "B-2": [1], "C-3": 4}
-    assert off_sheet == ["C-3"]
-
-
-def test_a_session_holds_one_text_per_sku(stock_service, tmp_path, monkeypatch) -> None:
-    shop = Shop(stock_service, tmp_path, items=CATALOGUE)
-    shop.new()
-    shop.run("sync", str(shop.workbook))
-    with XlsxFile.open(shop.workbook, writable=False) as book:
-        session = actions._WorkbookSession.read(book, layout.read_settings(book))
-        base = session.state["base"]
-        cells = session.table.column(layout.SKU)
-        assert base == shop.live() and session.off_sheet == []
-        assert all(key is cell for key, cell in zip(base, cells, strict=True))
-        assert len({id(level) for level in base.values()}) == len(set(base.values())) == 3
 
 
 def _session_and_changes(shop: Shop, monkeypatch):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import itertools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -288,10 +289,6 @@ class _WorkbookSession:
     cannot record it)."""
     live_levels: _LaidChanges | None = None
     """The changes Sync read since the last one, to lay over the levels it left."""
-    off_sheet: list[str] | None = None
-    """The SKUs of the levels of the last Sync (``state["base"]``) on no row of sheet
-    Stock, as read (:func:`~xlstock.workbook.layout.share_sku_keys`); ``None``: not
-    known (then worked out with a set of the sheet's SKUs)."""
     journaled: bool = False
     """The pending publish is kept in the journal, not yet in the saved workbook."""
     levels_let_go: bool = False
@@ -314,12 +311,7 @@ class _WorkbookSession:
         state = layout.read_state(book)
         if state.get("shop") not in (None, settings.shop_url):
             state = {}  # the workbook now points at another shop: its memory is void
-        off_sheet = None
-        if isinstance(state.get("base"), dict):  # keyed by the sheet's own SKU texts
-            state["base"], off_sheet = layout.share_sku_keys(state["base"],
-                                                             table.column(layout.SKU))
-        return cls(book, table, settings, state, layout.language_of(book),
-                   off_sheet=off_sheet)
+        return cls(book, table, settings, state, layout.language_of(book))
 
     def parsed_rows(self) -> tuple[list[SheetRow], list[RowProblem]]:
         """Every data row's SKU and edits, checked (:func:`parse_columns`)."""
@@ -779,7 +771,6 @@ def _record_publish(
     base = _sync_memory(session)
     base.update(levels)
     session.state.update(base=base, version=version)
-    session.off_sheet = None  # the SKUs just added may be on no row
     if not keep_pending:
         session.state["pending"] = None
     session.save_state()
@@ -1082,11 +1073,12 @@ class _LaidChanges:
                 and ((sku not in base and sku not in changed) or sku in gone)]
 
     def off_sheet(self, session: _WorkbookSession) -> bool:
-        """Whether a product the shop lists, unchanged, is on no row of sheet Stock."""
-        off = session.off_sheet
-        if off is None:
-            on_sheet = set(session.skus())
-            off = [sku for sku in self.base if sku not in on_sheet]
+        """Whether a product the shop lists, unchanged, is on no row of sheet Stock (a
+        set of the sheet's SKUs, the levels' keys gone through in C: not a set of them
+        too, nor a copy of the levels)."""
+        on_sheet = set(session.skus())
+        off = list(itertools.filterfalse(on_sheet.__contains__, self.base))
+        del on_sheet
         changed, gone = self.changed, self.gone
         return any(sku not in changed and sku not in gone for sku in off)
 

@@ -10,7 +10,7 @@ import math
 import operator
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, overload
 
 from xlstock import i18n
@@ -210,6 +210,7 @@ class StockTable:
     """The columns whose values ``rows`` hold (``None``: all); another is read into
     the shared rows by ``read_more`` when first asked for."""
     read_more: Callable[[int], None] | None = None
+    _widths: tuple[int, int] = field(default=(-1, 0), repr=False, compare=False)
 
     def _ensure_read(self, column: int) -> None:
         if self.read is not None and column not in self.read:
@@ -242,9 +243,18 @@ class StockTable:
         if column is None:
             return itertools.repeat(None, len(self.rows))
         self._ensure_read(column)
-        if self.rows and min(map(len, self.rows)) < column:
+        if self._narrowest() < column:
             return iter(self.column(header))
         return map(operator.itemgetter(column - 1), self.rows)
+
+    def _narrowest(self) -> int:
+        """The length of the shortest row (rows only grow: worked out again only when
+        rows were added)."""
+        count, narrowest = self._widths
+        if count != len(self.rows):
+            narrowest = min(map(len, self.rows), default=0)
+            self._widths = (len(self.rows), narrowest)
+        return narrowest
 
     @staticmethod
     def sheet_row(index: int) -> int:
@@ -788,51 +798,6 @@ def read_state(book: WorkbookAdapter) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         return {}
     return state
-
-
-def share_sku_keys(base: dict[str, Any], skus: Sequence[Any]) -> tuple[dict[str, Any], list[str]]:
-    """The state's levels (SKU -> level, as decoded) made again with the text objects of
-    sheet Stock's SKU cells (``skus``) as keys, and one object per level; and the SKUs
-    of ``base`` on no row.
-
-    At 1,000,000 SKUs the decoded keys are a second copy of a million texts and the
-    levels a million ints: about 70 MB held by every command (issue 22). The order
-    stays the sorted one :func:`state_text` writes (and then sorts again in one pass:
-    a million SKUs out of order take it 0.6 s): a sheet in that order has its SKUs
-    taken out of ``base`` row by row (each decoded text let go as it goes), another is
-    looked up by text (a dict of the sheet's SKUs more, for a moment). C loops."""
-    on_sheet = list(filter(base.__contains__, skus))
-    in_order = all(map(operator.lt, on_sheet, itertools.islice(on_sheet, 1, None)))
-    del on_sheet
-    if in_order:  # each SKU once, ascending
-        return _shared_row_by_row(base, skus)
-    by_text = dict(zip(skus, skus, strict=True))  # each SKU cell's own object, by its text
-    shared = dict(zip(map(by_text.get, base, base), _one_per_level(list(base.values())),
-                      strict=True))
-    return shared, list(itertools.filterfalse(by_text.__contains__, base))
-
-
-def _shared_row_by_row(base: dict[str, Any], skus: Sequence[Any]
-                       ) -> tuple[dict[str, Any], list[str]]:
-    """:func:`share_sku_keys` of a sheet whose SKUs are in the levels' order."""
-    found = _one_per_level(list(map(base.pop, skus, itertools.repeat(_MISSING))))
-    shared = dict(itertools.compress(zip(skus, found, strict=True),
-                                     map(operator.is_not, found, itertools.repeat(_MISSING))))
-    del found
-    off_sheet = list(base)
-    shared.update(base)
-    return shared, off_sheet
-
-
-_MISSING = object()
-
-
-def _one_per_level(levels: list[Any]) -> list[Any]:
-    """``levels`` with one object per whole number (a damaged level left as it is)."""
-    if not set(map(type, levels)) <= {int, object}:
-        return levels
-    numbers: dict[Any, Any] = {}
-    return list(map(numbers.setdefault, levels, levels))
 
 
 _BASE_SLICE = 10_000
