@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import itertools
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
@@ -286,10 +287,12 @@ class _WorkbookSession:
     sent: dict[str, Any] | None = None
     """The pending publish this command sent (kept outside the workbook if the workbook
     cannot record it)."""
-    live_levels: dict[str, int] | None = None
-    """Every live level, when Sync read only the changes since the last one."""
+    live_levels: _LaidChanges | None = None
+    """The changes Sync read since the last one, to lay over the levels it left."""
     journaled: bool = False
     """The pending publish is kept in the journal, not yet in the saved workbook."""
+    levels_let_go: bool = False
+    """The levels of the last Sync were let go before the last save (:meth:`save`)."""
 
     @property
     def path(self) -> Any:
@@ -403,12 +406,20 @@ class _WorkbookSession:
                            shown_version(version), rows, units, i18n.render(result, language)])
 
     def save_state(self) -> None:
+        if self.levels_let_go:
+            raise RuntimeError("the levels of the last Sync were let go before the last save")
         self.state["shop"] = self.settings.shop_url
         layout.write_state(self.book, self.state)
 
-    def save(self) -> None:
+    def save(self, *, last: bool = False) -> None:
         """Save the workbook; a pending publish kept in the journal for the upload is
-        then in the workbook (or settled), so its journal entry goes."""
+        then in the workbook (or settled), so its journal entry goes. ``last``: the
+        action's last save, which the levels of the last Sync are let go before (they
+        are in the state sheet as written: at 1,000,000 SKUs 31 MB less at the save's
+        peak, issue 22)."""
+        if last:
+            self.state.pop("base", None)
+            self.live_levels, self._skus, self.levels_let_go = None, None, True
         self.book.save()
         if self.journaled:
             journal.drop(self.path, self.settings.shop_url)
@@ -808,6 +819,36 @@ class _RowsSet:
         self.values[index] = value
 
 
+class _Column(Sequence[Any]):
+    """A column of sheet Stock as a plan reads it: gone through in a C loop, or looked up
+    by row, never held as a list (at 1,000,000 rows 8 MB less at Preview's and
+    Publish's peak for each: Received and New level are blank on most rows)."""
+
+    __slots__ = ("table", "header")
+
+    def __init__(self, table: layout.StockTable, header: str) -> None:
+        self.table, self.header = table, header
+
+    def __len__(self) -> int:
+        return len(self.table.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Any]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return self.table.column(self.header)[index]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self.table.value(index, self.header)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.table.values(self.header)
+
+
 def _sync_memory(session: _WorkbookSession) -> dict[str, int]:
     """The levels of the last Sync, the state's own dict (not a copy: a million SKUs
     are 40 MB); a copy of what can be read of a damaged one."""
@@ -896,7 +937,7 @@ def _changes_for_sync(session: _WorkbookSession, service: StockServiceClient, sy
     snapshot: Snapshot | None = read(synced if if_none_match else None, names=names,
                                      since=synced)
     if snapshot is not None and not snapshot.whole:
-        session.live_levels = _levels_after_changes(session, snapshot)
+        session.live_levels = _laid_changes(session, snapshot)
         if session.live_levels is None:
             snapshot = service.read_levels(names=names)
     return snapshot
@@ -916,7 +957,7 @@ def _read_live(session: _WorkbookSession, service: StockServiceClient, *,
     snapshot: Snapshot = read(None, names=names, since=str(synced))
     if snapshot.whole:
         return snapshot
-    levels = _levels_after_changes(session, snapshot, rows=False)
+    levels = _levels_after_changes(session, snapshot)
     if levels is None:
         return service.read_levels(names=names)
     named = snapshot.items.named if isinstance(snapshot.items, LevelItems) else snapshot.items
@@ -969,28 +1010,86 @@ def _synced_version(session: _WorkbookSession) -> str | None:
     return str(synced) if now == written else None
 
 
-def _levels_after_changes(session: _WorkbookSession, snapshot: Snapshot, *,
-                          rows: bool = True) -> dict[str, int] | None:
+def _levels_after_changes(session: _WorkbookSession, snapshot: Snapshot) -> dict[str, int] | None:
     """Every live level, from the changes since the last Sync (``snapshot.since``) laid
-    over the levels the workbook remembers of it; ``None`` when they cannot stand for
-    the whole shop: the changes are not since that Sync, its memory is missing or
-    damaged, or (``rows``, for Sync) a product it listed is no longer on sheet Stock (a
-    row deleted by hand: only the whole shop has its name again)."""
+    over a copy of the levels the workbook remembers of it (a plan's: the memory stays
+    as it is); ``None`` when they cannot stand for the whole shop (:func:`_laid_changes`)."""
+    laid = _laid_changes(session, snapshot, rows=False)
+    if laid is None:
+        return None
+    levels = dict(laid.base)
+    for sku in laid.gone:
+        levels.pop(sku, None)
+    levels.update(laid.changed)
+    return levels
+
+
+def _laid_changes(session: _WorkbookSession, snapshot: Snapshot, *,
+                  rows: bool = True) -> _LaidChanges | None:
+    """The changes since the last Sync (``snapshot.since``), to lay over the levels the
+    workbook remembers of it; ``None`` when they cannot stand for the whole shop: the
+    changes are not since that Sync, its memory is missing or damaged, or (``rows``, for
+    Sync) a product it listed is no longer on sheet Stock (a row deleted by hand: only
+    the whole shop has its name again)."""
     base = session.state.get("base")
     if snapshot.since is None or not isinstance(base, dict) \
             or shown_version(session.state.get("synced")) != snapshot.since:
         return None
-    levels = dict(base)
-    if set(map(type, levels.values())) - {int}:  # C loops, as below
+    if set(map(type, base.values())) - {int}:  # C loops, as below
         return None
-    for sku in snapshot.removed:
-        levels.pop(sku, None)
-    levels.update(snapshot.levels())
-    if not rows:
-        return levels
-    if levels.keys() - set(session.skus()) - snapshot.items.keys():
+    changed = snapshot.levels()
+    laid = _LaidChanges(base, changed, set(snapshot.removed) - changed.keys())
+    if rows and laid.off_sheet(session):
         return None
-    return levels
+    return laid
+
+
+class _LaidChanges:
+    """The changes since the last Sync laid over the levels it left (``base``, the
+    state's own dict) without a copy of them (at 1,000,000 SKUs 40 MB at Sync's peak,
+    issue 22): asked about as the live levels, then laid into ``base`` itself
+    (:meth:`lay`) once Sync goes ahead."""
+
+    __slots__ = ("base", "changed", "gone")
+
+    def __init__(self, base: dict[str, int], changed: dict[str, int], gone: set[str]) -> None:
+        self.base, self.changed, self.gone = base, changed, gone
+
+    @classmethod
+    def whole(cls, levels: dict[str, int]) -> _LaidChanges:
+        """Every live level, read whole: nothing to lay."""
+        return cls(levels, {}, set())
+
+    def __len__(self) -> int:
+        """How many products the shop lists."""
+        base = self.base
+        return (len(base) - sum(map(base.__contains__, self.gone))
+                + sum(1 for sku in self.changed if sku not in base))
+
+    def vanished(self, skus: Sequence[str | None]) -> list[str]:
+        """The SKUs of the rows (``skus``) that the shop does not list, in their order."""
+        base, changed, gone = self.base, self.changed, self.gone
+        return [sku for sku in skus if sku is not None
+                and ((sku not in base and sku not in changed) or sku in gone)]
+
+    def off_sheet(self, session: _WorkbookSession) -> bool:
+        """Whether a product the shop lists, unchanged, is on no row of sheet Stock (a
+        set of the sheet's SKUs, the levels' keys gone through in C: not a set of them
+        too, nor a copy of the levels)."""
+        on_sheet = set(session.skus())
+        off = list(itertools.filterfalse(on_sheet.__contains__, self.base))
+        del on_sheet
+        changed, gone = self.changed, self.gone
+        return any(sku not in changed and sku not in gone for sku in off)
+
+    def lay(self) -> dict[str, int]:
+        """The live levels: ``base`` itself, the changes laid into it."""
+        base = self.base
+        for sku in self.gone:
+            base.pop(sku, None)
+        base.update(self.changed)
+        self.changed, self.gone = {}, set()
+        return base
 
 
 def sync(
@@ -1021,7 +1120,7 @@ def sync(
         report.lines.insert(0, recovered)
     del snapshot  # at 100,000 SKUs tens of MB: gone before the save
     progress(_("Saving the workbook"), 0.9)
-    session.save()
+    session.save(last=True)
     progress(_("Sync done"), 1.0)
     return report
 
@@ -1043,18 +1142,19 @@ def _apply_sync(
     session: _WorkbookSession, snapshot: Snapshot, allow_mass_change: bool, progress: Progress
 ) -> Report:
     live = snapshot.items  # every product, or (changes since the last Sync) those changed
-    levels = ({sku: item.qty for sku, item in live.items()} if snapshot.whole
-              else session.live_levels)
-    assert levels is not None, "changes that do not fit are read whole (_changes_for_sync)"
+    laid = (_LaidChanges.whole({sku: item.qty for sku, item in live.items()})
+            if snapshot.whole else session.live_levels)
+    assert laid is not None, "changes that do not fit are read whole (_changes_for_sync)"
     table = session.table
     n = len(table.rows)
-    skus = list(session.skus())
-    on_sheet = [s for s in skus if s is not None]
-    vanished = [s for s in on_sheet if s not in levels]
-    _refuse_mass_change(session, levels, on_sheet, vanished, allow_mass_change)
-    known = set(on_sheet)
-    new_skus = [sku for sku in live if sku not in known]
-    _refuse_more_rows_than_a_sheet_holds(session, len(levels), len(new_skus))
+    skus = session.skus()  # not changed below: the new rows' SKUs are added apart
+    vanished = laid.vanished(skus)
+    listed = len(laid)
+    _refuse_mass_change(session, listed, len(skus) - skus.count(None), vanished,
+                        allow_mass_change)
+    levels = laid.lay()  # the state's own levels from here on
+    new_skus = _not_on_sheet(live, skus)
+    _refuse_more_rows_than_a_sheet_holds(session, listed, len(new_skus))
     progress(_("Writing the live levels into sheet Stock"), 0.6)
     layout.ensure_columns(session.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
                                                 layout.STATUS])
@@ -1093,20 +1193,32 @@ def _sync_lines(new_skus: Sequence[str], vanished: Sequence[str]) -> list[str]:
     return lines
 
 
-def _refuse_mass_change(session: _WorkbookSession, levels: Mapping[str, int],
-                        on_sheet: Sequence[str], vanished: Sequence[str], allowed: bool) -> None:
-    """A Sync that would flag most of the sheet as gone (or that finds the shop empty)
-    is refused unless ``allowed`` (``--allow-mass-change``): a wrong Shop URL, most
-    likely."""
+def _not_on_sheet(live: Mapping[str, StockItem], skus: Sequence[str | None]) -> list[str]:
+    """The SKUs of ``live`` on no row (``skus``), in ``live``'s order. A few (the changes
+    after orders): a set of them looked for in one C loop over the rows, not a set of
+    the million on the sheet (33 MB at Sync's peak)."""
+    if 8 * len(live) > len(skus):
+        on_sheet = set(skus)
+        return [sku for sku in live if sku not in on_sheet]
+    wanted = set(live)
+    found = set(filter(wanted.__contains__, skus))
+    return [sku for sku in live if sku not in found]
+
+
+def _refuse_mass_change(session: _WorkbookSession, listed: int, on_sheet: int,
+                        vanished: Sequence[str], allowed: bool) -> None:
+    """A Sync that would flag most of the sheet as gone (or that finds the shop empty:
+    ``listed`` products online, ``on_sheet`` rows with a SKU) is refused unless
+    ``allowed`` (``--allow-mass-change``): a wrong Shop URL, most likely."""
     if not allowed and on_sheet and (
-        not levels
-        or (len(vanished) >= MASS_CHANGE_MIN_ROWS and 2 * len(vanished) > len(on_sheet))
+        not listed
+        or (len(vanished) >= MASS_CHANGE_MIN_ROWS and 2 * len(vanished) > on_sheet)
     ):
         raise MassChangeError(_(
             "the stock service lists {listed:n} product(s) for {shop}; {gone:n} of the "
             "{count:n} SKUs on sheet Stock would be flagged as gone (check the Shop URL "
-            "setting)", listed=len(levels), shop=session.settings.shop_url, gone=len(vanished),
-            count=len(on_sheet)))
+            "setting)", listed=listed, shop=session.settings.shop_url, gone=len(vanished),
+            count=on_sheet))
 
 
 class _SyncedRows:
@@ -1193,11 +1305,13 @@ def _synced_statuses(session: _WorkbookSession) -> list[Any]:
     """Column Status as Sync reads it: ``changed`` (in any language) on a row whose
     Received and New level are blank (a publish sent it and cleared them) reads as
     ``ok``."""
-    received = session.column(layout.RECEIVED)
-    new_level = session.column(layout.NEW_LEVEL)
-    return [STATUS_OK if status_key(status) == STATUS_CHANGED and received[i] in (None, "")
-            and new_level[i] in (None, "") else status
-            for i, status in enumerate(session.column(layout.STATUS))]
+    statuses = session.column(layout.STATUS)  # a list of its own, changed in place
+    value = session.table.value
+    for i, status in enumerate(statuses):
+        if status_key(status) == STATUS_CHANGED and value(i, layout.RECEIVED) in (None, "") \
+                and value(i, layout.NEW_LEVEL) in (None, ""):
+            statuses[i] = STATUS_OK
+    return statuses
 
 
 def _fill_low_at(session: _WorkbookSession, thresholds: Mapping[str, int]) -> None:
@@ -1265,11 +1379,11 @@ def _plan(
     policy = STRICT if strict else (session.settings.policy if strict is None else "rebase")
     base: Mapping[str, int] = _sync_memory(session)  # the state's own: not copied
     live, t = snapshot.level_map(), session.table
-    skus, received, new_level = (t.column(h) for h in (layout.SKU, layout.RECEIVED,
-                                                        layout.NEW_LEVEL))
+    skus = t.column(layout.SKU)
+    received, new_level = _Column(t, layout.RECEIVED), _Column(t, layout.NEW_LEVEL)
     picked = rows_to_plan(skus, received, new_level, base, live,
-                          online=t.column(layout.ONLINE), change=t.column(layout.CHANGE),
-                          status=t.column(layout.STATUS),
+                          online=t.column(layout.ONLINE), change=t.values(layout.CHANGE),
+                          status=t.values(layout.STATUS),
                           resting=status_text(STATUS_OK, session.language))
     # the language looked up once, not in the environment for each note of each row
     with i18n.speaking(i18n.current()):
@@ -1464,7 +1578,7 @@ def publish(
             del plan, rows, snapshot  # tens of MB at 100,000 SKUs: gone before the save
             progress(_("Saving the workbook"), 0.9)
             try:
-                session.save()
+                session.save(last=True)
             except WorkbookError as not_saved:
                 raise _published_not_recorded(session, not_saved) from not_saved
             failpoints.reach("after_bookkeeping")

@@ -179,7 +179,7 @@ def parse_columns(skus: Sequence[Any], received: Sequence[Any], new_level: Seque
 
 def rows_to_plan(skus: Sequence[Any], received: Sequence[Any], new_level: Sequence[Any],
                  base: Mapping[str, int], live: Mapping[str, int], *,
-                 online: Sequence[Any], change: Sequence[Any], status: Sequence[Any],
+                 online: Sequence[Any], change: Iterable[Any], status: Iterable[Any],
                  resting: str) -> list[int] | None:
     """The rows (0-based, in order) whose plan can differ from "level stays, Change
     empty, Status ``resting``" (the word ``ok`` as the workbook writes it), or ``None``
@@ -189,7 +189,9 @@ def rows_to_plan(skus: Sequence[Any], received: Sequence[Any], new_level: Sequen
     live level is its Sync level and in range, its SKU is on no other row, and its Online,
     Change and Status cells already hold the live level, nothing and ``resting``. Planning
     the rest gives the plan of every row (a row left out is planned as "level stays, ok"),
-    at the cost of C loops over the columns and Python work for the rows picked only."""
+    at the cost of C loops over the columns and Python work for the rows picked only.
+    ``change`` and ``status`` are gone through once (a column made as it is read: at
+    1,000,000 rows two lists of 8 MB less at Preview's and Publish's peak)."""
     if not usual_sku_cells(skus):
         return None
     live_levels, _ = _in_order(skus, live)

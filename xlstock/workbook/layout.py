@@ -4,12 +4,13 @@ and the hidden state, on top of any :class:`~xlstock.workbook.base.WorkbookAdapt
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import operator
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, overload
 
 from xlstock import i18n
@@ -209,6 +210,7 @@ class StockTable:
     """The columns whose values ``rows`` hold (``None``: all); another is read into
     the shared rows by ``read_more`` when first asked for."""
     read_more: Callable[[int], None] | None = None
+    _widths: tuple[int, int] = field(default=(-1, 0), repr=False, compare=False)
 
     def _ensure_read(self, column: int) -> None:
         if self.read is not None and column not in self.read:
@@ -234,6 +236,25 @@ class StockTable:
             return list(map(operator.itemgetter(column - 1), self.rows))
         except IndexError:
             return [row[column - 1] if column <= len(row) else None for row in self.rows]
+
+    def values(self, header: str) -> Iterator[Any]:
+        """:meth:`column`'s values made as they are gone through (no list of them)."""
+        column = self.columns.get(header)
+        if column is None:
+            return itertools.repeat(None, len(self.rows))
+        self._ensure_read(column)
+        if self._narrowest() < column:
+            return iter(self.column(header))
+        return map(operator.itemgetter(column - 1), self.rows)
+
+    def _narrowest(self) -> int:
+        """The length of the shortest row (rows only grow: worked out again only when
+        rows were added)."""
+        count, narrowest = self._widths
+        if count != len(self.rows):
+            narrowest = min(map(len, self.rows), default=0)
+            self._widths = (len(self.rows), narrowest)
+        return narrowest
 
     @staticmethod
     def sheet_row(index: int) -> int:
