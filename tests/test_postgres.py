@@ -250,9 +250,12 @@ def test_an_instance_killed_under_load_loses_nothing_and_the_other_serves_on(
                 for _attempt in range(50):
                     try:
                         answer = order(session, base, token, {"ITEM": qty}, key=key)
-                    except requests.ConnectionError:
-                        # The instance is gone: send the same order, same key, to the
-                        # other one, as a client behind a load balancer would.
+                    except (requests.ConnectionError,
+                            requests.exceptions.ChunkedEncodingError):
+                        # The instance is gone (before its answer, or in the middle of
+                        # it: the body cut short): send the same order, same key, to the
+                        # other one, as a client behind a load balancer would, and as
+                        # xlstock's own client does (remote/transport.py).
                         with lock:
                             retried_on_survivor.append(key)
                         base = survivor.url
