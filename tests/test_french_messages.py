@@ -241,7 +241,9 @@ def test_the_errors_say_what_to_do_in_french(french, english):
     assert _shown(english, "no such workbook").startswith("xlstock: ")
     assert "pas de tel classeur" in _shown(french, "no such workbook")
     assert "est incomplet ou endommagé" in _shown(french, "damaged workbook")
-    assert "« " in _shown(french, "unknown shop")  # the service's own words, quoted
+    # a token of another shop: said in French, naming the setting to correct
+    assert "corrigez Adresse URL de la boutique dans la feuille Paramètres" in _shown(
+        french, "unknown shop")
     assert "le service de stock tourne-t-il" in _shown(french, "service down")
     assert "Erreur : Argument manquant 'PATH'." in _shown(french, "usage error")  # click's
     assert "boutons ajoutés : Synchroniser, Aperçu, Publier, Annuler" in _shown(french,

@@ -57,10 +57,30 @@ def test_a_typo_in_the_shop_url_is_named_and_not_registered(stock_service, shop_
     assert made.exit_code == 0, made.output
     result = runner.invoke(main, ["sync", str(workbook), "-q"], env={"XLSTOCK_TOKEN": token})
     assert result.exit_code == 4
-    assert f"this API token is for the shop {shop}, not {typo}" in result.stderr
+    assert (f"the API token is for the shop {shop}, not {typo}. If {typo} has a typing "
+            f"slip, correct Shop URL in sheet Settings; else use a token of {typo}"
+            in result.stderr)
     assert "Register the shop, then try again" not in result.stderr
-    assert f"Check the shop URL {typo}, or use the token of that shop" in result.stderr
+    assert "xlstock shop add" not in result.stderr  # the service's own words, for its admin
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_typo_in_the_shop_url_is_said_in_french(stock_service, shop_factory,
+                                                  tmp_path: Path) -> None:
+    shop, token = shop_factory()
+    typo = shop.replace("https://", "https://x")
+    workbook = tmp_path / "stock.xlsx"
+    runner = CliRunner()
+    made = runner.invoke(main, ["new", str(workbook), "--service", stock_service.url,
+                                "--shop", typo, "--lang", "fr"])
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(main, ["sync", str(workbook), "-q"],
+                           env={"XLSTOCK_TOKEN": token, "XLSTOCK_LANG": "fr"})
+    assert result.exit_code == 4
+    assert (f"le jeton d'API est celui de la boutique {shop}, pas de {typo}. Si {typo} "
+            f"contient une faute de frappe, corrigez Adresse URL de la boutique dans la "
+            f"feuille Paramètres" in result.stderr), result.stderr
+    assert "this API token" not in result.stderr and "check the shop" not in result.stderr
 
 
 def test_units_moved_leaves_out_a_side_that_is_zero() -> None:

@@ -96,6 +96,10 @@ _RETRY_READ_STATUSES = frozenset({429, 500, 502, 503, 504})
 _KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,200}")
 _TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
 _ITEMS_IN_MESSAGE = 20
+_OTHER_SHOP = re.compile(r"this API token is for the shop (?P<token_shop>\S+), "
+                         r"not (?P<shop>\S+): ")
+"""The service's refusal of a token given with another shop's URL (server/app.py
+``authorised_shop``): its parts, to say it in the merchant's language."""
 
 
 class Change(NamedTuple):
@@ -963,8 +967,14 @@ class HttpStockServiceClient(SessionOwner):
         the SKUs the service listed and its own words did not already name (a few at most),
         never with the token in it."""
         answered = f"{status} {code}" if code else str(status)
+        other = _OTHER_SHOP.match(message) if status == 403 else None
         hint = self._hint(status, code, message)
-        if message:  # the service's own words, quoted in the merchant's language's way
+        if other:  # said in the merchant's language, naming the setting to correct
+            text = _("{what} was refused ({status}): the API token is for the shop "
+                     "{token_shop}, not {shop}. If {shop} has a typing slip, correct Shop "
+                     "URL in sheet Settings; else use a token of {shop}", what=what,
+                     status=answered, token_shop=other["token_shop"], shop=other["shop"])
+        elif message:  # the service's own words, quoted in the merchant's language's way
             text = _("{what} was refused ({status}): {reason}. {hint}", what=what,
                      status=answered, reason=message.rstrip("."), hint=hint)
         else:
@@ -991,9 +1001,6 @@ class HttpStockServiceClient(SessionOwner):
             return _("Switch on 'Automatic stock level update' on the Services page ({page}); "
                      "nothing was changed", page=self.service_url + "/account/services")
         if status == 403:
-            if "xlstock shop add" in message:
-                return _("Check the shop URL {shop}, or use the token of that shop",
-                         shop=self.shop_url)
             return _("Register the shop URL on the Account profile page ({page}), or on the "
                      "service's computer: xlstock shop add {shop} --db FILE",
                      page=self.service_url + "/account/profile", shop=self.shop_url)
