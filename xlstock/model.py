@@ -285,8 +285,8 @@ def _sku_value(value: Any) -> Any:
     if isinstance(value, Formula):
         if value.cached is NO_CACHE:
             raise ValueProblem(_(
-                "SKU is a formula with no saved result; open and save the file in Excel, "
-                "or type the SKU as text"
+                "SKU is a formula with no saved result; open and save the file in Excel or "
+                "LibreOffice, or type the SKU as text"
             ))
         value = value.cached
     if isinstance(value, CellError):
@@ -335,8 +335,8 @@ def _quantity_value(value: Any, what: str) -> Any:
     if isinstance(value, Formula):
         if value.cached is NO_CACHE:
             raise ValueProblem(_(
-                "{what} is a formula with no saved result; open and save the file in Excel "
-                "so that its value is stored, or type the number", what=what
+                "{what} is a formula with no saved result; open and save the file in Excel or "
+                "LibreOffice so that its value is stored, or type the number", what=what
             ))
         value = value.cached
     if isinstance(value, CellError):
