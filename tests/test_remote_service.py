@@ -140,7 +140,9 @@ def test_wrong_token_and_unregistered_shop(
     with pytest.raises(ServiceRefused) as forbidden:
         connect(shop_url, other_token).read_levels()
     assert forbidden.value.status == 403
-    assert "xlstock shop add" in str(forbidden.value)
+    # the token's own shop named, and the setting to correct, in the merchant's words
+    assert f"not {shop_url}. If {shop_url} has a typing slip, correct Shop URL in sheet " \
+        "Settings" in str(forbidden.value)
     assert other_token not in str(forbidden.value) and token not in str(forbidden.value)
 
 
