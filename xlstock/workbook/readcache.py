@@ -52,7 +52,7 @@ import re
 import stat
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -269,36 +269,42 @@ def _checked_values(values: list[Any]) -> list[Any]:
     return [_decoded(v) for v in values] if dict in kinds else values
 
 
+def place(grid: list[list[Any]], cells: Iterable[tuple[int, int, Any]]) -> None:
+    """Put each ``(row, column, value)`` (from 1) in ``grid``, in place: rows added
+    empty below it, a row widened with ``None`` up to the column, as needed. The one
+    loop that fills a grid with cells read or kept apart from it (the columns a file
+    adapter reads late, a delta's columns and cells)."""
+    for number, column, value in cells:
+        if number > len(grid):
+            grid.extend([] for _ in range(number - len(grid)))
+        line = grid[number - 1]
+        if column > len(line):
+            line.extend([None] * (column - len(line)))
+        line[column - 1] = value
+
+
 def _add_columns(grid: list[list[Any]], added: Mapping[int, Sequence[Any]]) -> None:
-    """Put the values of columns read since an entry into its grid (rows 2 down)."""
+    """Put the values of columns read since an entry into its grid (rows 2 down); a
+    blank is no cell. C iterators alone: a column is a million values at most."""
     for column, values in added.items():
-        for number, value in enumerate(values, start=2):
-            if value is None:
-                continue
-            if number > len(grid):
-                grid.extend([] for _ in range(number - len(grid)))
-            line = grid[number - 1]
-            if column > len(line):
-                line.extend([None] * (column - len(line)))
-            line[column - 1] = value
+        cells = zip(itertools.count(2), itertools.repeat(column), values)
+        place(grid, itertools.compress(cells, map(operator.is_not, values,
+                                                  itertools.repeat(None))))
 
 
 def _apply(grid: list[list[Any]], cells: Iterable[tuple[int, int, Any]]) -> None:
     """Put ``cells`` in ``grid`` and leave it as a read gives it (no ``None`` at a
     row's end, no empty row at the end)."""
     touched = set()
-    for row, column, value in cells:
-        if row < 1 or column < 1:
-            raise ValueError("not a cell")
-        if row > len(grid):
-            grid.extend([] for _ in range(row - len(grid)))
-        line = grid[row - 1]
-        if column > len(line):
-            if value is None:
-                continue
-            line.extend([None] * (column - len(line)))
-        line[column - 1] = value
-        touched.add(row - 1)
+
+    def checked() -> Iterator[tuple[int, int, Any]]:
+        for row, column, value in cells:
+            if row < 1 or column < 1:
+                raise ValueError("not a cell")
+            touched.add(row - 1)
+            yield row, column, value
+
+    place(grid, checked())
     for index in touched:
         line = grid[index]
         if line and line[-1] is None:

@@ -600,7 +600,7 @@ class XlsxFile:
             return
         with self._reading(entry):
             found = self._columns_read(entry, missing, alone=columns is not None)
-        _fill(entry.grid, found)
+        readcache.place(entry.grid, found)  # the rows a shared read gave filled in place
         entry.read_columns = None if columns is None else read | missing
         entry.kept = False  # the cache may keep the columns read since
         if entry.read_since is not None:
@@ -1227,18 +1227,6 @@ def _trim(grid: Grid) -> None:
 
 
 _EVERY_COLUMN = frozenset(range(1, MAX_COLUMNS + 1))
-
-
-def _fill(grid: Grid, found: Iterable[tuple[int, int, Any]]) -> None:
-    """Put values read late, (row, column, value), in their rows of the grid (the rows a
-    shared read gave are filled in place)."""
-    for number, column, value in found:
-        if number > len(grid):
-            grid.extend([] for _ in range(number - len(grid)))
-        row = grid[number - 1]
-        if column > len(row):
-            row.extend([None] * (column - len(row)))
-        row[column - 1] = value
 
 
 def _last_row(grid: Grid) -> int:
