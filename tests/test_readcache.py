@@ -139,21 +139,44 @@ def test_an_overwritten_formula_leaves_nothing_kept_for_the_saved_part(
 
 @pytest.mark.parametrize("damage", [
     b"not json", b'{"format": 99}', b"[]",
-    None,  # the right key, rows of another shape: set below
+    "a column past the reader's columns", "a column's file gone", "a column's file damaged",
+    "a column longer than its head says", "a table's code past the table",
 ])
 def test_a_damaged_cache_file_costs_a_read_never_a_value(
-        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, damage: bytes | None
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, damage: bytes | str
 ) -> None:
     path = workbook(tmp_path / "w.xlsx", ROWS)
     cached_read(path)
     (kept_file,) = cache.glob("*.json")
-    if damage is None:
+    key = kept_file.name[:64]
+    if isinstance(damage, bytes):
+        kept_file.write_bytes(damage)
+    elif damage == "a column past the reader's columns":
         document = json.loads(kept_file.read_bytes())
-        document["rows"][1] = ["A-1", 5] + [None] * 300  # past the reader's columns
-        damage = json.dumps(document).encode()
-    kept_file.write_bytes(damage)
+        document["lasts"].append([16_385, 2])
+        document["files"].append(16_385)
+        kept_file.write_text(json.dumps(document))
+    elif damage == "a column's file gone":
+        column_file(cache, key, 2).unlink()
+    elif damage == "a column's file damaged":
+        column_file(cache, key, 2).write_text('{"format": 4, "values": [')
+    elif damage == "a column longer than its head says":
+        values = column_file(cache, key, 2)
+        document = json.loads(values.read_bytes())
+        document["values"].append(99)
+        values.write_text(json.dumps(document))
+    else:
+        skus = column_file(cache, key, 1)  # few texts: kept as a table
+        document = json.loads(skus.read_bytes())
+        document["codes"][0] = len(document["table"])
+        skus.write_text(json.dumps(document))
     grid, kept = cached_read(path)
     assert not kept and grid == fresh_read(path, monkeypatch)
+
+
+def column_file(cache: Path, key: str, column: int) -> Path:
+    """The file of a column of the entry under ``key``."""
+    return cache / f"{key}.c{column}.values"
 
 
 def test_special_values_are_kept_as_they_were_read(
@@ -167,9 +190,8 @@ def test_special_values_are_kept_as_they_were_read(
     grid, kept = cached_read(path)
     assert kept and grid == first == fresh_read(path, monkeypatch)
     assert grid[1][1] == Formula("=10+2", 12)
-    document = {"format": readcache.FORMAT, "key": "k", "merged": [],
-                "rows": [[{"e": "#N/A"}, {"f": "=1/0", "c": {"e": "#DIV/0!"}}, {"n": 1}]]}
-    assert readcache._checked_grid(document["rows"])[0][:2] == [
+    values = [{"e": "#N/A"}, {"f": "=1/0", "c": {"e": "#DIV/0!"}}, {"n": 1}]
+    assert readcache._checked_values(values)[:2] == [
         CellError("#N/A"), Formula("=1/0", CellError("#DIV/0!"))]
 
 
@@ -261,7 +283,11 @@ def _planted(path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cached_read(path)
     (kept,) = cache.glob("*.json")
     document = json.loads(kept.read_bytes())
-    document["rows"] += [["EVIL-1", 999_999, "planted"]] * 3
+    online = column_file(cache, kept.name[:64], 2)
+    values = json.loads(online.read_bytes())
+    values["values"] += [999_999] * 3
+    online.write_text(json.dumps(values))
+    document["lasts"] = [[c, r + 3 if c == 2 else r] for c, r in document["lasts"]]
     kept.write_text(json.dumps(document))
     grid, used = cached_read(path)
     assert used and grid[-1][1] == 999_999  # the plant works on a trusted folder
@@ -359,21 +385,60 @@ def test_the_key_covers_each_parts_compression_method(
 
 
 def test_a_kept_sheet_is_decoded_without_its_bytes_held_beside_its_text(cache: Path) -> None:
-    """Issue 22: the file's bytes are let go before the rows are made from its text
+    """Issue 22: a column's file is let go before its values are made from its text
     (json.loads of bytes holds both: at 1,000,000 rows, 76 MB more at Publish's peak)."""
     import tracemalloc
 
     rows: list[list[Any]] = [["SKU", "Product", "Online"]] + [
         [f"{n:07d}", f"Product {n} in a long enough name", n % 500] for n in range(40_000)]
     readcache.store("k" * 64, rows, set())
-    size = (cache / f"{'k' * 64}.json").stat().st_size
+    size = column_file(cache, "k" * 64, 2).stat().st_size
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        kept = readcache.load("k" * 64)
+        kept = readcache.load("k" * 64, lambda _header: [2])
         held, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert kept is not None and kept.grid == rows
+    assert kept is not None and [row[1] for row in kept.grid] == [row[1] for row in rows]
     # The rows, and at most the text once beside them (never the bytes too).
     assert peak - held < 1.3 * size, (peak - before, held - before, size)
+
+
+def test_a_column_of_few_texts_loads_as_one_str_a_text(cache: Path) -> None:
+    """Issue 22: Status and Variant hold a handful of texts over a million rows; loaded
+    from a table, the rows share one ``str`` a text (50 MB less a column at 1,000,000
+    rows), and a command that does not ask for a column does not decode it."""
+    rows: list[list[Any]] = [["SKU", "Variant", "Status"]] + [
+        [f"{n:07d}", None if n % 4 == 0 else f"Size {n % 3}", "ok"] for n in range(5_000)]
+    readcache.store("t" * 64, rows, set())
+    assert "table" in json.loads(column_file(cache, "t" * 64, 3).read_bytes())
+    assert "table" not in json.loads(column_file(cache, "t" * 64, 1).read_bytes())
+    kept = readcache.load("t" * 64)
+    assert kept is not None and kept.grid == rows and kept.columns is None
+    assert len({id(row[2]) for row in kept.grid[1:]}) == 1
+    assert len({id(row[1]) for row in kept.grid[1:] if row[1]}) == 3
+    some = readcache.load("t" * 64, lambda header: [header.index("Status") + 1])
+    assert some is not None and some.more == {1, 2} and some.unread_last == 5_001
+    assert [row[2] for row in some.grid] == [row[2] for row in rows]
+    assert all(row[0] is None and row[1] is None for row in some.grid[1:])
+    assert readcache.load_columns(some.chain, [2, 1]) == {
+        2: [row[1] for row in rows[1:]], 1: [row[0] for row in rows[1:]]}
+
+
+def test_a_read_from_the_file_gives_one_str_a_short_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22: xlstock writes Status and Variant as inline strings, one a cell; read
+    back, the rows share one ``str`` a short text (50 MB less a column at 1,000,000
+    rows), and each text is still the one written."""
+    path = workbook(tmp_path / "w.xlsx", [["SKU", "Variant", "Status"]])
+    rows = [[f"SKU-{n}", ("Red / XL", "Blue & <M>", "x" * 40)[n % 3], "ok"]
+            for n in range(300)]
+    with XlsxFile.open(path) as book:
+        book.write_block("Stock", 2, 1, rows)
+        book.save()
+    grid = fresh_read(path, monkeypatch)
+    assert grid[1:] == rows
+    assert len({id(row[2]) for row in grid[1:]}) == 1
+    assert len({id(row[1]) for row in grid[1:] if row[1] != "x" * 40}) == 2
+    assert len({id(row[0]) for row in grid[1:]}) == 300

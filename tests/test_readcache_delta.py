@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_readcache import cached_read, fresh_read, workbook
+from test_readcache import cached_read, column_file, fresh_read, workbook
 
 from xlstock.workbook import readcache
 from xlstock.workbook.xlsx_file import XlsxFile
@@ -120,8 +120,10 @@ def test_columns_read_since_the_load_are_kept_with_the_cells_as_columns(
         book.save()
     (delta,) = deltas(cache)
     document = json.loads(delta.read_text())
-    assert [column for column, _values in document["added"]] == [3, 4, 5]
-    assert document["added"][2][1][:4] == [None, None, "opt", None]  # rows 2 to 5
+    assert document["files"] == [3, 4, 5]  # each added column in a file of its own
+    added = json.loads(column_file(cache, delta.name[:64], 5).read_text())
+    table = added["table"]  # few texts: a table
+    assert [table[code] for code in added["codes"][:4]] == [None, None, "opt", None]
     assert document["cells"] == [[4, 3, "written"]] and document["columns"] == [1, 2, 3, 4, 5]
     with XlsxFile.open(path, writable=False) as book:
         grid = book.read_sheet("Stock", columns=lambda _header: (1, 2, 3, 4, 5))
@@ -156,6 +158,7 @@ def _chain_of_two(path: Path, cache: Path) -> tuple[Path, Path]:
     "not json", "base gone", "first delta gone", "a cell past the limits",
     "a value of another kind", "a base naming itself", "another key", "another format",
     "columns unlike its base", "an added column of another shape",
+    "a column's file of another entry",
 ])
 def test_a_damaged_or_broken_chain_costs_a_read_never_a_value(
         tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
@@ -183,7 +186,17 @@ def test_a_damaged_or_broken_chain_costs_a_read_never_a_value(
         elif damage == "columns unlike its base":
             document["columns"] = [1, 2]
         elif damage == "an added column of another shape":
-            document["added"] = [[2, {"rows": 1}]]
+            document["files"] = [2]
+            document["columns"] = None
+            column_file(cache, document["key"], 2).write_text(json.dumps(
+                {"format": readcache.FORMAT, "key": document["key"], "column": 2,
+                 "values": {"rows": 1}}))
+        elif damage == "a column's file of another entry":
+            (whole,) = wholes(cache)
+            values = column_file(cache, whole.name[:64], 2)
+            theirs = json.loads(values.read_text())
+            theirs["key"] = "0" * 64
+            values.write_text(json.dumps(theirs))
         second.write_text(json.dumps(document))
     grid, kept = cached_read(path)
     assert not kept and grid == fresh_read(path, monkeypatch)
@@ -193,9 +206,14 @@ def test_a_chain_longer_than_max_chain_is_not_followed(
         tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A delta's base is looked up as a delta at most MAX_CHAIN times: no loop, however
     the files name each other."""
-    assert not readcache.store_delta("a" * 64, ["a" * 64], [], [])  # over itself: refused
-    readcache.store_delta("a" * 64, ["b" * 64], [], [])
-    readcache.store_delta("b" * 64, ["a" * 64], [], [])  # a loop, written by hand
+    readcache.store("b" * 64, [["SKU"], ["A"]], [])
+    assert not readcache.store_delta("b" * 64, ["b" * 64], [], [])  # over itself: refused
+    assert not readcache.store_delta("a" * 64, ["c" * 64], [], [])  # over nothing: refused
+    assert readcache.store_delta("a" * 64, ["b" * 64], [], [])
+    (cache / f"{'b' * 64}.json").unlink()
+    document = json.loads((cache / f"{'a' * 64}.delta.json").read_text())
+    document.update(key="b" * 64, base="a" * 64)  # a loop, written by hand
+    (cache / f"{'b' * 64}.delta.json").write_text(json.dumps(document))
     started = time.perf_counter()
     assert readcache.load("a" * 64) is None
     assert time.perf_counter() - started < 1
@@ -381,3 +399,37 @@ def test_columns_read_of_a_sheet_the_save_left_as_it_was_are_kept(
             grid = book.read_sheet("Stock", columns=lambda _header: (1, 2, 3))
             assert book._entry("Stock").kept
         assert grid == fresh_read(path, monkeypatch)
+
+
+def test_columns_not_asked_for_stay_in_the_cache_until_asked(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22: Preview and Publish do not ask for the product names; loaded from the
+    cache, the rows lack them (at 1,000,000 rows 120 MB less), and a command that asks
+    later takes them from the cache, not the workbook, through deltas and the whole
+    entry written after MAX_CHAIN of them."""
+    from xlstock.workbook import sheetxml
+
+    rows = [row[:2] + [f"name {n}", row[2]] for n, row in enumerate(ROWS)]
+    path = workbook(tmp_path / "w.xlsx", rows)
+    cached_read(path)
+
+    def unread(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("read from the workbook, not the cache")
+
+    for number in range(readcache.MAX_CHAIN + 2):
+        with XlsxFile.open(path) as book:
+            grid = book.read_sheet("Stock", shared=True, columns=lambda _h: (1, 2, 4))
+            entry = book._entry("Stock")
+            assert entry.kept and entry.cache_more == {3}
+            assert all(row[2] is None for row in grid[1:])
+            book.write_block("Stock", 3 + number, 4, [[f"changed {number}"]])
+            book.save()
+            if number % 2:  # a later step asks for the names: from the cache
+                with monkeypatch.context() as m:
+                    for name in ("read_columns", "read_some_cells", "read_columns_streamed"):
+                        m.setattr(sheetxml, name, unread)
+                    names = book.read_sheet("Stock", columns=lambda _h: (3,))
+                assert [row[2] for row in names] == [row[2] for row in rows]
+        grid, kept = cached_read(path)
+        assert kept and grid == fresh_read(path, monkeypatch), number
+    assert len(wholes(cache)) >= 2  # a whole entry again, the names copied into it

@@ -236,6 +236,14 @@ class _SheetEntry:
     unread_last: int = 0
     """The last row where a column not read holds a value (it counts in the sheet's
     height, and no write changes it: a column is read before it is written)."""
+    cache_held: frozenset[int] | None = frozenset()
+    """The columns the cache's entry ``cache_chain`` holds from row 2 down (``None``:
+    all)."""
+    cache_more: frozenset[int] = frozenset()
+    """Columns with values that entry holds and the grid lacks (not asked for yet):
+    taken from the cache when asked for, not read from the part."""
+    outside_last: int = 0
+    """The last row where a column neither the grid nor that entry holds has a value."""
     usual: bool | None = None
     """Every cell and row of the part is in the usual form (a fast read found it so; a
     patch keeps it so): a column read later is found by its cells' references."""
@@ -427,9 +435,14 @@ class XlsxFile:
             if self._lock is not None:
                 self._lock.release()
 
-    def _keep(self, key: str, entry: _SheetEntry, grid: Grid) -> None:
-        readcache.store(key, grid, self._merged(entry), columns=entry.read_columns,
-                        unread_last=entry.unread_last, usual=bool(entry.usual))
+    def _keep(self, key: str, entry: _SheetEntry, grid: Grid) -> readcache.Stored | None:
+        """Keep the grid whole under ``key``, with the columns the cache holds that it
+        lacks (copied from the cache's files one at a time)."""
+        read, more = entry.read_columns, entry.cache_more
+        return readcache.store(key, grid, self._merged(entry),
+                               columns=None if read is None else read | more,
+                               unread_last=entry.outside_last, usual=bool(entry.usual),
+                               chain=entry.cache_chain, more=more)
 
     def _merged(self, entry: _SheetEntry) -> set[tuple[int, int]]:
         if entry.merged is None:
@@ -509,19 +522,22 @@ class XlsxFile:
                 entry.grid = []
                 return entry.grid
             key = self._cache_key(entry)
-            kept = readcache.load(key) if key is not None else None
+            kept = readcache.load(key, columns) if key is not None else None
             if kept is not None:
                 entry.grid, entry.merged = kept.grid, kept.merged
                 entry.read_columns, entry.unread_last = kept.columns, kept.unread_last
                 entry.usual = kept.usual or None
                 entry.cache_key, entry.kept, entry.cache_chain = key, True, kept.chain
                 entry.read_since = frozenset()
+                entry.cache_held, entry.cache_more = kept.held, kept.more
+                entry.outside_last = kept.outside_last
             else:
                 entry.cache_key = key
                 self._read_part(entry, columns)
+                assert entry.grid is not None
+                _trim(entry.grid)
             grid = entry.grid
             assert grid is not None
-            _trim(grid)
             if len(grid) < entry.unread_last:
                 grid.extend([] for _ in range(entry.unread_last - len(grid)))
             entry.last_row = self._height(entry)
@@ -596,6 +612,9 @@ class XlsxFile:
             header = entry.grid[0] if entry.grid else []
             missing = frozenset(c for c in columns(header)
                                 if c not in read and 1 <= c <= MAX_COLUMNS)
+        taken = self._take_kept(entry, missing)
+        read, missing = read | taken, missing - taken
+        entry.read_columns = None if columns is None and not missing else read
         if not missing:
             return
         with self._reading(entry):
@@ -605,6 +624,22 @@ class XlsxFile:
         entry.kept = False  # the cache may keep the columns read since
         if entry.read_since is not None:
             entry.read_since = None if columns is None else entry.read_since | missing
+
+    @staticmethod
+    def _take_kept(entry: _SheetEntry, missing: frozenset[int]) -> frozenset[int]:
+        """Put in the grid the ``missing`` columns the sheet cache holds (not asked for
+        when it was loaded): the columns taken (none when its files are gone)."""
+        wanted = missing & entry.cache_more
+        if not wanted:
+            return frozenset()
+        found = readcache.load_columns(entry.cache_chain, wanted)
+        if found is None:  # pruned or damaged since: read from the part
+            entry.cache_more = frozenset()
+            return frozenset()
+        assert entry.grid is not None
+        readcache.add_columns(entry.grid, found)
+        entry.cache_more -= wanted
+        return wanted
 
     def _columns_read(self, entry: _SheetEntry, missing: frozenset[int], *, alone: bool
                       ) -> Iterable[tuple[int, int, Any]]:
@@ -899,6 +934,8 @@ class XlsxFile:
                 continue
             entry.grid = old.grid
             entry.read_columns, entry.unread_last = old.read_columns, old.unread_last
+            entry.cache_chain, entry.cache_held = old.cache_chain, old.cache_held
+            entry.cache_more, entry.outside_last = old.cache_more, old.outside_last
             entry.usual = old.usual
             entry.last_row = self._height(entry)
             entry.merged = old.merged
@@ -910,33 +947,44 @@ class XlsxFile:
                 key = self._cache_key(entry)
                 if key is None:
                     continue
-                entry.cache_chain = old.cache_chain
                 if key != old.cache_key or not old.kept:
-                    entry.cache_chain = self._keep_saved(key, entry, old)
+                    if not self._keep_saved(key, entry, old):
+                        entry.cache_chain, entry.cache_more = (), frozenset()
+                        continue
                 entry.cache_key, entry.kept, entry.read_since = key, True, frozenset()
             except Exception as exc:  # the workbook is saved: the cache is only a speed-up
                 log.debug("sheet values not kept: %s", exc)
         self._formulas_overwritten = False
 
-    def _keep_saved(self, key: str, entry: _SheetEntry, old: _SheetEntry) -> tuple[str, ...]:
+    def _keep_saved(self, key: str, entry: _SheetEntry, old: _SheetEntry) -> bool:
         """Keep the values of a saved sheet under ``key``: only the cells this session
         wrote (and the columns it read since), over the entry its values came from,
         when they came from the cache and are few (O(k) where the whole grid is O(N));
-        else the whole grid. Returns the chain of cache files the kept values are made
-        from."""
+        else the whole grid. ``entry`` then says what the cache holds; ``False`` when
+        nothing could be kept."""
         grid, since = old.grid, old.read_since
         assert grid is not None
+        stored = None
         if since is not None and old.cache_key not in (None, key) and \
                 old.cache_chain[-1:] == (old.cache_key,) and \
                 _count_below(old.writes.cells(), max(len(grid) // 4, 1)):
             cells = [(row, column, _grid_value(grid, row, column))
                      for row, column, _value in old.writes.cells()]
-            if readcache.store_delta(key, old.cache_chain, cells, self._merged(entry),
-                                     columns=entry.read_columns, grid=grid, added=since,
-                                     unread_last=entry.unread_last, usual=bool(entry.usual)):
-                return (*old.cache_chain, key)
-        self._keep(key, entry, grid)
-        return (key,)
+            held = old.cache_held
+            stored = readcache.store_delta(
+                key, old.cache_chain, cells, self._merged(entry),
+                columns=None if held is None else held | since, grid=grid, added=since,
+                unread_last=old.outside_last, usual=bool(entry.usual))
+            chain = (*old.cache_chain, key)
+        if stored is None:
+            stored, chain = self._keep(key, entry, grid), (key,)
+        if stored is None:
+            return False
+        entry.cache_chain, entry.cache_held = chain, stored.held
+        entry.cache_more = old.cache_more & stored.lasts.keys()
+        if stored.held is not None:
+            entry.cache_more &= stored.held
+        return True
 
     # --- building the new package ------------------------------------------------------
 
@@ -1211,6 +1259,7 @@ def _take_read(entry: _SheetEntry, read: sheetxml.CellsRead, wanted: frozenset[i
     """Keep a read of the part's rows (whole, or streamed) on ``entry``: row 1 is the
     ``header`` read first when only the ``wanted`` columns were (the rows read lack it)."""
     entry.grid, entry.unread_last, entry.read_columns = read.grid, read.unread_last, wanted
+    entry.outside_last, entry.cache_more = read.unread_last, frozenset()
     if wanted is not None and entry.grid:
         entry.grid[0] = header
     elif header:
