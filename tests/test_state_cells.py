@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from support.memory_book import MemoryBook
 from support.shopkit import Shop
 
+from xlstock import actions
 from xlstock.errors import WorkbookError
 from xlstock.model import StockItem
 from xlstock.workbook import layout, statecells
@@ -38,10 +39,10 @@ def _previous_release(book: MemoryBook, state: dict[str, Any], chunk: int) -> No
     book.write_block(STATE, 1, 1, [[text[i:i + chunk]] for i in range(0, len(text), chunk)])
 
 
-def _small_cells() -> Any:
+def _small_cells(patch_most: int) -> Any:
     """Cells of a few pairs, so that a few SKUs make many cells, split and empty ones."""
     return mock.patch.multiple(statecells, SLICED_FROM=3, FILL=40, CELL_LIMIT=90,
-                               PATCH_MOST=2, WHOLE_FROM=1)
+                               PATCH_MOST=patch_most, WHOLE_FROM=1)
 
 
 # SKUs of every kind: the usual, and those holding what JSON escapes or what separates
@@ -75,14 +76,15 @@ def _change(levels: dict[str, int], expected: dict[str, int], sku: str, level: i
 @settings(max_examples=150, deadline=None)
 @given(st.dictionaries(_SKU, _LEVEL, max_size=30),
        st.lists(st.lists(_CHANGE, max_size=8), min_size=1, max_size=4),
-       st.sampled_from([None, 7, 30_000]))
+       st.sampled_from([None, 7, 30_000]), st.sampled_from([2, 8]))
 def test_levels_changed_then_saved_read_back_as_the_whole_text(
-        base: dict[str, int], rounds: list, previous_chunk: int | None) -> None:
+        base: dict[str, int], rounds: list, previous_chunk: int | None,
+        patch_most: int) -> None:
     """Read -> change k SKUs -> write -> read gives the levels changed, over random
     changes, additions and removals, several saves in a row; from a state the previous
     release wrote (``previous_chunk``: its cells) or a first save. The column joined is
     the JSON an older release reads."""
-    with _small_cells():
+    with _small_cells(patch_most):
         _round_trips(base, rounds, previous_chunk)
 
 
@@ -144,6 +146,20 @@ def test_a_save_writes_only_the_cells_holding_a_changed_sku() -> None:
     assert book.writes == []
 
 
+def test_a_quarter_of_the_levels_changed_are_encoded_whole_without_noting_them() -> None:
+    book, state = _laid_out(20_000)
+    levels = state["base"]
+    levels.update({f"TEE-{n:06d}-RD": 1 for n in range(100)})
+    assert len(levels.touched) == 100 and levels.cells is not None
+    levels.update({f"TEE-{n:06d}-RD": 2 for n in range(0, 20_000, 4)})  # 5,000 more
+    assert levels.cells is None and not levels.touched  # no set of them kept
+    levels["TEE-000001-RD"] = 3
+    assert not levels.touched
+    layout.write_state(book, state)
+    assert levels.cells is not None  # the next save patches again
+    assert layout.read_state(book)["base"] == dict(levels)
+
+
 def test_a_cell_whose_skus_are_all_gone_is_dropped_and_the_others_kept() -> None:
     book, state = _laid_out(20_000)
     before = _column(book)
@@ -189,6 +205,23 @@ def test_a_damaged_laid_out_state_gives_the_message_and_an_odd_one_reads_whole()
     state = layout.read_state(book)
     assert state == {"base": {"A": 2, "B": 1}, "format": 1}
     assert state["base"].cells is None
+
+
+def test_history_reads_the_state_without_decoding_the_levels() -> None:
+    """``xlstock history`` asks for the publishes alone: the cells of the levels are not
+    decoded (one that would not decode is not even looked at), as a whole text is."""
+    book, state = _laid_out(5_000)
+    publishes = [{"key": "k1", "at": "2026-12-01 10:00:00", "items": {"TEE-000001-RD": [1, 3]}}]
+    state["publishes"] = publishes
+    layout.write_state(book, state)
+    book.set(STATE, 3, 1, ',"TEE-' + "9" * 10)  # a cell of levels that no longer decodes
+    assert layout.read_state(book, levels=False) == {"version": "v1", "publishes": publishes,
+                                                     "format": 1}
+    assert [r.key for r in actions.history(book)] == ["k1"]
+    with pytest.raises(WorkbookError, match="is damaged"):
+        layout.read_state(book)
+    _previous_release(book, {"base": {"A": 1}, "version": "v1"}, 7)
+    assert layout.read_state(book, levels=False) == {"version": "v1", "format": 1}
 
 
 def test_the_state_of_an_earlier_release_reads_and_is_laid_out_on_save() -> None:

@@ -780,20 +780,23 @@ def _refuse_past_the_last_row(book: WorkbookAdapter, sheet: str, last: int) -> N
         ))
 
 
-def read_state(book: WorkbookAdapter) -> dict[str, Any]:
+def read_state(book: WorkbookAdapter, *, levels: bool = True) -> dict[str, Any]:
     """The tool's own memory (levels at the last Sync, a pending publish), kept as JSON
     in column A of the very hidden sheet ``_xlstock``; ``{}`` when there is none. Its
     levels laid out in cells of their own (:mod:`~xlstock.workbook.statecells`) come as
-    a :class:`~xlstock.workbook.statecells.SyncLevels`, which a save patches."""
+    a :class:`~xlstock.workbook.statecells.SyncLevels`, which a save patches;
+    ``levels=False``: without them (their cells not decoded, when laid out so)."""
     if STATE_SHEET not in book.sheet_names():
         return {}
     column = [row[0] if row else None for row in book.read_sheet(STATE_SHEET)]
     try:
-        state = statecells.read(column)
+        state = statecells.read(column, levels=levels)
     except ValueError:
         state = None  # read whole: a damaged text gets its message there
     if state is None:
         state = _whole_state(book, column)
+        if not levels and isinstance(state, dict):
+            state.pop("base", None)
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         return {}
     return state

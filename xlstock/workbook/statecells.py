@@ -41,7 +41,9 @@ _COMPACT = (",", ":")
 class SyncLevels(dict[str, int]):
     """The levels of the last Sync as the state keeps them: a dict that notes the SKUs
     set or removed (``touched``) since the cells of its text (``cells``) were read or
-    written, so that a save encodes those alone. Reads are the dict's own (C speed)."""
+    written, so that a save encodes those alone. Reads are the dict's own (C speed);
+    with no cells known, or once more than one SKU in :data:`WHOLE_FROM` changed, it
+    notes nothing (the next save encodes the levels whole)."""
 
     __slots__ = ("touched", "cells")
 
@@ -50,39 +52,49 @@ class SyncLevels(dict[str, int]):
         self.touched: set[str] = set()
         self.cells: LevelCells | None = None
 
+    def _note(self, skus: Iterable[str], count: int = 1) -> None:
+        if self.cells is None:
+            return
+        if WHOLE_FROM * (len(self.touched) + count) > len(self):
+            self.cells, self.touched = None, set()  # encoded whole: nothing to note
+            return
+        self.touched.update(skus)
+
     def __setitem__(self, sku: str, level: int) -> None:
-        self.touched.add(sku)
+        self._note((sku,))
         super().__setitem__(sku, level)
 
     def __delitem__(self, sku: str) -> None:
-        self.touched.add(sku)
+        self._note((sku,))
         super().__delitem__(sku)
 
     def pop(self, sku: str, *default: Any) -> Any:
-        self.touched.add(sku)
+        self._note((sku,))
         return super().pop(sku, *default)
 
     def popitem(self) -> tuple[str, int]:
         item = super().popitem()
-        self.touched.add(item[0])
+        self._note((item[0],))
         return item
 
     def setdefault(self, sku: str, level: Any = None) -> Any:
-        self.touched.add(sku)
+        self._note((sku,))
         return super().setdefault(sku, level)
 
     def update(self, other: Any = (), /, **more: Any) -> None:
-        changes = dict(other, **more)
-        self.touched.update(changes)
-        super().update(changes)
+        if self.cells is not None:
+            if not isinstance(other, Mapping) or more:
+                other = dict(other, **more)
+                more = {}
+            self._note(other, len(other))
+        super().update(other, **more)
 
     def __ior__(self, other: Any) -> SyncLevels:  # type: ignore[override,misc]
         self.update(other)
         return self
 
     def clear(self) -> None:
-        self.cells = None  # nothing of the text read stays
-        self.touched = set()
+        self.cells, self.touched = None, set()  # nothing of the text read stays
         super().clear()
 
 
@@ -108,13 +120,26 @@ def _plain(text: str, pairs: int) -> bool:
             and text.count(",") == pairs - 1 + lead)
 
 
-def read(column: Sequence[Any]) -> dict[str, Any] | None:
+def read(column: Sequence[Any], *, levels: bool = True) -> dict[str, Any] | None:
     """The state from column A laid out as :func:`lay_out` lays it (its ``base`` a
-    :class:`SyncLevels` knowing its cells); ``None`` when the column is not laid out so
-    (a state an earlier release wrote, or a small one): it is then read whole.
-    Raises ``ValueError`` for cells that do not decode."""
+    :class:`SyncLevels` knowing its cells; ``levels=False``: without ``base``, its cells
+    not decoded); ``None`` when the column is not laid out so (a state an earlier
+    release wrote, or a small one): it is then read whole. Raises ``ValueError`` for
+    cells that do not decode."""
     if not column or column[0] != HEAD:
         return None
+    if not levels:
+        row = next((row for row, value in enumerate(column)
+                    if type(value) is str and value[:1] == "}"), len(column))
+        state = json.loads(HEAD + "".join(v for v in column[row:] if type(v) is str))
+        if not isinstance(state, dict):
+            raise ValueError("not an object")
+        del state["base"]
+        return state
+    return _read_levels(column)
+
+
+def _read_levels(column: Sequence[Any]) -> dict[str, Any]:
     levels = SyncLevels()
     texts: list[str] = []
     lows: list[str] = []
@@ -150,8 +175,8 @@ def read(column: Sequence[Any]) -> dict[str, Any] | None:
 def lay_out(state: Mapping[str, Any]) -> tuple[list[str], LevelCells | None] | None:
     """Column A for ``state`` (the key ``base`` first, its levels in cells of their own)
     and the cells of its levels, to keep on them once written (:func:`written`);
-    ``None`` when the state is to be one text (few or no levels, or a level that is not
-    a whole number: :func:`~xlstock.workbook.layout.state_text`)."""
+    ``None`` when the state is to be one text (few or no levels, or a pair longer than
+    a cell: :func:`~xlstock.workbook.layout.state_text`)."""
     levels = state.get("base")
     if not isinstance(levels, dict) or len(levels) < SLICED_FROM:
         return None
