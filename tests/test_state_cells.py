@@ -278,3 +278,37 @@ def test_sync_and_publish_rewrite_only_the_state_cells_of_the_skus_they_move(
     assert {row for row in published if published[row] != after.get(row)} == \
         {_row_of(published, "S-01000"), tail}
     assert shop.live()["S-01000"] == 100 + 1000 % 7 + 5
+
+
+@pytest.mark.libreoffice
+def test_the_laid_out_state_survives_a_save_in_libreoffice(stock_service, tmp_path) -> None:
+    """A merchant saves the workbook in LibreOffice: the state reads as it was, laid
+    out still (patched by the next save), and a Sync after orders patches it."""
+    import shutil
+    import subprocess
+
+    from support.office import SOFFICE
+
+    if SOFFICE is None:
+        pytest.skip("LibreOffice is not installed (soffice not on PATH)")
+    shop = Shop(stock_service, tmp_path, items=CATALOGUE)
+    shop.new()
+    shop.run("sync", str(shop.workbook))
+    out = tmp_path / "resaved"
+    subprocess.run(
+        [str(SOFFICE), "--headless", "--norestore",
+         f"-env:UserInstallation={(tmp_path / 'lo-profile').as_uri()}",
+         "--convert-to", "xlsx", "--outdir", str(out), str(shop.workbook)],
+        check=True, capture_output=True, timeout=180)
+    shutil.copyfile(out / shop.workbook.name, shop.workbook)
+    with zipfile.ZipFile(shop.workbook) as package:  # LibreOffice's own file
+        assert b'name="_xlstock" sheetId' in package.read("xl/workbook.xml")
+        assert b">{&quot;base&quot;:{</t>" in package.read("xl/sharedStrings.xml")
+    with XlsxFile.open(shop.workbook, writable=False) as book:
+        levels = layout.read_state(book)["base"]
+        assert levels == shop.live() and levels.cells is not None
+    shop.sell(S_00010=95)
+    shop.run("sync", str(shop.workbook))
+    with XlsxFile.open(shop.workbook, writable=False) as book:
+        levels = layout.read_state(book)["base"]
+        assert levels == shop.live() and levels["S-00010"] == 8 and levels.cells is not None
