@@ -849,7 +849,8 @@ def state_text(state: Mapping[str, Any]) -> str:
 
 def write_state(book: WorkbookAdapter, state: dict[str, Any]) -> None:
     """Store the state, replacing the previous one: the rows of column A whose text
-    changed, in a block write each run of them. Many levels are laid out in cells of
+    changed, in a block write each run of them (one, first change to last, where each
+    write crosses to another process). Many levels are laid out in cells of
     their own, those whose SKUs did not change kept as read
     (:func:`~xlstock.workbook.statecells.lay_out`); few, in one text
     (:func:`state_text`)."""
@@ -865,6 +866,10 @@ def write_state(book: WorkbookAdapter, state: dict[str, Any]) -> None:
         column: list[Any] = [text[i:i + _STATE_CHUNK] for i in range(0, len(text), _STATE_CHUNK)]
     else:
         column = laid[0]
-    for top, values in statecells.runs(before, column):
+    runs = list(statecells.runs(before, column))
+    if runs and not book.scattered_writes:  # one block, first change to last (live Excel)
+        top, last = runs[0][0], runs[-1][0] + len(runs[-1][1])
+        runs = [(top, [column[row] if row < len(column) else None for row in range(top, last)])]
+    for top, values in runs:
         book.write_block(STATE_SHEET, top + 1, 1, [[value] for value in values])
     statecells.written(state, None if laid is None else laid[1])
