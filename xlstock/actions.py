@@ -1899,8 +1899,8 @@ class PublishRecord:
 
 def history(book: WorkbookAdapter) -> list[PublishRecord]:
     """The publishes made from this workbook that it remembers, newest first (the last
-    :data:`REMEMBERED_PUBLISHES`). Offline."""
-    state = layout.read_state(book)
+    :data:`REMEMBERED_PUBLISHES`). Offline; the levels of the last Sync not decoded."""
+    state = layout.read_state(book, levels=False)
     records = []
     for entry in reversed(state.get("publishes") or []):
         items = entry.get("items") or {}

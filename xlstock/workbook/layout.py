@@ -18,6 +18,7 @@ from xlstock.cells import NO_CACHE, Formula, unchanged
 from xlstock.errors import SheetError, UsageError, WorkbookError
 from xlstock.i18n import NC_, _
 from xlstock.model import ValueProblem, parse_quantity
+from xlstock.workbook import statecells
 from xlstock.workbook.base import (
     LOG_SHEET,
     LOW_STOCK_SHEET,
@@ -83,7 +84,7 @@ LOG_HEADERS = (NC_("workbook", "When"), NC_("workbook", "Action"), SETTING_VERSI
                NC_("workbook", "Rows changed"), NC_("workbook", "Units"), NC_("workbook", "Result"))
 
 STATE_FORMAT = 1
-_STATE_CHUNK = 30_000
+_STATE_CHUNK = statecells.CELL_LIMIT
 """Characters per state cell: under Excel's 32,767-character cell limit."""
 
 
@@ -782,25 +783,40 @@ def _refuse_past_the_last_row(book: WorkbookAdapter, sheet: str, last: int) -> N
         ))
 
 
-def read_state(book: WorkbookAdapter) -> dict[str, Any]:
+def read_state(book: WorkbookAdapter, *, levels: bool = True) -> dict[str, Any]:
     """The tool's own memory (levels at the last Sync, a pending publish), kept as JSON
-    in column A of the very hidden sheet ``_xlstock``; ``{}`` when there is none."""
+    in column A of the very hidden sheet ``_xlstock``; ``{}`` when there is none. Its
+    levels laid out in cells of their own (:mod:`~xlstock.workbook.statecells`) come as
+    a :class:`~xlstock.workbook.statecells.SyncLevels`, which a save patches;
+    ``levels=False``: without them (their cells not decoded, when laid out so)."""
     if STATE_SHEET not in book.sheet_names():
         return {}
-    grid = book.read_sheet(STATE_SHEET)
-    text = "".join(str(r[0]) for r in grid if r and isinstance(r[0], str))
+    column = [row[0] if row else None for row in book.read_sheet(STATE_SHEET)]
+    try:
+        state = statecells.read(column, levels=levels)
+    except ValueError:
+        state = None  # read whole: a damaged text gets its message there
+    if state is None:
+        state = _whole_state(book, column)
+        if not levels and isinstance(state, dict):
+            state.pop("base", None)
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        return {}
+    return state
+
+
+def _whole_state(book: WorkbookAdapter, column: Sequence[Any]) -> Any:
+    """The state read as one text, its cells joined (as every release wrote it)."""
+    text = "".join(value for value in column if isinstance(value, str))
     if not text:
         return {}
     try:
-        state = json.loads(text)
+        return json.loads(text)
     except ValueError as exc:
         raise WorkbookError(_(
             "{book}: the hidden sheet {sheet} is damaged; run `xlstock sync` to rebuild it "
             "(edits in Received/New level are kept)", book=book.label, sheet=STATE_SHEET
         )) from exc
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        return {}
-    return state
 
 
 _BASE_SLICE = 10_000
@@ -835,15 +851,28 @@ def state_text(state: Mapping[str, Any]) -> str:
 
 
 def write_state(book: WorkbookAdapter, state: dict[str, Any]) -> None:
-    """Store the state, replacing the previous one, in one block write."""
+    """Store the state, replacing the previous one: the rows of column A whose text
+    changed, in a block write each run of them (one, first change to last, where each
+    write crosses to another process). Many levels are laid out in cells of
+    their own, those whose SKUs did not change kept as read
+    (:func:`~xlstock.workbook.statecells.lay_out`); few, in one text
+    (:func:`state_text`)."""
     if STATE_SHEET not in book.sheet_names():
         book.add_sheet(STATE_SHEET, hidden=True)
-        previous = 0
+        before: list[Any] = []
     else:
-        previous = len(book.read_sheet(STATE_SHEET))
-    text = state_text({**state, "format": STATE_FORMAT})
-    chunks: list[list[Any]] = [
-        [text[i : i + _STATE_CHUNK]] for i in range(0, len(text), _STATE_CHUNK)
-    ]
-    chunks.extend([None] for _ in range(max(0, previous - len(chunks))))
-    book.write_block(STATE_SHEET, 1, 1, chunks)
+        before = [row[0] if row else None for row in book.read_sheet(STATE_SHEET)]
+    state = {**state, "format": STATE_FORMAT}
+    laid = statecells.lay_out(state)
+    if laid is None:
+        text = state_text(state)
+        column: list[Any] = [text[i:i + _STATE_CHUNK] for i in range(0, len(text), _STATE_CHUNK)]
+    else:
+        column = laid[0]
+    runs = list(statecells.runs(before, column))
+    if runs and not book.scattered_writes:  # one block, first change to last (live Excel)
+        top, last = runs[0][0], runs[-1][0] + len(runs[-1][1])
+        runs = [(top, [column[row] if row < len(column) else None for row in range(top, last)])]
+    for top, values in runs:
+        book.write_block(STATE_SHEET, top + 1, 1, [[value] for value in values])
+    statecells.written(state, None if laid is None else laid[1])
