@@ -149,3 +149,27 @@ def test_below_the_threshold_the_late_column_reads_the_text_the_save_then_patche
         book.save()
     assert len(streamed) == 1  # read once, patched as held
     assert whole_read(path, monkeypatch)[4][2] == "Renamed"
+
+
+def test_the_cells_read_late_are_held_in_arrays_not_tuples() -> None:
+    """Issue 22: the product names read late at 1,000,000 rows were a list of
+    (row, column, value) tuples, 170 MB at Sync's peak; held as two arrays of numbers
+    and the values, a cell costs its value and a dozen bytes."""
+    import sys
+    import tracemalloc
+
+    count = 20_000
+    data = part("".join(f'<row r="{r}"><c r="B{r}" t="inlineStr"><is><t>Name {r}</t></is>'
+                        f'</c><c r="C{r}"><v>{r}</v></c></row>' for r in range(1, count + 1)))
+    pieces = chunks(data, 1 << 16)
+    tracemalloc.start()
+    try:
+        found = sheetxml.read_columns_streamed(pieces, CONTEXT, {2, 3})
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert found is not None and len(found) == 2 * count
+    assert sorted(found)[:2] == [(1, 2, "Name 1"), (1, 3, 1)]
+    values = sum(sys.getsizeof(value) for value in found.values if type(value) is str or
+                 value > 256)  # Python makes the small numbers once
+    assert held < values + 24 * 2 * count, (held, values)  # tuples: 100 bytes a cell more
