@@ -2145,7 +2145,7 @@ def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Repo
     session = _WorkbookSession.read(book, names=False)
     progress(_("Checking sheet Stock"), 0.5)
     rows, problems = session.parsed_rows()
-    base = session.base
+    base = _sync_memory(session)  # read, never changed: not a copy of a million levels
     lines: list[str] = []
     if base:
         known = {r.sku for r in rows if r.sku in base}
