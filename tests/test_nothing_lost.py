@@ -274,19 +274,12 @@ def test_every_save_puts_the_state_sheet_back_to_very_hidden(merchant: Shop,
 @pytest.mark.libreoffice
 def test_the_state_sheet_libreoffice_showed_is_very_hidden_again_after_a_command(
         merchant: Shop, tmp_path: Path) -> None:
-    import subprocess
 
-    from support.office import SOFFICE
+    from support.office import SOFFICE, resave
 
     if SOFFICE is None:
         pytest.skip("LibreOffice is not installed (soffice not on PATH)")
-    out = tmp_path / "resaved"
-    subprocess.run(
-        [str(SOFFICE), "--headless", "--norestore",
-         f"-env:UserInstallation={(tmp_path / 'lo-profile').as_uri()}",
-         "--convert-to", "xlsx", "--outdir", str(out), str(merchant.workbook)],
-        check=True, capture_output=True, timeout=120)
-    shutil.copyfile(out / merchant.workbook.name, merchant.workbook)
+    resave(merchant.workbook, tmp_path)
     assert _state_of_state_sheet(merchant.workbook) == "hidden"  # Excel's Unhide lists it
     live = merchant.live()
     _run(merchant, "publish", str(merchant.workbook), "-q")

@@ -284,23 +284,15 @@ def test_sync_and_publish_rewrite_only_the_state_cells_of_the_skus_they_move(
 def test_the_laid_out_state_survives_a_save_in_libreoffice(stock_service, tmp_path) -> None:
     """A merchant saves the workbook in LibreOffice: the state reads as it was, laid
     out still (patched by the next save), and a Sync after orders patches it."""
-    import shutil
-    import subprocess
 
-    from support.office import SOFFICE
+    from support.office import SOFFICE, resave
 
     if SOFFICE is None:
         pytest.skip("LibreOffice is not installed (soffice not on PATH)")
     shop = Shop(stock_service, tmp_path, items=CATALOGUE)
     shop.new()
     shop.run("sync", str(shop.workbook))
-    out = tmp_path / "resaved"
-    subprocess.run(
-        [str(SOFFICE), "--headless", "--norestore",
-         f"-env:UserInstallation={(tmp_path / 'lo-profile').as_uri()}",
-         "--convert-to", "xlsx", "--outdir", str(out), str(shop.workbook)],
-        check=True, capture_output=True, timeout=180)
-    shutil.copyfile(out / shop.workbook.name, shop.workbook)
+    resave(shop.workbook, tmp_path)
     with zipfile.ZipFile(shop.workbook) as package:  # LibreOffice's own file
         assert b'name="_xlstock" sheetId' in package.read("xl/workbook.xml")
         assert b">{&quot;base&quot;:{</t>" in package.read("xl/sharedStrings.xml")

@@ -25,3 +25,16 @@ def libreoffice_missing() -> str | None:
         return (f"{SYSTEM_PYTHON} cannot import uno; install it with apt-get install -y "
                 "--no-install-recommends python3-uno")
     return None
+
+
+def resave(workbook: Path, scratch: Path, *, timeout: float = 180) -> None:
+    """Open ``workbook`` in headless LibreOffice and save it over itself as .xlsx, as a
+    merchant's LibreOffice would (its own profile under ``scratch``)."""
+    assert SOFFICE is not None, "LibreOffice is not installed (soffice not on PATH)"
+    out = scratch / "resaved"
+    subprocess.run(
+        [SOFFICE, "--headless", "--norestore",
+         f"-env:UserInstallation={(scratch / 'lo-profile').as_uri()}",
+         "--convert-to", "xlsx", "--outdir", str(out), str(workbook)],
+        check=True, capture_output=True, timeout=timeout)
+    shutil.copyfile(out / workbook.name, workbook)
