@@ -32,6 +32,8 @@ to grow sheet Stock past it, so that a workbook xlstock wrote is always one that
 command reads (and that Excel opens whole)."""
 MAX_COLUMNS = 256
 """Columns a sheet may use before xlstock refuses to read it (a stray cell far right)."""
+EVERY_COLUMN = frozenset(range(1, MAX_COLUMNS + 1))
+"""Every column a read may hold, as a set of their numbers."""
 
 
 def column_letter(index: int) -> str:

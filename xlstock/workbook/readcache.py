@@ -60,7 +60,7 @@ import re
 import stat
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -68,7 +68,7 @@ from typing import Any, NamedTuple, TextIO
 import platformdirs
 
 from xlstock.cells import NO_CACHE, CellError, Formula
-from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS
+from xlstock.workbook.base import EVERY_COLUMN, MAX_COLUMNS, MAX_ROWS
 
 FORMAT = 4
 """Bumped whenever the reader could give another value for the same bytes, or the files
@@ -160,8 +160,6 @@ class Kept:
     more: frozenset[int] = frozenset()
     """Columns the entry holds values of that the rows lack (not asked for):
     :func:`load_columns` gives them, without reading the workbook."""
-    lasts: dict[int, int] = field(default_factory=dict)
-    """The last row holding a value, for each column the entry holds that has one."""
     outside_last: int = 0
     """The last row where a column the entry does not hold has a value (0: none)."""
 
@@ -195,8 +193,8 @@ def load(key: str, columns: Callable[[list[Any]], Iterable[int]] | None = None
     grid = _grid_of(header, found)
     del found
     return Kept(grid, top.merged, None if held is None and not more else
-                (held if held is not None else _EVERY_COLUMN) - more,
-                unread_last, top.usual, tuple(h.key for h in heads), held, more, dict(lasts),
+                (held if held is not None else EVERY_COLUMN) - more,
+                unread_last, top.usual, tuple(h.key for h in heads), held, more,
                 top.unread_last)
 
 
@@ -204,12 +202,25 @@ def load_columns(chain: Sequence[str], columns: Iterable[int]) -> dict[int, list
     """The values of ``columns`` (from row 2 down, each as long as its last value) in
     the entry that ``chain`` makes (see :attr:`Kept.chain`); ``None`` when it is no
     longer there whole (pruned, damaged): read them from the workbook instead."""
+    chained = _heads_of(chain)
+    return None if chained is None else _columns_of(*chained, columns)
+
+
+def _heads_of(chain: Sequence[str]) -> tuple[Path, list[_Head]] | None:
+    """The cache folder and the heads of the entry ``chain`` makes, if it is still
+    that chain."""
     where = folder()
     if not chain or where is None or not _own_folder(where):
         return None
     heads = _chain(where, chain[-1])
     if heads is None or tuple(h.key for h in heads) != tuple(chain):
         return None
+    return where, heads
+
+
+def _columns_of(where: Path, heads: Sequence[_Head], columns: Iterable[int]
+                ) -> dict[int, list[Any]] | None:
+    """:func:`load_columns` over heads already read."""
     wanted = sorted(set(columns))
     found = _columns(where, heads, [c for c in wanted if c in heads[-1].lasts])
     if found is None:
@@ -296,9 +307,8 @@ def _header(heads: Sequence[_Head]) -> list[Any]:
     header = list(heads[0].header or ())
     cells = [(1, c, v) for h in heads[1:] for r, c, v in h.cells if r == 1]
     if cells:
-        grid = [header]
-        _apply(grid, cells)
-        header = grid[0] if grid else []
+        place([header], cells)
+        _trimmed_list(header)
     return header
 
 
@@ -317,7 +327,7 @@ def _columns(where: Path, heads: Sequence[_Head], columns: Iterable[int]
             if read is None:
                 return None
             values = read
-        for head in heads[(source or 0) + 1 if source is not None else 1:]:
+        for head in heads[1 if source is None else source + 1:]:  # the deltas after it
             for row, col, value in head.cells:
                 if col == column and row >= 2:
                     if row - 1 > len(values):
@@ -381,7 +391,6 @@ def _grid_of(header: list[Any], columns: Mapping[int, list[Any]]) -> list[list[A
 _KEY = re.compile(r"[0-9a-f]{64}")
 _COLUMN = ".c{}.values"
 """A column's values, in a file of their own (a command decodes the columns it needs)."""
-_EVERY_COLUMN = frozenset(range(1, MAX_COLUMNS + 1))
 
 
 def _document(where: Path, key: str, deltas: int) -> tuple[dict[str, Any], bool] | None:
@@ -461,25 +470,6 @@ def add_columns(grid: list[list[Any]], added: Mapping[int, Sequence[Any]]) -> No
                                                   itertools.repeat(None))))
 
 
-def _apply(grid: list[list[Any]], cells: Iterable[tuple[int, int, Any]]) -> None:
-    """Put ``cells`` in ``grid`` and leave it as a read gives it (no ``None`` at a
-    row's end, no empty row at the end)."""
-    touched = set()
-
-    def checked() -> Iterator[tuple[int, int, Any]]:
-        for row, column, value in cells:
-            touched.add(row - 1)
-            yield row, column, value
-
-    place(grid, checked())
-    for index in touched:
-        line = grid[index]
-        if line and line[-1] is None:
-            grid[index] = list(_trimmed(line))
-    while grid and not grid[-1]:
-        grid.pop()
-
-
 def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, int]], *,
           columns: Iterable[int] | None = None, unread_last: int = 0,
           usual: bool = False, chain: Sequence[str] = (), more: Iterable[int] = ()
@@ -497,7 +487,7 @@ def store(key: str, grid: Sequence[Sequence[Any]], merged: Iterable[tuple[int, i
     lasts = _store_columns(key, grid, held)
     if lasts is None or not _copy_columns(key, chain, sorted(set(more)), held, lasts):
         return None
-    header = _trimmed(list(grid[0])) if grid else []
+    header = _trimmed_list(list(grid[0])) if grid else []
     head = _head(key, merged, held, unread_last, usual, lasts, lasts)
     head["header"] = [_encoded(v) for v in header]
     if not _write(key, ".json", head):
@@ -525,10 +515,11 @@ def _store_columns(key: str, grid: Sequence[Sequence[Any]], held: set[int] | Non
 def _copy_columns(key: str, chain: Sequence[str], more: Sequence[int],
                   held: set[int] | None, lasts: dict[int, int]) -> bool:
     """Write the ``more`` columns of the entry ``chain`` makes under ``key``, one at a
-    time; a column it no longer gives is left out of ``held``. ``False`` when one could
-    not be written."""
+    time (its heads read once); a column it no longer gives is left out of ``held``.
+    ``False`` when one could not be written."""
+    chained = _heads_of(chain) if more else None
     for column in more:
-        copied = load_columns(chain, [column])
+        copied = None if chained is None else _columns_of(*chained, [column])
         if copied is None:
             log.debug("sheet cache: column %d of %s no longer kept", column, chain[-1:])
             if held is not None:
@@ -664,7 +655,7 @@ def _table(values: list[Any]) -> list[Any] | None:
     few; else ``None``."""
     if not values or not set(map(type, values)) <= {str, type(None)}:
         return None
-    distinct = set(itertools.islice(values, 0, None))
+    distinct = set(values)
     if len(distinct) > _TABLE_MAX:
         return None
     distinct.discard(None)
@@ -798,13 +789,6 @@ def _prune_columns(where: Path, heads: set[str]) -> None:
 _ORPHAN_SECONDS = 60
 """A column's file with no head yet may be one a running save has just written (its
 head comes last): kept this long."""
-
-
-def _trimmed(row: Sequence[Any]) -> Sequence[Any]:
-    end = len(row)
-    while end and row[end - 1] is None:
-        end -= 1
-    return row[:end]
 
 
 def _special(row: Sequence[Any]) -> bool:

@@ -64,7 +64,15 @@ from xlstock.cells import CellError, Formula, unchanged
 from xlstock.errors import ReadOnlyWorkbookError, WorkbookChangedError, WorkbookError
 from xlstock.i18n import _
 from xlstock.workbook import readcache, safety, sheetxml
-from xlstock.workbook.base import MAX_COLUMNS, MAX_ROWS, STATE_SHEET, Grid, Wanted, column_letter
+from xlstock.workbook.base import (
+    EVERY_COLUMN,
+    MAX_COLUMNS,
+    MAX_ROWS,
+    STATE_SHEET,
+    Grid,
+    Wanted,
+    column_letter,
+)
 from xlstock.workbook.files import TEMP_SUFFIX, fsync_directory
 from xlstock.workbook.locking import RunLock, excel_lock_owner, refuse_if_open_in_a_spreadsheet
 from xlstock.workbook.package import (
@@ -607,7 +615,7 @@ class XlsxFile:
         read = entry.read_columns
         assert entry.grid is not None and read is not None
         if columns is None:
-            missing = _EVERY_COLUMN - read
+            missing = EVERY_COLUMN - read
         else:  # most often a write to a column read already: nothing to do
             header = entry.grid[0] if entry.grid else []
             missing = frozenset(c for c in columns(header)
@@ -1273,9 +1281,6 @@ def _trim(grid: Grid) -> None:
     for index, row in enumerate(grid):
         if row:
             grid[index] = row[:]
-
-
-_EVERY_COLUMN = frozenset(range(1, MAX_COLUMNS + 1))
 
 
 def _last_row(grid: Grid) -> int:
