@@ -917,12 +917,10 @@ def read_columns(sheet: Sheet, context: Context, columns: Collection[int]
     pattern = _column_cells(tuple(_letters_of(column) for column in sorted(columns)))
     values = ColumnCells()
     for found in _chunks(sheet, pattern):
-        plain = _plain_texts(found)
-        if plain is None:
-            plain = _cells_alone(found, reader)
-            if plain is None:
-                return None
-        values.extend(plain)
+        cells = _found_values(found, reader)
+        if cells is None:
+            return None
+        values.extend(cells)
     return values
 
 
@@ -966,7 +964,13 @@ def _piece_values(data: bytes, cut: int, pattern: re.Pattern[bytes], reader: _Fa
             data.count(b"<row", 0, cut) != data.count(b'<row r="', 0, cut) or \
             _declares(data, cut, b"!") or _declares(data, cut, b"?"):
         return None
-    found = pattern.findall(data, 0, cut)
+    return _found_values(pattern.findall(data, 0, cut), reader)
+
+
+def _found_values(found: list[tuple[bytes, ...]], reader: _FastReader
+                  ) -> list[tuple[int, int, Any]] | None:
+    """A chunk's cells of the columns read alone: all plain texts at once, else one by
+    one; ``None`` when one is not in the usual form."""
     plain = _plain_texts(found)
     return _cells_alone(found, reader) if plain is None else plain
 
@@ -998,9 +1002,9 @@ def _cells_alone(found: list[tuple[bytes, ...]], reader: _FastReader
         if not tail or b"si=" in inner:  # another form; a formula shared from elsewhere
             return None
         if inline_text and kind == b"inlineStr":  # as _FastReader.read, most cells
-            value: Any = inline_text.decode()
-            if "&" in value or "\r" in value or "_x" in value:
-                value = unescape(value)
+            value: Any = reader.texts.get(inline_text)
+            if value is None:
+                value = reader.new_text(inline_text)
         elif number_text.isdigit() and not kind and style not in date_styles:
             value = int(number_text)
         else:
