@@ -20,6 +20,8 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from xlstock.cells import unchanged
+
 HEAD = '{"base":{'
 """Row 1 of the laid-out state: no text cut every :data:`CELL_LIMIT` characters is it."""
 CELL_LIMIT = 30_000
@@ -318,15 +320,15 @@ def _commas(cells: LevelCells) -> LevelCells:
 
 def runs(before: Sequence[Any], after: Sequence[Any]) -> Iterator[tuple[int, list[Any]]]:
     """The runs of rows (0-based first row, values) where ``after`` differs from
-    ``before`` (the same text object, or an equal one, is no difference); ``after``
-    shorter clears the rows below it."""
+    ``before`` (as :func:`~xlstock.cells.unchanged` tells, the write check of every
+    sheet); ``after`` shorter clears the rows below it."""
     height = max(len(before), len(after))
     run: list[Any] = []
     top = 0
     for row in range(height):
         old = before[row] if row < len(before) else None
         new = after[row] if row < len(after) else None
-        if old is new or old == new or (old in (None, "") and new in (None, "")):
+        if unchanged(old, new):
             if run:
                 yield top, run
                 run = []
