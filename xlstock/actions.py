@@ -1033,11 +1033,7 @@ def _levels_after_changes(session: _WorkbookSession, snapshot: Snapshot) -> dict
     laid = _laid_changes(session, snapshot, rows=False)
     if laid is None:
         return None
-    levels = dict(laid.base)
-    for sku in laid.gone:
-        levels.pop(sku, None)
-    levels.update(laid.changed)
-    return levels
+    return _LaidChanges(dict(laid.base), laid.changed, laid.gone).lay()
 
 
 def _laid_changes(session: _WorkbookSession, snapshot: Snapshot, *,
