@@ -17,6 +17,7 @@ import pytest
 from support.sheet_samples import CONTEXT, NS, ROWS
 from support.shopkit import Shop
 from support.xlsx_craft import SHEET1, edit_part, merchant_workbook, read_part
+from test_readcache import fresh_read
 
 from xlstock.cells import Formula
 from xlstock.workbook import layout, readcache, sheetxml
@@ -143,13 +144,6 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def whole_read(path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    with monkeypatch.context() as off:
-        off.setenv("XLSTOCK_CACHE_DIR", "off")
-        with XlsxFile.open(path, writable=False) as book:
-            return book.read_sheet("Stock")
-
-
 def wanting(*columns: int) -> Any:
     return lambda header: columns
 
@@ -157,7 +151,7 @@ def wanting(*columns: int) -> Any:
 def test_a_column_asked_for_later_is_read_into_the_shared_rows(
         tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = merchant_workbook(tmp_path / "w.xlsx", rows=5)  # Supplier, SKU, Product, ...
-    whole = whole_read(path, monkeypatch)
+    whole = fresh_read(path, monkeypatch)
     for _ in range(2):  # read from the file, then from the cache, which kept SKU alone
         with XlsxFile.open(path, writable=False) as book:
             rows = book.read_sheet("Stock", shared=True, columns=wanting(2))
@@ -179,7 +173,7 @@ def test_a_column_asked_for_later_is_read_into_the_shared_rows(
 def test_a_write_to_a_column_not_read_compares_with_the_file(
         tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = merchant_workbook(tmp_path / "w.xlsx", rows=5)
-    whole = whole_read(path, monkeypatch)
+    whole = fresh_read(path, monkeypatch)
     before = hashlib.sha256(path.read_bytes()).digest()
     with XlsxFile.open(path) as book:
         book.read_sheet("Stock", shared=True, columns=wanting(2))
@@ -193,7 +187,7 @@ def test_a_write_to_a_column_not_read_compares_with_the_file(
         book.save()
     expected = [row[:] for row in whole]
     expected[2][2] = "Renamed"
-    assert whole_read(path, monkeypatch) == expected
+    assert fresh_read(path, monkeypatch) == expected
     with XlsxFile.open(path, writable=False) as book:  # the saved values, from the cache
         assert book.read_sheet("Stock") == expected
 
@@ -203,7 +197,7 @@ def test_rows_holding_values_only_in_columns_not_read_count(
     path = merchant_workbook(tmp_path / "w.xlsx", rows=3)
     edit_part(path, SHEET1, r'<c r="B4"[^>]*?(/>|>.*?</c>)', "")  # row 4: a Supplier alone
     edit_part(path, SHEET1, r'<c r="[C-G]4"[^>]*?(/>|>.*?</c>)', "")
-    whole = whole_read(path, monkeypatch)
+    whole = fresh_read(path, monkeypatch)
     assert len(whole) == 4 and whole[3][1] is None
     for _ in range(2):  # from the file, then from the cache
         with XlsxFile.open(path, writable=False) as book:
@@ -292,7 +286,7 @@ def test_a_kept_read_of_another_shape_is_ignored(tmp_path: Path, cache: Path,
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  field: str, value: Any) -> None:
     path = merchant_workbook(tmp_path / "w.xlsx", rows=3)
-    whole = whole_read(path, monkeypatch)
+    whole = fresh_read(path, monkeypatch)
     with XlsxFile.open(path, writable=False) as book:
         book.read_sheet("Stock", shared=True, columns=wanting(2))
     [kept] = cache.glob("*.json")

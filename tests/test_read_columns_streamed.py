@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from support.sheet_samples import CONTEXT, NS, ROWS
 from support.xlsx_craft import SHEET1, edit_part, merchant_workbook
+from test_readcache import fresh_read
 
 from xlstock.workbook import readcache, sheetxml, xlsx_file
 from xlstock.workbook.sheetxml import Sheet
@@ -56,7 +57,7 @@ def test_read_as_inflated_the_columns_are_those_of_the_whole_text(
     ('<c r="C3">', '<c  r="C3">'),  # a cell in another form
     ("<row r=\"3\">", "<?pi x?><row r=\"3\">"),  # a processing instruction
 ])
-def test_a_part_not_all_in_the_usual_form_is_left_to_the_whole_read(
+def test_a_part_not_all_in_the_usual_form_is_left_to_the_fresh_read(
         odd: tuple[str, str]) -> None:
     data = part(ROWS.replace(*odd))
     assert sheetxml.read_columns_streamed(chunks(data, 50), CONTEXT, {3}) is None
@@ -87,19 +88,12 @@ def streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return scanned
 
 
-def whole_read(path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    with monkeypatch.context() as off:
-        off.setenv("XLSTOCK_CACHE_DIR", "off")
-        with XlsxFile.open(path, writable=False) as book:
-            return book.read_sheet("Stock")
-
-
 def test_a_column_read_late_is_read_as_inflated_and_the_save_streams(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streamed: list[Any]) -> None:
     """Publish kept SKU and Online; Sync asks for the product names too, writes, saves:
     the sheet's text is never held whole, and the file reads as expected."""
     path = merchant_workbook(tmp_path / "w.xlsx", rows=400)  # Supplier, SKU, Product, Online
-    whole = whole_read(path, monkeypatch)
+    whole = fresh_read(path, monkeypatch)
     with XlsxFile.open(path, writable=False) as book:  # read from the file, kept
         book.read_sheet("Stock", shared=True, columns=lambda _header: (2, 4))
     streamed.clear()
@@ -115,14 +109,14 @@ def test_a_column_read_late_is_read_as_inflated_and_the_save_streams(
     assert streamed == [], "the sheet's text was read whole"
     expected = [row[:] for row in whole] + [[None, "NEW-1"] + [None] * 5]
     expected[4][2] = "Renamed"
-    assert whole_read(path, monkeypatch) == expected
+    assert fresh_read(path, monkeypatch) == expected
 
 
-def test_a_comment_among_the_rows_makes_the_late_column_a_whole_read(
+def test_a_comment_among_the_rows_makes_the_late_column_a_fresh_read(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streamed: list[Any]) -> None:
     path = merchant_workbook(tmp_path / "w.xlsx", rows=400)
     edit_part(path, SHEET1, '<row r="300"', '<!-- a note --><row r="300"')
-    whole = whole_read(path, monkeypatch)
+    whole = fresh_read(path, monkeypatch)
     with XlsxFile.open(path, writable=False) as book:
         book.read_sheet("Stock", shared=True, columns=lambda _header: (2, 4))
     with XlsxFile.open(path, writable=False) as book:
@@ -148,7 +142,7 @@ def test_below_the_threshold_the_late_column_reads_the_text_the_save_then_patche
         book.write_block("Stock", 5, 3, [["Renamed"]])
         book.save()
     assert len(streamed) == 1  # read once, patched as held
-    assert whole_read(path, monkeypatch)[4][2] == "Renamed"
+    assert fresh_read(path, monkeypatch)[4][2] == "Renamed"
 
 
 def test_the_cells_read_late_are_held_in_arrays_not_tuples() -> None:
