@@ -1584,18 +1584,20 @@ def _handler_for(standin: WooCommerceStandIn) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             if not path.startswith("/wp-json/"):
                 data = b"<!DOCTYPE html><html><body><h1>Page not found</h1></body></html>"
-                self._send(404, data, "text/html; charset=UTF-8", {})
+                # Logged before the answer leaves: the client's next request must find
+                # this one in the log (logging after the send let it overtake).
                 standin.log(Call(self.command, path, parts.query, 404, len(raw), len(data),
                                  started))
+                self._send(404, data, "text/html; charset=UTF-8", {})
                 return
             fault = standin.take_fault()
             if fault is not None:
                 status, retry_after = fault
                 content_type, data = FAULT_BODIES.get(status, FAULT_BODIES[500])
                 extra = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-                self._send(status, data, content_type, extra)
                 standin.log(Call(self.command, path, parts.query, status, len(raw),
                                  len(data), started))
+                self._send(status, data, content_type, extra)
                 return
             try:
                 answer = Dispatcher(standin, self.command, path, parts.query,
