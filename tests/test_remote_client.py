@@ -519,6 +519,31 @@ def test_unauthorised_and_unregistered(server: FaultServer, make_client: MakeCli
     assert len(server.seen) == 2  # 4xx are not retried
 
 
+def test_another_shops_token_is_read_from_the_errors_fields_not_its_words(
+        server: FaultServer, make_client: MakeClient) -> None:
+    """``shop_not_registered`` carries ``token_shop`` and ``shop``: the merchant's message
+    is made from them whatever the service's wording (its message may change); a service
+    from before the fields is still read from its words."""
+    reworded = {"code": "shop_not_registered", "message": "wrong shop for this token",
+                "token_shop": "https://own.example", "shop": "https://typo.example"}
+    old_words = ("this API token is for the shop https://own.example, not "
+                 "https://typo.example: check the shop's address for a typing slip")
+    server.on("GET", "/v1/stock", Reply(403, json={"error": reworded}),
+              error_reply(403, "shop_not_registered", old_words),
+              error_reply(403, "shop_not_registered", "wrong shop for this token"))
+    client = make_client()
+    said = ("the API token is for the shop https://own.example, not https://typo.example. "
+            "If https://typo.example has a typing slip, correct Shop URL in sheet Settings")
+    for _ in range(2):
+        with pytest.raises(ServiceRefused) as refused:
+            client.read_levels()
+        assert said in str(refused.value) and "wrong shop" not in str(refused.value)
+        assert refused.value.code == "shop_not_registered"
+    with pytest.raises(ServiceRefused) as unnamed:  # neither fields nor the old words
+        client.read_levels()
+    assert "wrong shop for this token" in str(unnamed.value) and said not in str(unnamed.value)
+
+
 def test_environment_proxies_are_bypassed_for_loopback(
     server: FaultServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -94,6 +94,9 @@ def test_shop_not_registered_for_the_token_is_403_saying_how_to_register(api):
     assert "xlstock shop add https://never-registered.example" in error["message"]
     assert error["message"].startswith(
         f"this API token is for the shop {own_shop}, not https://never-registered.example")
+    # the two shops for programs, so that no client reads them out of the message
+    assert error["token_shop"] == own_shop
+    assert error["shop"] == "https://never-registered.example"
 
 
 def test_another_shops_token_is_403(api, shop_factory):

@@ -98,8 +98,8 @@ _TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
 _ITEMS_IN_MESSAGE = 20
 _OTHER_SHOP = re.compile(r"this API token is for the shop (?P<token_shop>\S+), "
                          r"not (?P<shop>\S+): ")
-"""The service's refusal of a token given with another shop's URL (server/app.py
-``authorised_shop``): its parts, to say it in the merchant's language."""
+"""The words of a service from before ``shop_not_registered`` carried ``token_shop`` and
+``shop`` (server/app.py ``authorised_shop``): read only when those fields are absent."""
 
 
 class Change(NamedTuple):
@@ -952,7 +952,8 @@ class HttpStockServiceClient(SessionOwner):
     ) -> ServiceError:
         error = document.get("error") if isinstance(document, dict) else None
         code, message, items = _error_fields(error)
-        full = self._refusal_text(status, code, message, items, what)
+        full = self._refusal_text(status, code, message, items, what,
+                                  _other_shop(status, code, message, error))
         if status == 412:
             return StaleVersion(
                 full, status=status, code=code, items=items,
@@ -962,12 +963,12 @@ class HttpStockServiceClient(SessionOwner):
         return ServiceRefused(full, status=status, code=code, items=items)
 
     def _refusal_text(self, status: int, code: str | None, message: str,
-                      items: list[dict[str, Any]], what: str) -> str:
+                      items: list[dict[str, Any]], what: str,
+                      other: Mapping[str, str] | None = None) -> str:
         """The merchant's message for a refusal: what was refused and why, what to do, then
         the SKUs the service listed and its own words did not already name (a few at most),
         never with the token in it."""
         answered = f"{status} {code}" if code else str(status)
-        other = _OTHER_SHOP.match(message) if status == 403 else None
         hint = self._hint(status, code, message)
         if other:  # said in the merchant's language, naming the setting to correct
             text = _("{what} was refused ({status}): the API token is for the shop "
@@ -1066,6 +1067,22 @@ def _error_fields(error: Any) -> tuple[str | None, str, list[dict[str, Any]]]:
         if isinstance(raw_items, list):
             items = [item for item in raw_items if isinstance(item, dict)]
     return code, message, items
+
+
+def _other_shop(status: int, code: str | None, message: str,
+                error: Any) -> dict[str, str] | None:
+    """``{"token_shop", "shop"}`` of a refusal of a token given with another shop's URL
+    (403 ``shop_not_registered``), to say it in the merchant's language; ``None`` for any
+    other refusal. The error's fields first (the message is for people and may change);
+    a service from before them is read from its words."""
+    if status != 403:
+        return None
+    if code == "shop_not_registered" and isinstance(error, dict):
+        token_shop, shop = error.get("token_shop"), error.get("shop")
+        if isinstance(token_shop, str) and isinstance(shop, str) and token_shop and shop:
+            return {"token_shop": token_shop[:200], "shop": shop[:200]}
+    matched = _OTHER_SHOP.match(message)
+    return matched.groupdict() if matched else None
 
 
 def _named_in(message: str, item: Mapping[str, Any]) -> bool:

@@ -148,13 +148,15 @@ class ApiError(Exception):
     """An error answer: status, stable code, human message, optional extra headers."""
 
     def __init__(
-        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.fields = dict(fields or {})
 
 
 def json_response(
@@ -307,8 +309,11 @@ def changes_since(store: StockStore, shop: str, tag: str) -> Response | None:
 # -- what the routes share -----------------------------------------------------------------
 
 
-def fail(status: int, message: str, code: str | None = None, **headers: str) -> NoReturn:
-    raise ApiError(status, code or _CODES[status], message, headers=headers)
+def fail(status: int, message: str, code: str | None = None, *,
+         fields: Mapping[str, Any] | None = None,
+         headers: Mapping[str, str] | None = None) -> NoReturn:
+    raise ApiError(status, code or _CODES[status], message, headers=dict(headers or {}),
+                   fields=fields)
 
 
 def shop_parameter() -> str:
@@ -334,7 +339,8 @@ def authorised_shop(*, stock_updates: bool = False) -> str:
     if token_shop != shop:
         fail(403, f"this API token is for the shop {token_shop}, not {shop}: check the "
              f"shop's address for a typing slip, or register {shop} with: xlstock shop "
-             f"add {shop} --db FILE, and use the token it prints")
+             f"add {shop} --db FILE, and use the token it prints",
+             code="shop_not_registered", fields={"token_shop": token_shop, "shop": shop})
     if stock_updates and not accounts.stock_updates_on(shop):
         fail(403, updates_off_message(shop, request.host_url), code="stock_updates_off")
     return shop
@@ -346,16 +352,16 @@ def _token_shop(accounts: AccountStore) -> str:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         fail(401, "no API token: send the header 'Authorization: Bearer <token>' with the "
-             "token 'xlstock shop add' printed", **_CHALLENGE)
+             "token 'xlstock shop add' printed", headers=_CHALLENGE)
     token_shop = accounts.store.authenticate(token)
     if token_shop is None:
         revoked_at = accounts.revocation(token)
         if revoked_at is not None:
             fail(401, revoked_message(revoked_at, request.host_url), code="token_revoked",
-                 **_CHALLENGE)
+                 headers=_CHALLENGE)
         fail(401, "this API token is not known to the stock service; use a token from "
              f"the API tokens page ({request.host_url}account/tokens) or the one "
-             "'xlstock shop add <shop URL> --db FILE' printed", **_CHALLENGE)
+             "'xlstock shop add <shop URL> --db FILE' printed", headers=_CHALLENGE)
     accounts.note_token_used(token)
     return token_shop
 
@@ -520,7 +526,8 @@ def history() -> Response:
 
 @api.app_errorhandler(ApiError)
 def api_error(error: ApiError) -> Response:
-    return json_response(error.status, error_body(error.code, error.message), error.headers)
+    return json_response(error.status, error_body(error.code, error.message,
+                                                  fields=error.fields), error.headers)
 
 
 @api.app_errorhandler(HTTPException)

@@ -14,7 +14,7 @@ for an idempotent replay, never grows with the request.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,11 +55,15 @@ def echo(value: Any, limit: int = MAX_SKU_LENGTH + 1) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def error_body(code: str, message: str, items: Sequence[dict[str, Any]] | None = None) -> dict:
+def error_body(code: str, message: str, items: Sequence[dict[str, Any]] | None = None,
+               fields: Mapping[str, Any] | None = None) -> dict:
     """The body of every error answer: ``{"error": {"code", "message", "items"?,
-    "items_total"?}}``. ``items`` is cut to :data:`MAX_ITEMS_LISTED` entries and
-    :data:`MAX_ERROR_BYTES`; ``items_total`` then says how many there were."""
+    "items_total"?, ...}}``. ``items`` is cut to :data:`MAX_ITEMS_LISTED` entries and
+    :data:`MAX_ERROR_BYTES`; ``items_total`` then says how many there were. ``fields``
+    are a code's own facts for programs (``shop_not_registered``: ``token_shop`` and
+    ``shop``), so that no client has to read them out of ``message``."""
     error: dict[str, Any] = {"code": code, "message": echo(message, _MAX_MESSAGE)}
+    error.update(fields or {})
     if items is not None:
         listed: list[dict[str, Any]] = []
         size = len(json.dumps(error, ensure_ascii=False).encode("utf-8"))

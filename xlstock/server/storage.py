@@ -995,8 +995,8 @@ class StockStore:
             body = error_body(
                 "already_undone",
                 f"the publish {publish_key!r} of {shop.url} was already undone at "
-                f"{done['at']}; nothing was changed (see the History for what happened since)")
-            body["error"].update(undone_at=done["at"], undone_by=done["key"])
+                f"{done['at']}; nothing was changed (see the History for what happened since)",
+                fields={"undone_at": done["at"], "undone_by": done["key"]})
             return WriteAnswer(409, body)
         published = conn.execute(
             "SELECT sku, before, after FROM changes WHERE shop_id = ? AND number = ? "
