@@ -32,21 +32,26 @@ ITEMS = [
 ]
 
 
-def new_workbook(path: Path, service_url: str, shop_url: str) -> xw.Book:
-    """A workbook laid out as the template (Stock, Settings, Log), open in fake Excel."""
+def new_workbook(path: Path, service_url: str, shop_url: str,
+                 language: str = "en") -> xw.Book:
+    """A workbook laid out as the template (Stock, Settings, Log), open in fake Excel, in
+    ``language``'s words (French: Paramètres, Journal, Reçu...)."""
     book = start_excel().new(str(path))
-    book.sheets[0].name = "Stock"
-    settings = book.sheets.add("Settings", after=book.sheets[0])
-    log = book.sheets.add("Log", after=settings)
-    book_impl(book).active_sheet = book_impl(book).sheets("Stock")
-    book_impl(book).sheets("Stock").fill([list(layout.STOCK_HEADERS)])
+    book.sheets[0].name = layout.sheet_text("Stock", language)
+    settings = book.sheets.add(layout.sheet_text("Settings", language), after=book.sheets[0])
+    log = book.sheets.add(layout.sheet_text("Log", language), after=settings)
+    stock = book_impl(book).sheets(book.sheets[0].name)
+    book_impl(book).active_sheet = stock
+    stock.fill([[layout.header_text(h, language) for h in layout.STOCK_HEADERS]])
+    label = lambda name: layout.label_text(name, language)  # noqa: E731
     book_impl(book).sheets(settings.name).fill([
-        [layout.SETTING_SERVICE, service_url],
-        [layout.SETTING_SHOP, shop_url],
-        [layout.SETTING_POLICY, "rebase"],
-        [layout.SETTING_LAST_SYNC], [layout.SETTING_LAST_PUBLISH], [layout.SETTING_VERSION],
+        [label(layout.SETTING_SERVICE), service_url],
+        [label(layout.SETTING_SHOP), shop_url],
+        [label(layout.SETTING_POLICY), "rebase"],
+        [label(layout.SETTING_LAST_SYNC)], [label(layout.SETTING_LAST_PUBLISH)],
+        [label(layout.SETTING_VERSION)],
     ])
-    book_impl(book).sheets(log.name).fill([list(layout.LOG_HEADERS)])
+    book_impl(book).sheets(log.name).fill([list(layout.LOG_HEADERS_IN[language])])
     return book
 
 
@@ -202,6 +207,36 @@ def test_the_buttons_speak_the_machines_language_and_write_the_workbooks(
     assert outcome.prompt.startswith("1 modification(s) publiée(s) vers")
     assert desk.stock()["A-1"]["Status"] == "changed"
     assert desk.stock()["B-2"]["Status"] == "ok"
+
+
+@pytest.mark.parametrize("machine, said", [
+    ({"XLSTOCK_LANG": None, "LANGUAGE": None, "LC_ALL": None, "LC_MESSAGES": None,
+      "LANG": None}, ("xlstock : Synchroniser", "3 SKU synchronisé(s) depuis")),
+    ({"XLSTOCK_LANG": "en"}, ("xlstock: Sync", "Synced 3 SKU(s)")),
+])
+def test_a_french_workbooks_buttons_speak_french_when_excel_gives_python_no_language(
+        tmp_path: Path, stock_service: RunningServer, shop_factory: ShopFactory,
+        monkeypatch: pytest.MonkeyPatch, machine: dict[str, str | None],
+        said: tuple[str, str]) -> None:
+    """Excel seldom hands Python a locale (Windows sets no LANG): the buttons then speak
+    the workbook's language, the one their own names are in; a language the machine
+    asks for (here XLSTOCK_LANG) still wins."""
+    for name, value in machine.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    url, token = shop_factory(ITEMS)
+    monkeypatch.setenv("XLSTOCK_TOKEN", token)
+    book = new_workbook(tmp_path / "stock.xlsx", stock_service.url, url, language="fr")
+    desk = Desk(book, Api(stock_service.url, url, token))
+    try:
+        desk.press(excel.sync)
+        alert = desk.last_alert()
+        assert (alert.title, alert.prompt[:len(said[1])]) == said
+        assert {row["En ligne"] for row in desk.stock().values()} == {5, 10, 0}
+    finally:
+        book.app.quit()
 
 
 def test_a_message_for_the_command_line_says_press_the_button_in_french(

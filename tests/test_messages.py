@@ -60,6 +60,25 @@ def test_the_language_comes_from_the_locale(environ, language):
     assert i18n.system_language(environ) == language
 
 
+@pytest.mark.parametrize(("environ", "language"), [
+    ({}, None), ({"LANG": "C.UTF-8"}, None), ({"LANG": "POSIX", "LC_ALL": ""}, None),
+    ({"LANG": "fr_FR.UTF-8"}, "fr"), ({"XLSTOCK_LANG": "en", "LANG": "C"}, "en"),
+])
+def test_a_machine_may_ask_for_no_language(environ, language):
+    """Then a command on a workbook speaks the workbook's (tests/test_workbook_language)."""
+    assert i18n.machine_language(environ) == language
+
+
+@pytest.mark.parametrize(("lcid", "language"), [
+    (0x040C, "fr"), (0x0C0C, "fr"), (0x080C, "fr"), (0x0409, "en"), (0x0407, "en"),
+    (0x7FFF_FFFF, None),
+])
+def test_a_windows_language_id_gives_its_language(lcid, language):
+    """What Windows' GetUserDefaultUILanguage answers (French (France), French (Canada),
+    French (Belgium); English (US); German, which xlstock speaks as English)."""
+    assert i18n.language_of_lcid(lcid) == language
+
+
 def test_numbers_and_dates_follow_the_language():
     assert i18n.number(100000, "en") == "100,000"
     assert i18n.number(100000, "fr") == "100\u202f000"

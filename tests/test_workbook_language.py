@@ -165,6 +165,47 @@ def test_an_english_workbook_on_a_french_machine_gets_english_status_and_log(
     assert ENGLISH_STAMP.match(settings["Last publish"])
 
 
+NO_LANGUAGE = {"XLSTOCK_LANG": None, "LANGUAGE": None, "LC_ALL": None, "LC_MESSAGES": None,
+               "LANG": "C.UTF-8"}
+"""A machine that asks for no language: a scheduled job, a container, a Windows terminal
+(``None`` removes the variable for :class:`click.testing.CliRunner`)."""
+
+
+@pytest.mark.parametrize("workbook_language, said", [
+    ("fr", "4 SKU synchronisé(s) depuis"), ("en", "Synced 4 SKU(s) from"),
+])
+def test_on_a_machine_asking_for_no_language_a_command_speaks_the_workbooks(
+        stock_service, tmp_path, workbook_language, said):
+    shop = MachineShop(stock_service, tmp_path, machine=workbook_language,
+                       workbook_language=workbook_language)
+    shop.new()
+    shop.env.update(NO_LANGUAGE)
+    assert said in shop.run("sync", str(shop.workbook)).output
+    typed = "Reçu" if workbook_language == "fr" else "Received"
+    shop.type_in("A-1", typed, "lots")
+    failed = shop.run("validate", str(shop.workbook), expect=None)
+    wrong = {"fr": "xlstock : 1 ligne(s) de la feuille Stock à corriger",
+             "en": "xlstock: 1 row(s) of sheet Stock need fixing"}[workbook_language]
+    assert failed.exit_code == 1 and wrong in failed.output, failed.output
+    # a locale set (or XLSTOCK_LANG) is the machine's choice: it wins over the workbook
+    shop.env["LANG"] = "en_US.UTF-8" if workbook_language == "fr" else "fr_FR.UTF-8"
+    other = shop.run("validate", str(shop.workbook), expect=None).output
+    assert ("row(s) of sheet Stock need fixing" in other) == (workbook_language == "fr")
+
+
+def test_a_file_that_is_no_workbook_is_said_as_before_on_a_machine_with_no_language(
+        tmp_path):
+    from click.testing import CliRunner
+
+    from xlstock.cli import main
+
+    bad = tmp_path / "notes.xlsx"
+    bad.write_text("not a workbook")
+    result = CliRunner().invoke(main, ["validate", str(bad)], env=NO_LANGUAGE)
+    assert result.exit_code != 0 and result.output.startswith("xlstock: "), result.output
+    assert "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("word, key", [
     ("ok", STATUS_OK), ("changed", STATUS_CHANGED), ("modifié", STATUS_CHANGED),
     (" MODIFIÉ ", STATUS_CHANGED), ("new", STATUS_NEW), ("nouveau", STATUS_NEW),

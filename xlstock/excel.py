@@ -116,16 +116,32 @@ class _StatusBar:
 
 def _run(action: str, run: Callable[[_Click], actions.Report]) -> None:
     """What every button does around its action: Excel's settings off and back on,
-    progress, the mass-change question, and one message box with the outcome."""
+    progress, the mass-change question, and one message box with the outcome; all said
+    in the machine's language, or the workbook's when the machine asks for none (Excel
+    seldom gives Python a locale: :func:`xlstock.i18n.about_workbook`)."""
     import_xlwings()
     import xlwings as xw
 
     book = xw.Book.caller()
-    app = book.app
+    adapter = XlwingsWorkbook(book)
+    with i18n.speaking(i18n.about_workbook(_language_of(adapter))):
+        _run_in(action, run, adapter, book.app)
+
+
+def _language_of(adapter: XlwingsWorkbook) -> str | None:
+    try:
+        return layout.language_of(adapter)
+    except Exception:  # the action's own reading says what is wrong with the workbook
+        log.debug("the workbook's language could not be read", exc_info=True)
+        return None
+
+
+def _run_in(action: str, run: Callable[[_Click], actions.Report], adapter: XlwingsWorkbook,
+            app: xw.App) -> None:
     try:
         with app.properties(screen_updating=False, calculation="manual",
                             status_bar=_("xlstock {button}: starting", button=button(action))):
-            report = _press(action, run, book, app)
+            report = _press(action, run, adapter, app)
     except XlstockError as exc:
         _tell(app, action, _error_text(exc), critical=True)
         return
@@ -142,9 +158,8 @@ def _run(action: str, run: Callable[[_Click], actions.Report]) -> None:
         _tell(app, action, _report_text(report), critical=report.error is not None)
 
 
-def _press(action: str, run: Callable[[_Click], actions.Report], book: xw.Book,
+def _press(action: str, run: Callable[[_Click], actions.Report], adapter: XlwingsWorkbook,
            app: xw.App) -> actions.Report | None:
-    adapter = XlwingsWorkbook(book)
     progress = _StatusBar(app, action)
     progress(_("connecting to the stock service"), None)
     settings = layout.read_settings(adapter)

@@ -12,9 +12,11 @@ The French (and any later language) is in a gettext catalogue,
 pages use the same catalogue (their ``t()`` is :func:`translate`).
 
 Which language:
-- The command line, the buttons' alerts: :func:`current`, the locale's
-  (``XLSTOCK_LANG``, else ``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG``), or the one
-  a caller chose with :func:`speaking`.
+- The command line, the buttons' alerts: :func:`current`, the machine's
+  (``XLSTOCK_LANG``, else ``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG``, else on
+  Windows the user's display language), or the one a caller chose with
+  :func:`speaking`. A command on a workbook, and a button, speak the workbook's language
+  when the machine asks for none (:func:`about_workbook`).
 - The workbook (Status, Log): the workbook's own language, whatever the machine's. A
   message is a :class:`Message`, a ``str`` in the current language that remembers its
   English and its values, so :func:`render` can write it again in another language.
@@ -35,8 +37,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gettext
+import locale
 import os
 import string
+import sys
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from functools import cache
@@ -67,15 +71,40 @@ def language_of_locale(value: str) -> str | None:
     return code if code in LANGUAGES else ENGLISH
 
 
-def system_language(environ: Mapping[str, str] | None = None) -> str:
-    """The locale's language: ``XLSTOCK_LANG``, then gettext's own order (``LANGUAGE``,
-    ``LC_ALL``, ``LC_MESSAGES``, ``LANG``); English when none is set."""
+def machine_language(environ: Mapping[str, str] | None = None) -> str | None:
+    """The language the machine asks for: ``XLSTOCK_LANG``, then gettext's own order
+    (``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG``), then on Windows, where those
+    are seldom set, the user's display language; ``None`` when it asks for none (unset,
+    ``C``, ``POSIX``: a scheduled job, a container, Excel for Mac starting Python)."""
     environ = os.environ if environ is None else environ
     for name in ("XLSTOCK_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
         found = language_of_locale(environ.get(name, ""))
         if found:
             return found
-    return ENGLISH
+    if sys.platform == "win32" and environ is os.environ:  # pragma: no cover - Windows
+        import ctypes
+
+        return language_of_lcid(ctypes.windll.kernel32.GetUserDefaultUILanguage())
+    return None
+
+
+def language_of_lcid(lcid: int) -> str | None:
+    """The language of a Windows language id (``0x040C``, French (France): ``fr``;
+    ``0x0409``: ``en``), by the standard library's table of them."""
+    return language_of_locale(locale.windows_locale.get(lcid, ""))
+
+
+def system_language(environ: Mapping[str, str] | None = None) -> str:
+    """The machine's language (:func:`machine_language`); English when it asks for
+    none."""
+    return machine_language(environ) or ENGLISH
+
+
+def about_workbook(language: str | None) -> str | None:
+    """The language to speak about a workbook of ``language`` (for :func:`speaking`):
+    the machine's when it asks for one, else the workbook's, whose words the merchant
+    chose and reads in its buttons, headers and Status."""
+    return machine_language() or language
 
 
 def current() -> str:

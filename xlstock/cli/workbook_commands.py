@@ -9,6 +9,7 @@ blocked reports into the exit status.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import sys
 from collections.abc import Callable, Iterator
@@ -86,6 +87,32 @@ def print_report(report: actions.Report) -> None:
         click.echo(output)
     if report.error is not None:
         raise report.error
+
+
+def speaks_the_workbooks_language(func: F) -> F:
+    """The command speaks the workbook's language when the machine asks for none
+    (:func:`xlstock.i18n.about_workbook`: no ``XLSTOCK_LANG`` nor locale, as in a
+    scheduled job or a Windows terminal), so that a French workbook's messages are
+    French; its errors and Ctrl-C included (``func`` reports them)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with i18n.speaking(i18n.machine_language() or _language_of_file(kwargs["path"])):
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _language_of_file(path: str) -> str | None:
+    """The language of the workbook at ``path`` by its sheets' names, or ``None`` when it
+    cannot be read (the command then says why, in English)."""
+    from xlstock.workbook.layout import language_of_sheets
+    from xlstock.workbook.xlsx_file import sheet_names_in
+
+    try:
+        return language_of_sheets(sheet_names_in(path))
+    except Exception:  # not a workbook, not there: the command's own open reports it
+        return None
 
 
 @click.command()
@@ -243,6 +270,7 @@ def init(path: str, service_url: str | None, shop_url: str | None, language: str
                    "PATH itself for an .xlsm).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @quiet_option
+@speaks_the_workbooks_language
 @reports_errors_and_ctrl_c
 def buttons(path: str, out: str | None, force: bool, quiet: bool) -> None:
     """Add the Excel buttons to a workbook, or bring an .xlsm's up to date.
@@ -264,8 +292,9 @@ def buttons(path: str, out: str | None, force: bool, quiet: bool) -> None:
 
 
 def _workbook_command(func: F) -> F:
-    """The PATH argument and --quiet flag every online command shares."""
-    func = quiet_option(func)
+    """The PATH argument and --quiet flag every online command shares, and its language
+    (:func:`speaks_the_workbooks_language`)."""
+    func = quiet_option(speaks_the_workbooks_language(func))
     return click.argument("path", type=click.Path(dir_okay=False))(func)
 
 

@@ -181,7 +181,12 @@ def sheet_in(book: WorkbookAdapter, sheet: str) -> str | None:
 def language_of(book: WorkbookAdapter) -> str:
     """The workbook's language: the one whose names it has one of xlstock's sheets
     under (Paramètres, Journal...), else English."""
-    names = {_header_key(name) for name in book.sheet_names()}
+    return language_of_sheets(book.sheet_names())
+
+
+def language_of_sheets(sheet_names: Iterable[str]) -> str:
+    """:func:`language_of` a workbook whose sheets are ``sheet_names``."""
+    names = {_header_key(name) for name in sheet_names}
     for language in LANGUAGES:
         own = {_header_key(text) for sheet, text in SHEETS_IN[language].items()
                if _header_key(text) != _header_key(sheet)}

@@ -133,6 +133,17 @@ _LOTUS_LEAP_DAY = 60
 # importing openpyxl costs 0.15 s, a third of a small command's time.
 
 
+def sheet_names_in(path: str | os.PathLike[str]) -> list[str]:
+    """The names of the sheets of the workbook at ``path``, read from its workbook part
+    alone: no lock, no sheet read (for the command line to choose its language before a
+    command opens the workbook). Raises :class:`WorkbookError` as :meth:`XlsxFile.open`
+    would for a file that is not a safe workbook."""
+    checked = safety.check_file(path)  # sizes, inflation and prologs: then the read is safe
+    with zipfile.ZipFile(path) as archive:
+        root = parse_xml(archive.read(checked.workbook_part))
+    return [node.get("name", "") for node in root.iter(f"{_M}sheet")]
+
+
 def is_date_format(code: str) -> bool:
     """Whether a number format shows a date or time: a d, m, y, h or s outside quoted
     text, escapes, colours and conditions (``[h]`` elapsed hours count)."""
