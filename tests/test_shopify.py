@@ -211,6 +211,22 @@ def test_a_missing_scope_is_named_with_the_page_that_grants_it(merchant):
     assert "read_inventory" in result.output and "Access scopes" in result.output
 
 
+def test_a_missing_scope_is_named_by_its_name_alone(merchant):
+    """Shopify writes "Required access: `write_inventory` access scope.": the message
+    names the scope to grant, not Shopify's English words around it."""
+    store = merchant.store
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"A-1": {"Received": 1}})
+    merchant.env["XLSTOCK_LANG"] = "fr"
+    store.scopes = {"read_products", "read_inventory", "read_locations"}
+    result = merchant.run("publish", str(merchant.workbook), expect=4)
+    assert "la portée write_inventory : accordez-la" in result.output
+    store.scopes = {"read_products", "read_inventory", "write_inventory"}
+    result = merchant.run("sync", str(merchant.workbook), expect=4)
+    assert "la portée read_locations : accordez-la" in result.output
+    assert store.level("A-1") == 10
+
+
 def test_a_wrong_token_says_so(store, tmp_path):
     person = Merchant(store, tmp_path, token="shpat_" + "0" * 32)
     person.new()

@@ -117,7 +117,22 @@ BULK_POLL = ("query BulkStatus($id: ID!) { node(id: $id) { ... on BulkOperation 
              " id status errorCode objectCount url partialDataUrl } } }")
 
 _STORE = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
-_REQUIRED_ACCESS = re.compile(r"Required access: `?([a-z_, `]+)`?", re.IGNORECASE)
+_REQUIRED_ACCESS = re.compile(r"Required access:([^.]*)", re.IGNORECASE)
+_SCOPE_NAME = re.compile(r"\b(?:read|write|unauthenticated_read|unauthenticated_write)_[a-z_]+\b")
+
+
+def missing_scopes(text: str) -> list[str]:
+    """The scopes Shopify's "Access denied" messages ask for, by name alone (Shopify writes
+    "Required access: `read_locations` access scope or `read_markets_home` access scope."):
+    those of xlstock's own :data:`SCOPES` first, as the docs tell a merchant to grant them;
+    every scope when none is named."""
+    named: list[str] = []
+    for clause in _REQUIRED_ACCESS.findall(text):
+        for name in _SCOPE_NAME.findall(clause):
+            if name not in named:
+                named.append(name)
+    ours = [scope for scope in SCOPES if scope in named]
+    return ours or named or list(SCOPES)
 
 
 def store_address(text: str) -> str:
@@ -722,8 +737,7 @@ class ShopifyConnector(SessionOwner):
                                 what=what, detail=text))
 
     def _scope_message(self, text: str) -> str:
-        found = _REQUIRED_ACCESS.search(text)
-        scopes = found.group(1).replace("`", "").strip() if found else ", ".join(SCOPES)
+        scopes = ", ".join(missing_scopes(text))
         return _("the app's access token for {store} lacks the scope {scopes}: grant {how} "
                  "({detail})", store=self.store, scopes=scopes,
                  how=_(APP_SCOPES_PAGE, scopes=", ".join(SCOPES)), detail=text[:200])
