@@ -253,6 +253,15 @@ def test_429_and_5xx_are_waited_out(merchant):
     assert merchant.sheet()["A-1"]["Online"] == 10
 
 
+def test_a_wait_asked_for_is_said_while_it_lasts(merchant):
+    """Shopify's Retry-After can be a minute: the merchant is told xlstock waits, and
+    why, in the workbook's language, not left before a still screen."""
+    merchant.env["XLSTOCK_LANG"] = "fr"
+    merchant.store.fail_next(429, retry_after=1)
+    result = merchant.run("sync", str(merchant.workbook))
+    assert "a répondu 429 (boutique occupée) ; nouvel essai dans 1 s" in result.output
+
+
 def _three_call_store(store: ShopifyStandIn) -> list[str]:
     skus = [f"S-{n:04d}" for n in range(600)]
     store.add_product("Screws", [{"sku": sku, "title": sku, "qty": 50} for sku in skus])

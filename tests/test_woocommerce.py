@@ -143,6 +143,39 @@ def test_a_read_only_key_is_told_where_to_give_it_write_rights(shop, tmp_path):
     assert shop.level("B-2") == 5
 
 
+def test_a_busy_shop_s_html_pages_are_waited_out_and_the_wait_is_said(merchant):
+    """nginx's 429 and WordPress's maintenance 503 are HTML pages, not JSON: they are
+    waited out (and the merchant told so), not taken for a shop that is not WooCommerce."""
+    shop = merchant.shop
+    shop.fail_next(429, retry_after=1)
+    shop.fail_next(503, times=2)
+    result = merchant.run("sync", str(merchant.workbook))
+    assert "answered 429 (busy); trying again in 1 s" in result.output
+    assert merchant.sheet()["C-3"]["Online"] == 8
+    merchant.edit(**{"C-3": {"Received": 2}})
+    shop.fail_next(429, retry_after=0)
+    merchant.run("publish", str(merchant.workbook))  # a 429 ran nothing: the write is resent
+    assert shop.level("C-3") == 10
+
+
+def test_a_write_answered_5xx_is_an_unknown_outcome_settled_by_the_next_publish(merchant):
+    """A proxy's 502 (an HTML page) on a batch write says nothing of whether WordPress
+    applied it: the outcome is unknown (exit 4, said so), and the next publish settles it,
+    adding the delivery once."""
+    shop = merchant.shop
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"C-3": {"Received": 2}})
+    shop.fail_next(502, method="POST")
+    result = merchant.run("publish", str(merchant.workbook), expect=4)
+    assert "The write may have reached WooCommerce: run publish again" in result.output
+    assert shop.level("C-3") == 8
+    merchant.run("publish", str(merchant.workbook))
+    assert shop.level("C-3") == 10
+    assert merchant.sheet()["C-3"]["Received"] is None
+    merchant.run("publish", str(merchant.workbook))
+    assert shop.level("C-3") == 10
+
+
 def test_stock_management_switched_off_is_named(shop, tmp_path):
     shop.manage_stock = "no"
     person = Merchant(shop, tmp_path)

@@ -668,7 +668,7 @@ class ShopifyConnector(SessionOwner):
                                      "later", what=what, status=status,
                                      count=self.attempts), status=status)
             raise self._lost(error, mutation) if status >= 500 else error
-        self._backoff(attempt, retry_after(headers))
+        self._backoff(attempt, retry_after(headers), what=what, status=status)
 
     def _throttled(self, answer: _Answer, cost: float) -> bool:
         """True, after waiting for the bucket to hold the request's cost again, when
@@ -754,8 +754,11 @@ class ShopifyConnector(SessionOwner):
         self._say(_("Waiting {seconds:n} s for Shopify's rate limit", seconds=round(seconds, 1)))
         self._sleep(seconds)
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> None:
-        self._sleep(backoff_delay(attempt, retry_after))
+    def _backoff(self, attempt: int, retry_after: float | None, *, what: str = "Shopify",
+                 status: int | None = None) -> None:
+        delay = backoff_delay(attempt, retry_after)
+        self._say_wait(what, status, delay)
+        self._sleep(delay)
 
 
 class _Collector:

@@ -72,6 +72,8 @@ log = logging.getLogger("xlstock.woocommerce")
 API = "/wp-json/wc/v3"
 PAGE = 100
 """WooCommerce's largest page (``per_page``) and batch (items a batch request takes)."""
+BUSY = (429, 500, 502, 503, 504)
+"""Statuses a busy or failing server answers (often with a proxy's HTML page, not JSON)."""
 PRODUCT_FIELDS = "id,name,sku,type,manage_stock,stock_quantity,low_stock_amount"
 VARIATION_FIELDS = "id,sku,manage_stock,stock_quantity,attributes,low_stock_amount"
 ORDER_FIELDS = "id,date_created_gmt,line_items,status"
@@ -525,7 +527,7 @@ class WooCommerceConnector(SessionOwner):
                 answer = self._exchange(method, url, what, params, body)
             except ServiceUnreachable as lost:
                 if resend and attempt + 1 < self.attempts:
-                    self._backoff(attempt)
+                    self._backoff(attempt, what=what)
                     continue
                 if not resend and lost.may_have_arrived is not False:
                     raise OutcomeUnknown(_(
@@ -533,10 +535,12 @@ class WooCommerceConnector(SessionOwner):
                         "it checks each line against the shop's level and its sales before "
                         "sending anything again", problem=lost.message)) from lost
                 raise
-            if answer.status in (429, 500, 502, 503, 504) and resend and \
-                    attempt + 1 < self.attempts:
-                self._backoff(attempt, answer.headers)
-                continue
+            if answer.status in BUSY:
+                # a 429 is answered before WordPress runs: nothing was applied, a write too
+                if (resend or answer.status == 429) and attempt + 1 < self.attempts:
+                    self._backoff(attempt, answer.headers, what=what, status=answer.status)
+                    continue
+                raise self._busy(answer.status, what, resend, attempt + 1)
             if answer.status in (401, 403):
                 raise self._refusal(answer, what)
             if answer.status == 404 and isinstance(answer.data, dict) and \
@@ -571,6 +575,9 @@ class WooCommerceConnector(SessionOwner):
         try:
             data = decode_json(raw, response.headers.get("Content-Type", "")) if raw else None
         except NotJson as exc:
+            if response.status_code in BUSY:  # a proxy's or a maintenance page
+                return _Answer(response.status_code, response.headers, None,
+                               dt.datetime.now(dt.timezone.utc))
             raise ServiceRefused(_("{what} did not answer WooCommerce's JSON: is {shop} a "
                                    "WooCommerce shop?", what=what, shop=self.shop)) from exc
         try:
@@ -578,6 +585,19 @@ class WooCommerceConnector(SessionOwner):
         except (TypeError, ValueError):
             moment = dt.datetime.now(dt.timezone.utc)
         return _Answer(response.status_code, response.headers, data, moment)
+
+    def _busy(self, status: int, what: str, resend: bool, tries: int) -> ServiceError:
+        """The error of a request still answered 429 or 5xx after its last try; a write
+        answered 5xx may have been applied all the same (the server failed on its way, or
+        a proxy gave up waiting for it)."""
+        error = ServiceRefused(_("{what} answered {status} {count} times; try again later",
+                                 what=what, status=status, count=tries), status=status)
+        if resend or status == 429:
+            return error
+        return OutcomeUnknown(_(
+            "{problem}. The write may have reached WooCommerce: run publish again; it checks "
+            "each line against the shop's level and its sales before sending anything again",
+            problem=error.message))
 
     def _refusal(self, answer: _Answer, what: str) -> ServiceError:
         data = answer.data if isinstance(answer.data, dict) else {}
@@ -605,8 +625,11 @@ class WooCommerceConnector(SessionOwner):
                                 status=answer.status, code=code, message=message),
                               status=answer.status, code=code)
 
-    def _backoff(self, attempt: int, headers: Any = None) -> None:
-        self._sleep(backoff_delay(attempt, retry_after(headers) if headers else None))
+    def _backoff(self, attempt: int, headers: Any = None, *, what: str = "WooCommerce",
+                 status: int | None = None) -> None:
+        delay = backoff_delay(attempt, retry_after(headers) if headers else None)
+        self._say_wait(what, status, delay)
+        self._sleep(delay)
 
 
 @dataclass
