@@ -140,6 +140,29 @@ def test_a_sale_at_the_worst_moment_is_replanned_not_overwritten(merchant):
     assert merchant.sheet()["B-2"]["Online"] == 7
 
 
+def test_a_delivery_applied_before_a_stale_count_is_reported_with_the_rest(merchant):
+    """Shopify applies the delivery's call, refuses the count's (a sale came in between)
+    and the count is re-planned: the delivery is in Change, Status and the Log, as
+    much as the count is; neither is sent twice."""
+    store = merchant.store
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"A-1": {"Received": 3}, "B-2": {"New level": 9}})
+    sales = iter([2])
+    store.before_mutation(lambda s, name, _i: [s.sell("B-2", q) for q in sales]
+                          if name == "inventorySetQuantities" else None)
+    result = merchant.run("publish", str(merchant.workbook))
+    assert store.level("A-1") == 13 and store.level("B-2") == 7
+    sheet = merchant.sheet()
+    assert (sheet["A-1"]["Online"], sheet["A-1"]["Change"], sheet["A-1"]["Status"]) == (
+        13, 3, "changed")
+    assert (sheet["B-2"]["Online"], sheet["B-2"]["Change"], sheet["B-2"]["Status"]) == (
+        7, 4, "changed")
+    assert "Published 2 change(s)" in result.output and "+7 units" in result.output
+    log = list(openpyxl.load_workbook(merchant.workbook)["Log"].iter_rows(values_only=True))
+    assert log[-1][1:2] + log[-1][3:5] == ("publish", 2, 7)
+    assert len([h for h in store.history("A-1") if h["kind"] == "adjust"]) == 1
+
+
 def test_under_strict_a_count_overtaken_by_a_sale_is_a_conflict(merchant):
     store = merchant.store
     merchant.run("sync", str(merchant.workbook))
@@ -297,6 +320,31 @@ def test_a_three_call_publish_killed_at_any_step_is_finished_once(store, tmp_pat
     assert len(sets) == 1
     sheet = person.sheet()
     assert all(sheet[sku]["New level"] is None for sku in skus)
+
+
+@pytest.mark.parametrize("failpoint", ["shopify_after_call_1", "shopify_after_call_2"])
+def test_a_killed_publish_finished_by_the_next_shows_what_it_sent(merchant, failpoint):
+    """Killed after the delivery's call (then a sale makes the count's call stale) or after
+    both calls: the next publish finishes it, and Change and Status show every row it
+    sent, not only those of its own new plan."""
+    store = merchant.store
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"A-1": {"Received": 3}, "B-2": {"New level": 9}})
+    env = {**os.environ, **merchant.env, "XLSTOCK_FAILPOINT": failpoint}
+    killed = subprocess.run([sys.executable, "-m", "xlstock", "publish",
+                             str(merchant.workbook), "-q"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    store.sell("B-2", 1)
+    merchant.run("publish", str(merchant.workbook))
+    # counted 9 with the sale kept: replanned to 8, or applied as 9 before the sale
+    assert store.level("A-1") == 13 and store.level("B-2") == 8
+    sheet = merchant.sheet()
+    assert (sheet["A-1"]["Change"], sheet["A-1"]["Status"]) == (3, "changed")
+    assert (sheet["B-2"]["Change"], sheet["B-2"]["Status"]) == (4, "changed")
+    assert sheet["A-1"]["Received"] is None and sheet["B-2"]["New level"] is None
+    log = list(openpyxl.load_workbook(merchant.workbook)["Log"].iter_rows(values_only=True))
+    assert sum(row[3] or 0 for row in log if str(row[1]).startswith("publish")) == 2
 
 
 def test_calls_are_worked_out_from_the_lines_and_the_key_alone():

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openpyxl
 import pytest
 from support import shopkit
 from support.woocommerce_standin import WooCommerceStandIn
@@ -100,6 +101,25 @@ def test_a_sale_between_the_reread_and_the_write_is_found_and_taken_off_again(me
     assert "Repaired: C-3: 2 unit(s) sold while the count was written" in result.output
     assert shop.level("C-3") == 20 - 2
     assert merchant.sheet()["C-3"]["Online"] == 18
+
+
+def test_a_delivery_written_before_a_count_is_replanned_is_reported_with_it(merchant):
+    """The delivery's batch is written, a sale moves the counted SKU before its own
+    batch, and the count is re-planned: the delivery stays in Change, Status and the
+    Log next to the count."""
+    shop = merchant.shop
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"A-2": {"Received": 2}, "C-3": {"New level": 20}})
+    sales = iter([2])
+    shop.before_write(lambda standin, route, body: [standin.sell({"C-3": q}) for q in sales])
+    result = merchant.run("publish", str(merchant.workbook))
+    assert shop.level("A-2") == 6 and shop.level("C-3") == 18
+    sheet = merchant.sheet()
+    assert (sheet["A-2"]["Change"], sheet["A-2"]["Status"]) == (2, "changed")
+    assert (sheet["C-3"]["Change"], sheet["C-3"]["Status"]) == (12, "changed")
+    assert "Published 2 change(s)" in result.output and "+14 units" in result.output
+    log = list(openpyxl.load_workbook(merchant.workbook)["Log"].iter_rows(values_only=True))
+    assert (log[-1][1], log[-1][3], log[-1][4]) == ("publish", 2, 14)
 
 
 def test_a_sale_that_cannot_be_explained_is_reported_with_exit_3(merchant):

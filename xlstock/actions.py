@@ -285,6 +285,12 @@ class _WorkbookSession:
     _log: layout.Log | None = field(default=None, repr=False)
     recorded_part: int = 0
     """Rows of a publish a platform applied before refusing the rest, recorded so far."""
+    part_changes: dict[str, int] = field(default_factory=dict)
+    """SKU -> change of those rows: what this command published before its last plan,
+    which the rest of the publish reports (Change, Status, Log) with its own."""
+    finished_changes: dict[str, int] = field(default_factory=dict)
+    """SKU -> change of an interrupted publish this command finished (logged on its own
+    Log row): kept in Change and Status by the plan that follows."""
     sent: dict[str, Any] | None = None
     """The pending publish this command sent (kept outside the workbook if the workbook
     cannot record it)."""
@@ -533,6 +539,7 @@ def _finish_pending(session: _WorkbookSession, pending: Mapping[str, Any],
     # and a Sync since may have brought newer ones.
     changed = {sku: pending["levels"][sku] for sku in pending["changes"]
                if sku in pending["levels"]}
+    session.finished_changes.update({sku: c for sku, c in pending["changes"].items() if c})
     _record_publish(
         session,
         levels={**changed, **outcome.levels_after},
@@ -698,6 +705,8 @@ def _record_part(
     (a platform that publishes in several calls): their rows are published, the others
     keep their edits for the next plan."""
     session.recorded_part += len(applied)
+    session.part_changes.update({sku: c for sku, c in pending["changes"].items()
+                                 if sku in applied and c})
     _record_publish(
         session,
         levels=dict(applied),
@@ -765,6 +774,7 @@ def _record_publish(
     (those of a plan, every SKU of ``levels`` among them), written alone; ``None``:
     every row."""
     headers = (layout.ONLINE, layout.RECEIVED, layout.NEW_LEVEL, layout.CHANGE, layout.STATUS)
+    changes = {**session.finished_changes, **session.part_changes, **changes}
     columns: list[Any]
     if sheet_rows is None:
         columns = [session.column(header) for header in headers]
@@ -1482,8 +1492,12 @@ def _plan_table(plan: PublishPlan) -> list[tuple[str, str, str, str, str]]:
     return table
 
 
-def _plan_statuses(plan: PublishPlan) -> dict[int, str]:
-    statuses = {r.row: r.status for r in plan.rows}
+def _plan_statuses(plan: PublishPlan, published: Mapping[str, int] | None = None
+                   ) -> dict[int, str]:
+    """Each planned row's Status; ``published``: SKUs this command already published
+    (part of a publish, or an interrupted one it finished), whose rows say so."""
+    statuses = {r.row: STATUS_CHANGED if published and r.sku in published
+                and r.status == STATUS_OK else r.status for r in plan.rows}
     statuses.update(_problem_statuses(plan.problems))
     statuses.update(_problem_statuses(plan.conflicts))
     return statuses
@@ -1597,7 +1611,8 @@ def publish(
                 snapshot = _read_live(session, service, names=False)
             plan, rows = _plan(session, snapshot, strict)
             if not plan.ok:
-                error, statuses = _plan_error(plan, published_part), _plan_statuses(plan)
+                error = _plan_error(plan, published_part)
+                statuses = _plan_statuses(plan, _published_before(session))
                 planned = plan.planned
                 del plan, rows, snapshot  # tens of MB at 100,000 SKUs: gone before the save
                 _fail(session, "publish", error, statuses, planned)
@@ -1649,12 +1664,22 @@ def _nothing_to_publish(session: _WorkbookSession, plan: PublishPlan, rows: Sequ
         changes={}, edits={}, version=snapshot.version, sent=False,
         sheet_rows=plan.planned,
     )
-    session.write_statuses(_plan_statuses(plan), plan.planned)
-    session.log("publish", 0, 0, _("nothing to send"))
+    session.write_statuses(_plan_statuses(plan, _published_before(session)), plan.planned)
+    part = session.part_changes
+    if part:
+        session.log("publish", len(part), sum(abs(c) for c in part.values()),
+                    _("published {count:n} change(s)", count=len(part)))
+    else:
+        session.log("publish", 0, 0, _("nothing to send"))
     session.save()
     progress(_("Nothing to publish"), 1.0)
     return Report("publish", _("Nothing to publish: no edit changes a level; "
                                "nothing was sent."), lines)
+
+
+def _published_before(session: _WorkbookSession) -> dict[str, int]:
+    """SKU -> change this command published before its current plan."""
+    return {**session.finished_changes, **session.part_changes}
 
 
 def _replanned(stale: StaleVersion, snapshot: Snapshot, attempt: int,
@@ -1682,8 +1707,12 @@ def _published(session: _WorkbookSession, plan: PublishPlan, outcome: Any,
     """A publish the shop applied, in the Log and the report; and, for a platform with no
     conditional write, the error naming the sales it may have overwritten."""
     slipped = _told_slips(session, outcome, lines)
-    count, units = len(plan.changed), units_moved(plan.units_added, plan.units_removed)
-    session.log("publish", count, plan.units_added + plan.units_removed,
+    planned = {row.sku for row in plan.changed}
+    part = [c for sku, c in session.part_changes.items() if sku not in planned]
+    added = plan.units_added + sum(c for c in part if c > 0)
+    removed = plan.units_removed - sum(c for c in part if c < 0)
+    count, units = len(plan.changed) + len(part), units_moved(added, removed)
+    session.log("publish", count, added + removed,
                 _("published {count:n} change(s); {slips:n} sale(s) may have been "
                   "overwritten: {what}", count=count, slips=len(slipped),
                   what="; ".join(i18n.render(p.message, session.language)
