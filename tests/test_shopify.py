@@ -347,6 +347,31 @@ def test_a_killed_publish_finished_by_the_next_shows_what_it_sent(merchant, fail
     assert sum(row[3] or 0 for row in log if str(row[1]).startswith("publish")) == 2
 
 
+def test_a_preview_after_a_killed_publish_does_not_plan_its_rows_again(merchant):
+    """Killed after the delivery's call: whether it arrived, Shopify cannot be asked, so
+    a preview shows the interrupted publish's rows as Publish's to finish, not the
+    delivery added a second time on a level that may hold it already."""
+    store = merchant.store
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"A-1": {"Received": 3}, "B-2": {"New level": 9}})
+    env = {**os.environ, **merchant.env, "XLSTOCK_FAILPOINT": "shopify_after_call_1"}
+    killed = subprocess.run([sys.executable, "-m", "xlstock", "publish",
+                             str(merchant.workbook), "-q"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    assert store.level("A-1") == 13
+    merchant.edit(**{"00123": {"Received": 1}})
+    preview = merchant.run("preview", str(merchant.workbook))
+    assert "Publish would change 1 row(s): +1 units." in preview.output
+    (a1,) = [line for line in preview.output.splitlines() if line.startswith("A-1 ")]
+    assert "+3" not in a1 and "16" not in a1  # not 13 + 3: the delivery twice
+    sheet = merchant.sheet()
+    assert sheet["A-1"]["Change"] is None and sheet["00123"]["Change"] == 1
+    assert str(sheet["A-1"]["Status"]).startswith("in the interrupted publish")
+    merchant.run("publish", str(merchant.workbook))
+    assert store.level("A-1") == 13 and store.level("B-2") == 9 and store.level("00123") == 4
+
+
 def test_calls_are_worked_out_from_the_lines_and_the_key_alone():
     lines = [PublishLine(f"S-{n:03d}", 5, 7, 2 if n % 2 else None) for n in range(600)]
     calls = ShopifyConnector.calls_for(list(reversed(lines)), "k")

@@ -242,6 +242,29 @@ def test_a_multi_batch_publish_killed_at_any_step_is_finished_once(shop, tmp_pat
                for sku in skus)
 
 
+def test_a_preview_after_a_killed_publish_does_not_take_its_count_for_a_delivery(
+        merchant):
+    """Killed after the count's batch was written: the count is online, and a preview
+    that planned it again would read the count as units added online since Sync and
+    show it moved by them (8 counted 20: 20 + 12 = 32). Its rows are Publish's to
+    finish."""
+    shop = merchant.shop
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"C-3": {"New level": 20}})
+    env = {**os.environ, **merchant.env, "XLSTOCK_FAILPOINT": "woocommerce_after_batch_1"}
+    killed = subprocess.run([sys.executable, "-m", "xlstock", "publish",
+                             str(merchant.workbook), "-q"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    assert shop.level("C-3") == 20
+    preview = merchant.run("preview", str(merchant.workbook))
+    assert "Publish would only finish the interrupted publish." in preview.output
+    assert "32" not in [part for line in preview.output.splitlines()
+                        if line.startswith("C-3 ") for part in line.split()]
+    merchant.run("publish", str(merchant.workbook))
+    assert shop.level("C-3") == 20 and merchant.sheet()["C-3"]["New level"] is None
+
+
 def test_batches_are_100_items_at_most_one_endpoint_each(shop):
     _many(shop, 250)
     with WooCommerceConnector(shop.url, credential=f"{shop.key}:{shop.secret}") as connector:

@@ -498,8 +498,8 @@ def _settle_pending(
     if outcome is None:
         if not may_send:
             if not getattr(service, "outcome_known", True):
-                return _("A publish was interrupted; Publish will finish it (the shop "
-                         "applies each of its calls once, nothing is counted twice).")
+                return _("A publish was interrupted and the shop cannot say whether it "
+                         "arrived; Publish will finish it first, sending nothing twice.")
             return _("An interrupted publish has not reached the shop yet; Publish will "
                      "finish it (nothing is counted twice).")
         outcome = _resend_pending(session, service, pending, progress)
@@ -1550,11 +1550,14 @@ def preview(
     assert snapshot is not None
     plan, _rows = _plan(session, snapshot, strict)
     del snapshot, _rows  # at 100,000 SKUs tens of MB: let them go before the writes and the save
-    changes = {r.row: (r.change or None) for r in plan.rows}
+    held = _held_by_interrupted(session)
+    changes = {r.row: (r.change or None) for r in plan.rows if r.sku not in held}
     session.write_planned(layout.CHANGE, changes, plan.planned)
     del changes
-    session.write_statuses(_plan_statuses(plan), plan.planned)
-    report = _preview_report(plan, [recovered] if recovered else [])
+    statuses = _plan_statuses(plan)
+    statuses.update({r.row: _(HELD_NOTE) for r in plan.rows if r.sku in held})
+    session.write_statuses(statuses, plan.planned)
+    report = _preview_report(plan, [recovered] if recovered else [], held)
     report.summary += _list_low_stock(session)
     del plan
     progress(_("Saving the workbook"), 0.9)
@@ -1563,21 +1566,42 @@ def preview(
     return report
 
 
-def _preview_report(plan: PublishPlan, lines: list[str]) -> Report:
+HELD_NOTE = N_("in the interrupted publish: Publish finishes it first, then plans this "
+               "row again on the level it leaves")
+"""A row of an interrupted publish whose outcome the shop cannot tell: what it would send
+is not known until Publish finishes that publish (it may have been applied already)."""
+
+
+def _held_by_interrupted(session: _WorkbookSession) -> set[str]:
+    """SKUs of an interrupted publish still unsettled (the shop cannot say whether it was
+    applied): a preview cannot tell what Publish will send for them."""
+    pending = session.state.get("pending")
+    return set(pending.get("items") or ()) if pending else set()
+
+
+def _preview_report(plan: PublishPlan, lines: list[str], held: set[str] | frozenset[str]
+                    = frozenset()) -> Report:
+    """The preview's summary and table; ``held``: SKUs of an interrupted publish, shown
+    without a change (Publish finishes that publish first) and left out of the counts."""
+    table = [(sku, live, "", "", _(HELD_NOTE)) if sku in held else (sku, live, c, t, note)
+             for sku, live, c, t, note in _plan_table(plan)]
     if plan.ok:
-        units = units_moved(plan.units_added, plan.units_removed)
+        changed = [r for r in plan.changed if r.sku not in held]
+        added = sum(r.change for r in changed if r.change > 0)
+        units = units_moved(added, added - sum(r.change for r in changed))
         if plan.online_sales:
             summary = _("Publish would change {count:n} row(s): {units}, after {sold:n} "
-                        "unit(s) sold online since Sync.", count=len(plan.changed),
+                        "unit(s) sold online since Sync.", count=len(changed),
                         units=units, sold=plan.online_sales)
         else:
             summary = _("Publish would change {count:n} row(s): {units}.",
-                        count=len(plan.changed), units=units)
-        if not plan.changed:
-            summary = _("Nothing to publish: the sheet has no edits that change a level.")
-        return Report("preview", summary, lines, _plan_table(plan))
+                        count=len(changed), units=units)
+        if not changed:
+            summary = _("Nothing to publish: the sheet has no edits that change a level.") \
+                if not held else _("Publish would only finish the interrupted publish.")
+        return Report("preview", summary, lines, table)
     blocked = _plan_error(plan)
-    return Report("preview", blocked.message, lines, _plan_table(plan), error=blocked)
+    return Report("preview", blocked.message, lines, table, error=blocked)
 
 
 def publish(
