@@ -122,6 +122,25 @@ def test_a_delivery_written_before_a_count_is_replanned_is_reported_with_it(merc
     assert (log[-1][1], log[-1][3], log[-1][4]) == ("publish", 2, 14)
 
 
+def test_a_sale_inside_a_delivery_s_write_is_found_and_taken_off_again(merchant):
+    """WooCommerce adds a delivery to the level it loads and saves the sum: a sale
+    between that load and save is overwritten. The orders since the re-read give it
+    away, and it is taken off again; a sale after the write is left alone."""
+    shop = merchant.shop
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"A-2": {"Received": 3}, "B-2": {"Received": 1}})
+    inside = iter([1])
+    shop.between_load_and_save(
+        lambda standin, sku, _level: [standin.sell({"A-2": q}) for q in inside]
+        if sku == "A-2" else None)
+    after = iter([2])
+    shop.after_write(lambda standin, *_: [standin.sell({"B-2": q}) for q in after])
+    result = merchant.run("publish", str(merchant.workbook))
+    assert "Repaired: A-2: 1 unit(s) sold while the delivery was added" in result.output
+    assert shop.level("A-2") == 4 + 3 - 1 and shop.level("B-2") == 5 + 1 - 2
+    assert merchant.sheet()["A-2"]["Online"] == 6
+
+
 def test_a_sale_that_cannot_be_explained_is_reported_with_exit_3(merchant):
     shop = merchant.shop
     merchant.run("sync", str(merchant.workbook))

@@ -7,7 +7,8 @@ writer wins. So:
 
 * A delivery is sent as ``inventory_delta``: WooCommerce's REST controller adds it to the
   level it loads while handling the request, so only a sale landing inside that handling
-  (milliseconds) could be lost.
+  (milliseconds) could be lost; such a sale is found and taken off again as a count's is
+  (below).
 * A count is an absolute ``stock_quantity``. Just before each batch (at most 100 items,
   WooCommerce's limit) the batch's live levels are read again; a count whose level moved
   since it was planned is not written but handed back to the planner (``StaleVersion``:
@@ -17,7 +18,8 @@ writer wins. So:
   created since the re-read (``/orders?after=``, each order counted once): when the level
   left is the count itself although sales came in, those sales were overwritten, and
   xlstock takes them off again with an ``inventory_delta`` (the rule of the plan: a count
-  is moved by what sold). Anything it cannot explain is reported on its row as "a sale
+  is moved by what sold). A delivery the same way: its level should be the re-read level
+  plus the delivery less those sales. Anything it cannot explain is reported on its row as "a sale
   may have been overwritten", with the numbers.
 * A publish killed at any moment: WooCommerce cannot be asked what it applied, so the
   next publish decides line by line from the live level and the sales since the publish
@@ -268,9 +270,8 @@ class WooCommerceConnector(SessionOwner):
             counts = any(line.add is None for line in batch)
             # The orders before the re-read: whatever comes after them is a sale that may
             # land between the re-read and the write (told apart by order id, not by
-            # clocks, which WooCommerce keeps to the second).
-            before = self._order_ids_since(_utc_now() - dt.timedelta(seconds=60)) \
-                if counts else set()
+            # clocks, which WooCommerce keeps to the second), or inside a delivery's write.
+            before = self._order_ids_since(_utc_now() - dt.timedelta(seconds=60))
             reread_started = time.perf_counter()
             live, reread_at = self._live_levels(batch, items)
             failpoints.reach(f"woocommerce_before_batch_{number}")
@@ -281,8 +282,8 @@ class WooCommerceConnector(SessionOwner):
             if counts:
                 self.windows.append(time.perf_counter() - reread_started)
             failpoints.reach(f"woocommerce_after_batch_{number}")
-            counted = [line for line in send if line.add is None and line.sku in written]
-            levels, found, fixed = self._find_slips(counted, before, reread_at, items)
+            sent = [line for line in send if line.sku in written]
+            levels, found, fixed = self._find_slips(sent, live, before, reread_at, items)
             written.update(levels)
             applied.update(written)
             slips.extend(found)
@@ -427,15 +428,16 @@ class WooCommerceConnector(SessionOwner):
             raise error
         return written
 
-    def _find_slips(self, counted: Sequence[PublishLine], before: set[int],
-                    reread_at: dt.datetime, items: Mapping[str, _Item]
+    def _find_slips(self, sent: Sequence[PublishLine], live: Mapping[str, int],
+                    before: set[int], reread_at: dt.datetime, items: Mapping[str, _Item]
                     ) -> tuple[dict[str, int], list[tuple[str, str]], list[str]]:
-        """Sales of the counted SKUs in orders that were not there before the re-read
-        may have been overwritten by the count: when the level left is the count itself,
-        they were, and they are taken off again (the rule of the plan: a count is moved by
-        what sold); when it is the count less those sales, they came after the write; any
-        other level is reported."""
-        if not counted:
+        """Sales of the SKUs written in orders that were not there before the re-read
+        may have been overwritten by the write (a count's level; a delivery's, which
+        WooCommerce loads, adds to and saves): when the level left is the one written
+        (the count, or the re-read level plus the delivery), they were, and they are
+        taken off again (the rule of the plan: a count is moved by what sold); when it is
+        that less those sales, they came after the write; any other level is reported."""
+        if not sent:
             return {}, [], []
         sold = _units_sold(order for order in
                            self._orders_after(reread_at - dt.timedelta(seconds=60))
@@ -443,25 +445,33 @@ class WooCommerceConnector(SessionOwner):
         levels: dict[str, int] = {}
         slips: list[tuple[str, str]] = []
         repaired: list[str] = []
-        for line in counted:
+        for line in sent:
             sales = sold.get(line.sku, 0)
             if not sales:
                 continue
             now = self._level_now(line.sku, items)
-            if now == line.target - sales:
+            written = line.target if line.add is None else live[line.sku] + line.add
+            if now == written - sales:
                 levels[line.sku] = now  # the sales came after the write: nothing lost
-            elif now == line.target:
+            elif now == written:
                 fixed = self._repair(line.sku, -sales, items)
                 levels[line.sku] = fixed
-                repaired.append(_("{sku}: {sales:n} unit(s) sold while the count was written "
-                                  "were overwritten; taken off again ({left:n} left)",
-                                  sku=line.sku, sales=sales, left=fixed))
+                repaired.append(
+                    _("{sku}: {sales:n} unit(s) sold while the count was written "
+                      "were overwritten; taken off again ({left:n} left)",
+                      sku=line.sku, sales=sales, left=fixed) if line.add is None else
+                    _("{sku}: {sales:n} unit(s) sold while the delivery was added were "
+                      "overwritten; taken off again ({left:n} left)",
+                      sku=line.sku, sales=sales, left=fixed))
             else:
                 levels[line.sku] = now
-                slips.append((line.sku, _("a sale may have been overwritten (counted {target:n}, "
-                                          "{sales:n} sold since the re-read, {now:n} online "
-                                          "now); count it again", target=line.target,
-                                          sales=sales, now=now)))
+                slips.append((line.sku, _(
+                    "a sale may have been overwritten (counted {target:n}, {sales:n} sold "
+                    "since the re-read, {now:n} online now); count it again",
+                    target=line.target, sales=sales, now=now) if line.add is None else _(
+                    "a sale may have been overwritten ({level:n} online before the delivery "
+                    "of {add:n}, {sales:n} sold since, {now:n} online now); count it again",
+                    level=live[line.sku], add=line.add, sales=sales, now=now)))
         return levels, slips, repaired
 
     def _order_ids_since(self, since: dt.datetime) -> set[int]:
