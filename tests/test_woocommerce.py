@@ -215,6 +215,20 @@ def test_a_write_answered_5xx_is_an_unknown_outcome_settled_by_the_next_publish(
     assert shop.level("C-3") == 10
 
 
+def test_a_location_named_on_a_woocommerce_workbook_is_said_to_be_left_aside(merchant):
+    """WooCommerce has no locations: a Location typed in Settings (as on Shopify) would
+    make the merchant think the sheet is that warehouse's stock; Sync says it is not."""
+    wb = openpyxl.load_workbook(merchant.workbook)
+    ws = wb["Settings"]
+    for row in ws.iter_rows():
+        if row[0].value == "Location":
+            row[1].value = "Warehouse"
+    wb.save(merchant.workbook)
+    result = merchant.run("sync", str(merchant.workbook))
+    assert "Location 'Warehouse' is left aside" in result.output
+    assert merchant.sheet()["C-3"]["Online"] == 8
+
+
 def test_stock_management_switched_off_is_named(shop, tmp_path):
     shop.manage_stock = "no"
     person = Merchant(shop, tmp_path)

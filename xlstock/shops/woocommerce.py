@@ -191,11 +191,16 @@ class WooCommerceConnector(SessionOwner):
         self.windows: list[float] = []
         """Seconds from each re-read's start to its batch's written answer: the most a
         sale can be overwritten in (for the bench)."""
+        self.location = ""
+        """A Location the workbook names: WooCommerce has none, so Sync says it is left
+        aside rather than let the merchant think the sheet is that location's stock."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> WooCommerceConnector:
         address = shop_address(settings.shop_url or settings.service_url)
-        return cls(address, credential=resolve_token(address))
+        connector = cls(address, credential=resolve_token(address))
+        connector.location = str(getattr(settings, "location", "") or "")
+        return connector
 
     def __repr__(self) -> str:
         return f"WooCommerceConnector({self.shop!r})"
@@ -223,6 +228,11 @@ class WooCommerceConnector(SessionOwner):
                                          {"_fields": VARIATION_FIELDS}):
                 collected.add_variation(product, variation, names)
         items, notices = collected.finish()
+        if self.location:
+            notices.insert(0, _(
+                "Settings: Location {location!r} is left aside: WooCommerce keeps one stock "
+                "level per product, not one per location; clear Location",
+                location=self.location))
         self._items = items
         low_at = {sku: item.low_at for sku, item in items.items() if item.low_at is not None}
         version = levels_version("woocommerce", {sku: item.level for sku, item in items.items()})
