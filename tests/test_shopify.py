@@ -215,6 +215,22 @@ def test_several_locations_need_one_named(tmp_path):
         named.edit(**{"A-1": {"Received": 2}})
         named.run("publish", str(named.workbook))
         assert store.level("A-1", warehouse) == 42 and store.level("A-1", shop) == 3
+        typed = Merchant(store, tmp_path, "typed.xlsx")
+        typed.new("--location", "  warehouse ")
+        typed.run("sync", str(typed.workbook))
+        assert typed.sheet()["A-1"]["Online"] == 42
+
+
+def test_a_location_typed_without_its_accents_is_found(tmp_path):
+    """A French merchant types "entrepot principal" for "Entrepôt principal"."""
+    with ShopifyStandIn() as store:
+        shop = store.add_location("Boutique")
+        warehouse = store.add_location("Entrepôt principal")
+        store.add_product("Sweat", [{"sku": "S-1", "locations": {shop: 3, warehouse: 40}}])
+        person = Merchant(store, tmp_path)
+        person.new("--location", "entrepot  PRINCIPAL")
+        person.run("sync", str(person.workbook))
+        assert person.sheet()["S-1"]["Online"] == 40
 
 
 def test_an_app_s_client_id_and_secret_are_exchanged_for_a_token(store, tmp_path):

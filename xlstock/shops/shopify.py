@@ -29,6 +29,7 @@ import json
 import logging
 import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +120,14 @@ BULK_POLL = ("query BulkStatus($id: ID!) { node(id: $id) { ... on BulkOperation 
 _STORE = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 _REQUIRED_ACCESS = re.compile(r"Required access:([^.]*)", re.IGNORECASE)
 _SCOPE_NAME = re.compile(r"\b(?:read|write|unauthenticated_read|unauthenticated_write)_[a-z_]+\b")
+
+
+def _loose(name: str) -> str:
+    """A location's name as a merchant may type it: without accents, case or extra
+    spaces."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().split())
 
 
 def missing_scopes(text: str) -> list[str]:
@@ -302,6 +311,9 @@ class ShopifyConnector(SessionOwner):
         if wanted:
             chosen = [n for n in nodes if wanted in (n["id"], str(n["id"]).rsplit("/", 1)[-1])
                       or n["name"].casefold() == wanted.casefold()]
+            if not chosen:  # "entrepot principal" for "Entrepôt principal", if only one
+                loose = [n for n in nodes if _loose(n["name"]) == _loose(wanted)]
+                chosen = loose if len(loose) == 1 else []
             if not chosen:
                 raise UsageError(
                     _("Settings: Location {location} is not a location of {store}; its locations "
