@@ -163,6 +163,28 @@ def test_a_delivery_applied_before_a_stale_count_is_reported_with_the_rest(merch
     assert len([h for h in store.history("A-1") if h["kind"] == "adjust"]) == 1
 
 
+def test_under_strict_a_sale_inside_the_count_s_call_leaves_the_delivery_unsent(merchant):
+    """Shopify refuses the count as stale (a sale landed as the call came in): under
+    strict nothing is published, the delivery of the same publish included; the counts
+    go first, so no delivery has been applied when a count is refused."""
+    store = merchant.store
+    merchant.run("sync", str(merchant.workbook))
+    wb = openpyxl.load_workbook(merchant.workbook)
+    for row in wb["Settings"].iter_rows():
+        if row[0].value == "Conflict policy":
+            row[1].value = "strict"
+    wb.save(merchant.workbook)
+    merchant.edit(**{"A-1": {"Received": 5}, "B-2": {"New level": 9}})
+    sales = iter([1])
+    store.before_mutation(lambda s, name, _i: [s.sell("B-2", q) for q in sales]
+                          if name == "inventorySetQuantities" else None)
+    result = merchant.run("publish", str(merchant.workbook), expect=3)
+    assert "nothing was sent" in result.output
+    assert store.level("A-1") == 10 and store.level("B-2") == 4
+    assert not [h for h in store.history("A-1") if h["kind"] == "adjust"]
+    assert merchant.sheet()["A-1"]["Received"] == 5
+
+
 def test_under_strict_a_count_overtaken_by_a_sale_is_a_conflict(merchant):
     store = merchant.store
     merchant.run("sync", str(merchant.workbook))
@@ -340,9 +362,9 @@ def test_a_three_call_publish_killed_at_any_step_is_finished_once(store, tmp_pat
 
 @pytest.mark.parametrize("failpoint", ["shopify_after_call_1", "shopify_after_call_2"])
 def test_a_killed_publish_finished_by_the_next_shows_what_it_sent(merchant, failpoint):
-    """Killed after the delivery's call (then a sale makes the count's call stale) or after
-    both calls: the next publish finishes it, and Change and Status show every row it
-    sent, not only those of its own new plan."""
+    """Killed after the count's call (the delivery's still to send) or after both calls,
+    a sale of the counted SKU in between: the next publish finishes it, and Change and
+    Status show every row it sent, not only those of its own new plan."""
     store = merchant.store
     merchant.run("sync", str(merchant.workbook))
     merchant.edit(**{"A-1": {"Received": 3}, "B-2": {"New level": 9}})
@@ -353,7 +375,7 @@ def test_a_killed_publish_finished_by_the_next_shows_what_it_sent(merchant, fail
     assert killed.returncode == -9, killed.stdout + killed.stderr
     store.sell("B-2", 1)
     merchant.run("publish", str(merchant.workbook))
-    # counted 9 with the sale kept: replanned to 8, or applied as 9 before the sale
+    # counted 9, applied before the sale: 8 left
     assert store.level("A-1") == 13 and store.level("B-2") == 8
     sheet = merchant.sheet()
     assert (sheet["A-1"]["Change"], sheet["A-1"]["Status"]) == (3, "changed")
@@ -364,13 +386,13 @@ def test_a_killed_publish_finished_by_the_next_shows_what_it_sent(merchant, fail
 
 
 def test_a_preview_after_a_killed_publish_does_not_plan_its_rows_again(merchant):
-    """Killed after the delivery's call: whether it arrived, Shopify cannot be asked, so
-    a preview shows the interrupted publish's rows as Publish's to finish, not the
-    delivery added a second time on a level that may hold it already."""
+    """Killed after its calls: whether they arrived, Shopify cannot be asked, so a
+    preview shows the interrupted publish's rows as Publish's to finish, not the
+    delivery added a second time on a level that holds it already."""
     store = merchant.store
     merchant.run("sync", str(merchant.workbook))
     merchant.edit(**{"A-1": {"Received": 3}, "B-2": {"New level": 9}})
-    env = {**os.environ, **merchant.env, "XLSTOCK_FAILPOINT": "shopify_after_call_1"}
+    env = {**os.environ, **merchant.env, "XLSTOCK_FAILPOINT": "shopify_after_call_2"}
     killed = subprocess.run([sys.executable, "-m", "xlstock", "publish",
                              str(merchant.workbook), "-q"], env=env, capture_output=True,
                             text=True, timeout=120)
@@ -392,7 +414,7 @@ def test_calls_are_worked_out_from_the_lines_and_the_key_alone():
     lines = [PublishLine(f"S-{n:03d}", 5, 7, 2 if n % 2 else None) for n in range(600)]
     calls = ShopifyConnector.calls_for(list(reversed(lines)), "k")
     assert [(key, len(chunk)) for _, key, chunk in calls] == [
-        ("k-a1", 250), ("k-a2", 50), ("k-s1", 250), ("k-s2", 50)]
+        ("k-s1", 250), ("k-s2", 50), ("k-a1", 250), ("k-a2", 50)]
     assert calls == ShopifyConnector.calls_for(lines, "k")
 
 

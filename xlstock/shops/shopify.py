@@ -261,6 +261,7 @@ class ShopifyConnector(SessionOwner):
         self.requests = 0
         self.waited = 0.0
         """Seconds spent waiting for Shopify's cost bucket (for the bench)."""
+        self._resending = False
         self.points = 0.0
         """Query cost Shopify charged (its ``actualQueryCost``), for the bench."""
 
@@ -416,11 +417,14 @@ class ShopifyConnector(SessionOwner):
     # ---------------------------------------------------------------- publishing
 
     def publish_lines(self, lines: Sequence[PublishLine], key: str) -> ShopifyOutcome:
-        """Send the lines in calls of at most 250: deliveries through
-        ``inventoryAdjustQuantities``, counts through ``inventorySetQuantities``
-        checked by ``changeFromQuantity``. Every call is sent even when one is refused
-        as stale; :class:`StaleVersion` then names the moved SKUs with their levels and
-        what was applied."""
+        """Send the lines in calls of at most 250: counts through
+        ``inventorySetQuantities`` checked by ``changeFromQuantity``, then deliveries
+        through ``inventoryAdjustQuantities``. A call refused as stale ends the publish
+        before its next calls (a strict publish then leaves the deliveries unsent, as the
+        contract says of a conflict; a rebase re-plans them with the moved counts), and
+        :class:`StaleVersion` names the moved SKUs with their levels and what was
+        applied. Resending an interrupted publish (:meth:`resend`) sends every call, as
+        some may have been applied before the interruption."""
         if not lines:
             return ShopifyOutcome(key, self._version_now(), {}, 0)
         variants = self._variants_for(lines)
@@ -440,6 +444,8 @@ class ShopifyConnector(SessionOwner):
             applied.update(done)
             stale.extend(moved)
             refused.extend(problems)
+            if moved and not self._resending:
+                break
         if refused:
             error = ServiceRefused(
                 _("{store} refused {count:n} line(s) of the publish: {lines}", store=self.store,
@@ -463,6 +469,16 @@ class ShopifyConnector(SessionOwner):
             )
         return ShopifyOutcome(key, "", applied, len(calls))
 
+    def resend(self, lines: Sequence[PublishLine], key: str) -> ShopifyOutcome:
+        """:meth:`publish_lines` for an interrupted publish: the same calls under the same
+        keys (Shopify applies each once), every one of them sent, even after a stale
+        one."""
+        self._resending = True
+        try:
+            return self.publish_lines(lines, key)
+        finally:
+            self._resending = False
+
     def publish_outcome(self, key: str) -> ShopifyOutcome | None:
         """Shopify cannot be asked about a key (:attr:`outcome_known`): always ``None``."""
         return None
@@ -471,13 +487,15 @@ class ShopifyConnector(SessionOwner):
     def calls_for(lines: Sequence[PublishLine], key: str
                   ) -> list[tuple[str, str, list[PublishLine]]]:
         """The publish's calls, worked out from its lines and key alone (so that a rerun
-        sends the very same calls): deliveries first, then counts, by SKU, 250 a call,
-        each keyed ``KEY-a1``, ``KEY-s1`` ..."""
+        sends the very same calls): counts first, then deliveries, by SKU, 250 a call,
+        each keyed ``KEY-s1``, ``KEY-a1`` ... (a count may be refused as stale, a
+        delivery never: the counts go first so that a refused count stops the publish
+        before any delivery is applied)."""
         ordered = sorted(lines, key=lambda line: line.sku)
         deltas = [line for line in ordered if line.add is not None]
         sets = [line for line in ordered if line.add is None]
         calls: list[tuple[str, str, list[PublishLine]]] = []
-        for mutation, tag, group in ((ADJUST_MUTATION, "a", deltas), (SET_MUTATION, "s", sets)):
+        for mutation, tag, group in ((SET_MUTATION, "s", sets), (ADJUST_MUTATION, "a", deltas)):
             for start in range(0, len(group), MAX_QUANTITIES_PER_CALL):
                 number = start // MAX_QUANTITIES_PER_CALL + 1
                 calls.append((mutation, f"{key}-{tag}{number}",
