@@ -171,6 +171,35 @@ def test_a_count_overtaken_before_the_reread_is_replanned(merchant):
     assert shop.level("B-2") == 9 - 3
 
 
+def test_under_strict_a_count_moved_before_its_batch_leaves_the_deliveries_unsent(
+        merchant, monkeypatch):
+    """A sale lands between the plan's read and the count's batch re-read: under strict
+    nothing is published, the delivery (another batch: the variations') included. The
+    counts' batches go first, and a moved count ends the publish before any write."""
+    shop = merchant.shop
+    merchant.run("sync", str(merchant.workbook))
+    wb = openpyxl.load_workbook(merchant.workbook)
+    for row in wb["Settings"].iter_rows():
+        if row[0].value == "Conflict policy":
+            row[1].value = "strict"
+    wb.save(merchant.workbook)
+    merchant.edit(**{"A-2": {"Received": 3}, "C-3": {"New level": 20}})
+    reread = WooCommerceConnector._live_levels
+    sales = iter([2])
+
+    def sale_before_the_reread(connector, batch, items):
+        for qty in sales:
+            shop.sell({"C-3": qty})
+        return reread(connector, batch, items)
+
+    monkeypatch.setattr(WooCommerceConnector, "_live_levels", sale_before_the_reread)
+    result = merchant.run("publish", str(merchant.workbook), expect=3)
+    assert "nothing was sent" in result.output
+    assert shop.level("A-2") == 4 and shop.level("C-3") == 6
+    assert not shop.writes
+    assert merchant.sheet()["A-2"]["Received"] == 3
+
+
 def test_a_read_only_key_is_told_where_to_give_it_write_rights(shop, tmp_path):
     shop.permissions = "read"
     person = Merchant(shop, tmp_path)

@@ -286,6 +286,8 @@ class WooCommerceConnector(SessionOwner):
             live, reread_at = self._live_levels(batch, items)
             failpoints.reach(f"woocommerce_before_batch_{number}")
             send = self._lines_to_send(batch, live, planned_at, items, applied, moved, slips)
+            if moved and not self._resending:
+                break  # nothing more is written: the moved counts are planned again first
             if not send:
                 continue
             written = self._write(batch[0], send, items)
@@ -346,12 +348,15 @@ class WooCommerceConnector(SessionOwner):
     def batches_for(lines: Sequence[PublishLine], items: Mapping[str, _Item]
                     ) -> list[list[PublishLine]]:
         """The lines by endpoint (simple products; each variable product's variations),
-        by SKU, 100 a batch."""
+        by SKU, 100 a batch; the batches with counts first. A count whose level moved
+        ends the publish before its batch is written (deliveries never move), so a
+        strict publish whose counts fit one batch publishes nothing on a conflict."""
         by_endpoint: dict[str, list[PublishLine]] = {}
         for line in sorted(lines, key=lambda line: line.sku):
             by_endpoint.setdefault(items[line.sku].endpoint, []).append(line)
-        return [group[start:start + PAGE] for _, group in sorted(by_endpoint.items())
-                for start in range(0, len(group), PAGE)]
+        batches = [group[start:start + PAGE] for _, group in sorted(by_endpoint.items())
+                   for start in range(0, len(group), PAGE)]
+        return sorted(batches, key=lambda batch: all(line.add is not None for line in batch))
 
     def _already_applied(self, line: PublishLine, level: int, planned_at: dt.datetime | None,
                          items: Mapping[str, _Item]) -> bool | None:
