@@ -99,6 +99,20 @@ def test_sync_reads_every_variant_and_names_what_it_left_out(merchant):
     assert "not tracked by Shopify" in result.output and "P-9" in result.output
 
 
+def test_a_row_on_a_sku_shopify_has_twice_says_how_to_fix_it(merchant):
+    """DUP is on two variants (left out at Sync): a row typed for it is told that, not
+    to check the SKU's spelling."""
+    merchant.run("sync", str(merchant.workbook))
+    wb = openpyxl.load_workbook(merchant.workbook)
+    ws = wb["Stock"]
+    ws.append(["DUP", None, None, None, 2])
+    wb.save(merchant.workbook)
+    result = merchant.run("publish", str(merchant.workbook), expect=1)
+    assert "the shop has it, but on more than one variant: give each variant its own SKU" \
+        in result.output
+    assert "check the spelling" not in result.output
+
+
 def test_the_daily_loop_keeps_the_sales_made_since_sync(merchant):
     store = merchant.store
     merchant.run("sync", str(merchant.workbook))

@@ -258,6 +258,21 @@ def test_a_location_named_on_a_woocommerce_workbook_is_said_to_be_left_aside(mer
     assert merchant.sheet()["C-3"]["Online"] == 8
 
 
+def test_a_row_whose_product_stopped_managing_stock_says_how_to_fix_it(merchant):
+    """The product is still in the shop: its row says to tick 'Manage stock?', not to
+    check the SKU's spelling or add the product."""
+    shop = merchant.shop
+    merchant.run("sync", str(merchant.workbook))
+    shop.set_manage_stock("B-2", False)
+    merchant.edit(**{"B-2": {"Received": 1}})
+    result = merchant.run("publish", str(merchant.workbook), expect=1)
+    assert "the shop has it, but WooCommerce does not manage its stock: tick 'Manage " \
+        "stock?'" in result.output
+    assert "check the spelling" not in result.output
+    merchant.run("sync", str(merchant.workbook))
+    assert "tick 'Manage stock?'" in str(merchant.sheet()["B-2"]["Status"])
+
+
 def test_stock_management_switched_off_is_named(shop, tmp_path):
     shop.manage_stock = "no"
     person = Merchant(shop, tmp_path)

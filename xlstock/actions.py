@@ -1180,7 +1180,7 @@ def _apply_sync(
     progress(_("Writing the live levels into sheet Stock"), 0.6)
     layout.ensure_columns(session.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
                                                 layout.STATUS])
-    rows = _SyncedRows(session, levels, live)
+    rows = _SyncedRows(session, levels, live, snapshot.left_out)
     rows.lay(skus)
     added = [live[sku] for sku in new_skus]
     # A sync that fills a sheet without SKUs writes "ok": every row would be new, which
@@ -1248,8 +1248,10 @@ class _SyncedRows:
     and how many rows and units moved."""
 
     def __init__(self, session: _WorkbookSession, levels: Mapping[str, int],
-                 live: Mapping[str, StockItem]) -> None:
+                 live: Mapping[str, StockItem], left_out: Mapping[str, str] | None = None
+                 ) -> None:
         self.session, self.levels, self.live = session, levels, live
+        self.left_out = left_out
         self.online = session.column(layout.ONLINE)
         self.product = session.column(layout.PRODUCT)
         self.variant = session.column(layout.VARIANT)
@@ -1268,7 +1270,7 @@ class _SyncedRows:
         300 orders, a few hundred of 100,000 (issue 22: the loop over every row was
         0.16 s of a Sync); the others keep their values, as the loop would leave them."""
         self.status = self.session.column(layout.STATUS)  # a list of its own
-        hint = SkuHints(self.levels)
+        hint = SkuHints(self.levels, self.left_out)
         listed: list[int] = []  # the rows whose SKU the shop lists, and their items
         items: list[StockItem] = []
         for i in self._to_lay(skus):
@@ -1450,7 +1452,8 @@ def _plan(
             base = {**base, **from_online}
         planned = None if picked is None else [t.sheet_row(i) for i in picked]
         plan = plan_publish(rows, base, live, policy=policy, problems=problems,
-                            from_online=from_online, planned=planned)
+                            from_online=from_online, planned=planned,
+                            left_out=snapshot.left_out)
     return plan, rows
 
 

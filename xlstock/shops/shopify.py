@@ -262,6 +262,7 @@ class ShopifyConnector(SessionOwner):
         self.waited = 0.0
         """Seconds spent waiting for Shopify's cost bucket (for the bench)."""
         self._resending = False
+        self._left_out: dict[str, str] = {}
         self.points = 0.0
         """Query cost Shopify charged (its ``actualQueryCost``), for the bench."""
 
@@ -298,7 +299,8 @@ class ShopifyConnector(SessionOwner):
         items = {sku: StockItem(sku, v.name if names else "", v.variant if names else "",
                                 v.level)
                  for sku, v in sorted(variants.items())}
-        return Snapshot(self.store, version, items, notices=tuple(notices))
+        return Snapshot(self.store, version, items, notices=tuple(notices),
+                        left_out=self._left_out)
 
     def location(self) -> str:
         """The location's id: the one named in Settings, or the store's only active one;
@@ -366,6 +368,7 @@ class ShopifyConnector(SessionOwner):
             largest = max(1, min(250, int((MAX_QUERY_COST - 2) / per_variant)))
             left = expected - collected.seen
             first = min(largest, left) if left > 0 else largest
+        self._left_out = collected.left_out()
         return collected.finish()
 
     def _read_bulk(self, location: str) -> tuple[dict[str, _Variant], list[str]]:
@@ -396,6 +399,7 @@ class ShopifyConnector(SessionOwner):
         if url:
             for record in self._jsonl(str(url)):
                 collected.add(record)
+        self._left_out = collected.left_out()
         return collected.finish()
 
     def _jsonl(self, url: str) -> Iterator[dict[str, Any]]:
@@ -831,6 +835,20 @@ class _Collector:
             sku, str(item["id"]), _available(level),
             str((node.get("product") or {}).get("title") or ""),
             "" if title == "Default Title" else title)
+
+    def left_out(self) -> dict[str, str]:
+        """SKU -> why it was left out, for a sheet row that names it."""
+        reasons: dict[str, str] = {}
+        for skus, reason in (
+            (self.untracked, _("Shopify does not track its quantity: switch on 'Track "
+                               "quantity' on it in Shopify, then sync")),
+            (self.unstocked, _("it is not stocked at this workbook's location: stock it "
+                               "there in Shopify, then sync")),
+            (list(self.duplicates), _("on more than one variant: give each variant its own "
+                                      "SKU in Shopify, then sync")),
+        ):
+            reasons.update(dict.fromkeys(skus, reason))
+        return reasons
 
     def finish(self) -> tuple[dict[str, _Variant], list[str]]:
         notices: list[str] = []

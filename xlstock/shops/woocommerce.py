@@ -228,6 +228,7 @@ class WooCommerceConnector(SessionOwner):
                                          {"_fields": VARIATION_FIELDS}):
                 collected.add_variation(product, variation, names)
         items, notices = collected.finish()
+        left_out = collected.left_out()
         if self.location:
             notices.insert(0, _(
                 "Settings: Location {location!r} is left aside: WooCommerce keeps one stock "
@@ -240,7 +241,8 @@ class WooCommerceConnector(SessionOwner):
             return None
         stock = {sku: StockItem(sku, item.name, item.variant, item.level)
                  for sku, item in sorted(items.items())}
-        return Snapshot(self.shop, version, stock, notices=tuple(notices), low_at=low_at)
+        return Snapshot(self.shop, version, stock, notices=tuple(notices), low_at=low_at,
+                        left_out=left_out)
 
     def _check_stock_management(self) -> None:
         answer = self._get("/settings/products/woocommerce_manage_stock", {})
@@ -713,6 +715,18 @@ class _Collector:
                 self.parent_stock.append(sku)
             return
         self.add(product, variation, names)
+
+    def left_out(self) -> dict[str, str]:
+        """SKU -> why it was left out, for a sheet row that names it."""
+        reasons: dict[str, str] = {}
+        for skus, reason in (
+            (self.unmanaged, _("WooCommerce does not manage its stock: tick 'Manage stock?' "
+                               "on it in WooCommerce, then sync")),
+            (self.duplicates, _("on more than one product or variation: give each its own "
+                                "SKU in WooCommerce, then sync")),
+        ):
+            reasons.update(dict.fromkeys(skus, reason))
+        return reasons
 
     def finish(self) -> tuple[dict[str, _Item], list[str]]:
         notices: list[str] = []
