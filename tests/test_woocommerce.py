@@ -324,7 +324,8 @@ def test_a_preview_after_a_killed_publish_does_not_take_its_count_for_a_delivery
     """Killed after the count's batch was written: the count is online, and a preview
     that planned it again would read the count as units added online since Sync and
     show it moved by them (8 counted 20: 20 + 12 = 32). Its rows are Publish's to
-    finish."""
+    finish, and a Sync in between says so on them (Online already holds the count that
+    New level still shows)."""
     shop = merchant.shop
     merchant.run("sync", str(merchant.workbook))
     merchant.edit(**{"C-3": {"New level": 20}})
@@ -334,6 +335,10 @@ def test_a_preview_after_a_killed_publish_does_not_take_its_count_for_a_delivery
                             text=True, timeout=120)
     assert killed.returncode == -9, killed.stdout + killed.stderr
     assert shop.level("C-3") == 20
+    merchant.run("sync", str(merchant.workbook))
+    synced = merchant.sheet()["C-3"]
+    assert synced["Online"] == 20 and synced["New level"] == 20
+    assert str(synced["Status"]).startswith("in the interrupted publish")
     preview = merchant.run("preview", str(merchant.workbook))
     assert "Publish would only finish the interrupted publish." in preview.output
     assert "32" not in [part for line in preview.output.splitlines()

@@ -1186,6 +1186,9 @@ def _apply_sync(
     # A sync that fills a sheet without SKUs writes "ok": every row would be new, which
     # says nothing, and the first preview would then rewrite every Status to "ok".
     rows.add(added, STATUS_NEW if n else STATUS_OK)
+    held = _held_by_interrupted(session)
+    for i in (i for i, sku in enumerate(skus) if sku in held) if held else ():
+        rows.status[i] = _(HELD_NOTE)  # its Online may hold what Received still shows
     rows.write(new_skus, first=n)
     if snapshot.low_at:
         _fill_low_at(session, snapshot.low_at)
