@@ -19,8 +19,8 @@ writer wins. So:
   left is the count itself although sales came in, those sales were overwritten, and
   xlstock takes them off again with an ``inventory_delta`` (the rule of the plan: a count
   is moved by what sold). A delivery the same way: its level should be the re-read level
-  plus the delivery less those sales. Anything it cannot explain is reported on its row as "a sale
-  may have been overwritten", with the numbers.
+  plus the delivery less those sales. Anything it cannot explain is reported on its row
+  as "a sale may have been overwritten", with the numbers.
 * A publish killed at any moment: WooCommerce cannot be asked what it applied, so the
   next publish decides line by line from the live level and the sales since the publish
   was planned (its key carries that time): at ``to - sales`` it was applied, at ``from -
