@@ -99,6 +99,20 @@ def test_sync_reads_every_variant_and_names_what_it_left_out(merchant):
     assert "not tracked by Shopify" in result.output and "P-9" in result.output
 
 
+def test_a_row_on_a_sku_shopify_has_twice_says_how_to_fix_it(merchant):
+    """DUP is on two variants (left out at Sync): a row typed for it is told that, not
+    to check the SKU's spelling."""
+    merchant.run("sync", str(merchant.workbook))
+    wb = openpyxl.load_workbook(merchant.workbook)
+    ws = wb["Stock"]
+    ws.append(["DUP", None, None, None, 2])
+    wb.save(merchant.workbook)
+    result = merchant.run("publish", str(merchant.workbook), expect=1)
+    assert "the shop has it, but on more than one variant: give each variant its own SKU" \
+        in result.output
+    assert "check the spelling" not in result.output
+
+
 def test_the_daily_loop_keeps_the_sales_made_since_sync(merchant):
     store = merchant.store
     merchant.run("sync", str(merchant.workbook))
@@ -138,6 +152,51 @@ def test_a_sale_at_the_worst_moment_is_replanned_not_overwritten(merchant):
     assert "moved during publish" in result.output
     assert store.level("B-2") == 9 - 2
     assert merchant.sheet()["B-2"]["Online"] == 7
+
+
+def test_a_delivery_applied_before_a_stale_count_is_reported_with_the_rest(merchant):
+    """Shopify applies the delivery's call, refuses the count's (a sale came in between)
+    and the count is re-planned: the delivery is in Change, Status and the Log, as
+    much as the count is; neither is sent twice."""
+    store = merchant.store
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"A-1": {"Received": 3}, "B-2": {"New level": 9}})
+    sales = iter([2])
+    store.before_mutation(lambda s, name, _i: [s.sell("B-2", q) for q in sales]
+                          if name == "inventorySetQuantities" else None)
+    result = merchant.run("publish", str(merchant.workbook))
+    assert store.level("A-1") == 13 and store.level("B-2") == 7
+    sheet = merchant.sheet()
+    assert (sheet["A-1"]["Online"], sheet["A-1"]["Change"], sheet["A-1"]["Status"]) == (
+        13, 3, "changed")
+    assert (sheet["B-2"]["Online"], sheet["B-2"]["Change"], sheet["B-2"]["Status"]) == (
+        7, 4, "changed")
+    assert "Published 2 change(s)" in result.output and "+7 units" in result.output
+    log = list(openpyxl.load_workbook(merchant.workbook)["Log"].iter_rows(values_only=True))
+    assert log[-1][1:2] + log[-1][3:5] == ("publish", 2, 7)
+    assert len([h for h in store.history("A-1") if h["kind"] == "adjust"]) == 1
+
+
+def test_under_strict_a_sale_inside_the_count_s_call_leaves_the_delivery_unsent(merchant):
+    """Shopify refuses the count as stale (a sale landed as the call came in): under
+    strict nothing is published, the delivery of the same publish included; the counts
+    go first, so no delivery has been applied when a count is refused."""
+    store = merchant.store
+    merchant.run("sync", str(merchant.workbook))
+    wb = openpyxl.load_workbook(merchant.workbook)
+    for row in wb["Settings"].iter_rows():
+        if row[0].value == "Conflict policy":
+            row[1].value = "strict"
+    wb.save(merchant.workbook)
+    merchant.edit(**{"A-1": {"Received": 5}, "B-2": {"New level": 9}})
+    sales = iter([1])
+    store.before_mutation(lambda s, name, _i: [s.sell("B-2", q) for q in sales]
+                          if name == "inventorySetQuantities" else None)
+    result = merchant.run("publish", str(merchant.workbook), expect=3)
+    assert "nothing was sent" in result.output
+    assert store.level("A-1") == 10 and store.level("B-2") == 4
+    assert not [h for h in store.history("A-1") if h["kind"] == "adjust"]
+    assert merchant.sheet()["A-1"]["Received"] == 5
 
 
 def test_under_strict_a_count_overtaken_by_a_sale_is_a_conflict(merchant):
@@ -192,6 +251,22 @@ def test_several_locations_need_one_named(tmp_path):
         named.edit(**{"A-1": {"Received": 2}})
         named.run("publish", str(named.workbook))
         assert store.level("A-1", warehouse) == 42 and store.level("A-1", shop) == 3
+        typed = Merchant(store, tmp_path, "typed.xlsx")
+        typed.new("--location", "  warehouse ")
+        typed.run("sync", str(typed.workbook))
+        assert typed.sheet()["A-1"]["Online"] == 42
+
+
+def test_a_location_typed_without_its_accents_is_found(tmp_path):
+    """A French merchant types "entrepot principal" for "Entrepôt principal"."""
+    with ShopifyStandIn() as store:
+        shop = store.add_location("Boutique")
+        warehouse = store.add_location("Entrepôt principal")
+        store.add_product("Sweat", [{"sku": "S-1", "locations": {shop: 3, warehouse: 40}}])
+        person = Merchant(store, tmp_path)
+        person.new("--location", "entrepot  PRINCIPAL")
+        person.run("sync", str(person.workbook))
+        assert person.sheet()["S-1"]["Online"] == 40
 
 
 def test_an_app_s_client_id_and_secret_are_exchanged_for_a_token(store, tmp_path):
@@ -209,6 +284,22 @@ def test_a_missing_scope_is_named_with_the_page_that_grants_it(merchant):
     merchant.store.scopes = {"read_products", "read_locations"}
     result = merchant.run("sync", str(merchant.workbook), expect=4)
     assert "read_inventory" in result.output and "Access scopes" in result.output
+
+
+def test_a_missing_scope_is_named_by_its_name_alone(merchant):
+    """Shopify writes "Required access: `write_inventory` access scope.": the message
+    names the scope to grant, not Shopify's English words around it."""
+    store = merchant.store
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"A-1": {"Received": 1}})
+    merchant.env["XLSTOCK_LANG"] = "fr"
+    store.scopes = {"read_products", "read_inventory", "read_locations"}
+    result = merchant.run("publish", str(merchant.workbook), expect=4)
+    assert "la portée write_inventory : accordez-la" in result.output
+    store.scopes = {"read_products", "read_inventory", "write_inventory"}
+    result = merchant.run("sync", str(merchant.workbook), expect=4)
+    assert "la portée read_locations : accordez-la" in result.output
+    assert store.level("A-1") == 10
 
 
 def test_a_wrong_token_says_so(store, tmp_path):
@@ -235,6 +326,15 @@ def test_429_and_5xx_are_waited_out(merchant):
     store.fail_next(503)
     merchant.run("sync", str(merchant.workbook))
     assert merchant.sheet()["A-1"]["Online"] == 10
+
+
+def test_a_wait_asked_for_is_said_while_it_lasts(merchant):
+    """Shopify's Retry-After can be a minute: the merchant is told xlstock waits, and
+    why, in the workbook's language, not left before a still screen."""
+    merchant.env["XLSTOCK_LANG"] = "fr"
+    merchant.store.fail_next(429, retry_after=1)
+    result = merchant.run("sync", str(merchant.workbook))
+    assert "a répondu 429 (boutique occupée) ; nouvel essai dans 1 s" in result.output
 
 
 def _three_call_store(store: ShopifyStandIn) -> list[str]:
@@ -274,11 +374,61 @@ def test_a_three_call_publish_killed_at_any_step_is_finished_once(store, tmp_pat
     assert all(sheet[sku]["New level"] is None for sku in skus)
 
 
+@pytest.mark.parametrize("failpoint", ["shopify_after_call_1", "shopify_after_call_2"])
+def test_a_killed_publish_finished_by_the_next_shows_what_it_sent(merchant, failpoint):
+    """Killed after the count's call (the delivery's still to send) or after both calls,
+    a sale of the counted SKU in between: the next publish finishes it, and Change and
+    Status show every row it sent, not only those of its own new plan."""
+    store = merchant.store
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"A-1": {"Received": 3}, "B-2": {"New level": 9}})
+    env = {**os.environ, **merchant.env, "XLSTOCK_FAILPOINT": failpoint}
+    killed = subprocess.run([sys.executable, "-m", "xlstock", "publish",
+                             str(merchant.workbook), "-q"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    store.sell("B-2", 1)
+    merchant.run("publish", str(merchant.workbook))
+    # counted 9, applied before the sale: 8 left
+    assert store.level("A-1") == 13 and store.level("B-2") == 8
+    sheet = merchant.sheet()
+    assert (sheet["A-1"]["Change"], sheet["A-1"]["Status"]) == (3, "changed")
+    assert (sheet["B-2"]["Change"], sheet["B-2"]["Status"]) == (4, "changed")
+    assert sheet["A-1"]["Received"] is None and sheet["B-2"]["New level"] is None
+    log = list(openpyxl.load_workbook(merchant.workbook)["Log"].iter_rows(values_only=True))
+    assert sum(row[3] or 0 for row in log if str(row[1]).startswith("publish")) == 2
+
+
+def test_a_preview_after_a_killed_publish_does_not_plan_its_rows_again(merchant):
+    """Killed after its calls: whether they arrived, Shopify cannot be asked, so a
+    preview shows the interrupted publish's rows as Publish's to finish, not the
+    delivery added a second time on a level that holds it already."""
+    store = merchant.store
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"A-1": {"Received": 3}, "B-2": {"New level": 9}})
+    env = {**os.environ, **merchant.env, "XLSTOCK_FAILPOINT": "shopify_after_call_2"}
+    killed = subprocess.run([sys.executable, "-m", "xlstock", "publish",
+                             str(merchant.workbook), "-q"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    assert store.level("A-1") == 13
+    merchant.edit(**{"00123": {"Received": 1}})
+    preview = merchant.run("preview", str(merchant.workbook))
+    assert "Publish would change 1 row(s): +1 units." in preview.output
+    (a1,) = [line for line in preview.output.splitlines() if line.startswith("A-1 ")]
+    assert "+3" not in a1 and "16" not in a1  # not 13 + 3: the delivery twice
+    sheet = merchant.sheet()
+    assert sheet["A-1"]["Change"] is None and sheet["00123"]["Change"] == 1
+    assert str(sheet["A-1"]["Status"]).startswith("in the interrupted publish")
+    merchant.run("publish", str(merchant.workbook))
+    assert store.level("A-1") == 13 and store.level("B-2") == 9 and store.level("00123") == 4
+
+
 def test_calls_are_worked_out_from_the_lines_and_the_key_alone():
     lines = [PublishLine(f"S-{n:03d}", 5, 7, 2 if n % 2 else None) for n in range(600)]
     calls = ShopifyConnector.calls_for(list(reversed(lines)), "k")
     assert [(key, len(chunk)) for _, key, chunk in calls] == [
-        ("k-a1", 250), ("k-a2", 50), ("k-s1", 250), ("k-s2", 50)]
+        ("k-s1", 250), ("k-s2", 50), ("k-a1", 250), ("k-a2", 50)]
     assert calls == ShopifyConnector.calls_for(lines, "k")
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openpyxl
 import pytest
 from support import shopkit
 from support.woocommerce_standin import WooCommerceStandIn
@@ -102,6 +103,44 @@ def test_a_sale_between_the_reread_and_the_write_is_found_and_taken_off_again(me
     assert merchant.sheet()["C-3"]["Online"] == 18
 
 
+def test_a_delivery_written_before_a_count_is_replanned_is_reported_with_it(merchant):
+    """The delivery's batch is written, a sale moves the counted SKU before its own
+    batch, and the count is re-planned: the delivery stays in Change, Status and the
+    Log next to the count."""
+    shop = merchant.shop
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"A-2": {"Received": 2}, "C-3": {"New level": 20}})
+    sales = iter([2])
+    shop.before_write(lambda standin, route, body: [standin.sell({"C-3": q}) for q in sales])
+    result = merchant.run("publish", str(merchant.workbook))
+    assert shop.level("A-2") == 6 and shop.level("C-3") == 18
+    sheet = merchant.sheet()
+    assert (sheet["A-2"]["Change"], sheet["A-2"]["Status"]) == (2, "changed")
+    assert (sheet["C-3"]["Change"], sheet["C-3"]["Status"]) == (12, "changed")
+    assert "Published 2 change(s)" in result.output and "+14 units" in result.output
+    log = list(openpyxl.load_workbook(merchant.workbook)["Log"].iter_rows(values_only=True))
+    assert (log[-1][1], log[-1][3], log[-1][4]) == ("publish", 2, 14)
+
+
+def test_a_sale_inside_a_delivery_s_write_is_found_and_taken_off_again(merchant):
+    """WooCommerce adds a delivery to the level it loads and saves the sum: a sale
+    between that load and save is overwritten. The orders since the re-read give it
+    away, and it is taken off again; a sale after the write is left alone."""
+    shop = merchant.shop
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"A-2": {"Received": 3}, "B-2": {"Received": 1}})
+    inside = iter([1])
+    shop.between_load_and_save(
+        lambda standin, sku, _level: [standin.sell({"A-2": q}) for q in inside]
+        if sku == "A-2" else None)
+    after = iter([2])
+    shop.after_write(lambda standin, *_: [standin.sell({"B-2": q}) for q in after])
+    result = merchant.run("publish", str(merchant.workbook))
+    assert "Repaired: A-2: 1 unit(s) sold while the delivery was added" in result.output
+    assert shop.level("A-2") == 4 + 3 - 1 and shop.level("B-2") == 5 + 1 - 2
+    assert merchant.sheet()["A-2"]["Online"] == 6
+
+
 def test_a_sale_that_cannot_be_explained_is_reported_with_exit_3(merchant):
     shop = merchant.shop
     merchant.run("sync", str(merchant.workbook))
@@ -132,6 +171,35 @@ def test_a_count_overtaken_before_the_reread_is_replanned(merchant):
     assert shop.level("B-2") == 9 - 3
 
 
+def test_under_strict_a_count_moved_before_its_batch_leaves_the_deliveries_unsent(
+        merchant, monkeypatch):
+    """A sale lands between the plan's read and the count's batch re-read: under strict
+    nothing is published, the delivery (another batch: the variations') included. The
+    counts' batches go first, and a moved count ends the publish before any write."""
+    shop = merchant.shop
+    merchant.run("sync", str(merchant.workbook))
+    wb = openpyxl.load_workbook(merchant.workbook)
+    for row in wb["Settings"].iter_rows():
+        if row[0].value == "Conflict policy":
+            row[1].value = "strict"
+    wb.save(merchant.workbook)
+    merchant.edit(**{"A-2": {"Received": 3}, "C-3": {"New level": 20}})
+    reread = WooCommerceConnector._live_levels
+    sales = iter([2])
+
+    def sale_before_the_reread(connector, batch, items):
+        for qty in sales:
+            shop.sell({"C-3": qty})
+        return reread(connector, batch, items)
+
+    monkeypatch.setattr(WooCommerceConnector, "_live_levels", sale_before_the_reread)
+    result = merchant.run("publish", str(merchant.workbook), expect=3)
+    assert "nothing was sent" in result.output
+    assert shop.level("A-2") == 4 and shop.level("C-3") == 6
+    assert not shop.writes
+    assert merchant.sheet()["A-2"]["Received"] == 3
+
+
 def test_a_read_only_key_is_told_where_to_give_it_write_rights(shop, tmp_path):
     shop.permissions = "read"
     person = Merchant(shop, tmp_path)
@@ -141,6 +209,68 @@ def test_a_read_only_key_is_told_where_to_give_it_write_rights(shop, tmp_path):
     result = person.run("publish", str(person.workbook), expect=4)
     assert "no write permissions" in result.output and "Read/Write" in result.output
     assert shop.level("B-2") == 5
+
+
+def test_a_busy_shop_s_html_pages_are_waited_out_and_the_wait_is_said(merchant):
+    """nginx's 429 and WordPress's maintenance 503 are HTML pages, not JSON: they are
+    waited out (and the merchant told so), not taken for a shop that is not WooCommerce."""
+    shop = merchant.shop
+    shop.fail_next(429, retry_after=1)
+    shop.fail_next(503, times=2)
+    result = merchant.run("sync", str(merchant.workbook))
+    assert "answered 429 (busy); trying again in 1 s" in result.output
+    assert merchant.sheet()["C-3"]["Online"] == 8
+    merchant.edit(**{"C-3": {"Received": 2}})
+    shop.fail_next(429, retry_after=0)
+    merchant.run("publish", str(merchant.workbook))  # a 429 ran nothing: the write is resent
+    assert shop.level("C-3") == 10
+
+
+def test_a_write_answered_5xx_is_an_unknown_outcome_settled_by_the_next_publish(merchant):
+    """A proxy's 502 (an HTML page) on a batch write says nothing of whether WordPress
+    applied it: the outcome is unknown (exit 4, said so), and the next publish settles it,
+    adding the delivery once."""
+    shop = merchant.shop
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"C-3": {"Received": 2}})
+    shop.fail_next(502, method="POST")
+    result = merchant.run("publish", str(merchant.workbook), expect=4)
+    assert "The write may have reached WooCommerce: run publish again" in result.output
+    assert shop.level("C-3") == 8
+    merchant.run("publish", str(merchant.workbook))
+    assert shop.level("C-3") == 10
+    assert merchant.sheet()["C-3"]["Received"] is None
+    merchant.run("publish", str(merchant.workbook))
+    assert shop.level("C-3") == 10
+
+
+def test_a_location_named_on_a_woocommerce_workbook_is_said_to_be_left_aside(merchant):
+    """WooCommerce has no locations: a Location typed in Settings (as on Shopify) would
+    make the merchant think the sheet is that warehouse's stock; Sync says it is not."""
+    wb = openpyxl.load_workbook(merchant.workbook)
+    ws = wb["Settings"]
+    for row in ws.iter_rows():
+        if row[0].value == "Location":
+            row[1].value = "Warehouse"
+    wb.save(merchant.workbook)
+    result = merchant.run("sync", str(merchant.workbook))
+    assert "Location 'Warehouse' is left aside" in result.output
+    assert merchant.sheet()["C-3"]["Online"] == 8
+
+
+def test_a_row_whose_product_stopped_managing_stock_says_how_to_fix_it(merchant):
+    """The product is still in the shop: its row says to tick 'Manage stock?', not to
+    check the SKU's spelling or add the product."""
+    shop = merchant.shop
+    merchant.run("sync", str(merchant.workbook))
+    shop.set_manage_stock("B-2", False)
+    merchant.edit(**{"B-2": {"Received": 1}})
+    result = merchant.run("publish", str(merchant.workbook), expect=1)
+    assert "the shop has it, but WooCommerce does not manage its stock: tick 'Manage " \
+        "stock?'" in result.output
+    assert "check the spelling" not in result.output
+    merchant.run("sync", str(merchant.workbook))
+    assert "tick 'Manage stock?'" in str(merchant.sheet()["B-2"]["Status"])
 
 
 def test_stock_management_switched_off_is_named(shop, tmp_path):
@@ -187,6 +317,34 @@ def test_a_multi_batch_publish_killed_at_any_step_is_finished_once(shop, tmp_pat
     sheet = person.sheet()
     assert all(sheet[sku]["Received"] is None and sheet[sku]["New level"] is None
                for sku in skus)
+
+
+def test_a_preview_after_a_killed_publish_does_not_take_its_count_for_a_delivery(
+        merchant):
+    """Killed after the count's batch was written: the count is online, and a preview
+    that planned it again would read the count as units added online since Sync and
+    show it moved by them (8 counted 20: 20 + 12 = 32). Its rows are Publish's to
+    finish, and a Sync in between says so on them (Online already holds the count that
+    New level still shows)."""
+    shop = merchant.shop
+    merchant.run("sync", str(merchant.workbook))
+    merchant.edit(**{"C-3": {"New level": 20}})
+    env = {**os.environ, **merchant.env, "XLSTOCK_FAILPOINT": "woocommerce_after_batch_1"}
+    killed = subprocess.run([sys.executable, "-m", "xlstock", "publish",
+                             str(merchant.workbook), "-q"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    assert shop.level("C-3") == 20
+    merchant.run("sync", str(merchant.workbook))
+    synced = merchant.sheet()["C-3"]
+    assert synced["Online"] == 20 and synced["New level"] == 20
+    assert str(synced["Status"]).startswith("in the interrupted publish")
+    preview = merchant.run("preview", str(merchant.workbook))
+    assert "Publish would only finish the interrupted publish." in preview.output
+    assert "32" not in [part for line in preview.output.splitlines()
+                        if line.startswith("C-3 ") for part in line.split()]
+    merchant.run("publish", str(merchant.workbook))
+    assert shop.level("C-3") == 20 and merchant.sheet()["C-3"]["New level"] is None
 
 
 def test_batches_are_100_items_at_most_one_endpoint_each(shop):

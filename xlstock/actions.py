@@ -285,6 +285,12 @@ class _WorkbookSession:
     _log: layout.Log | None = field(default=None, repr=False)
     recorded_part: int = 0
     """Rows of a publish a platform applied before refusing the rest, recorded so far."""
+    part_changes: dict[str, int] = field(default_factory=dict)
+    """SKU -> change of those rows: what this command published before its last plan,
+    which the rest of the publish reports (Change, Status, Log) with its own."""
+    finished_changes: dict[str, int] = field(default_factory=dict)
+    """SKU -> change of an interrupted publish this command finished (logged on its own
+    Log row): kept in Change and Status by the plan that follows."""
     sent: dict[str, Any] | None = None
     """The pending publish this command sent (kept outside the workbook if the workbook
     cannot record it)."""
@@ -492,8 +498,8 @@ def _settle_pending(
     if outcome is None:
         if not may_send:
             if not getattr(service, "outcome_known", True):
-                return _("A publish was interrupted; Publish will finish it (the shop "
-                         "applies each of its calls once, nothing is counted twice).")
+                return _("A publish was interrupted and the shop cannot say whether it "
+                         "arrived; Publish will finish it first, sending nothing twice.")
             return _("An interrupted publish has not reached the shop yet; Publish will "
                      "finish it (nothing is counted twice).")
         outcome = _resend_pending(session, service, pending, progress)
@@ -533,6 +539,7 @@ def _finish_pending(session: _WorkbookSession, pending: Mapping[str, Any],
     # and a Sync since may have brought newer ones.
     changed = {sku: pending["levels"][sku] for sku in pending["changes"]
                if sku in pending["levels"]}
+    session.finished_changes.update({sku: c for sku, c in pending["changes"].items() if c})
     _record_publish(
         session,
         levels={**changed, **outcome.levels_after},
@@ -698,6 +705,8 @@ def _record_part(
     (a platform that publishes in several calls): their rows are published, the others
     keep their edits for the next plan."""
     session.recorded_part += len(applied)
+    session.part_changes.update({sku: c for sku, c in pending["changes"].items()
+                                 if sku in applied and c})
     _record_publish(
         session,
         levels=dict(applied),
@@ -765,6 +774,7 @@ def _record_publish(
     (those of a plan, every SKU of ``levels`` among them), written alone; ``None``:
     every row."""
     headers = (layout.ONLINE, layout.RECEIVED, layout.NEW_LEVEL, layout.CHANGE, layout.STATUS)
+    changes = {**session.finished_changes, **session.part_changes, **changes}
     columns: list[Any]
     if sheet_rows is None:
         columns = [session.column(header) for header in headers]
@@ -1170,12 +1180,15 @@ def _apply_sync(
     progress(_("Writing the live levels into sheet Stock"), 0.6)
     layout.ensure_columns(session.book, table, [layout.PRODUCT, layout.VARIANT, layout.CHANGE,
                                                 layout.STATUS])
-    rows = _SyncedRows(session, levels, live)
+    rows = _SyncedRows(session, levels, live, snapshot.left_out)
     rows.lay(skus)
     added = [live[sku] for sku in new_skus]
     # A sync that fills a sheet without SKUs writes "ok": every row would be new, which
     # says nothing, and the first preview would then rewrite every Status to "ok".
     rows.add(added, STATUS_NEW if n else STATUS_OK)
+    held = _held_by_interrupted(session)
+    for i in (i for i, sku in enumerate(skus) if sku in held) if held else ():
+        rows.status[i] = _(HELD_NOTE)  # its Online may hold what Received still shows
     rows.write(new_skus, first=n)
     if snapshot.low_at:
         _fill_low_at(session, snapshot.low_at)
@@ -1238,8 +1251,10 @@ class _SyncedRows:
     and how many rows and units moved."""
 
     def __init__(self, session: _WorkbookSession, levels: Mapping[str, int],
-                 live: Mapping[str, StockItem]) -> None:
+                 live: Mapping[str, StockItem], left_out: Mapping[str, str] | None = None
+                 ) -> None:
         self.session, self.levels, self.live = session, levels, live
+        self.left_out = left_out
         self.online = session.column(layout.ONLINE)
         self.product = session.column(layout.PRODUCT)
         self.variant = session.column(layout.VARIANT)
@@ -1258,7 +1273,7 @@ class _SyncedRows:
         300 orders, a few hundred of 100,000 (issue 22: the loop over every row was
         0.16 s of a Sync); the others keep their values, as the loop would leave them."""
         self.status = self.session.column(layout.STATUS)  # a list of its own
-        hint = SkuHints(self.levels)
+        hint = SkuHints(self.levels, self.left_out)
         listed: list[int] = []  # the rows whose SKU the shop lists, and their items
         items: list[StockItem] = []
         for i in self._to_lay(skus):
@@ -1440,7 +1455,8 @@ def _plan(
             base = {**base, **from_online}
         planned = None if picked is None else [t.sheet_row(i) for i in picked]
         plan = plan_publish(rows, base, live, policy=policy, problems=problems,
-                            from_online=from_online, planned=planned)
+                            from_online=from_online, planned=planned,
+                            left_out=snapshot.left_out)
     return plan, rows
 
 
@@ -1482,8 +1498,12 @@ def _plan_table(plan: PublishPlan) -> list[tuple[str, str, str, str, str]]:
     return table
 
 
-def _plan_statuses(plan: PublishPlan) -> dict[int, str]:
-    statuses = {r.row: r.status for r in plan.rows}
+def _plan_statuses(plan: PublishPlan, published: Mapping[str, int] | None = None
+                   ) -> dict[int, str]:
+    """Each planned row's Status; ``published``: SKUs this command already published
+    (part of a publish, or an interrupted one it finished), whose rows say so."""
+    statuses = {r.row: STATUS_CHANGED if published and r.sku in published
+                and r.status == STATUS_OK else r.status for r in plan.rows}
     statuses.update(_problem_statuses(plan.problems))
     statuses.update(_problem_statuses(plan.conflicts))
     return statuses
@@ -1536,11 +1556,14 @@ def preview(
     assert snapshot is not None
     plan, _rows = _plan(session, snapshot, strict)
     del snapshot, _rows  # at 100,000 SKUs tens of MB: let them go before the writes and the save
-    changes = {r.row: (r.change or None) for r in plan.rows}
+    held = _held_by_interrupted(session)
+    changes = {r.row: (r.change or None) for r in plan.rows if r.sku not in held}
     session.write_planned(layout.CHANGE, changes, plan.planned)
     del changes
-    session.write_statuses(_plan_statuses(plan), plan.planned)
-    report = _preview_report(plan, [recovered] if recovered else [])
+    statuses = _plan_statuses(plan)
+    statuses.update({r.row: _(HELD_NOTE) for r in plan.rows if r.sku in held})
+    session.write_statuses(statuses, plan.planned)
+    report = _preview_report(plan, [recovered] if recovered else [], held)
     report.summary += _list_low_stock(session)
     del plan
     progress(_("Saving the workbook"), 0.9)
@@ -1549,21 +1572,42 @@ def preview(
     return report
 
 
-def _preview_report(plan: PublishPlan, lines: list[str]) -> Report:
+HELD_NOTE = N_("in the interrupted publish: Publish finishes it first, then plans this "
+               "row again on the level it leaves")
+"""A row of an interrupted publish whose outcome the shop cannot tell: what it would send
+is not known until Publish finishes that publish (it may have been applied already)."""
+
+
+def _held_by_interrupted(session: _WorkbookSession) -> set[str]:
+    """SKUs of an interrupted publish still unsettled (the shop cannot say whether it was
+    applied): a preview cannot tell what Publish will send for them."""
+    pending = session.state.get("pending")
+    return set(pending.get("items") or ()) if pending else set()
+
+
+def _preview_report(plan: PublishPlan, lines: list[str], held: set[str] | frozenset[str]
+                    = frozenset()) -> Report:
+    """The preview's summary and table; ``held``: SKUs of an interrupted publish, shown
+    without a change (Publish finishes that publish first) and left out of the counts."""
+    table = [(sku, live, "", "", _(HELD_NOTE)) if sku in held else (sku, live, c, t, note)
+             for sku, live, c, t, note in _plan_table(plan)]
     if plan.ok:
-        units = units_moved(plan.units_added, plan.units_removed)
+        changed = [r for r in plan.changed if r.sku not in held]
+        added = sum(r.change for r in changed if r.change > 0)
+        units = units_moved(added, added - sum(r.change for r in changed))
         if plan.online_sales:
             summary = _("Publish would change {count:n} row(s): {units}, after {sold:n} "
-                        "unit(s) sold online since Sync.", count=len(plan.changed),
+                        "unit(s) sold online since Sync.", count=len(changed),
                         units=units, sold=plan.online_sales)
         else:
             summary = _("Publish would change {count:n} row(s): {units}.",
-                        count=len(plan.changed), units=units)
-        if not plan.changed:
-            summary = _("Nothing to publish: the sheet has no edits that change a level.")
-        return Report("preview", summary, lines, _plan_table(plan))
+                        count=len(changed), units=units)
+        if not changed:
+            summary = _("Nothing to publish: the sheet has no edits that change a level.") \
+                if not held else _("Publish would only finish the interrupted publish.")
+        return Report("preview", summary, lines, table)
     blocked = _plan_error(plan)
-    return Report("preview", blocked.message, lines, _plan_table(plan), error=blocked)
+    return Report("preview", blocked.message, lines, table, error=blocked)
 
 
 def publish(
@@ -1597,7 +1641,8 @@ def publish(
                 snapshot = _read_live(session, service, names=False)
             plan, rows = _plan(session, snapshot, strict)
             if not plan.ok:
-                error, statuses = _plan_error(plan, published_part), _plan_statuses(plan)
+                error = _plan_error(plan, published_part)
+                statuses = _plan_statuses(plan, _published_before(session))
                 planned = plan.planned
                 del plan, rows, snapshot  # tens of MB at 100,000 SKUs: gone before the save
                 _fail(session, "publish", error, statuses, planned)
@@ -1649,12 +1694,22 @@ def _nothing_to_publish(session: _WorkbookSession, plan: PublishPlan, rows: Sequ
         changes={}, edits={}, version=snapshot.version, sent=False,
         sheet_rows=plan.planned,
     )
-    session.write_statuses(_plan_statuses(plan), plan.planned)
-    session.log("publish", 0, 0, _("nothing to send"))
+    session.write_statuses(_plan_statuses(plan, _published_before(session)), plan.planned)
+    part = session.part_changes
+    if part:
+        session.log("publish", len(part), sum(abs(c) for c in part.values()),
+                    _("published {count:n} change(s)", count=len(part)))
+    else:
+        session.log("publish", 0, 0, _("nothing to send"))
     session.save()
     progress(_("Nothing to publish"), 1.0)
     return Report("publish", _("Nothing to publish: no edit changes a level; "
                                "nothing was sent."), lines)
+
+
+def _published_before(session: _WorkbookSession) -> dict[str, int]:
+    """SKU -> change this command published before its current plan."""
+    return {**session.finished_changes, **session.part_changes}
 
 
 def _replanned(stale: StaleVersion, snapshot: Snapshot, attempt: int,
@@ -1682,8 +1737,12 @@ def _published(session: _WorkbookSession, plan: PublishPlan, outcome: Any,
     """A publish the shop applied, in the Log and the report; and, for a platform with no
     conditional write, the error naming the sales it may have overwritten."""
     slipped = _told_slips(session, outcome, lines)
-    count, units = len(plan.changed), units_moved(plan.units_added, plan.units_removed)
-    session.log("publish", count, plan.units_added + plan.units_removed,
+    planned = {row.sku for row in plan.changed}
+    part = [c for sku, c in session.part_changes.items() if sku not in planned]
+    added = plan.units_added + sum(c for c in part if c > 0)
+    removed = plan.units_removed - sum(c for c in part if c < 0)
+    count, units = len(plan.changed) + len(part), units_moved(added, removed)
+    session.log("publish", count, added + removed,
                 _("published {count:n} change(s); {slips:n} sale(s) may have been "
                   "overwritten: {what}", count=count, slips=len(slipped),
                   what="; ".join(i18n.render(p.message, session.language)

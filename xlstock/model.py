@@ -122,6 +122,10 @@ class Snapshot:
     low_at: Mapping[str, int] = field(default_factory=dict)
     """The low-stock thresholds the platform keeps (WooCommerce's ``low_stock_amount``):
     Sync fills an empty Low at with them, never over the merchant's own."""
+    left_out: Mapping[str, str] = field(default_factory=dict)
+    """SKU -> why the shop has it but its level cannot be kept (a platform's item whose
+    stock is not tracked, a SKU on two variants...): the fix, told on a sheet row that
+    names it instead of "not in the shop"."""
     since: str | None = None
     """``None``: ``items`` is the whole shop (the general case, every connector's). A
     version tag: ``items`` holds only the products changed (added, renamed, moved)

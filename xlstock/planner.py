@@ -274,8 +274,10 @@ class SkuHints:
     the same digits without their leading zeros (a SKU typed as a number). Built once
     per plan, so each lookup is constant time."""
 
-    def __init__(self, online: Iterable[str]) -> None:
+    def __init__(self, online: Iterable[str], left_out: Mapping[str, str] | None = None
+                 ) -> None:
         self._online = online
+        self._left_out = left_out or {}
         self._by_case: dict[str, str] = {}
         self._by_digits: dict[str, str] = {}
         self._built = False
@@ -296,6 +298,9 @@ class SkuHints:
 
     def near_miss(self, sku: str) -> str:
         """The hint for a near miss, or "" when the shop has nothing close."""
+        reason = self._left_out.get(sku)
+        if reason:
+            return _("; the shop has it, but {reason}", reason=reason)
         if not self._built:
             self._build()
         candidate = self._by_case.get(sku.casefold())
@@ -456,6 +461,7 @@ def plan_publish(
     problems: Sequence[RowProblem] = (),
     from_online: Collection[str] = (),
     planned: list[int] | None = None,
+    left_out: Mapping[str, str] | None = None,
 ) -> PublishPlan:
     """Apply the table of contract 2b to every row.
 
@@ -472,7 +478,7 @@ def plan_publish(
         raise ValueError(f"unknown conflict policy {policy!r}")
     plan = PublishPlan(problems=list(problems), planned=planned)
     blocked = {p.row for p in problems}
-    hint = SkuHints(live)
+    hint = SkuHints(live, left_out)
     for row in rows:
         assert row.sku is not None
         if row.row in blocked:

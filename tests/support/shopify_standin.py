@@ -1709,7 +1709,7 @@ def _handler_for(standin: ShopifyStandIn) -> type[BaseHTTPRequestHandler]:
             if not standin.token_valid(self.headers.get("X-Shopify-Access-Token")):
                 self._send(401, INVALID_TOKEN_BODY)
                 return
-            fault = standin.take_fault()
+            fault = standin.take_fault(self.command)
             if fault is not None:
                 status, retry_after = fault
                 headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}

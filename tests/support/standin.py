@@ -21,7 +21,7 @@ class LoopbackStandIn:
 
     def _start_serving(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self._fault_lock = threading.Lock()
-        self._faults: list[tuple[int, float | None]] = []
+        self._faults: list[tuple[int, float | None, str | None]] = []
         self._drop_next = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -42,11 +42,13 @@ class LoopbackStandIn:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
-        """The next ``times`` API requests are answered ``status`` (429 or 5xx) with the
-        platform's body for it, executing nothing."""
+    def fail_next(self, status: int, times: int = 1, retry_after: float | None = None,
+                  method: str | None = None) -> None:
+        """The next ``times`` API requests (of ``method`` alone, when given: ``"POST"``
+        for the writes) are answered ``status`` (429 or 5xx) with the platform's body for
+        it, executing nothing."""
         with self._fault_lock:
-            self._faults.extend([(status, retry_after)] * times)
+            self._faults.extend([(status, retry_after, method)] * times)
 
     def drop_next_answer(self) -> None:
         """The next API request is executed (a write IS applied) but the connection is
@@ -54,9 +56,14 @@ class LoopbackStandIn:
         with self._fault_lock:
             self._drop_next = True
 
-    def take_fault(self) -> tuple[int, float | None] | None:
+    def take_fault(self, method: str | None = None) -> tuple[int, float | None] | None:
+        """The fault placed for the request at hand (a ``method`` one, or any)."""
         with self._fault_lock:
-            return self._faults.pop(0) if self._faults else None
+            for index, (status, retry_after, only) in enumerate(self._faults):
+                if only is None or only == method:
+                    del self._faults[index]
+                    return status, retry_after
+            return None
 
     def take_drop(self) -> bool:
         with self._fault_lock:

@@ -1590,7 +1590,7 @@ def _handler_for(standin: WooCommerceStandIn) -> type[BaseHTTPRequestHandler]:
                                  started))
                 self._send(404, data, "text/html; charset=UTF-8", {})
                 return
-            fault = standin.take_fault()
+            fault = standin.take_fault(self.command)
             if fault is not None:
                 status, retry_after = fault
                 content_type, data = FAULT_BODIES.get(status, FAULT_BODIES[500])

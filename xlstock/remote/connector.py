@@ -45,6 +45,20 @@ class SessionOwner:
             self._said_at = now
             self.progress(message)
 
+    def _say_wait(self, what: str, status: int | None, seconds: float) -> None:
+        """Say a pause before a request is sent again, whatever was said a moment ago: a
+        merchant looking at a still screen for a minute must know xlstock is waiting, and
+        why."""
+        if self.progress is None or seconds < 1.0:
+            return
+        self._said_at = time.monotonic()
+        if status is None:
+            self.progress(_("{what}: connection lost; trying again in {seconds:n} s",
+                            what=what, seconds=round(seconds)))
+        else:
+            self.progress(_("{what} answered {status} (busy); trying again in {seconds:n} s",
+                            what=what, status=status, seconds=round(seconds)))
+
     def _use_session(self, session: requests.Session | None) -> None:
         """Work over ``session``, or over one of its own (closed with it) whose every
         request the deadline watches (:class:`~xlstock.remote.transport.WatchedAdapter`)."""

@@ -29,6 +29,7 @@ import json
 import logging
 import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,7 +118,30 @@ BULK_POLL = ("query BulkStatus($id: ID!) { node(id: $id) { ... on BulkOperation 
              " id status errorCode objectCount url partialDataUrl } } }")
 
 _STORE = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
-_REQUIRED_ACCESS = re.compile(r"Required access: `?([a-z_, `]+)`?", re.IGNORECASE)
+_REQUIRED_ACCESS = re.compile(r"Required access:([^.]*)", re.IGNORECASE)
+_SCOPE_NAME = re.compile(r"\b(?:read|write|unauthenticated_read|unauthenticated_write)_[a-z_]+\b")
+
+
+def _loose(name: str) -> str:
+    """A location's name as a merchant may type it: without accents, case or extra
+    spaces."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().split())
+
+
+def missing_scopes(text: str) -> list[str]:
+    """The scopes Shopify's "Access denied" messages ask for, by name alone (Shopify writes
+    "Required access: `read_locations` access scope or `read_markets_home` access scope."):
+    those of xlstock's own :data:`SCOPES` first, as the docs tell a merchant to grant them;
+    every scope when none is named."""
+    named: list[str] = []
+    for clause in _REQUIRED_ACCESS.findall(text):
+        for name in _SCOPE_NAME.findall(clause):
+            if name not in named:
+                named.append(name)
+    ours = [scope for scope in SCOPES if scope in named]
+    return ours or named or list(SCOPES)
 
 
 def store_address(text: str) -> str:
@@ -237,6 +261,8 @@ class ShopifyConnector(SessionOwner):
         self.requests = 0
         self.waited = 0.0
         """Seconds spent waiting for Shopify's cost bucket (for the bench)."""
+        self._resending = False
+        self._left_out: dict[str, str] = {}
         self.points = 0.0
         """Query cost Shopify charged (its ``actualQueryCost``), for the bench."""
 
@@ -273,7 +299,8 @@ class ShopifyConnector(SessionOwner):
         items = {sku: StockItem(sku, v.name if names else "", v.variant if names else "",
                                 v.level)
                  for sku, v in sorted(variants.items())}
-        return Snapshot(self.store, version, items, notices=tuple(notices))
+        return Snapshot(self.store, version, items, notices=tuple(notices),
+                        left_out=self._left_out)
 
     def location(self) -> str:
         """The location's id: the one named in Settings, or the store's only active one;
@@ -287,6 +314,9 @@ class ShopifyConnector(SessionOwner):
         if wanted:
             chosen = [n for n in nodes if wanted in (n["id"], str(n["id"]).rsplit("/", 1)[-1])
                       or n["name"].casefold() == wanted.casefold()]
+            if not chosen:  # "entrepot principal" for "Entrepôt principal", if only one
+                loose = [n for n in nodes if _loose(n["name"]) == _loose(wanted)]
+                chosen = loose if len(loose) == 1 else []
             if not chosen:
                 raise UsageError(
                     _("Settings: Location {location} is not a location of {store}; its locations "
@@ -338,6 +368,7 @@ class ShopifyConnector(SessionOwner):
             largest = max(1, min(250, int((MAX_QUERY_COST - 2) / per_variant)))
             left = expected - collected.seen
             first = min(largest, left) if left > 0 else largest
+        self._left_out = collected.left_out()
         return collected.finish()
 
     def _read_bulk(self, location: str) -> tuple[dict[str, _Variant], list[str]]:
@@ -368,6 +399,7 @@ class ShopifyConnector(SessionOwner):
         if url:
             for record in self._jsonl(str(url)):
                 collected.add(record)
+        self._left_out = collected.left_out()
         return collected.finish()
 
     def _jsonl(self, url: str) -> Iterator[dict[str, Any]]:
@@ -389,11 +421,14 @@ class ShopifyConnector(SessionOwner):
     # ---------------------------------------------------------------- publishing
 
     def publish_lines(self, lines: Sequence[PublishLine], key: str) -> ShopifyOutcome:
-        """Send the lines in calls of at most 250: deliveries through
-        ``inventoryAdjustQuantities``, counts through ``inventorySetQuantities``
-        checked by ``changeFromQuantity``. Every call is sent even when one is refused
-        as stale; :class:`StaleVersion` then names the moved SKUs with their levels and
-        what was applied."""
+        """Send the lines in calls of at most 250: counts through
+        ``inventorySetQuantities`` checked by ``changeFromQuantity``, then deliveries
+        through ``inventoryAdjustQuantities``. A call refused as stale ends the publish
+        before its next calls (a strict publish then leaves the deliveries unsent, as the
+        contract says of a conflict; a rebase re-plans them with the moved counts), and
+        :class:`StaleVersion` names the moved SKUs with their levels and what was
+        applied. Resending an interrupted publish (:meth:`resend`) sends every call, as
+        some may have been applied before the interruption."""
         if not lines:
             return ShopifyOutcome(key, self._version_now(), {}, 0)
         variants = self._variants_for(lines)
@@ -413,6 +448,8 @@ class ShopifyConnector(SessionOwner):
             applied.update(done)
             stale.extend(moved)
             refused.extend(problems)
+            if moved and not self._resending:
+                break
         if refused:
             error = ServiceRefused(
                 _("{store} refused {count:n} line(s) of the publish: {lines}", store=self.store,
@@ -436,6 +473,16 @@ class ShopifyConnector(SessionOwner):
             )
         return ShopifyOutcome(key, "", applied, len(calls))
 
+    def resend(self, lines: Sequence[PublishLine], key: str) -> ShopifyOutcome:
+        """:meth:`publish_lines` for an interrupted publish: the same calls under the same
+        keys (Shopify applies each once), every one of them sent, even after a stale
+        one."""
+        self._resending = True
+        try:
+            return self.publish_lines(lines, key)
+        finally:
+            self._resending = False
+
     def publish_outcome(self, key: str) -> ShopifyOutcome | None:
         """Shopify cannot be asked about a key (:attr:`outcome_known`): always ``None``."""
         return None
@@ -444,13 +491,15 @@ class ShopifyConnector(SessionOwner):
     def calls_for(lines: Sequence[PublishLine], key: str
                   ) -> list[tuple[str, str, list[PublishLine]]]:
         """The publish's calls, worked out from its lines and key alone (so that a rerun
-        sends the very same calls): deliveries first, then counts, by SKU, 250 a call,
-        each keyed ``KEY-a1``, ``KEY-s1`` ..."""
+        sends the very same calls): counts first, then deliveries, by SKU, 250 a call,
+        each keyed ``KEY-s1``, ``KEY-a1`` ... (a count may be refused as stale, a
+        delivery never: the counts go first so that a refused count stops the publish
+        before any delivery is applied)."""
         ordered = sorted(lines, key=lambda line: line.sku)
         deltas = [line for line in ordered if line.add is not None]
         sets = [line for line in ordered if line.add is None]
         calls: list[tuple[str, str, list[PublishLine]]] = []
-        for mutation, tag, group in ((ADJUST_MUTATION, "a", deltas), (SET_MUTATION, "s", sets)):
+        for mutation, tag, group in ((SET_MUTATION, "s", sets), (ADJUST_MUTATION, "a", deltas)):
             for start in range(0, len(group), MAX_QUANTITIES_PER_CALL):
                 number = start // MAX_QUANTITIES_PER_CALL + 1
                 calls.append((mutation, f"{key}-{tag}{number}",
@@ -653,7 +702,7 @@ class ShopifyConnector(SessionOwner):
                                      "later", what=what, status=status,
                                      count=self.attempts), status=status)
             raise self._lost(error, mutation) if status >= 500 else error
-        self._backoff(attempt, retry_after(headers))
+        self._backoff(attempt, retry_after(headers), what=what, status=status)
 
     def _throttled(self, answer: _Answer, cost: float) -> bool:
         """True, after waiting for the bucket to hold the request's cost again, when
@@ -722,8 +771,7 @@ class ShopifyConnector(SessionOwner):
                                 what=what, detail=text))
 
     def _scope_message(self, text: str) -> str:
-        found = _REQUIRED_ACCESS.search(text)
-        scopes = found.group(1).replace("`", "").strip() if found else ", ".join(SCOPES)
+        scopes = ", ".join(missing_scopes(text))
         return _("the app's access token for {store} lacks the scope {scopes}: grant {how} "
                  "({detail})", store=self.store, scopes=scopes,
                  how=_(APP_SCOPES_PAGE, scopes=", ".join(SCOPES)), detail=text[:200])
@@ -740,8 +788,11 @@ class ShopifyConnector(SessionOwner):
         self._say(_("Waiting {seconds:n} s for Shopify's rate limit", seconds=round(seconds, 1)))
         self._sleep(seconds)
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> None:
-        self._sleep(backoff_delay(attempt, retry_after))
+    def _backoff(self, attempt: int, retry_after: float | None, *, what: str = "Shopify",
+                 status: int | None = None) -> None:
+        delay = backoff_delay(attempt, retry_after)
+        self._say_wait(what, status, delay)
+        self._sleep(delay)
 
 
 class _Collector:
@@ -784,6 +835,20 @@ class _Collector:
             sku, str(item["id"]), _available(level),
             str((node.get("product") or {}).get("title") or ""),
             "" if title == "Default Title" else title)
+
+    def left_out(self) -> dict[str, str]:
+        """SKU -> why it was left out, for a sheet row that names it."""
+        reasons: dict[str, str] = {}
+        for skus, reason in (
+            (self.untracked, _("Shopify does not track its quantity: switch on 'Track "
+                               "quantity' on it in Shopify, then sync")),
+            (self.unstocked, _("it is not stocked at this workbook's location: stock it "
+                               "there in Shopify, then sync")),
+            (list(self.duplicates), _("on more than one variant: give each variant its own "
+                                      "SKU in Shopify, then sync")),
+        ):
+            reasons.update(dict.fromkeys(skus, reason))
+        return reasons
 
     def finish(self) -> tuple[dict[str, _Variant], list[str]]:
         notices: list[str] = []

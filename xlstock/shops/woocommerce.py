@@ -7,7 +7,8 @@ writer wins. So:
 
 * A delivery is sent as ``inventory_delta``: WooCommerce's REST controller adds it to the
   level it loads while handling the request, so only a sale landing inside that handling
-  (milliseconds) could be lost.
+  (milliseconds) could be lost; such a sale is found and taken off again as a count's is
+  (below).
 * A count is an absolute ``stock_quantity``. Just before each batch (at most 100 items,
   WooCommerce's limit) the batch's live levels are read again; a count whose level moved
   since it was planned is not written but handed back to the planner (``StaleVersion``:
@@ -17,8 +18,9 @@ writer wins. So:
   created since the re-read (``/orders?after=``, each order counted once): when the level
   left is the count itself although sales came in, those sales were overwritten, and
   xlstock takes them off again with an ``inventory_delta`` (the rule of the plan: a count
-  is moved by what sold). Anything it cannot explain is reported on its row as "a sale
-  may have been overwritten", with the numbers.
+  is moved by what sold). A delivery the same way: its level should be the re-read level
+  plus the delivery less those sales. Anything it cannot explain is reported on its row
+  as "a sale may have been overwritten", with the numbers.
 * A publish killed at any moment: WooCommerce cannot be asked what it applied, so the
   next publish decides line by line from the live level and the sales since the publish
   was planned (its key carries that time): at ``to - sales`` it was applied, at ``from -
@@ -72,6 +74,8 @@ log = logging.getLogger("xlstock.woocommerce")
 API = "/wp-json/wc/v3"
 PAGE = 100
 """WooCommerce's largest page (``per_page``) and batch (items a batch request takes)."""
+BUSY = (429, 500, 502, 503, 504)
+"""Statuses a busy or failing server answers (often with a proxy's HTML page, not JSON)."""
 PRODUCT_FIELDS = "id,name,sku,type,manage_stock,stock_quantity,low_stock_amount"
 VARIATION_FIELDS = "id,sku,manage_stock,stock_quantity,attributes,low_stock_amount"
 ORDER_FIELDS = "id,date_created_gmt,line_items,status"
@@ -187,11 +191,16 @@ class WooCommerceConnector(SessionOwner):
         self.windows: list[float] = []
         """Seconds from each re-read's start to its batch's written answer: the most a
         sale can be overwritten in (for the bench)."""
+        self.location = ""
+        """A Location the workbook names: WooCommerce has none, so Sync says it is left
+        aside rather than let the merchant think the sheet is that location's stock."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> WooCommerceConnector:
         address = shop_address(settings.shop_url or settings.service_url)
-        return cls(address, credential=resolve_token(address))
+        connector = cls(address, credential=resolve_token(address))
+        connector.location = str(getattr(settings, "location", "") or "")
+        return connector
 
     def __repr__(self) -> str:
         return f"WooCommerceConnector({self.shop!r})"
@@ -219,6 +228,12 @@ class WooCommerceConnector(SessionOwner):
                                          {"_fields": VARIATION_FIELDS}):
                 collected.add_variation(product, variation, names)
         items, notices = collected.finish()
+        left_out = collected.left_out()
+        if self.location:
+            notices.insert(0, _(
+                "Settings: Location {location!r} is left aside: WooCommerce keeps one stock "
+                "level per product, not one per location; clear Location",
+                location=self.location))
         self._items = items
         low_at = {sku: item.low_at for sku, item in items.items() if item.low_at is not None}
         version = levels_version("woocommerce", {sku: item.level for sku, item in items.items()})
@@ -226,7 +241,8 @@ class WooCommerceConnector(SessionOwner):
             return None
         stock = {sku: StockItem(sku, item.name, item.variant, item.level)
                  for sku, item in sorted(items.items())}
-        return Snapshot(self.shop, version, stock, notices=tuple(notices), low_at=low_at)
+        return Snapshot(self.shop, version, stock, notices=tuple(notices), low_at=low_at,
+                        left_out=left_out)
 
     def _check_stock_management(self) -> None:
         answer = self._get("/settings/products/woocommerce_manage_stock", {})
@@ -266,21 +282,22 @@ class WooCommerceConnector(SessionOwner):
             counts = any(line.add is None for line in batch)
             # The orders before the re-read: whatever comes after them is a sale that may
             # land between the re-read and the write (told apart by order id, not by
-            # clocks, which WooCommerce keeps to the second).
-            before = self._order_ids_since(_utc_now() - dt.timedelta(seconds=60)) \
-                if counts else set()
+            # clocks, which WooCommerce keeps to the second), or inside a delivery's write.
+            before = self._order_ids_since(_utc_now() - dt.timedelta(seconds=60))
             reread_started = time.perf_counter()
             live, reread_at = self._live_levels(batch, items)
             failpoints.reach(f"woocommerce_before_batch_{number}")
             send = self._lines_to_send(batch, live, planned_at, items, applied, moved, slips)
+            if moved and not self._resending:
+                break  # nothing more is written: the moved counts are planned again first
             if not send:
                 continue
             written = self._write(batch[0], send, items)
             if counts:
                 self.windows.append(time.perf_counter() - reread_started)
             failpoints.reach(f"woocommerce_after_batch_{number}")
-            counted = [line for line in send if line.add is None and line.sku in written]
-            levels, found, fixed = self._find_slips(counted, before, reread_at, items)
+            sent = [line for line in send if line.sku in written]
+            levels, found, fixed = self._find_slips(sent, live, before, reread_at, items)
             written.update(levels)
             applied.update(written)
             slips.extend(found)
@@ -333,12 +350,15 @@ class WooCommerceConnector(SessionOwner):
     def batches_for(lines: Sequence[PublishLine], items: Mapping[str, _Item]
                     ) -> list[list[PublishLine]]:
         """The lines by endpoint (simple products; each variable product's variations),
-        by SKU, 100 a batch."""
+        by SKU, 100 a batch; the batches with counts first. A count whose level moved
+        ends the publish before its batch is written (deliveries never move), so a
+        strict publish whose counts fit one batch publishes nothing on a conflict."""
         by_endpoint: dict[str, list[PublishLine]] = {}
         for line in sorted(lines, key=lambda line: line.sku):
             by_endpoint.setdefault(items[line.sku].endpoint, []).append(line)
-        return [group[start:start + PAGE] for _, group in sorted(by_endpoint.items())
-                for start in range(0, len(group), PAGE)]
+        batches = [group[start:start + PAGE] for _, group in sorted(by_endpoint.items())
+                   for start in range(0, len(group), PAGE)]
+        return sorted(batches, key=lambda batch: all(line.add is not None for line in batch))
 
     def _already_applied(self, line: PublishLine, level: int, planned_at: dt.datetime | None,
                          items: Mapping[str, _Item]) -> bool | None:
@@ -425,15 +445,16 @@ class WooCommerceConnector(SessionOwner):
             raise error
         return written
 
-    def _find_slips(self, counted: Sequence[PublishLine], before: set[int],
-                    reread_at: dt.datetime, items: Mapping[str, _Item]
+    def _find_slips(self, sent: Sequence[PublishLine], live: Mapping[str, int],
+                    before: set[int], reread_at: dt.datetime, items: Mapping[str, _Item]
                     ) -> tuple[dict[str, int], list[tuple[str, str]], list[str]]:
-        """Sales of the counted SKUs in orders that were not there before the re-read
-        may have been overwritten by the count: when the level left is the count itself,
-        they were, and they are taken off again (the rule of the plan: a count is moved by
-        what sold); when it is the count less those sales, they came after the write; any
-        other level is reported."""
-        if not counted:
+        """Sales of the SKUs written in orders that were not there before the re-read
+        may have been overwritten by the write (a count's level; a delivery's, which
+        WooCommerce loads, adds to and saves): when the level left is the one written
+        (the count, or the re-read level plus the delivery), they were, and they are
+        taken off again (the rule of the plan: a count is moved by what sold); when it is
+        that less those sales, they came after the write; any other level is reported."""
+        if not sent:
             return {}, [], []
         sold = _units_sold(order for order in
                            self._orders_after(reread_at - dt.timedelta(seconds=60))
@@ -441,25 +462,33 @@ class WooCommerceConnector(SessionOwner):
         levels: dict[str, int] = {}
         slips: list[tuple[str, str]] = []
         repaired: list[str] = []
-        for line in counted:
+        for line in sent:
             sales = sold.get(line.sku, 0)
             if not sales:
                 continue
             now = self._level_now(line.sku, items)
-            if now == line.target - sales:
+            written = line.target if line.add is None else live[line.sku] + line.add
+            if now == written - sales:
                 levels[line.sku] = now  # the sales came after the write: nothing lost
-            elif now == line.target:
+            elif now == written:
                 fixed = self._repair(line.sku, -sales, items)
                 levels[line.sku] = fixed
-                repaired.append(_("{sku}: {sales:n} unit(s) sold while the count was written "
-                                  "were overwritten; taken off again ({left:n} left)",
-                                  sku=line.sku, sales=sales, left=fixed))
+                repaired.append(
+                    _("{sku}: {sales:n} unit(s) sold while the count was written "
+                      "were overwritten; taken off again ({left:n} left)",
+                      sku=line.sku, sales=sales, left=fixed) if line.add is None else
+                    _("{sku}: {sales:n} unit(s) sold while the delivery was added were "
+                      "overwritten; taken off again ({left:n} left)",
+                      sku=line.sku, sales=sales, left=fixed))
             else:
                 levels[line.sku] = now
-                slips.append((line.sku, _("a sale may have been overwritten (counted {target:n}, "
-                                          "{sales:n} sold since the re-read, {now:n} online "
-                                          "now); count it again", target=line.target,
-                                          sales=sales, now=now)))
+                slips.append((line.sku, _(
+                    "a sale may have been overwritten (counted {target:n}, {sales:n} sold "
+                    "since the re-read, {now:n} online now); count it again",
+                    target=line.target, sales=sales, now=now) if line.add is None else _(
+                    "a sale may have been overwritten ({level:n} online before the delivery "
+                    "of {add:n}, {sales:n} sold since, {now:n} online now); count it again",
+                    level=live[line.sku], add=line.add, sales=sales, now=now)))
         return levels, slips, repaired
 
     def _order_ids_since(self, since: dt.datetime) -> set[int]:
@@ -525,7 +554,7 @@ class WooCommerceConnector(SessionOwner):
                 answer = self._exchange(method, url, what, params, body)
             except ServiceUnreachable as lost:
                 if resend and attempt + 1 < self.attempts:
-                    self._backoff(attempt)
+                    self._backoff(attempt, what=what)
                     continue
                 if not resend and lost.may_have_arrived is not False:
                     raise OutcomeUnknown(_(
@@ -533,10 +562,12 @@ class WooCommerceConnector(SessionOwner):
                         "it checks each line against the shop's level and its sales before "
                         "sending anything again", problem=lost.message)) from lost
                 raise
-            if answer.status in (429, 500, 502, 503, 504) and resend and \
-                    attempt + 1 < self.attempts:
-                self._backoff(attempt, answer.headers)
-                continue
+            if answer.status in BUSY:
+                # a 429 is answered before WordPress runs: nothing was applied, a write too
+                if (resend or answer.status == 429) and attempt + 1 < self.attempts:
+                    self._backoff(attempt, answer.headers, what=what, status=answer.status)
+                    continue
+                raise self._busy(answer.status, what, resend, attempt + 1)
             if answer.status in (401, 403):
                 raise self._refusal(answer, what)
             if answer.status == 404 and isinstance(answer.data, dict) and \
@@ -571,6 +602,9 @@ class WooCommerceConnector(SessionOwner):
         try:
             data = decode_json(raw, response.headers.get("Content-Type", "")) if raw else None
         except NotJson as exc:
+            if response.status_code in BUSY:  # a proxy's or a maintenance page
+                return _Answer(response.status_code, response.headers, None,
+                               dt.datetime.now(dt.timezone.utc))
             raise ServiceRefused(_("{what} did not answer WooCommerce's JSON: is {shop} a "
                                    "WooCommerce shop?", what=what, shop=self.shop)) from exc
         try:
@@ -578,6 +612,19 @@ class WooCommerceConnector(SessionOwner):
         except (TypeError, ValueError):
             moment = dt.datetime.now(dt.timezone.utc)
         return _Answer(response.status_code, response.headers, data, moment)
+
+    def _busy(self, status: int, what: str, resend: bool, tries: int) -> ServiceError:
+        """The error of a request still answered 429 or 5xx after its last try; a write
+        answered 5xx may have been applied all the same (the server failed on its way, or
+        a proxy gave up waiting for it)."""
+        error = ServiceRefused(_("{what} answered {status} {count} times; try again later",
+                                 what=what, status=status, count=tries), status=status)
+        if resend or status == 429:
+            return error
+        return OutcomeUnknown(_(
+            "{problem}. The write may have reached WooCommerce: run publish again; it checks "
+            "each line against the shop's level and its sales before sending anything again",
+            problem=error.message))
 
     def _refusal(self, answer: _Answer, what: str) -> ServiceError:
         data = answer.data if isinstance(answer.data, dict) else {}
@@ -605,8 +652,11 @@ class WooCommerceConnector(SessionOwner):
                                 status=answer.status, code=code, message=message),
                               status=answer.status, code=code)
 
-    def _backoff(self, attempt: int, headers: Any = None) -> None:
-        self._sleep(backoff_delay(attempt, retry_after(headers) if headers else None))
+    def _backoff(self, attempt: int, headers: Any = None, *, what: str = "WooCommerce",
+                 status: int | None = None) -> None:
+        delay = backoff_delay(attempt, retry_after(headers) if headers else None)
+        self._say_wait(what, status, delay)
+        self._sleep(delay)
 
 
 @dataclass
@@ -665,6 +715,18 @@ class _Collector:
                 self.parent_stock.append(sku)
             return
         self.add(product, variation, names)
+
+    def left_out(self) -> dict[str, str]:
+        """SKU -> why it was left out, for a sheet row that names it."""
+        reasons: dict[str, str] = {}
+        for skus, reason in (
+            (self.unmanaged, _("WooCommerce does not manage its stock: tick 'Manage stock?' "
+                               "on it in WooCommerce, then sync")),
+            (self.duplicates, _("on more than one product or variation: give each its own "
+                                "SKU in WooCommerce, then sync")),
+        ):
+            reasons.update(dict.fromkeys(skus, reason))
+        return reasons
 
     def finish(self) -> tuple[dict[str, _Item], list[str]]:
         notices: list[str] = []
