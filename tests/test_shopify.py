@@ -4,9 +4,6 @@ request checked against Shopify's published schema and run-time rules."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import openpyxl
@@ -183,11 +180,7 @@ def test_under_strict_a_sale_inside_the_count_s_call_leaves_the_delivery_unsent(
     go first, so no delivery has been applied when a count is refused."""
     store = merchant.store
     merchant.run("sync", str(merchant.workbook))
-    wb = openpyxl.load_workbook(merchant.workbook)
-    for row in wb["Settings"].iter_rows():
-        if row[0].value == "Conflict policy":
-            row[1].value = "strict"
-    wb.save(merchant.workbook)
+    merchant.set_setting("Conflict policy", "strict")
     merchant.edit(**{"A-1": {"Received": 5}, "B-2": {"New level": 9}})
     sales = iter([1])
     store.before_mutation(lambda s, name, _i: [s.sell("B-2", q) for q in sales]
@@ -202,12 +195,7 @@ def test_under_strict_a_sale_inside_the_count_s_call_leaves_the_delivery_unsent(
 def test_under_strict_a_count_overtaken_by_a_sale_is_a_conflict(merchant):
     store = merchant.store
     merchant.run("sync", str(merchant.workbook))
-    wb = openpyxl.load_workbook(merchant.workbook)
-    ws = wb["Settings"]
-    for row in ws.iter_rows():
-        if row[0].value == "Conflict policy":
-            row[1].value = "strict"
-    wb.save(merchant.workbook)
+    merchant.set_setting("Conflict policy", "strict")
     merchant.edit(**{"B-2": {"New level": 9}, "A-1": {"Received": 2}})
     store.sell("B-2", 1)
     result = merchant.run("publish", str(merchant.workbook), expect=3)
@@ -356,11 +344,7 @@ def test_a_three_call_publish_killed_at_any_step_is_finished_once(store, tmp_pat
     person.new()
     person.run("sync", str(person.workbook))
     person.edit(**{sku: {"New level": 40} for sku in skus})
-    env = {**os.environ, **person.env, "XLSTOCK_FAILPOINT": failpoint}
-    killed = subprocess.run([sys.executable, "-m", "xlstock", "publish", str(person.workbook),
-                             "-q", "--allow-mass-change"], env=env, capture_output=True,
-                            text=True, timeout=300)
-    assert killed.returncode == -9, killed.stdout + killed.stderr  # SIGKILL at the point
+    person.publish_killed_at(failpoint, "--allow-mass-change")  # SIGKILL at the point
     store.sell(skus[-1], 1)  # the last call's SKU sells before the rerun
     rerun = person.run("publish", str(person.workbook), "--allow-mass-change")
     if failpoint in ("shopify_after_call_1", "shopify_after_call_2"):
@@ -382,11 +366,7 @@ def test_a_killed_publish_finished_by_the_next_shows_what_it_sent(merchant, fail
     store = merchant.store
     merchant.run("sync", str(merchant.workbook))
     merchant.edit(**{"A-1": {"Received": 3}, "B-2": {"New level": 9}})
-    env = {**os.environ, **merchant.env, "XLSTOCK_FAILPOINT": failpoint}
-    killed = subprocess.run([sys.executable, "-m", "xlstock", "publish",
-                             str(merchant.workbook), "-q"], env=env, capture_output=True,
-                            text=True, timeout=120)
-    assert killed.returncode == -9, killed.stdout + killed.stderr
+    merchant.publish_killed_at(failpoint)
     store.sell("B-2", 1)
     merchant.run("publish", str(merchant.workbook))
     # counted 9, applied before the sale: 8 left
@@ -406,11 +386,7 @@ def test_a_preview_after_a_killed_publish_does_not_plan_its_rows_again(merchant)
     store = merchant.store
     merchant.run("sync", str(merchant.workbook))
     merchant.edit(**{"A-1": {"Received": 3}, "B-2": {"New level": 9}})
-    env = {**os.environ, **merchant.env, "XLSTOCK_FAILPOINT": "shopify_after_call_2"}
-    killed = subprocess.run([sys.executable, "-m", "xlstock", "publish",
-                             str(merchant.workbook), "-q"], env=env, capture_output=True,
-                            text=True, timeout=120)
-    assert killed.returncode == -9, killed.stdout + killed.stderr
+    merchant.publish_killed_at("shopify_after_call_2")
     assert store.level("A-1") == 13
     merchant.edit(**{"00123": {"Received": 1}})
     preview = merchant.run("preview", str(merchant.workbook))

@@ -4,9 +4,6 @@ HTTP, with a sale placed between xlstock's re-read and its write."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import openpyxl
@@ -178,11 +175,7 @@ def test_under_strict_a_count_moved_before_its_batch_leaves_the_deliveries_unsen
     counts' batches go first, and a moved count ends the publish before any write."""
     shop = merchant.shop
     merchant.run("sync", str(merchant.workbook))
-    wb = openpyxl.load_workbook(merchant.workbook)
-    for row in wb["Settings"].iter_rows():
-        if row[0].value == "Conflict policy":
-            row[1].value = "strict"
-    wb.save(merchant.workbook)
+    merchant.set_setting("Conflict policy", "strict")
     merchant.edit(**{"A-2": {"Received": 3}, "C-3": {"New level": 20}})
     reread = WooCommerceConnector._live_levels
     sales = iter([2])
@@ -247,12 +240,7 @@ def test_a_write_answered_5xx_is_an_unknown_outcome_settled_by_the_next_publish(
 def test_a_location_named_on_a_woocommerce_workbook_is_said_to_be_left_aside(merchant):
     """WooCommerce has no locations: a Location typed in Settings (as on Shopify) would
     make the merchant think the sheet is that warehouse's stock; Sync says it is not."""
-    wb = openpyxl.load_workbook(merchant.workbook)
-    ws = wb["Settings"]
-    for row in ws.iter_rows():
-        if row[0].value == "Location":
-            row[1].value = "Warehouse"
-    wb.save(merchant.workbook)
+    merchant.set_setting("Location", "Warehouse")
     result = merchant.run("sync", str(merchant.workbook))
     assert "Location 'Warehouse' is left aside" in result.output
     assert merchant.sheet()["C-3"]["Online"] == 8
@@ -302,11 +290,7 @@ def test_a_multi_batch_publish_killed_at_any_step_is_finished_once(shop, tmp_pat
     person.run("sync", str(person.workbook))
     person.edit(**{sku: ({"Received": 5} if n % 2 else {"New level": 40})
                    for n, sku in enumerate(skus)})
-    env = {**os.environ, **person.env, "XLSTOCK_FAILPOINT": failpoint}
-    killed = subprocess.run([sys.executable, "-m", "xlstock", "publish", str(person.workbook),
-                             "-q", "--allow-mass-change"], env=env, capture_output=True,
-                            text=True, timeout=300)
-    assert killed.returncode == -9, killed.stdout + killed.stderr
+    person.publish_killed_at(failpoint, "--allow-mass-change")
     shop.sell({skus[1]: 1, skus[2]: 1})  # a delivery's SKU and a count's SKU sell meanwhile
     person.run("publish", str(person.workbook), "--allow-mass-change")
     levels = shop.levels()
@@ -329,11 +313,7 @@ def test_a_preview_after_a_killed_publish_does_not_take_its_count_for_a_delivery
     shop = merchant.shop
     merchant.run("sync", str(merchant.workbook))
     merchant.edit(**{"C-3": {"New level": 20}})
-    env = {**os.environ, **merchant.env, "XLSTOCK_FAILPOINT": "woocommerce_after_batch_1"}
-    killed = subprocess.run([sys.executable, "-m", "xlstock", "publish",
-                             str(merchant.workbook), "-q"], env=env, capture_output=True,
-                            text=True, timeout=120)
-    assert killed.returncode == -9, killed.stdout + killed.stderr
+    merchant.publish_killed_at("woocommerce_after_batch_1")
     assert shop.level("C-3") == 20
     merchant.run("sync", str(merchant.workbook))
     synced = merchant.sheet()["C-3"]

@@ -4,6 +4,9 @@ merchant would (shared by the end-to-end tests)."""
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -52,6 +55,29 @@ class Merchant:
                 typed = (layout.header_text(header, self.language)
                          if header in layout.FRENCH_HEADERS else header)
                 ws.cell(row, headers[typed]).value = value
+        wb.save(self.workbook)
+
+    def publish_killed_at(self, failpoint: str, *options: str) -> None:
+        """``xlstock publish`` in a process of its own, killed (SIGKILL, by
+        :mod:`xlstock.failpoints`) when it reaches ``failpoint``."""
+        env = {**os.environ, **self.env, "XLSTOCK_FAILPOINT": failpoint}
+        killed = subprocess.run([sys.executable, "-m", "xlstock", "publish",
+                                 str(self.workbook), "-q", *options], env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert killed.returncode == -9, killed.stdout + killed.stderr
+
+    def set_setting(self, label: str, value: object) -> None:
+        """Type ``value`` beside ``label`` (its English name) in sheet Settings, as the
+        merchant does (``Conflict policy``, ``strict``)."""
+        wb = openpyxl.load_workbook(self.workbook)
+        ws = wb[layout.sheet_text("Settings", self.language)]
+        typed = layout.label_text(label, self.language)
+        for row in ws.iter_rows():
+            if row[0].value == typed:
+                row[1].value = value
+                break
+        else:
+            raise AssertionError(f"no setting {typed!r} in sheet {ws.title}")
         wb.save(self.workbook)
 
     def sheet(self) -> dict[str, dict[str, object]]:
