@@ -1718,8 +1718,8 @@ def _replanned(stale: StaleVersion, snapshot: Snapshot, attempt: int,
     levels moved (``None``: read them again); the report's lines say what happened."""
     moved = stale.moved
     if stale.applied:
-        lines.append(_("{count:n} change(s) were published before the shop "
-                       "refused the others; they are recorded.",
+        lines.append(_("{count:n} change(s) were published before levels that moved "
+                       "online stopped the others; they are recorded.",
                        count=len(stale.applied)))
     if not moved:
         lines.append(_("The live levels moved during publish (try {attempt}); "

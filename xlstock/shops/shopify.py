@@ -360,7 +360,7 @@ class ShopifyConnector(SessionOwner):
             requested = answer.cost.get("requestedQueryCost")
             if isinstance(requested, (int, float)) and requested > 2:
                 per_variant = max(1.0, (requested - 2) / first)
-            self._say(_("Read {count:n} of {total:n} variants from Shopify",
+            self._say(_("Variants read from Shopify: {count:n} of {total:n}",
                         count=collected.seen, total=expected))
             if not page["pageInfo"]["hasNextPage"]:
                 break
