@@ -116,7 +116,10 @@ class StockServiceClient(Protocol):
 
     ``read_levels`` gives the whole shop (``Snapshot.since`` is ``None``); a connector
     that sets ``reads_changes = True`` also takes ``since=<version>`` and may then give
-    only the products changed since that version (the stock service's client does).
+    only the products changed since that version (the stock service's client does). A
+    connector that sets ``marks_undos = True`` takes ``publish_lines(undoes=KEY)`` for
+    an undo, and its shop then records publish KEY undone (the stock service's account
+    pages offer no second undo of it).
     """
 
     @overload
@@ -607,7 +610,8 @@ def _resend_pending(
         if resend is not None:
             result: PublishOutcome = resend(lines, pending["key"])
             return result
-        return _send(service, lines, pending["key"], pending.get("thresholds"))
+        return _send(service, lines, pending["key"], pending.get("thresholds"),
+                     pending.get("undo_of"))
     except StaleVersion as stale:
         if stale.applied:
             _record_part(session, pending, stale.applied, stale.current_version)
@@ -689,10 +693,16 @@ def _thresholds_sent(session: _WorkbookSession, sent: Mapping[str, int | None]) 
 
 
 def _send(service: StockServiceClient, lines: Sequence[PublishLine], key: str,
-          thresholds: Mapping[str, int | None] | None) -> PublishOutcome:
+          thresholds: Mapping[str, int | None] | None,
+          undoes: str | None = None) -> PublishOutcome:
+    extra: dict[str, Any] = {}
     if thresholds:
+        extra["thresholds"] = thresholds
+    if undoes and getattr(service, "marks_undos", False):
+        extra["undoes"] = undoes  # the same on a resend: the replay's body is the same
+    if extra:
         send: Any = service.publish_lines
-        result: PublishOutcome = send(lines, key, thresholds=thresholds)
+        result: PublishOutcome = send(lines, key, **extra)
         return result
     return service.publish_lines(lines, key)
 
@@ -1842,7 +1852,7 @@ def _send_recorded(
     progress(_("Undoing {count:n} change(s)", count=len(changes)) if saying == "Undoing" else
              _("Publishing {count:n} change(s)", count=len(changes)), 0.5)
     try:
-        result = _send(service, lines, key, thresholds)
+        result = _send(service, lines, key, thresholds, undo_of)
     except OutcomeUnknown:
         raise
     except ServiceError as refused:  # StaleVersion too: the shop answered

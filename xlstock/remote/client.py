@@ -411,6 +411,9 @@ class HttpStockServiceClient(SessionOwner):
     reads_changes = True
     """``read_levels(since=...)`` may answer only what changed since a version."""
 
+    marks_undos = True
+    """``publish_lines(undoes=KEY)`` has the service mark publish KEY undone."""
+
     @overload
     def read_levels(self, *, names: bool = True) -> Snapshot: ...
 
@@ -468,14 +471,17 @@ class HttpStockServiceClient(SessionOwner):
     e-mails)."""
 
     def publish_lines(self, lines: Sequence[PublishLine], key: str, *,
-                      thresholds: Mapping[str, int | None] | None = None) -> PublishOutcome:
+                      thresholds: Mapping[str, int | None] | None = None,
+                      undoes: str | None = None) -> PublishOutcome:
         """Publish the plan's ``lines`` as one stock file (protocol 3: a delivery as a
         change in units, a count checked against its ``from``), applied by the service
-        whole or not at all, with the ``thresholds`` that changed; see :meth:`publish`."""
+        whole or not at all, with the ``thresholds`` that changed; an undo names the
+        publish it takes back (``undoes``), which the service then marks undone (its
+        account pages offer no second undo of it); see :meth:`publish`."""
         body = dumps(self.shop_url, {line.sku: line.target for line in lines},
                      {line.sku: line.planned_from for line in lines},
                      {line.sku: line.add for line in lines if line.add is not None},
-                     thresholds)
+                     thresholds, undoes)
         return self.publish(body, key)
 
     def publish(self, body: bytes, key: str, *, if_match: str | None = None) -> PublishOutcome:
@@ -996,6 +1002,9 @@ class HttpStockServiceClient(SessionOwner):
     def _hint(self, status: int, code: str | None, message: str) -> str:
         if status == 401:
             return self._token_hint(code, message)
+        if status == 409 and code == "already_undone":
+            return _("Nothing was sent: that publish was undone already (xlstock history "
+                     "lists the publishes; the History page of the account says by what)")
         if status == 403 and code == "stock_updates_off":
             if "/account/services" in message:
                 return _("Nothing was changed")
