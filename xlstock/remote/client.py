@@ -43,7 +43,7 @@ from xlstock.errors import (
     StaleVersion,
     UsageError,
 )
-from xlstock.i18n import _
+from xlstock.i18n import ENGLISH, _, current
 from xlstock.model import (
     MAX_SKUS,
     Snapshot,
@@ -280,18 +280,24 @@ def _tag_text(version: str) -> str | None:
     return tag[3:-1] if tag.startswith("W/") else tag[1:-1]
 
 
-def _no_token_message(shop_url: str) -> str:
+def _no_token_message(shop_url: str, service_url: str) -> str:
+    """Where to set the token, and where a merchant gets one: the API tokens page of the
+    account on the stock service (``xlstock shop add`` prints one for a script)."""
+    page = f"{service_url.rstrip('/')}/account/tokens"
     if not _keyring_usable():
         return _(
-            "no API token for shop {shop}: set the environment variable {variable} (this "
-            "computer has no system keyring to keep it in; `xlstock shop add` prints the "
-            "token when it registers the shop)", shop=shop_url, variable=TOKEN_ENV
+            "no API token for shop {shop}: create one on the API tokens page of your "
+            "account ({page}) and set the environment variable {variable} to it (this "
+            "computer has no system keyring to keep it in; `xlstock shop add` also prints "
+            "a token when it registers the shop)", shop=shop_url, page=page,
+            variable=TOKEN_ENV
         )
     return _(
-        "no API token for shop {shop}: set the environment variable {variable}, or store it "
-        "in the system keyring with `keyring set {service} {shop}` (`xlstock shop add` "
-        "prints the token when it registers the shop)", shop=shop_url, variable=TOKEN_ENV,
-        service=KEYRING_SERVICE
+        "no API token for shop {shop}: create one on the API tokens page of your account "
+        "({page}), then set the environment variable {variable}, or store it in the "
+        "system keyring with `keyring set {service} {shop}` (`xlstock shop add` also "
+        "prints a token when it registers the shop)", shop=shop_url, page=page,
+        variable=TOKEN_ENV, service=KEYRING_SERVICE
     )
 
 
@@ -385,7 +391,7 @@ class HttpStockServiceClient(SessionOwner):
         shop = shop_url_setting(shop_url)
         token = resolve_token(shop_url)
         if token is None:
-            raise UsageError(_no_token_message(shop))
+            raise UsageError(_no_token_message(shop, service_url))
         return cls(service_url, shop, token, **options)
 
     def __repr__(self) -> str:
@@ -697,7 +703,7 @@ class HttpStockServiceClient(SessionOwner):
 
     def _require_token(self) -> None:
         if self._token is None:
-            raise UsageError(_no_token_message(self.shop_url))
+            raise UsageError(_no_token_message(self.shop_url, self.service_url))
 
     def _exchange(
         self,
@@ -1032,7 +1038,8 @@ class HttpStockServiceClient(SessionOwner):
     def _token_hint(self, code: str | None, message: str) -> str:
         """What to do about a refused API token (401)."""
         page = f"{self.service_url}/account/tokens"
-        named = "/account/tokens" in message  # the service's message gives the page
+        # the service's message gives the page, in English: said again in any other
+        named = "/account/tokens" in message and current() == ENGLISH
         keyring = _keyring_usable()
         where = (_("set {variable}", variable=TOKEN_ENV) if not keyring else
                  _("set {variable}, or run `keyring set {service} {shop}`", variable=TOKEN_ENV,
