@@ -128,3 +128,17 @@ def test_init_adds_french_sheets_to_a_workbook_of_ones_own(stock_service, tmp_pa
         min_row=2, values_only=True)}["A-1"] == 10
     again = CliRunner().invoke(main, ["init", str(book), "--lang", "en"])
     assert again.exit_code == 2 and "set up for xlstock" in again.output
+
+
+def test_a_first_sync_of_a_shop_without_products_says_how_to_load_them(stock_service,
+                                                                       tmp_path):
+    """A new merchant's own stock service lists nothing until its catalogue is loaded: the
+    first Sync says so, and how, instead of a bare '0 SKU synchronisé(s)'."""
+    shop = FrenchShop(stock_service, tmp_path, items=())
+    shop.new()
+    shop.env = {**shop.env, "XLSTOCK_LANG": "fr"}
+    synced = shop.run("sync", str(shop.workbook))
+    assert "0 SKU synchronisé(s)" in synced.stdout
+    assert (f"Le service de stock ne liste encore aucun produit pour {shop.url} : chargez "
+            f"les produits de la boutique sur l'ordinateur du service avec `xlstock shop add "
+            f"{shop.url} --db FICHIER --catalogue CSV`") in synced.stdout, synced.stdout

@@ -1216,7 +1216,23 @@ def _apply_sync(
                 new=len(new_skus), gone=len(vanished))
     session.log("sync", rows.moved_rows + len(added),
                 rows.moved_units + sum(item.qty for item in added), summary)
-    return Report("sync", summary, _sync_lines(new_skus, vanished))
+    lines = _sync_lines(new_skus, vanished)
+    if not listed and snapshot.whole:
+        lines.append(_empty_shop_hint(session.settings))
+    return Report("sync", summary, lines)
+
+
+def _empty_shop_hint(settings: layout.Settings) -> str:
+    """What to do about a shop that lists no product (a sheet with SKUs is refused
+    before: :func:`_refuse_mass_change`): a new stock service has none until its
+    catalogue is loaded."""
+    if settings.platform == layout.XLSTOCK_SERVICE:
+        return _("The stock service lists no product for {shop} yet: load the shop's "
+                 "products on the service's computer with `xlstock shop add {shop} --db FILE "
+                 "--catalogue CSV` (a CSV with sku, name, variant, qty), then sync again; or "
+                 "check the Shop URL setting", shop=settings.shop_url)
+    return _("The shop {shop} lists no product: check the Shop URL setting, and that the "
+             "shop's products have SKUs", shop=settings.shop_url)
 
 
 def _sync_lines(new_skus: Sequence[str], vanished: Sequence[str]) -> list[str]:
