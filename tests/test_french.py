@@ -142,3 +142,22 @@ def test_a_first_sync_of_a_shop_without_products_says_how_to_load_them(stock_ser
     assert (f"Le service de stock ne liste encore aucun produit pour {shop.url} : chargez "
             f"les produits de la boutique sur l'ordinateur du service avec `xlstock shop add "
             f"{shop.url} --db FICHIER --catalogue CSV`") in synced.stdout, synced.stdout
+
+
+def test_a_low_at_that_is_no_whole_number_is_named_not_silently_left_out(french):
+    """'cinq' typed in Stock bas à was ignored without a word (the row never showed on
+    sheet Stock bas); a threshold never stops a publish, but the merchant is told."""
+    french.env = {**french.env, "XLSTOCK_LANG": "fr"}
+    french.run("sync", str(french.workbook), "-q")
+    french.edit(**{"A-1": {"Low at": "cinq"}, "B-2": {"Low at": -1}, "C-3": {"Low at": 3},
+                   "00123": {"Low at": " "}})
+    expected = ("SKU 'A-1' : Stock bas à 'cinq' n'est pas un nombre entier 0 "
+                "ou plus, il est donc ignoré (le Stock bas à de Paramètres s'applique) ; "
+                "tapez-en un, ou videz la cellule")
+    for command in ("validate", "preview", "sync"):
+        if command == "sync":
+            french.sell(B_2=1)  # a Sync that finds the levels moved reads the sheet
+        result = french.run(command, str(french.workbook))
+        assert expected in result.output, (command, result.output)
+        assert "SKU 'B-2' : Stock bas à -1 n'est pas" in result.output
+        assert "'C-3'" not in result.output and "'00123'" not in result.output

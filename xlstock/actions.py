@@ -649,6 +649,33 @@ def _stock_file(shop: str, lines: Sequence[PublishLine],
                  {line.sku: line.add for line in lines if line.add is not None}, thresholds)
 
 
+def _low_at_notes(session: _WorkbookSession, most: int = 20) -> list[str]:
+    """A line for each Low at that is not a whole number 0 or more ('cinq', 2.5, -1):
+    it is left out (Settings' Low stock at applies), which the merchant would not see,
+    since a threshold never stops a publish."""
+    low_at = session.column(layout.LOW_AT)
+    if low_at.count(None) == len(low_at):  # no Low at typed (the usual sheet)
+        return []
+    bad = [(i, value) for i, value in enumerate(low_at) if _not_a_threshold(value)]
+    skus = session.skus()
+    lines: list[str] = [
+        _("Stock row {row}, SKU {sku}: Low at {value} is not a whole number 0 or more, so it "
+          "is left out (Settings' Low stock at applies); type one, or clear the cell",
+          row=session.table.sheet_row(i), sku=repr(skus[i] or ""), value=repr(value))
+        for i, value in bad[:most]]
+    if len(bad) > most:
+        lines.append(_("... and {count:n} more", count=len(bad) - most))
+    return lines
+
+
+def _not_a_threshold(value: Any) -> bool:
+    """Whether a Low at cell holds something (not blank) that is no threshold."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return False
+    whole = value if type(value) is int else layout.whole_or_none(value)
+    return whole is None or whole < 0
+
+
 def _thresholds(session: _WorkbookSession) -> dict[str, int]:
     """Each SKU's low-stock threshold as the workbook says it now: its Low at, else
     Settings' Low stock at."""
@@ -1216,7 +1243,7 @@ def _apply_sync(
                 new=len(new_skus), gone=len(vanished))
     session.log("sync", rows.moved_rows + len(added),
                 rows.moved_units + sum(item.qty for item in added), summary)
-    lines = _sync_lines(new_skus, vanished)
+    lines = _sync_lines(new_skus, vanished) + _low_at_notes(session)
     if not listed and snapshot.whole:
         lines.append(_empty_shop_hint(session.settings))
     return Report("sync", summary, lines)
@@ -1590,6 +1617,7 @@ def preview(
     statuses.update({r.row: _(HELD_NOTE) for r in plan.rows if r.sku in held})
     session.write_statuses(statuses, plan.planned)
     report = _preview_report(plan, [recovered] if recovered else [], held)
+    report.lines.extend(_low_at_notes(session))
     report.summary += _list_low_stock(session)
     del plan
     progress(_("Saving the workbook"), 0.9)
@@ -2241,6 +2269,7 @@ def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Repo
                            hint=hint.near_miss(row.sku)))
     else:
         lines.append(_("No Sync yet: levels are checked against the shop at publish."))
+    lines.extend(_low_at_notes(session))
     edits = sum(1 for r in rows if r.has_edit)
     if problems:
         error = SheetError(_("{count:n} row(s) of sheet Stock need fixing",
