@@ -1011,3 +1011,24 @@ def test_a_refused_token_names_the_api_tokens_page_in_french_too(
     with speaking("en"), pytest.raises(ServiceRefused) as english:
         make_client().read_levels()
     assert str(english.value).count("/account/tokens") == 1  # said once, in English
+
+
+def test_updates_switched_off_names_the_services_page_in_french_too(
+    server: FaultServer, make_client: MakeClient
+) -> None:
+    """The service's (English) words name the Services page; the French fix said only
+    'Rien n'a été modifié', leaving a French merchant without what to switch on, where."""
+    from xlstock.i18n import speaking
+
+    server.on("GET", "/v1/stock", error_reply(
+        403, "stock_updates_off", "automatic stock level updates are off for "
+        f"{SHOP}; switch on 'Automatic stock level update' on the Services page "
+        f"({server.url}/account/services)"))
+    with speaking("fr"), pytest.raises(ServiceRefused) as refused:
+        make_client().read_levels()
+    french = str(refused.value)
+    assert "Activez la « Mise à jour automatique des niveaux de stocks » sur la page " \
+        f"Services ({server.url}/account/services)" in french, french
+    with speaking("en"), pytest.raises(ServiceRefused) as english:
+        make_client().read_levels()
+    assert str(english.value).count("/account/services") == 1

@@ -1012,8 +1012,8 @@ class HttpStockServiceClient(SessionOwner):
             return _("Nothing was sent: that publish was undone already (xlstock history "
                      "lists the publishes; the History page of the account says by what)")
         if status == 403 and code == "stock_updates_off":
-            if "/account/services" in message:
-                return _("Nothing was changed")
+            if "/account/services" in message and current() == ENGLISH:
+                return _("Nothing was changed")  # said in the service's (English) words
             return _("Switch on 'Automatic stock level update' on the Services page ({page}); "
                      "nothing was changed", page=self.service_url + "/account/services")
         if status == 403:
