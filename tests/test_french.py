@@ -161,3 +161,15 @@ def test_a_low_at_that_is_no_whole_number_is_named_not_silently_left_out(french)
         assert expected in result.output, (command, result.output)
         assert "SKU 'B-2' : Stock bas à -1 n'est pas" in result.output
         assert "'C-3'" not in result.output and "'00123'" not in result.output
+
+
+def test_a_boolean_typed_in_a_number_column_is_named_as_a_french_spreadsheet_shows_it(
+        french):
+    """A French LibreOffice or Excel shows VRAI and FAUX: the French message said TRUE."""
+    french.env = {**french.env, "XLSTOCK_LANG": "fr"}
+    french.run("sync", str(french.workbook), "-q")
+    french.edit(**{"A-1": {"Received": True}, "B-2": {"New level": False}})
+    result = french.run("validate", str(french.workbook), expect=1)
+    assert "SKU 'A-1' : Reçu vaut VRAI ; tapez un nombre entier" in result.output, result.output
+    assert "SKU 'B-2' : Nouveau niveau vaut FAUX ; tapez un nombre entier" in result.output
+    assert "TRUE" not in result.output and "FALSE" not in result.output
