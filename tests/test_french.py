@@ -173,3 +173,10 @@ def test_a_boolean_typed_in_a_number_column_is_named_as_a_french_spreadsheet_sho
     assert "SKU 'A-1' : Reçu vaut VRAI ; tapez un nombre entier" in result.output, result.output
     assert "SKU 'B-2' : Nouveau niveau vaut FAUX ; tapez un nombre entier" in result.output
     assert "TRUE" not in result.output and "FALSE" not in result.output
+
+
+def test_an_order_says_its_lines_with_the_french_colon(french):
+    french.env = {**french.env, "XLSTOCK_LANG": "fr"}
+    placed = french.run("order", "--service", french.server.url, "--shop", french.url,
+                        "A-1=2", "B-2=1")
+    assert placed.stdout.startswith("A-1 : -2\nB-2 : -1\nCommande passée"), placed.stdout
