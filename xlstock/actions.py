@@ -656,7 +656,10 @@ def _low_at_notes(session: _WorkbookSession, most: int = 20) -> list[str]:
     low_at = session.column(layout.LOW_AT)
     if low_at.count(None) == len(low_at):  # no Low at typed (the usual sheet)
         return []
-    bad = [(i, value) for i, value in enumerate(low_at) if _not_a_threshold(value)]
+    # a plain int 0 or more (nearly every typed or filled Low at) is one: not parsed
+    maybe = [i for i, value in enumerate(low_at)
+             if value is not None and (type(value) is not int or value < 0)]
+    bad = [(i, low_at[i]) for i in maybe if _not_a_threshold(low_at[i])]
     skus = session.skus()
     lines: list[str] = [
         _("Stock row {row}, SKU {sku}: Low at {value} is not a whole number 0 or more, so it "
