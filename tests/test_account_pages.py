@@ -465,6 +465,8 @@ def test_history_lists_publishes_and_orders_newest_first_with_their_levels(stock
                      page)
     assert re.search(r"<code>A-1</code> <span class=\"name\">Hoodie / Red</span>: 5 → "
                      r"<strong>3", page)
+    french = merchant.get("/history?lang=fr").text  # French puts a space before a colon
+    assert re.search(r"<span class=\"name\">Cap</span> : 9 → <strong>20", french), french
 
 
 # --- languages ------------------------------------------------------------------------
