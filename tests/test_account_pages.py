@@ -398,6 +398,11 @@ def test_the_tokens_page_shows_when_each_token_was_last_used(stock_service, merc
     row = re.search(r"<code>" + re.escape(token[:10]) + r"…</code></a></td>(.*?)</tr>",
                     merchant.get("/tokens").text, re.S).group(1)
     assert row.count(" UTC</td>") == 2  # created, last used
+    assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d UTC</td>", row), row
+    french = re.search(r"<code>" + re.escape(token[:10]) + r"…</code></a></td>(.*?)</tr>",
+                       merchant.get("/tokens?lang=fr").text, re.S).group(1)
+    # the French pages write dates as the French workbook and commands do
+    assert len(re.findall(r"<td>\d\d/\d\d/\d{4} \d\d:\d\d UTC</td>", french)) == 2, french
 
 
 # --- stock levels and history ---------------------------------------------------------
@@ -460,6 +465,8 @@ def test_history_lists_publishes_and_orders_newest_first_with_their_levels(stock
                      page)
     assert re.search(r"<code>A-1</code> <span class=\"name\">Hoodie / Red</span>: 5 → "
                      r"<strong>3", page)
+    french = merchant.get("/history?lang=fr").text  # French puts a space before a colon
+    assert re.search(r"<span class=\"name\">Cap</span> : 9 → <strong>20", french), french
 
 
 # --- languages ------------------------------------------------------------------------

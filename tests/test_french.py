@@ -128,3 +128,55 @@ def test_init_adds_french_sheets_to_a_workbook_of_ones_own(stock_service, tmp_pa
         min_row=2, values_only=True)}["A-1"] == 10
     again = CliRunner().invoke(main, ["init", str(book), "--lang", "en"])
     assert again.exit_code == 2 and "set up for xlstock" in again.output
+
+
+def test_a_first_sync_of_a_shop_without_products_says_how_to_load_them(stock_service,
+                                                                       tmp_path):
+    """A new merchant's own stock service lists nothing until its catalogue is loaded: the
+    first Sync says so, and how, instead of a bare '0 SKU synchronisé(s)'."""
+    shop = FrenchShop(stock_service, tmp_path, items=())
+    shop.new()
+    shop.env = {**shop.env, "XLSTOCK_LANG": "fr"}
+    synced = shop.run("sync", str(shop.workbook))
+    assert "0 SKU synchronisé(s)" in synced.stdout
+    assert (f"Le service de stock ne liste encore aucun produit pour {shop.url} : chargez "
+            f"les produits de la boutique sur l'ordinateur du service avec `xlstock shop add "
+            f"{shop.url} --db FICHIER --catalogue CSV`") in synced.stdout, synced.stdout
+
+
+def test_a_low_at_that_is_no_whole_number_is_named_not_silently_left_out(french):
+    """'cinq' typed in Stock bas à was ignored without a word (the row never showed on
+    sheet Stock bas); a threshold never stops a publish, but the merchant is told."""
+    french.env = {**french.env, "XLSTOCK_LANG": "fr"}
+    french.run("sync", str(french.workbook), "-q")
+    french.edit(**{"A-1": {"Low at": "cinq"}, "B-2": {"Low at": -1}, "C-3": {"Low at": 3},
+                   "00123": {"Low at": " "}})
+    expected = ("SKU 'A-1' : Stock bas à 'cinq' n'est pas un nombre entier 0 "
+                "ou plus, il est donc ignoré (le Stock bas à de Paramètres s'applique) ; "
+                "tapez-en un, ou videz la cellule")
+    for command in ("validate", "preview", "sync"):
+        if command == "sync":
+            french.sell(B_2=1)  # a Sync that finds the levels moved reads the sheet
+        result = french.run(command, str(french.workbook))
+        assert expected in result.output, (command, result.output)
+        assert "SKU 'B-2' : Stock bas à -1 n'est pas" in result.output
+        assert "'C-3'" not in result.output and "'00123'" not in result.output
+
+
+def test_a_boolean_typed_in_a_number_column_is_named_as_a_french_spreadsheet_shows_it(
+        french):
+    """A French LibreOffice or Excel shows VRAI and FAUX: the French message said TRUE."""
+    french.env = {**french.env, "XLSTOCK_LANG": "fr"}
+    french.run("sync", str(french.workbook), "-q")
+    french.edit(**{"A-1": {"Received": True}, "B-2": {"New level": False}})
+    result = french.run("validate", str(french.workbook), expect=1)
+    assert "SKU 'A-1' : Reçu vaut VRAI ; tapez un nombre entier" in result.output, result.output
+    assert "SKU 'B-2' : Nouveau niveau vaut FAUX ; tapez un nombre entier" in result.output
+    assert "TRUE" not in result.output and "FALSE" not in result.output
+
+
+def test_an_order_says_its_lines_with_the_french_colon(french):
+    french.env = {**french.env, "XLSTOCK_LANG": "fr"}
+    placed = french.run("order", "--service", french.server.url, "--shop", french.url,
+                        "A-1=2", "B-2=1")
+    assert placed.stdout.startswith("A-1 : -2\nB-2 : -1\nCommande passée"), placed.stdout

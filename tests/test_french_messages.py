@@ -321,3 +321,11 @@ def test_the_demo_of_a_french_merchant_makes_a_french_workbook(tmp_path):
     wb = openpyxl.load_workbook(tmp_path / "xlstock-demo.xlsx")
     assert wb.sheetnames[:3] == ["Stock", "Paramètres", "Journal"]
     assert "Reçu" in [cell.value for cell in wb["Stock"][1]]
+
+
+def test_the_help_headings_have_the_french_space_before_the_colon(french, english):
+    """click writes a heading's colon itself: 'Options:' in the French help, beside
+    'Utilisation :' (French puts a space before a colon)."""
+    shown = _shown(french, "help")
+    assert "\nOptions :\n" in shown and "Options:" not in shown, shown
+    assert "\nOptions:\n" in _shown(english, "help")

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from support.shopkit import Shop
 from support.xlsx_craft import merchant_workbook
 
+from xlstock import i18n
 from xlstock.cli import main
 from xlstock.errors import WorkbookError
 from xlstock.workbook import locking
@@ -230,9 +231,17 @@ def test_a_workbook_open_in_libreoffice_is_refused_naming_the_user(tmp_path: Pat
     with pytest.raises(WorkbookError) as caught:
         refuse_if_open_in_a_spreadsheet(book, "stock.xlsx")
     assert str(caught.value) == (
-        "stock.xlsx is open in LibreOffice by Zoë Ünal (since 01.12.2026 10:00): close it "
+        "stock.xlsx is open in LibreOffice by Zoë Ünal (since 2026-12-01 10:00): close it "
         "there first, then try again. If LibreOffice is not running, delete "
         ".~lock.stock.xlsx#")
+    with i18n.speaking("fr"), pytest.raises(WorkbookError) as in_french:
+        refuse_if_open_in_a_spreadsheet(book, "stock.xlsx")
+    # LibreOffice writes its own date format in the lock; the merchant reads hers
+    assert "ouvert dans LibreOffice par Zoë Ünal (depuis 01/12/2026 10:00)" in \
+        str(in_french.value)
+    lock.write_bytes(f"Zoë Ünal,zoe,{socket.gethostname()},hier soir,x;".encode())
+    with pytest.raises(WorkbookError, match=r"by Zoë Ünal \(since hier soir\)"):
+        refuse_if_open_in_a_spreadsheet(book, "stock.xlsx")
     lock.write_bytes(b",zoe,shop-pc,01.12.2026 10:00,x;")
     with pytest.raises(WorkbookError, match="open in LibreOffice by zoe on shop-pc "):
         refuse_if_open_in_a_spreadsheet(book, "stock.xlsx")

@@ -966,3 +966,69 @@ def test_a_refused_token_suggests_the_keyring_only_where_there_is_one(
     message = str(refused.value)
     assert "XLSTOCK_TOKEN" in message
     assert ("keyring set xlstock" in message) is has_keyring
+
+
+@pytest.mark.parametrize("has_keyring", [True, False])
+def test_no_token_names_the_api_tokens_page_where_a_merchant_creates_one(
+    monkeypatch: pytest.MonkeyPatch, restore_keyring: None, has_keyring: bool
+) -> None:
+    """A merchant with an account gets the token from the API tokens page, not from
+    `xlstock shop add` (a command for the service's computer): the message names it."""
+    from keyring.backends import fail
+
+    from xlstock.i18n import speaking
+
+    monkeypatch.delenv("XLSTOCK_TOKEN", raising=False)
+    keyring.set_keyring(_MemoryKeyring({}) if has_keyring else fail.Keyring())
+    with pytest.raises(UsageError) as caught:
+        HttpStockServiceClient.from_settings("http://127.0.0.1:8765/", "https://Shop.example")
+    message = str(caught.value)
+    assert "API tokens page of your account (http://127.0.0.1:8765/account/tokens)" in message
+    with speaking("fr"), pytest.raises(UsageError) as in_french:
+        HttpStockServiceClient.from_settings("http://127.0.0.1:8765/", "https://Shop.example")
+    french = str(in_french.value)
+    assert "page Jetons d'API de votre compte (http://127.0.0.1:8765/account/tokens)" in french
+
+
+def test_a_refused_token_names_the_api_tokens_page_in_french_too(
+    server: FaultServer, make_client: MakeClient, restore_keyring: None
+) -> None:
+    """The service's own words (English) name the API tokens page; a French merchant
+    reads where to get a token in French all the same."""
+    from keyring.backends import fail
+
+    from xlstock.i18n import speaking
+
+    keyring.set_keyring(fail.Keyring())
+    server.on("GET", "/v1/stock", error_reply(
+        401, "unauthorized", f"this API token is not known to the stock service; use a "
+        f"token from the API tokens page ({server.url}/account/tokens)"))
+    with speaking("fr"), pytest.raises(ServiceRefused) as refused:
+        make_client().read_levels()
+    with speaking("fr"):
+        french = str(refused.value)
+    assert f"la page Jetons d'API {server.url}/account/tokens" in french, french
+    with speaking("en"), pytest.raises(ServiceRefused) as english:
+        make_client().read_levels()
+    assert str(english.value).count("/account/tokens") == 1  # said once, in English
+
+
+def test_updates_switched_off_names_the_services_page_in_french_too(
+    server: FaultServer, make_client: MakeClient
+) -> None:
+    """The service's (English) words name the Services page; the French fix said only
+    'Rien n'a été modifié', leaving a French merchant without what to switch on, where."""
+    from xlstock.i18n import speaking
+
+    server.on("GET", "/v1/stock", error_reply(
+        403, "stock_updates_off", "automatic stock level updates are off for "
+        f"{SHOP}; switch on 'Automatic stock level update' on the Services page "
+        f"({server.url}/account/services)"))
+    with speaking("fr"), pytest.raises(ServiceRefused) as refused:
+        make_client().read_levels()
+    french = str(refused.value)
+    assert "Activez la « Mise à jour automatique des niveaux de stocks » sur la page " \
+        f"Services ({server.url}/account/services)" in french, french
+    with speaking("en"), pytest.raises(ServiceRefused) as english:
+        make_client().read_levels()
+    assert str(english.value).count("/account/services") == 1

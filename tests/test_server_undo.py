@@ -298,3 +298,35 @@ def test_undos_of_one_publish_sent_together_apply_once(stock_service, shop_facto
     assert sorted(a.status_code for a in answers) == [200] + [409] * 5, [
         a.text for a in answers]
     assert shop.levels()["A-1"] == 5
+
+
+def test_a_stock_file_that_undoes_a_publish_marks_it_undone_once(stock_service, shop_factory):
+    """``xlstock undo`` sends its undo as a stock file naming the publish it takes back
+    (``undoes``): the service records that publish undone, so that the account pages offer
+    no second undo of it; a stock file undoing a publish undone already applies nothing."""
+    shop = Shop(stock_service, shop_factory)
+    published = shop.publish(deliveries={"A-1": 100})
+    undo_key = new_key()
+    answer = shop.api.request(
+        "PUT", "/v1/stock",
+        data=stockfile.dumps(shop.api.shop, {"A-1": 5}, {"A-1": 105}, {"A-1": -100},
+                             undoes=published),
+        headers={"Idempotency-Key": undo_key, "Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    outcome = shop.api.get(f"/v1/publishes/{published}").json()
+    assert outcome["undone_by"] == undo_key and outcome["undone_at"]
+    again = shop.undo(published)  # what the History page's Undo sends
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_undone"
+    once_more = shop.api.request(
+        "PUT", "/v1/stock",
+        data=stockfile.dumps(shop.api.shop, {"A-1": 0}, {"A-1": 5}, {"A-1": -5},
+                             undoes=published),
+        headers={"Idempotency-Key": new_key(), "Content-Type": "application/json"})
+    assert once_more.status_code == 409, once_more.text
+    assert once_more.json()["error"]["code"] == "already_undone"
+    assert shop.levels()["A-1"] == 5
+    bad = shop.api.request(
+        "PUT", "/v1/stock",
+        data=stockfile.dumps(shop.api.shop, {"A-1": 6}, {"A-1": 5}, undoes="x" * 201),
+        headers={"Idempotency-Key": new_key(), "Content-Type": "application/json"})
+    assert bad.status_code == 422 and "undoes" in bad.text and shop.levels()["A-1"] == 5

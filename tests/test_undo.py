@@ -178,3 +178,29 @@ def test_sync_learns_of_a_publish_undone_online(shop):
     assert log[-1][1] == "undo (online)" and key in log[-1][5]
     assert "undone at" in shop.run("history", str(shop.workbook)).output
     assert shop.sheet()["A-1"]["Online"] == 10
+
+
+def test_a_publish_undone_from_the_workbook_cannot_be_undone_again_online(shop):
+    """``xlstock undo`` tells the service which publish it takes back: the account
+    pages' History marks it undone and offers no second undo of it (which would have
+    moved every level back a second time)."""
+    import uuid
+
+    import requests
+
+    shop.edit(**{"A-1": {"Received": 5}})
+    shop.run("publish", str(shop.workbook))
+    key = _publish_key(shop)
+    shop.run("undo", str(shop.workbook), "--yes")
+    assert shop.live()["A-1"] == 10
+    auth = {"Authorization": f"Bearer {shop.token}"}
+    history = requests.get(f"{shop.server.url}/v1/history", params={"shop": shop.url},
+                           headers=auth, timeout=10).json()
+    published = [v for v in history["versions"] if v["reference"] == key]
+    assert published and published[0]["undone_at"], published
+    again = requests.post(
+        f"{shop.server.url}/v1/publishes/{key}/undo", params={"shop": shop.url},
+        headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
+        json={"confirm_partial": False, "preview": False}, timeout=10)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_undone"
+    assert shop.live()["A-1"] == 10

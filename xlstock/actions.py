@@ -116,7 +116,10 @@ class StockServiceClient(Protocol):
 
     ``read_levels`` gives the whole shop (``Snapshot.since`` is ``None``); a connector
     that sets ``reads_changes = True`` also takes ``since=<version>`` and may then give
-    only the products changed since that version (the stock service's client does).
+    only the products changed since that version (the stock service's client does). A
+    connector that sets ``marks_undos = True`` takes ``publish_lines(undoes=KEY)`` for
+    an undo, and its shop then records publish KEY undone (the stock service's account
+    pages offer no second undo of it).
     """
 
     @overload
@@ -607,7 +610,8 @@ def _resend_pending(
         if resend is not None:
             result: PublishOutcome = resend(lines, pending["key"])
             return result
-        return _send(service, lines, pending["key"], pending.get("thresholds"))
+        return _send(service, lines, pending["key"], pending.get("thresholds"),
+                     pending.get("undo_of"))
     except StaleVersion as stale:
         if stale.applied:
             _record_part(session, pending, stale.applied, stale.current_version)
@@ -643,6 +647,36 @@ def _stock_file(shop: str, lines: Sequence[PublishLine],
     return dumps(shop, {line.sku: line.target for line in lines},
                  {line.sku: line.planned_from for line in lines},
                  {line.sku: line.add for line in lines if line.add is not None}, thresholds)
+
+
+def _low_at_notes(session: _WorkbookSession, most: int = 20) -> list[str]:
+    """A line for each Low at that is not a whole number 0 or more ('cinq', 2.5, -1):
+    it is left out (Settings' Low stock at applies), which the merchant would not see,
+    since a threshold never stops a publish."""
+    low_at = session.column(layout.LOW_AT)
+    if low_at.count(None) == len(low_at):  # no Low at typed (the usual sheet)
+        return []
+    # a plain int 0 or more (nearly every typed or filled Low at) is one: not parsed
+    maybe = [i for i, value in enumerate(low_at)
+             if value is not None and (type(value) is not int or value < 0)]
+    bad = [(i, low_at[i]) for i in maybe if _not_a_threshold(low_at[i])]
+    skus = session.skus()
+    lines: list[str] = [
+        _("Stock row {row}, SKU {sku}: Low at {value} is not a whole number 0 or more, so it "
+          "is left out (Settings' Low stock at applies); type one, or clear the cell",
+          row=session.table.sheet_row(i), sku=repr(skus[i] or ""), value=repr(value))
+        for i, value in bad[:most]]
+    if len(bad) > most:
+        lines.append(_("... and {count:n} more", count=len(bad) - most))
+    return lines
+
+
+def _not_a_threshold(value: Any) -> bool:
+    """Whether a Low at cell holds something (not blank) that is no threshold."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return False
+    whole = value if type(value) is int else layout.whole_or_none(value)
+    return whole is None or whole < 0
 
 
 def _thresholds(session: _WorkbookSession) -> dict[str, int]:
@@ -689,10 +723,16 @@ def _thresholds_sent(session: _WorkbookSession, sent: Mapping[str, int | None]) 
 
 
 def _send(service: StockServiceClient, lines: Sequence[PublishLine], key: str,
-          thresholds: Mapping[str, int | None] | None) -> PublishOutcome:
+          thresholds: Mapping[str, int | None] | None,
+          undoes: str | None = None) -> PublishOutcome:
+    extra: dict[str, Any] = {}
     if thresholds:
+        extra["thresholds"] = thresholds
+    if undoes and getattr(service, "marks_undos", False):
+        extra["undoes"] = undoes  # the same on a resend: the replay's body is the same
+    if extra:
         send: Any = service.publish_lines
-        result: PublishOutcome = send(lines, key, thresholds=thresholds)
+        result: PublishOutcome = send(lines, key, **extra)
         return result
     return service.publish_lines(lines, key)
 
@@ -1206,7 +1246,23 @@ def _apply_sync(
                 new=len(new_skus), gone=len(vanished))
     session.log("sync", rows.moved_rows + len(added),
                 rows.moved_units + sum(item.qty for item in added), summary)
-    return Report("sync", summary, _sync_lines(new_skus, vanished))
+    lines = _sync_lines(new_skus, vanished) + _low_at_notes(session)
+    if not listed and snapshot.whole:
+        lines.append(_empty_shop_hint(session.settings))
+    return Report("sync", summary, lines)
+
+
+def _empty_shop_hint(settings: layout.Settings) -> str:
+    """What to do about a shop that lists no product (a sheet with SKUs is refused
+    before: :func:`_refuse_mass_change`): a new stock service has none until its
+    catalogue is loaded."""
+    if settings.platform == layout.XLSTOCK_SERVICE:
+        return _("The stock service lists no product for {shop} yet: load the shop's "
+                 "products on the service's computer with `xlstock shop add {shop} --db FILE "
+                 "--catalogue CSV` (a CSV with sku, name, variant, qty), then sync again; or "
+                 "check the Shop URL setting", shop=settings.shop_url)
+    return _("The shop {shop} lists no product: check the Shop URL setting, and that the "
+             "shop's products have SKUs", shop=settings.shop_url)
 
 
 def _sync_lines(new_skus: Sequence[str], vanished: Sequence[str]) -> list[str]:
@@ -1564,6 +1620,7 @@ def preview(
     statuses.update({r.row: _(HELD_NOTE) for r in plan.rows if r.sku in held})
     session.write_statuses(statuses, plan.planned)
     report = _preview_report(plan, [recovered] if recovered else [], held)
+    report.lines.extend(_low_at_notes(session))
     report.summary += _list_low_stock(session)
     del plan
     progress(_("Saving the workbook"), 0.9)
@@ -1842,7 +1899,7 @@ def _send_recorded(
     progress(_("Undoing {count:n} change(s)", count=len(changes)) if saying == "Undoing" else
              _("Publishing {count:n} change(s)", count=len(changes)), 0.5)
     try:
-        result = _send(service, lines, key, thresholds)
+        result = _send(service, lines, key, thresholds, undo_of)
     except OutcomeUnknown:
         raise
     except ServiceError as refused:  # StaleVersion too: the shop answered
@@ -2215,6 +2272,7 @@ def validate(book: WorkbookAdapter, *, progress: Progress | None = None) -> Repo
                            hint=hint.near_miss(row.sku)))
     else:
         lines.append(_("No Sync yet: levels are checked against the shop at publish."))
+    lines.extend(_low_at_notes(session))
     edits = sum(1 for r in rows if r.has_edit)
     if problems:
         error = SheetError(_("{count:n} row(s) of sheet Stock need fixing",

@@ -296,7 +296,8 @@ def _sku_value(value: Any) -> Any:
     if isinstance(value, CellError):
         raise ValueProblem(_("SKU is the error {code}; type the SKU as text", code=value.code))
     if isinstance(value, bool):
-        raise ValueProblem(_("SKU is {value}; type the SKU as text", value=str(value).upper()))
+        raise ValueProblem(_("SKU is TRUE; type the SKU as text") if value else
+                           _("SKU is FALSE; type the SKU as text"))
     if isinstance(value, (_dt.date, _dt.time, _dt.timedelta)):
         raise ValueProblem(_("SKU is a date; format column SKU as Text and type it again"))
     if isinstance(value, float):
@@ -346,9 +347,9 @@ def _quantity_value(value: Any, what: str) -> Any:
     if isinstance(value, CellError):
         raise ValueProblem(_("{what} is the error {code}; type a whole number", what=what,
                              code=value.code))
-    if isinstance(value, bool):
-        raise ValueProblem(_("{what} is {value}; type a whole number", what=what,
-                             value=str(value).upper()))
+    if isinstance(value, bool):  # named as the merchant's spreadsheet shows it (VRAI)
+        raise ValueProblem(_("{what} is TRUE; type a whole number", what=what) if value else
+                           _("{what} is FALSE; type a whole number", what=what))
     if isinstance(value, (_dt.date, _dt.time, _dt.timedelta)):
         raise ValueProblem(_("{what} is a date; format the cell as Number and type a whole "
                              "number", what=what))

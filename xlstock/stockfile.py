@@ -50,12 +50,15 @@ MEDIA_TYPE = "application/json"
 
 def dumps(shop: str, levels: Mapping[str, int], planned_from: Mapping[str, int],
           adds: Mapping[str, int] | None = None,
-          thresholds: Mapping[str, int | None] | None = None) -> bytes:
+          thresholds: Mapping[str, int | None] | None = None,
+          undoes: str | None = None) -> bytes:
     """The stock file setting ``levels`` (SKU -> level), each planned against
     ``planned_from`` (SKU -> the level it had when planned), as deterministic bytes.
     The SKUs in ``adds`` (SKU -> units) are deliveries, sent as changes in units.
     ``thresholds`` (SKU -> low-stock threshold, ``None`` for none of its own) are the
-    workbook's Low at levels that changed since it last sent them."""
+    workbook's Low at levels that changed since it last sent them. ``undoes``, the key
+    of the publish this one takes back (``xlstock undo``), lets the service mark that
+    publish undone."""
     missing = [sku for sku in levels if sku not in planned_from]
     if missing:
         raise ValueError(f"no planned-from level for {len(missing)} SKU(s), e.g. {missing[0]!r}")
@@ -79,6 +82,8 @@ def dumps(shop: str, levels: Mapping[str, int], planned_from: Mapping[str, int],
     }
     if thresholds:
         document["thresholds"] = {sku: thresholds[sku] for sku in sorted(thresholds)}
+    if undoes:
+        document["undoes"] = undoes
     return (
         json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
     ).encode("utf-8")

@@ -38,6 +38,9 @@ CLICK_TEXTS = (
     N_("%(prog)s, version %(version)s"), N_("Error: invalid input"),
     N_("default: {default}"), N_("required"),
 )
+
+HEADING = N_("{heading}:")
+"""A help heading, whose colon click writes itself (French: ``Options :``)."""
 """Click's texts a merchant can meet, marked for the catalogue."""
 
 CLICK_MODULES = (core, exceptions, parser, types, decorators, termui, formatting)
@@ -64,6 +67,11 @@ def ngettext(singular: str, plural: str, count: int) -> str:
     return i18n.catalogue(i18n.current()).ngettext(singular, plural, count)
 
 
+def _write_heading(self: formatting.HelpFormatter, heading: str) -> None:
+    """click's ``HelpFormatter.write_heading``, with the colon as the language sets it."""
+    self.write(f"{'':>{self.current_indent}}{gettext(HEADING).format(heading=heading)}\n")
+
+
 def speak_through_xlstock() -> None:
     """Make click translate through xlstock's catalogue, in xlstock's language."""
     for module in CLICK_MODULES:
@@ -71,6 +79,7 @@ def speak_through_xlstock() -> None:
             module._ = gettext  # type: ignore[attr-defined]
         if hasattr(module, "ngettext"):
             module.ngettext = ngettext  # type: ignore[attr-defined]
+    formatting.HelpFormatter.write_heading = _write_heading  # type: ignore[method-assign]
 
 
 def _helped(group: click.Command) -> Iterator[tuple[click.Command | click.Parameter, str]]:

@@ -371,6 +371,6 @@ def order(service_url: str, shop_url: str, reference: str | None, lines: tuple[s
         result = service.place_order(wanted, reference=reference)
     say = chatter(quiet)
     for sku, count in wanted.items():
-        say(f"{sku}: -{count}")
+        say(_("{sku}: -{count:n}", sku=sku, count=count))
     say(_("Order placed; the shop is now at version {version}.",
           version=shown_version(result.version)))

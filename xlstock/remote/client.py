@@ -43,7 +43,7 @@ from xlstock.errors import (
     StaleVersion,
     UsageError,
 )
-from xlstock.i18n import _
+from xlstock.i18n import ENGLISH, _, current
 from xlstock.model import (
     MAX_SKUS,
     Snapshot,
@@ -280,18 +280,24 @@ def _tag_text(version: str) -> str | None:
     return tag[3:-1] if tag.startswith("W/") else tag[1:-1]
 
 
-def _no_token_message(shop_url: str) -> str:
+def _no_token_message(shop_url: str, service_url: str) -> str:
+    """Where to set the token, and where a merchant gets one: the API tokens page of the
+    account on the stock service (``xlstock shop add`` prints one for a script)."""
+    page = f"{service_url.rstrip('/')}/account/tokens"
     if not _keyring_usable():
         return _(
-            "no API token for shop {shop}: set the environment variable {variable} (this "
-            "computer has no system keyring to keep it in; `xlstock shop add` prints the "
-            "token when it registers the shop)", shop=shop_url, variable=TOKEN_ENV
+            "no API token for shop {shop}: create one on the API tokens page of your "
+            "account ({page}) and set the environment variable {variable} to it (this "
+            "computer has no system keyring to keep it in; `xlstock shop add` also prints "
+            "a token when it registers the shop)", shop=shop_url, page=page,
+            variable=TOKEN_ENV
         )
     return _(
-        "no API token for shop {shop}: set the environment variable {variable}, or store it "
-        "in the system keyring with `keyring set {service} {shop}` (`xlstock shop add` "
-        "prints the token when it registers the shop)", shop=shop_url, variable=TOKEN_ENV,
-        service=KEYRING_SERVICE
+        "no API token for shop {shop}: create one on the API tokens page of your account "
+        "({page}), then set the environment variable {variable}, or store it in the "
+        "system keyring with `keyring set {service} {shop}` (`xlstock shop add` also "
+        "prints a token when it registers the shop)", shop=shop_url, page=page,
+        variable=TOKEN_ENV, service=KEYRING_SERVICE
     )
 
 
@@ -385,7 +391,7 @@ class HttpStockServiceClient(SessionOwner):
         shop = shop_url_setting(shop_url)
         token = resolve_token(shop_url)
         if token is None:
-            raise UsageError(_no_token_message(shop))
+            raise UsageError(_no_token_message(shop, service_url))
         return cls(service_url, shop, token, **options)
 
     def __repr__(self) -> str:
@@ -410,6 +416,9 @@ class HttpStockServiceClient(SessionOwner):
 
     reads_changes = True
     """``read_levels(since=...)`` may answer only what changed since a version."""
+
+    marks_undos = True
+    """``publish_lines(undoes=KEY)`` has the service mark publish KEY undone."""
 
     @overload
     def read_levels(self, *, names: bool = True) -> Snapshot: ...
@@ -468,14 +477,17 @@ class HttpStockServiceClient(SessionOwner):
     e-mails)."""
 
     def publish_lines(self, lines: Sequence[PublishLine], key: str, *,
-                      thresholds: Mapping[str, int | None] | None = None) -> PublishOutcome:
+                      thresholds: Mapping[str, int | None] | None = None,
+                      undoes: str | None = None) -> PublishOutcome:
         """Publish the plan's ``lines`` as one stock file (protocol 3: a delivery as a
         change in units, a count checked against its ``from``), applied by the service
-        whole or not at all, with the ``thresholds`` that changed; see :meth:`publish`."""
+        whole or not at all, with the ``thresholds`` that changed; an undo names the
+        publish it takes back (``undoes``), which the service then marks undone (its
+        account pages offer no second undo of it); see :meth:`publish`."""
         body = dumps(self.shop_url, {line.sku: line.target for line in lines},
                      {line.sku: line.planned_from for line in lines},
                      {line.sku: line.add for line in lines if line.add is not None},
-                     thresholds)
+                     thresholds, undoes)
         return self.publish(body, key)
 
     def publish(self, body: bytes, key: str, *, if_match: str | None = None) -> PublishOutcome:
@@ -691,7 +703,7 @@ class HttpStockServiceClient(SessionOwner):
 
     def _require_token(self) -> None:
         if self._token is None:
-            raise UsageError(_no_token_message(self.shop_url))
+            raise UsageError(_no_token_message(self.shop_url, self.service_url))
 
     def _exchange(
         self,
@@ -996,9 +1008,12 @@ class HttpStockServiceClient(SessionOwner):
     def _hint(self, status: int, code: str | None, message: str) -> str:
         if status == 401:
             return self._token_hint(code, message)
+        if status == 409 and code == "already_undone":
+            return _("Nothing was sent: that publish was undone already (xlstock history "
+                     "lists the publishes; the History page of the account says by what)")
         if status == 403 and code == "stock_updates_off":
-            if "/account/services" in message:
-                return _("Nothing was changed")
+            if "/account/services" in message and current() == ENGLISH:
+                return _("Nothing was changed")  # said in the service's (English) words
             return _("Switch on 'Automatic stock level update' on the Services page ({page}); "
                      "nothing was changed", page=self.service_url + "/account/services")
         if status == 403:
@@ -1023,7 +1038,8 @@ class HttpStockServiceClient(SessionOwner):
     def _token_hint(self, code: str | None, message: str) -> str:
         """What to do about a refused API token (401)."""
         page = f"{self.service_url}/account/tokens"
-        named = "/account/tokens" in message  # the service's message gives the page
+        # the service's message gives the page, in English: said again in any other
+        named = "/account/tokens" in message and current() == ENGLISH
         keyring = _keyring_usable()
         where = (_("set {variable}", variable=TOKEN_ENV) if not keyring else
                  _("set {variable}, or run `keyring set {service} {shop}`", variable=TOKEN_ENV,

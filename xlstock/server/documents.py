@@ -105,6 +105,9 @@ class Checked:
     thresholds: dict[str, int | None] = field(default_factory=dict)
     """A stock file's ``thresholds`` (version 3): SKU -> low-stock threshold, ``None``
     for the shop's default."""
+    undoes: str | None = None
+    """A stock file's ``undoes``: the key of the publish it takes back (``xlstock undo``),
+    which the service then records undone."""
 
     @property
     def ok(self) -> bool:
@@ -238,6 +241,12 @@ def check_stock_file(document: Any, *, shop: str) -> Checked:
                  deltas=version >= 3)
     if "thresholds" in document:
         _check_thresholds(result, document["thresholds"], first=len(items), version=version)
+    undoes = document.get("undoes")
+    if isinstance(undoes, str) and 0 < len(undoes) <= 200:
+        result.undoes = undoes
+    elif undoes is not None:
+        result.document_problems.append(
+            f"undoes is {_shown(undoes, 40)}, not the key of a publish (1 to 200 characters)")
     return result
 
 

@@ -846,6 +846,9 @@ class StockStore:
         if isinstance(found, WriteAnswer):
             return found
         checked, current = found
+        undone = self._undone_target(conn, shop, checked.undoes)
+        if isinstance(undone, WriteAnswer):
+            return undone
         lines = sorted(checked.lines, key=lambda line: line.sku)
         moved = [_moved(line, current[line.sku]) for line in lines
                  if not _applies(line, current[line.sku])]
@@ -869,10 +872,37 @@ class StockStore:
             self._new_version(conn, shop, now, "publish", key, changes)
             self._set_levels(conn, shop, changes)
             self._note_low_stock(conn, shop, now, changes)
+        if undone is not None:
+            conn.execute(
+                "INSERT INTO undos (shop_id, publish_number, number, key, at) "
+                "VALUES (?, ?, ?, ?, ?)", (shop.id, undone, shop.version, key, now))
         return WriteAnswer(200, {
             "key": key, "version": shop.tag, "published_at": now,
             "changes": [{"sku": s, "before": b, "after": a} for s, b, a in changes],
         }, etag=shop.tag)
+
+    def _undone_target(self, conn: Any, shop: _Shop,
+                       undoes: str | None) -> int | WriteAnswer | None:
+        """The version number of the publish a stock file takes back (its ``undoes``,
+        sent by ``xlstock undo``), to be recorded undone with it; ``None`` when it names
+        none, or one the service does not know (a key forgotten: the undo is applied all
+        the same); 409 ``already_undone`` when that publish was undone already (on the
+        account pages, say): it is never taken back twice."""
+        if undoes is None:
+            return None
+        number = self._publish_version(conn, shop, undoes)
+        if number is None:
+            return None
+        done = conn.execute(
+            "SELECT at, key FROM undos WHERE shop_id = ? AND publish_number = ?",
+            (shop.id, number)).fetchone()
+        if done is not None:
+            return WriteAnswer(409, error_body(
+                "already_undone",
+                f"the publish {undoes!r} of {shop.url} was already undone at {done['at']}; "
+                "nothing was applied (see the History for what happened since)",
+                fields={"undone_at": done["at"], "undone_by": done["key"]}))
+        return number
 
     def _checked_levels(self, conn: Any, shop: _Shop, checked: Checked | None,
                         why: str | None, *, nothing: str, unknown: str

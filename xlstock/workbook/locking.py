@@ -123,6 +123,15 @@ def libreoffice_lock(path: str | os.PathLike[str]) -> LibreOfficeLock | None:
                            shown(fields[3]))
 
 
+def _lock_stamp(text: str) -> dt.datetime | None:
+    """When LibreOffice opened the workbook, from its lock file's ``01.12.2026 10:00``
+    (its own format, whatever the language: said again in the merchant's), or ``None``."""
+    try:
+        return dt.datetime.strptime(text.strip(), "%d.%m.%Y %H:%M")
+    except ValueError:
+        return None
+
+
 def _lock_fields(text: str) -> list[str]:
     """The fields of a LibreOffice lock entry, unescaped, up to its closing ``;``."""
     fields: list[str] = []
@@ -171,7 +180,9 @@ def refuse_if_open_in_a_spreadsheet(path: Path, label: str) -> None:
         if office.host and office.host != socket.gethostname():
             who.append(_("on {host}", host=office.host))
         if office.since:
-            who.append(_("(since {since})", since=office.since))
+            opened = _lock_stamp(office.since)
+            who.append(_("(since {since})", since=office.since) if opened is None else
+                       _("(since {since:dt})", since=opened))
         lock = libreoffice_lock_file(path).name
         if who:
             raise WorkbookError(_(

@@ -39,7 +39,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as Answer
 
-from xlstock.i18n import number, translate
+from xlstock.i18n import date_time, number, translate
 from xlstock.server.account.strings import LANGUAGE_NAMES, LANGUAGES
 from xlstock.server.accounts import (
     MAX_LOW_STOCK_AT,
@@ -125,10 +125,14 @@ def t(text: str, **params: Any) -> str:
 
 
 def when(stamp: str | None) -> str:
-    """``2026-11-27 10:00 UTC`` from a stored ``2026-11-27T10:00:00Z``."""
+    """``2026-11-27 10:00 UTC`` from a stored ``2026-11-27T10:00:00Z``, in the page's
+    language (French: ``27/11/2026 10:00 UTC``)."""
     if not stamp:
         return t("never")
-    return stamp[:10] + " " + stamp[11:16] + " UTC"
+    try:
+        return date_time(stamp, getattr(g, "language", "en")) + " UTC"
+    except ValueError:  # not a stamp the service wrote: shown as it is
+        return stamp[:10] + " " + stamp[11:16] + " UTC"
 
 
 account_pages = Blueprint("account", __name__, url_prefix="/account",
