@@ -832,14 +832,7 @@ class StockStore:
         why: str | None, if_match: Collection[str] | None,
     ) -> WriteAnswer:
         if if_match is not None and shop.tag not in if_match:
-            quoted = ", ".join(sorted(str(tag) for tag in if_match)) or "no strong tag"
-            return WriteAnswer(412, error_body(
-                "stale_version",
-                f"the levels of {shop.url} changed since version {quoted[:200]} was read (now "
-                f"{shop.tag}); nothing was applied: read the levels again, or send the publish "
-                "without If-Match (each item's 'from' is its precondition), with a new "
-                "Idempotency-Key",
-            ), etag=shop.tag)
+            return _stale_tag(shop, if_match)
         found = self._checked_levels(
             conn, shop, checked, why, nothing="nothing was applied",
             unknown="unknown to the shop; add the product in the shop first")
@@ -1291,3 +1284,15 @@ def _first_problems(problems: Sequence[Mapping[str, Any]], shown: int = 5) -> st
     are more: what a refusal's message lists (its items hold them all)."""
     text = "; ".join(f"{problem['sku']}: {problem['problem']}" for problem in problems[:shown])
     return text + (" ..." if len(problems) > shown else "")
+
+
+def _stale_tag(shop: _Shop, if_match: Collection[str]) -> WriteAnswer:
+    """412 ``stale_version``: a publish's ``If-Match`` does not hold the shop's tag."""
+    quoted = ", ".join(sorted(str(tag) for tag in if_match)) or "no strong tag"
+    return WriteAnswer(412, error_body(
+        "stale_version",
+        f"the levels of {shop.url} changed since version {quoted[:200]} was read (now "
+        f"{shop.tag}); nothing was applied: read the levels again, or send the publish "
+        "without If-Match (each item's 'from' is its precondition), with a new "
+        "Idempotency-Key",
+    ), etag=shop.tag)
