@@ -90,6 +90,25 @@ def test_a_long_failure_in_the_log_ends_at_a_word_with_an_ellipsis(tmp_path: Pat
     assert len(logged) <= LOG_RESULT_LIMIT
 
 
+def test_a_refusal_in_the_log_keeps_what_to_do_and_cuts_the_services_words(
+        stock_service, tmp_path: Path) -> None:
+    """A refused token: the service's reason is long, and the Log's Result used to end
+    inside it ("... Check the…"); it now cuts the reason and keeps what to do whole."""
+    shop = Shop(stock_service, tmp_path)
+    shop.new()
+    shop.env["XLSTOCK_TOKEN"] = "xls_not_a_token"
+    failed = shop.run("sync", str(shop.workbook), expect=4)
+    said = failed.stderr.strip().splitlines()[-1]
+    assert "this API token is not known to the stock service" in said  # whole on the terminal
+    logged = list(openpyxl.load_workbook(shop.workbook)["Log"].iter_rows(values_only=True))
+    result = logged[-1][-1]
+    assert len(result) <= LOG_RESULT_LIMIT and not result.endswith("\u2026"), result
+    assert result.startswith("failed: ") and "401 unauthorized" in result
+    assert "\u2026" in result  # the service's words, cut
+    assert result.endswith(f"(the API tokens page {stock_service.url}/account/tokens creates "
+                           "one; so does `xlstock shop add`)"), result
+
+
 # --- Status after publish then sync -----------------------------------------------------------
 
 

@@ -460,7 +460,8 @@ def _fail(
     try:
         if statuses:
             session.write_statuses(statuses, planned)
-        said = i18n.render(error.message, session.language).splitlines()[0][:300]
+        said = i18n.render(error.brief or error.message,
+                           session.language).splitlines()[0][:300]
         session.log(action, "", "", _("failed: {error}", error=said))
         session.save()
     except XlstockError:

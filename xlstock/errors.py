@@ -49,6 +49,10 @@ class XlstockError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.brief: str | None = None
+        """The message as the Log's Result keeps it, when it is long and another's words
+        in it (a service's quoted reason) may be cut so that what to do is kept whole;
+        ``None``: the message itself."""
 
     def __str__(self) -> str:
         return self.message

@@ -23,6 +23,7 @@ import json
 import logging
 import random
 import re
+import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -96,6 +97,9 @@ _RETRY_READ_STATUSES = frozenset({429, 500, 502, 503, 504})
 _KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,200}")
 _TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
 _ITEMS_IN_MESSAGE = 20
+_REASON_IN_BRIEF = 40
+"""Characters of a service's reason the Log's Result keeps (``ServiceError.brief``), so
+that what to do, after it, fits whole in the Log's limit."""
 _OTHER_SHOP = re.compile(r"this API token is for the shop (?P<token_shop>\S+), "
                          r"not (?P<shop>\S+): ")
 """The words of a service from before ``shop_not_registered`` carried ``token_shop`` and
@@ -966,13 +970,21 @@ class HttpStockServiceClient(SessionOwner):
         code, message, items = _error_fields(error)
         full = self._refusal_text(status, code, message, items, what,
                                   _other_shop(status, code, message, error))
+        refusal: ServiceError
         if status == 412:
-            return StaleVersion(
+            refusal = StaleVersion(
                 full, status=status, code=code, items=items,
                 current_version=headers.get("ETag", "").strip() or None,
                 moved=_moved_levels(code, items, error if isinstance(error, dict) else {}),
             )
-        return ServiceRefused(full, status=status, code=code, items=items)
+        else:
+            refusal = ServiceRefused(full, status=status, code=code, items=items)
+        if len(message) > _REASON_IN_BRIEF:  # the Log keeps the fix whole, not its words
+            short = textwrap.shorten(message, _REASON_IN_BRIEF, placeholder=" \u2026")
+            # the hint reads the words shown: a page the cut words no longer name is named
+            refusal.brief = self._refusal_text(status, code, short, [], what,
+                                               _other_shop(status, code, message, error))
+        return refusal
 
     def _refusal_text(self, status: int, code: str | None, message: str,
                       items: list[dict[str, Any]], what: str,
