@@ -676,8 +676,14 @@ def _not_a_threshold(value: Any) -> bool:
     """Whether a Low at cell holds something (not blank) that is no threshold."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return False
-    whole = value if type(value) is int else layout.whole_or_none(value)
-    return whole is None or whole < 0
+    return _own_threshold(value) is None
+
+
+def _own_threshold(value: Any) -> int | None:
+    """A Low at cell's threshold: a whole number 0 or more; ``None`` for a blank cell or
+    anything else (Settings' Low stock at then applies)."""
+    whole = layout.whole_or_none(value)
+    return None if whole is None or whole < 0 else whole
 
 
 def _thresholds(session: _WorkbookSession) -> dict[str, int]:
@@ -691,8 +697,8 @@ def _thresholds(session: _WorkbookSession) -> dict[str, int]:
     for sku, value in zip(session.skus(), low_at, strict=True):
         if sku is None:
             continue
-        threshold = layout.whole_or_none(value)
-        if threshold is None or threshold < 0:
+        threshold = _own_threshold(value)
+        if threshold is None:
             threshold = default
         if threshold is not None:
             found[sku] = threshold
@@ -815,7 +821,7 @@ def _record_publish(
     (those of a plan, every SKU of ``levels`` among them), written alone; ``None``:
     every row."""
     headers = (layout.ONLINE, layout.RECEIVED, layout.NEW_LEVEL, layout.CHANGE, layout.STATUS)
-    changes = {**session.finished_changes, **session.part_changes, **changes}
+    changes = {**_published_before(session), **changes}
     columns: list[Any]
     if sheet_rows is None:
         columns = [session.column(header) for header in headers]
@@ -1228,8 +1234,10 @@ def _apply_sync(
     # says nothing, and the first preview would then rewrite every Status to "ok".
     rows.add(added, STATUS_NEW if n else STATUS_OK)
     held = _held_by_interrupted(session)
-    for i in (i for i, sku in enumerate(skus) if sku in held) if held else ():
-        rows.status[i] = _(HELD_NOTE)  # its Online may hold what Received still shows
+    if held:  # their Online may hold what Received or New level still shows
+        for i, sku in enumerate(skus):
+            if sku in held:
+                rows.status[i] = _(HELD_NOTE)
     rows.write(new_skus, first=n)
     if snapshot.low_at:
         _fill_low_at(session, snapshot.low_at)
@@ -1651,8 +1659,7 @@ def _preview_report(plan: PublishPlan, lines: list[str], held: set[str] | frozen
              for sku, live, c, t, note in _plan_table(plan)]
     if plan.ok:
         changed = [r for r in plan.changed if r.sku not in held]
-        added = sum(r.change for r in changed if r.change > 0)
-        units = units_moved(added, added - sum(r.change for r in changed))
+        units = units_moved(*_units_of([r.change for r in changed]))
         if plan.online_sales:
             summary = _("Publish would change {count:n} row(s): {units}, after {sold:n} "
                         "unit(s) sold online since Sync.", count=len(changed),
@@ -1797,8 +1804,7 @@ def _published(session: _WorkbookSession, plan: PublishPlan, outcome: Any,
     slipped = _told_slips(session, outcome, lines)
     planned = {row.sku for row in plan.changed}
     part = [c for sku, c in session.part_changes.items() if sku not in planned]
-    added = plan.units_added + sum(c for c in part if c > 0)
-    removed = plan.units_removed - sum(c for c in part if c < 0)
+    added, removed = _units_of([row.change for row in plan.changed] + part)
     count, units = len(plan.changed) + len(part), units_moved(added, removed)
     session.log("publish", count, added + removed,
                 _("published {count:n} change(s); {slips:n} sale(s) may have been "
