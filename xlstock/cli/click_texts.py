@@ -38,10 +38,10 @@ CLICK_TEXTS = (
     N_("%(prog)s, version %(version)s"), N_("Error: invalid input"),
     N_("default: {default}"), N_("required"),
 )
+"""Click's texts a merchant can meet, marked for the catalogue."""
 
 HEADING = N_("{heading}:")
 """A help heading, whose colon click writes itself (French: ``Options :``)."""
-"""Click's texts a merchant can meet, marked for the catalogue."""
 
 CLICK_MODULES = (core, exceptions, parser, types, decorators, termui, formatting)
 """Click's modules that translate through their module-level ``_`` and ``ngettext``

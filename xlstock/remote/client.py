@@ -968,8 +968,8 @@ class HttpStockServiceClient(SessionOwner):
     ) -> ServiceError:
         error = document.get("error") if isinstance(document, dict) else None
         code, message, items = _error_fields(error)
-        full = self._refusal_text(status, code, message, items, what,
-                                  _other_shop(status, code, message, error))
+        other = _other_shop(status, code, message, error)
+        full = self._refusal_text(status, code, message, items, what, other)
         refusal: ServiceError
         if status == 412:
             refusal = StaleVersion(
@@ -982,8 +982,7 @@ class HttpStockServiceClient(SessionOwner):
         if len(message) > _REASON_IN_BRIEF:  # the Log keeps the fix whole, not its words
             short = textwrap.shorten(message, _REASON_IN_BRIEF, placeholder=" \u2026")
             # the hint reads the words shown: a page the cut words no longer name is named
-            refusal.brief = self._refusal_text(status, code, short, [], what,
-                                               _other_shop(status, code, message, error))
+            refusal.brief = self._refusal_text(status, code, short, [], what, other)
         return refusal
 
     def _refusal_text(self, status: int, code: str | None, message: str,
