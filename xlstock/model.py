@@ -182,6 +182,17 @@ def has_control_characters(text: str) -> bool:
     return bool(_CONTROL.search(text))
 
 
+def loose_key(text: str) -> str:
+    """How names a merchant types are compared: case, accents and the spaces around and
+    between words ignored ("Nouveau  niveau", "NOUVEAU NIVEAU", "Recu"; a location
+    "entrepot principal" for "Entrepôt principal")."""
+    text = " ".join(text.split()).casefold()
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text)
+                   if not unicodedata.combining(c))
+
+
 def sku_as_sent(text: str) -> str:
     """A SKU as the stock service keys what it is sent: Unicode NFC, compared exactly
     (surrounding spaces are part of it). ``"Cafe\u0301"`` (NFD, as a Mac may type it)

@@ -29,7 +29,6 @@ import json
 import logging
 import re
 import time
-import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +45,14 @@ from xlstock.errors import (
     UsageError,
 )
 from xlstock.i18n import N_, _
-from xlstock.model import Snapshot, StockItem, is_loopback_host, sku_key, sku_problem
+from xlstock.model import (
+    Snapshot,
+    StockItem,
+    is_loopback_host,
+    loose_key,
+    sku_key,
+    sku_problem,
+)
 from xlstock.planner import PublishLine
 from xlstock.remote.connector import (
     SessionOwner,
@@ -120,14 +126,6 @@ BULK_POLL = ("query BulkStatus($id: ID!) { node(id: $id) { ... on BulkOperation 
 _STORE = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 _REQUIRED_ACCESS = re.compile(r"Required access:([^.]*)", re.IGNORECASE)
 _SCOPE_NAME = re.compile(r"\b(?:read|write|unauthenticated_read|unauthenticated_write)_[a-z_]+\b")
-
-
-def _loose(name: str) -> str:
-    """A location's name as a merchant may type it: without accents, case or extra
-    spaces."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(bare.casefold().split())
 
 
 def missing_scopes(text: str) -> list[str]:
@@ -315,7 +313,7 @@ class ShopifyConnector(SessionOwner):
             chosen = [n for n in nodes if wanted in (n["id"], str(n["id"]).rsplit("/", 1)[-1])
                       or n["name"].casefold() == wanted.casefold()]
             if not chosen:  # "entrepot principal" for "Entrepôt principal", if only one
-                loose = [n for n in nodes if _loose(n["name"]) == _loose(wanted)]
+                loose = [n for n in nodes if loose_key(n["name"]) == loose_key(wanted)]
                 chosen = loose if len(loose) == 1 else []
             if not chosen:
                 raise UsageError(

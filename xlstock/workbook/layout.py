@@ -8,7 +8,6 @@ import itertools
 import json
 import math
 import operator
-import unicodedata
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, overload
@@ -17,7 +16,7 @@ from xlstock import i18n
 from xlstock.cells import NO_CACHE, Formula, unchanged
 from xlstock.errors import SheetError, UsageError, WorkbookError
 from xlstock.i18n import NC_, _
-from xlstock.model import ValueProblem, parse_quantity
+from xlstock.model import ValueProblem, loose_key, parse_quantity
 from xlstock.workbook import statecells
 from xlstock.workbook.base import (
     LOG_SHEET,
@@ -149,13 +148,7 @@ def sheet_text(sheet: str, language: str) -> str:
 def _header_key(value: Any) -> str:
     """How headers, labels and sheet names are compared: case, accents and the spaces
     around and between words ignored ("Nouveau  niveau", "NOUVEAU NIVEAU", "Recu")."""
-    if value is None:
-        return ""
-    text = " ".join(str(value).split()).casefold()
-    if not text.isascii():
-        text = "".join(c for c in unicodedata.normalize("NFKD", text)
-                       if not unicodedata.combining(c))
-    return text
+    return "" if value is None else loose_key(str(value))
 
 
 _KNOWN = {_header_key(text): h for language in LANGUAGES
