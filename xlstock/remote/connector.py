@@ -11,7 +11,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -45,19 +45,26 @@ class SessionOwner:
             self._said_at = now
             self.progress(message)
 
-    def _say_wait(self, what: str, status: int | None, seconds: float) -> None:
-        """Say a pause before a request is sent again, whatever was said a moment ago: a
-        merchant looking at a still screen for a minute must know xlstock is waiting, and
-        why."""
-        if self.progress is None or seconds < 1.0:
-            return
-        self._said_at = time.monotonic()
-        if status is None:
-            self.progress(_("{what}: connection lost; trying again in {seconds:n} s",
-                            what=what, seconds=round(seconds)))
-        else:
-            self.progress(_("{what} answered {status} (busy); trying again in {seconds:n} s",
-                            what=what, status=status, seconds=round(seconds)))
+    _sleep: Callable[[float], None]
+    """How a connector that backs off waits (each sets it: its tests give another)."""
+
+    def _back_off(self, attempt: int, retry_after: float | None, what: str,
+                  status: int | None = None) -> None:
+        """Wait before try ``attempt + 2`` of a request (:func:`backoff_delay`), said
+        whatever was said a moment ago: a merchant looking at a still screen for a minute
+        must know xlstock is waiting, and why (``status`` ``None``: the connection was
+        lost)."""
+        seconds = backoff_delay(attempt, retry_after)
+        if self.progress is not None and seconds >= 1.0:
+            self._said_at = time.monotonic()
+            if status is None:
+                self.progress(_("{what}: connection lost; trying again in {seconds:n} s",
+                                what=what, seconds=round(seconds)))
+            else:
+                self.progress(_("{what} answered {status} (busy); trying again in "
+                                "{seconds:n} s", what=what, status=status,
+                                seconds=round(seconds)))
+        self._sleep(seconds)
 
     def _use_session(self, session: requests.Session | None) -> None:
         """Work over ``session``, or over one of its own (closed with it) whose every

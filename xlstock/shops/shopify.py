@@ -56,7 +56,6 @@ from xlstock.model import (
 from xlstock.planner import PublishLine
 from xlstock.remote.connector import (
     SessionOwner,
-    backoff_delay,
     levels_version,
     named_skus,
     resolve_token,
@@ -525,7 +524,7 @@ class ShopifyConnector(SessionOwner):
             codes = {e.get("code") for e in payload.get("userErrors") or []}
             if "IDEMPOTENCY_CONCURRENT_REQUEST" not in codes:
                 return payload
-            self._backoff(attempt, None)  # the same call is still running: ask again
+            self._back_off(attempt, None, "Shopify")  # the same call is still running: ask again
         raise OutcomeUnknown(_(
             "{store} was still applying a publish call after {count} tries; run publish "
             "again: it sends the same calls under the same keys, which Shopify applies once",
@@ -673,7 +672,7 @@ class ShopifyConnector(SessionOwner):
         then unknown)."""
         if attempt + 1 >= self.attempts or lost.may_have_arrived is None:
             raise self._lost(lost, mutation) from lost
-        self._backoff(attempt, None)
+        self._back_off(attempt, None, "Shopify")
 
     def _refuse_status(self, status: int, raw: bytes, what: str) -> None:
         """Refuse an answer that no resend can mend: a refused token (401), a missing
@@ -700,7 +699,7 @@ class ShopifyConnector(SessionOwner):
                                      "later", what=what, status=status,
                                      count=self.attempts), status=status)
             raise self._lost(error, mutation) if status >= 500 else error
-        self._backoff(attempt, retry_after(headers), what=what, status=status)
+        self._back_off(attempt, retry_after(headers), what, status)
 
     def _throttled(self, answer: _Answer, cost: float) -> bool:
         """True, after waiting for the bucket to hold the request's cost again, when
@@ -786,11 +785,6 @@ class ShopifyConnector(SessionOwner):
         self._say(_("Waiting {seconds:n} s for Shopify's rate limit", seconds=round(seconds, 1)))
         self._sleep(seconds)
 
-    def _backoff(self, attempt: int, retry_after: float | None, *, what: str = "Shopify",
-                 status: int | None = None) -> None:
-        delay = backoff_delay(attempt, retry_after)
-        self._say_wait(what, status, delay)
-        self._sleep(delay)
 
 
 class _Collector:

@@ -54,7 +54,6 @@ from xlstock.model import Snapshot, StockItem, is_loopback_host, sku_key, sku_pr
 from xlstock.planner import PublishLine
 from xlstock.remote.connector import (
     SessionOwner,
-    backoff_delay,
     levels_version,
     named_skus,
     resolve_token,
@@ -554,7 +553,7 @@ class WooCommerceConnector(SessionOwner):
                 answer = self._exchange(method, url, what, params, body)
             except ServiceUnreachable as lost:
                 if resend and attempt + 1 < self.attempts:
-                    self._backoff(attempt, what=what)
+                    self._back_off(attempt, None, what)
                     continue
                 if not resend and lost.may_have_arrived is not False:
                     raise OutcomeUnknown(_(
@@ -565,7 +564,8 @@ class WooCommerceConnector(SessionOwner):
             if answer.status in BUSY:
                 # a 429 is answered before WordPress runs: nothing was applied, a write too
                 if (resend or answer.status == 429) and attempt + 1 < self.attempts:
-                    self._backoff(attempt, answer.headers, what=what, status=answer.status)
+                    self._back_off(attempt, retry_after(answer.headers), what,
+                                   answer.status)
                     continue
                 raise self._busy(answer.status, what, resend, attempt + 1)
             if answer.status in (401, 403):
@@ -652,11 +652,6 @@ class WooCommerceConnector(SessionOwner):
                                 status=answer.status, code=code, message=message),
                               status=answer.status, code=code)
 
-    def _backoff(self, attempt: int, headers: Any = None, *, what: str = "WooCommerce",
-                 status: int | None = None) -> None:
-        delay = backoff_delay(attempt, retry_after(headers) if headers else None)
-        self._say_wait(what, status, delay)
-        self._sleep(delay)
 
 
 @dataclass
