@@ -8,9 +8,11 @@ import re
 
 import openpyxl
 import pytest
+from click.testing import CliRunner
 from support.shopkit import Shop
 
 from xlstock import i18n
+from xlstock.cli import main
 from xlstock.model import StockItem
 from xlstock.planner import STATUS_CHANGED, STATUS_NEW, STATUS_OK, status_key, status_text
 
@@ -195,10 +197,6 @@ def test_on_a_machine_asking_for_no_language_a_command_speaks_the_workbooks(
 
 def test_a_file_that_is_no_workbook_is_said_as_before_on_a_machine_with_no_language(
         tmp_path):
-    from click.testing import CliRunner
-
-    from xlstock.cli import main
-
     bad = tmp_path / "notes.xlsx"
     bad.write_text("not a workbook")
     result = CliRunner().invoke(main, ["validate", str(bad)], env=NO_LANGUAGE)
