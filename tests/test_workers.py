@@ -136,14 +136,22 @@ def test_a_worker_killed_under_load_loses_no_order_and_the_service_answers_on(se
     for thread in buyers:
         thread.start()
     assert halfway.wait(60)
-    # The worker that served the most orders so far holds open connections of buyers.
-    victim = served_by(service.text()).most_common(1)[0][0]
-    assert victim in service.workers()
     signal_sent = time.monotonic()
-    os.kill(victim, signal.SIGKILL)
-    hit_by = time.monotonic() + 30
-    while not retried and time.monotonic() < hit_by:
-        time.sleep(0.05)
+    # The worker that served the most orders so far holds open connections of buyers.
+    # A kill that falls between two requests of every connection it holds is not seen
+    # (urllib3 finds the connection closed and quietly opens one to the other worker),
+    # so the busiest worker is killed again, once replaced, until a kill has cut a
+    # buyer's request: at most three kills (CI once saw one kill miss them all).
+    victims: list[int] = []
+    while not retried and len(victims) < 3:
+        alive = service.wait_for_workers(2)
+        counts = served_by(service.text())
+        victim = max(alive, key=lambda pid: counts[pid])
+        os.kill(victim, signal.SIGKILL)
+        victims.append(victim)
+        hit_by = time.monotonic() + 10
+        while not retried and time.monotonic() < hit_by:
+            time.sleep(0.05)
     stop.set()
     for thread in buyers:
         thread.join(120)
@@ -158,8 +166,10 @@ def test_a_worker_killed_under_load_loses_no_order_and_the_service_answers_on(se
     assert orders == len(acknowledged)
     # The supervisor replaced the worker, and the new one serves.
     workers = service.wait_for_workers(2)
-    assert victim not in workers
-    assert re.search(rf"worker \d \(process {victim}\) was killed by SIGKILL", service.text())
+    for victim in victims:
+        assert victim not in workers
+        assert re.search(rf"worker \d \(process {victim}\) was killed by SIGKILL",
+                         service.text())
     until_served_by(service, workers)
     assert time.monotonic() - signal_sent < 120
     assert service.stop() == 0
